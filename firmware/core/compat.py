@@ -1,0 +1,73 @@
+# Runtime shims so the same firmware runs on MicroPython (ESP32, unix) and CPython.
+# Nothing here imports `machine`: clocks and pins are passed in by the board layer.
+import asyncio
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+try:
+    from time import ticks_add, ticks_diff, ticks_ms
+except ImportError:  # CPython: emulate MicroPython's wrapping millisecond ticks
+    import time as _time
+
+    _TICKS_PERIOD = 1 << 30
+    _TICKS_HALF = _TICKS_PERIOD // 2
+
+    def ticks_ms():
+        return int(_time.monotonic() * 1000) & (_TICKS_PERIOD - 1)
+
+    def ticks_add(t, delta):
+        return (t + delta) & (_TICKS_PERIOD - 1)
+
+    def ticks_diff(a, b):
+        return ((a - b + _TICKS_HALF) & (_TICKS_PERIOD - 1)) - _TICKS_HALF
+
+
+if hasattr(asyncio, "sleep_ms"):
+    sleep_ms = asyncio.sleep_ms
+else:
+
+    def sleep_ms(ms):
+        return asyncio.sleep(ms / 1000)
+
+
+if hasattr(asyncio, "wait_for_ms"):
+    wait_for_ms = asyncio.wait_for_ms
+else:
+
+    def wait_for_ms(aw, ms):
+        return asyncio.wait_for(aw, ms / 1000)
+
+
+TimeoutError = asyncio.TimeoutError  # noqa: A001 - the asyncio one on both runtimes
+
+
+class Clock:
+    """Monotonic millisecond clock plus async sleep, injectable for tests.
+
+    Drivers take a Clock argument instead of calling `time` directly so a test can
+    substitute a recording or scaled clock.
+    """
+
+    def ticks_ms(self):
+        return ticks_ms()
+
+    def diff(self, a, b):
+        return ticks_diff(a, b)
+
+    def since(self, t0):
+        return ticks_diff(ticks_ms(), t0)
+
+    def sleep_ms(self, ms):
+        return sleep_ms(ms)
+
+    def wait_for_ms(self, aw, ms):
+        return wait_for_ms(aw, ms)
+
+
+DEFAULT_CLOCK = Clock()

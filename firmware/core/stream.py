@@ -1,0 +1,147 @@
+# Byte-stream adapters: the one small interface every driver (AT engine, ELM327 link,
+# NMEA reader) talks to. Nothing here imports `machine`.
+#
+# The agreed interface ("a stream"):
+#   readinto(buf) -> int   non-blocking; copies up to len(buf) ready bytes, returns 0 if none
+#   write(data)   -> int   writes all of `data` (bytes/bytearray/memoryview)
+#   close()
+# Readers poll: when readinto() returns 0 they `await sleep_ms(poll_ms)`.
+
+
+class UartStream:
+    """Adapter for an already-configured machine.UART (ESP32). The board layer builds
+    the UART (pins, baud, rxbuf) and hands it here."""
+
+    def __init__(self, uart):
+        self._u = uart
+
+    def readinto(self, buf):
+        if not self._u.any():
+            return 0
+        n = self._u.readinto(buf)
+        return n or 0
+
+    def write(self, data):
+        mv = memoryview(data)
+        done = 0
+        while done < len(mv):
+            n = self._u.write(mv[done:])
+            if n:
+                done += n
+        return done
+
+    def close(self):
+        try:
+            self._u.deinit()
+        except Exception:
+            pass
+
+
+class SerialPath:
+    """A tty or pty path opened raw: a USB SIM7600's AT port on Linux (/dev/ttyUSB2),
+    the ONE+ over USB, or a simulator's pty. Works on CPython and MicroPython unix."""
+
+    def __init__(self, path, raw=True):
+        import select
+
+        self.path = path
+        self._f = open(path, "r+b", buffering=0) if _is_cpython() else open(path, "r+b")
+        if raw:
+            _set_raw(self._f)
+        self._poll = select.poll()
+        self._poll.register(self._f, select.POLLIN)
+        self._pollin = select.POLLIN
+
+    def _readable(self):
+        for ev in self._poll.poll(0):
+            # entries are (obj, flags) tuples on both runtimes
+            if ev[1] & self._pollin:
+                return True
+        return False
+
+    def readinto(self, buf):
+        if not self._readable():
+            return 0
+        if _is_cpython():
+            import os
+
+            try:
+                data = os.read(self._f.fileno(), len(buf))
+            except OSError:
+                return 0
+            n = len(data)
+            buf[:n] = data
+            return n
+        # MicroPython: a blocking readinto on a pty returns what is there (>= 1 byte)
+        n = self._f.readinto(memoryview(buf)[:1]) or 0
+        # drain whatever else is ready without blocking
+        mv = memoryview(buf)
+        while n < len(buf) and self._readable():
+            k = self._f.readinto(mv[n : n + 1]) or 0
+            if not k:
+                break
+            n += k
+        return n
+
+    def write(self, data):
+        mv = memoryview(data)
+        done = 0
+        while done < len(mv):
+            n = self._f.write(mv[done:])
+            if n:
+                done += n
+        return done
+
+    def close(self):
+        try:
+            self._f.close()
+        except OSError:
+            pass
+
+
+class BufferStream:
+    """In-memory fake: tests `feed()` bytes the peer 'sends' and read back `written`."""
+
+    def __init__(self, on_write=None):
+        self._rx = bytearray()
+        self.written = bytearray()
+        self._on_write = on_write
+
+    def feed(self, data):
+        self._rx += data
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self._rx))
+        if n:
+            buf[:n] = self._rx[:n]
+            self._rx = self._rx[n:]
+        return n
+
+    def write(self, data):
+        self.written += data
+        if self._on_write:
+            self._on_write(bytes(data))
+        return len(data)
+
+    def close(self):
+        pass
+
+
+def _is_cpython():
+    import sys
+
+    return sys.implementation.name == "cpython"
+
+
+def _set_raw(f):
+    try:
+        import termios
+
+        if _is_cpython():
+            import tty
+
+            tty.setraw(f.fileno(), termios.TCSANOW)
+        else:
+            termios.setraw(f.fileno() if hasattr(f, "fileno") else f)
+    except (ImportError, OSError, AttributeError, TypeError):
+        pass  # not a tty (e.g. a FIFO in tests): nothing to configure

@@ -1,0 +1,73 @@
+# Tiny test runner shared by both runtimes. A module `mp_*.py` defines `test_*`
+# functions (plain or async). Under MicroPython:  micropython host_tests/mp/mptest.py mp_foo
+# runs them and prints one `MPTEST <name> PASS|FAIL|SKIP` line each and a summary line;
+# under CPython, host_tests/test_mp_suite.py collects the same functions as pytest tests.
+import asyncio
+import sys
+
+
+class Skip(Exception):
+    pass
+
+
+def run_test(fn):
+    r = fn()
+    if r is not None and hasattr(r, "send"):  # coroutine / generator-based coroutine
+        asyncio.run(r)
+
+
+def raises(exc, fn, *args, **kw):
+    """Call fn and require it to raise `exc`; returns the exception."""
+    try:
+        r = fn(*args, **kw)
+        if r is not None and hasattr(r, "send"):
+            asyncio.run(r)
+    except exc as e:
+        return e
+    raise AssertionError("%s not raised" % exc.__name__)
+
+
+async def araises(exc, aw):
+    try:
+        await aw
+    except exc as e:
+        return e
+    raise AssertionError("%s not raised" % exc.__name__)
+
+
+def main(modname):
+    import gc
+
+    mod = __import__(modname)
+    names = sorted(n for n in dir(mod) if n.startswith("test_"))
+    passed = failed = skipped = 0
+    for n in names:
+        gc.collect()
+        try:
+            run_test(getattr(mod, n))
+            print("MPTEST %s PASS" % n)
+            passed += 1
+        except Skip as e:
+            print("MPTEST %s SKIP %s" % (n, e))
+            skipped += 1
+        except Exception as e:  # report and carry on with the next test
+            failed += 1
+            print("MPTEST %s FAIL %s: %s" % (n, type(e).__name__, e))
+            try:
+                sys.print_exception(e)  # MicroPython
+            except AttributeError:
+                import traceback
+
+                traceback.print_exc()
+    try:
+        import micropython
+
+        peak = micropython.mem_peak()
+    except (ImportError, AttributeError):
+        peak = -1
+    print("MPSUMMARY %s passed=%d failed=%d skipped=%d mem_peak=%d" % (modname, passed, failed, skipped, peak))
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(1 if main(sys.argv[1]) else 0)
