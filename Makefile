@@ -1,0 +1,57 @@
+# Freematics ONE+ MicroPython firmware: host build, test, simulation and deploy.
+# `make sim` runs the whole telelogger against simulated modem/vehicle/GNSS; `make test` runs the tests.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PORT ?= /dev/ttyUSB0
+BOARD ?= oneplus-b
+DURATION ?= 60
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: venv test test-fast test-mpy lint typecheck build deploy repl logs sim bench soak clean
+
+$(VENV)/.installed: requirements-dev.txt scripts/setup_host.sh
+	bash scripts/setup_host.sh $(VENV)
+	touch $@
+
+venv: $(VENV)/.installed
+
+## make test: unit + integration tests on CPython and MicroPython, plus the .mpy build
+test: venv
+	$(BIN)/pytest -q -m "not slow" host_tests
+	$(MAKE) --no-print-directory test-mpy
+
+## the MicroPython half of the suite again, importing the mpy-cross build instead of sources
+test-mpy: build
+	FIRMWARE_PATH=$(abspath build/firmware) $(BIN)/pytest -q -m micropython host_tests
+
+lint: venv
+	$(BIN)/ruff check firmware boards host_tests scripts
+
+typecheck: venv
+	bash scripts/typecheck.sh
+
+build: venv
+	$(PY) scripts/build.py
+
+deploy: build
+	$(PY) scripts/deploy.py --port $(PORT) --board $(BOARD)
+
+repl: venv
+	$(BIN)/mpremote connect $(PORT) repl
+
+logs: venv
+	$(PY) scripts/deploy.py --port $(PORT) --logs
+
+sim: venv
+	$(PY) scripts/sim.py --duration $(DURATION)
+
+bench: build
+	$(PY) scripts/bench.py
+
+soak: venv
+	$(BIN)/pytest -q -m slow host_tests
+
+clean:
+	rm -rf build sim-out .pytest_cache
