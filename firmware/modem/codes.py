@@ -123,6 +123,17 @@ FIRMWARE_NO_SSL_FIX = (
 # Boot-time URCs the module prints unasked (seed thread; LilyGO T-SIM7600X#100)
 BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
 
+# Lines the module prints unasked that the AT engine recognises even with no handler registered,
+# so they never pollute a reply in flight (T-SIM7600X#100, TinyGSM#309, [M] ch.16 URCs).
+UNSOLICITED = BOOT_URCS + (
+    "+CGEV:",
+    "+CIPEVENT:",
+    "+CMQTTNONET",
+    "+CMQTTCONNLOST:",
+    "+CMQTTPING:",
+    "+CPIN: NOT READY",
+)
+
 # CMQTT limits ([M] ch.16)
 TOPIC_MAX = 1024
 PAYLOAD_MAX = 10240
