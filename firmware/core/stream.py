@@ -104,17 +104,21 @@ class BufferStream:
 
     def __init__(self, on_write=None):
         self._rx = bytearray()
+        self._pos = 0
         self.written = bytearray()
         self._on_write = on_write
 
     def feed(self, data):
+        if self._pos and self._pos == len(self._rx):
+            self._rx = bytearray()
+            self._pos = 0
         self._rx += data
 
     def readinto(self, buf):
-        n = min(len(buf), len(self._rx))
+        n = min(len(buf), len(self._rx) - self._pos)
         if n:
-            buf[:n] = self._rx[:n]
-            self._rx = self._rx[n:]
+            buf[:n] = memoryview(self._rx)[self._pos : self._pos + n]
+            self._pos += n
         return n
 
     def write(self, data):

@@ -7,7 +7,7 @@ class NetError(Exception):
     `meaning` says what it is; str() gives the whole story."""
 
     def __init__(self, msg, code=None, meaning=None):
-        Exception.__init__(self, msg)
+        super().__init__(msg)
         self.msg = msg
         self.code = code
         self.meaning = meaning

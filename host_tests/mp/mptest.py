@@ -13,7 +13,17 @@ class Skip(Exception):
 def run_test(fn):
     r = fn()
     if r is not None and hasattr(r, "send"):  # coroutine / generator-based coroutine
-        asyncio.run(r)
+        try:
+            asyncio.run(r)
+        finally:
+            _fresh_loop()
+
+
+def _fresh_loop():
+    # MicroPython keeps one global loop: tasks a test cancelled but never let run again would
+    # keep their objects alive into the next test. A new loop drops them.
+    if sys.implementation.name == "micropython":
+        asyncio.new_event_loop()
 
 
 def raises(exc, fn, *args, **kw):

@@ -1,0 +1,493 @@
+# The AT-command engine: one reader task owns the modem's input stream; commands are sent one
+# at a time under a lock and complete on a final result code; everything that belongs to no
+# pending command is an unsolicited result code (URC) dispatched by prefix, also when it arrives
+# in the middle of a reply. Deferred results (+CMQTTCONNECT: 0,<err>, +NETOPEN: <err>, ...) are
+# awaited after the command's OK, whichever order the module sends them in.
+#
+# Nothing here sleeps in place of waiting for the modem: every wait is on a reply, bounded by a
+# timeout, and every failure is an exception naming the command, the code and its meaning.
+
+import asyncio
+
+from at.lines import Framer, to_text
+from core.compat import DEFAULT_CLOCK, const, sleep_ms, wait_for_ms
+from modem import codes
+
+_POLL_MS = const(5)
+_CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a 10 KB upload
+
+
+class ATError(Exception):
+    """Base of the engine's errors: `cmd` (the command line), `code` (int or text or None),
+    `meaning` (what the code means), `lines` (intermediate lines received)."""
+
+    def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None):
+        super().__init__(cmd)
+        self.cmd = cmd
+        self.code = code
+        self.meaning = meaning
+        self.lines = lines or []
+        self.msg = msg
+
+    def __str__(self):
+        s = "%s: %s" % (self.cmd, self.msg or type(self).__name__)
+        if self.code is not None:
+            s += " (error %s: %s)" % (self.code, self.meaning)
+        return s
+
+
+class ATTimeout(ATError):
+    pass
+
+
+class ATCommandError(ATError):
+    """ERROR final result (code/meaning from a '+CMD: <idx>,<err>' or '+IP ERROR:' line when the
+    module sent one)."""
+
+
+class CMEError(ATError):
+    pass
+
+
+class CMSError(ATError):
+    pass
+
+
+class ModemRebooted(ATError):
+    """The module printed RDY (it rebooted) while a command or a result was pending."""
+
+
+class Reply:
+    __slots__ = ("cmd", "lines", "final", "result", "echo")
+
+    def __init__(self, cmd):
+        self.cmd = cmd
+        self.lines = []
+        self.final = None
+        self.result = None
+        self.echo = False
+
+    def value(self, prefix):
+        """Text after `prefix` of the first intermediate line that starts with it, stripped."""
+        for ln in self.lines:
+            if ln.startswith(prefix):
+                return ln[len(prefix) :].strip()
+        return None
+
+    def values(self, prefix):
+        return [ln[len(prefix) :].strip() for ln in self.lines if ln.startswith(prefix)]
+
+    def __repr__(self):
+        return "Reply(%r, lines=%r, final=%r, result=%r)" % (self.cmd, self.lines, self.final, self.result)
+
+
+class _Waiter:
+    """A deferred result or awaited URC: the first line starting with `prefix`."""
+
+    __slots__ = ("prefix", "line", "error", "ev", "owner")
+
+    def __init__(self, prefix, owner=None):
+        self.prefix = prefix
+        self.line = None
+        self.error = None
+        self.ev = asyncio.Event()
+        self.owner = owner
+
+
+def response_prefix(cmd):
+    """'AT+CSQ' -> '+CSQ:'; 'AT+CMQTTTOPIC=0,5' -> '+CMQTTTOPIC:'; 'ATI' -> None."""
+    if not cmd.startswith("AT+") and not cmd.startswith("at+"):
+        return None
+    end = len(cmd)
+    for ch in "=?":
+        k = cmd.find(ch)
+        if 0 < k < end:
+            end = k
+    return cmd[2:end].upper() + ":"
+
+
+def default_meaning(prefix, code):
+    """Meaning of an error code reported on a '+CMD:' line: CMQTT codes from the CMQTT table."""
+    if prefix and prefix.startswith("+CMQTT"):
+        return codes.cmqtt_meaning(code)
+    return "error %s" % code
+
+
+class ATLog:
+    """Writes the conversation in the format of the seed thread's logs (and our transcript
+    doctor's input): '=== SENT@<ms> ===' / '=== RECV@<ms> ===' blocks."""
+
+    def __init__(self, write, clock=None):
+        self.write = write
+        self.clock = clock or DEFAULT_CLOCK
+        self.t0 = self.clock.ticks_ms()
+
+    def _block(self, kind, data):
+        t = self.clock.diff(self.clock.ticks_ms(), self.t0)
+        self.write("=== %s@%d ===\n%s\n==================\n" % (kind, t, to_text(data)))
+
+    def sent(self, data):
+        self._block("SENT", data)
+
+    def recv(self, data):
+        self._block("RECV", data)
+
+
+class ATEngine:
+    def __init__(self, stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=default_meaning):
+        self.stream = stream
+        self.clock = clock or DEFAULT_CLOCK
+        self.log = log
+        self.poll_ms = poll_ms
+        self.meaning = meaning
+        self.framer = Framer(self._on_line, self._on_prompt)
+        self._rbuf = bytearray(_CHUNK)
+        self._lock = asyncio.Lock()
+        self._urcs = []  # [prefix, fn, body_len_fn]
+        self._waiters = []
+        self._pending = None  # Reply of the command in flight
+        self._pending_prefix = None
+        self._pending_terms = None
+        self._done = asyncio.Event()
+        self._prompt = asyncio.Event()
+        self._task = None
+        self._body_t0 = 0
+        self._resync = False
+        self.body_timeout_ms = 2000
+        self.echo = True  # the module boots with echo on; updated from each reply
+        self.unhandled = None  # optional fn(line) for lines nobody claimed
+        self.stats = {"cmds": 0, "urcs": 0, "timeouts": 0, "errors": 0, "reboots": 0, "stray": 0}
+        for p in codes.UNSOLICITED:
+            self.on_urc(p, None)
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def start(self):
+        """Start the reader task (call inside a running event loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._reader())
+        return self._task
+
+    def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def on_urc(self, prefix, fn, body_len=None):
+        """Register fn(line, body) for lines starting with `prefix`. With body_len(line) -> n, the
+        engine reads exactly n raw bytes after the line and passes them as `body`. fn None means
+        'known unsolicited, ignore'. A later registration for the same prefix replaces it."""
+        for e in self._urcs:
+            if e[0] == prefix:
+                e[1] = fn
+                e[2] = body_len
+                return
+        self._urcs.append([prefix, fn, body_len])
+
+    # -- commands --------------------------------------------------------------------------------
+    async def cmd(
+        self,
+        cmd,
+        timeout_ms=1000,
+        data=None,
+        result=None,
+        result_timeout_ms=None,
+        prompt_timeout_ms=None,
+        terminators=None,
+    ):
+        """Send `cmd`, return its Reply once the final result code arrived.
+
+        data: bytes for '>' data entry (exactly len(data) bytes are written after the prompt).
+        result: prefix of a deferred result line ('+CMQTTCONNECT: 0,'); awaited after the final
+          OK for up to result_timeout_ms; its text after the prefix is Reply.result.
+        terminators: extra final lines (prefixes) that complete the command successfully.
+        """
+        if isinstance(data, str):
+            data = data.encode()
+        w = None
+        async with self._lock:
+            if self._resync:
+                await self._sync()
+            r = Reply(cmd)
+            if result is not None:
+                w = _Waiter(result, r)
+                self._waiters.append(w)
+            try:
+                await self._exchange(r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w)
+            except ATError:
+                if w is not None:
+                    self._drop_waiter(w)
+                raise
+        if w is None:
+            return r
+        try:
+            if w.line is None and w.error is None:
+                try:
+                    await wait_for_ms(w.ev.wait(), result_timeout_ms or timeout_ms)
+                except asyncio.TimeoutError:
+                    self.stats["timeouts"] += 1
+                    raise ATTimeout(cmd, msg="OK, but no %s result within %d ms" % (result.strip(), result_timeout_ms or timeout_ms))
+            if w.error is not None:
+                raise w.error
+            r.result = w.line[len(result) :].strip()
+            return r
+        finally:
+            self._drop_waiter(w)
+
+    async def _exchange(self, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w):
+        self._pending = r
+        self._pending_prefix = response_prefix(cmd)
+        self._pending_terms = terminators
+        self._done.clear()
+        self._prompt.clear()
+        self.framer.want_prompt = data is not None
+        self.stats["cmds"] += 1
+        try:
+            self._write(cmd.encode() + b"\r")
+            if data is not None:
+                try:
+                    await wait_for_ms(self._wait_prompt_or_done(), prompt_timeout_ms or timeout_ms)
+                except asyncio.TimeoutError:
+                    self._timeout(cmd, "no '>' prompt within %d ms" % (prompt_timeout_ms or timeout_ms))
+                if r.final is None:
+                    self.framer.expect_echo(data)
+                    await self._write_data(data)
+            if r.final is None:
+                try:
+                    await wait_for_ms(self._done.wait(), timeout_ms)
+                except asyncio.TimeoutError:
+                    self._timeout(cmd, "no final result within %d ms" % timeout_ms)
+        finally:
+            self._pending = None
+            self._pending_prefix = None
+            self.framer.want_prompt = False
+        self.echo = r.echo
+        self._check_final(r, w)
+
+    async def _wait_prompt_or_done(self):
+        # whichever comes first: the prompt, or a final result (ERROR instead of '>')
+        while not self._prompt.is_set() and not self._done.is_set():
+            await sleep_ms(self.poll_ms)
+
+    async def _write_data(self, data):
+        mv = memoryview(data)
+        for i in range(0, len(mv), _CHUNK):
+            self.stream.write(mv[i : i + _CHUNK])
+            if len(mv) > _CHUNK:
+                await sleep_ms(0)
+        if self.log:
+            self.log.sent(data)
+
+    def _timeout(self, cmd, why):
+        self.stats["timeouts"] += 1
+        # a late reply to this command must not complete the next one: re-synchronise first
+        self._resync = True
+        raise ATTimeout(cmd, msg=why)
+
+    def _check_final(self, r, w):
+        f = r.final
+        if f == "OK" or f is None:
+            return
+        if isinstance(f, ATError):
+            raise f
+        self.stats["errors"] += 1
+        cmd = r.cmd
+        if f.startswith("+CME ERROR:"):
+            code = _num(f[11:].strip())
+            raise CMEError(cmd, code, codes.cme_meaning(code) if isinstance(code, int) else code, r.lines, "+CME ERROR")
+        if f.startswith("+CMS ERROR:"):
+            code = _num(f[11:].strip())
+            raise CMSError(cmd, code, "message service error", r.lines, "+CMS ERROR")
+        if f == "ERROR":
+            code, meaning, pfx = None, None, self._pending_prefix_of(cmd)
+            if w is not None and w.line is not None:  # '+CMD: 0,<err>' then ERROR
+                code = _last_int(w.line[len(w.prefix) :])
+                pfx = w.prefix
+            else:
+                for ln in r.lines:
+                    if pfx and ln.startswith(pfx):
+                        code = _last_int(ln[len(pfx) :])
+                    elif ln.startswith("+IP ERROR:"):
+                        code, meaning = "IP", ln[10:].strip()
+            if isinstance(code, int):
+                meaning = self.meaning(pfx, code)
+            raise ATCommandError(cmd, code, meaning, r.lines, "ERROR")
+        # a caller-given terminator ends the command successfully
+
+    def _pending_prefix_of(self, cmd):
+        return response_prefix(cmd)
+
+    async def wait_urc(self, prefix, timeout_ms):
+        """Await the next line starting with `prefix` (e.g. 'PB DONE' after power-on); returns it."""
+        w = _Waiter(prefix)
+        self._waiters.append(w)
+        try:
+            try:
+                await wait_for_ms(w.ev.wait(), timeout_ms)
+            except asyncio.TimeoutError:
+                raise ATTimeout("(waiting for %s)" % prefix, msg="not received within %d ms" % timeout_ms)
+            if w.error is not None:
+                raise w.error
+            return w.line
+        finally:
+            self._drop_waiter(w)
+
+    def _drop_waiter(self, w):
+        if w in self._waiters:
+            self._waiters.remove(w)
+
+    async def _sync(self):
+        """After a timeout: send AT and swallow everything up to its OK, so a late final result of
+        the timed-out command cannot complete the next command. Bounded; failure is not fatal."""
+        self._resync = False
+        r = Reply("AT")
+        try:
+            await self._exchange(r, "AT", 500, None, None, None, None)
+        except ATError:
+            pass
+        self._resync = False
+
+    def _write(self, b):
+        self.stream.write(b)
+        if self.log:
+            self.log.sent(b)
+
+    async def write_raw(self, data):
+        """Write bytes outside any command (e.g. Ctrl-Z); holds the command lock."""
+        async with self._lock:
+            self._write(data)
+
+    # -- the reader ------------------------------------------------------------------------------
+    async def _reader(self):
+        buf = self._rbuf
+        rd = self.stream.readinto
+        while True:
+            try:
+                n = rd(buf)
+            except OSError:
+                n = 0
+            if n:
+                if self.log:
+                    self.log.recv(memoryview(buf)[:n])
+                if self.framer.in_body() and not self._body_t0:
+                    self._body_t0 = self.clock.ticks_ms()
+                self.framer.feed(buf, n)
+                if not self.framer.in_body():
+                    self._body_t0 = 0
+                continue
+            if self.framer.in_body():
+                if not self._body_t0:
+                    self._body_t0 = self.clock.ticks_ms()
+                elif self.clock.since(self._body_t0) > self.body_timeout_ms:
+                    self._body_timed_out()
+            await sleep_ms(self.poll_ms)
+
+    def _body_timed_out(self):
+        cb = self.framer._body_cb
+        self.framer.abort_body()
+        self._body_t0 = 0
+        self.stats["timeouts"] += 1
+        if cb:
+            cb(None)
+
+    def _on_prompt(self):
+        self._prompt.set()
+
+    def _on_line(self, line):
+        r = self._pending
+        # 1. the echo of the command in flight
+        if r is not None and line == r.cmd:
+            r.echo = True
+            return
+        # 2. the module rebooted: fail what is pending, then tell the URC handlers
+        if line == "RDY":
+            self._rebooted()
+        # 3. the deferred result of the command in flight (may precede its OK)
+        ws = self._waiters
+        if ws:
+            for w in ws:
+                if w.owner is r and r is not None and line.startswith(w.prefix):
+                    self._fill(w, line)
+                    return
+        # 4. a final result code
+        if r is not None:
+            if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR:") or line.startswith("+CMS ERROR:"):
+                self._finish(r, line)
+                return
+            if self._pending_terms:
+                for t in self._pending_terms:
+                    if line.startswith(t):
+                        r.lines.append(line)
+                        self._finish(r, line)
+                        return
+            # 5. the command's own response lines ('+CSQ: ...' for AT+CSQ)
+            p = self._pending_prefix
+            if p is not None and line.startswith(p):
+                r.lines.append(line)
+                return
+        # 6. results of earlier commands and awaited URCs
+        if ws:
+            for w in ws:
+                if w.line is None and w.error is None and line.startswith(w.prefix):
+                    self._fill(w, line)
+                    return
+        # 7. registered URCs
+        for e in self._urcs:
+            if line.startswith(e[0]):
+                self.stats["urcs"] += 1
+                fn, bl = e[1], e[2]
+                if bl is not None:
+                    n = bl(line)
+                    if n:
+
+                        def done(body, fn=fn, line=line):
+                            if fn:
+                                fn(line, body)
+
+                        self.framer.expect_body(n, done)
+                        return
+                if fn:
+                    fn(line, None)
+                return
+        # 8. anything else is part of the reply in flight, or stray
+        if r is not None:
+            r.lines.append(line)
+        else:
+            self.stats["stray"] += 1
+            if self.unhandled:
+                self.unhandled(line)
+
+    def _fill(self, w, line):
+        w.line = line
+        w.ev.set()
+
+    def _finish(self, r, final):
+        if r.final is None:
+            r.final = final
+        self._done.set()
+
+    def _rebooted(self):
+        self.stats["reboots"] += 1
+        self.echo = True  # a fresh boot has echo on again
+        self.framer.reset()
+        r = self._pending
+        if r is not None:
+            self._finish(r, ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command"))
+        for w in self._waiters:  # deferred results die with the session; plain URC waits go on
+            if w.owner is not None and w.line is None:
+                w.error = ModemRebooted(w.owner.cmd, msg="the modem rebooted (RDY) before the result")
+                w.ev.set()
+
+
+def _num(s):
+    try:
+        return int(s)
+    except ValueError:
+        return s
+
+
+def _last_int(s):
+    k = s.rfind(",")
+    try:
+        return int(s[k + 1 :].strip())
+    except ValueError:
+        return None

@@ -1,0 +1,190 @@
+# Byte-level framing of a modem's AT stream: lines ending in CR, LF or CRLF; the bare '>'
+# data-entry prompt (no line end follows it); raw length-prefixed bodies that follow a line
+# (e.g. +CMQTTRXPAYLOAD: 0,<n> then n bytes that may contain CR/LF); and skipping the modem's echo
+# of data we just wrote. Pure and synchronous: the AT engine's reader task feeds it bytes.
+#
+# Everything is preallocated: one line buffer, one body buffer. Lines are handed on as str; bytes
+# that are not valid UTF-8 (line noise) become '?' so a garbage burst never raises.
+
+from core.compat import const
+
+LINE_MAX = const(560)  # longest line we keep whole (CPSI/CGPSINFO/CSSLCFG read are < 200)
+BODY_MAX = const(1536)  # CMQTT RX chunks are <= 1500 bytes
+_CR = const(13)
+_LF = const(10)
+_GT = const(62)
+_SP = const(32)
+
+
+def to_text(mv):
+    """bytes-like -> str; non-UTF-8 bytes become '?' (MicroPython's decode has no errors=)."""
+    try:
+        return str(mv, "utf-8")
+    except (UnicodeError, ValueError):
+        b = bytearray(mv)
+        for i in range(len(b)):
+            if b[i] > 126 or (b[i] < 32 and b[i] != 9):
+                b[i] = 63
+        return str(b, "utf-8")
+
+
+class Framer:
+    """Feeds bytes, calls `on_line(str)` per non-empty line, `on_prompt()` for a '>' at the start
+    of a line while `want_prompt` is set, and a body callback after `expect_body(n, cb)`.
+
+    Counters: `lines`, `overflows` (over-long lines, truncated), `noise` (bytes dropped)."""
+
+    def __init__(self, on_line, on_prompt=None, line_max=LINE_MAX, body_max=BODY_MAX):
+        self.on_line = on_line
+        self.on_prompt = on_prompt
+        self.want_prompt = False
+        self._line = bytearray(line_max)
+        self._lmv = memoryview(self._line)
+        self._ll = 0
+        self._over = False
+        self._body = bytearray(body_max)
+        self._bmv = memoryview(self._body)
+        self._body_len = 0  # bytes wanted
+        self._body_pos = 0
+        self._body_cb = None
+        self._skip_lf = False  # a CR just ended a line: a following LF belongs to it
+        self._skip_sp = False  # after '>' the module may send one space
+        self._echo = None
+        self._echo_pos = 0
+        self.lines = 0
+        self.overflows = 0
+
+    # -- requests from the engine -------------------------------------------------------------
+    def expect_body(self, n, cb):
+        """Called from inside on_line: the next n raw bytes (after the line's own CRLF) are a
+        body for cb(bytes). A body larger than the buffer is refused with ValueError."""
+        if n <= 0:
+            cb(b"")
+            return
+        if n > len(self._body):
+            raise ValueError("body of %d bytes exceeds the %d-byte buffer" % (n, len(self._body)))
+        self._body_len = n
+        self._body_pos = 0
+        self._body_cb = cb
+
+    def in_body(self):
+        return self._body_len > 0
+
+    def abort_body(self):
+        """Give up on a body that never completed (timeout): returns the partial bytes."""
+        got = bytes(self._bmv[: self._body_pos])
+        self._body_len = self._body_pos = 0
+        self._body_cb = None
+        return got
+
+    def expect_echo(self, data):
+        """The modem may echo the data we are about to write (ATE1): skip it byte for byte while
+        it matches; the first mismatch ends the skipping."""
+        self._echo = data
+        self._echo_pos = 0
+
+    def reset(self):
+        self._ll = 0
+        self._over = False
+        self._body_len = self._body_pos = 0
+        self._body_cb = None
+        self._skip_lf = self._skip_sp = False
+        self._echo = None
+        self.want_prompt = False
+
+    # -- the byte path -------------------------------------------------------------------------
+    def feed(self, buf, n):
+        """Process buf[0:n] (buf: bytearray or bytes)."""
+        i = 0
+        while i < n:
+            c = buf[i]
+            if self._skip_lf:
+                self._skip_lf = False
+                if c == _LF:
+                    i += 1
+                    continue
+            if self._body_len:
+                i = self._feed_body(buf, i, n)
+                continue
+            if self._skip_sp:
+                self._skip_sp = False
+                if c == _SP:
+                    i += 1
+                    continue
+            if self._echo is not None and self._ll == 0:
+                e = self._echo
+                if self._echo_pos < len(e) and c == e[self._echo_pos]:
+                    self._echo_pos += 1
+                    if self._echo_pos == len(e):
+                        self._echo = None
+                    i += 1
+                    continue
+                self._echo = None
+            if c == _GT and self._ll == 0 and self.want_prompt:
+                self.want_prompt = False
+                self._skip_sp = True
+                i += 1
+                if self.on_prompt:
+                    self.on_prompt()
+                continue
+            # copy up to the next line end
+            j = _find_eol(buf, i, n)
+            if j < 0:
+                self._append(buf, i, n)
+                return
+            self._append(buf, i, j)
+            self._skip_lf = buf[j] == _CR
+            i = j + 1
+            self._emit()
+
+    def _feed_body(self, buf, i, n):
+        take = self._body_len - self._body_pos
+        if take > n - i:
+            take = n - i
+        self._bmv[self._body_pos : self._body_pos + take] = memoryview(buf)[i : i + take]
+        self._body_pos += take
+        i += take
+        if self._body_pos == self._body_len:
+            cb = self._body_cb
+            body = bytes(self._bmv[: self._body_len])
+            self._body_len = self._body_pos = 0
+            self._body_cb = None
+            # the module ends the body with CRLF; let it be an empty line
+            cb(body)
+        return i
+
+    def _append(self, buf, i, j):
+        k = j - i
+        if k <= 0:
+            return
+        room = len(self._line) - self._ll
+        if k > room:
+            k = room
+            if not self._over:
+                self._over = True
+                self.overflows += 1
+        if k:
+            self._lmv[self._ll : self._ll + k] = memoryview(buf)[i : i + k]
+            self._ll += k
+
+    def _emit(self):
+        ll = self._ll
+        self._ll = 0
+        self._over = False
+        if not ll:
+            return
+        # strip surrounding blanks cheaply
+        s = to_text(self._lmv[:ll]).strip()
+        if s:
+            self.lines += 1
+            self.on_line(s)
+
+
+def _find_eol(buf, i, n):
+    a = buf.find(b"\r", i, n)
+    b = buf.find(b"\n", i, n)
+    if a < 0:
+        return b
+    if b < 0 or a < b:
+        return a
+    return b
