@@ -7,8 +7,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 MP_TESTS = os.path.join(ROOT, "host_tests", "mp")
-# `make test-mpy` points this at build/ so the suite runs against the .mpy build too.
-FIRMWARE_PATH = os.environ.get("FIRMWARE_PATH", FIRMWARE)
 # Firmware-only runs (run_host, e2e, bench) use the ESP32-sized 64K heap. The dual-runtime unit
 # suite also holds the test module, fakes and recorded data: it gets MP_TEST_HEAPSIZE (96K).
 DEFAULT_HEAP = os.environ.get("MP_HEAPSIZE", "64K")
@@ -23,9 +21,19 @@ def micropython_bin():
     return exe
 
 
+def firmware_path():
+    """Where MicroPython imports the firmware from. Like on a device, firmware runs as bytecode:
+    the sources are compiled with mpy-cross into build/fw-mpy (incrementally) — compiling them at
+    import time would need more than the ESP32-sized heap. `make test-mpy` points FIRMWARE_PATH at
+    the release build instead."""
+    if "FIRMWARE_PATH" in os.environ:
+        return os.environ["FIRMWARE_PATH"]
+    return compile_tree(FIRMWARE, os.path.join(ROOT, "build", "fw-mpy"))
+
+
 def mp_env(extra_path=()):
     env = dict(os.environ)
-    parts = [FIRMWARE_PATH, ROOT] + list(extra_path) + [".frozen"]
+    parts = [firmware_path(), ROOT] + list(extra_path) + [".frozen"]
     env["MICROPYPATH"] = ":".join(parts)
     return env
 
@@ -71,6 +79,6 @@ def run_mp_module(modname, compiled_tests, heap=TEST_HEAP, timeout=300):
     """Run host_tests/mp/<modname> through mptest under MicroPython; returns combined output."""
     cmd = [micropython_bin(), "-X", "heapsize=%s" % heap, "-c", "import mptest; mptest.main(%r)" % modname]
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([compiled_tests, FIRMWARE_PATH, ROOT, ".frozen"])
+    env["MICROPYPATH"] = ":".join([compiled_tests, firmware_path(), ROOT, ".frozen"])
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=compiled_tests)
     return p.stdout + p.stderr
