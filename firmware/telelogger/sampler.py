@@ -1,0 +1,211 @@
+# Sampling tasks of the telelogger: OBD PIDs on per-PID intervals (with back-off for failing
+# PIDs and a re-init after rounds without any answer), GNSS fixes, battery voltage, signal.
+# Each task puts (key, value) samples into the telelogger; loop.py turns them into records.
+from telelogger.loop import RUN, acall
+
+MAX_OBD_ROUNDS_FAILED = 3  # like the official MAX_OBD_ERRORS: re-init the link after this
+OBD_BACKOFF_MAX_MS = 60000
+OBD_REINIT_MS = 10000
+PID_SPEED = 0x0D
+
+# Sample keys (numbers fixed by the architecture contract and telelogger/keys.py, which names
+# them; test_loop_e2e checks they agree). Constants here so the loop does not load the table.
+K_OBD = 0x100
+K_TIME = 0x10
+K_DATE = 0x11
+K_LAT = 0x0A
+K_LNG = 0x0B
+K_ALT = 0x0C
+K_SPEED = 0x0D
+K_HEADING = 0x0E
+K_SATS = 0x0F
+K_HDOP = 0x12
+K_BATTERY = 0x24
+K_SIGNAL = 0x81
+
+
+def csq_to_dbm(rssi):
+    """AT+CSQ <rssi> 0..31 -> dBm (-113 + 2n, 3GPP TS 27.007); 99 = unknown -> None."""
+    if rssi is None or rssi == 99 or rssi < 0 or rssi > 31:
+        return None
+    return -113 + 2 * rssi
+
+
+# ---- OBD ----
+async def obd_init(t):
+    t.counters["obd_inits"] += 1
+    await acall(t.obd.init)
+    sup = getattr(t.obd, "supported", None)
+    if callable(sup):
+        sup = await acall(sup)
+    if sup:
+        dropped = [p[0] for p in t.pids if p[0] not in sup]
+        if dropped:
+            t.note("info", "PIDs not supported by this vehicle: %s", dropped)
+        t.pids = [p for p in t.pids if p[0] in sup]
+
+
+async def read_pid(t, p, now):
+    """p = [pid, interval_ms, due_ms, consecutive_errors, reads, errors]."""
+    try:
+        v = await acall(t.obd.read_pid, p[0])
+    except Exception as e:  # one PID failing must not stop the others
+        v = None
+        t.note("debug", "PID %02X: %s", p[0], e)
+    if v is None:
+        p[3] += 1
+        p[5] += 1
+        t.counters["obd_errors"] += 1
+        back = p[1] << min(p[3], 6)
+        p[2] = now + min(back, max(OBD_BACKOFF_MAX_MS, p[1]))
+        return False
+    p[3] = 0
+    p[4] += 1
+    t.counters["obd_reads"] += 1
+    t.sample(K_OBD | p[0], v)
+    if p[0] == PID_SPEED:
+        t.standby.motion(v, now)
+    p[2] = p[2] + p[1] if p[2] + p[1] > now else now + p[1]
+    return True
+
+
+async def obd_task(t):
+    up = False
+    failed = 0
+    while True:
+        if t.state != RUN:
+            up = False
+            await t.sleep(500)
+            continue
+        if not up:
+            try:
+                await obd_init(t)
+            except Exception as e:
+                t.note("warn", "OBD init failed: %s", e)
+                await t.sleep(OBD_REINIT_MS)
+                continue
+            up = True
+            failed = 0
+            now = t.now()
+            for p in t.pids:
+                p[2] = now
+                p[3] = 0
+        now = t.now()
+        ok = bad = 0
+        for p in t.pids:
+            if p[2] <= now:
+                if await read_pid(t, p, t.now()):
+                    ok += 1
+                else:
+                    bad += 1
+        if ok:
+            failed = 0
+        elif bad:
+            failed += 1
+            if failed >= MAX_OBD_ROUNDS_FAILED:
+                t.note("warn", "OBD: %d rounds without an answer, re-initialising", failed)
+                up = False
+                continue
+        now = t.now()
+        nxt = min([p[2] for p in t.pids] or [now + 1000])
+        await t.sleep(max(10, min(nxt - now, 1000)))
+
+
+# ---- GNSS ----
+def gnss_fix(t):
+    f = getattr(t.gnss, "fix", None)
+    if callable(f):
+        f = f()
+    return f
+
+
+def fix_utc_ms(f):
+    e = getattr(f, "epoch", None)
+    if e is None:
+        return None
+    return e * 1000 + (getattr(f, "ms", 0) or 0)
+
+
+async def gnss_task(t):
+    last = None
+    while True:
+        f = gnss_fix(t) if t.state == RUN else None
+        if f is not None and f.valid and f.lat is not None:
+            stamp = getattr(f, "updates", None)
+            if stamp is None or stamp != last:
+                last = stamp
+                t.counters["gnss_fixes"] += 1
+                now = t.now()
+                utc = fix_utc_ms(f)
+                if utc:
+                    # the fix is at most one interval old: good enough for a log timestamp
+                    t.utc_offset_ms = utc - now
+                if f.hour is not None:
+                    t.sample(K_TIME, f.hour * 1000000 + f.minute * 10000 + f.second * 100 + (f.ms or 0) // 10)
+                if f.day is not None:
+                    t.sample(K_DATE, f.day * 10000 + f.month * 100 + f.year % 100)
+                t.sample(K_LAT, f.lat)
+                t.sample(K_LNG, f.lon)
+                t.sample(K_ALT, f.alt)
+                t.sample(K_SPEED, f.speed_kmh)
+                t.sample(K_HEADING, f.course)
+                t.sample(K_SATS, f.sats)
+                t.sample(K_HDOP, f.hdop)
+                t.standby.motion(f.speed_kmh, now)
+        await t.sleep(t.gnss_ms)
+
+
+# ---- battery / signal ----
+async def read_voltage(t):
+    b = t.battery
+    try:
+        if b is not None:
+            v = await acall(getattr(b, "voltage", b))
+            if v is not None:
+                return v
+        if t.obd is not None and hasattr(t.obd, "battery_voltage"):
+            return await acall(t.obd.battery_voltage)
+    except Exception as e:
+        t.note("debug", "battery: %s", e)
+    return None
+
+
+async def battery_task(t):
+    while True:
+        if t.state == RUN:
+            v = await read_voltage(t)
+            if v is not None:
+                t.sample(K_BATTERY, v)
+                t.standby.battery(v, t.now())
+        await t.sleep(t.battery_ms)
+
+
+async def read_signal(t):
+    m = t.modem
+    try:
+        if hasattr(m, "signal_dbm"):
+            return await acall(m.signal_dbm)
+        if hasattr(m, "csq"):
+            r = await acall(m.csq)
+            if isinstance(r, tuple):
+                r = r[0]
+            return csq_to_dbm(r)
+    except Exception as e:
+        t.note("debug", "signal: %s", e)
+    return None
+
+
+async def signal_task(t):
+    while True:
+        if t.state == RUN:
+            s = await read_signal(t)
+            if s is not None and t.last.get(K_SIGNAL) != s:  # official: CSQ stored on change
+                t.sample(K_SIGNAL, s)
+            if t.utc_offset_ms is None and hasattr(t.modem, "utc_ms"):
+                try:
+                    u = await acall(t.modem.utc_ms)
+                    if u:
+                        t.set_utc(u)
+                except Exception as e:
+                    t.note("debug", "network time: %s", e)
+        await t.sleep(t.signal_ms)

@@ -1,0 +1,126 @@
+# Status publishing, remote commands (wired to commands.CommandHandler) and watchdog feeding.
+import json
+
+from telelogger.loop import RUN, acall, isawait
+from telelogger.sampler import K_BATTERY, K_SIGNAL
+
+BEAT_STALE_MS = 300000  # a task silent for this long stops the watchdog feeding
+
+
+def status(t):
+    c = t.counters
+    return {
+        "id": t.device_id, "state": t.state, "standby": t.state != RUN, "uptime_ms": t.now(),
+        "queue": t.store.pending(), "dropped": getattr(t.store, "dropped", 0),
+        "records": c["records"], "sent": c["sent"], "reconnects": c["reconnects"],
+        "send_errors": c["send_errors"], "obd_errors": c["obd_errors"],
+        "signal": t.last.get(K_SIGNAL), "voltage": t.last.get(K_BATTERY),
+        "utc": t.utc_offset_ms is not None,
+    }
+
+
+async def publish_status(t, extra=None):
+    st = status(t)
+    if extra:
+        st.update(extra)
+    async with t.lock:
+        await t.pub.publish(t.t_status, json.dumps(st).encode(), 1)
+    t.counters["status"] += 1
+
+
+async def status_task(t):
+    while True:
+        await t.sleep(t.status_ms)
+        if t.state == RUN and t.pub.connected():
+            try:
+                await publish_status(t)
+            except Exception as e:
+                t.note("debug", "status: %s", e)
+
+
+# ---- commands ----
+def handlers(t):
+    """The commands a remote may run: name -> fn(args dict or None) -> JSON-able result."""
+
+    def ping(args=None):
+        return {"pong": True}
+
+    def stat(args=None):
+        return status(t)
+
+    def set_interval(args=None):
+        args = args or {}
+        ms = int(args["ms"])
+        if ms < 100:
+            raise ValueError("interval below 100 ms")
+        if "pid" in args:
+            pid = args["pid"]
+            pid = int(pid, 16) if isinstance(pid, str) else int(pid)
+            t.set_pid_interval(pid, ms)
+            return {"pid": "%02X" % pid, "ms": ms}
+        name = args.get("name", "")
+        if name in ("battery_ms", "signal_ms", "status_ms", "gnss_ms", "record_ms"):
+            setattr(t, name, ms)
+            return {name: ms}
+        raise ValueError("set_interval needs 'pid' or 'name'")
+
+    def flush(args=None):
+        t.flush_req = True
+        return {"queue": t.store.pending()}
+
+    def reboot(args=None):
+        t.reboot_req = True
+        return {"rebooting": True}
+
+    return {"ping": ping, "status": stat, "set_interval": set_interval, "flush": flush, "reboot": reboot}
+
+
+async def cmd_task(t):
+    while True:
+        await t.cmd_ev.wait()
+        t.cmd_ev.clear()
+        while t.cmdq:
+            payload = t.cmdq.pop(0)
+            t.counters["cmds"] += 1
+            if t.commands is None:
+                reply = b'{"ok":false,"error":"commands disabled: no hmac_key configured"}'
+            else:
+                try:
+                    reply = t.commands.handle(payload)
+                    if isawait(reply):
+                        reply = await reply
+                except Exception as e:
+                    reply = json.dumps({"ok": False, "error": str(e)}).encode()
+            try:
+                async with t.lock:
+                    await t.pub.publish(t.t_reply, reply, 1)
+            except Exception as e:
+                t.note("warn", "reply not sent: %s", e)
+            if t.reboot_req:
+                await reboot(t)
+
+
+async def reboot(t):
+    t.note("warn", "reboot requested")
+    try:
+        await t.pub.disconnect()
+    except Exception:
+        pass
+    if t.board is not None and hasattr(t.board, "reset"):
+        await acall(t.board.reset)
+
+
+# ---- watchdog ----
+async def wdt_task(t):
+    while True:
+        now = t.now()
+        fresh = True
+        if t.state == RUN:
+            for name in t.beats:
+                if now - t.beats[name] > BEAT_STALE_MS:
+                    fresh = False
+                    t.note("error", "task %s silent for %d ms: letting the watchdog fire", name, now - t.beats[name])
+        if fresh and t.wdt is not None:
+            t.wdt.feed()
+            t.counters["wdt_feeds"] += 1
+        await t.sleep(t.wdt_ms)

@@ -1,0 +1,99 @@
+# Telelogger loop tests on both runtimes (virtual clock, fakes in loopfakes.py): per-PID
+# scheduling, store-first, oldest-first sending, ack only after publish, offline then online.
+import json
+
+from loopfakes import FakeObd, FakeGnss, GatePublisher, cfg, make, sent_seqs
+from net.publisher import FakePublisher
+
+
+
+async def test_pid_intervals_and_supported():
+    obd = FakeObd({0x0C: 1800, 0x0D: 50, 0x05: 88, 0x0A: 300}, supported={0x0C, 0x0D, 0x05})
+    c = cfg()
+    c["obd"]["pids"]["0A"] = 1000  # not supported by the vehicle: never read
+    t, clk, pub, store, obd = make(c, obd=obd)
+    t.start()
+    await clk.advance(30000)
+    t.stop()
+    fast, slow = obd.reads[0x0C], obd.reads[0x05]
+    assert 28 <= fast <= 32, obd.reads
+    assert 9 <= slow <= 11, obd.reads
+    assert obd.reads[0x0D] == fast
+    assert 0x0A not in obd.reads
+    assert t.counters["obd_errors"] == 0
+
+
+async def test_failing_pid_backs_off_others_continue():
+    obd = FakeObd({0x0C: 1800, 0x0D: 50, 0x05: 88}, failing=(0x05,))
+    c = cfg()
+    c["obd"]["pids"]["05"] = 1000
+    t, clk, pub, store, obd = make(c, obd=obd)
+    t.start()
+    await clk.advance(60000)
+    t.stop()
+    assert obd.reads[0x0C] >= 58
+    assert obd.reads[0x05] <= 10, obd.reads  # exponential back-off, not every second
+    assert t.counters["obd_errors"] == obd.reads[0x05]
+    assert obd.inits == 1  # other PIDs answer: no re-init
+
+
+async def test_dead_ecu_reinit():
+    obd = FakeObd({}, failing=(0x0C, 0x0D, 0x05))
+    t, clk, pub, store, obd = make(obd=obd)
+    t.start()
+    await clk.advance(120000)
+    t.stop()
+    assert obd.inits >= 2
+
+
+async def test_store_first_and_offline_then_online_in_order():
+    pub = FakePublisher()
+    pub.up = False
+    gnss = FakeGnss()
+    t, clk, pub, store, obd = make(pub=pub, gnss=gnss)
+    t.start()
+    await clk.advance(15000)
+    assert pub.sent == []
+    queued = store.pending()
+    assert queued >= 13, queued  # ~1 record/s kept while offline
+    assert t.counters["connect_errors"] >= 3
+    pub.up = True
+    await clk.advance(12000)  # reconnect back-off is at most 8 s here
+    t.stop()
+    seqs = sent_seqs(pub)
+    assert seqs == list(range(1, len(seqs) + 1)), seqs  # everything, oldest first, once
+    assert len(seqs) + store.pending() == store.seq
+    assert store.pending() <= 5
+    # each record carries OBD and GNSS samples
+    first = json.loads(pub.sent[0][1])["e"][0][1]
+    keys = [kv[0] for kv in first[2]]
+    assert 0x10C in keys and 0x0A in keys and 0x0B in keys
+
+
+async def test_publish_failure_keeps_records():
+    t, clk, pub, store, obd = make()
+    t.start()
+    await clk.advance(6500)
+    assert len(pub.sent) >= 1
+    pub.fail_next(2)
+    await clk.advance(15000)
+    t.stop()
+    assert t.counters["send_errors"] >= 1
+    seqs = sent_seqs(pub)
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    assert len(seqs) + store.pending() == store.seq
+
+
+async def test_ack_only_after_publish_returned():
+    pub = GatePublisher()
+    t, clk, pub, store, obd = make(pub=pub)
+    t.start()
+    await clk.advance(8000)
+    assert pub.waiting == 1
+    n = store.pending()
+    assert n >= 5 and store.recs[0][0] == 1  # nothing acked while PUBACK is outstanding
+    pub.gate.set()
+    await clk.advance(100)
+    t.stop()
+    assert store.recs == [] or store.recs[0][0] > 5
+    assert sent_seqs(pub)[:5] == [1, 2, 3, 4, 5]

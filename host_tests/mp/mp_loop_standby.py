@@ -1,0 +1,125 @@
+# Telelogger loop tests on both runtimes (virtual clock, fakes in loopfakes.py): standby entry
+# and exit, heartbeat, remote commands wiring, UTC correction, signal, watchdog.
+import json
+
+from loopfakes import EchoCommands, FakeGnss, FakeModem, FakeObd, GatePublisher, Wdt, cfg, make
+
+from telelogger import status
+from telelogger.loop import FLUSH, RUN, STANDBY
+
+
+async def test_engine_running_never_standby():
+    # idling at a light for 10 minutes: no motion but the alternator charges (14.1 V)
+    modem = FakeModem()
+    t, clk, pub, store, obd = make(obd=FakeObd({0x0C: 800, 0x0D: 0, 0x05: 88}), modem=modem)
+    t.start()
+    await clk.advance(600000)
+    t.stop()
+    assert t.state == RUN and t.counters["standby"] == 0 and modem.offs == 0
+
+
+async def test_standby_enter_and_wake():
+    modem = FakeModem()
+    gnss = FakeGnss()
+    obd = FakeObd({0x0C: 0, 0x0D: 0, 0x05: 30})
+    obd.volts = 12.2
+    t, clk, pub, store, obd = make(obd=obd, modem=modem, gnss=gnss)
+    t.start()
+    await clk.advance(50000)
+    assert t.state == RUN  # stationary_s is 60
+    await clk.advance(30000)
+    assert t.state == STANDBY, t.state
+    assert modem.offs == 1 and gnss.off == 1 and not pub.connected()
+    assert store.pending() == 0  # flushed before sleeping
+    status = [json.loads(p) for tp, p, q in pub.sent if tp == "fm/TEST01/status"]
+    assert status and status[-1]["standby"] is True
+    reads = obd.reads[0x0C]
+    await clk.advance(60000)
+    assert obd.reads[0x0C] == reads  # no sampling while asleep
+    obd.volts = 13.9  # engine cranked
+    await clk.advance(10000)
+    assert t.state == RUN and modem.ons == 1 and t.counters["wakes"] == 1
+    await clk.advance(5000)
+    t.stop()
+    assert obd.reads[0x0C] > reads
+    assert pub.connected()
+
+
+async def test_standby_heartbeat():
+    c = cfg()
+    c["standby"]["heartbeat_s"] = 30
+    modem = FakeModem()
+    obd = FakeObd({0x0C: 0, 0x0D: 0, 0x05: 30})
+    obd.volts = 12.0
+    t, clk, pub, store, obd = make(c, obd=obd, modem=modem)
+    t.start()
+    await clk.advance(80000)
+    assert t.state in (STANDBY, FLUSH)
+    n0 = len(pub.sent)
+    await clk.advance(100000)
+    t.stop()
+    assert t.counters["heartbeats"] >= 2
+    hb = [json.loads(p) for tp, p, q in pub.sent[n0:] if tp == "fm/TEST01/status"]
+    assert hb and hb[0]["heartbeat"] is True
+    assert not modem.on  # powered down again after each heartbeat
+
+
+async def test_commands_wiring():
+    t, clk, pub, store, obd = make()
+    t.commands = EchoCommands(status.handlers(t))
+    t.start()
+    await clk.advance(3000)
+    assert ("fm/TEST01/cmd", 1) in pub.subs
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"ping"}')
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"set_interval","args":{"pid":"05","ms":500}}')
+    pub.inject("other/topic", b'{"cmd":"reboot"}')  # not ours: ignored
+    await clk.advance(100)
+    r0 = obd.reads[0x05]
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"flush"}')
+    await clk.advance(5000)
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"status"}')
+    await clk.advance(100)
+    t.stop()
+    replies = [json.loads(p) for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
+    assert len(replies) == 4, replies
+    assert replies[0]["result"]["pong"] is True
+    assert replies[1]["result"] == {"pid": "05", "ms": 500}
+    assert obd.reads[0x05] - r0 >= 8  # now every 500 ms
+    assert replies[3]["result"]["queue"] == store.pending()
+    assert t.counters["cmds"] == 4 and not t.reboot_req
+
+
+async def test_utc_from_gnss_and_signal():
+    gnss = FakeGnss()
+    modem = FakeModem()
+    t, clk, pub, store, obd = make(gnss=gnss, modem=modem)
+    t.start()
+    await clk.advance(3500)
+    assert t.utc_offset_ms is None
+    gnss.fix.epoch = 1764000000 + clk.t // 1000
+    gnss.fix.ms = clk.t % 1000
+    gnss.fix.hour, gnss.fix.minute, gnss.fix.second = 16, 0, 3
+    gnss.fix.updates = 1
+    await clk.advance(3000)
+    t.stop()
+    assert abs(t.utc_offset_ms - 1764000000000) <= 1000  # the fix is read within one gnss interval
+    recs = [json.loads(r) for s, r in store.recs] + [e[1] for tp, p, q in pub.sent if tp.endswith("/data")
+                                                    for e in json.loads(p)["e"]]
+    utc = [r for r in recs if r[1]]
+    mono = [r for r in recs if not r[1]]
+    assert utc and mono
+    assert all(r[0] >= 1764000000000 for r in utc) and all(r[0] < 10000 for r in mono)
+    assert t.last[0x81] == -73  # CSQ 20 -> -73 dBm
+
+
+async def test_watchdog_stops_when_sender_hangs():
+    pub = GatePublisher()
+    t, clk, pub, store, obd = make(pub=pub)
+    t.wdt = Wdt()
+    t.start()
+    await clk.advance(10000)
+    fed = t.wdt.n
+    assert fed >= 8
+    await clk.advance(400000)  # the publish never returns: the sender task is stuck
+    t.stop()
+    assert t.wdt.n < fed + 320  # feeding stopped once the sender was silent for 300 s
