@@ -1,0 +1,344 @@
+# Bounded store-and-forward queue on flash (layout and recovery rules: telelogger/FORMAT.md).
+#
+# q = Store("/queue", max_bytes=262144, segment_bytes=16384)
+# seq = q.append(record_bytes)      # durable when it returns (written + flushed)
+# q.peek(20) -> [(seq, bytes)]      # oldest first, not yet acknowledged
+# q.ack(seq)                        # everything <= seq is delivered; whole segments are deleted
+#
+# Files in root: "<first seq, 10 digits>.seg" (append-only segments of records) and "state"
+# (acked-up-to seq + dropped counter, replaced atomically by writing "state.tmp" then rename).
+# Record on flash: magic 0xA7, u16 length, u32 seq, u32 CRC32 (header bytes 0..6 + payload),
+# payload. Segments are never rewritten, except once at open to cut a torn last record.
+try:
+    from binascii import crc32 as _crc32
+except ImportError:  # pragma: no cover
+    _crc32 = None
+
+try:
+    import os
+except ImportError:  # pragma: no cover
+    import uos as os
+
+_fsync = getattr(os, "fsync", None)
+
+MAGIC = 0xA7
+HDR = 11
+MAX_RECORD = 8192  # records are a few hundred bytes; the length field allows 65535
+SEG_SUFFIX = ".seg"
+STATE = "state"
+STATE_TMP = "state.tmp"
+SEG_TMP = "seg.tmp"
+
+
+class StoreError(Exception):
+    pass
+
+
+class PosixFS:
+    """The os-module subset the store uses (open, listdir, remove, rename, stat, mkdir).
+    Tests pass their own object with the same methods (e.g. to inject faults)."""
+
+    def open(self, path, mode):
+        return open(path, mode)
+
+    def listdir(self, path):
+        return os.listdir(path)
+
+    def remove(self, path):
+        os.remove(path)
+
+    def rename(self, a, b):
+        os.rename(a, b)
+
+    def stat(self, path):
+        return os.stat(path)
+
+    def mkdir(self, path):
+        os.mkdir(path)
+
+    def sync(self, f):
+        """Make written data durable. flush() is a sync on MicroPython (littlefs, FAT, unix);
+        CPython also needs fsync."""
+        f.flush()
+        if _fsync is not None:
+            _fsync(f.fileno())
+
+
+def crc32(data, crc=0):
+    return _crc32(data, crc) & 0xFFFFFFFF
+
+
+def _hdr(seq, payload):
+    h = bytearray(HDR)
+    h[0] = MAGIC
+    n = len(payload)
+    h[1] = n & 0xFF
+    h[2] = n >> 8
+    h[3:7] = seq.to_bytes(4, "little")
+    c = crc32(payload, crc32(memoryview(h)[:7]))
+    h[7:11] = c.to_bytes(4, "little")
+    return h
+
+
+class Store:
+    def __init__(self, root, max_bytes, segment_bytes, fs=None):
+        if segment_bytes * 2 > max_bytes:
+            raise ValueError("segment_bytes (%d) must be at most max_bytes / 2 (%d)" % (segment_bytes, max_bytes // 2))
+        self.root = root.rstrip("/") or "/"
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.fs = fs or PosixFS()
+        self.acked = 0  # every seq <= acked is delivered (or dropped)
+        self.dropped = 0  # records dropped unsent because the queue was full (persisted)
+        self.corrupt = 0  # records found damaged when read (not persisted)
+        self.recovered = 0  # torn bytes cut at open
+        self._segs = []  # [first_seq, size] oldest first; the last one is the active segment
+        self._f = None  # open append handle of the active segment
+        self._next = 1
+        self._cursor = None  # (first_seq of segment, offset, seq at offset) for peek
+        self._bad = {}  # first_seq -> offset of a damaged record found by peek (read stops there)
+        self._open()
+
+    # ------------------------------------------------------------ paths and state
+    def _p(self, name):
+        return self.root + "/" + name
+
+    @staticmethod
+    def _seg_name(first):
+        return "%010d%s" % (first, SEG_SUFFIX)
+
+    def _read_state(self, name):
+        try:
+            with self.fs.open(self._p(name), "rb") as f:
+                b = f.read()
+        except OSError:
+            return None
+        parts = b.split()
+        if len(parts) != 3:
+            return None
+        try:
+            acked = int(parts[0])
+            dropped = int(parts[1])
+            c = int(parts[2], 16)
+        except ValueError:
+            return None
+        if crc32(parts[0] + b" " + parts[1]) != c:
+            return None
+        return acked, dropped
+
+    def _write_state(self):
+        body = ("%d %d" % (self.acked, self.dropped)).encode()
+        data = body + (" %08x\n" % crc32(body)).encode()
+        tmp = self._p(STATE_TMP)
+        with self.fs.open(tmp, "wb") as f:
+            f.write(data)
+            self._sync(f)
+        try:
+            self.fs.rename(tmp, self._p(STATE))
+        except OSError:  # file systems whose rename does not replace: remove then rename
+            self.fs.remove(self._p(STATE))
+            self.fs.rename(tmp, self._p(STATE))
+
+    def _sync(self, f):
+        sync = getattr(self.fs, "sync", None)
+        if sync is not None:
+            sync(f)
+        else:
+            f.flush()
+
+    # ------------------------------------------------------------ open / recovery
+    def _open(self):
+        fs = self.fs
+        try:
+            names = fs.listdir(self.root)
+        except OSError:
+            fs.mkdir(self.root)
+            names = []
+        st = self._read_state(STATE)
+        if st is None:
+            st = self._read_state(STATE_TMP)  # crash between "remove state" and rename
+        segs = []
+        for n in names:
+            if n.endswith(SEG_SUFFIX) and len(n) == 10 + len(SEG_SUFFIX) and n[:10].isdigit():
+                segs.append(int(n[:10]))
+            elif n == SEG_TMP:
+                fs.remove(self._p(n))
+        segs.sort()
+        if st is not None:
+            self.acked, self.dropped = st
+        elif segs:
+            self.acked = segs[0] - 1
+        self._segs = [[s, fs.stat(self._p(self._seg_name(s)))[6]] for s in segs]
+        last_seq = self.acked
+        if self._segs:
+            last_seq = max(last_seq, self._recover_last())
+        self._next = last_seq + 1
+        self._delete_acked()
+        if st is None:
+            self._write_state()
+
+    def _recover_last(self):
+        """Scans the last segment; cuts a torn tail. Returns the last valid seq (or first-1)."""
+        first, size = self._segs[-1]
+        name = self._p(self._seg_name(first))
+        good = 0
+        last = first - 1
+        buf = bytearray(HDR)
+        with self.fs.open(name, "rb") as f:
+            while True:
+                r = self._read_rec(f, good, buf, last)
+                if r is None:
+                    break
+                last = r[0]
+                good += HDR + len(r[1])
+        if good < size:
+            self.recovered += size - good
+            if good == 0:
+                self.fs.remove(name)
+                self._segs.pop()
+                return last
+            tmp = self._p(SEG_TMP)
+            with self.fs.open(name, "rb") as src, self.fs.open(tmp, "wb") as dst:
+                left = good
+                while left:
+                    chunk = src.read(min(left, 512))
+                    if not chunk:
+                        break
+                    dst.write(chunk)
+                    left -= len(chunk)
+                self._sync(dst)
+            self.fs.rename(tmp, name)
+            self._segs[-1][1] = good
+        return last
+
+    def _read_rec(self, f, off, hbuf, prev_seq):
+        """Reads the record at `off` of open file f -> (seq, payload) or None (end or damage)."""
+        f.seek(off)
+        n = f.readinto(hbuf)
+        if n != HDR or hbuf[0] != MAGIC:
+            return None
+        ln = hbuf[1] | (hbuf[2] << 8)
+        seq = int.from_bytes(bytes(hbuf[3:7]), "little")
+        payload = f.read(ln)
+        if payload is None or len(payload) != ln or seq <= prev_seq:
+            return None
+        c = crc32(payload, crc32(memoryview(hbuf)[:7]))
+        if c != int.from_bytes(bytes(hbuf[7:11]), "little"):
+            return None
+        return seq, payload
+
+    # ------------------------------------------------------------ API
+    @property
+    def next_seq(self):
+        return self._next
+
+    def pending(self):
+        return self._next - 1 - self.acked
+
+    def size(self):
+        t = 0
+        for s in self._segs:
+            t += s[1]
+        return t
+
+    def append(self, record):
+        n = len(record)
+        if n > MAX_RECORD:
+            raise StoreError("record of %d bytes (max %d)" % (n, MAX_RECORD))
+        need = HDR + n
+        while self._segs and self.size() + need > self.max_bytes:
+            if len(self._segs) == 1:
+                self._close_active()
+            self._drop_oldest()
+        if not self._segs or (self._segs[-1][1] > 0 and self._segs[-1][1] + need > self.segment_bytes):
+            self._close_active()
+            self._segs.append([self._next, 0])
+        seg = self._segs[-1]
+        if self._f is None:
+            self._f = self.fs.open(self._p(self._seg_name(seg[0])), "ab")
+        seq = self._next
+        h = _hdr(seq, record)
+        self._f.write(h + record)  # one write: header and payload land together
+        self._sync(self._f)
+        seg[1] += need
+        self._next = seq + 1
+        return seq
+
+    def _close_active(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def _drop_oldest(self):
+        first, _ = self._segs[0]
+        end = self._segs[1][0] - 1 if len(self._segs) > 1 else self._next - 1
+        lost = end - max(first - 1, self.acked)
+        if lost > 0:
+            self.dropped += lost
+        if end > self.acked:
+            self.acked = end
+        self._write_state()  # state first: a crash before the remove leaves an acked segment
+        self.fs.remove(self._p(self._seg_name(first)))
+        self._segs.pop(0)
+        self._bad.pop(first, None)
+        self._cursor = None
+
+    def _delete_acked(self):
+        while self._segs:
+            first = self._segs[0][0]
+            end = self._segs[1][0] - 1 if len(self._segs) > 1 else self._next - 1
+            if end > self.acked:
+                break
+            if len(self._segs) == 1:
+                self._close_active()
+            self.fs.remove(self._p(self._seg_name(first)))
+            self._segs.pop(0)
+            self._bad.pop(first, None)
+            self._cursor = None
+
+    def ack(self, upto_seq):
+        """Marks every record <= upto_seq delivered (one state write), deletes fully acked segments."""
+        upto = min(upto_seq, self._next - 1)
+        if upto <= self.acked:
+            return
+        self.acked = upto
+        self._write_state()
+        self._delete_acked()
+
+    def peek(self, n):
+        """Up to n (seq, record) oldest first, seq > acked. Damaged records are skipped (counted
+        in .corrupt) and the rest of that segment is not read."""
+        out = []
+        if n <= 0:
+            return out
+        hbuf = bytearray(HDR)
+        cur = self._cursor
+        for idx in range(len(self._segs)):
+            first, size = self._segs[idx]
+            end = self._segs[idx + 1][0] - 1 if idx + 1 < len(self._segs) else self._next - 1
+            if end <= self.acked:
+                continue
+            off, prev = 0, first - 1
+            if cur is not None and cur[0] == first and cur[2] - 1 <= self.acked:
+                off, prev = cur[1], cur[2] - 1
+            with self.fs.open(self._p(self._seg_name(first)), "rb") as f:
+                limit = self._bad.get(first, size)
+                while off < limit:
+                    r = self._read_rec(f, off, hbuf, prev)
+                    if r is None:
+                        self.corrupt += 1
+                        self._bad[first] = off
+                        break
+                    seq, payload = r
+                    if seq > self.acked:
+                        if not out:
+                            self._cursor = (first, off, seq)
+                        out.append((seq, payload))
+                        if len(out) >= n:
+                            return out
+                    off += HDR + len(payload)
+                    prev = seq
+        return out
+
+    def close(self):
+        self._close_active()
