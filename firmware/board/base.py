@@ -1,0 +1,126 @@
+# What the ESP32 board and the host board share: roles from the board description,
+# lazily built and cached streams and pins, battery voltage, device id, watchdog.
+# Subclasses provide the hardware hooks (_open_uart, _make_pin, _adc_read, mac, ...).
+from board import ActivePin, BoardError, battery_volts, device_id_from_mac
+from core.compat import Clock
+
+# Role names used by the rest of the firmware -> sections of the board description.
+ROLES = {"modem": "modem", "obd": "coproc", "coproc": "coproc", "gps": "gnss", "gnss": "gnss"}
+
+
+class BoardBase:
+    def __init__(self, desc, clock=None):
+        self.desc = desc
+        self.name = desc["name"]
+        self.model = desc["model"]
+        self.clock = clock or Clock()
+        self._streams = {}
+        self._pins = {}
+        self._wdt = None
+
+    # -- description access --
+    def section(self, role):
+        sec = self.desc.get(ROLES.get(role, role))
+        if sec is None:
+            raise BoardError("board %s has no %s (its '%s' entry is null)" % (self.name, role, ROLES.get(role, role)))
+        return sec
+
+    def has(self, role):
+        return self.desc.get(ROLES.get(role, role)) is not None
+
+    # -- streams (core.stream interface) --
+    def stream(self, role):
+        key = ROLES.get(role, role)
+        s = self._streams.get(key)
+        if s is None:
+            s = self._open_stream(key, self.section(key))
+            self._streams[key] = s
+        return s
+
+    def modem_stream(self):
+        return self.stream("modem")
+
+    def obd_stream(self):
+        return self.stream("coproc")
+
+    def gps_stream(self):
+        return self.stream("gnss")
+
+    def close(self):
+        for s in self._streams.values():
+            s.close()
+        self._streams = {}
+
+    # -- outputs --
+    def out_pin(self, role, key="pin", active_key="active", default_active=1):
+        """A cached ActivePin for section[role][key], released (not asserted) on creation."""
+        ident = role + "." + key
+        p = self._pins.get(ident)
+        if p is None:
+            sec = self.section(role)
+            num = sec.get(key)
+            if num is None:
+                raise BoardError("board %s: %s.%s is not wired (null)" % (self.name, role, key))
+            active = sec.get(active_key, default_active)
+            p = ActivePin(self._make_pin(num, 1 - active, ident), active, ident)
+            self._pins[ident] = p
+        return p
+
+    def modem_power_pin(self):
+        """The modem power key as a logical pin: value(1) = key pressed."""
+        return self.out_pin("modem_power")
+
+    def coproc_reset_pin(self):
+        """The co-processor reset line as a logical pin: value(1) = held in reset."""
+        return self.out_pin("coproc", "reset", "reset_active", 0)
+
+    def led(self):
+        return self.out_pin("led")
+
+    def gnss_power(self, on):
+        """Switch the GNSS receiver's power pin(s) (power, and power2 where the devType uses it)."""
+        g = self.section("gnss")
+        for key in ("power", "power2"):
+            if g.get(key) is not None:
+                self.out_pin("gnss", key, "power_active", 1).value(1 if on else 0)
+
+    # -- inputs --
+    def battery_voltage(self):
+        """Volts from the battery ADC, or None when this board/devType reads the battery
+        another way (battery.source 'coproc': ask the co-processor with ATRV)."""
+        b = self.desc.get("battery")
+        if not b or b.get("source") != "adc":
+            return None
+        raw = self._adc_read(b["pin"])
+        if raw is None:
+            return None
+        return battery_volts(raw, self.desc)
+
+    def device_id(self):
+        return device_id_from_mac(self.mac())
+
+    # -- watchdog --
+    def wdt_start(self, timeout_ms):
+        if self._wdt is None:
+            self._wdt = self._make_wdt(timeout_ms)
+        return self._wdt
+
+    def wdt_feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    # -- hooks --
+    def _open_stream(self, role, sec):
+        raise NotImplementedError
+
+    def _make_pin(self, num, level, ident):
+        raise NotImplementedError
+
+    def _adc_read(self, pin):
+        raise NotImplementedError
+
+    def _make_wdt(self, timeout_ms):
+        raise NotImplementedError
+
+    def mac(self):
+        raise NotImplementedError

@@ -1,0 +1,177 @@
+# Board descriptions (boards/*.json): loading, schema check, per-devType overrides, the
+# devType -> board mapping. Pure: no `machine`, runs on the host tooling too.
+import json
+
+from board import BOARD_DIRS, DEVICE_BOARD_FILE, SCHEMA, BoardError
+
+GNSS_SOURCES = ("uart", "modem", "coproc", "none")
+BATTERY_SOURCES = ("adc", "coproc", "none")
+
+
+def _is_path(s):
+    return "/" in s or s.endswith(".json")
+
+
+def _find(name, dirs):
+    for d in dirs:
+        p = d + "/" + name + ".json"
+        try:
+            open(p).close()
+            return p
+        except OSError:
+            pass
+    return None
+
+
+def load_board(name_or_path=None, devtype=None, dirs=BOARD_DIRS):
+    """Load and validate a board description.
+
+    `name_or_path`: a dict (validated and returned), a path to a .json file, a board name
+    looked up in `dirs` (e.g. "oneplus-b"), or None for the deployed /board.json.
+    `devtype`: apply the file's per-devType overrides (see apply_devtype)."""
+    if isinstance(name_or_path, dict):
+        desc = name_or_path
+        where = "<dict>"
+    else:
+        if name_or_path is None:
+            path = DEVICE_BOARD_FILE
+        elif _is_path(name_or_path):
+            path = name_or_path
+        else:
+            path = _find(name_or_path, dirs)
+            if path is None:
+                raise BoardError("board %r not found (looked for %s.json in %s)" % (name_or_path, name_or_path, ", ".join(dirs)))
+        try:
+            with open(path) as f:
+                desc = json.load(f)
+        except OSError as e:
+            raise BoardError("cannot read board file %s: %s" % (path, e))
+        except ValueError as e:
+            raise BoardError("board file %s is not valid JSON: %s" % (path, e))
+        where = path
+    validate_board(desc, where)
+    if devtype is not None:
+        desc = apply_devtype(desc, devtype)
+    return desc
+
+
+def _need(d, key, types, where, allow_none=False):
+    if key not in d:
+        raise BoardError("%s: missing key %r" % (where, key))
+    v = d[key]
+    if v is None and allow_none:
+        return v
+    if isinstance(v, bool) or not isinstance(v, types):
+        raise BoardError("%s: %r must be %s, got %r" % (where, key, _tname(types), v))
+    return v
+
+
+def _tname(types):
+    if isinstance(types, tuple):
+        return " or ".join(t.__name__ for t in types)
+    return types.__name__
+
+
+def _uart_section(d, role, where, pins_optional=False):
+    sec = _need(d, role, dict, where)
+    w = "%s: %s" % (where, role)
+    _need(sec, "uart", int, w, allow_none=True)
+    _need(sec, "rx", int, w, allow_none=pins_optional)
+    _need(sec, "tx", int, w, allow_none=pins_optional)
+    _need(sec, "baud", int, w)
+    return sec
+
+
+def validate_board(desc, where="board"):
+    """Check the schema documented in boards/README.md; raise BoardError naming the key."""
+    if not isinstance(desc, dict):
+        raise BoardError("%s: a board description is a JSON object, got %r" % (where, type(desc).__name__))
+    if desc.get("schema") != SCHEMA:
+        raise BoardError("%s: 'schema' must be %d, got %r" % (where, SCHEMA, desc.get("schema")))
+    name = _need(desc, "name", str, where)
+    where = "%s (%s)" % (where, name) if where == "<dict>" else where
+    _need(desc, "model", str, where)
+    for n in _need(desc, "devtypes", list, where):
+        if not isinstance(n, int):
+            raise BoardError("%s: 'devtypes' entries must be integers, got %r" % (where, n))
+    _uart_section(desc, "modem", where)
+    pk = _need(desc, "modem_power", dict, where)
+    _need(pk, "pin", int, where + ": modem_power")
+    if pk.get("active") not in (0, 1):
+        raise BoardError("%s: modem_power.active must be 0 or 1, got %r" % (where, pk.get("active")))
+    if desc.get("coproc") is not None:
+        cp = _uart_section(desc, "coproc", where)
+        _need(cp, "reset", int, where + ": coproc", allow_none=True)
+    g = _need(desc, "gnss", dict, where)
+    if g.get("source") not in GNSS_SOURCES:
+        raise BoardError("%s: gnss.source must be one of %s, got %r" % (where, "/".join(GNSS_SOURCES), g.get("source")))
+    if g["source"] == "uart":
+        _uart_section(desc, "gnss", where)
+    b = _need(desc, "battery", dict, where, allow_none=True)
+    if b is not None:
+        if b.get("source") not in BATTERY_SOURCES:
+            raise BoardError("%s: battery.source must be one of %s, got %r" % (where, "/".join(BATTERY_SOURCES), b.get("source")))
+        if b["source"] == "adc":
+            _need(b, "pin", int, where + ": battery")
+            _need(b, "scale_num", (int, float), where + ": battery")
+            if not _need(b, "scale_den", (int, float), where + ": battery"):
+                raise BoardError("%s: battery.scale_den must not be 0" % where)
+    for role in ("led", "buzzer"):
+        sec = desc.get(role)
+        if sec is not None:
+            _need(sec, "pin", int, "%s: %s" % (where, role))
+    for rule in desc.get("by_devtype") or ():
+        w = where + ": by_devtype"
+        _need(rule, "devtypes", list, w)
+        for k in _need(rule, "set", dict, w):
+            sec, _, key = k.partition(".")
+            if not key or not isinstance(desc.get(sec), dict):
+                raise BoardError("%s: override key %r must be <section>.<key> of an existing section" % (w, k))
+    return desc
+
+
+def apply_devtype(desc, devtype):
+    """A copy of `desc` with the overrides for `devtype` applied (later rules win) and
+    desc['devtype'] set. Only the touched sections are copied."""
+    out = dict(desc)
+    for rule in desc.get("by_devtype") or ():
+        if devtype in rule["devtypes"]:
+            for k, v in rule["set"].items():
+                sec, _, key = k.partition(".")
+                if out[sec] is desc.get(sec):
+                    out[sec] = dict(desc[sec])
+                out[sec][key] = v
+    out["devtype"] = devtype
+    return out
+
+
+def parse_devtype(ati_reply):
+    """The co-processor's ATI answer -> devType int, as the official getDeviceType():
+    find 'OBD', then the next space, skip 2 characters, parse X.Y -> X*10+Y.
+    'OBD2USART V1.4' -> 14. None when the text does not have that shape."""
+    if isinstance(ati_reply, (bytes, bytearray)):
+        ati_reply = bytes(ati_reply).decode()
+    i = ati_reply.find("OBD")
+    if i < 0:
+        return None
+    sp = ati_reply.find(" ", i)
+    if sp < 0:
+        return None
+    s = ati_reply[sp + 2 :]
+    dot = s.find(".")
+    if dot <= 0 or not s[:dot].isdigit() or len(s) <= dot + 1 or not s[dot + 1].isdigit():
+        return None
+    return int(s[:dot]) * 10 + int(s[dot + 1])
+
+
+def board_for_devtype(devtype, names=("oneplus-a", "oneplus-b", "oneplus-h"), dirs=BOARD_DIRS):
+    """The board name whose description lists `devtype` (the devType->model mapping lives
+    in each boards/*.json 'devtypes'), or None."""
+    for n in names:
+        try:
+            d = load_board(n, dirs=dirs)
+        except BoardError:
+            continue
+        if devtype in d["devtypes"]:
+            return n
+    return None

@@ -1,0 +1,68 @@
+# The ESP32 board: machine.UART/Pin/ADC/WDT built lazily from the board description.
+# This and nothing else in the firmware imports `machine` (tests pass a fake module).
+from board import BoardError
+from board.base import BoardBase
+from core.stream import UartStream
+
+
+class Board(BoardBase):
+    def __init__(self, desc, clock=None, machine=None):
+        BoardBase.__init__(self, desc, clock)
+        if machine is None:
+            import machine
+        self._m = machine
+
+    def _open_stream(self, role, sec):
+        if sec.get("uart") is None:
+            raise BoardError(
+                "board %s: no hardware UART assigned to %s (%s.uart is null); the ESP32 has UART0-2 and "
+                "UART0 is the USB console: set %s.uart or use another source" % (self.name, role, role, role)
+            )
+        if sec.get("rx") is None or sec.get("tx") is None:
+            raise BoardError("board %s: %s.rx/%s.tx are not set" % (self.name, role, role))
+        m = self._m
+        u = m.UART(sec["uart"], baudrate=sec["baud"], tx=sec["tx"], rx=sec["rx"], rxbuf=sec.get("rxbuf", 256), timeout=0)
+        return UartStream(u)
+
+    def _make_pin(self, num, level, ident):
+        return self._m.Pin(num, self._m.Pin.OUT, value=level)
+
+    def _adc_read(self, pin):
+        m = self._m
+        adc = self._pins.get("adc.%d" % pin)
+        if adc is None:
+            adc = m.ADC(m.Pin(pin))
+            adc.atten(m.ADC.ATTN_11DB)  # full 0..3.3 V range, as Arduino's analogRead default
+            self._pins["adc.%d" % pin] = adc
+        return adc.read_u16() >> 4  # 0..4095, the scale the official 45/4095 factor expects
+
+    def _make_wdt(self, timeout_ms):
+        # Once started the ESP32 watchdog cannot be stopped: feed it from the main loop.
+        return self._m.WDT(timeout=timeout_ms)
+
+    def mac(self):
+        return self._m.unique_id()  # the 6-byte efuse base MAC on the ESP32
+
+    def buzzer(self, on):
+        """Buzzer on (PWM at the board's frequency, 50 % duty) or off."""
+        b = self.section("buzzer")
+        pwm = self._pins.get("buzzer.pwm")
+        if on:
+            if pwm is None:
+                pwm = self._m.PWM(self._m.Pin(b["pin"]), freq=b.get("freq", 2000), duty_u16=32768)
+                self._pins["buzzer.pwm"] = pwm
+        elif pwm is not None:
+            pwm.deinit()
+            del self._pins["buzzer.pwm"]
+
+    def light_sleep(self, ms):
+        self._m.lightsleep(ms)
+
+    def deep_sleep(self, ms):
+        self._m.deepsleep(ms)  # does not return: the chip restarts from boot.py
+
+    def reset_cause(self):
+        return self._m.reset_cause()
+
+    def reset(self):
+        self._m.reset()

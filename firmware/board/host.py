@@ -1,0 +1,140 @@
+# The host board (MicroPython unix port or CPython): the same roles as the ESP32 board,
+# mapped to serial paths (a USB SIM7600's AT port, an ELM327 emulator's pty, a GNSS
+# simulator), fake pins that record (level, ms), a fake watchdog and a fixed MAC.
+from board import BoardError, DeepSleep
+from board.base import BoardBase
+from core.stream import SerialPath
+
+HOST_MAC = b"\x24\x0a\xc4\x00\x00\x01"
+_FLAGS = ("modem", "obd", "gps", "board", "config", "secrets")
+
+
+def parse_host_args(argv):
+    """`--modem PATH --obd PATH --gps PATH [--board NAME] [--config F] [--secrets F]`
+    (also --name=value) -> dict; other arguments are kept in 'rest'."""
+    out = {"rest": []}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--") and "=" in a and a[2:].split("=", 1)[0] in _FLAGS:
+            k, v = a[2:].split("=", 1)
+            out[k] = v
+        elif a.startswith("--") and a[2:] in _FLAGS:
+            if i + 1 >= len(argv):
+                raise BoardError("%s needs a value" % a)
+            out[a[2:]] = argv[i + 1]
+            i += 1
+        else:
+            out["rest"].append(a)
+        i += 1
+    return out
+
+
+class FakePin:
+    """Records every level written with the clock's time: history = [(level, ms), ...]."""
+
+    def __init__(self, num, level=0, clock=None, name=""):
+        self.num = num
+        self.name = name
+        self._clock = clock
+        self._level = level
+        self.history = [(level, self._now())]
+        self.listeners = []
+
+    def _now(self):
+        return self._clock.ticks_ms() if self._clock else 0
+
+    def value(self, v=None):
+        if v is None:
+            return self._level
+        self._level = 1 if v else 0
+        t = self._now()
+        self.history.append((self._level, t))
+        for fn in self.listeners:
+            fn(self._level, t)
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+
+class FakeWDT:
+    def __init__(self, timeout_ms, clock=None):
+        self.timeout_ms = timeout_ms
+        self._clock = clock
+        self.feeds = 0
+        self.last_feed = clock.ticks_ms() if clock else 0
+
+    def feed(self):
+        self.feeds += 1
+        if self._clock:
+            self.last_feed = self._clock.ticks_ms()
+
+    def expired(self):
+        """True when the last feed is older than the timeout (a real one would reset)."""
+        return bool(self._clock) and self._clock.diff(self._clock.ticks_ms(), self.last_feed) > self.timeout_ms
+
+
+class HostBoard(BoardBase):
+    def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=HOST_MAC, adc_raw=None):
+        BoardBase.__init__(self, desc, clock)
+        self.paths = {"modem": modem, "coproc": obd, "gnss": gps}
+        self._mac = bytes(mac)
+        self.adc_raw = adc_raw  # set by tests/sims: the battery ADC reading (0..4095)
+        self.sleeps = []
+        self.buzzing = False
+
+    def _open_stream(self, role, sec):
+        path = self.paths.get(role)
+        if not path:
+            flag = {"modem": "--modem", "coproc": "--obd", "gnss": "--gps"}.get(role, role)
+            raise BoardError("host board: no serial path for the %s (pass %s PATH)" % (role, flag))
+        try:
+            return SerialPath(path)
+        except OSError as e:
+            raise BoardError("host board: cannot open %s for the %s: %s" % (path, role, e))
+
+    def _make_pin(self, num, level, ident):
+        return FakePin(num, level, self.clock, ident)
+
+    def fake_pin(self, role, key="pin"):
+        """The FakePin under a role's logical pin (its .history), for tests and sims."""
+        return self._pins[role + "." + key].pin
+
+    def _adc_read(self, pin):
+        return self.adc_raw
+
+    def _make_wdt(self, timeout_ms):
+        return FakeWDT(timeout_ms, self.clock)
+
+    @property
+    def wdt(self):
+        return self._wdt
+
+    def mac(self):
+        return self._mac
+
+    def buzzer(self, on):
+        self.section("buzzer")
+        self.buzzing = bool(on)
+
+    def light_sleep(self, ms):
+        import time
+
+        self.sleeps.append(("light", ms))
+        if hasattr(time, "sleep_ms"):
+            time.sleep_ms(ms)
+        else:
+            time.sleep(ms / 1000)
+
+    def deep_sleep(self, ms):
+        self.sleeps.append(("deep", ms))
+        raise DeepSleep(ms)
+
+    def reset_cause(self):
+        return 0
+
+    def reset(self):
+        raise DeepSleep(0)
