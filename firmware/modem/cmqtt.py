@@ -1,0 +1,611 @@
+# MQTT client on the SIM7600's own stack (AT+CMQTT*), one client index per instance.
+#
+# Rules this driver keeps (sim7600-mqtt-at.md §1, §5 and "Two more protocol traps"):
+# - Every asynchronous command waits for its `+CMQTTxxx: <idx>,<err>` result (before or after OK,
+#   the engine's deferred-result support) before the next CMQTT command goes out.
+# - Commands are serialised by one lock, and a gate also waits while an incoming message burst
+#   (+CMQTTRXSTART .. +CMQTTRXEND) is in flight: sending then is what gives error 14.
+# - "Connected" comes only from the `+CMQTTCONNECT: <idx>,0` result and goes away on the
+#   +CMQTTCONNLOST / +CMQTTNONET / +CMQTTPING URCs or an error 11; never from an OK.
+# - AT+CMQTTDISC? (state query) is never sent while a DISC is in flight: both share the lock and
+#   its reply is byte-identical to the DISC result.
+# - Topic/payload limits and UTF-8 are checked before anything is sent.
+# - Incoming topic/payload chunks are read by byte count (engine body_len), so CR/LF and
+#   chunking (<=1500 bytes) are preserved.
+import asyncio
+
+from at.engine import ATCommandError, ATError, ATTimeout, ModemRebooted
+from core.compat import DEFAULT_CLOCK
+from modem import codes
+from net.publisher import NetError
+
+# ---------------------------------------------------------------------------------------
+# Errors. Every CMQTT <err> 1..35 raises CmqttError (or a subclass) carrying .code, .meaning and
+# .hint from modem.codes, and a .name generated from the codes table ("SockConnectFail" for 3).
+# The codes callers branch on have their own subclass (error_class(code)). Classes are few on
+# purpose: each one costs RAM on the ESP32.
+
+
+class CmqttError(NetError):
+    """A CMQTT <err> from the modem: `.code`, `.meaning`, `.hint` (what to do), `.op` (command)."""
+
+    def __init__(self, op, code, detail=None):
+        meaning = codes.cmqtt_meaning(code) if code is not None else (detail or "error")
+        msg = "%s failed" % op
+        if detail:
+            msg = "%s: %s" % (msg, detail)
+        NetError.__init__(self, msg, code, meaning)
+        self.op = op
+        self.hint = codes.CMQTT_HINTS.get(code) if code is not None else None
+
+    @property
+    def name(self):
+        if self.code is None:
+            return type(self).__name__
+        return error_name(self.code)
+
+    def __str__(self):
+        s = "%s [%s]" % (NetError.__str__(self), self.name)
+        if self.hint:
+            s = "%s; %s" % (s, self.hint)
+        return s
+
+
+class NoConnection(CmqttError):  # 11
+    pass
+
+
+class ClientBusy(CmqttError):  # 14
+    pass
+
+
+class CmqttTimeout(CmqttError):  # 17, and "no result within the time allowed"
+    pass
+
+
+class ClientUsed(CmqttError):  # 19
+    pass
+
+
+class ClientNotAcquired(CmqttError):  # 20
+    pass
+
+
+class NetworkOpened(CmqttError):  # 23
+    pass
+
+
+class ConnectionRefused(CmqttError):  # 27..31: the broker's CONNACK refusals
+    pass
+
+
+class TlsError(CmqttError):  # 32..34
+    pass
+
+
+class HandshakeFail(TlsError):  # 32
+    pass
+
+
+class NotSetCertificate(TlsError):  # 33
+    pass
+
+
+class ConnectionLost(CmqttError):
+    """The session went down (+CMQTTCONNLOST / +CMQTTNONET / +CMQTTPING) while an operation waited."""
+
+    pass
+
+
+_CLASSES = {11: NoConnection, 14: ClientBusy, 17: CmqttTimeout, 19: ClientUsed, 20: ClientNotAcquired, 23: NetworkOpened, 32: HandshakeFail, 33: NotSetCertificate}
+
+
+def error_class(code):
+    c = _CLASSES.get(code)
+    if c is None:
+        if code is not None and 27 <= code <= 31:
+            return ConnectionRefused
+        if code == 34:
+            return TlsError
+        return CmqttError
+    return c
+
+
+def error_name(code):
+    """'sock connect fail' (3) -> 'SockConnectFail': the name of every code, from the table."""
+    c = error_class(code)
+    if c is not CmqttError and c is not ConnectionRefused and c is not TlsError:
+        return c.__name__
+    out = []
+    for w in codes.cmqtt_meaning(code).replace(":", " ").replace("-", " ").split():
+        out.append(w[0].upper() + w[1:])
+    return "".join(out)
+
+
+def cmqtt_error(op, code, detail=None):
+    return error_class(code)(op, code, detail)
+
+
+class CmqttArgError(ValueError):
+    """A topic/payload/client id refused by the driver before anything was sent."""
+
+    pass
+
+
+class TopicTooLong(CmqttArgError):
+    pass
+
+
+class PayloadTooLong(CmqttArgError):
+    pass
+
+
+class InvalidUtf8(CmqttArgError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _to_bytes(x):
+    if isinstance(x, str):
+        return x.encode()
+    return bytes(x)
+
+
+def _is_utf8(b):
+    try:
+        str(b, "utf-8")
+        return True
+    except UnicodeError:
+        return False
+
+
+def check_topic(topic, what="topic"):
+    b = _to_bytes(topic)
+    if not b:
+        raise TopicTooLong("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX))
+    if len(b) > codes.TOPIC_MAX:
+        raise TopicTooLong("%s is %d bytes, the SIM7600 allows 1..%d" % (what, len(b), codes.TOPIC_MAX))
+    if not _is_utf8(b):
+        raise InvalidUtf8("%s is not valid UTF-8 (MQTT topics must be)" % what)
+    return b
+
+
+def check_payload(payload, utf8=False, limit=None):
+    b = _to_bytes(payload)
+    limit = limit or codes.PAYLOAD_MAX
+    if len(b) > limit:
+        raise PayloadTooLong("payload is %d bytes, the SIM7600 allows at most %d" % (len(b), limit))
+    if utf8 and not _is_utf8(b):
+        raise InvalidUtf8("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)")
+    return b
+
+
+def _parse_code(text):
+    """'0,14' -> 14, '23' -> 23, ' 0' -> 0; None when there is no number."""
+    if text is None:
+        return None
+    t = text.strip()
+    if "," in t:
+        t = t.split(",")[-1].strip()
+    try:
+        return int(t)
+    except ValueError:
+        return None
+
+
+def _code_in_lines(lines, prefix):
+    for ln in lines or ():
+        if ln.startswith(prefix):
+            return _parse_code(ln[len(prefix) :])
+    return None
+
+
+class Cmqtt:
+    """One CMQTT client (index 0 or 1) on an ATEngine.
+
+    Callbacks: on_message(cb) cb(topic: str, payload: bytes) — called from the engine's reader
+    task: it must not block (queue work instead). on_state(cb) cb(connected: bool, why: str).
+    """
+
+    def __init__(self, at, clock=None, index=0, check_utf8=False, cmd_timeout_ms=5000, log=None):
+        self.at = at
+        self.clock = clock or DEFAULT_CLOCK
+        self.idx = index
+        self.check_utf8 = check_utf8
+        self.cmd_timeout_ms = cmd_timeout_ms
+        self.log = log
+        self._lock = asyncio.Lock()
+        self._rx_idle = asyncio.Event()
+        self._rx_idle.set()
+        self._down = asyncio.Event()  # set when the session goes down
+        self._connected = False
+        self.started = False
+        self.acquired = False
+        self.nonet = False  # +CMQTTNONET seen: the service needs STOP/START
+        self.last_down = None  # why the session last went down
+        self.disc_in_flight = False
+        self._msg_cb = None
+        self._state_cb = None
+        # incoming message assembly
+        self._rx_topic = bytearray()
+        self._rx_payload = bytearray()
+        self._rx_tlen = 0
+        self._rx_plen = 0
+        self.rx_count = 0
+        self.rx_errors = 0
+        self.stats = {"busy_retries": 0, "rx": 0}
+        self._install_urcs()
+
+    # ------------------------------------------------------------------ URCs
+    def _install_urcs(self):
+        at = self.at
+        at.on_urc("+CMQTTCONNLOST:", self._urc_connlost)
+        at.on_urc("+CMQTTNONET", self._urc_nonet)
+        at.on_urc("+CMQTTPING:", self._urc_ping)
+        at.on_urc("+CMQTTRXSTART:", self._urc_rxstart)
+        at.on_urc("+CMQTTRXTOPIC:", self._urc_rxtopic, body_len=self._chunk_len)
+        at.on_urc("+CMQTTRXPAYLOAD:", self._urc_rxpayload, body_len=self._chunk_len)
+        at.on_urc("+CMQTTRXEND:", self._urc_rxend)
+
+    def _for_me(self, line):
+        p = line.find(":")
+        if p < 0:
+            return True
+        rest = line[p + 1 :].strip()
+        return rest.split(",")[0].strip() == str(self.idx)
+
+    def _set_down(self, why):
+        was = self._connected
+        self._connected = False
+        self.last_down = why
+        self._down.set()
+        if was and self._state_cb:
+            self._state_cb(False, why)
+
+    def _urc_connlost(self, line, body=None):
+        if not self._for_me(line):
+            return
+        cause = _parse_code(line.split(":", 1)[1])
+        self._set_down("connection lost (cause %s: %s)" % (cause, codes.CMQTT_CONNLOST_CAUSES.get(cause, "unknown")))
+
+    def _urc_nonet(self, line, body=None):
+        self.nonet = True
+        self._set_down("no network (+CMQTTNONET): service needs STOP/START")
+
+    def _urc_ping(self, line, body=None):
+        if not self._for_me(line):
+            return
+        code = _parse_code(line.split(":", 1)[1])
+        self._set_down("keep-alive ping failed (error %s: %s)" % (code, codes.cmqtt_meaning(code or 0)))
+
+    @staticmethod
+    def _chunk_len(line):
+        # '+CMQTTRXTOPIC: 0,21' -> 21 raw bytes follow the line
+        try:
+            return int(line.rsplit(",", 1)[1])
+        except (IndexError, ValueError):
+            return 0
+
+    def _urc_rxstart(self, line, body=None):
+        parts = line.split(":", 1)[1].split(",")
+        self._rx_idle.clear()
+        self._rx_topic = bytearray()
+        self._rx_payload = bytearray()
+        try:
+            self._rx_tlen = int(parts[1])
+            self._rx_plen = int(parts[2])
+        except (IndexError, ValueError):
+            self._rx_tlen = self._rx_plen = -1
+
+    def _urc_rxtopic(self, line, body=None):
+        if body:
+            self._rx_topic += body
+
+    def _urc_rxpayload(self, line, body=None):
+        if body:
+            self._rx_payload += body
+
+    def _urc_rxend(self, line, body=None):
+        topic = bytes(self._rx_topic)
+        payload = bytes(self._rx_payload)
+        ok = (self._rx_tlen < 0 or len(topic) == self._rx_tlen) and (self._rx_plen < 0 or len(payload) == self._rx_plen)
+        self._rx_topic = bytearray()
+        self._rx_payload = bytearray()
+        self._rx_idle.set()
+        if not ok:
+            self.rx_errors += 1
+            if self.log:
+                self.log.warn("incoming message length mismatch: topic %d/%d payload %d/%d", len(topic), self._rx_tlen, len(payload), self._rx_plen)
+            return
+        self.rx_count += 1
+        self.stats["rx"] += 1
+        if self._msg_cb:
+            try:
+                t = str(topic, "utf-8")
+            except UnicodeError:
+                t = repr(topic)
+            self._msg_cb(t, payload)
+
+    # ------------------------------------------------------------------ public state
+    def on_message(self, cb):
+        self._msg_cb = cb
+
+    def on_state(self, cb):
+        self._state_cb = cb
+
+    def connected(self):
+        return self._connected
+
+    def rx_in_flight(self):
+        return not self._rx_idle.is_set()
+
+    # ------------------------------------------------------------------ command plumbing
+    async def _gate(self):
+        """Wait until no incoming message burst is in flight (bounded)."""
+        if not self._rx_idle.is_set():
+            try:
+                await self.clock.wait_for_ms(self._rx_idle.wait(), 30000)
+            except asyncio.TimeoutError:
+                # a burst that never ended (lost bytes): forget it, the next command re-syncs
+                self._rx_idle.set()
+                self.rx_errors += 1
+
+    async def _cmd(self, op, cmd, data=None, result=None, result_timeout_ms=None, timeout_ms=None, busy_retries=3):
+        """Send one CMQTT command (caller holds the lock). Returns the <err> of the deferred
+        result (0) or None for commands without one; raises CmqttError subclasses."""
+        prefix = "+%s: " % op
+        attempt = 0
+        while True:
+            await self._gate()
+            try:
+                kw = {"timeout_ms": timeout_ms or self.cmd_timeout_ms}
+                if data is not None:
+                    kw["data"] = data
+                if result is not None:
+                    kw["result"] = result
+                    kw["result_timeout_ms"] = result_timeout_ms or 120000
+                r = await self.at.cmd(cmd, **kw)
+                code = None
+                if result is not None:
+                    code = _parse_code(r.result)
+                else:
+                    code = _code_in_lines(r.lines, prefix)
+                if code:
+                    raise cmqtt_error(op, code)
+                return code
+            except ModemRebooted:
+                self._set_down("modem rebooted")
+                self.started = self.acquired = False
+                raise
+            except ATTimeout as e:
+                raise cmqtt_error(op, 17, "no reply from the modem to %s (%s)" % (cmd, e.msg))
+            except CmqttError as e:
+                err = e
+            except ATError as e:
+                code = self._code_from_exc(e, prefix, result)
+                if code is None:
+                    if isinstance(e, ATCommandError):
+                        raise cmqtt_error(op, 1, "%s answered ERROR" % cmd)
+                    raise cmqtt_error(op, 1, "%s: %s" % (cmd, e))
+                err = cmqtt_error(op, code)
+            if err.code == 11:
+                self._set_down("error 11 (no connection) on %s" % op)
+            if err.code == 14 and attempt < busy_retries:
+                attempt += 1
+                self.stats["busy_retries"] += 1
+                await self.clock.sleep_ms(100 * attempt)
+                continue
+            raise err
+
+    @staticmethod
+    def _code_from_exc(e, prefix, result):
+        if isinstance(e, ATCommandError) and isinstance(e.code, int):
+            return e.code
+        code = _code_in_lines(getattr(e, "lines", None), prefix)
+        if code is None and result is not None:
+            code = _parse_code(getattr(e, "result", None))
+        return code
+
+    async def _locked(self, coro_fn, *args):
+        async with self._lock:
+            return await coro_fn(*args)
+
+    # ------------------------------------------------------------------ service
+    async def start(self):
+        """AT+CMQTTSTART; a stale service (23 / 'client used') is cleaned up: DISC, REL, STOP, START."""
+        async with self._lock:
+            try:
+                await self._cmd("CMQTTSTART", "AT+CMQTTSTART", result="+CMQTTSTART: ")
+            except CmqttError as e:
+                if e.code not in (19, 23):
+                    raise
+                await self._cleanup()
+                await self._cmd("CMQTTSTART", "AT+CMQTTSTART", result="+CMQTTSTART: ")
+            self.started = True
+            self.nonet = False
+            self.acquired = False
+
+    async def _cleanup(self):
+        """Best effort: leave the modem's MQTT service stopped. Errors are expected here."""
+        for op, cmd, res in (
+            ("CMQTTDISC", "AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
+            ("CMQTTREL", "AT+CMQTTREL=%d" % self.idx, None),
+            ("CMQTTSTOP", "AT+CMQTTSTOP", "+CMQTTSTOP: "),
+        ):
+            try:
+                self.disc_in_flight = op == "CMQTTDISC"
+                await self._cmd(op, cmd, result=res, result_timeout_ms=70000, busy_retries=1)
+            except CmqttError:
+                pass
+            finally:
+                self.disc_in_flight = False
+        self._connected = False
+        self.acquired = False
+        self.started = False
+
+    async def stop(self):
+        async with self._lock:
+            await self._cmd("CMQTTSTOP", "AT+CMQTTSTOP", result="+CMQTTSTOP: ")
+            self.started = False
+
+    async def reset_service(self):
+        """DISC/REL/STOP then START: recovery after +CMQTTNONET or a wedged client."""
+        async with self._lock:
+            await self._cleanup()
+            await self._cmd("CMQTTSTART", "AT+CMQTTSTART", result="+CMQTTSTART: ")
+            self.started = True
+            self.nonet = False
+
+    async def acquire(self, client_id, tls=False):
+        """AT+CMQTTACCQ (MQTT 3.1.1) then checkUTF8. A client left acquired (19) is released first."""
+        cid = _to_bytes(client_id)
+        if not 1 <= len(cid) <= codes.CLIENT_ID_MAX or b'"' in cid:
+            raise CmqttArgError("client id must be 1..%d bytes without '\"'" % codes.CLIENT_ID_MAX)
+        cmd = 'AT+CMQTTACCQ=%d,"%s",%d,4' % (self.idx, str(cid, "utf-8"), 1 if tls else 0)
+        async with self._lock:
+            try:
+                await self._cmd("CMQTTACCQ", cmd)
+            except CmqttError as e:
+                if e.code != 19:
+                    raise
+                for op, c, res in (
+                    ("CMQTTDISC", "AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
+                    ("CMQTTREL", "AT+CMQTTREL=%d" % self.idx, None),
+                ):
+                    try:
+                        await self._cmd(op, c, result=res, busy_retries=1)
+                    except CmqttError:
+                        pass
+                await self._cmd("CMQTTACCQ", cmd)
+            self.acquired = True
+            await self._cmd("CMQTTCFG", 'AT+CMQTTCFG="checkUTF8",%d,%d' % (self.idx, 1 if self.check_utf8 else 0))
+
+    async def release(self):
+        async with self._lock:
+            await self._cmd("CMQTTREL", "AT+CMQTTREL=%d" % self.idx)
+            self.acquired = False
+
+    async def set_will(self, topic, message, qos=1):
+        t = check_topic(topic, "will topic")
+        m = check_payload(message, utf8=True, limit=codes.TOPIC_MAX)
+        if not m:
+            raise CmqttArgError("will message is empty (1..1024 bytes)")
+        async with self._lock:
+            await self._cmd("CMQTTWILLTOPIC", "AT+CMQTTWILLTOPIC=%d,%d" % (self.idx, len(t)), data=t)
+            await self._cmd("CMQTTWILLMSG", "AT+CMQTTWILLMSG=%d,%d,%d" % (self.idx, len(m), qos), data=m)
+
+    async def connect(self, host, port=1883, keepalive=60, clean=True, user=None, password=None, ssl_ctx=None, timeout_ms=120000):
+        """AT+CMQTTSSLCFG (re-issued every time: DISC and failed connects clear it) then
+        AT+CMQTTCONNECT, returning only after `+CMQTTCONNECT: <idx>,0`."""
+        addr = "tcp://%s:%d" % (host, port)
+        if not 9 <= len(addr) <= 256:
+            raise CmqttArgError("server address %r must be 9..256 characters" % addr)
+        cmd = 'AT+CMQTTCONNECT=%d,"%s",%d,%d' % (self.idx, addr, keepalive, 1 if clean else 0)
+        if user is not None:
+            cmd += ',"%s"' % user
+            if password is not None:
+                cmd += ',"%s"' % password
+        async with self._lock:
+            if ssl_ctx is not None:
+                await self._cmd("CMQTTSSLCFG", "AT+CMQTTSSLCFG=%d,%d" % (self.idx, ssl_ctx))
+            self._down.clear()
+            self.last_down = None
+            await self._cmd("CMQTTCONNECT", cmd, result="+CMQTTCONNECT: %d," % self.idx, result_timeout_ms=timeout_ms, busy_retries=0)
+            self._connected = True
+            if self._state_cb:
+                self._state_cb(True, "connected")
+
+    async def disconnect(self, timeout_s=60):
+        async with self._lock:
+            self.disc_in_flight = True
+            try:
+                await self._cmd(
+                    "CMQTTDISC",
+                    "AT+CMQTTDISC=%d,%d" % (self.idx, timeout_s),
+                    result="+CMQTTDISC: %d," % self.idx,
+                    result_timeout_ms=(timeout_s + 10) * 1000,
+                    busy_retries=1,
+                )
+            finally:
+                self.disc_in_flight = False
+                self._set_down("disconnected by us")
+
+    async def query_connected(self):
+        """AT+CMQTTDISC? — the modem's view (0 = connected). Shares the lock with DISC, so it is
+        never sent while a DISC is in flight (same bytes as the DISC result)."""
+        async with self._lock:
+            if self.disc_in_flight:
+                raise CmqttError("CMQTTDISC?", None, "refused: a DISC is in flight")
+            await self._gate()
+            r = await self.at.cmd("AT+CMQTTDISC?", timeout_ms=self.cmd_timeout_ms)
+            prefix = "+CMQTTDISC: %d," % self.idx
+            for ln in r.lines:
+                if ln.startswith(prefix):
+                    return _parse_code(ln[len(prefix) :]) == 0
+            return False
+
+    # ------------------------------------------------------------------ messaging
+    def _check_up(self, op):
+        if not self._connected:
+            raise cmqtt_error(op, 11, "not connected (%s)" % (self.last_down or "never connected"))
+
+    async def publish(self, topic, payload, qos=1, retain=False, timeout_s=60):
+        """TOPIC + PAYLOAD + PUB; returns after `+CMQTTPUB: <idx>,0` (for QoS 1/2 the modem got
+        PUBACK/PUBCOMP). Topic and payload are cleared by the modem after each PUB, so both are
+        sent every time."""
+        t = check_topic(topic)
+        p = check_payload(payload, utf8=self.check_utf8)
+        if not 0 <= qos <= 2:
+            raise CmqttArgError("qos must be 0, 1 or 2")
+        timeout_s = max(codes.PUB_TIMEOUT_MIN, min(codes.PUB_TIMEOUT_MAX, timeout_s))
+        async with self._lock:
+            self._check_up("CMQTTPUB")
+            await self._cmd("CMQTTTOPIC", "AT+CMQTTTOPIC=%d,%d" % (self.idx, len(t)), data=t)
+            if p:
+                await self._cmd("CMQTTPAYLOAD", "AT+CMQTTPAYLOAD=%d,%d" % (self.idx, len(p)), data=p)
+            await self._cmd(
+                "CMQTTPUB",
+                "AT+CMQTTPUB=%d,%d,%d,%d" % (self.idx, qos, timeout_s, 1 if retain else 0),
+                result="+CMQTTPUB: %d," % self.idx,
+                result_timeout_ms=(timeout_s + 10) * 1000,
+            )
+
+    async def subscribe(self, topic, qos=1):
+        """One topic: AT+CMQTTSUB=<idx>,<len>,<qos> with the topic at the prompt."""
+        t = check_topic(topic)
+        async with self._lock:
+            self._check_up("CMQTTSUB")
+            await self._cmd(
+                "CMQTTSUB",
+                "AT+CMQTTSUB=%d,%d,%d" % (self.idx, len(t), qos),
+                data=t,
+                result="+CMQTTSUB: %d," % self.idx,
+                result_timeout_ms=70000,
+            )
+
+    async def subscribe_many(self, topics):
+        """Several topics in one SUBSCRIBE: SUBTOPIC per (topic, qos), then AT+CMQTTSUB=<idx>."""
+        items = [(check_topic(t), q) for t, q in topics]
+        if not items:
+            return
+        if sum(len(t) for t, _ in items) > 5120:
+            raise TopicTooLong("subscription topics total more than 5120 bytes")
+        async with self._lock:
+            self._check_up("CMQTTSUB")
+            for t, q in items:
+                await self._cmd("CMQTTSUBTOPIC", "AT+CMQTTSUBTOPIC=%d,%d,%d" % (self.idx, len(t), q), data=t)
+            await self._cmd("CMQTTSUB", "AT+CMQTTSUB=%d" % self.idx, result="+CMQTTSUB: %d," % self.idx, result_timeout_ms=70000)
+
+    async def unsubscribe(self, topic):
+        t = check_topic(topic)
+        async with self._lock:
+            self._check_up("CMQTTUNSUB")
+            await self._cmd(
+                "CMQTTUNSUB",
+                "AT+CMQTTUNSUB=%d,%d,0" % (self.idx, len(t)),
+                data=t,
+                result="+CMQTTUNSUB: %d," % self.idx,
+                result_timeout_ms=70000,
+            )

@@ -1,0 +1,335 @@
+# CellularPublisher: net.publisher.Publisher over the SIM7600's own MQTT stack (modem.cmqtt).
+#
+#   pub = CellularPublisher(at, clock, client_id="dev1", host="broker", port=8883, tls=True,
+#                           certs={"ca": b"...", "cert": b"...", "key": b"..."}, modem_cfg={...})
+#   await pub.connect()                  # bring-up (optional), TLS, START/ACCQ/CFG/WILL/SSLCFG/CONNECT
+#   await pub.publish(topic, payload, 1) # returns after +CMQTTPUB: 0,0; reconnects and resends
+#   await pub.subscribe(topic, 1)        # remembered and re-subscribed after every reconnect
+#
+# Recovery is layered; each failed attempt escalates one level, with exponential backoff + jitter
+# between attempts (bounded by max_attempts):
+#   L_CONNECT  SSLCFG + CONNECT                       (after +CMQTTCONNLOST / +CMQTTPING / error 11)
+#   L_ACQUIRE  DISC/REL, ACCQ, CFG, WILL + L_CONNECT  (client wedged: 14 after retries, 19, 20)
+#   L_SERVICE  DISC/REL/STOP, START + L_ACQUIRE       (+CMQTTNONET, 9, 23, timeouts)
+#   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
+# Configuration errors (bad credentials, not authorized, TLS handshake/certificates, firmware
+# without SSL) are raised at once: retrying cannot fix them.
+import random
+
+from at.engine import ATError, ModemRebooted
+from core.compat import DEFAULT_CLOCK
+from modem import cmqtt as _c
+from modem.sim7600 import ModemError, Sim7600
+from modem.tls import Tls, TlsSetupError
+from net.publisher import NetError, NotConnected, Publisher
+
+L_CONNECT = 0
+L_ACQUIRE = 1
+L_SERVICE = 2
+L_MODEM = 3
+
+_FATAL = (_c.ConnectionRefused, _c.TlsError, TlsSetupError, _c.CmqttArgError)
+
+
+class CellularPublisher(Publisher):
+    def __init__(
+        self,
+        at,
+        clock=None,
+        client_id="freematics",
+        host="localhost",
+        port=1883,
+        tls=False,
+        keepalive=60,
+        clean=True,
+        user=None,
+        password=None,
+        ssl_ctx=0,
+        certs=None,
+        will=None,
+        modem_cfg=None,
+        bring_up=True,
+        index=0,
+        max_attempts=8,
+        backoff_ms=1000,
+        backoff_max_ms=60000,
+        max_resends=5,
+        pub_timeout_s=60,
+        rng=None,
+        log=None,
+    ):
+        Publisher.__init__(self)
+        self.at = at
+        self.clock = clock or DEFAULT_CLOCK
+        self.client_id = client_id
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.keepalive = keepalive
+        self.clean = clean
+        self.user = user
+        self.password = password
+        self.ssl_ctx = ssl_ctx
+        self.certs = certs or {}
+        self.will = will  # (topic, message, qos)
+        self.max_attempts = max_attempts
+        self.backoff_ms = backoff_ms
+        self.backoff_max_ms = backoff_max_ms
+        self.max_resends = max_resends
+        self.pub_timeout_s = pub_timeout_s
+        self._rng = rng or (lambda n: random.getrandbits(16) % n if n > 0 else 0)
+        self.log = log
+        self.modem = Sim7600(at, self.clock, modem_cfg, log=log)
+        self.tls_setup = Tls(at, self.modem, log=log)
+        self.mq = _c.Cmqtt(at, self.clock, index=index, log=log)
+        self.mq.on_message(self._deliver)
+        self.mq.on_state(self._on_state)
+        self._subs = []  # [(topic, qos)] re-subscribed after every reconnect
+        self._need = L_MODEM if bring_up else L_SERVICE
+        self._ever = False
+        self._connecting = False
+        self.cert_names = {}
+        self.stats["resends"] = 0
+        self.stats["connect_ms"] = None  # last CMQTTSTART/CONNECT .. connected time
+        at.on_urc("RDY", self._on_rdy)
+
+    # ------------------------------------------------------------------ events
+    def _on_rdy(self, line, body=None):
+        self._need = L_MODEM
+        self.mq._set_down("modem rebooted (RDY)")
+        self.mq.started = self.mq.acquired = False
+
+    def _on_state(self, up, why):
+        if not up and self.log:
+            self.log.warn("MQTT down: %s", why)
+
+    def connected(self):
+        return self.mq.connected()
+
+    def _escalate(self, e):
+        """The recovery level a failure calls for."""
+        lvl = L_CONNECT
+        if isinstance(e, ModemRebooted) or isinstance(e, ModemError):
+            lvl = L_MODEM
+        elif self.mq.nonet or isinstance(e, (_c.NetworkOpened, _c.CmqttTimeout)) or getattr(e, "code", None) == 9:
+            lvl = L_SERVICE
+        elif isinstance(e, (_c.ClientBusy, _c.ClientUsed, _c.ClientNotAcquired)):
+            lvl = L_ACQUIRE
+        elif isinstance(e, ATError):
+            lvl = L_SERVICE
+        return lvl
+
+    def backoff_ms_for(self, attempt):
+        """Exponential backoff with full jitter in [base/2, base]: base = backoff_ms * 2^(attempt-1)."""
+        base = self.backoff_ms << min(attempt - 1, 16)
+        if base > self.backoff_max_ms:
+            base = self.backoff_max_ms
+        half = base // 2
+        return half + self._rng(half + 1)
+
+    # ------------------------------------------------------------------ connect
+    async def _session(self, level):
+        mq = self.mq
+        if level >= L_MODEM:
+            await self.modem.bring_up()
+            if self.tls:
+                await self._tls()
+        elif self.tls and not self.cert_names and self.certs:
+            await self._tls()
+        t0 = self.clock.ticks_ms()
+        if level >= L_SERVICE and mq.started:
+            await mq.reset_service()
+        elif level >= L_SERVICE or not mq.started:
+            await mq.start()  # cleans up a stale service (23 / 19) left from before a reset
+        if level >= L_ACQUIRE or not mq.acquired:
+            if mq.acquired:
+                try:
+                    await mq.release()
+                except _c.CmqttError:
+                    pass
+            await mq.acquire(self.client_id, tls=self.tls)
+            if self.will:
+                await mq.set_will(*self.will)
+        await mq.connect(
+            self.host,
+            self.port,
+            self.keepalive,
+            self.clean,
+            self.user,
+            self.password,
+            ssl_ctx=self.ssl_ctx if self.tls else None,
+        )
+        self.stats["connect_ms"] = self.clock.diff(self.clock.ticks_ms(), t0)
+
+    async def _tls(self):
+        c = self.certs
+        if c:
+            self.cert_names = await self.tls_setup.provision(ca=c.get("ca"), cert=c.get("cert"), key=c.get("key"))
+        n = self.cert_names
+        await self.tls_setup.configure(self.ssl_ctx, ca=n.get("ca"), cert=n.get("cert"), key=n.get("key"))
+
+    async def connect(self):
+        if self.mq.connected():
+            return
+        attempt = 0
+        level = self._need
+        while True:
+            try:
+                await self._session(level)
+                break
+            except _FATAL as e:
+                self._error(e)
+                raise
+            except (NetError, ATError) as e:
+                self._error(e)
+                attempt += 1
+                if self.log:
+                    self.log.warn("connect attempt %d (level %d) failed: %s", attempt, level, e)
+                if attempt >= self.max_attempts:
+                    err = NotConnected("MQTT connect failed after %d attempts: %s" % (attempt, e), getattr(e, "code", None), getattr(e, "meaning", None))
+                    raise err
+                level = max(level + 1, self._escalate(e))
+                if level > L_MODEM:
+                    level = L_MODEM
+                await self.clock.sleep_ms(self.backoff_ms_for(attempt))
+        self._need = L_CONNECT
+        if self._ever:
+            self.stats["reconnects"] += 1
+        self._ever = True
+        self.stats["connects"] += 1
+        await self._resubscribe()
+
+    async def _resubscribe(self):
+        subs = self._subs
+        if not subs:
+            return
+        if len(subs) == 1:
+            await self.mq.subscribe(subs[0][0], subs[0][1])
+        else:
+            for i in range(0, len(subs), 10):  # at most ten topics per SUBSCRIBE
+                await self.mq.subscribe_many(subs[i : i + 10])
+
+    def _mark_down(self, e):
+        lvl = self._escalate(e)
+        if lvl > self._need:
+            self._need = lvl
+        if self.mq.nonet and self._need < L_SERVICE:
+            self._need = L_SERVICE
+
+    # ------------------------------------------------------------------ publish / subscribe
+    async def _with_retry(self, op, *args):
+        tries = 0
+        while True:
+            if not self.mq.connected():
+                if self.mq.nonet and self._need < L_SERVICE:
+                    self._need = L_SERVICE
+                await self.connect()
+            try:
+                return await op(*args)
+            except _c.CmqttArgError:
+                raise
+            except _FATAL as e:
+                self._error(e)
+                raise
+            except (_c.CmqttError, ATError) as e:
+                self._error(e)
+                tries += 1
+                if isinstance(e, _c.CmqttError) and e.code in (2, 12, 18, 22):
+                    raise  # the modem refused this one message (bad UTF-8, parameter, length)
+                self._mark_down(e)
+                if self.mq.connected():
+                    # still "up" per the URCs but the command failed: force a fresh session
+                    self.mq._set_down("command failed: %s" % e)
+                if tries > self.max_resends:
+                    raise
+                self.stats["resends"] += 1
+
+    async def publish(self, topic, payload, qos=1):
+        # limits and UTF-8 before anything is sent (raises CmqttArgError, a ValueError)
+        _c.check_topic(topic)
+        _c.check_payload(payload, utf8=self.mq.check_utf8)
+        await self._with_retry(self._pub_once, topic, payload, qos)
+        self.stats["published"] += 1
+
+    async def _pub_once(self, topic, payload, qos):
+        await self.mq.publish(topic, payload, qos, timeout_s=self.pub_timeout_s)
+
+    async def subscribe(self, topic, qos=1):
+        _c.check_topic(topic)
+        for i in range(len(self._subs)):
+            if self._subs[i][0] == topic:
+                self._subs[i] = (topic, qos)
+                break
+        else:
+            self._subs.append((topic, qos))
+        await self._with_retry(self.mq.subscribe, topic, qos)
+
+    async def unsubscribe(self, topic):
+        self._subs = [s for s in self._subs if s[0] != topic]
+        if self.mq.connected():
+            await self.mq.unsubscribe(topic)
+
+    async def disconnect(self):
+        mq = self.mq
+        if mq.connected():
+            try:
+                await mq.disconnect()
+            except _c.CmqttError:
+                pass
+        for fn in (mq.release, mq.stop):
+            try:
+                await fn()
+            except (_c.CmqttError, ATError):
+                pass
+        self._need = L_SERVICE
+
+
+async def mqtt_heartbeat(modem_stream, cfg, clock=None, count=1, topic=None, payload=None, log=None):
+    """A host entry point for scripts/run_host.py: bring up the modem on `modem_stream` (a
+    core.stream stream: SerialPath to a real SIM7600 or a simulator pty), connect with `cfg`
+    (the telelogger config dict: device_id, topic_prefix, broker{host,port,tls,keepalive,
+    clean_session}, cellular{apn,sim_pin,ssl_ctx}, mqtt_user/mqtt_pass, certs{ca,cert,key} as
+    bytes), publish `count` heartbeats to <prefix>/<id>/status and disconnect.
+    Returns the publisher's stats dict."""
+    from at.engine import ATEngine
+
+    at = ATEngine(modem_stream, clock)
+    at.start()
+    try:
+        pub = from_config(at, cfg, clock, log=log)
+        await pub.connect()
+        dev = cfg.get("device_id", "freematics")
+        t = topic or "%s/%s/status" % (cfg.get("topic_prefix", "freematics"), dev)
+        for i in range(count):
+            p = payload if payload is not None else ('{"heartbeat":%d}' % i)
+            await pub.publish(t, p, 1)
+        await pub.disconnect()
+        st = dict(pub.stats)
+        st["modem"] = pub.modem.info
+        return st
+    finally:
+        at.stop()
+
+
+def from_config(at, cfg, clock=None, log=None):
+    """Build a CellularPublisher from the telelogger config dict (see ARCHITECTURE.md)."""
+    b = cfg.get("broker", {})
+    cell = cfg.get("cellular", {})
+    tls = bool(b.get("tls"))
+    mcfg = {"apn": cell.get("apn"), "sim_pin": cell.get("sim_pin"), "apn_user": cfg.get("apn_user"), "apn_pass": cfg.get("apn_pass")}
+    return CellularPublisher(
+        at,
+        clock,
+        client_id=cfg.get("device_id", "freematics"),
+        host=b.get("host", "localhost"),
+        port=b.get("port", 8883 if tls else 1883),
+        tls=tls,
+        keepalive=b.get("keepalive", 60),
+        clean=b.get("clean_session", True),
+        user=cfg.get("mqtt_user") or None,
+        password=cfg.get("mqtt_pass") or None,
+        ssl_ctx=cell.get("ssl_ctx", 0),
+        certs=cfg.get("certs") if tls else None,
+        modem_cfg=mcfg,
+        log=log,
+    )

@@ -1,0 +1,145 @@
+# modem.cmqtt on both runtimes against cmqttfake.FakeCmqtt (strict: 14 when busy, 11 when not
+# connected): errors, limits, connect sequence and orderings, publish and URC-driven state.
+import asyncio
+
+from cmqttfake import setup, until, up
+from core.compat import sleep_ms
+from modem import cmqtt as C
+from modem import codes
+from mptest import araises, raises
+from net.publisher import NetError
+
+
+# ------------------------------------------------------------------------------- error classes
+
+
+def test_every_code_has_a_named_error():
+    names = set()
+    for code in range(1, len(codes.CMQTT_ERRORS)):
+        e = C.cmqtt_error("CMQTTPUB", code)
+        assert isinstance(e, C.CmqttError) and isinstance(e, NetError)
+        assert isinstance(e, C.error_class(code))
+        assert e.code == code and e.meaning == codes.CMQTT_ERRORS[code]
+        assert codes.CMQTT_ERRORS[code] in str(e) and e.name in str(e)
+        names.add(e.name)
+    assert len(names) == len(codes.CMQTT_ERRORS) - 1  # a distinct name per code
+    assert C.error_class(11) is C.NoConnection and C.error_class(14) is C.ClientBusy
+    assert C.error_class(32) is C.HandshakeFail and issubclass(C.HandshakeFail, C.TlsError)
+    assert issubclass(C.error_class(31), C.ConnectionRefused)
+    assert C.cmqtt_error("X", 3).name == "SockConnectFail"
+    assert C.cmqtt_error("X", 11).name == "NoConnection"
+    e = C.cmqtt_error("CMQTTSTART", 23)
+    assert "CMQTTSTART" in str(e) and "REL/STOP" in str(e) and e.hint
+
+
+def test_limits_checked_before_sending():
+    assert C.check_topic("a" * 1024) == b"a" * 1024
+    e = raises(C.TopicTooLong, C.check_topic, "a" * 1025)
+    assert "1025" in str(e) and "1024" in str(e)
+    raises(C.TopicTooLong, C.check_topic, "")
+    raises(C.InvalidUtf8, C.check_topic, b"t/\xff")
+    assert len(C.check_payload(b"\x00" * 10240)) == 10240
+    e = raises(C.PayloadTooLong, C.check_payload, b"x" * 10241)
+    assert "10241" in str(e)
+    raises(C.InvalidUtf8, C.check_payload, b"\xc3", True)
+    assert C.check_payload(b"\xc3") == b"\xc3"  # binary is fine with checkUTF8 off
+    assert C.check_topic("t/\u00e9") == "t/\u00e9".encode()
+
+
+async def test_limit_errors_send_nothing():
+    m, at, mq = setup()
+    await up(m, mq)
+    n = len(m.cmds)
+    await araises(C.PayloadTooLong, mq.publish("t", b"x" * 10241))
+    await araises(C.TopicTooLong, mq.publish("t" * 1025, b"x"))
+    await araises(C.InvalidUtf8, mq.publish(b"\xfe\xff", b"x"))
+    await araises(C.TopicTooLong, mq.subscribe("s" * 2000))
+    assert len(m.cmds) == n
+    at.stop()
+
+
+# ------------------------------------------------------------------------------- connect
+
+
+async def test_start_acquire_connect_sequence():
+    m, at, mq = setup()
+    await up(m, mq, tls=True)
+    assert m.cmds == [
+        "AT+CMQTTSTART",
+        'AT+CMQTTACCQ=0,"dev1",1,4',
+        'AT+CMQTTCFG="checkUTF8",0,0',
+        "AT+CMQTTSSLCFG=0,0",
+        'AT+CMQTTCONNECT=0,"tcp://broker.local:1883",60,1',
+    ], m.cmds
+    assert mq.connected()
+    assert m.busy_hits == 0
+    at.stop()
+
+
+async def test_result_before_ok_is_accepted():
+    m, at, mq = setup()
+    m.result_first = True
+    await up(m, mq)
+    await mq.publish("a/b", b"hello", 1)
+    assert m.pubs == [(b"a/b", b"hello", 1)]
+    assert mq.connected()
+    at.stop()
+
+
+async def test_stale_service_23_is_cleaned_up():
+    m, at, mq = setup()
+    m.started = True
+    m.acquired = True  # left over from before an MCU reset
+    await mq.start()
+    assert m.cmds[0] == "AT+CMQTTSTART"
+    assert m.cmds[1].startswith("AT+CMQTTDISC=0,")
+    assert m.cmds[2:] == ["AT+CMQTTREL=0", "AT+CMQTTSTOP", "AT+CMQTTSTART"], m.cmds
+    assert mq.started and m.started and not m.acquired
+    at.stop()
+
+
+async def test_accq_client_used_releases_then_acquires():
+    m, at, mq = setup()
+    await mq.start()
+    m.acquired = True
+    await mq.acquire("dev1")
+    assert "AT+CMQTTREL=0" in m.cmds
+    assert m.cmds.count('AT+CMQTTACCQ=0,"dev1",0,4') == 2
+    at.stop()
+
+
+async def test_publish_right_after_connect_ok_waits_for_the_result():
+    # the seed's first failure: CONNECT answered OK, the app published at once and got 0,11
+    m, at, mq = setup()
+    m.hold.add("CMQTTCONNECT")
+    await mq.start()
+    await mq.acquire("dev1")
+    t_conn = asyncio.create_task(mq.connect("broker.local", 1883))
+    assert await until(lambda: "CMQTTCONNECT" in m.owed)
+    t_pub = asyncio.create_task(mq.publish("t", b"p", 1))
+    for _ in range(30):
+        await sleep_ms(1)
+    assert not mq.connected()
+    assert not any(c.startswith("AT+CMQTTTOPIC") for c in m.cmds), m.cmds
+    m.hold.discard("CMQTTCONNECT")
+    m.release("CMQTTCONNECT", 0)
+    await t_conn
+    assert mq.connected()
+    await t_pub
+    assert m.pubs == [(b"t", b"p", 1)]
+    assert m.nocon_hits == 0 and m.busy_hits == 0
+    at.stop()
+
+
+async def test_connect_error_result_raises_named_class():
+    m, at, mq = setup()
+    m.connect_code = 31
+    await mq.start()
+    await mq.acquire("dev1")
+    e = await araises(C.ConnectionRefused, mq.connect("broker.local", 8883, ssl_ctx=0))
+    assert e.code == 31 and "not authorized" in str(e)
+    assert not mq.connected()
+    m.connect_code = 32
+    e = await araises(C.HandshakeFail, mq.connect("broker.local", 8883, ssl_ctx=0))
+    assert "handshake" in str(e) and e.hint
+    at.stop()

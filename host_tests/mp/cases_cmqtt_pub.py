@@ -1,0 +1,63 @@
+# modem.cmqtt publish and URC-driven state, on both runtimes against cmqttfake.FakeCmqtt.
+from cmqttfake import setup, until, up
+from modem import cmqtt as C
+from mptest import araises
+
+
+# ------------------------------------------------------------------------------- publish / state
+
+
+async def test_publish_sends_exact_bytes_at_each_qos():
+    m, at, mq = setup()
+    await up(m, mq)
+    payload = b"line1\r\nline2\x00\xff"
+    for q in (0, 1, 2):
+        await mq.publish("fleet/1/data", payload, q)
+    assert m.pubs == [(b"fleet/1/data", payload, q) for q in (0, 1, 2)]
+    assert "AT+CMQTTPUB=0,2,60,0" in m.cmds
+    assert "AT+CMQTTPAYLOAD=0,%d" % len(payload) in m.cmds
+    at.stop()
+
+
+async def test_pub_error_result_and_no_connection():
+    m, at, mq = setup()
+    await up(m, mq)
+    m.pub_code = 11
+    e = await araises(C.NoConnection, mq.publish("t", b"x"))
+    assert e.code == 11
+    assert not mq.connected()  # error 11 takes the session down
+    # and the next publish is refused locally, nothing sent
+    n = len(m.cmds)
+    await araises(C.NoConnection, mq.publish("t", b"x"))
+    assert len(m.cmds) == n
+    at.stop()
+
+
+async def test_connlost_urc_drives_state():
+    m, at, mq = setup()
+    states = []
+    mq.on_state(lambda up_, why: states.append((up_, why)))
+    await up(m, mq)
+    assert states == [(True, "connected")]
+    m.connected = False
+    m.feed(b"\r\n+CMQTTCONNLOST: 0,1\r\n")
+    assert await until(lambda: not mq.connected())
+    assert "socket closed passively" in states[-1][1]
+    await mq.connect("broker.local", 1883)
+    assert mq.connected()
+    m.feed(b"\r\n+CMQTTNONET\r\n")
+    assert await until(lambda: not mq.connected())
+    assert mq.nonet
+    at.stop()
+
+
+async def test_connlost_for_other_client_is_ignored():
+    m, at, mq = setup()
+    await up(m, mq)
+    m.feed(b"\r\n+CMQTTCONNLOST: 1,2\r\n")
+    m.feed(b"\r\n+CMQTTPING: 1,17\r\n")
+    await mq.publish("t", b"x")  # a round trip: the URCs above were processed before its reply
+    assert mq.connected()
+    m.feed(b"\r\n+CMQTTPING: 0,17\r\n")
+    assert await until(lambda: not mq.connected())
+    at.stop()

@@ -1,0 +1,106 @@
+# modem.cmqtt incoming messages and the busy gate, on both runtimes against cmqttfake.FakeCmqtt.
+import asyncio
+
+from cmqttfake import setup, until, up
+from core.compat import sleep_ms
+
+
+# ------------------------------------------------------------------------------- incoming / gate
+
+
+async def test_incoming_message_with_crlf_over_1500_bytes():
+    m, at, mq = setup()
+    got = []
+    mq.on_message(lambda t, p: got.append((t, p)))
+    await up(m, mq)
+    payload = bytes((i * 7) % 256 for i in range(3700)).replace(b"\r", b"\r\n")
+    payload = b"\r\nOK\r\n+CMQTTRXEND: 0\r\n" + payload  # looks like protocol, is data
+    m.feed(m.rx_message("cmd/dev1", payload))
+    m.feed(m.rx_message("cmd/dev1", b""))  # empty payload: no RXPAYLOAD chunk at all
+    assert await until(lambda: len(got) == 2)
+    assert got[0] == ("cmd/dev1", payload)
+    assert got[1] == ("cmd/dev1", b"")
+    assert mq.rx_errors == 0
+    at.stop()
+
+
+async def test_sub_while_rx_burst_in_flight_waits_for_rxend():
+    # the seed's second failure: SUB sent while the modem was busy -> 0,14. Here a retained
+    # message streams in; the SUB must wait for +CMQTTRXEND.
+    m, at, mq = setup()
+    got = []
+    mq.on_message(lambda t, p: got.append((t, p)))
+    await up(m, mq)
+    head, tail = m.rx_message("retained/x", b"A" * 3000, split=True)
+    m.rx_busy = True
+    m.feed(head)
+    assert await until(lambda: mq.rx_in_flight())
+    t = asyncio.create_task(mq.subscribe("cmd/#", 1))
+    for _ in range(30):
+        await sleep_ms(1)
+    assert not any(c.startswith("AT+CMQTTSUB") for c in m.cmds)
+    m.rx_busy = False
+    m.feed(tail)
+    await t
+    assert m.subs == [b"cmd/#"]
+    assert got == [("retained/x", b"A" * 3000)]
+    assert m.busy_hits == 0
+    at.stop()
+
+
+async def test_busy_14_is_retried_after_the_gate():
+    m, at, mq = setup()
+    await up(m, mq)
+    m.rx_busy = True  # the modem is busy but we have not seen RXSTART yet (a race)
+
+    async def clear():
+        await sleep_ms(50)
+        m.rx_busy = False
+
+    asyncio.create_task(clear())
+    await mq.publish("t", b"x")
+    assert m.busy_hits >= 1 and mq.stats["busy_retries"] >= 1
+    assert m.pubs == [(b"t", b"x", 1)]
+    at.stop()
+
+
+async def test_subscribe_many_uses_subtopic():
+    m, at, mq = setup()
+    await up(m, mq)
+    await mq.subscribe_many([("a/1", 1), ("b/2", 0)])
+    assert "AT+CMQTTSUBTOPIC=0,3,1" in m.cmds and "AT+CMQTTSUBTOPIC=0,3,0" in m.cmds
+    assert "AT+CMQTTSUB=0" in m.cmds
+    assert m.subs == [b"a/1", b"b/2"]
+    await mq.unsubscribe("a/1")
+    assert "AT+CMQTTUNSUB=0,3,0" in m.cmds
+    at.stop()
+
+
+async def test_disc_query_not_sent_while_disc_in_flight():
+    m, at, mq = setup()
+    await up(m, mq)
+    assert await mq.query_connected() is True
+    m.hold.add("CMQTTDISC")
+    t = asyncio.create_task(mq.disconnect())
+    assert await until(lambda: "CMQTTDISC" in m.owed)
+    q = asyncio.create_task(mq.query_connected())
+    for _ in range(20):
+        await sleep_ms(1)
+    assert m.cmds[-1] == "AT+CMQTTDISC=0,60", m.cmds
+    assert m.cmds.count("AT+CMQTTDISC?") == 1
+    m.release("CMQTTDISC", 0)
+    await t
+    assert await q is False  # asked only after the DISC result
+    assert m.cmds.count("AT+CMQTTDISC?") == 2
+    assert not mq.connected() and m.busy_hits == 0
+    at.stop()
+
+
+async def test_will_and_binary_payload_cfg():
+    m, at, mq = setup()
+    await mq.start()
+    await mq.acquire("dev1")
+    await mq.set_will("dev1/status", "offline", 1)
+    assert "AT+CMQTTWILLTOPIC=0,11" in m.cmds and "AT+CMQTTWILLMSG=0,7,1" in m.cmds
+    assert b"dev1/status" in m.data and b"offline" in m.data
+    at.stop()
