@@ -1,0 +1,356 @@
+"""The AT transcript doctor (scripts/at_doctor.py, scripts/atdoctor/) on the seed thread's transcripts,
+on plain captures and on a log in our firmware's ATLog format."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SCRIPTS = os.path.join(ROOT, "scripts")
+if SCRIPTS not in sys.path:
+    sys.path.insert(0, SCRIPTS)
+
+from atdoctor import diagnose, render_text  # noqa: E402
+from atdoctor import rules as doctor_rules  # noqa: E402
+from modem import codes  # noqa: E402
+
+FIX = os.path.join(HERE, "fixtures")
+
+
+def load(name):
+    with open(os.path.join(FIX, name)) as f:
+        return f.read()
+
+
+def doc(name):
+    return diagnose(load(name), source=name)
+
+
+def one(d, fid):
+    found = d.by_id(fid)
+    assert found, "no %s finding; got %s" % (fid, d.ids())
+    return found[0]
+
+
+def has_evidence(f, text):
+    return any(text in e for e in f.evidence)
+
+
+# ------------------------------------------------------------------ parsing the messy seed logs
+
+def test_seed_log_rebuilds_split_and_glued_lines():
+    d = doc("seed_dave_1.log")
+    assert d.fmt == "log"
+    ati = [x for x in d.conv.exchanges if x.cmd == "ATI"][0]
+    texts = [s for _, s in ati.lines]
+    # "+GCAP: ==================" then "+CGSM" in the next RECV block is one line
+    assert "+GCAP: +CGSM" in texts
+    assert ati.final == "OK"
+    will = [x for x in d.conv.exchanges if x.name == "+CMQTTWILLTOPIC"][0]
+    assert will.prompt_t == 77543 and will.data == [(78543, "esp32/will")] and will.final == "OK"
+    notes = [n for n, _ in d.conv.notes]
+    assert "CONNECTED!" in notes and "FAILED TO SUBSCRIBE!" in notes
+
+
+def test_seed_log_overwritten_echo_and_glued_app_prints():
+    d = doc("seed_dave_2.log")
+    cert = [x for x in d.conv.exchanges if x.cmd == 'AT+CCERTDOWN="clientcert.pem",1222'][0]
+    # "==================ntcert.pem",1222": the echo's head was overwritten by the terminator
+    assert (4273, 'ntcert.pem",1222') in cert.echo
+    assert cert.prompt_t == 4279 and cert.final == "OK"
+    assert cert.data[0][1].startswith("\n-----BEGIN CERTIFICATE-----")
+    # "Init MQTT stack...=== SENT@10328 ===": the print is an app note, the command is still found
+    assert "Init MQTT stack..." in [n for n, _ in d.conv.notes]
+    cg = [x for x in d.conv.exchanges if x.name == "+CGDCONT"][0]
+    assert cg.t == 10328 and cg.final == "OK"
+    # the app's own copy of a command outside a block is not a command
+    assert sum(1 for x in d.conv.exchanges if x.name == "+CCERTDOWN") == 3
+    # the CA echo's last "-" came in its own block and still counts as echo, not as a reply
+    ca = [x for x in d.conv.exchanges if x.cmd.startswith('AT+CCERTDOWN="cacert.pem"')][0]
+    assert (5212, "-") in ca.echo and not ca.lines and ca.final_t == 5212
+    start = [x for x in d.conv.exchanges if x.name == "+CMQTTSTART"][0]
+    assert start.results == [(13380, "+CMQTTSTART: 0")]
+
+
+# ------------------------------------------------------------------ dave's first log: 0,14
+
+def test_dave1_busy_because_connect_pending():
+    d = doc("seed_dave_1.log")
+    f = one(d, "busy-connect-pending")
+    assert f.severity == "error" and f.code == 14 and f.meaning == codes.cmqtt_meaning(14)
+    assert f.command == "AT+CMQTTSUBTOPIC=0,10,1"
+    assert has_evidence(f, "SENT@82569 AT+CMQTTSUBTOPIC=0,10,1")
+    assert has_evidence(f, "RECV@81569 OK") and has_evidence(f, "RECV@82576 +CMQTTSUBTOPIC: 0,14")
+    assert f.data["gap_ms"] == 82569 - 81569
+    assert "CONNECT" in f.cause and "+CMQTTCONNECT" in f.fix
+    aw = one(d, "connect-result-not-awaited")
+    assert aw.data["never_seen"] is True
+    assert "1883" in aw.fix or "broker" in aw.fix
+    # the generic rule does not repeat an explained failure
+    assert "command-failed" not in d.ids()
+
+
+def test_dave1_tls_selected_for_plain_port():
+    d = doc("seed_dave_1.log")
+    f = one(d, "tls-on-plain-port")
+    assert f.data["port"] == 1883 and "server_type" in f.cause
+    assert has_evidence(f, 'AT+CMQTTACCQ=0,"SIMCom_client01",1')
+    assert "tls-sni-missing" not in d.ids()  # no SNI advice for a plain port
+
+
+def test_dave1_fixed_sleep_cost():
+    d = doc("seed_dave_1.log")
+    f = one(d, "fixed-sleeps")
+    # reply -> next send, from the log: 74533->75533, 75539->77539, '>'77543->data 78543, 78546->79546,
+    # '>'79550->data 80550, 80554->81554, 81569->82569
+    expected = [75533 - 74533, 77539 - 75539, 78543 - 77543, 79546 - 78546, 80550 - 79550, 81554 - 80554,
+                82569 - 81569]
+    assert f.data["gaps_ms"] == expected
+    assert f.data["total_sleep_ms"] == sum(expected)
+    ph = f.data["mqtt_phase"]
+    assert ph["elapsed_ms"] == 82569 - 74524
+    assert ph["sleep_ms"] == sum(expected)
+    assert ph["modem_ms"] < 100  # the modem's own answers inside that phase
+    assert "echo-on" not in d.ids()  # ATE0 was sent
+    gap = one(d, "long-gap")
+    assert gap.data["gap_ms"] == 74524 - 4345
+
+
+# ------------------------------------------------------------------ dave's second log: 0,11 over AWS TLS
+
+def test_dave2_not_connected_and_topic_11():
+    d = doc("seed_dave_2.log")
+    f = one(d, "not-connected")
+    assert f.severity == "error" and f.code == 11
+    assert has_evidence(f, "SENT@17415 AT+CMQTTCONNECT?")
+    assert has_evidence(f, "RECV@17423 +CMQTTCONNECT: 0")
+    assert has_evidence(f, "SENT@17431 AT+CMQTTTOPIC=0,10") and has_evidence(f, "+CMQTTTOPIC: 0,11")
+    assert f.data["clients_down"] == ["0", "1"]
+    assert "client index" in f.cause and "misread" in f.cause
+    aw = one(d, "connect-result-not-awaited")
+    assert aw.data["never_seen"] and has_evidence(aw, "SENT@17415 AT+CMQTTCONNECT?")
+    assert "command-failed" not in d.ids()
+
+
+def test_dave2_tls_causes_named():
+    d = doc("seed_dave_2.log")
+    sni = one(d, "tls-sni-missing")
+    assert 'enableSNI",0,1' in sni.fix and sni.severity in ("error", "warning")
+    cfg = one(d, "tls-config")
+    assert cfg.data["cfg"]["sslversion"] == "4" and cfg.data["cfg"]["authmode"] == "2"
+    assert "CSSLCFG before CMQTTSTART" in cfg.cause and "all uploaded" in cfg.cause
+    # the connect's unseen result is linked to the likely TLS cause
+    assert any("SNI" in s for s in one(d, "connect-result-not-awaited").data["likely"])
+    # NETOPEN comes after the SSL setup here (he had fixed that), so no ordering complaint
+    assert "netopen-before-ssl" not in d.ids()
+    assert "tls-config-incomplete" not in d.ids()
+
+
+def test_dave2_echo_boot_sleeps_certs():
+    d = doc("seed_dave_2.log")
+    e = one(d, "echo-on")
+    assert e.data["ate0_sent"] is False and e.data["echo_lines"] >= 15 and e.data["data_echo_bytes"] > 0
+    b = one(d, "boot-urcs")
+    assert has_evidence(b, "RECV@4254 SMS DONE") and has_evidence(b, "RECV@4254 PB DONE")
+    s = one(d, "fixed-sleeps")
+    assert 10238 - 5231 in s.data["gaps_ms"] and 17394 - 15393 in s.data["gaps_ms"]
+    certs = d.by_id("cert-upload")
+    assert len(certs) == 3 and all(c.data["leading_newline"] for c in certs)
+    ca = [c for c in certs if "cacert" in c.command][0]
+    assert "separate RECV block" in ca.cause
+
+
+# ------------------------------------------------------------------ cmendes0101's working notes and old firmware
+
+def test_cmendes_notes_plain_capture_works():
+    d = doc("seed_cmendes_notes.txt")
+    assert d.fmt == "plain"
+    conn = [x for x in d.conv.exchanges if x.name == "+CMQTTCONNECT" and x.op == "="][0]
+    assert any(e == 0 for _, _, e in conn.result_codes())
+    ids = d.ids()
+    for bad in ("connect-result-not-awaited", "busy-connect-pending", "not-connected", "command-failed",
+                "fixed-sleeps", "echo-on", "tls-on-plain-port"):
+        assert bad not in ids
+    assert one(d, "tls-sni-missing").severity == "info"  # it connected without SNI
+    lost = one(d, "connection-lost")
+    assert lost.code == 1 and "dup" in lost.cause and "AT+CMQTTUNSUB=0,<len>,0" in lost.fix
+    unsub = [x for x in d.conv.exchanges if x.name == "+CMQTTUNSUB"][0]
+    assert unsub.idx in lost.explains
+    rx = [u[1] for u in d.conv.urcs if u[1].startswith("+CMQTTRX")]
+    assert rx[0] == "+CMQTTRXSTART: 0,31,45" and rx[-1] == "+CMQTTRXEND: 0"
+    assert "Code: Select all" in [n for n, _ in d.conv.notes]
+
+
+def test_old_firmware_lacks_ssl():
+    d = doc("seed_cmendes_oldfw.txt")
+    f = one(d, "firmware-no-ssl")
+    assert f.data["revision"] == "LE11B02SIM7500A" and f.fix == codes.FIRMWARE_NO_SSL_FIX
+    assert has_evidence(f, "+CGMR: LE11B02SIM7500A") and has_evidence(f, "RECV ERROR")
+    assert "command-failed" not in d.ids()
+
+
+def test_csslcfg_error_on_unknown_firmware_still_suspects_ssl():
+    d = diagnose("AT+CGMR\n+CGMR: XYZ01\nOK\nAT+CSSLCFG=\"sslversion\",0,4\nERROR\n")
+    f = one(d, "firmware-no-ssl")
+    assert "XYZ01" in f.cause and f.data["revision"] == "XYZ01"
+
+
+# ------------------------------------------------------------------ plain captures, synthetic
+
+def test_plain_capture_busy_publish_and_stale_session():
+    cap = "\n".join([
+        "AT+CMQTTSTART", "+CMQTTSTART: 23", "ERROR",
+        "AT+CMQTTACCQ=0,\"dev1\"", "+CMQTTACCQ: 0,19", "ERROR",
+        "AT+CMQTTCONNECT=0,\"tcp://10.0.0.1:1883\",60,1", "OK", "+CMQTTCONNECT: 0,0",
+        "AT+CMQTTTOPIC=0,3", ">abc", "OK", "AT+CMQTTPAYLOAD=0,2", ">hi", "OK",
+        "AT+CMQTTPUB=0,1,60", "OK",
+        "AT+CMQTTTOPIC=0,3", "+CMQTTTOPIC: 0,14", "ERROR",
+        "+CMQTTPUB: 0,0",
+        "AT+CPIN?", "+CME ERROR: 10",
+    ])
+    d = diagnose(cap)
+    assert d.fmt == "plain"
+    stale = d.by_id("stale-session")
+    assert sorted(f.code for f in stale) == [19, 23]
+    assert all(f.meaning == codes.cmqtt_meaning(f.code) for f in stale)
+    busy = one(d, "busy-async-pending")
+    assert busy.code == 14 and "AT+CMQTTPUB=0,1,60" in busy.cause
+    cme = [f for f in d.by_id("command-failed") if f.command == "AT+CPIN?"][0]
+    assert cme.code == 10 and cme.meaning == codes.cme_meaning(10)
+    assert "connect-result-not-awaited" not in d.ids()
+
+
+def test_plain_capture_netopen_before_ssl_and_length_mismatch():
+    cap = "\n".join([
+        "AT+NETOPEN", "OK", "+NETOPEN: 0",
+        "AT+CSSLCFG=\"sslversion\",0,4", "OK",
+        "AT+CMQTTSTART", "OK", "+CMQTTSTART: 0",
+        "AT+CMQTTACCQ=0,\"d\",1", "OK",
+        "AT+CMQTTSSLCFG=0,0", "OK",
+        "AT+CMQTTCONNECT=0,\"tcp://broker.example.com:8883\",60,1", "OK", "+CMQTTCONNECT: 0,32",
+        "AT+CMQTTTOPIC=0,5", ">abc", "OK",
+        "AT+CMQTTPUB=0,1,20", "OK", "+CMQTTPUB: 0,11",
+    ])
+    d = diagnose(cap)
+    assert "netopen-before-ssl" in d.ids()
+    f = one(d, "data-length")
+    assert "5" in f.title and "3" in f.title
+    assert "pub-timeout-low" in d.ids()
+    failed = {f.code: f for f in d.by_id("command-failed")}
+    assert failed[32].meaning == codes.cmqtt_meaning(32) and failed[32].cause == codes.CMQTT_HINTS[32]
+    assert "not-connected" in d.ids()  # PUB -> 11 after a CONNECT that failed with 32
+
+
+# ------------------------------------------------------------------ our firmware's own ATLog format
+
+def atlog(entries):
+    """Write entries the way at/engine.ATLog does: '=== SENT@<ms> ===\\n<text>\\n==================\\n'."""
+    out = []
+    for direction, t, text in entries:
+        out.append("=== %s@%d ===\n%s\n==================\n" % (direction, t, text))
+    return "".join(out)
+
+
+def test_firmware_log_good_session_has_no_failures():
+    log = atlog([
+        ("SENT", 100, "AT"), ("RECV", 102, "\r\nOK\r\n".replace("\r", "")),
+        ("SENT", 103, "ATE0"), ("RECV", 105, "ATE0\nOK"),
+        ("SENT", 106, "AT+CMQTTSTART"), ("RECV", 110, "OK"), ("RECV", 180, "+CMQTTSTART: 0"),
+        ("SENT", 181, 'AT+CMQTTACCQ=0,"fm-1",0'), ("RECV", 185, "OK"),
+        ("SENT", 186, 'AT+CMQTTCONNECT=0,"tcp://127.0.0.1:1883",60,1'), ("RECV", 190, "OK"),
+        ("RECV", 2400, "+CMQTTCONNECT: 0,0"),
+        ("SENT", 2401, "AT+CMQTTTOPIC=0,4"), ("RECV", 2404, ">"), ("SENT", 2405, "t/x1"), ("RECV", 2409, "OK"),
+        ("SENT", 2410, "AT+CMQTTPAYLOAD=0,2"), ("RECV", 2412, ">"), ("SENT", 2413, "hi"), ("RECV", 2416, "OK"),
+        ("SENT", 2417, "AT+CMQTTPUB=0,1,60"), ("RECV", 2420, "OK"), ("RECV", 2700, "+CMQTTPUB: 0,0"),
+    ])
+    d = diagnose(log, source="fw.log")
+    assert d.fmt == "log"
+    assert [f for f in d.findings if f.severity != "info"] == []
+    conn = [x for x in d.conv.exchanges if x.name == "+CMQTTCONNECT"][0]
+    assert conn.results == [(2400, "+CMQTTCONNECT: 0,0")]
+    pub = [x for x in d.conv.exchanges if x.name == "+CMQTTPUB"][0]
+    assert pub.results == [(2700, "+CMQTTPUB: 0,0")]
+    assert "Findings: none" in render_text(d) or "INFO" in render_text(d)
+
+
+def test_firmware_log_connect_failure_code_and_sleep():
+    log = atlog([
+        ("SENT", 1000, "AT+CMQTTSTART"), ("RECV", 1009, "+CMQTTSTART: 0\nOK"),
+        ("SENT", 3009, 'AT+CMQTTACCQ=0,"fm-1",1'), ("RECV", 3015, "OK"),
+        ("SENT", 3016, 'AT+CSSLCFG="enableSNI",0,1'), ("RECV", 3020, "OK"),
+        ("SENT", 3021, "AT+CMQTTSSLCFG=0,0"), ("RECV", 3025, "OK"),
+        ("SENT", 3026, 'AT+CMQTTCONNECT=0,"tcp://a.iot.eu-west-1.amazonaws.com:8883",60,1'),
+        ("RECV", 3040, "OK"), ("RECV", 9000, "+CMQTTCONNECT: 0,34"),
+    ])
+    d = diagnose(log)
+    f = [f for f in d.by_id("command-failed") if f.code == 34][0]
+    assert f.meaning == codes.cmqtt_meaning(34) and f.cause == codes.CMQTT_HINTS[34]
+    assert has_evidence(f, "RECV@9000 +CMQTTCONNECT: 0,34")
+    assert one(d, "fixed-sleeps").data["gaps_ms"] == [3009 - 1009]
+    assert "tls-sni-missing" not in d.ids() and "connect-result-not-awaited" not in d.ids()
+
+
+# ------------------------------------------------------------------ output, CLI, facts in one place
+
+def test_json_and_text_output():
+    d = doc("seed_dave_1.log")
+    j = json.loads(json.dumps(d.to_dict()))
+    ids = [f["id"] for f in j["findings"]]
+    assert ids[0] in ("busy-connect-pending", "connect-result-not-awaited", "tls-on-plain-port")
+    assert j["summary"]["commands"] == len(d.conv.exchanges) and j["summary"]["failed_commands"] == 1
+    text = render_text(d)
+    assert "Conversation" in text and "82569" in text and "client is busy" in text
+    # findings are numbered
+    assert "\n 1. [ERROR]" in text
+
+
+def test_cli_json_and_check_exit_code():
+    script = os.path.join(SCRIPTS, "at_doctor.py")
+    r = subprocess.run([sys.executable, script, os.path.join(FIX, "seed_dave_2.log"), "--json", "--check"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    j = json.loads(r.stdout)
+    assert "not-connected" in [f["id"] for f in j["findings"]]
+    r = subprocess.run([sys.executable, script, "-"], input="AT\nOK\n", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "Findings: none" in r.stdout
+    r = subprocess.run([sys.executable, script, os.path.join(FIX, "no-such-file")], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_tables_come_from_codes_module():
+    assert doctor_rules.codes is codes
+
+
+# ------------------------------------------------------------------ robustness
+
+SEED_LINES = (load("seed_dave_1.log") + load("seed_dave_2.log") + load("seed_cmendes_notes.txt")).split("\n")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=400))
+def test_arbitrary_text_never_crashes(text):
+    d = diagnose(text)
+    render_text(d)
+    json.dumps(d.to_dict())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(SEED_LINES), max_size=80), st.sampled_from(["auto", "log", "plain"]))
+def test_shuffled_seed_lines_never_crash(lines, fmt):
+    d = diagnose("\n".join(lines), fmt=fmt)
+    render_text(d)
+    json.dumps(d.to_dict())
+    assert "doctor-rule-error" not in d.ids()
+    assert not [n for n, _ in d.conv.notes if n.startswith("(doctor could not place")]
+
+
+@pytest.mark.parametrize("blob", [b"\xff\xfe=== SENT@1 ===\r\nAT\r\n", b"=== RECV@x ===\n", b"\x00\x01\x02"])
+def test_binary_input(blob):
+    render_text(diagnose(blob))
