@@ -1,0 +1,236 @@
+# WifiPublisher: net.publisher.Publisher over micropython-lib's umqtt.simple (installed on the
+# board with `mpremote mip install umqtt.simple`; imported lazily, never copied here).
+#
+#   pub = WifiPublisher(client_id, host, port=1883, user=None, password=None, keepalive=60,
+#                       ssl=None, wlan=None, ssid=None, wifi_password=None, clock=None)
+#   await pub.connect()        # joins WiFi (wlan injected by the board layer), MQTT CONNECT
+#   await pub.publish(t, p, 1) # umqtt returns after PUBACK for QoS 1; reconnects and resends
+#   await pub.subscribe(t, 1)  # remembered and re-subscribed after reconnects
+# A task polls check_msg() every poll_ms (delivering to on_message) and pings at keepalive/2.
+# umqtt.simple is blocking and has no QoS 2: QoS 2 is sent as QoS 1 (at least once).
+import asyncio
+import random
+
+from core.compat import DEFAULT_CLOCK
+from net.publisher import NetError, NotConnected, Publisher
+
+
+class WifiError(NetError):
+    pass
+
+
+def _b(x):
+    return x.encode() if isinstance(x, str) else bytes(x)
+
+
+class WifiPublisher(Publisher):
+    def __init__(
+        self,
+        client_id,
+        host,
+        port=1883,
+        user=None,
+        password=None,
+        keepalive=60,
+        ssl=None,
+        clean=True,
+        will=None,
+        wlan=None,
+        ssid=None,
+        wifi_password=None,
+        clock=None,
+        client_factory=None,
+        poll_ms=100,
+        max_attempts=6,
+        backoff_ms=500,
+        backoff_max_ms=30000,
+        max_resends=3,
+        wifi_timeout_ms=20000,
+        log=None,
+    ):
+        Publisher.__init__(self)
+        self.client_id = client_id
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.keepalive = keepalive
+        self.ssl = ssl
+        self.clean = clean
+        self.will = will
+        self.wlan = wlan
+        self.ssid = ssid
+        self.wifi_password = wifi_password
+        self.clock = clock or DEFAULT_CLOCK
+        self._factory = client_factory
+        self.poll_ms = poll_ms
+        self.max_attempts = max_attempts
+        self.backoff_ms = backoff_ms
+        self.backoff_max_ms = backoff_max_ms
+        self.max_resends = max_resends
+        self.wifi_timeout_ms = wifi_timeout_ms
+        self.log = log
+        self.client = None
+        self._up = False
+        self._ever = False
+        self._subs = []
+        self._task = None
+        self._lock = asyncio.Lock()
+        self._last_io = 0
+        self.stats["resends"] = 0
+
+    # ------------------------------------------------------------------ link
+    def connected(self):
+        if self.wlan is not None and not self.wlan.isconnected():
+            return False
+        return self._up
+
+    def _down(self, e):
+        self._up = False
+        self._error(e)
+        c = self.client
+        self.client = None
+        if c is not None:
+            try:
+                c.sock.close()
+            except Exception:  # noqa: BLE001 - best effort on a dead socket
+                pass
+
+    async def _join_wifi(self):
+        w = self.wlan
+        if w is None or w.isconnected():
+            return
+        if not self.ssid:
+            raise WifiError("WiFi is not connected and no SSID is configured (secrets wifi_ssid)")
+        w.active(True)
+        w.connect(self.ssid, self.wifi_password or "")
+        t0 = self.clock.ticks_ms()
+        while not w.isconnected():
+            if self.clock.since(t0) > self.wifi_timeout_ms:
+                raise WifiError("could not join WiFi %r within %d ms" % (self.ssid, self.wifi_timeout_ms))
+            await self.clock.sleep_ms(200)
+
+    def _make_client(self):
+        if self._factory is not None:
+            return self._factory(self)
+        from umqtt.simple import MQTTClient  # micropython-lib, installed with mip
+
+        kw = {}
+        if self.ssl is not None:
+            kw["ssl"] = self.ssl
+        return MQTTClient(
+            _b(self.client_id), self.host, self.port, self.user, self.password, self.keepalive, **kw
+        )
+
+    async def _connect_once(self):
+        await self._join_wifi()
+        c = self._make_client()
+        c.set_callback(self._on_msg)
+        if self.will:
+            t, m, q = self.will
+            c.set_last_will(_b(t), _b(m), False, min(q, 1))
+        c.connect(self.clean)
+        self.client = c
+        self._up = True
+        self._last_io = self.clock.ticks_ms()
+        for t, q in self._subs:
+            c.subscribe(_b(t), min(q, 1))
+
+    def _backoff(self, attempt):
+        base = min(self.backoff_ms << min(attempt - 1, 16), self.backoff_max_ms)
+        return base // 2 + random.getrandbits(16) % (base // 2 + 1)
+
+    async def connect(self):
+        if self.connected():
+            return
+        attempt = 0
+        while True:
+            try:
+                await self._connect_once()
+                break
+            except Exception as e:  # noqa: BLE001 - umqtt raises OSError / MQTTException, we raise NetError
+                self._down(e)
+                attempt += 1
+                if attempt >= self.max_attempts:
+                    raise NotConnected("MQTT over WiFi: connect to %s:%d failed after %d attempts: %s" % (self.host, self.port, attempt, e))
+                await self.clock.sleep_ms(self._backoff(attempt))
+        if self._ever:
+            self.stats["reconnects"] += 1
+        self._ever = True
+        self.stats["connects"] += 1
+        if self._task is None:
+            self._task = asyncio.create_task(self._poller())
+
+    # ------------------------------------------------------------------ I/O
+    def _on_msg(self, topic, msg):
+        try:
+            t = str(topic, "utf-8")
+        except UnicodeError:
+            t = repr(topic)
+        self._deliver(t, bytes(msg))
+
+    async def _poller(self):
+        while self._task is not None:
+            await self.clock.sleep_ms(self.poll_ms)
+            if not self._up or self.client is None:
+                continue
+            async with self._lock:
+                try:
+                    self.client.check_msg()
+                    if self.keepalive and self.clock.since(self._last_io) > self.keepalive * 500:
+                        self.client.ping()
+                        self._last_io = self.clock.ticks_ms()
+                except Exception as e:  # noqa: BLE001 - OSError on a broken socket, MQTTException
+                    self._down(e)
+
+    async def _io(self, fn, *args):
+        tries = 0
+        while True:
+            if not self.connected():
+                await self.connect()
+            async with self._lock:
+                try:
+                    r = fn(self.client, *args)
+                    self._last_io = self.clock.ticks_ms()
+                    return r
+                except Exception as e:  # noqa: BLE001
+                    self._down(e)
+                    tries += 1
+                    if tries > self.max_resends:
+                        raise NotConnected("MQTT over WiFi: %s" % e)
+                    self.stats["resends"] += 1
+
+    async def publish(self, topic, payload, qos=1):
+        await self._io(_pub, _b(topic), _b(payload), min(qos, 1))
+        self.stats["published"] += 1
+
+    async def subscribe(self, topic, qos=1):
+        for i in range(len(self._subs)):
+            if self._subs[i][0] == topic:
+                self._subs[i] = (topic, qos)
+                break
+        else:
+            self._subs.append((topic, qos))
+        await self._io(_sub, _b(topic), min(qos, 1))
+
+    async def disconnect(self):
+        t = self._task
+        self._task = None
+        if t is not None:
+            t.cancel()
+        c = self.client
+        self._up = False
+        self.client = None
+        if c is not None:
+            try:
+                c.disconnect()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _pub(c, t, p, q):
+    c.publish(t, p, False, q)
+
+
+def _sub(c, t, q):
+    c.subscribe(t, q)
