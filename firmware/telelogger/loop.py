@@ -59,7 +59,8 @@ class Telelogger:
     before UTC was known are corrected only with this boot's offset."""
 
     def __init__(self, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None, clock=None,
-                 wdt=None, board=None, codec=None, commands=None, device_id=None, log=None, boot=0):
+                 wdt=None, board=None, codec=None, commands=None, device_id=None, log=None, boot=0,
+                 cmd_counter_path=None):
         from telelogger.standby import Standby
 
         self.cfg = cfg
@@ -92,7 +93,7 @@ class Telelogger:
         self.battery_ms = int(_g(iv, "battery_ms", 5000))
         self.signal_ms = int(_g(iv, "signal_ms", 30000))
         self.status_ms = int(_g(iv, "status_ms", 30000))
-        self.gnss_ms = int(_g(iv, "gnss_ms", 1000))
+        self.gnss_ms = int(_g(iv, "gnss_ms", _g(_g(cfg, "gnss", {}), "interval_ms", 1000)))
         self.backoff_min_ms = int(_g(iv, "reconnect_min_ms", 1000))
         self.backoff_max_ms = int(_g(iv, "reconnect_max_ms", 60000))
         self.wdt_ms = int(_g(iv, "wdt_feed_ms", 1000))
@@ -121,11 +122,15 @@ class Telelogger:
         self.beats = {}
         self.tasks = []
         self.commands = commands
-        if commands is None and _g(cfg, "hmac_key", None):
+        key = _g(_g(cfg, "secrets", {}), "hmac_key", None) or _g(cfg, "hmac_key", None)
+        if commands is None and key and _g(_g(cfg, "commands", {}), "enabled", True):
             from telelogger.commands import CommandHandler
             from telelogger.status import handlers
 
-            self.commands = CommandHandler(cfg["hmac_key"], self.clock, handlers(self))
+            c = _g(cfg, "commands", {})
+            self.commands = CommandHandler(key, self.clock, handlers(self), utc_ms=self.utc_ms,
+                                           window_s=_g(c, "window_s", 300), nonces=_g(c, "nonces", 32),
+                                           counter_path=cmd_counter_path)
         self.counters = {
             "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
             "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
@@ -144,6 +149,10 @@ class Telelogger:
     def set_utc(self, utc_ms):
         """Record that `utc_ms` is the UTC time now (GNSS or network time)."""
         self.utc_offset_ms = int(utc_ms) - self.now()
+
+    def utc_ms(self):
+        """UTC ms now, or None while unknown."""
+        return None if self.utc_offset_ms is None else self.now() + self.utc_offset_ms
 
     def note(self, level, fmt, *args):
         if self.log is not None:

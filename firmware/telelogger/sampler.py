@@ -35,14 +35,21 @@ def csq_to_dbm(rssi):
 async def obd_init(t):
     t.counters["obd_inits"] += 1
     await acall(t.obd.init)
-    sup = getattr(t.obd, "supported", None)
-    if callable(sup):
-        sup = await acall(sup)
-    if sup:
-        dropped = [p[0] for p in t.pids if p[0] not in sup]
-        if dropped:
-            t.note("info", "PIDs not supported by this vehicle: %s", dropped)
-        t.pids = [p for p in t.pids if p[0] in sup]
+    ok = getattr(t.obd, "is_supported", None)  # obdii.obd.Obd: bitmap from PIDs 00/20/40..
+    if ok is None:
+        sup = getattr(t.obd, "supported", None)
+        if callable(sup):
+            sup = await acall(sup)
+        if not sup:
+            return
+        ok = sup.__contains__
+    keep = [p for p in t.pids if ok(p[0])]
+    if not keep:
+        t.note("warn", "vehicle reports none of the configured PIDs supported: reading them all anyway")
+        return
+    if len(keep) < len(t.pids):
+        t.note("info", "PIDs not supported by this vehicle: %s", ["%02X" % p[0] for p in t.pids if not ok(p[0])])
+    t.pids = keep
 
 
 async def read_pid(t, p, now):

@@ -39,38 +39,38 @@ async def status_task(t):
 
 
 # ---- commands ----
+_TARGETS = {"intervals.battery_ms": "battery_ms", "intervals.signal_ms": "signal_ms",
+            "intervals.status_ms": "status_ms", "gnss.interval_ms": "gnss_ms", "batch.max_age_ms": "batch_age_ms"}
+
+
 def handlers(t):
-    """The commands a remote may run: name -> fn(args dict or None) -> JSON-able result."""
+    """The commands a remote may run (commands.CommandHandler checks the arguments):
+    name -> async fn(args dict) -> JSON-able result."""
 
-    def ping(args=None):
-        return {"pong": True}
+    async def ping(args=None):
+        return {"pong": True, "uptime_ms": t.now()}
 
-    def stat(args=None):
+    async def stat(args=None):
         return status(t)
 
-    def set_interval(args=None):
-        args = args or {}
+    async def set_interval(args):
+        target = args["target"]
         ms = int(args["ms"])
-        if ms < 100:
-            raise ValueError("interval below 100 ms")
-        if "pid" in args:
-            pid = args["pid"]
-            pid = int(pid, 16) if isinstance(pid, str) else int(pid)
-            t.set_pid_interval(pid, ms)
-            return {"pid": "%02X" % pid, "ms": ms}
-        name = args.get("name", "")
-        if name in ("battery_ms", "signal_ms", "status_ms", "gnss_ms", "record_ms"):
-            setattr(t, name, ms)
-            return {name: ms}
-        raise ValueError("set_interval needs 'pid' or 'name'")
+        if target.startswith("obd.pids."):
+            t.set_pid_interval(int(target[9:], 16), ms)
+        elif target in _TARGETS:
+            setattr(t, _TARGETS[target], ms)
+        else:
+            raise ValueError("unknown interval %s" % target)
+        return {"target": target, "ms": ms}
 
-    def flush(args=None):
+    async def flush(args=None):
         t.flush_req = True
         return {"queue": t.store.pending()}
 
-    def reboot(args=None):
+    async def reboot(args=None):
         t.reboot_req = True
-        return {"rebooting": True}
+        return {"rebooting": True, "delay_ms": (args or {}).get("delay_ms", 0)}
 
     return {"ping": ping, "status": stat, "set_interval": set_interval, "flush": flush, "reboot": reboot}
 

@@ -55,6 +55,15 @@ class FakeClock:
             self._sl = keep
 
 
+async def stop(t, clk):
+    """Stop the loop and let the cancelled tasks finish (MicroPython keeps them queued across
+    asyncio.run calls otherwise, holding the old telelogger in memory)."""
+    t.stop()
+    for _ in range(3):
+        await clk.settle()
+    clk._sl = []
+
+
 class MemStore:
     def __init__(self):
         self.recs = []
@@ -211,10 +220,10 @@ class EchoCommands:
     def __init__(self, handlers):
         self.h = handlers
 
-    def handle(self, payload):
+    async def handle(self, payload):
         m = json.loads(payload)
         try:
-            r = self.h[m["cmd"]](m.get("args"))
+            r = await self.h[m["cmd"]](m.get("args"))
             return json.dumps({"ok": True, "result": r}).encode()
         except Exception as e:
             return json.dumps({"ok": False, "error": str(e)}).encode()

@@ -2,7 +2,7 @@
 # scheduling, store-first, oldest-first sending, ack only after publish, offline then online.
 import json
 
-from loopfakes import FakeObd, FakeGnss, GatePublisher, cfg, make, sent_seqs
+from loopfakes import FakeObd, FakeGnss, GatePublisher, cfg, make, sent_seqs, stop
 from net.publisher import FakePublisher
 
 
@@ -14,7 +14,7 @@ async def test_pid_intervals_and_supported():
     t, clk, pub, store, obd = make(c, obd=obd)
     t.start()
     await clk.advance(30000)
-    t.stop()
+    await stop(t, clk)
     fast, slow = obd.reads[0x0C], obd.reads[0x05]
     assert 28 <= fast <= 32, obd.reads
     assert 9 <= slow <= 11, obd.reads
@@ -30,7 +30,7 @@ async def test_failing_pid_backs_off_others_continue():
     t, clk, pub, store, obd = make(c, obd=obd)
     t.start()
     await clk.advance(60000)
-    t.stop()
+    await stop(t, clk)
     assert obd.reads[0x0C] >= 58
     assert obd.reads[0x05] <= 10, obd.reads  # exponential back-off, not every second
     assert t.counters["obd_errors"] == obd.reads[0x05]
@@ -42,7 +42,7 @@ async def test_dead_ecu_reinit():
     t, clk, pub, store, obd = make(obd=obd)
     t.start()
     await clk.advance(120000)
-    t.stop()
+    await stop(t, clk)
     assert obd.inits >= 2
 
 
@@ -59,7 +59,7 @@ async def test_store_first_and_offline_then_online_in_order():
     assert t.counters["connect_errors"] >= 3
     pub.up = True
     await clk.advance(12000)  # reconnect back-off is at most 8 s here
-    t.stop()
+    await stop(t, clk)
     seqs = sent_seqs(pub)
     assert seqs == list(range(1, len(seqs) + 1)), seqs  # everything, oldest first, once
     assert len(seqs) + store.pending() == store.seq
@@ -77,7 +77,7 @@ async def test_publish_failure_keeps_records():
     assert len(pub.sent) >= 1
     pub.fail_next(2)
     await clk.advance(15000)
-    t.stop()
+    await stop(t, clk)
     assert t.counters["send_errors"] >= 1
     seqs = sent_seqs(pub)
     assert seqs == list(range(1, len(seqs) + 1)), seqs
@@ -94,6 +94,6 @@ async def test_ack_only_after_publish_returned():
     assert n >= 5 and store.recs[0][0] == 1  # nothing acked while PUBACK is outstanding
     pub.gate.set()
     await clk.advance(100)
-    t.stop()
+    await stop(t, clk)
     assert store.recs == [] or store.recs[0][0] > 5
     assert sent_seqs(pub)[:5] == [1, 2, 3, 4, 5]

@@ -2,7 +2,7 @@
 # and exit, heartbeat, remote commands wiring, UTC correction, signal, watchdog.
 import json
 
-from loopfakes import EchoCommands, FakeGnss, FakeModem, FakeObd, GatePublisher, Wdt, cfg, make
+from loopfakes import EchoCommands, FakeGnss, FakeModem, FakeObd, GatePublisher, Wdt, cfg, make, stop
 
 from telelogger import status
 from telelogger.loop import FLUSH, RUN, STANDBY
@@ -14,7 +14,7 @@ async def test_engine_running_never_standby():
     t, clk, pub, store, obd = make(obd=FakeObd({0x0C: 800, 0x0D: 0, 0x05: 88}), modem=modem)
     t.start()
     await clk.advance(600000)
-    t.stop()
+    await stop(t, clk)
     assert t.state == RUN and t.counters["standby"] == 0 and modem.offs == 0
 
 
@@ -40,7 +40,7 @@ async def test_standby_enter_and_wake():
     await clk.advance(10000)
     assert t.state == RUN and modem.ons == 1 and t.counters["wakes"] == 1
     await clk.advance(5000)
-    t.stop()
+    await stop(t, clk)
     assert obd.reads[0x0C] > reads
     assert pub.connected()
 
@@ -57,7 +57,7 @@ async def test_standby_heartbeat():
     assert t.state in (STANDBY, FLUSH)
     n0 = len(pub.sent)
     await clk.advance(100000)
-    t.stop()
+    await stop(t, clk)
     assert t.counters["heartbeats"] >= 2
     hb = [json.loads(p) for tp, p, q in pub.sent[n0:] if tp == "fm/TEST01/status"]
     assert hb and hb[0]["heartbeat"] is True
@@ -71,7 +71,7 @@ async def test_commands_wiring():
     await clk.advance(3000)
     assert ("fm/TEST01/cmd", 1) in pub.subs
     pub.inject("fm/TEST01/cmd", b'{"cmd":"ping"}')
-    pub.inject("fm/TEST01/cmd", b'{"cmd":"set_interval","args":{"pid":"05","ms":500}}')
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"set_interval","args":{"target":"obd.pids.05","ms":500}}')
     pub.inject("other/topic", b'{"cmd":"reboot"}')  # not ours: ignored
     await clk.advance(100)
     r0 = obd.reads[0x05]
@@ -79,11 +79,11 @@ async def test_commands_wiring():
     await clk.advance(5000)
     pub.inject("fm/TEST01/cmd", b'{"cmd":"status"}')
     await clk.advance(100)
-    t.stop()
+    await stop(t, clk)
     replies = [json.loads(p) for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
     assert len(replies) == 4, replies
     assert replies[0]["result"]["pong"] is True
-    assert replies[1]["result"] == {"pid": "05", "ms": 500}
+    assert replies[1]["result"] == {"target": "obd.pids.05", "ms": 500}
     assert obd.reads[0x05] - r0 >= 8  # now every 500 ms
     assert replies[3]["result"]["queue"] == store.pending()
     assert t.counters["cmds"] == 4 and not t.reboot_req
@@ -101,7 +101,7 @@ async def test_utc_from_gnss_and_signal():
     gnss.fix.hour, gnss.fix.minute, gnss.fix.second = 16, 0, 3
     gnss.fix.updates = 1
     await clk.advance(3000)
-    t.stop()
+    await stop(t, clk)
     assert abs(t.utc_offset_ms - 1764000000000) <= 1000  # the fix is read within one gnss interval
     recs = [json.loads(r) for s, r in store.recs] + [e[1] for tp, p, q in pub.sent if tp.endswith("/data")
                                                     for e in json.loads(p)["e"]]
@@ -121,5 +121,5 @@ async def test_watchdog_stops_when_sender_hangs():
     fed = t.wdt.n
     assert fed >= 8
     await clk.advance(400000)  # the publish never returns: the sender task is stuck
-    t.stop()
+    await stop(t, clk)
     assert t.wdt.n < fed + 320  # feeding stopped once the sender was silent for 300 s

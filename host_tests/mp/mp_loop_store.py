@@ -2,7 +2,7 @@
 # offline records are kept on flash and delivered oldest-first, once each, when back online.
 import os
 
-from loopfakes import FakeClock, FakeObd, cfg
+from loopfakes import FakeClock, FakeObd, cfg, stop
 from mptest import Skip
 from net.publisher import FakePublisher
 
@@ -34,7 +34,7 @@ async def test_real_store_and_encode():
     assert store.pending() >= base + 9
     pub.up = True
     await clk.advance(15000)
-    t.stop()
+    await stop(t, clk)
     seqs = []
     rpm = []
     for tp, p, _q in pub.sent:
