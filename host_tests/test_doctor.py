@@ -249,44 +249,66 @@ def test_plain_capture_netopen_before_ssl_and_length_mismatch():
 
 # ------------------------------------------------------------------ our firmware's own ATLog format
 
-def atlog(entries):
-    """Write entries the way at/engine.ATLog does: '=== SENT@<ms> ===\\n<text>\\n==================\\n'."""
+class FakeClock:
+    def __init__(self):
+        self.now = 0
+
+    def ticks_ms(self):
+        return self.now
+
+    def diff(self, a, b):
+        return a - b
+
+
+def fw_log(script):
+    """A log written by the firmware's real at.engine.ATLog: (t_ms, 'S'|'R', raw bytes) per write/read."""
+    from at.engine import ATLog
+
     out = []
-    for direction, t, text in entries:
-        out.append("=== %s@%d ===\n%s\n==================\n" % (direction, t, text))
+    clock = FakeClock()
+    log = ATLog(out.append, clock)
+    for t, direction, data in script:
+        clock.now = t
+        (log.sent if direction == "S" else log.recv)(data)
     return "".join(out)
 
 
 def test_firmware_log_good_session_has_no_failures():
-    log = atlog([
-        ("SENT", 100, "AT"), ("RECV", 102, "\r\nOK\r\n".replace("\r", "")),
-        ("SENT", 103, "ATE0"), ("RECV", 105, "ATE0\nOK"),
-        ("SENT", 106, "AT+CMQTTSTART"), ("RECV", 110, "OK"), ("RECV", 180, "+CMQTTSTART: 0"),
-        ("SENT", 181, 'AT+CMQTTACCQ=0,"fm-1",0'), ("RECV", 185, "OK"),
-        ("SENT", 186, 'AT+CMQTTCONNECT=0,"tcp://127.0.0.1:1883",60,1'), ("RECV", 190, "OK"),
-        ("RECV", 2400, "+CMQTTCONNECT: 0,0"),
-        ("SENT", 2401, "AT+CMQTTTOPIC=0,4"), ("RECV", 2404, ">"), ("SENT", 2405, "t/x1"), ("RECV", 2409, "OK"),
-        ("SENT", 2410, "AT+CMQTTPAYLOAD=0,2"), ("RECV", 2412, ">"), ("SENT", 2413, "hi"), ("RECV", 2416, "OK"),
-        ("SENT", 2417, "AT+CMQTTPUB=0,1,60"), ("RECV", 2420, "OK"), ("RECV", 2700, "+CMQTTPUB: 0,0"),
+    log = fw_log([
+        (100, "S", b"AT\r"), (102, "R", b"AT\r\r\nOK\r\n"),
+        (103, "S", b"ATE0\r"), (105, "R", b"ATE0\r\r\nOK\r\n"),
+        (106, "S", b"AT+CMQTTSTART\r"), (110, "R", b"\r\nOK\r\n"), (180, "R", b"\r\n+CMQTTSTART: 0\r\n"),
+        (181, "S", b'AT+CMQTTACCQ=0,"fm-1",0\r'), (185, "R", b"\r\nOK\r"), (186, "R", b"\n"),
+        (187, "S", b'AT+CMQTTCONNECT=0,"tcp://127.0.0.1:1883",60,1\r'), (190, "R", b"\r\nOK\r\n"),
+        (2400, "R", b"\r\n+CMQTTCONN"), (2401, "R", b"ECT: 0,0\r\n"),  # a read boundary mid-line
+        (2402, "S", b"AT+CMQTTTOPIC=0,4\r"), (2404, "R", b"\r\n>"), (2405, "S", b"t/x1"), (2409, "R", b"\r\nOK\r\n"),
+        (2410, "S", b"AT+CMQTTPAYLOAD=0,2\r"), (2412, "R", b"\r\n>"), (2413, "S", b"hi"), (2416, "R", b"\r\nOK\r\n"),
+        (2417, "S", b"AT+CMQTTPUB=0,1,60\r"), (2420, "R", b"\r\nOK\r\n"), (2700, "R", b"\r\n+CMQTTPUB: 0,0\r\n"),
     ])
+    assert "=== SENT@2402 ===" in log
     d = diagnose(log, source="fw.log")
     assert d.fmt == "log"
-    assert [f for f in d.findings if f.severity != "info"] == []
+    assert [f for f in d.findings if f.severity != "info"] == [], d.ids()
     conn = [x for x in d.conv.exchanges if x.name == "+CMQTTCONNECT"][0]
-    assert conn.results == [(2400, "+CMQTTCONNECT: 0,0")]
+    assert conn.final == "OK" and conn.results == [(2401, "+CMQTTCONNECT: 0,0")]
+    accq = [x for x in d.conv.exchanges if x.name == "+CMQTTACCQ"][0]
+    assert accq.final == "OK" and not accq.lines
+    topic = [x for x in d.conv.exchanges if x.name == "+CMQTTTOPIC"][0]
+    assert topic.prompt_t == 2404 and topic.data == [(2405, "t/x1")] and topic.final == "OK"
     pub = [x for x in d.conv.exchanges if x.name == "+CMQTTPUB"][0]
     assert pub.results == [(2700, "+CMQTTPUB: 0,0")]
-    assert "Findings: none" in render_text(d) or "INFO" in render_text(d)
+    ate0 = [x for x in d.conv.exchanges if x.cmd == "ATE0"][0]
+    assert ate0.echo and "echo-on" not in d.ids()  # echoed ATE0 itself, then echo is off
 
 
 def test_firmware_log_connect_failure_code_and_sleep():
-    log = atlog([
-        ("SENT", 1000, "AT+CMQTTSTART"), ("RECV", 1009, "+CMQTTSTART: 0\nOK"),
-        ("SENT", 3009, 'AT+CMQTTACCQ=0,"fm-1",1'), ("RECV", 3015, "OK"),
-        ("SENT", 3016, 'AT+CSSLCFG="enableSNI",0,1'), ("RECV", 3020, "OK"),
-        ("SENT", 3021, "AT+CMQTTSSLCFG=0,0"), ("RECV", 3025, "OK"),
-        ("SENT", 3026, 'AT+CMQTTCONNECT=0,"tcp://a.iot.eu-west-1.amazonaws.com:8883",60,1'),
-        ("RECV", 3040, "OK"), ("RECV", 9000, "+CMQTTCONNECT: 0,34"),
+    log = fw_log([
+        (1000, "S", b"AT+CMQTTSTART\r"), (1009, "R", b"\r\n+CMQTTSTART: 0\r\n\r\nOK\r\n"),
+        (3009, "S", b'AT+CMQTTACCQ=0,"fm-1",1\r'), (3015, "R", b"\r\nOK\r\n"),
+        (3016, "S", b'AT+CSSLCFG="enableSNI",0,1\r'), (3020, "R", b"\r\nOK\r\n"),
+        (3021, "S", b"AT+CMQTTSSLCFG=0,0\r"), (3025, "R", b"\r\nOK\r\n"),
+        (3026, "S", b'AT+CMQTTCONNECT=0,"tcp://a.iot.eu-west-1.amazonaws.com:8883",60,1\r'),
+        (3040, "R", b"\r\nOK\r\n"), (9000, "R", b"\r\n+CMQTTCONNECT: 0,34\r\n"),
     ])
     d = diagnose(log)
     f = [f for f in d.by_id("command-failed") if f.code == 34][0]

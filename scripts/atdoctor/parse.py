@@ -37,11 +37,16 @@ def _clean(text):
 
 
 def parse_events(text, fmt="auto"):
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "replace")
+    # Our firmware's ATLog writes the raw bytes (CRs included) and always adds "\n" before the terminator;
+    # the seed's logger had CRs stripped and wrote the terminator right after the data.
+    writer_newline = "\r" in text
     text = _clean(text)
     if fmt == "auto":
         fmt = detect_format(text)
     if fmt == "log":
-        return parse_log(text), fmt
+        return parse_log(text, writer_newline), fmt
     return parse_plain(text), fmt
 
 
@@ -137,7 +142,7 @@ def _blocks(text):
     return items
 
 
-def parse_log(text):
+def parse_log(text, writer_newline=False):
     events = []
     rx_pending = ""  # received text of an unfinished line, carried across RECV blocks
     rx_t = None
@@ -171,6 +176,8 @@ def parse_log(text):
             continue
         b = item[1]
         raw = "".join(b.buf)
+        if b.dir == "RECV" and writer_newline and raw.endswith("\n"):
+            raw = raw[:-1]  # the writer's newline: what is left shows whether the chunk ended mid-line
         if b.dir == "RECV":
             rx_t = b.t
             rx_line = b.line
