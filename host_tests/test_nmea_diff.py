@@ -256,7 +256,7 @@ def test_mutated_sentences_never_raise_and_resync(good, muts):
     assert f.accepted + f.rejected + f.ignored >= (1 if mutated.startswith(b"$") else 0)
     if f.accepted:
         # whatever we accepted, pynmea2 reads the same sentence (valid checksum) the same way
-        text = mutated.strip().decode("ascii")
+        text = mutated.strip().decode("latin-1")  # bytes before the last "$" are skipped garbage
         msg = pynmea2.parse(text[text.rfind("$") :], check=True)
         try:
             fresh = NMEAParser()
@@ -268,3 +268,152 @@ def test_mutated_sentences_never_raise_and_resync(good, muts):
     before = f.accepted
     p.feed(good)
     assert f.accepted == before + 1
+
+
+# --- the drive replay (peers/gnss_replay.py) ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def drive():
+    from peers.gnss_replay import Drive
+
+    return Drive()
+
+
+def _dist_m(lat1, lon1, lat2, lon2):
+    import math
+
+    k = 111320.0
+    return math.hypot((lat2 - lat1) * k, (lon2 - lon1) * k * math.cos(math.radians(lat1)))
+
+
+def test_replay_sentences_agree_with_pynmea2_and_parser(drive):
+    from gnss.nmea import Fix, JumpFilter
+
+    # the official firmware's tightest filter (0.001 deg per sample) must not fire on a real drive
+    p = NMEAParser(Fix(JumpFilter(max_deg=0.001, max_rejects=0)))
+    n = 0
+    for k in range(int(drive.period_s) + 1):
+        for s in drive.sentences_at(float(k)):
+            line = s.decode().strip()
+            msg = pynmea2.parse(line, check=True)
+            got, fix = _ours(line)
+            if msg.sentence_type in ("RMC", "GGA", "VTG"):
+                assert got == 1
+                compare(msg, fix)
+            n += p.feed(s)
+        lat, lon, alt, kmh, course, utc = drive.position_at(k)
+        assert abs(p.fix.lat - lat) < 1e-6 and abs(p.fix.lon - lon) < 1e-6
+        assert abs(p.fix.speed_kmh - kmh) < 0.01 and abs(p.fix.alt - alt) < 0.06
+        assert p.fix.epoch == int(utc)
+    assert p.fix.jumps == 0 and p.fix.rejected == 0 and n == 3 * (int(drive.period_s) + 1)
+
+
+def test_replay_drive_is_physically_plausible(drive):
+    period = int(drive.period_s)
+    speeds = [drive.speed_kmh_at(t) for t in range(period)]
+    assert max(speeds) <= 60.0 + 1e-6 and min(speeds) >= 0.0
+    # stops: runs of >= 15 s standing still, at least four of them (traffic lights)
+    runs, cur = [], 0
+    for v in speeds:
+        if v < 0.5:
+            cur += 1
+        else:
+            if cur:
+                runs.append(cur)
+            cur = 0
+    assert len([r for r in runs if r >= 15]) >= 4, runs
+    # continuity: each second moves no further than the speed allows (plus interpolation slack)
+    for t in range(period - 1):
+        a, b = drive.position_at(t), drive.position_at(t + 1)
+        d = _dist_m(a[0], a[1], b[0], b[1])
+        assert d <= max(a[3], b[3]) / 3.6 + 1.0, (t, d)
+        assert abs(b[3] - a[3]) / 3.6 <= 2.6  # |accel| bounded by the model's limits
+    # the route is a loop: the drive can repeat forever without a jump
+    a, b = drive.position_at(drive.period_s - 0.01), drive.position_at(drive.period_s)
+    assert _dist_m(a[0], a[1], b[0], b[1]) < 5.0
+    assert drive.position_at(drive.period_s + 30)[:2] == drive.position_at(30)[:2]
+
+
+def test_replay_cold_start_then_fix():
+    from peers.gnss_replay import Drive
+
+    d = Drive(nofix_s=3)
+    p = NMEAParser()
+    for k in range(3):
+        for s in d.sentences_at(float(k)):
+            assert pynmea2.parse(s.decode().strip(), check=True)
+            p.feed(s)
+        assert not p.fix.valid and p.fix.lat is None and p.fix.rejected == 0
+    for s in d.sentences_at(3.0):
+        p.feed(s)
+    assert p.fix.valid and p.fix.has_position()
+
+
+def test_replay_cgps_provider_through_simulator_format(drive):
+    """drive -> SIM7600 simulator's +CGPSINFO formatting -> ModemGnss parser."""
+    from gnss.nmea import Fix
+    from gnss.sources import parse_cgpsinfo
+    format_cgpsinfo = pytest.importorskip("peers.sim7600").format_cgpsinfo
+
+    now = [100.0]
+    prov = drive.cgps_provider(clock=lambda: now[0], speedup=10.0)
+    fix = Fix()
+    for step in range(0, 60, 3):
+        now[0] = 100.0 + step
+        pos = prov()
+        assert parse_cgpsinfo(format_cgpsinfo(pos, 0), fix)
+        lat, lon, alt, kmh, course, utc = drive.position_at(step * 10.0)
+        assert abs(fix.lat - lat) < 2e-6 and abs(fix.lon - lon) < 2e-6
+        assert abs(fix.speed_kmh - kmh) < 0.2 and fix.epoch == int(utc)
+
+
+def test_replay_stdout_cli(capsys):
+    from peers.gnss_replay import main
+
+    assert main(["--stdout", "--duration", "4", "--start-utc", "1714550400", "--talker", "GP"]) == 0
+    lines = capsys.readouterr().out.split()
+    assert len(lines) == 5 * 4 and all(ln.startswith("$GP") for ln in lines)
+    p = NMEAParser()
+    p.feed(("\r\n".join(lines) + "\r\n").encode())
+    assert p.fix.accepted == 15 and p.fix.ignored == 5 and p.fix.rejected == 0
+
+
+def test_replay_pty_feeds_uart_gnss(drive):
+    """End to end on a real pty: the replay writes time-scaled NMEA, the firmware's SerialPath +
+    UartGnss read it."""
+    import asyncio
+    import threading
+
+    from core.stream import SerialPath
+    from gnss.sources import UartGnss
+    from peers.gnss_replay import open_pty, serve
+
+    master, slave, path = open_pty()
+    done = threading.Event()
+    th = threading.Thread(target=serve, args=(master, drive, 50.0, 400), kwargs={"stop": done.is_set}, daemon=True)
+    th.start()
+
+    async def read():
+        g = UartGnss(SerialPath(path), poll_ms=5)
+        g.start()
+        try:
+            for _ in range(3000):  # generous: up to ~15 s on a loaded machine
+                if g.fix().accepted >= 15:
+                    break
+                await asyncio.sleep(0.005)
+        finally:
+            g.stop()
+            g.stream.close()
+        return g
+
+    try:
+        g = asyncio.run(read())
+    finally:
+        done.set()
+        th.join(10)
+        os.close(master)
+        os.close(slave)
+    f = g.fix()
+    assert f.accepted >= 15 and f.rejected <= 1  # the first read may start mid-sentence
+    assert -37.82 < f.lat < -37.80 and 144.94 < f.lon < 144.97

@@ -186,7 +186,9 @@ class ModemGnss:
         self.timeout_ms = timeout_ms
         self.running = False
         self.reports = 0  # +CGPSINFO lines seen (URC or query)
+        self.errors = 0  # failed fallback queries
         self._fields = _Fields()
+        self._task = None
         at.on_urc("+CGPSINFO:", self._on_urc)
 
     def fix(self):
@@ -240,6 +242,31 @@ class ModemGnss:
         if v is None:
             return False
         return self.feed(v)
+
+    async def run(self, clock=None):
+        """Keep the fix fresh: when no +CGPSINFO report arrived for two intervals (a module or
+        simulator that does not send the periodic URC), read it with AT+CGPSINFO."""
+        clock = clock or DEFAULT_CLOCK
+        period = self.interval_s * 1000
+        while True:
+            seen = self.reports
+            await clock.sleep_ms(2 * period)
+            if self.running and self.reports == seen:
+                try:
+                    await self.query()
+                except Exception:
+                    self.errors += 1
+
+    def start_task(self):
+        """Start run() as a task (after `await start()`)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run())
+        return self._task
+
+    def stop_task(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
 
 def parse_gnifo(text, fix, fields=None, speed_knots=True, hdop_scale=1.0):

@@ -1,4 +1,5 @@
 # GNSS parser and sources: runs on CPython and under MicroPython (-X heapsize=64K).
+import asyncio
 import gc
 
 from core.compat import sleep_ms
@@ -389,3 +390,39 @@ def test_retained_memory_bounded_over_1000_sentences():
     if not hasattr(gc, "mem_alloc"):  # CPython: the behaviour is checked under MicroPython
         return
     assert after - before < 2048, "retained heap grew by %d bytes" % (after - before)
+
+
+class FastClock:
+    """A clock whose sleeps take 1 ms: the fallback poller's periods without real waiting."""
+
+    def __init__(self):
+        self.slept = 0
+
+    def ticks_ms(self):
+        return 0
+
+    def diff(self, a, b):
+        return a - b
+
+    def sleep_ms(self, ms):
+        self.slept += ms
+        return sleep_ms(1)
+
+
+async def test_modem_gnss_polls_when_no_urc_arrives():
+    line = "+CGPSINFO: 3113.343286,N,12121.234064,E,250311,072809.3,44.1,0.0,0"
+    at = FakeAT(replies={"AT+CGPSINFO": [line]})
+    g = ModemGnss(at, interval_s=1, antenna_power=False)
+    await g.start()
+    clock = FastClock()
+    task = asyncio.create_task(g.run(clock))
+    try:
+        for _ in range(200):
+            if g.reports:
+                break
+            await sleep_ms(1)
+        assert g.reports >= 1 and g.fix().valid
+        assert "AT+CGPSINFO" in at.sent and clock.slept >= 2000
+    finally:
+        task.cancel()
+    await sleep_ms(2)
