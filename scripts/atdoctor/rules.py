@@ -239,9 +239,9 @@ def r_not_connected(conv):
                       "have finished." % (q.t - prior[-1].final_t, "/TLS" if _tls_for(conv, prior[-1]) else ""))
         clients = " and ".join(sorted(down))
         cause = ("AT+CMQTTCONNECT? answered '+CMQTTCONNECT: <idx>' with no server address for client %s: "
-                 "%s NOT connected (a connected client is listed as +CMQTTCONNECT: <idx>,\"tcp://...\","
+                 "%s connected (a connected client is listed as +CMQTTCONNECT: <idx>,\"tcp://...\","
                  "<keepalive>,<clean>). The lone number is the client index, not a state; '+CMQTTCONNECT: 1' is "
-                 "simply client 1's line.%s" % (clients, "neither is" if len(down) > 1 else "it is", timing))
+                 "simply client 1's line.%s" % (clients, "neither is" if len(down) > 1 else "it is NOT", timing))
         if app:
             cause += " The app misread the query as 'connected'."
         if later11:
@@ -827,7 +827,7 @@ def _cross_reference(findings):
         return
     for f in findings:
         if f.id in ("connect-result-not-awaited", "busy-connect-pending", "not-connected"):
-            f.cause += " Had the app waited, the most likely results: %s." % "; ".join(likely)
+            f.cause += " If the connect did fail, the transcript points to: %s." % "; ".join(likely)
             f.data["likely"] = likely
 
 
