@@ -1,0 +1,141 @@
+"""scripts/decode.py: the CLI on files, stdin, hex, JSON lines and a real mosquitto_sub capture."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from telelogger import encode as E
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DECODE = os.path.join(ROOT, "scripts", "decode.py")
+T0 = 1700000000000
+
+
+def _entries(seq0=1):
+    return [
+        (seq0, E.encode_record(T0, True, [(0x10C, 900), (0x0A, "48.858370"), (0x0B, "2.294481"), (0x20, (0.01, -0.02, 1.0))])),
+        (seq0 + 1, E.encode_record(T0 + 1000, True, [(0x10C, 1800), (0x24, 13.91), (0x105, -7)])),
+        (seq0 + 2, E.encode_record(2500, False, [(0x10D, 30)], boot=2)),
+    ]
+
+
+def _run(args, stdin=b""):
+    p = subprocess.run([sys.executable, DECODE] + args, input=stdin, capture_output=True, timeout=60)
+    return p.returncode, [json.loads(ln) for ln in p.stdout.decode().splitlines()], p.stderr.decode()
+
+
+def _check_recs(recs, dev="CAR1", seq0=1, topic=None):
+    assert [r["seq"] for r in recs] == [seq0, seq0 + 1, seq0 + 2]
+    assert all(r["dev"] == dev for r in recs)
+    assert recs[0]["lat"] == 48.85837 and recs[0]["lng"] == 2.294481 and recs[0]["acc"] == [0.01, -0.02, 1.0]
+    assert recs[1]["battery"] == 13.91 and recs[1]["coolant"] == -7 and recs[1]["ts"] == T0 + 1000
+    assert recs[2]["ts"] is None and recs[2]["mono"] == 2500 and recs[2]["boot"] == 2
+    if topic is not None:
+        assert all(r["topic"] == topic for r in recs)
+
+
+@pytest.mark.parametrize("fmt", ["compact", "json"])
+def test_file_and_stdin(tmp_path, fmt):
+    payload = E.encode_batch("CAR1", _entries(), fmt)
+    f = tmp_path / "p.bin"
+    f.write_bytes(payload)
+    rc, recs, err = _run([str(f)])
+    assert rc == 0, err
+    _check_recs(recs)
+    rc, recs, err = _run(["-"], stdin=payload)
+    assert rc == 0, err
+    _check_recs(recs)
+
+
+def test_hex_argument_and_iso():
+    payload = E.encode_batch("CAR1", _entries(), "compact")
+    rc, recs, err = _run(["--hex", payload.hex(), "--iso"])
+    assert rc == 0, err
+    _check_recs(recs)
+    assert recs[0]["time"] == "2023-11-14T22:13:20.000Z"
+    assert "time" not in recs[2]
+
+
+def test_capture_lines_mixed_and_bad_payload_reported():
+    c = E.encode_batch("CAR1", _entries(1), "compact")
+    j = E.encode_batch("CAR2", _entries(10), "json")
+    bad = bytearray(c)
+    bad[8] ^= 0xFF
+    capture = b"\n".join(
+        [
+            b"fm/CAR1/data " + c.hex().encode(),
+            b"fm/CAR2/data " + j,
+            b"fm/CAR1/data " + bytes(bad).hex().encode(),
+            j,
+        ]
+    )
+    rc, recs, err = _run(["-"], stdin=capture + b"\n")
+    assert rc == 1
+    assert "line 3" in err and "CRC" in err
+    _check_recs(recs[0:3], "CAR1", 1, "fm/CAR1/data")
+    _check_recs(recs[3:6], "CAR2", 10, "fm/CAR2/data")
+    _check_recs(recs[6:9], "CAR2", 10)
+
+
+def test_garbage_input_fails_clearly(tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_bytes(b"\x00\x01\x02 not a payload\n")
+    rc, recs, err = _run([str(f)])
+    assert rc == 1 and recs == [] and "unknown payload" in err
+    rc, recs, err = _run([str(tmp_path / "missing")])
+    assert rc == 1 and "missing" in err
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def test_real_mosquitto_capture(tmp_path):
+    broker = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    sub, pub = shutil.which("mosquitto_sub"), shutil.which("mosquitto_pub")
+    if not (os.path.exists(broker) and sub and pub):
+        pytest.skip("mosquitto and its clients are not installed")
+    port = _free_port()
+    conf = tmp_path / "m.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
+    b = subprocess.Popen([broker, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "mosquitto did not start"
+                time.sleep(0.05)
+        c = tmp_path / "c.bin"
+        c.write_bytes(E.encode_batch("CAR1", _entries(1), "compact"))
+        j = tmp_path / "j.json"
+        j.write_bytes(E.encode_batch("CAR2", _entries(10), "json"))
+        for topic, f in (("fm/CAR1/data", c), ("fm/CAR2/data", j)):  # retained: no subscribe race
+            subprocess.run([pub, "-p", str(port), "-h", "127.0.0.1", "-t", topic, "-r", "-q", "1", "-f", str(f)], check=True, timeout=30)
+        cap = subprocess.run(
+            [sub, "-p", str(port), "-h", "127.0.0.1", "-t", "fm/+/data", "-v", "-F", "%t %x", "-C", "2", "-W", "30"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    finally:
+        b.terminate()
+        b.wait(timeout=30)
+    rc, recs, err = _run(["-"], stdin=cap)
+    assert rc == 0, err
+    by_dev = {}
+    for r in recs:
+        by_dev.setdefault(r["dev"], []).append(r)
+    _check_recs(by_dev["CAR1"], "CAR1", 1, "fm/CAR1/data")
+    _check_recs(by_dev["CAR2"], "CAR2", 10, "fm/CAR2/data")
