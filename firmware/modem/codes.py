@@ -44,6 +44,14 @@ CMQTT_ERRORS = (
 
 # What a fleet engineer should do about each code that has a known cause/fix.
 CMQTT_HINTS = {
+    3: "socket connect failed: broker host/port unreachable from the mobile network, or a firewall; check the tcp:// address and port",
+    6: "message receive failed: the link dropped mid-message; reconnect",
+    12: "invalid parameter: check lengths and ranges (keepalive 1-64800, pub_timeout 60-180, address starts with tcp://)",
+    17: "timeout: the broker did not answer in time (PUBACK/SUBACK/CONNACK); check the link and raise pub_timeout/optimeout",
+    20: "client not acquired: run AT+CMQTTACCQ after AT+CMQTTSTART before using the client",
+    26: "socket closed by the server: the broker dropped the session (policy, duplicate client id, or a protocol error)",
+    28: "identifier rejected: the broker refused the client id (empty, too long, or not allowed by its policy)",
+    29: "server unavailable: the broker is up but refuses service; retry later",
     2: "payload/topic is not valid UTF-8: set AT+CMQTTCFG=\"checkUTF8\",<idx>,0 for binary payloads",
     9: "network not opened: CMQTTSTART activates the PDP context; check registration and APN",
     11: "no connection: the MQTT session is down (CONNECT never completed or was lost); reconnect",
