@@ -13,6 +13,9 @@
 # the next '$'. Nothing raises out of feed(). Empty fields mean "unknown" and become None.
 #
 # Field parsing lives in FieldReader so the SIM7600 (+CGPSINFO) source reuses it.
+#
+# Precision: lat/lon are Python floats. On the ESP32 port MicroPython floats are single precision
+# (~7 significant digits, about 1 m at these magnitudes); the host runtimes use doubles.
 from core.compat import ticks_ms
 
 KNOT_KMH = 1.852
