@@ -91,13 +91,17 @@ class NotSetCertificate(TlsError):  # 33
     pass
 
 
+class SslSessionFailed(TlsError):  # 34
+    pass
+
+
 class ConnectionLost(CmqttError):
     """The session went down (+CMQTTCONNLOST / +CMQTTNONET / +CMQTTPING) while an operation waited."""
 
     pass
 
 
-_CLASSES = {11: NoConnection, 14: ClientBusy, 17: CmqttTimeout, 19: ClientUsed, 20: ClientNotAcquired, 23: NetworkOpened, 32: HandshakeFail, 33: NotSetCertificate}
+_CLASSES = {11: NoConnection, 14: ClientBusy, 17: CmqttTimeout, 19: ClientUsed, 20: ClientNotAcquired, 23: NetworkOpened, 32: HandshakeFail, 33: NotSetCertificate, 34: SslSessionFailed}
 
 
 def error_class(code):
@@ -105,8 +109,6 @@ def error_class(code):
     if c is None:
         if code is not None and 27 <= code <= 31:
             return ConnectionRefused
-        if code == 34:
-            return TlsError
         return CmqttError
     return c
 
