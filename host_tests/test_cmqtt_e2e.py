@@ -150,3 +150,52 @@ def test_cmqtt_e2e_mp_1000_with_connlost_every_100(mbroker):
     assert reconnects >= len(injected) - 1
     cms = [ln for ln in out.splitlines() if ln.startswith("CONNECT_MS")]
     print("\n%s (simulated at time_scale %s); %s" % (cms[0] if cms else "", SCALE, line))
+
+
+def test_mqtt_heartbeat_entry_point(mbroker):
+    """net.cellular.mqtt_heartbeat: the entry point scripts/run_host.py can call."""
+    sim = Sim7600(time_scale=SCALE)
+    sub = Sub(mbroker.port, "fleet/+/status")
+    cfg = {"device_id": "hb1", "topic_prefix": "fleet", "broker": {"host": "127.0.0.1", "port": mbroker.port, "tls": False},
+           "cellular": {"apn": "internet"}}
+    st = asyncio.run(NC.mqtt_heartbeat(SimStream(sim), cfg, Clock(), count=3))
+    got = sub.take_until(lambda o: len(o) >= 3, timeout=20)
+    sub.close()
+    assert st["published"] == 3 and st["modem"]["model"] == "SIMCOM_SIM7600E"
+    assert [p for t, p in got] == [b'{"heartbeat":%d}' % i for i in range(3)]
+    assert all(t == "fleet/hb1/status" for t, p in got)
+
+
+def _bring_up(sim, cfg):
+    from modem.sim7600 import Sim7600 as Modem
+
+    async def main():
+        at = ATEngine(SimStream(sim), poll_ms=1)
+        at.start()
+        try:
+            m = Modem(at, Clock(), dict({"poll_ms": 20}, **cfg))
+            await m.bring_up()
+            return m
+        finally:
+            at.stop()
+
+    return asyncio.run(main())
+
+
+def test_bring_up_with_pin_through_boot_urcs():
+    m = _bring_up(Sim7600(time_scale=SCALE, sim_pin="1234"), {"sim_pin": "1234", "apn": "internet"})
+    assert m.info["sim"] == "READY" and m.info["signal_dbm"] == -73 and m.revision
+
+
+def test_bring_up_denied_and_missing_pin_are_clear():
+    from modem.sim7600 import RegistrationDenied, RegistrationTimeout, SimError, csq_to_dbm, parse_cclk
+
+    with pytest.raises(RegistrationDenied, match="denied"):
+        _bring_up(Sim7600(time_scale=SCALE, network="denied"), {})
+    with pytest.raises(SimError, match="sim_pin"):
+        _bring_up(Sim7600(time_scale=SCALE, sim_pin="1234"), {})
+    with pytest.raises(RegistrationTimeout, match="not registered after 300 ms"):
+        _bring_up(Sim7600(time_scale=SCALE, network="none"), {"reg_timeout_ms": 300})
+    assert csq_to_dbm(0) == -113 and csq_to_dbm(31) == -51 and csq_to_dbm(99) is None
+    assert parse_cclk('"20/08/06,11:50:12+40"') == (2020, 8, 6, 11, 50, 12, 40)
+    assert parse_cclk('"21/01/02,03:04:05-08"')[6] == -8
