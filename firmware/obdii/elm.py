@@ -1,0 +1,373 @@
+# ELM327-style link to the Freematics ONE+ OBD co-processor (UART2, 115200 8N1), or to
+# any ELM327 on a tty. Commands end with "\r"; the reply ends with the ">" prompt.
+#
+#   link = ElmLink(stream, clock=None)
+#   lines = await link.query("ATRV", 500)      # -> ["13.1V"]
+#   n = await link.query_raw(b"010C", 1000)     # reply kept in link.buf[:n], lines split by b"\r"
+#
+# The reply body is cleaned in place: echo, blank lines, "SEARCHING..." and
+# "BUS INIT: ...OK" are removed, non-printable bytes dropped. ELM error replies become
+# exceptions naming the command and the reply. One query runs at a time (a lock).
+from core.compat import DEFAULT_CLOCK
+
+SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
+LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
+
+# ELM327 reply messages (ELM327 data sheet, "Messages and Alerts"):
+# (text, exact line?, meaning). A line matching one of these makes the query fail.
+ERRORS = (
+    (b"NO DATA", False, "no ECU answered: PID not supported or ignition off"),
+    (b"UNABLE TO CONNECT", False, "no OBD protocol found: ignition off, no ECU or wrong protocol"),
+    (b"CAN ERROR", False, "CAN bus error: not connected, wrong bit rate or bus fault"),
+    (b"BUS INIT", False, "K-line bus initialisation failed"),  # only with ERROR in the line
+    (b"BUS ERROR", False, "bus fault: wiring or a generic bus error"),
+    (b"BUS BUSY", False, "bus too busy to send"),
+    (b"FB ERROR", False, "feedback error: wiring problem on the bus"),
+    (b"DATA ERROR", False, "reply had a data or checksum error"),
+    (b"<DATA ERROR", False, "reply had a data or checksum error"),
+    (b"<RX ERROR", False, "CAN receive error"),
+    (b"BUFFER FULL", False, "adapter buffer overflow"),
+    (b"STOPPED", False, "command interrupted (a byte arrived while the adapter was busy)"),
+    (b"LV RESET", False, "adapter reset on low voltage"),
+    (b"ACT ALERT", False, "adapter going to low power after inactivity"),
+    (b"LP ALERT", False, "adapter going to low power"),
+    (b"ERROR", True, "adapter error"),
+    (b"ERR", False, "adapter internal error (ERRnn)"),
+    (b"?", True, "command not understood"),
+)
+CODE_TIMEOUT = "TIMEOUT"
+CODE_OVERFLOW = "OVERFLOW"
+
+# Co-processor "ATI" version (e.g. "OBD2USART V1.4" -> devType 14) to ONE+ model
+# (Freematics telelogger dashboard.js).
+COPROC_MODELS = {11: "A", 16: "A", 12: "B", 13: "B", 14: "B", 15: "H"}
+
+_HEX = b"0123456789ABCDEF"
+
+
+class ElmError(Exception):
+    """A failed query: .cmd (str), .reply (str, cleaned reply text), .code (the ELM
+    message, e.g. "NO DATA", or "TIMEOUT"), .meaning."""
+
+    def __init__(self, cmd, reply, code, meaning):
+        self.cmd = cmd
+        self.reply = reply
+        self.code = code
+        self.meaning = meaning
+        super().__init__("%s -> %r: %s (%s)" % (cmd, reply, code, meaning))
+
+
+class ElmNoData(ElmError):
+    pass
+
+
+class ElmTimeout(ElmError):
+    pass
+
+
+class ObdError(ElmError):
+    """A reply arrived but does not carry what was asked (malformed, wrong PID...)."""
+
+    def __init__(self, cmd, reply, meaning):
+        ElmError.__init__(self, cmd, reply, "BAD REPLY", meaning)
+
+
+def hexval(c):
+    """ASCII byte -> 0..15, or -1 if not a hex digit."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 65 <= c <= 70:
+        return c - 55
+    if 97 <= c <= 102:
+        return c - 87
+    return -1
+
+
+def hex_bytes(buf, s, e, out, o):
+    """Decode the hex pairs in buf[s:e] (spaces ignored) into out[o:]. Returns the count,
+    or -1 if the text has a non-hex character or an odd digit, or does not fit."""
+    k = o
+    hi = -1
+    lim = len(out)
+    for i in range(s, e):
+        c = buf[i]
+        if c == 32:
+            continue
+        v = hexval(c)
+        if v < 0:
+            return -1
+        if hi < 0:
+            hi = v
+        else:
+            if k >= lim:
+                return -1
+            out[k] = (hi << 4) | v
+            k += 1
+            hi = -1
+    if hi >= 0:
+        return -1
+    return k - o
+
+
+def eol(buf, s, n):
+    """Index of the b"\r" ending the line that starts at s (or n)."""
+    while s < n and buf[s] != 13:
+        s += 1
+    return s
+
+
+def iso_tp_payload(buf, n, sid, out):
+    """Reassemble a multi-frame (ISO-TP) reply shown with headers off. Two forms:
+      ELM327:             "014" / "0: 49 02 01 57 50 30" / "1: ..." (length line + "N:" lines)
+      elm327-emulator:    "0B 43 01 33 41 23 03" / "00 80 01 D2 AB 00 00" (length byte first)
+    Writes the message bytes (from the service byte, padding cut to the length) into out
+    and returns their count; returns -1 if the reply is not in a multi-frame form."""
+    total = -1
+    w = 0
+    s = 0
+    colon = False
+    while s < n:
+        e = eol(buf, s, n)
+        c = s
+        while c < e and buf[c] != 58:  # ':'
+            c += 1
+        if c < e:
+            colon = True
+            k = hex_bytes(buf, c + 1, e, out, w)
+            if k < 0:
+                return -1
+            w += k
+        elif w == 0 and total < 0 and e - s <= 3:
+            total = 0
+            for i in range(s, e):
+                v = hexval(buf[i])
+                if v < 0:
+                    return -1
+                total = (total << 4) | v
+        s = e + 1
+    if colon:
+        if 0 <= total < w:
+            w = total
+        return w
+    # emulator form: first line starts with a length byte followed by the service byte
+    e = eol(buf, 0, n)
+    if e >= n:
+        return -1
+    k = hex_bytes(buf, 0, e, out, 0)
+    if k < 2 or out[0] == sid or out[1] != sid:
+        return -1
+    total = out[0]
+    for i in range(1, k):
+        out[i - 1] = out[i]
+    w = k - 1
+    s = e + 1
+    while s < n:
+        e = eol(buf, s, n)
+        k = hex_bytes(buf, s, e, out, w)
+        if k < 0:
+            return -1
+        w += k
+        s = e + 1
+    if total < w:
+        w = total
+    return w
+
+
+def parse_devtype(text):
+    """Co-processor type from the ATI text: "OBD2USART V1.4" -> 14 (X.Y after the space
+    following "OBD"); 0 when the text is not a Freematics co-processor's."""
+    i = text.find("OBD")
+    if i < 0:
+        return 0
+    i = text.find(" ", i)
+    if i < 0:
+        return 0
+    n = len(text)
+    while i < n and not ("0" <= text[i] <= "9"):
+        i += 1
+    x = 0
+    while i < n and "0" <= text[i] <= "9":
+        x = x * 10 + ord(text[i]) - 48
+        i += 1
+    if i + 1 >= n or text[i] != "." or not ("0" <= text[i + 1] <= "9"):
+        return 0
+    return x * 10 + ord(text[i + 1]) - 48
+
+
+class ElmLink:
+    """Query/response link over a stream (readinto/write). `buf` holds the last reply."""
+
+    def __init__(self, stream, clock=None, bufsize=384, poll_ms=5, long_timeout_ms=LONG_TIMEOUT_MS, tap=None):
+        self._s = stream
+        self._clock = clock or DEFAULT_CLOCK
+        self.buf = bytearray(bufsize)
+        self._chunk = bytearray(64)
+        self._tx = bytearray(48)
+        self._txv = {}  # memoryviews of _tx per command length (a handful), so writes do not allocate
+        self.poll_ms = poll_ms
+        self.long_timeout_ms = long_timeout_ms
+        self.n = 0  # length of the cleaned reply in buf
+        self.tap = tap  # optional tap(cmd: bytes, raw_reply: bytes) after each exchange
+        self._busy = False  # one query at a time (a flag: asyncio.Lock allocates per use)
+
+    # -- public -------------------------------------------------------------------
+    async def query(self, cmd, timeout_ms=SHORT_TIMEOUT_MS):
+        """Send cmd (str or bytes, no "\r"), return the cleaned reply lines (list of str)."""
+        n = await self.query_raw(cmd, timeout_ms)
+        if n == 0:
+            return []
+        return bytes(self.buf[:n]).decode().split("\r")
+
+    def text(self):
+        """The last cleaned reply as text (for messages and logs)."""
+        return bytes(self.buf[: self.n]).decode()
+
+    async def query_raw(self, cmd, timeout_ms=SHORT_TIMEOUT_MS):
+        """Like query() but allocation-light: returns n, the cleaned reply is buf[:n]
+        (lines separated by b"\r"). Valid until the next query."""
+        clock = self._clock
+        while self._busy:
+            await clock.sleep_ms(self.poll_ms)
+        self._busy = True
+        try:
+            if isinstance(cmd, str):
+                cmd = cmd.encode()
+            lc = len(cmd)
+            tx = self._tx
+            if lc + 1 > len(tx):
+                raise ValueError("command too long: %r" % (cmd,))
+            for i in range(lc):
+                tx[i] = cmd[i]
+            tx[lc] = 13
+            txv = self._txv.get(lc)
+            if txv is None:
+                txv = self._txv[lc] = memoryview(tx)[: lc + 1]
+            s = self._s
+            chunk = self._chunk
+            # drop a stale reply (e.g. the late answer to a timed-out command)
+            while s.readinto(chunk) > 0:
+                pass
+            s.write(txv)
+            buf = self.buf
+            size = len(buf)
+            t0 = clock.ticks_ms()
+            limit = timeout_ms
+            n = 0
+            dots = 0
+            extended = False
+            overflow = False
+            done = False
+            while not done:
+                k = s.readinto(chunk)
+                if not k:
+                    if clock.diff(clock.ticks_ms(), t0) >= limit:
+                        self.n = self._clean(n, cmd, lc)
+                        raise ElmTimeout(cmd.decode(), self.text(), CODE_TIMEOUT, "no '>' prompt in %d ms" % limit)
+                    await clock.sleep_ms(self.poll_ms)
+                    continue
+                for i in range(k):
+                    c = chunk[i]
+                    if c == 62:  # '>'
+                        done = True
+                        break
+                    if n < size:
+                        buf[n] = c
+                        n += 1
+                    else:
+                        overflow = True
+                    if c == 46:  # '.': "SEARCHING..." / "BUS INIT: ..." -> long wait, once
+                        dots += 1
+                        if dots >= 3 and not extended:
+                            extended = True
+                            t0 = clock.ticks_ms()
+                            limit = self.long_timeout_ms
+                    else:
+                        dots = 0
+            if self.tap is not None:
+                self.tap(bytes(cmd), bytes(buf[:n]))
+            n = self._clean(n, cmd, lc)
+            self.n = n
+            if overflow:
+                raise ElmError(cmd.decode(), self.text(), CODE_OVERFLOW, "reply longer than %d bytes" % size)
+            self._check(cmd, n)
+            return n
+        finally:
+            self._busy = False
+
+    def _clean(self, n, cmd, lc):
+        """Compact buf[:n] in place to the meaningful lines joined by b"\r"."""
+        buf = self.buf
+        w = 0
+        s = 0
+        first = True
+        while s < n:
+            e = s
+            while e < n and buf[e] != 13 and buf[e] != 10:
+                e += 1
+            ls = s
+            le = e
+            s = e + 1
+            while ls < le and buf[ls] <= 32:
+                ls += 1
+            while le > ls and buf[le - 1] <= 32:
+                le -= 1
+            if ls == le:
+                continue
+            if first:
+                first = False
+                if le - ls == lc:
+                    same = True
+                    for i in range(lc):
+                        if buf[ls + i] != cmd[i]:
+                            same = False
+                            break
+                    if same:
+                        continue  # echo
+            if _starts(buf, ls, le, b"SEARCHING"):
+                continue
+            if _starts(buf, ls, le, b"BUS INIT") and not _contains(buf, ls, le, b"ERROR"):
+                continue
+            if w:
+                buf[w] = 13
+                w += 1
+            for i in range(ls, le):
+                c = buf[i]
+                if 32 <= c < 127:
+                    buf[w] = c
+                    w += 1
+        return w
+
+    def _check(self, cmd, n):
+        buf = self.buf
+        s = 0
+        while s < n:
+            e = eol(buf, s, n)
+            for text, exact, meaning in ERRORS:
+                if exact:
+                    hit = e - s == len(text) and _starts(buf, s, e, text)
+                else:
+                    hit = _starts(buf, s, e, text)
+                    if hit and text == b"BUS INIT":
+                        hit = _contains(buf, s, e, b"ERROR")
+                if hit:
+                    cls = ElmNoData if text == b"NO DATA" else ElmError
+                    raise cls(cmd.decode(), self.text(), text.decode(), meaning)
+            s = e + 1
+
+
+def _starts(buf, s, e, text):
+    lt = len(text)
+    if e - s < lt:
+        return False
+    for i in range(lt):
+        if buf[s + i] != text[i]:
+            return False
+    return True
+
+
+def _contains(buf, s, e, text):
+    lt = len(text)
+    for j in range(s, e - lt + 1):
+        if _starts(buf, j, e, text):
+            return True
+    return False
