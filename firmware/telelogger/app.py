@@ -1,0 +1,170 @@
+# Assembly: board + config -> streams -> drivers -> Telelogger. main.py (ESP32) and
+# scripts/host_main.py (host MicroPython / CPython against serial paths) both call run().
+#
+#   t = await build(board, cfg, store_root="/queue")   # a Telelogger, not started
+#   await run(board, cfg, duration_ms=None, on_progress=fn, progress_ms=3000)
+import asyncio
+
+from core.compat import Clock
+
+WDT_TIMEOUT_MS = 60000  # the loop stops feeding when a task is silent for 300 s (status.py)
+
+
+def flat_config(cfg):
+    """The transports read secrets at the top level (mqtt_user, certs...): merge them in."""
+    out = dict(cfg)
+    sec = cfg.get("secrets") or {}
+    for k in sec:
+        out[k] = sec[k]
+    return out
+
+
+def _utc_ms(t):
+    """AT+CCLK tuple (y, mo, d, h, mi, s, tz quarter hours, local time) -> UTC ms."""
+    from gnss.nmea import days_from_epoch
+
+    y, mo, d, h, mi, s, tzq = t[:7]
+    return ((days_from_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - tzq * 900) * 1000
+
+
+class ModemCtl:
+    """What the loop needs from the modem: signal, network time, power (PWRKEY / AT+CPOF)."""
+
+    def __init__(self, pub, board, clock, log=None):
+        self.pub = pub
+        self.board = board
+        self.clock = clock
+        self.log = log
+        self._power = None
+
+    async def signal_dbm(self):
+        return await self.pub.modem.signal_dbm()
+
+    async def utc_ms(self):
+        t = await self.pub.modem.network_time()
+        return _utc_ms(t) if t else None
+
+    def _pw(self):
+        if self._power is None:
+            from modem.power import ModemPower
+
+            self._power = ModemPower(self.board.modem_power_pin(), self.pub.at, self.clock, log=self.log)
+        return self._power
+
+    async def power_off(self):
+        return await self._pw().power_off()
+
+    async def power_on(self):
+        return await self._pw().power_on()
+
+
+def make_gnss(board, cfg, obd, at, clock):
+    src = (cfg.get("gnss") or {}).get("source", "uart")
+    if src == "uart" and board.has("gnss"):
+        from gnss.sources import UartGnss
+
+        try:
+            return UartGnss(board.stream("gnss"), clock=clock)
+        except Exception as e:  # host without --gps: run without GNSS
+            print("gnss: none (%s)" % e)
+            return None
+    if src == "coproc" and obd is not None:
+        from gnss.sources import CoprocGnss
+
+        return CoprocGnss(obd.coproc_gnss)
+    if src == "modem":
+        from gnss.sources import ModemGnss
+
+        return ModemGnss(at)
+    return None
+
+
+async def build(board, cfg, clock=None, store_root="/queue", log=None):
+    from at.engine import ATEngine
+    from net.cellular import from_config
+    from telelogger.loop import Telelogger, next_boot
+    from telelogger.store import Store
+
+    clock = clock or Clock()
+    fc = flat_config(cfg)
+    dev = cfg.get("device_id", "auto")
+    if dev == "auto":
+        dev = board.device_id()
+        fc["device_id"] = dev
+    if cfg.get("transport", "cellular") != "cellular":
+        raise ValueError("transport %r: only 'cellular' is wired in this build" % cfg.get("transport"))
+    at = ATEngine(board.stream("modem"), clock)
+    at.start()
+    pub = from_config(at, fc, clock, log=log)
+    obd = None
+    if (cfg.get("obd") or {}).get("enabled", True) and board.has("coproc"):
+        from obdii.elm import ElmLink
+        from obdii.obd import Obd
+
+        try:
+            obd = Obd(ElmLink(board.stream("coproc"), clock))
+        except Exception as e:
+            print("obd: none (%s)" % e)
+    gnss = make_gnss(board, cfg, obd, at, clock)
+    q = cfg.get("queue") or {}
+    store = Store(store_root, q.get("max_bytes", 262144), q.get("segment_bytes", 16384))
+    boot = next_boot(store_root + "/boot")
+
+    class Battery:  # the board's ADC when wired, else the loop asks the co-processor (ATRV)
+        def voltage(self):
+            return board.battery_voltage()
+
+    wdt = board.wdt_start(WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
+    t = Telelogger(cfg, pub, store, obd=obd, gnss=gnss, modem=ModemCtl(pub, board, clock, log),
+                   battery=Battery(), clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
+                   cmd_counter_path=store_root + "/cmd_n")
+    t.at = at
+    return t
+
+
+def progress(t):
+    """One line of live progress (a dict) for run_host.py / sim.py."""
+    c = t.counters
+    last = t.last
+    return {
+        "t_ms": t.now(), "state": t.state, "records": c["records"], "last_seq": c["last_seq"],
+        "sent": c["sent"], "acked_seq": c["acked_seq"], "queued": t.store.pending(),
+        "dropped": getattr(t.store, "dropped", 0), "batches": c["batches"], "bytes": c["last_bytes"],
+        "reconnects": c["reconnects"], "send_errors": c["send_errors"], "connect_errors": c["connect_errors"],
+        "obd_reads": c["obd_reads"], "obd_errors": c["obd_errors"], "gnss_fixes": c["gnss_fixes"],
+        "connected": t.pub.connected(), "utc": t.utc_offset_ms is not None,
+        "rpm": last.get(0x10C), "speed": last.get(0x10D), "lat": last.get(0x0A), "lng": last.get(0x0B),
+        "voltage": last.get(0x24), "signal": last.get(0x81),
+    }
+
+
+async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=None, progress_ms=3000, log=None,
+              drain_ms=0):
+    """Run the telelogger (forever, or for duration_ms, then send what is queued for up to
+    drain_ms and disconnect)."""
+    t = await build(board, cfg, store_root=store_root, log=log)
+    t.start()
+    t0 = t.now()
+    try:
+        while duration_ms is None or t.now() - t0 < duration_ms:
+            step = progress_ms if duration_ms is None else min(progress_ms, duration_ms - (t.now() - t0))
+            await t.sleep(max(1, step))
+            if on_progress is not None:
+                on_progress(progress(t))
+        t.stop()
+        t.build_record()
+        if drain_ms:
+            await t.drain(drain_ms)
+        if on_progress is not None:
+            on_progress(progress(t))
+    finally:
+        t.stop()
+        try:
+            await asyncio.wait_for(t.pub.disconnect(), 5)
+        except Exception as e:
+            print("disconnect: %s" % e)
+        t.at.stop()
+        close = getattr(t.store, "close", None)
+        if close:
+            close()
+    return t

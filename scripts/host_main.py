@@ -1,0 +1,76 @@
+# Host entry of the firmware (MicroPython unix port or CPython): the telelogger on serial paths
+# through board.host.HostBoard. Started by scripts/run_host.py with MICROPYPATH=firmware:.frozen.
+#
+#   micropython scripts/host_main.py --modem PATH [--obd PATH] [--gps PATH] --config FILE
+#       [--secrets FILE] [--board NAME] [--store DIR] [--duration S] [--drain S] [--status-ms MS]
+#
+# Prints one JSON line per status interval: {"progress": {...}} (see telelogger.app.progress).
+import json
+import sys
+
+
+def _opt(argv, name, default=None):
+    for i in range(len(argv)):
+        a = argv[i]
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a[len(name) + 1 :]
+    return default
+
+
+class _Log:
+    def __init__(self, quiet):
+        self.quiet = quiet
+
+    def _p(self, lvl, fmt, args):
+        try:
+            msg = fmt % args if args else fmt
+        except (TypeError, ValueError):
+            msg = "%s %r" % (fmt, args)
+        print(json.dumps({"log": lvl, "msg": msg}))
+
+    def info(self, fmt, *a):
+        self._p("info", fmt, a)
+
+    def warn(self, fmt, *a):
+        self._p("warn", fmt, a)
+
+    def error(self, fmt, *a):
+        self._p("error", fmt, a)
+
+    def debug(self, fmt, *a):
+        if not self.quiet:
+            self._p("debug", fmt, a)
+
+
+def main(argv):
+    import asyncio
+
+    from board import load_board, make_board
+    from telelogger import app, config
+
+    cfg = config.load(_opt(argv, "--config", "config.json"), _opt(argv, "--secrets"))
+    desc = load_board(_opt(argv, "--board", "oneplus-b"))
+    board = make_board(desc, argv)
+    dur = _opt(argv, "--duration")
+    store = _opt(argv, "--store", "/tmp/freematics-queue")
+    try:
+        import os
+
+        os.mkdir(store)
+    except OSError:
+        pass
+
+    def show(p):
+        print(json.dumps({"progress": p}))
+
+    print(json.dumps({"start": {"device_id": cfg.get("device_id"), "store": store, "impl": sys.implementation.name}}))
+    asyncio.run(app.run(board, cfg, duration_ms=None if dur is None else int(float(dur) * 1000), store_root=store,
+                        on_progress=show, progress_ms=int(_opt(argv, "--status-ms", "2000")),
+                        log=_Log(True), drain_ms=int(float(_opt(argv, "--drain", "0")) * 1000)))
+    print(json.dumps({"done": True}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""`make sim`: the whole telelogger on this machine, against simulated peers.
+
+  broker     mosquitto when installed, else amqtt in-process (--broker to choose)
+  modem      the SIM7600 simulator (host_tests/peers/sim7600.py) on a pty, bridged to the broker
+  vehicle    elm327-emulator (`elm -s car`) on a pty
+  GNSS       a replayed drive (host_tests/peers/gnss_replay.py) on a pty, when present
+  firmware   the telelogger under the host MicroPython (scripts/run_host.py)
+  subscriber paho-mqtt, counting the records received by sequence number
+
+    python scripts/sim.py [--duration 60] [--cut-network AT:SECONDS ...] [--out sim-out]
+
+--cut-network 20:15 drops the simulated cellular network at t=20 s for 15 s (+CMQTTNONET):
+records keep being stored on flash and arrive, in order, after the network returns.
+Ends with a trip report in --out (trip.png, summary.json/txt, records.jsonl, modem.log).
+Exit status: 0 when every record reached the broker, 1 if any was lost, 2 on setup errors.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _p in (os.path.join(ROOT, "host_tests"), os.path.join(ROOT, "firmware"), os.path.join(ROOT, "scripts")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+PREFIX = "freematics"
+DEVICE = "SIMCAR01"
+
+
+def log(msg):
+    print("sim: %s" % msg, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, timeout=10.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def venv_bin(name):
+    p = os.path.join(os.path.dirname(sys.executable), name)
+    return p if os.path.exists(p) else shutil.which(name)
+
+
+# ------------------------------------------------------------------ broker
+class Broker:
+    """mosquitto (a subprocess) or amqtt (in-process, its own thread and event loop)."""
+
+    def __init__(self, kind, workdir):
+        self.port = free_port()
+        self.kind = kind
+        self.proc = None
+        self._loop = None
+        if kind == "mosquitto":
+            conf = os.path.join(workdir, "mosquitto.conf")
+            with open(conf, "w") as f:
+                f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % self.port)
+            self.proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", conf],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            self._start_amqtt()
+        if not wait_port(self.port):
+            raise RuntimeError("%s broker did not start on port %d" % (kind, self.port))
+
+    def _start_amqtt(self):
+        import asyncio
+
+        from amqtt.broker import Broker as AB
+
+        cfg = {
+            "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:%d" % self.port}},
+            "sys_interval": 0,
+            "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
+            "topic-check": {"enabled": False},
+        }
+        ready = threading.Event()
+        self._err = None
+
+        def run():
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+
+            async def go():
+                self._b = AB(cfg)
+                await self._b.start()
+
+            try:
+                loop.run_until_complete(go())
+            except Exception as e:  # reported by the constructor
+                self._err = e
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=run, name="amqtt", daemon=True).start()
+        ready.wait(10)
+        if self._err:
+            raise RuntimeError("amqtt broker: %s" % self._err)
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        elif self._loop:
+            import asyncio
+
+            try:
+                asyncio.run_coroutine_threadsafe(self._b.shutdown(), self._loop).result(5)
+            except Exception:
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+# ------------------------------------------------------------------ peers
+def start_elm(workdir, scenario="car"):
+    exe = venv_bin("elm")
+    if not exe:
+        raise RuntimeError("elm327-emulator not installed (pip install ELM327-emulator)")
+    out = os.path.join(workdir, "elm.port")
+    proc = subprocess.Popen([exe, "-s", scenario, "-b", out], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 15:
+        if os.path.exists(out):
+            with open(out) as f:
+                line = f.readline().strip()
+            if line:
+                return proc, line
+        if proc.poll() is not None:
+            raise RuntimeError("elm327-emulator exited with %s" % proc.returncode)
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("elm327-emulator gave no pty within 15 s")
+
+
+def start_gnss(workdir, speedup):
+    """The GNSS drive replay on a pty (peers/gnss_replay.py --link). None if the peer is absent."""
+    script = os.path.join(ROOT, "host_tests", "peers", "gnss_replay.py")
+    if not os.path.exists(script):
+        log("GNSS replay peer (host_tests/peers/gnss_replay.py) not present: running without GNSS")
+        return None, None
+    link = os.path.join(workdir, "gnss")
+    proc = subprocess.Popen([sys.executable, script, "--link", link, "--speedup", str(speedup)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 15:
+        if os.path.exists(link):
+            return proc, os.path.realpath(link)
+        if proc.poll() is not None:
+            log("GNSS replay exited (%s): %s; running without GNSS" % (proc.returncode, proc.stderr.read()[-500:]))
+            return None, None
+        time.sleep(0.05)
+    proc.kill()
+    log("GNSS replay gave no pty within 15 s: running without GNSS")
+    return None, None
+
+
+def start_modem(broker_port, out_dir, time_scale):
+    from peers.sim7600 import Sim7600, SimPty
+
+    sim = Sim7600(ready=True, broker_map={"*": ("127.0.0.1", broker_port)}, time_scale=time_scale,
+                  log=os.path.join(out_dir, "modem.log"))
+    return sim, SimPty(sim)
+
+
+# ------------------------------------------------------------------ subscriber
+class Subscriber:
+    def __init__(self, port, records_path):
+        import paho.mqtt.client as mqtt
+
+        from telelogger import encode
+
+        self.encode = encode
+        self.lock = threading.Lock()
+        self.records = []
+        self.seen = set()
+        self.status = None
+        self.errors = 0
+        self.connected = threading.Event()
+        self._f = open(records_path, "w")
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-subscriber-%d" % os.getpid())
+        c.on_connect = self._on_connect
+        c.on_message = self._on_message
+        c.connect("127.0.0.1", port, 30)
+        c.loop_start()
+        self.client = c
+
+    def _on_connect(self, client, userdata, flags, rc, props=None):
+        client.subscribe([("%s/+/data" % PREFIX, 1), ("%s/+/status" % PREFIX, 1)])
+        self.connected.set()
+
+    def _on_message(self, client, userdata, msg):
+        if msg.topic.endswith("/status"):
+            try:
+                self.status = json.loads(msg.payload)
+            except ValueError:
+                pass
+            return
+        try:
+            d = self.encode.decode_batch(msg.payload)
+        except Exception as e:
+            self.errors += 1
+            log("undecodable payload on %s: %s" % (msg.topic, e))
+            return
+        recs = d.get("recs", [])
+        per = len(msg.payload) / max(1, len(recs))
+        with self.lock:
+            for r in recs:
+                r["_bytes"] = per
+                if r["seq"] in self.seen:
+                    r["_dup"] = True
+                self.seen.add(r["seq"])
+                self.records.append(r)
+                self._f.write(json.dumps(r) + "\n")
+            self._f.flush()
+
+    def received(self):
+        with self.lock:
+            return len(self.seen)
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+        self._f.close()
+
+
+# ------------------------------------------------------------------ firmware
+def write_config(workdir, encoding, batch):
+    cfg = {
+        "device_id": DEVICE,
+        "encoding": encoding,
+        "topic_prefix": PREFIX,
+        "broker": {"host": "broker.sim", "port": 1883, "tls": False, "keepalive": 60},
+        "cellular": {"apn": "internet"},
+        "gnss": {"source": "uart", "interval_ms": 1000},
+        "batch": {"max_records": batch, "max_age_ms": 3000},
+        "intervals": {"battery_ms": 5000, "signal_ms": 15000, "status_ms": 10000},
+    }
+    path = os.path.join(workdir, "config.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=1)
+    return path
+
+
+class Firmware:
+    def __init__(self, args, modem, obd, gps, config, store, out_dir):
+        cmd = [sys.executable, os.path.join(ROOT, "scripts", "run_host.py"), "--modem", modem, "--config", config,
+               "--store", store, "--duration", str(args.duration), "--drain", str(args.drain), "--status-ms", "1000"]
+        if obd:
+            cmd += ["--obd", obd]
+        if gps:
+            cmd += ["--gps", gps]
+        if args.runtime:
+            cmd += ["--runtime", args.runtime]
+        self.progress = {}
+        self.lines = []
+        self.log = open(os.path.join(out_dir, "firmware.log"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.log.write(line)
+            self.log.flush()
+            line = line.strip()
+            try:
+                m = json.loads(line)
+            except ValueError:
+                if line:
+                    self.lines.append(line)
+                    print("  firmware: %s" % line, flush=True)
+                continue
+            if "progress" in m:
+                self.progress = m["progress"]
+            elif m.get("log") in ("warn", "error", "info"):
+                print("  firmware %s: %s" % (m["log"], m.get("msg")), flush=True)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.t.join(2)
+        self.log.close()
+
+
+def fmt_progress(t, p, received):
+    def v(k, f="%s"):
+        x = p.get(k)
+        return "-" if x is None else f % x
+
+    return ("[%5.1fs] records %s published %s received %d queued %s reconnects %s%s | rpm %s speed %s km/h "
+            "lat %s lng %s %s V" % (t, v("records"), v("sent"), received, v("queued"), v("reconnects"),
+                                    "" if p.get("connected", True) else " (offline)", v("rpm"), v("speed"),
+                                    v("lat", "%.5f"), v("lng", "%.5f"), v("voltage")))
+
+
+def parse_cuts(specs):
+    cuts = []
+    for s in specs:
+        a, _, b = s.partition(":")
+        try:
+            cuts.append((float(a), float(b)))
+        except ValueError:
+            raise SystemExit("--cut-network wants AT:SECONDS, e.g. 20:15 (got %r)" % s)
+    return sorted(cuts)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=60, help="seconds of driving (default 60)")
+    ap.add_argument("--cut-network", action="append", default=[], metavar="AT:SECONDS",
+                    help="drop the cellular network at AT s for SECONDS s (repeatable)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "sim-out"))
+    ap.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto")
+    ap.add_argument("--runtime", choices=("micropython", "cpython"), default=None)
+    ap.add_argument("--encoding", choices=("compact", "json"), default="compact")
+    ap.add_argument("--batch", type=int, default=10, help="records per MQTT message")
+    ap.add_argument("--drain", type=float, default=30, help="seconds allowed to send the queue at the end")
+    ap.add_argument("--gnss-speedup", type=float, default=6.0, help="simulated drive seconds per real second")
+    ap.add_argument("--time-scale", type=float, default=0.2, help="simulator delays x this (1.0 = real module)")
+    args = ap.parse_args(argv)
+    cuts = parse_cuts(args.cut_network)
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="fm-sim-")
+    kind = args.broker
+    if kind == "auto":
+        kind = "mosquitto" if (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")) else "amqtt"
+    broker = sim = pty = elm = gnss = fw = sub = None
+    t_start = time.monotonic()
+    try:
+        broker = Broker(kind, work)
+        log("broker: %s on 127.0.0.1:%d" % (kind, broker.port))
+        sub = Subscriber(broker.port, os.path.join(args.out, "records.jsonl"))
+        if not sub.connected.wait(10):
+            raise RuntimeError("subscriber could not connect to the broker")
+        sim, pty = start_modem(broker.port, args.out, args.time_scale)
+        log("modem: SIM7600 simulator on %s (time scale %.2f)" % (pty.path, args.time_scale))
+        elm, obd_path = start_elm(work)
+        log("vehicle: elm327-emulator 'car' on %s" % obd_path)
+        gnss, gps_path = start_gnss(work, args.gnss_speedup)
+        if gps_path:
+            log("GNSS: drive replay on %s" % gps_path)
+        config = write_config(work, args.encoding, args.batch)
+        store = os.path.join(work, "queue")
+        fw = Firmware(args, pty.path, obd_path, gps_path, config, store, args.out)
+        log("firmware: scripts/run_host.py for %.0f s (+ up to %.0f s to drain the queue)" % (args.duration, args.drain))
+        t0 = time.monotonic()
+        next_print = 0
+        pending_cuts = list(cuts)
+        deadline = t0 + args.duration + args.drain + 60
+        while fw.proc.poll() is None and time.monotonic() < deadline:
+            now = time.monotonic() - t0
+            if pending_cuts and now >= pending_cuts[0][0]:
+                at, secs = pending_cuts.pop(0)
+                log("cutting the network for %.0f s (+CMQTTNONET)" % secs)
+                sim.nonet(secs * 1000.0 / args.time_scale)
+            if now >= next_print:
+                print(fmt_progress(now, fw.progress, sub.received()), flush=True)
+                next_print = now + 2
+            time.sleep(0.1)
+        if fw.proc.poll() is None:
+            log("firmware still running after %.0f s: stopping it" % (time.monotonic() - t0))
+        fw.stop()
+        p = fw.progress
+        last_seq = p.get("last_seq") or 0
+        # stragglers: publish() returned, the subscriber may still be receiving
+        t1 = time.monotonic()
+        while sub.received() < last_seq - (p.get("queued") or 0) and time.monotonic() - t1 < 5:
+            time.sleep(0.1)
+        print(fmt_progress(time.monotonic() - t0, p, sub.received()), flush=True)
+        from trip_report import write_report
+
+        with sub.lock:
+            recs = list(sub.records)
+        extra = {
+            "duration_s": args.duration, "cuts": cuts, "broker": kind, "encoding": args.encoding,
+            "firmware_exit": fw.proc.returncode, "records_stored": p.get("records"), "reconnects": p.get("reconnects"),
+            "send_errors": p.get("send_errors"), "obd_reads": p.get("obd_reads"), "obd_errors": p.get("obd_errors"),
+            "gnss_fixes": p.get("gnss_fixes"), "undecodable": sub.errors,
+            "wall_s": round(time.monotonic() - t_start, 1),
+        }
+        s, png = write_report(recs, args.out, extra, expected_last_seq=last_seq, still_queued=p.get("queued") or 0,
+                              title="sim %s" % DEVICE)
+        log("records stored %s, received %d (duplicates %d), missing %d (still queued %d), lost %d; "
+            "%.2f bytes/sample" % (last_seq, s["records_received"], s["duplicates"], s["missing"], s["still_queued"],
+                                   s["lost"], s["bytes_per_sample"] or 0))
+        log("report: %s, %s" % (png, os.path.join(args.out, "summary.txt")))
+        if not last_seq:
+            log("FAIL: the firmware stored no records (see %s)" % os.path.join(args.out, "firmware.log"))
+            return 2
+        if s["lost"] or s["records_received"] == 0:
+            log("FAIL: records were lost")
+            return 1
+        log("OK: every record reached the broker")
+        return 0
+    except RuntimeError as e:
+        log("setup failed: %s" % e)
+        return 2
+    finally:
+        for x in (fw,):
+            if x:
+                x.stop()
+        for proc in (elm, gnss):
+            if proc and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except OSError:
+                    proc.terminate()
+        if pty:
+            pty.close()
+        if sim:
+            sim.close()
+        if sub:
+            sub.stop()
+        if broker:
+            broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
