@@ -338,6 +338,9 @@ class Store:
                             return out
                     off += HDR + len(payload)
                     prev = seq
+        if not out and self._next - 1 > self.acked:
+            # everything left is unreadable: count it as delivered so pending() reaches 0
+            self.ack(self._next - 1)
         return out
 
     def close(self):

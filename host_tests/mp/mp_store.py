@@ -277,3 +277,25 @@ def test_injected_fs_and_write_budget():
         q.close()
     finally:
         _rmtree(d)
+
+
+def test_damage_found_by_peek_is_skipped_and_not_pending():
+    d = _tmpdir()
+    try:
+        q = Store(d, 8192, 4096)
+        for i in range(3):
+            q.append(_rec(i, 30))
+        seg = d + "/" + _segs(d)[-1]
+        with open(seg, "rb") as f:
+            b = bytearray(f.read())
+        b[S.HDR + 3] ^= 0x01  # record 1's payload, damaged while the store is open
+        with open(seg, "wb") as f:
+            f.write(b)
+        assert q.peek(10) == []
+        assert q.corrupt == 1
+        assert q.pending() == 0  # a loop draining the queue does not spin on unreadable records
+        assert q.append(b"ok") == 4
+        assert q.peek(10) == [(4, b"ok")]
+        q.close()
+    finally:
+        _rmtree(d)
