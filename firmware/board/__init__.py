@@ -29,10 +29,19 @@ class DeepSleep(Exception):
 
 
 def load_board(name_or_path=None, devtype=None, dirs=None):
-    """Load and validate a board description (see board.desc.load_board)."""
+    """Load and validate a board description (see board.desc.load_board). board.desc is
+    dropped again afterwards: on the device its bytecode (~5 KB of RAM) is needed once."""
+    import sys
+
+    loaded = "board.desc" in sys.modules
     from board import desc
 
-    return desc.load_board(name_or_path, devtype, dirs or BOARD_DIRS)
+    try:
+        return desc.load_board(name_or_path, devtype, dirs or BOARD_DIRS)
+    finally:
+        if not loaded:
+            sys.modules.pop("board.desc", None)
+            globals().pop("desc", None)
 
 
 # ---- device id ---------------------------------------------------------------------------

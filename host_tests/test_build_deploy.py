@@ -1,0 +1,279 @@
+"""scripts/build.py and scripts/deploy.py against the host MicroPython standing in for a board.
+
+The "board" is the unix `micropython` REPL on a raw pty A, its filesystem a temp folder (its
+cwd); a thread copies bytes between pty A's master and a second raw pty B's master, and
+mpremote connects to pty B with `resume` (no soft reset, which would end the unix
+interpreter). See shared/reference/host-tooling.md.
+"""
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import tty
+
+import pytest
+
+from mphost import ROOT, micropython_bin
+
+SCRIPTS = os.path.join(ROOT, "scripts")
+PY = sys.executable
+MPREMOTE = os.path.join(os.path.dirname(PY), "mpremote")
+sys.path.insert(0, SCRIPTS)
+import build  # noqa: E402
+
+
+class HostBoardOverPty:
+    def __init__(self, fs_dir):
+        self.fs = str(fs_dir)
+        self.ma, sa = os.openpty()
+        tty.setraw(sa)
+        self.mb, self.sb = os.openpty()
+        tty.setraw(self.sb)
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ".frozen"  # sys.path = ['', '.frozen']: imports from the "board" cwd
+        self.proc = subprocess.Popen(
+            [micropython_bin(), "-X", "heapsize=4M"], stdin=sa, stdout=sa, stderr=sa, cwd=self.fs, env=env, close_fds=True
+        )
+        os.close(sa)
+        self.port = os.ttyname(self.sb)
+        self._stop = False
+        self._t = threading.Thread(target=self._pump, daemon=True)
+        self._t.start()
+
+    def _pump(self):
+        while not self._stop:
+            try:
+                r, _, _ = select.select([self.ma, self.mb], [], [], 0.1)
+                for fd in r:
+                    data = os.read(fd, 4096)
+                    os.write(self.mb if fd == self.ma else self.ma, data)
+            except OSError:
+                return
+
+    def mpremote(self, *args, timeout=60):
+        p = subprocess.run([MPREMOTE, "connect", self.port, "resume"] + list(args), capture_output=True, text=True, timeout=timeout)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p.stdout
+
+    def close(self):
+        self._stop = True
+        self._t.join(2)
+        self.proc.kill()
+        self.proc.wait(10)
+        for fd in (self.ma, self.mb, self.sb):
+            os.close(fd)
+
+
+@pytest.fixture(scope="module")
+def fw_build(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("build") / "firmware")
+    rows = build.build(out=out)
+    return out, rows
+
+
+@pytest.fixture
+def hostboard(tmp_path):
+    fs = tmp_path / "boardfs"
+    fs.mkdir()
+    b = HostBoardOverPty(fs)
+    yield b
+    b.close()
+
+
+def deploy(*args, timeout=180):
+    p = subprocess.run([PY, os.path.join(SCRIPTS, "deploy.py")] + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return p.returncode, p.stdout, p.stderr
+
+
+def example(name):
+    return os.path.join(ROOT, "firmware", name)
+
+
+# ---- build ----------------------------------------------------------------------------------
+
+
+def test_build_compiles_every_module(fw_build):
+    out, rows = fw_build
+    srcs = build.sources(os.path.join(ROOT, "firmware"))
+    assert len(rows) == len(srcs) > 10
+    for rel, _ in srcs:
+        name = rel if rel in build.SOURCE_ONLY else rel[:-3] + ".mpy"
+        path = os.path.join(out, name)
+        assert os.path.exists(path), name
+        if name.endswith(".mpy"):
+            with open(path, "rb") as f:
+                head = f.read(2)
+            assert head[0:1] == b"M" and head[1] == 6, (name, head)  # mpy format version 6
+    for rel, py, mpy, name in rows:
+        assert os.path.getsize(os.path.join(out, name)) == mpy
+        if py > 2000:
+            assert mpy < py, rel  # bytecode without source lines is smaller than the source
+    t = build.table(rows).splitlines()
+    assert t[-1].split()[-2:] == [str(sum(r[1] for r in rows)), str(sum(r[2] for r in rows))]
+
+
+def test_build_cli_prints_table_and_fails_clearly(tmp_path):
+    out = tmp_path / "fw"
+    p = subprocess.run([PY, os.path.join(SCRIPTS, "build.py"), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "board/__init__.py" in p.stdout and "total (" in p.stdout
+    bad = tmp_path / "src"
+    (bad / "pkg").mkdir(parents=True)
+    (bad / "pkg" / "broken.py").write_text("def f(:\n")
+    p = subprocess.run([PY, os.path.join(SCRIPTS, "build.py"), "--src", str(bad), "--out", str(tmp_path / "o2")], capture_output=True, text=True)
+    assert p.returncode == 1 and "pkg/broken.py" in p.stderr
+    assert not (tmp_path / "o2").exists()  # nothing half-built
+
+
+def test_mpy_build_imports_under_host_micropython(fw_build):
+    out, _ = fw_build
+    code = (
+        "import sys, board, board.host, modem.power\n"
+        "d = board.load_board('%s/boards/oneplus-b.json')\n"
+        "assert 'board.desc' not in sys.modules\n"  # dropped after use: its RAM comes back
+        "print('OK', d['name'], board.device_id_from_mac(b'\\x00\\xff\\xff\\xff\\xff\\xff'))\n" % ROOT
+    )
+    env = dict(os.environ, MICROPYPATH=out + ":.frozen")
+    p = subprocess.run([micropython_bin(), "-X", "heapsize=96K", "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert "OK oneplus-b VVVVVVVV" in p.stdout, p.stdout + p.stderr
+
+
+# ---- deploy ---------------------------------------------------------------------------------
+
+
+def test_deploy_to_host_board(fw_build, hostboard, tmp_path):
+    out, rows = fw_build
+    rc, so, se = deploy(
+        "--port", hostboard.port, "--board", "oneplus-b", "--build", out,
+        "--config", example("config.example.json"), "--secrets", example("secrets.example.json"),
+        "--mpremote-args", "resume", "--no-reset",
+    )  # fmt: skip
+    assert rc == 0, so + se
+    assert "board answers" in so and "copying" in so and "done:" in so
+    fs = hostboard.fs
+    for _, _, _, name in rows:
+        with open(os.path.join(out, name), "rb") as a, open(os.path.join(fs, name), "rb") as b:
+            assert a.read() == b.read(), name
+    with open(os.path.join(ROOT, "boards", "oneplus-b.json")) as f:
+        want = json.load(f)
+    for p in ("board.json", "boards/oneplus-b.json"):
+        with open(os.path.join(fs, p)) as f:
+            assert json.load(f) == want
+    with open(os.path.join(fs, "config.json")) as a, open(example("config.example.json")) as b:
+        assert a.read() == b.read()
+    assert os.path.exists(os.path.join(fs, "secrets.json"))
+    # the firmware imports from the board's filesystem, through the same REPL
+    got = hostboard.mpremote(
+        "exec",
+        "import board, at.engine, modem.power, telelogger.config as c\n"
+        "d = board.load_board()\n"  # the deployed /board.json
+        "cfg = c.load('config.json', 'secrets.json')\n"
+        "print('FW', d['name'], cfg['transport'])",
+    )
+    assert "FW oneplus-b cellular" in got, got
+
+
+def test_redeploy_keeps_secrets_and_queue_unless_asked(fw_build, hostboard, tmp_path):
+    out, _ = fw_build
+    fs = hostboard.fs
+    with open(os.path.join(fs, "secrets.json"), "w") as f:
+        f.write('{"mqtt_pass": "on-the-board"}')
+    os.makedirs(os.path.join(fs, "queue", "seg"))
+    with open(os.path.join(fs, "queue", "seg", "000001.bin"), "wb") as f:
+        f.write(b"unsent")
+    os.makedirs(os.path.join(fs, "at"))
+    with open(os.path.join(fs, "at", "engine.py"), "w") as f:
+        f.write("raise ImportError('stale source shadowing the build')\n")
+    common = ["--port", hostboard.port, "--board", "oneplus-h", "--build", out, "--mpremote-args", "resume", "--no-reset",
+              "--config", example("config.example.json"), "--secrets", example("secrets.example.json")]  # fmt: skip
+    rc, so, se = deploy(*common)
+    assert rc == 0, so + se
+    assert "kept the board's existing secrets.json" in so and "kept the queue folder" in so
+    with open(os.path.join(fs, "secrets.json")) as f:
+        assert "on-the-board" in f.read()
+    assert os.path.exists(os.path.join(fs, "queue", "seg", "000001.bin"))
+    assert not os.path.exists(os.path.join(fs, "at", "engine.py"))  # stale shadow removed
+    assert "ENGINE ok" in hostboard.mpremote("exec", "import at.engine; print('ENGINE ok')")
+
+    rc, so, se = deploy(*common, "--overwrite-secrets", "--wipe-queue")
+    assert rc == 0, so + se
+    with open(os.path.join(fs, "secrets.json")) as a, open(example("secrets.example.json")) as b:
+        assert a.read() == b.read()
+    assert not os.path.exists(os.path.join(fs, "queue"))
+
+
+def test_deploy_refuses_when_flash_too_small(fw_build, hostboard):
+    out, _ = fw_build
+    # a 64 KB littlefs RAM disk as the board's filesystem: smaller than the build
+    hostboard.mpremote(
+        "exec",
+        "import vfs, os\n"
+        "class RAM:\n"
+        "    def __init__(s, n): s.d = bytearray(n * 512)\n"
+        "    def readblocks(s, b, buf, off=0):\n"
+        "        a = b * 512 + off; buf[:] = s.d[a:a + len(buf)]\n"
+        "    def writeblocks(s, b, buf, off=0):\n"
+        "        a = b * 512 + (off or 0); s.d[a:a + len(buf)] = buf\n"
+        "    def ioctl(s, op, arg):\n"
+        "        return {4: len(s.d) // 512, 5: 512}.get(op, 0)\n"
+        "r = RAM(128)\n"
+        "vfs.VfsLfs2.mkfs(r)\n"
+        "vfs.mount(vfs.VfsLfs2(r), '/ramfs')\n"
+        "os.chdir('/ramfs')\n",
+    )
+    rc, so, se = deploy("--port", hostboard.port, "--board", "oneplus-b", "--build", out, "--mpremote-args", "resume", "--no-reset")
+    assert rc == 2, so + se
+    assert "free flash too small" in se and "needs" in se, se
+    assert "copying" not in so
+    assert hostboard.mpremote("exec", "import os; print('LS', os.listdir())").strip().endswith("LS []")
+
+
+def test_missing_port_is_a_clear_error(fw_build):
+    out, _ = fw_build
+    rc, so, se = deploy("--port", "/dev/ttyUSB-nonexistent", "--board", "oneplus-b", "--build", out)
+    assert rc == 2
+    assert "/dev/ttyUSB-nonexistent does not exist" in se and "plugged in" in se
+
+
+def test_board_not_answering(fw_build, tmp_path):
+    out, _ = fw_build
+    ma, sa = os.openpty()  # a port nobody answers on
+    tty.setraw(sa)
+    try:
+        rc, so, se = deploy("--port", os.ttyname(sa), "--board", "oneplus-b", "--build", out, "--mpremote-args", "resume", "--timeout", "3")
+    finally:
+        os.close(ma)
+        os.close(sa)
+    assert rc == 2
+    assert "not answering" in se or "failed on" in se, se
+
+
+def test_invalid_config_is_refused(fw_build, tmp_path):
+    out, _ = fw_build
+    with open(example("config.example.json")) as f:
+        cfg = json.load(f)
+    cfg["transport"] = "pigeon"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(cfg))
+    rc, so, se = deploy("--port", os.devnull, "--board", "oneplus-b", "--build", out, "--config", str(bad))
+    assert rc == 2
+    assert "config refused" in se and "transport" in se, se
+    assert "connecting" not in so  # refused before touching the board
+    rc, so, se = deploy("--port", os.devnull, "--board", "no-such-board", "--build", out)
+    assert rc == 2 and "unknown board 'no-such-board'" in se and "oneplus-b" in se
+
+
+def test_package_json_matches_the_firmware():
+    # build.py refreshes package.json on every default build; here: nothing stale, nothing bogus
+    with open(os.path.join(ROOT, "package.json")) as f:
+        pkg = json.load(f)
+    have = {rel for rel, _ in build.sources(os.path.join(ROOT, "firmware"))}
+    assert pkg["urls"] and len({t for t, _ in pkg["urls"]}) == len(pkg["urls"])
+    for t, url in pkg["urls"]:
+        assert t in have and t not in build.SOURCE_ONLY, "stale package.json entry %s: run scripts/build.py" % t
+        assert url == "firmware/" + t
+    assert ["umqtt.simple", "latest"] in pkg["deps"]
+    gen = build.package_json()
+    assert gen["deps"] == pkg["deps"] and {t for t, _ in gen["urls"]} == have - set(build.SOURCE_ONLY)

