@@ -168,3 +168,53 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
         if close:
             close()
     return t
+
+
+def _exists(path):
+    import os
+
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def device_main(restart_delay_ms=10000):
+    """ESP32 entry (main.py): /board.json, /config.json (+ /secrets.json), queue in /queue.
+    On an error: print it, keep it in /last_error.txt, reset after restart_delay_ms."""
+    import sys
+    import time
+
+    from board import load_board, make_board
+    from telelogger import config
+
+    board = None
+    try:
+        board = make_board(load_board(None))
+        cfg = config.load("/config.json", "/secrets.json" if _exists("/secrets.json") else None)
+        if not _exists("/queue"):
+            import os
+
+            os.mkdir("/queue")
+        asyncio.run(run(board, cfg, store_root="/queue"))
+    except KeyboardInterrupt:
+        raise  # Ctrl-C at the REPL: stop here, no reset
+    except Exception as e:
+        pe = getattr(sys, "print_exception", None)
+        if pe:
+            pe(e)
+        else:
+            print("telelogger stopped: %r" % e)
+        try:
+            with open("/last_error.txt", "w") as f:
+                f.write("%s: %s\n" % (type(e).__name__, e))
+        except OSError:
+            pass
+        if board is None:
+            raise  # no board: nothing can reset us; leave the REPL usable
+        if hasattr(time, "sleep_ms"):
+            time.sleep_ms(restart_delay_ms)
+        else:
+            time.sleep(restart_delay_ms / 1000)
+        board.reset()

@@ -53,7 +53,7 @@ class Telelogger:
     gnss: a source with a `fix` (gnss.nmea.Fix). modem: optional, for signal (signal_dbm() or
     csq()), network time (utc_ms()) and power_off()/power_on(). battery: optional object with
     voltage() (ADC) or a callable; else obd.battery_voltage() (ATRV). clock: core.compat.Clock
-    (fake in tests). wdt: object with feed(). board: optional standby_sleep_ms(ms), reset().
+    (fake in tests). wdt: object with feed(). board: optional light_sleep(ms) (standby), reset().
     codec: the encode module (default telelogger.encode); commands: a CommandHandler (default
     built from cfg['hmac_key']). boot: this boot's number (next_boot()), so records stamped
     before UTC was known are corrected only with this boot's offset."""

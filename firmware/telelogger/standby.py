@@ -86,8 +86,8 @@ async def _power(t, on):
 
 async def _sleep_hook(t, ms):
     b = t.board
-    if b is not None and hasattr(b, "standby_sleep_ms"):
-        r = b.standby_sleep_ms(ms)  # ESP32: light sleep; host: a fake
+    if b is not None and hasattr(b, "light_sleep"):
+        r = b.light_sleep(ms)  # ESP32: machine.lightsleep; HostBoard: a recorded sleep
         if r is not None and hasattr(r, "send"):
             await r
     else:
