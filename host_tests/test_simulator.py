@@ -882,3 +882,54 @@ def test_cli_symlink_and_log(tmp_path):
         p.wait(10)
     assert not os.path.exists(link)
     assert "=== SENT@" in open(log, newline="").read()
+
+
+# ====================================================================== replay of a real transcript
+
+
+def _seed_blocks(path):
+    with open(path, newline="") as f:
+        text = f.read()
+    return [
+        (kind, int(ms), body)
+        for kind, ms, body in re.findall(r"=== (SENT|RECV)@(\d+) ===\n(.*?)==================", text, re.S)
+    ]
+
+
+def test_replay_seed_transcript_dave_1():
+    """Replay every SENT block of daveywatt's first log at its timestamp and compare what the simulator answers
+    with the RECV blocks (CRs dropped, as in the forum copy). The module had been running (echo already off);
+    the connection to test.mosquitto.org took longer than the 1 s before SUBTOPIC, hence cmqttconnect=3000."""
+    path = os.path.join(HERE, "fixtures", "seed_dave_1.log")
+    if not os.path.exists(path):
+        pytest.skip("seed fixture not present")
+    blocks = _seed_blocks(path)
+    at = ready_at(
+        broker=LocalBroker(),
+        imei="XXXXXXXXXXXXXXXXXXXXX",
+        revision="SIM7600M21-A_V1.1",
+        delays={"cmqttconnect": 3000},
+    )
+    t0 = blocks[0][1]
+    i = 0
+    exchanges = 0
+    while i < len(blocks):
+        kind, ms, body = blocks[i]
+        assert kind == "SENT"
+        at.advance(max(0, ms - t0 - at.now()))
+        data = body[:-1] if body.endswith("\n") else body
+        prompt_open = bytes(at.buf).endswith(b">")
+        at.buf.clear()
+        at.send(data.encode() if prompt_open else data.encode() + b"\r")
+        want = ""
+        i += 1
+        while i < len(blocks) and blocks[i][0] == "RECV":
+            want += blocks[i][2]
+            i += 1
+        # the firmware waited for each answer: give the module at least 100 ms, or until the next SENT
+        until = blocks[i][1] - t0 if i < len(blocks) else 0
+        at.advance(max(until - at.now() - 1, 100))
+        got = bytes(at.buf).replace(b"\r", b"").decode()
+        assert got == want, "after SENT %r" % data
+        exchanges += 1
+    assert exchanges == 16

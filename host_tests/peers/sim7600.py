@@ -228,7 +228,7 @@ class Sim7600(MqttMixin):
       echo: ATE state at boot (True, like the real module); cmee: AT+CMEE at boot (2: text)
       sim_pin: a PIN string the SIM asks for (None: no PIN)
       network: 'home' (stat 1), 'roaming' (5), 'denied' (3), 'none' (searching forever)
-      rssi: AT+CSQ value; operator: 'MCC-MNC' for CPSI
+      rssi: AT+CSQ value; operator: 'MCC-MNC' (COPS, CPSI); cpsi: the registered AT+CPSI? text (the seed's)
       time_scale: multiplies every delay; delays: overrides of DEFAULT_DELAYS (keys are command names like
         '+CSQ' or the names in DEFAULT_DELAYS)
       start_result_order: 'before' | 'after' | 'random' (+CMQTTSTART: 0 before or after OK), seed for 'random'
@@ -254,6 +254,7 @@ class Sim7600(MqttMixin):
         network="home",
         rssi=20,
         operator="505-01",
+        cpsi="LTE,Online,505-01,0x309D,136092930,257,EUTRAN-BAND3,1275,4,4,-178,-1185,-789,7",
         time_scale=1.0,
         delays=None,
         start_result_order="before",
@@ -276,6 +277,7 @@ class Sim7600(MqttMixin):
         self.network = network
         self.rssi = rssi
         self.operator = operator
+        self.cpsi = cpsi
         self.time_scale = time_scale
         self.delays = dict(DEFAULT_DELAYS)
         if delays:
@@ -788,11 +790,7 @@ class Sim7600(MqttMixin):
         if cmd.form != "read":
             raise BadArgs()
         if self.registered(now):
-            rsrp = -1400 + 20 * self.rssi
-            line = "+CPSI: LTE,Online,%s,0x309D,136092930,257,EUTRAN-BAND3,1275,4,4,-178,%d,-789,7" % (
-                self.operator,
-                rsrp,
-            )
+            line = "+CPSI: " + self.cpsi.replace("505-01", self.operator)
         else:
             line = "+CPSI: NO SERVICE,Online"
         self.ok(now, [line], delay=delay)
