@@ -933,3 +933,43 @@ def test_replay_seed_transcript_dave_1():
         assert got == want, "after SENT %r" % data
         exchanges += 1
     assert exchanges == 16
+
+
+def test_connect_without_connack_times_out_17():
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)  # accepts the TCP connection, never answers CONNECT
+    at = ready_at(virtual=False, time_scale=0.05, broker_map={"*": srv.getsockname()})
+    try:
+        assert at.cmd("AT+CMQTTSTART") == b"\r\n+CMQTTSTART: 0\r\n" + OK
+        assert at.cmd('AT+CMQTTACCQ=0,"silent",0,4') == OK
+        assert at.cmd('AT+CMQTTCFG="optimeout",0,20') == OK  # 20 s * 0.05 = 1 s
+        assert at.cmd('AT+CMQTTCONNECT=0,"tcp://quiet.example.com:1883",60,1') == OK
+        assert at.until(re.compile(rb"\r\n\+CMQTTCONNECT: 0,\d+\r\n")) == b"\r\n+CMQTTCONNECT: 0,17\r\n"
+        assert at.cmd("AT+CMQTTDISC?") == b"\r\n+CMQTTDISC: 0,1\r\n+CMQTTDISC: 1,1\r\n" + OK
+    finally:
+        at.sim.close()
+        srv.close()
+
+
+def test_broker_going_away_is_connlost_1_and_amqtt_fallback_works():
+    """With the embedded amqtt broker (the fallback when mosquitto is missing): bridge a publish, then stop the
+    broker under the connected client -> +CMQTTCONNLOST: 0,1."""
+    from peers.broker import Broker
+
+    brk = Broker(prefer="amqtt").start()
+    at = ready_at(virtual=False, time_scale=0.05, broker_map={"*": (brk.host, brk.port)})
+    try:
+        assert brk.kind == "amqtt"
+        assert mqtt_up(at, cid="dev-amqtt") == b"\r\n+CMQTTCONNECT: 0,0\r\n"
+        at.cmd("AT+CMQTTTOPIC=0,1", data=b"t")
+        assert at.cmd("AT+CMQTTPUB=0,1,60") == OK
+        assert at.until(re.compile(rb"\r\n\+CMQTTPUB: 0,\d+\r\n")) == b"\r\n+CMQTTPUB: 0,0\r\n"
+        brk.stop()
+        assert at.until(re.compile(rb"\r\n\+CMQTT\w+: 0,\d+\r\n")) == b"\r\n+CMQTTCONNLOST: 0,1\r\n"
+        assert at.cmd("AT+CMQTTTOPIC=0,1") == b"\r\n+CMQTTTOPIC: 0,11\r\n" + ERROR
+    finally:
+        at.sim.close()
+        brk.stop()

@@ -99,7 +99,10 @@ class Broker:
             listener.update(
                 ssl=True, cafile=self.tls["cafile"], certfile=self.tls["certfile"], keyfile=self.tls["keyfile"]
             )
-        config = {"listeners": {"default": listener}, "sys_interval": 0, "auth": {"allow-anonymous": True}}
+        config = {
+            "listeners": {"default": listener},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
 

@@ -22,6 +22,7 @@ seed thread are silent (documented so firmware authors know what the simulator e
     The bridge never checks the broker's host name (the module does not either, as far as anyone has shown).
   - Broker refusals (CONNACK 1..5) -> 27..31; connection refused/unreachable -> 3; unknown host -> 25.
   - SUBACK with a failure code -> +CMQTTSUB: <idx>,1. PUB not acknowledged within pub_timeout -> 17.
+    No CONNACK within optimeout (AT+CMQTTCFG, default 120 s, scaled) -> +CMQTTCONNECT: <idx>,17.
   - CONNLOST cause: 1 when the broker closes the socket; fault injection may pick 1/2/3.
 """
 
@@ -152,8 +153,9 @@ class PahoSession:
 
     CONNACK_TO_CMQTT = {132: 27, 133: 28, 136: 29, 134: 30, 135: 31}
 
-    def __init__(self, sim, client, host, port, tls_ctx):
+    def __init__(self, sim, client, host, port, tls_ctx, timeout_s=5.0):
         self.sim = sim
+        self.timeout_s = timeout_s
         self.c = client
         self.host = host
         self.port = port
@@ -194,6 +196,7 @@ class PahoSession:
         if self.tls_ctx is not None:
             cl.tls_set_context(self.tls_ctx)
             cl.tls_insecure_set(True)
+        cl.connect_timeout = self.timeout_s
         cl.on_connect = self._on_connect
         cl.on_disconnect = self._on_disconnect
         cl.on_message = self._on_message
@@ -216,7 +219,9 @@ class PahoSession:
             self._report_connect(3 if self.tls_ctx is None else 32)
             return
         if self.dropped:
-            self._close()
+            sock = cl.socket()
+            if sock is not None:
+                sock.close()
             return
         cl.loop_start()
 
@@ -860,7 +865,18 @@ class MqttMixin:
         c.addr, c.keepalive, c.clean, c.user, c.password = addr, keepalive, clean, user, pw
         due = self.ok(now, delay=delay)
         c.state = "connecting"
-        self._start_op(c, "CONNECT", due, "cmqttconnect")
+        tok = self._start_op(c, "CONNECT", due, "cmqttconnect")
+        limit = due + c.optimeout * 1000.0 * self.time_scale
+
+        def timed_out():
+            if c.op_token == tok and c.busy == "CONNECT":
+                self._clear_busy(c)
+                c.state = "idle"
+                c.ssl_ctx = None
+                self._close_session(c)
+                self._op_result(c, "CONNECT", 17)
+
+        self._at(limit, timed_out)
         code = 0
         tls_ctx = None
         if not self.registered(now):
@@ -876,7 +892,7 @@ class MqttMixin:
             sess = self.broker.session(self, c)
         else:
             h, p = self._resolve(host, port)
-            sess = PahoSession(self, c, h, p, tls_ctx)
+            sess = PahoSession(self, c, h, p, tls_ctx, max(0.5, c.optimeout * self.time_scale))
         c.session = sess
         sess.start()
 
