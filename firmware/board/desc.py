@@ -56,14 +56,21 @@ def load_board(name_or_path=None, devtype=None, dirs=BOARD_DIRS):
 
 
 def _need(d, key, types, where, allow_none=False):
+    """d[key], checked against `types` (null allowed when allow_none; bools never pass as int)."""
     if key not in d:
         raise BoardError("%s: missing key %r" % (where, key))
     v = d[key]
     if v is None and allow_none:
-        return v
+        return None
     if isinstance(v, bool) or not isinstance(v, types):
         raise BoardError("%s: %r must be %s, got %r" % (where, key, _tname(types), v))
     return v
+
+
+def _section(d, key, where):
+    """A present, non-null JSON object."""
+    v = _need(d, key, dict, where)
+    return v if isinstance(v, dict) else {}
 
 
 def _tname(types):
@@ -73,7 +80,7 @@ def _tname(types):
 
 
 def _uart_section(d, role, where, pins_optional=False):
-    sec = _need(d, role, dict, where)
+    sec = _section(d, role, where)
     w = "%s: %s" % (where, role)
     _need(sec, "uart", int, w, allow_none=True)
     _need(sec, "rx", int, w, allow_none=pins_optional)
@@ -91,24 +98,24 @@ def validate_board(desc, where="board"):
     name = _need(desc, "name", str, where)
     where = "%s (%s)" % (where, name) if where == "<dict>" else where
     _need(desc, "model", str, where)
-    for n in _need(desc, "devtypes", list, where):
+    for n in _need(desc, "devtypes", list, where) or ():
         if not isinstance(n, int):
             raise BoardError("%s: 'devtypes' entries must be integers, got %r" % (where, n))
     _uart_section(desc, "modem", where)
-    pk = _need(desc, "modem_power", dict, where)
+    pk = _section(desc, "modem_power", where)
     _need(pk, "pin", int, where + ": modem_power")
     if pk.get("active") not in (0, 1):
         raise BoardError("%s: modem_power.active must be 0 or 1, got %r" % (where, pk.get("active")))
     if desc.get("coproc") is not None:
         cp = _uart_section(desc, "coproc", where)
         _need(cp, "reset", int, where + ": coproc", allow_none=True)
-    g = _need(desc, "gnss", dict, where)
+    g = _section(desc, "gnss", where)
     if g.get("source") not in GNSS_SOURCES:
         raise BoardError("%s: gnss.source must be one of %s, got %r" % (where, "/".join(GNSS_SOURCES), g.get("source")))
     if g["source"] == "uart":
         _uart_section(desc, "gnss", where)
     b = _need(desc, "battery", dict, where, allow_none=True)
-    if b is not None:
+    if isinstance(b, dict):
         if b.get("source") not in BATTERY_SOURCES:
             raise BoardError("%s: battery.source must be one of %s, got %r" % (where, "/".join(BATTERY_SOURCES), b.get("source")))
         if b["source"] == "adc":
@@ -123,7 +130,7 @@ def validate_board(desc, where="board"):
     for rule in desc.get("by_devtype") or ():
         w = where + ": by_devtype"
         _need(rule, "devtypes", list, w)
-        for k in _need(rule, "set", dict, w):
+        for k in _section(rule, "set", w):
             sec, _, key = k.partition(".")
             if not key or not isinstance(desc.get(sec), dict):
                 raise BoardError("%s: override key %r must be <section>.<key> of an existing section" % (w, k))

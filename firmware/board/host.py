@@ -124,8 +124,9 @@ class HostBoard(BoardBase):
         import time
 
         self.sleeps.append(("light", ms))
-        if hasattr(time, "sleep_ms"):
-            time.sleep_ms(ms)
+        fn = getattr(time, "sleep_ms", None)
+        if fn is not None:
+            fn(ms)  # MicroPython unix
         else:
             time.sleep(ms / 1000)
 
