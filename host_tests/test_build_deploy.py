@@ -277,3 +277,25 @@ def test_package_json_matches_the_firmware():
     assert ["umqtt.simple", "latest"] in pkg["deps"]
     gen = build.package_json()
     assert gen["deps"] == pkg["deps"] and {t for t, _ in gen["urls"]} == have - set(build.SOURCE_ONLY)
+
+
+def test_logs_follow_the_board_console():
+    m, s = os.openpty()
+    tty.setraw(s)
+    stop = threading.Event()
+
+    def talk():  # keep printing: the log follower opens the port (and flushes it) at some point
+        while not stop.wait(0.1):
+            os.write(m, b"[telelogger] sent 3 records\r\n")
+
+    t = threading.Thread(target=talk, daemon=True)
+    t.start()
+    try:
+        rc, so, se = deploy("--port", os.ttyname(s), "--logs", "--logs-duration", "1.5")
+    finally:
+        stop.set()
+        t.join(2)
+        os.close(m)
+        os.close(s)
+    assert rc == 0, se
+    assert "following the log" in so and "[telelogger] sent 3 records" in so

@@ -4,7 +4,7 @@ import asyncio
 from at.engine import ATCommandError, ATTimeout
 from board.host import FakePin
 from modem.power import POWER_TIMING, ModemPower, ModemPowerError
-from mptest import araises
+from mptest import Skip, araises
 
 
 class VClock:
@@ -228,3 +228,35 @@ async def test_on_off_on_cycle():
     info = await power.power_on()
     assert info["already_on"] is False and info["pulses"] == 1
     assert len(presses(pin)) == 2
+
+
+async def test_with_the_real_engine_and_the_sim7600_simulator():
+    import sys
+
+    if sys.implementation.name != "cpython":
+        raise Skip("CPython only: the SIM7600 simulator (host_tests/peers) is CPython code")
+    from at.engine import ATEngine
+    from core.compat import Clock
+    from peers.sim7600 import Sim7600, SimStream
+
+    # boot delays scaled by 0.01 (the PWRKEY thresholds are not); AT+CPOF -> off after 30 ms, so its OK
+    # is read before the simulated power-down drops pending output
+    sim = Sim7600(powered=False, time_scale=0.01, delays={"cpof": 3000})
+    clock = Clock()
+    pin = FakePin(27, 0, clock, "modem_power.pin")
+    pin.listeners.append(lambda level, t: sim.power_key(level))
+    at = ATEngine(SimStream(sim), clock)
+    at.start()
+    try:
+        power = ModemPower(pin, at, clock)
+        info = await power.power_on()
+        assert info["already_on"] is False and info["pulses"] >= 1, info
+        assert sim.power != "off"
+        assert (await power.power_on())["already_on"] is True
+        assert len(presses(pin)) == info["pulses"]  # the running modem was not toggled
+        assert await power.power_off() == "cpof"
+        assert sim.power == "off"
+        assert len(presses(pin)) == info["pulses"]
+    finally:
+        at.stop()
+        sim.close()
