@@ -76,9 +76,12 @@ class Broker:
         if kind == "mosquitto":
             conf = os.path.join(workdir, "mosquitto.conf")
             with open(conf, "w") as f:
-                f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % self.port)
-            self.proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", conf],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                # persistence: the subscriber's session (and its queued QoS 1 messages) survive a
+                # broker restart (--cut-mode broker)
+                f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                        "persistence_location %s/\nautosave_interval 0\n" % (self.port, workdir))
+            self._cmd = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", conf]
+            self.proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
             self._start_amqtt()
         if not wait_port(self.port):
@@ -120,6 +123,15 @@ class Broker:
         ready.wait(10)
         if self._err:
             raise RuntimeError("amqtt broker: %s" % self._err)
+
+    def pause(self):
+        """Broker unreachable (mosquitto only): stop it; resume() starts it again on the same port."""
+        self.proc.terminate()
+        self.proc.wait(5)
+
+    def resume(self):
+        self.proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
 
     def stop(self):
         if self.proc:
@@ -205,7 +217,10 @@ class Subscriber:
         self.errors = 0
         self.connected = threading.Event()
         self._f = open(records_path, "w")
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-subscriber-%d" % os.getpid())
+        # a persistent session: what arrives while we reconnect is kept for us by the broker
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-subscriber-%d" % os.getpid(),
+                        clean_session=False)
+        c.reconnect_delay_set(0.1, 1)
         c.on_connect = self._on_connect
         c.on_message = self._on_message
         c.connect("127.0.0.1", port, 30)
@@ -341,6 +356,9 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=60, help="seconds of driving (default 60)")
     ap.add_argument("--cut-network", action="append", default=[], metavar="AT:SECONDS",
                     help="drop the cellular network at AT s for SECONDS s (repeatable)")
+    ap.add_argument("--cut-mode", choices=("nonet", "broker", "connlost"), default="nonet",
+                    help="how the network is cut: nonet (+CMQTTNONET, registration lost), broker (broker "
+                         "stopped: mosquitto only), connlost (+CMQTTCONNLOST each second of the cut)")
     ap.add_argument("--out", default=os.path.join(ROOT, "sim-out"))
     ap.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto")
     ap.add_argument("--runtime", choices=("micropython", "cpython"), default=None)
@@ -378,13 +396,33 @@ def main(argv=None):
         t0 = time.monotonic()
         next_print = 0
         pending_cuts = list(cuts)
+        if args.cut_mode == "broker" and kind != "mosquitto" and cuts:
+            raise RuntimeError("--cut-mode broker needs mosquitto (the amqtt broker runs in this process)")
+        resume_at = None
+        connlost_until = 0
+        next_connlost = 0
         deadline = t0 + args.duration + args.drain + 60
         while fw.proc.poll() is None and time.monotonic() < deadline:
             now = time.monotonic() - t0
             if pending_cuts and now >= pending_cuts[0][0]:
                 at, secs = pending_cuts.pop(0)
-                log("cutting the network for %.0f s (+CMQTTNONET)" % secs)
-                sim.nonet(secs * 1000.0 / args.time_scale)
+                if args.cut_mode == "nonet":
+                    log("cutting the network for %.0f s (+CMQTTNONET)" % secs)
+                    sim.nonet(secs * 1000.0 / args.time_scale)
+                elif args.cut_mode == "broker":
+                    log("stopping the broker for %.0f s" % secs)
+                    broker.pause()
+                    resume_at = now + secs
+                else:
+                    log("dropping the MQTT connection every second for %.0f s (+CMQTTCONNLOST)" % secs)
+                    connlost_until = now + secs
+            if resume_at is not None and now >= resume_at:
+                broker.resume()
+                log("broker back")
+                resume_at = None
+            if now < connlost_until and now >= next_connlost:
+                sim.connlost(0, 1)
+                next_connlost = now + 1.0
             if now >= next_print:
                 print(fmt_progress(now, fw.progress, sub.received()), flush=True)
                 next_print = now + 2
@@ -404,7 +442,7 @@ def main(argv=None):
         with sub.lock:
             recs = list(sub.records)
         extra = {
-            "duration_s": args.duration, "cuts": cuts, "broker": kind, "encoding": args.encoding,
+            "duration_s": args.duration, "cuts": cuts, "cut_mode": args.cut_mode, "broker": kind, "encoding": args.encoding,
             "firmware_exit": fw.proc.returncode, "records_stored": p.get("records"), "reconnects": p.get("reconnects"),
             "send_errors": p.get("send_errors"), "obd_reads": p.get("obd_reads"), "obd_errors": p.get("obd_errors"),
             "gnss_fixes": p.get("gnss_fixes"), "undecodable": sub.errors,

@@ -134,8 +134,15 @@ def progress(t):
         "obd_reads": c["obd_reads"], "obd_errors": c["obd_errors"], "gnss_fixes": c["gnss_fixes"],
         "connected": t.pub.connected(), "utc": t.utc_offset_ms is not None,
         "rpm": last.get(0x10C), "speed": last.get(0x10D), "lat": last.get(0x0A), "lng": last.get(0x0B),
-        "voltage": last.get(0x24), "signal": last.get(0x81),
+        "voltage": last.get(0x24), "signal": last.get(0x81), "mem_free": _mem_free(),
     }
+
+
+def _mem_free():
+    import gc
+
+    f = getattr(gc, "mem_free", None)  # MicroPython only
+    return f() if f else None
 
 
 async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=None, progress_ms=3000, log=None,
