@@ -973,3 +973,22 @@ def test_broker_going_away_is_connlost_1_and_amqtt_fallback_works():
     finally:
         at.sim.close()
         brk.stop()
+
+
+def test_rx_burst_never_splits_a_prompted_command():
+    lb = LocalBroker()
+    at = ready_at(broker=lb)
+    mqtt_up(at)
+    at.cmd("AT+CMQTTSUB=0,1,0", data=b"#")
+    at.until(b"\r\n+CMQTTSUB: 0,0\r\n")
+    assert at.cmd("ATE1") == OK
+    at.send(b"AT+CMQTTTOPIC=0,3\r")
+    assert at.until(b"\r\n>") == b"AT+CMQTTTOPIC=0,3\r\r\n>"
+    lb.deliver("in", b"payload")  # arrives while the host is typing the topic
+    at.advance(50)
+    assert bytes(at.buf) == b""
+    at.send(b"a/b")
+    assert at.until(b"+CMQTTRXEND: 0\r\n") == (
+        b"a/b\r\nOK\r\n\r\n+CMQTTRXSTART: 0,2,7\r\n\r\n+CMQTTRXTOPIC: 0,2\r\nin\r\n+CMQTTRXPAYLOAD: 0,7\r\npayload"
+        b"\r\n+CMQTTRXEND: 0\r\n"
+    )

@@ -304,6 +304,7 @@ class Sim7600(MqttMixin):
         self._epoch = 0
         self._silent_until = -1.0
         self._burst_until = -1.0
+        self._burst_from = -1.0
         self._urc_in_next_reply = []
         self._force_busy = 0
         self.broker_unreachable = False
@@ -392,7 +393,7 @@ class Sim7600(MqttMixin):
             heapq.heappop(self._events)
             if epoch != self._epoch:
                 continue
-            if kind in ("reply", "urc") and now < self._burst_until:
+            if kind in ("reply", "urc") and self._burst_from < due and now < self._burst_until:
                 # an RX burst is on the wire: other output waits until it is complete
                 self._seq += 1
                 heapq.heappush(self._events, (self._burst_until, self._seq, epoch, kind, payload))

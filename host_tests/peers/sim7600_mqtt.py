@@ -629,9 +629,15 @@ class MqttMixin:
         c = sess.c
         if c.session is not sess or c.state != "connected":
             return
-        # The burst leaves at the UART's pace (10 bits a byte at `baud`, scaled); nothing else is sent inside it
-        # and the client is busy (14) until its last byte is out (+ rx_gap).
-        t = max(self._now(), self._burst_until)
+        if self._data is not None:
+            # a '>' prompt is open: the burst waits until that command has been answered
+            self._at(self._now() + 1, lambda: self._sess_message(sess, topic, payload))
+            return
+        # The burst starts after the replies already queued, leaves at the UART's pace (10 bits a byte at `baud`,
+        # scaled); nothing else is sent inside it and the client is busy (14) until its last byte is out (+ rx_gap).
+        t = max(self._now(), self._burst_until, self._reply_due)
+        if t >= self._burst_until:
+            self._burst_from = t
         for piece in rx_burst_pieces(c.idx, topic, payload):
             t += len(piece) * 10000.0 / self.baud * self.time_scale
             self._push(t, "burst", piece)
