@@ -139,10 +139,14 @@ def progress(t):
 
 
 def _mem_free():
+    """Heap bytes free after a collection (MicroPython), None on CPython."""
     import gc
 
-    f = getattr(gc, "mem_free", None)  # MicroPython only
-    return f() if f else None
+    f = getattr(gc, "mem_free", None)
+    if not f:
+        return None
+    gc.collect()
+    return f()
 
 
 async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=None, progress_ms=3000, log=None,
