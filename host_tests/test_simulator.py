@@ -3,6 +3,7 @@ thread's two failures, bridging to mosquitto (plain and mutual TLS), faults, tra
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -992,3 +993,36 @@ def test_rx_burst_never_splits_a_prompted_command():
         b"a/b\r\nOK\r\n\r\n+CMQTTRXSTART: 0,2,7\r\n\r\n+CMQTTRXTOPIC: 0,2\r\nin\r\n+CMQTTRXPAYLOAD: 0,7\r\npayload"
         b"\r\n+CMQTTRXEND: 0\r\n"
     )
+
+
+@pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="needs mosquitto_passwd")
+def test_broker_refusals_map_to_27_31():
+    """Differential: the CONNACK a paho client gets from mosquitto for the same credentials, mapped by the
+    manual's table (1..5 -> 27..31), is what the simulator reports."""
+    from peers.broker import Broker
+
+    table = {1: 27, 2: 28, 3: 29, 4: 30, 5: 31}
+    seen = []
+    with Broker(users={"dev": "secret"}) as brk:
+        for creds in ((), ("dev", "wrong"), ("dev", "secret")):
+            got = []
+            ev = threading.Event()
+            ref = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ref", protocol=mqtt.MQTTv311)
+            if creds:
+                ref.username_pw_set(*creds)
+            ref.on_connect = lambda cl, ud, fl, rc, pr, got=got, ev=ev: (got.append(rc), ev.set())
+            ref.connect(brk.host, brk.port, 30)
+            ref.loop_start()
+            assert ev.wait(10)
+            ref.loop_stop()
+            ref.disconnect()
+            rc3 = {0: 0, 132: 1, 133: 2, 136: 3, 134: 4, 135: 5}[got[0].value]
+            at = ready_at(virtual=False, time_scale=0.05, broker_map={"*": (brk.host, brk.port)})
+            extra = "".join(',"%s"' % x for x in creds)
+            try:
+                res = mqtt_up(at, cid="dev-auth", extra=extra)
+            finally:
+                at.sim.close()
+            assert res == b"\r\n+CMQTTCONNECT: 0,%d\r\n" % table.get(rc3, 0), creds
+            seen.append(rc3)
+    assert seen[-1] == 0 and seen[0] in table and seen[1] in table  # two refusals, one success

@@ -47,8 +47,9 @@ def _wait_port(host, port, timeout_s, proc=None):
 class Broker:
     """A running broker on 127.0.0.1:<port>. `tls`: dict(cafile, certfile, keyfile) for a mutual-TLS listener."""
 
-    def __init__(self, port=None, tls=None, workdir=None, prefer="mosquitto"):
+    def __init__(self, port=None, tls=None, workdir=None, prefer="mosquitto", users=None):
         self.host = "127.0.0.1"
+        self.users = users  # {user: password}: anonymous clients refused (mosquitto only)
         self.port = port or free_port()
         self.tls = tls
         self.kind = None
@@ -70,7 +71,15 @@ class Broker:
 
     def _start_mosquitto(self, timeout_s):
         conf = os.path.join(self._dir, "mosquitto-%d.conf" % self.port)
-        lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true", "persistence false"]
+        lines = ["listener %d 127.0.0.1" % self.port, "persistence false"]
+        if self.users:
+            pw = os.path.join(self._dir, "passwd-%d" % self.port)
+            with open(pw, "w") as f:
+                f.write("".join("%s:%s\n" % kv for kv in self.users.items()))
+            subprocess.run(["mosquitto_passwd", "-U", pw], check=True, capture_output=True)
+            lines += ["allow_anonymous false", "password_file %s" % pw]
+        else:
+            lines.append("allow_anonymous true")
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to 'mosquitto', which cannot read private temp dirs
         if self.tls:
