@@ -171,7 +171,10 @@ class Obd:
                 i = 1
                 while i < len(ln) and (ln[i] == "." or "0" <= ln[i] <= "9"):
                     i += 1
-                return float(ln[:i])
+                try:
+                    return float(ln[:i])
+                except ValueError:  # '-', '1.2.3': line noise, not a voltage
+                    break
         raise ObdError("ATRV", "\r".join(lines), "no voltage in reply")
 
     async def device_type(self):

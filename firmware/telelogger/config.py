@@ -284,6 +284,8 @@ def _read_json(path, what):
             text = f.read()
     except OSError as e:
         raise ConfigError(what, "a readable JSON file at %s" % path, "error %s" % (e.args[0] if e.args else e))
+    except UnicodeError:  # flash corruption or a binary file: not UTF-8 text
+        raise ConfigError(what, "UTF-8 JSON text in %s" % path, "bytes that are not UTF-8")
     try:
         return json.loads(text)
     except ValueError as e:
