@@ -73,6 +73,11 @@ async def standby_task(t):
 
 
 async def _power(t, on):
+    if t.board is not None and hasattr(t.board, "gnss_power"):
+        try:
+            t.board.gnss_power(on)
+        except Exception as e:  # a board without a GNSS power pin
+            t.note("debug", "gnss power: %s", e)
     name = "power_on" if on else "power_off"
     for obj in (t.modem, t.gnss):
         if obj is not None and hasattr(obj, name):

@@ -4,7 +4,9 @@ import json
 from telelogger.loop import RUN, acall, isawait
 from telelogger.sampler import K_BATTERY, K_SIGNAL
 
-BEAT_STALE_MS = 300000  # a task silent for this long stops the watchdog feeding
+# A task silent for longer than this stops the watchdog feeding (the board's WDT then resets).
+# The sender may legitimately sit in CellularPublisher.connect()'s bounded retries for minutes.
+BEAT_STALE_MS = {"record": 120000, "standby": 120000, "send": 900000}
 
 
 def status(t):
@@ -117,7 +119,7 @@ async def wdt_task(t):
         fresh = True
         if t.state == RUN:
             for name in t.beats:
-                if now - t.beats[name] > BEAT_STALE_MS:
+                if now - t.beats[name] > BEAT_STALE_MS.get(name, 300000):
                     fresh = False
                     t.note("error", "task %s silent for %d ms: letting the watchdog fire", name, now - t.beats[name])
         if fresh and t.wdt is not None:

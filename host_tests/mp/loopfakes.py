@@ -5,6 +5,7 @@ import json
 
 from net.publisher import FakePublisher
 
+from telelogger import sampler, standby, status  # noqa: F401 - loaded early, while the heap is unfragmented
 from telelogger.loop import Telelogger
 
 
