@@ -26,6 +26,14 @@ press of `ms` milliseconds. Set `power_key_active_high=False` to drive the PWRKE
 State kept across reboots (module flash/NV): uploaded certificates, CGDCONT contexts. Everything else (echo,
 CMEE, SSL contexts, the MQTT service and clients, GPS) is lost on power-off, AT+CRESET and `reboot()`.
 
+Test/fault API (all thread-safe): urc(line), silence(ms), garbage(data), partial_line(data), urc_in_next_reply(line),
+reboot(), power_on()/power_off(), power_key(level)/pulse(ms), connlost(idx, cause), ping_fail(idx, err),
+nonet(ms), force_busy(times), broker_unreachable = True, inject_message(topic, payload, idx), set_position(...) /
+position_provider; state to assert on: counters {commands, by_name, errors, boots, published, rx_messages,
+bytes_in, bytes_out}, published [(idx, topic, payload, qos, retain)], certs {name: bytes}, clients[i].state,
+reg_stat(). Brokers: broker=None bridges to real brokers via paho (broker_map says where), or
+broker=peers.sim7600_mqtt.LocalBroker() keeps everything in memory (LocalBroker.deliver() sends to the device).
+
 Run as a program it serves a pty for a separate process (`make sim`):
   python host_tests/peers/sim7600.py --link /tmp/sim7600 --broker 127.0.0.1:1883 [--firmware REV] [--log FILE]
 """
