@@ -1,0 +1,1 @@
+"""Helpers of scripts/bench.py. mp_bench.py runs under the host MicroPython (and CPython)."""
