@@ -259,6 +259,28 @@ def test_gps_cgpsinfo():
     assert at.cmd("AT+CGPS=0") == OK
 
 
+def test_gps_periodic_cgpsinfo_reports():
+    at = ready_at(utc=lambda: 1764069753.0)
+    assert at.cmd("AT+CGPS=1,1") == OK
+    at.sim.set_position(-33.8688, 151.2093, alt=58.5, speed_kn=12.5, course=270.0)
+    assert at.cmd("AT+CGPSINFO=1") == OK
+    at.advance(500)
+    assert b"+CGPSINFO" not in at.buf  # nothing before the first period
+    at.advance(5000)
+    lines = [ln for ln in bytes(at.buf).split(b"\r\n") if ln.startswith(b"+CGPSINFO:")]
+    assert len(lines) >= 2, at.buf
+    assert lines[0] == b"+CGPSINFO: ,,,,,,,,"  # the first report comes before the fix
+    assert lines[-1] == b"+CGPSINFO: 3352.128000,S,15112.558000,E,251125,112233.0,58.5,12.5,270.0"
+    at.buf.clear()
+    assert at.cmd("AT+CGPSINFO=0") == OK
+    at.advance(6000)
+    assert b"+CGPSINFO" not in at.buf
+    assert at.cmd("AT+CGPSINFO=1") == OK
+    at.sim.reboot()
+    at.advance(8000)
+    assert b"+CGPSINFO:" not in at.buf  # a reboot forgets the reporting
+
+
 # ====================================================================== power
 
 

@@ -647,6 +647,7 @@ class Sim7600(MqttMixin):
         self.netopen = False
         self.ip = "10.224.87.65"
         self.gps_on_at = None
+        self._cgps_period = 0  # AT+CGPSINFO=<secs> reporting interval (0: off)
         self.position = None  # dict(lat, lon, alt, speed_kn, course) or None: no fix
         self.position_provider = None  # callable() -> dict or None; overrides .position
         self.cfun = 1
@@ -1031,11 +1032,32 @@ class Sim7600(MqttMixin):
             return None
         return self.position_provider() if self.position_provider else self.position
 
+    def _schedule_cgpsinfo(self, due, gen):
+        def tick():
+            if gen != self._cgps_gen or not self._cgps_period:
+                return
+            if self.gps_on_at is not None:
+                fix = self._fix(due)
+                line = format_cgpsinfo(fix, self._utc()) if fix is not None else "+CGPSINFO: ,,,,,,,,"
+                self._emit_urc(fmt_urc(line), due)
+            self._schedule_cgpsinfo(due + self._cgps_period * 1000 * self.time_scale, gen)
+
+        self._at(due, tick)
+
     def cmd_cgpsinfo(self, now, cmd, delay):
         if cmd.form not in ("exec", "write"):
             raise BadArgs()
         if cmd.form == "write":
-            self.ok(now, delay=delay)  # periodic reporting interval: accepted, not emitted
+            # AT+CGPSINFO=<secs>: the module then reports every <secs> s unasked (0 stops), with the
+            # same line format as the query; nothing while GPS is off.
+            a = cmd.args
+            if not a or not isinstance(a[0], int) or not 0 <= a[0] <= 255:
+                raise BadArgs()
+            self._cgps_period = a[0]
+            self._cgps_gen = getattr(self, "_cgps_gen", 0) + 1
+            if a[0]:
+                self._schedule_cgpsinfo(now + a[0] * 1000 * self.time_scale, self._cgps_gen)
+            self.ok(now, delay=delay)
             return
         if self.gps_on_at is None:
             self.error(now, delay=delay)
