@@ -8,6 +8,10 @@ import asyncio
 
 from core.compat import Clock
 
+# Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
+# STATIONARY_TIME_TABLE {10, 60} s): (stationary ms, record interval multiplier), longest first.
+STATIONARY_TIERS = ((60000, 5), (10000, 2))
+
 RUN = "run"
 FLUSH = "flush"
 STANDBY = "standby"
@@ -204,7 +208,14 @@ class Telelogger:
                     self.build_record()
                 except Exception as e:  # a failed flash write is reported, sampling goes on
                     self.note("error", "store append failed: %s", e)
-            await self.sleep(self.record_ms)
+            await self.sleep(self.record_interval())
+
+    def record_interval(self):
+        still = self.standby.stationary_for(self.now())
+        for ms, k in STATIONARY_TIERS:
+            if still >= ms:
+                return self.record_ms * k
+        return self.record_ms
 
     # ---- sending ----
     async def connect(self):

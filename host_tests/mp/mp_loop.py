@@ -97,3 +97,21 @@ async def test_ack_only_after_publish_returned():
     await stop(t, clk)
     assert store.recs == [] or store.recs[0][0] > 5
     assert sent_seqs(pub)[:5] == [1, 2, 3, 4, 5]
+
+
+async def test_records_slow_down_while_parked():
+    moving, clk, pub, store, obd = make()
+    moving.start()
+    for _ in range(4):
+        await clk.advance(30000)
+        pub.sent = []  # only the counters matter: keep the heap small
+    await stop(moving, clk)
+    assert moving.counters["records"] >= 115
+    parked, clk, pub, store, obd = make(obd=FakeObd({0x0C: 800, 0x0D: 0, 0x05: 88}))
+    parked.start()
+    for _ in range(4):
+        await clk.advance(30000)
+        pub.sent = []
+    await stop(parked, clk)
+    # 1 s for 10 s, 2 s until 60 s, then 5 s (official intervals): ~10 + 25 + 12
+    assert 40 <= parked.counters["records"] <= 55, parked.counters["records"]
