@@ -115,7 +115,7 @@ def parse_result(out):
     return None
 
 
-def run_mp(exe, args, heap="1M", timeout=600, prefix=()):
+def run_mp(exe, args, heap="8M", timeout=600, prefix=()):
     p = subprocess.run(list(prefix) + mp_cmd(exe, args, heap), env=mp_env(), capture_output=True, text=True,
                        timeout=timeout, cwd=ROOT)
     out = p.stdout + p.stderr
@@ -240,7 +240,7 @@ def callgrind_ir(exe, samples):
     store = tempfile.mkdtemp(prefix="bench-cg-")
     try:
         prefix = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-        p = subprocess.run(prefix + mp_cmd(exe, ["pipeline", samples, store, 0], "1M"), env=mp_env(),
+        p = subprocess.run(prefix + mp_cmd(exe, ["pipeline", samples, store, 0], "8M"), env=mp_env(),
                            capture_output=True, text=True, timeout=900, cwd=ROOT)
     finally:
         shutil.rmtree(store, ignore_errors=True)
