@@ -42,7 +42,9 @@ def build_command(args):
     if args.runtime == "micropython":
         from mphost import compile_tree
 
-        fw = compile_tree(os.path.join(ROOT, "firmware"), os.path.join(ROOT, "build", "fw-mpy"))
+        # `make test-mpy` sets FIRMWARE_PATH to the release build; otherwise an incremental mpy-cross cache
+        fw = os.environ.get("FIRMWARE_PATH") or compile_tree(os.path.join(ROOT, "firmware"),
+                                                             os.path.join(ROOT, "build", "fw-mpy"))
         env["MICROPYPATH"] = ":".join([fw, ".frozen"])
         cmd = [micropython_bin(), "-X", "heapsize=%s" % args.heap, HOST_MAIN] + fw_args
         shown = "MICROPYPATH=%s %s" % (env["MICROPYPATH"], " ".join(cmd))
