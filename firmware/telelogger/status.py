@@ -18,6 +18,7 @@ def status(t):
         "send_errors": c["send_errors"], "obd_errors": c["obd_errors"],
         "signal": t.last.get(K_SIGNAL), "voltage": t.last.get(K_BATTERY),
         "utc": t.utc_offset_ms is not None,
+        "pid_errors": dict(("%02X" % p[0], p[5]) for p in t.pids if p[5]),
     }
 
 

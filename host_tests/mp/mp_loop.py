@@ -4,6 +4,7 @@ import json
 
 from loopfakes import FakeObd, FakeGnss, GatePublisher, cfg, make, sent_seqs, stop
 from net.publisher import FakePublisher
+from telelogger import status
 
 
 
@@ -34,6 +35,7 @@ async def test_failing_pid_backs_off_others_continue():
     assert obd.reads[0x0C] >= 58
     assert obd.reads[0x05] <= 10, obd.reads  # exponential back-off, not every second
     assert t.counters["obd_errors"] == obd.reads[0x05]
+    assert status.status(t)["pid_errors"] == {"05": obd.reads[0x05]}
     assert obd.inits == 1  # other PIDs answer: no re-init
 
 
