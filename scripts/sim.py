@@ -267,14 +267,14 @@ class Subscriber:
 
 
 # ------------------------------------------------------------------ firmware
-def write_config(workdir, encoding, batch):
+def write_config(workdir, encoding, batch, gnss_source="uart"):
     cfg = {
         "device_id": DEVICE,
         "encoding": encoding,
         "topic_prefix": PREFIX,
         "broker": {"host": "broker.sim", "port": 1883, "tls": False, "keepalive": 60},
         "cellular": {"apn": "internet"},
-        "gnss": {"source": "uart", "interval_ms": 1000},
+        "gnss": {"source": gnss_source, "interval_ms": 1000},
         "batch": {"max_records": batch, "max_age_ms": 3000},
         "intervals": {"battery_ms": 5000, "signal_ms": 15000, "status_ms": 10000},
     }
@@ -365,6 +365,8 @@ def main(argv=None):
     ap.add_argument("--encoding", choices=("compact", "json"), default="compact")
     ap.add_argument("--batch", type=int, default=10, help="records per MQTT message")
     ap.add_argument("--drain", type=float, default=30, help="seconds allowed to send the queue at the end")
+    ap.add_argument("--gnss", choices=("uart", "modem"), default="uart",
+                    help="GNSS source: a UART receiver (NMEA replay on a pty) or the SIM7600's own")
     ap.add_argument("--gnss-speedup", type=float, default=6.0, help="simulated drive seconds per real second")
     ap.add_argument("--time-scale", type=float, default=0.2, help="simulator delays x this (1.0 = real module)")
     args = ap.parse_args(argv)
@@ -386,10 +388,17 @@ def main(argv=None):
         log("modem: SIM7600 simulator on %s (time scale %.2f)" % (pty.path, args.time_scale))
         elm, obd_path = start_elm(work)
         log("vehicle: elm327-emulator 'car' on %s" % obd_path)
-        gnss, gps_path = start_gnss(work, args.gnss_speedup)
-        if gps_path:
-            log("GNSS: drive replay on %s" % gps_path)
-        config = write_config(work, args.encoding, args.batch)
+        if args.gnss == "uart":
+            gnss, gps_path = start_gnss(work, args.gnss_speedup)
+            if gps_path:
+                log("GNSS: drive replay on %s" % gps_path)
+        else:
+            from peers.gnss_replay import Drive
+
+            gps_path = None
+            sim.position_provider = Drive().cgps_provider(speedup=args.gnss_speedup)
+            log("GNSS: the modem's own (+CGPSINFO) following the replayed drive")
+        config = write_config(work, args.encoding, args.batch, args.gnss)
         store = os.path.join(work, "queue")
         fw = Firmware(args, pty.path, obd_path, gps_path, config, store, args.out)
         log("firmware: scripts/run_host.py for %.0f s (+ up to %.0f s to drain the queue)" % (args.duration, args.drain))

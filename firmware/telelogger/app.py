@@ -75,8 +75,29 @@ def make_gnss(board, cfg, obd, at, clock):
     if src == "modem":
         from gnss.sources import ModemGnss
 
-        return ModemGnss(at)
+        return _ModemGnssTask(ModemGnss(at), clock)
     return None
+
+
+class _ModemGnssTask:
+    """The SIM7600's GNSS needs the modem up: start it (AT+CGPS=1 + periodic +CGPSINFO) once the
+    modem answers, retrying; the loop runs run() as a task and reads fix()."""
+
+    def __init__(self, src, clock):
+        self.src = src
+        self.clock = clock
+
+    def fix(self):
+        return self.src.fix()
+
+    async def run(self):
+        while True:
+            try:
+                await self.src.start()
+                return
+            except Exception as e:
+                print("modem gnss: %s; retrying" % e)
+                await self.clock.sleep_ms(10000)
 
 
 async def build(board, cfg, clock=None, store_root="/queue", log=None):
