@@ -88,7 +88,8 @@ def test_engine_never_wedges_on_noise(noise, cuts):
             await at.cmd("AT+CSQ", timeout_ms=200)
         except ATError:
             pass
-        s.feed(b"\r\nOK\r\n\r\nOK\r\n")  # reply for a resync AT (if any) and for the next command
+        s.feed(b"\r\n+CMEE: 2\r\n\r\nOK\r\n")  # the resync probe's reply (if a timeout made one)
+        s.feed(b"\r\nOK\r\n")  # the next command's
         r = await at.cmd("AT", timeout_ms=500)
         assert r.final == "OK"
         at.stop()

@@ -15,6 +15,8 @@ from modem import codes
 
 _POLL_MS = const(5)
 _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a 10 KB upload
+SYNC_CMD = "AT+CMEE?"  # its reply carries its own '+CMEE:' line: unmistakable after a timeout
+SYNC_MS = const(3000)
 
 
 class ATError(Exception):
@@ -336,15 +338,40 @@ class ATEngine:
             self._waiters.remove(w)
 
     async def _sync(self):
-        """After a timeout: send AT and swallow everything up to its OK, so a late final result of
-        the timed-out command cannot complete the next command. Bounded; failure is not fatal."""
+        """After a timeout, the timed-out command's reply may still come (the module answers in
+        order). Send AT+CMEE? and swallow everything up to ITS reply, recognised by its own
+        '+CMEE:' line, so a late final result cannot complete the next command. Bounded by
+        SYNC_MS; if the module stays silent the next command goes out anyway (and syncs again
+        after its own timeout)."""
         self._resync = False
-        r = Reply("AT")
+        r = Reply(SYNC_CMD)
+        self._pending = r
+        self._pending_prefix = "+CMEE:"
+        self._pending_terms = None
+        self._done.clear()
+        t0 = self.clock.ticks_ms()
         try:
-            await self._exchange(r, "AT", 500, None, None, None, None)
-        except ATError:
-            pass
-        self._resync = False
+            self._write(SYNC_CMD.encode() + b"\r")
+            while True:
+                left = SYNC_MS - self.clock.since(t0)
+                if left <= 0:
+                    self._resync = True
+                    return
+                try:
+                    await wait_for_ms(self._done.wait(), left)
+                except asyncio.TimeoutError:
+                    self._resync = True
+                    return
+                if isinstance(r.final, ATError):  # rebooted: nothing late can come any more
+                    return
+                if r.value("+CMEE:") is not None or r.final != "OK":
+                    return  # our reply (ERROR: a module without CMEE; then the stream is quiet too)
+                r.final = None  # a late OK of the timed-out command: keep waiting for ours
+                r.lines = []
+                self._done.clear()
+        finally:
+            self._pending = None
+            self._pending_prefix = None
 
     def _write(self, b):
         self.stream.write(b)
@@ -448,8 +475,9 @@ class ATEngine:
                 if fn:
                     fn(line, None)
                 return
-        # 8. anything else is part of the reply in flight, or stray
-        if r is not None:
+        # 8. anything else is part of the reply in flight (ATI, CCERTLIST...), except a '+XYZ:'
+        # line of another command while a '+CMD' command is pending: an unregistered URC
+        if r is not None and not (self._pending_prefix and line[0] == "+" and not line.startswith("+IP ERROR:")):
             r.lines.append(line)
         else:
             self.stats["stray"] += 1

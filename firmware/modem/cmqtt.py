@@ -36,7 +36,7 @@ class CmqttError(NetError):
             msg = "%s: %s" % (msg, detail)
         NetError.__init__(self, msg, code, meaning)
         self.op = op
-        self.hint = codes.CMQTT_HINTS.get(code) if code is not None else None
+        self.hint = codes.cmqtt_hint(code)
 
     @property
     def name(self):
@@ -270,7 +270,7 @@ class Cmqtt:
         if not self._for_me(line):
             return
         cause = _parse_code(line.split(":", 1)[1])
-        self._set_down("connection lost (cause %s: %s)" % (cause, codes.CMQTT_CONNLOST_CAUSES.get(cause, "unknown")))
+        self._set_down("connection lost (cause %s: %s)" % (cause, codes.connlost_cause(cause)))
 
     def _urc_nonet(self, line, body=None):
         self.nonet = True

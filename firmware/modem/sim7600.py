@@ -254,7 +254,7 @@ class Sim7600:
                     "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed on this "
                     "network; check the SIM is activated for data" % (creg, cgreg, cereg),
                     codes.REG_DENIED,
-                    codes.REG_STATES[codes.REG_DENIED],
+                    codes.reg_state(codes.REG_DENIED),
                 )
             if self.clock.diff(self.clock.ticks_ms(), t0) >= timeout_ms:
                 st = [s for s in (creg, cgreg, cereg) if s is not None]
@@ -323,9 +323,7 @@ class Sim7600:
 
 
 def _reg_name(s):
-    if 0 <= s < len(codes.REG_STATES):
-        return codes.REG_STATES[s]
-    return "stat %d" % s
+    return codes.reg_state(s)
 
 
 __all__ = ["Sim7600", "ModemError", "SimError", "RegistrationDenied", "RegistrationTimeout", "ATTimeout"]

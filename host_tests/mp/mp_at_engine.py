@@ -196,8 +196,7 @@ async def test_timeout_and_late_reply_does_not_leak_into_next_command():
     m, at = _setup()
     e = await araises(ATTimeout, at.cmd("AT+COPS?", timeout_ms=40))
     assert "AT+COPS?" in str(e) and "40 ms" in str(e)
-    m.feed(b"\r\n+COPS: 0,0,\"late\",7\r\n\r\nOK\r\n")  # the late reply of the timed-out command
-    m.rules["AT"] = OK
+    m.rules["AT+CMEE?"] = b"\r\n+COPS: 0,0,\"late\",7\r\n\r\nOK\r\n" + b"\r\n+CMEE: 2\r\n" + OK  # late reply first
     m.rules["AT+CSQ"] = b"\r\n+CSQ: 31,99\r\n" + OK
     r = await at.cmd("AT+CSQ")
     assert r.lines == ["+CSQ: 31,99"], r

@@ -1,0 +1,107 @@
+"""The AT engine under the real MicroPython interpreter (ESP32-sized 64K heap) over a pty, against
+the SIM7600 simulator: boot URCs arriving unasked, echo on then off, '>' data entry of a certificate
+with CR/LF, deferred results, CMQTT and +CME errors with their meanings, garbage and a URC inside a
+reply, a raw body with CR/LF, a timeout followed by a late reply, and a reboot in the middle of a
+command. The same checks run on CPython (SimStream) through the same script."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mphost import ROOT, compile_tree, micropython_bin, mp_env
+from peers.sim7600 import Sim7600, SimPty, fmt_urc
+
+SCRIPT = os.path.join(ROOT, "host_tests", "mpscripts", "at_over_pty.py")
+PAYLOAD = b'{\r\n "m": "OK"\r\n}\r\nERROR\r\n'
+
+
+class FaultSim(Sim7600):
+    """The simulator plus test-only commands that trigger faults at a known point."""
+
+    COMMANDS = dict(Sim7600.COMMANDS, **{"+XGARBAGE": "cmd_xgarbage", "+XSILENT": "cmd_xsilent", "+XREBOOT": "cmd_xreboot"})
+
+    def cmd_xgarbage(self, now, cmd, delay):
+        self.garbage(b"\xff\xfe\x00noise")
+        self.partial_line(b"\r\n+CMQTTR")
+        self._emit_urc(b"\r\n" + b"\r\n+CMQTTRXSTART: 0,5,%d\r\n" % len(PAYLOAD) + b"\r\n+CMQTTRXTOPIC: 0,5\r\na/b/c"
+                       + b"\r\n+CMQTTRXPAYLOAD: 0,%d\r\n" % len(PAYLOAD) + PAYLOAD + b"\r\n+CMQTTRXEND: 0\r\n")
+        self.urc_in_next_reply("+CMQTTCONNLOST: 0,1")
+        self.ok(now, ["+XGARBAGE: 1", "+XGARBAGE: 2"], delay=delay)
+
+    def cmd_xsilent(self, now, cmd, delay):
+        self._reply(now, b"\r\n+XSILENT: late\r\n\r\nOK\r\n", delay=1000)  # long after the caller gave up
+
+    def cmd_xreboot(self, now, cmd, delay):
+        self._at(now + 20 * self.time_scale, lambda: self.reboot())
+
+
+def _checks(out):
+    res = {}
+    for line in out.splitlines():
+        if line.startswith("CHECK "):
+            _, name, v = line.split(" ", 2)
+            res[name] = json.loads(v)
+    return res
+
+
+def _assert_checks(c, out):
+    assert c.get("boot") == "PB DONE", out
+    assert c["boot_urcs"] == ["SMS DONE"]
+    assert c["ati"]["echo"] is True and any(x.startswith("Model:") for x in c["ati"]["lines"])
+    assert c["echo_off"] is False
+    assert '+CCERTLIST: "t.pem"' in c["certlist"]
+    assert c["start_result"] == "0"
+    assert c["start_again"] == [23, "network is opened"]
+    assert c["topic_unacquired"][0] in (20, 11), c["topic_unacquired"]
+    assert c["cme"][1], c["cme"]
+    g = c["garbage"]
+    # the reply keeps its own lines in order; noise may stay in it, but no other command's '+' line does
+    assert [x for x in g["lines"] if x.startswith("+")] == ["+XGARBAGE: 1", "+XGARBAGE: 2"], g
+    assert g["stray"] >= 3  # +CMQTTR (cut), +CMQTTRXSTART, +CMQTTRXEND: unregistered URCs, not reply lines
+    assert c["garbage"]["urcs"] == ["+CMQTTCONNLOST: 0,1"]
+    assert c["garbage"]["rx"] == [PAYLOAD.decode()]
+    assert "AT+XSILENT" in c["timeout"] and "300 ms" in c["timeout"]
+    assert c["after_timeout"] and c["after_timeout"][0].startswith("+CSQ:"), c["after_timeout"]
+    assert "AT+XREBOOT" in c["reboot"] and "rebooted" in c["reboot"]
+    assert c["after_reboot"]["echo"] is True  # a rebooted module has echo on again
+
+
+@pytest.mark.micropython
+def test_engine_over_pty_under_micropython_64k():
+    sim = FaultSim(time_scale=0.05, powered=True)
+    pty = SimPty(sim)
+    try:
+        # precompiled like the firmware: compiling the script itself would not fit in 64K
+        cache = compile_tree(os.path.dirname(SCRIPT), os.path.join(ROOT, "build", "mpscripts"))
+        env = mp_env(extra_path=[cache])
+        env["MODEM"] = pty.path
+        p = subprocess.run([micropython_bin(), "-X", "heapsize=64K", "-c", "import at_over_pty"], env=env,
+                           capture_output=True, text=True, timeout=120, cwd=cache)
+    finally:
+        pty.close()
+        sim.close()
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    c = _checks(out)
+    _assert_checks(c, out)
+    print("MicroPython heap after the run:", c.get("mem"))
+
+
+def test_engine_over_pty_under_cpython():
+    sim = FaultSim(time_scale=0.05, powered=True)
+    pty = SimPty(sim)
+    try:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "firmware")]))
+        p = subprocess.run([sys.executable, SCRIPT, pty.path], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        pty.close()
+        sim.close()
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    _assert_checks(_checks(out), out)
+
+
+def test_fmt_urc_is_the_module_framing():
+    assert fmt_urc("RDY") == b"\r\nRDY\r\n"
