@@ -1,6 +1,7 @@
 # Runs under the MicroPython unix port: the AT engine over a real pty (SerialPath) against the
 # SIM7600 simulator. Prints one "CHECK <name> <json>" line per step for host_tests/test_at_pty.py.
 import asyncio
+import gc
 import json
 import sys
 
@@ -24,7 +25,11 @@ async def main(path):
     await at.cmd("ATE0")
     r = await at.cmd("AT")
     out("echo_off", r.echo)
-    cert = b"-----BEGIN CERTIFICATE-----\r\nMIIB\r\n" + b"Q" * 1500 + b"\r\n-----END CERTIFICATE-----\r\n"
+    gc.collect()
+    out("free_before_cert", gc.mem_free())
+    cert = bytearray(b"Q" * 1560)  # one allocation: a 1.5 KB certificate with CR/LF inside
+    cert[0:33] = b"-----BEGIN CERTIFICATE-----\r\nMIIB"
+    cert[-28:] = b"\r\n-----END CERTIFICATE---\r\n"
     await at.cmd('AT+CCERTDOWN="t.pem",%d' % len(cert), data=cert, timeout_ms=5000)
     out("certlist", (await at.cmd("AT+CCERTLIST")).lines)
     r = await at.cmd("AT+CMQTTSTART", result="+CMQTTSTART:", timeout_ms=5000, result_timeout_ms=5000)
@@ -66,8 +71,6 @@ async def main(path):
     await at.wait_urc("PB DONE", 10000)
     r = await at.cmd("ATI")
     out("after_reboot", {"echo": r.echo, "n": len(r.lines)})
-    import gc
-
     gc.collect()
     try:
         import micropython
