@@ -18,7 +18,7 @@ from obd.protocols import ISO_15765_4_11bit_500k
 from obd.protocols.protocol import Frame, Message
 
 from core.stream import SerialPath
-from mphost import run_mp
+from mphost import TEST_HEAP, run_mp
 from obdii import dtc, pids
 from obdii.elm import ElmError, ElmLink, ElmNoData, ObdError
 from obdii.obd import Obd
@@ -275,7 +275,8 @@ def test_micropython_firmware_against_emulator(elm, tmp_path):
     script = os.path.join(str(tmp_path), "obd_mp.py")
     with open(script, "w") as f:
         f.write(MP_SCRIPT)
-    out = run_mp(script, [elm.path], timeout=120)
+    # the script is compiled from source and keeps every raw reply: test scaffolding, so the test heap
+    out = run_mp(script, [elm.path], timeout=120, heap=TEST_HEAP)
     assert re.search(r"^SUPPORTED (\d+)$", out, re.M), out
     rows = re.findall(r"^PID ([0-9A-F]{2}) (\S+) ([0-9A-F]+)$", out, re.M)
     assert len(rows) == 13, out
