@@ -284,6 +284,25 @@ def test_gps_periodic_cgpsinfo_reports():
 # ====================================================================== power
 
 
+def test_cpof_ok_survives_power_down_when_read_late():
+    # the module sends OK, then powers down: a host that reads only after the power-down still gets the OK
+    t = [0.0]
+    sim = Sim7600(ready=True, echo=False, clock=lambda: t[0])
+    sim.feed(b"AT+CPOF\r")
+    t[0] += 10000  # nothing read until long after the power-down
+    assert sim.read_ready() == OK
+    assert sim.power == "off"
+
+
+def test_reboot_keeps_output_already_sent():
+    t = [0.0]
+    sim = Sim7600(ready=True, echo=False, clock=lambda: t[0])
+    sim.feed(b"AT\r")
+    t[0] += 100
+    sim.reboot()
+    assert sim.read_ready().startswith(OK)
+
+
 def test_cpof_silences_until_power_key_pulse():
     at = ready_at(echo=True)
     assert at.cmd("ATE0") == b"ATE0\r" + OK

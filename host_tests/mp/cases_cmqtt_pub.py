@@ -61,3 +61,26 @@ async def test_connlost_for_other_client_is_ignored():
     m.feed(b"\r\n+CMQTTPING: 0,17\r\n")
     assert await until(lambda: not mq.connected())
     at.stop()
+
+
+async def test_noise_ok_before_the_data_prompt_is_an_error_not_a_publish():
+    # line noise 'OK' completed by the '\r\n' in front of '>': the engine takes it as the final result and
+    # never writes the payload; the module would publish an empty/stale payload and PUBACK it
+    m, at, mq = setup()
+    await up(m, mq)
+    real = m._command
+    hits = []
+
+    def noisy(cmd):
+        r = real(cmd)
+        if cmd.startswith("AT+CMQTTPAYLOAD=") and not hits:
+            hits.append(cmd)
+            return b"OK" + r
+        return r
+
+    m._command = noisy
+    e = await araises(C.CmqttError, mq.publish("fleet/1/data", b"batch-1", 1))
+    assert hits and m.pubs == []  # nothing published in place of the batch
+    assert e.code == 1 and "prompt" in str(e)  # at once, not a timeout after the next command went astray
+    assert not [d for d in m.data if d.startswith(b"AT")]  # no command was swallowed as payload bytes
+    at.stop()

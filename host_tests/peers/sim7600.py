@@ -27,7 +27,7 @@ State kept across reboots (module flash/NV): uploaded certificates, CGDCONT cont
 CMEE, SSL contexts, the MQTT service and clients, GPS) is lost on power-off, AT+CRESET and `reboot()`.
 
 Test/fault API (all thread-safe): urc(line), silence(ms), garbage(data), partial_line(data), urc_in_next_reply(line),
-reboot(), power_on()/power_off(), power_key(level)/pulse(ms), connlost(idx, cause), ping_fail(idx, err),
+reboot(), power_on()/power_off(), power_key(level)/pulse(ms), connlost(idx, cause), ping_fail(idx, err), drop_silently(idx),
 nonet(ms), force_busy(times), broker_unreachable = True, inject_message(topic, payload, idx), set_position(...) /
 position_provider; state to assert on: counters {commands, by_name, errors, boots, published, rx_messages,
 bytes_in, bytes_out}, published [(idx, topic, payload, qos, retain)], certs {name: bytes}, clients[i].state,
@@ -968,12 +968,13 @@ class Sim7600(MqttMixin):
             self._data = None
             self._held = []
             self._events = []
-            self._out = bytearray()
+            # bytes already due (e.g. the OK of AT+CPOF) left on the UART before the power went: the host
+            # still reads them; only what was not yet due is lost
 
     def reboot(self, now_ms=None):
         """Fault/CRESET: reboot now. All volatile state is lost; boot URCs (RDY...) follow after boot delays."""
         with self._lock:
-            self._out = bytearray()
+            self._run_due(self._now(now_ms))  # output already due is on the wire (the host reads it)
             self.power = "off"
             self._start_boot(self._now(now_ms))
 
@@ -1101,6 +1102,17 @@ class Sim7600(MqttMixin):
         """Drop client idx's broker connection: +CMQTTCONNLOST: idx,cause."""
         with self._lock:
             self._lose_connection(idx, "+CMQTTCONNLOST: %d,%d" % (idx, cause))
+
+    def drop_silently(self, idx=0):
+        """The broker connection is gone and no URC says so: the next command on the client answers error 11
+        (no connection). Returns False (nothing done) while an operation is in flight or the client is idle."""
+        with self._lock:
+            c = self.clients[idx]
+            if c.state != "connected" or c.busy:
+                return False
+            self._close_session(c)
+            c.state = "idle"
+            return True
 
     def ping_fail(self, idx=0, err=17):
         with self._lock:
