@@ -13,7 +13,8 @@ from at.lines import Framer, to_text
 from core.compat import DEFAULT_CLOCK, const, sleep_ms, wait_for_ms
 from modem import codes
 
-_POLL_MS = const(5)
+_POLL_MS = const(5)  # idle poll interval of the reader
+_FAST_POLL_MS = const(1)  # while a reply, a prompt, a body or a deferred result is awaited
 _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a 10 KB upload
 SYNC_CMD = "AT+CMEE?"  # its reply carries its own '+CMEE:' line: unmistakable after a timeout
 SYNC_MS = const(3000)
@@ -53,6 +54,10 @@ class CMEError(ATError):
 
 class CMSError(ATError):
     pass
+
+
+class ATNoPrompt(ATError):
+    """A data-entry command completed before its '>' prompt: the data was NOT written."""
 
 
 class ModemRebooted(ATError):
@@ -227,10 +232,13 @@ class ATEngine:
                     await wait_for_ms(w.ev.wait(), result_timeout_ms or timeout_ms)
                 except asyncio.TimeoutError:
                     self.stats["timeouts"] += 1
-                    raise ATTimeout(cmd, msg="OK, but no %s result within %d ms" % (result.strip(), result_timeout_ms or timeout_ms))
+                    raise ATTimeout(cmd, msg="OK, but no %s result within %d ms" % (w.prefix.strip(), result_timeout_ms or timeout_ms))
             if w.error is not None:
                 raise w.error
-            r.result = w.line[len(result) :].strip()
+            line = w.line
+            if line is None:  # the event is set only with a line or an error
+                raise ATError(cmd, msg="result %s signalled without a line" % w.prefix.strip())
+            r.result = line[len(w.prefix) :].strip()
             return r
         finally:
             self._drop_waiter(w)
@@ -253,6 +261,12 @@ class ATEngine:
                 if r.final is None:
                     self.framer.expect_echo(data)
                     await self._write_data(data)
+                elif r.final == "OK" or (terminators and not isinstance(r.final, ATError) and r.final != "ERROR"):
+                    # line noise forming 'OK' (or a stray late OK) before the prompt: the data was never
+                    # written and the module may still be waiting for it. Success here would e.g. publish
+                    # an empty payload; fail, and re-synchronise before the next command.
+                    self._resync = True
+                    raise ATNoPrompt(cmd, msg="final result %s before the '>' prompt: data not sent" % r.final)
             if r.final is None:
                 try:
                     await wait_for_ms(self._done.wait(), timeout_ms)
@@ -268,7 +282,7 @@ class ATEngine:
     async def _wait_prompt_or_done(self):
         # whichever comes first: the prompt, or a final result (ERROR instead of '>')
         while not self._prompt.is_set() and not self._done.is_set():
-            await sleep_ms(self.poll_ms)
+            await sleep_ms(_FAST_POLL_MS)
 
     async def _write_data(self, data):
         mv = memoryview(data)
@@ -400,13 +414,16 @@ class ATEngine:
                 self.framer.feed(buf, n)
                 if not self.framer.in_body():
                     self._body_t0 = 0
+                await sleep_ms(0)  # let the waiters run; a stream that is never empty must not starve them
                 continue
             if self.framer.in_body():
                 if not self._body_t0:
                     self._body_t0 = self.clock.ticks_ms()
                 elif self.clock.since(self._body_t0) > self.body_timeout_ms:
                     self._body_timed_out()
-            await sleep_ms(self.poll_ms)
+            # a reply is due: look again soon; idle: the relaxed interval (URCs are not urgent)
+            busy = self._pending is not None or self.framer.in_body() or self._waiters
+            await sleep_ms(_FAST_POLL_MS if busy else self.poll_ms)
 
     def _body_timed_out(self):
         cb = self.framer._body_cb

@@ -1,7 +1,7 @@
 # AT engine behaviour, on CPython and under MicroPython -X heapsize=64K.
 import asyncio
 
-from at.engine import ATCommandError, ATEngine, ATLog, ATTimeout, CMEError, ModemRebooted
+from at.engine import ATCommandError, ATEngine, ATLog, ATNoPrompt, ATTimeout, CMEError, ModemRebooted
 from core.compat import sleep_ms
 from fakemodem import ScriptedModem
 from mptest import araises
@@ -110,6 +110,19 @@ async def test_prompt_refused_with_cmqtt_error():
     assert e.code == 11 and e.meaning == "no connection", str(e)
     assert "AT+CMQTTTOPIC=0,10" in str(e) and "no connection" in str(e)
     assert bytes(m.stream.written) == b"AT+CMQTTTOPIC=0,10\r"  # the data was never written
+    at.stop()
+
+
+async def test_ok_before_the_prompt_is_an_error_and_data_is_not_written():
+    m, at = _setup()
+    m.rules["AT+CMQTTPAYLOAD=0,5"] = b"\r\nOK\r\n"  # noise/late OK, no '>'
+    e = await araises(ATNoPrompt, at.cmd("AT+CMQTTPAYLOAD=0,5", data=b"hello"))
+    assert "not sent" in str(e) and "AT+CMQTTPAYLOAD=0,5" in str(e)
+    assert b"hello" not in bytes(m.stream.written)
+    m.rules["AT+CMEE?"] = b"\r\n+CMEE: 2\r\n" + OK
+    m.rules["AT"] = OK
+    assert (await at.cmd("AT")).final == "OK"
+    assert m.cmds[-2:] == ["AT+CMEE?", "AT"]  # re-synchronised first
     at.stop()
 
 
