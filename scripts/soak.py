@@ -160,6 +160,20 @@ class TrackStore(Store):
 # ---------------------------------------------------------------------------------------------- one run
 
 
+class CountingCodec:
+    """telelogger.encode, counting the records the loop builds (stored or not)."""
+
+    def __init__(self):
+        self.records = 0
+
+    def encode_record(self, *a):
+        self.records += 1
+        return encode.encode_record(*a)
+
+    def __getattr__(self, name):
+        return getattr(encode, name)
+
+
 class Wdt:
     def __init__(self, clock):
         self.clock = clock
@@ -222,7 +236,7 @@ class Run:
         store = TrackStore(self.qdir, q["max_bytes"], q["segment_bytes"], fs=self.fs)
         store.drops = self.drops
         self.wdt = Wdt(clock)
-        t = Telelogger(self.cfg, pub, store, obd=FakeObd({0x0C: 1800, 0x0D: 50, 0x05: 88}),
+        t = Telelogger(self.cfg, pub, store, obd=FakeObd({0x0C: 1800, 0x0D: 50, 0x05: 88}), codec=self.codec,
                        modem=ModemCtl(pub, None, clock), clock=clock, wdt=self.wdt, device_id=DEVICE,
                        boot=next_boot(self.root + "/boot"))
         t.at = at
@@ -235,7 +249,12 @@ class Run:
         t.at.stop()
         t.store.close()
         self.wdt_gaps.append(self.wdt.max_gap)
-        self.last_seq_before = t.store.next_seq - 1 if hasattr(t.store, "next_seq") else None
+        self._account(t)
+
+    def _account(self, t):
+        self.unsaved_dropped += t.counters["unsaved_dropped"]
+        self.store_errors += t.counters["store_errors"]
+        self.ram_lost += len(t.unsaved)  # kept in RAM while the flash was full, gone with the reset
 
     # ---- faults
     def note(self, kind, detail=""):
@@ -348,6 +367,8 @@ class Run:
         os.makedirs(self.qdir, exist_ok=True)
         self.fs = FaultFS()
         self.drops = []
+        self.codec = CountingCodec()
+        self.unsaved_dropped = self.store_errors = self.ram_lost = 0
         self.boot_device()
         t0 = self.clock.ticks_ms()
         end = t0 + int(self.minutes * 60000)
@@ -380,6 +401,7 @@ class Run:
         self.last_seq = t.store.next_seq - 1
         self.dropped = t.store.dropped
         self.counters = dict(t.counters)
+        self._account(t)
         t.at.stop()
         t.store.close()
         self.sim.close()
@@ -434,6 +456,10 @@ class Run:
             problems.append("%d duplicates without any fault" % dups)
         if not self.recovered:
             problems.append("not recovered %d s after the last fault" % (RECOVER_MS // 1000))
+        built = self.codec.records
+        if built != self.last_seq + self.unsaved_dropped + self.ram_lost:
+            problems.append("records built %d != stored %d + dropped from RAM %d + in RAM at a reset %d" % (
+                built, self.last_seq, self.unsaved_dropped, self.ram_lost))
         if self.final_pending:
             problems.append("%d records still queued after the final drain" % self.final_pending)
         if self.status_ok is not True:
@@ -446,7 +472,8 @@ class Run:
             "delivered": len(uniq), "messages": len(seqs), "duplicates": dups, "dropped": self.dropped,
             "losses": len(lost), "recover_ms": self.recover_ms, "boots": self.boots, "wdt_max_gap_ms": gap,
             "reconnects": self.counters.get("reconnects"), "send_errors": self.counters.get("send_errors"),
-            "enospc": self.fs.enospc, "wall_s": round(self.wall_s, 2), "problems": problems,
+            "enospc": self.fs.enospc, "store_errors": self.store_errors, "ram_dropped": self.unsaved_dropped,
+            "ram_lost_at_reset": self.ram_lost, "wall_s": round(self.wall_s, 2), "problems": problems,
         }
 
 
@@ -464,7 +491,8 @@ def summarize(results):
     for r in results:
         for k, n in r["faults"].items():
             faults[k] = faults.get(k, 0) + n
-    keys = ("records", "delivered", "messages", "duplicates", "dropped", "losses")
+    keys = ("records", "delivered", "messages", "duplicates", "dropped", "losses", "ram_dropped", "ram_lost_at_reset",
+            "store_errors")
     tot = dict((k, sum(r[k] for r in results)) for k in keys)
     tot["runs"] = len(results)
     tot["faults"] = dict(sorted(faults.items()))
@@ -485,9 +513,10 @@ def table(results, tot):
     lines.append("runs %d, simulated %g min, faults %d: %s" % (
         tot["runs"], tot["simulated_minutes"], tot["faults_total"],
         ", ".join("%s %d" % kv for kv in tot["faults"].items())))
-    lines.append("records %d, delivered %d, duplicates %d, counted drops %d, LOSSES %d, max recovery %d s" % (
-        tot["records"], tot["delivered"], tot["duplicates"], tot["dropped"], tot["losses"],
-        tot["max_recover_ms"] // 1000))
+    lines.append("records %d, delivered %d, duplicates %d, counted drops %d (queue full) + %d (flash full, RAM), "
+                 "lost in RAM at a reset %d, LOSSES %d, max recovery %d s" % (
+                     tot["records"], tot["delivered"], tot["duplicates"], tot["dropped"], tot["ram_dropped"],
+                     tot["ram_lost_at_reset"], tot["losses"], tot["max_recover_ms"] // 1000))
     return "\n".join(lines)
 
 

@@ -119,7 +119,7 @@ def error_name(code):
     if c is not CmqttError and c is not ConnectionRefused and c is not TlsError:
         return c.__name__
     out = []
-    for w in codes.cmqtt_meaning(code).replace(":", " ").replace("-", " ").split():
+    for w in (codes.cmqtt_meaning(code) or "").replace(":", " ").replace("-", " ").split():
         out.append(w[0].upper() + w[1:])
     return "".join(out)
 

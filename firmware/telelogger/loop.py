@@ -12,6 +12,9 @@ from core.compat import Clock
 # STATIONARY_TIME_TABLE {10, 60} s): (stationary ms, record interval multiplier), longest first.
 STATIONARY_TIERS = ((60000, 5), (10000, 2))
 
+# Records kept in RAM while the flash refuses writes (full): beyond this the oldest is dropped, counted.
+UNSAVED_MAX = 16
+
 RUN = "run"
 FLUSH = "flush"
 STANDBY = "standby"
@@ -115,6 +118,7 @@ class Telelogger:
         self.state = RUN
         self.utc_offset_ms = None  # utc_ms - mono_ms, once GNSS or network time is known
         self.pending = {}  # key -> value for the record being built
+        self.unsaved = []  # encoded records a failed flash write left in RAM, oldest first
         self.last = {}  # latest value per key, for status/progress
         self.last_send = 0
         self.flush_req = False
@@ -139,7 +143,7 @@ class Telelogger:
             "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
             "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
             "acked_seq": None, "last_seq": None, "last_bytes": 0, "standby": 0, "wakes": 0, "heartbeats": 0,
-            "cmds": 0, "status": 0, "wdt_feeds": 0,
+            "cmds": 0, "status": 0, "wdt_feeds": 0, "store_errors": 0, "unsaved_dropped": 0,
         }
 
     # ---- helpers ----
@@ -185,19 +189,33 @@ class Telelogger:
 
     # ---- records ----
     def build_record(self):
-        """Turn the samples gathered since the last record into one stored record -> seq."""
-        if not self.pending:
-            return None
-        samples = sorted(self.pending.items())
-        self.pending = {}
-        now = self.now()
-        if self.utc_offset_ms is not None:
-            rec = self.codec.encode_record(now + self.utc_offset_ms, True, samples)
-        else:
-            rec = self.codec.encode_record(now, False, samples, self.boot)
-        seq = self.store.append(rec)
-        self.counters["records"] += 1
-        self.counters["last_seq"] = seq
+        """Turn the samples gathered since the last record into one stored record -> seq of the last
+        record stored. A failed flash write (full, I/O error) keeps the record in RAM (up to UNSAVED_MAX,
+        oldest first out, counted in counters['unsaved_dropped']) and re-raises; the next call stores
+        the kept records first, in order."""
+        if self.pending:
+            samples = sorted(self.pending.items())
+            self.pending = {}
+            now = self.now()
+            if self.utc_offset_ms is not None:
+                rec = self.codec.encode_record(now + self.utc_offset_ms, True, samples)
+            else:
+                rec = self.codec.encode_record(now, False, samples, self.boot)
+            self.unsaved.append(rec)
+        seq = None
+        u = self.unsaved
+        while u:
+            try:
+                seq = self.store.append(u[0])
+            except Exception:
+                self.counters["store_errors"] += 1
+                while len(u) > UNSAVED_MAX:
+                    u.pop(0)
+                    self.counters["unsaved_dropped"] += 1
+                raise
+            u.pop(0)
+            self.counters["records"] += 1
+            self.counters["last_seq"] = seq
         return seq
 
     async def record_task(self):

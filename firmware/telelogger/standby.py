@@ -116,7 +116,10 @@ async def enter(t):
     t.note("info", "standby: %s V, stationary %d s", sb.voltage, sb.stationary_for(t.now()) // 1000)
     t.counters["standby"] += 1
     t.state = "flush"
-    t.build_record()
+    try:
+        t.build_record()
+    except Exception as e:  # flash full: the record stays in RAM (loop.build_record), standby goes on
+        t.note("error", "store append failed: %s", e)
     await t.drain(t.flush_ms)
     try:
         if t.pub.connected():

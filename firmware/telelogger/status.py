@@ -14,6 +14,7 @@ def status(t):
     return {
         "id": t.device_id, "state": t.state, "standby": t.state != RUN, "uptime_ms": t.now(),
         "queue": t.store.pending(), "dropped": getattr(t.store, "dropped", 0),
+        "unsaved_dropped": c.get("unsaved_dropped", 0), "store_errors": c.get("store_errors", 0),
         "records": c["records"], "sent": c["sent"], "reconnects": c["reconnects"],
         "send_errors": c["send_errors"], "obd_errors": c["obd_errors"],
         "signal": t.last.get(K_SIGNAL), "voltage": t.last.get(K_BATTERY),

@@ -117,3 +117,40 @@ async def test_records_slow_down_while_parked():
     await stop(parked, clk)
     # 1 s for 10 s, 2 s until 60 s, then 5 s (official intervals): ~10 + 25 + 12
     assert 40 <= parked.counters["records"] <= 55, parked.counters["records"]
+
+
+def test_flash_full_keeps_records_in_ram_in_order_and_counts_overflow():
+    import json
+
+    from loopfakes import make
+
+    from telelogger import loop, status
+
+    t, clk, pub, store, obd = make()
+    real = store.append
+    full = [True]
+
+    def append(rec):
+        if full[0]:
+            raise OSError(28, "ENOSPC")
+        return real(rec)
+
+    store.append = append
+    n = loop.UNSAVED_MAX + 3
+    for i in range(n):
+        t.sample(0x10C, 1000 + i)
+        try:
+            t.build_record()
+            raise AssertionError("append on a full flash must raise")
+        except OSError:
+            pass
+    assert store.recs == [] and len(t.unsaved) == loop.UNSAVED_MAX
+    assert t.counters["store_errors"] == n and t.counters["unsaved_dropped"] == 3
+    st = status.status(t)
+    assert st["unsaved_dropped"] == 3 and st["store_errors"] == n
+    full[0] = False
+    t.sample(0x10C, 5000)
+    seq = t.build_record()
+    vals = [json.loads(r)[2][0][1] for _, r in store.recs]
+    assert vals == [1000 + i for i in range(3, n)] + [5000], vals  # oldest first, only the counted 3 gone
+    assert seq == store.recs[-1][0] and t.counters["records"] == len(vals) and t.unsaved == []
