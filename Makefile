@@ -7,9 +7,14 @@ BIN := $(VENV)/bin
 PORT ?= /dev/ttyUSB0
 BOARD ?= oneplus-b
 DURATION ?= 60
+CUT ?= 20:10
+CONFIG ?=
+SECRETS ?=
+DEPLOY_ARGS ?=
+LOG ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv test test-fast test-mpy lint typecheck build deploy repl logs sim bench soak clean
+.PHONY: venv test test-mpy lint typecheck build deploy repl logs check doctor sim bench soak clean
 
 $(VENV)/.installed: requirements-dev.txt scripts/setup_host.sh
 	bash scripts/setup_host.sh $(VENV)
@@ -36,7 +41,7 @@ build: venv
 	$(PY) scripts/build.py
 
 deploy: build
-	$(PY) scripts/deploy.py --port $(PORT) --board $(BOARD)
+	$(PY) scripts/deploy.py --port $(PORT) --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) $(if $(SECRETS),--secrets $(SECRETS)) $(DEPLOY_ARGS)
 
 repl: venv
 	$(BIN)/mpremote connect $(PORT) repl
@@ -44,8 +49,17 @@ repl: venv
 logs: venv
 	$(PY) scripts/deploy.py --port $(PORT) --logs
 
+## board bring-up check on the device over USB (after make deploy)
+check: venv
+	$(PY) scripts/hwcheck.py --port $(PORT)
+
+## explain a modem transcript: make doctor LOG=modem.log
+doctor: venv
+	$(PY) scripts/at_doctor.py $(LOG)
+
+## the main job: the telelogger against simulated modem/vehicle/GNSS and a real broker
 sim: venv
-	$(PY) scripts/sim.py --duration $(DURATION)
+	$(PY) scripts/sim.py --duration $(DURATION) $(if $(CUT),--cut-network $(CUT))
 
 bench: build
 	$(PY) scripts/bench.py
