@@ -1,41 +1,67 @@
-"""scripts/hwcheck.py against the SIM7600 simulator, elm327-emulator and a tiny fake Freematics
-co-processor (ATI -> "OBD2USART V1.4")."""
+"""The bring-up check (firmware/hwcheck.py, wrapped by scripts/hwcheck.py) against the SIM7600 simulator,
+the elm327-emulator and a tiny fake Freematics co-processor (ATI -> "OBD2USART V1.x"):
+  - host mode (CPython, in-process: scripts/hwcheck.py --modem/--obd builds a HostBoard),
+  - the firmware module under the real MicroPython (imported as .mpy from the compile cache),
+  - --port mode: mpremote drives a MicroPython REPL behind a pty (the board over USB), which runs the check.
+"""
 import io
 import os
 import select
+import shutil
+import subprocess
 import sys
 import threading
 import tty
 
 import pytest
 
-from mphost import ROOT
+from mphost import ROOT, firmware_path, micropython_bin, run_mp
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import hwcheck  # noqa: E402
+import hwcheck  # noqa: E402  scripts/hwcheck.py
 from peers.elm_peer import ElmPeer  # noqa: E402
 from peers.sim7600 import Sim7600, SimPty  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "firmware"))
 from modem import codes  # noqa: E402
 
+fw = hwcheck.fw  # firmware/hwcheck.py as loaded by the wrapper
 FAST = ["--timeout", "3", "--reg-timeout", "5", "--gnss-timeout", "5"]
+ITEMS = ("board file", "board model", "modem", "modem model", "SIM", "signal", "registration", "GNSS fix", "OBD protocol", "battery")
+STATUSES = ("PASS", "FAIL", "WARN", "SKIP", "INFO")
+MP_HEAP = "256K"  # the 64-bit host port holds the .mpy bytecode on its heap (measured minimum: 192K)
+MPREMOTE = os.path.join(os.path.dirname(sys.executable), "mpremote")
+
+
+def parse(text):
+    """{name: (status, detail, fix)} from the check's lines (first line per name; 'board file' may repeat)."""
+    lines = {}
+    for ln in text.splitlines():
+        status = ln[:4]
+        if status not in STATUSES or ln[4:6] != "  ":
+            continue
+        name = ln[6 : 6 + fw.NAME_W].strip()
+        assert name in ITEMS, ln
+        rest = ln[6 + fw.NAME_W + 1 :]
+        detail, _, fix = rest.partition("  fix: ")
+        lines.setdefault(name, (status, detail, fix or None))
+    return lines
 
 
 def run(*args):
     out = io.StringIO()
     rc = hwcheck.main(list(args), out=out)
     text = out.getvalue()
-    lines = {}
-    for ln in text.splitlines():
-        parts = ln.split(None, 1)
-        if parts and parts[0] in ("PASS", "FAIL", "WARN", "SKIP", "INFO"):
-            status, rest = parts[0], parts[1]
-            for name in ("board model", "board file", "modem", "model", "SIM", "signal", "registration", "GNSS fix", "OBD protocol", "battery"):
-                if rest.startswith(name + " ") and name not in lines:
-                    lines[name] = (status, rest[len(name) :].strip())
-                    break
-    return rc, text, lines
+    return rc, text, parse(text)
+
+
+def run_micropython(tmp_path, *args):
+    """firmware/hwcheck.main() under the host MicroPython (HostBoard from the --modem/--obd args)."""
+    script = tmp_path / "hwcheck_main.py"
+    script.write_text("import hwcheck\nprint('FAILED', hwcheck.main())\n")
+    out = run_mp(str(script), list(args), heap=MP_HEAP, timeout=180, check=False)
+    assert "Traceback" not in out, out
+    return out, parse(out)
 
 
 @pytest.fixture
@@ -43,7 +69,8 @@ def sim():
     made = []
 
     def make(**kw):
-        s = Sim7600(ready=True, time_scale=0.01, **kw)
+        kw.setdefault("ready", True)
+        s = Sim7600(time_scale=0.01, **kw)
         p = SimPty(s)
         made.append((s, p))
         return s, p
@@ -63,9 +90,8 @@ def elm():
 class FakeCoproc:
     """A pty answering like the ONE+ co-processor with the engine off."""
 
-    REPLIES = {b"ATI": b"OBD2USART V1.4", b"ATZ": b"OBD2USART V1.4", b"ATE0": b"OK", b"ATH0": b"OK", b"ATRV": b"12.4V"}
-
-    def __init__(self):
+    def __init__(self, ati=b"OBD2USART V1.4"):
+        self.replies = {b"ATI": ati, b"ATZ": ati, b"ATE0": b"OK", b"ATH0": b"OK", b"ATRV": b"12.4V"}
         self.m, self.s = os.openpty()
         tty.setraw(self.s)
         self.path = os.ttyname(self.s)
@@ -85,7 +111,7 @@ class FakeCoproc:
                 return
             while b"\r" in buf:
                 cmd, buf = buf.split(b"\r", 1)
-                reply = self.REPLIES.get(cmd.strip().upper(), b"NO DATA")
+                reply = self.replies.get(cmd.strip().upper(), b"NO DATA")
                 os.write(self.m, reply + b"\r\r>")
 
     def close(self):
@@ -95,26 +121,31 @@ class FakeCoproc:
         os.close(self.s)
 
 
+# ---- host mode (CPython) -------------------------------------------------------------------------
+
+
 def test_everything_passes_on_simulators(sim, elm):
     s, p = sim()
     s.set_position(48.137, 11.575)
-    rc, text, lines = run("--modem", p.path, "--obd", elm.path, "--board", "esp32-sim7600", *FAST)
-    for name in ("modem", "model", "SIM", "signal", "registration", "GNSS fix", "OBD protocol", "battery"):
+    rc, text, lines = run("--modem", p.path, "--obd", elm.path, *FAST)
+    for name in ("modem", "modem model", "SIM", "signal", "registration", "GNSS fix", "OBD protocol", "battery"):
         assert lines[name][0] == "PASS", text
-    assert lines["board model"][0] == "INFO" and "ELM327" in lines["board model"][1]  # generic adapter, example board
-    assert "48.13700, 11.57500" in lines["GNSS fix"][1]
-    assert "MQTT over SSL possible" in lines["model"][1]
+    assert lines["board model"][0] == "INFO" and "ELM327" in lines["board model"][1]  # generic adapter, no --board
+    assert "board file" not in lines  # no --board: nothing to say about a board file
+    assert "48.13700, 11.57500" in lines["GNSS fix"][1] and "modem GNSS" in lines["GNSS fix"][1]
+    assert "MQTT over SSL possible" in lines["modem model"][1]
     assert "dBm" in lines["signal"][1] and "V (ATRV)" in lines["battery"][1]
     assert "PIDs supported" in lines["OBD protocol"][1]
+    assert all(fix is None for _, _, fix in lines.values())
     assert rc == 0, text
-    assert "0 failed" in text
+    assert "hwcheck: 8 checks, 0 failed" in text
 
 
 def test_firmware_without_ssl_fails_with_the_fix(sim):
     s, p = sim(firmware=codes.FIRMWARE_NO_SSL[0] + "-H")
     rc, text, lines = run("--modem", p.path, "--gnss", "none", *FAST)
-    assert lines["model"][0] == "FAIL" and "no MQTT over SSL" in lines["model"][1], text
-    assert codes.FIRMWARE_NO_SSL_FIX in text
+    assert lines["modem model"][0] == "FAIL" and "no MQTT over SSL" in lines["modem model"][1], text
+    assert lines["modem model"][2] == codes.FIRMWARE_NO_SSL_FIX
     assert lines["GNSS fix"][0] == "SKIP"
     assert rc == 1
 
@@ -123,9 +154,30 @@ def test_no_gnss_fix_and_no_registration(sim):
     s, p = sim(network="denied")
     rc, text, lines = run("--modem", p.path, "--timeout", "3", "--reg-timeout", "3", "--gnss-timeout", "1")
     assert lines["registration"][0] == "FAIL" and "denied" in lines["registration"][1], text
+    assert "refused this SIM" in lines["registration"][2]
     assert lines["GNSS fix"][0] == "FAIL" and "no fix" in lines["GNSS fix"][1]
-    assert "fix: GNSS antenna" in text
+    assert lines["GNSS fix"][2].startswith("GNSS antenna")
     assert lines["board model"][0] == "SKIP" and "--obd" in lines["board model"][1]
+    assert rc == 1
+
+
+def test_sim_pin_from_the_command_line(sim):
+    s, p = sim(ready=False, sim_pin="1234")  # boots, then asks for the PIN
+    rc, text, lines = run("--modem", p.path, "--gnss", "none", "--sim-pin", "1234", *FAST)
+    assert lines["SIM"] == ("PASS", "ready", None), text
+    assert lines["registration"][0] == "PASS"
+    rc, text, lines = run("--modem", p.path, "--gnss", "none", "--sim-pin", "0000", *FAST)
+    assert lines["SIM"][0] == "PASS", text  # already unlocked: the PIN is not asked again
+    assert rc == 0
+
+
+def test_wrong_sim_pin_fails_with_its_fix(sim):
+    s, p = sim(sim_pin="1234")
+    s._cpin = "SIM PIN"  # a ready module whose SIM still waits for its PIN (as after a SIM swap)
+    rc, text, lines = run("--modem", p.path, "--gnss", "none", "--sim-pin", "9999", *FAST)
+    assert lines["SIM"][0] == "FAIL" and "PIN refused" in lines["SIM"][1], text
+    assert "after 3 the SIM needs its PUK" in lines["SIM"][2]
+    assert lines["registration"][0] == "SKIP"
     assert rc == 1
 
 
@@ -138,10 +190,33 @@ def test_silent_modem_fails_and_dependents_are_not_checked():
         os.close(m)
         os.close(s)
     assert lines["modem"][0] == "FAIL" and "no answer to AT" in lines["modem"][1], text
-    assert "fix: power the modem on" in text
-    for name in ("model", "SIM", "signal", "registration", "GNSS fix"):
-        assert lines[name] == ("SKIP", "not checked (modem not answering)"), (name, text)
+    assert lines["modem"][2].startswith("power the modem on")
+    for name in ("modem model", "SIM", "signal", "registration", "GNSS fix"):
+        assert lines[name] == ("SKIP", "not checked (modem not answering)", None), (name, text)
     assert rc == 1
+
+
+def test_modem_off_is_powered_on_with_the_power_key(sim):
+    # The ESP32 path: the modem is silent until the power key (a HostBoard fake pin wired to the
+    # simulator's PWRKEY) is pulsed by modem.power.ModemPower.
+    from board import load_board
+    from board.host import HostBoard
+
+    s, p = sim(ready=False, powered=False)
+    board = HostBoard(load_board("oneplus-b"), modem=p.path)
+    board.modem_power_pin()
+    board.fake_pin("modem_power").listeners.append(lambda level, t: s.power_key(level))
+    out = []
+    try:
+        items = fw.asyncio.run(fw.run(board, None, out.append, timeout_ms=5000, reg_timeout_ms=5000, gnss="none", power_on=True))
+    finally:
+        board.close()
+    lines = parse("\n".join(out))
+    assert lines["modem"][0] == "PASS" and "powered on with 1 power-key pulse(s)" in lines["modem"][1], out
+    assert s.power == "on" and s.counters["boots"] == 1
+    for name in ("modem model", "SIM", "signal", "registration"):
+        assert lines[name][0] == "PASS", out
+    assert [i for i in items if i[0] == "FAIL"] == []
 
 
 def test_freematics_coproc_devtype_matches_board():
@@ -150,17 +225,36 @@ def test_freematics_coproc_devtype_matches_board():
         rc, text, lines = run("--obd", fc.path, "--board", "oneplus-b", "--timeout", "2")
         assert lines["board model"][0] == "PASS", text
         assert "devType 14" in lines["board model"][1] and "oneplus-b" in lines["board model"][1]
-        assert lines["battery"] == ("PASS", "12.4 V (ATRV)")
-        assert lines["OBD protocol"][0] == "FAIL" and "fix: ignition on" in text  # engine off: no ECU
+        assert lines["battery"] == ("PASS", "12.4 V (ATRV)", None)
+        assert lines["OBD protocol"][0] == "FAIL" and lines["OBD protocol"][2].startswith("ignition on")  # engine off
         assert lines["board file"][0] == "INFO" and "modem_power" in lines["board file"][1]
+        assert lines["modem"] == ("SKIP", "not checked: no --modem PATH", None)
         rc, text, lines = run("--obd", fc.path, "--board", "oneplus-h", "--timeout", "2")
-        assert lines["board model"][0] == "FAIL" and "deploy with --board oneplus-b" in text, text
+        assert lines["board model"][0] == "FAIL" and "redeploy with --board oneplus-b" in lines["board model"][2], text
+        assert rc == 1
     finally:
         fc.close()
 
 
+def test_devtype_overrides_are_applied_before_the_modem_is_opened():
+    fc = FakeCoproc(b"OBD2USART V1.3")  # model B devType 13: modem on RX 32 / TX 33
+    try:
+        out = io.StringIO()
+        a = hwcheck.parse(["--obd", fc.path, "--board", "oneplus-b", "--timeout", "2"])
+        board = hwcheck.host_board(a)
+        assert board.desc["modem"]["rx"] == 35
+        items = fw.asyncio.run(fw.run(board, None, lambda ln: print(ln, file=out), timeout_ms=2000, power_on=False))
+        board.close()
+    finally:
+        fc.close()
+    text = out.getvalue()
+    assert ("PASS", "board model") == items[1][:2], text
+    assert "devType 13 overrides applied to: modem, gnss" in text
+    assert board.desc["modem"]["rx"] == 32 and board.desc["modem"]["tx"] == 33
+
+
 def test_missing_driver_reports_not_checked(monkeypatch, elm):
-    monkeypatch.setitem(sys.modules, "obdii.obd", None)  # as if obdii/obd.py did not exist yet
+    monkeypatch.setitem(sys.modules, "obdii.obd", None)  # as if obdii/obd.py were not deployed
     rc, text, lines = run("--obd", elm.path, "--timeout", "2")
     assert lines["board model"][0] == "SKIP" and "not checked: obdii.obd not available" in lines["board model"][1], text
     assert lines["OBD protocol"][0] == "SKIP"
@@ -168,6 +262,129 @@ def test_missing_driver_reports_not_checked(monkeypatch, elm):
     assert rc == 0  # nothing failed, but nothing passed either
 
 
-def test_needs_a_port():
+def test_arguments():
     with pytest.raises(SystemExit):
         hwcheck.parse([])
+    with pytest.raises(SystemExit):
+        hwcheck.parse(["--port", "/dev/ttyUSB0", "--modem", "/dev/ttyUSB2"])
+    a = hwcheck.parse(["--port", "/dev/ttyUSB0", "--timeout", "5", "--gnss", "modem", "--mpremote-args", "resume"])
+    cmd = hwcheck.port_command(a)
+    assert cmd[1:4] == ["connect", "/dev/ttyUSB0", "resume"] and cmd[4] == "exec"
+    assert cmd[5] == "import hwcheck; hwcheck.main(timeout_ms=5000, reg_timeout_ms=60000, gnss_timeout_ms=60000, gnss='modem')"
+
+
+# ---- the firmware module under MicroPython ---------------------------------------------------------
+
+
+def test_micropython_everything_passes(tmp_path, sim, elm):
+    s, p = sim()
+    s.set_position(48.137, 11.575)
+    out, lines = run_micropython(tmp_path, "--modem", p.path, "--obd", elm.path, *FAST)
+    for name in ("modem", "modem model", "SIM", "signal", "registration", "GNSS fix", "OBD protocol", "battery"):
+        assert lines[name][0] == "PASS", out
+    assert lines["board model"][0] == "INFO" and "ELM327" in lines["board model"][1]
+    assert "48.13700, 11.57500" in lines["GNSS fix"][1]
+    assert "hwcheck: 8 checks, 0 failed" in out and "FAILED 0" in out
+    # one line per item, in the documented order
+    names = [ln[6 : 6 + fw.NAME_W].strip() for ln in out.splitlines() if ln[:4] in STATUSES and ln[4:6] == "  "]
+    assert names == ["board model", "modem", "modem model", "SIM", "signal", "registration", "GNSS fix", "OBD protocol", "battery"]
+
+
+def test_micropython_old_firmware_and_pin_and_denied(tmp_path, sim):
+    s, p = sim(firmware="LE11B02SIM7500A", network="denied")
+    out, lines = run_micropython(tmp_path, "--modem", p.path, "--gnss", "none", *FAST)
+    assert lines["modem"][0] == "PASS", out
+    assert lines["modem model"] == ("FAIL", "SIMCOM_SIM7600E, firmware LE11B02SIM7500A: no MQTT over SSL", codes.FIRMWARE_NO_SSL_FIX), out
+    assert lines["SIM"][0] == "PASS"
+    assert lines["registration"][0] == "FAIL" and "denied" in lines["registration"][1] and lines["registration"][2]
+    assert lines["GNSS fix"][0] == "SKIP" and lines["board model"][0] == "SKIP"
+    fails = [n for n, v in lines.items() if v[0] == "FAIL"]
+    assert all(lines[n][2] for n in fails)  # every failure comes with its fix
+    assert "FAILED %d" % len(fails) in out  # the simulator reports CSQ 99 while denied: signal may fail too
+
+    s2, p2 = sim(ready=False, sim_pin="1234")  # the SIM asks for a PIN, config has none
+    out, lines = run_micropython(tmp_path, "--modem", p2.path, "--gnss", "none", *FAST)
+    assert lines["SIM"][0] == "FAIL" and "asks for a PIN" in lines["SIM"][1], out
+    assert lines["SIM"][2].startswith("set cellular.sim_pin in config.json")
+    assert lines["registration"] == ("SKIP", "not checked (SIM not ready)", "fix the SIM first")
+    assert lines["modem model"][0] == "PASS"
+    assert "FAILED 1" in out or "FAILED 2" in out  # signal may be unknown (CSQ 99) without a SIM: SKIP, not PASS
+    assert lines["signal"][0] in ("PASS", "SKIP")
+
+
+# ---- --port: the check runs on the board through mpremote -------------------------------------------
+
+
+class ReplOverPty:
+    """The unix MicroPython REPL on a raw pty A, bridged to a raw pty B that mpremote opens (with
+    `resume`: a soft reset would end the unix interpreter). See shared/reference/host-tooling.md."""
+
+    def __init__(self, cwd, micropypath):
+        self.ma, sa = os.openpty()
+        tty.setraw(sa)
+        self.mb, self.sb = os.openpty()
+        tty.setraw(self.sb)
+        env = dict(os.environ)
+        env["MICROPYPATH"] = micropypath
+        self.proc = subprocess.Popen([micropython_bin(), "-X", "heapsize=%s" % MP_HEAP], stdin=sa, stdout=sa, stderr=sa,
+                                     cwd=str(cwd), env=env, close_fds=True)
+        os.close(sa)
+        self.port = os.ttyname(self.sb)
+        self._stop = False
+        self._t = threading.Thread(target=self._pump, daemon=True)
+        self._t.start()
+
+    def _pump(self):
+        while not self._stop:
+            try:
+                r, _, _ = select.select([self.ma, self.mb], [], [], 0.1)
+                for fd in r:
+                    data = os.read(fd, 4096)
+                    os.write(self.mb if fd == self.ma else self.ma, data)
+            except OSError:
+                return
+
+    def exec(self, code):
+        p = subprocess.run([MPREMOTE, "connect", self.port, "resume", "exec", code], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p.stdout
+
+    def close(self):
+        self._stop = True
+        self._t.join(2)
+        self.proc.kill()
+        self.proc.wait(10)
+        for fd in (self.ma, self.mb, self.sb):
+            os.close(fd)
+
+
+def test_port_runs_the_check_on_the_board(tmp_path, sim, elm):
+    s, p = sim()
+    s.set_position(48.137, 11.575)
+    fs = tmp_path / "boardfs"
+    fs.mkdir()
+    shutil.copy(os.path.join(ROOT, "boards", "esp32-sim7600.json"), fs / "board.json")  # as deploy.py writes it
+    repl = ReplOverPty(fs, ":".join([firmware_path(), ".frozen"]))
+    try:
+        # the unix "board" has no UARTs: its HostBoard takes the serial paths from sys.argv
+        repl.exec("import sys; sys.argv[:] = ['board', '--modem', %r, '--obd', %r]" % (p.path, elm.path))
+        rc, text, lines = run("--port", repl.port, "--mpremote-args", "resume", "--mpremote", MPREMOTE, *FAST)
+    finally:
+        repl.close()
+    for name in ("modem", "modem model", "SIM", "signal", "registration", "GNSS fix", "OBD protocol", "battery"):
+        assert lines[name][0] == "PASS", text
+    assert lines["board file"][0] == "INFO" and "esp32-sim7600" in lines["board file"][1]  # /board.json was read
+    assert "hwcheck: 8 checks, 0 failed" in text
+    assert rc == 0
+
+
+def test_port_without_the_firmware_says_deploy(tmp_path):
+    fs = tmp_path / "emptyfs"
+    fs.mkdir()
+    repl = ReplOverPty(fs, ".frozen")
+    try:
+        rc, text, lines = run("--port", repl.port, "--mpremote-args", "resume", "--mpremote", MPREMOTE, "--timeout", "2")
+    finally:
+        repl.close()
+    assert rc == 2, text
+    assert "deploy it first" in text and "scripts/deploy.py --port" in text
