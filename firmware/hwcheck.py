@@ -653,6 +653,8 @@ def main(argv=None, board=None, cfg=None, timeout_ms=10000, reg_timeout_ms=60000
             cfg = config.load(cfg_path, _arg(argv, "--secrets"))
         elif not host:
             cfg = _load_cfg(out)
+    if sys.implementation.name == "micropython":
+        asyncio.new_event_loop()  # drop tasks left by an interrupted telelogger (Ctrl-C from mpremote)
     try:
         items = asyncio.run(run(board, cfg, out, timeout_ms, reg_timeout_ms, gnss_timeout_ms, power_on, gnss, known))
     finally:
