@@ -124,33 +124,6 @@ def error_name(code):
     return "".join(out)
 
 
-class _DataTap:
-    """Stream pass-through that tells whether the data of a '>' command was really written after its
-    command line (the engine returns normally when a final result beat the prompt, data unsent)."""
-
-    def __init__(self, s, cmd, n):
-        self.s = s
-        self.line = cmd.encode() + b"\r"
-        self.n = n
-        self.after = -1  # bytes written after the command line (-1: line not written yet)
-
-    def readinto(self, buf):
-        return self.s.readinto(buf)
-
-    def write(self, b):
-        if len(b) == len(self.line) and bytes(b) == self.line:
-            self.after = 0
-        elif self.after >= 0:
-            self.after += len(b)
-        return self.s.write(b)
-
-    def close(self):
-        self.s.close()
-
-    def written(self):
-        return self.after == self.n
-
-
 def cmqtt_error(op, code, detail=None):
     return error_class(code)(op, code, detail)
 
@@ -395,21 +368,9 @@ class Cmqtt:
                 if result is not None:
                     kw["result"] = result
                     kw["result_timeout_ms"] = result_timeout_ms or 120000
-                if data is None:
-                    r = await self.at.cmd(cmd, **kw)
-                else:
-                    tap = _DataTap(self.at.stream, cmd, len(data))
-                    self.at.stream = tap
-                    try:
-                        r = await self.at.cmd(cmd, **kw)
-                    finally:
-                        self.at.stream = tap.s
-                if data is not None and not tap.written():
-                    # a final result (noise forming 'OK') came before the '>' prompt: the data was never
-                    # written and the module may still wait for it. Taking this OK as success would
-                    # publish an empty/old payload and ack the batch. Fail and re-synchronise instead.
-                    self.at._resync = True
-                    raise cmqtt_error(op, 1, "%s completed before the '>' prompt: data not sent" % cmd)
+                # a final result before the '>' prompt (noise forming 'OK') raises at.engine.ATNoPrompt:
+                # the data was never written, so it must not pass as a topic/payload (error 1 below)
+                r = await self.at.cmd(cmd, **kw)
                 code = None
                 if result is not None:
                     code = _parse_code(r.result)
