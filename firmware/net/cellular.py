@@ -311,6 +311,26 @@ async def mqtt_heartbeat(modem_stream, cfg, clock=None, count=1, topic=None, pay
         at.stop()
 
 
+def read_certs(certs):
+    """secrets.json names certificate files on the device ({"ca": "certs/ca.pem", ...}); the modem
+    needs their bytes (AT+CCERTDOWN). Empty entries are left out; bytes are passed through; a file
+    that cannot be read is a NetError naming the role and the path, before anything is sent."""
+    out = {}
+    for role in ("ca", "cert", "key"):
+        v = (certs or {}).get(role)
+        if not v:
+            continue
+        if isinstance(v, (bytes, bytearray)):
+            out[role] = bytes(v)
+            continue
+        try:
+            with open(v, "rb") as f:
+                out[role] = f.read()
+        except OSError as e:
+            raise NetError("certs.%s: cannot read %s (%s)" % (role, v, e))
+    return out
+
+
 def from_config(at, cfg, clock=None, log=None):
     """Build a CellularPublisher from the telelogger config dict (see ARCHITECTURE.md)."""
     b = cfg.get("broker", {})
@@ -329,7 +349,7 @@ def from_config(at, cfg, clock=None, log=None):
         user=cfg.get("mqtt_user") or None,
         password=cfg.get("mqtt_pass") or None,
         ssl_ctx=cell.get("ssl_ctx", 0),
-        certs=cfg.get("certs") if tls else None,
+        certs=read_certs(cfg.get("certs")) if tls else None,
         modem_cfg=mcfg,
         log=log,
     )
