@@ -9,10 +9,7 @@
 # (acked-up-to seq + dropped counter, replaced atomically by writing "state.tmp" then rename).
 # Record on flash: magic 0xA7, u16 length, u32 seq, u32 CRC32 (header bytes 0..6 + payload),
 # payload. Segments are never rewritten, except once at open to cut a torn last record.
-try:
-    from binascii import crc32 as _crc32
-except ImportError:  # pragma: no cover
-    _crc32 = None
+from binascii import crc32 as _crc32  # every port we run on has it (ESP32, unix, CPython)
 
 try:
     import os
@@ -97,6 +94,7 @@ class Store:
         self._next = 1
         self._cursor = None  # (first_seq of segment, offset, seq at offset) for peek
         self._bad = {}  # first_seq -> offset of a damaged record found by peek (read stops there)
+        self._roll = False  # a write failed in the active segment: the next append starts a new one
         self._open()
 
     # ------------------------------------------------------------ paths and state
@@ -250,16 +248,27 @@ class Store:
             if len(self._segs) == 1:
                 self._close_active()
             self._drop_oldest()
-        if not self._segs or (self._segs[-1][1] > 0 and self._segs[-1][1] + need > self.segment_bytes):
+        if not self._segs or self._roll or (self._segs[-1][1] > 0 and self._segs[-1][1] + need > self.segment_bytes):
             self._close_active()
+            self._roll = False
             self._segs.append([self._next, 0])
         seg = self._segs[-1]
         if self._f is None:
             self._f = self.fs.open(self._p(self._seg_name(seg[0])), "ab")
         seq = self._next
         h = _hdr(seq, record)
-        self._f.write(h + record)  # one write: header and payload land together
-        self._sync(self._f)
+        try:
+            self._f.write(h + record)  # one write: header and payload land together
+            self._sync(self._f)
+        except OSError:
+            # flash full or a write error: part of the record may be in the file. A reader stops at a
+            # damaged record, so nothing may follow it in this segment: the next record starts a new one.
+            self._roll = True
+            try:
+                self._close_active()
+            except OSError:
+                self._f = None
+            raise
         seg[1] += need
         self._next = seq + 1
         return seq

@@ -299,3 +299,57 @@ def test_damage_found_by_peek_is_skipped_and_not_pending():
         q.close()
     finally:
         _rmtree(d)
+
+
+class _FullOnce:
+    """A file that writes only part of the next write, then raises ENOSPC (flash full)."""
+
+    def __init__(self, f, fs):
+        self.f = f
+        self.fs = fs
+
+    def write(self, b):
+        if self.fs.fail:
+            self.fs.fail = False
+            self.f.write(bytes(b)[: len(b) // 2])
+            raise OSError(28)  # ENOSPC
+        return self.f.write(b)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.f.close()
+
+
+class _FlakyFS(S.PosixFS):
+    def __init__(self):
+        self.fail = False
+
+    def open(self, path, mode):
+        f = S.PosixFS.open(self, path, mode)
+        return _FullOnce(f, self) if mode == "ab" else f
+
+
+def test_partial_write_never_hides_later_records():
+    d = _tmpdir()
+    try:
+        fs = _FlakyFS()
+        q = Store(d, 65536, 4096, fs=fs)
+        for i in range(3):
+            q.append(_rec(i))
+        fs.fail = True
+        raises(OSError, q.append, _rec(99))  # half of it reached the file
+        seqs = [q.append(_rec(i)) for i in range(3, 8)]
+        got = q.peek(100)
+        assert [p for _, p in got] == [_rec(i) for i in range(8)], got
+        assert [s for s, _ in got][3:] == seqs
+        q.close()
+        q = Store(d, 65536, 4096)  # and after a reboot
+        assert [p for _, p in q.peek(100)] == [_rec(i) for i in range(8)]
+        q.close()
+    finally:
+        _rmtree(d)
