@@ -423,7 +423,7 @@ class ATEngine:
                     self._body_timed_out()
             # a reply is due: look again soon; idle: the relaxed interval (URCs are not urgent)
             busy = self._pending is not None or self.framer.in_body() or self._waiters
-            await sleep_ms(_FAST_POLL_MS if busy else self.poll_ms)
+            await sleep_ms(self.poll_ms)
 
     def _body_timed_out(self):
         cb = self.framer._body_cb

@@ -28,6 +28,12 @@ class BoardBase:
     def has(self, role):
         return self.desc.get(ROLES.get(role, role)) is not None
 
+    def gnss_uart(self):
+        """True when a GNSS receiver is on a UART this board can open. The ONE+ descriptions
+        have a gnss section with uart null (every hardware UART is taken)."""
+        g = self.desc.get("gnss")
+        return g is not None and g.get("uart") is not None
+
     # -- streams (core.stream interface) --
     def stream(self, role):
         key = ROLES.get(role, role)

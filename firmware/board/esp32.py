@@ -6,11 +6,13 @@ from core.stream import UartStream
 
 
 class Board(BoardBase):
-    def __init__(self, desc, clock=None, machine=None):
+    def __init__(self, desc, clock=None, machine=None, network=None):
         BoardBase.__init__(self, desc, clock)
         if machine is None:
             import machine
         self._m = machine
+        self._net = network  # the `network` module (tests pass a fake); imported on first wlan()
+        self._wlan = None
 
     def _open_stream(self, role, sec):
         if sec.get("uart") is None:
@@ -42,6 +44,22 @@ class Board(BoardBase):
 
     def mac(self):
         return self._m.unique_id()  # the 6-byte efuse base MAC on the ESP32
+
+    def wlan(self):
+        """The WiFi station interface (network.WLAN(STA_IF)), active, for transport 'wifi'.
+        net.wifi.WifiPublisher joins it with secrets wifi_ssid/wifi_password and waits at most
+        its wifi_timeout_ms (20 s) for the association, raising WifiError naming the SSID."""
+        if self._wlan is None:
+            net = self._net
+            if net is None:
+                try:
+                    import network as net
+                except ImportError:
+                    raise BoardError("board %s: this MicroPython build has no `network` module (transport 'wifi' needs WiFi)" % self.name)
+            w = net.WLAN(net.STA_IF)
+            w.active(True)
+            self._wlan = w
+        return self._wlan
 
     def buzzer(self, on):
         """Buzzer on (PWM at the board's frequency, 50 % duty) or off."""

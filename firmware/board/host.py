@@ -78,8 +78,9 @@ class FakeWDT:
 
 
 class HostBoard(BoardBase):
-    def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=HOST_MAC, adc_raw=None):
+    def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=HOST_MAC, adc_raw=None, wlan=None):
         BoardBase.__init__(self, desc, clock)
+        self._wlan = wlan  # a WLAN-like test double, or None: the host's own networking
         self.paths = {"modem": modem, "coproc": obd, "gnss": gps}
         self._mac = bytes(mac)
         self.adc_raw = adc_raw  # set by tests/sims: the battery ADC reading (0..4095)
@@ -115,6 +116,15 @@ class HostBoard(BoardBase):
 
     def mac(self):
         return self._mac
+
+    def gnss_uart(self):
+        """On the host the GNSS stream is a serial path (--gps), whatever the description says."""
+        return bool(self.paths.get("gnss"))
+
+    def wlan(self):
+        """None (the host is already networked, so transport 'wifi' just opens the broker's
+        socket), or the WLAN-like object a test passed."""
+        return self._wlan
 
     def buzzer(self, on):
         self.section("buzzer")

@@ -1,9 +1,12 @@
 # Runtime shims so the same firmware runs on MicroPython (ESP32, unix) and CPython.
 # Nothing here imports `machine`: clocks and pins are passed in by the board layer.
+# Type checking (pyright + the ESP32 stubs): the CPython fallbacks below redefine MicroPython's
+# names with plain signatures, so the imports/assignments of the real ones carry targeted
+# ignores (defining the fallbacks under other names would cost RAM on the device for nothing).
 import asyncio
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
 
     def const(x):
@@ -11,7 +14,7 @@ except ImportError:  # CPython
 
 
 try:
-    from time import ticks_add, ticks_diff, ticks_ms
+    from time import ticks_add, ticks_diff, ticks_ms  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython: emulate MicroPython's wrapping millisecond ticks
     import time as _time
 
@@ -19,7 +22,8 @@ except ImportError:  # CPython: emulate MicroPython's wrapping millisecond ticks
     _TICKS_HALF = _TICKS_PERIOD // 2
 
     def ticks_ms():
-        return int(_time.monotonic() * 1000) & (_TICKS_PERIOD - 1)
+        # CPython's time.monotonic: not in the MicroPython stubs
+        return int(_time.monotonic() * 1000) & (_TICKS_PERIOD - 1)  # pyright: ignore[reportAttributeAccessIssue]
 
     def ticks_add(t, delta):
         return (t + delta) & (_TICKS_PERIOD - 1)
@@ -29,7 +33,7 @@ except ImportError:  # CPython: emulate MicroPython's wrapping millisecond ticks
 
 
 if hasattr(asyncio, "sleep_ms"):
-    sleep_ms = asyncio.sleep_ms
+    sleep_ms = asyncio.sleep_ms  # pyright: ignore[reportAssignmentType] - CPython fallback below
 else:
 
     def sleep_ms(ms):
@@ -37,7 +41,7 @@ else:
 
 
 if hasattr(asyncio, "wait_for_ms"):
-    wait_for_ms = asyncio.wait_for_ms
+    wait_for_ms = asyncio.wait_for_ms  # pyright: ignore[reportAssignmentType] - CPython fallback below
 else:
 
     def wait_for_ms(aw, ms):

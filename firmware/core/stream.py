@@ -139,10 +139,11 @@ def _is_cpython():
 
 def _set_raw(f):
     try:
-        import termios
+        # termios: CPython's, or MicroPython unix's module; neither exists on the ESP32 (ImportError below)
+        import termios  # pyright: ignore[reportMissingImports] - host-only, not in the ESP32 stubs
 
         if _is_cpython():
-            import tty
+            import tty  # pyright: ignore[reportMissingImports] - CPython-only
 
             tty.setraw(f.fileno(), termios.TCSANOW)
         else:

@@ -131,9 +131,12 @@ class Fix:
         self.updates += 1
 
     def set_time(self, h, mi, s, ms):
-        if self.hour is not None and self.year is not None:
+        ph = self.hour
+        pm = self.minute
+        ps = self.second
+        if ph is not None and pm is not None and ps is not None and self.year is not None:
             # a time-only sentence (GGA) crossing midnight before the next dated one (RMC)
-            if h * 3600 + mi * 60 + s + 43200 < self.hour * 3600 + self.minute * 60 + self.second:
+            if h * 3600 + mi * 60 + s + 43200 < ph * 3600 + pm * 60 + ps:
                 self._next_day()
         self.hour = h
         self.minute = mi
@@ -148,9 +151,12 @@ class Fix:
         self._update_epoch()
 
     def _next_day(self):
-        d = self.day + 1
+        d = self.day
         mo = self.month
         y = self.year
+        if d is None or mo is None or y is None:
+            return
+        d += 1
         if d > _MONTH_DAYS[mo - 1] or (mo == 2 and d == 29 and not is_leap(y)):
             d = 1
             mo += 1
@@ -162,12 +168,16 @@ class Fix:
         self.day = d
 
     def _update_epoch(self):
-        if self.year is None or self.hour is None:
+        y = self.year
+        mo = self.month
+        d = self.day
+        h = self.hour
+        mi = self.minute
+        s = self.second
+        if y is None or mo is None or d is None or h is None or mi is None or s is None:
             self.epoch = None
             return
-        self.epoch = days_from_epoch(self.year, self.month, self.day) * 86400 + (
-            self.hour * 3600 + self.minute * 60 + self.second
-        )
+        self.epoch = days_from_epoch(y, mo, d) * 86400 + (h * 3600 + mi * 60 + s)
 
     # --- accessors ---------------------------------------------------------------------------
     def has_position(self):

@@ -44,16 +44,14 @@ class Obd:
         """Reset and configure the adapter, then discover the supported PIDs.
         Returns the number of supported PIDs; raises ElmError if the adapter or the
         car does not answer."""
-        last = None
-        for _ in range(3):
+        for attempt in range(3):
             try:
                 lines = await self.link.query("ATZ", self.reset_ms)
                 self.banner = lines[-1] if lines else ""
                 break
-            except ElmError as e:
-                last = e
-        else:
-            raise last
+            except ElmError:
+                if attempt == 2:
+                    raise
         await self._ok("ATE0")
         await self._ok("ATH0")
         if protocol:
@@ -214,6 +212,8 @@ class Obd:
             except ElmError as ex:
                 last = ex
             self._fail()
+        if last is None:
+            raise ObdError("0902", "", "no attempt made (tries=%d)" % tries)
         raise last
 
     async def dtcs(self, mode=3):

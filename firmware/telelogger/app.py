@@ -2,6 +2,7 @@
 # scripts/host_main.py (host MicroPython / CPython against serial paths) both call run().
 #
 #   t = await build(board, cfg, store_root="/queue")   # a Telelogger, not started
+#   t, at = await assemble(board, cfg)                 # ... and the modem's ATEngine (or None)
 #   await run(board, cfg, duration_ms=None, on_progress=fn, progress_ms=3000)
 import asyncio
 
@@ -58,9 +59,26 @@ class ModemCtl:
         return await self._pw().power_on()
 
 
-def make_gnss(board, cfg, obd, at, clock):
+def gnss_source(board, cfg):
+    """The configured gnss.source, or its fallback when the board has no GNSS UART (the ONE+
+    boards: every UART is taken): the modem's GNSS with the cellular transport, else the
+    co-processor's. Returns (source, note or None)."""
     src = (cfg.get("gnss") or {}).get("source", "uart")
-    if src == "uart" and board.has("gnss"):
+    has_uart = board.gnss_uart() if hasattr(board, "gnss_uart") else board.has("gnss")
+    if src == "uart" and not has_uart:
+        alt = "modem" if cfg.get("transport", "cellular") == "cellular" else "coproc"
+        return alt, "gnss: board %s has no GNSS UART: using the %s's GNSS (set gnss.source to say so)" % (
+            getattr(board, "name", "?"), "modem" if alt == "modem" else "co-processor")
+    return src, None
+
+
+def make_gnss(board, cfg, obd, at, clock):
+    """The GNSS source for cfg gnss.source (after gnss_source's fallback), or None. `at`: the
+    modem's ATEngine (None without one: no modem GNSS)."""
+    src, note = gnss_source(board, cfg)
+    if note:
+        print(note)
+    if src == "uart":
         from gnss.sources import UartGnss
 
         try:
@@ -68,15 +86,70 @@ def make_gnss(board, cfg, obd, at, clock):
         except Exception as e:  # host without --gps: run without GNSS
             print("gnss: none (%s)" % e)
             return None
-    if src == "coproc" and obd is not None:
+    if src == "coproc":
+        if obd is None:
+            print("gnss: none (source coproc, but no co-processor link)")
+            return None
         from gnss.sources import CoprocGnss
 
         return CoprocGnss(obd.coproc_gnss)
     if src == "modem":
+        if at is None:
+            print("gnss: none (source modem, but the board has no modem)")
+            return None
         from gnss.sources import ModemGnss
 
         return _ModemGnssTask(ModemGnss(at), clock)
     return None
+
+
+def wifi_publisher(board, fc, clock, log=None):
+    """A net.wifi.WifiPublisher from the flattened config: the board provides the station
+    interface (board.wlan(): network.WLAN(STA_IF) on the ESP32, None on the host, whose own
+    networking is up); the publisher joins it with secrets wifi_ssid/wifi_password, waiting
+    at most wifi_timeout_ms, and says which network it could not join."""
+    from net.wifi import WifiPublisher
+
+    b = fc.get("broker") or {}
+    tls = bool(b.get("tls"))
+    ssid = fc.get("wifi_ssid")
+    wlan = board.wlan() if hasattr(board, "wlan") else None
+    if wlan is not None and not ssid:
+        raise ValueError("transport 'wifi' needs secrets wifi_ssid (and wifi_password)")
+    return WifiPublisher(
+        fc.get("device_id", "freematics"),
+        b.get("host", "localhost"),
+        port=b.get("port", 8883 if tls else 1883),
+        user=fc.get("mqtt_user") or None,
+        password=fc.get("mqtt_pass") or None,
+        keepalive=b.get("keepalive", 60),
+        ssl=_tls_context(fc.get("certs") or {}) if tls else None,
+        clean=b.get("clean_session", True),
+        wlan=wlan,
+        ssid=ssid,
+        wifi_password=fc.get("wifi_password"),
+        clock=clock,
+        log=log,
+    )
+
+
+def _tls_context(certs):
+    """ssl.SSLContext for umqtt over WiFi from secrets certs (paths of PEM files on the device):
+    the broker is verified against certs.ca when given; certs.cert + certs.key authenticate
+    the client."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if certs.get("ca"):
+        ctx.load_verify_locations(cafile=certs["ca"])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        if hasattr(ctx, "check_hostname"):  # CPython refuses CERT_NONE while it is on
+            ctx.check_hostname = False  # pyright: ignore[reportAttributeAccessIssue] - CPython-only, not in MicroPython's ssl
+        ctx.verify_mode = ssl.CERT_NONE
+    if certs.get("cert") and certs.get("key"):
+        ctx.load_cert_chain(certs["cert"], certs["key"])
+    return ctx
 
 
 class _ModemGnssTask:
@@ -101,8 +174,14 @@ class _ModemGnssTask:
 
 
 async def build(board, cfg, clock=None, store_root="/queue", log=None):
-    from at.engine import ATEngine
-    from net.cellular import from_config
+    """A Telelogger (not started) for the board and config. See assemble()."""
+    return (await assemble(board, cfg, clock, store_root, log))[0]
+
+
+async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
+    """-> (telelogger, at): the Telelogger (not started) and the modem's ATEngine (started;
+    None when nothing uses the modem: WiFi transport without modem GNSS). Stop `at` after the
+    telelogger."""
     from telelogger.loop import Telelogger, next_boot
     from telelogger.store import Store
 
@@ -112,11 +191,24 @@ async def build(board, cfg, clock=None, store_root="/queue", log=None):
     if dev == "auto":
         dev = board.device_id()
         fc["device_id"] = dev
-    if cfg.get("transport", "cellular") != "cellular":
-        raise ValueError("transport %r: only 'cellular' is wired in this build" % cfg.get("transport"))
-    at = ATEngine(board.stream("modem"), clock)
-    at.start()
-    pub = from_config(at, fc, clock, log=log)
+    transport = cfg.get("transport", "cellular")
+    if transport not in ("cellular", "wifi"):
+        raise ValueError("transport %r: expected 'cellular' or 'wifi'" % (transport,))
+    src, _ = gnss_source(board, cfg)
+    at = None
+    if transport == "cellular" or (src == "modem" and board.has("modem")):
+        from at.engine import ATEngine
+
+        at = ATEngine(board.stream("modem"), clock)
+        at.start()
+    modem = None
+    if at is not None and transport == "cellular":
+        from net.cellular import from_config
+
+        pub = from_config(at, fc, clock, log=log)
+        modem = ModemCtl(pub, board, clock, log)
+    else:
+        pub = wifi_publisher(board, fc, clock, log)
     obd = None
     if (cfg.get("obd") or {}).get("enabled", True) and board.has("coproc"):
         from obdii.elm import ElmLink
@@ -136,11 +228,10 @@ async def build(board, cfg, clock=None, store_root="/queue", log=None):
             return board.battery_voltage()
 
     wdt = board.wdt_start(WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
-    t = Telelogger(cfg, pub, store, obd=obd, gnss=gnss, modem=ModemCtl(pub, board, clock, log),
+    t = Telelogger(cfg, pub, store, obd=obd, gnss=gnss, modem=modem,
                    battery=Battery(), clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
                    cmd_counter_path=store_root + "/cmd_n")
-    t.at = at
-    return t
+    return t, at
 
 
 def progress(t):
@@ -174,7 +265,7 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
               drain_ms=0):
     """Run the telelogger (forever, or for duration_ms, then send what is queued for up to
     drain_ms and disconnect)."""
-    t = await build(board, cfg, store_root=store_root, log=log)
+    t, at = await assemble(board, cfg, store_root=store_root, log=log)
     t.start()
     t0 = t.now()
     try:
@@ -195,7 +286,8 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
             await asyncio.wait_for(t.pub.disconnect(), 5)
         except Exception as e:
             print("disconnect: %s" % e)
-        t.at.stop()
+        if at is not None:
+            at.stop()
         close = getattr(t.store, "close", None)
         if close:
             close()

@@ -12,10 +12,7 @@ import json
 from binascii import hexlify, unhexlify
 from hashlib import sha256
 
-try:
-    from telelogger.store import PosixFS
-except ImportError:  # pragma: no cover
-    PosixFS = None
+from telelogger.store import PosixFS
 
 # ---------------------------------------------------------------- HMAC-SHA256 (RFC 2104)
 
@@ -234,7 +231,7 @@ class CommandHandler:
         self.window_ms = window_s * 1000
         self.max_nonces = nonces
         self.schemas = schemas or SCHEMAS
-        self.fs = fs or (PosixFS() if counter_path else None)
+        self.fs = fs or PosixFS()  # used only with a counter_path
         self.counter_path = counter_path
         self._nonces = []  # [(ts, nonce)] oldest first
         self._floor_ts = None  # ts of the newest evicted nonce: older commands are refused
@@ -305,7 +302,8 @@ class CommandHandler:
         if n is not None:
             self.last_n = n
             self._save_counter()
-        fields = {"cmd": cmd}
+        fields = {}  # str -> reply value (str, int, bool, dict)
+        fields["cmd"] = cmd
         if nonce is not None:
             fields["nonce"] = nonce
         if n is not None:

@@ -29,10 +29,14 @@ DEFAULTS = {
         },
     },
     "gnss": {"source": "uart", "interval_ms": 1000},
-    "batch": {"max_records": 20, "max_age_ms": 10000},
+    "batch": {"max_records": 20, "max_age_ms": 10000, "max_bytes": 8192},
     "queue": {"max_bytes": 262144, "segment_bytes": 16384},
-    "intervals": {"battery_ms": 10000, "signal_ms": 30000, "status_ms": 300000},
-    "standby": {"voltage_off": 11.8, "voltage_wake": 13.6, "stationary_s": 600, "heartbeat_s": 900},
+    "intervals": {
+        "battery_ms": 10000, "signal_ms": 30000, "status_ms": 300000,
+        "record_ms": None,  # None: the shortest obd.pids interval (1000 without PIDs), as the loop does
+        "reconnect_min_ms": 1000, "reconnect_max_ms": 60000, "wdt_feed_ms": 1000,
+    },
+    "standby": {"voltage_off": 11.8, "voltage_wake": 13.6, "stationary_s": 600, "heartbeat_s": 900, "flush_s": 30},
     "commands": {"enabled": True, "window_s": 300, "nonces": 32},
 }
 
@@ -47,7 +51,8 @@ SECRETS_DEFAULTS = {
     "certs": {"ca": "", "cert": "", "key": ""},
 }
 
-# Schema as data: dotted key -> spec. ("int", lo, hi) / ("float", lo, hi) (None = unbounded),
+# Schema as data: dotted key -> spec. ("int", lo, hi) / ("float", lo, hi) (None = unbounded;
+# ("int", lo, hi, True) also accepts null = derived by the loop),
 # ("bool",), ("str", minlen, maxlen, allowed-chars or None), ("enum", choices), ("pids",).
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 _HOST_CHARS = _ID_CHARS + "."
@@ -70,15 +75,21 @@ SCHEMA = {
     "gnss.interval_ms": ("int", 100, 3600000),
     "batch.max_records": ("int", 1, 500),
     "batch.max_age_ms": ("int", 0, 3600000),
+    "batch.max_bytes": ("int", 256, 10240),  # SIM7600 AT+CMQTTPAYLOAD takes at most 10240 bytes
     "queue.max_bytes": ("int", 4096, None),
     "queue.segment_bytes": ("int", 512, 1048576),
     "intervals.battery_ms": ("int", 100, 86400000),
     "intervals.signal_ms": ("int", 100, 86400000),
     "intervals.status_ms": ("int", 1000, 86400000),
+    "intervals.record_ms": ("int", 100, 3600000, True),
+    "intervals.reconnect_min_ms": ("int", 100, 600000),
+    "intervals.reconnect_max_ms": ("int", 1000, 3600000),
+    "intervals.wdt_feed_ms": ("int", 100, 30000),  # at most half the 60 s hardware watchdog
     "standby.voltage_off": ("float", 0, 30),
     "standby.voltage_wake": ("float", 0, 30),
     "standby.stationary_s": ("int", 0, 86400),
     "standby.heartbeat_s": ("int", 0, 86400),
+    "standby.flush_s": ("int", 0, 3600),
     "commands.enabled": ("bool",),
     "commands.window_s": ("int", 10, 86400),
     "commands.nonces": ("int", 1, 1024),
@@ -153,8 +164,11 @@ def _range_text(kind, lo, hi):
 def _check(key, spec, v, secret=False):
     t = spec[0]
     if t == "int":
+        if v is None and len(spec) > 3 and spec[3]:
+            return None
         if not _is_int(v) or (spec[1] is not None and v < spec[1]) or (spec[2] is not None and v > spec[2]):
-            raise ConfigError(key, _range_text("an integer", spec[1], spec[2]), _show(v, secret))
+            what = _range_text("an integer", spec[1], spec[2])
+            raise ConfigError(key, what + " or null" if len(spec) > 3 else what, _show(v, secret))
         return v
     if t == "float":
         ok = (_is_int(v) or isinstance(v, float)) and v == v
@@ -256,6 +270,9 @@ def validate(cfg):
     q = out["queue"]
     if q["segment_bytes"] * 2 > q["max_bytes"]:
         raise ConfigError("queue.segment_bytes", "at most queue.max_bytes / 2 (%d)" % (q["max_bytes"] // 2), str(q["segment_bytes"]))
+    iv = out["intervals"]
+    if iv["reconnect_max_ms"] < iv["reconnect_min_ms"]:
+        raise ConfigError("intervals.reconnect_max_ms", "at least intervals.reconnect_min_ms (%d)" % iv["reconnect_min_ms"], str(iv["reconnect_max_ms"]))
     s = out["standby"]
     if s["voltage_off"] and s["voltage_wake"] <= s["voltage_off"]:
         raise ConfigError("standby.voltage_wake", "greater than standby.voltage_off (%s)" % s["voltage_off"], str(s["voltage_wake"]))

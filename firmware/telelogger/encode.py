@@ -8,10 +8,7 @@ import json
 
 from telelogger import keys as K
 
-try:
-    from binascii import crc32
-except ImportError:  # pragma: no cover - both runtimes have it
-    crc32 = None
+from binascii import crc32  # every port we run on has it (ESP32, unix, CPython)
 
 RECORD_VERSION = 1
 BATCH_MAGIC = 0xF7
@@ -279,11 +276,12 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
 
 
 def _times(entries, utc_offset_ms, boot):
-    """Yields (seq, rec, utc_ts_or_None, rec_boot, mono, sample_start)."""
+    """Yields (seq, rec, utc_ts_or_None, rec_boot, raw_ts, sample_start); rec_boot is None for a
+    UTC record; raw_ts is the record's own ts (monotonic ms for a monotonic record)."""
     for seq, rec in entries:
         utc, rb, ts, i = _record_head(rec)
         if utc:
-            yield seq, rec, ts, None, None, i
+            yield seq, rec, ts, None, ts, i
         else:
             off = _offset_for(utc_offset_ms, boot, rb)
             yield seq, rec, (None if off is None else ts + off), rb, ts, i
@@ -303,8 +301,8 @@ def _encode_compact(device_id, entries, utc_offset_ms, boot):
             break
     put_uvarint(buf, base)
     prev_utc = base
-    prev_mono = None
-    prev_boot = None
+    prev_mono = 0
+    prev_boot = None  # boot of the previous monotonic record (None: none yet)
     expect = seq0
     for seq, rec, uts, rb, mono, i in _times(entries, utc_offset_ms, boot):
         if seq < expect:
@@ -313,14 +311,14 @@ def _encode_compact(device_id, entries, utc_offset_ms, boot):
         gap = seq - expect
         if uts is not None:
             kind = _KIND_UTC
-        elif prev_mono is not None and rb == prev_boot:
+        elif prev_boot is not None and rb == prev_boot:
             kind = _KIND_MONO
         else:
             kind = _KIND_MONO_BOOT
         put_uvarint(buf, (n << 3) | (4 if gap else 0) | kind)
         if gap:
             put_uvarint(buf, gap)
-        if kind == _KIND_UTC:
+        if uts is not None:  # kind == _KIND_UTC
             put_svarint(buf, uts - prev_utc)
             prev_utc = uts
         else:

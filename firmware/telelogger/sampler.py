@@ -120,10 +120,12 @@ async def obd_task(t):
 
 # ---- GNSS ----
 def gnss_fix(t):
+    """The source's gnss.nmea.Fix: gnss.sources expose it as a .fix() method, simpler sources
+    (test doubles) as a .fix attribute; None without a source."""
     f = getattr(t.gnss, "fix", None)
-    if callable(f):
-        f = f()
-    return f
+    if f is None or hasattr(f, "valid"):  # the Fix itself
+        return f
+    return f()
 
 
 def fix_utc_ms(f):

@@ -125,3 +125,62 @@ def test_example_files_are_valid():
     fw = here + "/../../firmware/"
     c = C.load(fw + "config.example.json", fw + "secrets.example.json")
     assert c["broker"]["host"]
+
+
+# ---- keys the loop reads (intervals.record_ms/reconnect_*/wdt_feed_ms, batch.max_bytes, standby.flush_s)
+_LOOP_ATTRS = ("record_ms", "backoff_min_ms", "backoff_max_ms", "wdt_ms", "payload_max", "flush_ms")
+
+
+def _loop(cfg):
+    from net.publisher import FakePublisher
+    from telelogger.loop import Telelogger
+
+    # codec: any object (the encoder is not needed here and would not fit the 64K heap as well)
+    t = Telelogger(cfg, FakePublisher(), None, device_id="CFGTEST", codec=C)
+    return [getattr(t, a) for a in _LOOP_ATTRS]
+
+
+def test_loop_key_defaults_are_the_loops_own():
+    c = C.validate({})
+    assert c["intervals"]["record_ms"] is None  # derived: the shortest PID interval
+    assert c["intervals"]["reconnect_min_ms"] == 1000 and c["intervals"]["reconnect_max_ms"] == 60000
+    assert c["intervals"]["wdt_feed_ms"] == 1000
+    assert c["batch"]["max_bytes"] == 8192 and c["standby"]["flush_s"] == 30
+    # a Telelogger given the validated defaults behaves as one given no config at all
+    assert _loop(c) == _loop({"obd": {"pids": c["obd"]["pids"]}})
+    fast = {"obd": {"pids": {"0C": 250, "0D": 500}}}
+    assert _loop(C.validate(fast)) == _loop(fast)
+    assert _loop(C.validate(fast))[0] == 250
+
+
+def test_loop_keys_reach_the_loop():
+    c = C.validate({"intervals": {"record_ms": 2000, "reconnect_min_ms": 500, "reconnect_max_ms": 120000,
+                                  "wdt_feed_ms": 5000},
+                    "batch": {"max_bytes": 4096}, "standby": {"flush_s": 0}})
+    assert _loop(c) == [2000, 500, 120000, 5000, 4096, 0]
+    assert C.validate(c) == c  # idempotent, null record_ms included
+    assert C.validate({"intervals": {"record_ms": None}})["intervals"]["record_ms"] is None
+
+
+def test_loop_keys_validated():
+    for cfg, key in (
+        ({"intervals": {"record_ms": 50}}, "intervals.record_ms"),
+        ({"intervals": {"record_ms": "1s"}}, "intervals.record_ms"),
+        ({"intervals": {"record_ms": True}}, "intervals.record_ms"),
+        ({"intervals": {"reconnect_min_ms": 0}}, "intervals.reconnect_min_ms"),
+        ({"intervals": {"reconnect_max_ms": 10 ** 8}}, "intervals.reconnect_max_ms"),
+        ({"intervals": {"reconnect_min_ms": 5000, "reconnect_max_ms": 2000}}, "intervals.reconnect_max_ms"),
+        ({"intervals": {"wdt_feed_ms": 60000}}, "intervals.wdt_feed_ms"),
+        ({"intervals": {"wdt_feed_ms": None}}, "intervals.wdt_feed_ms"),
+        ({"batch": {"max_bytes": 20000}}, "batch.max_bytes"),
+        ({"batch": {"max_bytes": 100}}, "batch.max_bytes"),
+        ({"standby": {"flush_s": -1}}, "standby.flush_s"),
+        ({"standby": {"flush_s": 1.5}}, "standby.flush_s"),
+        ({"intervals": {"record_msec": 1000}}, "intervals.record_msec"),
+    ):
+        e = _err(cfg)
+        assert e.key == key, (cfg, e.key)
+    e = _err({"intervals": {"record_ms": 50}})
+    assert "or null" in str(e) and "50" in str(e)
+    e = _err({"intervals": {"reconnect_min_ms": 5000, "reconnect_max_ms": 2000}})
+    assert "reconnect_min_ms (5000)" in str(e) and "2000" in str(e)
