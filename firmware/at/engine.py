@@ -14,7 +14,7 @@ from core.compat import DEFAULT_CLOCK, const, sleep_ms, wait_for_ms
 from modem import codes
 
 _POLL_MS = const(5)  # idle poll interval of the reader
-_FAST_POLL_MS = const(1)  # while a reply, a prompt, a body or a deferred result is awaited
+_FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is awaited
 _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a 10 KB upload
 SYNC_CMD = "AT+CMEE?"  # its reply carries its own '+CMEE:' line: unmistakable after a timeout
 SYNC_MS = const(3000)
@@ -422,8 +422,8 @@ class ATEngine:
                 elif self.clock.since(self._body_t0) > self.body_timeout_ms:
                     self._body_timed_out()
             # a reply is due: look again soon; idle: the relaxed interval (URCs are not urgent)
-            busy = self._pending is not None or self.framer.in_body() or self._waiters
-            await sleep_ms(self.poll_ms)
+            busy = self._pending is not None or self.framer.in_body()
+            await sleep_ms(_FAST_POLL_MS if busy else self.poll_ms)
 
     def _body_timed_out(self):
         cb = self.framer._body_cb
