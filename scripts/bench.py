@@ -116,8 +116,13 @@ def parse_result(out):
 
 
 def run_mp(exe, args, heap="8M", timeout=600, prefix=()):
-    p = subprocess.run(list(prefix) + mp_cmd(exe, args, heap), env=mp_env(), capture_output=True, text=True,
-                       timeout=timeout, cwd=ROOT)
+    try:
+        p = subprocess.run(list(prefix) + mp_cmd(exe, args, heap), env=mp_env(), capture_output=True, text=True,
+                           timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired as e:  # starved of heap, a run can stall instead of exiting
+        out = e.stdout or b""
+        out = out.decode(errors="replace") if isinstance(out, bytes) else out
+        return -9, None, out + "\n(stalled: no result within %d s)" % timeout
     out = p.stdout + p.stderr
     return p.returncode, parse_result(p.stdout), out
 
@@ -221,7 +226,8 @@ def bench_heap(exe, samples, quick):
     tried = []
     while hi - lo > step:
         mid = (lo + hi) // 2
-        ok_mid, r2, out2, _ = e2e_once(exe, bis_samples, "%dK" % mid, timeout=600)
+        # a run that has not finished in 3x the time the ample-heap run took has stalled
+        ok_mid, r2, out2, _ = e2e_once(exe, bis_samples, "%dK" % mid, timeout=max(30, 3 * res["elapsed_ms"] / 1000 + 20))
         mem_err = "MemoryError" in out2
         tried.append((mid, ok_mid, mem_err))
         log("heap: %dK -> %s" % (mid, "ok" if ok_mid else ("MemoryError" if mem_err else "failed")))

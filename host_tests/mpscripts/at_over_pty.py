@@ -14,6 +14,12 @@ def out(name, v):
 
 
 async def main(path):
+    # a 1.5 KB certificate with CR/LF inside, allocated first, while the 64K heap is not fragmented
+    cert = bytearray(1560)
+    for i in range(len(cert)):
+        cert[i] = 81  # 'Q'
+    cert[0:33] = b"-----BEGIN CERTIFICATE-----\r\nMIIB"
+    cert[-28:] = b"\r\n-----END CERTIFICATE---\r\n"
     at = ATEngine(SerialPath(path), poll_ms=2)
     at.start()
     boot = []
@@ -25,12 +31,8 @@ async def main(path):
     await at.cmd("ATE0")
     r = await at.cmd("AT")
     out("echo_off", r.echo)
-    gc.collect()
     if hasattr(gc, "mem_free"):
         out("free_before_cert", gc.mem_free())
-    cert = bytearray(b"Q" * 1560)  # one allocation: a 1.5 KB certificate with CR/LF inside
-    cert[0:33] = b"-----BEGIN CERTIFICATE-----\r\nMIIB"
-    cert[-28:] = b"\r\n-----END CERTIFICATE---\r\n"
     await at.cmd('AT+CCERTDOWN="t.pem",%d' % len(cert), data=cert, timeout_ms=5000)
     out("certlist", (await at.cmd("AT+CCERTLIST")).lines)
     r = await at.cmd("AT+CMQTTSTART", result="+CMQTTSTART:", timeout_ms=5000, result_timeout_ms=5000)
