@@ -34,6 +34,22 @@ class BoardBase:
         g = self.desc.get("gnss")
         return g is not None and g.get("uart") is not None
 
+    def apply_devtype(self, devtype):
+        """Apply the description's per-devType overrides (by_devtype: e.g. devType 13 has the modem
+        on RX 32 / TX 33) once the co-processor said which board this is. Returns the sections that
+        changed. A section whose UART is already open cannot move: BoardError."""
+        if not self.desc.get("by_devtype") or self.desc.get("devtype") == devtype:
+            return []
+        from board.desc import apply_devtype
+
+        new = apply_devtype(self.desc, devtype)
+        changed = [k for k in ("modem", "coproc", "gnss", "battery") if new.get(k) != self.desc.get(k)]
+        busy = [k for k in changed if k in self._streams]
+        if busy:
+            raise BoardError("devType %d moves the %s pins, but that UART is already open" % (devtype, ", ".join(busy)))
+        self.desc = new
+        return changed
+
     # -- streams (core.stream interface) --
     def stream(self, role):
         key = ROLES.get(role, role)

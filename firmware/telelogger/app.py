@@ -173,6 +173,22 @@ class _ModemGnssTask:
                 await self.clock.sleep_ms(10000)
 
 
+async def _identify(board, obd):
+    """The co-processor's ATI -> devType -> the board file's per-devType pin overrides. A
+    co-processor that does not answer leaves the description as it is (logged)."""
+    try:
+        devtype, model, text = await obd.device_type()
+    except Exception as e:
+        print("board: co-processor did not identify itself (%s): pins as in the board file" % e)
+        return
+    if not devtype:
+        print("board: co-processor answered %r: no devType, pins as in the board file" % text)
+        return
+    changed = board.apply_devtype(devtype)
+    if changed:
+        print("board: devType %d (model %s): overrides applied to %s" % (devtype, model, ", ".join(changed)))
+
+
 async def build(board, cfg, clock=None, store_root="/queue", log=None):
     """A Telelogger (not started) for the board and config. See assemble()."""
     return (await assemble(board, cfg, clock, store_root, log))[0]
@@ -194,6 +210,17 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     transport = cfg.get("transport", "cellular")
     if transport not in ("cellular", "wifi"):
         raise ValueError("transport %r: expected 'cellular' or 'wifi'" % (transport,))
+    obd = None
+    if (cfg.get("obd") or {}).get("enabled", True) and board.has("coproc"):
+        from obdii.elm import ElmLink
+        from obdii.obd import Obd
+
+        try:
+            obd = Obd(ElmLink(board.stream("coproc"), clock))
+        except Exception as e:
+            print("obd: none (%s)" % e)
+    if obd is not None and board.desc.get("by_devtype"):
+        await _identify(board, obd)  # before the modem's UART opens: devType 13 moves it
     src, _ = gnss_source(board, cfg)
     at = None
     if transport == "cellular" or (src == "modem" and board.has("modem")):
@@ -209,15 +236,6 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
         modem = ModemCtl(pub, board, clock, log)
     else:
         pub = wifi_publisher(board, fc, clock, log)
-    obd = None
-    if (cfg.get("obd") or {}).get("enabled", True) and board.has("coproc"):
-        from obdii.elm import ElmLink
-        from obdii.obd import Obd
-
-        try:
-            obd = Obd(ElmLink(board.stream("coproc"), clock))
-        except Exception as e:
-            print("obd: none (%s)" % e)
     gnss = make_gnss(board, cfg, obd, at, clock)
     q = cfg.get("queue") or {}
     store = Store(store_root, q.get("max_bytes", 262144), q.get("segment_bytes", 16384))
