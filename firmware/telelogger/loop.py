@@ -100,7 +100,7 @@ class Telelogger:
         self.battery_ms = int(_g(iv, "battery_ms", 5000))
         self.signal_ms = int(_g(iv, "signal_ms", 30000))
         self.status_ms = int(_g(iv, "status_ms", 30000))
-        self.gnss_ms = int(_g(iv, "gnss_ms", _g(_g(cfg, "gnss", {}), "interval_ms", 1000)))
+        self.gnss_ms = int(_g(_g(cfg, "gnss", {}), "interval_ms", 1000))  # config: gnss.interval_ms
         self.backoff_min_ms = int(_g(iv, "reconnect_min_ms", 1000))
         self.backoff_max_ms = int(_g(iv, "reconnect_max_ms", 60000))
         self.wdt_ms = int(_g(iv, "wdt_feed_ms", 1000))
