@@ -248,7 +248,12 @@ class Store:
             if len(self._segs) == 1:
                 self._close_active()
             self._drop_oldest()
-        if not self._segs or self._roll or (self._segs[-1][1] > 0 and self._segs[-1][1] + need > self.segment_bytes):
+        if self._roll and self._segs and self._segs[-1][1] == 0:
+            # the failed write was the first of its segment: start that file over (nothing good in it)
+            self._close_active()
+            self._f = self.fs.open(self._p(self._seg_name(self._segs[-1][0])), "wb")
+            self._roll = False
+        elif not self._segs or self._roll or (self._segs[-1][1] > 0 and self._segs[-1][1] + need > self.segment_bytes):
             self._close_active()
             self._roll = False
             self._segs.append([self._next, 0])

@@ -302,7 +302,7 @@ def test_damage_found_by_peek_is_skipped_and_not_pending():
 
 
 class _FullOnce:
-    """A file that writes only part of the next write, then raises ENOSPC (flash full)."""
+    """A file that writes only part of the next fs.fail writes, then raises ENOSPC (flash full)."""
 
     def __init__(self, f, fs):
         self.f = f
@@ -310,7 +310,7 @@ class _FullOnce:
 
     def write(self, b):
         if self.fs.fail:
-            self.fs.fail = False
+            self.fs.fail -= 1
             self.f.write(bytes(b)[: len(b) // 2])
             raise OSError(28)  # ENOSPC
         return self.f.write(b)
@@ -327,11 +327,11 @@ class _FullOnce:
 
 class _FlakyFS(S.PosixFS):
     def __init__(self):
-        self.fail = False
+        self.fail = 0
 
     def open(self, path, mode):
         f = S.PosixFS.open(self, path, mode)
-        return _FullOnce(f, self) if mode == "ab" else f
+        return _FullOnce(f, self) if mode in ("ab", "wb") and not path.endswith("tmp") else f
 
 
 def test_partial_write_never_hides_later_records():
@@ -341,7 +341,7 @@ def test_partial_write_never_hides_later_records():
         q = Store(d, 65536, 4096, fs=fs)
         for i in range(3):
             q.append(_rec(i))
-        fs.fail = True
+        fs.fail = 1
         raises(OSError, q.append, _rec(99))  # half of it reached the file
         seqs = [q.append(_rec(i)) for i in range(3, 8)]
         got = q.peek(100)
@@ -350,6 +350,29 @@ def test_partial_write_never_hides_later_records():
         q.close()
         q = Store(d, 65536, 4096)  # and after a reboot
         assert [p for _, p in q.peek(100)] == [_rec(i) for i in range(8)]
+        q.close()
+    finally:
+        _rmtree(d)
+
+
+def test_repeated_write_failures_lose_nothing_after_they_stop():
+    d = _tmpdir()
+    try:
+        fs = _FlakyFS()
+        q = Store(d, 65536, 4096, fs=fs)
+        q.append(_rec(0))
+        fs.fail = 3  # flash full for a while: three appends fail, each leaving half a record
+        for i in range(3):
+            raises(OSError, q.append, _rec(90 + i))
+        for i in range(1, 6):
+            q.append(_rec(i))
+        got = q.peek(100)
+        assert [p for _, p in got] == [_rec(i) for i in range(6)], got
+        q.ack(got[2][0])  # deleting acked segments must not take unacked records with them
+        q.close()
+        q = Store(d, 65536, 4096)
+        assert [p for _, p in q.peek(100)] == [_rec(i) for i in range(3, 6)]
+        assert len(set(_segs(d))) == len(_segs(d))
         q.close()
     finally:
         _rmtree(d)
