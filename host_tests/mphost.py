@@ -82,3 +82,56 @@ def run_mp_module(modname, compiled_tests, heap=TEST_HEAP, timeout=300):
     env["MICROPYPATH"] = ":".join([compiled_tests, firmware_path(), ROOT, ".frozen"])
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=compiled_tests)
     return p.stdout + p.stderr
+
+
+class ReplOverPty:
+    """The unix MicroPython REPL standing in for a board: `micropython` on a raw pty A (its cwd is
+    the board's filesystem), bridged by a thread to a raw pty B that mpremote opens (`.port`) with
+    `resume` — a soft reset would end the unix interpreter (shared/reference/host-tooling.md)."""
+
+    def __init__(self, cwd, micropypath=".frozen", heap="4M"):
+        import select
+        import threading
+        import tty
+
+        self._select = select
+        self.ma, sa = os.openpty()
+        tty.setraw(sa)
+        self.mb, self.sb = os.openpty()
+        tty.setraw(self.sb)
+        env = dict(os.environ)
+        env["MICROPYPATH"] = micropypath
+        self.proc = subprocess.Popen([micropython_bin(), "-X", "heapsize=%s" % heap], stdin=sa, stdout=sa, stderr=sa,
+                                     cwd=str(cwd), env=env, close_fds=True)
+        os.close(sa)
+        self.port = os.ttyname(self.sb)
+        self._stop = False
+        self._t = threading.Thread(target=self._pump, daemon=True)
+        self._t.start()
+
+    def _pump(self):
+        while not self._stop:
+            try:
+                r, _, _ = self._select.select([self.ma, self.mb], [], [], 0.1)
+                for fd in r:
+                    data = os.read(fd, 4096)
+                    os.write(self.mb if fd == self.ma else self.ma, data)
+            except OSError:
+                return
+
+    def mpremote(self, *args, timeout=60):
+        exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
+        p = subprocess.run([exe, "connect", self.port, "resume"] + list(args), capture_output=True, text=True, timeout=timeout)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p.stdout
+
+    def exec(self, code):
+        return self.mpremote("exec", code)
+
+    def close(self):
+        self._stop = True
+        self._t.join(2)
+        self.proc.kill()
+        self.proc.wait(10)
+        for fd in (self.ma, self.mb, self.sb):
+            os.close(fd)

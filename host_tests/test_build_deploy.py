@@ -7,7 +7,6 @@ interpreter). See shared/reference/host-tooling.md.
 """
 import json
 import os
-import select
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ import tty
 
 import pytest
 
-from mphost import ROOT, micropython_bin
+from mphost import ROOT, ReplOverPty, micropython_bin
 
 SCRIPTS = os.path.join(ROOT, "scripts")
 PY = sys.executable
@@ -24,46 +23,11 @@ sys.path.insert(0, SCRIPTS)
 import build  # noqa: E402
 
 
-class HostBoardOverPty:
+class HostBoardOverPty(ReplOverPty):
     def __init__(self, fs_dir):
         self.fs = str(fs_dir)
-        self.ma, sa = os.openpty()
-        tty.setraw(sa)
-        self.mb, self.sb = os.openpty()
-        tty.setraw(self.sb)
-        env = dict(os.environ)
-        env["MICROPYPATH"] = ".frozen"  # sys.path = ['', '.frozen']: imports from the "board" cwd
-        self.proc = subprocess.Popen(
-            [micropython_bin(), "-X", "heapsize=4M"], stdin=sa, stdout=sa, stderr=sa, cwd=self.fs, env=env, close_fds=True
-        )
-        os.close(sa)
-        self.port = os.ttyname(self.sb)
-        self._stop = False
-        self._t = threading.Thread(target=self._pump, daemon=True)
-        self._t.start()
-
-    def _pump(self):
-        while not self._stop:
-            try:
-                r, _, _ = select.select([self.ma, self.mb], [], [], 0.1)
-                for fd in r:
-                    data = os.read(fd, 4096)
-                    os.write(self.mb if fd == self.ma else self.ma, data)
-            except OSError:
-                return
-
-    def mpremote(self, *args, timeout=60):
-        p = subprocess.run([MPREMOTE, "connect", self.port, "resume"] + list(args), capture_output=True, text=True, timeout=timeout)
-        assert p.returncode == 0, p.stdout + p.stderr
-        return p.stdout
-
-    def close(self):
-        self._stop = True
-        self._t.join(2)
-        self.proc.kill()
-        self.proc.wait(10)
-        for fd in (self.ma, self.mb, self.sb):
-            os.close(fd)
+        # MICROPYPATH .frozen only: sys.path = ['', '.frozen'], imports from the "board" cwd
+        ReplOverPty.__init__(self, self.fs, ".frozen", "4M")
 
 
 @pytest.fixture(scope="module")

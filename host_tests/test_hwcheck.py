@@ -8,14 +8,13 @@ import io
 import os
 import select
 import shutil
-import subprocess
 import sys
 import threading
 import tty
 
 import pytest
 
-from mphost import ROOT, firmware_path, micropython_bin, run_mp
+from mphost import ROOT, ReplOverPty, firmware_path, run_mp
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import hwcheck  # noqa: E402  scripts/hwcheck.py
@@ -315,56 +314,13 @@ def test_micropython_old_firmware_and_pin_and_denied(tmp_path, sim):
 # ---- --port: the check runs on the board through mpremote -------------------------------------------
 
 
-class ReplOverPty:
-    """The unix MicroPython REPL on a raw pty A, bridged to a raw pty B that mpremote opens (with
-    `resume`: a soft reset would end the unix interpreter). See shared/reference/host-tooling.md."""
-
-    def __init__(self, cwd, micropypath):
-        self.ma, sa = os.openpty()
-        tty.setraw(sa)
-        self.mb, self.sb = os.openpty()
-        tty.setraw(self.sb)
-        env = dict(os.environ)
-        env["MICROPYPATH"] = micropypath
-        self.proc = subprocess.Popen([micropython_bin(), "-X", "heapsize=%s" % MP_HEAP], stdin=sa, stdout=sa, stderr=sa,
-                                     cwd=str(cwd), env=env, close_fds=True)
-        os.close(sa)
-        self.port = os.ttyname(self.sb)
-        self._stop = False
-        self._t = threading.Thread(target=self._pump, daemon=True)
-        self._t.start()
-
-    def _pump(self):
-        while not self._stop:
-            try:
-                r, _, _ = select.select([self.ma, self.mb], [], [], 0.1)
-                for fd in r:
-                    data = os.read(fd, 4096)
-                    os.write(self.mb if fd == self.ma else self.ma, data)
-            except OSError:
-                return
-
-    def exec(self, code):
-        p = subprocess.run([MPREMOTE, "connect", self.port, "resume", "exec", code], capture_output=True, text=True, timeout=60)
-        assert p.returncode == 0, p.stdout + p.stderr
-        return p.stdout
-
-    def close(self):
-        self._stop = True
-        self._t.join(2)
-        self.proc.kill()
-        self.proc.wait(10)
-        for fd in (self.ma, self.mb, self.sb):
-            os.close(fd)
-
-
 def test_port_runs_the_check_on_the_board(tmp_path, sim, elm):
     s, p = sim()
     s.set_position(48.137, 11.575)
     fs = tmp_path / "boardfs"
     fs.mkdir()
     shutil.copy(os.path.join(ROOT, "boards", "esp32-sim7600.json"), fs / "board.json")  # as deploy.py writes it
-    repl = ReplOverPty(fs, ":".join([firmware_path(), ".frozen"]))
+    repl = ReplOverPty(fs, ":".join([firmware_path(), ".frozen"]), MP_HEAP)
     try:
         # the unix "board" has no UARTs: its HostBoard takes the serial paths from sys.argv
         repl.exec("import sys; sys.argv[:] = ['board', '--modem', %r, '--obd', %r]" % (p.path, elm.path))
@@ -381,7 +337,7 @@ def test_port_runs_the_check_on_the_board(tmp_path, sim, elm):
 def test_port_without_the_firmware_says_deploy(tmp_path):
     fs = tmp_path / "emptyfs"
     fs.mkdir()
-    repl = ReplOverPty(fs, ".frozen")
+    repl = ReplOverPty(fs, ".frozen", MP_HEAP)
     try:
         rc, text, lines = run("--port", repl.port, "--mpremote-args", "resume", "--mpremote", MPREMOTE, "--timeout", "2")
     finally:
