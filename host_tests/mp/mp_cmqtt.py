@@ -1,3 +1,4 @@
+# mp-heap: 192K  (AT engine + CMQTT client + strict fake modem + cases resident at once on the 64-bit port)
 # modem.cmqtt on both runtimes against cmqttfake.FakeCmqtt (strict: 14 when busy, 11 when not
 # connected): errors, limits, connect sequence and orderings, publish and URC-driven state.
 import asyncio

@@ -1,3 +1,4 @@
+# mp-heap: 192K  (AT engine + CMQTT client + strict fake modem + cases resident at once on the 64-bit port)
 # modem.cmqtt publish and URC-driven state, on both runtimes against cmqttfake.FakeCmqtt.
 from cmqttfake import setup, until, up
 from modem import cmqtt as C

@@ -1,3 +1,4 @@
+# mp-heap: 192K  (AT engine + CMQTT client + strict fake modem + cases resident at once on the 64-bit port)
 # modem.cmqtt incoming messages and the busy gate, on both runtimes against cmqttfake.FakeCmqtt.
 import asyncio
 
