@@ -210,20 +210,25 @@ class ATEngine:
         """
         if isinstance(data, str):
             data = data.encode()
-        w = None
-        async with self._lock:
-            if self._resync:
-                await self._sync()
-            r = Reply(cmd)
-            if result is not None:
-                w = _Waiter(result, r)
-                self._waiters.append(w)
-            try:
-                await self._exchange(r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w)
-            except ATError:
-                if w is not None:
-                    self._drop_waiter(w)
-                raise
+        r = Reply(cmd)
+        w = _Waiter(result, r) if result is not None else None
+        # The exchange (command line, prompt, data, final result) runs in a task of its own and
+        # always runs to its end, bounded by its timeouts: a caller cancelled half-way (standby,
+        # shutdown) must not leave the module with half a '>' data entry or an unread reply that
+        # would complete the next command. The caller only stops waiting.
+        box = [None, asyncio.Event(), False]  # [error, done, abandoned by the caller]
+        asyncio.create_task(self._run_exchange(box, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w))
+        try:
+            await box[1].wait()
+        except BaseException:  # cancelled: the task completes the exchange; forget the result
+            box[2] = True
+            if w is not None:
+                self._drop_waiter(w)
+            raise
+        if box[0] is not None:
+            if w is not None:
+                self._drop_waiter(w)
+            raise box[0]
         if w is None:
             return r
         try:
@@ -242,6 +247,20 @@ class ATEngine:
             return r
         finally:
             self._drop_waiter(w)
+
+    async def _run_exchange(self, box, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w):
+        try:
+            async with self._lock:
+                if self._resync:
+                    await self._sync()
+                if w is not None and not box[2]:
+                    self._waiters.append(w)
+                await self._exchange(r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w)
+        except Exception as e:  # handed to the caller: a task's own exception would go unretrieved
+            box[0] = e
+        if box[2] and w is not None:
+            self._drop_waiter(w)
+        box[1].set()
 
     async def _exchange(self, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w):
         self._pending = r

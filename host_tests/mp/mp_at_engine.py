@@ -292,3 +292,22 @@ async def test_atlog_writes_the_seed_format():
     assert "=== SENT@" in text and "\nAT\r\n==================\n" in text
     assert "=== RECV@" in text and "OK" in text
     at.stop()
+
+
+async def test_a_cancelled_caller_does_not_break_a_data_entry():
+    m, at = _setup()
+    m.prompts["AT+CMQTTPAYLOAD=0,5"] = (5, OK)
+    m.rules["AT+CSQ"] = b"\r\n+CSQ: 7,99\r\n" + OK
+    t = asyncio.create_task(at.cmd("AT+CMQTTPAYLOAD=0,5", data=b"hello", timeout_ms=2000))
+    await sleep_ms(0)  # the command line is on its way; the caller gives up (standby, shutdown)
+    t.cancel()
+    try:
+        await t
+    except asyncio.CancelledError:
+        pass
+    r = await at.cmd("AT+CSQ")  # the next command gets its own reply, not the payload's OK
+    assert r.lines == ["+CSQ: 7,99"], r
+    assert m.data == [b"hello"]  # the data entry was completed: the module is not left waiting
+    assert m.cmds == ["AT+CMQTTPAYLOAD=0,5", "AT+CSQ"]
+    assert not at._waiters
+    at.stop()

@@ -35,6 +35,11 @@ async def main(path):
         out("free_before_cert", gc.mem_free())
     await at.cmd('AT+CCERTDOWN="t.pem",%d' % len(cert), data=cert, timeout_ms=5000)
     out("certlist", (await at.cmd("AT+CCERTLIST")).lines)
+    for _ in range(200):  # CMQTTSTART needs the network: wait for registration, as the firmware does
+        v = (await at.cmd("AT+CGREG?")).value("+CGREG:")
+        if v and v.split(",")[1] in ("1", "5"):
+            break
+        await asyncio.sleep_ms(20) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(0.02)
     r = await at.cmd("AT+CMQTTSTART", result="+CMQTTSTART:", timeout_ms=5000, result_timeout_ms=5000)
     out("start_result", r.result)
     try:
