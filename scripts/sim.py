@@ -151,13 +151,20 @@ class Broker:
 
 
 # ------------------------------------------------------------------ peers
-def start_elm(workdir, scenario="car"):
+def start_elm(workdir, scenario="car", follow=None):
+    """The elm327-emulator on a pty; with follow=(speedup, t0) its SPEED/RPM follow the replayed
+    drive (host_tests/peers/elm_drive.py, executed by the emulator's own command interpreter)."""
     exe = venv_bin("elm")
     if not exe:
         raise RuntimeError("elm327-emulator not installed (pip install ELM327-emulator)")
     out = os.path.join(workdir, "elm.port")
-    proc = subprocess.Popen([exe, "-s", scenario, "-b", out], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([exe, "-s", scenario, "-b", out], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    if follow is not None:
+        lines = "import sys; sys.path.insert(0, %r)\nimport peers.elm_drive as _d; _d.install(emulator, %r, %r)\n" % (
+            os.path.join(ROOT, "host_tests"), follow[0], follow[1])
+        proc.stdin.write(lines.encode())
+        proc.stdin.flush()
     t0 = time.monotonic()
     while time.monotonic() - t0 < 15:
         if os.path.exists(out):
@@ -386,8 +393,9 @@ def main(argv=None):
             raise RuntimeError("subscriber could not connect to the broker")
         sim, pty = start_modem(broker.port, args.out, args.time_scale)
         log("modem: SIM7600 simulator on %s (time scale %.2f)" % (pty.path, args.time_scale))
-        elm, obd_path = start_elm(work)
-        log("vehicle: elm327-emulator 'car' on %s" % obd_path)
+        drive_t0 = time.time()  # the GNSS replay starts now too: the car's speed follows the same drive
+        elm, obd_path = start_elm(work, follow=(args.gnss_speedup, drive_t0))
+        log("vehicle: elm327-emulator 'car' on %s, speed and RPM following the drive" % obd_path)
         if args.gnss == "uart":
             gnss, gps_path = start_gnss(work, args.gnss_speedup)
             if gps_path:
