@@ -270,7 +270,7 @@ def bench_pipeline(exe, samples, quick):
             row("pipeline per sample, p99", "%.1f us" % res["p99_us"], "",
                 "p99 includes the record that triggers a publish (encode_batch + 3 AT commands)"),
             row("pipeline per sample, mean incl. publish", "%.1f us" % res["mean_us"], "",
-                "wall time; publish %.1f ms median (AT engine polls every 5 ms: mostly idle waiting)" % (res["pub_median_us"] / 1000))]
+                "wall time; publish %.1f ms median (mostly waiting for the modem: the engine polls every 1 ms while a reply is due)" % (res["pub_median_us"] / 1000))]
     data = {"pipeline": res}
     if not shutil.which("valgrind"):
         rows.append(na("instructions per sample (callgrind)", "missing: valgrind"))
@@ -307,7 +307,7 @@ def bench_ceiling(exe, samples):
             row("AT publish ceiling (physical UART limit)", "%.1f msg/s" % physical, "",
                 "%.0f B/msg on the wire (%.0f to the modem + %.0f back) / %d B/s" % (wire, res["pub_tx_bytes"], res["pub_rx_bytes"], bps)),
             row("measured / physical", "%.2f" % (measured / physical), "",
-                "the rest is the engine's 5 ms polling per reply and MicroPython CPU")], {"ceiling": res}
+                "the rest is the engine's polling (1 ms while a reply is due), task switches and MicroPython CPU")], {"ceiling": res}
 
 
 # ------------------------------------------------------------------ bytes on the air (CPython, the real simulator)
