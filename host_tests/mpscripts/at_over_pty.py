@@ -22,6 +22,7 @@ async def main(path):
     cert[-28:] = b"\r\n-----END CERTIFICATE---\r\n"
     at = ATEngine(SerialPath(path), poll_ms=2)
     at.start()
+    print("READY")  # the port is open: the test powers the simulated module on now
     boot = []
     at.on_urc("SMS DONE", lambda ln, b: boot.append(ln))
     out("boot", await at.wait_urc("PB DONE", 10000))
