@@ -21,7 +21,7 @@ from core.compat import DEFAULT_CLOCK
 from modem import cmqtt as _c
 from modem.sim7600 import ModemError, Sim7600
 from modem.tls import Tls, TlsSetupError
-from net.publisher import NetError, NotConnected, Publisher
+from net.publisher import NetError, NotConnected, Publisher, backoff_ms
 
 L_CONNECT = 0
 L_ACQUIRE = 1
@@ -120,12 +120,7 @@ class CellularPublisher(Publisher):
         return lvl
 
     def backoff_ms_for(self, attempt):
-        """Exponential backoff with full jitter in [base/2, base]: base = backoff_ms * 2^(attempt-1)."""
-        base = self.backoff_ms << min(attempt - 1, 16)
-        if base > self.backoff_max_ms:
-            base = self.backoff_max_ms
-        half = base // 2
-        return half + self._rng(half + 1)
+        return backoff_ms(attempt, self.backoff_ms, self.backoff_max_ms, self._rng)
 
     # ------------------------------------------------------------------ connect
     async def _session(self, level):

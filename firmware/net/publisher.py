@@ -2,6 +2,15 @@
 # WiFi umqtt). Transports subclass Publisher; FakePublisher records publishes for loop tests.
 
 
+def backoff_ms(attempt, base_ms, max_ms, pick):
+    """Reconnect delay for the n-th failed attempt (1, 2, ...): exponential with jitter, a value in
+    [b/2, b] where b = base_ms * 2^(attempt-1) capped at max_ms. pick(n) returns an int in 0..n-1,
+    so tests can make it deterministic. One rule for every transport."""
+    b = min(base_ms << min(attempt - 1, 16), max_ms)
+    half = b // 2
+    return half + pick(half + 1)
+
+
 class NetError(Exception):
     """A transport failure. `code` is the transport's own code (CMQTT <err>, MQTT rc, errno) or None,
     `meaning` says what it is; str() gives the whole story."""

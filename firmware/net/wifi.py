@@ -12,7 +12,11 @@ import asyncio
 import random
 
 from core.compat import DEFAULT_CLOCK
-from net.publisher import NetError, NotConnected, Publisher
+from net.publisher import NetError, NotConnected, Publisher, backoff_ms
+
+
+def _pick(n):
+    return random.getrandbits(16) % n
 
 
 class WifiError(NetError):
@@ -137,8 +141,7 @@ class WifiPublisher(Publisher):
             c.subscribe(_b(t), min(q, 1))
 
     def _backoff(self, attempt):
-        base = min(self.backoff_ms << min(attempt - 1, 16), self.backoff_max_ms)
-        return base // 2 + random.getrandbits(16) % (base // 2 + 1)
+        return backoff_ms(attempt, self.backoff_ms, self.backoff_max_ms, _pick)
 
     async def connect(self):
         if self.connected():
