@@ -168,6 +168,35 @@ def test_redeploy_keeps_secrets_and_queue_unless_asked(fw_build, hostboard, tmp_
     assert not os.path.exists(os.path.join(fs, "queue"))
 
 
+def test_frozen_deploy_copies_no_modules_and_removes_shadowing_copies(fw_build, hostboard):
+    out, _ = fw_build
+    fs = hostboard.fs
+    common = ["--port", hostboard.port, "--board", "oneplus-b", "--build", out, "--mpremote-args", "resume", "--no-reset",
+              "--config", example("config.example.json")]  # fmt: skip
+    rc, so, se = deploy(*common)  # an earlier, non-frozen deploy left the modules on the filesystem
+    assert rc == 0, so + se
+    assert os.path.exists(os.path.join(fs, "at", "engine.mpy"))
+    rc, so, se = deploy(*common, "--frozen")
+    assert rc == 0, so + se
+    assert "frozen firmware image" in so and "shadow the frozen modules" in so
+    assert not os.path.exists(os.path.join(fs, "at", "engine.mpy"))  # would win over the frozen module
+    for keep in ("main.py", "boot.py", "board.json", "config.json"):
+        assert os.path.exists(os.path.join(fs, keep)), keep
+
+
+def test_manifest_freezes_every_firmware_package():
+    names = {}
+    with open(os.path.join(ROOT, "boards", "manifest.py")) as f:
+        code = f.read()
+    got = []
+    exec(code, {"include": lambda p: None, "module": lambda n, base_path, opt=0: got.append(n),
+                "package": lambda n, base_path, opt=0: got.append(n)}, names)
+    fw = os.path.join(ROOT, "firmware")
+    pkgs = sorted(d for d in os.listdir(fw) if os.path.exists(os.path.join(fw, d, "__init__.py")))
+    mods = sorted(f for f in os.listdir(fw) if f.endswith(".py") and f not in ("boot.py", "main.py"))
+    assert sorted(got) == sorted(pkgs + mods)
+
+
 def test_deploy_refuses_when_flash_too_small(fw_build, hostboard):
     out, _ = fw_build
     # a 64 KB littlefs RAM disk as the board's filesystem: smaller than the build

@@ -120,8 +120,10 @@ def check_config(config, secrets):
         return json.load(f)
 
 
-def plan(build_dir, board_path, board_name, config, secrets):
-    """[(local, remote)] of everything to copy; remote paths are relative to the board's root."""
+def plan(build_dir, board_path, board_name, config, secrets, frozen=False):
+    """[(local, remote)] of everything to copy; remote paths are relative to the board's root.
+    frozen: the board runs a MicroPython image with the firmware frozen in (boards/manifest.py):
+    only boot/main, the board file, config and secrets are copied."""
     if not os.path.isdir(build_dir):
         raise DeployError("no build at %s: run `python scripts/build.py` (or `make build`) first" % build_dir)
     files = []
@@ -133,6 +135,8 @@ def plan(build_dir, board_path, board_name, config, secrets):
                 files.append((local, os.path.relpath(local, build_dir).replace(os.sep, "/")))
     if not any(r.endswith(".mpy") for _, r in files):
         raise DeployError("the build at %s holds no .mpy modules: run scripts/build.py" % build_dir)
+    if frozen:
+        files = [f for f in files if not f[1].endswith(".mpy")]
     for top in ("boot.py", "main.py"):  # kept as source; the build copies them, else take firmware/
         src = os.path.join(FIRMWARE_SRC, top)
         if os.path.exists(src) and not any(r == top for _, r in files):
@@ -198,12 +202,16 @@ def deploy(a):
     cfg = check_config(a.config, a.secrets)
     if cfg is not None:
         say("config %s valid (transport %s)" % (a.config, cfg.get("transport", "?")))
-    files = plan(a.build, board_path, a.board, a.config, a.secrets)
+    files = plan(a.build, board_path, a.board, a.config, a.secrets, frozen=a.frozen)
     remote = Remote(a.port, shlex.split(a.mpremote_args or ""), timeout=a.timeout)
 
     say("connecting to %s" % a.port)
     remotes = [r for _, r in files]
     shadows = [r[:-4] + ".py" for r in remotes if r.endswith(".mpy")]  # a stale .py would win over the .mpy
+    if a.frozen:  # the filesystem comes first on sys.path: any module copy there would shadow the frozen one
+        mods = [r for _, r in plan(a.build, board_path, a.board, None, None) if r.endswith(".mpy")]
+        shadows = mods + [r[:-4] + ".py" for r in mods]
+        say("frozen firmware image: copying only boot/main, board, config and secrets")
     info = board_info(remote, remotes + ["secrets.json", a.queue_dir] + shadows)
     sizes = info["sizes"]
     existing = dict(zip(remotes, sizes[: len(remotes)]))
@@ -237,7 +245,7 @@ def deploy(a):
     elif has_queue:
         say("kept the queue folder %s (pass --wipe-queue to clear it)" % a.queue_dir)
     if stale:
-        say("removing %d stale .py file(s) that would shadow the .mpy build" % len(stale))
+        say("removing %d stale file(s) that would shadow the %s" % (len(stale), "frozen modules" if a.frozen else ".mpy build"))
     remote.exec(_PREP % (json.dumps(expanded), json.dumps(remove)), what="preparing folders")
 
     say("copying %d files" % len(files))
@@ -294,6 +302,8 @@ def parse(argv):
     ap.add_argument("--queue-dir", default="queue", help="the queue folder on the board (default queue)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "firmware"))
     ap.add_argument("--no-reset", action="store_true")
+    ap.add_argument("--frozen", action="store_true",
+                    help="the board runs an image with the firmware frozen in (boards/manifest.py): copy no modules")
     ap.add_argument("--logs", action="store_true", help="follow the firmware log (after deploying, or alone)")
     ap.add_argument("--logs-duration", type=float, help="stop following the log after this many seconds")
     ap.add_argument("--mpremote-args", default="", help="extra mpremote arguments after `connect PORT` (e.g. resume)")
