@@ -102,10 +102,23 @@ def mp_cmd(exe, args, heap):
     return [exe, "-X", "heapsize=%s" % heap, "-m", "mp_bench"] + [str(a) for a in args]
 
 
-def mp_env():
+def mp_env(romfs=None):
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join([BENCH_BUILD, BUILD, ".frozen"])
+    if romfs:
+        env["BENCH_ROMFS"] = romfs
     return env
+
+
+def romfs_image():
+    """The release build as a ROMFS image (mpremote romfs build): on a device the image is a flash
+    partition and bytecode runs in place, like frozen modules."""
+    out = os.path.join(BENCH_BUILD, "firmware.romfs")
+    exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    p = subprocess.run([exe, "romfs", "-o", out, "build", BUILD], capture_output=True, text=True)
+    if p.returncode != 0 or not os.path.exists(out):
+        raise RuntimeError("mpremote romfs build failed: %s" % (p.stdout + p.stderr)[-300:])
+    return out
 
 
 def parse_result(out):
@@ -115,9 +128,9 @@ def parse_result(out):
     return None
 
 
-def run_mp(exe, args, heap="8M", timeout=600, prefix=()):
+def run_mp(exe, args, heap="8M", timeout=600, prefix=(), romfs=None):
     try:
-        p = subprocess.run(list(prefix) + mp_cmd(exe, args, heap), env=mp_env(), capture_output=True, text=True,
+        p = subprocess.run(list(prefix) + mp_cmd(exe, args, heap), env=mp_env(romfs), capture_output=True, text=True,
                            timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired as e:  # starved of heap, a run can stall instead of exiting
         out = e.stdout or b""
@@ -169,11 +182,12 @@ class Peers:
         self.broker.stop()
 
 
-def e2e_once(exe, samples, heap, timeout=900):
+def e2e_once(exe, samples, heap, timeout=900, romfs=None):
     peers = Peers(time_scale=0.05)
     store = tempfile.mkdtemp(prefix="bench-q-")
     try:
-        rc, res, out = run_mp(exe, ["e2e", peers.pty.path, samples, store, "broker.sim", 1883], heap, timeout)
+        rc, res, out = run_mp(exe, ["e2e", peers.pty.path, samples, store, "broker.sim", 1883], heap, timeout,
+                              romfs=romfs)
         delivered = delivered_records(peers.sim)
     finally:
         peers.close()
@@ -218,6 +232,21 @@ def bench_heap(exe, samples, quick):
         row("records acked by mosquitto", "%d / %d" % (len(seqs), res["last_seq"] or 0), "all",
             "%d batches, %d lost; simulator time scale 0.05, elapsed %.1f s" % (res["batches"], lost, res["elapsed_ms"] / 1000)),
     ]
+    # the same run with the firmware in a ROMFS image: bytecode in place, as from flash on a device
+    try:
+        img = romfs_image()
+        ok_r, res_r, out_r, seqs_r = e2e_once(exe, samples, "1M", romfs=img)
+    except (RuntimeError, OSError) as e:
+        ok_r, res_r, out_r, seqs_r = False, None, str(e), set()
+    if ok_r:
+        peak_r = res_r.get("mem_alloc_max", res_r["mem_alloc"]) - res_r["base"]["mem_alloc"]
+        rows.append(row("peak live heap, firmware in a ROMFS image", kb(peak_r), "<= 48 KB",
+                        "same run with the .mpy files in a %s image mounted as vfs.VfsRom (bytecode runs in place, as "
+                        "from a ROMFS partition or frozen modules on a device); the image itself is excluded; "
+                        "%d/%d records acked; 64-bit host objects" % (kb(os.path.getsize(img)), len(seqs_r),
+                                                                       res_r["last_seq"] or 0)))
+    else:
+        rows.append(na("peak live heap, firmware in a ROMFS image", "error: %s" % out_r.strip()[-200:]))
     # bisect the smallest heap that completes
     lo, hi = 16, 1024  # KB: lo fails (assumed), hi passed above
     step = 16 if quick else 4
