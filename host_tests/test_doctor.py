@@ -376,3 +376,30 @@ def test_shuffled_seed_lines_never_crash(lines, fmt):
 @pytest.mark.parametrize("blob", [b"\xff\xfe=== SENT@1 ===\r\nAT\r\n", b"=== RECV@x ===\n", b"\x00\x01\x02"])
 def test_binary_input(blob):
     render_text(diagnose(blob))
+
+
+def _blk(kind, t, text):
+    return "=== %s@%d ===\n%s\n==================\n" % (kind, t, text)
+
+
+def test_polling_and_batching_are_not_fixed_sleeps_and_csq_99_is_not_a_failure():
+    """The firmware's own log has a rhythm (registration polled every second, a publish every few
+    seconds, signal unknown while searching): none of that is a sleep in place of a reply."""
+    log, t = [], 0
+    for _ in range(4):  # registration poll loop
+        for q, a in (("AT+CREG?", "+CREG: 0,2"), ("AT+CGREG?", "+CGREG: 0,2"), ("AT+CSQ", "+CSQ: 99,99")):
+            log.append(_blk("SENT", t, q + "\r"))
+            log.append(_blk("RECV", t + 3, "\r\n%s\r\n\r\nOK\r\n" % a))
+            t += 5
+        t += 1000
+    for i in range(3):  # a publish every 3 s (batching), each waiting for its result
+        log.append(_blk("SENT", t, "AT+CMQTTTOPIC=0,5\r"))
+        log.append(_blk("RECV", t + 2, "\r\n>"))
+        log.append(_blk("SENT", t + 3, "a/b/c"))
+        log.append(_blk("RECV", t + 5, "\r\nOK\r\n"))
+        log.append(_blk("SENT", t + 6, "AT+CMQTTPUB=0,1,60\r"))
+        log.append(_blk("RECV", t + 9, "\r\nOK\r\n\r\n+CMQTTPUB: 0,0\r\n"))
+        t += 3000
+    d = diagnose("".join(log), fmt="log")
+    assert "fixed-sleeps" not in d.ids(), render_text(d)
+    assert "command-failed" not in d.ids(), render_text(d)

@@ -273,8 +273,26 @@ class Subscriber:
         self._f.close()
 
 
+def doctor_summary(path):
+    """The transcript doctor on the firmware's own AT log: what it found, one line each."""
+    if not os.path.exists(path):
+        return
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        from atdoctor import diagnose
+
+        with open(path, "rb") as f:
+            d = diagnose(f.read(), source=path)
+        errs = [x for x in d.findings if x.severity in ("error", "ERROR")]
+        log("AT log: %s (%d bytes); doctor: %d findings, %d errors%s" % (
+            path, os.path.getsize(path), len(d.findings), len(errs),
+            "".join("\n  %s: %s" % (x.id, x.title) for x in d.findings[:8])))
+    except Exception as e:  # the report is a bonus: never fail the run over it
+        log("AT log: %s (doctor not run: %s)" % (path, e))
+
+
 # ------------------------------------------------------------------ firmware
-def write_config(workdir, encoding, batch, gnss_source="uart"):
+def write_config(workdir, encoding, batch, gnss_source="uart", at_log=""):
     cfg = {
         "device_id": DEVICE,
         "encoding": encoding,
@@ -284,6 +302,7 @@ def write_config(workdir, encoding, batch, gnss_source="uart"):
         "gnss": {"source": gnss_source, "interval_ms": 1000},
         "batch": {"max_records": batch, "max_age_ms": 3000},
         "intervals": {"battery_ms": 5000, "signal_ms": 15000, "status_ms": 10000},
+        "debug": {"at_log": at_log, "at_log_max": 1048576},  # the firmware's own AT log, for the doctor
     }
     path = os.path.join(workdir, "config.json")
     with open(path, "w") as f:
@@ -379,6 +398,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cuts = parse_cuts(args.cut_network)
     os.makedirs(args.out, exist_ok=True)
+    for n in ("at.log", "at.log.1"):  # this run's AT log only
+        if os.path.exists(os.path.join(args.out, n)):
+            os.remove(os.path.join(args.out, n))
     work = tempfile.mkdtemp(prefix="fm-sim-")
     kind = args.broker
     if kind == "auto":
@@ -406,7 +428,7 @@ def main(argv=None):
             gps_path = None
             sim.position_provider = Drive().cgps_provider(speedup=args.gnss_speedup)
             log("GNSS: the modem's own (+CGPSINFO) following the replayed drive")
-        config = write_config(work, args.encoding, args.batch, args.gnss)
+        config = write_config(work, args.encoding, args.batch, args.gnss, at_log=os.path.abspath(os.path.join(args.out, "at.log")))
         store = os.path.join(work, "queue")
         fw = Firmware(args, pty.path, obd_path, gps_path, config, store, args.out)
         log("firmware: scripts/run_host.py for %.0f s (+ up to %.0f s to drain the queue)" % (args.duration, args.drain))
@@ -471,6 +493,7 @@ def main(argv=None):
             "%.2f bytes/sample" % (last_seq, s["records_received"], s["duplicates"], s["missing"], s["still_queued"],
                                    s["lost"], s["bytes_per_sample"] or 0))
         log("report: %s, %s" % (png, os.path.join(args.out, "summary.txt")))
+        doctor_summary(os.path.join(args.out, "at.log"))
         if not last_seq:
             log("FAIL: the firmware stored no records (see %s)" % os.path.join(args.out, "firmware.log"))
             return 2

@@ -140,6 +140,39 @@ class ATLog:
         self._block("RECV", data)
 
 
+class RotatingFile:
+    """A write(text) target for ATLog on flash: at most max_bytes per file, then the file becomes
+    <path>.1 (replacing the previous one) and a new one starts: two files at most."""
+
+    def __init__(self, path, max_bytes, fs=None):
+        import os
+
+        self.path = path
+        self.max_bytes = max_bytes
+        self.os = fs or os
+        self.f = open(path, "a")
+        try:
+            self.size = self.os.stat(path)[6]
+        except OSError:
+            self.size = 0
+
+    def __call__(self, text):
+        if self.size + len(text) > self.max_bytes and self.size:
+            self.f.close()
+            try:
+                self.os.rename(self.path, self.path + ".1")
+            except OSError:
+                pass
+            self.f = open(self.path, "w")
+            self.size = 0
+        self.f.write(text)
+        self.f.flush()
+        self.size += len(text)
+
+    def close(self):
+        self.f.close()
+
+
 class ATEngine:
     def __init__(self, stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=default_meaning):
         self.stream = stream

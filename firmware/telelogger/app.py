@@ -173,6 +173,21 @@ class _ModemGnssTask:
                 await self.clock.sleep_ms(10000)
 
 
+def at_log(cfg, clock):
+    """debug.at_log: the modem conversation in the transcript doctor's format, size-capped."""
+    d = cfg.get("debug") or {}
+    path = d.get("at_log")
+    if not path:
+        return None
+    from at.engine import ATLog, RotatingFile
+
+    try:
+        return ATLog(RotatingFile(path, d.get("at_log_max", 65536)), clock)
+    except OSError as e:
+        print("debug.at_log: cannot write %s (%s): AT log off" % (path, e))
+        return None
+
+
 async def _identify(board, obd):
     """The co-processor's ATI -> devType -> the board file's per-devType pin overrides. A
     co-processor that does not answer leaves the description as it is (logged)."""
@@ -226,7 +241,7 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     if transport == "cellular" or (src == "modem" and board.has("modem")):
         from at.engine import ATEngine
 
-        at = ATEngine(board.stream("modem"), clock)
+        at = ATEngine(board.stream("modem"), clock, log=at_log(cfg, clock))
         at.start()
     modem = None
     if at is not None and transport == "cellular":

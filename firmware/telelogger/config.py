@@ -38,6 +38,9 @@ DEFAULTS = {
     },
     "standby": {"voltage_off": 11.8, "voltage_wake": 13.6, "stationary_s": 600, "heartbeat_s": 900, "flush_s": 30},
     "commands": {"enabled": True, "window_s": 300, "nonces": 32},
+    # the modem conversation in the "=== SENT@ms ===" format that scripts/at_doctor.py reads ("" = off);
+    # at most at_log_max bytes, then the file is moved to <name>.1 and started again
+    "debug": {"at_log": "", "at_log_max": 65536},
 }
 
 SECRETS_DEFAULTS = {
@@ -91,6 +94,8 @@ SCHEMA = {
     "standby.heartbeat_s": ("int", 0, 86400),
     "standby.flush_s": ("int", 0, 3600),
     "commands.enabled": ("bool",),
+    "debug.at_log": ("str", 0, 255, None),
+    "debug.at_log_max": ("int", 1024, 1048576),
     "commands.window_s": ("int", 10, 86400),
     "commands.nonces": ("int", 1, 1024),
 }

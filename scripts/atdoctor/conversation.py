@@ -115,6 +115,8 @@ class Exchange:
     def result_codes(self):
         """[(t, text, err)] of this command's "+NAME:" lines whose last number is an error code."""
         out = []
+        if not self.is_async() and (self.final is None or self.final == "OK"):
+            return out  # "+CSQ: 99,99" + OK, "+CMQTTDISC: 0,1" to DISC?: information, not an error code
         pat = ASYNC.get(self.name, r"^(?:\d+,)?(\d+)$")
         for t, text in self.results:
             m = INFO_RE.match(text)

@@ -547,15 +547,28 @@ def _gaps(conv):
     """[(gap_ms, before_event_desc, after_exchange, kind)] host-side idle time before each send."""
     gaps = []
     prev_done = None
+    hist = []
     for x in conv.exchanges:
-        if x.t is not None and prev_done is not None and x.t >= prev_done[0]:
+        if x.t is not None and prev_done is not None and x.t >= prev_done[0] and not _app_paced(hist, x):
             gaps.append((x.t - prev_done[0], prev_done[1], x, "cmd"))
         done = conv.reply_done_t(x)
         if x.prompt_t is not None and x.data and x.data[0][0] is not None:
             gaps.append((x.data[0][0] - x.prompt_t, "RECV@%d >" % x.prompt_t, x, "data"))
         if done is not None:
             prev_done = (done, "RECV@%d %s" % (done, x.final or "(reply)"))
+        hist.append(x)
     return gaps
+
+
+def _app_paced(hist, x):
+    """Gaps that are the application's rhythm, not a sleep in place of a reply: a poll loop (the
+    same query again within the last few commands: registration, signal) and the start of a new
+    publish (the batching interval)."""
+    if not hist:
+        return False
+    if x.cmd == hist[-1].cmd or (x.cmd.endswith("?") and x.cmd in [h.cmd for h in hist[-4:]]):
+        return True
+    return x.name == "+CMQTTTOPIC" and hist[-1].name != "+CMQTTCONNECT"
 
 
 def _is_fixed(gap):
