@@ -311,3 +311,23 @@ async def test_a_cancelled_caller_does_not_break_a_data_entry():
     assert m.cmds == ["AT+CMQTTPAYLOAD=0,5", "AT+CSQ"]
     assert not at._waiters
     at.stop()
+
+
+def test_at_log_file_is_size_capped_with_one_old_file():
+    import os
+
+    from at.engine import RotatingFile
+
+    path = "/tmp/atlog-%d.txt" % (int.from_bytes(os.urandom(3), "little"))
+    w = RotatingFile(path, 1024)
+    log = ATLog(w)
+    for _ in range(60):
+        log.sent(b"AT+CSQ\r")
+    w.close()
+    cur = os.stat(path)[6]
+    old = os.stat(path + ".1")[6]
+    assert 0 < cur <= 1024 and 900 < old <= 1024, (cur, old)
+    with open(path) as f:
+        assert f.read().startswith("=== SENT@")
+    os.remove(path)
+    os.remove(path + ".1")
