@@ -392,7 +392,7 @@ def test_polling_and_batching_are_not_fixed_sleeps_and_csq_99_is_not_a_failure()
             log.append(_blk("RECV", t + 3, "\r\n%s\r\n\r\nOK\r\n" % a))
             t += 5
         t += 1000
-    for i in range(3):  # a publish every 3 s (batching), each waiting for its result
+    for _ in range(3):  # a publish every 3 s (batching), each waiting for its result
         log.append(_blk("SENT", t, "AT+CMQTTTOPIC=0,5\r"))
         log.append(_blk("RECV", t + 2, "\r\n>"))
         log.append(_blk("SENT", t + 3, "a/b/c"))
