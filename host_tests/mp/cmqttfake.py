@@ -5,7 +5,7 @@
 # the seed's two failures (publish right after CONNECT's OK; SUB while busy) would show here.
 from at.engine import ATEngine
 from core.compat import sleep_ms
-from core.stream import BufferStream
+from fakemodem import LinePeer
 from modem import cmqtt as C
 
 OK = b"\r\nOK\r\n"
@@ -15,14 +15,12 @@ def _err(op, code):
     return b"\r\n+%s: 0,%d\r\n\r\nERROR\r\n" % (op.encode(), code)
 
 
-class FakeCmqtt:
+class FakeCmqtt(LinePeer):
     """Strict scripted CMQTT modem. `hold` = set of ops whose deferred result the test releases
     with release(op, err); `result_first` sends results before OK (as the seed's START did)."""
 
     def __init__(self):
-        self.stream = BufferStream(on_write=self._on_write)
-        self.cmds = []
-        self.data = []
+        LinePeer.__init__(self)
         self.started = False
         self.acquired = False
         self.connected = False
@@ -38,41 +36,9 @@ class FakeCmqtt:
         self.other = {}  # exact command -> reply bytes (non-CMQTT commands)
         self.subs = []
         self.pubs = []
-        self._acc = bytearray()
-        self._want = 0
-        self._on_data = None
         self._topic = None
         self._payload = b""
         self._subtopics = []
-
-    def feed(self, b):
-        self.stream.feed(b)
-
-    def _on_write(self, b):
-        for c in b:
-            if self._want:
-                self._acc.append(c)
-                self._want -= 1
-                if not self._want:
-                    d = bytes(self._acc)
-                    self._acc = bytearray()
-                    self.data.append(d)
-                    self.feed(self._on_data(d))
-                continue
-            if c == 13:
-                cmd = str(bytes(self._acc), "utf-8")
-                self._acc = bytearray()
-                self.cmds.append(cmd)
-                r = self._command(cmd)
-                if r:
-                    self.feed(r)
-            else:
-                self._acc.append(c)
-
-    def _prompt(self, n, fn):
-        self._want = n
-        self._on_data = fn
-        return b"\r\n>"
 
     def _deferred(self, op, code):
         line = b"\r\n+%s: 0,%d\r\n" % (op.encode(), code) if op not in ("CMQTTSTART", "CMQTTSTOP") else b"\r\n+%s: %d\r\n" % (op.encode(), code)
