@@ -543,7 +543,10 @@ class NMEAParser:
             return -1
         x = 0
         for k in range(1, star):
-            x ^= buf[k]
+            c = buf[k]
+            if c == 42 or c == 36:  # '*' or '$' inside the body: reserved delimiters, a mangled line
+                return -1  # (two copies of "*" cancel out in the XOR, so the checksum alone misses it)
+            x ^= c
         hi = _hexval(buf[n - 2])
         lo = _hexval(buf[n - 1])
         if hi < 0 or lo < 0 or (hi << 4 | lo) != x:

@@ -426,3 +426,12 @@ async def test_modem_gnss_polls_when_no_urc_arrives():
     finally:
         task.cancel()
     await sleep_ms(2)
+
+
+def test_delimiters_inside_the_body_are_rejected_even_with_a_matching_checksum():
+    # found by the fuzzer: a duplicated ",M,,*" twice keeps the XOR checksum valid
+    p = NMEAParser()
+    p.feed(b"$GNGGA,171926.00,4404.14063,N,12118.85478,W,1,12,0.91,1147.2,M,-21.3,M,,*,M,,*,M,,*44\r\n")
+    assert p.fix.accepted == 0 and p.fix.rejected == 1
+    p.feed(b"$GNGGA,171926.00,4404.14063,N,12118.85478,W,1,12,0.91,1147.2,M,-21.3,M,,*44\r\n")
+    assert p.fix.accepted == 1
