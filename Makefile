@@ -14,7 +14,7 @@ DEPLOY_ARGS ?=
 LOG ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv test test-mpy lint typecheck build deploy repl logs check doctor sim bench soak clean
+.PHONY: venv test test-mpy lint typecheck build deploy repl logs check doctor sim bench soak fuzz clean
 
 $(VENV)/.installed: requirements-dev.txt scripts/setup_host.sh
 	bash scripts/setup_host.sh $(VENV)
@@ -66,6 +66,12 @@ bench: build
 
 soak: venv
 	$(BIN)/pytest -q -m slow host_tests
+
+## property tests with fresh random inputs and many more examples (make test runs a fixed set)
+FUZZ_EXAMPLES ?= 2000
+fuzz: venv
+	HYPOTHESIS_PROFILE=explore FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider \
+		host_tests/test_fuzz.py host_tests/test_nmea_diff.py host_tests/test_at_framing_props.py host_tests/test_doctor.py
 
 clean:
 	rm -rf build sim-out .pytest_cache

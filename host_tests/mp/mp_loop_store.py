@@ -1,3 +1,4 @@
+# mp-heap: 128K
 # The telelogger loop with the real telelogger.store and telelogger.encode (both runtimes):
 # offline records are kept on flash and delivered oldest-first, once each, when back online.
 import os
@@ -16,7 +17,7 @@ async def test_real_store_and_encode():
     except ImportError as e:
         raise Skip("telelogger.store/encode not present: %s" % e)
     except MemoryError:
-        raise Skip("encode+store compiled from source do not fit a 64K heap next to the loop (use the .mpy build)")
+        raise Skip("encode+store compiled from source do not fit this heap next to the loop (use the .mpy build)")
 
     import time
 
@@ -44,9 +45,10 @@ async def test_real_store_and_encode():
             for r in d["recs"]:
                 seqs.append(r["seq"])
                 rpm.append(r.get("rpm"))
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs  # oldest first, each once
-    assert len(seqs) + store.pending() == t.counters["records"]
-    assert store.pending() <= 5
+    why = (seqs, store.pending(), t.counters)
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), why  # oldest first, each once
+    assert len(seqs) + store.pending() == t.counters["records"], why
+    assert store.pending() <= 5, why
     assert rpm[0] == 1800
     store.close()
     for n in os.listdir(root):
