@@ -1,6 +1,8 @@
 import os
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 for p in (os.path.join(ROOT, "firmware"), HERE, os.path.join(HERE, "mp"), ROOT):
@@ -11,6 +13,24 @@ for p in (os.path.join(ROOT, "firmware"), HERE, os.path.join(HERE, "mp"), ROOT):
 def pytest_configure(config):
     config.addinivalue_line("markers", "micropython: runs firmware under the MicroPython unix interpreter")
     config.addinivalue_line("markers", "slow: long-running (soak); excluded from make test")
+    config.addinivalue_line("markers", "data_before_prompt: the test writes prompt data early on purpose")
+
+
+@pytest.fixture(autouse=True)
+def _no_data_before_prompt(request):
+    """No host in any test may write '>' data before the simulated module sent the prompt (the
+    simulator drops such bytes and counts them; see peers/sim7600.py)."""
+    from peers.sim7600 import Sim7600
+
+    def early():
+        return {id(s): s.counters["data_before_prompt"] for s in list(Sim7600.instances)}
+
+    before = early()
+    yield
+    if request.node.get_closest_marker("data_before_prompt"):
+        return
+    grew = [n for k, n in early().items() if n > before.get(k, 0)]
+    assert not grew, "bytes written to the simulated SIM7600 before its '>' prompt: %r" % grew
 
 
 # Property tests: `make test` runs a fixed (derandomized) set of examples, so CI is reproducible

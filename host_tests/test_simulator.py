@@ -354,6 +354,23 @@ def test_creset_reboots_and_loses_state_but_keeps_certs():
 # ====================================================================== certificates and SSL contexts
 
 
+@pytest.mark.data_before_prompt
+def test_data_written_before_the_prompt_is_lost_and_counted():
+    """The host must wait for '>': data sent in the same write as the command never becomes the entry,
+    the module keeps waiting for its n bytes, and the counter says why."""
+    at = ready_at()
+    at.send(b'AT+CCERTDOWN="ca.pem",4\rabcd')
+    assert at.sim.counters["data_before_prompt"] == 4
+    assert at.until(b"\r\n>") == b"\r\n>"
+    at.advance(500)
+    assert bytes(at.buf) == b""  # still in data entry, no result
+    at.send(b"wxyz")  # after the prompt: taken as the 4 data bytes
+    assert at.until(AT.FINAL) == OK
+    assert at.sim.certs["ca.pem"] == b"wxyz"
+    assert at.sim.counters["data_before_prompt"] == 4
+
+
+
 def test_ccertdown_exact_bytes_list_dele():
     at = ready_at(echo=True)
     body = "-----BEGIN CERTIFICATE-----\r\nMIIé\n-----END CERTIFICATE-----\n".encode()

@@ -485,6 +485,8 @@ def main(argv=None):
             "firmware_exit": fw.proc.returncode, "records_stored": p.get("records"), "reconnects": p.get("reconnects"),
             "send_errors": p.get("send_errors"), "obd_reads": p.get("obd_reads"), "obd_errors": p.get("obd_errors"),
             "gnss_fixes": p.get("gnss_fixes"), "undecodable": sub.errors,
+            "modem_commands": sim.counters["commands"], "modem_errors": sim.counters["errors"],
+            "data_before_prompt": sim.counters["data_before_prompt"],
             "wall_s": round(time.monotonic() - t_start, 1),
         }
         s, png = write_report(recs, args.out, extra, expected_last_seq=last_seq, still_queued=p.get("queued") or 0,
@@ -499,6 +501,9 @@ def main(argv=None):
             return 2
         if s["lost"] or s["records_received"] == 0:
             log("FAIL: records were lost")
+            return 1
+        if sim.counters["data_before_prompt"]:
+            log("FAIL: the firmware wrote %d bytes before the modem's '>' prompt" % sim.counters["data_before_prompt"])
             return 1
         log("OK: every record reached the broker")
         return 0

@@ -8,7 +8,9 @@ Byte formats follow the real module and the seed thread's transcripts:
   - final result: b"\r\nOK\r\n" / b"\r\nERROR\r\n" / b"\r\n+CME ERROR: <n|text>\r\n" (AT+CMEE 1/2)
   - information lines: b"\r\n" + b"\r\n".join(lines) + b"\r\n" before the final result
   - URC: b"\r\n<line>\r\n"; RX URCs are followed by exactly <n> raw bytes
-  - data prompt: b"\r\n>" (no line end), then EXACTLY <n> bytes are read as data
+  - data prompt: b"\r\n>" (no line end), then EXACTLY <n> bytes are read as data. The manual has the host send
+    the data after the '>'; bytes that arrive before the prompt has left the module are dropped and counted
+    (`counters["data_before_prompt"]`), so a host that writes the data without waiting for '>' fails here
   - echo (ATE1, the default at boot): the command line bytes as received, '\r' included, first in the reply;
     data bytes after a prompt are echoed in front of the final result (as in the seed's RECV blocks).
     A lone '\n' after a command's '\r' is swallowed (not echoed, not an error).
@@ -51,6 +53,7 @@ import termios
 import threading
 import time
 import tty
+import weakref
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 for _p in (os.path.dirname(_HERE), os.path.join(os.path.dirname(os.path.dirname(_HERE)), "firmware")):
@@ -248,6 +251,9 @@ class Sim7600(MqttMixin):
       utc: callable returning UTC epoch seconds for the network time (AT+CCLK?)
     """
 
+    # every live instance, so a test fixture can check after each test that no host wrote data before '>'
+    instances = weakref.WeakSet()
+
     def __init__(
         self,
         model="SIMCOM_SIM7600E",
@@ -308,6 +314,7 @@ class Sim7600(MqttMixin):
         self._reply_due = 0.0  # replies leave in command order
         self._line = bytearray()
         self._data = None  # (remaining, buffer, callback) while reading prompt data
+        self._prompt_due = 0.0  # when the open data prompt's '>' leaves the module
         self._last_was_cr = False
         self._epoch = 0
         self._silent_until = -1.0
@@ -329,6 +336,7 @@ class Sim7600(MqttMixin):
         self.certs = {}  # name -> bytes
         self.pdp = {}  # cid -> (type, apn)
         # counters
+        Sim7600.instances.add(self)
         self.counters = {
             "commands": 0,
             "by_name": {},
@@ -338,6 +346,7 @@ class Sim7600(MqttMixin):
             "rx_messages": 0,
             "bytes_in": 0,
             "bytes_out": 0,
+            "data_before_prompt": 0,
         }
         self.published = []  # (client_idx, topic bytes, payload bytes, qos, retain) acknowledged by the broker
         self._reset_state()
@@ -441,6 +450,9 @@ class Sim7600(MqttMixin):
             while i < len(mv):
                 if self._data is not None:
                     rem, buf, cb = self._data
+                    if now < self._prompt_due:  # '>' not sent yet: not data entry, the bytes are lost
+                        self.counters["data_before_prompt"] += len(mv) - i
+                        return
                     take = mv[i : i + rem]
                     buf += take
                     i += len(take)
@@ -564,7 +576,7 @@ class Sim7600(MqttMixin):
 
     def prompt(self, now, nbytes, on_data, delay=None):
         """Send '\\r\\n>' and read exactly nbytes; on_data(now, data) must answer."""
-        self._reply(now, b"\r\n>", delay)
+        self._prompt_due = self._reply(now, b"\r\n>", delay)
         self._data = (nbytes, bytearray(), on_data)
 
     def _finish_data(self, now, data, cb):
