@@ -187,6 +187,16 @@ def test_bring_up_with_pin_through_boot_urcs():
     assert m.info["sim"] == "READY" and m.info["signal_dbm"] == -73 and m.revision
 
 
+def test_registration_waits_on_the_modules_urcs():
+    """Registration 600 ms after the SIM is ready: the driver enables +CGREG URCs and waits on them
+    (re-query pause 60 s), so it queries once before and once after the URC instead of every poll_ms."""
+    sim = Sim7600(time_scale=SCALE, delays={"register": 60000})
+    m = _bring_up(sim, {"reg_poll_ms": 60000})
+    assert m.info["reg_urc"][1] in (1, 5), m.info
+    n = sim.counters["by_name"]
+    assert n["+CGREG"] == 3 and n["+CEREG"] == 3, n  # =1, a query before and one after the URC
+
+
 def test_bring_up_denied_and_missing_pin_are_clear():
     from modem.sim7600 import RegistrationDenied, RegistrationTimeout, SimError, csq_to_dbm, parse_cclk
 

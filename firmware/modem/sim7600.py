@@ -7,10 +7,14 @@
 #   await modem.network_time()               # CCLK -> (y, mo, d, h, mi, s, tz_quarters) or None
 #
 # Every wait is bounded, and every wait is for a reply: polling loops send a command, read its
-# reply and pause poll_ms between attempts; the total is capped by a *_timeout_ms.
+# reply and pause poll_ms between attempts; the total is capped by a *_timeout_ms. Registration
+# waits on the module's own +CREG/+CGREG/+CEREG URCs (enabled with =1), re-querying every
+# reg_poll_ms in case a URC line was lost.
 # Boot URCs (RDY, +CPIN: READY, SMS DONE, PB DONE) are URCs to the engine: never answers here.
+import asyncio
+
 from at.engine import ATCommandError, ATError, ATTimeout, CMEError
-from core.compat import DEFAULT_CLOCK
+from core.compat import DEFAULT_CLOCK, TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from modem import codes
 from net.publisher import NetError
 
@@ -44,6 +48,7 @@ DEFAULTS = {
     "sim_timeout_ms": 20000,  # SIM busy -> READY
     "reg_timeout_ms": 180000,  # registration
     "poll_ms": 1000,  # pause between polls
+    "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
     "cmd_timeout_ms": 5000,
 }
 
@@ -107,6 +112,10 @@ def parse_cpsi(value):
     return d
 
 
+# circuit-switched, GPRS and EPS registration: the query and its reply/URC prefix
+REG_QUERIES = (("AT+CREG?", "+CREG:"), ("AT+CGREG?", "+CGREG:"), ("AT+CEREG?", "+CEREG:"))
+
+
 class Sim7600:
     def __init__(self, at, clock=None, config=None, log=None):
         self.at = at
@@ -122,6 +131,7 @@ class Sim7600:
         self.revision = None
         self.imei = None
         self.info = {}
+        self._reg_ev = None
 
     def _t(self):
         return self.cfg["cmd_timeout_ms"]
@@ -231,38 +241,68 @@ class Sim7600:
     async def registration(self):
         """(creg, cgreg, cereg) stats, None for a query the module refused."""
         return (
-            await self._reg("AT+CREG?", "+CREG:"),
-            await self._reg("AT+CGREG?", "+CGREG:"),
-            await self._reg("AT+CEREG?", "+CEREG:"),
+            await self._reg(*REG_QUERIES[0]),
+            await self._reg(*REG_QUERIES[1]),
+            await self._reg(*REG_QUERIES[2]),
         )
 
+    def _on_reg_urc(self, line, _body):
+        """'+CGREG: 1' (n=1): registration changed; wake wait_registered, which re-reads all three."""
+        i = line.find(":")
+        self.info["reg_urc"] = (line[1:i], parse_reg(line[i + 1 :].strip()))
+        if self._reg_ev is not None:
+            self._reg_ev.set()
+
+    async def _reg_urcs_on(self):
+        """Ask for +CREG/+CGREG/+CEREG: <stat> URCs; True if the module took at least one."""
+        on = False
+        for c in REG_QUERIES:
+            self.at.on_urc(c[1], self._on_reg_urc)
+            try:
+                await self.at.cmd(c[0][:-1] + "=1", timeout_ms=self._t())
+                on = True
+            except (ATCommandError, CMEError):
+                pass
+        return on
+
     async def wait_registered(self, timeout_ms=None):
-        """Poll CREG/CGREG/CEREG until packet service (CGREG or CEREG, or CREG if neither
-        answers) is 1 (home) or 5 (roaming). 3 = denied raises at once."""
+        """Until packet service (CGREG or CEREG, or CREG if neither answers) is 1 (home) or 5
+        (roaming); 3 = denied raises at once. Waits on the registration URCs, re-querying every
+        reg_poll_ms (poll_ms if the module refuses the URCs)."""
         timeout_ms = timeout_ms or self.cfg["reg_timeout_ms"]
         t0 = self.clock.ticks_ms()
-        while True:
-            creg, cgreg, cereg = await self.registration()
-            self.info["reg"] = (creg, cgreg, cereg)
-            ps = [s for s in (cgreg, cereg) if s is not None]
-            if not ps and creg is not None:
-                ps = [creg]
-            if any(s in codes.REG_OK for s in ps):
-                return
-            if any(s == codes.REG_DENIED for s in (creg, cgreg, cereg)):
-                raise RegistrationDenied(
-                    "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed on this "
-                    "network; check the SIM is activated for data" % (creg, cgreg, cereg),
-                    codes.REG_DENIED,
-                    codes.reg_state(codes.REG_DENIED),
-                )
-            if self.clock.diff(self.clock.ticks_ms(), t0) >= timeout_ms:
-                st = [s for s in (creg, cgreg, cereg) if s is not None]
-                raise RegistrationTimeout(
-                    "not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage"
-                    % (timeout_ms, creg, cgreg, cereg, ", ".join(_reg_name(s) for s in st) or "no answer")
-                )
-            await self._poll_pause()
+        pause = self.cfg["reg_poll_ms"] if await self._reg_urcs_on() else self.cfg["poll_ms"]
+        ev = self._reg_ev = asyncio.Event()
+        try:
+            while True:
+                ev.clear()  # a URC during the queries below makes the next wait return at once
+                creg, cgreg, cereg = await self.registration()
+                self.info["reg"] = (creg, cgreg, cereg)
+                ps = [s for s in (cgreg, cereg) if s is not None]
+                if not ps and creg is not None:
+                    ps = [creg]
+                if any(s in codes.REG_OK for s in ps):
+                    return
+                if any(s == codes.REG_DENIED for s in (creg, cgreg, cereg)):
+                    raise RegistrationDenied(
+                        "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed "
+                        "on this network; check the SIM is activated for data" % (creg, cgreg, cereg),
+                        codes.REG_DENIED,
+                        codes.reg_state(codes.REG_DENIED),
+                    )
+                left = timeout_ms - self.clock.diff(self.clock.ticks_ms(), t0)
+                if left <= 0:
+                    st = [s for s in (creg, cgreg, cereg) if s is not None]
+                    raise RegistrationTimeout(
+                        "not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage"
+                        % (timeout_ms, creg, cgreg, cereg, ", ".join(_reg_name(s) for s in st) or "no answer")
+                    )
+                try:
+                    await self.clock.wait_for_ms(ev.wait(), min(pause, left))
+                except TimeoutError:
+                    pass
+        finally:
+            self._reg_ev = None
 
     async def cpsi(self):
         try:
