@@ -75,3 +75,16 @@ class Clock:
 
 
 DEFAULT_CLOCK = Clock()
+
+
+# ---- a helper shared by the byte parsers (NMEA checksums, ELM327 hex replies); kept here so it
+# costs no module of its own on the device
+def hexval(c):
+    """ASCII byte -> 0..15, or -1 if not a hex digit."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 65 <= c <= 70:
+        return c - 55
+    if 97 <= c <= 102:
+        return c - 87
+    return -1

@@ -16,7 +16,7 @@
 #
 # Precision: lat/lon are Python floats. On the ESP32 port MicroPython floats are single precision
 # (~7 significant digits, about 1 m at these magnitudes); the host runtimes use doubles.
-from core.compat import ticks_ms
+from core.compat import hexval, ticks_ms
 
 KNOT_KMH = 1.852
 
@@ -547,8 +547,8 @@ class NMEAParser:
             if c == 42 or c == 36:  # '*' or '$' inside the body: reserved delimiters, a mangled line
                 return -1  # (two copies of "*" cancel out in the XOR, so the checksum alone misses it)
             x ^= c
-        hi = _hexval(buf[n - 2])
-        lo = _hexval(buf[n - 1])
+        hi = hexval(buf[n - 2])
+        lo = hexval(buf[n - 1])
         if hi < 0 or lo < 0 or (hi << 4 | lo) != x:
             return -1
         fr = self._fr
@@ -645,16 +645,6 @@ class NMEAParser:
         fix.course = course
         fix.speed_kmh = kmh
         return 1
-
-
-def _hexval(c):
-    if 48 <= c <= 57:
-        return c - 48
-    if 65 <= c <= 70:
-        return c - 55
-    if 97 <= c <= 102:
-        return c - 87
-    return -1
 
 
 def checksum(body):

@@ -10,7 +10,7 @@
 # exceptions naming the command and the reply. One query runs at a time (a busy flag
 # that waiters poll: asyncio.Lock costs ~0.5 KB of garbage per use under MicroPython).
 # tap(cmd, raw) (optional) sees every exchange's raw reply, before cleaning.
-from core.compat import DEFAULT_CLOCK
+from core.compat import DEFAULT_CLOCK, hexval
 
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
@@ -72,17 +72,6 @@ class ObdError(ElmError):
 
     def __init__(self, cmd, reply, meaning):
         ElmError.__init__(self, cmd, reply, "BAD REPLY", meaning)
-
-
-def hexval(c):
-    """ASCII byte -> 0..15, or -1 if not a hex digit."""
-    if 48 <= c <= 57:
-        return c - 48
-    if 65 <= c <= 70:
-        return c - 55
-    if 97 <= c <= 102:
-        return c - 87
-    return -1
 
 
 def hex_bytes(buf, s, e, out, o):
