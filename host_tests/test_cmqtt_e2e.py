@@ -100,6 +100,34 @@ def test_publish_through_simulator_with_connlost(mbroker):
     assert pub.stats["reconnects"] >= 2 and pub.stats["published"] == n
 
 
+def test_subscribe_is_sent_once_per_session():
+    """The publisher re-subscribes its topics after every reconnect; a caller that subscribes again
+    on each connect (the telelogger does) must not make the module send a second SUBSCRIBE."""
+    from peers.sim7600_mqtt import LocalBroker
+
+    sim = Sim7600(time_scale=SCALE, broker=LocalBroker())
+
+    async def main():
+        at = ATEngine(SimStream(sim), poll_ms=1)
+        at.start()
+        pub = NC.CellularPublisher(at, Clock(), client_id="sub1", host="broker.test", backoff_ms=20,
+                                   modem_cfg={"poll_ms": 20})
+        try:
+            await pub.subscribe("dev/sub1/cmd", 1)  # connects first, then subscribes (once)
+            await pub.subscribe("dev/sub1/cmd", 1)
+            assert sim.counters["by_name"]["+CMQTTSUB"] == 1
+            sim.connlost(0, 1)
+            await pub.publish("dev/sub1/data", b"x", 1)  # reconnects and re-subscribes
+            await pub.subscribe("dev/sub1/cmd", 1)
+            assert sim.counters["by_name"]["+CMQTTSUB"] == 2
+            await pub.subscribe("dev/sub1/cmd", 0)  # another QoS is a new subscription
+            assert sim.counters["by_name"]["+CMQTTSUB"] == 3
+        finally:
+            at.stop()
+
+    asyncio.run(main())
+
+
 # Heap for the whole firmware MQTT stack under the unix port: it is 64-bit (pointers and objects
 # twice the ESP32's), and the stack is loaded as bytecode into RAM (on the board it is frozen).
 MP_E2E_HEAP = os.environ.get("MP_E2E_HEAPSIZE", "160K")

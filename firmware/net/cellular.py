@@ -212,13 +212,16 @@ class CellularPublisher(Publisher):
             self._need = L_SERVICE
 
     # ------------------------------------------------------------------ publish / subscribe
+    async def _ensure_up(self):
+        if not self.mq.connected():
+            if self.mq.nonet and self._need < L_SERVICE:
+                self._need = L_SERVICE
+            await self.connect()
+
     async def _with_retry(self, op, *args):
         tries = 0
         while True:
-            if not self.mq.connected():
-                if self.mq.nonet and self._need < L_SERVICE:
-                    self._need = L_SERVICE
-                await self.connect()
+            await self._ensure_up()
             try:
                 return await op(*args)
             except _c.CmqttArgError:
@@ -250,14 +253,21 @@ class CellularPublisher(Publisher):
         await self.mq.publish(topic, payload, qos, timeout_s=self.pub_timeout_s)
 
     async def subscribe(self, topic, qos=1):
+        """Remember the topic (re-subscribed after every reconnect) and subscribe now. A topic the
+        session already has at this QoS is not sent again, so callers may subscribe on every connect."""
         _c.check_topic(topic)
+        known = (topic, qos) in self._subs
         for i in range(len(self._subs)):
             if self._subs[i][0] == topic:
                 self._subs[i] = (topic, qos)
                 break
         else:
             self._subs.append((topic, qos))
-        await self._with_retry(self.mq.subscribe, topic, qos)
+        if not self.mq.connected():
+            await self._ensure_up()  # subscribes every remembered topic, this one included
+            return
+        if not known:
+            await self._with_retry(self.mq.subscribe, topic, qos)
 
     async def unsubscribe(self, topic):
         self._subs = [s for s in self._subs if s[0] != topic]

@@ -208,13 +208,19 @@ class WifiPublisher(Publisher):
         self.stats["published"] += 1
 
     async def subscribe(self, topic, qos=1):
+        """As CellularPublisher.subscribe: remembered, and not sent again while the session has it."""
+        known = (topic, qos) in self._subs
         for i in range(len(self._subs)):
             if self._subs[i][0] == topic:
                 self._subs[i] = (topic, qos)
                 break
         else:
             self._subs.append((topic, qos))
-        await self._io(_sub, _b(topic), min(qos, 1))
+        if not self.connected():
+            await self.connect()  # subscribes every remembered topic, this one included
+            return
+        if not known:
+            await self._io(_sub, _b(topic), min(qos, 1))
 
     async def disconnect(self):
         t = self._task
