@@ -64,8 +64,13 @@ sim: venv
 bench: build
 	$(PY) scripts/bench.py
 
+## the long soaks: the fault soak on virtual time (CPython), then 10 minutes of real time with the
+## firmware under MicroPython against the simulators and 120 random faults (MP_SOAK_S/MP_SOAK_FAULTS)
+MP_SOAK_S ?= 600
+MP_SOAK_FAULTS ?= 120
 soak: venv
 	$(BIN)/pytest -q -m slow host_tests
+	$(PY) scripts/sim.py --duration $(MP_SOAK_S) --faults $(MP_SOAK_FAULTS) --drain 120 --out soak-out/micropython
 
 ## property tests with fresh random inputs and many more examples (make test runs a fixed set)
 FUZZ_EXAMPLES ?= 2000

@@ -12,6 +12,9 @@
 
 --cut-network 20:15 drops the simulated cellular network at t=20 s for 15 s (+CMQTTNONET):
 records keep being stored on flash and arrive, in order, after the network returns.
+--faults N --seed S injects N modem/network faults at random times (every kind at least once when N
+is at least the number of kinds): the fault soak of scripts/soak.py, but with the firmware under the real
+MicroPython interpreter in real time (`make soak` runs a long one).
 Ends with a trip report in --out (trip.png, summary.json/txt, records.jsonl, modem.log).
 Exit status: 0 when every record reached the broker, 1 if any was lost, 2 on setup errors.
 """
@@ -77,9 +80,12 @@ class Broker:
             conf = os.path.join(workdir, "mosquitto.conf")
             with open(conf, "w") as f:
                 # persistence: the subscriber's session (and its queued QoS 1 messages) survive a
-                # broker restart (--cut-mode broker)
+                # broker restart (--cut-mode broker, broker_down faults). Started as root, mosquitto
+                # would drop to its own user, which cannot write the database into our workdir.
                 f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
                         "persistence_location %s/\nautosave_interval 0\n" % (self.port, workdir))
+                if hasattr(os, "geteuid") and os.geteuid() == 0:
+                    f.write("user root\n")
             self._cmd = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", conf]
             self.proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
@@ -377,6 +383,57 @@ def parse_cuts(specs):
     return sorted(cuts)
 
 
+# fault kind -> what it does to the simulated modem/broker (real seconds; the simulator scales its own delays)
+FAULTS = (
+    "connlost", "ping_fail", "nonet", "err11", "err14", "silence", "garbage", "partial_line", "urc_in_reply",
+    "modem_reboot", "broker_down",
+)
+
+
+def fault_schedule(n, duration, seed, kinds=FAULTS):
+    """n (time, kind) pairs in [3, duration - 3] s, sorted; the kinds cycle in a shuffled order, so every
+    kind occurs once n >= len(kinds)."""
+    import random
+
+    rng = random.Random(seed)
+    order = list(kinds)
+    rng.shuffle(order)
+    return sorted((round(rng.uniform(3.0, max(3.5, duration - 3.0)), 2), order[i % len(order)]) for i in range(n))
+
+
+def apply_fault(kind, sim, broker, time_scale):
+    """Inject one fault now. Returns (note, down): what was done, or why nothing was (note differs from
+    kind), and for broker_down the seconds until the broker must be resumed."""
+    scaled = 1000.0 / time_scale  # simulator ms that make one real second
+    if kind == "connlost":
+        sim.connlost(0, 1)
+    elif kind == "ping_fail":
+        sim.ping_fail(0)
+    elif kind == "nonet":
+        sim.nonet(2 * scaled)
+    elif kind == "err11":
+        if not sim.drop_silently(0):
+            return "err11 (client busy or idle: nothing dropped)", 0
+    elif kind == "err14":
+        sim.force_busy(1)
+    elif kind == "silence":
+        sim.silence(3 * scaled)
+    elif kind == "garbage":
+        sim.garbage()
+    elif kind == "partial_line":
+        sim.partial_line()
+    elif kind == "urc_in_reply":
+        sim.urc_in_next_reply("+CTZV: +40,0")
+    elif kind == "modem_reboot":
+        sim.reboot()
+    elif kind == "broker_down":
+        if not hasattr(broker, "pause"):
+            return "broker_down skipped (needs mosquitto)", 0
+        broker.pause()
+        return "broker_down for 5 s", 5.0
+    return kind, 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=60, help="seconds of driving (default 60)")
@@ -385,6 +442,8 @@ def main(argv=None):
     ap.add_argument("--cut-mode", choices=("nonet", "broker", "connlost"), default="nonet",
                     help="how the network is cut: nonet (+CMQTTNONET, registration lost), broker (broker "
                          "stopped: mosquitto only), connlost (+CMQTTCONNLOST each second of the cut)")
+    ap.add_argument("--faults", type=int, default=0, help="inject this many random modem/network faults")
+    ap.add_argument("--seed", type=int, default=None, help="seed of the fault schedule (default: random)")
     ap.add_argument("--out", default=os.path.join(ROOT, "sim-out"))
     ap.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto")
     ap.add_argument("--runtime", choices=("micropython", "cpython"), default=None)
@@ -437,6 +496,13 @@ def main(argv=None):
         pending_cuts = list(cuts)
         if args.cut_mode == "broker" and kind != "mosquitto" and cuts:
             raise RuntimeError("--cut-mode broker needs mosquitto (the amqtt broker runs in this process)")
+        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+        faults = fault_schedule(args.faults, args.duration, seed) if args.faults else []
+        if faults:
+            log("faults: %d, seed %d" % (len(faults), seed))
+        if faults and kind != "mosquitto":
+            log("note: broker_down faults need mosquitto; they are skipped with %s" % kind)
+        applied, skipped = [], []
         resume_at = None
         connlost_until = 0
         next_connlost = 0
@@ -455,6 +521,16 @@ def main(argv=None):
                 else:
                     log("dropping the MQTT connection every second for %.0f s (+CMQTTCONNLOST)" % secs)
                     connlost_until = now + secs
+            while faults and now >= faults[0][0]:
+                _, f = faults.pop(0)
+                if f == "broker_down" and (kind != "mosquitto" or resume_at is not None):
+                    note, down = "broker_down skipped (%s)" % ("broker already down" if resume_at else kind), 0
+                else:
+                    note, down = apply_fault(f, sim, broker, args.time_scale)
+                if down:
+                    resume_at = now + down
+                (applied if note == f or down else skipped).append(f)
+                log("fault at %.1f s: %s" % (now, note))
             if resume_at is not None and now >= resume_at:
                 broker.resume()
                 log("broker back")
@@ -487,6 +563,7 @@ def main(argv=None):
             "gnss_fixes": p.get("gnss_fixes"), "undecodable": sub.errors,
             "modem_commands": sim.counters["commands"], "modem_errors": sim.counters["errors"],
             "data_before_prompt": sim.counters["data_before_prompt"],
+            "faults": applied, "faults_skipped": skipped, "fault_seed": seed if args.faults else None,
             "wall_s": round(time.monotonic() - t_start, 1),
         }
         s, png = write_report(recs, args.out, extra, expected_last_seq=last_seq, still_queued=p.get("queued") or 0,
