@@ -115,7 +115,7 @@ async def _settle(n=5):
 
 async def _still_works(at):
     """A normal command completes. One failed attempt is allowed, with the engine's own error
-    only: fuzz may have opened a raw body (+CMQTTRXPAYLOAD: 0,<n>) that swallows the reply until
+    or a reply corrupted by a leftover fragment: fuzz may have opened a raw body (+CMQTTRXPAYLOAD: 0,<n>) that swallows the reply until
     the body timeout, or left a partial line ('ERROR' without its line end) that the reply's
     leading CRLF completes into a final result, as a real line fault would. The retry must work."""
     for attempt in range(2):
@@ -125,7 +125,11 @@ async def _still_works(at):
             if attempt:
                 raise
             continue
-        assert r.final == "OK" and r.value("+CSQ:") == "20,99", r
+        if attempt == 0 and r.lines != ["+CSQ: 20,99"]:
+            # a leftover fragment shaped like the answer ('+CSQ: 20,99OK') glued to the reply's
+            # leading CRLF: one corrupted line, as a real UART glitch would give (make fuzz found it)
+            continue
+        assert r.final == "OK" and r.value("+CSQ:") == "20,99" and r.lines == ["+CSQ: 20,99"], r
         return
 
 

@@ -139,6 +139,10 @@ class ATLog:
     def recv(self, data):
         self._block("RECV", data)
 
+    def note(self, text):
+        """A line of our own between the blocks (the doctor shows it as an application print)."""
+        self.write("%s\n" % text)
+
 
 class RotatingFile:
     """A write(text) target for ATLog on flash: at most max_bytes per file, then the file becomes
@@ -536,13 +540,19 @@ class ATEngine:
                     if n:
 
                         def done(body, fn=fn, line=line):
-                            if fn:
-                                fn(line, body)
+                            self._handle(fn, line, body)
 
-                        self.framer.expect_body(n, done)
-                        return
-                if fn:
-                    fn(line, None)
+                        try:
+                            self.framer.expect_body(n, done)
+                            return
+                        except ValueError:
+                            # longer than any body the module sends (a length garbled by line
+                            # noise): reading it would swallow the replies that follow. The
+                            # handler is told the body is lost, as after a body timeout.
+                            self.stats["errors"] += 1
+                            if self.log:
+                                self.log.note("body of %d bytes refused (buffer %d): %s" % (n, self.framer.body_max(), line))
+                self._handle(fn, line, None)
                 return
         # 8. anything else is part of the reply in flight (ATI, CCERTLIST...), except a '+XYZ:'
         # line of another command while a '+CMD' command is pending: an unregistered URC
@@ -552,6 +562,18 @@ class ATEngine:
             self.stats["stray"] += 1
             if self.unhandled:
                 self.unhandled(line)
+
+    def _handle(self, fn, line, body):
+        """Run a URC handler; its exception must not end the reader task (nothing else would
+        read the UART again), so it is counted and logged instead."""
+        if fn is None:
+            return
+        try:
+            fn(line, body)
+        except Exception as e:  # noqa: BLE001 - any handler bug
+            self.stats["errors"] += 1
+            if self.log:
+                self.log.note("URC handler for %r failed: %r" % (line, e))
 
     def _fill(self, w, line):
         w.line = line

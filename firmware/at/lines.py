@@ -67,6 +67,10 @@ class Framer:
         self._body_pos = 0
         self._body_cb = cb
 
+    def body_max(self):
+        """The longest body expect_body accepts (the body buffer's size)."""
+        return len(self._body)
+
     def in_body(self):
         return self._body_len > 0
 

@@ -154,6 +154,37 @@ async def test_body_inside_a_reply():
     at.stop()
 
 
+async def test_body_length_beyond_the_buffer_does_not_stop_the_reader():
+    """'+CMQTTRXTOPIC: 0,1717' (a length garbled by noise: no body is that long) must not end the
+    reader task; the handler hears the body is lost and the next command works (make fuzz found it)."""
+    m, at = _setup()
+    got = []
+    at.on_urc("+CMQTTRXTOPIC:", lambda ln, b: got.append((ln, b)), body_len=lambda ln: int(ln.split(",")[1]))
+    m.feed(b"\r\n+CMQTTRXTOPIC: 0,%d\r\n" % (at.framer.body_max() + 181))
+    m.rules["AT+CSQ"] = b"\r\n+CSQ: 20,99\r\n" + OK
+    r = await at.cmd("AT+CSQ")
+    assert r.value("+CSQ:") == "20,99" and got == [("+CMQTTRXTOPIC: 0,%d" % (at.framer.body_max() + 181), None)]
+    assert at.stats["errors"] == 1 and not at._task.done()
+    at.stop()
+
+
+async def test_a_failing_urc_handler_does_not_stop_the_reader():
+    m, at = _setup()
+    log = []
+    at.log = ATLog(log.append)
+
+    def bad(ln, b):
+        raise KeyError("handler bug")
+
+    at.on_urc("+CMQTTPING:", bad)
+    m.feed(b"\r\n+CMQTTPING: 0,17\r\n")
+    m.rules["AT+CSQ"] = b"\r\n+CSQ: 20,99\r\n" + OK
+    assert (await at.cmd("AT+CSQ")).value("+CSQ:") == "20,99"
+    assert at.stats["errors"] == 1 and not at._task.done()
+    assert any("URC handler" in t and "+CMQTTPING: 0,17" in t for t in log), log
+    at.stop()
+
+
 async def test_deferred_result_after_ok():
     m, at = _setup()
     c = 'AT+CMQTTCONNECT=0,"tcp://broker:1883",60,1'
