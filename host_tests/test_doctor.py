@@ -318,6 +318,27 @@ def test_firmware_log_connect_failure_code_and_sleep():
     assert "tls-sni-missing" not in d.ids() and "connect-result-not-awaited" not in d.ids()
 
 
+def test_firmware_log_reboot_mid_connect_does_not_shift_the_results():
+    """A CONNECT cut by a modem reboot (RDY before its OK) owes no result any more: the results of
+    the CONNECTs after the reboot belong to them, and a later 14 is not blamed on the lost one."""
+    conn = b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'
+    log = fw_log([
+        (100, "S", conn), (2000, "R", b"\r\nRDY\r\n"), (2100, "R", b"\r\nPB DONE\r\n"),
+        (2200, "S", b"AT+CMQTTSTART\r"), (2205, "R", b"\r\n+CMQTTSTART: 0\r\n\r\nOK\r\n"),
+        (2210, "S", conn), (2215, "R", b"\r\nOK\r\n"), (2300, "R", b"\r\n+CMQTTCONNECT: 0,3\r\n"),
+        (3310, "S", conn), (3315, "R", b"\r\nOK\r\n"), (3400, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+        (3401, "S", b"AT+CMQTTSUBTOPIC=0,5,1\r"), (3403, "R", b"\r\n>"), (3404, "S", b"t/cmd"),
+        (3406, "R", b"\r\n+CMQTTSUBTOPIC: 0,14\r\n\r\nERROR\r\n"),
+    ])
+    d = diagnose(log)
+    c = [x for x in d.conv.exchanges if x.name == "+CMQTTCONNECT"]
+    assert c[0].results == [] and c[0].lost_in_reboot is not None
+    assert c[1].results == [(2300, "+CMQTTCONNECT: 0,3")] and c[2].results == [(3400, "+CMQTTCONNECT: 0,0")]
+    ids = d.ids()
+    assert "connect-result-not-awaited" not in ids and "busy-connect-pending" not in ids, ids
+    assert any(f.code == 14 for f in d.by_id("command-failed")), ids  # still reported, just not misexplained
+
+
 # ------------------------------------------------------------------ output, CLI, facts in one place
 
 def test_json_and_text_output():

@@ -92,6 +92,7 @@ class Exchange:
         self.final_t = None
         self.notes_after = []  # app prints after this command was sent
         self.deferred_pending = self.is_async()
+        self.lost_in_reboot = None  # newest exchange index when a RDY ended the wait for its deferred result
         self.hidden = []  # (t, text) lines whose head was overwritten in the log
         self.result_after = None  # index of the newest exchange when the first result line arrived
         self.prompt_line = None
@@ -194,6 +195,14 @@ class Conversation:
             self._rx_body -= len(text.encode()) + 1
             self.urcs.append((t, text, self._cur_idx(), "body"))
             return
+        if text == "RDY" and self.pending:
+            # the module rebooted: every deferred result still owed is lost with its session, and
+            # must not be paired with the results of the commands sent after the reboot
+            for lst in self.pending.values():
+                for p in lst:
+                    p.deferred_pending = False
+                    p.lost_in_reboot = self._cur_idx()
+            self.pending = {}
         if ev.get("hidden"):
             if x is not None:
                 x.hidden.append((t, text))

@@ -106,6 +106,8 @@ def sent_before_result(conv, p, x):
         return False
     if p.final is not None and p.final != "OK":
         return False
+    if p.lost_in_reboot is not None and x.idx > p.lost_in_reboot:
+        return False  # the module rebooted in between: p's session and its result are gone
     if not p.results:
         return True
     return p.result_after is not None and p.result_after >= x.idx
@@ -175,8 +177,8 @@ def _rx_in_flight(conv, x):
 def r_connect_not_awaited(conv):
     out = []
     for p in conv.find("+CMQTTCONNECT", "="):
-        if p.final != "OK":
-            continue
+        if p.final != "OK" or (p.lost_in_reboot is not None and not p.results and not p.notes_after):
+            continue  # refused, or the module rebooted before the result (the host could not await it)
         nxt = conv.next_after(p)
         never = not p.results
         early = nxt is not None and sent_before_result(conv, p, nxt)
@@ -778,7 +780,7 @@ def r_pub_timeout(conv):
 def r_result_missing(conv):
     out = []
     for x in conv.exchanges:
-        if x.is_async() and x.final == "OK" and not x.results and x.name != "+CMQTTCONNECT":
+        if x.is_async() and x.final == "OK" and not x.results and x.name != "+CMQTTCONNECT" and x.lost_in_reboot is None:
             out.append(Finding(
                 "result-missing", "warning", "%s's deferred result never arrived" % x.name[1:],
                 "%s answered OK but its %s: ...<err> result is not in the transcript (the capture ended, or "
