@@ -339,6 +339,21 @@ def test_firmware_log_reboot_mid_connect_does_not_shift_the_results():
     assert any(f.code == 14 for f in d.by_id("command-failed")), ids  # still reported, just not misexplained
 
 
+def test_a_command_sent_right_after_a_urc_is_not_a_fixed_sleep():
+    """1000 ms after the last reply, but 5 ms after +CMQTTCONNLOST: the host reacted to the URC."""
+    conn = b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'
+    log = fw_log([
+        (100, "S", conn), (105, "R", b"\r\nOK\r\n"), (180, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+        (181, "S", b"AT+CSQ\r"), (185, "R", b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"),
+        (1180, "R", b"\r\n+CMQTTCONNLOST: 0,1\r\n"), (1185, "S", conn), (1190, "R", b"\r\nOK\r\n"),
+        (1250, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+    ])
+    d = diagnose(log)
+    assert "fixed-sleeps" not in d.ids(), d.ids()
+    gaps = doctor_rules._gaps(d.conv)
+    assert gaps[-1][0] == 5 and "CMQTTCONNLOST" in gaps[-1][1], gaps
+
+
 # ------------------------------------------------------------------ output, CLI, facts in one place
 
 def test_json_and_text_output():

@@ -550,9 +550,16 @@ def _gaps(conv):
     gaps = []
     prev_done = None
     hist = []
+    urcs = [(u[0], u[1]) for u in conv.urcs if u[0] is not None and u[3] != "body"]
     for x in conv.exchanges:
         if x.t is not None and prev_done is not None and x.t >= prev_done[0] and not _app_paced(hist, x):
-            gaps.append((x.t - prev_done[0], prev_done[1], x, "cmd"))
+            # idle since the last thing received: a URC in between (CONNLOST, NONET...) is what the
+            # host reacted to, so the time before it was a wait for the modem, not a sleep
+            last = prev_done
+            for t, text in urcs:
+                if last[0] <= t <= x.t:
+                    last = (t, "RECV@%d %s" % (t, text))
+            gaps.append((x.t - last[0], last[1], x, "cmd"))
         done = conv.reply_done_t(x)
         if x.prompt_t is not None and x.data and x.data[0][0] is not None:
             gaps.append((x.data[0][0] - x.prompt_t, "RECV@%d >" % x.prompt_t, x, "data"))
