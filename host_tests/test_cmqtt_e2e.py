@@ -128,6 +128,34 @@ def test_subscribe_is_sent_once_per_session():
     asyncio.run(main())
 
 
+def test_concurrent_publishes_after_a_silent_drop_connect_once():
+    """Two tasks find the session gone (error 11, no URC) at the same time: one CONNECT goes out,
+    the other task waits for it; a second CONNECT would be refused with 19 (client is used).
+    Seen in the MicroPython fault soak (sim.py --faults)."""
+    from peers.sim7600_mqtt import LocalBroker
+
+    broker = LocalBroker()
+    sim = Sim7600(time_scale=SCALE, broker=broker)
+
+    async def main():
+        at = ATEngine(SimStream(sim), poll_ms=1)
+        at.start()
+        pub = NC.CellularPublisher(at, Clock(), client_id="cc1", host="broker.test", backoff_ms=20,
+                                   modem_cfg={"poll_ms": 20})
+        try:
+            await pub.connect()
+            assert sim.drop_silently(0)
+            await asyncio.gather(pub.publish("dev/cc1/a", b"1", 1), pub.publish("dev/cc1/b", b"2", 1))
+            return pub
+        finally:
+            at.stop()
+
+    pub = asyncio.run(main())
+    assert sim.counters["by_name"]["+CMQTTCONNECT"] == 2, sim.counters["by_name"]  # first + one reconnect
+    assert pub.stats["reconnects"] == 1 and pub.stats["published"] == 2
+    assert sorted(m[0] for m in broker.messages) == [b"dev/cc1/a", b"dev/cc1/b"], broker.messages
+
+
 # Heap for the whole firmware MQTT stack under the unix port: it is 64-bit (pointers and objects
 # twice the ESP32's), and the stack is loaded as bytecode into RAM (on the board it is frozen).
 MP_E2E_HEAP = os.environ.get("MP_E2E_HEAPSIZE", "160K")

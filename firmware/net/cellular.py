@@ -14,14 +14,14 @@
 #   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
 # Configuration errors (bad credentials, not authorized, TLS handshake/certificates, firmware
 # without SSL) are raised at once: retrying cannot fix them.
-import random
+import asyncio
 
 from at.engine import ATError, ModemRebooted
 from core.compat import DEFAULT_CLOCK
 from modem import cmqtt as _c
 from modem.sim7600 import ModemError, Sim7600
 from modem.tls import Tls, TlsSetupError
-from net.publisher import NetError, NotConnected, Publisher, backoff_ms
+from net.publisher import NetError, NotConnected, Publisher, backoff_ms, jitter_pick
 
 L_CONNECT = 0
 L_ACQUIRE = 1
@@ -77,7 +77,7 @@ class CellularPublisher(Publisher):
         self.backoff_max_ms = backoff_max_ms
         self.max_resends = max_resends
         self.pub_timeout_s = pub_timeout_s
-        self._rng = rng or (lambda n: random.getrandbits(16) % n if n > 0 else 0)
+        self._rng = rng or jitter_pick
         self.log = log
         self.modem = Sim7600(at, self.clock, modem_cfg, log=log)
         self.tls_setup = Tls(at, self.modem, log=log)
@@ -85,9 +85,9 @@ class CellularPublisher(Publisher):
         self.mq.on_message(self._deliver)
         self.mq.on_state(self._on_state)
         self._subs = []  # [(topic, qos)] re-subscribed after every reconnect
+        self._connecting = asyncio.Lock()
         self._need = L_MODEM if bring_up else L_SERVICE
         self._ever = False
-        self._connecting = False
         self.cert_names = {}
         self.stats["resends"] = 0
         self.stats["connect_ms"] = None  # last CMQTTSTART/CONNECT .. connected time
@@ -164,8 +164,16 @@ class CellularPublisher(Publisher):
         await self.tls_setup.configure(self.ssl_ctx, ca=n.get("ca"), cert=n.get("cert"), key=n.get("key"))
 
     async def connect(self):
+        """Bring the session up (escalating recovery, backoff). Single-flight: a task that finds a
+        connect already running waits for it instead of sending a second CONNECT (which the module
+        would refuse with 19, client is used)."""
         if self.mq.connected():
             return
+        async with self._connecting:
+            if not self.mq.connected():
+                await self._connect()
+
+    async def _connect(self):
         attempt = 0
         level = self._need
         while True:

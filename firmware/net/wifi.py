@@ -9,14 +9,9 @@
 # A task polls check_msg() every poll_ms (delivering to on_message) and pings at keepalive/2.
 # umqtt.simple is blocking and has no QoS 2: QoS 2 is sent as QoS 1 (at least once).
 import asyncio
-import random
 
 from core.compat import DEFAULT_CLOCK
-from net.publisher import NetError, NotConnected, Publisher, backoff_ms
-
-
-def _pick(n):
-    return random.getrandbits(16) % n
+from net.publisher import NetError, NotConnected, Publisher, backoff_ms, jitter_pick
 
 
 class WifiError(NetError):
@@ -78,6 +73,7 @@ class WifiPublisher(Publisher):
         self._up = False
         self._ever = False
         self._subs = []
+        self._connecting = asyncio.Lock()
         self._task = None
         self._lock = asyncio.Lock()
         self._last_io = 0
@@ -141,11 +137,17 @@ class WifiPublisher(Publisher):
             c.subscribe(_b(t), min(q, 1))
 
     def _backoff(self, attempt):
-        return backoff_ms(attempt, self.backoff_ms, self.backoff_max_ms, _pick)
+        return backoff_ms(attempt, self.backoff_ms, self.backoff_max_ms, jitter_pick)
 
     async def connect(self):
+        """Single-flight, as CellularPublisher.connect."""
         if self.connected():
             return
+        async with self._connecting:
+            if not self.connected():
+                await self._connect()
+
+    async def _connect(self):
         attempt = 0
         while True:
             try:
