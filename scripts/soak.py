@@ -239,6 +239,7 @@ class Run:
         t = Telelogger(self.cfg, pub, store, obd=FakeObd({0x0C: 1800, 0x0D: 50, 0x05: 88}), codec=self.codec,
                        modem=ModemCtl(pub, None, clock), clock=clock, wdt=self.wdt, device_id=DEVICE,
                        boot=next_boot(self.root + "/boot"))
+        t.pick = pub._rng  # the loop's backoff jitter from the run's seed too: a run replays exactly
         t.at = at
         t.start()
         self.t = t

@@ -2,6 +2,14 @@
 # WiFi umqtt). Transports subclass Publisher; FakePublisher records publishes for loop tests.
 
 
+import random
+
+
+def jitter_pick(n):
+    """An int in 0..n-1 for backoff_ms (n < 65536)."""
+    return random.getrandbits(16) % n if n > 0 else 0
+
+
 def backoff_ms(attempt, base_ms, max_ms, pick):
     """Reconnect delay for the n-th failed attempt (1, 2, ...): exponential with jitter, a value in
     [b/2, b] where b = base_ms * 2^(attempt-1) capped at max_ms. pick(n) returns an int in 0..n-1,

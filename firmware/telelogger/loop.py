@@ -7,6 +7,7 @@
 import asyncio
 
 from core.compat import Clock
+from net.publisher import backoff_ms, jitter_pick
 
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
 # STATIONARY_TIME_TABLE {10, 60} s): (stationary ms, record interval multiplier), longest first.
@@ -103,6 +104,7 @@ class Telelogger:
         self.gnss_ms = int(_g(_g(cfg, "gnss", {}), "interval_ms", 1000))  # config: gnss.interval_ms
         self.backoff_min_ms = int(_g(iv, "reconnect_min_ms", 1000))
         self.backoff_max_ms = int(_g(iv, "reconnect_max_ms", 60000))
+        self.pick = jitter_pick  # backoff jitter source (tests may make it deterministic)
         self.wdt_ms = int(_g(iv, "wdt_feed_ms", 1000))
         o = _g(cfg, "obd", {})
         self.obd_enabled = bool(_g(o, "enabled", True)) and obd is not None
@@ -283,7 +285,7 @@ class Telelogger:
         return self.now() - self.last_send >= self.batch_age_ms
 
     async def sender_task(self):
-        backoff = self.backoff_min_ms
+        fails = 0
         while True:
             self.beat("send")
             if not self.net_allowed:
@@ -292,18 +294,20 @@ class Telelogger:
             try:
                 if not self.pub.connected():
                     await self.connect()
-                    backoff = self.backoff_min_ms
+                    fails = 0
                 if self.due():
                     await self.send_batch()
-                    backoff = self.backoff_min_ms
+                    fails = 0
                     if not self.store.pending():
                         self.flush_req = False
                     continue
             except Exception as e:
+                fails += 1
+                # exponential with jitter: a fleet that lost the same broker does not come back in step
+                wait = backoff_ms(fails, self.backoff_min_ms, self.backoff_max_ms, self.pick)
                 self.counters["send_errors"] += 1
-                self.note("warn", "network: %s; %d records kept, retry in %d ms", e, self.store.pending(), backoff)
-                await self.sleep(backoff)
-                backoff = min(backoff * 2, self.backoff_max_ms)
+                self.note("warn", "network: %s; %d records kept, retry in %d ms", e, self.store.pending(), wait)
+                await self.sleep(wait)
                 continue
             await self.sleep(min(200, self.batch_age_ms))
 

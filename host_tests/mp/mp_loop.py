@@ -72,6 +72,22 @@ async def test_store_first_and_offline_then_online_in_order():
     assert 0x10C in keys and 0x0A in keys and 0x0B in keys
 
 
+async def test_reconnect_backoff_is_exponential_with_jitter():
+    """The sender's retry waits come from net.publisher.backoff_ms with the loop's jitter source:
+    shortest picks wait 500, 1000, 2000 ms (b/2), longest 1000, 2000, 4000 ms (b)."""
+    attempts = []
+    for pick in (lambda n: 0, lambda n: n - 1):
+        pub = FakePublisher()
+        pub.up = False
+        t, clk, pub, store, obd = make(pub=pub)
+        t.pick = pick
+        t.start()
+        await clk.advance(3600)
+        await stop(t, clk)
+        attempts.append(t.counters["connect_errors"])
+    assert attempts == [4, 3], attempts  # at 0, 0.5, 1.5, 3.5 s vs at 0, 1, 3 s
+
+
 async def test_publish_failure_keeps_records():
     t, clk, pub, store, obd = make()
     t.start()
