@@ -339,6 +339,25 @@ def test_firmware_log_reboot_mid_connect_does_not_shift_the_results():
     assert any(f.code == 14 for f in d.by_id("command-failed")), ids  # still reported, just not misexplained
 
 
+def test_a_result_pairs_with_the_newest_connect_and_waits_end_at_stop():
+    """CONNECT A's result never comes (the app waits 8 s, then restarts the service); CONNECT B's
+    result is B's, not A's; a later 14 is not blamed on A; A reads as waited-for, not ignored."""
+    conn = b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'
+    log = fw_log([
+        (100, "S", conn), (105, "R", b"\r\nOK\r\n"),
+        (8105, "S", b"AT+CMQTTSTOP\r"), (8110, "R", b"\r\n+CMQTTSTOP: 0\r\n\r\nOK\r\n"),
+        (8111, "S", b"AT+CMQTTSTART\r"), (8115, "R", b"\r\n+CMQTTSTART: 0\r\n\r\nOK\r\n"),
+        (8120, "S", conn), (8125, "R", b"\r\nOK\r\n"), (8190, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+        (8191, "S", b"AT+CMQTTTOPIC=0,3\r"), (8195, "R", b"\r\n+CMQTTTOPIC: 0,14\r\n\r\nERROR\r\n"),
+    ])
+    d = diagnose(log)
+    a, b = [x for x in d.conv.exchanges if x.name == "+CMQTTCONNECT"]
+    assert a.results == [] and b.results == [(8190, "+CMQTTCONNECT: 0,0")]
+    ids = d.ids()
+    assert "busy-connect-pending" not in ids and "connect-result-not-awaited" not in ids, ids
+    assert "8000 ms" in one(d, "connect-result-missing").title, one(d, "connect-result-missing").title
+
+
 def test_a_command_sent_right_after_a_urc_is_not_a_fixed_sleep():
     """1000 ms after the last reply, but 5 ms after +CMQTTCONNLOST: the host reacted to the URC."""
     conn = b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'

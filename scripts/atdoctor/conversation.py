@@ -93,6 +93,7 @@ class Exchange:
         self.notes_after = []  # app prints after this command was sent
         self.deferred_pending = self.is_async()
         self.lost_in_reboot = None  # newest exchange index when a RDY ended the wait for its deferred result
+        self.wait_ended = None  # newest exchange index when its result became moot (reboot, superseded, STOP/REL)
         self.hidden = []  # (t, text) lines whose head was overwritten in the log
         self.result_after = None  # index of the newest exchange when the first result line arrived
         self.prompt_line = None
@@ -168,6 +169,8 @@ class Conversation:
         elif k == "cmd":
             x = Exchange(len(self.exchanges), ev)
             self.exchanges.append(x)
+            if x.cmd == "AT+CMQTTSTOP" or (x.name == "+CMQTTREL" and x.op == "="):
+                self._end_waits()  # the host tears the client/service down: owed results are moot
             if x.is_async():
                 self.pending.setdefault(x.name, []).append(x)
         elif k == "data":
@@ -200,9 +203,8 @@ class Conversation:
             # must not be paired with the results of the commands sent after the reboot
             for lst in self.pending.values():
                 for p in lst:
-                    p.deferred_pending = False
                     p.lost_in_reboot = self._cur_idx()
-            self.pending = {}
+            self._end_waits()
         if ev.get("hidden"):
             if x is not None:
                 x.hidden.append((t, text))
@@ -277,16 +279,33 @@ class Conversation:
             self.urcs.append((t, text, self._cur_idx(), "stray"))
 
     def _resolve(self, name, value, cur):
+        """The command a deferred result answers. A client runs one asynchronous operation at a
+        time, so it is the NEWEST waiting command of that name for that client; older ones still
+        waiting were superseded (their result never came: timeout, service restarted) and stop
+        waiting too, so a long log's results do not shift onto the wrong commands."""
         waiting = self.pending.get(name) or []
         idx = value.split(",")[0] if "," in value else None
-        for x in waiting:
-            if idx is None or x.arg(0) in (None, idx) or name in ("+CMQTTSTART", "+CMQTTSTOP"):
-                waiting.remove(x)
-                x.deferred_pending = False
-                if not waiting:
-                    self.pending.pop(name, None)
-                return x
-        return None
+        match = [x for x in waiting if idx is None or x.arg(0) in (None, idx) or name in ("+CMQTTSTART", "+CMQTTSTOP")]
+        if not match:
+            return None
+        for x in match:
+            waiting.remove(x)
+            x.deferred_pending = False
+            if x is not match[-1]:
+                x.wait_ended = self._cur_idx()
+        if not waiting:
+            self.pending.pop(name, None)
+        return match[-1]
+
+    def _end_waits(self, keep=None):
+        """Every deferred result still owed is moot from here (reboot, the host tearing the client
+        down): none of them may be paired with a later result or blamed for a later 14."""
+        for lst in self.pending.values():
+            for p in lst:
+                if p is not keep:
+                    p.deferred_pending = False
+                    p.wait_ended = self._cur_idx()
+        self.pending = {k: [p for p in v if p is keep] for k, v in self.pending.items() if keep in v}
 
     def _drop_pending(self, x):
         lst = self.pending.get(x.name)

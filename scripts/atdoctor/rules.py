@@ -106,8 +106,8 @@ def sent_before_result(conv, p, x):
         return False
     if p.final is not None and p.final != "OK":
         return False
-    if p.lost_in_reboot is not None and x.idx > p.lost_in_reboot:
-        return False  # the module rebooted in between: p's session and its result are gone
+    if p.wait_ended is not None and x.idx > p.wait_ended:
+        return False  # a reboot, STOP/REL or a newer operation in between: p's result is moot
     if not p.results:
         return True
     return p.result_after is not None and p.result_after >= x.idx
@@ -174,6 +174,9 @@ def _rx_in_flight(conv, x):
     return open_
 
 
+CONNECT_AWAITED_MS = 5000  # the next command this long after CONNECT's OK: the app did wait for the result
+
+
 def r_connect_not_awaited(conv):
     out = []
     for p in conv.find("+CMQTTCONNECT", "="):
@@ -183,6 +186,15 @@ def r_connect_not_awaited(conv):
         never = not p.results
         early = nxt is not None and sent_before_result(conv, p, nxt)
         if not (never or early):
+            continue
+        waited = (nxt.t - p.final_t) if (nxt is not None and nxt.t is not None and p.final_t is not None) else None
+        if never and waited is not None and waited >= CONNECT_AWAITED_MS:
+            out.append(Finding(
+                "connect-result-missing", "warning", "CONNECT's result never came (waited %d ms)" % waited,
+                "the app waited %d ms after CONNECT's OK for +CMQTTCONNECT: %s,<err>, which never arrived: the "
+                "module lost the connect (network gone, modem silent) or the capture misses it." % (waited, client_of(p)),
+                "nothing to change in the app if it then recovers (DISC/REL/STOP/START); check coverage and the "
+                "broker's reachability.", [ev_sent(p), ev_recv(p.final_t, p.final), ev_sent(nxt)], command=p.cmd))
             continue
         evidence = [ev_sent(p), ev_recv(p.final_t, p.final)]
         if nxt is not None:
@@ -563,10 +575,13 @@ def _gaps(conv):
         done = conv.reply_done_t(x)
         if x.prompt_t is not None and x.data and x.data[0][0] is not None:
             gaps.append((x.data[0][0] - x.prompt_t, "RECV@%d >" % x.prompt_t, x, "data"))
-        if done is not None:
-            prev_done = (done, "RECV@%d %s" % (done, x.final or "(reply)"))
+        # no reply at all: the next command ends a wait for the modem (a timeout), not a sleep
+        prev_done = (done, "RECV@%d %s" % (done, x.final or "(reply)")) if done is not None else None
         hist.append(x)
     return gaps
+
+
+MONITOR_CMDS = ("AT+CSQ", "AT+CBC", "AT+CGPSINFO", "AT+CPSI?")
 
 
 def _app_paced(hist, x):
@@ -577,6 +592,8 @@ def _app_paced(hist, x):
         return False
     if x.cmd == hist[-1].cmd or (x.cmd.endswith("?") and x.cmd in [h.cmd for h in hist[-4:]]):
         return True
+    if (x.cmd.endswith("?") or x.cmd in MONITOR_CMDS) and any(h.cmd == x.cmd for h in hist):
+        return True  # a status query the app repeats on its own timer (signal, cell, clock)
     return x.name == "+CMQTTTOPIC" and hist[-1].name != "+CMQTTCONNECT"
 
 
