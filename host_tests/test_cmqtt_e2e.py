@@ -100,38 +100,9 @@ def test_publish_through_simulator_with_connlost(mbroker):
     assert pub.stats["reconnects"] >= 2 and pub.stats["published"] == n
 
 
-def test_subscribe_is_sent_once_per_session():
-    """The publisher re-subscribes its topics after every reconnect; a caller that subscribes again
-    on each connect (the telelogger does) must not make the module send a second SUBSCRIBE."""
-    from peers.sim7600_mqtt import LocalBroker
-
-    sim = Sim7600(time_scale=SCALE, broker=LocalBroker())
-
-    async def main():
-        at = ATEngine(SimStream(sim), poll_ms=1)
-        at.start()
-        pub = NC.CellularPublisher(at, Clock(), client_id="sub1", host="broker.test", backoff_ms=20,
-                                   modem_cfg={"poll_ms": 20})
-        try:
-            await pub.subscribe("dev/sub1/cmd", 1)  # connects first, then subscribes (once)
-            await pub.subscribe("dev/sub1/cmd", 1)
-            assert sim.counters["by_name"]["+CMQTTSUB"] == 1
-            sim.connlost(0, 1)
-            await pub.publish("dev/sub1/data", b"x", 1)  # reconnects and re-subscribes
-            await pub.subscribe("dev/sub1/cmd", 1)
-            assert sim.counters["by_name"]["+CMQTTSUB"] == 2
-            await pub.subscribe("dev/sub1/cmd", 0)  # another QoS is a new subscription
-            assert sim.counters["by_name"]["+CMQTTSUB"] == 3
-        finally:
-            at.stop()
-
-    asyncio.run(main())
-
-
-def test_concurrent_publishes_after_a_silent_drop_connect_once():
-    """Two tasks find the session gone (error 11, no URC) at the same time: one CONNECT goes out,
-    the other task waits for it; a second CONNECT would be refused with 19 (client is used).
-    Seen in the MicroPython fault soak (sim.py --faults)."""
+def _with_local_pub(client_id, body):
+    """Run `await body(pub, sim)` with a CellularPublisher over the simulator and its in-memory
+    broker; returns (pub, sim, broker)."""
     from peers.sim7600_mqtt import LocalBroker
 
     broker = LocalBroker()
@@ -140,17 +111,46 @@ def test_concurrent_publishes_after_a_silent_drop_connect_once():
     async def main():
         at = ATEngine(SimStream(sim), poll_ms=1)
         at.start()
-        pub = NC.CellularPublisher(at, Clock(), client_id="cc1", host="broker.test", backoff_ms=20,
+        pub = NC.CellularPublisher(at, Clock(), client_id=client_id, host="broker.test", backoff_ms=20,
                                    modem_cfg={"poll_ms": 20})
         try:
-            await pub.connect()
-            assert sim.drop_silently(0)
-            await asyncio.gather(pub.publish("dev/cc1/a", b"1", 1), pub.publish("dev/cc1/b", b"2", 1))
+            await body(pub, sim)
             return pub
         finally:
             at.stop()
 
-    pub = asyncio.run(main())
+    return asyncio.run(main()), sim, broker
+
+
+def test_subscribe_is_sent_once_per_session():
+    """The publisher re-subscribes its topics after every reconnect; a caller that subscribes again
+    on each connect (the telelogger does) must not make the module send a second SUBSCRIBE."""
+
+    async def body(pub, sim):
+        await pub.subscribe("dev/sub1/cmd", 1)  # connects first, then subscribes (once)
+        await pub.subscribe("dev/sub1/cmd", 1)
+        assert sim.counters["by_name"]["+CMQTTSUB"] == 1
+        sim.connlost(0, 1)
+        await pub.publish("dev/sub1/data", b"x", 1)  # reconnects and re-subscribes
+        await pub.subscribe("dev/sub1/cmd", 1)
+        assert sim.counters["by_name"]["+CMQTTSUB"] == 2
+        await pub.subscribe("dev/sub1/cmd", 0)  # another QoS is a new subscription
+        assert sim.counters["by_name"]["+CMQTTSUB"] == 3
+
+    _with_local_pub("sub1", body)
+
+
+def test_concurrent_publishes_after_a_silent_drop_connect_once():
+    """Two tasks find the session gone (error 11, no URC) at the same time: one CONNECT goes out,
+    the other task waits for it; a second CONNECT would be refused with 19 (client is used).
+    Seen in the MicroPython fault soak (sim.py --faults)."""
+
+    async def body(pub, sim):
+        await pub.connect()
+        assert sim.drop_silently(0)
+        await asyncio.gather(pub.publish("dev/cc1/a", b"1", 1), pub.publish("dev/cc1/b", b"2", 1))
+
+    pub, sim, broker = _with_local_pub("cc1", body)
     assert sim.counters["by_name"]["+CMQTTCONNECT"] == 2, sim.counters["by_name"]  # first + one reconnect
     assert pub.stats["reconnects"] == 1 and pub.stats["published"] == 2
     assert sorted(m[0] for m in broker.messages) == [b"dev/cc1/a", b"dev/cc1/b"], broker.messages
