@@ -189,6 +189,7 @@ class ATEngine:
         self._lock = asyncio.Lock()
         self._urcs = []  # [prefix, fn, body_len_fn]
         self._waiters = []
+        self._owed = []  # waiters of deferred results whose callers were cancelled
         self._pending = None  # Reply of the command in flight
         self._pending_prefix = None
         self._pending_terms = None
@@ -254,13 +255,14 @@ class ATEngine:
         # shutdown) must not leave the module with half a '>' data entry or an unread reply that
         # would complete the next command. The caller only stops waiting.
         box = [None, asyncio.Event(), False]  # [error, done, abandoned by the caller]
-        asyncio.create_task(self._run_exchange(box, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w))
+        rt = result_timeout_ms or timeout_ms
+        asyncio.create_task(self._run_exchange(box, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w, rt))
         try:
             await box[1].wait()
-        except BaseException:  # cancelled: the task completes the exchange; forget the result
+        except BaseException:  # cancelled: the task completes the exchange (and keeps any result owed)
             box[2] = True
-            if w is not None:
-                self._drop_waiter(w)
+            if w is not None and w not in self._owed:
+                self._owed.append(w)  # visible to owed() at once, before the exchange ends
             raise
         if box[0] is not None:
             if w is not None:
@@ -271,10 +273,14 @@ class ATEngine:
         try:
             if w.line is None and w.error is None:
                 try:
-                    await wait_for_ms(w.ev.wait(), result_timeout_ms or timeout_ms)
+                    await wait_for_ms(w.ev.wait(), rt)
                 except asyncio.TimeoutError:
                     self.stats["timeouts"] += 1
-                    raise ATTimeout(cmd, msg="OK, but no %s result within %d ms" % (w.prefix.strip(), result_timeout_ms or timeout_ms))
+                    raise ATTimeout(cmd, msg="OK, but no %s result within %d ms" % (w.prefix.strip(), rt))
+                except BaseException:  # cancelled while the result is owed: the module is still busy
+                    self._keep_owed(w, rt)
+                    w = None
+                    raise
             if w.error is not None:
                 raise w.error
             line = w.line
@@ -283,21 +289,60 @@ class ATEngine:
             r.result = line[len(w.prefix) :].strip()
             return r
         finally:
-            self._drop_waiter(w)
+            if w is not None:
+                self._drop_waiter(w)
 
-    async def _run_exchange(self, box, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w):
+    async def _run_exchange(self, box, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w, rt):
         try:
             async with self._lock:
                 if self._resync:
                     await self._sync()
-                if w is not None and not box[2]:
+                if w is not None:
                     self._waiters.append(w)
                 await self._exchange(r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w)
         except Exception as e:  # handed to the caller: a task's own exception would go unretrieved
             box[0] = e
-        if box[2] and w is not None:
-            self._drop_waiter(w)
+        if box[2] and w is not None:  # the caller is gone
+            if box[0] is None:
+                self._keep_owed(w, rt)
+            else:
+                self._release_owed(w, box[0])  # not sent/refused: nothing is owed
         box[1].set()
+
+    # -- results owed to callers that were cancelled ------------------------------------------
+    def _keep_owed(self, w, ms):
+        """The command went out (OK) but its caller stopped waiting for the deferred result: the
+        module is still busy with it (a CMQTT client answers 14 to the next command). Keep the
+        waiter, so the result line is recognised and owed() reports it, until it comes or ms pass."""
+        if w.line is not None or w.error is not None:
+            self._release_owed(w)
+            return
+        if w not in self._owed:
+            self._owed.append(w)
+        asyncio.create_task(self._expire_owed(w, ms))
+
+    async def _expire_owed(self, w, ms):
+        try:
+            await wait_for_ms(w.ev.wait(), ms)
+            self._release_owed(w)
+        except asyncio.TimeoutError:
+            self._release_owed(w, ATTimeout(w.prefix.strip(), msg="owed result not received within %d ms" % ms))
+
+    def _release_owed(self, w, err=None):
+        if w in self._owed:
+            self._owed.remove(w)
+        if w.line is None and w.error is None:
+            w.error = err or ATError(w.prefix.strip(), msg="no result owed")
+        w.ev.set()  # wakes whoever waits in owed()
+        self._drop_waiter(w)
+
+    def owed(self, prefix):
+        """A deferred result starting with `prefix` that the module still owes to a cancelled
+        caller (its waiter, whose .ev is set when the result or an error comes), or None."""
+        for w in self._owed:
+            if w.line is None and w.error is None and w.prefix.startswith(prefix):
+                return w
+        return None
 
     async def _exchange(self, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w):
         self._pending = r

@@ -345,7 +345,15 @@ class Cmqtt:
 
     # ------------------------------------------------------------------ command plumbing
     async def _gate(self):
-        """Wait until no incoming message burst is in flight (bounded)."""
+        """Wait until no result is owed to a cancelled command of this client and no incoming
+        message burst is in flight (both bounded): a command sent then gets error 14."""
+        w = self.at.owed("+CMQTT")
+        while w is not None:
+            try:
+                await self.clock.wait_for_ms(w.ev.wait(), 120000)
+            except asyncio.TimeoutError:
+                break
+            w = self.at.owed("+CMQTT")
         if not self._rx_idle.is_set():
             try:
                 await self.clock.wait_for_ms(self._rx_idle.wait(), 30000)

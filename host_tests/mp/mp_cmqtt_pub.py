@@ -85,3 +85,33 @@ async def test_noise_ok_before_the_data_prompt_is_an_error_not_a_publish():
     assert e.code == 1 and "prompt" in str(e)  # at once, not a timeout after the next command went astray
     assert not [d for d in m.data if d.startswith(b"AT")]  # no command was swallowed as payload bytes
     at.stop()
+
+
+async def test_a_publish_cancelled_while_its_result_is_owed_does_not_make_the_next_one_busy():
+    """Shutdown/standby cancels a publish after PUB's OK, before +CMQTTPUB: 0,0: the module is still
+    busy with it, so the next CMQTT command waits for that result instead of drawing error 14
+    (seen at the end of the MicroPython fault soak: a 14, then a duplicate batch)."""
+    import asyncio
+
+    from core.compat import sleep_ms
+
+    m, at, mq = setup()
+    await up(m, mq)
+    m.hold.add("CMQTTPUB")
+    t = asyncio.create_task(mq.publish("t/a", b"1", 1))
+    await until(lambda: "CMQTTPUB" in m.owed)
+    t.cancel()
+    try:
+        await t
+    except asyncio.CancelledError:
+        pass
+    assert at.owed("+CMQTT") is not None
+    t2 = asyncio.create_task(mq.publish("t/b", b"2", 1))
+    await sleep_ms(50)
+    assert m.busy_hits == 0 and m.pubs == [(b"t/a", b"1", 1)]  # t/b waits for the owed result
+    m.hold.discard("CMQTTPUB")
+    m.release("CMQTTPUB", 0)
+    await t2
+    assert m.busy_hits == 0 and m.pubs == [(b"t/a", b"1", 1), (b"t/b", b"2", 1)]
+    assert at.owed("+CMQTT") is None and at.stats["stray"] == 0
+    at.stop()
