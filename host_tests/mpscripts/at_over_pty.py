@@ -14,7 +14,7 @@ def out(name, v):
 
 
 async def main(path):
-    # a 1.5 KB certificate with CR/LF inside, allocated first, while the 64K heap is not fragmented
+    # a 1.5 KB certificate with CR/LF inside, allocated first, while the small heap is not fragmented
     cert = bytearray(1560)
     for i in range(len(cert)):
         cert[i] = 81  # 'Q'
