@@ -358,6 +358,19 @@ def test_a_result_pairs_with_the_newest_connect_and_waits_end_at_stop():
     assert "8000 ms" in one(d, "connect-result-missing").title, one(d, "connect-result-missing").title
 
 
+def test_a_status_query_while_connect_runs_is_not_moving_on():
+    """AT+CSQ from a status timer while CONNECT's result is due is fine (the module takes it); the
+    next MQTT command came after the result (seen in make sim's own AT log)."""
+    log = fw_log([
+        (100, "S", b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'), (104, "R", b"\r\nOK\r\n"),
+        (116, "S", b"AT+CSQ\r"), (121, "R", b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"),
+        (168, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+        (169, "S", b"AT+CMQTTTOPIC=0,3\r"), (171, "R", b"\r\n>"), (172, "S", b"t/x"), (175, "R", b"\r\nOK\r\n"),
+    ])
+    d = diagnose(log)
+    assert "connect-result-not-awaited" not in d.ids() and "busy-connect-pending" not in d.ids(), d.ids()
+
+
 def test_a_command_sent_right_after_a_urc_is_not_a_fixed_sleep():
     """1000 ms after the last reply, but 5 ms after +CMQTTCONNLOST: the host reacted to the URC."""
     conn = b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'

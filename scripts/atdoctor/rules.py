@@ -182,7 +182,9 @@ def r_connect_not_awaited(conv):
     for p in conv.find("+CMQTTCONNECT", "="):
         if p.final != "OK" or (p.lost_in_reboot is not None and not p.results and not p.notes_after):
             continue  # refused, or the module rebooted before the result (the host could not await it)
-        nxt = conv.next_after(p)
+        # the next MQTT command: other commands (AT+CSQ from a status timer) do not depend on the
+        # session and the module takes them while CONNECT runs
+        nxt = next((x for x in conv.exchanges[p.idx + 1:] if x.name.startswith("+CMQTT")), None)
         never = not p.results
         early = nxt is not None and sent_before_result(conv, p, nxt)
         if not (never or early):
