@@ -14,8 +14,6 @@
 #   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
 # Configuration errors (bad credentials, not authorized, TLS handshake/certificates, firmware
 # without SSL) are raised at once: retrying cannot fix them.
-import asyncio
-
 from at.engine import ATError, ModemRebooted
 from core.compat import DEFAULT_CLOCK
 from modem import cmqtt as _c
@@ -84,8 +82,6 @@ class CellularPublisher(Publisher):
         self.mq = _c.Cmqtt(at, self.clock, index=index, log=log)
         self.mq.on_message(self._deliver)
         self.mq.on_state(self._on_state)
-        self._subs = []  # [(topic, qos)] re-subscribed after every reconnect
-        self._connecting = asyncio.Lock()
         self._need = L_MODEM if bring_up else L_SERVICE
         self._ever = False
         self.cert_names = {}
@@ -163,17 +159,8 @@ class CellularPublisher(Publisher):
         n = self.cert_names
         await self.tls_setup.configure(self.ssl_ctx, ca=n.get("ca"), cert=n.get("cert"), key=n.get("key"))
 
-    async def connect(self):
-        """Bring the session up (escalating recovery, backoff). Single-flight: a task that finds a
-        connect already running waits for it instead of sending a second CONNECT (which the module
-        would refuse with 19, client is used)."""
-        if self.mq.connected():
-            return
-        async with self._connecting:
-            if not self.mq.connected():
-                await self._connect()
-
     async def _connect(self):
+        """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
         attempt = 0
         level = self._need
         while True:
@@ -264,13 +251,7 @@ class CellularPublisher(Publisher):
         """Remember the topic (re-subscribed after every reconnect) and subscribe now. A topic the
         session already has at this QoS is not sent again, so callers may subscribe on every connect."""
         _c.check_topic(topic)
-        known = (topic, qos) in self._subs
-        for i in range(len(self._subs)):
-            if self._subs[i][0] == topic:
-                self._subs[i] = (topic, qos)
-                break
-        else:
-            self._subs.append((topic, qos))
+        known = self._remember(topic, qos)
         if not self.mq.connected():
             await self._ensure_up()  # subscribes every remembered topic, this one included
             return

@@ -1,7 +1,6 @@
 # The publisher interface the telelogger talks to, whatever the transport (SIM7600 CMQTT or
 # WiFi umqtt). Transports subclass Publisher; FakePublisher records publishes for loop tests.
-
-
+import asyncio
 import random
 
 
@@ -45,9 +44,31 @@ class Publisher:
     def __init__(self):
         self.stats = {"connects": 0, "reconnects": 0, "published": 0, "errors": 0, "last_error": None}
         self._msg_cb = None
+        self._subs = []  # [(topic, qos)] a transport re-subscribes after every reconnect
+        self._connecting = asyncio.Lock()
 
     async def connect(self):
+        """Single-flight: a task that finds a connect already running waits for it instead of
+        starting a second one (the SIM7600 refuses a second CONNECT with 19, client is used).
+        Transports implement _connect()."""
+        if self.connected():
+            return
+        async with self._connecting:
+            if not self.connected():
+                await self._connect()
+
+    async def _connect(self):
         raise NotImplementedError
+
+    def _remember(self, topic, qos):
+        """Keep (topic, qos) for re-subscribing; True if the session already has it at this QoS."""
+        known = (topic, qos) in self._subs
+        for i in range(len(self._subs)):
+            if self._subs[i][0] == topic:
+                self._subs[i] = (topic, qos)
+                return known
+        self._subs.append((topic, qos))
+        return known
 
     async def publish(self, topic, payload, qos=1):
         raise NotImplementedError

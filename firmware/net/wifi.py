@@ -72,8 +72,6 @@ class WifiPublisher(Publisher):
         self.client = None
         self._up = False
         self._ever = False
-        self._subs = []
-        self._connecting = asyncio.Lock()
         self._task = None
         self._lock = asyncio.Lock()
         self._last_io = 0
@@ -139,14 +137,6 @@ class WifiPublisher(Publisher):
     def _backoff(self, attempt):
         return backoff_ms(attempt, self.backoff_ms, self.backoff_max_ms, jitter_pick)
 
-    async def connect(self):
-        """Single-flight, as CellularPublisher.connect."""
-        if self.connected():
-            return
-        async with self._connecting:
-            if not self.connected():
-                await self._connect()
-
     async def _connect(self):
         attempt = 0
         while True:
@@ -211,13 +201,7 @@ class WifiPublisher(Publisher):
 
     async def subscribe(self, topic, qos=1):
         """As CellularPublisher.subscribe: remembered, and not sent again while the session has it."""
-        known = (topic, qos) in self._subs
-        for i in range(len(self._subs)):
-            if self._subs[i][0] == topic:
-                self._subs[i] = (topic, qos)
-                break
-        else:
-            self._subs.append((topic, qos))
+        known = self._remember(topic, qos)
         if not self.connected():
             await self.connect()  # subscribes every remembered topic, this one included
             return
