@@ -34,6 +34,7 @@ for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tests"), os.
         sys.path.insert(0, _p)
 
 from at.engine import ATEngine  # noqa: E402
+from fsfakes import FullFlashFS  # noqa: E402
 from loopfakes import FakeObd  # noqa: E402
 from net.cellular import from_config  # noqa: E402
 from peers.sim7600 import Sim7600, SimStream  # noqa: E402
@@ -41,7 +42,7 @@ from peers.sim7600_mqtt import LocalBroker  # noqa: E402
 from telelogger import config, encode, status  # noqa: E402
 from telelogger.app import ModemCtl, flat_config  # noqa: E402
 from telelogger.loop import Telelogger, next_boot  # noqa: E402
-from telelogger.store import PosixFS, Store  # noqa: E402
+from telelogger.store import Store  # noqa: E402
 
 KINDS = (
     "connlost_mid_publish", "ping_fail", "nonet", "err11", "err14", "silence", "garbage", "partial_line",
@@ -103,44 +104,6 @@ class VClock:
 
 
 # ---------------------------------------------------------------------------------------------- flash
-
-
-class _FullFile:
-    def __init__(self, f, fs):
-        self.f = f
-        self.fs = fs
-
-    def write(self, data):
-        if self.fs.full:
-            self.fs.enospc += 1
-            raise OSError(28, "ENOSPC (soak: flash full)")
-        return self.f.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.f.close()
-
-
-class FaultFS(PosixFS):
-    """PosixFS whose writes fail with ENOSPC while `full` is set (nothing is written)."""
-
-    def __init__(self):
-        self.full = False
-        self.enospc = 0
-
-    def open(self, path, mode):
-        f = open(path, mode)
-        return _FullFile(f, self) if ("a" in mode or "w" in mode) else f
-
-    def sync(self, f):
-        inner = getattr(f, "f", f)
-        inner.flush()
-        os.fsync(inner.fileno())
 
 
 class TrackStore(Store):
@@ -366,7 +329,7 @@ class Run:
         self.cfg = make_cfg(self.rng)
         self.qdir = self.root + "/queue"
         os.makedirs(self.qdir, exist_ok=True)
-        self.fs = FaultFS()
+        self.fs = FullFlashFS()
         self.drops = []
         self.codec = CountingCodec()
         self.unsaved_dropped = self.store_errors = self.ram_lost = 0

@@ -1,6 +1,7 @@
 # telelogger.store on both runtimes: append/peek/ack, reopen, torn records, drop-oldest, seq persistence.
 import os
 
+from fsfakes import FullFlashFS
 from mptest import raises
 from telelogger import store as S
 from telelogger.store import Store
@@ -301,43 +302,10 @@ def test_damage_found_by_peek_is_skipped_and_not_pending():
         _rmtree(d)
 
 
-class _FullOnce:
-    """A file that writes only part of the next fs.fail writes, then raises ENOSPC (flash full)."""
-
-    def __init__(self, f, fs):
-        self.f = f
-        self.fs = fs
-
-    def write(self, b):
-        if self.fs.fail:
-            self.fs.fail -= 1
-            self.f.write(bytes(b)[: len(b) // 2])
-            raise OSError(28)  # ENOSPC
-        return self.f.write(b)
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.f.close()
-
-
-class _FlakyFS(S.PosixFS):
-    def __init__(self):
-        self.fail = 0
-
-    def open(self, path, mode):
-        f = S.PosixFS.open(self, path, mode)
-        return _FullOnce(f, self) if mode in ("ab", "wb") and not path.endswith("tmp") else f
-
-
 def test_partial_write_never_hides_later_records():
     d = _tmpdir()
     try:
-        fs = _FlakyFS()
+        fs = FullFlashFS(partial=True, spare="tmp")
         q = Store(d, 65536, 4096, fs=fs)
         for i in range(3):
             q.append(_rec(i))
@@ -358,7 +326,7 @@ def test_partial_write_never_hides_later_records():
 def test_repeated_write_failures_lose_nothing_after_they_stop():
     d = _tmpdir()
     try:
-        fs = _FlakyFS()
+        fs = FullFlashFS(partial=True, spare="tmp")
         q = Store(d, 65536, 4096, fs=fs)
         q.append(_rec(0))
         fs.fail = 3  # flash full for a while: three appends fail, each leaving half a record
