@@ -18,6 +18,7 @@ from board.host import HostBoard
 from gnss.sources import CoprocGnss
 from net.wifi import WifiPublisher
 from telelogger import app, config, encode
+from test_wifi import FakeWlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,28 +83,6 @@ def umqtt_double(monkeypatch):
     return mod
 
 
-class FakeWlan:
-    def __init__(self, joins_after=2):
-        self.polls = 0
-        self.after = joins_after
-        self.joined = None
-        self.is_active = False
-
-    def active(self, v=None):
-        if v is not None:
-            self.is_active = v
-        return self.is_active
-
-    def connect(self, ssid, pw):
-        self.joined = (ssid, pw)
-
-    def isconnected(self):
-        if self.joined is None:
-            return False
-        self.polls += 1
-        return self.polls > self.after
-
-
 class Pty:
     """A serial path for a HostBoard role nothing answers on (the wiring only opens it)."""
 
@@ -152,11 +131,7 @@ def test_wifi_transport_publishes_through_the_boards_wlan(tmp_path, umqtt_double
 
 
 def test_wifi_join_failure_is_bounded_and_names_the_network(tmp_path, umqtt_double):
-    class NeverWlan(FakeWlan):
-        def isconnected(self):
-            return False
-
-    board = HostBoard(_desc(), wlan=NeverWlan())
+    board = HostBoard(_desc(), wlan=FakeWlan(joins_after=None))
 
     async def main():
         t, _ = await app.assemble(board, _wifi_cfg(), store_root=str(tmp_path))

@@ -205,25 +205,28 @@ class Sub:
 
 
 class FakeWlan:
+    """network.WLAN(STA_IF) stand-in: after connect(), joined from the (joins_after+1)-th
+    isconnected() poll on; joins_after=None never joins. Also used by test_app_wifi."""
+
     def __init__(self, joins_after=2):
-        self.n = 0
+        self.polls = 0
         self.after = joins_after
         self.joined = None
-        self.active_state = False
+        self.is_active = False
 
     def active(self, v=None):
         if v is not None:
-            self.active_state = v
-        return self.active_state
+            self.is_active = v
+        return self.is_active
 
     def connect(self, ssid, pw):
         self.joined = (ssid, pw)
 
     def isconnected(self):
-        if self.joined is None:
+        if self.joined is None or self.after is None:
             return False
-        self.n += 1
-        return self.n > self.after
+        self.polls += 1
+        return self.polls > self.after
 
 
 def test_publish_subscribe_reconnect_against_mosquitto(broker, umqtt_double):
@@ -277,12 +280,8 @@ def test_connect_failure_is_bounded_and_clear(umqtt_double):
 
 
 def test_wifi_join_timeout(umqtt_double):
-    class NeverWlan(FakeWlan):
-        def isconnected(self):
-            return False
-
     async def main():
-        pub = W.WifiPublisher("dev", "127.0.0.1", 1, wlan=NeverWlan(), ssid="x", wifi_timeout_ms=50, max_attempts=1)
+        pub = W.WifiPublisher("dev", "127.0.0.1", 1, wlan=FakeWlan(joins_after=None), ssid="x", wifi_timeout_ms=50, max_attempts=1)
         try:
             await pub.connect()
         except NotConnected as e:
