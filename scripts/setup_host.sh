@@ -17,6 +17,21 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
 "$VENV/bin/pip" install -q -r requirements-dev.txt
-"$VENV/bin/micropython" -c "import asyncio; print('setup: host MicroPython ok')"
+# The MicroPython of tests, make sim, run_host and make bench is a 32-bit unix build (the ESP32's word
+# size: objects and bytecode take the room they take on the device), built from ../shared/micropython
+# when it is there. The PyPI wheel (64-bit, objects ~1.5x larger) stays as micropython64 and is the
+# fallback where the 32-bit build cannot be made (no ../shared, no gcc-multilib).
+SHARED_MP="$(cd "$(dirname "$0")/.." && pwd)/../shared/micropython"
+if [ ! -e "$VENV/bin/micropython64" ]; then
+  mv "$VENV/bin/micropython" "$VENV/bin/micropython64"
+fi
+rm -f "$VENV/bin/micropython"
+if [ -x "$VENV/mp32/micropython" ] || { [ -f "$SHARED_MP/build-unix32.sh" ] && bash "$SHARED_MP/build-unix32.sh" "$VENV/mp32"; }; then
+  ln -s "$(cd "$VENV" && pwd)/mp32/micropython" "$VENV/bin/micropython"
+else
+  echo "setup: the 32-bit MicroPython could not be built (needs ../shared/micropython and gcc-multilib): using the 64-bit wheel, whose heap figures overstate the ESP32's ~1.5x" >&2
+  ln -s "$(cd "$VENV" && pwd)/bin/micropython64" "$VENV/bin/micropython"
+fi
+"$VENV/bin/micropython" -c "import sys, asyncio; print('setup: host MicroPython ok: %s, %d-bit' % (sys.implementation._build if hasattr(sys.implementation, '_build') else sys.version, 32 if sys.maxsize < 2**32 else 64))"
 # micropython-lib's umqtt.simple from PyPI, for the local mip index the deploy tests install from
 MIP_CACHE="$VENV/mip-cache" "$VENV/bin/python" scripts/mip_index.py fetch
