@@ -337,19 +337,94 @@ def _exists(path):
         return False
 
 
+def _stamp(paths):
+    """What tells a changed file from an unchanged one: (size, mtime) of each path, None if absent."""
+    import os
+
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((st[6], st[8]))
+        except OSError:
+            out.append(None)
+    return out
+
+
+def note_error(text, path="/last_error.txt"):
+    """Keep the reason the telelogger is not running where an owner finds it (make logs, mpremote cat)."""
+    try:
+        with open(path, "w") as f:
+            f.write(text + "\n")
+    except OSError:
+        pass
+
+
+def drop_modules(prefix, keep=()):
+    """Forget the modules named prefix* that are not in keep (sys.modules and the parent package's
+    attribute), so their bytecode can be collected: for what only boot needs."""
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith(prefix) and m not in keep]:
+        sys.modules.pop(name, None)
+        parent, _, attr = name.rpartition(".")
+        pkg = sys.modules.get(parent)
+        if pkg is not None and getattr(pkg, attr, None) is not None:
+            try:
+                delattr(pkg, attr)
+            except (AttributeError, TypeError):
+                pass
+
+
+def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_ms=5000, sleep_ms=None,
+                        error_path="/last_error.txt", max_polls=None):
+    """The validated config, waiting for a fix when it is missing or invalid: a configuration error
+    never becomes a reset loop. The error is printed once and kept in error_path; the files are
+    re-read when their size or time changes (copy a fixed file with mpremote; Ctrl-C gives the
+    REPL). The validator is imported for this and dropped again: it is needed at boot only.
+    max_polls: give up (return None) after that many polls (tests)."""
+    import sys
+
+    if sleep_ms is None:
+        import time
+
+        sleep_ms = time.sleep_ms if hasattr(time, "sleep_ms") else (lambda ms: time.sleep(ms / 1000))
+    paths = (cfg_path, sec_path)
+    polls = 0
+    while True:
+        stamp = _stamp(paths)
+        loaded = [m for m in sys.modules if m.startswith("telelogger.config")]
+        try:
+            from telelogger import config
+
+            return config.load(cfg_path, sec_path if _exists(sec_path) else None)
+        except (OSError, ValueError) as e:  # ConfigError is a ValueError; OSError: a file is missing
+            msg = "config: %s: fix %s (and %s) and copy it to the board; waiting (every %d s) for a new file" % (
+                e, cfg_path, sec_path, poll_ms // 1000)
+            print(msg)
+            note_error(msg, error_path)
+        finally:
+            drop_modules("telelogger.config", loaded)
+        while _stamp(paths) == stamp:
+            if max_polls is not None and polls >= max_polls:
+                return None
+            polls += 1
+            sleep_ms(poll_ms)
+
+
 def device_main(restart_delay_ms=10000):
     """ESP32 entry (main.py): /board.json, /config.json (+ /secrets.json), queue in /queue.
-    On an error: print it, keep it in /last_error.txt, reset after restart_delay_ms."""
+    A configuration error waits for a fixed file (load_config_waiting); any other error is printed,
+    kept in /last_error.txt, and the board resets after restart_delay_ms."""
     import sys
     import time
 
     from board import load_board, make_board
-    from telelogger import config
 
     board = None
     try:
         board = make_board(load_board(None))
-        cfg = config.load("/config.json", "/secrets.json" if _exists("/secrets.json") else None)
+        cfg = load_config_waiting()
         if not _exists("/queue"):
             import os
 
@@ -363,11 +438,7 @@ def device_main(restart_delay_ms=10000):
             pe(e)
         else:
             print("telelogger stopped: %r" % e)
-        try:
-            with open("/last_error.txt", "w") as f:
-                f.write("%s: %s\n" % (type(e).__name__, e))
-        except OSError:
-            pass
+        note_error("%s: %s" % (type(e).__name__, e))
         if board is None:
             raise  # no board: nothing can reset us; leave the REPL usable
         if hasattr(time, "sleep_ms"):

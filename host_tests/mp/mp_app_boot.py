@@ -1,0 +1,95 @@
+# A configuration error at boot never becomes a reset loop (issue: the shipped example reset every
+# 10 s): the device says what is wrong once, keeps it in /last_error.txt, and waits for a fixed file.
+import json
+import os
+
+from telelogger.app import load_config_waiting
+
+GOOD = {"broker": {"host": "broker.local", "port": 1883, "tls": False}, "commands": {"enabled": False}}
+
+
+def _dir(name):
+    d = "mpboot_" + name
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+    for f in os.listdir(d):
+        os.remove(d + "/" + f)
+    return d
+
+
+def _write(path, obj):
+    with open(path, "w") as f:
+        f.write(obj if isinstance(obj, str) else json.dumps(obj))
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def test_invalid_config_waits_and_names_the_key():
+    d = _dir("bad")
+    _write(d + "/config.json", {"broker": {"host": "broker.local", "port": "many"}})
+    sleeps = []
+    cfg = load_config_waiting(d + "/config.json", d + "/secrets.json", poll_ms=1000, sleep_ms=sleeps.append,
+                              error_path=d + "/last_error.txt", max_polls=3)
+    assert cfg is None  # still waiting: it did not raise, did not reset
+    assert sleeps == [1000, 1000, 1000]
+    err = _read(d + "/last_error.txt")
+    assert "broker.port" in err, err
+
+
+def test_a_fixed_file_is_picked_up():
+    d = _dir("fix")
+    _write(d + "/config.json", "{not json")
+    polls = []
+
+    def sleep(ms):
+        polls.append(ms)
+        if len(polls) == 2:  # the owner copies a fixed file while the device waits
+            _write(d + "/config.json", GOOD)
+
+    cfg = load_config_waiting(d + "/config.json", d + "/secrets.json", poll_ms=500, sleep_ms=sleep,
+                              error_path=d + "/last_error.txt", max_polls=10)
+    assert cfg is not None and cfg["broker"]["host"] == "broker.local"
+    assert len(polls) == 2
+    assert "config.json" in _read(d + "/last_error.txt")
+
+
+def test_missing_config_waits():
+    d = _dir("none")
+    cfg = load_config_waiting(d + "/config.json", d + "/secrets.json", poll_ms=10, sleep_ms=lambda ms: None,
+                              error_path=d + "/last_error.txt", max_polls=2)
+    assert cfg is None
+    assert "config" in _read(d + "/last_error.txt")
+
+
+def test_the_validator_is_not_left_resident():
+    import sys
+
+    d = _dir("res")
+    _write(d + "/config.json", GOOD)
+    before = "telelogger.config" in sys.modules
+    cfg = load_config_waiting(d + "/config.json", d + "/secrets.json", sleep_ms=lambda ms: None, max_polls=0,
+                              error_path=d + "/last_error.txt")
+    assert cfg is not None
+    assert ("telelogger.config" in sys.modules) == before
+
+
+def test_drop_modules_frees_the_package_attribute():
+    import sys
+
+    from telelogger.app import drop_modules
+
+    import telelogger
+
+    had = "telelogger.keys" in sys.modules
+    from telelogger import keys  # noqa: F401 - imported to be dropped
+
+    drop_modules("telelogger.keys", ())
+    assert "telelogger.keys" not in sys.modules
+    assert getattr(telelogger, "keys", None) is None
+    if had:  # leave the suite's other modules as they were
+        import telelogger.keys  # noqa: F401
