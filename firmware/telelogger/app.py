@@ -204,6 +204,25 @@ async def _identify(board, obd):
         print("board: devType %d (model %s): overrides applied to %s" % (devtype, model, ", ".join(changed)))
 
 
+async def power_on_modem(board, at, clock, log=None):
+    """A cold plug-in or a battery disconnect leaves the module off: press its power key (GPIO27 on
+    the ONE+) until it answers AT, as the official firmware does at every start. A module that
+    already answers is left alone. Failure is logged, not fatal: records are stored meanwhile and
+    the publisher's recovery tries again. -> the power_on() result, or None."""
+    if not board.has("modem_power"):
+        return None
+    from modem.power import ModemPower
+
+    try:
+        r = await ModemPower(board.modem_power_pin(), at, clock, log=log).power_on()
+        print("modem: %s" % ("already on" if r.get("already_on") else "switched on after %d power-key pulse(s), %d ms"
+                              % (r.get("pulses", 0), r.get("ms", 0))))
+        return r
+    except Exception as e:  # ModemPowerError, BoardError (key not wired): keep running, say why
+        print("modem: power on failed: %s" % e)
+        return None
+
+
 async def build(board, cfg, clock=None, store_root="/queue", log=None):
     """A Telelogger (not started) for the board and config. See assemble()."""
     return (await assemble(board, cfg, clock, store_root, log))[0]
@@ -243,6 +262,7 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
 
         at = ATEngine(board.stream("modem"), clock, log=at_log(cfg, clock))
         at.start()
+        await power_on_modem(board, at, clock, log)
     modem = None
     if at is not None and transport == "cellular":
         from net.cellular import from_config
