@@ -5,6 +5,8 @@
 
 Rows (each is "n/a (missing: X)" or "n/a (error: ...)" when a piece is absent or fails):
   size      total .mpy size of build/firmware (built with scripts/build.py if missing)
+  modules   heap each module's import costs on the host MicroPython (32-bit: the ESP32's word size), in
+            the telelogger's boot order (scripts/memprobe.py), their total, and the ESP32's budget
   heap      the whole telelogger under host MicroPython, from .mpy, N samples through the SIM7600
             simulator (pty) to mosquitto: micropython.mem_peak, peak live gc.mem_alloc, and the
             smallest -X heapsize that runs without MemoryError (bisection)
@@ -497,7 +499,21 @@ def write_out(rows, data, out_dir, args):
     return md
 
 
-ROWS = ("size", "air", "bringup", "pipeline", "ceiling", "heap")
+ESP32_BUDGET = ("budget: the whole telelogger in a 96 KB GC heap on the 32-bit interpreter (goal 64 KB); an ESP32 "
+                "without PSRAM gives MicroPython ~56 KB plus split areas of at most ~110 KB, ~150 KB in all, "
+                "less once WiFi is up")
+
+
+def bench_modules():
+    import memprobe
+
+    rows_m, total, bits = memprobe.measure(memprobe.ENTRY_MODULES, BUILD)
+    rows = [row("import heap, %s (%d-bit)" % (m, bits), kb(n), "", "") for m, n in rows_m]
+    rows.append(row("import heap, entry-path modules in all (%d-bit)" % bits, kb(total), "<= 48 KB", ESP32_BUDGET))
+    return rows, {"bits": bits, "modules": dict(rows_m), "total": total}
+
+
+ROWS = ("size", "modules", "air", "bringup", "pipeline", "ceiling", "heap")
 
 
 def main(argv=None):
@@ -521,6 +537,7 @@ def main(argv=None):
 
     jobs = {
         "size": lambda: bench_size(),
+        "modules": lambda: (ensure_build(), bench_modules())[1],
         "air": lambda: bench_air(n_batches=3 if args.quick else 25),
         "bringup": lambda: bench_bringup(args.quick),
         "pipeline": lambda: bench_pipeline(need_mp(), samples, args.quick),
