@@ -8,15 +8,15 @@ into the output folder, keeping the package layout. boot.py and main.py at the t
 firmware/ are copied as source (the ESP32 runs those two files as .py only). Prints a size
 table: module, .py bytes, .mpy bytes, and the totals.
 
-A default build also rewrites the top-level package.json, the manifest for
-`mpremote mip install github:<owner>/<repo>` (sources into /lib, plus umqtt.simple).
+There is no `mpremote mip install github:...` manifest on purpose: mip would install the .py
+sources, and compiling those on an ESP32 needs far more heap than the telelogger's budget (importing
+the .mpy files of this build is what fits). Install with `make deploy`.
 
 Notes: bytecode-only modules give the same .mpy for any -march, so the build imports under
 the host `micropython` too (`make test-mpy`). -O2 removes `assert` statements and sets
 __debug__ to False: firmware must not rely on assert for checks.
 """
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -82,22 +82,6 @@ def build(src=None, out=None, march="xtensawin", mpy_cross=None):
     return rows
 
 
-def package_json(src=None, version="0.1.0"):
-    """The `mpremote mip install` manifest: every firmware module (as source; mip puts them
-    in /lib), URLs relative to the repository root, and umqtt.simple for the WiFi transport."""
-    src = src or os.path.join(ROOT, "firmware")
-    urls = [[rel, "firmware/" + rel] for rel, _ in sources(src) if rel not in SOURCE_ONLY]
-    return {"urls": urls, "deps": [["umqtt.simple", "latest"]], "version": version}
-
-
-def write_package_json(path=None):
-    path = path or os.path.join(ROOT, "package.json")
-    with open(path, "w") as f:
-        json.dump(package_json(), f, indent=1)
-        f.write("\n")
-    return path
-
-
 def table(rows):
     w = max([len("module")] + [len(r[0]) for r in rows])
     lines = ["%s %8s %8s" % ("module".ljust(w), ".py", ".mpy")]
@@ -115,10 +99,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "firmware"))
     ap.add_argument("--march", default="xtensawin")
     ap.add_argument("--quiet", action="store_true", help="print only the total")
-    ap.add_argument("--package-json", action="store_true", help="rewrite package.json (mip manifest) even for another --src")
     a = ap.parse_args(argv)
-    if a.package_json or os.path.abspath(a.src) == os.path.join(ROOT, "firmware"):
-        write_package_json()  # kept in step with the firmware tree on every default build
     try:
         rows = build(a.src, a.out, a.march)
     except BuildError as e:
