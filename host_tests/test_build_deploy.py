@@ -57,6 +57,25 @@ def example(name):
     return os.path.join(ROOT, "firmware", name)
 
 
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
+
+
+def filled(tmp_path):
+    """The shipped examples as an owner fills them in: a real broker name, a real HMAC key, and the CA
+    file the secrets name next to them. -> (config path, secrets path)."""
+    d = tmp_path / "mine"
+    (d / "certs").mkdir(parents=True, exist_ok=True)
+    cfg = json.load(open(example("config.example.json")))
+    cfg["broker"]["host"] = "broker.fleet.test"
+    sec = json.load(open(example("secrets.example.json")))
+    sec["hmac_key"] = "k3Jd9Qx2Lm8Zr5Tv1Wb7Yc4Nh6Pf0Sa2Ge8Ju"
+    sec["mqtt_pass"] = "s3cret-board-pass"
+    (d / "certs" / "ca.pem").write_text(CA_PEM)
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "secrets.json").write_text(json.dumps(sec))
+    return str(d / "config.json"), str(d / "secrets.json")
+
+
 # ---- build ----------------------------------------------------------------------------------
 
 
@@ -111,9 +130,10 @@ def test_mpy_build_imports_under_host_micropython(fw_build):
 
 def test_deploy_to_host_board(fw_build, hostboard, tmp_path):
     out, rows = fw_build
+    cfg_path, sec_path = filled(tmp_path)
     rc, so, se = deploy(
         "--port", hostboard.port, "--board", "oneplus-b", "--build", out,
-        "--config", example("config.example.json"), "--secrets", example("secrets.example.json"),
+        "--config", cfg_path, "--secrets", sec_path,
         "--mpremote-args", "resume", "--no-reset",
     )  # fmt: skip
     assert rc == 0, so + se
@@ -127,9 +147,13 @@ def test_deploy_to_host_board(fw_build, hostboard, tmp_path):
     for p in ("board.json", "boards/oneplus-b.json"):
         with open(os.path.join(fs, p)) as f:
             assert json.load(f) == want
-    with open(os.path.join(fs, "config.json")) as a, open(example("config.example.json")) as b:
+    with open(os.path.join(fs, "config.json")) as a, open(cfg_path) as b:
         assert a.read() == b.read()
     assert os.path.exists(os.path.join(fs, "secrets.json"))
+    # the certificate the secrets name went with them, to the path the firmware opens
+    with open(os.path.join(fs, "certs", "ca.pem")) as f:
+        assert f.read() == CA_PEM
+    assert "certs/ca.pem" in so
     # the firmware imports from the board's filesystem, through the same REPL
     got = hostboard.mpremote(
         "exec",
@@ -153,10 +177,13 @@ def test_wifi_deploy_installs_umqtt_with_mip_and_it_publishes(fw_build, hostboar
     index = tmp_path / "mip"
     pkg = mip_index.build(str(index), mip_index.fetch())
     srv = mip_index.Server(str(index))
-    cfg = json.load(open(example("config.example.json")))
+    cfg_path, sec_path = filled(tmp_path)
+    cfg = json.load(open(cfg_path))
     cfg["transport"] = "wifi"
-    sec = json.load(open(example("secrets.example.json")))
+    cfg["broker"].update(tls=False, port=1883)
+    sec = json.load(open(sec_path))
     sec["wifi_ssid"] = "depot"
+    sec["certs"]["ca"] = ""  # not copied from the wifi test's folder
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     (tmp_path / "secrets.json").write_text(json.dumps(sec))
     broker = Broker().start()
@@ -215,8 +242,9 @@ def test_redeploy_keeps_secrets_and_queue_unless_asked(fw_build, hostboard, tmp_
     os.makedirs(os.path.join(fs, "at"))
     with open(os.path.join(fs, "at", "engine.py"), "w") as f:
         f.write("raise ImportError('stale source shadowing the build')\n")
+    cfg_path, sec_path = filled(tmp_path)
     common = ["--port", hostboard.port, "--board", "oneplus-h", "--build", out, "--mpremote-args", "resume", "--no-reset",
-              "--config", example("config.example.json"), "--secrets", example("secrets.example.json")]  # fmt: skip
+              "--config", cfg_path, "--secrets", sec_path]  # fmt: skip
     rc, so, se = deploy(*common)
     assert rc == 0, so + se
     assert "kept the board's existing secrets.json" in so and "kept the queue folder" in so
@@ -228,7 +256,7 @@ def test_redeploy_keeps_secrets_and_queue_unless_asked(fw_build, hostboard, tmp_
 
     rc, so, se = deploy(*common, "--overwrite-secrets", "--wipe-queue")
     assert rc == 0, so + se
-    with open(os.path.join(fs, "secrets.json")) as a, open(example("secrets.example.json")) as b:
+    with open(os.path.join(fs, "secrets.json")) as a, open(sec_path) as b:
         assert a.read() == b.read()
     assert not os.path.exists(os.path.join(fs, "queue"))
 
@@ -306,6 +334,18 @@ def test_board_not_answering(fw_build, tmp_path):
         os.close(sa)
     assert rc == 2
     assert "not answering" in se or "failed on" in se, se
+
+
+def test_deploy_refuses_secrets_naming_a_missing_certificate(fw_build, tmp_path):
+    # the shipped example names certs/ca.pem, which is not in the repo: refused with where it looked,
+    # before the board is touched (it used to deploy, then reset-loop on the board)
+    out, _ = fw_build
+    cfg_path, sec_path = filled(tmp_path)
+    os.remove(os.path.join(os.path.dirname(sec_path), "certs", "ca.pem"))
+    rc, so, se = deploy("--port", os.devnull, "--board", "oneplus-b", "--build", out, "--config", cfg_path,
+                        "--secrets", sec_path)
+    assert rc == 2, so + se
+    assert "certs.ca" in se and "certs/ca.pem" in se and "not there" in se, se
 
 
 def test_invalid_config_is_refused(fw_build, tmp_path):

@@ -120,6 +120,30 @@ def check_config(config, secrets):
         return json.load(f)
 
 
+def cert_files(cfg, secrets):
+    """[(local, remote)] for the certificate files the secrets name (certs.ca/cert/key): the firmware
+    opens those paths on the board, so a deploy that copies the secrets copies them too. A named file
+    that cannot be found is refused with where it was looked for (a TLS config without its CA would
+    not start on the board)."""
+    certs = ((cfg or {}).get("secrets") or {}).get("certs") or {}
+    out = []
+    for k in ("ca", "cert", "key"):
+        name = certs.get(k)
+        if not name:
+            continue
+        tried = []
+        for base in (os.path.dirname(os.path.abspath(secrets)), os.getcwd()):
+            cand = name if os.path.isabs(name) else os.path.join(base, name)
+            tried.append(cand)
+            if os.path.isfile(cand):
+                out.append((cand, name.lstrip("/")))
+                break
+        else:
+            raise DeployError("secrets certs.%s names %r, which is not there (looked at %s): put the PEM file there, "
+                              "or clear certs.%s" % (k, name, ", ".join(sorted(set(tried))), k))
+    return out
+
+
 def plan(build_dir, board_path, board_name, config, secrets, frozen=False):
     """[(local, remote)] of everything to copy; remote paths are relative to the board's root.
     frozen: the board runs a MicroPython image with the firmware frozen in (boards/manifest.py):
@@ -202,6 +226,7 @@ def deploy(a):
     cfg = check_config(a.config, a.secrets)
     if cfg is not None:
         say("config %s valid (transport %s)" % (a.config, cfg.get("transport", "?")))
+    certs = cert_files(cfg, a.secrets) if a.secrets else []  # refused before the board is touched
     files = plan(a.build, board_path, a.board, a.config, a.secrets, frozen=a.frozen)
     remote = Remote(a.port, shlex.split(a.mpremote_args or ""), timeout=a.timeout)
 
@@ -221,7 +246,12 @@ def deploy(a):
 
     if a.secrets and has_secrets and not a.overwrite_secrets:
         files = [f for f in files if f[1] != "secrets.json"]
-        say("kept the board's existing secrets.json (pass --overwrite-secrets to replace it)")
+        say("kept the board's existing secrets.json (pass --overwrite-secrets to replace it); its certificates "
+            "stay as they are")
+    elif a.secrets:
+        files += certs
+        if certs:
+            say("copying the certificates the secrets name: %s" % ", ".join(r for _, r in certs))
     need = sum(os.path.getsize(loc) for loc, _ in files) - sum(max(existing.get(r, -1), 0) for _, r in files)
     if need + MARGIN > info["free"]:
         raise DeployError(
