@@ -14,7 +14,7 @@ DEPLOY_ARGS ?=
 LOG ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv test test-mpy lint typecheck build deploy repl logs check doctor sim bench soak fuzz clean
+.PHONY: venv test test-mpy lint typecheck build validate deploy repl logs check doctor sim bench soak fuzz clean
 
 $(VENV)/.installed: requirements-dev.txt scripts/setup_host.sh
 	bash scripts/setup_host.sh $(VENV)
@@ -39,6 +39,10 @@ typecheck: venv
 
 build: venv
 	$(PY) scripts/build.py
+
+## check a config and its secrets without a board: make validate CONFIG=my-config.json SECRETS=my-secrets.json
+validate: venv
+	$(PY) scripts/validate.py --config $(or $(CONFIG),firmware/config.example.json) $(if $(SECRETS),--secrets $(SECRETS))
 
 deploy: build
 	$(PY) scripts/deploy.py --port $(PORT) --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) $(if $(SECRETS),--secrets $(SECRETS)) $(DEPLOY_ARGS)
