@@ -4,6 +4,8 @@ from board import BoardError
 from board.base import BoardBase
 from core.stream import UartStream
 
+ADC_FULL_SCALE_UV = 3300000  # the 0..4095 raw scale of Arduino's analogRead at 11 dB, as the official factor assumes
+
 
 class Board(BoardBase):
     def __init__(self, desc, clock=None, machine=None, network=None):
@@ -36,7 +38,13 @@ class Board(BoardBase):
             adc = m.ADC(m.Pin(pin))
             adc.atten(m.ADC.ATTN_11DB)  # full 0..3.3 V range, as Arduino's analogRead default
             self._pins["adc.%d" % pin] = adc
-        return adc.read_u16() >> 4  # 0..4095, the scale the official 45/4095 factor expects
+        read_uv = getattr(adc, "read_uv", None)
+        if read_uv is not None:
+            # calibrated (eFuse) microvolts, as the ESP32 port gives them; expressed on the 0..4095 scale
+            # the official 45/4095 factor expects, where 4095 is the 11 dB range's nominal 3.3 V. The raw
+            # reading differs by several % between units, a lot against 11.8 V / 13.6 V thresholds.
+            return read_uv() * 4095 // ADC_FULL_SCALE_UV
+        return adc.read_u16() >> 4  # a port without read_uv: uncalibrated 0..4095
 
     def _make_wdt(self, timeout_ms):
         # Once started the ESP32 watchdog cannot be stopped: feed it from the main loop.

@@ -189,6 +189,16 @@ class _ADC:
         return 1092 << 4
 
 
+class _CalibratedADC(_ADC):
+    """The ESP32 port's ADC: read_uv() is calibrated; read_u16() of this unit reads 5 % high."""
+
+    def read_u16(self):
+        return int(1092 * 1.05) << 4
+
+    def read_uv(self):
+        return 880000  # 0.88 V at the pin: 0.88 / 3.3 * 45 = 12.0 V
+
+
 class _WDT:
     def __init__(self, timeout):
         self.timeout, self.feeds = timeout, 0
@@ -234,6 +244,15 @@ def test_esp32_board_builds_lazily():
     assert w.timeout == 30000 and w.feeds == 1
     b.deep_sleep(5000)
     assert MADE[-1] == ("deepsleep", 5000)
+
+
+def test_esp32_battery_uses_the_calibrated_reading():
+    class M(FakeMachine):
+        ADC = _CalibratedADC
+
+    b = Board(load_board("oneplus-b"), machine=M())
+    v = b.battery_voltage()
+    assert abs(v - 12.0) < 0.02, v  # not the unit's 12.6 V raw reading
 
 
 def test_esp32_power_key_and_reset_polarity():
