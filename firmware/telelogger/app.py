@@ -204,6 +204,17 @@ async def _identify(board, obd):
         print("board: devType %d (model %s): overrides applied to %s" % (devtype, model, ", ".join(changed)))
 
 
+def _release_coproc_reset(board):
+    """The co-processor's reset line (GPIO15 on the ONE+) is driven to 'running' before the link is
+    used, as the official begin() sets it HIGH: a floating line can hold the co-processor in reset."""
+    if board.section("coproc").get("reset") is None:
+        return
+    try:
+        board.coproc_reset_pin().value(0)
+    except Exception as e:  # a board without the line wired: nothing to drive
+        print("obd: co-processor reset line not driven (%s)" % e)
+
+
 async def power_on_modem(board, at, clock, log=None):
     """A cold plug-in or a battery disconnect leaves the module off: press its power key (GPIO27 on
     the ONE+) until it answers AT, as the official firmware does at every start. A module that
@@ -249,6 +260,7 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
         from obdii.elm import ElmLink
         from obdii.obd import Obd
 
+        _release_coproc_reset(board)
         try:
             obd = Obd(ElmLink(board.stream("coproc"), clock))
         except Exception as e:

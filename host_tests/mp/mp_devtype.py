@@ -51,3 +51,14 @@ def test_an_open_uart_cannot_move():
     b._streams["modem"] = object()  # the modem UART is already open
     e = raises(BoardError, b.apply_devtype, 13)
     assert "modem" in str(e) and "already open" in str(e)
+
+
+def test_coproc_reset_line_is_released_before_the_link_is_used():
+    from telelogger.app import _release_coproc_reset
+
+    b = HostBoard(_board("oneplus-b"))
+    assert "coproc.reset" not in b._pins  # a board leaves the line alone until asked
+    _release_coproc_reset(b)
+    pin = b._pins["coproc.reset"]  # driven now, not just described
+    assert pin.value() == 0  # logically not in reset
+    assert pin.pin.value() == 1  # GPIO15 HIGH: the line is active LOW
