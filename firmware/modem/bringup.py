@@ -14,7 +14,7 @@ import asyncio
 from at.engine import ATCommandError, ATError, CMEError
 from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from modem import codes
-from modem.sim7600 import ModemError
+from modem.errors import ModemError
 
 # circuit-switched, GPRS and EPS registration: the query and its reply/URC prefix
 REG_QUERIES = (("AT+CREG?", "+CREG:"), ("AT+CGREG?", "+CGREG:"), ("AT+CEREG?", "+CEREG:"))

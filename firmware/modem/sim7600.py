@@ -15,16 +15,7 @@
 # about 14 commands of at most cmd_timeout_ms 5 s: under 4 min, well inside the 900 s heartbeat.
 from at.engine import ATCommandError, CMEError
 from core.compat import DEFAULT_CLOCK
-from net.publisher import NetError
-
-
-class ModemError(NetError):
-    """A bring-up step failed; `kind` says which (see above), code/meaning as NetError."""
-
-    def __init__(self, msg, code=None, meaning=None, kind=None):
-        NetError.__init__(self, msg, code, meaning)
-        self.kind = kind
-
+from modem.errors import ModemError, unload
 
 # Former subclasses, kept as names of the one class (test e.kind to tell them apart).
 ModemNotResponding = SimError = RegistrationDenied = RegistrationTimeout = ModemError
@@ -41,17 +32,6 @@ DEFAULTS = {
     "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
     "cmd_timeout_ms": 5000,
 }
-
-
-def unload(name):
-    """Drop modem.<name> from sys.modules and from the package (MicroPython keeps a submodule as
-    an attribute of its package): its bytecode is freed once nothing uses it."""
-    import sys
-
-    sys.modules.pop("modem." + name, None)
-    pkg = sys.modules.get("modem")
-    if pkg is not None and name in pkg.__dict__:
-        delattr(pkg, name)
 
 
 def csq_to_dbm(rssi):
