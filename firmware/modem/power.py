@@ -21,7 +21,9 @@ POWER_TIMING = {
     "already_on_probes": 2,  # probes before the first press, to leave a running modem alone
     "tries": 3,  # ours: presses before giving up (official: 30 presses 2.2 s apart)
     # ours: after a press, wait this long for RDY or an answer to AT (the SIM7600 prints RDY
-    # about 10-15 s after power-on); bound of ensure_on: 2 probes + tries x (press + boot wait)
+    # about 10-15 s after power-on). Bound of ensure_on: the probes + tries x (press + boot wait
+    # + one probe); with at.engine a probe after a silent one first resyncs (SYNC_MS, 3 s), so a
+    # probe of a silent modem takes ~3.3 s: about 80 s in all (official: 30 x 2.2 s = 66 s)
     "boot_wait_ms": 20000,
     "rdy_slice_ms": 1000,  # ours: between AT probes while booting, listen this long for RDY
     "off_cmd_timeout_ms": 1000,  # sendCommand() default timeout, used for AT+CPOF
