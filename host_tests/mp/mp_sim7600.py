@@ -5,7 +5,7 @@ import sys
 from at.engine import ATCommandError, Reply
 from core.compat import Clock
 from modem.sim7600 import ModemError, Sim7600, parse_cclk
-from mptest import araises
+from mptest import Skip, araises
 
 FAST = {"poll_ms": 5, "reg_poll_ms": 20, "reg_timeout_ms": 200, "boot_timeout_ms": 200, "sim_timeout_ms": 200}
 
@@ -87,7 +87,9 @@ async def test_bring_up_asks_for_network_time_zone_updates():
 
 
 async def test_bringup_module_is_dropped_after_each_step():
-    sys.modules.pop("modem.bringup", None)
+    from modem.errors import unload
+
+    unload("bringup")
     at = modem_at(1, 1, 1)
     m = Sim7600(at, Clock(), FAST)
     await m.wait_ready()
@@ -117,3 +119,23 @@ def test_cclk_time_zone_is_quarter_hours_and_utc_conversion_subtracts_it():
     assert _utc_ms(t) == utc0  # 10:00 at UTC+10 is 00:00 UTC
     assert _utc_ms(parse_cclk('"26/12/01,10:00:00-20"')) == utc0 + 15 * 3600 * 1000
     assert utc0 == 1796083200 * 1000  # 2026-12-01T00:00:00Z
+
+
+async def test_bring_up_leaves_no_bytecode_resident():
+    if sys.implementation.name != "micropython":
+        raise Skip("heap figures are MicroPython's")
+    import gc
+
+    from modem.errors import unload
+
+    unload("bringup")  # an earlier test may have imported it (as a module of the package, too)
+    at = modem_at(1, 1, 1)
+    m = Sim7600(at, Clock(), FAST)
+    await m.signal_dbm()  # warm up what the steady state allocates anyway
+    gc.collect()
+    a0 = gc.mem_alloc()
+    await m.bring_up()
+    gc.collect()
+    grew = gc.mem_alloc() - a0
+    print("MPINFO bring_up left %d bytes" % grew)
+    assert grew < 2500, grew  # modem.bringup alone is ~5 KB of bytecode on 32-bit

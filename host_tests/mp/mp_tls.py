@@ -5,7 +5,7 @@ import sys
 from at.engine import CMEError
 from modem.tls import Tls, TlsSetupError
 from mp_sim7600 import ScriptAT
-from mptest import araises
+from mptest import Skip, araises
 
 
 class Log:
@@ -92,3 +92,22 @@ def test_certs_helpers_read_on_demand():
     assert e is not None and e.kind == "upload" and "truncated" in str(e)
     assert T.AUTH_MUTUAL == 2
     assert "modem.certs" not in sys.modules
+
+
+async def test_tls_set_up_leaves_no_bytecode_resident():
+    if sys.implementation.name != "micropython":
+        raise Skip("heap figures are MicroPython's")
+    import gc
+
+    from modem.errors import unload
+
+    unload("certs")
+    t = Tls(ScriptAT({"AT+CCERTLIST": ['+CCERTLIST: "ca-00000000.pem"']}))
+    gc.collect()
+    a0 = gc.mem_alloc()
+    await t.configure(0, ca="ca-00000000.pem")
+    await t.list()
+    gc.collect()
+    grew = gc.mem_alloc() - a0
+    print("MPINFO tls set-up left %d bytes" % grew)
+    assert grew < 1500, grew  # modem.certs alone is ~4.4 KB of bytecode on 32-bit
