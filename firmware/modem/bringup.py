@@ -16,6 +16,25 @@ from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from modem import codes
 from modem.errors import ModemError
 
+# Settings a config may give (Sim7600(config=...)); cmd_timeout_ms is modem.sim7600's (Sim7600.t).
+DEFAULTS = {
+    "apn": "",  # empty: leave the module's automatic APN alone
+    "apn_user": "",
+    "apn_pass": "",
+    "sim_pin": "",
+    "boot_timeout_ms": 30000,  # AT answered with OK
+    "sim_timeout_ms": 20000,  # SIM busy -> READY
+    "reg_timeout_ms": 120000,  # registration, per bring-up (see modem/sim7600.py for the whole bound)
+    "poll_ms": 1000,  # pause between polls
+    "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
+}
+
+
+def _cfg(m, key):
+    v = m.cfg.get(key)
+    return DEFAULTS[key] if v is None else v
+
+
 # circuit-switched, GPRS and EPS registration: the query and its reply/URC prefix
 REG_QUERIES = (("AT+CREG?", "+CREG:"), ("AT+CGREG?", "+CGREG:"), ("AT+CEREG?", "+CEREG:"))
 
@@ -68,12 +87,12 @@ def reg_verdict(creg, cgreg, cereg):
 
 
 def _t(m):
-    return m.cfg["cmd_timeout_ms"]
+    return m.t
 
 
 async def wait_ready(m, timeout_ms=None):
     """Send AT until the module answers OK (boot URCs are dropped by the engine)."""
-    timeout_ms = timeout_ms or m.cfg["boot_timeout_ms"]
+    timeout_ms = timeout_ms or _cfg(m, "boot_timeout_ms")
     c = m.clock
     t0 = c.ticks_ms()
     last = None
@@ -85,7 +104,7 @@ async def wait_ready(m, timeout_ms=None):
             last = e
         if c.diff(c.ticks_ms(), t0) >= timeout_ms:
             raise ModemError("modem did not answer AT within %d ms (last: %s)" % (timeout_ms, last), kind="not_responding")
-        await c.sleep_ms(m.cfg["poll_ms"])
+        await c.sleep_ms(_cfg(m, "poll_ms"))
 
 
 async def identify(m):
@@ -128,7 +147,7 @@ async def sim_ready(m):
             m.info["sim"] = state
             return
         if state == "SIM PIN":
-            pin = m.cfg.get("sim_pin")
+            pin = _cfg(m, "sim_pin")
             if not pin:
                 raise ModemError("the SIM asks for a PIN and config cellular.sim_pin is empty", kind="sim")
             if pin_sent:
@@ -140,9 +159,9 @@ async def sim_ready(m):
             pin_sent = True
         elif state:
             raise ModemError("SIM is locked (%s): needs a PUK or unlock on another phone" % state, kind="sim")
-        if c.diff(c.ticks_ms(), t0) >= m.cfg["sim_timeout_ms"]:
-            raise ModemError("SIM not ready after %d ms (state %s)" % (m.cfg["sim_timeout_ms"], state or "busy"), kind="sim")
-        await c.sleep_ms(m.cfg["poll_ms"])
+        if c.diff(c.ticks_ms(), t0) >= _cfg(m, "sim_timeout_ms"):
+            raise ModemError("SIM not ready after %d ms (state %s)" % (_cfg(m, "sim_timeout_ms"), state or "busy"), kind="sim")
+        await c.sleep_ms(_cfg(m, "poll_ms"))
 
 
 async def _reg(m, cmd, prefix):
@@ -188,11 +207,11 @@ async def wait_registered(m, timeout_ms=None):
     """Until reg_verdict says 'ok'; 'denied' raises at once (kind 'reg_denied'); after timeout_ms
     (cfg reg_timeout_ms) kind 'reg_timeout'. Waits on the registration URCs, re-querying every
     reg_poll_ms (poll_ms if the module refuses the URCs)."""
-    timeout_ms = timeout_ms or m.cfg["reg_timeout_ms"]
+    timeout_ms = timeout_ms or _cfg(m, "reg_timeout_ms")
     c = m.clock
     t0 = c.ticks_ms()
     ev = asyncio.Event()
-    pause = m.cfg["reg_poll_ms"] if await _reg_urcs_on(m, ev) else m.cfg["poll_ms"]
+    pause = _cfg(m, "reg_poll_ms") if await _reg_urcs_on(m, ev) else _cfg(m, "poll_ms")
     try:
         while True:
             ev.clear()  # a URC during the queries below makes the next wait return at once
@@ -236,13 +255,12 @@ async def cpsi(m):
 
 
 async def set_apn(m, apn=None, user=None, password=None, cid=1):
-    cfg = m.cfg
-    apn = cfg["apn"] if apn is None else apn
+    apn = _cfg(m, "apn") if apn is None else apn
     if not apn:
         return False
     await m.at.cmd('AT+CGDCONT=%d,"IP","%s"' % (cid, apn), timeout_ms=_t(m))
-    user = cfg["apn_user"] if user is None else user
-    password = cfg["apn_pass"] if password is None else password
+    user = _cfg(m, "apn_user") if user is None else user
+    password = _cfg(m, "apn_pass") if password is None else password
     if user:
         try:
             await m.at.cmd('AT+CGAUTH=%d,1,"%s","%s"' % (cid, password or "", user), timeout_ms=_t(m))

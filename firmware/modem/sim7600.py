@@ -1,6 +1,6 @@
 # SIM7600 network state over an ATEngine (sim7600-mqtt-at.md §2, §4): what stays resident.
 #
-#   modem = Sim7600(at, clock, config)       # config: dict (cellular section + secrets), see DEFAULTS
+#   modem = Sim7600(at, clock, config)       # config: dict (cellular section + secrets), see bringup.DEFAULTS
 #   info = await modem.bring_up()            # boot, ATE0, identify, CMEE, SIM, CTZU, APN, registration
 #   modem.model, modem.revision, modem.ssl_supported()
 #   await modem.signal_dbm()                 # CSQ -> dBm or None (99 = unknown)
@@ -20,18 +20,7 @@ from modem.errors import ModemError, unload
 # Former subclasses, kept as names of the one class (test e.kind to tell them apart).
 ModemNotResponding = SimError = RegistrationDenied = RegistrationTimeout = ModemError
 
-DEFAULTS = {
-    "apn": "",  # empty: leave the module's automatic APN alone
-    "apn_user": "",
-    "apn_pass": "",
-    "sim_pin": "",
-    "boot_timeout_ms": 30000,  # AT answered with OK
-    "sim_timeout_ms": 20000,  # SIM busy -> READY
-    "reg_timeout_ms": 120000,  # registration, per bring-up
-    "poll_ms": 1000,  # pause between polls
-    "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
-    "cmd_timeout_ms": 5000,
-}
+CMD_TIMEOUT_MS = 5000  # every AT exchange of the steady state and the bring-up (cfg cmd_timeout_ms)
 
 
 def csq_to_dbm(rssi):
@@ -76,12 +65,13 @@ class Sim7600:
     def __init__(self, at, clock=None, config=None, log=None):
         self.at = at
         self.clock = clock or DEFAULT_CLOCK
-        cfg = dict(DEFAULTS)
+        cfg = {}  # the settings given; modem.bringup.DEFAULTS has the rest (read when a step runs)
         if config:
             for k in config:
                 if config[k] is not None:
                     cfg[k] = config[k]
         self.cfg = cfg
+        self.t = cfg.get("cmd_timeout_ms") or CMD_TIMEOUT_MS
         self.log = log
         self.model = None
         self.revision = None
@@ -100,7 +90,7 @@ class Sim7600:
 
     # ------------------------------------------------------------------ steady state
     async def signal_dbm(self):
-        r = await self.at.cmd("AT+CSQ", timeout_ms=self.cfg["cmd_timeout_ms"])
+        r = await self.at.cmd("AT+CSQ", timeout_ms=self.t)
         v = r.value("+CSQ:")
         try:
             rssi = int(v.split(",")[0])
@@ -115,7 +105,7 @@ class Sim7600:
         module has no network time yet (it reports its default year 1980/2080 until NITZ arrives;
         bring-up sends AT+CTZU=1 so that it does)."""
         try:
-            r = await self.at.cmd("AT+CCLK?", timeout_ms=self.cfg["cmd_timeout_ms"])
+            r = await self.at.cmd("AT+CCLK?", timeout_ms=self.t)
         except (ATCommandError, CMEError):
             return None
         t = parse_cclk(r.value("+CCLK:"))
