@@ -79,24 +79,24 @@ class ModemPower:
         finally:
             self.pin.value(0)
 
-    async def _booted_within(self, window_ms):
-        """After a press: True once the modem answers AT (RDY, when the engine can wait for it,
-        ends a quiet wait between probes at once), False after window_ms."""
+    async def _until(self, answering, window_ms, pause_ms):
+        """Probe until the modem's answering is `answering` (True: it answers AT, False: it is
+        silent): True, or False after window_ms. Between probes: pause_ms, or while waiting for it
+        to answer, a wait for RDY of rdy_slice_ms when the engine can (RDY ends it at once)."""
         c = self.clock
         t0 = c.ticks_ms()
-        wait_urc = getattr(self.at, "wait_urc", None)
+        wait_urc = getattr(self.at, "wait_urc", None) if answering else None
         while True:
-            if await self.probe():
+            if await self.probe() == answering:
                 return True
             left = window_ms - c.diff(c.ticks_ms(), t0)
             if left <= 0:
                 return False
-            s = min(self.t["rdy_slice_ms"], left)
             if wait_urc is None:
-                await c.sleep_ms(s)
+                await c.sleep_ms(min(pause_ms, left))
                 continue
             try:
-                await wait_urc("RDY", s)
+                await wait_urc("RDY", min(pause_ms, left))
             except ATTimeout:
                 pass
 
@@ -114,7 +114,7 @@ class ModemPower:
                 return self._on(0, t0, "modem already on")
         for n in range(1, t["tries"] + 1):
             await self.pulse(t["pulse_ms"])
-            if await self._booted_within(t["boot_wait_ms"]):
+            if await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"]):
                 return self._on(n, t0, "modem on after %d press(es) of the power key" % n)
         self.last = None
         self.reason = (
@@ -140,15 +140,7 @@ class ModemPower:
         return self.last
 
     async def _silent_within(self, window_ms):
-        """True once a probe goes unanswered within window_ms (the modem is off)."""
-        c = self.clock
-        t0 = c.ticks_ms()
-        while True:
-            if not await self.probe():
-                return True
-            if c.diff(c.ticks_ms(), t0) >= window_ms:
-                return False
-            await c.sleep_ms(self.t["off_probe_interval_ms"])
+        return await self._until(False, window_ms, self.t["off_probe_interval_ms"])
 
     async def power_off(self):
         """AT+CPOF, then wait off_silence_window_ms for the modem to fall silent. The long key press
