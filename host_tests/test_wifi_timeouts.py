@@ -158,3 +158,29 @@ def test_tls_with_ca_verifies_server_and_host_name(tmp_path):
     ctx = WT.tls_context({"ca": certs.ca})
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname is True
     assert ctx.cert_store_stats()["x509_ca"] == 1
+
+
+SCRIPT_OLD = r"""
+import asyncio
+from net.wifi import WifiPublisher, WifiError
+
+async def go():
+    p = WifiPublisher("tls1", "127.0.0.1", 1, ssl=object(), max_attempts=3, backoff_ms=10)
+    try:
+        await p.connect()
+    except WifiError as e:
+        print("REFUSED", e)
+
+asyncio.run(go())
+"""
+
+
+def test_umqtt_that_ignores_the_ssl_context_is_refused(tmp_path):
+    path = _umqtt_path()
+    with open(os.path.join(path, "VERSION")) as f:
+        if not f.read().startswith("1.3"):
+            pytest.skip("the fetched umqtt.simple is not 1.3.x")
+    script = tmp_path / "old.py"
+    script.write_text(SCRIPT_OLD)
+    out = run_mp(str(script), heap="128K", timeout=60, extra_path=[path])
+    assert "REFUSED broker.tls: this umqtt.simple (1.3.x) ignores the SSL context" in out, out

@@ -23,6 +23,12 @@ class WifiError(NetError):
     pass
 
 
+UMQTT_OLD = (
+    "broker.tls: this umqtt.simple (1.3.x) ignores the SSL context, the broker would not be verified; "
+    "install the current one from micropython-lib (mpremote mip install umqtt.simple)"
+)
+
+
 class TimedSocket:
     """The socket umqtt.simple holds, with every blocking call bounded by `timeout_s`:
     setblocking(True) (umqtt's wait_msg after each first byte) means 'blocking, up to timeout_s'."""
@@ -145,9 +151,12 @@ class WifiPublisher(Publisher):
         kw = {}
         if self.ssl is not None:
             kw["ssl"] = self.ssl
-        return MQTTClient(
-            _b(self.client_id), self.host, self.port, self.user, self.password, self.keepalive, **kw
-        )
+        c = MQTTClient(_b(self.client_id), self.host, self.port, self.user, self.password, self.keepalive, **kw)
+        if self.ssl is not None and hasattr(c, "ssl_params"):
+            # umqtt.simple 1.3.x (PyPI's) wraps with ussl.wrap_socket(sock, **ssl_params): the
+            # context, its CA and the host name would be ignored, an unverified link
+            raise WifiError(UMQTT_OLD)
+        return c
 
     async def _connect_once(self):
         await self._join_wifi()
@@ -181,6 +190,8 @@ class WifiPublisher(Publisher):
                 break
             except Exception as e:  # noqa: BLE001 - umqtt raises OSError / MQTTException, we raise NetError
                 self._down(e)
+                if isinstance(e, WifiError) and e.msg == UMQTT_OLD:
+                    raise  # retrying cannot fix it
                 attempt += 1
                 if attempt >= self.max_attempts:
                     raise NotConnected("MQTT over WiFi: connect to %s:%d failed after %d attempts: %s" % (self.host, self.port, attempt, e))
