@@ -1,28 +1,36 @@
-# Modem power-key sequencing (SIM7600 on the Freematics ONE+ and similar boards).
+# Modem power-key sequencing (SIM7600 on the Freematics ONE+ and similar boards). Imported only
+# where the key is used (boot, standby, hwcheck).
 #
-#   power = ModemPower(board.modem_power_pin(), at, clock)
-#   info = await power.power_on()     # {'already_on': bool, 'pulses': n, 'ms': elapsed}
+#   power = ModemPower(board.modem_power_pin(), at, clock, log=log)
+#   if not await power.ensure_on(): log.error(power.reason)   # the boot call: True/False + reason
+#   info = await power.power_on()     # the same, raising ModemPowerError; {'already_on', 'pulses', 'ms'}
 #   how = await power.power_off()     # 'cpof' | 'pulse' | 'already_off'
 #
 # The pin is a logical pin (board.ActivePin): value(1) = key pressed, whatever the wiring
-# polarity. Whether the modem is on is only ever decided by asking it (`AT`), never by a
-# flag: power_on() probes first and does not toggle a modem that already answers.
+# polarity. Whether the modem is on is only ever decided by asking it (`AT`), never by a flag:
+# a modem that already answers is never pressed (a press could switch it off).
 from at.engine import ATError, ATTimeout
 
-# All timings in one table. Source: stanleyhuangyc/Freematics @9b0a68d,
-# libraries/FreematicsPlus (FreematicsPlus.cpp xbTogglePower, FreematicsNetwork.cpp
-# CellSIMCOM::begin/end/check), summarised in shared/reference/freematics-one-plus.md §1.
+# All timings in one table. Sources: stanleyhuangyc/Freematics @9b0a68d, libraries/FreematicsPlus
+# (FreematicsPlus.cpp xbTogglePower, FreematicsNetwork.cpp CellSIMCOM::begin/end/check; see
+# shared/reference/freematics-one-plus.md §1): GPIO27 LOW at boot, a 200 ms HIGH pulse powers on,
+# 2510 ms powers off; SIM7600 hardware design: power-on needs a press of >= 100 ms, power-off >= 2.5 s.
 POWER_TIMING = {
-    "pulse_ms": 200,  # xbTogglePower(200): key HIGH 200 ms, then LOW (power on)
-    "tries": 30,  # CellSIMCOM::begin: up to 30 pulse+probe rounds
-    "probe_window_ms": 2000,  # check(2000): keep probing for up to 2 s after each pulse
+    "pulse_ms": 200,  # xbTogglePower(200): key pressed 200 ms, then released (power on)
     "probe_timeout_ms": 250,  # check(): each AT waits 250 ms for OK
-    "already_on_probes": 2,  # ours: probes before the first pulse, to leave a running modem alone
+    "already_on_probes": 2,  # probes before the first press, to leave a running modem alone
+    "tries": 3,  # ours: presses before giving up (official: 30 presses 2.2 s apart)
+    # ours: after a press, wait this long for RDY or an answer to AT (the SIM7600 prints RDY
+    # about 10-15 s after power-on). Bound of ensure_on: the probes + tries x (press + boot wait
+    # + one probe); with at.engine a probe after a silent one first resyncs (SYNC_MS, 3 s), so a
+    # probe of a silent modem takes ~3.3 s: about 80 s in all (official: 30 x 2.2 s = 66 s)
+    "boot_wait_ms": 20000,
+    "rdy_slice_ms": 1000,  # ours: between AT probes while booting, listen this long for RDY
     "off_cmd_timeout_ms": 1000,  # sendCommand() default timeout, used for AT+CPOF
     "off_pulse_ms": 2510,  # xbTogglePower(2510) when AT+CPOF fails
-    # ours: how long the modem may keep answering after AT+CPOF / the long pulse before we
-    # call it a failure (the official code waits a fixed 1500 ms instead of checking).
-    "off_silence_window_ms": 6000,
+    # ours: how long the modem may keep answering after AT+CPOF / the long press before it is a
+    # failure (the official code waits a fixed 1500 ms instead of checking)
+    "off_silence_window_ms": 8000,
     "off_probe_interval_ms": 500,  # ours: pause between AT probes while waiting for silence
 }
 
@@ -32,13 +40,17 @@ class ModemPowerError(Exception):
 
 
 class ModemPower:
-    def __init__(self, pin, at, clock, timing=POWER_TIMING, log=None):
+    def __init__(self, pin, at, clock, timing=None, log=None):
         self.pin = pin
         self.at = at
         self.clock = clock
-        self.t = timing
+        t = dict(POWER_TIMING)
+        if timing:
+            t.update(timing)
+        self.t = t
         self.log = log
-        self.last = None  # result of the last power_on()
+        self.last = None  # {'already_on', 'pulses', 'ms'} of the last successful ensure_on()
+        self.reason = None  # what the last ensure_on() found, in words
 
     def _log(self, fmt, *args):
         if self.log:
@@ -49,8 +61,8 @@ class ModemPower:
         return (" (%s)" % n) if n else ""
 
     async def probe(self, timeout_ms=None):
-        """One `AT`: True when the modem answered anything (OK, ERROR, a reboot notice),
-        False when it stayed silent for timeout_ms."""
+        """One `AT`: True when the modem answered anything (OK, ERROR, a reboot notice), False
+        when it stayed silent for timeout_ms."""
         try:
             await self.at.cmd("AT", timeout_ms=timeout_ms or self.t["probe_timeout_ms"])
             return True
@@ -58,16 +70,6 @@ class ModemPower:
             return False
         except ATError:
             return True  # it is talking, so it is powered
-
-    async def _probe_window(self, window_ms):
-        """Probe until the modem answers or window_ms has passed on the clock."""
-        c = self.clock
-        t0 = c.ticks_ms()
-        while True:
-            if await self.probe():
-                return True
-            if c.diff(c.ticks_ms(), t0) >= window_ms:
-                return False
 
     async def pulse(self, ms):
         """Press the power key for `ms`, then release it."""
@@ -77,49 +79,74 @@ class ModemPower:
         finally:
             self.pin.value(0)
 
-    async def power_on(self):
-        """Switch the modem on and return once it answers `AT`.
+    async def _until(self, answering, window_ms, pause_ms):
+        """Probe until the modem's answering is `answering` (True: it answers AT, False: it is
+        silent): True, or False after window_ms. Between probes: pause_ms, or while waiting for it
+        to answer, a wait for RDY of rdy_slice_ms when the engine can (RDY ends it at once)."""
+        c = self.clock
+        t0 = c.ticks_ms()
+        wait_urc = getattr(self.at, "wait_urc", None) if answering else None
+        while True:
+            if await self.probe() == answering:
+                return True
+            left = window_ms - c.diff(c.ticks_ms(), t0)
+            if left <= 0:
+                return False
+            if wait_urc is None:
+                await c.sleep_ms(min(pause_ms, left))
+                continue
+            try:
+                await wait_urc("RDY", min(pause_ms, left))
+            except ATTimeout:
+                pass
 
-        A modem that already answers is left alone (already_on). Otherwise up to `tries`
-        rounds of: a short power-key pulse, then probing for `probe_window_ms`. Raises
-        ModemPowerError naming the pulses and the time spent when it never answers."""
+    async def ensure_on(self):
+        """The boot call: the key to its idle level, short `AT` probes, and when nothing answers up
+        to `tries` presses of pulse_ms, each followed by up to boot_wait_ms for RDY / an answer.
+        True when the modem answers; False when it never did. self.reason says which, in words
+        (with what to check); self.last has the figures."""
         t = self.t
         c = self.clock
         t0 = c.ticks_ms()
-        self.pin.value(0)  # key released before anything else
+        self.pin.value(0)  # key released (its idle level) before anything else
         for _ in range(t["already_on_probes"]):
             if await self.probe():
-                self.last = {"already_on": True, "pulses": 0, "ms": c.diff(c.ticks_ms(), t0)}
-                self._log("modem already on")
-                return self.last
+                return self._on(0, t0, "modem already on")
         for n in range(1, t["tries"] + 1):
             await self.pulse(t["pulse_ms"])
-            if await self._probe_window(t["probe_window_ms"]):
-                self.last = {"already_on": False, "pulses": n, "ms": c.diff(c.ticks_ms(), t0)}
-                self._log("modem on after %d pulse(s), %d ms", n, self.last["ms"])
-                return self.last
-        ms = c.diff(c.ticks_ms(), t0)
-        raise ModemPowerError(
-            "modem did not answer AT after %d power-key pulses of %d ms over %d ms%s: check the modem supply, "
-            "the power-key wiring and its polarity (modem_power.active in the board file)"
-            % (t["tries"], t["pulse_ms"], ms, self._pin_name())
+            if await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"]):
+                return self._on(n, t0, "modem on after %d press(es) of the power key" % n)
+        self.last = None
+        self.reason = (
+            "modem did not answer AT after %d power-key presses of %d ms over %d ms%s: check the modem supply "
+            "(the ONE+ modem needs the OBD port's 12 V), the power-key wiring and its polarity (modem_power.active "
+            "in the board file)" % (t["tries"], t["pulse_ms"], c.diff(c.ticks_ms(), t0), self._pin_name())
         )
+        if self.log:
+            self.log.error("%s", self.reason)
+        return False
+
+    def _on(self, presses, t0, why):
+        ms = self.clock.diff(self.clock.ticks_ms(), t0)
+        self.last = {"already_on": presses == 0, "pulses": presses, "ms": ms}
+        self.reason = "%s (%d ms)" % (why, ms)
+        self._log("%s", self.reason)
+        return True
+
+    async def power_on(self):
+        """ensure_on() that raises ModemPowerError(reason) instead of returning False; returns self.last."""
+        if not await self.ensure_on():
+            raise ModemPowerError(self.reason)
+        return self.last
 
     async def _silent_within(self, window_ms):
-        """True once a probe goes unanswered within window_ms (the modem is off)."""
-        c = self.clock
-        t0 = c.ticks_ms()
-        while True:
-            if not await self.probe():
-                return True
-            if c.diff(c.ticks_ms(), t0) >= window_ms:
-                return False
-            await c.sleep_ms(self.t["off_probe_interval_ms"])
+        return await self._until(False, window_ms, self.t["off_probe_interval_ms"])
 
     async def power_off(self):
-        """Switch the modem off: AT+CPOF, then wait for it to fall silent; if the command
-        fails or it keeps answering, the long power-key pulse. A modem that does not
-        answer at all is already off and is not pulsed (a pulse would switch it on)."""
+        """AT+CPOF, then wait off_silence_window_ms for the modem to fall silent. The long key press
+        (off_pulse_ms) only when it still answers after that wait AND did not answer OK to AT+CPOF:
+        a modem that accepted AT+CPOF is shutting down, and a press then can switch it back on.
+        A modem that does not answer at all is already off and is not pressed."""
         t = self.t
         self.pin.value(0)
         try:
@@ -132,14 +159,19 @@ class ModemPower:
                 return "already_off"
         except ATError:
             cpof_ok = False
-        if cpof_ok and await self._silent_within(t["off_silence_window_ms"]):
+        if await self._silent_within(t["off_silence_window_ms"]):
             self._log("modem off (AT+CPOF)")
             return "cpof"
+        if cpof_ok:
+            raise ModemPowerError(
+                "modem answered OK to AT+CPOF but still answers AT after %d ms; the power key was not pressed "
+                "(a press during its shutdown can switch it back on)%s" % (t["off_silence_window_ms"], self._pin_name())
+            )
         await self.pulse(t["off_pulse_ms"])
         if await self._silent_within(t["off_silence_window_ms"]):
-            self._log("modem off (power-key pulse)")
+            self._log("modem off (power-key press)")
             return "pulse"
         raise ModemPowerError(
-            "modem still answers AT after AT+CPOF%s and a %d ms power-key pulse%s"
-            % (" (OK)" if cpof_ok else " (failed)", t["off_pulse_ms"], self._pin_name())
+            "modem still answers AT after AT+CPOF (failed) and a %d ms power-key press%s"
+            % (t["off_pulse_ms"], self._pin_name())
         )

@@ -6,8 +6,13 @@
 #   await pub.connect()        # joins WiFi (wlan injected by the board layer), MQTT CONNECT
 #   await pub.publish(t, p, 1) # umqtt returns after PUBACK for QoS 1; reconnects and resends
 #   await pub.subscribe(t, 1)  # remembered and re-subscribed after reconnects
+#   ctx = net.wifi_tls.tls_context(certs, verify)  # boot only: an SSLContext that verifies, or WifiError
 # A task polls check_msg() every poll_ms (delivering to on_message) and pings at keepalive/2.
 # umqtt.simple is blocking and has no QoS 2: QoS 2 is sent as QoS 1 (at least once).
+# Every socket operation is bounded by io_timeout_ms (a broker that stalls mid-packet must not
+# freeze the loop): the connect gets it where umqtt.simple's connect() takes a timeout (>= 1.5),
+# every later read/write through TimedSocket, which keeps the timeout across umqtt's
+# setblocking(True) calls. A timeout is an OSError: the link is dropped and re-made.
 import asyncio
 
 from core.compat import DEFAULT_CLOCK
@@ -16,6 +21,34 @@ from net.publisher import NetError, NotConnected, Publisher, backoff_ms, jitter_
 
 class WifiError(NetError):
     pass
+
+
+UMQTT_OLD = (
+    "broker.tls: this umqtt.simple (1.3.x) ignores the SSL context, the broker would not be verified; "
+    "install the current one from micropython-lib (mpremote mip install umqtt.simple)"
+)
+
+
+class TimedSocket:
+    """The socket umqtt.simple holds, with every blocking call bounded by `timeout_s`:
+    setblocking(True) (umqtt's wait_msg after each first byte) means 'blocking, up to timeout_s'."""
+
+    def __init__(self, sock, timeout_s):
+        self.sock = sock
+        self.timeout_s = timeout_s
+        sock.settimeout(timeout_s)
+
+    def setblocking(self, flag):
+        self.sock.settimeout(self.timeout_s if flag else 0)
+
+    def read(self, *n):
+        return self.sock.read(*n)
+
+    def write(self, *a):
+        return self.sock.write(*a)
+
+    def close(self):
+        self.sock.close()
 
 
 def _b(x):
@@ -45,6 +78,7 @@ class WifiPublisher(Publisher):
         backoff_max_ms=30000,
         max_resends=3,
         wifi_timeout_ms=20000,
+        io_timeout_ms=15000,
         log=None,
     ):
         Publisher.__init__(self)
@@ -68,6 +102,7 @@ class WifiPublisher(Publisher):
         self.backoff_max_ms = backoff_max_ms
         self.max_resends = max_resends
         self.wifi_timeout_ms = wifi_timeout_ms
+        self.io_timeout_ms = io_timeout_ms
         self.log = log
         self.client = None
         self._up = False
@@ -116,9 +151,12 @@ class WifiPublisher(Publisher):
         kw = {}
         if self.ssl is not None:
             kw["ssl"] = self.ssl
-        return MQTTClient(
-            _b(self.client_id), self.host, self.port, self.user, self.password, self.keepalive, **kw
-        )
+        c = MQTTClient(_b(self.client_id), self.host, self.port, self.user, self.password, self.keepalive, **kw)
+        if self.ssl is not None and hasattr(c, "ssl_params"):
+            # umqtt.simple 1.3.x (PyPI's) wraps with ussl.wrap_socket(sock, **ssl_params): the
+            # context, its CA and the host name would be ignored, an unverified link
+            raise WifiError(UMQTT_OLD)
+        return c
 
     async def _connect_once(self):
         await self._join_wifi()
@@ -127,8 +165,15 @@ class WifiPublisher(Publisher):
         if self.will:
             t, m, q = self.will
             c.set_last_will(_b(t), _b(m), False, min(q, 1))
-        c.connect(self.clean)
-        self.client = c
+        self.client = c  # _down() closes its socket if the connect fails half-way
+        ts = self.io_timeout_ms / 1000
+        try:
+            c.connect(self.clean, timeout=ts)  # umqtt.simple >= 1.5: a socket timeout from the start
+        except TypeError:  # older umqtt.simple: connect(clean_session) only (the argument binding fails)
+            c.connect(self.clean)
+        sock = getattr(c, "sock", None)
+        if sock is not None and hasattr(sock, "settimeout") and not isinstance(sock, TimedSocket):
+            c.sock = TimedSocket(sock, ts)
         self._up = True
         self._last_io = self.clock.ticks_ms()
         for t, q in self._subs:
@@ -145,6 +190,8 @@ class WifiPublisher(Publisher):
                 break
             except Exception as e:  # noqa: BLE001 - umqtt raises OSError / MQTTException, we raise NetError
                 self._down(e)
+                if isinstance(e, WifiError) and e.msg == UMQTT_OLD:
+                    raise  # retrying cannot fix it
                 attempt += 1
                 if attempt >= self.max_attempts:
                     raise NotConnected("MQTT over WiFi: connect to %s:%d failed after %d attempts: %s" % (self.host, self.port, attempt, e))

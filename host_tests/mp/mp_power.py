@@ -114,70 +114,106 @@ def setup(**kw):
     return clock, pin, modem, ModemPower(pin, modem, clock)
 
 
-async def test_cold_boot_pulses_until_modem_answers():
+class RdyModel(ModemModel):
+    """ModemModel behind an engine that can wait for a URC: RDY is printed when the boot ends."""
+
+    def __init__(self, clock, pin, **kw):
+        ModemModel.__init__(self, clock, pin, **kw)
+        self.rdy_waits = 0
+
+    async def wait_urc(self, prefix, timeout_ms):
+        assert prefix == "RDY"
+        self.rdy_waits += 1
+        t = self.clock.t
+        if self.on and self.ready_at is not None and t <= self.ready_at <= t + timeout_ms:
+            await self.clock.sleep_ms(self.ready_at - t)
+            return "RDY"
+        await self.clock.sleep_ms(timeout_ms)
+        raise ATTimeout("(waiting for RDY)", msg="not received within %d ms" % timeout_ms)
+
+
+def bound_on(T):
+    """The longest ensure_on may take: the probes, then per press its pulse and the boot wait, which
+    overshoots by at most one probe."""
+    return T["already_on_probes"] * T["probe_timeout_ms"] + T["tries"] * (T["pulse_ms"] + T["boot_wait_ms"] + T["probe_timeout_ms"])
+
+
+async def test_cold_boot_one_press_then_waits_for_the_boot():
     T = POWER_TIMING
-    clock, pin, modem, power = setup(boot_ms=5000)
-    info = await power.power_on()
+    clock, pin, modem, power = setup(boot_ms=12000)  # a SIM7600 answers ~12 s after the press
+    assert await power.ensure_on() is True
     p = presses(pin)
-    assert info["already_on"] is False
-    assert info["pulses"] == len(p)
-    assert len(p) >= 2  # boot_ms is longer than one probe window, so one pulse is not enough
-    for _start, dur in p:
-        assert dur == T["pulse_ms"], p
-    for i in range(1, len(p)):  # one pulse per round: pulse + full probe window
-        assert p[i][0] - p[i - 1][0] == T["pulse_ms"] + T["probe_window_ms"], p
-    # the first pulse comes after the "already on?" probes, each a full probe timeout
+    assert len(p) == 1 and p[0][1] == T["pulse_ms"] and T["pulse_ms"] >= 100, p  # >= 100 ms: hardware manual
+    assert pin.history[0][0] == 0  # the key went to its idle level first
+    # the press comes after the short "already on?" probes, each one probe timeout
     assert p[0][0] == T["already_on_probes"] * T["probe_timeout_ms"]
-    # it stopped pulsing as soon as the modem answered: no pulse after the modem was ready
-    assert p[-1][0] < modem.ready_at <= clock.t
-    assert modem.answers()
-    assert info["ms"] == clock.t
-    assert modem.kinds == {("AT", T["probe_timeout_ms"])}
+    assert modem.answers() and modem.ready_at <= clock.t <= modem.ready_at + T["rdy_slice_ms"] + T["probe_timeout_ms"]
+    assert power.last == {"already_on": False, "pulses": 1, "ms": clock.t}
+    assert "after 1 press" in power.reason, power.reason
+    assert modem.kinds == {("AT", T["probe_timeout_ms"])}  # only short AT probes
 
 
-async def test_fast_modem_needs_one_pulse():
+async def test_off_modem_answers_nothing_until_the_press():
     clock, pin, modem, power = setup(boot_ms=1000)
-    info = await power.power_on()
-    assert info["pulses"] == 1 and len(presses(pin)) == 1
-    assert modem.answers()
+    assert await power.probe() is False and await power.probe() is False  # the fake really starts off
+    assert presses(pin) == []
+    assert await power.ensure_on() is True and len(presses(pin)) == 1
+    assert await power.probe() is True
+
+
+async def test_rdy_ends_the_wait_at_once():
+    clock = VClock()
+    pin = FakePin(27, 0, clock, "modem_power.pin")
+    modem = RdyModel(clock, pin, boot_ms=11100)
+    power = ModemPower(pin, modem, clock)
+    assert await power.ensure_on() is True
+    assert modem.rdy_waits >= 1
+    assert clock.t <= modem.ready_at + 10, (clock.t, modem.ready_at)  # the probe right after RDY answered
+
+
+async def test_boot_longer_than_one_wait_gets_a_second_press():
+    T = POWER_TIMING
+    clock, pin, modem, power = setup(boot_ms=T["boot_wait_ms"] + 3000)
+    assert await power.ensure_on() is True
+    p = presses(pin)
+    assert len(p) == 2 and p[1][0] - p[0][0] >= T["pulse_ms"] + T["boot_wait_ms"], p
+    assert power.last["pulses"] == 2
 
 
 async def test_already_on_is_not_toggled():
     clock, pin, modem, power = setup(on=True)
-    info = await power.power_on()
-    assert info == {"already_on": True, "pulses": 0, "ms": clock.t}
+    assert await power.ensure_on() is True
+    assert power.last == {"already_on": True, "pulses": 0, "ms": clock.t}
+    assert "already on" in power.reason
     assert presses(pin) == []
     assert [lvl for lvl, _ in pin.history] == [0] * len(pin.history)
-    assert modem.on
-    assert modem.count == 1
+    assert modem.on and modem.count == 1
+    assert (await power.power_on())["already_on"] is True
 
 
-async def test_never_answers_raises_naming_tries_and_time():
+async def test_never_answers_is_false_with_a_reason_and_bounded():
     T = POWER_TIMING
     clock, pin, modem, power = setup(dead=True)
-    e = await araises(ModemPowerError, power.power_on())
-    msg = str(e)
+    assert await power.ensure_on() is False
+    msg = power.reason
     assert len(presses(pin)) == T["tries"]
-    assert ("%d power-key pulses" % T["tries"]) in msg, msg
-    assert ("%d ms" % T["pulse_ms"]) in msg, msg
-    assert ("over %d ms" % clock.t) in msg, msg
-    assert "modem_power.pin" in msg, msg
-    # bounded: already-on probes + tries x (pulse + probe window), each window overshoots by < one probe
-    bound = T["already_on_probes"] * T["probe_timeout_ms"] + T["tries"] * (T["pulse_ms"] + T["probe_window_ms"] + T["probe_timeout_ms"])
-    assert clock.t <= bound
+    assert ("%d power-key presses of %d ms" % (T["tries"], T["pulse_ms"])) in msg, msg
+    assert ("over %d ms" % clock.t) in msg and "modem_power.pin" in msg and "polarity" in msg, msg
+    assert power.last is None
+    assert clock.t <= bound_on(T) and clock.t <= 70000  # about a minute, as the official 30 x 2.2 s
+    e = await araises(ModemPowerError, power.power_on())
+    assert "power-key presses" in str(e)
 
 
-async def test_custom_timing_table_bounds_retries():
-    t = dict(POWER_TIMING)
-    t["tries"] = 3
-    t["pulse_ms"] = 500
+async def test_custom_timing_overrides_only_what_it_names():
     clock = VClock()
     pin = FakePin(27, 0, clock)
     modem = ModemModel(clock, pin, dead=True)
-    power = ModemPower(pin, modem, clock, timing=t)
-    e = await araises(ModemPowerError, power.power_on())
-    assert presses(pin) and [d for _, d in presses(pin)] == [500, 500, 500]
-    assert "3 power-key pulses of 500 ms" in str(e)
+    power = ModemPower(pin, modem, clock, timing={"tries": 2, "pulse_ms": 500, "boot_wait_ms": 3000})
+    assert await power.ensure_on() is False
+    assert [d for _, d in presses(pin)] == [500, 500]
+    assert "2 power-key presses of 500 ms" in power.reason
+    assert power.t["probe_timeout_ms"] == POWER_TIMING["probe_timeout_ms"]
 
 
 async def test_power_off_with_cpof():
@@ -188,27 +224,34 @@ async def test_power_off_with_cpof():
     assert modem.first == "AT+CPOF"
 
 
-async def test_power_off_long_pulse_when_cpof_errors():
+async def test_power_off_long_press_only_when_cpof_failed_and_it_still_answers():
     T = POWER_TIMING
     clock, pin, modem, power = setup(on=True, cpof="error")
-    assert await power.power_off() == "pulse"
-    assert [d for _, d in presses(pin)] == [T["off_pulse_ms"]]
-    assert not modem.on
-
-
-async def test_power_off_long_pulse_when_modem_keeps_answering():
-    T = POWER_TIMING
-    clock, pin, modem, power = setup(on=True, cpof="ignore")
     t0 = clock.t
     assert await power.power_off() == "pulse"
     p = presses(pin)
     assert [d for _, d in p] == [T["off_pulse_ms"]]
-    # it waited the silence window for the modem to stop answering before pulsing
-    assert p[0][0] - t0 >= T["off_silence_window_ms"]
+    assert p[0][0] - t0 >= T["off_silence_window_ms"]  # it waited for silence before pressing
     assert not modem.on
 
 
-async def test_power_off_of_an_off_modem_does_not_pulse():
+async def test_power_off_never_presses_a_modem_that_accepted_cpof():
+    # finding 12: OK to AT+CPOF but still answering after the wait: it is shutting down, and a
+    # 2.5 s press then could switch it back on. Refuse to press and say so.
+    T = POWER_TIMING
+    clock, pin, modem, power = setup(on=True, cpof="ignore")
+    e = await araises(ModemPowerError, power.power_off())
+    assert presses(pin) == []
+    assert "OK to AT+CPOF" in str(e) and "not pressed" in str(e) and ("%d ms" % T["off_silence_window_ms"]) in str(e), str(e)
+
+
+async def test_slow_cpof_shutdown_inside_the_window_is_not_pressed():
+    clock, pin, modem, power = setup(on=True, off_delay_ms=POWER_TIMING["off_silence_window_ms"] - 1000)
+    assert await power.power_off() == "cpof"
+    assert presses(pin) == [] and not modem.answers()
+
+
+async def test_power_off_of_an_off_modem_does_not_press():
     clock, pin, modem, power = setup(on=False)
     assert await power.power_off() == "already_off"
     assert presses(pin) == []
@@ -216,9 +259,9 @@ async def test_power_off_of_an_off_modem_does_not_pulse():
 
 
 async def test_power_off_failure_message():
-    clock, pin, modem, power = setup(on=True, cpof="ignore", off_min_ms=10**9)
+    clock, pin, modem, power = setup(on=True, cpof="error", off_min_ms=10**9)
     e = await araises(ModemPowerError, power.power_off())
-    assert "AT+CPOF (OK)" in str(e) and "2510 ms" in str(e), str(e)
+    assert "AT+CPOF (failed)" in str(e) and "2510 ms" in str(e) and "modem_power.pin" in str(e), str(e)
 
 
 async def test_on_off_on_cycle():
@@ -249,8 +292,9 @@ async def test_with_the_real_engine_and_the_sim7600_simulator():
     at.start()
     try:
         power = ModemPower(pin, at, clock)
-        info = await power.power_on()
-        assert info["already_on"] is False and info["pulses"] >= 1, info
+        assert await power.ensure_on() is True, power.reason  # the simulator starts powered off
+        info = power.last
+        assert info["already_on"] is False and info["pulses"] == 1, info  # one press, then RDY
         assert sim.power != "off"
         assert (await power.power_on())["already_on"] is True
         assert len(presses(pin)) == info["pulses"]  # the running modem was not toggled

@@ -1,0 +1,296 @@
+# SIM7600 bring-up (sim7600-mqtt-at.md §2): boot wait, identify, SIM, APN, registration.
+# Boot/recovery only: modem.sim7600.Sim7600 imports this module when a step runs and drops it
+# from sys.modules afterwards (modem.sim7600.unload), so none of it stays resident. Every function
+# takes the Sim7600 `m` (its at, clock, cfg, info) first; errors are modem.sim7600.ModemError
+# with .kind saying which step failed.
+#
+# Every wait is bounded, and every wait is for a reply: polling loops send a command, read its
+# reply and pause poll_ms between attempts; the total is capped by a *_timeout_ms. Registration
+# waits on the module's own +CREG/+CGREG/+CEREG URCs (enabled with =1), re-querying every
+# reg_poll_ms in case a URC line was lost. Boot URCs (RDY, +CPIN: READY, SMS DONE, PB DONE) are
+# URCs to the engine: never answers here.
+import asyncio
+
+from at.engine import ATCommandError, ATError, CMEError
+from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
+from modem import codes
+from modem.errors import ModemError
+
+# Settings a config may give (Sim7600(config=...)); cmd_timeout_ms is modem.sim7600's (Sim7600.t).
+DEFAULTS = {
+    "apn": "",  # empty: leave the module's automatic APN alone
+    "apn_user": "",
+    "apn_pass": "",
+    "sim_pin": "",
+    "boot_timeout_ms": 30000,  # AT answered with OK
+    "sim_timeout_ms": 20000,  # SIM busy -> READY
+    "reg_timeout_ms": 120000,  # registration, per bring-up (see modem/sim7600.py for the whole bound)
+    "poll_ms": 1000,  # pause between polls
+    "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
+}
+
+
+def _cfg(m, key):
+    v = m.cfg.get(key)
+    return DEFAULTS[key] if v is None else v
+
+
+# circuit-switched, GPRS and EPS registration: the query and its reply/URC prefix
+REG_QUERIES = (("AT+CREG?", "+CREG:"), ("AT+CGREG?", "+CGREG:"), ("AT+CEREG?", "+CEREG:"))
+
+
+def parse_reg(value):
+    """'+CREG: 0,1' value part ('0,1' or '2,1,"1A2B",...' or an unsolicited '1') -> stat int."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        return int(parts[0] if len(parts) == 1 else parts[1])
+    except ValueError:
+        return None
+
+
+def parse_cpsi(value):
+    """'+CPSI:' value -> dict: system, mode, operator, band (where present), rsrp/rsrq for LTE."""
+    if not value:
+        return None
+    f = [x.strip() for x in value.split(",")]
+    d = {"system": f[0], "mode": f[1] if len(f) > 1 else ""}
+    if len(f) > 2:
+        d["operator"] = f[2]
+    if f[0] == "LTE" and len(f) >= 13:
+        d["band"] = f[6]
+        try:
+            d["rsrq"] = int(f[10]) / 10
+            d["rsrp"] = int(f[11]) / 10
+            d["rssi"] = int(f[12]) / 10
+        except ValueError:
+            pass
+    return d
+
+
+def reg_verdict(creg, cgreg, cereg):
+    """'ok', 'denied' or None (keep waiting) for one set of CREG/CGREG/CEREG stats (None = the
+    module refused that query). Registered: packet service (CGREG or CEREG; CREG only when
+    neither answers) is 1 (home) or 5 (roaming). Denied only when every domain that reports is 3:
+    a data-only SIM shows +CREG: 3 beside +CEREG: 1/5 (registered) or 2 (still searching)."""
+    ps = [s for s in (cgreg, cereg) if s is not None]
+    if not ps and creg is not None:
+        ps = [creg]
+    for s in ps:
+        if s in codes.REG_OK:
+            return "ok"
+    st = [s for s in (creg, cgreg, cereg) if s is not None]
+    if st and all(s == codes.REG_DENIED for s in st):
+        return "denied"
+    return None
+
+
+def _t(m):
+    return m.t
+
+
+async def wait_ready(m, timeout_ms=None):
+    """Send AT until the module answers OK (boot URCs are dropped by the engine)."""
+    timeout_ms = timeout_ms or _cfg(m, "boot_timeout_ms")
+    c = m.clock
+    t0 = c.ticks_ms()
+    last = None
+    while True:
+        try:
+            await m.at.cmd("AT", timeout_ms=min(1000, timeout_ms))
+            return
+        except ATError as e:  # timeout, garbage, ERROR while booting, reboot
+            last = e
+        if c.diff(c.ticks_ms(), t0) >= timeout_ms:
+            raise ModemError("modem did not answer AT within %d ms (last: %s)" % (timeout_ms, last), kind="not_responding")
+        await c.sleep_ms(_cfg(m, "poll_ms"))
+
+
+async def identify(m):
+    """ATI + AT+CGMR: model and firmware revision (and IMEI)."""
+    r = await m.at.cmd("ATI", timeout_ms=_t(m))
+    for ln in r.lines:
+        if ln.startswith("Model:"):
+            m.model = ln[6:].strip()
+        elif ln.startswith("Revision:"):
+            m.revision = ln[9:].strip()
+        elif ln.startswith("IMEI:"):
+            m.imei = ln[5:].strip()
+    try:
+        r = await m.at.cmd("AT+CGMR", timeout_ms=_t(m))
+        v = r.value("+CGMR:")
+        if v:
+            m.revision = v.strip()
+    except ATCommandError:
+        pass
+    m.info["model"] = m.model
+    m.info["revision"] = m.revision
+    return m.model, m.revision
+
+
+async def sim_ready(m):
+    """AT+CPIN? until READY; enters the PIN from config once if asked; 'SIM busy' while booting
+    is retried (bounded by sim_timeout_ms)."""
+    c = m.clock
+    t0 = c.ticks_ms()
+    pin_sent = False
+    while True:
+        state = None
+        try:
+            r = await m.at.cmd("AT+CPIN?", timeout_ms=_t(m))
+            state = (r.value("+CPIN:") or "").strip()
+        except CMEError as e:
+            if not (e.code == 14 or "busy" in str(e.meaning).lower()):
+                raise ModemError("SIM not usable: %s" % (e.meaning or e), e.code, e.meaning, kind="sim")
+        if state == codes.CPIN_READY:
+            m.info["sim"] = state
+            return
+        if state == "SIM PIN":
+            pin = _cfg(m, "sim_pin")
+            if not pin:
+                raise ModemError("the SIM asks for a PIN and config cellular.sim_pin is empty", kind="sim")
+            if pin_sent:
+                raise ModemError("the SIM still asks for a PIN after entering cellular.sim_pin", kind="sim")
+            try:
+                await m.at.cmd('AT+CPIN="%s"' % pin, timeout_ms=_t(m))
+            except CMEError as e:
+                raise ModemError("SIM PIN refused: %s (check cellular.sim_pin)" % e.meaning, e.code, e.meaning, kind="sim")
+            pin_sent = True
+        elif state:
+            raise ModemError("SIM is locked (%s): needs a PUK or unlock on another phone" % state, kind="sim")
+        if c.diff(c.ticks_ms(), t0) >= _cfg(m, "sim_timeout_ms"):
+            raise ModemError("SIM not ready after %d ms (state %s)" % (_cfg(m, "sim_timeout_ms"), state or "busy"), kind="sim")
+        await c.sleep_ms(_cfg(m, "poll_ms"))
+
+
+async def _reg(m, cmd, prefix):
+    try:
+        r = await m.at.cmd(cmd, timeout_ms=_t(m))
+    except (ATCommandError, CMEError):
+        return None
+    return parse_reg(r.value(prefix))
+
+
+async def registration(m):
+    """(creg, cgreg, cereg) stats, None for a query the module refused."""
+    return (await _reg(m, *REG_QUERIES[0]), await _reg(m, *REG_QUERIES[1]), await _reg(m, *REG_QUERIES[2]))
+
+
+async def _reg_urcs_on(m, ev):
+    """Ask for +CREG/+CGREG/+CEREG: <stat> URCs; True if the module took at least one."""
+
+    def on_urc(line, _body):  # registration changed: wake wait_registered, which re-reads all three
+        i = line.find(":")
+        m.info["reg_urc"] = (line[1:i], parse_reg(line[i + 1 :].strip()))
+        ev.set()
+
+    on = False
+    for q in REG_QUERIES:
+        m.at.on_urc(q[1], on_urc)
+        try:
+            await m.at.cmd(q[0][:-1] + "=1", timeout_ms=_t(m))
+            on = True
+        except (ATCommandError, CMEError):
+            pass
+    return on
+
+
+def _drop_reg_urcs(m):
+    """The URC handler closes over this module: replace it by 'known, ignore' (None) when the wait
+    ends, so nothing of the bring-up stays referenced from the engine."""
+    for q in REG_QUERIES:
+        m.at.on_urc(q[1], None)
+
+
+async def wait_registered(m, timeout_ms=None):
+    """Until reg_verdict says 'ok'; 'denied' raises at once (kind 'reg_denied'); after timeout_ms
+    (cfg reg_timeout_ms) kind 'reg_timeout'. Waits on the registration URCs, re-querying every
+    reg_poll_ms (poll_ms if the module refuses the URCs)."""
+    timeout_ms = timeout_ms or _cfg(m, "reg_timeout_ms")
+    c = m.clock
+    t0 = c.ticks_ms()
+    ev = asyncio.Event()
+    pause = _cfg(m, "reg_poll_ms") if await _reg_urcs_on(m, ev) else _cfg(m, "poll_ms")
+    try:
+        while True:
+            ev.clear()  # a URC during the queries below makes the next wait return at once
+            creg, cgreg, cereg = st = await registration(m)
+            m.info["reg"] = st
+            v = reg_verdict(creg, cgreg, cereg)
+            if v == "ok":
+                return
+            if v == "denied":
+                raise ModemError(
+                    "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed "
+                    "on this network; check the SIM is activated for data" % st,
+                    codes.REG_DENIED,
+                    codes.reg_state(codes.REG_DENIED),
+                    kind="reg_denied",
+                )
+            left = timeout_ms - c.diff(c.ticks_ms(), t0)
+            if left <= 0:
+                names = ", ".join(codes.reg_state(s) for s in st if s is not None) or "no answer"
+                raise ModemError(
+                    "not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage"
+                    % (timeout_ms, creg, cgreg, cereg, names),
+                    kind="reg_timeout",
+                )
+            try:
+                await c.wait_for_ms(ev.wait(), min(pause, left))
+            except TimeoutError:
+                pass
+    finally:
+        _drop_reg_urcs(m)
+
+
+async def cpsi(m):
+    try:
+        r = await m.at.cmd("AT+CPSI?", timeout_ms=_t(m))
+    except (ATCommandError, CMEError):
+        return None
+    d = parse_cpsi(r.value("+CPSI:"))
+    m.info["cpsi"] = d
+    return d
+
+
+async def set_apn(m, apn=None, user=None, password=None, cid=1):
+    apn = _cfg(m, "apn") if apn is None else apn
+    if not apn:
+        return False
+    await m.at.cmd('AT+CGDCONT=%d,"IP","%s"' % (cid, apn), timeout_ms=_t(m))
+    user = _cfg(m, "apn_user") if user is None else user
+    password = _cfg(m, "apn_pass") if password is None else password
+    if user:
+        try:
+            await m.at.cmd('AT+CGAUTH=%d,1,"%s","%s"' % (cid, password or "", user), timeout_ms=_t(m))
+        except (ATCommandError, CMEError) as e:
+            raise ModemError("AT+CGAUTH refused for APN user %r: %s" % (user, e), kind="apn")
+    return True
+
+
+async def bring_up(m):
+    """Boot wait, ATE0, identify, CMEE=2, SIM, CTZU=1, APN, registration, signal, CPSI, time.
+    Returns the info dict. Raises ModemError (.kind) with what to fix."""
+    at = m.at
+    await wait_ready(m)
+    await at.cmd("ATE0", timeout_ms=_t(m))
+    await identify(m)
+    try:
+        await at.cmd("AT+CMEE=2", timeout_ms=_t(m))
+    except ATCommandError:
+        await at.cmd("AT+CMEE=1", timeout_ms=_t(m))
+    await sim_ready(m)
+    # network time zone updates (NITZ) into the clock, so AT+CCLK? carries network time
+    try:
+        await at.cmd("AT+CTZU=1", timeout_ms=_t(m))
+    except (ATCommandError, CMEError):
+        pass
+    await set_apn(m)
+    await wait_registered(m)
+    await m.signal_dbm()
+    await cpsi(m)
+    await m.network_time()
+    if m.log:
+        m.log.info("modem %s rev %s up: %s", m.model, m.revision, m.info)
+    return m.info

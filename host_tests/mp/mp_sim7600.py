@@ -1,0 +1,141 @@
+# modem.sim7600 / modem.bringup against a scripted AT peer (both runtimes): registration verdicts,
+# AT+CTZU=1, CCLK time zones, one error class with .kind, the bring-up module dropped after use.
+import sys
+
+from at.engine import ATCommandError, Reply
+from core.compat import Clock
+from modem.sim7600 import ModemError, Sim7600, parse_cclk
+from mptest import Skip, araises
+
+FAST = {"poll_ms": 5, "reg_poll_ms": 20, "reg_timeout_ms": 200, "boot_timeout_ms": 200, "sim_timeout_ms": 200}
+
+
+class ScriptAT:
+    """at.engine.ATEngine's cmd/on_urc: replies[cmd] = [lines] (or an exception to raise)."""
+
+    def __init__(self, replies):
+        self.replies = replies
+        self.sent = []
+        self.urcs = {}
+
+    def on_urc(self, prefix, fn, body_len=None):
+        self.urcs[prefix] = fn
+
+    async def cmd(self, c, timeout_ms=1000, **kw):
+        self.sent.append(c)
+        r = self.replies.get(c, [])
+        if isinstance(r, Exception):
+            raise r
+        rep = Reply(c)
+        rep.lines = list(r)
+        rep.final = "OK"
+        return rep
+
+
+def modem_at(creg, cgreg, cereg, **extra):
+    rep = {
+        "ATI": ["Manufacturer: SIMCOM INCORPORATED", "Model: SIMCOM_SIM7600E-H", "Revision: LE20B04SIM7600M22"],
+        "AT+CPIN?": ["+CPIN: READY"],
+        "AT+CREG?": ["+CREG: 1,%d" % creg],
+        "AT+CGREG?": ["+CGREG: 1,%d" % cgreg],
+        "AT+CEREG?": ["+CEREG: 1,%d" % cereg],
+        "AT+CSQ": ["+CSQ: 20,99"],
+        "AT+CCLK?": ['+CCLK: "26/12/01,10:00:00+40"'],
+    }
+    rep.update(extra)
+    return ScriptAT(rep)
+
+
+async def test_data_only_sim_creg_denied_ceree_registered_is_up():
+    at = modem_at(3, 0, 5)
+    m = Sim7600(at, Clock(), FAST)
+    info = await m.bring_up()
+    assert info["reg"] == (3, 0, 5), info
+    assert info["signal_dbm"] == -73 and info["time"] == (2026, 12, 1, 10, 0, 0, 40)
+
+
+async def test_creg_denied_while_lte_searches_waits_and_times_out_not_denied():
+    at = modem_at(3, 2, 2)
+    e = await araises(ModemError, Sim7600(at, Clock(), FAST).bring_up())
+    assert e.kind == "reg_timeout", (e.kind, str(e))
+    assert "not registered after 200 ms" in str(e) and "CREG 3" in str(e), str(e)
+    assert at.sent.count("AT+CEREG?") >= 2  # kept polling instead of giving up at the first CREG 3
+
+
+async def test_denied_only_when_every_reporting_domain_is_denied():
+    at = modem_at(3, 3, 3, **{"AT+CGREG?": ATCommandError("AT+CGREG?", msg="ERROR")})
+    e = await araises(ModemError, Sim7600(at, Clock(), FAST).bring_up())
+    assert e.kind == "reg_denied" and e.code == 3, (e.kind, e.code)
+    assert "denied (CREG 3, CGREG None, CEREG 3)" in str(e), str(e)
+    assert at.sent.count("AT+CEREG?") == 1  # at once, no waiting
+
+
+def test_reg_verdict_table():
+    from modem.bringup import reg_verdict
+
+    assert reg_verdict(3, None, 1) == "ok" and reg_verdict(None, None, 5) == "ok"
+    assert reg_verdict(1, None, None) == "ok"  # CREG counts only when neither packet domain answers
+    assert reg_verdict(1, 2, 2) is None and reg_verdict(3, 2, None) is None and reg_verdict(3, 0, 3) is None
+    assert reg_verdict(3, 3, 3) == "denied" and reg_verdict(None, None, 3) == "denied"
+    assert reg_verdict(None, None, None) is None
+
+
+async def test_bring_up_asks_for_network_time_zone_updates():
+    at = modem_at(1, 1, 1, **{"AT+CTZU=1": ATCommandError("AT+CTZU=1", msg="ERROR")})
+    await Sim7600(at, Clock(), FAST).bring_up()  # an older firmware refusing CTZU is not fatal
+    assert "AT+CTZU=1" in at.sent and at.sent.index("AT+CTZU=1") < at.sent.index("AT+CREG?"), at.sent
+
+
+async def test_bringup_module_is_dropped_after_each_step():
+    from modem.errors import unload
+
+    unload("bringup")
+    at = modem_at(1, 1, 1)
+    m = Sim7600(at, Clock(), FAST)
+    await m.wait_ready()
+    assert "modem.bringup" not in sys.modules
+    assert "bringup" not in sys.modules["modem"].__dict__
+    await m.bring_up()
+    assert "modem.bringup" not in sys.modules
+    for p in ("+CREG:", "+CGREG:", "+CEREG:"):
+        assert at.urcs[p] is None, p  # no handler of the dropped module left in the engine
+    e = await araises(ModemError, Sim7600(ScriptAT({"AT": ATCommandError("AT", msg="ERROR")}), Clock(), FAST).wait_ready(50))
+    assert e.kind == "not_responding" and "modem.bringup" not in sys.modules
+
+
+async def test_sim_errors_are_modem_errors_with_kind_sim():
+    at = modem_at(1, 1, 1, **{"AT+CPIN?": ["+CPIN: SIM PIN"]})
+    e = await araises(ModemError, Sim7600(at, Clock(), FAST).bring_up())
+    assert e.kind == "sim" and "cellular.sim_pin is empty" in str(e)
+
+
+def test_cclk_time_zone_is_quarter_hours_and_utc_conversion_subtracts_it():
+    t = parse_cclk('"26/12/01,10:00:00+40"')
+    assert t == (2026, 12, 1, 10, 0, 0, 40)  # +40 quarter hours = UTC+10
+    assert parse_cclk('"26/12/01,10:00:00-20"')[6] == -20
+    from telelogger.app import _utc_ms
+
+    utc0 = _utc_ms((2026, 12, 1, 0, 0, 0, 0))
+    assert _utc_ms(t) == utc0  # 10:00 at UTC+10 is 00:00 UTC
+    assert _utc_ms(parse_cclk('"26/12/01,10:00:00-20"')) == utc0 + 15 * 3600 * 1000
+    assert utc0 == 1796083200 * 1000  # 2026-12-01T00:00:00Z
+
+
+async def test_bring_up_leaves_no_bytecode_resident():
+    if sys.implementation.name != "micropython":
+        raise Skip("heap figures are MicroPython's")
+    import gc
+
+    from modem.errors import unload
+
+    unload("bringup")  # an earlier test may have imported it (as a module of the package, too)
+    at = modem_at(1, 1, 1)
+    m = Sim7600(at, Clock(), FAST)
+    await m.signal_dbm()  # warm up what the steady state allocates anyway
+    gc.collect()
+    a0 = gc.mem_alloc()
+    await m.bring_up()
+    gc.collect()
+    grew = gc.mem_alloc() - a0
+    print("MPINFO bring_up left %d bytes" % grew)
+    assert grew < 2500, grew  # modem.bringup alone is ~5 KB of bytecode on 32-bit
