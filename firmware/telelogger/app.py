@@ -123,7 +123,7 @@ def wifi_publisher(board, fc, clock, log=None):
         user=fc.get("mqtt_user") or None,
         password=fc.get("mqtt_pass") or None,
         keepalive=b.get("keepalive", 60),
-        ssl=_tls_context(fc.get("certs") or {}) if tls else None,
+        ssl=_tls_context(fc.get("certs") or {}, b.get("tls_verify", True), log) if tls else None,
         clean=b.get("clean_session", True),
         wlan=wlan,
         ssid=ssid,
@@ -133,23 +133,15 @@ def wifi_publisher(board, fc, clock, log=None):
     )
 
 
-def _tls_context(certs):
-    """ssl.SSLContext for umqtt over WiFi from secrets certs (paths of PEM files on the device):
-    the broker is verified against certs.ca when given; certs.cert + certs.key authenticate
-    the client."""
-    import ssl
+def _tls_context(certs, verify=True, log=None):
+    """ssl.SSLContext for umqtt over WiFi (net.wifi_tls, boot only: dropped after use): the broker
+    verified against certs.ca, or refused unless broker.tls_verify is false."""
+    try:
+        from net.wifi_tls import tls_context
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if certs.get("ca"):
-        ctx.load_verify_locations(cafile=certs["ca"])
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    else:
-        if hasattr(ctx, "check_hostname"):  # CPython refuses CERT_NONE while it is on
-            ctx.check_hostname = False  # pyright: ignore[reportAttributeAccessIssue] - CPython-only, not in MicroPython's ssl
-        ctx.verify_mode = ssl.CERT_NONE
-    if certs.get("cert") and certs.get("key"):
-        ctx.load_cert_chain(certs["cert"], certs["key"])
-    return ctx
+        return tls_context(certs, verify=verify, log=log)
+    finally:
+        drop_modules("net.wifi_tls")
 
 
 class _ModemGnssTask:
@@ -219,19 +211,22 @@ async def power_on_modem(board, at, clock, log=None):
     """A cold plug-in or a battery disconnect leaves the module off: press its power key (GPIO27 on
     the ONE+) until it answers AT, as the official firmware does at every start. A module that
     already answers is left alone. Failure is logged, not fatal: records are stored meanwhile and
-    the publisher's recovery tries again. -> the power_on() result, or None."""
+    the publisher's recovery tries again. modem.power is dropped again (standby imports it when
+    it needs it). -> True/False."""
     if not board.has("modem_power"):
         return None
     from modem.power import ModemPower
 
     try:
-        r = await ModemPower(board.modem_power_pin(), at, clock, log=log).power_on()
-        print("modem: %s" % ("already on" if r.get("already_on") else "switched on after %d power-key pulse(s), %d ms"
-                              % (r.get("pulses", 0), r.get("ms", 0))))
-        return r
-    except Exception as e:  # ModemPowerError, BoardError (key not wired): keep running, say why
+        pw = ModemPower(board.modem_power_pin(), at, clock, log=log)
+        ok = await pw.ensure_on()
+        print("modem: %s" % pw.reason if ok else "modem: power on failed: %s" % pw.reason)
+        return ok
+    except Exception as e:  # BoardError (key not wired) and the like: keep running, say why
         print("modem: power on failed: %s" % e)
-        return None
+        return False
+    finally:
+        drop_modules("modem.power")
 
 
 async def build(board, cfg, clock=None, store_root="/queue", log=None):
