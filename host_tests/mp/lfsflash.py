@@ -124,9 +124,13 @@ class Flash:
 
     def _prog(self, block, off, data):
         d = self._blk(block)
+        n = len(data)
         self.progs[block] += 1
-        self.prog_bytes += len(data)
-        for i in range(len(data)):
+        self.prog_bytes += n
+        if d[off : off + n] == _FF[:n]:  # the usual case: programming erased cells
+            d[off : off + n] = data
+            return
+        for i in range(n):
             o = d[off + i]
             v = data[i]
             if o & v != v:
