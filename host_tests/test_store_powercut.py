@@ -25,9 +25,10 @@ def _seed():
     return int(s) if s else random.randrange(1, 2**31)
 
 
-def _cut_run(seed, records, sample, timeout=600):
+def _cut_run(seed, records, sample, timeout=600, heap="16M"):
+    # the heap holds the recorded run: every write's bytes (littlefs copies a 4 KB block per append)
     print("power-cut seed %d: replay with POWERCUT_SEED=%d" % (seed, seed))
-    out = run_mp(LFSFLASH, [seed, records, sample], heap="8M", timeout=timeout, extra_path=(MP_TESTS,), check=False)
+    out = run_mp(LFSFLASH, [seed, records, sample], heap=heap, timeout=timeout, extra_path=(MP_TESTS,), check=False)
     m = re.search(r"POWERCUT_RESULT seed=(\d+) writes=(\d+) erases=(\d+) checked=(\d+) failed=(\d+) overprog=(\d+)"
                   r" acks=(\d+) reboots=(\d+) dropped=(\d+)", out)
     assert m, "no result from the power-cut run (seed %d):\n%s" % (seed, out[-3000:])
@@ -49,7 +50,7 @@ def test_power_cut_random_seeds_thousands_of_positions():
     seed = _seed()
     total = 0
     for k in range(4):
-        r = _cut_run(seed + k, 1500, 3000, timeout=1200)
+        r = _cut_run(seed + k, 1500, 3000, timeout=1200, heap="128M")
         assert r["checked"] == 3000 and r["reboots"] > 0 and r["dropped"] > 0, r
         total += r["checked"]
     assert total == 12000
