@@ -340,44 +340,69 @@ class Run:
         return ret, cur, acked
 
 
-def check_cut(run, base, n, keep):
+def check_cut(run, base, n, keep, nested=False):
     """Mounts base (the image before write n) with write n torn (keep bytes landed), reopens the
-    store and judges it. Returns None or a message saying what is wrong."""
-    from telelogger.store import Store
-
+    store and judges it. nested: the power is also cut at each write that reopening makes (its
+    recovery: cutting a torn record, rewriting state), and each of those images is judged too.
+    Returns None or a message saying what is wrong."""
     dev = Flash(run.dev.count, base)
     apply(dev, run.log[n - 1], keep)
-    ret, cur, acked = run.state_at(n)
+    state = run.state_at(n)
+    where = "cut at write %d" % n
+    if not nested:
+        return _judge(run, dev, state, where)
+    torn = dev.image()
+    dev = Flash(run.dev.count, torn, log=[])
+    msg = _judge(run, dev, state, where)
+    if msg:
+        return msg
+    again = dev.log
+    for k in range(1, len(again) + 1):
+        d2 = Flash(run.dev.count, torn)
+        for i in range(k - 1):
+            apply(d2, again[i])
+        op = again[k - 1]
+        apply(d2, op, Rng(run.seed * 104729 + n * 131 + k).below(BLOCK if op[1] is None else len(op[2])))
+        msg = _judge(run, d2, state, "%s, then at write %d of the reopen" % (where, k))
+        if msg:
+            return msg
+    return None
+
+
+def _judge(run, dev, state, where):
+    from telelogger.store import Store
+
+    ret, cur, acked = state
     try:
         dev.mount(CHK)
     except OSError as e:
-        return "cut at write %d: the filesystem does not mount (%r)" % (n, e)
+        return "%s: the filesystem does not mount (%r)" % (where, e)
     try:
         try:
             q = Store(CHK + "/q", run.max_bytes, run.segment_bytes)
         except OSError as e:
-            return "cut at write %d: the store does not open (%r)" % (n, e)
+            return "%s: the store does not open (%r)" % (where, e)
         got = q.peek(100000)
         prev = 0
         seen = {}
         for seq, p in got:
             if seq <= prev:
-                return "cut at write %d: seq %d after %d" % (n, seq, prev)
+                return "%s: seq %d after %d" % (where, seq, prev)
             prev = seq
             want = run.payloads.get(seq) if (seq in ret or seq == cur) else None
             if want is None:
-                return "cut at write %d: seq %d was never stored" % (n, seq)
+                return "%s: seq %d was never stored" % (where, seq)
             if p != want:
-                return "cut at write %d: seq %d corrupt (%d bytes, want %d)" % (n, seq, len(p), len(want))
+                return "%s: seq %d corrupt (%d bytes, want %d)" % (where, seq, len(p), len(want))
             seen[seq] = 1
         for seq in ret:
             if seq > acked and seq not in seen:
-                return "cut at write %d: seq %d (stored, not acked) is lost" % (n, seq)
+                return "%s: seq %d (stored, not acked) is lost" % (where, seq)
         if q.corrupt:
-            return "cut at write %d: %d damaged records" % (n, q.corrupt)
+            return "%s: %d damaged records" % (where, q.corrupt)
         top = max(ret) if ret else 0
         if q.next_seq <= top:
-            return "cut at write %d: next seq %d reuses a stored seq (%d)" % (n, q.next_seq, top)
+            return "%s: next seq %d reuses a stored seq (%d)" % (where, q.next_seq, top)
         q.close()
     finally:
         dev.umount()
@@ -395,20 +420,21 @@ def positions(first, total, sample, seed):
     return sorted(pick)
 
 
-def sweep(run, sample=0, out=None):
-    """Cuts the recorded run at each chosen write -> (checked, [failure messages])."""
+def sweep(run, sample=0, out=None, nested=0):
+    """Cuts the recorded run at each chosen write -> (checked, [failure messages]). nested=K: at
+    every K-th chosen write, also cut the power again at each write of the reopen after it."""
     pos = positions(run.first, len(run.log), sample, run.seed)
     live = Flash(run.dev.count)
     done = 0
     fails = []
-    for n in pos:
+    for j, n in enumerate(pos):
         while done < n - 1:
             apply(live, run.log[done])
             done += 1
         op = run.log[n - 1]
         size = BLOCK if op[1] is None else len(op[2])
         keep = Rng(run.seed * 7919 + n).below(size)
-        msg = check_cut(run, live.blocks, n, keep)
+        msg = check_cut(run, live.blocks, n, keep, nested and j % nested == 0)
         if msg:
             fails.append(msg + " (seed %d)" % run.seed)
             if out:
@@ -417,14 +443,17 @@ def sweep(run, sample=0, out=None):
 
 
 def main(argv):
-    """micropython lfsflash.py SEED RECORDS [SAMPLE]: records a run, cuts it, prints a summary line."""
+    """micropython lfsflash.py SEED RECORDS [SAMPLE [NESTED]]: records a run, cuts it (at SAMPLE
+    seeded positions, 0 = every write; every NESTED-th cut also cut again during the reopen),
+    prints a summary line."""
     seed = int(argv[1])
     records = int(argv[2])
     sample = int(argv[3]) if len(argv) > 3 else 0
+    nested = int(argv[4]) if len(argv) > 4 else 10
     print("POWERCUT seed=%d records=%d" % (seed, records))
     run = Run(seed, records).run()
     st = run.dev.stats()
-    checked, fails = sweep(run, sample, print)
+    checked, fails = sweep(run, sample, print, nested)
     print("POWERCUT_RESULT seed=%d writes=%d erases=%d checked=%d failed=%d overprog=%d acks=%d reboots=%d dropped=%d" % (
         seed, st["writes"], st["erases"], checked, len(fails), st["overprog"], run.acks, run.reboots, run.dropped))
     return len(fails)
