@@ -224,7 +224,7 @@ def estimate(seconds=3600, window_s=0, static_bytes=None, exe=None):
     return d
 
 
-def bench_flash_wear(quick=False, exe=None, windows=(2, 3, 5, 10)):
+def bench_flash_wear(quick=False, exe=None, windows=(3, 5, 10)):
     """make bench rows: erases/hour and lifetime at the defaults; if under TARGET_YEARS, the same
     for RAM batching windows until one reaches it. Returns (rows, data)."""
     seconds = 600 if quick else 3600
