@@ -12,6 +12,8 @@ Rows (each is "n/a (missing: X)" or "n/a (error: ...)" when a piece is absent or
             smallest -X heapsize that runs without MemoryError (bisection)
   pipeline  sample -> encode -> queue -> AT publish on host MicroPython to an instant in-process modem:
             median / p99 wall time per sample, and instructions per sample under callgrind
+  flash     erases per hour of driving at the default intervals on LittleFS with the ESP32's geometry, and
+            the flash lifetime that implies (scripts/benchlib/flash_wear.py)
   air       bytes per sample value on the UART and on the air (compact, JSON), vs the official
             firmware's `PID:value,` text (encode.official_text)
   bringup   power-on -> first publish, CMQTTSTART -> connected, in the simulator's time with its
@@ -513,7 +515,13 @@ def bench_modules():
     return rows, {"bits": bits, "modules": dict(rows_m), "total": total}
 
 
-ROWS = ("size", "modules", "air", "bringup", "pipeline", "ceiling", "heap")
+def bench_flash(quick):
+    from benchlib.flash_wear import bench_flash_wear
+
+    return bench_flash_wear(quick)
+
+
+ROWS = ("size", "modules", "flash", "air", "bringup", "pipeline", "ceiling", "heap")
 
 
 def main(argv=None):
@@ -538,6 +546,7 @@ def main(argv=None):
     jobs = {
         "size": lambda: bench_size(),
         "modules": lambda: (ensure_build(), bench_modules())[1],
+        "flash": lambda: bench_flash(args.quick),
         "air": lambda: bench_air(n_batches=3 if args.quick else 25),
         "bringup": lambda: bench_bringup(args.quick),
         "pipeline": lambda: bench_pipeline(need_mp(), samples, args.quick),
