@@ -22,6 +22,7 @@ from at.engine import ATEngine, ATError
 from at.lines import Framer
 from core.stream import BufferStream
 from gnss import nmea
+from nmeatools import sentence
 from gnss.sources import ModemGnss, parse_cgpsinfo
 from modem import cmqtt as C
 from obdii.elm import ElmError, ElmLink
@@ -273,7 +274,7 @@ nmea_field = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126, exclude_characters="$*,\r\n"), max_size=6),
 )
 talker = st.sampled_from(["GPRMC", "GNRMC", "GPGGA", "GNGGA", "GPVTG", "GNVTG", "GPGSA", "XXRMC", "GP", ""])
-GOOD_RMC = nmea.sentence("GPRMC,072809.00,A,3113.34328,S,12121.23406,E,0.1,0.0,250324,,,A")
+GOOD_RMC = sentence("GPRMC,072809.00,A,3113.34328,S,12121.23406,E,0.1,0.0,250324,,,A")
 
 
 @FUZZ
@@ -287,7 +288,7 @@ def test_nmea_parser(sentences, noise, cuts):
     data = b""
     for name, fields, good_sum in sentences:
         body = ",".join([name] + fields)
-        s = nmea.sentence(body)
+        s = sentence(body)
         if isinstance(s, str):
             s = s.encode()
         if not good_sum:
