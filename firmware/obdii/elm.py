@@ -40,11 +40,6 @@ ERRORS = (
 CODE_TIMEOUT = "TIMEOUT"
 CODE_OVERFLOW = "OVERFLOW"
 
-# Co-processor "ATI" version (e.g. "OBD2USART V1.4" -> devType 14) to ONE+ model
-# (Freematics telelogger dashboard.js).
-COPROC_MODELS = {11: "A", 16: "A", 12: "B", 13: "B", 14: "B", 15: "H"}
-
-_HEX = b"0123456789ABCDEF"
 
 
 class ElmError(Exception):
@@ -107,90 +102,12 @@ def eol(buf, s, n):
     return s
 
 
-def iso_tp_payload(buf, n, sid, out):
-    """Reassemble a multi-frame (ISO-TP) reply shown with headers off. Two forms:
-      ELM327:             "014" / "0: 49 02 01 57 50 30" / "1: ..." (length line + "N:" lines)
-      elm327-emulator:    "0B 43 01 33 41 23 03" / "00 80 01 D2 AB 00 00" (length byte first)
-    Writes the message bytes (from the service byte, padding cut to the length) into out
-    and returns their count; returns -1 if the reply is not in a multi-frame form."""
-    total = -1
-    w = 0
-    s = 0
-    colon = False
-    while s < n:
-        e = eol(buf, s, n)
-        c = s
-        while c < e and buf[c] != 58:  # ':'
-            c += 1
-        if c < e:
-            colon = True
-            k = hex_bytes(buf, c + 1, e, out, w)
-            if k < 0:
-                return -1
-            w += k
-        elif w == 0 and total < 0 and e - s <= 3:
-            total = 0
-            for i in range(s, e):
-                v = hexval(buf[i])
-                if v < 0:
-                    return -1
-                total = (total << 4) | v
-        s = e + 1
-    if colon:
-        if 0 <= total < w:
-            w = total
-        return w
-    # emulator form: first line starts with a length byte followed by the service byte
-    e = eol(buf, 0, n)
-    if e >= n:
-        return -1
-    k = hex_bytes(buf, 0, e, out, 0)
-    if k < 2 or out[0] == sid or out[1] != sid:
-        return -1
-    total = out[0]
-    for i in range(1, k):
-        out[i - 1] = out[i]
-    w = k - 1
-    s = e + 1
-    while s < n:
-        e = eol(buf, s, n)
-        k = hex_bytes(buf, s, e, out, w)
-        if k < 0:
-            return -1
-        w += k
-        s = e + 1
-    if total < w:
-        w = total
-    return w
-
-
-def parse_devtype(text):
-    """Co-processor type from the ATI text: "OBD2USART V1.4" -> 14 (X.Y after the space
-    following "OBD"); 0 when the text is not a Freematics co-processor's."""
-    i = text.find("OBD")
-    if i < 0:
-        return 0
-    i = text.find(" ", i)
-    if i < 0:
-        return 0
-    n = len(text)
-    while i < n and not ("0" <= text[i] <= "9"):
-        i += 1
-    x = 0
-    while i < n and "0" <= text[i] <= "9":
-        x = x * 10 + ord(text[i]) - 48
-        i += 1
-    if i + 1 >= n or text[i] != "." or not ("0" <= text[i + 1] <= "9"):
-        return 0
-    return x * 10 + ord(text[i + 1]) - 48
-
-
 class ElmLink:
     """Query/response link over a stream (readinto/write). `buf` holds the last reply."""
 
     def __init__(self, stream, clock=None, bufsize=384, poll_ms=5, long_timeout_ms=LONG_TIMEOUT_MS, tap=None):
         self._s = stream
-        self._clock = clock or DEFAULT_CLOCK
+        self._clock = self.clock = clock or DEFAULT_CLOCK
         self.buf = bytearray(bufsize)
         self._chunk = bytearray(64)
         self._tx = bytearray(48)
@@ -364,3 +281,15 @@ def _contains(buf, s, e, text):
         if _starts(buf, j, e, text):
             return True
     return False
+
+
+# Moved to the rare-path modules (VIN/DTC: obdii/diag.py, ATI: obdii/ident.py); still importable
+# from here (loaded on first use).
+_MOVED = {"iso_tp_payload": "obdii.diag", "parse_devtype": "obdii.ident", "COPROC_MODELS": "obdii.ident"}
+
+
+def __getattr__(name):
+    m = _MOVED.get(name)
+    if m is None:
+        raise AttributeError(name)
+    return getattr(__import__(m, None, None, (name,)), name)

@@ -272,9 +272,9 @@ async def test_init_retries_atz_then_fails_clearly():
     obd = Obd(link, reset_ms=20)
     assert await obd.init() == 0
     assert fake.cmds.count(b"ATZ") == 3
-    fake2, link2 = _link({b"ATZ": None})
+    fake2, link2 = _link({b"ATZ": None, b"ATE0": None})
     e = await araises(ElmTimeout, Obd(link2, reset_ms=20).init())
-    assert e.cmd == "ATZ" and fake2.cmds == [b"ATZ"] * 3
+    assert e.cmd == "ATZ" and fake2.cmds == [b"ATZ"] * 3 + [b"ATE0"]
 
 
 async def test_init_unable_to_connect():
@@ -435,6 +435,7 @@ async def test_device_type_and_gnss_passthrough():
     assert t == 14 and model == COPROC_MODELS[14] == "B" and text == "OBD2USART V1.4"
     line = await obd.coproc_gnss()
     assert line.startswith("$GNIFO,241125,") and line.endswith(",0.9")
+    assert fake.cmds[-2:] == [b"ATGPSON", b"ATGPS"]  # started before its first query, once
     fake, link = _link(CAR)
     t, model, _ = await Obd(link).device_type()
     assert t == 0 and model is None
@@ -510,3 +511,67 @@ async def test_read_pid_allocation_is_small():
         gc.enable()
     print("read_pid allocates %d bytes per call" % per)
     assert per < 1024, per
+
+
+# ---- co-processor: official init/identify/GNSS/low-power sequences (issue 10 sections 5 and 9) ----
+def _quick(replies):
+    fake, link = _link(replies)
+    return fake, Obd(link, reset_ms=20, short_ms=20)
+
+
+async def test_ati_is_tried_three_times():
+    fake, obd = _quick({b"ATI": [None, None, b"OBD2USART V1.3" + P]})
+    t, model, text = await obd.device_type()
+    assert (t, model, text) == (13, "B", "OBD2USART V1.3") and fake.cmds == [b"ATI"] * 3
+    fake, obd = _quick({b"ATI": None})
+    e = await araises(ElmTimeout, obd.device_type())
+    assert e.cmd == "ATI" and fake.cmds == [b"ATI"] * 3
+
+
+async def test_init_ignores_ate0_ath0_replies_and_a_silent_atz():
+    fake, obd = _quick({b"ATZ": None, b"ATE0": b"?" + P, b"ATH0": None, b"0100": b"41 00 80 00 00 00" + P})
+    assert await obd.init() == 1 and obd.is_supported(1)
+    assert fake.cmds == [b"ATZ"] * 3 + [b"ATE0", b"ATH0", b"0100"]
+    fake, obd = _quick({b"ATZ": b"?" + P, b"ATE0": b"ERROR" + P, b"ATH0": b"?" + P, b"0100": b"41 00 00 00 00 00" + P})
+    assert await obd.init() == 0 and fake.cmds == [b"ATZ", b"ATE0", b"ATH0", b"0100"]
+
+
+async def test_coproc_gnss_is_started_before_it_is_queried_and_after_every_reset():
+    gnifo = b"$GNIFO,0,0,0,0,0,0,0,0,0" + P
+    fake, obd = _quick({b"ATGPSON": b"OK" + P, b"ATGPS": gnifo, b"ATZ": b"ELM327 v1.5" + P,
+                        b"ATE0": b"OK" + P, b"ATH0": b"OK" + P, b"0100": b"41 00 00 00 00 00" + P})
+    await obd.coproc_gnss()
+    await obd.coproc_gnss()
+    assert fake.cmds == [b"ATGPSON", b"ATGPS", b"ATGPS"]
+    await obd.init()  # ATZ resets the co-processor, its GNSS with it
+    await obd.coproc_gnss()
+    assert fake.cmds[-2:] == [b"ATGPSON", b"ATGPS"] and fake.cmds.count(b"ATGPSON") == 2
+    fake.replies[b"ATGPSOFF"] = b"OK" + P
+    await obd.gnss_off()
+    assert fake.cmds[-1] == b"ATGPSOFF" and not obd.gnss_started
+    fake.replies[b"ATGPSON"] = None  # no reply: not required (official gpsBegin does not check)
+    await obd.coproc_gnss()
+    assert fake.cmds[-2:] == [b"ATGPSON", b"ATGPS"]
+
+
+async def test_low_power_and_wake():
+    fake, obd = _quick({b"ATR": b"OK" + P, b"ATLP": None, b"ATI": [None, None, b"OBD2USART V1.4" + P]})
+    obd.gnss_started = True
+    t0 = ticks_ms()
+    await obd.low_power()
+    assert fake.cmds == [b"ATR", b"ATLP"] and ticks_diff(ticks_ms(), t0) >= 1000 and not obd.gnss_started
+    assert await obd.wake() and fake.cmds[2:] == [b"ATI"] * 3
+    fake, obd = _quick({b"ATI": None})
+    assert not await obd.wake(tries=4) and fake.cmds == [b"ATI"] * 4
+
+
+async def test_vin_and_dtc_modules_are_loaded_for_the_call_only():
+    import sys
+
+    fake, link = _link(CAR)
+    obd = Obd(link)
+    await obd.dtcs()
+    await obd.device_type()
+    if sys.implementation.name == "micropython":
+        for m in ("obdii.diag", "obdii.dtc", "obdii.ident", "obdii.pidtable"):
+            assert m not in sys.modules, m
