@@ -15,10 +15,6 @@ from core.compat import DEFAULT_CLOCK
 from gnss.fix import STALE_MS, Fix, JumpFilter
 
 
-class GnssError(Exception):
-    """A GNSS source failed to start or stop; the message names the command and the reason."""
-
-
 def make_fix(fix, jump_filter):
     """The source's Fix: `fix` if given (its jump filter replaced when jump_filter is given
     explicitly), else a new one. jump_filter True (the default) = JumpFilter(), None = none."""
@@ -71,16 +67,3 @@ class GnssSource:
         self.last_error = "%s: %s" % (what, e)
         if self.log is not None:
             self.log.warn("gnss: %s: %s", what, e)
-
-
-async def wait_fix(src, timeout_ms, poll_ms=100, clock=None):
-    """Wait until `src.fix()` has a valid position; returns the Fix, or None on timeout."""
-    clock = clock or DEFAULT_CLOCK
-    t0 = clock.ticks_ms()
-    while True:
-        f = src.fix()
-        if f.has_position():
-            return f
-        if clock.diff(clock.ticks_ms(), t0) >= timeout_ms:
-            return None
-        await clock.sleep_ms(poll_ms)

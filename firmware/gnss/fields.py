@@ -65,9 +65,6 @@ class FieldReader:
         self.err = False
         return True
 
-    def empty(self, i):
-        return i >= self.nf or self.fs[i] == self.fe[i]
-
     def char(self, i):
         """The single byte of field i (int), None if empty; malformed if longer than one."""
         if i >= self.nf:

@@ -2,9 +2,13 @@
 # interval_s seconds (URCs), with an AT+CGPSINFO poll when they do not come.
 import asyncio
 
-from gnss.base import GnssError, GnssSource
+from gnss.base import GnssSource
 from gnss.fields import FieldReader
 from gnss.fix import KNOT_KMH
+
+class GnssError(Exception):
+    """The modem GNSS failed to start or stop; the message names the command and the reason."""
+
 
 # SIM7600 AT manual: AT+CVAUXV takes millivolts (1700..3050; the "61" form is the SIM5360's)
 ANTENNA_MV = 3050

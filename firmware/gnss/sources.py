@@ -8,9 +8,11 @@
 # `from gnss.sources import X` loads only X's module (module __getattr__, both runtimes), so
 # a device pays for the source it uses. Every source builds its Fix with a JumpFilter unless
 # given jump_filter=None.
-from gnss.base import GnssError, GnssSource, wait_fix  # noqa: F401 - re-exported
+from gnss.base import GnssSource  # noqa: F401 - re-exported
 
 _WHERE = {
+    "wait_fix": "gnss.wait",
+    "GnssError": "gnss.modem",
     "UartGnss": "gnss.uart",
     "ModemGnss": "gnss.modem",
     "parse_cgpsinfo": "gnss.modem",

@@ -15,28 +15,13 @@ from core.compat import DEFAULT_CLOCK, hexval
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
 
-# ELM327 reply messages (ELM327 data sheet, "Messages and Alerts"):
-# (text, exact line?, meaning). A line matching one of these makes the query fail.
-ERRORS = (
-    (b"NO DATA", False, "no ECU answered: PID not supported or ignition off"),
-    (b"UNABLE TO CONNECT", False, "no OBD protocol found: ignition off, no ECU or wrong protocol"),
-    (b"CAN ERROR", False, "CAN bus error: not connected, wrong bit rate or bus fault"),
-    (b"BUS INIT", False, "K-line bus initialisation failed"),  # only with ERROR in the line
-    (b"BUS ERROR", False, "bus fault: wiring or a generic bus error"),
-    (b"BUS BUSY", False, "bus too busy to send"),
-    (b"FB ERROR", False, "feedback error: wiring problem on the bus"),
-    (b"DATA ERROR", False, "reply had a data or checksum error"),
-    (b"<DATA ERROR", False, "reply had a data or checksum error"),
-    (b"<RX ERROR", False, "CAN receive error"),
-    (b"BUFFER FULL", False, "adapter buffer overflow"),
-    (b"STOPPED", False, "command interrupted (a byte arrived while the adapter was busy)"),
-    (b"LV RESET", False, "adapter reset on low voltage"),
-    (b"ACT ALERT", False, "adapter going to low power after inactivity"),
-    (b"LP ALERT", False, "adapter going to low power"),
-    (b"ERROR", True, "adapter error"),
-    (b"ERR", False, "adapter internal error (ERRnn)"),
-    (b"?", True, "command not understood"),
-)
+# ELM327 reply messages (ELM327 data sheet, "Messages and Alerts"): a line starting with one of
+# these makes the query fail (those in EXACT only as the whole line; BUS INIT only with ERROR in
+# the line). What each means is in obdii/elmtext.py, read when the error happens.
+ERRORS = (b"NO DATA", b"UNABLE TO CONNECT", b"CAN ERROR", b"BUS INIT", b"BUS ERROR", b"BUS BUSY", b"FB ERROR",
+          b"DATA ERROR", b"<DATA ERROR", b"<RX ERROR", b"BUFFER FULL", b"STOPPED", b"LV RESET", b"ACT ALERT",
+          b"LP ALERT", b"ERROR", b"ERR", b"?")
+EXACT = (b"ERROR", b"?")
 CODE_TIMEOUT = "TIMEOUT"
 CODE_OVERFLOW = "OVERFLOW"
 
@@ -67,6 +52,17 @@ class ObdError(ElmError):
 
     def __init__(self, cmd, reply, meaning):
         ElmError.__init__(self, cmd, reply, "BAD REPLY", meaning)
+
+
+def meaning(code):
+    """What an ELM327 message means (obdii/elmtext.py, loaded for the lookup)."""
+    import sys
+
+    from obdii.elmtext import MEANINGS
+
+    if sys.implementation.name == "micropython":
+        sys.modules.pop("obdii.elmtext", None)
+    return MEANINGS.get(code, "adapter message")
 
 
 def hex_bytes(buf, s, e, out, o):
@@ -252,8 +248,8 @@ class ElmLink:
         s = 0
         while s < n:
             e = eol(buf, s, n)
-            for text, exact, meaning in ERRORS:
-                if exact:
+            for text in ERRORS:
+                if text in EXACT:
                     hit = e - s == len(text) and _starts(buf, s, e, text)
                 else:
                     hit = _starts(buf, s, e, text)
@@ -261,7 +257,8 @@ class ElmLink:
                         hit = _contains(buf, s, e, b"ERROR")
                 if hit:
                     cls = ElmNoData if text == b"NO DATA" else ElmError
-                    raise cls(cmd.decode(), self.text(), text.decode(), meaning)
+                    code = text.decode()
+                    raise cls(cmd.decode(), self.text(), code, meaning(code))
             s = e + 1
 
 
@@ -283,9 +280,9 @@ def _contains(buf, s, e, text):
     return False
 
 
-# Moved to the rare-path modules (VIN/DTC: obdii/diag.py, ATI: obdii/ident.py); still importable
+# Moved to the rare-path modules (VIN/DTC: obdii/diag.py, ATI: obdii/adapter.py); still importable
 # from here (loaded on first use).
-_MOVED = {"iso_tp_payload": "obdii.diag", "parse_devtype": "obdii.ident", "COPROC_MODELS": "obdii.ident"}
+_MOVED = {"iso_tp_payload": "obdii.diag", "parse_devtype": "obdii.adapter", "COPROC_MODELS": "obdii.adapter"}
 
 
 def __getattr__(name):

@@ -7,9 +7,8 @@
 #   vin = await obd.vin(); codes = await obd.dtcs()   # "WP0ZZZ99ZTS390000", ["P0133"]
 import sys
 
-from core.compat import DEFAULT_CLOCK
 from obdii import pids
-from obdii.elm import LONG_TIMEOUT_MS, SHORT_TIMEOUT_MS, ElmError, ElmTimeout, ObdError, eol, hex_bytes
+from obdii.elm import LONG_TIMEOUT_MS, SHORT_TIMEOUT_MS, ElmError, ObdError, eol, hex_bytes
 
 _HEX = b"0123456789ABCDEF"
 _DROP = sys.implementation.name == "micropython"  # rare-path modules leave the heap after use
@@ -41,76 +40,6 @@ class Obd:
         self.gnss_started = False  # the co-processor's GNSS was switched on (ATGPSON) since its reset
         self._cmd = bytearray(b"0100")
         self._line = bytearray(16)
-
-    # -- set-up -------------------------------------------------------------------
-    async def init(self, protocol=0):
-        """Reset and configure the adapter, then discover the supported PIDs.
-        Returns the number of supported PIDs; raises ElmError if the adapter or the
-        car does not answer."""
-        # Official FreematicsOBD init(): ATZ up to 3 times, then ATE0 and ATH0 whatever they
-        # answer (the co-processor's ATZ reply and prompt timing vary). Only an adapter that
-        # answers none of ATZ x3 and ATE0 is reported here, as the ATZ timeout.
-        self.gnss_started = False
-        self.banner = None
-        silent = None
-        for _ in range(3):
-            try:
-                lines = await self.link.query("ATZ", self.reset_ms)
-                self.banner = lines[-1] if lines else ""
-                silent = None
-                break
-            except ElmTimeout as e:
-                silent = e
-            except ElmError:
-                silent = None  # it answered (something): the reset happened
-                break
-        for cmd in ("ATE0", "ATH0"):
-            try:
-                await self.link.query(cmd, self.short_ms)
-            except ElmTimeout:
-                if silent is not None:
-                    raise silent
-            except ElmError:
-                pass
-            silent = None
-        if protocol:
-            await self._ok("ATSP%X" % protocol)
-        return await self.discover()
-
-    async def _ok(self, cmd):
-        lines = await self.link.query(cmd, self.short_ms)
-        if "OK" not in lines:
-            raise ObdError(cmd, "\r".join(lines), "expected OK")
-
-    async def discover(self):
-        """Read the supported-PID bitmaps 0100, 0120, ... (each chained while its last
-        bit, PID base+0x20, is set). Replies from several ECUs are OR-ed."""
-        sup = self.supported
-        for i in range(32):
-            sup[i] = 0
-        base = 0
-        while base < 0x100:
-            n = await self._query_pid(base, self.long_ms)
-            buf = self.link.buf
-            line = self._line
-            got = False
-            s = 0
-            while s < n:
-                e = eol(buf, s, n)
-                k = hex_bytes(buf, s, e, line, 0)
-                if k >= 6 and line[0] == 0x41 and line[1] == base:
-                    for j in range(4):
-                        sup[(base >> 3) + j] |= line[2 + j]
-                    got = True
-                s = e + 1
-            if not got:
-                self._fail()
-                raise ObdError(self._cmd.decode(), self.link.text(), "no 41 %02X bitmap in reply" % base)
-            if not (sup[(base >> 3) + 3] & 1):
-                break
-            base += 0x20
-        self.errors = 0
-        return len(self.supported_pids())
 
     def is_supported(self, pid):
         if pid == 0:
@@ -194,33 +123,47 @@ class Obd:
                     break
         raise ObdError("ATRV", "\r".join(lines), "no voltage in reply")
 
-    async def device_type(self, tries=3):
-        """ATI on the co-processor (up to `tries` times): returns (devtype, model, text);
-        "OBD2USART V1.4" -> (14, "B", ...). devtype 0 / model None when the adapter is not a
-        Freematics one; raises the last ElmError when it never answers."""
+    # -- set-up and the co-processor's own commands (obdii/adapter.py, loaded for the call) ---
+    async def _adapter(self, fn, *args):
         try:
-            return await _rare("obdii.ident").device_type(self, tries)
+            return await getattr(_rare("obdii.adapter"), fn)(self, *args)
         finally:
-            _done("obdii.ident")
+            _done("obdii.adapter")
 
-    def _sleep(self, ms):
-        return (getattr(self.link, "clock", None) or DEFAULT_CLOCK).sleep_ms(ms)
+    def init(self, protocol=0):
+        """ATZ (up to 3 tries), ATE0, ATH0 (their replies are not checked, as in the official
+        FreematicsOBD init), [ATSP<protocol>, must answer OK], then discover(). Returns the number of
+        supported PIDs; raises ElmError when the adapter is silent (as the ATZ timeout) or the car
+        does not answer."""
+        return self._adapter("init", protocol)
 
-    # -- co-processor GNSS (official gpsBegin / gpsGetData / gpsEnd) ---------------------------
-    async def gnss_on(self):
-        """ATGPSON: switch the co-processor's GNSS on (its reply is not checked, as in the official
-        gpsBegin), then let it start (300 ms)."""
-        try:
-            await self.link.query("ATGPSON", self.short_ms)
-        except ElmError:
-            pass
-        self.gnss_started = True
-        await self._sleep(300)
+    def discover(self):
+        """Read the supported-PID bitmaps 0100, 0120, ... (each chained while its last bit is
+        set); replies from several ECUs are OR-ed. Returns the number of supported PIDs."""
+        return self._adapter("discover")
 
-    async def gnss_off(self):
-        """ATGPSOFF: switch the co-processor's GNSS off (standby)."""
-        self.gnss_started = False
-        await self.link.query("ATGPSOFF", self.short_ms)
+    def device_type(self, tries=3):
+        """ATI on the co-processor (up to `tries` times): (devtype, model, text); "OBD2USART
+        V1.4" -> (14, "B", ...); (0, None, text) for an adapter that is not a Freematics one;
+        raises the last ElmError when it never answers."""
+        return self._adapter("device_type", tries)
+
+    def gnss_on(self):
+        """ATGPSON (reply not checked, as in the official gpsBegin), then 300 ms to start."""
+        return self._adapter("gnss_on")
+
+    def gnss_off(self):
+        """ATGPSOFF: the co-processor's GNSS off (standby)."""
+        return self._adapter("gnss_off")
+
+    def low_power(self):
+        """Standby: ATR (reset), 1 s, ATLP (official enterLowPower); replies not checked."""
+        return self._adapter("low_power")
+
+    def wake(self, tries=30):
+        """Leave low power: ATI until the co-processor answers (official: up to 30 times); True
+        when it answered. Call init() afterwards for OBD."""
+        return self._adapter("wake", tries)
 
     async def coproc_gnss(self, timeout_ms=500):
         """ATGPS: the raw "$GNIFO,..." line from the co-processor's GNSS, switched on first
@@ -232,31 +175,6 @@ class Obd:
             if ln.startswith("$GNIFO"):
                 return ln
         raise ObdError("ATGPS", "\r".join(lines), "no $GNIFO line in reply")
-
-    # -- standby (official FreematicsESP32 enterLowPower / leaveLowPower) ------------------------
-    async def low_power(self):
-        """Put the co-processor in low power for standby: ATR (reset), 1 s, ATLP. Replies are not
-        checked (a co-processor going to sleep may not finish its answer)."""
-        for cmd, pause in (("ATR", 1000), ("ATLP", 0)):
-            try:
-                await self.link.query(cmd, self.short_ms)
-            except ElmError:
-                pass
-            if pause:
-                await self._sleep(pause)
-        self.gnss_started = False
-
-    async def wake(self, tries=30):
-        """Leave low power: ATI until the co-processor answers (official: up to 30 times).
-        Returns True when it answered; call init() afterwards for OBD."""
-        self.gnss_started = False
-        for _ in range(tries):
-            try:
-                await self.link.query("ATI", self.short_ms)
-                return True
-            except ElmError:
-                pass
-        return False
 
     # -- mode 09 / mode 03 (obdii/diag.py) ------------------------------------------------------
     async def vin(self, tries=2):

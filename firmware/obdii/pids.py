@@ -24,12 +24,16 @@ _CACHE_MAX = 32
 _DROP = sys.implementation.name == "micropython"
 
 
-def _table():
-    from obdii.pidtable import TABLE
+def _table_module():
+    import obdii.pidtable as m
 
     if _DROP:
         sys.modules.pop("obdii.pidtable", None)
-    return TABLE
+    return m
+
+
+def _table():
+    return _table_module().TABLE
 
 
 def _line(pid):
@@ -56,34 +60,12 @@ def entry(pid):
     return e
 
 
-def info(pid):
-    """(name, unit, nbytes, formula text, mul, div, offset) or None."""
-    e = entry(pid)
-    if e is None:
-        return None
-    return (e[0], e[1], e[2], FORMULAS[e[3]], e[4], e[5], e[6])
-
-
-def all_pids():
-    """Every PID in the table, in table order."""
-    table = _table()
-    out = []
-    i = 0
-    while True:
-        i = table.find("\n", i)
-        if i < 0 or i + 3 > len(table):
-            return out
-        if table[i + 1 : i + 3].strip():
-            out.append(int(table[i + 1 : i + 3], 16))
-        i += 1
-
-
-def by_name(name):
-    table = _table()
-    i = table.find(" " + name + " ")
-    if i < 0:
-        return None
-    return int(table[i - 2 : i], 16)
+# Table queries for tools and tests (info, all_pids, by_name) live beside the table in
+# obdii/pidtable.py; still importable from here (loaded on first use).
+def __getattr__(name):
+    if name in ("info", "all_pids", "by_name"):
+        return getattr(_table_module(), name)
+    raise AttributeError(name)
 
 
 def decode(pid, data, off, avail):

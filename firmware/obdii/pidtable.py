@@ -85,3 +85,34 @@ TABLE = """
 63 reference_torque          Nm    2 A*256+B 1/1       0
 A6 odometer                  km    4 A*2^24+B*2^16+C*256+D 1/10      0
 """
+
+
+# -- queries over the whole table (tools, tests; not the telelogger's path) ------------------------
+def info(pid):
+    """(name, unit, nbytes, formula text, mul, div, offset) or None."""
+    from obdii import pids
+
+    e = pids.entry(pid)
+    if e is None:
+        return None
+    return (e[0], e[1], e[2], pids.FORMULAS[e[3]], e[4], e[5], e[6])
+
+
+def all_pids():
+    """Every PID in the table, in table order."""
+    out = []
+    i = 0
+    while True:
+        i = TABLE.find("\n", i)
+        if i < 0 or i + 3 > len(TABLE):
+            return out
+        if TABLE[i + 1 : i + 3].strip():
+            out.append(int(TABLE[i + 1 : i + 3], 16))
+        i += 1
+
+
+def by_name(name):
+    i = TABLE.find(" " + name + " ")
+    if i < 0:
+        return None
+    return int(TABLE[i - 2 : i], 16)

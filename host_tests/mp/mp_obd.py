@@ -573,5 +573,5 @@ async def test_vin_and_dtc_modules_are_loaded_for_the_call_only():
     await obd.dtcs()
     await obd.device_type()
     if sys.implementation.name == "micropython":
-        for m in ("obdii.diag", "obdii.dtc", "obdii.ident", "obdii.pidtable"):
+        for m in ("obdii.diag", "obdii.dtc", "obdii.adapter", "obdii.pidtable"):
             assert m not in sys.modules, m
