@@ -199,7 +199,17 @@ async def test_error_replies_raise_naming_command_and_reply():
         assert e.code == code, (reply, e.code)
         assert e.cmd == "0111"
         assert "0111" in str(e) and code in str(e)
-        assert e.meaning
+        assert e.meaning and e.meaning in str(e) and e.meaning != "adapter message", (code, e.meaning)
+    # the meanings are read when the error happens, from the one table beside the messages
+    from obdii.elm import ERRORS, meaning
+
+    seen = set()
+    for text in ERRORS:
+        m = meaning(text.decode())
+        assert m != "adapter message", text
+        seen.add(m)
+    assert len(seen) >= len(ERRORS) - 1  # DATA ERROR and <DATA ERROR share theirs
+    assert "ECU" in meaning("NO DATA") and meaning("UNKNOWN THING") == "adapter message"
     # BUS INIT that succeeds is informational
     fake, link = _link({b"010D": b"BUS INIT: ...OK\r41 0D 22 " + P})
     assert await link.query("010D") == ["41 0D 22"]
