@@ -166,12 +166,18 @@ class ModemGnss(GnssSource):
             seen = self.reports
             await clock.sleep_ms(2 * period)
             if self.running and self.reports == seen and self._reboots() == self._boots:
-                # no report for two intervals: is the GNSS still on? then read it
+                # no report for two intervals: is the GNSS still on? then read it (a module
+                # without AT+CGPS? is read all the same)
                 try:
                     v = await self._state()
-                    if v is not None and v.startswith("0"):
-                        self.running = False
-                        continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    v = None
+                if v is not None and v.startswith("0"):
+                    self.running = False
+                    continue
+                try:
                     await self.query()
                 except asyncio.CancelledError:
                     raise

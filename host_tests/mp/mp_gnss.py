@@ -261,3 +261,43 @@ def test_parse_cgpsinfo_allocates_little():
     assert used < 20 * 400, "parse_cgpsinfo allocated %d bytes per line" % (used // 20)
 
 
+
+
+async def test_modem_gnss_without_cgps_query_is_still_polled():
+    at = FakeAT()
+    at.fail.add("AT+CGPS?")
+    g = ModemGnss(at, antenna_power=False, clock=Clock())
+    g.start()
+    try:
+        assert await _until(lambda: at.sent.count("AT+CGPSINFO") >= 2), at.sent
+        assert at.enables() == 1
+    finally:
+        g.stop()
+    await sleep_ms(2)
+
+
+async def test_modem_gnss_on_the_real_engine_comes_back_after_rdy():
+    # the real AT engine counts the module's RDY: an unasked restart, or the boot after AT+CPOF and
+    # a power-key press; the GNSS is off after it and must be switched on again
+    from at.engine import ATEngine
+    from fakemodem import ScriptedModem
+
+    m = ScriptedModem()
+    for c in ("AT+CGPS=1,1", "AT+CGPSINFO=1", "AT+CMEE?"):
+        m.rules[c] = b"\r\nOK\r\n"
+    m.rules["AT+CGPS?"] = b"\r\n+CGPS: 1,1\r\n\r\nOK\r\n"
+    m.rules["AT+CGPSINFO"] = ("\r\n" + PARIS + "\r\n\r\nOK\r\n").encode()
+    at = ATEngine(m.stream, poll_ms=1)
+    at.start()
+    g = ModemGnss(at, antenna_power=False, interval_s=1, clock=Clock())  # its periods take 1 ms here
+    g.start()
+    try:
+        assert await _until(lambda: m.cmds.count("AT+CGPS=1,1") == 1, 500)
+        m.feed(b"\r\nRDY\r\n")
+        assert await _until(lambda: m.cmds.count("AT+CGPS=1,1") == 2, 500), m.cmds
+        m.feed(("\r\n" + PARIS + "\r\n").encode())  # the periodic report after it
+        assert await _until(lambda: g.fix().valid, 500)
+    finally:
+        g.stop()
+        at.stop()
+    await sleep_ms(2)
