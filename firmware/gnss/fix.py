@@ -135,13 +135,6 @@ class Fix:
         return self
 
     def set_time(self, h, mi, s, ms):
-        ph = self.hour
-        pm = self.minute
-        ps = self.second
-        if ph is not None and pm is not None and ps is not None and self.year is not None:
-            # a time-only sentence (GGA) crossing midnight before the next dated one (RMC)
-            if h * 3600 + mi * 60 + s + 43200 < ph * 3600 + pm * 60 + ps:
-                self._next_day()
         self.hour = h
         self.minute = mi
         self.second = s
@@ -153,23 +146,6 @@ class Fix:
         self.month = mo
         self.day = d
         self._update_epoch()
-
-    def _next_day(self):
-        d = self.day
-        mo = self.month
-        y = self.year
-        if d is None or mo is None or y is None:
-            return
-        d += 1
-        if not valid_date(y, mo, d):
-            d = 1
-            mo += 1
-            if mo > 12:
-                mo = 1
-                y += 1
-        self.year = y
-        self.month = mo
-        self.day = d
 
     def _update_epoch(self):
         y = self.year

@@ -19,7 +19,29 @@
 # (~7 significant digits, about 1 m at these magnitudes); the host runtimes use doubles.
 from core.compat import hexval
 from gnss.fields import FieldReader
-from gnss.fix import KNOT_KMH, Fix, JumpFilter, days_from_epoch  # noqa: F401 - re-exported
+from gnss.fix import KNOT_KMH, Fix, JumpFilter, days_from_epoch, valid_date  # noqa: F401 - re-exported
+
+
+def set_time(fix, fr):
+    """The sentence's time into the fix; a time-only sentence (GGA) that crossed midnight before
+    the next dated one (RMC) moves the date on by a day."""
+    h = fr.h
+    ph = fix.hour
+    if ph is not None and fix.year is not None:
+        if h * 3600 + fr.mi * 60 + fr.s + 43200 < ph * 3600 + fix.minute * 60 + fix.second:
+            d = fix.day + 1
+            mo = fix.month
+            y = fix.year
+            if not valid_date(y, mo, d):
+                d = 1
+                mo += 1
+                if mo > 12:
+                    mo = 1
+                    y += 1
+            fix.year = y
+            fix.month = mo
+            fix.day = d
+    fix.set_time(h, fr.mi, fr.s, fr.ms)
 
 # line states
 _IDLE = 0
@@ -149,7 +171,7 @@ class NMEAParser:
         if valid and not fix.admit(lat, lon):
             return -2
         if has_t:
-            fix.set_time(fr.h, fr.mi, fr.s, fr.ms)
+            set_time(fix, fr)
         if has_d:
             fix.set_date(fr.y, fr.mo, fr.d)
         fix.speed_kmh = None if kn is None else kn * KNOT_KMH
@@ -175,7 +197,7 @@ class NMEAParser:
         if valid and not fix.admit(lat, lon):
             return -2
         if has_t:
-            fix.set_time(fr.h, fr.mi, fr.s, fr.ms)
+            set_time(fix, fr)
         fix.quality = q
         fix.sats = sats
         fix.hdop = hdop
