@@ -278,15 +278,3 @@ def _contains(buf, s, e, text):
         if _starts(buf, j, e, text):
             return True
     return False
-
-
-# Moved to the rare-path modules (VIN/DTC: obdii/diag.py, ATI: obdii/adapter.py); still importable
-# from here (loaded on first use).
-_MOVED = {"iso_tp_payload": "obdii.diag", "parse_devtype": "obdii.adapter", "COPROC_MODELS": "obdii.adapter"}
-
-
-def __getattr__(name):
-    m = _MOVED.get(name)
-    if m is None:
-        raise AttributeError(name)
-    return getattr(__import__(m, None, None, (name,)), name)

@@ -24,16 +24,12 @@ _CACHE_MAX = 32
 _DROP = sys.implementation.name == "micropython"
 
 
-def _table_module():
-    import obdii.pidtable as m
+def _table():
+    from obdii.pidtable import TABLE
 
     if _DROP:
         sys.modules.pop("obdii.pidtable", None)
-    return m
-
-
-def _table():
-    return _table_module().TABLE
+    return TABLE
 
 
 def _line(pid):
@@ -60,12 +56,7 @@ def entry(pid):
     return e
 
 
-# Table queries for tools and tests (info, all_pids, by_name) live beside the table in
-# obdii/pidtable.py; still importable from here (loaded on first use).
-def __getattr__(name):
-    if name in ("info", "all_pids", "by_name"):
-        return getattr(_table_module(), name)
-    raise AttributeError(name)
+# Queries over the whole table (info, all_pids, by_name: tools and tests) are in obdii/pidtable.py.
 
 
 def decode(pid, data, off, avail):

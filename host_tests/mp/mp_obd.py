@@ -5,17 +5,10 @@ import asyncio
 
 from core.compat import ticks_diff, ticks_ms
 from mptest import Skip, araises, raises
-from obdii import dtc, pids
-from obdii.elm import (
-    COPROC_MODELS,
-    ElmError,
-    ElmLink,
-    ElmNoData,
-    ElmTimeout,
-    ObdError,
-    iso_tp_payload,
-    parse_devtype,
-)
+from obdii import dtc, pids, pidtable
+from obdii.adapter import COPROC_MODELS, parse_devtype
+from obdii.diag import iso_tp_payload
+from obdii.elm import ElmError, ElmLink, ElmNoData, ElmTimeout, ObdError
 from obdii.obd import Obd
 
 P = b"\r\r>"  # every reply ends with the blank line and the prompt
@@ -466,15 +459,15 @@ def test_pid_table_shape_and_required_pids():
     for pid in required:
         assert pids.entry(pid) is not None, hex(pid)
     names = set()
-    for pid in pids.all_pids():
+    for pid in pidtable.all_pids():
         name, unit, nbytes, kind, mul, div, off = pids.entry(pid)
         assert nbytes >= pids.NEED[kind], hex(pid)
         assert div > 0 and unit and name not in names
         names.add(name)
-        assert pids.by_name(name) == pid
-        assert pids.info(pid)[3] == pids.FORMULAS[kind]
+        assert pidtable.by_name(name) == pid
+        assert pidtable.info(pid)[3] == pids.FORMULAS[kind]
     assert len(names) >= len(required)
-    assert pids.entry(0x01) is None and pids.by_name("nope") is None
+    assert pids.entry(0x01) is None and pidtable.by_name("nope") is None
     # ranges from the formulas: all-zero and all-FF inputs
     assert pids.decode(0x0C, b"\xff\xff", 0, 2) == 0xFFFF / 4
     assert pids.decode(0x05, b"\x00", 0, 1) == -40
