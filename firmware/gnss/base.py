@@ -2,7 +2,8 @@
 #
 #   src.fix()        -> the Fix (gnss/fix.py), updated in place; its position is current (valid)
 #                       only while reports keep coming: no fresh one for stale_ms (STALE_MS,
-#                       10 s) and fix() marks it invalid. (0,0) and jumps are never taken.
+#                       10 s, or three report periods when longer) and fix() marks it invalid.
+#                       (0,0) positions and jumps (JumpFilter, on by default) are never taken.
 #   await src.run()  the source's whole life as one task: switch the receiver on, read or poll
 #                       it, switch it on again after it lost its state (module restart), until
 #                       cancelled. Failures are counted (errors, last_error), logged, and retried.

@@ -91,6 +91,7 @@ class CoprocGnss(GnssSource):
             query = query.coproc_gnss
         self.query = query
         self.period_ms = period_ms
+        self.stale_ms = max(self.stale_ms, 3 * period_ms)  # three missed polls at least
         self.speed_knots = speed_knots
         self.hdop_scale = hdop_scale
         self._fields = FieldReader(bytearray(128), 16)

@@ -75,6 +75,7 @@ class ModemGnss(GnssSource):
         GnssSource.__init__(self, fix, jump_filter, clock, log)
         self.at = at
         self.interval_s = interval_s
+        self.stale_ms = max(self.stale_ms, 3000 * interval_s)  # three missed reports at least
         self.antenna_power = antenna_power
         self.timeout_ms = timeout_ms
         self.retry_ms = retry_ms

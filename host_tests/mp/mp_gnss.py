@@ -301,3 +301,9 @@ async def test_modem_gnss_on_the_real_engine_comes_back_after_rdy():
         g.stop()
         at.stop()
     await sleep_ms(2)
+
+
+def test_stale_bound_covers_slow_report_periods():
+    assert ModemGnss(FakeAT()).stale_ms == STALE_MS
+    assert ModemGnss(FakeAT(), interval_s=30).stale_ms == 90000
+    assert CoprocGnss(None, period_ms=5000).stale_ms == 15000
