@@ -9,6 +9,22 @@ from gnss.fields import FieldReader
 from gnss.fix import KNOT_KMH
 
 
+def _sint(fr, i):
+    """Signed integer field i (optional leading '-') of the FieldReader."""
+    if i >= fr.nf:
+        return None
+    s = fr.fs[i]
+    if s < fr.fe[i] and fr.buf[s] == 45:
+        fr.fs[i] = s + 1
+        v = fr.uint(i)
+        fr.fs[i] = s
+        if v is None:
+            fr.err = True
+            return None
+        return -v
+    return fr.uint(i)
+
+
 def parse_gnifo(text, fix, fields=None, speed_knots=True, hdop_scale=1.0):
     """Parse the co-processor's `$GNIFO,date,time,lat*1e6,lng*1e6,alt*100,speed*100,
     heading*100,sats,hdop` (found anywhere in `text`) into `fix`.
@@ -29,9 +45,9 @@ def parse_gnifo(text, fix, fields=None, speed_knots=True, hdop_scale=1.0):
         return False
     date = fr.uint(0)
     tm = fr.uint(1)
-    lat = fr.sint(2)
-    lng = fr.sint(3)
-    alt = fr.sint(4)
+    lat = _sint(fr, 2)
+    lng = _sint(fr, 3)
+    alt = _sint(fr, 4)
     spd = fr.uint(5)
     hdg = fr.uint(6)
     sats = fr.uint(7)

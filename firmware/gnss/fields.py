@@ -1,6 +1,6 @@
 # Comma-separated fields over a preallocated bytearray, parsed without slicing: the NMEA parser
 # (gnss/nmea.py) and the text replies of the modem (+CGPSINFO) and co-processor ($GNIFO) share it.
-from gnss.fix import two_digit_year, valid_date
+from gnss.fix import valid_date
 
 _POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000)
 
@@ -99,21 +99,6 @@ class FieldReader:
             v = v * 10 + c
             s += 1
         return v
-
-    def sint(self, i):
-        """Signed integer field (optional leading '-')."""
-        if i >= self.nf:
-            return None
-        s = self.fs[i]
-        if s < self.fe[i] and self.buf[s] == 45:
-            self.fs[i] = s + 1
-            v = self.uint(i)
-            self.fs[i] = s
-            if v is None:
-                self.err = True
-                return None
-            return -v
-        return self.uint(i)
 
     def _dec(self, i):
         # -> True with self._neg, _ip (int part), _fr (fraction digits as int), _nfr (their
@@ -268,7 +253,8 @@ class FieldReader:
     def set_date_int(self, v):
         d = v // 10000
         mo = (v // 100) % 100
-        y = two_digit_year(v % 100)
+        y = v % 100
+        y += 1900 if y >= 69 else 2000  # POSIX %y: 69..99 -> 1969..1999, 00..68 -> 2000..2068
         if not valid_date(y, mo, d):
             self.err = True
             return None

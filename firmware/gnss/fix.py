@@ -10,8 +10,11 @@ _CUM_DAYS = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
 MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-def is_leap(y):
-    return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+def valid_date(y, mo, d):
+    """A real Gregorian date (29 February only in leap years)."""
+    if not (1 <= mo <= 12 and 1 <= d <= MONTH_DAYS[mo - 1]):
+        return False
+    return mo != 2 or d < 29 or (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0))
 
 
 def days_from_epoch(y, m, d):
@@ -19,18 +22,9 @@ def days_from_epoch(y, m, d):
     y1 = y - 1
     leaps = (y1 // 4 - 1969 // 4) - (y1 // 100 - 1969 // 100) + (y1 // 400 - 1969 // 400)
     days = (y - 1970) * 365 + leaps + _CUM_DAYS[m - 1] + d - 1
-    if m > 2 and is_leap(y):
+    if m > 2 and valid_date(y, 2, 29):
         days += 1
     return days
-
-
-def two_digit_year(yy):
-    """POSIX %y convention: 69..99 -> 1969..1999, 00..68 -> 2000..2068."""
-    return 1900 + yy if yy >= 69 else 2000 + yy
-
-
-def valid_date(y, mo, d):
-    return 1 <= mo <= 12 and 1 <= d <= MONTH_DAYS[mo - 1] and not (mo == 2 and d == 29 and not is_leap(y))
 
 
 class JumpFilter:

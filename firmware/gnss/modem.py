@@ -84,17 +84,15 @@ class ModemGnss(GnssSource):
         self.reports = 0  # +CGPSINFO lines seen (URC or query)
         self._fields = FieldReader(bytearray(128), 16)
         self._boots = self._reboots()
-        at.on_urc("+CGPSINFO:", self._on_urc)
+        at.on_urc("+CGPSINFO:", self.feed)
 
     def _reboots(self):
         st = getattr(self.at, "stats", None)
         return st.get("reboots", 0) if st else 0
 
-    def _on_urc(self, line, body=None):
-        self.feed(line)
-
-    def feed(self, line):
-        """Parse one `+CGPSINFO: ...` line (or its body); True if the fix was updated."""
+    def feed(self, line, body=None):
+        """Parse one `+CGPSINFO: ...` line (or its body; also the engine's URC handler); True if
+        the fix was updated."""
         self.reports += 1
         return parse_cgpsinfo(line, self._fix, self._fields)
 
