@@ -22,6 +22,7 @@ from at.engine import ATEngine, ATError
 from at.lines import Framer
 from core.stream import BufferStream
 from gnss import nmea
+from nmeatools import sentence
 from gnss.sources import ModemGnss, parse_cgpsinfo
 from modem import cmqtt as C
 from obdii.elm import ElmError, ElmLink
@@ -259,7 +260,9 @@ def test_cgpsinfo_parser(fields, prefix):
     text = ("+CGPSINFO: " if prefix else "") + ",".join(fields)
     fix = nmea.Fix()
     ok = parse_cgpsinfo(text, fix)
-    assert ok in (True, False)
+    # exactly one outcome, counted: accepted (True) or rejected (False); this Fix has no jump filter
+    assert (ok, fix.accepted, fix.rejected, fix.jumps) in ((True, 1, 0, 0), (False, 0, 1, 0)), (ok, fix)
+    assert fix.valid == (ok and fix.lat is not None)
     if fix.lat is not None:
         assert -90 <= fix.lat <= 90 and -180 <= fix.lon <= 180
     # a good report after the junk is still accepted
@@ -273,7 +276,7 @@ nmea_field = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126, exclude_characters="$*,\r\n"), max_size=6),
 )
 talker = st.sampled_from(["GPRMC", "GNRMC", "GPGGA", "GNGGA", "GPVTG", "GNVTG", "GPGSA", "XXRMC", "GP", ""])
-GOOD_RMC = nmea.sentence("GPRMC,072809.00,A,3113.34328,S,12121.23406,E,0.1,0.0,250324,,,A")
+GOOD_RMC = sentence("GPRMC,072809.00,A,3113.34328,S,12121.23406,E,0.1,0.0,250324,,,A")
 
 
 @FUZZ
@@ -287,16 +290,19 @@ def test_nmea_parser(sentences, noise, cuts):
     data = b""
     for name, fields, good_sum in sentences:
         body = ",".join([name] + fields)
-        s = nmea.sentence(body)
+        s = sentence(body)
         if isinstance(s, str):
             s = s.encode()
         if not good_sum:
             s = s.replace(b"*", b"*0", 1)
         data += s
     data = noise[: len(noise) // 2] + data + noise[len(noise) // 2 :]
+    total = 0
     for c in chunked(data, cuts):
-        assert p.feed(c) >= 0
+        total += p.feed(c)
     f = p.fix
+    # feed() returns the sentences it accepted, and each accepted one started with '$' or '!'
+    assert total == f.accepted <= data.count(b"$") + data.count(b"!")
     if f.lat is not None:
         assert -90 <= f.lat <= 90 and -180 <= f.lon <= 180
     # not wedged: after any junk (even an unterminated sentence) a good sentence updates the fix
@@ -337,9 +343,11 @@ def test_obd_reply_parser(reply, pid):
         o = _obd([reply])
         try:
             v = await o.read_pid(pid)
-            assert v is None or isinstance(v, (int, float, tuple, list, bytes, str))
-        except ElmError:
-            pass
+            # a value is a number (scaled per the PID table), and a success clears the error run
+            assert isinstance(v, (int, float)) and not isinstance(v, bool) and o.errors == 0, v
+        except ElmError as e:
+            # a failure names the command, says what it means, and is counted once
+            assert e.cmd == "01%02X" % pid and e.code and e.meaning and o.errors == 1, e
         # not wedged: the next good reply reads
         assert await o.read_pid(0x0C) == 1726
 

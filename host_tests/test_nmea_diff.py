@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gnss.nmea import KNOT_KMH, NMEAParser, sentence
+from gnss.nmea import KNOT_KMH, NMEAParser
+from nmeatools import sentence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = sorted(glob.glob(os.path.join(HERE, "fixtures", "nmea", "*.nmea")))
@@ -193,6 +194,10 @@ def test_generated_sentences_match_pynmea2(pair):
         line = sentence(body).decode().strip()
         msg = pynmea2.parse(line, check=True)
         n, fix = _ours(line)
+        if msg.latitude == 0 and msg.longitude == 0 and (body[2:5] == "RMC" or int(msg.gps_qual or 0)):
+            # a fix at (0,0) is a receiver's placeholder: refused on purpose (Fix.admit), counted
+            assert n == 0 and fix.rejected == 1 and not fix.valid and fix.lat is None
+            continue
         assert n == 1
         compare(msg, fix)
 

@@ -19,7 +19,7 @@ from obd.protocols.protocol import Frame, Message
 
 from core.stream import SerialPath
 from mphost import TEST_HEAP, run_mp
-from obdii import dtc, pids
+from obdii import dtc, pids, pidtable
 from obdii.elm import ElmError, ElmLink, ElmNoData, ObdError
 from obdii.obd import Obd
 from peers.elm_peer import ElmPeer
@@ -299,7 +299,7 @@ def test_pid_table_matches_python_obd_on_random_bytes():
     rnd = random.Random(11)
     proto = ISO_15765_4_11bit_500k(ENGINE_0100)
     checked = 0
-    for pid in pids.all_pids():
+    for pid in pidtable.all_pids():
         if not pyobd.commands.has_pid(1, pid):
             continue
         nbytes = pids.entry(pid)[2]

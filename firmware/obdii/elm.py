@@ -15,36 +15,16 @@ from core.compat import DEFAULT_CLOCK, hexval
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
 
-# ELM327 reply messages (ELM327 data sheet, "Messages and Alerts"):
-# (text, exact line?, meaning). A line matching one of these makes the query fail.
-ERRORS = (
-    (b"NO DATA", False, "no ECU answered: PID not supported or ignition off"),
-    (b"UNABLE TO CONNECT", False, "no OBD protocol found: ignition off, no ECU or wrong protocol"),
-    (b"CAN ERROR", False, "CAN bus error: not connected, wrong bit rate or bus fault"),
-    (b"BUS INIT", False, "K-line bus initialisation failed"),  # only with ERROR in the line
-    (b"BUS ERROR", False, "bus fault: wiring or a generic bus error"),
-    (b"BUS BUSY", False, "bus too busy to send"),
-    (b"FB ERROR", False, "feedback error: wiring problem on the bus"),
-    (b"DATA ERROR", False, "reply had a data or checksum error"),
-    (b"<DATA ERROR", False, "reply had a data or checksum error"),
-    (b"<RX ERROR", False, "CAN receive error"),
-    (b"BUFFER FULL", False, "adapter buffer overflow"),
-    (b"STOPPED", False, "command interrupted (a byte arrived while the adapter was busy)"),
-    (b"LV RESET", False, "adapter reset on low voltage"),
-    (b"ACT ALERT", False, "adapter going to low power after inactivity"),
-    (b"LP ALERT", False, "adapter going to low power"),
-    (b"ERROR", True, "adapter error"),
-    (b"ERR", False, "adapter internal error (ERRnn)"),
-    (b"?", True, "command not understood"),
-)
+# ELM327 reply messages (ELM327 data sheet, "Messages and Alerts"): a line starting with one of
+# these makes the query fail (those in EXACT only as the whole line; BUS INIT only with ERROR in
+# the line). What each means is in obdii/elmtext.py, read when the error happens.
+ERRORS = (b"NO DATA", b"UNABLE TO CONNECT", b"CAN ERROR", b"BUS INIT", b"BUS ERROR", b"BUS BUSY", b"FB ERROR",
+          b"DATA ERROR", b"<DATA ERROR", b"<RX ERROR", b"BUFFER FULL", b"STOPPED", b"LV RESET", b"ACT ALERT",
+          b"LP ALERT", b"ERROR", b"ERR", b"?")
+EXACT = (b"ERROR", b"?")
 CODE_TIMEOUT = "TIMEOUT"
 CODE_OVERFLOW = "OVERFLOW"
 
-# Co-processor "ATI" version (e.g. "OBD2USART V1.4" -> devType 14) to ONE+ model
-# (Freematics telelogger dashboard.js).
-COPROC_MODELS = {11: "A", 16: "A", 12: "B", 13: "B", 14: "B", 15: "H"}
-
-_HEX = b"0123456789ABCDEF"
 
 
 class ElmError(Exception):
@@ -72,6 +52,17 @@ class ObdError(ElmError):
 
     def __init__(self, cmd, reply, meaning):
         ElmError.__init__(self, cmd, reply, "BAD REPLY", meaning)
+
+
+def meaning(code):
+    """What an ELM327 message means (obdii/elmtext.py, loaded for the lookup)."""
+    import sys
+
+    from obdii.elmtext import MEANINGS
+
+    if sys.implementation.name == "micropython":
+        sys.modules.pop("obdii.elmtext", None)
+    return MEANINGS.get(code, "adapter message")
 
 
 def hex_bytes(buf, s, e, out, o):
@@ -107,90 +98,12 @@ def eol(buf, s, n):
     return s
 
 
-def iso_tp_payload(buf, n, sid, out):
-    """Reassemble a multi-frame (ISO-TP) reply shown with headers off. Two forms:
-      ELM327:             "014" / "0: 49 02 01 57 50 30" / "1: ..." (length line + "N:" lines)
-      elm327-emulator:    "0B 43 01 33 41 23 03" / "00 80 01 D2 AB 00 00" (length byte first)
-    Writes the message bytes (from the service byte, padding cut to the length) into out
-    and returns their count; returns -1 if the reply is not in a multi-frame form."""
-    total = -1
-    w = 0
-    s = 0
-    colon = False
-    while s < n:
-        e = eol(buf, s, n)
-        c = s
-        while c < e and buf[c] != 58:  # ':'
-            c += 1
-        if c < e:
-            colon = True
-            k = hex_bytes(buf, c + 1, e, out, w)
-            if k < 0:
-                return -1
-            w += k
-        elif w == 0 and total < 0 and e - s <= 3:
-            total = 0
-            for i in range(s, e):
-                v = hexval(buf[i])
-                if v < 0:
-                    return -1
-                total = (total << 4) | v
-        s = e + 1
-    if colon:
-        if 0 <= total < w:
-            w = total
-        return w
-    # emulator form: first line starts with a length byte followed by the service byte
-    e = eol(buf, 0, n)
-    if e >= n:
-        return -1
-    k = hex_bytes(buf, 0, e, out, 0)
-    if k < 2 or out[0] == sid or out[1] != sid:
-        return -1
-    total = out[0]
-    for i in range(1, k):
-        out[i - 1] = out[i]
-    w = k - 1
-    s = e + 1
-    while s < n:
-        e = eol(buf, s, n)
-        k = hex_bytes(buf, s, e, out, w)
-        if k < 0:
-            return -1
-        w += k
-        s = e + 1
-    if total < w:
-        w = total
-    return w
-
-
-def parse_devtype(text):
-    """Co-processor type from the ATI text: "OBD2USART V1.4" -> 14 (X.Y after the space
-    following "OBD"); 0 when the text is not a Freematics co-processor's."""
-    i = text.find("OBD")
-    if i < 0:
-        return 0
-    i = text.find(" ", i)
-    if i < 0:
-        return 0
-    n = len(text)
-    while i < n and not ("0" <= text[i] <= "9"):
-        i += 1
-    x = 0
-    while i < n and "0" <= text[i] <= "9":
-        x = x * 10 + ord(text[i]) - 48
-        i += 1
-    if i + 1 >= n or text[i] != "." or not ("0" <= text[i + 1] <= "9"):
-        return 0
-    return x * 10 + ord(text[i + 1]) - 48
-
-
 class ElmLink:
     """Query/response link over a stream (readinto/write). `buf` holds the last reply."""
 
     def __init__(self, stream, clock=None, bufsize=384, poll_ms=5, long_timeout_ms=LONG_TIMEOUT_MS, tap=None):
         self._s = stream
-        self._clock = clock or DEFAULT_CLOCK
+        self._clock = self.clock = clock or DEFAULT_CLOCK
         self.buf = bytearray(bufsize)
         self._chunk = bytearray(64)
         self._tx = bytearray(48)
@@ -335,8 +248,8 @@ class ElmLink:
         s = 0
         while s < n:
             e = eol(buf, s, n)
-            for text, exact, meaning in ERRORS:
-                if exact:
+            for text in ERRORS:
+                if text in EXACT:
                     hit = e - s == len(text) and _starts(buf, s, e, text)
                 else:
                     hit = _starts(buf, s, e, text)
@@ -344,7 +257,8 @@ class ElmLink:
                         hit = _contains(buf, s, e, b"ERROR")
                 if hit:
                     cls = ElmNoData if text == b"NO DATA" else ElmError
-                    raise cls(cmd.decode(), self.text(), text.decode(), meaning)
+                    code = text.decode()
+                    raise cls(cmd.decode(), self.text(), code, meaning(code))
             s = e + 1
 
 

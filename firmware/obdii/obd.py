@@ -2,24 +2,26 @@
 # battery voltage, VIN, DTCs, and the co-processor's own ATI / ATGPS commands.
 #
 #   obd = Obd(ElmLink(stream))
-#   await obd.init()                 # ATZ (3 tries), ATE0, ATH0, [ATSPx], supported PIDs
+#   await obd.init()                 # ATZ (3 tries), ATE0, ATH0 (replies ignored), [ATSPx], PIDs
 #   rpm = await obd.read_pid(0x0C)   # scaled per obdii.pids.PIDS
 #   vin = await obd.vin(); codes = await obd.dtcs()   # "WP0ZZZ99ZTS390000", ["P0133"]
-from obdii import dtc, pids
-from obdii.elm import (
-    COPROC_MODELS,
-    LONG_TIMEOUT_MS,
-    SHORT_TIMEOUT_MS,
-    ElmError,
-    ElmNoData,
-    ObdError,
-    eol,
-    hex_bytes,
-    iso_tp_payload,
-    parse_devtype,
-)
+import sys
+
+from obdii import pids
+from obdii.elm import LONG_TIMEOUT_MS, SHORT_TIMEOUT_MS, ElmError, ObdError, eol, hex_bytes
 
 _HEX = b"0123456789ABCDEF"
+_DROP = sys.implementation.name == "micropython"  # rare-path modules leave the heap after use
+
+
+def _rare(name):
+    """Import a rarely used module (VIN/DTC, ATI identification) for one call."""
+    return __import__(name, None, None, ("_",))
+
+
+def _done(name):
+    if _DROP:
+        sys.modules.pop(name, None)
 
 
 class Obd:
@@ -35,63 +37,9 @@ class Obd:
         self.error_total = 0
         self.supported = bytearray(32)  # bit for PID p (1..0x100) at byte (p-1)>>3, mask 0x80>>((p-1)&7)
         self.banner = None
+        self.gnss_started = False  # the co-processor's GNSS was switched on (ATGPSON) since its reset
         self._cmd = bytearray(b"0100")
         self._line = bytearray(16)
-        self._msg = bytearray(256)
-
-    # -- set-up -------------------------------------------------------------------
-    async def init(self, protocol=0):
-        """Reset and configure the adapter, then discover the supported PIDs.
-        Returns the number of supported PIDs; raises ElmError if the adapter or the
-        car does not answer."""
-        for attempt in range(3):
-            try:
-                lines = await self.link.query("ATZ", self.reset_ms)
-                self.banner = lines[-1] if lines else ""
-                break
-            except ElmError:
-                if attempt == 2:
-                    raise
-        await self._ok("ATE0")
-        await self._ok("ATH0")
-        if protocol:
-            await self._ok("ATSP%X" % protocol)
-        return await self.discover()
-
-    async def _ok(self, cmd):
-        lines = await self.link.query(cmd, self.short_ms)
-        if "OK" not in lines:
-            raise ObdError(cmd, "\r".join(lines), "expected OK")
-
-    async def discover(self):
-        """Read the supported-PID bitmaps 0100, 0120, ... (each chained while its last
-        bit, PID base+0x20, is set). Replies from several ECUs are OR-ed."""
-        sup = self.supported
-        for i in range(32):
-            sup[i] = 0
-        base = 0
-        while base < 0x100:
-            n = await self._query_pid(base, self.long_ms)
-            buf = self.link.buf
-            line = self._line
-            got = False
-            s = 0
-            while s < n:
-                e = eol(buf, s, n)
-                k = hex_bytes(buf, s, e, line, 0)
-                if k >= 6 and line[0] == 0x41 and line[1] == base:
-                    for j in range(4):
-                        sup[(base >> 3) + j] |= line[2 + j]
-                    got = True
-                s = e + 1
-            if not got:
-                self._fail()
-                raise ObdError(self._cmd.decode(), self.link.text(), "no 41 %02X bitmap in reply" % base)
-            if not (sup[(base >> 3) + 3] & 1):
-                break
-            base += 0x20
-        self.errors = 0
-        return len(self.supported_pids())
 
     def is_supported(self, pid):
         if pid == 0:
@@ -175,102 +123,74 @@ class Obd:
                     break
         raise ObdError("ATRV", "\r".join(lines), "no voltage in reply")
 
-    async def device_type(self):
-        """ATI on the co-processor: returns (devtype, model, text); "OBD2USART V1.4" ->
-        (14, "B", ...). devtype 0 / model None when the adapter is not a Freematics one."""
-        lines = await self.link.query("ATI", self.short_ms)
-        for ln in lines:
-            t = parse_devtype(ln)
-            if t:
-                return t, COPROC_MODELS.get(t), ln
-        return 0, None, "\r".join(lines)
+    # -- set-up and the co-processor's own commands (obdii/adapter.py, loaded for the call) ---
+    async def _adapter(self, fn, *args):
+        try:
+            return await getattr(_rare("obdii.adapter"), fn)(self, *args)
+        finally:
+            _done("obdii.adapter")
+
+    def init(self, protocol=0):
+        """ATZ (up to 3 tries), ATE0, ATH0 (their replies are not checked, as in the official
+        FreematicsOBD init), [ATSP<protocol>, must answer OK], then discover(). Returns the number of
+        supported PIDs; raises ElmError when the adapter is silent (as the ATZ timeout) or the car
+        does not answer."""
+        return self._adapter("init", protocol)
+
+    def discover(self):
+        """Read the supported-PID bitmaps 0100, 0120, ... (each chained while its last bit is
+        set); replies from several ECUs are OR-ed. Returns the number of supported PIDs."""
+        return self._adapter("discover")
+
+    def device_type(self, tries=3):
+        """ATI on the co-processor (up to `tries` times): (devtype, model, text); "OBD2USART
+        V1.4" -> (14, "B", ...); (0, None, text) for an adapter that is not a Freematics one;
+        raises the last ElmError when it never answers."""
+        return self._adapter("device_type", tries)
+
+    def gnss_on(self):
+        """ATGPSON (reply not checked, as in the official gpsBegin), then 300 ms to start."""
+        return self._adapter("gnss_on")
+
+    def gnss_off(self):
+        """ATGPSOFF: the co-processor's GNSS off (standby)."""
+        return self._adapter("gnss_off")
+
+    def low_power(self):
+        """Standby: ATR (reset), 1 s, ATLP (official enterLowPower); replies not checked."""
+        return self._adapter("low_power")
+
+    def wake(self, tries=30):
+        """Leave low power: ATI until the co-processor answers (official: up to 30 times); True
+        when it answered. Call init() afterwards for OBD."""
+        return self._adapter("wake", tries)
 
     async def coproc_gnss(self, timeout_ms=500):
-        """ATGPS passthrough: the raw "$GNIFO,..." line from the co-processor's GNSS."""
+        """ATGPS: the raw "$GNIFO,..." line from the co-processor's GNSS, switched on first
+        (gnss_on) after every reset of the co-processor."""
+        if not self.gnss_started:
+            await self.gnss_on()
         lines = await self.link.query("ATGPS", timeout_ms)
         for ln in lines:
             if ln.startswith("$GNIFO"):
                 return ln
         raise ObdError("ATGPS", "\r".join(lines), "no $GNIFO line in reply")
 
-    # -- mode 09 / mode 03 ------------------------------------------------------------
+    # -- mode 09 / mode 03 (obdii/diag.py) ------------------------------------------------------
     async def vin(self, tries=2):
         """Vehicle identification number (0902): CAN multi-frame ("014" / "0: 49 02 01 ...")
         or single-line-per-message (K-line: "49 02 01 00 00 00 57" / "49 02 02 ...")."""
-        last = None
-        for _ in range(tries):
-            try:
-                n = await self.link.query_raw(b"0902", self.long_ms)
-                m = self._payload(n, 0x49, 3)
-                if m < 3 or self._msg[0] != 0x49 or self._msg[1] != 0x02:
-                    raise ValueError("no 49 02 message in reply")
-                v = dtc.decode_vin(self._msg, 3, m)
-                self.errors = 0
-                return v
-            except ValueError as ex:
-                last = ObdError("0902", self.link.text(), str(ex))
-            except ElmError as ex:
-                last = ex
-            self._fail()
-        if last is None:
-            raise ObdError("0902", "", "no attempt made (tries=%d)" % tries)
-        raise last
+        try:
+            return await _rare("obdii.diag").vin(self, tries)
+        finally:
+            _done("obdii.diag")
+            _done("obdii.dtc")
 
     async def dtcs(self, mode=3):
         """Stored (mode 3), pending (7) or permanent (0x0A) DTCs as ["P0133", ...].
         NO DATA means none stored."""
-        cmd = ("%02X" % mode).encode()
-        sid = 0x40 | mode
         try:
-            n = await self.link.query_raw(cmd, self.long_ms)
-        except ElmNoData:
-            return []
-        except ElmError:
-            self._fail()
-            raise
-        out = []
-        msg = self._msg
-        m = iso_tp_payload(self.link.buf, n, sid, msg)
-        if m >= 0:
-            if m < 1 or msg[0] != sid:
-                self._fail()
-                raise ObdError(cmd.decode(), self.link.text(), "no %02X message in reply" % sid)
-            return dtc.decode_dtcs(msg, 0, m, out)
-        buf = self.link.buf
-        s = 0
-        found = False
-        while s < n:  # one message per line (several ECUs, or legacy 3-DTC frames)
-            e = eol(buf, s, n)
-            k = hex_bytes(buf, s, e, msg, 0)
-            if k >= 1 and msg[0] == sid:
-                found = True
-                dtc.decode_dtcs(msg, 0, k, out)
-            s = e + 1
-        if not found:
-            self._fail()
-            raise ObdError(cmd.decode(), self.link.text(), "no %02X message in reply" % sid)
-        return out
-
-    def _payload(self, n, sid, skip):
-        """Assemble the reply in link.buf[:n] into self._msg; returns its length. Multi-
-        frame forms go through iso_tp_payload; otherwise every line starting with `sid`
-        is one message and the lines after the first lose their `skip` header bytes."""
-        msg = self._msg
-        m = iso_tp_payload(self.link.buf, n, sid, msg)
-        if m >= 0:
-            return m
-        buf = self.link.buf
-        line = self._line
-        w = 0
-        s = 0
-        while s < n:
-            e = eol(buf, s, n)
-            k = hex_bytes(buf, s, e, line, 0)
-            if k >= 1 and line[0] == sid:
-                j = 0 if w == 0 else skip
-                while j < k and w < len(msg):
-                    msg[w] = line[j]
-                    w += 1
-                    j += 1
-            s = e + 1
-        return w
+            return await _rare("obdii.diag").dtcs(self, mode)
+        finally:
+            _done("obdii.diag")
+            _done("obdii.dtc")

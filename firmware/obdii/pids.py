@@ -8,107 +8,37 @@
 # Bitmap ("supported PIDs") and bit-field PIDs (01, 03, 12, 13, 1C, 1D, 1E) are not
 # scaled values and are not listed; decode() returns their raw integer.
 #
-# The table is one string so it costs no RAM when frozen and little as .py/.mpy; a
-# PID's line is parsed on first use and cached (the telelogger reads a handful).
+# The table is one string in obdii/pidtable.py, imported only to look a row up (and dropped
+# from sys.modules afterwards on the device); a PID's row is parsed on first use and cached
+# (the telelogger reads a handful), so the table itself does not stay in RAM.
+import sys
 
 FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")
 NEED = (1, 2, 4, 4)  # data bytes each formula reads
 
-TABLE = """
-04 engine_load               %     1 A       100/255   0
-05 coolant_temp              C     1 A       1/1       -40
-06 short_fuel_trim_1         %     1 A       100/128   -100
-07 long_fuel_trim_1          %     1 A       100/128   -100
-08 short_fuel_trim_2         %     1 A       100/128   -100
-09 long_fuel_trim_2          %     1 A       100/128   -100
-0A fuel_pressure             kPa   1 A       3/1       0
-0B intake_map                kPa   1 A       1/1       0
-0C rpm                       rpm   2 A*256+B 1/4       0
-0D speed                     km/h  1 A       1/1       0
-0E timing_advance            deg   1 A       1/2       -64
-0F intake_temp               C     1 A       1/1       -40
-10 maf                       g/s   2 A*256+B 1/100     0
-11 throttle                  %     1 A       100/255   0
-14 o2_b1s1_voltage           V     2 A       1/200     0
-15 o2_b1s2_voltage           V     2 A       1/200     0
-16 o2_b1s3_voltage           V     2 A       1/200     0
-17 o2_b1s4_voltage           V     2 A       1/200     0
-18 o2_b2s1_voltage           V     2 A       1/200     0
-19 o2_b2s2_voltage           V     2 A       1/200     0
-1A o2_b2s3_voltage           V     2 A       1/200     0
-1B o2_b2s4_voltage           V     2 A       1/200     0
-1F run_time                  s     2 A*256+B 1/1       0
-21 distance_mil              km    2 A*256+B 1/1       0
-22 fuel_rail_pressure_vac    kPa   2 A*256+B 79/1000   0
-23 fuel_rail_pressure_direct kPa   2 A*256+B 10/1      0
-24 o2_s1_wr_voltage          V     4 C*256+D 8/65536   0
-25 o2_s2_wr_voltage          V     4 C*256+D 8/65536   0
-26 o2_s3_wr_voltage          V     4 C*256+D 8/65536   0
-27 o2_s4_wr_voltage          V     4 C*256+D 8/65536   0
-28 o2_s5_wr_voltage          V     4 C*256+D 8/65536   0
-29 o2_s6_wr_voltage          V     4 C*256+D 8/65536   0
-2A o2_s7_wr_voltage          V     4 C*256+D 8/65536   0
-2B o2_s8_wr_voltage          V     4 C*256+D 8/65536   0
-2C commanded_egr             %     1 A       100/255   0
-2D egr_error                 %     1 A       100/128   -100
-2E evap_purge                %     1 A       100/255   0
-2F fuel_level                %     1 A       100/255   0
-30 warmups_since_clear       count 1 A       1/1       0
-31 distance_since_clear      km    2 A*256+B 1/1       0
-33 baro_pressure             kPa   1 A       1/1       0
-34 o2_s1_wr_current          mA    4 C*256+D 1/256     -128
-35 o2_s2_wr_current          mA    4 C*256+D 1/256     -128
-36 o2_s3_wr_current          mA    4 C*256+D 1/256     -128
-37 o2_s4_wr_current          mA    4 C*256+D 1/256     -128
-38 o2_s5_wr_current          mA    4 C*256+D 1/256     -128
-39 o2_s6_wr_current          mA    4 C*256+D 1/256     -128
-3A o2_s7_wr_current          mA    4 C*256+D 1/256     -128
-3B o2_s8_wr_current          mA    4 C*256+D 1/256     -128
-3C catalyst_temp_b1s1        C     2 A*256+B 1/10      -40
-3D catalyst_temp_b2s1        C     2 A*256+B 1/10      -40
-3E catalyst_temp_b1s2        C     2 A*256+B 1/10      -40
-3F catalyst_temp_b2s2        C     2 A*256+B 1/10      -40
-42 module_voltage            V     2 A*256+B 1/1000    0
-43 absolute_load             %     2 A*256+B 100/255   0
-44 equiv_ratio               ratio 2 A*256+B 2/65536   0
-45 relative_throttle         %     1 A       100/255   0
-46 ambient_temp              C     1 A       1/1       -40
-47 throttle_b                %     1 A       100/255   0
-48 throttle_c                %     1 A       100/255   0
-49 accel_pedal_d             %     1 A       100/255   0
-4A accel_pedal_e             %     1 A       100/255   0
-4B accel_pedal_f             %     1 A       100/255   0
-4C throttle_actuator         %     1 A       100/255   0
-4D run_time_mil              min   2 A*256+B 1/1       0
-4E time_since_clear          min   2 A*256+B 1/1       0
-52 ethanol                   %     1 A       100/255   0
-53 evap_pressure_abs         kPa   2 A*256+B 1/200     0
-55 short_o2_trim_b1          %     2 A       100/128   -100
-56 long_o2_trim_b1           %     2 A       100/128   -100
-57 short_o2_trim_b2          %     2 A       100/128   -100
-58 long_o2_trim_b2           %     2 A       100/128   -100
-59 fuel_rail_pressure_abs    kPa   2 A*256+B 10/1      0
-5A relative_accel_pedal      %     1 A       100/255   0
-5B hybrid_battery            %     1 A       100/255   0
-5C oil_temp                  C     1 A       1/1       -40
-5D injection_timing          deg   2 A*256+B 1/128     -210
-5E fuel_rate                 L/h   2 A*256+B 1/20      0
-61 demand_torque             %     1 A       1/1       -125
-62 actual_torque             %     1 A       1/1       -125
-63 reference_torque          Nm    2 A*256+B 1/1       0
-A6 odometer                  km    4 A*2^24+B*2^16+C*256+D 1/10      0
-"""
 
 _cache = {}
 _CACHE_MAX = 32
 
 
+_DROP = sys.implementation.name == "micropython"
+
+
+def _table():
+    from obdii.pidtable import TABLE
+
+    if _DROP:
+        sys.modules.pop("obdii.pidtable", None)
+    return TABLE
+
+
 def _line(pid):
+    table = _table()
     key = "\n%02X " % pid
-    i = TABLE.find(key)
+    i = table.find(key)
     if i < 0:
         return None
-    return TABLE[i + 1 : TABLE.find("\n", i + 1)].split()
+    return table[i + 1 : table.find("\n", i + 1)].split()
 
 
 def entry(pid):
@@ -126,32 +56,7 @@ def entry(pid):
     return e
 
 
-def info(pid):
-    """(name, unit, nbytes, formula text, mul, div, offset) or None."""
-    e = entry(pid)
-    if e is None:
-        return None
-    return (e[0], e[1], e[2], FORMULAS[e[3]], e[4], e[5], e[6])
-
-
-def all_pids():
-    """Every PID in the table, in table order."""
-    out = []
-    i = 0
-    while True:
-        i = TABLE.find("\n", i)
-        if i < 0 or i + 3 > len(TABLE):
-            return out
-        if TABLE[i + 1 : i + 3].strip():
-            out.append(int(TABLE[i + 1 : i + 3], 16))
-        i += 1
-
-
-def by_name(name):
-    i = TABLE.find(" " + name + " ")
-    if i < 0:
-        return None
-    return int(TABLE[i - 2 : i], 16)
+# Queries over the whole table (info, all_pids, by_name: tools and tests) are in obdii/pidtable.py.
 
 
 def decode(pid, data, off, avail):

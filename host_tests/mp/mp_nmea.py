@@ -4,9 +4,11 @@ import gc
 
 from core.compat import sleep_ms
 from core.stream import BufferStream
-from gnss.nmea import Fix, JumpFilter, NMEAParser, checksum, days_from_epoch, sentence
+from gnss.fix import Fix, JumpFilter, days_from_epoch
+from gnss.nmea import NMEAParser
 from gnss.sources import CoprocGnss, GnssError, ModemGnss, UartGnss, parse_cgpsinfo, wait_fix
 from mptest import araises
+from nmeatools import checksum, sentence
 
 RMC = b"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n"
 GGA = b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"
@@ -277,6 +279,7 @@ class FakeAT:
         self.urcs = {}
         self.errors = set(errors)
         self.replies = replies or {}
+        self.stats = {"reboots": 0}
 
     def on_urc(self, prefix, fn, body_len=None):
         self.urcs[prefix] = fn
@@ -295,9 +298,9 @@ class FakeAT:
 
 async def test_modem_gnss_start_urc_stop():
     at = FakeAT()
-    g = ModemGnss(at, interval_s=5)
-    await g.start()
-    assert at.sent == ["AT+CVAUXV=61", "AT+CVAUXS=1", "AT+CGPS=1,1", "AT+CGPSINFO=5"]
+    g = ModemGnss(at, interval_s=5, jump_filter=None)
+    await g.enable()
+    assert at.sent == ["AT+CVAUXV=3050", "AT+CVAUXS=1", "AT+CGPS=1,1", "AT+CGPSINFO=5"]
     assert g.running
     at.urc("+CGPSINFO: ,,,,,,,,")
     f = g.fix()
@@ -311,17 +314,17 @@ async def test_modem_gnss_start_urc_stop():
     assert f.lat < 0 and f.lon < 0 and f.course is None and _close(f.speed_kmh, 18.52)
     at.urc("+CGPSINFO: 3113.3x3286,N,12121.234064,E,250311,072809.3,44.1,0.0,0")
     assert f.rejected == 1 and f.lat < 0
-    await g.stop()
+    await g.off()
     assert at.sent[-2:] == ["AT+CGPSINFO=0", "AT+CGPS=0"] and not g.running
 
 
 async def test_modem_gnss_already_on_and_failure():
-    at = FakeAT(errors=("AT+CGPS=1,1", "AT+CVAUXV=61"), replies={"AT+CGPS?": ["+CGPS: 1,1"]})
+    at = FakeAT(errors=("AT+CGPS=1,1", "AT+CVAUXV=3050"), replies={"AT+CGPS?": ["+CGPS: 1,1"]})
     g = ModemGnss(at)
-    await g.start()  # ERROR from CGPS=1,1 but CGPS? says it runs; CVAUXV error tolerated
+    await g.enable()  # ERROR from CGPS=1,1 but CGPS? says it runs; CVAUXV error tolerated
     assert "AT+CGPS?" in at.sent and at.sent[-1] == "AT+CGPSINFO=1"
     at2 = FakeAT(errors=("AT+CGPS=1,1",), replies={"AT+CGPS?": ["+CGPS: 0,1"]})
-    e = await araises(GnssError, ModemGnss(at2, antenna_power=False).start())
+    e = await araises(GnssError, ModemGnss(at2, antenna_power=False).enable())
     assert "AT+CGPS=1,1" in str(e)
 
 
@@ -345,7 +348,7 @@ async def test_coproc_gnss():
     async def query():
         return replies.pop(0)
 
-    g = CoprocGnss(query)
+    g = CoprocGnss(query, jump_filter=None)  # the replies jump across the globe
     f = g.fix()
     assert not await g.poll() and not f.valid
     assert await g.poll()
@@ -412,10 +415,10 @@ class FastClock:
 async def test_modem_gnss_polls_when_no_urc_arrives():
     line = "+CGPSINFO: 3113.343286,N,12121.234064,E,250311,072809.3,44.1,0.0,0"
     at = FakeAT(replies={"AT+CGPSINFO": [line]})
-    g = ModemGnss(at, interval_s=1, antenna_power=False)
-    await g.start()
     clock = FastClock()
-    task = asyncio.create_task(g.run(clock))
+    g = ModemGnss(at, interval_s=1, antenna_power=False, clock=clock)
+    await g.enable()
+    task = asyncio.create_task(g.run())
     try:
         for _ in range(200):
             if g.reports:

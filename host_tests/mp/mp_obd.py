@@ -5,17 +5,10 @@ import asyncio
 
 from core.compat import ticks_diff, ticks_ms
 from mptest import Skip, araises, raises
-from obdii import dtc, pids
-from obdii.elm import (
-    COPROC_MODELS,
-    ElmError,
-    ElmLink,
-    ElmNoData,
-    ElmTimeout,
-    ObdError,
-    iso_tp_payload,
-    parse_devtype,
-)
+from obdii import dtc, pids, pidtable
+from obdii.adapter import COPROC_MODELS, parse_devtype
+from obdii.diag import iso_tp_payload
+from obdii.elm import ElmError, ElmLink, ElmNoData, ElmTimeout, ObdError
 from obdii.obd import Obd
 
 P = b"\r\r>"  # every reply ends with the blank line and the prompt
@@ -199,7 +192,17 @@ async def test_error_replies_raise_naming_command_and_reply():
         assert e.code == code, (reply, e.code)
         assert e.cmd == "0111"
         assert "0111" in str(e) and code in str(e)
-        assert e.meaning
+        assert e.meaning and e.meaning in str(e) and e.meaning != "adapter message", (code, e.meaning)
+    # the meanings are read when the error happens, from the one table beside the messages
+    from obdii.elm import ERRORS, meaning
+
+    seen = set()
+    for text in ERRORS:
+        m = meaning(text.decode())
+        assert m != "adapter message", text
+        seen.add(m)
+    assert len(seen) >= len(ERRORS) - 1  # DATA ERROR and <DATA ERROR share theirs
+    assert "ECU" in meaning("NO DATA") and meaning("UNKNOWN THING") == "adapter message"
     # BUS INIT that succeeds is informational
     fake, link = _link({b"010D": b"BUS INIT: ...OK\r41 0D 22 " + P})
     assert await link.query("010D") == ["41 0D 22"]
@@ -272,9 +275,9 @@ async def test_init_retries_atz_then_fails_clearly():
     obd = Obd(link, reset_ms=20)
     assert await obd.init() == 0
     assert fake.cmds.count(b"ATZ") == 3
-    fake2, link2 = _link({b"ATZ": None})
+    fake2, link2 = _link({b"ATZ": None, b"ATE0": None})
     e = await araises(ElmTimeout, Obd(link2, reset_ms=20).init())
-    assert e.cmd == "ATZ" and fake2.cmds == [b"ATZ"] * 3
+    assert e.cmd == "ATZ" and fake2.cmds == [b"ATZ"] * 3 + [b"ATE0"]
 
 
 async def test_init_unable_to_connect():
@@ -435,6 +438,7 @@ async def test_device_type_and_gnss_passthrough():
     assert t == 14 and model == COPROC_MODELS[14] == "B" and text == "OBD2USART V1.4"
     line = await obd.coproc_gnss()
     assert line.startswith("$GNIFO,241125,") and line.endswith(",0.9")
+    assert fake.cmds[-2:] == [b"ATGPSON", b"ATGPS"]  # started before its first query, once
     fake, link = _link(CAR)
     t, model, _ = await Obd(link).device_type()
     assert t == 0 and model is None
@@ -455,15 +459,15 @@ def test_pid_table_shape_and_required_pids():
     for pid in required:
         assert pids.entry(pid) is not None, hex(pid)
     names = set()
-    for pid in pids.all_pids():
+    for pid in pidtable.all_pids():
         name, unit, nbytes, kind, mul, div, off = pids.entry(pid)
         assert nbytes >= pids.NEED[kind], hex(pid)
         assert div > 0 and unit and name not in names
         names.add(name)
-        assert pids.by_name(name) == pid
-        assert pids.info(pid)[3] == pids.FORMULAS[kind]
+        assert pidtable.by_name(name) == pid
+        assert pidtable.info(pid)[3] == pids.FORMULAS[kind]
     assert len(names) >= len(required)
-    assert pids.entry(0x01) is None and pids.by_name("nope") is None
+    assert pids.entry(0x01) is None and pidtable.by_name("nope") is None
     # ranges from the formulas: all-zero and all-FF inputs
     assert pids.decode(0x0C, b"\xff\xff", 0, 2) == 0xFFFF / 4
     assert pids.decode(0x05, b"\x00", 0, 1) == -40
@@ -510,3 +514,67 @@ async def test_read_pid_allocation_is_small():
         gc.enable()
     print("read_pid allocates %d bytes per call" % per)
     assert per < 1024, per
+
+
+# ---- co-processor: official init/identify/GNSS/low-power sequences (issue 10 sections 5 and 9) ----
+def _quick(replies):
+    fake, link = _link(replies)
+    return fake, Obd(link, reset_ms=20, short_ms=20)
+
+
+async def test_ati_is_tried_three_times():
+    fake, obd = _quick({b"ATI": [None, None, b"OBD2USART V1.3" + P]})
+    t, model, text = await obd.device_type()
+    assert (t, model, text) == (13, "B", "OBD2USART V1.3") and fake.cmds == [b"ATI"] * 3
+    fake, obd = _quick({b"ATI": None})
+    e = await araises(ElmTimeout, obd.device_type())
+    assert e.cmd == "ATI" and fake.cmds == [b"ATI"] * 3
+
+
+async def test_init_ignores_ate0_ath0_replies_and_a_silent_atz():
+    fake, obd = _quick({b"ATZ": None, b"ATE0": b"?" + P, b"ATH0": None, b"0100": b"41 00 80 00 00 00" + P})
+    assert await obd.init() == 1 and obd.is_supported(1)
+    assert fake.cmds == [b"ATZ"] * 3 + [b"ATE0", b"ATH0", b"0100"]
+    fake, obd = _quick({b"ATZ": b"?" + P, b"ATE0": b"ERROR" + P, b"ATH0": b"?" + P, b"0100": b"41 00 00 00 00 00" + P})
+    assert await obd.init() == 0 and fake.cmds == [b"ATZ", b"ATE0", b"ATH0", b"0100"]
+
+
+async def test_coproc_gnss_is_started_before_it_is_queried_and_after_every_reset():
+    gnifo = b"$GNIFO,0,0,0,0,0,0,0,0,0" + P
+    fake, obd = _quick({b"ATGPSON": b"OK" + P, b"ATGPS": gnifo, b"ATZ": b"ELM327 v1.5" + P,
+                        b"ATE0": b"OK" + P, b"ATH0": b"OK" + P, b"0100": b"41 00 00 00 00 00" + P})
+    await obd.coproc_gnss()
+    await obd.coproc_gnss()
+    assert fake.cmds == [b"ATGPSON", b"ATGPS", b"ATGPS"]
+    await obd.init()  # ATZ resets the co-processor, its GNSS with it
+    await obd.coproc_gnss()
+    assert fake.cmds[-2:] == [b"ATGPSON", b"ATGPS"] and fake.cmds.count(b"ATGPSON") == 2
+    fake.replies[b"ATGPSOFF"] = b"OK" + P
+    await obd.gnss_off()
+    assert fake.cmds[-1] == b"ATGPSOFF" and not obd.gnss_started
+    fake.replies[b"ATGPSON"] = None  # no reply: not required (official gpsBegin does not check)
+    await obd.coproc_gnss()
+    assert fake.cmds[-2:] == [b"ATGPSON", b"ATGPS"]
+
+
+async def test_low_power_and_wake():
+    fake, obd = _quick({b"ATR": b"OK" + P, b"ATLP": None, b"ATI": [None, None, b"OBD2USART V1.4" + P]})
+    obd.gnss_started = True
+    t0 = ticks_ms()
+    await obd.low_power()
+    assert fake.cmds == [b"ATR", b"ATLP"] and ticks_diff(ticks_ms(), t0) >= 1000 and not obd.gnss_started
+    assert await obd.wake() and fake.cmds[2:] == [b"ATI"] * 3
+    fake, obd = _quick({b"ATI": None})
+    assert not await obd.wake(tries=4) and fake.cmds == [b"ATI"] * 4
+
+
+async def test_vin_and_dtc_modules_are_loaded_for_the_call_only():
+    import sys
+
+    fake, link = _link(CAR)
+    obd = Obd(link)
+    await obd.dtcs()
+    await obd.device_type()
+    if sys.implementation.name == "micropython":
+        for m in ("obdii.diag", "obdii.dtc", "obdii.adapter", "obdii.pidtable"):
+            assert m not in sys.modules, m

@@ -1,0 +1,184 @@
+# The SIM7600's own GNSS through the AT engine: AT+CGPS=1,1, then +CGPSINFO reports every
+# interval_s seconds (URCs), with an AT+CGPSINFO poll when they do not come.
+import asyncio
+
+from gnss.base import GnssSource
+from gnss.fields import FieldReader
+from gnss.fix import KNOT_KMH
+
+class GnssError(Exception):
+    """The modem GNSS failed to start or stop; the message names the command and the reason."""
+
+
+# SIM7600 AT manual: AT+CVAUXV takes millivolts (1700..3050; the "61" form is the SIM5360's)
+ANTENNA_MV = 3050
+
+
+def parse_cgpsinfo(text, fix, fields=None):
+    """Parse `+CGPSINFO: lat,N/S,lon,E/W,ddmmyy,hhmmss.s,alt,speed(knots),course` (str or bytes,
+    prefix optional) into `fix`. All-empty fields (no fix) mark the fix invalid with unknown
+    position. Returns True if accepted, False if malformed or refused by Fix.admit ((0,0), jump)."""
+    if not isinstance(text, str):
+        text = bytes(text).decode()
+    start = 0
+    if text.startswith("+CGPSINFO"):
+        start = text.find(":") + 1
+        if start == 0:
+            start = len(text)
+    n = len(text)
+    while start < n and text[start] == " ":
+        start += 1
+    fr = fields or FieldReader(bytearray(128), 16)
+    if not fr.copy(text, start, b"\r\n") or fr.nf < 8:
+        fix.rejected += 1
+        return False
+    lat = fr.latlon(0, 1, 90)
+    lon = fr.latlon(2, 3, 180)
+    has_d = fr.date(4)
+    has_t = fr.time(5)
+    alt = fr.num(6)
+    kn = fr.num(7)
+    course = fr.num(8) if fr.nf > 8 else None
+    if fr.err or (lat is None) != (lon is None):
+        fix.rejected += 1
+        return False
+    valid = lat is not None
+    if valid and not fix.admit(lat, lon):
+        return False
+    if has_t:
+        fix.set_time(fr.h, fr.mi, fr.s, fr.ms)
+    if has_d:
+        fix.set_date(fr.y, fr.mo, fr.d)
+    fix.alt = alt
+    fix.speed_kmh = None if kn is None else kn * KNOT_KMH
+    fix.course = course
+    fix.quality = 1 if valid else 0
+    fix.set_position(lat, lon, valid)
+    fix.accepted += 1
+    return True
+
+
+class ModemGnss(GnssSource):
+    """The SIM7600's GNSS (contract: gnss/base.py). `at`: the AT engine (cmd, on_urc, stats).
+
+    enable(): [AT+CVAUXV=3050, AT+CVAUXS=1 (active antenna supply; errors ignored)], AT+CGPS=1,1
+    (if it answers ERROR, AT+CGPS? telling "+CGPS: 1" means it was already on), then
+    AT+CGPSINFO=<interval_s> so the module reports `+CGPSINFO:` every interval_s seconds.
+    off(): AT+CGPSINFO=0, AT+CGPS=0. query(): one AT+CGPSINFO read.
+    run() enables, and enables again whenever the GNSS is off on the module: after the module
+    restarted (an RDY, counted by the engine in at.stats["reboots"]: an unasked reset, a power
+    cycle after AT+CPOF), after restart() (cellular re-init, standby wake), and when AT+CGPS?
+    says 0 while reports are missing; a failed enable is logged and retried every retry_ms."""
+
+    def __init__(self, at, fix=None, jump_filter=True, interval_s=1, antenna_power=True, timeout_ms=3000,
+                 retry_ms=10000, clock=None, log=None):
+        GnssSource.__init__(self, fix, jump_filter, clock, log)
+        self.at = at
+        self.interval_s = interval_s
+        self.stale_ms = max(self.stale_ms, 3000 * interval_s)  # three missed reports at least
+        self.antenna_power = antenna_power
+        self.timeout_ms = timeout_ms
+        self.retry_ms = retry_ms
+        self.running = False  # GNSS enabled in the module's current session
+        self.enables = 0  # successful enable() calls
+        self.reports = 0  # +CGPSINFO lines seen (URC or query)
+        self._fields = FieldReader(bytearray(128), 16)
+        self._boots = self._reboots()
+        at.on_urc("+CGPSINFO:", self.feed)
+
+    def _reboots(self):
+        st = getattr(self.at, "stats", None)
+        return st.get("reboots", 0) if st else 0
+
+    def feed(self, line, body=None):
+        """Parse one `+CGPSINFO: ...` line (or its body; also the engine's URC handler); True if
+        the fix was updated."""
+        self.reports += 1
+        return parse_cgpsinfo(line, self._fix, self._fields)
+
+    def restart(self):
+        self.running = False
+
+    power_on = restart  # the standby hook's name (telelogger/standby.py calls it after wake)
+
+    async def enable(self):
+        at = self.at
+        t = self.timeout_ms
+        self._boots = self._reboots()
+        if self.antenna_power:
+            for c in ("AT+CVAUXV=%d" % ANTENNA_MV, "AT+CVAUXS=1"):
+                try:
+                    await at.cmd(c, timeout_ms=t)
+                except Exception:
+                    pass  # not every SIM7600 firmware has these; the GNSS still works on passive antennas
+        try:
+            await at.cmd("AT+CGPS=1,1", timeout_ms=t)
+        except Exception as e:
+            # ERROR is also the answer when the GNSS is already running
+            v = await self._state()
+            if not v or not v.startswith("1"):
+                raise GnssError("AT+CGPS=1,1 failed (%s) and AT+CGPS? says %r: GNSS not started" % (e, v))
+        await at.cmd("AT+CGPSINFO=%d" % self.interval_s, timeout_ms=t)
+        self.running = True
+        self.enables += 1
+
+    async def _state(self):
+        r = await self.at.cmd("AT+CGPS?", timeout_ms=self.timeout_ms)
+        return r.value("+CGPS:")
+
+    async def off(self):
+        at = self.at
+        t = self.timeout_ms
+        self.running = False
+        try:
+            await at.cmd("AT+CGPSINFO=0", timeout_ms=t)
+        except Exception:
+            pass
+        try:
+            await at.cmd("AT+CGPS=0", timeout_ms=t)
+        except Exception as e:
+            raise GnssError("AT+CGPS=0 failed: %s" % e)
+
+    async def query(self):
+        """One explicit read (AT+CGPSINFO); True if it updated the fix."""
+        r = await self.at.cmd("AT+CGPSINFO", timeout_ms=self.timeout_ms)
+        v = r.value("+CGPSINFO:")
+        if v is None:
+            return False
+        return self.feed(v)
+
+    async def run(self):
+        clock = self.clock
+        period = self.interval_s * 1000
+        while True:
+            if self._reboots() != self._boots:
+                self.running = False  # the module restarted: its GNSS is off again
+            if not self.running:
+                try:
+                    await self.enable()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    self._error("enable (AT+CGPS=1,1)", e)
+                    await clock.sleep_ms(self.retry_ms)
+                    continue
+            seen = self.reports
+            await clock.sleep_ms(2 * period)
+            if self.running and self.reports == seen and self._reboots() == self._boots:
+                # no report for two intervals: is the GNSS still on? then read it (a module
+                # without AT+CGPS? is read all the same)
+                try:
+                    v = await self._state()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    v = None
+                if v is not None and v.startswith("0"):
+                    self.running = False
+                    continue
+                try:
+                    await self.query()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    self._error("AT+CGPSINFO", e)

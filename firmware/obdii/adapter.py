@@ -1,0 +1,168 @@
+# The adapter's set-up and the co-processor's own commands, the rare paths of obdii.obd.Obd:
+# init (ATZ, ATE0, ATH0, ATSP, supported-PID discovery), identification (ATI -> devType -> ONE+
+# model), its GNSS power (ATGPSON/ATGPSOFF) and low power (ATR + ATLP, ATI to wake). Obd imports
+# this module for the call and drops it from sys.modules afterwards on the device.
+from core.compat import DEFAULT_CLOCK
+from obdii.elm import ElmError, ElmTimeout, ObdError, eol, hex_bytes
+
+# Co-processor "ATI" version (e.g. "OBD2USART V1.4" -> devType 14) to ONE+ model
+# (Freematics telelogger dashboard.js).
+COPROC_MODELS = {11: "A", 16: "A", 12: "B", 13: "B", 14: "B", 15: "H"}
+
+
+def parse_devtype(text):
+    """Co-processor type from the ATI text: "OBD2USART V1.4" -> 14 (X.Y after the space
+    following "OBD"); 0 when the text is not a Freematics co-processor's."""
+    i = text.find("OBD")
+    if i < 0:
+        return 0
+    i = text.find(" ", i)
+    if i < 0:
+        return 0
+    n = len(text)
+    while i < n and not ("0" <= text[i] <= "9"):
+        i += 1
+    x = 0
+    while i < n and "0" <= text[i] <= "9":
+        x = x * 10 + ord(text[i]) - 48
+        i += 1
+    if i + 1 >= n or text[i] != "." or not ("0" <= text[i + 1] <= "9"):
+        return 0
+    return x * 10 + ord(text[i + 1]) - 48
+
+
+async def device_type(obd, tries=3):
+    """ATI on the co-processor, up to `tries` times (official getDeviceType: 3; a miss on
+    devType 13 would open the modem on the wrong pins): (devtype, model, text). An adapter
+    that answers but is not a Freematics one gives (0, None, its text); one that never answers
+    raises the last error."""
+    last = None
+    for _ in range(tries):
+        try:
+            lines = await obd.link.query("ATI", obd.short_ms)
+        except ElmError as e:
+            last = e
+            continue
+        for ln in lines:
+            t = parse_devtype(ln)
+            if t:
+                return t, COPROC_MODELS.get(t), ln
+        last = "\r".join(lines)
+    if isinstance(last, str):
+        return 0, None, last
+    raise last
+
+
+async def init(obd, protocol=0):
+    """Reset and configure the adapter, then discover the supported PIDs.
+    Returns the number of supported PIDs; raises ElmError if the adapter or the
+    car does not answer."""
+    # Official FreematicsOBD init(): ATZ up to 3 times, then ATE0 and ATH0 whatever they
+    # answer (the co-processor's ATZ reply and prompt timing vary). Only an adapter that
+    # answers none of ATZ x3 and ATE0 is reported here, as the ATZ timeout.
+    obd.gnss_started = False
+    obd.banner = None
+    silent = None
+    for _ in range(3):
+        try:
+            lines = await obd.link.query("ATZ", obd.reset_ms)
+            obd.banner = lines[-1] if lines else ""
+            silent = None
+            break
+        except ElmTimeout as e:
+            silent = e
+        except ElmError:
+            silent = None  # it answered (something): the reset happened
+            break
+    for cmd in ("ATE0", "ATH0"):
+        try:
+            await obd.link.query(cmd, obd.short_ms)
+        except ElmTimeout:
+            if silent is not None:
+                raise silent
+        except ElmError:
+            pass
+        silent = None
+    if protocol:
+        await _ok(obd, "ATSP%X" % protocol)
+    return await discover(obd)
+
+async def _ok(obd, cmd):
+    lines = await obd.link.query(cmd, obd.short_ms)
+    if "OK" not in lines:
+        raise ObdError(cmd, "\r".join(lines), "expected OK")
+
+async def discover(obd):
+    """Read the supported-PID bitmaps 0100, 0120, ... (each chained while its last
+    bit, PID base+0x20, is set). Replies from several ECUs are OR-ed."""
+    sup = obd.supported
+    for i in range(32):
+        sup[i] = 0
+    base = 0
+    while base < 0x100:
+        n = await obd._query_pid(base, obd.long_ms)
+        buf = obd.link.buf
+        line = obd._line
+        got = False
+        s = 0
+        while s < n:
+            e = eol(buf, s, n)
+            k = hex_bytes(buf, s, e, line, 0)
+            if k >= 6 and line[0] == 0x41 and line[1] == base:
+                for j in range(4):
+                    sup[(base >> 3) + j] |= line[2 + j]
+                got = True
+            s = e + 1
+        if not got:
+            obd._fail()
+            raise ObdError(obd._cmd.decode(), obd.link.text(), "no 41 %02X bitmap in reply" % base)
+        if not (sup[(base >> 3) + 3] & 1):
+            break
+        base += 0x20
+    obd.errors = 0
+    return len(obd.supported_pids())
+
+
+def _sleep(obd, ms):
+    return (getattr(obd.link, "clock", None) or DEFAULT_CLOCK).sleep_ms(ms)
+
+
+# -- co-processor GNSS (official gpsBegin / gpsGetData / gpsEnd) ---------------------------
+async def gnss_on(obd):
+    """ATGPSON: switch the co-processor's GNSS on (its reply is not checked, as in the official
+    gpsBegin), then let it start (300 ms)."""
+    try:
+        await obd.link.query("ATGPSON", obd.short_ms)
+    except ElmError:
+        pass
+    obd.gnss_started = True
+    await _sleep(obd, 300)
+
+async def gnss_off(obd):
+    """ATGPSOFF: switch the co-processor's GNSS off (standby)."""
+    obd.gnss_started = False
+    await obd.link.query("ATGPSOFF", obd.short_ms)
+
+async def low_power(obd):
+    """Put the co-processor in low power for standby: ATR (reset), 1 s, ATLP. Replies are not
+    checked (a co-processor going to sleep may not finish its answer)."""
+    for cmd, pause in (("ATR", 1000), ("ATLP", 0)):
+        try:
+            await obd.link.query(cmd, obd.short_ms)
+        except ElmError:
+            pass
+        if pause:
+            await _sleep(obd, pause)
+    obd.gnss_started = False
+
+async def wake(obd, tries=30):
+    """Leave low power: ATI until the co-processor answers (official: up to 30 times).
+    Returns True when it answered; call init() afterwards for OBD."""
+    obd.gnss_started = False
+    for _ in range(tries):
+        try:
+            await obd.link.query("ATI", obd.short_ms)
+            return True
+        except ElmError:
+            pass
+    return False

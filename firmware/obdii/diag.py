@@ -1,0 +1,147 @@
+# OBD-II diagnostics, the rare path: VIN (mode 09 PID 02) and DTCs (modes 03/07/0A), with the
+# ISO-TP multi-frame reassembly they need. Obd.vin()/dtcs() import this for the call (dropped
+# from sys.modules afterwards on the device). Decoding of the bytes is obdii/dtc.py.
+from core.compat import hexval
+from obdii import dtc
+from obdii.elm import ElmError, ElmNoData, ObdError, eol, hex_bytes
+
+MSG_MAX = 256  # an assembled message (a VIN is 20 bytes, 0x7F DTCs fit 256)
+
+
+def iso_tp_payload(buf, n, sid, out):
+    """Reassemble a multi-frame (ISO-TP) reply shown with headers off. Two forms:
+      ELM327:             "014" / "0: 49 02 01 57 50 30" / "1: ..." (length line + "N:" lines)
+      elm327-emulator:    "0B 43 01 33 41 23 03" / "00 80 01 D2 AB 00 00" (length byte first)
+    Writes the message bytes (from the service byte, padding cut to the length) into out
+    and returns their count; returns -1 if the reply is not in a multi-frame form."""
+    total = -1
+    w = 0
+    s = 0
+    colon = False
+    while s < n:
+        e = eol(buf, s, n)
+        c = s
+        while c < e and buf[c] != 58:  # ':'
+            c += 1
+        if c < e:
+            colon = True
+            k = hex_bytes(buf, c + 1, e, out, w)
+            if k < 0:
+                return -1
+            w += k
+        elif w == 0 and total < 0 and e - s <= 3:
+            total = 0
+            for i in range(s, e):
+                v = hexval(buf[i])
+                if v < 0:
+                    return -1
+                total = (total << 4) | v
+        s = e + 1
+    if colon:
+        if 0 <= total < w:
+            w = total
+        return w
+    # emulator form: first line starts with a length byte followed by the service byte
+    e = eol(buf, 0, n)
+    if e >= n:
+        return -1
+    k = hex_bytes(buf, 0, e, out, 0)
+    if k < 2 or out[0] == sid or out[1] != sid:
+        return -1
+    total = out[0]
+    for i in range(1, k):
+        out[i - 1] = out[i]
+    w = k - 1
+    s = e + 1
+    while s < n:
+        e = eol(buf, s, n)
+        k = hex_bytes(buf, s, e, out, w)
+        if k < 0:
+            return -1
+        w += k
+        s = e + 1
+    if total < w:
+        w = total
+    return w
+
+
+async def vin(obd, tries=2):
+    """Vehicle identification number (0902): CAN multi-frame ("014" / "0: 49 02 01 ...")
+    or single-line-per-message (K-line: "49 02 01 00 00 00 57" / "49 02 02 ...")."""
+    last = None
+    msg = bytearray(MSG_MAX)
+    for _ in range(tries):
+        try:
+            n = await obd.link.query_raw(b"0902", obd.long_ms)
+            m = _payload(obd, n, 0x49, 3, msg)
+            if m < 3 or msg[0] != 0x49 or msg[1] != 0x02:
+                raise ValueError("no 49 02 message in reply")
+            v = dtc.decode_vin(msg, 3, m)
+            obd.errors = 0
+            return v
+        except ValueError as ex:
+            last = ObdError("0902", obd.link.text(), str(ex))
+        except ElmError as ex:
+            last = ex
+        obd._fail()
+    if last is None:
+        raise ObdError("0902", "", "no attempt made (tries=%d)" % tries)
+    raise last
+
+async def dtcs(obd, mode=3):
+    """Stored (mode 3), pending (7) or permanent (0x0A) DTCs as ["P0133", ...].
+    NO DATA means none stored."""
+    cmd = ("%02X" % mode).encode()
+    sid = 0x40 | mode
+    try:
+        n = await obd.link.query_raw(cmd, obd.long_ms)
+    except ElmNoData:
+        return []
+    except ElmError:
+        obd._fail()
+        raise
+    out = []
+    msg = bytearray(MSG_MAX)
+    m = iso_tp_payload(obd.link.buf, n, sid, msg)
+    if m >= 0:
+        if m < 1 or msg[0] != sid:
+            obd._fail()
+            raise ObdError(cmd.decode(), obd.link.text(), "no %02X message in reply" % sid)
+        return dtc.decode_dtcs(msg, 0, m, out)
+    buf = obd.link.buf
+    s = 0
+    found = False
+    while s < n:  # one message per line (several ECUs, or legacy 3-DTC frames)
+        e = eol(buf, s, n)
+        k = hex_bytes(buf, s, e, msg, 0)
+        if k >= 1 and msg[0] == sid:
+            found = True
+            dtc.decode_dtcs(msg, 0, k, out)
+        s = e + 1
+    if not found:
+        obd._fail()
+        raise ObdError(cmd.decode(), obd.link.text(), "no %02X message in reply" % sid)
+    return out
+
+def _payload(obd, n, sid, skip, msg):
+    """Assemble the reply in link.buf[:n] into msg; returns its length. Multi-
+    frame forms go through iso_tp_payload; otherwise every line starting with `sid`
+    is one message and the lines after the first lose their `skip` header bytes."""
+    m = iso_tp_payload(obd.link.buf, n, sid, msg)
+    if m >= 0:
+        return m
+    buf = obd.link.buf
+    line = obd._line
+    w = 0
+    s = 0
+    while s < n:
+        e = eol(buf, s, n)
+        k = hex_bytes(buf, s, e, line, 0)
+        if k >= 1 and line[0] == sid:
+            j = 0 if w == 0 else skip
+            while j < k and w < len(msg):
+                msg[w] = line[j]
+                w += 1
+                j += 1
+        s = e + 1
+    return w
