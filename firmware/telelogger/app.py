@@ -22,7 +22,7 @@ def flat_config(cfg):
 
 def _utc_ms(t):
     """AT+CCLK tuple (y, mo, d, h, mi, s, tz quarter hours, local time) -> UTC ms."""
-    from gnss.nmea import days_from_epoch
+    from gnss.fix import days_from_epoch
 
     y, mo, d, h, mi, s, tzq = t[:7]
     return ((days_from_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - tzq * 900) * 1000
@@ -72,7 +72,7 @@ def gnss_source(board, cfg):
     return src, None
 
 
-def make_gnss(board, cfg, obd, at, clock):
+def make_gnss(board, cfg, obd, at, clock, log=None):
     """The GNSS source for cfg gnss.source (after gnss_source's fallback), or None. `at`: the
     modem's ATEngine (None without one: no modem GNSS)."""
     src, note = gnss_source(board, cfg)
@@ -82,7 +82,7 @@ def make_gnss(board, cfg, obd, at, clock):
         from gnss.sources import UartGnss
 
         try:
-            return UartGnss(board.stream("gnss"), clock=clock)
+            return UartGnss(board.stream("gnss"), clock=clock, log=log)
         except Exception as e:  # host without --gps: run without GNSS
             print("gnss: none (%s)" % e)
             return None
@@ -92,14 +92,14 @@ def make_gnss(board, cfg, obd, at, clock):
             return None
         from gnss.sources import CoprocGnss
 
-        return CoprocGnss(obd.coproc_gnss)
+        return CoprocGnss(obd, clock=clock, log=log)
     if src == "modem":
         if at is None:
             print("gnss: none (source modem, but the board has no modem)")
             return None
         from gnss.sources import ModemGnss
 
-        return _ModemGnssTask(ModemGnss(at), clock)
+        return ModemGnss(at, clock=clock, log=log)  # its run() turns GNSS on again after RDY / a power cycle
     return None
 
 
@@ -142,27 +142,6 @@ def _tls_context(certs, verify=True, log=None):
         return tls_context(certs, verify=verify, log=log)
     finally:
         drop_modules("net.wifi_tls")
-
-
-class _ModemGnssTask:
-    """The SIM7600's GNSS needs the modem up: start it (AT+CGPS=1 + periodic +CGPSINFO) once the
-    modem answers, retrying; the loop runs run() as a task and reads fix()."""
-
-    def __init__(self, src, clock):
-        self.src = src
-        self.clock = clock
-
-    def fix(self):
-        return self.src.fix()
-
-    async def run(self):
-        while True:
-            try:
-                await self.src.start()
-                return
-            except Exception as e:
-                print("modem gnss: %s; retrying" % e)
-                await self.clock.sleep_ms(10000)
 
 
 def at_log(cfg, clock):
@@ -278,7 +257,7 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
         modem = ModemCtl(pub, board, clock, log)
     else:
         pub = wifi_publisher(board, fc, clock, log)
-    gnss = make_gnss(board, cfg, obd, at, clock)
+    gnss = make_gnss(board, cfg, obd, at, clock, log)
     q = cfg.get("queue") or {}
     store = Store(store_root, q.get("max_bytes", 262144), q.get("segment_bytes", 16384))
     boot = next_boot(store_root + "/boot")
