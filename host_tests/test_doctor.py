@@ -16,9 +16,9 @@ SCRIPTS = os.path.join(ROOT, "scripts")
 if SCRIPTS not in sys.path:
     sys.path.insert(0, SCRIPTS)
 
-from atdoctor import diagnose, render_text  # noqa: E402
+from atdoctor import diagnose, facts, render_text  # noqa: E402
 from atdoctor import rules as doctor_rules  # noqa: E402
-from modem import codes  # noqa: E402
+from atdoctor.codes_import import codes  # noqa: E402  (the firmware's tables: compared, never shared)
 
 FIX = os.path.join(HERE, "fixtures")
 
@@ -83,7 +83,7 @@ def test_seed_log_overwritten_echo_and_glued_app_prints():
 def test_dave1_busy_because_connect_pending():
     d = doc("seed_dave_1.log")
     f = one(d, "busy-connect-pending")
-    assert f.severity == "error" and f.code == 14 and f.meaning == codes.cmqtt_meaning(14)
+    assert f.severity == "error" and f.code == 14 and f.meaning == facts.cmqtt(14).meaning and f.kind == "host"
     assert f.command == "AT+CMQTTSUBTOPIC=0,10,1"
     assert has_evidence(f, "SENT@82569 AT+CMQTTSUBTOPIC=0,10,1")
     assert has_evidence(f, "RECV@81569 OK") and has_evidence(f, "RECV@82576 +CMQTTSUBTOPIC: 0,14")
@@ -190,7 +190,7 @@ def test_cmendes_notes_plain_capture_works():
 def test_old_firmware_lacks_ssl():
     d = doc("seed_cmendes_oldfw.txt")
     f = one(d, "firmware-no-ssl")
-    assert f.data["revision"] == "LE11B02SIM7500A" and f.fix == codes.FIRMWARE_NO_SSL_FIX
+    assert f.data["revision"] == "LE11B02SIM7500A" and f.fix == facts.FIRMWARE_NO_SSL_FIX and f.kind == "module"
     assert has_evidence(f, "+CGMR: LE11B02SIM7500A") and has_evidence(f, "RECV ERROR")
     assert "command-failed" not in d.ids()
 
@@ -218,11 +218,11 @@ def test_plain_capture_busy_publish_and_stale_session():
     assert d.fmt == "plain"
     stale = d.by_id("stale-session")
     assert sorted(f.code for f in stale) == [19, 23]
-    assert all(f.meaning == codes.cmqtt_meaning(f.code) for f in stale)
+    assert all(f.meaning == facts.cmqtt(f.code).meaning for f in stale)
     busy = one(d, "busy-async-pending")
     assert busy.code == 14 and "AT+CMQTTPUB=0,1,60" in busy.cause
     cme = [f for f in d.by_id("command-failed") if f.command == "AT+CPIN?"][0]
-    assert cme.code == 10 and cme.meaning == codes.cme_meaning(10)
+    assert cme.code == 10 and cme.meaning == "SIM not inserted" and "seat the SIM" in cme.fix
     assert "connect-result-not-awaited" not in d.ids()
 
 
@@ -243,7 +243,8 @@ def test_plain_capture_netopen_before_ssl_and_length_mismatch():
     assert "5" in f.title and "3" in f.title
     assert "pub-timeout-low" in d.ids()
     failed = {f.code: f for f in d.by_id("command-failed")}
-    assert failed[32].meaning == codes.cmqtt_meaning(32) and failed[32].cause == codes.CMQTT_HINTS[32]
+    assert failed[32].meaning == facts.cmqtt(32).meaning and failed[32].cause == facts.cmqtt(32).cause
+    assert failed[32].fix == facts.cmqtt(32).fix and "enableSNI" in failed[32].fix
     assert "not-connected" in d.ids()  # PUB -> 11 after a CONNECT that failed with 32
 
 
@@ -312,7 +313,7 @@ def test_firmware_log_connect_failure_code_and_sleep():
     ])
     d = diagnose(log)
     f = [f for f in d.by_id("command-failed") if f.code == 34][0]
-    assert f.meaning == codes.cmqtt_meaning(34) and f.cause == codes.CMQTT_HINTS[34]
+    assert f.meaning == facts.cmqtt(34).meaning and f.cause == facts.cmqtt(34).cause
     assert has_evidence(f, "RECV@9000 +CMQTTCONNECT: 0,34")
     assert one(d, "fixed-sleeps").data["gaps_ms"] == [3009 - 1009]
     assert "tls-sni-missing" not in d.ids() and "connect-result-not-awaited" not in d.ids()
@@ -414,8 +415,28 @@ def test_cli_json_and_check_exit_code():
     assert r.returncode == 2 and "cannot read" in r.stderr
 
 
-def test_tables_come_from_codes_module():
-    assert doctor_rules.codes is codes
+def test_doctor_has_its_own_tables_and_they_agree_with_the_firmware():
+    """Issue 12: the doctor judges the firmware's logs, so it keeps its own facts (written from the manual);
+    where both describe the same code they must agree - a disagreement is a finding about one of them."""
+    assert not hasattr(doctor_rules, "codes")
+    for n in range(36):
+        assert facts.cmqtt(n).meaning == codes.cmqtt_meaning(n), n
+    for n, c in facts.CME.items():
+        fw = codes.cme_meaning(n)
+        assert fw in (c.meaning, None) or "CME" in str(fw) or fw.lower() == c.meaning.lower(), (n, fw, c.meaning)
+    assert facts.FIRMWARE_NO_SSL == tuple(codes.FIRMWARE_NO_SSL)
+    assert (facts.PUB_TIMEOUT_MIN, facts.PUB_TIMEOUT_MAX) == (codes.PUB_TIMEOUT_MIN, codes.PUB_TIMEOUT_MAX)
+
+
+def test_every_code_has_its_own_cause_and_fix():
+    generic = "check the command's syntax/order against the manual"
+    seen = set()
+    for table in (facts.CMQTT, facts.CME):
+        for n, c in table.items():
+            assert c.kind in ("host", "network", "module", "info"), (n, c.kind)
+            assert c.cause and c.fix and generic not in c.fix and c.cause != c.meaning, n
+            assert c.fix not in seen or n == 0, (n, c.fix)  # no two codes share one fix
+            seen.add(c.fix)
 
 
 # ------------------------------------------------------------------ robustness

@@ -13,7 +13,16 @@ Two input shapes are understood:
 An event is a small dict: ``kind`` (``cmd`` | ``data`` | ``rx`` | ``app``), ``t`` (ms or None), ``text``,
 ``line`` (1-based line number in the input where it starts) and optional flags:
 ``hidden`` (the head of the line was overwritten by the block terminator; ``text`` is what is left),
-``plain`` (from a plain capture: the builder still has to decide whether it is modem output or a note).
+``plain`` (from a plain capture: the builder still has to decide whether it is modem output or a note),
+``raw`` (bytes: the exact body of a declared-length data entry or incoming message chunk),
+``body`` (an rx event that is the body of a +CMQTTRXTOPIC/+CMQTTRXPAYLOAD chunk),
+``glue`` (app prints: ``prev``/``next``/``both`` - which block the print sits against without a blank line;
+``None`` means prose around the log, such as a forum post, which is not the application's output).
+
+Byte-exact logs (our firmware's ATLog and other writers that keep the CRs) are read exactly: after a command
+that declares a length (AT+CMQTTPAYLOAD=0,20, AT+CCERTDOWN="f",1222...) the next SENT block's first N bytes
+are its data, whatever they contain (line breaks, "=== SENT@ ===" text), and an incoming
++CMQTTRXPAYLOAD: <idx>,<n> chunk is the next n bytes received.
 """
 
 import re
@@ -37,17 +46,148 @@ def _clean(text):
 
 
 def parse_events(text, fmt="auto"):
-    if isinstance(text, (bytes, bytearray)):
-        text = bytes(text).decode("utf-8", "replace")
+    raw = bytes(text) if isinstance(text, (bytes, bytearray)) else text.encode("utf-8", "replace")
     # Our firmware's ATLog writes the raw bytes (CRs included) and always adds "\n" before the terminator;
     # the seed's logger had CRs stripped and wrote the terminator right after the data.
-    writer_newline = "\r" in text
-    text = _clean(text)
+    writer_newline = b"\r" in raw
     if fmt == "auto":
-        fmt = detect_format(text)
+        fmt = "log" if HEADER_B.search(raw) else "plain"
     if fmt == "log":
-        return parse_log(text, writer_newline), fmt
-    return parse_plain(text), fmt
+        bodies = []
+        if writer_newline:
+            raw, bodies = extract_bodies(raw)
+        events = parse_log(_clean(raw), writer_newline)
+        return (_restore_bodies(events, bodies) if bodies else events), fmt
+    return parse_plain(_clean(raw)), fmt
+
+
+# ---------------------------------------------------------------- declared-length bodies (byte-exact logs)
+
+HEADER_B = re.compile(rb"=== *(SENT|RECV) *@ *(\d+) *===")
+WTERM = b"\n" + TERM.encode()  # the writer's newline, then the terminator
+RX_CHUNK_B = re.compile(rb"^\+CMQTTRX(?:TOPIC|PAYLOAD): *\d+ *, *(\d+) *$")
+FINAL_B = re.compile(rb"^(OK|ERROR|\+CME ERROR:.*|\+CMS ERROR:.*)$")
+TOKEN_RE = re.compile("\u27e6body:(\\d+)\u27e7")
+_LEN_ARG = {"+CMQTTTOPIC": 2, "+CMQTTPAYLOAD": 2, "+CMQTTWILLTOPIC": 2, "+CMQTTUNSUBTOPIC": 2, "+CMQTTWILLMSG": 3,
+            "+CMQTTSUBTOPIC": 3, "+CMQTTSUB": 3, "+CMQTTUNSUB": 3, "+CCERTDOWN": 2, "+CIPSEND": 2}
+_CMD_LEN_RE = re.compile(r"^AT(\+[A-Z]+)=(.*)$", re.I)
+
+
+def declared_length(cmd):
+    """Bytes a data-entry command announces (AT+CMQTTPAYLOAD=0,20 -> 20), or None when it takes no data.
+    AT+CMQTTSUB/UNSUB prompt only in their <idx>,<len>,<qos|dup> form."""
+    m = _CMD_LEN_RE.match(cmd.strip())
+    if not m:
+        return None
+    name = m.group(1).upper()
+    need = _LEN_ARG.get(name)
+    if need is None:
+        return None
+    args = m.group(2).split(",") if name != "+CCERTDOWN" else m.group(2).rsplit(",", 1)
+    if len(args) < need and name not in ("+CCERTDOWN", "+CIPSEND"):
+        return None
+    if name in ("+CMQTTSUB", "+CMQTTUNSUB") and len(args) < 3:
+        return None
+    try:
+        n = int(args[1].strip())
+    except (IndexError, ValueError):
+        return None
+    return n if n >= 0 else None
+
+
+def _token(k):
+    return ("\u27e6body:%d\u27e7" % k).encode()
+
+
+def extract_bodies(raw):
+    """Replace every declared-length body in a byte-exact log by a token; return (bytes, [(dir, bytes)]).
+
+    The body is taken by its length first: when exactly N bytes after the block header are followed by the
+    writer's terminator, those N bytes are the body even if they contain a terminator or block headers of
+    their own (a payload cannot forge blocks). Otherwise the block ends at its terminator and holds a chunk."""
+    out = bytearray()
+    bodies = []
+    pos = 0
+    sent_due = 0  # data bytes still owed to the last data-entry command
+    rx_due = 0  # bytes of an incoming message chunk still to come
+    rx_line = b""
+    while True:
+        m = HEADER_B.search(raw, pos)
+        if not m:
+            out += raw[pos:]
+            break
+        p = m.end()
+        if raw[p:p + 1] == b"\n":
+            p += 1
+        out += raw[pos:p]
+        d = m.group(1)
+        q = raw.find(WTERM, p)
+        if q < 0:
+            q = len(raw)
+        if d == b"SENT":
+            if sent_due > 0 and raw.startswith(WTERM, p + sent_due):
+                q = p + sent_due  # the whole body, by its length
+            content = raw[p:q]
+            if sent_due > 0 and not (content.startswith(b"AT") and content.endswith(b"\r")
+                                     and len(content) != sent_due):
+                bodies.append(("SENT", content))
+                out += _token(len(bodies) - 1)
+                sent_due = max(0, sent_due - len(content))
+            else:
+                n = declared_length(content.decode("latin-1").strip())
+                sent_due = n or 0
+                out += content
+        else:
+            i = p
+            while i < q:
+                if rx_due > 0:
+                    end = i + rx_due
+                    if end > q:
+                        # a terminator inside the announced chunk: when what follows the chunk's length is the
+                        # block's end or the next chunk/END, the "terminator" was payload text, not the log's
+                        if raw.startswith(WTERM, end):
+                            q = end
+                        elif raw.startswith((b"\r\n+CMQTTRX", b"\r\n\r\n+CMQTTRX"), end):
+                            q2 = raw.find(WTERM, end)
+                            q = q2 if q2 >= 0 else len(raw)
+                    chunk = raw[i:min(end, q)]
+                    bodies.append(("RECV", chunk))
+                    out += b"\n" + _token(len(bodies) - 1) + b"\n"
+                    rx_due -= len(chunk)
+                    i += len(chunk)
+                    continue
+                nl = raw.find(b"\n", i, q)
+                piece = raw[i:q] if nl < 0 else raw[i:nl + 1]
+                out += piece
+                i += len(piece)
+                rx_line += piece
+                if nl >= 0:
+                    line = rx_line.strip()
+                    rx_line = b""
+                    mm = RX_CHUNK_B.match(line)
+                    if mm:
+                        rx_due = int(mm.group(1))
+                    elif sent_due and FINAL_B.match(line):
+                        sent_due = 0  # refused before the prompt: no data follows
+        pos = q
+    return bytes(out), bodies
+
+
+def _restore_bodies(events, bodies):
+    out = []
+    for ev in events:
+        m = TOKEN_RE.search(ev.get("text", ""))
+        if not m or ev["kind"] not in ("data", "rx"):
+            out.append(ev)
+            continue
+        k = int(m.group(1))
+        b = bodies[k][1]
+        ev = dict(ev, kind="data" if bodies[k][0] == "SENT" else "rx", text=b.decode("utf-8", "replace"), raw=b)
+        ev.pop("hidden", None)
+        if bodies[k][0] == "RECV":
+            ev["body"] = True
+        out.append(ev)
+    return out
 
 
 # ---------------------------------------------------------------- plain terminal captures
@@ -105,6 +245,8 @@ def _blocks(text):
                 if not m:
                     if rest.strip():
                         items.append(("app", rest.strip(), n))
+                    elif rest is line:
+                        items.append(("blank", n))
                     break
                 before = rest[: m.start()]
                 if before.strip():
@@ -142,6 +284,32 @@ def _blocks(text):
     return items
 
 
+def _glue(items):
+    """For each app item: 'prev'/'next'/'both' when no blank line separates it from the block before/after it,
+    None when blank lines part it from both (prose around the log: a forum post, a README)."""
+    n = len(items)
+    prev = [False] * n
+    nxt = [False] * n
+    on = False
+    for k in range(n):
+        kind = items[k][0]
+        if kind == "block":
+            on = True
+        elif kind == "blank":
+            on = False
+        prev[k] = on
+    on = False
+    for k in range(n - 1, -1, -1):
+        kind = items[k][0]
+        if kind == "block":
+            on = True
+        elif kind == "blank":
+            on = False
+        nxt[k] = on
+    return [("both" if prev[k] and nxt[k] else "prev" if prev[k] else "next" if nxt[k] else None)
+            for k in range(n)]
+
+
 def parse_log(text, writer_newline=False):
     events = []
     rx_pending = ""  # received text of an unfinished line, carried across RECV blocks
@@ -169,9 +337,13 @@ def parse_log(text, writer_newline=False):
             events.extend(held_apps)
             del held_apps[:]
 
-    for item in _blocks(text):
+    items = _blocks(text)
+    glue = _glue(items)
+    for k, item in enumerate(items):
+        if item[0] == "blank":
+            continue
         if item[0] == "app":
-            ev = {"kind": "app", "t": None, "text": item[1], "line": item[2]}
+            ev = {"kind": "app", "t": None, "text": item[1], "line": item[2], "glue": glue[k]}
             (held_apps if rx_pending else events).append(ev)
             continue
         b = item[1]

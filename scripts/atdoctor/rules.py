@@ -2,15 +2,23 @@
 
 RULES is the table (id, function).  A rule that explains a failed command lists that exchange's index in
 ``explains``; the generic ``command-failed`` rule runs last and reports only what nobody explained.
-Error meanings and hints come from firmware/modem/codes.py (never duplicated here).
+Error meanings, causes and fixes come from the doctor's own tables (atdoctor/facts.py), written from the
+SIMCom manual: the doctor judges the firmware's logs, so it does not share the firmware's tables.
+
+Every Finding has a kind: "host" (a mistake of the host: what the user must fix), "network" / "module"
+(what happened to the device: the network or broker refused or went away, the module refused), or "info".
 """
 
 import re
 
-from atdoctor.codes_import import codes
+from atdoctor import facts
 from atdoctor.conversation import INFO_RE, to_int, unquote
 
 SEV_ORDER = {"error": 0, "warning": 1, "info": 2}
+KIND_ORDER = {"input": 0, "host": 1, "network": 2, "module": 3, "info": 4}
+# findings that are something that happened to the device, not a mistake of the host
+EVENT_IDS = {"connection-lost": "network", "connect-result-missing": "network", "modem-rebooted": "module",
+             "query-unsupported": "module", "firmware-no-ssl": "module"}
 CLOUD_HOSTS = ("amazonaws.com", "azure-devices.net", "hivemq.cloud", "emqxsl", "googleapis.com",
                "cloudmqtt", "flespi.io", "thingsboard.cloud", "s1.eu.hivemq", "iot.")
 MANUAL_CLIENT_IDS = ("SIMCom_client01", "SIMCom_client02", "client test0")
@@ -19,9 +27,12 @@ QUERY_ONLY_OK = ("", "+CSQ", "+CREG", "+CGREG", "+CEREG", "+CPSI", "+COPS", "+CP
 
 class Finding:
     def __init__(self, fid, severity, title, cause, fix, evidence=(), command=None, code=None, meaning=None,
-                 explains=(), data=None):
+                 explains=(), data=None, kind=None):
         self.id = fid
         self.severity = severity
+        self.kind = kind or ("info" if severity == "info" else EVENT_IDS.get(fid, "host"))
+        self.count = 1
+        self.session = 0
         self.title = title
         self.cause = cause
         self.fix = fix
@@ -33,7 +44,8 @@ class Finding:
         self.data = data or {}
 
     def to_dict(self):
-        return {"id": self.id, "severity": self.severity, "title": self.title, "command": self.command,
+        return {"id": self.id, "severity": self.severity, "kind": self.kind, "count": self.count,
+                "session": self.session, "title": self.title, "command": self.command,
                 "code": self.code, "meaning": self.meaning, "cause": self.cause, "fix": self.fix,
                 "evidence": self.evidence, "explains": self.explains, "data": self.data}
 
@@ -73,7 +85,7 @@ def err_of(x):
     for t, text, err in x.result_codes():
         if err != 0:
             if x.name.startswith("+CMQTT"):
-                return err, codes.cmqtt_meaning(err), "cmqtt", ev_recv(t, text)
+                return err, facts.cmqtt(err).meaning, "cmqtt", ev_recv(t, text)
             return err, "%s result %d" % (x.name, err), "result", ev_recv(t, text)
     if x.final is None or x.final == "OK":
         return None
@@ -81,7 +93,8 @@ def err_of(x):
     if f.startswith("+CME ERROR:"):
         v = f.split(":", 1)[1].strip()
         n = to_int(v)
-        return (n if n is not None else v), (codes.cme_meaning(n) if n is not None else v), "cme", ev_recv(x.final_t, f)
+        c = facts.cme(v)
+        return (n if n is not None else v), c.meaning, "cme", ev_recv(x.final_t, f)
     if f.startswith("+CMS ERROR:"):
         v = f.split(":", 1)[1].strip()
         return v, "SMS error %s" % v, "cms", ev_recv(x.final_t, f)
@@ -93,7 +106,9 @@ def failed_with(conv, code):
 
 
 def hint(code):
-    return codes.CMQTT_HINTS.get(code) if isinstance(code, int) else None
+    """Cause of a CMQTT <err> (the doctor's table)."""
+    return facts.cmqtt(code).cause if isinstance(code, int) else None
+
 
 
 def client_of(x):
@@ -118,7 +133,7 @@ def sent_before_result(conv, p, x):
 def r_busy(conv):
     out = []
     for x in failed_with(conv, 14):
-        code, meaning = 14, codes.cmqtt_meaning(14)
+        code, meaning = 14, facts.cmqtt(14).meaning
         pend = [p for p in conv.exchanges[: x.idx] if sent_before_result(conv, p, x)]
         connect = [p for p in pend if p.name == "+CMQTTCONNECT"]
         rx_open = _rx_in_flight(conv, x)
@@ -262,7 +277,7 @@ def r_not_connected(conv):
             cause += " The app misread the query as 'connected'."
         if later11:
             cause += (" Every MQTT command after it then failed with 11 (%s), first %s."
-                      % (codes.cmqtt_meaning(11), later11[0].cmd))
+                      % (facts.cmqtt(11).meaning, later11[0].cmd))
         out.append(Finding(
             "not-connected", "error", "the MQTT client was not connected (CONNECT? shows no server address)",
             cause,
@@ -271,12 +286,12 @@ def r_not_connected(conv):
             "URC reports an error, its code says why the connect failed (TLS: 32 handshake, 33/34 certificates, "
             "31 not authorized).",
             evidence, command=q.cmd, code=11 if later11 else None,
-            meaning=codes.cmqtt_meaning(11) if later11 else None, explains=sorted(explained),
+            meaning=facts.cmqtt(11).meaning if later11 else None, explains=sorted(explained),
             data={"query_t": q.t, "clients_down": sorted(down), "failed_11": [x.cmd for x in later11]}))
     # 11 failures without a CONNECT? query
     for x in failed_with(conv, 11):
-        if x.idx in explained:
-            continue
+        if x.idx in explained or x.name == "+CMQTTCONNECT":
+            continue  # +CMQTTCONNECT: <idx>,11 is the connect's own result, not a command sent unconnected
         prior = [p for p in conv.find("+CMQTTCONNECT", "=") if p.idx < x.idx]
         lost = [u for u in conv.urcs if u[1].startswith(("+CMQTTCONNLOST", "+CMQTTNONET")) and u[2] < x.idx]
         if lost:
@@ -289,11 +304,11 @@ def r_not_connected(conv):
         else:
             cause = "the session dropped after CONNECT succeeded (a CONNLOST URC may have been missed)"
         out.append(Finding(
-            "not-connected", "error", "%s failed: 11 (%s)" % (x.name[1:], codes.cmqtt_meaning(11)),
+            "not-connected", "error", "%s failed: 11 (%s)" % (x.name[1:], facts.cmqtt(11).meaning),
             cause + ". " + (hint(11) or ""),
             "track the connection from +CMQTTCONNECT: <idx>,0 / +CMQTTCONNLOST / +CMQTTNONET and reconnect "
             "before publishing.",
-            [ev_sent(x)] + ev_reply(x), command=x.cmd, code=11, meaning=codes.cmqtt_meaning(11), explains=[x.idx]))
+            [ev_sent(x)] + ev_reply(x), command=x.cmd, code=11, meaning=facts.cmqtt(11).meaning, explains=[x.idx]))
     return out
 
 
@@ -478,7 +493,7 @@ def r_firmware(conv):
                 m = re.match(r"^(?:\+C?GMR:|Revision:)\s*(\S+)", s)
                 if m:
                     revs.append((m.group(1), x, t, s))
-    bad = [r for r in revs if r[0] in codes.FIRMWARE_NO_SSL]
+    bad = [r for r in revs if r[0] in facts.FIRMWARE_NO_SSL]
     refused = [x for x in conv.find("+CSSLCFG", "=") if x.failed()]
     if bad or refused:
         ev = []
@@ -494,7 +509,7 @@ def r_firmware(conv):
                      "parameter is out of range." % (" on firmware %s" % revs[0][0] if revs else ""))
         out.append(Finding(
             "firmware-no-ssl", "error", "the modem firmware lacks SSL (AT+CSSLCFG refused)", cause,
-            codes.FIRMWARE_NO_SSL_FIX, ev, command=refused[0].cmd if refused else None,
+            facts.FIRMWARE_NO_SSL_FIX, ev, command=refused[0].cmd if refused else None,
             explains=[x.idx for x in refused], data={"revision": (bad or revs or [(None,)])[0][0]}))
     return out
 
@@ -700,8 +715,9 @@ def r_connlost(conv):
         x = conv.exchanges[after] if 0 <= after < len(conv.exchanges) else None
         ev = ([ev_sent(x)] + ev_reply(x) if x else []) + [ev_recv(t, text)]
         explains = []
+        kind = None
         if text.startswith("+CMQTTCONNLOST"):
-            why = "connection lost: %s" % codes.CMQTT_CONNLOST_CAUSES.get(cause_n, "cause %s" % cause_n)
+            why = "connection lost: %s" % facts.CONNLOST.get(cause_n, "cause %s" % cause_n)
         elif text.startswith("+CMQTTNONET"):
             why = "the network went away (+CMQTTNONET): the service must be restarted with START"
         else:
@@ -715,11 +731,13 @@ def r_connlost(conv):
                       % (x.results[0][1] if x.results else "(none)"))
             fix = "send AT+CMQTTUNSUB=%s,<len>,0 (dup 0 on a first attempt), then reconnect." % client_of(x)
             explains.append(x.idx)
+            kind = "host"  # the host's malformed UNSUBSCRIBE made the broker close the connection
         elif x is not None and err_of(x):
             explains.append(x.idx)
             cause += " %s failed just before (%s)." % (x.name[1:], err_of(x)[1])
         out.append(Finding("connection-lost", "error", why.split(":")[0], cause, fix, ev, command=x.cmd if x else None,
-                           code=cause_n, meaning=codes.CMQTT_CONNLOST_CAUSES.get(cause_n), explains=explains))
+                           code=cause_n, meaning=facts.CONNLOST.get(cause_n), explains=explains,
+                           kind=kind))
     return out
 
 
@@ -740,19 +758,24 @@ def r_subtopic_without_sub(conv):
 
 
 def r_data(conv):
+    """The data after '>' against the length the command declared. In a byte-exact log (the writer kept the
+    bytes: our ATLog, a SIM7600 peer) the count is exact, binary and line breaks included; in a log whose
+    writer stripped CRs (the seed thread) a CRLF count is tried too."""
     out = []
     for x in conv.exchanges:
         if not x.expects_prompt() or not x.data:
             continue
-        declared = to_int(x.arg(1) if x.name == "+CCERTDOWN" else x.arg(1))
+        declared = x.declared()
         if declared is None:
             continue
         d = "".join(s for _, s in x.data)
-        redacted = re.search(r"\[REMOVED|\(Insert|\.\.\.\]", d)
+        exact = all(r is not None for r in x.data_raw)
+        n = x.data_len()
+        redacted = not exact and re.search(r"\[REMOVED|\(Insert|\.\.\.\]", d)
         if x.name == "+CCERTDOWN":
-            lf = len(d.encode())
-            crlf = len(d.replace("\n", "\r\n").encode())
-            lead = d.startswith("\n")
+            lf = n
+            crlf = n if exact else len(d.replace("\n", "\r\n").encode())
+            lead = d.startswith("\n") or d.startswith("\r\n")
             notes = []
             if lead:
                 notes.append("the data sent starts with a line break (the SENT block opens with an empty line): "
@@ -763,42 +786,50 @@ def r_data(conv):
                              "not a corruption")
             mismatch = not redacted and declared not in (lf, crlf)
             if mismatch:
-                notes.append("declared %d bytes but %d (LF) / %d (CRLF) were sent" % (declared, lf, crlf))
+                notes.append("declared %d bytes but %d were sent" % (declared, n) if exact else
+                             "declared %d bytes but %d (LF) / %d (CRLF) were sent" % (declared, lf, crlf))
             if not notes:
                 continue
             if redacted:
                 notes.append("the content is redacted in the log, so %d bytes cannot be checked against it" % declared)
             out.append(Finding(
-                "cert-upload", "warning" if mismatch else "info", "certificate %s: %d bytes declared, %s" % (unquote(x.arg(0, "")), declared,
-                                                                                 x.final or "no final result"),
+                "cert-upload", "warning" if mismatch else "info", "certificate %s: %d bytes declared, %s"
+                % (unquote(x.arg(0, "")), declared, x.final or "no final result"),
                 "; ".join(notes) or "uploaded",
                 "count bytes of the exact data written (len(data) in bytes), not characters or lines; the modem "
-                "reads exactly that many.", [ev_sent(x)] + ["%s <%d bytes of data>" % ("SENT@%d" % t if t is not None else "sent", len(s.encode()))
-                                   for t, s in x.data]
-                + ev_reply(x), command=x.cmd, data={"declared": declared, "leading_newline": lead}))
+                "reads exactly that many.", [ev_sent(x)] + ["%s <%d bytes of certificate/key data, not shown>"
+                                                            % ("SENT@%d" % t if t is not None else "sent", c)
+                                                            for (t, _s), c in zip(x.data, _piece_lens(x))]
+                + ev_reply(x), command=x.cmd, data={"declared": declared, "sent": n, "leading_newline": lead}))
             continue
         if redacted:
             continue
-        n = len(d.encode())
         if n != declared:
+            shown = b"".join(r for r in x.data_raw) if exact else d.encode()
             out.append(Finding(
                 "data-length", "error", "%s declared %d bytes but %d were sent" % (x.name[1:], declared, n),
                 "the modem reads exactly <req_length> bytes after '>': fewer leave it waiting, more spill into the "
-                "next command.", "declare len(data.encode()) bytes and write exactly those bytes, no CR/LF.",
-                [ev_sent(x)] + ["data %r" % d], command=x.cmd, explains=[x.idx] if x.failed() else []))
+                "next command.", "declare len(data) in bytes (len(s.encode()) for text) and write exactly those "
+                "bytes, no CR/LF after them.",
+                [ev_sent(x)] + ["data (%d bytes) %r" % (n, shown[:80])], command=x.cmd,
+                explains=[x.idx] if x.failed() else [], data={"declared": declared, "sent": n}))
     return out
+
+
+def _piece_lens(x):
+    return [len(r) if r is not None else len(s.encode()) for (_, s), r in zip(x.data, x.data_raw)]
 
 
 def r_pub_timeout(conv):
     out = []
     for x in conv.find("+CMQTTPUB", "="):
         pt = to_int(x.arg(2))
-        if pt is not None and pt < codes.PUB_TIMEOUT_MIN:
+        if pt is not None and pt < facts.PUB_TIMEOUT_MIN:
             out.append(Finding(
-                "pub-timeout-low", "warning", "CMQTTPUB pub_timeout %d s is below %d" % (pt, codes.PUB_TIMEOUT_MIN),
+                "pub-timeout-low", "warning", "CMQTTPUB pub_timeout %d s is below %d" % (pt, facts.PUB_TIMEOUT_MIN),
                 "V3.00 firmware accepts %d-%d s; smaller values may be rejected."
-                % (codes.PUB_TIMEOUT_MIN, codes.PUB_TIMEOUT_MAX),
-                "use a pub_timeout of at least %d." % codes.PUB_TIMEOUT_MIN, [ev_sent(x)], command=x.cmd,
+                % (facts.PUB_TIMEOUT_MIN, facts.PUB_TIMEOUT_MAX),
+                "use a pub_timeout of at least %d." % facts.PUB_TIMEOUT_MIN, [ev_sent(x)], command=x.cmd,
                 explains=[x.idx] if x.failed() else []))
     return out
 
@@ -816,20 +847,78 @@ def r_result_missing(conv):
     return out
 
 
+QUERY_EXEC = ("+CSQ", "+CBC", "+CPSI", "+CCLK", "+CGPSINFO", "+CGNSSINFO", "+CNUM", "+CICCID", "+CIMI", "+CGSN",
+              "+CGMR", "+CGMM", "+CPMUTEMP", "+CADC")
+
+
+def _is_query(x):
+    return x.op == "?" or (x.op == "" and x.name in QUERY_EXEC)
+
+
+def code_facts(x, e):
+    """(kind, cause, fix) for the failure e = err_of(x): every code has its own cause and fix."""
+    code, _meaning, kind, _ev = e
+    if kind == "cmqtt":
+        c = facts.cmqtt(code)
+        if x.name == "+CMQTTCONNECT" and code == 11:
+            return (facts.NETWORK, "CONNECT's own deferred result +CMQTTCONNECT: %s,11: the module could not "
+                    "establish the MQTT session and names no more specific reason (broker or network unreachable, "
+                    "or the link dropped during the connect)" % client_of(x),
+                    "check the broker address/port and coverage (AT+CSQ, AT+CPSI?), then retry the connect with "
+                    "a backoff")
+        return c.kind, c.cause, c.fix
+    if kind == "cme":
+        c = facts.cme(code)
+        return c.kind, c.cause, c.fix
+    if kind == "cms":
+        return (facts.MODULE,) + facts.CMS_ERROR
+    if kind == "result":
+        return (facts.NETWORK, "%s reported error %s in its deferred result: the module's TCP/IP service could "
+                "not do it (PDP context/network)" % (x.name, code),
+                "check registration (AT+CGREG?/CEREG?) and the APN, then retry; the code is from the manual's "
+                "TCP/IP error table (ch.11)")
+    if _is_query(x):
+        return (facts.MODULE, "the module answers %s to the query %s: this firmware does not implement it, or "
+                "the value is not available in its current state (e.g. the clock before network time)"
+                % (x.final, x.cmd),
+                "nothing to fix in the host if it copes without the value: stop polling it (or poll rarely), "
+                "or get the value another way; it is not a failure of the session")
+    return (facts.HOST,) + facts.ERROR_NO_CODE
+
+
 def r_command_failed(conv, explained):
-    out = []
+    """One finding per distinct failure (same command, same code), with how often it happened."""
+    groups = {}
+    order = []
     for x in conv.exchanges:
         e = err_of(x)
         if not e or x.idx in explained:
             continue
-        code, meaning, kind, _ev = e
-        h = hint(code) if kind == "cmqtt" else None
-        out.append(Finding(
-            "command-failed", "error", "%s failed%s" % (x.cmd, (": %s (%s)" % (code, meaning)) if code is not None
-                                                       else ""),
-            h or ("the modem rejected the command: %s." % meaning),
-            "check the command's syntax/order against the manual; %s" % (h or "see the meaning above"),
-            [ev_sent(x)] + ev_reply(x), command=x.cmd, code=code, meaning=meaning, explains=[x.idx]))
+        key = (x.cmd, e[0], e[2])
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append((x, e))
+    out = []
+    for key in order:
+        items = groups[key]
+        x, e = items[0]
+        code, meaning, _k, _ev = e
+        kind, cause, fix = code_facts(x, e)
+        n = len(items)
+        title = "%s failed%s" % (x.cmd, (": %s (%s)" % (code, meaning)) if code is not None else "")
+        if n > 1:
+            title += " - %d times" % n
+        evidence = [ev_sent(x)] + ev_reply(x)
+        if n > 1:
+            last = items[-1][0]
+            evidence.append("... the same %d more times, the last at %s" % (n - 1, last.stamp()))
+        severity = "error" if kind == facts.HOST else "warning"
+        f = Finding("command-failed", severity, title, cause, fix, evidence, command=x.cmd, code=code,
+                    meaning=meaning, explains=[i[0].idx for i in items], kind=kind,
+                    data={"count": n, "idx": [i[0].idx for i in items]})
+        f.count = n
+        out.append(f)
     return out
 
 
@@ -872,6 +961,15 @@ def _cross_reference(findings):
             f.data["likely"] = likely
 
 
+def count_kinds(findings):
+    """{kind: count}: a host finding of severity info counts as information."""
+    k = {"input": 0, "host": 0, "network": 0, "module": 0, "info": 0}
+    for f in findings:
+        kind = "info" if f.severity == "info" and f.kind == "host" else f.kind
+        k[kind] = k.get(kind, 0) + 1
+    return k
+
+
 def run_rules(conv):
     findings = []
     for rid, fn in RULES:
@@ -884,5 +982,5 @@ def run_rules(conv):
     for f in findings:
         explained.update(f.explains)
     findings += r_command_failed(conv, explained)
-    findings.sort(key=lambda f: SEV_ORDER.get(f.severity, 3))
+    findings.sort(key=lambda f: (KIND_ORDER.get(f.kind, 5), SEV_ORDER.get(f.severity, 3)))
     return findings
