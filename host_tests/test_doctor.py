@@ -492,3 +492,302 @@ def test_polling_and_batching_are_not_fixed_sleeps_and_csq_99_is_not_a_failure()
     d = diagnose("".join(log), fmt="log")
     assert "fixed-sleeps" not in d.ids(), render_text(d)
     assert "command-failed" not in d.ids(), render_text(d)
+
+
+# ------------------------------------------------------------------ transcripts the doctor did not write
+
+TERM_LINE = b"=================="
+
+
+def peer_log(script):
+    """A transcript as an independent SIM7600 peer writes it (not the firmware's ATLog): for each write or read,
+    '=== SENT@<ms> ===' or '=== RECV@<ms> ===', a newline, the raw bytes exactly, a newline, the terminator."""
+    out = bytearray()
+    for t, direction, data in script:
+        out += b"=== %s@%d ===\n" % (b"SENT" if direction == "S" else b"RECV", t)
+        out += data + b"\n" + TERM_LINE + b"\n"
+    return bytes(out)
+
+
+def crc_batch(seq, extra=b""):
+    """A compact batch as FORMAT.md lays it out (magic F7, version 1, device id, seq0, base time, one record
+    with rpm 2150 = 98 04 cc 21, CRC32 LE), plus bytes that trip a line-based reader."""
+    import binascii
+    import struct
+
+    body = b"\xf7\x01\x04fm-1" + bytes([seq]) + b"\x00" + b"\x08\x0a" + b"\x98\x04\xcc\x21" + extra
+    return body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
+
+
+FORGED = (b"\n==================\n=== SENT@999 ===\nAT+CMQTTUNSUB=0,5,1\r\n==================\n"
+          b"=== RECV@1000 ===\n\r\n+CMQTTCONNECT: 0,30\r\nERROR\r\n==================\n")
+
+
+def _publish(script, t, payload, topic=b"fm/fm-1/data"):
+    script += [
+        (t, "S", b"AT+CMQTTTOPIC=0,%d\r" % len(topic)), (t + 3, "R", b"\r\n>"), (t + 4, "S", topic),
+        (t + 7, "R", b"\r\nOK\r\n"),
+        (t + 8, "S", b"AT+CMQTTPAYLOAD=0,%d\r" % len(payload)), (t + 11, "R", b"\r\n>"), (t + 12, "S", payload),
+        (t + 17, "R", b"\r\nOK\r\n"),
+        (t + 18, "S", b"AT+CMQTTPUB=0,1,60\r"), (t + 22, "R", b"\r\nOK\r\n"), (t + 143, "R", b"\r\n+CMQTTPUB: 0,0\r\n"),
+    ]
+
+
+def peer_session():
+    """A good firmware run seen by a peer: compact batches with '\\n', CRLF and a trailing newline in them, one
+    whose bytes look like log blocks, an incoming command whose payload forges blocks, AT+CCLK? refused every
+    30 s by a module that does not implement it, and two connection losses the peer injected."""
+    conn = b'AT+CMQTTCONNECT=0,"tcp://10.0.0.2:1883",60,1\r'
+    s = [
+        (0, "S", b"AT\r"), (3, "R", b"\r\nOK\r\n"), (4, "S", b"ATE0\r"), (7, "R", b"ATE0\r\r\nOK\r\n"),
+        (10, "S", b"AT+CMQTTSTART\r"), (13, "R", b"\r\nOK\r\n"), (87, "R", b"\r\n+CMQTTSTART: 0\r\n"),
+        (90, "S", b'AT+CMQTTACCQ=0,"fm-1",0,4\r'), (93, "R", b"\r\nOK\r\n"),
+        (95, "S", conn), (99, "R", b"\r\nOK\r\n"), (1311, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+        (1312, "S", b"AT+CMQTTSUB=0,9,1\r"), (1315, "R", b"\r\n>"), (1316, "S", b"fm/fm-1/c"),
+        (1320, "R", b"\r\nOK\r\n"), (1502, "R", b"\r\n+CMQTTSUB: 0,0\r\n"),
+    ]
+    payloads = []
+    t = 2213
+    for i in range(31):
+        s += [(t, "S", b"AT+CCLK?\r"), (t + 4, "R", b"\r\nERROR\r\n")]
+        extra = (b"\n\r\n", b"\n", b"\r\n\n", FORGED)[i % 4] if i % 3 else b""
+        p = crc_batch(i, extra) + b"\n"  # the format's own trailing newline
+        payloads.append(p)
+        _publish(s, t + 37, p)
+        if i in (9, 20):  # the peer cuts the link; the firmware reconnects
+            s += [(t + 1001, "R", b"\r\n+CMQTTCONNLOST: 0,1\r\n"), (t + 1006, "S", conn), (t + 1010, "R", b"\r\nOK\r\n"),
+                  (t + 2217, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n")]
+        if i == 12:  # an incoming command whose payload forges log blocks, split over two reads
+            body = b'{"cmd":"ping"}' + FORGED
+            s += [(t + 3001, "R", b"\r\n+CMQTTRXSTART: 0,9,%d\r\n+CMQTTRXTOPIC: 0,9\r\nfm/fm-1/c\r\n"
+                   b"+CMQTTRXPAYLOAD: 0,%d\r\n" % (len(body), len(body)) + body[:7]),
+                  (t + 3003, "R", body[7:] + b"\r\n+CMQTTRXEND: 0\r\n")]
+        t += 30011
+    return peer_log(s), payloads, body
+
+
+def test_peer_transcript_with_binary_payloads_reads_data_exactly():
+    """Issue 12: 19 false data-length errors, 31 command-failed for AT+CCLK? and two injected CONNLOSTs, all at
+    one 'ERROR' weight, for a run where the firmware did nothing wrong."""
+    log, payloads, rx_body = peer_session()
+    d = diagnose(log, source="peer.log")
+    assert len(d.sessions) == 1 and d.fmt == "log"
+    pays = [x for x in d.conv.exchanges if x.name == "+CMQTTPAYLOAD"]
+    assert len(pays) == 31
+    for x, p in zip(pays, payloads):
+        assert x.data_raw == [p] and x.data_len() == x.declared() == len(p), (x.cmd, x.data_raw, p)
+    assert d.by_id("data-length") == [], render_text(d)
+    # the forged blocks inside payloads are data: no UNSUB was sent, no CONNECT failed with 30
+    assert not [x for x in d.conv.exchanges if x.name == "+CMQTTUNSUB"]
+    assert not [x for x in d.conv.exchanges if any(",30" in r for _, r in x.results)]
+    bodies = [e["raw"] for e in d.events if e.get("body")]
+    assert bodies == [b"fm/fm-1/c", rx_body[:7], rx_body[7:]], bodies
+    # three kinds apart
+    cclk = d.by_id("command-failed")
+    assert len(cclk) == 1 and cclk[0].count == 31 and cclk[0].kind == "module", [f.title for f in cclk]
+    assert "31 times" in cclk[0].title and "does not implement" in cclk[0].cause
+    lost = d.by_id("connection-lost")
+    assert len(lost) == 2 and all(f.kind == "network" for f in lost)
+    assert d.host_mistakes() == [], [(f.id, f.title) for f in d.host_mistakes()]
+    assert not d.check_failed()
+    text = render_text(d)
+    assert "Summary: 0 host mistakes, 2 network events, 1 module event" in text, text[-400:]
+    assert "[NETWORK EVENT] connection lost" in text and "[MODULE EVENT] AT+CCLK? failed" in text
+
+
+def test_peer_transcript_cli_check_passes_and_a_real_length_error_still_fails(tmp_path):
+    log, _, _ = peer_session()
+    path = tmp_path / "peer.log"
+    path.write_bytes(log)
+    script = os.path.join(SCRIPTS, "at_doctor.py")
+    r = subprocess.run([sys.executable, script, str(path), "--check"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+    # a host that declares 20 bytes and writes 22 (its payload plus CRLF) is still caught, exactly
+    bad = peer_log([(0, "S", b"AT+CMQTTPAYLOAD=0,20\r"), (3, "R", b"\r\n>"), (4, "S", b"\x00\n" * 10 + b"\r\n"),
+                    (9, "R", b"\r\nOK\r\n")])
+    d = diagnose(bad)
+    f = one(d, "data-length")
+    assert f.data == {"declared": 20, "sent": 22} and f.kind == "host"
+
+
+# ------------------------------------------------------------------ no AT conversation
+
+def _random_bytes(n, seed):
+    import random
+
+    rng = random.Random(seed)
+    print("random bytes seed", seed)  # replays the input
+    return bytes(rng.randrange(256) for _ in range(n))
+
+
+@pytest.mark.parametrize("name", ["empty", "random", "executable", "prose", "binary-prefix", "bad-header", "nul"])
+def test_no_at_conversation_is_said_and_fails_check(name, tmp_path):
+    """Issue 13 §4: an empty file, 4 KB of random bytes and /usr/bin/ls all said 'Findings: none', exit 0."""
+    exe = "/usr/bin/ls" if os.path.exists("/usr/bin/ls") else sys.executable
+    blob = {"empty": b"", "random": _random_bytes(4096, 1213), "executable": open(exe, "rb").read(),
+            "prose": b"Dear diary,\nthe car would not start today.\nOK then.\n",
+            "binary-prefix": b"\xff\xfe=== SENT@1 ===\r\nAT\r\n", "bad-header": b"=== RECV@x ===\n",
+            "nul": b"\x00\x01\x02"}[name]
+    path = tmp_path / ("%s.bin" % name)
+    path.write_bytes(blob)
+    d = diagnose(blob, source=str(path))
+    assert d.verdict is not None and d.verdict.id == "no-at-conversation", (d.ids(), d.verdict and d.verdict.cause)
+    assert d.check_failed()
+    text = render_text(d)
+    assert ("no AT conversation found in %s" % path) in text and "Findings: none" not in text
+    r = subprocess.run([sys.executable, os.path.join(SCRIPTS, "at_doctor.py"), str(path), "--check"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "no AT conversation found in" in r.stdout, r.stdout
+
+
+def test_wrong_baud_rate_capture_is_recognised():
+    noise = _random_bytes(3000, 77)
+    blob = noise[:1000] + b"\r\nOK\r\n" + noise[1000:2000] + b"AT+CSQ" + noise[2000:2500] + b"ERROR" + noise[2500:]
+    d = diagnose(blob, source="capture.txt")
+    assert d.verdict is not None and d.verdict.id == "wrong-baud-rate", d.verdict and d.verdict.cause
+    assert "115200" in d.verdict.fix and d.check_failed()
+    assert "wrong baud rate" in render_text(d)
+
+
+# ------------------------------------------------------------------ sessions
+
+def test_seed_thread_is_two_sessions_judged_apart():
+    """Issue 13 §4: two users' sessions merged into '35 commands over 78315 ms', a fixed sleep that 'would have
+    cost about -57109 ms', one user's ATE0 judged in the other's session, forum lines shown as app prints."""
+    d = diagnose(load("seed_thread.txt").encode(), source="seed_thread.txt")
+    assert len(d.sessions) == 2
+    s1, s2 = d.sessions
+    assert len(s1.conv.exchanges) == 14 and len(s2.conv.exchanges) == 21
+    assert s1.summary()["span_ms"] == 82569 - 4254 and s2.summary()["span_ms"] == 17431 - 4254
+    text = render_text(d)
+    assert "-57109" not in text and "about -" not in text
+    for s in d.sessions:
+        for f in s.findings:
+            if f.id == "fixed-sleeps" and f.data["mqtt_phase"]:
+                assert f.data["mqtt_phase"]["elapsed_ms"] - f.data["mqtt_phase"]["sleep_ms"] >= 0
+    # echo: dave's first session sent ATE0, the second did not; the TLS/port mistake is only the first's
+    assert "echo-on" not in [f.id for f in s1.findings] and "echo-on" in [f.id for f in s2.findings]
+    assert "tls-on-plain-port" in [f.id for f in s1.findings]
+    assert "tls-on-plain-port" not in [f.id for f in s2.findings]
+    notes = [n for s in d.sessions for n, _ in s.conv.notes]
+    assert not [n for n in notes if n.startswith(("Posted:", "Re: ", "by daveywatt", "Code: Select all"))], notes
+    assert "FAILED TO SUBSCRIBE!" in [n for n, _ in s1.conv.notes]
+    assert "Bee Rx:35 Tx:2" in [n for n, _ in s2.conv.notes]  # the print before session 2's first block
+    assert "app: Posted" not in text and "Session 2 (lines" in text
+
+
+def test_clock_going_back_and_a_new_bring_up_split_sessions():
+    a = fw_log([(100, "S", b"AT\r"), (102, "R", b"\r\nOK\r\n"), (5000, "S", b"AT+CSQ\r"),
+                (5003, "R", b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")])
+    b = fw_log([(50, "S", b"AT\r"), (52, "R", b"\r\nOK\r\n")])
+    assert len(diagnose(a + b).sessions) == 2
+    plain = "AT\nOK\nAT+CSQ\n+CSQ: 20,99\nOK\nRDY\n+CPIN: READY\nAT\nOK\nATE0\nOK\n"
+    d = diagnose(plain)
+    assert len(d.sessions) == 2 and [x.cmd for x in d.sessions[1].conv.exchanges] == ["AT", "ATE0"]
+    # a reboot the host rides through (RDY, then the bring-up without AT) stays one session: the reboot
+    # itself is the module's event
+    d = diagnose("AT\nOK\nAT+CMQTTSTART\nOK\n+CMQTTSTART: 0\nRDY\nAT+CMQTTSTART\nOK\n+CMQTTSTART: 0\n")
+    assert len(d.sessions) == 1 and one(d, "modem-rebooted").kind == "module"
+
+
+# ------------------------------------------------------------------ plain terminal capture, every code explained
+
+def test_plain_capture_with_echo_deferred_results_and_specific_fixes():
+    """Issue 13 §4: '+CMQTTCONNECT: 0,11' read as 'no AT+CMQTTCONNECT was sent'; 'SIM not inserted' and errors
+    7, 9, 32 got 'check the command's syntax/order against the manual'; data typed after '>' read as prose."""
+    cap = "\n".join([
+        "AT+CPIN?", "+CME ERROR: SIM not inserted",
+        "AT+CMQTTSTART", "OK", "+CMQTTSTART: 7",
+        "AT+CMQTTACCQ=0,\"dev1\"", "+CMQTTACCQ: 0,9", "ERROR",
+        "AT+CCERTDOWN=\"ca.pem\",76",
+        ">-----BEGIN CERTIFICATE-----",
+        "MIIBszCCAVmgAwIBAgIUZ",
+        "-----END CERTIFICATE-----",
+        "OK",
+        "AT+CMQTTCONNECT=0,\"tcp://broker.example.com:8883\",60,1", "OK", "+CMQTTCONNECT: 0,32",
+        "AT+CMQTTCONNECT=0,\"tcp://broker.example.com:1883\",60,1", "OK", "+CMQTTCONNECT: 0,11",
+    ])
+    d = diagnose(cap)
+    assert len(d.sessions) == 1 and d.fmt == "plain"
+    generic = "check the command's syntax/order against the manual"
+    for f in d.findings:
+        assert generic not in (f.fix or ""), (f.id, f.title)
+    by_code = {f.code: f for f in d.findings if f.code is not None}
+    assert by_code["SIM not inserted"].meaning == "SIM not inserted" and "seat the SIM" in by_code["SIM not inserted"].fix
+    assert by_code[7].fix == facts.cmqtt(7).fix and "APN" in by_code[7].fix
+    assert by_code[9].fix == facts.cmqtt(9).fix and "AT+CMQTTSTART" in by_code[9].fix
+    assert by_code[32].fix == facts.cmqtt(32).fix
+    c11 = [f for f in d.findings if f.code == 11]
+    assert c11 and all("no AT+CMQTTCONNECT was sent" not in f.cause for f in c11), [f.cause for f in c11]
+    assert c11[0].kind == "network" and "CONNECT's own deferred result" in c11[0].cause
+    cert = [x for x in d.conv.exchanges if x.name == "+CCERTDOWN"][0]
+    assert [s for _, s in cert.data] == ["-----BEGIN CERTIFICATE-----", "MIIBszCCAVmgAwIBAgIUZ",
+                                         "-----END CERTIFICATE-----"]
+    assert not [n for n, _ in d.conv.notes if "MIIB" in n or "CERTIFICATE" in n]
+    # deferred results are URCs: START's, CONNECT's two
+    assert d.summary()["urcs"] == 3, d.summary()
+
+
+# ------------------------------------------------------------------ secrets never printed
+
+SECRETS = ("user-Secret1", "pw-Secret2", "apnpass-Secret3", "apnuser-Secret4", "9157",
+           "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj", "keyline2-Secret5xyz")
+
+
+def _secret_log():
+    key = (b"-----BEGIN PRIVATE KEY-----\r\n" + SECRETS[5].encode() + b"\r\n" + SECRETS[6].encode()
+           + b"\r\n-----END PRIVATE KEY-----\r\n")
+    conn = b'AT+CMQTTCONNECT=0,"tcp://b.example.net:1883",60,1,"user-Secret1","pw-Secret2"\r'
+    return peer_log([
+        (10, "S", b'AT+CPIN="9157"\r'), (14, "R", b'AT+CPIN="9157"\r\r\nOK\r\n'),
+        (20, "S", b'AT+CGAUTH=1,1,"apnpass-Secret3","apnuser-Secret4"\r'), (24, "R", b"\r\nOK\r\n"),
+        (30, "S", b'AT+CCERTDOWN="clientkey.pem",%d\r' % len(key)), (34, "R", b"\r\n>"), (35, "S", key),
+        (44, "R", key + b"\r\nOK\r\n"),
+        (50, "S", b"AT+CMQTTSTART\r"), (53, "R", b"\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n"),
+        (60, "S", b'AT+CMQTTACCQ=0,"fm-1",0\r'), (63, "R", b"\r\nOK\r\n"),
+        (70, "S", conn), (73, "R", conn + b"\r\nOK\r\n"), (2075, "R", b"\r\n+CMQTTCONNECT: 0,30\r\n"),
+        (2080, "S", b"AT+CMQTTCONNECT?\r"),
+        (2083, "R", b'\r\n+CMQTTCONNECT: 0,"tcp://b.example.net:1883",60,1,"user-Secret1","pw-Secret2"\r\n'
+                    b"+CMQTTCONNECT: 1\r\n\r\nOK\r\n"),
+    ]) + b"app: logging in as user-Secret1 with pw-Secret2\n"
+
+
+def test_no_secret_in_any_output(tmp_path):
+    """Issue 11 §4: the doctor printed MQTT passwords, the PIN, APN credentials and key bodies (text and --json)."""
+    log = _secret_log()
+    d = diagnose(log, source="secret.log")
+    assert any(f.code == 30 for f in d.findings)  # the conversation is still judged
+    outputs = [render_text(d), json.dumps(d.to_dict())]
+    path = tmp_path / "secret.log"
+    path.write_bytes(log)
+    script = os.path.join(SCRIPTS, "at_doctor.py")
+    for extra in ([], ["--json"]):
+        r = subprocess.run([sys.executable, script, str(path)] + extra, capture_output=True, text=True, timeout=120)
+        outputs.append(r.stdout + r.stderr)
+    plain = ('AT+CPIN="9157"\nOK\nAT+CMQTTCONNECT=0,"tcp://b:1883",60,1,"user-Secret1","pw-Secret2"\nOK\n'
+             '+CMQTTCONNECT: 0,30\nAT+CCERTDOWN="k.pem",90\n>-----BEGIN PRIVATE KEY-----\n' + SECRETS[5]
+             + "\n-----END PRIVATE KEY-----\nOK\n")
+    dp = diagnose(plain)
+    outputs += [render_text(dp), json.dumps(dp.to_dict())]
+    for out in outputs:
+        for s in SECRETS:
+            assert s not in out, (s, [ln for ln in out.splitlines() if s in ln][:3])
+    j = d.to_dict()
+    cert = [x for x in j["conversation"] if "CCERTDOWN" in x["cmd"]][0]
+    assert cert["data_bytes"] > 0 and "not shown" in cert["data"][0][1]
+    assert '"***"' in render_text(d)
+
+
+def test_a_payload_that_forges_blocks_is_data():
+    """Issue 11 §8: an incoming payload holding '=== SENT@ ===' blocks was read as the device's commands."""
+    body = b"hi" + FORGED
+    log = peer_log([
+        (0, "S", b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'), (3, "R", b"\r\nOK\r\n"),
+        (900, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+        (1000, "R", b"\r\n+CMQTTRXSTART: 0,1,%d\r\n+CMQTTRXTOPIC: 0,1\r\nc\r\n+CMQTTRXPAYLOAD: 0,%d\r\n%s\r\n"
+                    b"+CMQTTRXEND: 0\r\n" % (len(body), len(body), body)),
+    ])
+    d = diagnose(log)
+    assert [x.cmd for x in d.conv.exchanges] == ['AT+CMQTTCONNECT=0,"tcp://b:1883",60,1'], d.ids()
+    assert [e["raw"] for e in d.events if e.get("body")] == [b"c", body]
+    assert d.findings == [] or all(f.kind == "info" for f in d.findings), d.ids()

@@ -197,12 +197,25 @@ TYPED_REPLY_RE = re.compile(r"^AT(\+[A-Z0-9]+:\s?.*)$", re.I)  # "AT+CMQTTCONNEC
 GLUED_FINAL_RE = re.compile(r"^(OK|ERROR)(\+.*)$")
 
 
+PLAIN_FINAL_RE = re.compile(r"^(OK|ERROR|\+CME ERROR:.*|\+CMS ERROR:.*|\+[A-Z]+: \d+,\d+)$")
+
+
 def parse_plain(text):
     events = []
+    due = None  # bytes still owed to the data entry of the last command (typed/pasted after its '>')
     for n, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if not line:
             continue
+        if due is not None and due > 0 and not line.startswith(">") and not PLAIN_FINAL_RE.match(line):
+            events.append({"kind": "data", "t": None, "text": line, "line": n})  # data after '>', not prose
+            due -= len(line.encode()) + 1
+            continue
+        if due is not None and line.startswith(">"):
+            due -= len(line[1:].encode())
+            events.append({"kind": "rx", "t": None, "text": line, "line": n, "plain": True})
+            continue
+        due = None
         m = TYPED_REPLY_RE.match(line)
         if m:
             events.append({"kind": "rx", "t": None, "text": m.group(1), "line": n, "plain": True,
@@ -210,6 +223,7 @@ def parse_plain(text):
             continue
         if CMD_RE.match(line):
             events.append({"kind": "cmd", "t": None, "text": line, "line": n})
+            due = declared_length(line)
             continue
         m = GLUED_FINAL_RE.match(line)
         if m:
