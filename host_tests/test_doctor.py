@@ -519,8 +519,8 @@ def crc_batch(seq, extra=b""):
     return body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
 
 
-FORGED = (b"\n==================\n=== SENT@999 ===\nAT+CMQTTUNSUB=0,5,1\r\n==================\n"
-          b"=== RECV@1000 ===\n\r\n+CMQTTCONNECT: 0,30\r\nERROR\r\n==================\n")
+FORGED = (b"\n==================\n=== SENT@99000999 ===\nAT+CMQTTUNSUB=0,5,1\r\n==================\n"
+          b"=== RECV@99001000 ===\n\r\n+CMQTTCONNECT: 0,30\r\nERROR\r\n==================\n")
 
 
 def _publish(script, t, payload, topic=b"fm/fm-1/data"):
