@@ -587,7 +587,8 @@ def test_peer_transcript_with_binary_payloads_reads_data_exactly():
     assert len(cclk) == 1 and cclk[0].count == 31 and cclk[0].kind == "module", [f.title for f in cclk]
     assert "31 times" in cclk[0].title and "does not implement" in cclk[0].cause
     lost = d.by_id("connection-lost")
-    assert len(lost) == 2 and all(f.kind == "network" for f in lost)
+    assert len(lost) == 2 and all(f.kind == "network" and f.severity == "warning" for f in lost)
+    assert all(f.data["restored"] and "network restored after 1216 ms" in f.title for f in lost), [f.title for f in lost]
     assert d.host_mistakes() == [], [(f.id, f.title) for f in d.host_mistakes()]
     assert not d.check_failed()
     text = render_text(d)
@@ -791,3 +792,23 @@ def test_a_payload_that_forges_blocks_is_data():
     assert [x.cmd for x in d.conv.exchanges] == ['AT+CMQTTCONNECT=0,"tcp://b:1883",60,1'], d.ids()
     assert [e["raw"] for e in d.events if e.get("body")] == [b"c", body]
     assert d.findings == [] or all(f.kind == "info" for f in d.findings), d.ids()
+
+
+def test_a_command_crossing_connlost_is_the_network_one_sent_long_after_is_the_host():
+    """Issue 13 §6: say which findings the injected cut caused and that the firmware recovered."""
+    conn = b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'
+
+    def run(delay):
+        return diagnose(peer_log([
+            (0, "S", conn), (3, "R", b"\r\nOK\r\n"), (300, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+            (5000, "R", b"\r\n+CMQTTCONNLOST: 0,3\r\n"),
+            (5000 + delay, "S", b"AT+CMQTTTOPIC=0,3\r"), (5003 + delay, "R", b"\r\n+CMQTTTOPIC: 0,11\r\n\r\nERROR\r\n"),
+        ]))
+
+    crossed = run(20)
+    assert [f.kind for f in crossed.by_id("not-connected")] == ["network"] and not crossed.check_failed()
+    lost = one(crossed, "connection-lost")
+    assert not lost.data["restored"] and "ends before a successful reconnect" in lost.cause
+    ignored = run(7000)
+    f = one(ignored, "not-connected")
+    assert f.kind == "host" and "7000 ms after that URC" in f.cause and ignored.check_failed()

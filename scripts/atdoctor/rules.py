@@ -31,6 +31,8 @@ class Finding:
         self.id = fid
         self.severity = severity
         self.kind = kind or ("info" if severity == "info" else EVENT_IDS.get(fid, "host"))
+        if self.kind in ("network", "module") and severity == "error":
+            severity = self.severity = "warning"  # an event, not a mistake: "error" is for the host's own
         self.count = 1
         self.session = 0
         self.title = title
@@ -293,9 +295,17 @@ def r_not_connected(conv):
         if x.idx in explained or x.name == "+CMQTTCONNECT":
             continue  # +CMQTTCONNECT: <idx>,11 is the connect's own result, not a command sent unconnected
         prior = [p for p in conv.find("+CMQTTCONNECT", "=") if p.idx < x.idx]
-        lost = [u for u in conv.urcs if u[1].startswith(("+CMQTTCONNLOST", "+CMQTTNONET")) and u[2] < x.idx]
+        since = prior[-1].idx if prior else -1
+        lost = [u for u in conv.urcs if u[1].startswith(("+CMQTTCONNLOST", "+CMQTTNONET")) and since <= u[2] <= x.idx]
+        kind = None
         if lost:
+            lt = lost[-1][0]
+            late = (x.t - lt) if (x.t is not None and lt is not None) else None
             cause = "the connection was lost before: %s" % lost[-1][1]
+            if late is not None and late > RACE_MS:
+                cause += " - and the host still sent this command %d ms after that URC" % late
+            else:
+                kind = facts.NETWORK  # the command crossed the URC: what the network did, not a host mistake
         elif not prior:
             cause = "no AT+CMQTTCONNECT was sent before this command"
         elif not any(e == 0 for _, _, e in prior[-1].result_codes()):
@@ -303,12 +313,14 @@ def r_not_connected(conv):
                      % (prior[-1].stamp(), client_of(prior[-1])))
         else:
             cause = "the session dropped after CONNECT succeeded (a CONNLOST URC may have been missed)"
+            kind = facts.NETWORK
         out.append(Finding(
             "not-connected", "error", "%s failed: 11 (%s)" % (x.name[1:], facts.cmqtt(11).meaning),
             cause + ". " + (hint(11) or ""),
             "track the connection from +CMQTTCONNECT: <idx>,0 / +CMQTTCONNLOST / +CMQTTNONET and reconnect "
             "before publishing.",
-            [ev_sent(x)] + ev_reply(x), command=x.cmd, code=11, meaning=facts.cmqtt(11).meaning, explains=[x.idx]))
+            [ev_sent(x)] + ev_reply(x) + [ev_recv(u[0], u[1]) for u in lost[-1:]], command=x.cmd, code=11,
+            meaning=facts.cmqtt(11).meaning, explains=[x.idx], kind=kind))
     return out
 
 
@@ -704,6 +716,19 @@ def r_stale_session(conv):
     return out
 
 
+RACE_MS = 1000  # a command sent this soon after a CONNLOST/NONET URC crossed it (the host could not know yet)
+
+
+def _restored(conv, after):
+    """(exchange, t) of the first CONNECT after index `after` that the broker accepted (+CMQTTCONNECT: i,0)."""
+    for p in conv.exchanges[after + 1:]:
+        if p.name == "+CMQTTCONNECT" and p.op == "=":
+            ok = [(t, s) for t, s, e in p.result_codes() if e == 0]
+            if ok:
+                return p, ok[0][0]
+    return None, None
+
+
 def r_connlost(conv):
     out = []
     for t, text, after, _k in conv.urcs:
@@ -735,9 +760,21 @@ def r_connlost(conv):
         elif x is not None and err_of(x):
             explains.append(x.idx)
             cause += " %s failed just before (%s)." % (x.name[1:], err_of(x)[1])
-        out.append(Finding("connection-lost", "error", why.split(":")[0], cause, fix, ev, command=x.cmd if x else None,
+        title = why.split(":")[0]
+        back, back_t = _restored(conv, after)
+        if back is not None:
+            took = (back_t - t) if (back_t is not None and t is not None) else None
+            title += " - network restored" + (" after %d ms" % took if took is not None else "")
+            cause += (" The host recovered: %s was accepted (+CMQTTCONNECT: %s,0%s): network restored."
+                      % (back.cmd, client_of(back), " at RECV@%d" % back_t if back_t is not None else ""))
+            ev.append(ev_recv(back_t, "+CMQTTCONNECT: %s,0" % client_of(back)))
+        else:
+            cause += " The transcript ends before a successful reconnect."
+        out.append(Finding("connection-lost", "error", title, cause, fix, ev, command=x.cmd if x else None,
                            code=cause_n, meaning=facts.CONNLOST.get(cause_n), explains=explains,
-                           kind=kind))
+                           kind=kind, data={"restored": back is not None,
+                                            "restored_ms": (back_t - t) if back is not None and back_t is not None
+                                            and t is not None else None}))
     return out
 
 
