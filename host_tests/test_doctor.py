@@ -464,7 +464,11 @@ def test_shuffled_seed_lines_never_crash(lines, fmt):
 
 @pytest.mark.parametrize("blob", [b"\xff\xfe=== SENT@1 ===\r\nAT\r\n", b"=== RECV@x ===\n", b"\x00\x01\x02"])
 def test_binary_input(blob):
-    render_text(diagnose(blob))
+    """Binary input is read without a crash and said to hold no AT conversation (was: only 'does not crash')."""
+    d = diagnose(blob)
+    assert d.verdict is not None and d.verdict.id == "no-at-conversation" and d.check_failed()
+    assert "no AT conversation found in <input>" in render_text(d)
+    assert json.loads(json.dumps(d.to_dict()))["summary"]["conversation_found"] is False
 
 
 def _blk(kind, t, text):
@@ -777,6 +781,7 @@ def test_no_secret_in_any_output(tmp_path):
     cert = [x for x in j["conversation"] if "CCERTDOWN" in x["cmd"]][0]
     assert cert["data_bytes"] > 0 and "not shown" in cert["data"][0][1]
     assert '"***"' in render_text(d)
+    assert "not-connected" not in d.ids()  # client 1, never connected, is listed without an address: no finding
 
 
 def test_a_payload_that_forges_blocks_is_data():

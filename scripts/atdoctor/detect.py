@@ -3,7 +3,7 @@ at the wrong baud rate (garbage with a few AT-like fragments) must be said as su
 
 import re
 
-from atdoctor.rules import Finding
+from atdoctor.findings import Finding
 
 TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
 FRAGMENT_RE = re.compile(rb"(?<![A-Za-z])(?:AT(?:[+&][A-Z]{2,})?|OK|ERROR|\+C[A-Z]{2,}:?|RDY)(?![a-z])")

@@ -3,7 +3,7 @@ that keeps host mistakes, network/module events and information apart. Output pa
 
 import textwrap
 
-from atdoctor.rules import count_kinds, err_of
+from atdoctor.findings import count_kinds, err_of
 
 
 def _short(s, n=70):
