@@ -596,7 +596,8 @@ def test_peer_transcript_with_binary_payloads_reads_data_exactly():
     assert d.host_mistakes() == [], [(f.id, f.title) for f in d.host_mistakes()]
     assert not d.check_failed()
     text = render_text(d)
-    assert "Summary: 0 host mistakes, 2 network events, 1 module event" in text, text[-400:]
+    assert "Summary: 0 host mistakes, 2 network events (2 restored), 1 module event, 0 information" in text, text[-400:]
+    assert d.headline() == "0 host mistakes, 2 network events (2 restored), 1 module event, 0 information"
     assert "[NETWORK EVENT] connection lost" in text and "[MODULE EVENT] AT+CCLK? failed" in text
 
 
@@ -817,3 +818,19 @@ def test_a_command_crossing_connlost_is_the_network_one_sent_long_after_is_the_h
     ignored = run(7000)
     f = one(ignored, "not-connected")
     assert f.kind == "host" and "7000 ms after that URC" in f.cause and ignored.check_failed()
+
+
+def test_firmware_log_with_binary_payloads_has_no_length_error():
+    """The same exact reading on the firmware's own ATLog (which writes non-UTF-8 bytes as '?', one per byte)."""
+    p1 = crc_batch(1, b"\n\r\n") + b"\n"
+    p2 = b'{"a":1}\n'
+    script = [(0, "S", b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'), (3, "R", b"\r\nOK\r\n"),
+              (800, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n")]
+    t = 1000
+    for p in (p1, p2):
+        script += [(t, "S", b"AT+CMQTTPAYLOAD=0,%d\r" % len(p)), (t + 2, "R", b"\r\n>"), (t + 3, "S", p),
+                   (t + 9, "R", b"\r\nOK\r\n")]
+        t += 3001
+    d = diagnose(fw_log(script))
+    pays = [x for x in d.conv.exchanges if x.name == "+CMQTTPAYLOAD"]
+    assert [x.data_len() for x in pays] == [len(p1), len(p2)] and "data-length" not in d.ids(), render_text(d)

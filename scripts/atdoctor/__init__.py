@@ -123,6 +123,14 @@ class Diagnosis:
     def counts(self):
         return count_kinds(self.findings)
 
+    def headline(self):
+        """One line for a caller's log (make sim): '0 host mistakes, 2 network events (2 restored), ...'."""
+        if self.verdict is not None:
+            return self.verdict.title
+        from atdoctor.report import summary_line
+
+        return summary_line(self.counts(), self.findings)
+
     def host_mistakes(self):
         return [f for f in self.findings if f.kind == "host" and f.severity != "info"]
 

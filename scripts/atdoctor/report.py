@@ -47,12 +47,14 @@ def _label(f):
     return LABEL.get(f.kind, f.kind.upper())
 
 
-def summary_line(k):
-    """'0 host mistakes, 2 network events, 1 module event, 3 information' (input problems first, when any)."""
+def summary_line(k, findings=()):
+    """'0 host mistakes, 2 network events (2 restored), 1 module event, 3 information'."""
     def n(count, word, plural=None):
         return "%d %s" % (count, word if count == 1 else (plural or word + "s"))
-    parts = [n(k["host"], "host mistake"), n(k["network"], "network event"), n(k["module"], "module event"),
-             "%d information" % k["info"]]
+    lost = [f for f in findings if f.id == "connection-lost" and f.kind == "network"]
+    restored = len([f for f in lost if f.data.get("restored")])
+    net = n(k["network"], "network event") + (" (%d restored)" % restored if lost else "")
+    parts = [n(k["host"], "host mistake"), net, n(k["module"], "module event"), "%d information" % k["info"]]
     return ", ".join(parts)
 
 
@@ -144,8 +146,9 @@ def render_text(d, width=110):
             out.append("Findings%s: none - every command succeeded and no known pitfall was seen."
                        % (" (session %d)" % p["session"] if many else ""))
             continue
-        out.append("Findings%s: %s" % (" (session %d)" % p["session"] if many else "", summary_line(k)))
+        out.append("Findings%s: %s" % (" (session %d)" % p["session"] if many else "",
+                                        summary_line(k, sess.findings)))
         _findings(sess.findings, out, width)
     out.append("")
-    out.append("Summary: %s%s" % (summary_line(d.counts()), " in %d sessions" % len(d.sessions) if many else ""))
+    out.append("Summary: %s%s" % (d.headline(), " in %d sessions" % len(d.sessions) if many else ""))
     return d.scrub.text("\n".join(out) + "\n")
