@@ -834,3 +834,9 @@ def test_firmware_log_with_binary_payloads_has_no_length_error():
     d = diagnose(fw_log(script))
     pays = [x for x in d.conv.exchanges if x.name == "+CMQTTPAYLOAD"]
     assert [x.data_len() for x in pays] == [len(p1), len(p2)] and "data-length" not in d.ids(), render_text(d)
+
+
+def test_plain_capture_with_both_echoes_is_one_command():
+    d = diagnose("AT+CSQ\nAT+CSQ\n+CSQ: 18,99\nOK\nAT+CPIN?\nAT+CPIN?\n+CPIN: READY\nOK\n")
+    assert [x.cmd for x in d.conv.exchanges] == ["AT+CSQ", "AT+CPIN?"]
+    assert all(x.echo and x.final == "OK" for x in d.conv.exchanges) and "command-failed" not in d.ids()

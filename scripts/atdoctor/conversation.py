@@ -255,7 +255,7 @@ class Conversation:
                 return
         if x is not None and x.final is None:
             # echo of the command line, or of the data sent after the prompt
-            if text == x.raw_cmd and not x.lines and not x.results and not plain:
+            if text == x.raw_cmd and not x.lines and not x.results and (not plain or ev.get("echo")):
                 x.echo.append((t, x.cmd))
                 return
             if x.data and not plain and any(text in d for _, d in x.data) and not FINAL_RE.match(text):

@@ -221,6 +221,11 @@ def parse_plain(text):
             events.append({"kind": "rx", "t": None, "text": m.group(1), "line": n, "plain": True,
                            "typed_as_command": True})
             continue
+        if CMD_RE.match(line) and line.upper() != "AT" and events and events[-1]["kind"] == "cmd" \
+                and events[-1]["text"] == line:
+            # local echo and the module's echo both captured: the second copy is the echo
+            events.append({"kind": "rx", "t": None, "text": line, "line": n, "plain": True, "echo": True})
+            continue
         if CMD_RE.match(line):
             events.append({"kind": "cmd", "t": None, "text": line, "line": n})
             due = declared_length(line)
