@@ -513,6 +513,19 @@ def peer_log(script):
     return bytes(out)
 
 
+def peer_log_text(script):
+    """The other writer style a SIM7600 peer uses: the bytes decoded as latin-1 and written as UTF-8 text (one
+    character per byte, two bytes in the file above 0x7F), and its newline added only when missing - so a
+    payload's own trailing newline and the writer's cannot be told apart except by the declared length."""
+    out = []
+    for t, direction, data in script:
+        text = data.decode("latin-1")
+        if not text.endswith("\n"):
+            text += "\n"
+        out.append("=== %s@%d ===\n%s==================\n" % ("SENT" if direction == "S" else "RECV", t, text))
+    return "".join(out).encode("utf-8")
+
+
 def crc_batch(seq, extra=b""):
     """A compact batch as FORMAT.md lays it out (magic F7, version 1, device id, seq0, base time, one record
     with rpm 2150 = 98 04 cc 21, CRC32 LE), plus bytes that trip a line-based reader."""
@@ -527,17 +540,23 @@ FORGED = (b"\n==================\n=== SENT@99000999 ===\nAT+CMQTTUNSUB=0,5,1\r\n
           b"=== RECV@99001000 ===\n\r\n+CMQTTCONNECT: 0,30\r\nERROR\r\n==================\n")
 
 
-def _publish(script, t, payload, topic=b"fm/fm-1/data"):
+def _publish(script, t, payload, topic=b"fm/fm-1/data", chunked=False):
     script += [
         (t, "S", b"AT+CMQTTTOPIC=0,%d\r" % len(topic)), (t + 3, "R", b"\r\n>"), (t + 4, "S", topic),
         (t + 7, "R", b"\r\nOK\r\n"),
-        (t + 8, "S", b"AT+CMQTTPAYLOAD=0,%d\r" % len(payload)), (t + 11, "R", b"\r\n>"), (t + 12, "S", payload),
+        (t + 8, "S", b"AT+CMQTTPAYLOAD=0,%d\r" % len(payload)), (t + 11, "R", b"\r\n>")]
+    if chunked:  # written in two pieces, the first ending in the payload's own newline
+        cut = payload.index(b"\n") + 1
+        script += [(t + 12, "S", payload[:cut]), (t + 13, "S", payload[cut:])]
+    else:
+        script.append((t + 12, "S", payload))
+    script += [
         (t + 17, "R", b"\r\nOK\r\n"),
         (t + 18, "S", b"AT+CMQTTPUB=0,1,60\r"), (t + 22, "R", b"\r\nOK\r\n"), (t + 143, "R", b"\r\n+CMQTTPUB: 0,0\r\n"),
     ]
 
 
-def peer_session():
+def peer_session(writer=peer_log):
     """A good firmware run seen by a peer: compact batches with '\\n', CRLF and a trailing newline in them, one
     whose bytes look like log blocks, an incoming command whose payload forges blocks, AT+CCLK? refused every
     30 s by a module that does not implement it, and two connection losses the peer injected."""
@@ -557,7 +576,7 @@ def peer_session():
         extra = (b"\n\r\n", b"\n", b"\r\n\n", FORGED)[i % 4] if i % 3 else b""
         p = crc_batch(i, extra) + b"\n"  # the format's own trailing newline
         payloads.append(p)
-        _publish(s, t + 37, p)
+        _publish(s, t + 37, p, chunked=(i % 5 == 4 and b"\n" in p[:-1]))
         if i in (9, 20):  # the peer cuts the link; the firmware reconnects
             s += [(t + 1001, "R", b"\r\n+CMQTTCONNLOST: 0,1\r\n"), (t + 1006, "S", conn), (t + 1010, "R", b"\r\nOK\r\n"),
                   (t + 2217, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n")]
@@ -567,19 +586,21 @@ def peer_session():
                    b"+CMQTTRXPAYLOAD: 0,%d\r\n" % (len(body), len(body)) + body[:7]),
                   (t + 3003, "R", body[7:] + b"\r\n+CMQTTRXEND: 0\r\n")]
         t += 30011
-    return peer_log(s), payloads, body
+    return writer(s), payloads, body
 
 
-def test_peer_transcript_with_binary_payloads_reads_data_exactly():
+@pytest.mark.parametrize("writer", [peer_log, peer_log_text], ids=["bytes", "latin1-text"])
+def test_peer_transcript_with_binary_payloads_reads_data_exactly(writer):
     """Issue 12: 19 false data-length errors, 31 command-failed for AT+CCLK? and two injected CONNLOSTs, all at
     one 'ERROR' weight, for a run where the firmware did nothing wrong."""
-    log, payloads, rx_body = peer_session()
+    log, payloads, rx_body = peer_session(writer)
     d = diagnose(log, source="peer.log")
     assert len(d.sessions) == 1 and d.fmt == "log"
     pays = [x for x in d.conv.exchanges if x.name == "+CMQTTPAYLOAD"]
     assert len(pays) == 31
     for x, p in zip(pays, payloads):
-        assert x.data_raw == [p] and x.data_len() == x.declared() == len(p), (x.cmd, x.data_raw, p)
+        assert b"".join(x.data_raw) == p and x.data_len() == x.declared() == len(p), (x.cmd, x.data_raw, p)
+    assert any(len(x.data_raw) == 2 for x in pays)  # chunked writes were read too
     assert d.by_id("data-length") == [], render_text(d)
     # the forged blocks inside payloads are data: no UNSUB was sent, no CONNECT failed with 30
     assert not [x for x in d.conv.exchanges if x.name == "+CMQTTUNSUB"]

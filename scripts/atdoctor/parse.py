@@ -95,6 +95,55 @@ def declared_length(cmd):
     return n if n >= 0 else None
 
 
+TERM_B = TERM.encode()
+
+
+def _char_end(raw, p, n):
+    """End of n characters from p in UTF-8 text whose characters are all below U+0100 (a writer that decoded
+    the bytes as latin-1 and wrote them as UTF-8: one byte of data, one character), or None."""
+    i = p
+    for _ in range(n):
+        b = raw[i:i + 1]
+        if not b:
+            return None
+        if b[0] < 0x80:
+            i += 1
+        elif b[0] in (0xC2, 0xC3) and i + 1 < len(raw) and 0x80 <= raw[i + 1] < 0xC0:
+            i += 2
+        else:
+            return None
+    return i
+
+
+def _body_end(raw, p, n):
+    """(end, latin) when a body of n bytes from p is followed by the block's terminator: the writer's newline and
+    the terminator, or the terminator alone after a body that ends in a newline (a writer that adds its newline
+    only when missing). n bytes are tried first, then n latin-1 characters written as UTF-8."""
+    for end, latin in ((p + n, False), (_char_end(raw, p, n), True)):
+        if end is None or (latin and end == p + n):
+            continue
+        if raw.startswith(WTERM, end) or (end > p and raw[end - 1:end] == b"\n" and raw.startswith(TERM_B, end)):
+            return end, latin
+    return None
+
+
+def _all_latin(raw):
+    """True when the bytes are UTF-8 text with some non-ASCII characters, all below U+0100."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    high = [c for c in text if ord(c) > 0x7F]
+    return bool(high) and all(ord(c) < 0x100 for c in high)
+
+
+def _latin(b):
+    try:
+        return b.decode("utf-8").encode("latin-1")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return b
+
+
 def _token(k):
     return ("\u27e6body:%d\u27e7" % k).encode()
 
@@ -108,6 +157,11 @@ def extract_bodies(raw):
     out = bytearray()
     bodies = []
     pos = 0
+    # two writer styles: ours adds "\n" before every terminator; another (a SIM7600 peer) adds it only when the
+    # bytes do not end in "\n", and may write the bytes as latin-1 characters in a UTF-8 file
+    if_missing = raw.count(b"\r\n" + TERM_B) > 2 * raw.count(b"\r\n\n" + TERM_B)
+    latin_log = if_missing and _all_latin(raw)
+    chunk_of = None  # index of the last body chunk of the data entry in progress
     sent_due = 0  # data bytes still owed to the last data-entry command
     rx_due = 0  # bytes of an incoming message chunk still to come
     rx_line = b""
@@ -125,15 +179,26 @@ def extract_bodies(raw):
         if q < 0:
             q = len(raw)
         if d == b"SENT":
-            if sent_due > 0 and raw.startswith(WTERM, p + sent_due):
-                q = p + sent_due  # the whole body, by its length
+            latin = latin_log
+            found = _body_end(raw, p, sent_due) if sent_due > 0 else None
+            if not found and chunk_of is not None and sent_due > 1 and if_missing:
+                found = _body_end(raw, p, sent_due - 1)
+                if found:  # the previous chunk ended in its own "\n": the writer added none
+                    bodies[chunk_of] = ("SENT", bodies[chunk_of][1] + b"\n")
+                    sent_due -= 1
+            if found:
+                q, latin = found  # the whole body, by its length
             content = raw[p:q]
             if sent_due > 0 and not (content.startswith(b"AT") and content.endswith(b"\r")
                                      and len(content) != sent_due):
+                if latin:
+                    content = _latin(content)
                 bodies.append(("SENT", content))
                 out += _token(len(bodies) - 1)
                 sent_due = max(0, sent_due - len(content))
+                chunk_of = len(bodies) - 1 if sent_due else None
             else:
+                chunk_of = None
                 n = declared_length(content.decode("latin-1").strip())
                 sent_due = n or 0
                 out += content
@@ -161,7 +226,9 @@ def extract_bodies(raw):
                 out += piece
                 i += len(piece)
                 rx_line += piece
-                if nl >= 0:
+                # a line that ends in CR where the block ends is complete (its LF is in the writer's newline
+                # or the next read); it must not complete late and cancel the next command's data
+                if nl >= 0 or (i >= q and rx_line.endswith(b"\r")):
                     line = rx_line.strip()
                     rx_line = b""
                     mm = RX_CHUNK_B.match(line)
