@@ -861,3 +861,36 @@ def test_plain_capture_with_both_echoes_is_one_command():
     d = diagnose("AT+CSQ\nAT+CSQ\n+CSQ: 18,99\nOK\nAT+CPIN?\nAT+CPIN?\n+CPIN: READY\nOK\n")
     assert [x.cmd for x in d.conv.exchanges] == ["AT+CSQ", "AT+CPIN?"]
     assert all(x.echo and x.final == "OK" for x in d.conv.exchanges) and "command-failed" not in d.ids()
+
+
+def test_make_sim_recovery_is_events_not_host_mistakes():
+    """Seen in make sim's own AT log: after +CMQTTNONET the firmware's CONNECT is refused with 9, its DISC of the dead
+    session answers 11, START fails with 7 while the network is down; later an incoming message whose URC came cut
+    short makes the next TOPIC answer 14. None of it is a host error; the CONNECT before STOP/START is a warning."""
+    conn = b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'
+    log = peer_log([
+        (0, "S", b"AT+CMQTTSTART\r"), (3, "R", b"\r\n+CMQTTSTART: 0\r\n\r\nOK\r\n"),
+        (5, "S", conn), (8, "R", b"\r\nOK\r\n"), (80, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+        (3000, "R", b"\r\n+CMQTTNONET\r\n"),
+        (3807, "S", conn), (3810, "R", b"\r\n+CMQTTCONNECT: 0,9\r\n\r\nOK\r\n"),
+        (4413, "S", b"AT+CMQTTDISC=0,60\r"), (4416, "R", b"\r\n+CMQTTDISC: 0,11\r\n\r\nERROR\r\n"),
+        (4420, "S", b"AT+CMQTTREL=0\r"), (4423, "R", b"\r\nOK\r\n"),
+        (4425, "S", b"AT+CMQTTSTOP\r"), (4430, "R", b"\r\n+CMQTTSTOP: 0\r\n\r\nOK\r\n"),
+        (4435, "S", b"AT+CMQTTSTART\r"), (4440, "R", b"\r\n+CMQTTSTART: 7\r\n\r\nOK\r\n"),
+        (9435, "S", b"AT+CMQTTSTART\r"), (9440, "R", b"\r\n+CMQTTSTART: 0\r\n\r\nOK\r\n"),
+        (9445, "S", b'AT+CMQTTACCQ=0,"fm-1",0,4\r'), (9448, "R", b"\r\nOK\r\n"),
+        (9450, "S", conn), (9455, "R", b"\r\nOK\r\n"), (9520, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+        (10696, "R", b"+CMQTTR"),
+        (12048, "S", b"AT+CMQTTTOPIC=0,3\r"), (12051, "R", b"\r\n+CMQTTTOPIC: 0,14\r\n\r\nERROR\r\n"),
+        (12153, "S", b"AT+CMQTTTOPIC=0,3\r"), (12155, "R", b"\r\n>"), (12156, "S", b"a/b"), (12160, "R", b"\r\nOK\r\n"),
+    ])
+    d = diagnose(log)
+    errors = [f for f in d.findings if f.severity == "error"]
+    assert errors == [] and not d.check_failed(), [(f.id, f.title) for f in errors]
+    kinds = {(f.id, f.code): (f.kind, f.severity) for f in d.findings}
+    assert kinds[("command-failed", 9)] == ("host", "warning")
+    assert kinds[("command-failed", 11)] == ("info", "info")  # the DISC of a session already gone
+    assert kinds[("command-failed", 7)] == ("network", "warning")
+    assert kinds[("busy-async-pending", 14)] == ("network", "warning")
+    assert "cut short" in one(d, "busy-async-pending").cause
+    assert one(d, "connection-lost").data["restored"]

@@ -12,7 +12,7 @@ Every Finding has a kind: "host" (a mistake of the host: what the user must fix)
 from atdoctor import facts
 from atdoctor.findings import (EVENT_IDS, KIND_ORDER, SEV_ORDER, Finding, client_of, count_kinds, err_of,  # noqa: F401
                                ev_recv, ev_reply, ev_sent, failed_with, hint, host_port, sent_before_result)
-from atdoctor.rules_mqtt import (r_busy, r_connect_not_awaited, r_connlost, r_data, r_not_connected,
+from atdoctor.rules_mqtt import (CLEANUP, r_busy, r_connect_not_awaited, r_connlost, r_data, r_not_connected,
                                  r_pub_timeout, r_result_missing, r_stale_session, r_subtopic_without_sub)
 from atdoctor.rules_timing import _gaps, r_boot, r_echo, r_fixed_sleeps, r_network_order  # noqa: F401
 from atdoctor.rules_tls import r_client_id, r_firmware, r_tls
@@ -57,6 +57,37 @@ def code_facts(x, e):
     return (facts.HOST,) + facts.ERROR_NO_CODE
 
 
+def _lost_before(conv, x):
+    """The last CONNLOST/NONET URC before x since the last accepted CONNECT, or None."""
+    ok = [p.idx for p in conv.find("+CMQTTCONNECT", "=") if p.idx < x.idx and any(e == 0 for _, _, e in p.result_codes())]
+    since = ok[-1] if ok else -1
+    lost = [u for u in conv.urcs if u[1].startswith(("+CMQTTCONNLOST", "+CMQTTNONET")) and since <= u[2] < x.idx]
+    return lost[-1] if lost else None
+
+
+def in_context(conv, x, e, kind, cause, fix):
+    """(kind, severity, cause, fix) once the conversation around x is known: cleanup of a session that is already
+    gone is harmless; a refusal that follows a network loss is its consequence."""
+    code = e[0]
+    connected_before = any(any(c == 0 for _, _, c in p.result_codes()) for p in conv.find("+CMQTTCONNECT", "=")
+                           if p.idx < x.idx)
+    lost = _lost_before(conv, x)
+    if x.name in CLEANUP and (lost is not None or not connected_before):
+        return ("info", "info", "%s tore down a session or service that was already gone (%s): the module answers "
+                "%s; nothing was lost by it" % (x.cmd, "after %s" % lost[1] if lost else "cleanup at start-up",
+                                                 code if code is not None else x.final),
+                "nothing to fix: ignore the errors of DISC/REL/STOP while cleaning up, as the manual's recovery does")
+    if x.name.startswith("+CMQTT") and code == 9 and lost is not None and lost[1].startswith("+CMQTTNONET"):
+        starts = [p for p in conv.find("+CMQTTSTART", "") if lost[2] < p.idx < x.idx]
+        if not starts:
+            return ("host", "warning", "%s came after %s (the network went away) and before the service was "
+                    "restarted: the manual says +CMQTTNONET needs AT+CMQTTSTART again, so the module refused it with "
+                    "9 (network not opened)" % (x.cmd, lost[1]),
+                    "after +CMQTTNONET go straight to AT+CMQTTSTOP / AT+CMQTTSTART (allow 23), then ACCQ and CONNECT; "
+                    "a CONNECT first only costs a refusal")
+    return kind, "error" if kind == facts.HOST else "warning", cause, fix
+
+
 def r_command_failed(conv, explained):
     """One finding per distinct failure (same command, same code), with how often it happened."""
     groups = {}
@@ -75,7 +106,7 @@ def r_command_failed(conv, explained):
         items = groups[key]
         x, e = items[0]
         code, meaning, _k, _ev = e
-        kind, cause, fix = code_facts(x, e)
+        kind, severity, cause, fix = in_context(conv, x, e, *code_facts(x, e))
         n = len(items)
         title = "%s failed%s" % (x.cmd, (": %s (%s)" % (code, meaning)) if code is not None else "")
         if n > 1:
@@ -84,7 +115,6 @@ def r_command_failed(conv, explained):
         if n > 1:
             last = items[-1][0]
             evidence.append("... the same %d more times, the last at %s" % (n - 1, last.stamp()))
-        severity = "error" if kind == facts.HOST else "warning"
         f = Finding("command-failed", severity, title, cause, fix, evidence, command=x.cmd, code=code,
                     meaning=meaning, explains=[i[0].idx for i in items], kind=kind,
                     data={"count": n, "idx": [i[0].idx for i in items]})

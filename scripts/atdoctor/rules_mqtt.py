@@ -47,13 +47,20 @@ def r_busy(conv):
             what = ("%s (its %s result had not arrived)" % (p.cmd, p.name) if p
                     else "an incoming message (+CMQTTRXSTART without +CMQTTRXEND)")
             evidence = ([ev_sent(p)] if p else [ev_recv(rx_open[0], rx_open[1])]) + [ev_sent(x)] + ev_reply(x)
+            cut = p is None and not rx_open[1].startswith("+CMQTTRXSTART:")
+            cause = "%s was sent while %s." % (x.cmd, what)
+            if cut:
+                cause = ("%s was sent while an incoming message was in flight: its URC reached the host cut short "
+                         "(%r), so the host could not know to wait; the module refused with 14 until the message "
+                         "was done." % (x.cmd, rx_open[1]))
             out.append(Finding(
                 "busy-async-pending", "error",
                 "%s refused with 14 (%s): a previous operation was still in flight" % (x.name[1:], meaning),
-                "%s was sent while %s." % (x.cmd, what),
+                cause,
                 "wait for each command's result URC (+CMQTTPUB/SUB/UNSUB/DISC: <idx>,<err>) and drain incoming "
-                "+CMQTTRX... until +CMQTTRXEND before the next CMQTT command.",
-                evidence, command=x.cmd, code=14, meaning=meaning, explains=[x.idx]))
+                "+CMQTTRX... until +CMQTTRXEND before the next CMQTT command; retry a command refused with 14.",
+                evidence, command=x.cmd, code=14, meaning=meaning, explains=[x.idx],
+                kind=facts.NETWORK if cut else None))
     return out
 
 
@@ -62,8 +69,8 @@ def _rx_in_flight(conv, x):
     for t, text, after, _kind in conv.urcs:
         if after >= x.idx:
             break
-        if text.startswith("+CMQTTRXSTART:"):
-            open_ = (t, text)
+        if text.startswith("+CMQTTRXSTART:") or ("+CMQTTRXSTART:".startswith(text) and len(text) >= 6):
+            open_ = (t, text)  # a whole RXSTART, or one cut short ("+CMQTTR"): a message is coming in
         elif text.startswith("+CMQTTRXEND:"):
             open_ = None
     return open_
@@ -171,7 +178,7 @@ def r_not_connected(conv):
             data={"query_t": q.t, "clients_down": sorted(down), "failed_11": [x.cmd for x in later11]}))
     # 11 failures without a CONNECT? query
     for x in failed_with(conv, 11):
-        if x.idx in explained or x.name == "+CMQTTCONNECT":
+        if x.idx in explained or x.name in ("+CMQTTCONNECT",) + CLEANUP:
             continue  # +CMQTTCONNECT: <idx>,11 is the connect's own result, not a command sent unconnected
         prior = [p for p in conv.find("+CMQTTCONNECT", "=") if p.idx < x.idx]
         since = prior[-1].idx if prior else -1
@@ -219,6 +226,7 @@ def r_stale_session(conv):
     return out
 
 
+CLEANUP = ("+CMQTTDISC", "+CMQTTREL", "+CMQTTSTOP", "+NETCLOSE")  # tearing down: "not connected" is expected
 RACE_MS = 1000  # a command sent this soon after a CONNLOST/NONET URC crossed it (the host could not know yet)
 
 
