@@ -894,3 +894,26 @@ def test_make_sim_recovery_is_events_not_host_mistakes():
     assert kinds[("busy-async-pending", 14)] == ("network", "warning")
     assert "cut short" in one(d, "busy-async-pending").cause
     assert one(d, "connection-lost").data["restored"]
+
+
+PIECES = st.one_of(st.binary(max_size=12), st.sampled_from(
+    [b"\n", b"\r\n", b"\r", b"==================", b"\n==================\n", b"=== SENT@5 ===\n", b"=== RECV@7 ===\n",
+     b"\xc3\xb7", b"\x00", b"AT+CSQ\r", b"\r\nOK\r\n", b"+CMQTTRXEND: 0\r\n", b">"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(PIECES, max_size=6).map(b"".join).filter(len), min_size=1, max_size=5),
+       st.sampled_from(["bytes", "latin1-text"]))
+def test_any_payload_is_read_exactly(payloads, writer):
+    """Whatever the bytes of a payload (line breaks, terminators, block headers, NULs, UTF-8 look-alikes), the
+    doctor reads exactly the declared number after '>' and makes no data-length finding."""
+    script, t = [], 0
+    for p in payloads:
+        script += [(t, "S", b"AT+CMQTTPAYLOAD=0,%d\r" % len(p)), (t + 2, "R", b"\r\n>"), (t + 3, "S", p),
+                   (t + 9, "R", b"\r\nOK\r\n")]
+        t += 37
+    log = (peer_log if writer == "bytes" else peer_log_text)(script)
+    d = diagnose(log)
+    pays = [x for x in d.conv.exchanges if x.name == "+CMQTTPAYLOAD"]
+    assert [b"".join(x.data_raw) for x in pays] == payloads
+    assert "data-length" not in d.ids() and len(d.sessions) == 1

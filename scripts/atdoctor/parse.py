@@ -115,11 +115,15 @@ def _char_end(raw, p, n):
     return i
 
 
-def _body_end(raw, p, n):
+def _body_end(raw, p, n, latin_first=False):
     """(end, latin) when a body of n bytes from p is followed by the block's terminator: the writer's newline and
     the terminator, or the terminator alone after a body that ends in a newline (a writer that adds its newline
-    only when missing). n bytes are tried first, then n latin-1 characters written as UTF-8."""
-    for end, latin in ((p + n, False), (_char_end(raw, p, n), True)):
+    only when missing). n bytes are tried first, then n latin-1 characters written as UTF-8 (the other way round
+    in a log known to be written that way)."""
+    tries = [(p + n, False), (_char_end(raw, p, n), True)]
+    if latin_first:  # a latin-1-as-UTF-8 log: "\xc2\x80" + the writer's newline is the byte 0x80 and a "\n"
+        tries.reverse()
+    for end, latin in tries:
         if end is None or (latin and end == p + n):
             continue
         if raw.startswith(WTERM, end) or (end > p and raw[end - 1:end] == b"\n" and raw.startswith(TERM_B, end)):
@@ -180,17 +184,18 @@ def extract_bodies(raw):
             q = len(raw)
         if d == b"SENT":
             latin = latin_log
-            found = _body_end(raw, p, sent_due) if sent_due > 0 else None
+            found = _body_end(raw, p, sent_due, latin_log) if sent_due > 0 else None
             if not found and chunk_of is not None and sent_due > 1 and if_missing:
-                found = _body_end(raw, p, sent_due - 1)
+                found = _body_end(raw, p, sent_due - 1, latin_log)
                 if found:  # the previous chunk ended in its own "\n": the writer added none
                     bodies[chunk_of] = ("SENT", bodies[chunk_of][1] + b"\n")
                     sent_due -= 1
             if found:
                 q, latin = found  # the whole body, by its length
             content = raw[p:q]
-            if sent_due > 0 and not (content.startswith(b"AT") and content.endswith(b"\r")
-                                     and len(content) != sent_due):
+            # data of exactly the declared length is data, even "AT...\r"; a block that is not is a command
+            # when it looks like one (the host gave up the data entry)
+            if sent_due > 0 and (found or not (content.startswith(b"AT") and content.endswith(b"\r"))):
                 if latin:
                     content = _latin(content)
                 bodies.append(("SENT", content))
