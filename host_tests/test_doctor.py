@@ -917,3 +917,28 @@ def test_any_payload_is_read_exactly(payloads, writer):
     pays = [x for x in d.conv.exchanges if x.name == "+CMQTTPAYLOAD"]
     assert [b"".join(x.data_raw) for x in pays] == payloads
     assert "data-length" not in d.ids() and len(d.sessions) == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(PIECES, max_size=6).map(b"".join).filter(len), min_size=1, max_size=4),
+       st.sampled_from(["bytes", "latin1-text"]), st.booleans())
+def test_any_incoming_payload_is_read_exactly(payloads, writer, split):
+    """The same for incoming messages: +CMQTTRXPAYLOAD: <idx>,<n> is followed by exactly n bytes, whatever they
+    hold, in one read or cut across two; nothing inside them becomes a command, a URC or a finding."""
+    script, t = [(0, "S", b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'), (3, "R", b"\r\nOK\r\n"),
+                 (90, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n")], 1000
+    for p in payloads:
+        head = b"\r\n+CMQTTRXSTART: 0,1,%d\r\n+CMQTTRXTOPIC: 0,1\r\nc\r\n+CMQTTRXPAYLOAD: 0,%d\r\n" % (len(p), len(p))
+        tail = b"\r\n+CMQTTRXEND: 0\r\n"
+        if split and len(p) > 1:
+            script += [(t, "R", head + p[:1]), (t + 1, "R", p[1:] + tail)]
+        else:
+            script.append((t, "R", head + p + tail))
+        t += 1000
+    log = (peer_log if writer == "bytes" else peer_log_text)(script)
+    d = diagnose(log)
+    got = [e["raw"] for e in d.events if e.get("body")]  # each message: its topic "c", then its payload
+    assert b"".join(got) == b"".join(b"c" + p for p in payloads)
+    assert len(d.conv.exchanges) == 1 and len(d.sessions) == 1 and d.findings == [], d.ids()
+    ends = [u for u in d.conv.urcs if u[1] == "+CMQTTRXEND: 0"]
+    assert len(ends) == len(payloads)

@@ -141,6 +141,39 @@ def _all_latin(raw):
     return bool(high) and all(ord(c) < 0x100 for c in high)
 
 
+def _extend(raw, i, q, n, latin):
+    """The block's end when an announced body of n bytes from i runs past the terminator found at q: if the bytes
+    after the body are the block's end or the next chunk/END, the "terminator" was body text."""
+    end = (_char_end(raw, i, n) if latin else None) or i + n
+    if end <= q:
+        return q
+    if raw.startswith(WTERM, end):
+        ext = end
+    elif raw.startswith((b"\r\n+CMQTTRX", b"\r\n\r\n+CMQTTRX"), end):
+        q2 = raw.find(WTERM, end)
+        ext = q2 if q2 >= 0 else len(raw)
+    else:
+        return q
+    if HEADER_B.search(raw, q, end) and raw.startswith(WTERM, q):
+        # the longer reading swallows a block header: when the body also reads as cut at q and continued in the
+        # next RECV block, that is what happened (a forged header would have to forge that continuation too)
+        rest = n - len(_latin(raw[i:q]) if latin else raw[i:q])
+        if rest > 0 and _rest_fits(raw, q + len(WTERM), rest, latin):
+            return q
+    return ext
+
+
+def _rest_fits(raw, after, n, latin):
+    """True when the next RECV block (from `after`, past this one's terminator) starts with n more body bytes
+    followed by the next chunk/END or that block's end: the reading that makes the announced length come out."""
+    m = HEADER_B.match(raw, raw.find(b"=", after)) if raw.find(b"=", after) >= 0 else None
+    if not m or m.group(1) != b"RECV":
+        return False
+    c = m.end() + (1 if raw[m.end():m.end() + 1] == b"\n" else 0)
+    end = (_char_end(raw, c, n) if latin else None) or c + n
+    return raw.startswith((b"\r\n+CMQTTRX", b"\r\n\r\n+CMQTTRX", WTERM, TERM_B), end)
+
+
 def _latin(b):
     try:
         return b.decode("utf-8").encode("latin-1")
@@ -209,22 +242,18 @@ def extract_bodies(raw):
                 out += content
         else:
             i = p
+            if rx_due > 0:  # a body continued from the last read, which may begin like a terminator
+                q = _extend(raw, i, q, rx_due, latin_log) if q == p else q
             while i < q:
                 if rx_due > 0:
-                    end = i + rx_due
-                    if end > q:
-                        # a terminator inside the announced chunk: when what follows the chunk's length is the
-                        # block's end or the next chunk/END, the "terminator" was payload text, not the log's
-                        if raw.startswith(WTERM, end):
-                            q = end
-                        elif raw.startswith((b"\r\n+CMQTTRX", b"\r\n\r\n+CMQTTRX"), end):
-                            q2 = raw.find(WTERM, end)
-                            q = q2 if q2 >= 0 else len(raw)
-                    chunk = raw[i:min(end, q)]
+                    q = _extend(raw, i, q, rx_due, latin_log)
+                    end = (_char_end(raw, i, rx_due) if latin_log else None) or i + rx_due
+                    piece = raw[i:min(end, q)]
+                    chunk = _latin(piece) if latin_log else piece
                     bodies.append(("RECV", chunk))
                     out += b"\n" + _token(len(bodies) - 1) + b"\n"
                     rx_due -= len(chunk)
-                    i += len(chunk)
+                    i += len(piece)
                     continue
                 nl = raw.find(b"\n", i, q)
                 piece = raw[i:q] if nl < 0 else raw[i:nl + 1]
@@ -239,8 +268,31 @@ def extract_bodies(raw):
                     mm = RX_CHUNK_B.match(line)
                     if mm:
                         rx_due = int(mm.group(1))
+                        if nl < 0 and raw.startswith(WTERM, q):
+                            # the URC's CR ended the block and a terminator follows: that "\n==..." may be the
+                            # URC's LF and a body that reads like a terminator; the announced length decides
+                            at = q + 1
+                            end = (_char_end(raw, at, rx_due) if latin_log else None) or at + rx_due
+                            if raw.startswith(WTERM, end) or raw.startswith((b"\r\n+CMQTTRX",
+                                                                              b"\r\n\r\n+CMQTTRX"), end):
+                                out += b"\n"
+                                i = at
+                                q2 = end if raw.startswith(WTERM, end) else raw.find(WTERM, end)
+                                q = q2 if q2 >= 0 else len(raw)
+                        elif i >= q:  # the body starts right where a terminator seems to be
+                            q = _extend(raw, i, q, rx_due, latin_log)
                     elif sent_due and FINAL_B.match(line):
                         sent_due = 0  # refused before the prompt: no data follows
+            if rx_due > 0 and if_missing and i >= q and raw.startswith(WTERM, q):
+                # this writer adds its newline only when the bytes lack one: the "\n" before the terminator is
+                # the body's own when the rest of the body does not fit the next block otherwise
+                nxt = q + len(WTERM)
+                if not _rest_fits(raw, nxt, rx_due, latin_log) and (
+                        rx_due == 1 or _rest_fits(raw, nxt, rx_due - 1, latin_log)):
+                    bodies.append(("RECV", b"\n"))
+                    out += b"\n" + _token(len(bodies) - 1) + b"\n"
+                    rx_due -= 1
+                    q += 1
         pos = q
     return bytes(out), bodies
 
