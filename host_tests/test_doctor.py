@@ -942,3 +942,15 @@ def test_any_incoming_payload_is_read_exactly(payloads, writer, split):
     assert len(d.conv.exchanges) == 1 and len(d.sessions) == 1 and d.findings == [], d.ids()
     ends = [u for u in d.conv.urcs if u[1] == "+CMQTTRXEND: 0"]
     assert len(ends) == len(payloads)
+
+
+def test_a_busy_refusal_with_nothing_in_flight_is_the_modules_and_its_retry_is_fine():
+    log = peer_log([
+        (0, "S", b'AT+CMQTTCONNECT=0,"tcp://b:1883",60,1\r'), (3, "R", b"\r\nOK\r\n"),
+        (80, "R", b"\r\n+CMQTTCONNECT: 0,0\r\n"),
+        (1000, "S", b"AT+CMQTTTOPIC=0,3\r"), (1003, "R", b"\r\n+CMQTTTOPIC: 0,14\r\n\r\nERROR\r\n"),
+        (1105, "S", b"AT+CMQTTTOPIC=0,3\r"), (1107, "R", b"\r\n>"), (1108, "S", b"a/b"), (1111, "R", b"\r\nOK\r\n"),
+    ])
+    d = diagnose(log)
+    f = one(d, "command-failed")
+    assert f.code == 14 and f.kind == "module" and "retry" in f.fix and not d.check_failed()

@@ -85,6 +85,13 @@ def in_context(conv, x, e, kind, cause, fix):
                     "9 (network not opened)" % (x.cmd, lost[1]),
                     "after +CMQTTNONET go straight to AT+CMQTTSTOP / AT+CMQTTSTART (allow 23), then ACCQ and CONNECT; "
                     "a CONNECT first only costs a refusal")
+    if x.name.startswith("+CMQTT") and code == 14:
+        # r_busy explains a 14 when the transcript shows what was in flight; here nothing was
+        return (facts.MODULE, "warning", "the module reported the client busy while nothing the host sent was "
+                "still in flight in this transcript: an incoming message or a result the log does not show, or "
+                "the module's own work (a keep-alive, a reconnect)",
+                "retry the command after a short delay (a retry that then succeeds is the right handling); if it "
+                "persists, capture the module's output completely to see what it is busy with")
     return kind, "error" if kind == facts.HOST else "warning", cause, fix
 
 
