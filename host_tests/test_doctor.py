@@ -954,3 +954,15 @@ def test_a_busy_refusal_with_nothing_in_flight_is_the_modules_and_its_retry_is_f
     d = diagnose(log)
     f = one(d, "command-failed")
     assert f.code == 14 and f.kind == "module" and "retry" in f.fix and not d.check_failed()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(PIECES, st.sampled_from(
+    [b"AT+CMQTTPAYLOAD=0,5\r", b"AT+CCERTDOWN=\"k.pem\",9\r", b"+CMQTTRXPAYLOAD: 0,4\r\n", b"RDY\r\n",
+     b"=== SENT@3 ===\n", b"=== RECV@2 ===\n", b"\n==================\n", b"+CMQTTCONNLOST: 0,1\r\n"])), max_size=40))
+def test_arbitrary_bytes_never_crash(pieces):
+    d = diagnose(b"".join(pieces))
+    render_text(d)
+    json.dumps(d.to_dict())
+    assert "doctor-rule-error" not in d.ids()
+    assert not [n for s in d.sessions for n, _ in s.conv.notes if n.startswith("(doctor could not place")]
