@@ -421,9 +421,11 @@ def test_doctor_has_its_own_tables_and_they_agree_with_the_firmware():
     assert not hasattr(doctor_rules, "codes")
     for n in range(36):
         assert facts.cmqtt(n).meaning == codes.cmqtt_meaning(n), n
+    assert sorted(facts.CME) == sorted(codes.CME_ERRORS)  # the same codes known on both sides
     for n, c in facts.CME.items():
-        fw = codes.cme_meaning(n)
-        assert fw in (c.meaning, None) or "CME" in str(fw) or fw.lower() == c.meaning.lower(), (n, fw, c.meaning)
+        assert codes.cme_meaning(n) == c.meaning, (n, codes.cme_meaning(n), c.meaning)
+    for n, text in facts.CONNLOST.items():
+        assert codes.connlost_cause(n) == text, n
     assert facts.FIRMWARE_NO_SSL == tuple(codes.FIRMWARE_NO_SSL)
     assert (facts.PUB_TIMEOUT_MIN, facts.PUB_TIMEOUT_MAX) == (codes.PUB_TIMEOUT_MIN, codes.PUB_TIMEOUT_MAX)
 
