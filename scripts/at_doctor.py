@@ -8,7 +8,11 @@ Usage:
 TRANSCRIPT is a "=== SENT@ms === / === RECV@ms ===" debug log (the forum thread's format and our firmware's
 ATLog), or a plain terminal capture (AT lines are commands, the rest replies).  The report rebuilds the
 conversation with timings, then lists numbered findings: what failed, the code and its meaning, the cause,
-the fix and the evidence with timestamps.  --check exits 1 when a finding of severity "error" is present.
+the fix and the evidence with timestamps.  Findings are kept apart by kind: host mistakes (what the user must
+fix), network and module events (what happened to the device) and information.  A file is split into sessions
+where its clock goes back or the host starts over.  --check exits 1 on a host mistake of severity "error", or
+when the file holds no AT conversation (empty, binary, prose, a capture at the wrong baud rate); events of the
+network or the module never fail it.  No output shows a password, PIN or key from the transcript.
 """
 
 import argparse
@@ -26,7 +30,8 @@ def main(argv=None):
     ap.add_argument("transcript", help="transcript file, or - for stdin")
     ap.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
     ap.add_argument("--format", default="auto", choices=("auto", "log", "plain"))
-    ap.add_argument("--check", action="store_true", help="exit 1 if an error-level finding is present")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 on a host mistake (error) or when there is no AT conversation")
     a = ap.parse_args(argv)
     try:
         if a.transcript == "-":
@@ -42,7 +47,7 @@ def main(argv=None):
         print(json.dumps(d.to_dict(), indent=2))
     else:
         sys.stdout.write(render_text(d))
-    if a.check and any(f.severity == "error" for f in d.findings):
+    if a.check and d.check_failed():
         return 1
     return 0
 

@@ -2,7 +2,9 @@
 
 import re
 
-from atdoctor.codes_import import codes
+from atdoctor import facts
+from atdoctor.parse import declared_length
+from atdoctor.redact import CERT_CMDS, body_secrets, redact_cmd, redact_reply
 
 FINAL_RE = re.compile(r"^(OK|ERROR|NO CARRIER|\+CME ERROR:.*|\+CMS ERROR:.*)$")
 INFO_RE = re.compile(r"^\+([A-Z0-9]+):\s?(.*)$", re.I)
@@ -36,7 +38,7 @@ URC_PREFIXES = ("+CMQTTRXSTART:", "+CMQTTRXTOPIC:", "+CMQTTRXPAYLOAD:", "+CMQTTR
                 "+CMQTTNONET", "+CMQTTPING:", "+CGEV:", "+CIPEVENT:", "+CPIN:", "+CTZV:", "*ATREADY",
                 "+CREG:", "+CGREG:", "+CEREG:", "+CNTP:", "+CLIP:", "+CMTI:", "+CDS:")
 FORUM_ARTIFACTS = ("Code: Select all",)
-BOOT = tuple(codes.BOOT_URCS) + ("START", "*ATREADY: 1")
+BOOT = facts.BOOT_URCS
 
 
 def split_args(s):
@@ -73,7 +75,8 @@ class Exchange:
 
     def __init__(self, idx, ev):
         self.idx = idx
-        self.cmd = ev["text"]
+        self.raw_cmd = ev["text"]  # as sent: never shown (it may hold a password)
+        self.cmd, self.secrets = redact_cmd(ev["text"])  # what the report shows
         self.t = ev["t"]
         self.line = ev["line"]
         m = CMD_PARTS_RE.match(self.cmd)
@@ -86,6 +89,7 @@ class Exchange:
         self.echo = []  # (t, text)
         self.prompt_t = None
         self.data = []  # (t, text) bytes sent after the prompt
+        self.data_raw = []  # the exact bytes of each data piece, when the log kept them (else None)
         self.lines = []  # (t, text) intermediate reply lines
         self.results = []  # (t, text) "+NAME: ..." result lines of this command (immediate or deferred)
         self.final = None
@@ -129,13 +133,35 @@ class Exchange:
                 out.append((t, text, int(v.groups()[-1])))
         return out
 
+    def declared(self):
+        """Bytes this command announced for its data entry, or None."""
+        return declared_length(self.raw_cmd)
+
+    def data_len(self):
+        return sum(len(r) if r is not None else len(s.encode()) for (_, s), r in zip(self.data, self.data_raw))
+
+    def secret_data(self):
+        return self.name in CERT_CMDS
+
+    def shown_data(self):
+        if self.secret_data():
+            return [(t, "<%d bytes of certificate/key data, not shown>" % (len(r) if r is not None else len(s.encode())))
+                    for (t, s), r in zip(self.data, self.data_raw)]
+        return self.data
+
+    def shown_echo(self):
+        if self.secret_data():
+            return [(t, s if s in self.cmd else "<echo of certificate/key data>") for t, s in self.echo]
+        return self.echo
+
     def stamp(self):
         return "SENT@%s" % self.t if self.t is not None else "line %d" % self.line
 
     def to_dict(self):
         return {
-            "idx": self.idx, "cmd": self.cmd, "t": self.t, "line": self.line, "echo": self.echo,
-            "prompt_t": self.prompt_t, "data": self.data, "lines": self.lines, "results": self.results,
+            "idx": self.idx, "cmd": self.cmd, "t": self.t, "line": self.line, "echo": self.shown_echo(),
+            "prompt_t": self.prompt_t, "data": self.shown_data(), "data_bytes": self.data_len() if self.data else 0,
+            "lines": self.lines, "results": self.results,
             "final": self.final, "final_t": self.final_t, "notes_after": self.notes_after,
         }
 
@@ -145,7 +171,9 @@ class Conversation:
         self.fmt = fmt
         self.exchanges = []
         self.urcs = []  # (t, text, after_idx, kind) kind: boot|urc|deferred|stray|body
-        self.notes = []  # (text, after_idx) app prints / prose
+        self.notes = []  # (text, after_idx) app prints
+        self.prose = []  # (text, line) text around the log that is not the application's (a forum post)
+        self.secrets = []  # secret values seen (credentials, key material): scrubbed from every output
         self.pending = {}  # "+NAME" -> [Exchange] awaiting a deferred result
         self.late_results = []  # (exchange, t, text): deferred results that came after other commands
         self._rx_body = 0  # bytes of a +CMQTTRX topic/payload still to come
@@ -164,11 +192,14 @@ class Conversation:
 
     def _feed(self, ev):
         k = ev["kind"]
-        if k == "app":
+        if k == "app" and "glue" in ev and ev["glue"] is None:
+            self.prose.append((ev["text"], ev["line"]))
+        elif k == "app":
             self._note(ev["text"])
         elif k == "cmd":
             x = Exchange(len(self.exchanges), ev)
             self.exchanges.append(x)
+            self.secrets += x.secrets
             if x.cmd == "AT+CMQTTSTOP" or (x.name == "+CMQTTREL" and x.op == "="):
                 self._end_waits()  # the host tears the client/service down: owed results are moot
             if x.is_async():
@@ -179,6 +210,9 @@ class Conversation:
                 self._note(ev["text"])
             else:
                 x.data.append((ev["t"], ev["text"]))
+                x.data_raw.append(ev.get("raw"))
+                if x.secret_data():
+                    self.secrets += body_secrets(ev["text"])
         else:
             self._rx(ev)
 
@@ -189,7 +223,13 @@ class Conversation:
             x.notes_after.append(text)
 
     def _rx(self, ev):
-        text, t = ev["text"], ev["t"]
+        if ev.get("body"):  # an incoming message chunk, read by its announced length
+            self._rx_body = 0
+            self.urcs.append((ev["t"], ev["text"], self._cur_idx(), "body"))
+            return
+        text, found = redact_reply(ev["text"])
+        self.secrets += found
+        t = ev["t"]
         x = self._cur()
         plain = ev.get("plain", False)
         if self._rx_body > 0 and text.startswith("+CMQTTRX"):
@@ -208,15 +248,15 @@ class Conversation:
         if ev.get("hidden"):
             if x is not None:
                 x.hidden.append((t, text))
-                if x.final is None and (text == "" or x.cmd.endswith(text)):
-                    x.echo.append((t, text))
+                if x.final is None and (text == "" or x.raw_cmd.endswith(text)):
+                    x.echo.append((t, text if x.cmd.endswith(text) else x.cmd))
                     return
             if text == "":
                 return
         if x is not None and x.final is None:
             # echo of the command line, or of the data sent after the prompt
-            if text == x.cmd and not x.lines and not x.results and not plain:
-                x.echo.append((t, text))
+            if text == x.raw_cmd and not x.lines and not x.results and (not plain or ev.get("echo")):
+                x.echo.append((t, x.cmd))
                 return
             if x.data and not plain and any(text in d for _, d in x.data) and not FINAL_RE.match(text):
                 x.echo.append((t, text))
@@ -228,6 +268,7 @@ class Conversation:
                 if rest:
                     if plain:
                         x.data.append((t, rest))
+                        x.data_raw.append(None)
                     else:
                         x.echo.append((t, rest))
                 return

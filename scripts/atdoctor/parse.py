@@ -13,10 +13,21 @@ Two input shapes are understood:
 An event is a small dict: ``kind`` (``cmd`` | ``data`` | ``rx`` | ``app``), ``t`` (ms or None), ``text``,
 ``line`` (1-based line number in the input where it starts) and optional flags:
 ``hidden`` (the head of the line was overwritten by the block terminator; ``text`` is what is left),
-``plain`` (from a plain capture: the builder still has to decide whether it is modem output or a note).
+``plain`` (from a plain capture: the builder still has to decide whether it is modem output or a note),
+``raw`` (bytes: the exact body of a declared-length data entry or incoming message chunk),
+``body`` (an rx event that is the body of a +CMQTTRXTOPIC/+CMQTTRXPAYLOAD chunk),
+``glue`` (app prints: ``prev``/``next``/``both`` - which block the print sits against without a blank line;
+``None`` means prose around the log, such as a forum post, which is not the application's output).
+
+Byte-exact logs (our firmware's ATLog and other writers that keep the CRs) are read exactly: after a command
+that declares a length (AT+CMQTTPAYLOAD=0,20, AT+CCERTDOWN="f",1222...) the next SENT block's first N bytes
+are its data, whatever they contain (line breaks, "=== SENT@ ===" text), and an incoming
++CMQTTRXPAYLOAD: <idx>,<n> chunk is the next n bytes received (atdoctor/bodies.py).
 """
 
 import re
+
+from atdoctor.bodies import HEADER_B, declared_length, extract_bodies, restore_bodies
 
 HEADER_RE = re.compile(r"=== *(SENT|RECV) *@ *(\d+) *===")
 TERM_RE = re.compile(r"={10,}")
@@ -37,17 +48,21 @@ def _clean(text):
 
 
 def parse_events(text, fmt="auto"):
-    if isinstance(text, (bytes, bytearray)):
-        text = bytes(text).decode("utf-8", "replace")
+    raw = bytes(text) if isinstance(text, (bytes, bytearray)) else text.encode("utf-8", "replace")
     # Our firmware's ATLog writes the raw bytes (CRs included) and always adds "\n" before the terminator;
     # the seed's logger had CRs stripped and wrote the terminator right after the data.
-    writer_newline = "\r" in text
-    text = _clean(text)
+    writer_newline = b"\r" in raw
     if fmt == "auto":
-        fmt = detect_format(text)
+        fmt = "log" if HEADER_B.search(raw) else "plain"
     if fmt == "log":
-        return parse_log(text, writer_newline), fmt
-    return parse_plain(text), fmt
+        bodies = []
+        if writer_newline:
+            raw, bodies = extract_bodies(raw)
+        events = parse_log(_clean(raw), writer_newline)
+        return (restore_bodies(events, bodies) if bodies else events), fmt
+    return parse_plain(_clean(raw)), fmt
+
+
 
 
 # ---------------------------------------------------------------- plain terminal captures
@@ -57,19 +72,38 @@ TYPED_REPLY_RE = re.compile(r"^AT(\+[A-Z0-9]+:\s?.*)$", re.I)  # "AT+CMQTTCONNEC
 GLUED_FINAL_RE = re.compile(r"^(OK|ERROR)(\+.*)$")
 
 
+PLAIN_FINAL_RE = re.compile(r"^(OK|ERROR|\+CME ERROR:.*|\+CMS ERROR:.*|\+[A-Z]+: \d+,\d+)$")
+
+
 def parse_plain(text):
     events = []
+    due = None  # bytes still owed to the data entry of the last command (typed/pasted after its '>')
     for n, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if not line:
             continue
+        if due is not None and due > 0 and not line.startswith(">") and not PLAIN_FINAL_RE.match(line):
+            events.append({"kind": "data", "t": None, "text": line, "line": n})  # data after '>', not prose
+            due -= len(line.encode()) + 1
+            continue
+        if due is not None and line.startswith(">"):
+            due -= len(line[1:].encode())
+            events.append({"kind": "rx", "t": None, "text": line, "line": n, "plain": True})
+            continue
+        due = None
         m = TYPED_REPLY_RE.match(line)
         if m:
             events.append({"kind": "rx", "t": None, "text": m.group(1), "line": n, "plain": True,
                            "typed_as_command": True})
             continue
+        if CMD_RE.match(line) and line.upper() != "AT" and events and events[-1]["kind"] == "cmd" \
+                and events[-1]["text"] == line:
+            # local echo and the module's echo both captured: the second copy is the echo
+            events.append({"kind": "rx", "t": None, "text": line, "line": n, "plain": True, "echo": True})
+            continue
         if CMD_RE.match(line):
             events.append({"kind": "cmd", "t": None, "text": line, "line": n})
+            due = declared_length(line)
             continue
         m = GLUED_FINAL_RE.match(line)
         if m:
@@ -105,6 +139,8 @@ def _blocks(text):
                 if not m:
                     if rest.strip():
                         items.append(("app", rest.strip(), n))
+                    elif rest is line:
+                        items.append(("blank", n))
                     break
                 before = rest[: m.start()]
                 if before.strip():
@@ -142,6 +178,32 @@ def _blocks(text):
     return items
 
 
+def _glue(items):
+    """For each app item: 'prev'/'next'/'both' when no blank line separates it from the block before/after it,
+    None when blank lines part it from both (prose around the log: a forum post, a README)."""
+    n = len(items)
+    prev = [False] * n
+    nxt = [False] * n
+    on = False
+    for k in range(n):
+        kind = items[k][0]
+        if kind == "block":
+            on = True
+        elif kind == "blank":
+            on = False
+        prev[k] = on
+    on = False
+    for k in range(n - 1, -1, -1):
+        kind = items[k][0]
+        if kind == "block":
+            on = True
+        elif kind == "blank":
+            on = False
+        nxt[k] = on
+    return [("both" if prev[k] and nxt[k] else "prev" if prev[k] else "next" if nxt[k] else None)
+            for k in range(n)]
+
+
 def parse_log(text, writer_newline=False):
     events = []
     rx_pending = ""  # received text of an unfinished line, carried across RECV blocks
@@ -169,9 +231,13 @@ def parse_log(text, writer_newline=False):
             events.extend(held_apps)
             del held_apps[:]
 
-    for item in _blocks(text):
+    items = _blocks(text)
+    glue = _glue(items)
+    for k, item in enumerate(items):
+        if item[0] == "blank":
+            continue
         if item[0] == "app":
-            ev = {"kind": "app", "t": None, "text": item[1], "line": item[2]}
+            ev = {"kind": "app", "t": None, "text": item[1], "line": item[2], "glue": glue[k]}
             (held_apps if rx_pending else events).append(ev)
             continue
         b = item[1]

@@ -1,8 +1,9 @@
-"""Readable report: conversation summary with timings, then numbered findings."""
+"""Readable report: per session, the conversation with timings, then numbered findings by kind; a summary line
+that keeps host mistakes, network/module events and information apart. Output passes the secret scrubber."""
 
 import textwrap
 
-from atdoctor.rules import err_of
+from atdoctor.findings import count_kinds, err_of
 
 
 def _short(s, n=70):
@@ -17,8 +18,7 @@ def _outcome(conv, x):
     if x.prompt_t is not None or (x.expects_prompt() and x.data):
         parts.append(">")
     if x.data:
-        n = sum(len(s.encode()) for _, s in x.data)
-        parts.append("data %dB" % n)
+        parts.append("data %dB" % x.data_len())
     for _, s in x.lines:
         parts.append(_short(s, 50))
     own = [s for t, s in x.results if x.result_after is None or x.result_after <= x.idx]
@@ -35,18 +35,30 @@ def _outcome(conv, x):
     return "; ".join(parts)
 
 
-def render_text(d, width=110):
-    s = d.summary()
-    c = d.conv
-    out = []
-    out.append("AT transcript doctor: %s (%s format)" % (s["source"] or "<input>", s["format"]))
-    if s["modem"]:
-        out.append("modem: " + ", ".join("%s %s" % (k, v) for k, v in sorted(s["modem"].items())))
-    span = " over %d ms (t=%s..%s)" % (s["span_ms"], s["first_ms"], s["last_ms"]) if s["span_ms"] is not None else ""
-    out.append("%d commands%s, %d failed, %d URCs, %d app prints" % (s["commands"], span, s["failed_commands"],
-                                                                     s["urcs"], s["app_prints"]))
-    out.append("")
-    out.append("Conversation")
+LABEL = {("host", "error"): "ERROR", ("host", "warning"): "WARNING", "network": "NETWORK EVENT",
+         "module": "MODULE EVENT", "info": "INFO", "input": "NO CONVERSATION"}
+
+
+def _label(f):
+    if f.kind == "host" and f.severity != "info":
+        return LABEL[("host", f.severity)]
+    if f.kind == "host":
+        return "INFO"
+    return LABEL.get(f.kind, f.kind.upper())
+
+
+def summary_line(k, findings=()):
+    """'0 host mistakes, 2 network events (2 restored), 1 module event, 3 information'."""
+    def n(count, word, plural=None):
+        return "%d %s" % (count, word if count == 1 else (plural or word + "s"))
+    lost = [f for f in findings if f.id == "connection-lost" and f.kind == "network"]
+    restored = len([f for f in lost if f.data.get("restored")])
+    net = n(k["network"], "network event") + (" (%d restored)" % restored if lost else "")
+    parts = [n(k["host"], "host mistake"), net, n(k["module"], "module event"), "%d information" % k["info"]]
+    return ", ".join(parts)
+
+
+def _conversation(c, out):
     urcs_after = {}
     for t, text, after, kind in c.urcs:
         if kind != "body":
@@ -72,16 +84,14 @@ def render_text(d, width=110):
             out.append("         app: ... (%d more)" % (len(x.notes_after) - 4))
         if done is not None:
             prev_done = done
-    out.append("")
-    if not d.findings:
-        out.append("Findings: none - every command succeeded and no known pitfall was seen.")
-        return "\n".join(out) + "\n"
-    out.append("Findings (%d errors, %d warnings)" % (s["errors"], s["warnings"]))
+
+
+def _findings(findings, out, width):
     wrap = lambda label, text: textwrap.fill(text, width=width, initial_indent="    %-9s" % label,
                                              subsequent_indent=" " * 13)
-    for i, f in enumerate(d.findings, 1):
+    for i, f in enumerate(findings, 1):
         out.append("")
-        out.append("%2d. [%s] %s  {%s}" % (i, f.severity.upper(), f.title, f.id))
+        out.append("%2d. [%s] %s  {%s}" % (i, _label(f), f.title, f.id))
         if f.command:
             out.append(wrap("command:", f.command))
         if f.code is not None:
@@ -93,4 +103,52 @@ def render_text(d, width=110):
             out.append(("    %-9s" % ("evidence:" if j == 0 else "")) + _short(e, width - 13))
         if len(f.evidence) > 12:
             out.append("             ... %d more" % (len(f.evidence) - 12))
-    return "\n".join(out) + "\n"
+
+
+def _session_head(p, many):
+    span = " over %d ms (t=%s..%s)" % (p["span_ms"], p["first_ms"], p["last_ms"]) if p["span_ms"] is not None else ""
+    where = ""
+    if many and p["lines"][0] is not None:
+        where = "Session %d (lines %d-%d): " % (p["session"], p["lines"][0], p["lines"][1])
+    head = "%s%d commands%s, %d failed, %d URCs, %d app prints" % (where, p["commands"], span, p["failed_commands"],
+                                                                 p["urcs"], p["app_prints"])
+    if p["prose_lines"]:
+        head += ", %d lines of text around the log (not the application's)" % p["prose_lines"]
+    return head
+
+
+def render_text(d, width=110):
+    s = d.summary()
+    out = []
+    out.append("AT transcript doctor: %s (%s format)" % (s["source"] or "<input>", s["format"]))
+    if d.verdict is not None:
+        out.append("")
+        out.append("%s: %s" % (d.verdict.title, d.verdict.cause))
+        out.append("fix: %s" % d.verdict.fix)
+        out.append("")
+        out.append("Summary: no AT conversation to judge (--check fails)")
+        return d.scrub.text("\n".join(out) + "\n")
+    if s["modem"]:
+        out.append("modem: " + ", ".join("%s %s" % (k, v) for k, v in sorted(s["modem"].items())))
+    many = len(d.sessions) > 1
+    if many:
+        out.append("%d sessions (the clock goes back or the host starts over): each is judged on its own"
+                   % len(d.sessions))
+    for sess, p in zip(d.sessions, s["per_session"]):
+        out.append("")
+        out.append(_session_head(p, many))
+        out.append("")
+        out.append("Conversation" + (" (session %d)" % p["session"] if many else ""))
+        _conversation(sess.conv, out)
+        out.append("")
+        k = count_kinds(sess.findings)
+        if not sess.findings:
+            out.append("Findings%s: none - every command succeeded and no known pitfall was seen."
+                       % (" (session %d)" % p["session"] if many else ""))
+            continue
+        out.append("Findings%s: %s" % (" (session %d)" % p["session"] if many else "",
+                                        summary_line(k, sess.findings)))
+        _findings(sess.findings, out, width)
+    out.append("")
+    out.append("Summary: %s%s" % (d.headline(), " in %d sessions" % len(d.sessions) if many else ""))
+    return d.scrub.text("\n".join(out) + "\n")
