@@ -120,7 +120,7 @@ def test_loop_end_to_end(tmp_path):
     replies = [commands.verify_reply(KEY, p) for p in _data(broker, "fm/E2E01/reply")]
     assert replies[0]["ok"] and replies[0]["result"]["pong"] is True
     assert not replies[1]["ok"] and not t.reboot_req  # forged: refused, no action
-    assert replies[2]["ok"] and [p[1] for p in t.pids if p[0] == 5] == [500]
+    assert replies[2]["ok"] and [p.interval_ms for p in t.pids if p.pid == 5] == [500]
     assert t.counters["obd_reads"] > 0 and t.counters["gnss_fixes"] > 0
 
 

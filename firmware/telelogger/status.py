@@ -1,7 +1,7 @@
 # Status publishing, remote commands (wired to commands.CommandHandler) and watchdog feeding.
 import json
 
-from telelogger.loop import RUN, acall, isawait
+from telelogger.tasks import RUN, acall, isawait
 from telelogger.sampler import K_BATTERY, K_SIGNAL
 
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets).
@@ -19,7 +19,8 @@ def status(t):
         "send_errors": c["send_errors"], "obd_errors": c["obd_errors"],
         "signal": t.last.get(K_SIGNAL), "voltage": t.last.get(K_BATTERY),
         "utc": t.utc_offset_ms is not None,
-        "pid_errors": dict(("%02X" % p[0], p[5]) for p in t.pids if p[5]),
+        "pid_errors": dict(("%02X" % p.pid, p.errors) for p in t.pids if p.errors),
+        "mem_errors": c["mem_errors"], "last_reset": t.last_reset,
     }
 
 
@@ -38,6 +39,8 @@ async def status_task(t):
         if t.state == RUN and t.pub.connected():
             try:
                 await publish_status(t)
+            except MemoryError:
+                raise
             except Exception as e:
                 t.note("debug", "status: %s", e)
 
@@ -86,18 +89,23 @@ async def cmd_task(t):
         while t.cmdq:
             payload = t.cmdq.pop(0)
             t.counters["cmds"] += 1
-            if t.commands is None:
+            h = t.command_handler()
+            if h is None:
                 reply = b'{"ok":false,"error":"commands disabled: no hmac_key configured"}'
             else:
                 try:
-                    reply = t.commands.handle(payload)
+                    reply = h.handle(payload)
                     if isawait(reply):
                         reply = await reply
+                except MemoryError:
+                    raise
                 except Exception as e:
                     reply = json.dumps({"ok": False, "error": str(e)}).encode()
             try:
                 async with t.lock:
                     await t.pub.publish(t.t_reply, reply, 1)
+            except MemoryError:
+                raise
             except Exception as e:
                 t.note("warn", "reply not sent: %s", e)
             if t.reboot_req:
