@@ -22,7 +22,7 @@ from telelogger.app import flat_config
 from telelogger.loop import Telelogger
 from telelogger.store import Store
 
-KEY = "0123456789abcdef0123"
+KEY = "e2e-Key-9fQ2vXz7LmN4rTb8WcY3hJd6"
 
 
 def test_sample_keys_agree_with_keys_table():

@@ -53,12 +53,13 @@ def _mem_free():
 
 def _validated(cfg):
     """cfg as telelogger.config.validate returns it (the loop reads no defaults of its own: one
-    home per fact). A validated config carries "secrets"; anything else is validated here."""
+    home per fact). A validated config carries "secrets"; anything else is validated here,
+    without requiring what only the transports need (broker.host, certificates)."""
     if cfg is not None and "secrets" in cfg:
         return cfg
     from telelogger import config
 
-    return config.validate(cfg or {})
+    return config.validate(cfg or {}, False)
 
 
 def _take_reset_reason(path):
@@ -183,7 +184,7 @@ class Telelogger:
             c = self.cfg["commands"]
             if key and c["enabled"]:
                 from telelogger.commands import CommandHandler
-                from telelogger.status import handlers
+                from telelogger.cmdhandlers import handlers
 
                 self.commands = CommandHandler(key, self.clock, handlers(self), utc_ms=self.utc_ms,
                                                window_s=c["window_s"], nonces=c["nonces"],

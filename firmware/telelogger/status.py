@@ -45,43 +45,7 @@ async def status_task(t):
                 t.note("debug", "status: %s", e)
 
 
-# ---- commands ----
-_TARGETS = {"intervals.battery_ms": "battery_ms", "intervals.signal_ms": "signal_ms",
-            "intervals.status_ms": "status_ms", "gnss.interval_ms": "gnss_ms", "batch.max_age_ms": "batch_age_ms"}
-
-
-def handlers(t):
-    """The commands a remote may run (commands.CommandHandler checks the arguments):
-    name -> async fn(args dict) -> JSON-able result."""
-
-    async def ping(args=None):
-        return {"pong": True, "uptime_ms": t.now()}
-
-    async def stat(args=None):
-        return status(t)
-
-    async def set_interval(args):
-        target = args["target"]
-        ms = int(args["ms"])
-        if target.startswith("obd.pids."):
-            t.set_pid_interval(int(target[9:], 16), ms)
-        elif target in _TARGETS:
-            setattr(t, _TARGETS[target], ms)
-        else:
-            raise ValueError("unknown interval %s" % target)
-        return {"target": target, "ms": ms}
-
-    async def flush(args=None):
-        t.flush_req = True
-        return {"queue": t.store.pending()}
-
-    async def reboot(args=None):
-        t.reboot_req = True
-        return {"rebooting": True, "delay_ms": (args or {}).get("delay_ms", 0)}
-
-    return {"ping": ping, "status": stat, "set_interval": set_interval, "flush": flush, "reboot": reboot}
-
-
+# ---- commands (the handlers: telelogger/cmdhandlers.py, imported with the first command) ----
 async def cmd_task(t):
     while True:
         await t.cmd_ev.wait()

@@ -191,7 +191,7 @@ def cfg(**over):
 
 def validated(c=None):
     """cfg() (or c) merged with the defaults and checked, as the app hands it to the loop."""
-    return validate(c or cfg())
+    return validate(c or cfg(), False)
 
 
 def make(c=None, pub=None, obd=None, gnss=None, modem=None, commands=None):

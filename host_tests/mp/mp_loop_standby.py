@@ -4,7 +4,6 @@ import json
 
 from loopfakes import EchoCommands, FakeGnss, FakeModem, FakeObd, GatePublisher, Wdt, cfg, make, stop
 
-from telelogger import status
 from telelogger.loop import FLUSH, RUN, STANDBY
 
 
@@ -103,7 +102,9 @@ async def test_standby_heartbeat():
 
 async def test_commands_wiring():
     t, clk, pub, store, obd = make()
-    t.commands = EchoCommands(status.handlers(t))
+    from telelogger.cmdhandlers import handlers
+
+    t.commands = EchoCommands(handlers(t))
     t.start()
     await clk.advance(3000)
     assert ("fm/TEST01/cmd", 1) in pub.subs
@@ -124,6 +125,27 @@ async def test_commands_wiring():
     assert obd.reads[0x05] - r0 >= 8  # now every 500 ms
     assert replies[3]["result"]["queue"] == store.pending()
     assert t.counters["cmds"] == 4 and not t.reboot_req
+
+
+async def test_set_interval_keeps_the_config_limits():
+    from telelogger.cmdhandlers import handlers
+
+    t, clk, pub, store, obd = make()
+    t.commands = EchoCommands(handlers(t))
+    t.start()
+    await clk.advance(3000)
+    for target, ms in (("intervals.status_ms", 100), ("intervals.status_ms", 999), ("obd.pids.0C", 99),
+                       ("gnss.interval_ms", 3600001)):
+        pub.inject("fm/TEST01/cmd", json.dumps({"cmd": "set_interval", "args": {"target": target, "ms": ms}}).encode())
+        await clk.advance(100)
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"set_interval","args":{"target":"intervals.status_ms","ms":1000}}')
+    await clk.advance(100)
+    await stop(t, clk)
+    replies = [json.loads(p) for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
+    assert [r["ok"] for r in replies] == [False, False, False, False, True], replies
+    assert "1000" in replies[0]["error"] and "status_ms" in replies[0]["error"]
+    assert t.status_ms == 1000 and t.gnss_ms == 1000
+    assert [p.interval_ms for p in t.pids if p.pid == 0x0C] == [1000]
 
 
 async def test_utc_from_gnss_and_signal():
