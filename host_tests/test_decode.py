@@ -33,7 +33,7 @@ def _check_recs(recs, dev="CAR1", seq0=1, topic=None):
     assert [r["seq"] for r in recs] == [seq0, seq0 + 1, seq0 + 2]
     assert all(r["dev"] == dev for r in recs)
     assert recs[0]["lat"] == 48.85837 and recs[0]["lng"] == 2.294481 and recs[0]["acc"] == [0.01, -0.02, 1.0]
-    assert recs[1]["battery"] == 13.91 and recs[1]["coolant"] == -7 and recs[1]["ts"] == T0 + 1000
+    assert recs[1]["battery"] == 13.91 and recs[1]["coolant_temp"] == -7 and recs[1]["ts"] == T0 + 1000
     assert recs[2]["ts"] is None and recs[2]["mono"] == 2500 and recs[2]["boot"] == 2
     if topic is not None:
         assert all(r["topic"] == topic for r in recs)
@@ -139,3 +139,31 @@ def test_real_mosquitto_capture(tmp_path):
         by_dev.setdefault(r["dev"], []).append(r)
     _check_recs(by_dev["CAR1"], "CAR1", 1, "fm/CAR1/data")
     _check_recs(by_dev["CAR2"], "CAR2", 10, "fm/CAR2/data")
+
+
+def test_obd_names_and_units_are_the_pid_tables():
+    """One home per fact: every OBD key in telelogger/keys.py has obdii/pids.py's name and unit."""
+    from obdii import pids
+
+    from telelogger import keys
+
+    checked = 0
+    for key, (name, _dp, unit) in keys.KEYS.items():
+        if key & ~0xFF != keys.OBD_BASE:
+            continue
+        info = pids.info(key & 0xFF)
+        assert info is not None, "keys.py has PID %02X, obdii/pids.py does not" % (key & 0xFF)
+        assert (name, unit) == (info[0], info[1]), (hex(key), name, unit, info[:2])
+        checked += 1
+    assert checked >= 20
+
+
+def test_device_import_path_has_no_decoder():
+    """The encoder, with the JSON format, never pulls in telelogger.decode (tools only) and keeps
+    keys.py unloaded once it has read it."""
+    code = ("import sys; sys.path.insert(0, 'firmware'); from telelogger import encode; "
+            "r = encode.encode_record(1, True, [(0x10C, 900), (0x24, 12.5)]); "
+            "b = encode.encode_batch('D', [(1, r)], 'compact') + encode.encode_batch('D', [(1, r)], 'json'); "
+            "print(sorted(m for m in sys.modules if m.startswith('telelogger')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert eval(out) == ["telelogger", "telelogger.encjson", "telelogger.encode"], out

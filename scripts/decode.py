@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware"))
 
-from telelogger.encode import BATCH_MAGIC, FormatError, decode_batch  # noqa: E402
+from telelogger.decode import BATCH_MAGIC, FormatError, decode_batch  # noqa: E402
 
 _HEX = set(b"0123456789abcdefABCDEF")
 

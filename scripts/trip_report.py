@@ -4,7 +4,7 @@ GNSS track) and a summary (records, losses by sequence number, duplicates, bytes
 
     python scripts/trip_report.py RECORDS.jsonl [--out sim-out] [--expected-last-seq N]
 
-RECORDS.jsonl: one decoded record per line, as telelogger.encode.decode_batch gives them
+RECORDS.jsonl: one decoded record per line, as telelogger.decode.decode_batch gives them
 ({"seq", "ts", "rpm", "speed", "lat", "lng", ...}) plus "_bytes" (payload bytes / records in it).
 """
 import argparse

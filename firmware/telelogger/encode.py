@@ -2,12 +2,14 @@
 #
 # A record is what the loop stores in the flash queue: one timestamp plus samples
 # (key, value), values kept as scaled integers (keys.py gives the decimal places).
-# A batch is what goes on the wire: "compact" (binary, varints, CRC32) or "json".
-# official_text() renders the official Freematics text format, for comparison.
-import json
-
-from telelogger import keys as K
-
+# A batch is what goes on the wire: "compact" (binary, varints, CRC32) or "json"
+# (telelogger/encjson.py, imported when a JSON batch is first built).
+#
+# RAM: the device imports only this module (and encjson.py for "json"). The key table
+# (keys.py) is read once for its decimal places and unloaded again. Decoding and the official
+# text format are for tools and tests: telelogger/decode.py, which the device never imports
+# (encode.decode_batch, .decode_record, .record_samples, .official_text, .official_value and
+# .fmt_scaled still work: they are looked up there on first use).
 from binascii import crc32  # every port we run on has it (ESP32, unix, CPython)
 
 RECORD_VERSION = 1
@@ -109,31 +111,54 @@ def scale(v, dp):
     raise ValueError("cannot encode value of type %s" % type(v).__name__)
 
 
-def fmt_scaled(v, dp):
-    """Scaled integer -> exact decimal text (no float round trip)."""
-    if dp == 0:
-        return str(v)
-    a = -v if v < 0 else v
-    f = str(a % _POW10[dp])
-    return "%s%d.%s%s" % ("-" if v < 0 else "", a // _POW10[dp], "0" * (dp - len(f)), f)
+_dps = None  # key -> decimal places, from keys.KEYS; None entry: UNKNOWN_FLOAT_DP
 
 
-def _value(v, dp):
-    if dp == 0:
-        return v
-    return float(fmt_scaled(v, dp))  # same parser as json.loads: identical floats
+def _unload(name):
+    import sys
+
+    sys.modules.pop("telelogger." + name, None)
+    pkg = sys.modules.get("telelogger")
+    if pkg is not None and name in getattr(pkg, "__dict__", ()):
+        try:
+            delattr(pkg, name)
+        except (AttributeError, TypeError):
+            pass
+
+
+def dp_of(key):
+    """Decimal places of a known key (keys.KEYS), or None for unknown keys. The table is read
+    once into a small dict of ints and keys.py is unloaded again."""
+    global _dps
+    if _dps is None:
+        from telelogger import keys
+
+        d = {}
+        for k in keys.KEYS:
+            d[k] = keys.KEYS[k][1]
+        d[None] = keys.UNKNOWN_FLOAT_DP
+        _dps = d
+        del keys
+        _unload("keys")
+    return _dps.get(key)
+
+
+def _name_of(key):
+    from telelogger import keys
+
+    return keys.name_of(key)
 
 
 def _sample_dp(key, vals):
     """(dp, explicit) for a sample: table decimals for known keys; unknown keys keep ints as
-    ints and floats/decimal strings with up to UNKNOWN_FLOAT_DP decimals (written explicitly)."""
-    dp = K.dp_of(key)
+    ints and floats/decimal strings with up to keys.UNKNOWN_FLOAT_DP decimals (written explicitly)."""
+    dp = dp_of(key)
     if dp is not None:
         return dp, False
     dp = 0
     for v in vals:
         if isinstance(v, float):
-            dp = K.UNKNOWN_FLOAT_DP
+            dp = _dps[None]
         elif isinstance(v, str):
             d = _decimals_of_str(v)
             if d > dp:
@@ -176,7 +201,7 @@ def encode_record(ts_ms, utc, samples, boot=0):
             try:
                 put_svarint(buf, scale(x, dp))
             except ValueError as e:
-                raise ValueError("key 0x%x (%s): %s" % (key, K.name_of(key), e))
+                raise ValueError("key 0x%x (%s): %s" % (key, _name_of(key), e))
     return bytes(buf)
 
 
@@ -195,8 +220,8 @@ def _record_head(rec):
     return False, boot, ts, i
 
 
-def _read_sample(b, i, end):
-    """-> (key, dp, multi, [scaled ints], next index)"""
+def _read_sample(b, i, end, want_dp=True):
+    """-> (key, dp, multi, [scaled ints], next index); dp is None without want_dp (only skipping)."""
     h, i = get_uvarint(b, i, end)
     key = h >> 1
     n = 1
@@ -213,8 +238,8 @@ def _read_sample(b, i, end):
             dp = e >> 4
             if dp > 9:
                 raise FormatError("sample 0x%x: %d decimals" % (key, dp))
-    if dp is None:
-        dp = K.dp_of(key) or 0
+    if dp is None and want_dp:
+        dp = dp_of(key) or 0
     vals = []
     for _ in range(n):
         v, i = get_svarint(b, i, end)
@@ -232,22 +257,10 @@ def _iter_samples(b, i, end):
 def _sample_span(b, i, end):
     """Length check + count of the samples in b[i:end]."""
     n = 0
-    for _ in _iter_samples(b, i, end):
+    while i < end:
+        i = _read_sample(b, i, end, False)[4]
         n += 1
     return n
-
-
-def decode_record(rec):
-    """-> {"utc": bool, "ts": ms, "boot": int|None, "samples": [(key, value)]}; values are
-    int (0 decimals), float, or list for tuples."""
-    utc, boot, ts, i = _record_head(rec)
-    out = []
-    for key, dp, multi, vals in _iter_samples(rec, i, len(rec)):
-        if multi:
-            out.append((key, [_value(v, dp) for v in vals]))
-        else:
-            out.append((key, _value(vals[0], dp)))
-    return {"utc": utc, "ts": ts, "boot": boot, "samples": out}
 
 
 # ---------------------------------------------------------------- batches
@@ -271,7 +284,9 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
     if fmt == "compact":
         return _encode_compact(device_id, entries, utc_offset_ms, boot)
     if fmt == "json":
-        return _encode_json(device_id, entries, utc_offset_ms, boot)
+        from telelogger.encjson import encode_json
+
+        return encode_json(device_id, entries, utc_offset_ms, boot)
     raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
 
 
@@ -340,147 +355,13 @@ def put_crc(buf):
     buf.extend(c.to_bytes(4, "little"))
 
 
-def _json_samples(parts, b, i, end):
-    for key, dp, multi, vals in _iter_samples(b, i, end):
-        parts.append(',"%s":' % K.name_of(key))
-        if multi:
-            parts.append("[" + ",".join([fmt_scaled(v, dp) for v in vals]) + "]")
-        else:
-            parts.append(fmt_scaled(vals[0], dp))
+_DECODE_NAMES = ("decode_batch", "decode_record", "record_samples", "official_text", "official_value", "fmt_scaled")
 
 
-def _encode_json(device_id, entries, utc_offset_ms, boot):
-    # Written by hand so numbers are exact decimals on single-precision ports too.
-    parts = ['{"v":%d,"dev":%s,"seq0":%d,"recs":[' % (BATCH_VERSION, json.dumps(device_id), entries[0][0] if entries else 0)]
-    first = True
-    for seq, rec, uts, rb, mono, i in _times(entries, utc_offset_ms, boot):
-        parts.append('{"seq":%d' % seq if first else ',{"seq":%d' % seq)
-        first = False
-        if uts is not None:
-            parts.append(',"ts":%d' % uts)
-        else:
-            parts.append(',"ts":null,"mono":%d,"boot":%d' % (mono, rb))
-        _json_samples(parts, rec, i, len(rec))
-        parts.append("}")
-    parts.append("]}")
-    return "".join(parts).encode()
+def __getattr__(name):
+    """Tool-side names, kept importable from here: telelogger/decode.py (never on the device)."""
+    if name in _DECODE_NAMES:
+        from telelogger import decode
 
-
-def _decode_compact(b):
-    if len(b) < 7:
-        raise FormatError("compact batch too short (%d bytes)" % len(b))
-    end = len(b) - 4
-    want = int.from_bytes(bytes(b[end:]), "little")
-    got = crc32(bytes(b[:end])) & 0xFFFFFFFF
-    if want != got:
-        raise FormatError("compact batch CRC mismatch: payload says %08x, computed %08x" % (want, got))
-    if b[1] != BATCH_VERSION:
-        raise FormatError("compact batch version %d, expected %d" % (b[1], BATCH_VERSION))
-    n, i = get_uvarint(b, 2, end)
-    if i + n > end:
-        raise FormatError("truncated device id")
-    dev = bytes(b[i : i + n]).decode()
-    i += n
-    seq0, i = get_uvarint(b, i, end)
-    prev_utc, i = get_uvarint(b, i, end)
-    prev_mono = None
-    prev_boot = None
-    expect = seq0
-    recs = []
-    while i < end:
-        h, i = get_uvarint(b, i, end)
-        kind = h & 3
-        ns = h >> 3
-        if h & 4:
-            gap, i = get_uvarint(b, i, end)
-            expect += gap
-        r = {"seq": expect}
-        if kind == _KIND_UTC:
-            d, i = get_svarint(b, i, end)
-            prev_utc += d
-            r["ts"] = prev_utc
-        else:
-            if kind == _KIND_MONO:
-                if prev_mono is None:
-                    raise FormatError("record %d: monotonic delta without a base" % expect)
-                d, i = get_svarint(b, i, end)
-                prev_mono += d
-            elif kind == _KIND_MONO_BOOT:
-                prev_boot, i = get_uvarint(b, i, end)
-                prev_mono, i = get_uvarint(b, i, end)
-            else:
-                raise FormatError("record %d: unknown time kind 3" % expect)
-            r["ts"] = None
-            r["mono"] = prev_mono
-            r["boot"] = prev_boot
-        for _ in range(ns):
-            if i >= end:
-                raise FormatError("record %d: %d samples announced, payload ends" % (expect, ns))
-            key, dp, multi, vals, i = _read_sample(b, i, end)
-            if multi:
-                r[K.name_of(key)] = [_value(v, dp) for v in vals]
-            else:
-                r[K.name_of(key)] = _value(vals[0], dp)
-        recs.append(r)
-        expect += 1
-    return {"v": BATCH_VERSION, "dev": dev, "seq0": seq0, "recs": recs}
-
-
-def decode_batch(payload):
-    """Either format -> {"v", "dev", "seq0", "recs": [{"seq", "ts", ["mono", "boot"], name: value}]}
-    (the shape of the JSON format; a compact batch decodes to what json.loads gives for the JSON
-    encoding of the same entries)."""
-    b = payload
-    if isinstance(b, str):
-        b = b.encode()
-    if not b:
-        raise FormatError("empty payload")
-    if b[0] == BATCH_MAGIC:
-        return _decode_compact(b)
-    if b[0] == 0x7B:  # '{'
-        try:
-            d = json.loads(b)
-        except ValueError as e:
-            raise FormatError("bad JSON batch: %s" % e)
-        if not isinstance(d, dict) or not isinstance(d.get("recs"), list) or "dev" not in d:
-            raise FormatError("JSON batch without dev/recs")
-        return d
-    raise FormatError("unknown payload (first byte 0x%02x): not a compact (0xf7) or JSON batch" % b[0])
-
-
-def record_samples(rec_dict):
-    """JSON-shaped record -> [(key, value)] (metadata fields left out)."""
-    out = []
-    for name in rec_dict:
-        if name in K.RESERVED:
-            continue
-        out.append((K.key_of(name), rec_dict[name]))
-    return out
-
-
-# ---------------------------------------------------------------- official text format
-
-
-def official_value(key, v):
-    if isinstance(v, (tuple, list)):
-        return ";".join([official_value(key, x) for x in v])
-    if isinstance(v, float):
-        dp = K.dp_of(key)
-        return fmt_scaled(scale(v, K.UNKNOWN_FLOAT_DP if dp is None else dp), K.UNKNOWN_FLOAT_DP if dp is None else dp)
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    return str(v)
-
-
-def official_text(device_id, record_samples):
-    """The official telelogger datagram for one record: `<devid>#<PIDhex>:<val>[;v2;v3],...*<XX>`
-    where XX is the 8-bit sum of all preceding bytes in hex (%X). record_samples: [(key, value)],
-    in order (the official firmware puts (0, millis) first)."""
-    parts = []
-    for key, v in record_samples:
-        parts.append("%X:%s" % (key, official_value(key, v)))
-    body = ("%s#%s" % (device_id, ",".join(parts))).encode()
-    s = 0
-    for c in body:
-        s += c
-    return body + ("*%X" % (s & 0xFF)).encode()
+        return getattr(decode, name)
+    raise AttributeError(name)
