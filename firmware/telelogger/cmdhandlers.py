@@ -1,6 +1,7 @@
 # What a remote command does to the running telelogger `t` (commands.CommandHandler checks the
 # signature and the argument types first). Imported with the first command message.
 from telelogger.status import status
+from telelogger.tasks import unload
 
 # set_interval target -> the Telelogger attribute it sets
 _TARGETS = {"intervals.battery_ms": "battery_ms", "intervals.signal_ms": "signal_ms",
@@ -9,8 +10,6 @@ _TARGETS = {"intervals.battery_ms": "battery_ms", "intervals.signal_ms": "signal
 
 def limits(target):
     """(lo, hi) ms the config allows for `target` (telelogger/schema.py: one home for the limits)."""
-    import sys
-
     from telelogger import schema
 
     try:
@@ -19,10 +18,7 @@ def limits(target):
         spec = schema.SCHEMA[target]
         return spec[1], spec[2]
     finally:
-        sys.modules.pop("telelogger.schema", None)
-        pkg = sys.modules.get("telelogger")
-        if pkg is not None and "schema" in getattr(pkg, "__dict__", ()):
-            delattr(pkg, "schema")
+        unload("schema")
 
 
 def handlers(t):

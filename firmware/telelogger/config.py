@@ -11,6 +11,8 @@
 # through here come from schema.py (a fresh copy each time).
 import json
 
+from telelogger.tasks import unload as _unload
+
 
 class ConfigError(ValueError):
     """`key`: dotted key, `expected`: what is allowed, `got`: what was given (already rendered).
@@ -34,19 +36,6 @@ class ConfigError(ValueError):
             return errors[0]
         e = errors[0]
         return ConfigError(e.key, e.expected, e.got, errors)
-
-
-def _unload(name):
-    """Forgets module telelogger.<name> (a boot-only module) so its heap can be collected."""
-    import sys
-
-    sys.modules.pop("telelogger." + name, None)
-    pkg = sys.modules.get("telelogger")
-    if pkg is not None and name in getattr(pkg, "__dict__", ()):
-        try:
-            delattr(pkg, name)
-        except (AttributeError, TypeError):
-            pass
 
 
 def __getattr__(name):

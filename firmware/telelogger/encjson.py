@@ -3,6 +3,7 @@
 import json
 
 from telelogger.encode import _POW10, BATCH_VERSION, _iter_samples, _times
+from telelogger.tasks import unload
 
 _names = None  # key -> JSON name, read once from keys.py (which is unloaded again)
 
@@ -10,7 +11,7 @@ _names = None  # key -> JSON name, read once from keys.py (which is unloaded aga
 def name_of(key):
     global _names
     if _names is None:
-        from telelogger import encode, keys
+        from telelogger import keys
 
         d = {}
         for k in keys.KEYS:
@@ -18,7 +19,7 @@ def name_of(key):
         d[None] = keys.UNKNOWN_PREFIX
         _names = d
         del keys
-        encode._unload("keys")
+        unload("keys")
     n = _names.get(key)
     return n if n is not None else "%s%x" % (_names[None], key)
 

@@ -12,6 +12,8 @@
 # .fmt_scaled still work: they are looked up there on first use).
 from binascii import crc32  # every port we run on has it (ESP32, unix, CPython)
 
+from telelogger.tasks import unload
+
 RECORD_VERSION = 1
 BATCH_MAGIC = 0xF7
 BATCH_VERSION = 1
@@ -114,18 +116,6 @@ def scale(v, dp):
 _dps = None  # key -> decimal places, from keys.KEYS; None entry: UNKNOWN_FLOAT_DP
 
 
-def _unload(name):
-    import sys
-
-    sys.modules.pop("telelogger." + name, None)
-    pkg = sys.modules.get("telelogger")
-    if pkg is not None and name in getattr(pkg, "__dict__", ()):
-        try:
-            delattr(pkg, name)
-        except (AttributeError, TypeError):
-            pass
-
-
 def dp_of(key):
     """Decimal places of a known key (keys.KEYS), or None for unknown keys. The table is read
     once into a small dict of ints and keys.py is unloaded again."""
@@ -139,7 +129,7 @@ def dp_of(key):
         d[None] = keys.UNKNOWN_FLOAT_DP
         _dps = d
         del keys
-        _unload("keys")
+        unload("keys")
     return _dps.get(key)
 
 

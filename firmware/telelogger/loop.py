@@ -5,13 +5,13 @@
 # outage or a reset loses nothing that was appended (official firmware issues #69/#185).
 # status.py: status, remote commands, watchdog; standby.py: engine-off sleep.
 import asyncio
-import gc
 
 from core.compat import Clock
 from net.publisher import backoff_ms, jitter_pick
 from telelogger.sampler import Pid
 from telelogger.standby import Standby
-from telelogger.tasks import FLUSH, RUN, STANDBY, isawait  # noqa: F401 - the run states, importable from here too
+from telelogger import memfault
+from telelogger.tasks import FLUSH, RUN, STANDBY  # noqa: F401 - the run states, importable from here too
 
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
 # STATIONARY_TIME_TABLE {10, 60} s): (stationary ms, record interval multiplier), longest first.
@@ -19,15 +19,6 @@ STATIONARY_TIERS = ((60000, 5), (10000, 2))
 
 # Records kept in RAM while the flash refuses writes (full): beyond this the oldest is dropped, counted.
 UNSAVED_MAX = 16
-
-# Running out of memory (telelogger/CONFIG.md "Memory faults"): the task that hit MemoryError is
-# restarted after gc.collect() and a back-off of MEM_BACKOFF_MS doubling per recent fault (at most
-# MEM_BACKOFF_MAX_MS); MEM_FAULTS_MAX faults within MEM_WINDOW_MS reset the device (reason on flash).
-MEM_FAULTS_MAX = 5
-MEM_WINDOW_MS = 60000
-MEM_BACKOFF_MS = 500
-MEM_BACKOFF_MAX_MS = 8000
-
 
 def next_boot(path):
     """Increments and returns the boot counter kept in the file `path` (0 if unreadable)."""
@@ -46,11 +37,6 @@ def next_boot(path):
     return n
 
 
-def _mem_free():
-    f = getattr(gc, "mem_free", None)  # MicroPython only
-    return f() if f else -1
-
-
 def _validated(cfg):
     """cfg as telelogger.config.validate returns it (the loop reads no defaults of its own: one
     home per fact). A validated config carries "secrets"; anything else is validated here,
@@ -60,24 +46,6 @@ def _validated(cfg):
     from telelogger import config
 
     return config.validate(cfg or {}, False)
-
-
-def _take_reset_reason(path):
-    """The reason a memory-fault reset left in `path` (then removed), or None."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            why = f.read().strip()
-    except OSError:
-        return None
-    try:
-        import os
-
-        os.remove(path)
-    except OSError:
-        pass
-    return why or None
 
 
 class Telelogger:
@@ -164,10 +132,10 @@ class Telelogger:
         self.cmd_counter_path = cmd_counter_path
         self.reset_cb = reset
         self.reset_path = reset_path
-        self.last_reset = _take_reset_reason(reset_path)  # why the previous boot reset itself
+        self.last_reset = memfault.take_reason(reset_path)  # why the previous boot reset itself
         self.reset_reason = None  # set when this run gave up (memory faults): run() returns
-        self._mem_recent = []  # loop ms of recent memory faults (at most MEM_FAULTS_MAX)
-        self._mem_logged = []  # task names whose memory fault was logged already
+        self._mem_recent = []  # loop ms of recent memory faults (memfault.py)
+        self._mem_logged = []  # task names whose memory fault was logged already (memfault.py)
         self._done = asyncio.Event()
         self.counters = {
             "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
@@ -379,65 +347,6 @@ class Telelogger:
             self.cmdq.append(bytes(payload))
             self.cmd_ev.set()
 
-    # ---- memory faults ----
-    async def guarded(self, name, make):
-        """Runs the task `make()` (a coroutine function); a MemoryError in it is a handled fault
-        (mem_fault) after which the task starts again."""
-        while True:
-            try:
-                await make()
-                return
-            except MemoryError:
-                await self.mem_fault(name)
-                if self.reset_reason is not None:
-                    return
-
-    async def mem_fault(self, where):
-        """Counts, logs once per task, collects, backs off; resets when faults persist."""
-        gc.collect()
-        self.counters["mem_errors"] += 1
-        now = self.now()
-        r = self._mem_recent
-        while r and (now - r[0] >= MEM_WINDOW_MS or len(r) >= MEM_FAULTS_MAX):
-            r.pop(0)
-        r.append(now)
-        if where not in self._mem_logged:
-            self._mem_logged.append(where)
-            try:
-                self.note("error", "out of memory in task %s (free %d bytes): retrying after gc", where, _mem_free())
-            except MemoryError:
-                pass
-        if len(r) >= MEM_FAULTS_MAX:
-            await self.mem_reset("memory: %d MemoryErrors within %d s, last in task %s"
-                                 % (len(r), MEM_WINDOW_MS // 1000, where))
-            return
-        await self.sleep(min(MEM_BACKOFF_MS << (len(r) - 1), MEM_BACKOFF_MAX_MS))
-
-    async def mem_reset(self, reason):
-        """Gives up: stores what is still in RAM (best effort: the flash queue is durable),
-        writes `reason` to reset_path for the next boot's status, calls the reset callback."""
-        self.reset_reason = reason
-        gc.collect()
-        try:
-            self.build_record()
-        except Exception as e:  # the records stay where they are; flash holds all stored ones
-            self.note("warn", "before reset: %d records not stored: %s", len(self.unsaved), e)
-        if self.reset_path:
-            try:
-                with open(self.reset_path, "w") as f:
-                    f.write(reason + "\n")
-            except OSError as e:
-                self.note("warn", "cannot write %s: %s", self.reset_path, e)
-        self.note("error", "resetting: %s", reason)
-        self._done.set()
-        fn = self.reset_cb
-        if fn is None and self.board is not None and hasattr(self.board, "reset"):
-            fn = self.board.reset
-        if fn is not None:
-            r = fn(reason) if self.reset_cb is not None else fn()
-            if isawait(r):
-                await r
-
     # ---- run ----
     def start(self):
         """Create the tasks inside a running event loop."""
@@ -447,7 +356,7 @@ class Telelogger:
         self._done = asyncio.Event()
 
         def task(name, fn, *args):
-            t.append(asyncio.create_task(self.guarded(name, lambda: fn(*args))))
+            t.append(asyncio.create_task(memfault.guarded(self, name, lambda: fn(*args))))
 
         task("record", self.record_task)
         task("send", self.sender_task)

@@ -6,7 +6,7 @@
 #    and standby would wake again at once;
 #  - or when the voltage stayed below `voltage_off` for LOW_CONFIRM_MS (protects the battery;
 #    a short dip while cranking is not enough).
-from telelogger.tasks import FLUSH, RUN, STANDBY, isawait
+from telelogger.tasks import RUN, unload
 
 MOTION_KMH = 2  # "motion" means OBD or GNSS speed >= 2 km/h (official firmware)
 LOW_CONFIRM_MS = 10000  # voltage below voltage_off this long: standby
@@ -68,121 +68,21 @@ class Standby:
         self.low_since_ms = None
 
 
-# ---- the loop's side: tasks that act on the rules above ----
-STANDBY_POLL_MS = 5000  # official: poll ATRV every 5 s while asleep
+# ---- the loop's side: the poll that decides; what standby does is in standby_io.py, imported
+# on entry and unloaded after waking (a running car never needs it in RAM)
 
 
 async def standby_task(t):
-    if t.state != RUN:  # restarted after a memory fault inside enter(): wake fully, then judge again
-        await _power(t, True)
-        t.net_allowed = True
-        t.state = RUN
+    if t.state != RUN:  # restarted after a memory fault inside standby: wake fully, then judge again
+        from telelogger import standby_io
+
+        await standby_io.resume(t)
     while True:
         await t.sleep(1000)
         t.beat("standby")
         if t.state == RUN and t.standby.should_sleep(t.now()):
-            await enter(t)
+            from telelogger import standby_io
 
-
-async def _power(t, on):
-    if t.board is not None and hasattr(t.board, "gnss_power"):
-        try:
-            t.board.gnss_power(on)
-        except Exception as e:  # a board without a GNSS power pin
-            t.note("debug", "gnss power: %s", e)
-    name = "power_on" if on else "power_off"
-    for obj in (t.modem, t.gnss):
-        if obj is not None and hasattr(obj, name):
-            try:
-                r = getattr(obj, name)()
-                if isawait(r):
-                    await r
-            except MemoryError:
-                raise
-            except Exception as e:
-                t.note("warn", "%s: %s", name, e)
-
-
-async def _sleep_hook(t, ms):
-    b = t.board
-    if b is not None and hasattr(b, "light_sleep"):
-        r = b.light_sleep(ms)  # ESP32: machine.lightsleep; HostBoard: a recorded sleep
-        if isawait(r):
-            await r
-    else:
-        await t.sleep(ms)
-
-
-async def _disconnect(t):
-    async with t.lock:
-        try:
-            await t.pub.disconnect()
-        except Exception as e:
-            t.note("warn", "disconnect: %s", e)
-
-
-async def enter(t):
-    """Engine off: flush what we can, modem off properly, sleep until the voltage rises."""
-    from telelogger.sampler import read_voltage
-    from telelogger.status import publish_status
-
-    sb = t.standby
-    t.note("info", "standby: %s V, stationary %d s", sb.voltage, sb.stationary_for(t.now()) // 1000)
-    t.counters["standby"] += 1
-    t.state = FLUSH
-    try:
-        t.build_record()
-    except MemoryError:
-        raise
-    except Exception as e:  # flash full: the record stays in RAM (loop.build_record), standby goes on
-        t.note("error", "store append failed: %s", e)
-    await t.drain(t.flush_ms)
-    try:
-        if t.pub.connected():
-            await publish_status(t, {"standby": True})
-    except MemoryError:
-        raise
-    except Exception as e:
-        t.note("warn", "standby status: %s", e)
-    t.net_allowed = False
-    await _disconnect(t)
-    await _power(t, False)
-    t.state = STANDBY
-    last_hb = t.now()
-    v = None
-    while True:
-        if t.wdt is not None:
-            t.wdt.feed()
-        await _sleep_hook(t, STANDBY_POLL_MS)
-        v = await read_voltage(t)
-        if v is not None:
-            sb.battery(v, t.now())
-        if sb.should_wake(v):
-            break
-        if sb.heartbeat_ms and t.now() - last_hb >= sb.heartbeat_ms:
-            last_hb = t.now()
-            await heartbeat(t, v)
-    t.counters["wakes"] += 1
-    await _power(t, True)
-    sb.reset(t.now())
-    t.net_allowed = True
-    t.state = RUN
-    t.note("info", "awake: %s V", v)
-
-
-async def heartbeat(t, volts):
-    """While asleep: modem up, say we are alive, send what is queued, modem down."""
-    from telelogger.status import publish_status
-
-    t.counters["heartbeats"] += 1
-    await _power(t, True)
-    try:
-        await t.connect()
-        await publish_status(t, {"standby": True, "heartbeat": True, "voltage": volts})
-        await t.drain(t.flush_ms)
-    except MemoryError:
-        raise
-    except Exception as e:
-        t.note("warn", "heartbeat failed: %s", e)
-    await _disconnect(t)
-    await _power(t, False)
+            await standby_io.enter(t)
+            del standby_io
+            unload("standby_io")

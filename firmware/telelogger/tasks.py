@@ -1,5 +1,5 @@
-# What the telelogger's task modules (loop, sampler, status, standby) share, so none of them
-# imports another for it: the run states and calling a function that may be sync or async.
+# What the telelogger's modules share, so none of them imports another for it: the run states,
+# calling a function that may be sync or async, and forgetting a module imported for one job.
 
 RUN = "run"  # sampling and sending
 FLUSH = "flush"  # entering standby: last record, draining the queue
@@ -16,3 +16,17 @@ async def acall(fn, *args):
     if isawait(r):
         r = await r
     return r
+
+
+def unload(name):
+    """Forgets module telelogger.<name> (imported for one job: validation, a key table, standby)
+    so that its heap can be collected: out of sys.modules and off the package."""
+    import sys
+
+    sys.modules.pop("telelogger." + name, None)
+    pkg = sys.modules.get("telelogger")
+    if pkg is not None and name in getattr(pkg, "__dict__", ()):
+        try:
+            delattr(pkg, name)
+        except (AttributeError, TypeError):
+            pass

@@ -45,6 +45,9 @@ async def test_standby_enter_and_wake():
     await clk.advance(10000)
     assert t.state == RUN and modem.ons == 1 and t.counters["wakes"] == 1
     await clk.advance(5000)
+    import sys
+
+    assert "telelogger.standby_io" not in sys.modules  # what standby does leaves RAM once awake
     await stop(t, clk)
     assert obd.reads[0x0C] > reads
     assert pub.connected()
