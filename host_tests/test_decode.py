@@ -167,3 +167,92 @@ def test_device_import_path_has_no_decoder():
             "print(sorted(m for m in sys.modules if m.startswith('telelogger')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert eval(out) == ["telelogger", "telelogger.encjson", "telelogger.encode", "telelogger.tasks"], out
+
+
+# ---- an independent reader of the compact format, written from telelogger/FORMAT.md alone
+# (it shares no code with firmware/telelogger: its own varints, CRC from zlib, its own dp table
+# for the keys used below)
+def _uv(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        if c < 0x80:
+            return v, i
+        shift += 7
+
+
+def _sv(b, i):
+    z, i = _uv(b, i)
+    return (z >> 1) ^ -(z & 1), i
+
+
+_DP = {0x10C: 0, 0x10D: 0, 0x105: 0, 0x0A: 6, 0x0B: 6, 0x20: 2, 0x24: 2}  # FORMAT.md / CONFIG keys table
+
+
+def read_compact(b):
+    import zlib
+
+    assert b[0] == 0xF7 and b[1] == 1
+    assert int.from_bytes(b[-4:], "little") == zlib.crc32(b[:-4])
+    n, i = _uv(b, 2)
+    dev = b[i : i + n].decode()
+    i += n
+    seq, i = _uv(b, i)
+    utc, i = _uv(b, i)
+    mono = boot = None
+    end = len(b) - 4
+    out = []
+    while i < end:
+        h, i = _uv(b, i)
+        kind, ns = h & 3, h >> 3
+        if h & 4:
+            gap, i = _uv(b, i)
+            seq += gap
+        if kind == 0:
+            d, i = _sv(b, i)
+            utc += d
+            when = ("utc", utc)
+        elif kind == 1:
+            d, i = _sv(b, i)
+            mono += d
+            when = ("mono", boot, mono)
+        else:
+            assert kind == 2
+            boot, i = _uv(b, i)
+            mono, i = _uv(b, i)
+            when = ("mono", boot, mono)
+        samples = []
+        for _ in range(ns):
+            kx, i = _uv(b, i)
+            key, count, tup, dp = kx >> 1, 1, False, _DP[kx >> 1]
+            if kx & 1:
+                e = b[i]
+                i += 1
+                count, tup = (e & 3) + 1, bool(e & 4)
+                if e & 8:
+                    dp = e >> 4
+            vals = []
+            for _ in range(count):
+                v, i = _sv(b, i)
+                vals.append(v / 10 ** dp if dp else v)
+            samples.append((key, vals if tup else vals[0]))
+        out.append((seq, when, samples))
+        seq += 1
+    assert i == end
+    return dev, out
+
+
+def test_independent_reader_agrees_with_the_encoder():
+    entries = _entries(seq0=40) + [(45, E.encode_record(3000, False, [(0x10D, 31), (0x24, 12.6)], boot=2)),
+                                    (46, E.encode_record(1000, False, [(0x10C, 700)], boot=3))]
+    dev, recs = read_compact(E.encode_batch("CAR1", entries, "compact"))
+    assert dev == "CAR1"
+    assert [r[0] for r in recs] == [40, 41, 42, 45, 46]  # the gap 43..44 is carried
+    assert recs[0][1] == ("utc", T0) and recs[1][1] == ("utc", T0 + 1000)
+    assert recs[2][1] == ("mono", 2, 2500) and recs[3][1] == ("mono", 2, 3000) and recs[4][1] == ("mono", 3, 1000)
+    s0 = dict(recs[0][2])
+    assert s0[0x10C] == 900 and s0[0x0A] == 48.85837 and s0[0x0B] == 2.294481 and s0[0x20] == [0.01, -0.02, 1.0]
+    assert dict(recs[1][2]) == {0x10C: 1800, 0x24: 13.91, 0x105: -7}
+    assert dict(recs[3][2]) == {0x10D: 31, 0x24: 12.6}
