@@ -256,3 +256,19 @@ def test_independent_reader_agrees_with_the_encoder():
     assert s0[0x10C] == 900 and s0[0x0A] == 48.85837 and s0[0x0B] == 2.294481 and s0[0x20] == [0.01, -0.02, 1.0]
     assert dict(recs[1][2]) == {0x10C: 1800, 0x24: 13.91, 0x105: -7}
     assert dict(recs[3][2]) == {0x10D: 31, 0x24: 12.6}
+
+
+def test_trip_report_stuck_records_are_not_delivered():
+    """scripts/trip_report.py: records still queued on the device are undelivered, not OK."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from trip_report import summarize
+
+    recs = [{"seq": s, "ts": T0 + s * 1000, "rpm": 800} for s in range(1, 11)]
+    ok = summarize(recs)
+    assert ok["verdict"].startswith("OK") and ok["undelivered"] == 0
+    stuck = summarize(recs[:7], expected_last_seq=10, still_queued=3)
+    assert stuck["lost"] == 0 and stuck["undelivered"] == 3 and stuck["verdict"].startswith("FAIL"), stuck
+    assert "still queued" in stuck["verdict"]
+    lost = summarize(recs[:5], expected_last_seq=10, still_queued=2)
+    assert lost["lost"] == 3 and "3 records lost" in lost["verdict"] and "2 more still queued" in lost["verdict"]
+    assert summarize([], expected_last_seq=3)["verdict"] == "FAIL: no record reached the broker"
