@@ -86,9 +86,30 @@ def test_garbage_input_fails_clearly(tmp_path):
     f = tmp_path / "x.txt"
     f.write_bytes(b"\x00\x01\x02 not a payload\n")
     rc, recs, err = _run([str(f)])
-    assert rc == 1 and recs == [] and "unknown payload" in err
+    assert rc == 1 and recs == [] and "line 1: neither hex nor JSON" in err, err
     rc, recs, err = _run([str(tmp_path / "missing")])
     assert rc == 1 and "missing" in err
+
+
+def test_user_mistakes_get_one_clear_line():
+    for stdin, want in ((b"", "empty input: no payload to decode"),
+                        (b"  \n\n", "empty input"),
+                        (b"f70\n", "line 1: odd number of hex digits (3)"),
+                        (b"fm/CAR1/data f7014\n", "line 1: odd number of hex digits (5)"),
+                        (b"fm/CAR1/data\n", "line 1: no payload after the topic"),
+                        (b"hello world\n", "line 1: neither hex nor JSON")):
+        rc, recs, err = _run(["-"], stdin=stdin)
+        assert rc == 1 and recs == [] and want in err and len(err.strip().splitlines()) == 1, (stdin, err)
+    rc, recs, err = _run(["--hex", "f70"])
+    assert rc == 1 and "odd number of hex digits" in err
+
+
+def test_units():
+    payload = E.encode_batch("CAR1", _entries(), "compact")
+    rc, recs, err = _run(["--hex", payload.hex(), "--units"])
+    assert rc == 0, err
+    assert recs[0]["units"] == {"rpm": "rpm", "lat": "deg", "lng": "deg", "acc": "g (x;y;z)"}
+    assert recs[1]["units"]["coolant_temp"] == "C" and recs[1]["units"]["battery"] == "V"
 
 
 def _free_port():
