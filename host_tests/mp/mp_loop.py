@@ -2,7 +2,7 @@
 # scheduling, store-first, oldest-first sending, ack only after publish, offline then online.
 import json
 
-from loopfakes import Codec, FakeObd, FakeGnss, GatePublisher, cfg, make, sent_seqs, stop
+from loopfakes import Codec, FakeObd, FakeGnss, GatePublisher, MemStore, cfg, make, sent_seqs, stop
 from net.publisher import FakePublisher
 from telelogger import status
 
@@ -257,3 +257,29 @@ async def test_run_returns_after_memory_reset():
     await clk.settle()
     assert resets and task.done()
     t.stop()
+
+
+class _GreedyStore(MemStore):
+    """A store whose append, from the 4th record on, asks the allocator for more than any heap has:
+    a real MemoryError from the runtime, not one raised by the fake."""
+
+    def append(self, rec):
+        import sys
+
+        if self.seq >= 3:
+            bytearray(2 ** 62 if sys.implementation.name == "cpython" else 2 ** 28)
+        return MemStore.append(self, rec)
+
+
+async def test_allocator_memory_error_is_the_same_fault():
+    t, clk, pub, store, obd = make()
+    pub.up = False
+    t.store = _GreedyStore()
+    resets = []
+    t.reset_cb = resets.append
+    t.start()
+    await clk.advance(70000)
+    await stop(t, clk)
+    assert len(resets) == 1 and "task record" in resets[0], resets
+    assert [s for s, r in t.store.recs] == [1, 2, 3] and t.counters["mem_errors"] == 5
+    assert t.unsaved  # the record that could not be stored is still in RAM, not dropped
