@@ -3,7 +3,9 @@
 # that drains the store oldest-first over the publisher, acking only after the broker's PUBACK.
 # Nothing is published directly: every sample goes through the store first, so a network
 # outage or a reset loses nothing that was appended (official firmware issues #69/#185).
-# status.py: status, remote commands, watchdog; standby.py: engine-off sleep.
+# status.py: status, the command queue, watchdog (cmdhandlers.py + commands.py: imported with the
+# first command); standby.py: when to sleep (standby_io.py: what sleeping does, imported on entry);
+# memfault.py: MemoryError as a handled fault; tasks.py: run states and helpers they all share.
 import asyncio
 
 from core.compat import Clock
