@@ -187,7 +187,7 @@ def test_device_import_path_has_no_decoder():
             "b = encode.encode_batch('D', [(1, r)], 'compact') + encode.encode_batch('D', [(1, r)], 'json'); "
             "print(sorted(m for m in sys.modules if m.startswith('telelogger')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
-    assert eval(out) == ["telelogger", "telelogger.encjson", "telelogger.encode", "telelogger.tasks"], out
+    assert eval(out) == ["telelogger", "telelogger.encjson", "telelogger.encode", "telelogger.record", "telelogger.tasks"], out
 
 
 # ---- an independent reader of the compact format, written from telelogger/FORMAT.md alone

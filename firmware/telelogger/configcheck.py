@@ -6,7 +6,7 @@
 # given. Secrets are never shown (only their type).
 import json
 
-from telelogger.config import ConfigError
+from telelogger.configerror import ConfigError
 from telelogger.schema import (AT, DEFAULTS, HMAC_KEY_DISTINCT, HMAC_KEY_MIN, PID_INTERVAL, PLACEHOLDER_DOMAINS,
                                PLACEHOLDER_KEYS, SCHEMA, SECRETS_DEFAULTS, SECRETS_SCHEMA, _HOST_CHARS, _ID_CHARS)
 

@@ -7,7 +7,7 @@ from binascii import crc32
 
 from telelogger import keys as K
 from telelogger.encjson import fmt_scaled
-from telelogger.encode import (_KIND_MONO, _KIND_MONO_BOOT, _KIND_UTC, BATCH_MAGIC, BATCH_VERSION,  # noqa: F401
+from telelogger.record import (_KIND_MONO, _KIND_MONO_BOOT, _KIND_UTC, BATCH_MAGIC, BATCH_VERSION,  # noqa: F401
                                FormatError, _iter_samples, _read_sample, _record_head, get_svarint, get_uvarint,
                                scale)
 

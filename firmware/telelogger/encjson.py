@@ -2,7 +2,7 @@
 # on single-precision ports too. Imported by encode.encode_batch for the first JSON batch.
 import json
 
-from telelogger.encode import _POW10, BATCH_VERSION, _iter_samples, _times
+from telelogger.record import _POW10, BATCH_VERSION, _iter_samples, _times
 from telelogger.tasks import unload
 
 _names = None  # key -> JSON name, read once from keys.py (which is unloaded again)
