@@ -132,6 +132,7 @@ class Telelogger:
         self.tasks = []
         self.commands = commands
         self.cmd_counter_path = cmd_counter_path
+        self.refused_reply_ms = None  # when a refused command last got a reply (status.cmd_task)
         self.reset_cb = reset
         self.reset_path = reset_path
         self.last_reset = memfault.take_reason(reset_path)  # why the previous boot reset itself
@@ -144,6 +145,7 @@ class Telelogger:
             "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
             "acked_seq": None, "last_seq": None, "last_bytes": 0, "standby": 0, "wakes": 0, "heartbeats": 0,
             "cmds": 0, "status": 0, "wdt_feeds": 0, "store_errors": 0, "unsaved_dropped": 0, "mem_errors": 0,
+            "cmds_unanswered": 0,
         }
 
     def command_handler(self):

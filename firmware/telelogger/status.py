@@ -46,6 +46,12 @@ async def status_task(t):
 
 
 # ---- commands (the handlers: telelogger/cmdhandlers.py, imported with the first command) ----
+# Refused messages (unauthenticated, replayed, malformed, or commands off) get at most one reply per
+# REFUSED_REPLY_MS; the others are dropped silently (counted: cmds_unanswered), so that anyone able
+# to publish on the cmd topic cannot make the device publish a (signed) reply per message.
+REFUSED_REPLY_MS = 10000
+
+
 async def cmd_task(t):
     while True:
         await t.cmd_ev.wait()
@@ -54,17 +60,27 @@ async def cmd_task(t):
             payload = t.cmdq.pop(0)
             t.counters["cmds"] += 1
             h = t.command_handler()
+            refused = True
             if h is None:
-                reply = b'{"ok":false,"error":"commands disabled: no hmac_key configured"}'
+                reply = b'{"ok":false,"error":"commands disabled (commands.enabled is false or no secrets.hmac_key)"}'
             else:
+                stats = getattr(h, "stats", None)  # CommandHandler counts what it rejects
+                before = stats["rejected"] if stats else None
                 try:
                     reply = h.handle(payload)
                     if isawait(reply):
                         reply = await reply
+                    refused = stats is not None and stats["rejected"] != before
                 except MemoryError:
                     raise
                 except Exception as e:
                     reply = json.dumps({"ok": False, "error": str(e)}).encode()
+            if refused:
+                now = t.now()
+                if t.refused_reply_ms is not None and now - t.refused_reply_ms < REFUSED_REPLY_MS:
+                    t.counters["cmds_unanswered"] += 1
+                    continue
+                t.refused_reply_ms = now
             try:
                 async with t.lock:
                     await t.pub.publish(t.t_reply, reply, 1)

@@ -190,3 +190,31 @@ async def test_watchdog_stops_when_sender_hangs():
     await stop(t, clk)
     assert t.wdt.n < n + 320  # feeding stopped once the sender was silent for 900 s
     assert t.counters["mem_errors"] == 0 and store.dropped > 0
+
+
+async def test_refused_commands_get_rate_limited_replies():
+    from telelogger import commands
+
+    key = "k8Pq2vXz7LmN4rTb9WcY3hJd6FgS1aQe"
+    c = cfg()
+    c["secrets"] = {"hmac_key": key}
+    t, clk, pub, store, obd = make(c)
+    t.start()
+    await clk.advance(3000)
+    for _ in range(3):  # a flood of unauthenticated messages (the loop queues at most 4 at a time)
+        pub.inject("fm/TEST01/cmd", b'{"cmd":"reboot","mac":"%s"}' % (b"0" * 64))
+    pub.inject("fm/TEST01/cmd", b"garbage")
+    await clk.advance(100)
+    replies = [p for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
+    assert len(replies) == 1 and t.counters["cmds_unanswered"] == 3, (replies, t.counters)
+    assert b"bad mac" in replies[0]
+    pub.inject("fm/TEST01/cmd", commands.sign(key, {"cmd": "ping", "args": {}, "n": 1}))  # authenticated: answered
+    await clk.advance(100)
+    await clk.advance(11000)
+    pub.inject("fm/TEST01/cmd", b"garbage")  # the window has passed: one reply again
+    await clk.advance(100)
+    await stop(t, clk)
+    replies = [p for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
+    assert len(replies) == 3, replies
+    assert commands.verify_reply(key, replies[1])["ok"] is True and not t.reboot_req
+    assert b'"ok": false' in replies[2] or b'"ok":false' in replies[2]
