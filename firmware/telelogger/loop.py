@@ -10,9 +10,9 @@ import asyncio
 
 from core.compat import Clock
 from net.publisher import backoff_ms, jitter_pick
+from telelogger import memfault
 from telelogger.sampler import Pid
 from telelogger.standby import Standby
-from telelogger import memfault
 from telelogger.tasks import FLUSH, RUN, STANDBY  # noqa: F401 - the run states, importable from here too
 
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
@@ -58,7 +58,7 @@ class Telelogger:
     voltage() (ADC) or a callable; else obd.battery_voltage() (ATRV). clock: core.compat.Clock
     (fake in tests). wdt: object with feed(). board: optional light_sleep(ms) (standby), reset().
     codec: the encode module (default telelogger.encode); commands: a CommandHandler (default
-    built from cfg['hmac_key'] when the first command arrives). boot: this boot's number
+    built from cfg['secrets']['hmac_key'] when the first command arrives). boot: this boot's number
     (next_boot()), so records stamped before UTC was known are corrected only with this boot's
     offset. reset: callable(reason) the loop calls when memory faults persist (default
     board.reset()); reset_path: file where that reason is kept for the next boot's status
