@@ -33,7 +33,7 @@ def _check_recs(recs, dev="CAR1", seq0=1, topic=None):
     assert [r["seq"] for r in recs] == [seq0, seq0 + 1, seq0 + 2]
     assert all(r["dev"] == dev for r in recs)
     assert recs[0]["lat"] == 48.85837 and recs[0]["lng"] == 2.294481 and recs[0]["acc"] == [0.01, -0.02, 1.0]
-    assert recs[1]["battery"] == 13.91 and recs[1]["coolant"] == -7 and recs[1]["ts"] == T0 + 1000
+    assert recs[1]["battery"] == 13.91 and recs[1]["coolant_temp"] == -7 and recs[1]["ts"] == T0 + 1000
     assert recs[2]["ts"] is None and recs[2]["mono"] == 2500 and recs[2]["boot"] == 2
     if topic is not None:
         assert all(r["topic"] == topic for r in recs)
@@ -86,9 +86,30 @@ def test_garbage_input_fails_clearly(tmp_path):
     f = tmp_path / "x.txt"
     f.write_bytes(b"\x00\x01\x02 not a payload\n")
     rc, recs, err = _run([str(f)])
-    assert rc == 1 and recs == [] and "unknown payload" in err
+    assert rc == 1 and recs == [] and "line 1: neither hex nor JSON" in err, err
     rc, recs, err = _run([str(tmp_path / "missing")])
     assert rc == 1 and "missing" in err
+
+
+def test_user_mistakes_get_one_clear_line():
+    for stdin, want in ((b"", "empty input: no payload to decode"),
+                        (b"  \n\n", "empty input"),
+                        (b"f70\n", "line 1: odd number of hex digits (3)"),
+                        (b"fm/CAR1/data f7014\n", "line 1: odd number of hex digits (5)"),
+                        (b"fm/CAR1/data\n", "line 1: no payload after the topic"),
+                        (b"hello world\n", "line 1: neither hex nor JSON")):
+        rc, recs, err = _run(["-"], stdin=stdin)
+        assert rc == 1 and recs == [] and want in err and len(err.strip().splitlines()) == 1, (stdin, err)
+    rc, recs, err = _run(["--hex", "f70"])
+    assert rc == 1 and "odd number of hex digits" in err
+
+
+def test_units():
+    payload = E.encode_batch("CAR1", _entries(), "compact")
+    rc, recs, err = _run(["--hex", payload.hex(), "--units"])
+    assert rc == 0, err
+    assert recs[0]["units"] == {"rpm": "rpm", "lat": "deg", "lng": "deg", "acc": "g (x;y;z)"}
+    assert recs[1]["units"]["coolant_temp"] == "C" and recs[1]["units"]["battery"] == "V"
 
 
 def _free_port():
@@ -139,3 +160,136 @@ def test_real_mosquitto_capture(tmp_path):
         by_dev.setdefault(r["dev"], []).append(r)
     _check_recs(by_dev["CAR1"], "CAR1", 1, "fm/CAR1/data")
     _check_recs(by_dev["CAR2"], "CAR2", 10, "fm/CAR2/data")
+
+
+def test_obd_names_and_units_are_the_pid_tables():
+    """One home per fact: every OBD key in telelogger/keys.py has obdii/pids.py's name and unit."""
+    from obdii import pids
+
+    from telelogger import keys
+
+    checked = 0
+    for key, (name, _dp, unit) in keys.KEYS.items():
+        if key & ~0xFF != keys.OBD_BASE:
+            continue
+        info = pids.info(key & 0xFF)
+        assert info is not None, "keys.py has PID %02X, obdii/pids.py does not" % (key & 0xFF)
+        assert (name, unit) == (info[0], info[1]), (hex(key), name, unit, info[:2])
+        checked += 1
+    assert checked >= 20
+
+
+def test_device_import_path_has_no_decoder():
+    """The encoder, with the JSON format, never pulls in telelogger.decode (tools only) and keeps
+    keys.py unloaded once it has read it."""
+    code = ("import sys; sys.path.insert(0, 'firmware'); from telelogger import encode; "
+            "r = encode.encode_record(1, True, [(0x10C, 900), (0x24, 12.5)]); "
+            "b = encode.encode_batch('D', [(1, r)], 'compact') + encode.encode_batch('D', [(1, r)], 'json'); "
+            "print(sorted(m for m in sys.modules if m.startswith('telelogger')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert eval(out) == ["telelogger", "telelogger.encjson", "telelogger.encode", "telelogger.record", "telelogger.tasks"], out
+
+
+# ---- an independent reader of the compact format, written from telelogger/FORMAT.md alone
+# (it shares no code with firmware/telelogger: its own varints, CRC from zlib, its own dp table
+# for the keys used below)
+def _uv(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        if c < 0x80:
+            return v, i
+        shift += 7
+
+
+def _sv(b, i):
+    z, i = _uv(b, i)
+    return (z >> 1) ^ -(z & 1), i
+
+
+_DP = {0x10C: 0, 0x10D: 0, 0x105: 0, 0x0A: 6, 0x0B: 6, 0x20: 2, 0x24: 2}  # FORMAT.md / CONFIG keys table
+
+
+def read_compact(b):
+    import zlib
+
+    assert b[0] == 0xF7 and b[1] == 1
+    assert int.from_bytes(b[-4:], "little") == zlib.crc32(b[:-4])
+    n, i = _uv(b, 2)
+    dev = b[i : i + n].decode()
+    i += n
+    seq, i = _uv(b, i)
+    utc, i = _uv(b, i)
+    mono = boot = None
+    end = len(b) - 4
+    out = []
+    while i < end:
+        h, i = _uv(b, i)
+        kind, ns = h & 3, h >> 3
+        if h & 4:
+            gap, i = _uv(b, i)
+            seq += gap
+        if kind == 0:
+            d, i = _sv(b, i)
+            utc += d
+            when = ("utc", utc)
+        elif kind == 1:
+            d, i = _sv(b, i)
+            mono += d
+            when = ("mono", boot, mono)
+        else:
+            assert kind == 2
+            boot, i = _uv(b, i)
+            mono, i = _uv(b, i)
+            when = ("mono", boot, mono)
+        samples = []
+        for _ in range(ns):
+            kx, i = _uv(b, i)
+            key, count, tup, dp = kx >> 1, 1, False, _DP[kx >> 1]
+            if kx & 1:
+                e = b[i]
+                i += 1
+                count, tup = (e & 3) + 1, bool(e & 4)
+                if e & 8:
+                    dp = e >> 4
+            vals = []
+            for _ in range(count):
+                v, i = _sv(b, i)
+                vals.append(v / 10 ** dp if dp else v)
+            samples.append((key, vals if tup else vals[0]))
+        out.append((seq, when, samples))
+        seq += 1
+    assert i == end
+    return dev, out
+
+
+def test_independent_reader_agrees_with_the_encoder():
+    entries = _entries(seq0=40) + [(45, E.encode_record(3000, False, [(0x10D, 31), (0x24, 12.6)], boot=2)),
+                                    (46, E.encode_record(1000, False, [(0x10C, 700)], boot=3))]
+    dev, recs = read_compact(E.encode_batch("CAR1", entries, "compact"))
+    assert dev == "CAR1"
+    assert [r[0] for r in recs] == [40, 41, 42, 45, 46]  # the gap 43..44 is carried
+    assert recs[0][1] == ("utc", T0) and recs[1][1] == ("utc", T0 + 1000)
+    assert recs[2][1] == ("mono", 2, 2500) and recs[3][1] == ("mono", 2, 3000) and recs[4][1] == ("mono", 3, 1000)
+    s0 = dict(recs[0][2])
+    assert s0[0x10C] == 900 and s0[0x0A] == 48.85837 and s0[0x0B] == 2.294481 and s0[0x20] == [0.01, -0.02, 1.0]
+    assert dict(recs[1][2]) == {0x10C: 1800, 0x24: 13.91, 0x105: -7}
+    assert dict(recs[3][2]) == {0x10D: 31, 0x24: 12.6}
+
+
+def test_trip_report_stuck_records_are_not_delivered():
+    """scripts/trip_report.py: records still queued on the device are undelivered, not OK."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from trip_report import summarize
+
+    recs = [{"seq": s, "ts": T0 + s * 1000, "rpm": 800} for s in range(1, 11)]
+    ok = summarize(recs)
+    assert ok["verdict"].startswith("OK") and ok["undelivered"] == 0
+    stuck = summarize(recs[:7], expected_last_seq=10, still_queued=3)
+    assert stuck["lost"] == 0 and stuck["undelivered"] == 3 and stuck["verdict"].startswith("FAIL"), stuck
+    assert "still queued" in stuck["verdict"]
+    lost = summarize(recs[:5], expected_last_seq=10, still_queued=2)
+    assert lost["lost"] == 3 and "3 records lost" in lost["verdict"] and "2 more still queued" in lost["verdict"]
+    assert summarize([], expected_last_seq=3)["verdict"] == "FAIL: no record reached the broker"

@@ -12,8 +12,10 @@ Inputs (any mix):
                              payloads need -F '%t %x' since they may contain newlines)
 
 Each output line: {"dev": ..., "seq": ..., "ts": ..., ["mono", "boot"], <sample name>: value ...}
-plus "topic" when the input had one and "time" (ISO-8601 UTC) with --iso.
-Exit status 1 if any payload could not be decoded (each failure is reported on stderr).
+plus "topic" when the input had one, "time" (ISO-8601 UTC) with --iso, and "units" ({name: unit}
+for the samples of that record, from telelogger/keys.py) with --units.
+Exit status 1 if any payload could not be decoded or the input held none (each failure is
+reported on stderr, naming the input, the line and what is wrong).
 """
 import argparse
 import json
@@ -23,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware"))
 
-from telelogger.encode import BATCH_MAGIC, FormatError, decode_batch  # noqa: E402
+from telelogger.decode import BATCH_MAGIC, FormatError, decode_batch  # noqa: E402
 
 _HEX = set(b"0123456789abcdefABCDEF")
 
@@ -32,7 +34,17 @@ def _is_hex(b):
     return len(b) >= 2 and len(b) % 2 == 0 and all(c in _HEX for c in b)
 
 
-def records(payload, topic=None, iso=False):
+_META = ("seq", "ts", "mono", "boot")
+
+
+def _units():
+    from telelogger import keys
+
+    return dict((name, unit) for name, _dp, unit in keys.KEYS.values())
+
+
+def records(payload, topic=None, iso=False, units=None):
+    """units: None, or {name: unit} (see _units) to add a "units" member per record."""
     d = decode_batch(payload)
     for r in d["recs"]:
         out = {"dev": d.get("dev")}
@@ -42,14 +54,26 @@ def records(payload, topic=None, iso=False):
         if iso and isinstance(r.get("ts"), int):
             t = r["ts"]
             out["time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1000)) + ".%03dZ" % (t % 1000)
+        if units is not None:
+            out["units"] = dict((k, units.get(k, "")) for k in r if k not in _META)
         yield out
 
 
+class InputError(ValueError):
+    pass
+
+
 def _payload_of(text):
-    """One token of a text input -> payload bytes (hex or JSON text)."""
+    """One token of a text input -> payload bytes (hex or JSON text); InputError says what it is not."""
     text = text.strip()
+    if not text:
+        raise InputError("no payload after the topic")
     if _is_hex(text):
         return bytes.fromhex(text.decode())
+    if all(c in _HEX for c in text):
+        raise InputError("odd number of hex digits (%d): a byte is missing or one too many" % len(text))
+    if text[:1] != b"{":
+        raise InputError("neither hex nor JSON (starts with %r)" % text[:12].decode(errors="replace"))
     return text
 
 
@@ -72,11 +96,14 @@ def split_input(data):
         if not line:
             continue
         where = "line %d" % n
-        if line[:1] == b"{" or _is_hex(line):
-            items.append((None, _payload_of(line), where))
-            continue
-        topic, _, rest = line.partition(b" ")
-        items.append((topic.decode(errors="replace"), _payload_of(rest), where))
+        try:
+            if line[:1] == b"{" or all(c in _HEX for c in line):
+                items.append((None, _payload_of(line), where))
+                continue
+            topic, _, rest = line.partition(b" ")
+            items.append((topic.decode(errors="replace"), _payload_of(rest), where))
+        except InputError as e:
+            items.append((None, e, where))
     return items
 
 
@@ -85,12 +112,13 @@ def main(argv=None):
     ap.add_argument("inputs", nargs="*", help="files, or - for stdin (default: stdin)")
     ap.add_argument("--hex", action="append", default=[], help="a payload as hex (repeatable)")
     ap.add_argument("--iso", action="store_true", help="add an ISO-8601 UTC 'time' field")
+    ap.add_argument("--units", action="store_true", help="add the unit of each sample ('units': {name: unit})")
     a = ap.parse_args(argv)
     jobs = []
     for h in a.hex:
         try:
-            jobs.append((None, bytes.fromhex(h.strip()), "--hex"))
-        except ValueError as e:
+            jobs.append((None, _payload_of(h.encode()), "--hex"))
+        except InputError as e:
             print("decode: --hex %s: %s" % (h[:20], e), file=sys.stderr)
             return 1
     inputs = a.inputs or ([] if a.hex else ["-"])
@@ -106,12 +134,19 @@ def main(argv=None):
                 print("decode: %s: %s" % (name, e.strerror), file=sys.stderr)
                 return 1
             label = name
-        for topic, payload, where in split_input(data):
+        items = split_input(data)
+        if not items:
+            print("decode: %s: empty input: no payload to decode" % label, file=sys.stderr)
+            return 1
+        for topic, payload, where in items:
             jobs.append((topic, payload, "%s %s" % (label, where)))
+    units = _units() if a.units else None
     bad = 0
     for topic, payload, where in jobs:
         try:
-            for r in records(payload, topic, a.iso):
+            if isinstance(payload, InputError):
+                raise payload
+            for r in records(payload, topic, a.iso, units):
                 sys.stdout.write(json.dumps(r) + "\n")
         except (FormatError, ValueError, UnicodeError) as e:
             bad += 1

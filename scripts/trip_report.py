@@ -4,8 +4,12 @@ GNSS track) and a summary (records, losses by sequence number, duplicates, bytes
 
     python scripts/trip_report.py RECORDS.jsonl [--out sim-out] [--expected-last-seq N]
 
-RECORDS.jsonl: one decoded record per line, as telelogger.encode.decode_batch gives them
+RECORDS.jsonl: one decoded record per line, as telelogger.decode.decode_batch gives them
 ({"seq", "ts", "rpm", "speed", "lat", "lng", ...}) plus "_bytes" (payload bytes / records in it).
+
+Every record not received is undelivered: `lost` (gone) or `still_queued` (on the device's flash,
+not at the broker: stuck is not delivered). The summary's `verdict` says which; the exit status is
+0 only when every record reached the broker.
 """
 import argparse
 import json
@@ -25,7 +29,18 @@ def summarize(records, expected_last_seq=None, still_queued=0, first_seq=None):
     nbytes = sum(r.get("_bytes", 0) for r in records)
     out_of_order = sum(1 for a, b in zip(seqs, seqs[1:]) if b < a)
     lost = max(0, len(missing) - still_queued)
+    stuck = len(missing) - lost
+    if not missing and uniq:
+        verdict = "OK: every record reached the broker"
+    elif not uniq:
+        verdict = "FAIL: no record reached the broker"
+    elif lost:
+        verdict = "FAIL: %d records lost%s" % (lost, ", %d more still queued on the device" % stuck if stuck else "")
+    else:
+        verdict = "FAIL: %d records still queued on the device, not delivered" % stuck
     return {
+        "verdict": verdict,
+        "undelivered": len(missing),
         "records_expected": max(0, last - first + 1),
         "records_received": len(uniq),
         "duplicates": len(seqs) - len(uniq),
@@ -123,8 +138,10 @@ def write_report(records, out_dir, extra=None, expected_last_seq=None, still_que
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(s, f, indent=1, sort_keys=True)
     with open(os.path.join(out_dir, "summary.txt"), "w") as f:
+        f.write("%s\n" % s["verdict"])
         for k in sorted(s):
-            f.write("%-20s %s\n" % (k, s[k]))
+            if k != "verdict":
+                f.write("%-20s %s\n" % (k, s[k]))
     return s, png
 
 
@@ -133,12 +150,14 @@ def main(argv=None):
     ap.add_argument("records")
     ap.add_argument("--out", default="sim-out")
     ap.add_argument("--expected-last-seq", type=int)
+    ap.add_argument("--still-queued", type=int, default=0, help="records the device reported still queued")
     a = ap.parse_args(argv)
     with open(a.records) as f:
         recs = [json.loads(line) for line in f if line.strip()]
-    s, png = write_report(recs, a.out, expected_last_seq=a.expected_last_seq)
+    s, png = write_report(recs, a.out, expected_last_seq=a.expected_last_seq, still_queued=a.still_queued)
     print(json.dumps(s, indent=1))
-    return 1 if s["lost"] else 0
+    print(s["verdict"])
+    return 0 if s["verdict"].startswith("OK") else 1
 
 
 if __name__ == "__main__":

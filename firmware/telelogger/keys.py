@@ -2,7 +2,8 @@
 # the number of decimal places kept (values are stored as scaled integers: value * 10**dp).
 # Numbering follows the official Freematics telelogger: OBD PIDs as 0x100|pid, GNSS 0x0A..0x12,
 # battery 0x24, accelerometer 0x20, signal 0x81, device temperature 0x82. Keys 0x90.. are ours.
-# This table is data; encode.py and scripts/decode.py read it, nothing else defines names.
+# This table is data; the device reads it once (encode.dp_of: decimal places; encjson.name_of:
+# JSON names) and unloads it again; decode.py and scripts read it for names and units.
 
 # key: (json name, decimal places, unit)
 KEYS = {
@@ -21,7 +22,7 @@ KEYS = {
     0x21: ("gyro", 1, "deg/s (x;y;z)"),
     0x24: ("battery", 2, "V"),
     0x81: ("signal", 0, "dBm"),
-    0x82: ("dev_temp", 0, "degC"),
+    0x82: ("dev_temp", 0, "C"),
     # --- ours: health of the data path
     0x90: ("q_dropped", 0, "records dropped (queue full), total"),
     0x91: ("q_pending", 0, "records queued, not yet acknowledged"),
@@ -29,29 +30,30 @@ KEYS = {
     0x93: ("reconnects", 0, "network reconnects, total"),
     0x94: ("uptime", 0, "s"),
     0x95: ("obd_errors", 0, "consecutive OBD read errors"),
-    # --- OBD-II mode 01 PIDs: 0x100 | pid
-    0x104: ("load", 0, "%"),
-    0x105: ("coolant", 0, "degC"),
-    0x106: ("stft1", 1, "%"),
-    0x107: ("ltft1", 1, "%"),
+    # --- OBD-II mode 01 PIDs: 0x100 | pid. Names and units are obdii/pids.py's (one home:
+    # host_tests/test_decode.py checks they agree); the decimal places are ours.
+    0x104: ("engine_load", 0, "%"),
+    0x105: ("coolant_temp", 0, "C"),
+    0x106: ("short_fuel_trim_1", 1, "%"),
+    0x107: ("long_fuel_trim_1", 1, "%"),
     0x10A: ("fuel_pressure", 0, "kPa"),
-    0x10B: ("map", 0, "kPa"),
+    0x10B: ("intake_map", 0, "kPa"),
     0x10C: ("rpm", 0, "rpm"),
     0x10D: ("speed", 0, "km/h"),
-    0x10E: ("timing_adv", 1, "deg"),
-    0x10F: ("intake_temp", 0, "degC"),
+    0x10E: ("timing_advance", 1, "deg"),
+    0x10F: ("intake_temp", 0, "C"),
     0x110: ("maf", 2, "g/s"),
     0x111: ("throttle", 0, "%"),
     0x11F: ("run_time", 0, "s"),
-    0x121: ("dist_mil", 0, "km"),
+    0x121: ("distance_mil", 0, "km"),
     0x12F: ("fuel_level", 0, "%"),
-    0x131: ("distance", 0, "km since codes cleared"),
-    0x133: ("baro", 0, "kPa"),
-    0x142: ("ecu_voltage", 2, "V"),
-    0x143: ("abs_load", 0, "%"),
-    0x145: ("rel_throttle", 0, "%"),
-    0x146: ("ambient_temp", 0, "degC"),
-    0x15C: ("oil_temp", 0, "degC"),
+    0x131: ("distance_since_clear", 0, "km"),
+    0x133: ("baro_pressure", 0, "kPa"),
+    0x142: ("module_voltage", 2, "V"),
+    0x143: ("absolute_load", 0, "%"),
+    0x145: ("relative_throttle", 0, "%"),
+    0x146: ("ambient_temp", 0, "C"),
+    0x15C: ("oil_temp", 0, "C"),
     0x15E: ("fuel_rate", 2, "L/h"),
 }
 

@@ -3,11 +3,17 @@
 # that drains the store oldest-first over the publisher, acking only after the broker's PUBACK.
 # Nothing is published directly: every sample goes through the store first, so a network
 # outage or a reset loses nothing that was appended (official firmware issues #69/#185).
-# status.py: status, remote commands, watchdog; standby.py: engine-off sleep.
+# status.py: status, the command queue, watchdog (cmdhandlers.py + commands.py: imported with the
+# first command); standby.py: when to sleep (standby_io.py: what sleeping does, imported on entry);
+# memfault.py: MemoryError as a handled fault; tasks.py: run states and helpers they all share.
 import asyncio
 
 from core.compat import Clock
 from net.publisher import backoff_ms, jitter_pick
+from telelogger import memfault
+from telelogger.sampler import Pid
+from telelogger.standby import Standby
+from telelogger.tasks import FLUSH, RUN, STANDBY  # noqa: F401 - the run states, importable from here too
 
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
 # STATIONARY_TIME_TABLE {10, 60} s): (stationary ms, record interval multiplier), longest first.
@@ -15,28 +21,6 @@ STATIONARY_TIERS = ((60000, 5), (10000, 2))
 
 # Records kept in RAM while the flash refuses writes (full): beyond this the oldest is dropped, counted.
 UNSAVED_MAX = 16
-
-RUN = "run"
-FLUSH = "flush"
-STANDBY = "standby"
-
-
-def isawait(r):
-    """True when `r` is a coroutine/generator that must be awaited (both runtimes)."""
-    return r is not None and hasattr(r, "send")
-
-
-async def acall(fn, *args):
-    r = fn(*args)
-    if isawait(r):
-        r = await r
-    return r
-
-
-def _g(d, key, default):
-    v = d.get(key) if d else None
-    return default if v is None else v
-
 
 def next_boot(path):
     """Increments and returns the boot counter kept in the file `path` (0 if unreadable)."""
@@ -55,6 +39,17 @@ def next_boot(path):
     return n
 
 
+def _validated(cfg):
+    """cfg as telelogger.config.validate returns it (the loop reads no defaults of its own: one
+    home per fact). A validated config carries "secrets"; anything else is validated here,
+    without requiring what only the transports need (broker.host, certificates)."""
+    if cfg is not None and "secrets" in cfg:
+        return cfg
+    from telelogger import config
+
+    return config.validate(cfg or {}, False)
+
+
 class Telelogger:
     """cfg: the validated config dict (telelogger.config). publisher: net.publisher.Publisher.
     store: telelogger.store.Store. obd: obdii Obd (init, read_pid, battery_voltage, supported).
@@ -63,14 +58,16 @@ class Telelogger:
     voltage() (ADC) or a callable; else obd.battery_voltage() (ATRV). clock: core.compat.Clock
     (fake in tests). wdt: object with feed(). board: optional light_sleep(ms) (standby), reset().
     codec: the encode module (default telelogger.encode); commands: a CommandHandler (default
-    built from cfg['hmac_key']). boot: this boot's number (next_boot()), so records stamped
-    before UTC was known are corrected only with this boot's offset."""
+    built from cfg['secrets']['hmac_key'] when the first command arrives). boot: this boot's number
+    (next_boot()), so records stamped before UTC was known are corrected only with this boot's
+    offset. reset: callable(reason) the loop calls when memory faults persist (default
+    board.reset()); reset_path: file where that reason is kept for the next boot's status
+    (None: not kept)."""
 
     def __init__(self, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None, clock=None,
                  wdt=None, board=None, codec=None, commands=None, device_id=None, log=None, boot=0,
-                 cmd_counter_path=None):
-        from telelogger.standby import Standby
-
+                 cmd_counter_path=None, reset=None, reset_path=None):
+        cfg = _validated(cfg)
         self.cfg = cfg
         self.pub = publisher
         self.store = store
@@ -86,34 +83,36 @@ class Telelogger:
         if codec is None:
             from telelogger import encode as codec
         self.codec = codec
-        self.device_id = device_id or _g(cfg, "device_id", "DEVICE")
-        base = "%s/%s/" % (_g(cfg, "topic_prefix", "freematics"), self.device_id)
+        self.device_id = device_id or cfg["device_id"]
+        base = "%s/%s/" % (cfg["topic_prefix"], self.device_id)
         self.t_data = base + "data"
         self.t_status = base + "status"
         self.t_cmd = base + "cmd"
         self.t_reply = base + "reply"
-        self.encoding = _g(cfg, "encoding", "compact")
-        b = _g(cfg, "batch", {})
-        self.batch_max = int(_g(b, "max_records", 20))
-        self.batch_age_ms = int(_g(b, "max_age_ms", 5000))
-        self.payload_max = int(_g(b, "max_bytes", 8192))
-        iv = _g(cfg, "intervals", {})
-        self.battery_ms = int(_g(iv, "battery_ms", 5000))
-        self.signal_ms = int(_g(iv, "signal_ms", 30000))
-        self.status_ms = int(_g(iv, "status_ms", 30000))
-        self.gnss_ms = int(_g(_g(cfg, "gnss", {}), "interval_ms", 1000))  # config: gnss.interval_ms
-        self.backoff_min_ms = int(_g(iv, "reconnect_min_ms", 1000))
-        self.backoff_max_ms = int(_g(iv, "reconnect_max_ms", 60000))
+        self.encoding = cfg["encoding"]
+        b = cfg["batch"]
+        self.batch_max = b["max_records"]
+        self.batch_age_ms = b["max_age_ms"]
+        self.payload_max = b["max_bytes"]
+        iv = cfg["intervals"]
+        self.battery_ms = iv["battery_ms"]
+        self.signal_ms = iv["signal_ms"]
+        self.status_ms = iv["status_ms"]
+        self.gnss_ms = cfg["gnss"]["interval_ms"]
+        self.backoff_min_ms = iv["reconnect_min_ms"]
+        self.backoff_max_ms = iv["reconnect_max_ms"]
         self.pick = jitter_pick  # backoff jitter source (tests may make it deterministic)
-        self.wdt_ms = int(_g(iv, "wdt_feed_ms", 1000))
-        o = _g(cfg, "obd", {})
-        self.obd_enabled = bool(_g(o, "enabled", True)) and obd is not None
-        pids = _g(o, "pids", {"0D": 1000, "0C": 1000, "11": 1000, "04": 1000})
-        # [pid, interval_ms, due_ms, consecutive_errors, reads, errors]
-        self.pids = [[int(h, 16), int(pids[h]), 0, 0, 0, 0] for h in sorted(pids)]
-        self.record_ms = int(_g(iv, "record_ms", min([p[1] for p in self.pids] or [1000])))
-        sb = _g(cfg, "standby", {})
-        self.flush_ms = int(_g(sb, "flush_s", 30) * 1000)
+        self.wdt_ms = iv["wdt_feed_ms"]
+        o = cfg["obd"]
+        self.obd_enabled = o["enabled"] and obd is not None
+        pids = o["pids"]
+        self.pids = [Pid(int(h, 16), pids[h]) for h in sorted(pids)]
+        rec = iv["record_ms"]
+        if rec is None:  # config: the shortest PID interval, 1000 without PIDs
+            rec = min([p.interval_ms for p in self.pids]) if self.pids else 1000
+        self.record_ms = rec
+        sb = cfg["standby"]
+        self.flush_ms = sb["flush_s"] * 1000
         self._mono = 0
         self._last_ticks = self.clock.ticks_ms()
         self.standby = Standby(sb, 0)
@@ -132,21 +131,37 @@ class Telelogger:
         self.beats = {}
         self.tasks = []
         self.commands = commands
-        key = _g(_g(cfg, "secrets", {}), "hmac_key", None) or _g(cfg, "hmac_key", None)
-        if commands is None and key and _g(_g(cfg, "commands", {}), "enabled", True):
-            from telelogger.commands import CommandHandler
-            from telelogger.status import handlers
-
-            c = _g(cfg, "commands", {})
-            self.commands = CommandHandler(key, self.clock, handlers(self), utc_ms=self.utc_ms,
-                                           window_s=_g(c, "window_s", 300), nonces=_g(c, "nonces", 32),
-                                           counter_path=cmd_counter_path)
+        self.cmd_counter_path = cmd_counter_path
+        self.refused_reply_ms = None  # when a refused command last got a reply (status.cmd_task)
+        self.reset_cb = reset
+        self.reset_path = reset_path
+        self.last_reset = memfault.take_reason(reset_path)  # why the previous boot reset itself
+        self.reset_reason = None  # set when this run gave up (memory faults): run() returns
+        self._mem_recent = []  # loop ms of recent memory faults (memfault.py)
+        self._mem_logged = []  # task names whose memory fault was logged already (memfault.py)
+        self._done = asyncio.Event()
         self.counters = {
             "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
             "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
             "acked_seq": None, "last_seq": None, "last_bytes": 0, "standby": 0, "wakes": 0, "heartbeats": 0,
-            "cmds": 0, "status": 0, "wdt_feeds": 0, "store_errors": 0, "unsaved_dropped": 0,
+            "cmds": 0, "status": 0, "wdt_feeds": 0, "store_errors": 0, "unsaved_dropped": 0, "mem_errors": 0,
+            "cmds_unanswered": 0,
         }
+
+    def command_handler(self):
+        """The CommandHandler, built on the first command (telelogger.commands is imported only
+        then); None when commands are off or no hmac_key is configured."""
+        if self.commands is None:
+            key = self.cfg["secrets"]["hmac_key"]
+            c = self.cfg["commands"]
+            if key and c["enabled"]:
+                from telelogger.commands import CommandHandler
+                from telelogger.cmdhandlers import handlers
+
+                self.commands = CommandHandler(key, self.clock, handlers(self), utc_ms=self.utc_ms,
+                                               window_s=c["window_s"], nonces=c["nonces"],
+                                               counter_path=self.cmd_counter_path)
+        return self.commands
 
     # ---- helpers ----
     def now(self):
@@ -183,11 +198,11 @@ class Telelogger:
 
     def set_pid_interval(self, pid, ms):
         for p in self.pids:
-            if p[0] == pid:
-                p[1] = ms
-                p[2] = self.now()
+            if p.pid == pid:
+                p.interval_ms = ms
+                p.due_ms = self.now()
                 return
-        self.pids.append([pid, ms, self.now(), 0, 0, 0])
+        self.pids.append(Pid(pid, ms, self.now()))
 
     # ---- records ----
     def build_record(self):
@@ -197,18 +212,20 @@ class Telelogger:
         the kept records first, in order."""
         if self.pending:
             samples = sorted(self.pending.items())
-            self.pending = {}
             now = self.now()
             if self.utc_offset_ms is not None:
                 rec = self.codec.encode_record(now + self.utc_offset_ms, True, samples)
             else:
                 rec = self.codec.encode_record(now, False, samples, self.boot)
             self.unsaved.append(rec)
+            self.pending = {}  # only now: a MemoryError above keeps the samples for the next try
         seq = None
         u = self.unsaved
         while u:
             try:
                 seq = self.store.append(u[0])
+            except MemoryError:
+                raise
             except Exception:
                 self.counters["store_errors"] += 1
                 while len(u) > UNSAVED_MAX:
@@ -226,6 +243,8 @@ class Telelogger:
             if self.state == RUN:
                 try:
                     self.build_record()
+                except MemoryError:
+                    raise
                 except Exception as e:  # a failed flash write is reported, sampling goes on
                     self.note("error", "store append failed: %s", e)
             await self.sleep(self.record_interval())
@@ -301,6 +320,8 @@ class Telelogger:
                     if not self.store.pending():
                         self.flush_req = False
                     continue
+            except MemoryError:
+                raise
             except Exception as e:
                 fails += 1
                 # exponential with jitter: a fleet that lost the same broker does not come back in step
@@ -319,6 +340,8 @@ class Telelogger:
                 if not self.pub.connected():
                     await self.connect()
                 await self.send_batch()
+            except MemoryError:
+                raise
             except Exception as e:
                 self.note("warn", "drain: %s", e)
                 await self.sleep(self.backoff_min_ms)
@@ -333,24 +356,28 @@ class Telelogger:
         """Create the tasks inside a running event loop."""
         from telelogger import sampler, standby, status
 
-        c = asyncio.create_task
         t = self.tasks
-        t.append(c(self.record_task()))
-        t.append(c(self.sender_task()))
-        t.append(c(status.status_task(self)))
-        t.append(c(status.cmd_task(self)))
-        t.append(c(status.wdt_task(self)))
-        t.append(c(standby.standby_task(self)))
+        self._done = asyncio.Event()
+
+        def task(name, fn, *args):
+            t.append(asyncio.create_task(memfault.guarded(self, name, lambda: fn(*args))))
+
+        task("record", self.record_task)
+        task("send", self.sender_task)
+        task("status", status.status_task, self)
+        task("cmd", status.cmd_task, self)
+        task("wdt", status.wdt_task, self)
+        task("standby", standby.standby_task, self)
         if self.obd_enabled:
-            t.append(c(sampler.obd_task(self)))
+            task("obd", sampler.obd_task, self)
         if self.gnss is not None:
             if hasattr(self.gnss, "run"):
-                t.append(c(self.gnss.run()))
-            t.append(c(sampler.gnss_task(self)))
+                task("gnss_source", self.gnss.run)
+            task("gnss", sampler.gnss_task, self)
         if self.battery is not None or self.obd is not None:
-            t.append(c(sampler.battery_task(self)))
+            task("battery", sampler.battery_task, self)
         if self.modem is not None:
-            t.append(c(sampler.signal_task(self)))
+            task("signal", sampler.signal_task, self)
         return t
 
     def stop(self):
@@ -359,10 +386,13 @@ class Telelogger:
         self.tasks = []
 
     async def run(self, duration_ms=None):
+        """Runs the tasks for duration_ms (None: until a memory-fault reset gives up, see
+        reset_reason)."""
         self.start()
         try:
-            while duration_ms is None:
-                await self.sleep(3600000)
-            await self.sleep(duration_ms)
+            if duration_ms is None:
+                await self._done.wait()
+            else:
+                await self.sleep(duration_ms)
         finally:
             self.stop()

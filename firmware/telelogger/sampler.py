@@ -1,7 +1,7 @@
 # Sampling tasks of the telelogger: OBD PIDs on per-PID intervals (with back-off for failing
 # PIDs and a re-init after rounds without any answer), GNSS fixes, battery voltage, signal.
 # Each task puts (key, value) samples into the telelogger; loop.py turns them into records.
-from telelogger.loop import RUN, acall
+from telelogger.tasks import RUN, acall
 
 MAX_OBD_ROUNDS_FAILED = 3  # like the official MAX_OBD_ERRORS: re-init the link after this
 OBD_BACKOFF_MAX_MS = 60000
@@ -24,11 +24,17 @@ K_BATTERY = 0x24
 K_SIGNAL = 0x81
 
 
-def csq_to_dbm(rssi):
-    """AT+CSQ <rssi> 0..31 -> dBm (-113 + 2n, 3GPP TS 27.007); 99 = unknown -> None."""
-    if rssi is None or rssi == 99 or rssi < 0 or rssi > 31:
-        return None
-    return -113 + 2 * rssi
+class Pid:
+    """One configured OBD PID and its schedule: interval_ms, due_ms (loop ms of the next read),
+    fails (consecutive failures: back-off), reads and errors (totals, for the status)."""
+
+    def __init__(self, pid, interval_ms, due_ms=0):
+        self.pid = pid
+        self.interval_ms = interval_ms
+        self.due_ms = due_ms
+        self.fails = 0
+        self.reads = 0
+        self.errors = 0
 
 
 # ---- OBD ----
@@ -43,36 +49,38 @@ async def obd_init(t):
         if not sup:
             return
         ok = sup.__contains__
-    keep = [p for p in t.pids if ok(p[0])]
+    keep = [p for p in t.pids if ok(p.pid)]
     if not keep:
         t.note("warn", "vehicle reports none of the configured PIDs supported: reading them all anyway")
         return
     if len(keep) < len(t.pids):
-        t.note("info", "PIDs not supported by this vehicle: %s", ["%02X" % p[0] for p in t.pids if not ok(p[0])])
+        t.note("info", "PIDs not supported by this vehicle: %s", ["%02X" % p.pid for p in t.pids if not ok(p.pid)])
     t.pids = keep
 
 
 async def read_pid(t, p, now):
-    """p = [pid, interval_ms, due_ms, consecutive_errors, reads, errors]."""
+    """Reads Pid `p` once; a failure backs it off exponentially (up to OBD_BACKOFF_MAX_MS)."""
     try:
-        v = await acall(t.obd.read_pid, p[0])
+        v = await acall(t.obd.read_pid, p.pid)
+    except MemoryError:
+        raise  # the loop's memory fault handling, not a PID failure
     except Exception as e:  # one PID failing must not stop the others
         v = None
-        t.note("debug", "PID %02X: %s", p[0], e)
+        t.note("debug", "PID %02X: %s", p.pid, e)
+    iv = p.interval_ms
     if v is None:
-        p[3] += 1
-        p[5] += 1
+        p.fails += 1
+        p.errors += 1
         t.counters["obd_errors"] += 1
-        back = p[1] << min(p[3], 6)
-        p[2] = now + min(back, max(OBD_BACKOFF_MAX_MS, p[1]))
+        p.due_ms = now + min(iv << min(p.fails, 6), max(OBD_BACKOFF_MAX_MS, iv))
         return False
-    p[3] = 0
-    p[4] += 1
+    p.fails = 0
+    p.reads += 1
     t.counters["obd_reads"] += 1
-    t.sample(K_OBD | p[0], v)
-    if p[0] == PID_SPEED:
+    t.sample(K_OBD | p.pid, v)
+    if p.pid == PID_SPEED:
         t.standby.motion(v, now)
-    p[2] = p[2] + p[1] if p[2] + p[1] > now else now + p[1]
+    p.due_ms = p.due_ms + iv if p.due_ms + iv > now else now + iv
     return True
 
 
@@ -87,6 +95,8 @@ async def obd_task(t):
         if not up:
             try:
                 await obd_init(t)
+            except MemoryError:
+                raise
             except Exception as e:
                 t.note("warn", "OBD init failed: %s", e)
                 await t.sleep(OBD_REINIT_MS)
@@ -95,12 +105,12 @@ async def obd_task(t):
             failed = 0
             now = t.now()
             for p in t.pids:
-                p[2] = now
-                p[3] = 0
+                p.due_ms = now
+                p.fails = 0
         now = t.now()
         ok = bad = 0
         for p in t.pids:
-            if p[2] <= now:
+            if p.due_ms <= now:
                 if await read_pid(t, p, t.now()):
                     ok += 1
                 else:
@@ -114,7 +124,10 @@ async def obd_task(t):
                 up = False
                 continue
         now = t.now()
-        nxt = min([p[2] for p in t.pids] or [now + 1000])
+        nxt = now + 1000
+        for p in t.pids:
+            if p.due_ms < nxt:
+                nxt = p.due_ms
         await t.sleep(max(10, min(nxt - now, 1000)))
 
 
@@ -174,6 +187,8 @@ async def read_voltage(t):
                 return v
         if t.obd is not None and hasattr(t.obd, "battery_voltage"):
             return await acall(t.obd.battery_voltage)
+    except MemoryError:
+        raise
     except Exception as e:
         t.note("debug", "battery: %s", e)
     return None
@@ -190,15 +205,11 @@ async def battery_task(t):
 
 
 async def read_signal(t):
-    m = t.modem
+    """dBm from the modem's signal_dbm() (net.cellular's modem: AT+CSQ converted there), or None."""
     try:
-        if hasattr(m, "signal_dbm"):
-            return await acall(m.signal_dbm)
-        if hasattr(m, "csq"):
-            r = await acall(m.csq)
-            if isinstance(r, tuple):
-                r = r[0]
-            return csq_to_dbm(r)
+        return await acall(t.modem.signal_dbm)
+    except MemoryError:
+        raise
     except Exception as e:
         t.note("debug", "signal: %s", e)
     return None
@@ -215,6 +226,8 @@ async def signal_task(t):
                     u = await acall(t.modem.utc_ms)
                     if u:
                         t.set_utc(u)
+                except MemoryError:
+                    raise
                 except Exception as e:
                     t.note("debug", "network time: %s", e)
         await t.sleep(t.signal_ms)

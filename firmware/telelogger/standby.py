@@ -1,9 +1,15 @@
 # Engine-off detection and wake rules for standby, as pure logic (no I/O): the loop feeds it
-# readings and asks what to do. The official firmware went to standby after 180 s without
-# motion even with the engine idling (issue 165); here standby needs BOTH a low battery
-# voltage (engine off: no alternator charge) AND no motion for `stationary_s`.
+# readings and asks what to do (telelogger/CONFIG.md, standby.*). Standby comes
+#  - after `stationary_s` without motion, whatever the battery says (a parked car with a healthy
+#    battery at 12.6 V sleeps, like the official firmware) -- unless the last voltage is at or
+#    above `voltage_wake`: the alternator is charging, the engine idles (official issue 165),
+#    and standby would wake again at once;
+#  - or when the voltage stayed below `voltage_off` for LOW_CONFIRM_MS (protects the battery;
+#    a short dip while cranking is not enough).
+from telelogger.tasks import RUN, unload
 
 MOTION_KMH = 2  # "motion" means OBD or GNSS speed >= 2 km/h (official firmware)
+LOW_CONFIRM_MS = 10000  # voltage below voltage_off this long: standby
 
 
 class Standby:
@@ -35,7 +41,7 @@ class Standby:
         if volts is None:
             return
         self.voltage = volts
-        if volts < self.voltage_off:
+        if self.voltage_off and volts < self.voltage_off:
             if self.low_since_ms is None:
                 self.low_since_ms = now_ms
         else:
@@ -45,11 +51,13 @@ class Standby:
         return now_ms - self.last_motion_ms
 
     def should_sleep(self, now_ms):
-        """True when the engine looks off: voltage below voltage_off and no motion for
-        stationary_s. Without any voltage reading it never sleeps."""
-        if self.low_since_ms is None or self.voltage is None:
+        """True when it is time for standby (rules at the top of this file). stationary_s 0 turns
+        the stationary rule off; voltage_off 0 the low-voltage one."""
+        if self.low_since_ms is not None and now_ms - self.low_since_ms >= LOW_CONFIRM_MS:
+            return True
+        if not self.stationary_ms or self.stationary_for(now_ms) < self.stationary_ms:
             return False
-        return self.stationary_for(now_ms) >= self.stationary_ms
+        return self.voltage is None or self.voltage < self.voltage_wake
 
     def should_wake(self, volts):
         return volts is not None and volts >= self.voltage_wake
@@ -60,109 +68,21 @@ class Standby:
         self.low_since_ms = None
 
 
-# ---- the loop's side: tasks that act on the rules above ----
-STANDBY_POLL_MS = 5000  # official: poll ATRV every 5 s while asleep
+# ---- the loop's side: the poll that decides; what standby does is in standby_io.py, imported
+# on entry and unloaded after waking (a running car never needs it in RAM)
 
 
 async def standby_task(t):
+    if t.state != RUN:  # restarted after a memory fault inside standby: wake fully, then judge again
+        from telelogger import standby_io
+
+        await standby_io.resume(t)
     while True:
         await t.sleep(1000)
         t.beat("standby")
-        if t.state == "run" and t.standby.should_sleep(t.now()):
-            await enter(t)
+        if t.state == RUN and t.standby.should_sleep(t.now()):
+            from telelogger import standby_io
 
-
-async def _power(t, on):
-    if t.board is not None and hasattr(t.board, "gnss_power"):
-        try:
-            t.board.gnss_power(on)
-        except Exception as e:  # a board without a GNSS power pin
-            t.note("debug", "gnss power: %s", e)
-    name = "power_on" if on else "power_off"
-    for obj in (t.modem, t.gnss):
-        if obj is not None and hasattr(obj, name):
-            try:
-                r = getattr(obj, name)()
-                if r is not None and hasattr(r, "send"):
-                    await r
-            except Exception as e:
-                t.note("warn", "%s: %s", name, e)
-
-
-async def _sleep_hook(t, ms):
-    b = t.board
-    if b is not None and hasattr(b, "light_sleep"):
-        r = b.light_sleep(ms)  # ESP32: machine.lightsleep; HostBoard: a recorded sleep
-        if r is not None and hasattr(r, "send"):
-            await r
-    else:
-        await t.sleep(ms)
-
-
-async def _disconnect(t):
-    async with t.lock:
-        try:
-            await t.pub.disconnect()
-        except Exception as e:
-            t.note("warn", "disconnect: %s", e)
-
-
-async def enter(t):
-    """Engine off: flush what we can, modem off properly, sleep until the voltage rises."""
-    from telelogger.sampler import read_voltage
-    from telelogger.status import publish_status
-
-    sb = t.standby
-    t.note("info", "standby: %s V, stationary %d s", sb.voltage, sb.stationary_for(t.now()) // 1000)
-    t.counters["standby"] += 1
-    t.state = "flush"
-    try:
-        t.build_record()
-    except Exception as e:  # flash full: the record stays in RAM (loop.build_record), standby goes on
-        t.note("error", "store append failed: %s", e)
-    await t.drain(t.flush_ms)
-    try:
-        if t.pub.connected():
-            await publish_status(t, {"standby": True})
-    except Exception as e:
-        t.note("warn", "standby status: %s", e)
-    t.net_allowed = False
-    await _disconnect(t)
-    await _power(t, False)
-    t.state = "standby"
-    last_hb = t.now()
-    v = None
-    while True:
-        if t.wdt is not None:
-            t.wdt.feed()
-        await _sleep_hook(t, STANDBY_POLL_MS)
-        v = await read_voltage(t)
-        if v is not None:
-            sb.battery(v, t.now())
-        if sb.should_wake(v):
-            break
-        if sb.heartbeat_ms and t.now() - last_hb >= sb.heartbeat_ms:
-            last_hb = t.now()
-            await heartbeat(t, v)
-    t.counters["wakes"] += 1
-    await _power(t, True)
-    sb.reset(t.now())
-    t.net_allowed = True
-    t.state = "run"
-    t.note("info", "awake: %s V", v)
-
-
-async def heartbeat(t, volts):
-    """While asleep: modem up, say we are alive, send what is queued, modem down."""
-    from telelogger.status import publish_status
-
-    t.counters["heartbeats"] += 1
-    await _power(t, True)
-    try:
-        await t.connect()
-        await publish_status(t, {"standby": True, "heartbeat": True, "voltage": volts})
-        await t.drain(t.flush_ms)
-    except Exception as e:
-        t.note("warn", "heartbeat failed: %s", e)
-    await _disconnect(t)
-    await _power(t, False)
+            await standby_io.enter(t)
+            del standby_io
+            unload("standby_io")

@@ -1,7 +1,7 @@
 # Status publishing, remote commands (wired to commands.CommandHandler) and watchdog feeding.
 import json
 
-from telelogger.loop import RUN, acall, isawait
+from telelogger.tasks import RUN, acall, isawait
 from telelogger.sampler import K_BATTERY, K_SIGNAL
 
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets).
@@ -19,7 +19,8 @@ def status(t):
         "send_errors": c["send_errors"], "obd_errors": c["obd_errors"],
         "signal": t.last.get(K_SIGNAL), "voltage": t.last.get(K_BATTERY),
         "utc": t.utc_offset_ms is not None,
-        "pid_errors": dict(("%02X" % p[0], p[5]) for p in t.pids if p[5]),
+        "pid_errors": dict(("%02X" % p.pid, p.errors) for p in t.pids if p.errors),
+        "mem_errors": c["mem_errors"], "last_reset": t.last_reset,
     }
 
 
@@ -38,45 +39,17 @@ async def status_task(t):
         if t.state == RUN and t.pub.connected():
             try:
                 await publish_status(t)
+            except MemoryError:
+                raise
             except Exception as e:
                 t.note("debug", "status: %s", e)
 
 
-# ---- commands ----
-_TARGETS = {"intervals.battery_ms": "battery_ms", "intervals.signal_ms": "signal_ms",
-            "intervals.status_ms": "status_ms", "gnss.interval_ms": "gnss_ms", "batch.max_age_ms": "batch_age_ms"}
-
-
-def handlers(t):
-    """The commands a remote may run (commands.CommandHandler checks the arguments):
-    name -> async fn(args dict) -> JSON-able result."""
-
-    async def ping(args=None):
-        return {"pong": True, "uptime_ms": t.now()}
-
-    async def stat(args=None):
-        return status(t)
-
-    async def set_interval(args):
-        target = args["target"]
-        ms = int(args["ms"])
-        if target.startswith("obd.pids."):
-            t.set_pid_interval(int(target[9:], 16), ms)
-        elif target in _TARGETS:
-            setattr(t, _TARGETS[target], ms)
-        else:
-            raise ValueError("unknown interval %s" % target)
-        return {"target": target, "ms": ms}
-
-    async def flush(args=None):
-        t.flush_req = True
-        return {"queue": t.store.pending()}
-
-    async def reboot(args=None):
-        t.reboot_req = True
-        return {"rebooting": True, "delay_ms": (args or {}).get("delay_ms", 0)}
-
-    return {"ping": ping, "status": stat, "set_interval": set_interval, "flush": flush, "reboot": reboot}
+# ---- commands (the handlers: telelogger/cmdhandlers.py, imported with the first command) ----
+# Refused messages (unauthenticated, replayed, malformed, or commands off) get at most one reply per
+# REFUSED_REPLY_MS; the others are dropped silently (counted: cmds_unanswered), so that anyone able
+# to publish on the cmd topic cannot make the device publish a (signed) reply per message.
+REFUSED_REPLY_MS = 10000
 
 
 async def cmd_task(t):
@@ -86,18 +59,33 @@ async def cmd_task(t):
         while t.cmdq:
             payload = t.cmdq.pop(0)
             t.counters["cmds"] += 1
-            if t.commands is None:
-                reply = b'{"ok":false,"error":"commands disabled: no hmac_key configured"}'
+            h = t.command_handler()
+            refused = True
+            if h is None:
+                reply = b'{"ok":false,"error":"commands disabled (commands.enabled is false or no secrets.hmac_key)"}'
             else:
+                stats = getattr(h, "stats", None)  # CommandHandler counts what it rejects
+                before = stats["rejected"] if stats else None
                 try:
-                    reply = t.commands.handle(payload)
+                    reply = h.handle(payload)
                     if isawait(reply):
                         reply = await reply
+                    refused = stats is not None and stats["rejected"] != before
+                except MemoryError:
+                    raise
                 except Exception as e:
                     reply = json.dumps({"ok": False, "error": str(e)}).encode()
+            if refused:
+                now = t.now()
+                if t.refused_reply_ms is not None and now - t.refused_reply_ms < REFUSED_REPLY_MS:
+                    t.counters["cmds_unanswered"] += 1
+                    continue
+                t.refused_reply_ms = now
             try:
                 async with t.lock:
                     await t.pub.publish(t.t_reply, reply, 1)
+            except MemoryError:
+                raise
             except Exception as e:
                 t.note("warn", "reply not sent: %s", e)
             if t.reboot_req:

@@ -6,6 +6,7 @@ import json
 from net.publisher import FakePublisher
 
 from telelogger import sampler, standby, status  # noqa: F401 - loaded early, while the heap is unfragmented
+from telelogger.config import validate
 from telelogger.loop import Telelogger
 
 
@@ -66,14 +67,21 @@ async def stop(t, clk):
 
 
 class MemStore:
-    def __init__(self):
+    """The store in RAM; max_records (None: unbounded) drops the oldest, as the flash store does
+    when full (long tests with a stuck sender would otherwise fill the test heap)."""
+
+    def __init__(self, max_records=None):
         self.recs = []
         self.seq = 0
         self.dropped = 0
+        self.max_records = max_records
 
     def append(self, rec):
         self.seq += 1
         self.recs.append((self.seq, bytes(rec)))
+        if self.max_records is not None and len(self.recs) > self.max_records:
+            self.recs.pop(0)
+            self.dropped += 1
         return self.seq
 
     def peek(self, n):
@@ -154,8 +162,8 @@ class FakeModem:
         self.offs = 0
         self.ons = 0
 
-    async def csq(self):
-        return self.rssi
+    async def signal_dbm(self):
+        return -113 + 2 * self.rssi  # 3GPP TS 27.007 +CSQ rssi -> dBm, as modem.sim7600 converts it
 
     async def power_off(self):
         self.on = False
@@ -170,14 +178,20 @@ def cfg(**over):
     c = {
         "device_id": "TEST01", "topic_prefix": "fm", "encoding": "json",
         "obd": {"enabled": True, "pids": {"0C": 1000, "0D": 1000, "05": 3000}},
+        "broker": {"host": "broker.test"},
+        "gnss": {"interval_ms": 1000},
         "batch": {"max_records": 5, "max_age_ms": 2000},
-        "intervals": {"battery_ms": 2000, "signal_ms": 10000, "status_ms": 10000, "gnss_ms": 1000,
-                      "reconnect_max_ms": 8000},
-        "standby": {"voltage_off": 12.8, "voltage_wake": 13.3, "stationary_s": 60, "heartbeat_s": 0},
+        "intervals": {"battery_ms": 2000, "signal_ms": 10000, "status_ms": 10000, "reconnect_max_ms": 8000},
+        "standby": {"voltage_off": 11.8, "voltage_wake": 13.3, "stationary_s": 60, "heartbeat_s": 0},
     }
     for k in over:
         c[k] = over[k]
     return c
+
+
+def validated(c=None):
+    """cfg() (or c) merged with the defaults and checked, as the app hands it to the loop."""
+    return validate(c or cfg(), False)
 
 
 def make(c=None, pub=None, obd=None, gnss=None, modem=None, commands=None):
@@ -185,7 +199,7 @@ def make(c=None, pub=None, obd=None, gnss=None, modem=None, commands=None):
     pub = pub or FakePublisher()
     store = MemStore()
     obd = obd if obd is not None else FakeObd({0x0C: 1800, 0x0D: 50, 0x05: 88})
-    t = Telelogger(c or cfg(), pub, store, obd=obd, gnss=gnss, modem=modem, clock=clk, codec=Codec,
+    t = Telelogger(validated(c), pub, store, obd=obd, gnss=gnss, modem=modem, clock=clk, codec=Codec,
                    commands=commands)
     return t, clk, pub, store, obd
 

@@ -6,12 +6,33 @@ from mptest import raises
 from telelogger import config as C
 
 
-def _err(cfg):
-    return raises(C.ConfigError, C.validate, cfg)
+def _v(cfg):
+    """validate() without the device's requirements (broker.host, certs.ca): a partial config."""
+    return C.validate(cfg, False)
+
+
+def _err(cfg, complete=False):
+    return raises(C.ConfigError, C.validate, cfg, complete)
+
+
+# what a device needs besides the defaults
+GOOD_KEY = "k8Pq2vXz7LmN4rTb9WcY3hJd6FgS1aQe"
+READY = {"broker": {"host": "mqtt.my-fleet.net"},
+         "secrets": {"certs": {"ca": "certs/ca.pem"}, "hmac_key": GOOD_KEY}}
+
+
+def _ready(**over):
+    c = json.loads(json.dumps(READY))
+    for k in over:
+        if isinstance(over[k], dict) and isinstance(c.get(k), dict):
+            c[k].update(over[k])
+        else:
+            c[k] = over[k]
+    return c
 
 
 def test_defaults_validate_and_match_official_tiers():
-    c = C.validate({})
+    c = _v({})
     p = c["obd"]["pids"]
     for pid in ("0D", "0C", "11", "04"):
         assert p[pid] == 1000
@@ -20,7 +41,7 @@ def test_defaults_validate_and_match_official_tiers():
     for pid in ("2F", "10", "46", "33", "31"):
         assert p[pid] > 1000
     assert c["secrets"]["hmac_key"] == ""
-    assert C.validate(c) == c  # idempotent
+    assert _v(c) == c  # idempotent
 
 
 def test_error_names_dotted_key_expected_and_got():
@@ -50,7 +71,7 @@ def test_bool_is_not_an_integer():
 
 
 def test_pids_validated_and_normalised():
-    c = C.validate({"obd": {"pids": {"0c": 2000, "0D": 1000}}})
+    c = _v({"obd": {"pids": {"0c": 2000, "0D": 1000}}})
     assert c["obd"]["pids"] == {"0C": 2000, "0D": 1000}  # replaces the default set
     assert _err({"obd": {"pids": {"XY": 1000}}}).key == "obd.pids.XY"
     assert _err({"obd": {"pids": {"0C": 5}}}).key == "obd.pids.0C"
@@ -62,18 +83,20 @@ def test_cross_checks():
     assert _err({"queue": {"max_bytes": 8192, "segment_bytes": 8192}}).key == "queue.segment_bytes"
     assert _err({"standby": {"voltage_off": 12.5, "voltage_wake": 12.0}}).key == "standby.voltage_wake"
     assert _err({"transport": "wifi"}).key == "secrets.wifi_ssid"
-    c = C.validate({"transport": "wifi", "secrets": {"wifi_ssid": "car"}})
+    c = _v({"transport": "wifi", "secrets": {"wifi_ssid": "car"}})
     assert c["transport"] == "wifi"
 
 
 def test_floats_accept_ints():
-    c = C.validate({"standby": {"voltage_off": 12, "voltage_wake": 14}})
+    c = _v({"standby": {"voltage_off": 12, "voltage_wake": 14}})
     assert c["standby"]["voltage_wake"] == 14.0 and isinstance(c["standby"]["voltage_wake"], float)
 
 
 def test_secret_values_never_in_errors():
     e = _err({"secrets": {"hmac_key": "tooShortSecret"}})
     assert e.key == "secrets.hmac_key" and "tooShortSecret" not in str(e)
+    e = _err({"secrets": {"mqtt_pass": 'pa"ss'}})
+    assert e.key == "secrets.mqtt_pass" and 'pa"ss' not in str(e)
     e = _err({"secrets": {"mqtt_pass": 12345}})
     assert "12345" not in str(e)
     assert _err({"secrets": {"certs": {"ca": 1}}}).key == "secrets.certs.ca"
@@ -81,11 +104,11 @@ def test_secret_values_never_in_errors():
 
 
 def test_redacted_hides_secrets_only():
-    c = C.validate({"broker": {"host": "mqtt.example.com"}, "secrets": {"mqtt_pass": "hunter2", "hmac_key": "0123456789abcdef0"}})
+    c = _v({"broker": {"host": "mqtt.my-fleet.net"}, "secrets": {"mqtt_pass": "hunter2", "hmac_key": GOOD_KEY}})
     r = C.redacted(c)
     assert r["secrets"]["mqtt_pass"] == "***" and r["secrets"]["hmac_key"] == "***"
     assert r["secrets"]["apn_user"] == ""
-    assert r["broker"]["host"] == "mqtt.example.com"
+    assert r["broker"]["host"] == "mqtt.my-fleet.net"
     assert "hunter2" not in json.dumps(r)
     assert c["secrets"]["mqtt_pass"] == "hunter2"  # original untouched
 
@@ -99,12 +122,13 @@ def test_load_files():
     base = "/tmp/mpcfg-" + "".join("%02x" % b for b in os.urandom(5))
     cp, sp = base + ".json", base + ".secrets.json"
     try:
-        _write(cp, {"device_id": "CAR1", "encoding": "json"})
-        _write(sp, {"mqtt_user": "u", "mqtt_pass": "p"})
+        _write(cp, {"device_id": "CAR1", "encoding": "json", "broker": {"host": "mqtt.my-fleet.net"}})
+        _write(sp, {"mqtt_user": "u", "mqtt_pass": "p", "certs": {"ca": "ca.pem"}})
         c = C.load(cp, sp)
         assert c["device_id"] == "CAR1" and c["encoding"] == "json"
         assert c["secrets"]["mqtt_user"] == "u"
-        assert C.load(cp)["secrets"]["mqtt_pass"] == ""
+        e = raises(C.ConfigError, C.load, cp)  # load() is complete: without the secrets no CA
+        assert [x.key for x in e.errors] == ["secrets.certs.ca"]
         _write(cp, '{"device_id": "CAR1"')
         e = raises(C.ConfigError, C.load, cp)
         assert "JSON" in str(e)
@@ -120,11 +144,115 @@ def test_load_files():
                 pass
 
 
-def test_example_files_are_valid():
+def test_example_files_are_refused_for_their_placeholders_only():
     here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
     fw = here + "/../../firmware/"
-    c = C.load(fw + "config.example.json", fw + "secrets.example.json")
-    assert c["broker"]["host"]
+    e = raises(C.ConfigError, C.load, fw + "config.example.json", fw + "secrets.example.json")
+    keys = sorted([x.key for x in e.errors])
+    assert set(keys) <= {"broker.host", "secrets.hmac_key"} and "secrets.hmac_key" in keys, str(e)
+    with open(fw + "config.example.json") as f:
+        c = json.load(f)
+    with open(fw + "secrets.example.json") as f:
+        c["secrets"] = json.load(f)
+    c["broker"]["host"] = "mqtt.my-fleet.net"
+    c["secrets"]["hmac_key"] = GOOD_KEY
+    assert C.validate(c)["broker"]["host"] == "mqtt.my-fleet.net"  # nothing else is wrong with them
+
+
+def test_ready_config_validates_complete():
+    c = C.validate(_ready())
+    assert c["broker"]["tls_verify"] is True and c["secrets"]["certs"]["ca"] == "certs/ca.pem"
+    assert C.validate(c) == c
+
+
+def test_every_error_reported_at_once():
+    e = _err({"broker": {"port": 0, "hots": 1}, "queue": {"max_bytes": "big"}, "transport": "lte",
+              "secrets": {"mqtt_user": 'car"1'}}, True)
+    keys = [x.key for x in e.errors]
+    for k in ("broker.port", "broker.hots", "queue.max_bytes", "transport", "secrets.mqtt_user", "broker.host"):
+        assert k in keys, (k, keys)
+    assert str(e).startswith("%d errors:" % len(keys))
+    for x in e.errors:
+        assert str(x) in str(e)  # one line each
+    assert e.key == e.errors[0].key
+
+
+def test_quotes_and_control_characters_refused_in_at_strings():
+    for key, c in (
+        ("cellular.apn", {"cellular": {"apn": 'inter"net'}}),
+        ("cellular.apn", {"cellular": {"apn": "internet\r\nAT+CFUN=0"}}),
+        ("secrets.apn_user", {"secrets": {"apn_user": "a\tb"}}),
+        ("secrets.apn_pass", {"secrets": {"apn_pass": 'x"'}}),
+        ("secrets.mqtt_user", {"secrets": {"mqtt_user": 'car"1'}}),
+        ("secrets.mqtt_pass", {"secrets": {"mqtt_pass": "p\nAT"}}),
+        ("secrets.mqtt_pass", {"secrets": {"mqtt_pass": "p\x7f"}}),
+        ("cellular.sim_pin", {"cellular": {"sim_pin": '12"4'}}),
+    ):
+        e = _err(c)
+        assert e.key == key, (key, e.key)
+        assert "AT command" in str(e) or key == "cellular.sim_pin", str(e)
+    ok = _v({"cellular": {"apn": "internet.t-d1.de"}, "secrets": {"mqtt_pass": "p@ss w0rd!;,'"}})
+    assert ok["secrets"]["mqtt_pass"] == "p@ss w0rd!;,'"
+
+
+def test_hmac_key_needs_entropy_when_commands_are_on():
+    for key in ("replace-with-32-random-characters", "0123456789abcdef0", "a" * 40, "ab" * 20):
+        e = _err({"secrets": {"hmac_key": key}})
+        assert e.key == "secrets.hmac_key" and key not in str(e), key
+    assert "placeholder" in str(_err({"secrets": {"hmac_key": "replace-with-32-random-characters"}}))
+    assert _v({"secrets": {"hmac_key": GOOD_KEY}})["secrets"]["hmac_key"] == GOOD_KEY
+    # commands off: the key is not used, any string passes; no key: commands are off
+    assert _v({"commands": {"enabled": False}, "secrets": {"hmac_key": "short"}})
+    assert _v({"secrets": {"hmac_key": ""}})
+
+
+def test_broker_host_required_and_not_a_placeholder():
+    e = _err(_ready(broker={"host": ""}), True)
+    assert e.key == "broker.host" and "required" in str(e)
+    for h in ("mqtt.example.com", "example.org", "MQTT.EXAMPLE.NET."):
+        e = _err(_ready(broker={"host": h}), True)
+        assert e.key == "broker.host" and "placeholder" in str(e), h
+        assert _err({"broker": {"host": h}}).key == "broker.host"  # refused in any mode
+    assert _v({})["broker"]["host"] == ""  # partial mode: not required
+
+
+def test_tls_verify_needs_a_ca():
+    c = _ready()
+    c["secrets"]["certs"]["ca"] = ""
+    e = _err(c, True)
+    assert e.key == "secrets.certs.ca" and "tls_verify" in str(e)
+    c["broker"]["tls_verify"] = False  # explicitly unverified
+    assert C.validate(c)["broker"]["tls_verify"] is False
+    c["broker"] = {"host": "mqtt.my-fleet.net", "tls": False, "port": 1883}
+    assert C.validate(c)["broker"]["tls"] is False
+    assert _err({"broker": {"tls_verify": "yes"}}).key == "broker.tls_verify"
+
+
+def test_client_certificate_needs_its_key():
+    assert _err({"secrets": {"certs": {"cert": "certs/dev.pem"}}}).key == "secrets.certs.key"
+    assert _err({"secrets": {"certs": {"key": "certs/dev.key"}}}).key == "secrets.certs.cert"
+    assert _v({"secrets": {"certs": {"cert": "c.pem", "key": "c.key"}}})
+
+
+def test_pids_must_be_in_the_pid_table():
+    for pid in ("E7", "20", "01"):
+        e = _err({"obd": {"pids": {pid: 1000}}})
+        assert e.key == "obd.pids." + pid and "obdii/pids.py" in str(e), str(e)
+    e = _err({"obd": {"pids": {"E7": 1000, "20": 1000, "0C": 5}}})
+    assert sorted([x.key for x in e.errors]) == ["obd.pids.0C", "obd.pids.20", "obd.pids.E7"]
+
+
+def test_validation_modules_leave_nothing_resident():
+    import sys
+
+    _v({})
+    raises(C.ConfigError, C.validate, {"transport": "lte"})
+    for m in ("telelogger.configcheck", "telelogger.schema"):
+        assert m not in sys.modules, m
+    import telelogger
+
+    assert "configcheck" not in telelogger.__dict__ and "schema" not in telelogger.__dict__
+    assert C.DEFAULTS["broker"]["port"] == 8883 and "telelogger.schema" not in sys.modules
 
 
 # ---- keys the loop reads (intervals.record_ms/reconnect_*/wdt_feed_ms, batch.max_bytes, standby.flush_s)
@@ -141,7 +269,7 @@ def _loop(cfg):
 
 
 def test_loop_key_defaults_are_the_loops_own():
-    c = C.validate({})
+    c = _v({})
     assert c["intervals"]["record_ms"] is None  # derived: the shortest PID interval
     assert c["intervals"]["reconnect_min_ms"] == 1000 and c["intervals"]["reconnect_max_ms"] == 60000
     assert c["intervals"]["wdt_feed_ms"] == 1000
@@ -149,17 +277,17 @@ def test_loop_key_defaults_are_the_loops_own():
     # a Telelogger given the validated defaults behaves as one given no config at all
     assert _loop(c) == _loop({"obd": {"pids": c["obd"]["pids"]}})
     fast = {"obd": {"pids": {"0C": 250, "0D": 500}}}
-    assert _loop(C.validate(fast)) == _loop(fast)
-    assert _loop(C.validate(fast))[0] == 250
+    assert _loop(_v(fast)) == _loop(fast)
+    assert _loop(_v(fast))[0] == 250
 
 
 def test_loop_keys_reach_the_loop():
-    c = C.validate({"intervals": {"record_ms": 2000, "reconnect_min_ms": 500, "reconnect_max_ms": 120000,
+    c = _v({"intervals": {"record_ms": 2000, "reconnect_min_ms": 500, "reconnect_max_ms": 120000,
                                   "wdt_feed_ms": 5000},
                     "batch": {"max_bytes": 4096}, "standby": {"flush_s": 0}})
     assert _loop(c) == [2000, 500, 120000, 5000, 4096, 0]
-    assert C.validate(c) == c  # idempotent, null record_ms included
-    assert C.validate({"intervals": {"record_ms": None}})["intervals"]["record_ms"] is None
+    assert _v(c) == c  # idempotent, null record_ms included
+    assert _v({"intervals": {"record_ms": None}})["intervals"]["record_ms"] is None
 
 
 def test_loop_keys_validated():

@@ -167,3 +167,29 @@ def test_names_round_trip():
     assert len(set(names)) == len(names)
     for r in K.RESERVED:
         assert r not in names
+
+
+# ---- golden vectors, written by hand from telelogger/FORMAT.md (not produced by this encoder)
+def _hex(s):
+    return bytes(int(x, 16) for x in s.split())
+
+
+GOLD_REC_UTC = _hex("11 fb d0 95 ff bc 31 98 04 cc 21")  # UTC 1700000000123, rpm 2150 (FORMAT.md example)
+GOLD_REC_MONO = _hex("01 03 88 27 98 04 c0 0c")  # boot 3, mono 5000 ms, rpm 800
+GOLD_BATCH = _hex("f7 01 04 43 41 52 31 64 fb d0 95 ff bc 31 08 00 98 04 cc 21 0a 03 88 27 98 04 c0 0c"
+                  " bf 87 4f 0e")  # CAR1, seq0 100: the two records above, CRC32 LE at the end
+GOLD_JSON = (b'{"v":1,"dev":"CAR1","seq0":100,"recs":[{"seq":100,"ts":1700000000123,"rpm":2150},'
+             b'{"seq":101,"ts":null,"mono":5000,"boot":3,"rpm":800}]}')
+
+
+def test_golden_records_and_batches():
+    assert E.encode_record(T0, True, [(0x10C, 2150)]) == GOLD_REC_UTC
+    assert E.encode_record(5000, False, [(0x10C, 800)], 3) == GOLD_REC_MONO
+    entries = [(100, GOLD_REC_UTC), (101, GOLD_REC_MONO)]
+    assert E.encode_batch("CAR1", entries, "compact") == GOLD_BATCH
+    assert E.encode_batch("CAR1", entries, "json") == GOLD_JSON
+    assert E.decode_batch(GOLD_BATCH) == json.loads(GOLD_JSON)
+    # the UTC offset of boot 3 turns the monotonic record into kind 0: delta -5123 ms = svarint 10245
+    b = E.encode_batch("CAR1", entries, "compact", {3: T0 - 10123})
+    assert b[14:-4] == _hex("08 00 98 04 cc 21 08 85 50 98 04 c0 0c"), b  # after the 14-byte header
+    assert E.decode_batch(b)["recs"][1]["ts"] == T0 - 5123

@@ -2,7 +2,7 @@
 # scheduling, store-first, oldest-first sending, ack only after publish, offline then online.
 import json
 
-from loopfakes import FakeObd, FakeGnss, GatePublisher, cfg, make, sent_seqs, stop
+from loopfakes import Codec, FakeObd, FakeGnss, GatePublisher, MemStore, cfg, make, sent_seqs, stop
 from net.publisher import FakePublisher
 from telelogger import status
 
@@ -170,3 +170,116 @@ def test_flash_full_keeps_records_in_ram_in_order_and_counts_overflow():
     vals = [json.loads(r)[2][0][1] for _, r in store.recs]
     assert vals == [1000 + i for i in range(3, n)] + [5000], vals  # oldest first, only the counted 3 gone
     assert seq == store.recs[-1][0] and t.counters["records"] == len(vals) and t.unsaved == []
+
+
+class _OomCodec(Codec):
+    """Codec whose encode_record raises MemoryError `fails` times from call number `after` on."""
+
+    def __init__(self, after, fails):
+        self.calls = 0
+        self.after = after
+        self.fails = fails
+
+    def encode_record(self, ts_ms, utc, samples, boot=0):
+        self.calls += 1
+        if self.calls > self.after and self.fails:
+            self.fails -= 1
+            raise MemoryError("memory allocation failed, allocating 279 bytes")
+        return Codec.encode_record(ts_ms, utc, samples, boot)
+
+
+def _reset_path():
+    import os
+
+    p = "/tmp/mp_loop_last_reset_%d.txt" % id(_OomCodec)
+    try:
+        os.remove(p)
+    except OSError:
+        pass
+    return p
+
+
+async def test_memory_error_is_retried_and_counted():
+    t, clk, pub, store, obd = make()
+    resets = []
+    t.codec = _OomCodec(after=3, fails=2)
+    t.reset_cb = resets.append
+    t.start()
+    await clk.advance(20000)
+    await stop(t, clk)
+    assert t.counters["mem_errors"] == 2 and resets == [] and t.reset_reason is None
+    assert status.status(t)["mem_errors"] == 2
+    assert t.counters["records"] >= 14, t.counters  # the record task came back after gc + back-off
+    seqs = sent_seqs(pub) + [s for s, r in store.recs]
+    assert seqs == list(range(1, len(seqs) + 1))  # nothing stored was lost or reordered
+
+
+async def test_memory_error_that_persists_resets_with_reason():
+    path = _reset_path()
+    t, clk, pub, store, obd = make()
+    pub.up = False  # offline: what is stored stays queued across the reset
+    resets = []
+    t.codec = _OomCodec(after=5, fails=1000)
+    t.reset_cb = resets.append
+    t.reset_path = path
+    t.start()
+    await clk.advance(6000)
+    queued = list(store.recs)
+    assert len(queued) == 5 and t.counters["mem_errors"] >= 1
+    await clk.advance(60000)
+    await stop(t, clk)
+    assert len(resets) == 1 and t.reset_reason == resets[0], resets
+    assert "record" in resets[0] and "MemoryError" in resets[0]
+    assert t.counters["mem_errors"] == 5  # 5 faults within 60 s, then no livelock: the tasks ended
+    assert store.recs == queued  # the queue is intact for the next boot
+    with open(path) as f:
+        assert f.read().strip() == resets[0]
+    # next boot: the status says why the previous one reset, once
+    t2, clk2, pub2, store2, obd2 = make()
+    assert t2.last_reset is None  # no reset_path given: nothing read
+    from telelogger.loop import Telelogger
+
+    t3 = Telelogger(t.cfg, pub2, store2, clock=clk2, codec=Codec, reset_path=path)
+    assert status.status(t3)["last_reset"] == resets[0]
+    t4 = Telelogger(t.cfg, pub2, store2, clock=clk2, codec=Codec, reset_path=path)
+    assert t4.last_reset is None  # read once, then removed
+
+
+async def test_run_returns_after_memory_reset():
+    t, clk, pub, store, obd = make()
+    t.codec = _OomCodec(after=0, fails=1000)
+    resets = []
+    t.reset_cb = resets.append
+    import asyncio
+
+    task = asyncio.create_task(t.run())
+    await clk.advance(30000)
+    await clk.settle()
+    assert resets and task.done()
+    t.stop()
+
+
+class _GreedyStore(MemStore):
+    """A store whose append, from the 4th record on, asks the allocator for more than any heap has:
+    a real MemoryError from the runtime, not one raised by the fake."""
+
+    def append(self, rec):
+        import sys
+
+        if self.seq >= 3:
+            bytearray(2 ** 62 if sys.implementation.name == "cpython" else 2 ** 28)
+        return MemStore.append(self, rec)
+
+
+async def test_allocator_memory_error_is_the_same_fault():
+    t, clk, pub, store, obd = make()
+    pub.up = False
+    t.store = _GreedyStore()
+    resets = []
+    t.reset_cb = resets.append
+    t.start()
+    await clk.advance(70000)
+    await stop(t, clk)
+    assert len(resets) == 1 and "task record" in resets[0], resets
+    assert [s for s, r in t.store.recs] == [1, 2, 3] and t.counters["mem_errors"] == 5
+    assert t.unsaved  # the record that could not be stored is still in RAM, not dropped

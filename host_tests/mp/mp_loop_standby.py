@@ -4,7 +4,6 @@ import json
 
 from loopfakes import EchoCommands, FakeGnss, FakeModem, FakeObd, GatePublisher, Wdt, cfg, make, stop
 
-from telelogger import status
 from telelogger.loop import FLUSH, RUN, STANDBY
 
 
@@ -23,10 +22,12 @@ async def test_engine_running_never_standby():
 
 
 async def test_standby_enter_and_wake():
+    # parked with a healthy battery (12.6 V, above voltage_off 11.8): no motion for stationary_s
+    # alone is enough (issue 10 finding 3: it used to need a low voltage too, and never slept)
     modem = FakeModem()
     gnss = FakeGnss()
     obd = FakeObd({0x0C: 0, 0x0D: 0, 0x05: 30})
-    obd.volts = 12.2
+    obd.volts = 12.6
     t, clk, pub, store, obd = make(obd=obd, modem=modem, gnss=gnss)
     t.start()
     await clk.advance(50000)
@@ -44,9 +45,43 @@ async def test_standby_enter_and_wake():
     await clk.advance(10000)
     assert t.state == RUN and modem.ons == 1 and t.counters["wakes"] == 1
     await clk.advance(5000)
+    import sys
+
+    assert "telelogger.standby_io" not in sys.modules  # what standby does leaves RAM once awake
     await stop(t, clk)
     assert obd.reads[0x0C] > reads
     assert pub.connected()
+
+
+async def test_low_voltage_standby_even_in_motion():
+    modem = FakeModem()
+    obd = FakeObd({0x0C: 900, 0x0D: 40, 0x05: 80})  # moving at 40 km/h
+    obd.volts = 11.2  # below voltage_off 11.8: protect the battery
+    t, clk, pub, store, obd = make(obd=obd, modem=modem)
+    t.start()
+    await clk.advance(6000)
+    assert t.state == RUN  # one low reading is no reason yet (a dip while cranking)
+    await clk.advance(20000)
+    st = t.state
+    await stop(t, clk)
+    assert st == STANDBY and modem.offs == 1, st
+
+
+def test_standby_rules():
+    from telelogger.standby import Standby
+
+    sb = Standby({"voltage_off": 11.8, "voltage_wake": 13.6, "stationary_s": 600, "heartbeat_s": 0})
+    sb.battery(12.6, 0)
+    assert not sb.should_sleep(599999)
+    assert sb.should_sleep(600000)  # healthy parked battery: stationary time alone
+    sb.battery(14.2, 600000)
+    assert not sb.should_sleep(700000)  # alternator charging: the engine idles
+    sb.motion(30, 700000)
+    sb.battery(12.5, 700000)
+    assert not sb.should_sleep(1299999) and sb.should_sleep(1300000)
+    off = Standby({"voltage_off": 0, "voltage_wake": 13.6, "stationary_s": 0, "heartbeat_s": 0})
+    off.battery(3.0, 0)
+    assert not off.should_sleep(10 ** 9)  # both rules off
 
 
 async def test_standby_heartbeat():
@@ -70,7 +105,9 @@ async def test_standby_heartbeat():
 
 async def test_commands_wiring():
     t, clk, pub, store, obd = make()
-    t.commands = EchoCommands(status.handlers(t))
+    from telelogger.cmdhandlers import handlers
+
+    t.commands = EchoCommands(handlers(t))
     t.start()
     await clk.advance(3000)
     assert ("fm/TEST01/cmd", 1) in pub.subs
@@ -91,6 +128,27 @@ async def test_commands_wiring():
     assert obd.reads[0x05] - r0 >= 8  # now every 500 ms
     assert replies[3]["result"]["queue"] == store.pending()
     assert t.counters["cmds"] == 4 and not t.reboot_req
+
+
+async def test_set_interval_keeps_the_config_limits():
+    from telelogger.cmdhandlers import handlers
+
+    t, clk, pub, store, obd = make()
+    t.commands = EchoCommands(handlers(t))
+    t.start()
+    await clk.advance(3000)
+    for target, ms in (("intervals.status_ms", 100), ("intervals.status_ms", 999), ("obd.pids.0C", 99),
+                       ("gnss.interval_ms", 3600001)):
+        pub.inject("fm/TEST01/cmd", json.dumps({"cmd": "set_interval", "args": {"target": target, "ms": ms}}).encode())
+        await clk.advance(100)
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"set_interval","args":{"target":"intervals.status_ms","ms":1000}}')
+    await clk.advance(100)
+    await stop(t, clk)
+    replies = [json.loads(p) for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
+    assert [r["ok"] for r in replies] == [False, False, False, False, True], replies
+    assert "1000" in replies[0]["error"] and "status_ms" in replies[0]["error"]
+    assert t.status_ms == 1000 and t.gnss_ms == 1000
+    assert [p.interval_ms for p in t.pids if p.pid == 0x0C] == [1000]
 
 
 async def test_utc_from_gnss_and_signal():
@@ -119,6 +177,7 @@ async def test_utc_from_gnss_and_signal():
 async def test_watchdog_stops_when_sender_hangs():
     pub = GatePublisher()
     t, clk, pub, store, obd = make(pub=pub)
+    store.max_records = 100  # drop-oldest like the flash store: 1000 s of records do not fit the test heap
     t.wdt = Wdt()
     t.start()
     await clk.advance(10000)
@@ -130,3 +189,32 @@ async def test_watchdog_stops_when_sender_hangs():
     await clk.advance(400000)
     await stop(t, clk)
     assert t.wdt.n < n + 320  # feeding stopped once the sender was silent for 900 s
+    assert t.counters["mem_errors"] == 0 and store.dropped > 0
+
+
+async def test_refused_commands_get_rate_limited_replies():
+    from telelogger import commands
+
+    key = "k8Pq2vXz7LmN4rTb9WcY3hJd6FgS1aQe"
+    c = cfg()
+    c["secrets"] = {"hmac_key": key}
+    t, clk, pub, store, obd = make(c)
+    t.start()
+    await clk.advance(3000)
+    for _ in range(3):  # a flood of unauthenticated messages (the loop queues at most 4 at a time)
+        pub.inject("fm/TEST01/cmd", b'{"cmd":"reboot","mac":"%s"}' % (b"0" * 64))
+    pub.inject("fm/TEST01/cmd", b"garbage")
+    await clk.advance(100)
+    replies = [p for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
+    assert len(replies) == 1 and t.counters["cmds_unanswered"] == 3, (replies, t.counters)
+    assert b"bad mac" in replies[0]
+    pub.inject("fm/TEST01/cmd", commands.sign(key, {"cmd": "ping", "args": {}, "n": 1}))  # authenticated: answered
+    await clk.advance(100)
+    await clk.advance(11000)
+    pub.inject("fm/TEST01/cmd", b"garbage")  # the window has passed: one reply again
+    await clk.advance(100)
+    await stop(t, clk)
+    replies = [p for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
+    assert len(replies) == 3, replies
+    assert commands.verify_reply(key, replies[1])["ok"] is True and not t.reboot_req
+    assert b'"ok": false' in replies[2] or b'"ok":false' in replies[2]

@@ -1,0 +1,55 @@
+# What a remote command does to the running telelogger `t` (commands.CommandHandler checks the
+# signature and the argument types first). Imported with the first command message.
+from telelogger.status import status
+from telelogger.tasks import unload
+
+# set_interval target -> the Telelogger attribute it sets
+_TARGETS = {"intervals.battery_ms": "battery_ms", "intervals.signal_ms": "signal_ms",
+            "intervals.status_ms": "status_ms", "gnss.interval_ms": "gnss_ms", "batch.max_age_ms": "batch_age_ms"}
+
+
+def limits(target):
+    """(lo, hi) ms the config allows for `target` (telelogger/schema.py: one home for the limits)."""
+    from telelogger import schema
+
+    try:
+        if target.startswith("obd.pids."):
+            return schema.PID_INTERVAL
+        spec = schema.SCHEMA[target]
+        return spec[1], spec[2]
+    finally:
+        unload("schema")
+
+
+def handlers(t):
+    """The commands a remote may run: name -> async fn(args dict) -> JSON-able result."""
+
+    async def ping(args=None):
+        return {"pong": True, "uptime_ms": t.now()}
+
+    async def stat(args=None):
+        return status(t)
+
+    async def set_interval(args):
+        target = args["target"]
+        ms = int(args["ms"])
+        if not (target.startswith("obd.pids.") or target in _TARGETS):
+            raise ValueError("unknown interval %s" % target)
+        lo, hi = limits(target)
+        if ms < lo or (hi is not None and ms > hi):
+            raise ValueError("args.ms: %s takes %s..%s ms (as in the config), got %d" % (target, lo, hi, ms))
+        if target.startswith("obd.pids."):
+            t.set_pid_interval(int(target[9:], 16), ms)
+        else:
+            setattr(t, _TARGETS[target], ms)
+        return {"target": target, "ms": ms}
+
+    async def flush(args=None):
+        t.flush_req = True
+        return {"queue": t.store.pending()}
+
+    async def reboot(args=None):
+        t.reboot_req = True
+        return {"rebooting": True, "delay_ms": (args or {}).get("delay_ms", 0)}
+
+    return {"ping": ping, "status": stat, "set_interval": set_interval, "flush": flush, "reboot": reboot}

@@ -1,0 +1,96 @@
+# Running out of memory is a handled fault (telelogger/CONFIG.md "Memory faults"): the loop task
+# that hit MemoryError is restarted after gc.collect() and a back-off of MEM_BACKOFF_MS doubling per
+# recent fault (at most MEM_BACKOFF_MAX_MS); MEM_FAULTS_MAX faults within MEM_WINDOW_MS give up: the
+# reason goes to t.reset_path (read back by the next boot: take_reason) and t.reset_cb(reason) or
+# the board's reset() is called. Nothing here allocates much: it runs when the heap is exhausted.
+import gc
+
+from telelogger.tasks import isawait
+
+MEM_FAULTS_MAX = 5
+MEM_WINDOW_MS = 60000
+MEM_BACKOFF_MS = 500
+MEM_BACKOFF_MAX_MS = 8000
+
+
+def mem_free():
+    f = getattr(gc, "mem_free", None)  # MicroPython only
+    return f() if f else -1
+
+
+def take_reason(path):
+    """The reason a memory-fault reset left in `path` (then removed), or None."""
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            why = f.read().strip()
+    except OSError:
+        return None
+    try:
+        import os
+
+        os.remove(path)
+    except OSError:
+        pass
+    return why or None
+
+
+async def guarded(t, name, make):
+    """Runs the task `make()` (a coroutine function); a MemoryError in it is a handled fault
+    (fault) after which the task starts again."""
+    while True:
+        try:
+            await make()
+            return
+        except MemoryError:
+            await fault(t, name)
+            if t.reset_reason is not None:
+                return
+
+
+async def fault(t, where):
+    """Counts, logs once per task, collects, backs off; resets when faults persist."""
+    gc.collect()
+    t.counters["mem_errors"] += 1
+    now = t.now()
+    r = t._mem_recent
+    while r and (now - r[0] >= MEM_WINDOW_MS or len(r) >= MEM_FAULTS_MAX):
+        r.pop(0)
+    r.append(now)
+    if where not in t._mem_logged:
+        t._mem_logged.append(where)
+        try:
+            t.note("error", "out of memory in task %s (free %d bytes): retrying after gc", where, mem_free())
+        except MemoryError:
+            pass
+    if len(r) >= MEM_FAULTS_MAX:
+        await give_up(t, "memory: %d MemoryErrors within %d s, last in task %s" % (len(r), MEM_WINDOW_MS // 1000, where))
+        return
+    await t.sleep(min(MEM_BACKOFF_MS << (len(r) - 1), MEM_BACKOFF_MAX_MS))
+
+
+async def give_up(t, reason):
+    """Gives up: stores what is still in RAM (best effort: the flash queue is durable),
+    writes `reason` to reset_path for the next boot's status, calls the reset callback."""
+    t.reset_reason = reason
+    gc.collect()
+    try:
+        t.build_record()
+    except Exception as e:  # the records stay where they are; flash holds all stored ones
+        t.note("warn", "before reset: %d records not stored: %s", len(t.unsaved), e)
+    if t.reset_path:
+        try:
+            with open(t.reset_path, "w") as f:
+                f.write(reason + "\n")
+        except OSError as e:
+            t.note("warn", "cannot write %s: %s", t.reset_path, e)
+    t.note("error", "resetting: %s", reason)
+    t._done.set()
+    fn = t.reset_cb
+    if fn is None and t.board is not None and hasattr(t.board, "reset"):
+        fn = t.board.reset
+    if fn is not None:
+        r = fn(reason) if t.reset_cb is not None else fn()
+        if isawait(r):
+            await r

@@ -1,0 +1,268 @@
+# Records of the telelogger (byte-level layout: telelogger/FORMAT.md): what the loop stores in the
+# flash queue, one timestamp plus samples (key, value), values kept as scaled integers (keys.py
+# gives the decimal places). The format's constants, varints and the record reader that the batch
+# encoders (encode.py, encjson.py) and the tools' decoder (decode.py) share.
+from telelogger.tasks import unload
+
+RECORD_VERSION = 1
+BATCH_MAGIC = 0xF7
+BATCH_VERSION = 1
+_UTC_FLAG = 0x10
+MAX_VALUES = 4  # values per sample (x;y;z tuples and the like)
+
+_KIND_UTC = 0
+_KIND_MONO = 1
+_KIND_MONO_BOOT = 2
+
+_POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000)
+
+
+class FormatError(ValueError):
+    """A payload or record that cannot be decoded; the message says where and why."""
+
+
+# ---------------------------------------------------------------- varints
+
+
+def put_uvarint(buf, v):
+    if v < 0:
+        raise ValueError("uvarint of negative %d" % v)
+    while v >= 0x80:
+        buf.append((v & 0x7F) | 0x80)
+        v >>= 7
+    buf.append(v)
+
+
+def put_svarint(buf, v):
+    put_uvarint(buf, v * 2 if v >= 0 else -v * 2 - 1)
+
+
+def get_uvarint(b, i, end=None):
+    if end is None:
+        end = len(b)
+    v = 0
+    shift = 0
+    while True:
+        if i >= end:
+            raise FormatError("truncated varint at byte %d" % i)
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        if c < 0x80:
+            return v, i
+        shift += 7
+        if shift > 70:
+            raise FormatError("varint too long at byte %d" % i)
+
+
+def get_svarint(b, i, end=None):
+    z, i = get_uvarint(b, i, end)
+    return (z >> 1) if not (z & 1) else -((z + 1) >> 1), i
+
+
+# ---------------------------------------------------------------- values
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _decimals_of_str(s):
+    p = s.find(".")
+    return 0 if p < 0 else len(s) - p - 1
+
+
+def scale(v, dp):
+    """Value -> integer value*10**dp. int, float, bool, or a decimal string ("47.123456", exact:
+    use strings for lat/lng on single-precision ports)."""
+    p = _POW10[dp]
+    if isinstance(v, bool):
+        return p if v else 0
+    if isinstance(v, int):
+        return v * p
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError("cannot encode %r" % v)
+        x = v * p
+        return int(x + 0.5) if x >= 0 else -int(-x + 0.5)
+    if isinstance(v, str):
+        s = v.strip()
+        neg = s.startswith("-")
+        if neg or s.startswith("+"):
+            s = s[1:]
+        ip, _, fp = s.partition(".")
+        if not (ip or fp) or (ip and not ip.isdigit()) or (fp and not fp.isdigit()):
+            raise ValueError("not a decimal number: %r" % v)
+        r = int(ip or "0") * p
+        if dp:
+            f = (fp + "0" * dp)[:dp]
+            r += int(f)
+        if len(fp) > dp and fp[dp] >= "5":  # round half away from zero
+            r += 1
+        return -r if neg else r
+    raise ValueError("cannot encode value of type %s" % type(v).__name__)
+
+
+_dps = None  # key -> decimal places, from keys.KEYS; None entry: UNKNOWN_FLOAT_DP
+
+
+def dp_of(key):
+    """Decimal places of a known key (keys.KEYS), or None for unknown keys. The table is read
+    once into a small dict of ints and keys.py is unloaded again."""
+    global _dps
+    if _dps is None:
+        from telelogger import keys
+
+        d = {}
+        for k in keys.KEYS:
+            d[k] = keys.KEYS[k][1]
+        d[None] = keys.UNKNOWN_FLOAT_DP
+        _dps = d
+        del keys
+        unload("keys")
+    return _dps.get(key)
+
+
+def _name_of(key):
+    from telelogger import keys
+
+    return keys.name_of(key)
+
+
+def _sample_dp(key, vals):
+    """(dp, explicit) for a sample: table decimals for known keys; unknown keys keep ints as
+    ints and floats/decimal strings with up to keys.UNKNOWN_FLOAT_DP decimals (written explicitly)."""
+    dp = dp_of(key)
+    if dp is not None:
+        return dp, False
+    dp = 0
+    for v in vals:
+        if isinstance(v, float):
+            dp = _dps[None]
+        elif isinstance(v, str):
+            d = _decimals_of_str(v)
+            if d > dp:
+                dp = min(d, 9)
+    return dp, dp != 0
+
+
+# ---------------------------------------------------------------- records
+
+
+def encode_record(ts_ms, utc, samples, boot=0):
+    """One record. `utc` True: ts_ms is UTC ms since 1970; False: ts_ms is monotonic ms of boot
+    number `boot`. samples: list of (key, value), value int/float/bool/decimal str or a tuple/list
+    of up to 4 of those (e.g. accelerometer x;y;z)."""
+    buf = bytearray()
+    if utc:
+        buf.append(RECORD_VERSION | _UTC_FLAG)
+        put_uvarint(buf, int(ts_ms))
+    else:
+        buf.append(RECORD_VERSION)
+        put_uvarint(buf, int(boot))
+        put_uvarint(buf, int(ts_ms))
+    for key, v in samples:
+        multi = isinstance(v, (tuple, list))
+        vals = v if multi else (v,)
+        n = len(vals)
+        if n < 1 or n > MAX_VALUES:
+            raise ValueError("key 0x%x: %d values, expected 1..%d" % (key, n, MAX_VALUES))
+        if not _is_int(key) or key < 0:
+            raise ValueError("sample key must be a non-negative int, got %r" % (key,))
+        dp, explicit = _sample_dp(key, vals)
+        # key << 1 | ext; ext byte (only when needed): bits 0-1 count-1, bit 2 tuple, bit 3
+        # explicit decimals in bits 4-7
+        if multi or explicit:
+            put_uvarint(buf, (key << 1) | 1)
+            buf.append((n - 1) | (4 if multi else 0) | ((8 | (dp << 4)) if explicit else 0))
+        else:
+            put_uvarint(buf, key << 1)
+        for x in vals:
+            try:
+                put_svarint(buf, scale(x, dp))
+            except ValueError as e:
+                raise ValueError("key 0x%x (%s): %s" % (key, _name_of(key), e))
+    return bytes(buf)
+
+
+def _record_head(rec):
+    """-> (utc, boot, ts, index of first sample)"""
+    if not rec:
+        raise FormatError("empty record")
+    h = rec[0]
+    if h & 0x0F != RECORD_VERSION:
+        raise FormatError("record version %d, expected %d" % (h & 0x0F, RECORD_VERSION))
+    if h & _UTC_FLAG:
+        ts, i = get_uvarint(rec, 1)
+        return True, None, ts, i
+    boot, i = get_uvarint(rec, 1)
+    ts, i = get_uvarint(rec, i)
+    return False, boot, ts, i
+
+
+def _read_sample(b, i, end, want_dp=True):
+    """-> (key, dp, multi, [scaled ints], next index); dp is None without want_dp (only skipping)."""
+    h, i = get_uvarint(b, i, end)
+    key = h >> 1
+    n = 1
+    multi = False
+    dp = None
+    if h & 1:
+        if i >= end:
+            raise FormatError("truncated sample 0x%x" % key)
+        e = b[i]
+        i += 1
+        n = (e & 3) + 1
+        multi = bool(e & 4)
+        if e & 8:
+            dp = e >> 4
+            if dp > 9:
+                raise FormatError("sample 0x%x: %d decimals" % (key, dp))
+    if dp is None and want_dp:
+        dp = dp_of(key) or 0
+    vals = []
+    for _ in range(n):
+        v, i = get_svarint(b, i, end)
+        vals.append(v)
+    return key, dp, multi, vals, i
+
+
+def _iter_samples(b, i, end):
+    """Yields (key, dp, multi, [scaled ints]) from b[i:end]."""
+    while i < end:
+        key, dp, multi, vals, i = _read_sample(b, i, end)
+        yield key, dp, multi, vals
+
+
+def _sample_span(b, i, end):
+    """Length check + count of the samples in b[i:end]."""
+    n = 0
+    while i < end:
+        i = _read_sample(b, i, end, False)[4]
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- batches
+
+
+def _offset_for(utc_offset_ms, boot, rec_boot):
+    if utc_offset_ms is None:
+        return None
+    if isinstance(utc_offset_ms, dict):
+        return utc_offset_ms.get(rec_boot)
+    if boot is None or boot == rec_boot:
+        return utc_offset_ms
+    return None
+
+
+def _times(entries, utc_offset_ms, boot):
+    """Yields (seq, rec, utc_ts_or_None, rec_boot, raw_ts, sample_start); rec_boot is None for a
+    UTC record; raw_ts is the record's own ts (monotonic ms for a monotonic record)."""
+    for seq, rec in entries:
+        utc, rb, ts, i = _record_head(rec)
+        if utc:
+            yield seq, rec, ts, None, ts, i
+        else:
+            off = _offset_for(utc_offset_ms, boot, rb)
+            yield seq, rec, (None if off is None else ts + off), rb, ts, i

@@ -1,0 +1,116 @@
+# What standby does (the rules that decide when: standby.py): flush, status, modem and GNSS off,
+# light sleep polling the battery, heartbeats, wake. Imported on entry, unloaded after waking.
+from telelogger.tasks import FLUSH, RUN, STANDBY, isawait
+
+STANDBY_POLL_MS = 5000  # official: poll ATRV every 5 s while asleep
+
+
+async def resume(t):
+    """Back to RUN after standby was cut short (a memory fault inside enter())."""
+    await _power(t, True)
+    t.net_allowed = True
+    t.state = RUN
+
+
+async def _power(t, on):
+    if t.board is not None and hasattr(t.board, "gnss_power"):
+        try:
+            t.board.gnss_power(on)
+        except Exception as e:  # a board without a GNSS power pin
+            t.note("debug", "gnss power: %s", e)
+    name = "power_on" if on else "power_off"
+    for obj in (t.modem, t.gnss):
+        if obj is not None and hasattr(obj, name):
+            try:
+                r = getattr(obj, name)()
+                if isawait(r):
+                    await r
+            except MemoryError:
+                raise
+            except Exception as e:
+                t.note("warn", "%s: %s", name, e)
+
+
+async def _sleep_hook(t, ms):
+    b = t.board
+    if b is not None and hasattr(b, "light_sleep"):
+        r = b.light_sleep(ms)  # ESP32: machine.lightsleep; HostBoard: a recorded sleep
+        if isawait(r):
+            await r
+    else:
+        await t.sleep(ms)
+
+
+async def _disconnect(t):
+    async with t.lock:
+        try:
+            await t.pub.disconnect()
+        except Exception as e:
+            t.note("warn", "disconnect: %s", e)
+
+
+async def enter(t):
+    """Engine off: flush what we can, modem off properly, sleep until the voltage rises."""
+    from telelogger.sampler import read_voltage
+    from telelogger.status import publish_status
+
+    sb = t.standby
+    t.note("info", "standby: %s V, stationary %d s", sb.voltage, sb.stationary_for(t.now()) // 1000)
+    t.counters["standby"] += 1
+    t.state = FLUSH
+    try:
+        t.build_record()
+    except MemoryError:
+        raise
+    except Exception as e:  # flash full: the record stays in RAM (loop.build_record), standby goes on
+        t.note("error", "store append failed: %s", e)
+    await t.drain(t.flush_ms)
+    try:
+        if t.pub.connected():
+            await publish_status(t, {"standby": True})
+    except MemoryError:
+        raise
+    except Exception as e:
+        t.note("warn", "standby status: %s", e)
+    t.net_allowed = False
+    await _disconnect(t)
+    await _power(t, False)
+    t.state = STANDBY
+    last_hb = t.now()
+    v = None
+    while True:
+        if t.wdt is not None:
+            t.wdt.feed()
+        await _sleep_hook(t, STANDBY_POLL_MS)
+        v = await read_voltage(t)
+        if v is not None:
+            sb.battery(v, t.now())
+        if sb.should_wake(v):
+            break
+        if sb.heartbeat_ms and t.now() - last_hb >= sb.heartbeat_ms:
+            last_hb = t.now()
+            await heartbeat(t, v)
+    t.counters["wakes"] += 1
+    await _power(t, True)
+    sb.reset(t.now())
+    t.net_allowed = True
+    t.state = RUN
+    t.note("info", "awake: %s V", v)
+
+
+async def heartbeat(t, volts):
+    """While asleep: modem up, say we are alive, send what is queued, modem down."""
+    from telelogger.status import publish_status
+
+    t.counters["heartbeats"] += 1
+    await _power(t, True)
+    try:
+        await t.connect()
+        await publish_status(t, {"standby": True, "heartbeat": True, "voltage": volts})
+        await t.drain(t.flush_ms)
+    except MemoryError:
+        raise
+    except Exception as e:
+        t.note("warn", "heartbeat failed: %s", e)
+    await _disconnect(t)
+    await _power(t, False)
