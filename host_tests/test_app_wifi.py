@@ -15,7 +15,7 @@ import pytest
 from board import BoardError, load_board
 from board.esp32 import Board
 from board.host import HostBoard
-from gnss.sources import CoprocGnss
+from gnss.sources import CoprocGnss, ModemGnss
 from net.wifi import WifiPublisher
 from telelogger import app, config, encode
 from test_wifi import FakeWlan
@@ -148,19 +148,30 @@ def test_wifi_join_failure_is_bounded_and_names_the_network(tmp_path, umqtt_doub
 
 
 def test_wifi_tls_context_from_certs(tmp_path, umqtt_double):
-    board = HostBoard(_desc())  # host networking: no WLAN object
-    cfg = _wifi_cfg(broker={"host": "broker.test", "tls": True})
+    import ssl
 
-    async def main():
+    from net.wifi import WifiError
+
+    board = HostBoard(_desc())  # host networking: no WLAN object
+
+    async def main(cfg):
         t, _ = await app.assemble(board, cfg, store_root=str(tmp_path))
         t.store.close()
         return t.pub
 
-    pub = asyncio.run(main())
-    import ssl
-
+    # tls without a CA is refused: by the validator, and again by the transport for a config that
+    # did not come through it
+    with pytest.raises(config.ConfigError) as ce:
+        _wifi_cfg(broker={"host": "broker.test", "tls": True})
+    assert "certs.ca" in str(ce.value) and "tls_verify" in str(ce.value)
+    with pytest.raises(WifiError) as ei:
+        app._tls_context({}, True)
+    assert "certs.ca" in str(ei.value) and "tls_verify" in str(ei.value)
+    # ... unless the config opts out explicitly (warned)
+    pub = asyncio.run(main(_wifi_cfg(broker={"host": "broker.test", "tls": True, "tls_verify": False})))
     assert pub.wlan is None and pub.port == 8883
     assert isinstance(pub.ssl, ssl.SSLContext) and pub.ssl.verify_mode == ssl.CERT_NONE
+    assert "net.wifi_tls" not in sys.modules  # boot-only: dropped after use
     with pytest.raises(OSError):  # certs.ca is a path on the device's file system: it is read
         app._tls_context({"ca": str(tmp_path / "missing-ca.pem")})
 
@@ -200,7 +211,7 @@ def test_gnss_uart_per_board():
 
 def test_gnss_fallback_without_a_gnss_uart():
     one = Board(_desc(), machine=object())
-    cell = config.validate({})
+    cell = config.validate({}, False)
     assert cell["gnss"]["source"] == "uart"
     src, note = app.gnss_source(one, cell)
     assert src == "modem" and "no GNSS UART" in note and "modem" in note
@@ -208,20 +219,20 @@ def test_gnss_fallback_without_a_gnss_uart():
     assert src == "coproc" and "co-processor" in note
     # explicit choices and boards with a GNSS UART are left alone
     for s in ("modem", "coproc", "none"):
-        assert app.gnss_source(one, config.validate({"gnss": {"source": s}})) == (s, None)
+        assert app.gnss_source(one, config.validate({"gnss": {"source": s}}, False)) == (s, None)
     assert app.gnss_source(Board(_desc(uart=2), machine=object()), cell) == ("uart", None)
 
 
 def test_one_plus_cellular_build_uses_the_modems_gnss(tmp_path, capsys):
     modem = Pty()
     board = HostBoard(_desc(), modem=modem.path)  # no --gps: like the ONE+, no GNSS UART
-    cfg = config.validate({"obd": {"enabled": False}})
+    cfg = config.validate({"obd": {"enabled": False}}, False)
 
     async def main():
         t, at = await app.assemble(board, cfg, store_root=str(tmp_path))
         try:
             assert at is not None and t.modem is not None
-            assert isinstance(t.gnss, app._ModemGnssTask) and t.gnss.src.at is at
+            assert isinstance(t.gnss, ModemGnss) and t.gnss.at is at
         finally:
             at.stop()
             t.store.close()

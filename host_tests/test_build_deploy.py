@@ -261,11 +261,12 @@ def test_redeploy_keeps_secrets_and_queue_unless_asked(fw_build, hostboard, tmp_
     assert not os.path.exists(os.path.join(fs, "queue"))
 
 
-def test_frozen_deploy_copies_no_modules_and_removes_shadowing_copies(fw_build, hostboard):
+def test_frozen_deploy_copies_no_modules_and_removes_shadowing_copies(fw_build, hostboard, tmp_path):
     out, _ = fw_build
     fs = hostboard.fs
+    cfg_path, sec_path = filled(tmp_path)
     common = ["--port", hostboard.port, "--board", "oneplus-b", "--build", out, "--mpremote-args", "resume", "--no-reset",
-              "--config", example("config.example.json")]  # fmt: skip
+              "--config", cfg_path, "--secrets", sec_path]  # fmt: skip
     rc, so, se = deploy(*common)  # an earlier, non-frozen deploy left the modules on the filesystem
     assert rc == 0, so + se
     assert os.path.exists(os.path.join(fs, "at", "engine.mpy"))

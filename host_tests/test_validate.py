@@ -43,7 +43,10 @@ def test_the_shipped_example_is_refused_with_the_reasons():
     rc, out, err = validate("--config", os.path.join(EX, "config.example.json"), "--secrets",
                             os.path.join(EX, "secrets.example.json"))
     assert rc == 2
+    assert "3 errors" in err, err  # every mistake at once, not the first
     assert "certs.ca" in err and "certs/ca.pem" in err, err
+    assert "broker.host" in err and "mqtt.example.com" in err, err
+    assert "hmac_key" in err and "placeholder" in err, err
 
 
 def test_a_missing_file_is_named(tmp_path):

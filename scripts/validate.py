@@ -35,18 +35,26 @@ def check(config, secrets=None):
     for p in (config, secrets):
         if p is not None and not os.path.exists(p):
             return ["file not found: %s" % p], [], None
+    errors, cfg = [], None
     try:
         cfg = tconfig.load(config, secrets)
     except tconfig.ConfigError as e:
-        return errors_of(e), [], None
+        errors = errors_of(e)
     except (OSError, ValueError) as e:
-        return [str(e)], [], None
-    errors = []
-    if secrets:
+        errors = [str(e)]
+    if secrets:  # the certificate files too, even when the config itself was refused: all at once
         try:
-            cert_files(cfg, secrets)
+            import json
+
+            with open(secrets) as f:
+                raw = json.load(f)
+            cert_files(cfg or {"secrets": raw if isinstance(raw, dict) else {}}, secrets)
         except DeployError as e:
             errors.append(str(e))
+        except (OSError, ValueError):
+            pass  # unreadable secrets: the validator said so above
+    if errors:
+        return errors, [], None
     warn = getattr(tconfig, "warnings", None)
     warnings = list(warn(cfg)) if warn else []
     return errors, warnings, cfg

@@ -269,8 +269,16 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     wdt = board.wdt_start(WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
     t = Telelogger(cfg, pub, store, obd=obd, gnss=gnss, modem=modem,
                    battery=Battery(), clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
-                   cmd_counter_path=store_root + "/cmd_n")
+                   cmd_counter_path=store_root + "/cmd_n", reset=_stop_for_reset,
+                   reset_path=store_root + "/last_reset")
     return t, at
+
+
+def _stop_for_reset(reason):
+    """The loop gave up on a persistent fault (memory): it has stored what it could and written the
+    reason to reset_path; run() sees t.reset_reason, returns, and the caller resets the board
+    (device_main: machine.reset(); the host runner exits with its reset code)."""
+    return None
 
 
 def progress(t):
@@ -308,7 +316,7 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
     t.start()
     t0 = t.now()
     try:
-        while duration_ms is None or t.now() - t0 < duration_ms:
+        while (duration_ms is None or t.now() - t0 < duration_ms) and t.reset_reason is None:
             step = progress_ms if duration_ms is None else min(progress_ms, duration_ms - (t.now() - t0))
             await t.sleep(max(1, step))
             if on_progress is not None:
@@ -435,7 +443,10 @@ def device_main(restart_delay_ms=10000):
             import os
 
             os.mkdir("/queue")
-        asyncio.run(run(board, cfg, store_root="/queue"))
+        t = asyncio.run(run(board, cfg, store_root="/queue"))
+        if t is not None and t.reset_reason is not None:
+            print("telelogger: resetting: %s" % t.reset_reason)
+            board.reset()  # the reason is in /queue/last_reset: the next boot's status carries it
     except KeyboardInterrupt:
         raise  # Ctrl-C at the REPL: stop here, no reset
     except Exception as e:
