@@ -17,7 +17,7 @@ from board.esp32 import Board
 from board.host import HostBoard
 from gnss.sources import CoprocGnss, ModemGnss
 from net.wifi import WifiPublisher
-from telelogger import app, config, encode
+from telelogger import app, assembly, config, encode
 from test_wifi import FakeWlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -165,7 +165,7 @@ def test_wifi_tls_context_from_certs(tmp_path, umqtt_double):
         _wifi_cfg(broker={"host": "broker.test", "tls": True})
     assert "certs.ca" in str(ce.value) and "tls_verify" in str(ce.value)
     with pytest.raises(WifiError) as ei:
-        app._tls_context({}, True)
+        assembly._tls_context({}, True)
     assert "certs.ca" in str(ei.value) and "tls_verify" in str(ei.value)
     # ... unless the config opts out explicitly (warned)
     pub = asyncio.run(main(_wifi_cfg(broker={"host": "broker.test", "tls": True, "tls_verify": False})))
@@ -173,7 +173,7 @@ def test_wifi_tls_context_from_certs(tmp_path, umqtt_double):
     assert isinstance(pub.ssl, ssl.SSLContext) and pub.ssl.verify_mode == ssl.CERT_NONE
     assert "net.wifi_tls" not in sys.modules  # boot-only: dropped after use
     with pytest.raises(OSError):  # certs.ca is a path on the device's file system: it is read
-        app._tls_context({"ca": str(tmp_path / "missing-ca.pem")})
+        assembly._tls_context({"ca": str(tmp_path / "missing-ca.pem")})
 
 
 def test_esp32_board_wlan_is_the_active_station_interface():
@@ -213,14 +213,14 @@ def test_gnss_fallback_without_a_gnss_uart():
     one = Board(_desc(), machine=object())
     cell = config.validate({}, False)
     assert cell["gnss"]["source"] == "uart"
-    src, note = app.gnss_source(one, cell)
+    src, note = assembly.gnss_source(one, cell)
     assert src == "modem" and "no GNSS UART" in note and "modem" in note
-    src, note = app.gnss_source(one, _wifi_cfg(gnss={"source": "uart"}))
+    src, note = assembly.gnss_source(one, _wifi_cfg(gnss={"source": "uart"}))
     assert src == "coproc" and "co-processor" in note
     # explicit choices and boards with a GNSS UART are left alone
     for s in ("modem", "coproc", "none"):
-        assert app.gnss_source(one, config.validate({"gnss": {"source": s}}, False)) == (s, None)
-    assert app.gnss_source(Board(_desc(uart=2), machine=object()), cell) == ("uart", None)
+        assert assembly.gnss_source(one, config.validate({"gnss": {"source": s}}, False)) == (s, None)
+    assert assembly.gnss_source(Board(_desc(uart=2), machine=object()), cell) == ("uart", None)
 
 
 def test_one_plus_cellular_build_uses_the_modems_gnss(tmp_path, capsys):

@@ -18,7 +18,7 @@ from peers.gnss_replay import Drive
 from peers.sim7600 import Sim7600, SimStream
 from peers.sim7600_mqtt import LocalBroker
 from telelogger import commands, config, encode, keys, sampler
-from telelogger.app import flat_config
+from telelogger.assembly import flat_config
 from telelogger.loop import Telelogger
 from telelogger.store import Store
 

@@ -4,7 +4,7 @@
 #   micropython scripts/host_main.py --modem PATH [--obd PATH] [--gps PATH] --config FILE
 #       [--secrets FILE] [--board NAME] [--store DIR] [--duration S] [--drain S] [--status-ms MS]
 #
-# Prints one JSON line per status interval: {"progress": {...}} (see telelogger.app.progress).
+# Prints one JSON line per status interval: {"progress": {...}} (see telelogger.progress).
 import json
 import sys
 

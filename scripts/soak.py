@@ -40,7 +40,8 @@ from net.cellular import from_config  # noqa: E402
 from peers.sim7600 import Sim7600, SimStream  # noqa: E402
 from peers.sim7600_mqtt import LocalBroker  # noqa: E402
 from telelogger import config, encode, status  # noqa: E402
-from telelogger.app import ModemCtl, flat_config  # noqa: E402
+from telelogger.assembly import flat_config  # noqa: E402
+from telelogger.modemctl import ModemCtl  # noqa: E402
 from telelogger.loop import Telelogger, next_boot  # noqa: E402
 from telelogger.store import Store  # noqa: E402
 
@@ -49,7 +50,7 @@ KINDS = (
     "urc_in_reply", "modem_reboot", "broker_down_long", "esp32_reboot", "flash_full",
 )
 RECOVER_MS = 20 * 60000  # after the last fault ends, everything recorded by then must be acked within this
-WDT_MS = 60000  # app.WDT_TIMEOUT_MS: a longer gap between feeds would have reset the board
+WDT_MS = 60000  # assembly.WDT_TIMEOUT_MS: a longer gap between feeds would have reset the board
 DEVICE = "SOAK01"
 URCS = ("+CGEV: ME PDN ACT 1", "+CTZV: +40,0", "+CREG: 1", "+CPIN: READY", "SMS DONE")
 

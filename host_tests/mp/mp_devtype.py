@@ -5,7 +5,7 @@ from board import load_board as _load
 from board.host import HostBoard
 from mptest import raises
 
-from telelogger.app import _identify
+from telelogger.assembly import _identify
 
 
 def _board(name):
@@ -54,7 +54,7 @@ def test_an_open_uart_cannot_move():
 
 
 def test_coproc_reset_line_is_released_before_the_link_is_used():
-    from telelogger.app import _release_coproc_reset
+    from telelogger.assembly import _release_coproc_reset
 
     b = HostBoard(_board("oneplus-b"))
     assert "coproc.reset" not in b._pins  # a board leaves the line alone until asked

@@ -113,7 +113,7 @@ def test_cclk_time_zone_is_quarter_hours_and_utc_conversion_subtracts_it():
     t = parse_cclk('"26/12/01,10:00:00+40"')
     assert t == (2026, 12, 1, 10, 0, 0, 40)  # +40 quarter hours = UTC+10
     assert parse_cclk('"26/12/01,10:00:00-20"')[6] == -20
-    from telelogger.app import _utc_ms
+    from telelogger.modemctl import _utc_ms
 
     utc0 = _utc_ms((2026, 12, 1, 0, 0, 0, 0))
     assert _utc_ms(t) == utc0  # 10:00 at UTC+10 is 00:00 UTC

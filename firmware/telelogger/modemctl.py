@@ -1,0 +1,41 @@
+# What the loop needs from the modem on the cellular transport: signal, network time and power
+# (the power key / AT+CPOF for standby). Built by telelogger.assembly; resident while the loop runs.
+
+
+def _utc_ms(t):
+    """AT+CCLK tuple (y, mo, d, h, mi, s, tz quarter hours, local time) -> UTC ms."""
+    from gnss.fix import days_from_epoch
+
+    y, mo, d, h, mi, s, tzq = t[:7]
+    return ((days_from_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - tzq * 900) * 1000
+
+
+class ModemCtl:
+    """What the loop needs from the modem: signal, network time, power (PWRKEY / AT+CPOF)."""
+
+    def __init__(self, pub, board, clock, log=None):
+        self.pub = pub
+        self.board = board
+        self.clock = clock
+        self.log = log
+        self._power = None
+
+    async def signal_dbm(self):
+        return await self.pub.modem.signal_dbm()
+
+    async def utc_ms(self):
+        t = await self.pub.modem.network_time()
+        return _utc_ms(t) if t else None
+
+    def _pw(self):
+        if self._power is None:
+            from modem.power import ModemPower
+
+            self._power = ModemPower(self.board.modem_power_pin(), self.pub.at, self.clock, log=self.log)
+        return self._power
+
+    async def power_off(self):
+        return await self._pw().power_off()
+
+    async def power_on(self):
+        return await self._pw().power_on()
