@@ -119,7 +119,9 @@ class Telelogger:
         self.state = RUN
         self.utc_offset_ms = None  # utc_ms - mono_ms, once GNSS or network time is known
         self.pending = {}  # key -> value for the record being built
-        self.unsaved = []  # encoded records a failed flash write left in RAM, oldest first
+        self.unsaved = []  # encoded records not on flash yet (sync window, failed write), oldest first
+        self.sync_ms = cfg["queue"]["sync_ms"]  # records reach flash once per window (flash wear)
+        self._synced_ms = 0
         self.last = {}  # latest value per key, for status/progress
         self.last_send = 0
         self.flush_req = False
@@ -205,11 +207,14 @@ class Telelogger:
         self.pids.append(Pid(pid, ms, self.now()))
 
     # ---- records ----
-    def build_record(self):
-        """Turn the samples gathered since the last record into one stored record -> seq of the last
-        record stored. A failed flash write (full, I/O error) keeps the record in RAM (up to UNSAVED_MAX,
-        oldest first out, counted in counters['unsaved_dropped']) and re-raises; the next call stores
-        the kept records first, in order."""
+    def build_record(self, force=True):
+        """Turn the samples gathered since the last record into one record -> seq of the last record
+        stored. Records are written to flash once per queue.sync_ms window with one sync (flash wear:
+        each synced append costs LittleFS about one erase): force=False (the record task) keeps the
+        record in RAM until the window is over; force=True (sending, standby, stopping) writes now.
+        A failed flash write (full, I/O error) keeps the records in RAM (up to UNSAVED_MAX, oldest
+        first out, counted in counters['unsaved_dropped']) and re-raises; the next call stores the kept
+        records first, in order."""
         if self.pending:
             samples = sorted(self.pending.items())
             now = self.now()
@@ -221,20 +226,28 @@ class Telelogger:
             self.pending = {}  # only now: a MemoryError above keeps the samples for the next try
         seq = None
         u = self.unsaved
-        while u:
-            try:
-                seq = self.store.append(u[0])
-            except MemoryError:
-                raise
-            except Exception:
-                self.counters["store_errors"] += 1
-                while len(u) > UNSAVED_MAX:
-                    u.pop(0)
-                    self.counters["unsaved_dropped"] += 1
-                raise
-            u.pop(0)
-            self.counters["records"] += 1
-            self.counters["last_seq"] = seq
+        now = self.now()
+        if not u or (not force and self.sync_ms and now - self._synced_ms < self.sync_ms
+                     and len(u) < UNSAVED_MAX):
+            return seq
+        try:
+            while u:
+                try:
+                    seq = self.store.append(u[0], sync=False)
+                except MemoryError:
+                    raise
+                except Exception:
+                    self.counters["store_errors"] += 1
+                    while len(u) > UNSAVED_MAX:
+                        u.pop(0)
+                        self.counters["unsaved_dropped"] += 1
+                    raise
+                u.pop(0)
+                self.counters["records"] += 1
+                self.counters["last_seq"] = seq
+        finally:
+            self.store.sync()  # before anything can peek: one flash sync for the whole window
+            self._synced_ms = now
         return seq
 
     async def record_task(self):
@@ -242,7 +255,7 @@ class Telelogger:
             self.beat("record")
             if self.state == RUN:
                 try:
-                    self.build_record()
+                    self.build_record(force=False)
                 except MemoryError:
                     raise
                 except Exception as e:  # a failed flash write is reported, sampling goes on

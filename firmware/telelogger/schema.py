@@ -25,7 +25,7 @@ DEFAULTS = {
     },
     "gnss": {"source": "uart", "interval_ms": 1000},
     "batch": {"max_records": 20, "max_age_ms": 10000, "max_bytes": 8192},
-    "queue": {"max_bytes": 262144, "segment_bytes": 16384},
+    "queue": {"max_bytes": 262144, "segment_bytes": 16384, "sync_ms": 5000},
     "intervals": {
         "battery_ms": 10000, "signal_ms": 30000, "status_ms": 300000,
         "record_ms": None,  # None: the shortest obd.pids interval (1000 without PIDs), as the loop does
@@ -80,6 +80,7 @@ SCHEMA = {
     "batch.max_bytes": ("int", 256, 10240),  # SIM7600 AT+CMQTTPAYLOAD takes at most 10240 bytes
     "queue.max_bytes": ("int", 4096, None),
     "queue.segment_bytes": ("int", 512, 1048576),
+    "queue.sync_ms": ("int", 0, 60000),
     "intervals.battery_ms": ("int", 100, 86400000),
     "intervals.signal_ms": ("int", 100, 86400000),
     "intervals.status_ms": ("int", 1000, 86400000),

@@ -95,6 +95,10 @@ async def cmd_task(t):
 async def reboot(t):
     t.note("warn", "reboot requested")
     try:
+        t.build_record()  # the records of the sync window go to flash first
+    except Exception as e:  # flash full: they are lost with the reboot, say so
+        t.note("warn", "before reboot: %d records not stored: %s", len(t.unsaved), e)
+    try:
         await t.pub.disconnect()
     except Exception:
         pass

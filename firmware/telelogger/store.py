@@ -239,7 +239,11 @@ class Store:
             t += s[1]
         return t
 
-    def append(self, record):
+    def append(self, record, sync=True):
+        """Store one record -> its seq; durable when it returns. sync=False leaves it in the file's
+        buffer until sync() (the loop writes a window of records with one flash sync: each sync of an
+        append costs LittleFS about one block erase). peek() must not run before that sync: on LittleFS
+        a new read handle does not see a writer's unsynced data."""
         n = len(record)
         if n > MAX_RECORD:
             raise StoreError("record of %d bytes (max %d)" % (n, MAX_RECORD))
@@ -264,7 +268,8 @@ class Store:
         h = _hdr(seq, record)
         try:
             self._f.write(h + record)  # one write: header and payload land together
-            self._sync(self._f)
+            if sync:
+                self._sync(self._f)
         except OSError:
             # flash full or a write error: part of the record may be in the file. A reader stops at a
             # damaged record, so nothing may follow it in this segment: the next record starts a new one.
@@ -277,6 +282,11 @@ class Store:
         seg[1] += need
         self._next = seq + 1
         return seq
+
+    def sync(self):
+        """Make every record appended with sync=False durable."""
+        if self._f is not None:
+            self._sync(self._f)
 
     def _close_active(self):
         if self._f is not None:

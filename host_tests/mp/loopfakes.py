@@ -75,9 +75,14 @@ class MemStore:
         self.seq = 0
         self.dropped = 0
         self.max_records = max_records
+        self.syncs = 0
 
-    def append(self, rec):
+    def sync(self):
+        self.syncs += 1
+
+    def append(self, rec, sync=True):
         self.seq += 1
+        self.syncs += 1 if sync else 0
         self.recs.append((self.seq, bytes(rec)))
         if self.max_records is not None and len(self.recs) > self.max_records:
             self.recs.pop(0)

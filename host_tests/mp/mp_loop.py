@@ -146,10 +146,10 @@ def test_flash_full_keeps_records_in_ram_in_order_and_counts_overflow():
     real = store.append
     full = [True]
 
-    def append(rec):
+    def append(rec, sync=True):
         if full[0]:
             raise OSError(28, "ENOSPC")
-        return real(rec)
+        return real(rec, sync)
 
     store.append = append
     n = loop.UNSAVED_MAX + 3
@@ -263,12 +263,12 @@ class _GreedyStore(MemStore):
     """A store whose append, from the 4th record on, asks the allocator for more than any heap has:
     a real MemoryError from the runtime, not one raised by the fake."""
 
-    def append(self, rec):
+    def append(self, rec, sync=True):
         import sys
 
         if self.seq >= 3:
             bytearray(2 ** 62 if sys.implementation.name == "cpython" else 2 ** 28)
-        return MemStore.append(self, rec)
+        return MemStore.append(self, rec, sync)
 
 
 async def test_allocator_memory_error_is_the_same_fault():
@@ -283,3 +283,35 @@ async def test_allocator_memory_error_is_the_same_fault():
     assert len(resets) == 1 and "task record" in resets[0], resets
     assert [s for s, r in t.store.recs] == [1, 2, 3] and t.counters["mem_errors"] == 5
     assert t.unsaved  # the record that could not be stored is still in RAM, not dropped
+
+
+async def test_records_reach_flash_once_per_sync_window():
+    """Flash wear: records wait in RAM and are written with one sync per queue.sync_ms window (a
+    synced append costs LittleFS about one block erase); stopping writes what is waiting."""
+    from loopfakes import cfg
+
+    pub = FakePublisher()
+    pub.up = False  # nothing leaves: every record stays in the store
+    t, clk, pub, store, obd = make(c=cfg(queue={"sync_ms": 5000}, batch={"max_records": 50, "max_age_ms": 60000}))
+    t.start()
+    await clk.advance(4500)
+    assert store.pending() == 0 and len(t.unsaved) >= 3, (store.pending(), len(t.unsaved))
+    await clk.advance(6000)  # two windows over
+    n = store.pending()
+    assert n >= 9 and store.syncs <= 3, (n, store.syncs)  # ~10 records, one sync per window
+    await stop(t, clk)
+    assert t.unsaved == [] and store.pending() == t.counters["records"] >= n
+    seqs = [s for s, _ in store.recs]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_sync_window_zero_syncs_every_record():
+    from loopfakes import cfg
+
+    pub = FakePublisher()
+    pub.up = False
+    t, clk, pub, store, obd = make(c=cfg(queue={"sync_ms": 0}, batch={"max_records": 50, "max_age_ms": 60000}))
+    t.start()
+    await clk.advance(5500)
+    assert store.pending() >= 5 and store.syncs >= store.pending()
+    await stop(t, clk)
