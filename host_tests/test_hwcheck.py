@@ -161,7 +161,7 @@ def test_no_gnss_fix_and_no_registration(sim):
 
 
 def test_sim_pin_from_the_command_line(sim):
-    s, p = sim(ready=False, sim_pin="1234")  # boots, then asks for the PIN
+    s, p = sim(ready=False, powered=True, sim_pin="1234")  # boots, then asks for the PIN
     rc, text, lines = run("--modem", p.path, "--gnss", "none", "--sim-pin", "1234", *FAST)
     assert lines["SIM"] == ("PASS", "ready", None), text
     assert lines["registration"][0] == "PASS"

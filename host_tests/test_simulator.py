@@ -133,7 +133,7 @@ def test_parse_args_and_split():
 
 
 def test_boot_urcs_sim_busy_then_ready():
-    at = AT(cmee=2)
+    at = AT(powered=True, cmee=2)
     # before RDY the UART is not up: commands are lost
     at.send(b"AT\r")
     first = at.until(b"RDY\r\n")
@@ -148,7 +148,7 @@ def test_boot_urcs_sim_busy_then_ready():
 
 def test_cmee_modes_for_sim_busy():
     for cmee, want in ((0, ERROR), (1, b"\r\n+CME ERROR: 14\r\n")):
-        at = AT(cmee=cmee, echo=False)
+        at = AT(powered=True, cmee=cmee, echo=False)
         at.until(b"RDY\r\n")
         assert at.cmd("AT+CPIN?") == want
 
@@ -186,7 +186,7 @@ def test_two_commands_in_one_write_answer_in_order():
 
 
 def test_registration_takes_time_then_home():
-    at = AT(echo=False)
+    at = AT(powered=True, echo=False)
     at.until(b"+CPIN: READY\r\n")
     assert at.cmd("AT+CREG?") == b"\r\n+CREG: 0,2\r\n" + OK
     assert at.cmd("AT+CPSI?") == b"\r\n+CPSI: NO SERVICE,Online\r\n" + OK
@@ -205,7 +205,7 @@ def test_registration_denied_and_roaming():
 
 
 def test_sim_pin():
-    at = AT(sim_pin="1234", echo=False)
+    at = AT(powered=True, sim_pin="1234", echo=False)
     at.until(b"\r\n+CPIN: SIM PIN\r\n")
     assert at.cmd("AT+CPIN?") == b"\r\n+CPIN: SIM PIN\r\n" + OK
     assert at.cmd("AT+CREG?") == b"\r\n+CREG: 0,0\r\n" + OK
@@ -234,13 +234,18 @@ def test_pdp_netopen_ipaddr_netclose():
 
 
 def test_cclk_network_time_vs_unset_clock():
-    at = AT(echo=False, utc=lambda: 1764069753.0)  # 2025-11-25 11:22:33 UTC
+    at = AT(powered=True, echo=False, utc=lambda: 1764069753.0)  # 2025-11-25 11:22:33 UTC
     at.until(b"+CPIN: READY\r\n")
     assert at.cmd("AT+CCLK?").startswith(b'\r\n+CCLK: "80/01/06,00:00:')
     at.skip(4000)
-    assert at.cmd("AT+CCLK?") == b'\r\n+CCLK: "25/11/25,11:22:33+00"\r\n' + OK
+    # network time is LOCAL time with the zone in quarter hours: +40 = UTC+10 h (the default tz_quarters)
+    assert at.cmd("AT+CCLK?") == b'\r\n+CCLK: "25/11/25,21:22:33+40"\r\n' + OK
     assert at.cmd('AT+CCLK="24/01/02,03:04:05+08"') == OK
-    assert at.cmd("AT+CCLK?") == b'\r\n+CCLK: "24/01/02,01:04:05+00"\r\n' + OK
+    assert at.cmd("AT+CCLK?") == b'\r\n+CCLK: "24/01/02,03:04:05+08"\r\n' + OK
+    assert at.cmd('AT+CCLK="24/01/02,03:04:05"') == ERROR  # no zone: the module's syntax error
+    west = AT(powered=True, echo=False, utc=lambda: 1764069753.0, tz_quarters=-20)  # UTC-5 h, across midnight
+    west.skip(20000)
+    assert west.cmd("AT+CCLK?") == b'\r\n+CCLK: "25/11/25,06:22:33-20"\r\n' + OK
 
 
 def test_gps_cgpsinfo():
@@ -435,7 +440,7 @@ def test_old_firmware_refuses_sslversion_like_the_seed():
 
 def test_seed_failure_subtopic_right_after_connect_ok_is_busy():
     """daveywatt's first log: CONNECT answers OK, SUBTOPIC sent before the +CMQTTCONNECT URC -> 0,14."""
-    at = AT(broker=LocalBroker(), echo=True)
+    at = AT(powered=True, broker=LocalBroker(), echo=True)
     at.boot()
     at.skip(5000)
     assert at.cmd("AT") == b"AT\r" + OK
@@ -458,7 +463,7 @@ def test_seed_failure_topic_when_not_connected_is_11():
     CMQTTTOPIC answers 0,11 (bytes compared with the seed's RECV block, CRs removed)."""
     lb = LocalBroker()
     lb.refuse = 31
-    at = AT(broker=lb, echo=True)
+    at = AT(powered=True, broker=lb, echo=True)
     at.boot()
     at.skip(5000)
     assert at.cmd("AT+CMQTTSTART") == b"AT+CMQTTSTART\r\r\n+CMQTTSTART: 0\r\n" + OK

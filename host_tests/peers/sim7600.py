@@ -21,8 +21,10 @@ the hardware's (a firmware power driver sleeps real milliseconds).
 
 PWRKEY model (SIM7600 hardware design; Freematics drives GPIO27 HIGH for 200 ms through a transistor, i.e. the
 module's PWRKEY is pulled LOW while GPIO27 is high): `power_key(1)` = key pressed (GPIO27 high), `power_key(0)` =
-released. A press of >= POWER_ON_PRESS_MS (100 ms) and < POWER_OFF_PRESS_MS (2500 ms) powers an OFF module on; a
-press of >= POWER_OFF_PRESS_MS powers an ON (or booting) module off. Shorter presses are ignored. `pulse(ms)` is a
+released. A press of >= POWER_ON_PRESS_MS (100 ms) powers an OFF module on (boot URCs RDY, +CPIN: READY, SMS DONE,
+PB DONE follow after the boot delays, echo on); a press of >= POWER_OFF_PRESS_MS (2500 ms) powers an ON (or booting)
+module off, announced with NORMAL POWER DOWN (AT+CPOF powers it off after its OK, silently). Shorter presses are
+ignored. Every simulator starts OFF (powered=False) unless a test asks otherwise. `pulse(ms)` is a
 press of `ms` milliseconds. Set `power_key_active_high=False` to drive the PWRKEY level directly (0 = pressed).
 
 State kept across reboots (module flash/NV): uploaded certificates, CGDCONT contexts. Everything else (echo,
@@ -56,15 +58,14 @@ import tty
 import weakref
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-for _p in (os.path.dirname(_HERE), os.path.join(os.path.dirname(os.path.dirname(_HERE)), "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if os.path.dirname(_HERE) not in sys.path:  # host_tests/, for `peers.*` (never firmware/: see sim7600_tables)
+    sys.path.insert(0, os.path.dirname(_HERE))
 
-from modem import codes  # noqa: E402
+from peers import sim7600_tables as tables  # noqa: E402  (the simulator's own facts, not modem/codes.py)
 from peers.sim7600_mqtt import BadArgs, MqttMixin, fmt_urc  # noqa: E402
 
-POWER_ON_PRESS_MS = 100
-POWER_OFF_PRESS_MS = 2500
+POWER_ON_PRESS_MS = tables.POWER_ON_PRESS_MS
+POWER_OFF_PRESS_MS = tables.POWER_OFF_PRESS_MS
 
 # Realistic defaults (module milliseconds, before time_scale).
 DEFAULT_DELAYS = {
@@ -132,6 +133,26 @@ def parse_args(text):
         i += 1  # the comma
 
 
+class Args(list):
+    """A command's argument values. Indexing past the end means the host gave too few arguments: BadArgs
+    (the module's plain ERROR), so an IndexError inside a handler is always a simulator bug."""
+
+    def __getitem__(self, i):
+        try:
+            return list.__getitem__(self, i)
+        except IndexError:
+            raise BadArgs("missing argument %s" % i) from None
+
+    def int_at(self, i, lo, hi, default=None):
+        """Argument i as an int in lo..hi (default when absent/empty and a default is given), else BadArgs."""
+        v = self[i] if i < len(self) or default is None else default
+        if v is None and default is not None:
+            v = default
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise BadArgs("argument %d: %r not in %d..%d" % (i, v, lo, hi))
+        return v
+
+
 class Cmd:
     """One parsed command line."""
 
@@ -145,7 +166,10 @@ class Cmd:
     @property
     def args(self):
         if self._args is None:
-            self._args = parse_args(self.args_text)
+            try:
+                self._args = Args(parse_args(self.args_text))
+            except ValueError as e:  # unterminated quote, junk after a string: the host's syntax error
+                raise BadArgs(str(e)) from None
         return self._args
 
 
@@ -234,8 +258,13 @@ class Sim7600(MqttMixin):
 
     Options:
       model, firmware (AT+CGMR), revision (ATI 'Revision:'; defaults to firmware), imei
-      powered: power on at creation (boot URCs follow); ready: start already booted, SIM ready and registered,
-        no boot URCs (a module that kept running across an MCU reset)
+      powered: False (the default): the module starts switched OFF, as after a cold plug-in of the device: it
+        answers nothing until the power key is pressed (power_key()/pulse(), or a PowerKeyFollower on the file
+        the host board writes); True: power on at creation (boot URCs follow after boot_rdy); ready: start
+        already booted, SIM ready and registered, no boot URCs (a module that kept running across an MCU reset)
+      tz_quarters: the network's time zone in AT+CCLK? (quarter hours; +40 = UTC+10 h)
+      urc_between: probability that a URC queued within URC_BETWEEN_WINDOW_MS is sent between a reply's
+        information lines and its final result (0: never), as a real module may
       echo: ATE state at boot (True, like the real module); cmee: AT+CMEE at boot (2: text)
       sim_pin: a PIN string the SIM asks for (None: no PIN)
       network: 'home' (stat 1), 'roaming' (5), 'denied' (3), 'none' (searching forever)
@@ -260,7 +289,7 @@ class Sim7600(MqttMixin):
         firmware="LE11B02SIM7600M21-A",
         revision=None,
         imei="867584030123456",
-        powered=True,
+        powered=False,
         ready=False,
         echo=True,
         cmee=2,
@@ -280,6 +309,8 @@ class Sim7600(MqttMixin):
         log=None,
         utc=None,
         power_key_active_high=True,
+        tz_quarters=40,
+        urc_between=0.0,
     ):
         self.model = model
         self.firmware = firmware
@@ -304,6 +335,8 @@ class Sim7600(MqttMixin):
         self._clock = clock or (lambda: time.monotonic() * 1000.0)
         self._utc = utc or time.time
         self.power_key_active_high = power_key_active_high
+        self.tz_quarters = tz_quarters
+        self.urc_between = urc_between
         self._lock = threading.RLock()
         self._t0 = self._clock()
         self._seq = 0
@@ -347,8 +380,10 @@ class Sim7600(MqttMixin):
             "bytes_in": 0,
             "bytes_out": 0,
             "data_before_prompt": 0,
+            "urc_between": 0,  # URCs placed between a reply's information lines and its final result
         }
         self.published = []  # (client_idx, topic bytes, payload bytes, qos, retain) acknowledged by the broker
+        self.internal_errors = []  # (command bytes, traceback text): bugs of the simulator itself (see check())
         self._reset_state()
         self.power = "off"
         if ready:
@@ -422,8 +457,31 @@ class Sim7600(MqttMixin):
                     self._held.append(payload)
                 else:
                     self._write_out(payload)
+            elif kind == "reply" and self.urc_between and payload.endswith(b"\r\n"):
+                self._write_out(self._urc_before_final(now, payload))
             else:  # reply, burst
                 self._write_out(payload)
+
+    URC_BETWEEN_WINDOW_MS = 200  # module ms (scaled): how early a queued URC may be pulled into a reply
+
+    def _urc_before_final(self, now, reply):
+        """With probability `urc_between`, the next URC queued within URC_BETWEEN_WINDOW_MS leaves between the
+        reply's information lines (or its echo) and its final result, at a line boundary, as a real module's
+        URCs may. The reply is returned with the URC inside, or unchanged."""
+        k = reply.rfind(b"\r\n", 0, len(reply) - 2)
+        if k <= 0 or self.rng.random() >= self.urc_between:
+            return reply
+        limit = now + self.URC_BETWEEN_WINDOW_MS * self.time_scale
+        best = None
+        for i, ev in enumerate(self._events):
+            if ev[3] == "urc" and ev[2] == self._epoch and ev[0] <= limit and (best is None or ev < self._events[best]):
+                best = i
+        if best is None:
+            return reply
+        urc = self._events.pop(best)[4]
+        heapq.heapify(self._events)
+        self.counters["urc_between"] += 1
+        return reply[:k] + urc + reply[k:]
 
     def _write_out(self, data):
         if self.power == "off":
@@ -572,7 +630,7 @@ class Sim7600(MqttMixin):
             return self.error(now, delay=delay)
         if self.cmee == 1:
             return self._final(now, (), "+CME ERROR: %d" % code, delay)
-        return self._final(now, (), "+CME ERROR: %s" % codes.cme_meaning(code), delay)
+        return self._final(now, (), "+CME ERROR: %s" % tables.cme_text(code), delay)
 
     def prompt(self, now, nbytes, on_data, delay=None):
         """Send '\\r\\n>' and read exactly nbytes; on_data(now, data) must answer."""
@@ -605,8 +663,18 @@ class Sim7600(MqttMixin):
             return
         try:
             getattr(self, handler)(now, cmd, delay)
-        except (BadArgs, ValueError, TypeError, IndexError):
+        except BadArgs:  # a syntax/range error in the host's command: the module answers plain ERROR
             self.error(now, delay=delay)
+        except Exception as e:  # a bug in the simulator: never disguised as the module's ERROR
+            self._internal_error(cmd, e)
+            raise
+
+    def _internal_error(self, cmd, exc):
+        import traceback
+
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.internal_errors.append((bytes(cmd.raw), text))
+        sys.stderr.write("SIM7600 SIMULATOR BUG on %r:\n%s" % (bytes(cmd.raw), text))
 
     # name -> handler method; the MQTT/SSL/cert handlers come from MqttMixin.MQTT_COMMANDS
     COMMANDS = {
@@ -772,7 +840,7 @@ class Sim7600(MqttMixin):
             return {"home": 1, "roaming": 5, "denied": 3}.get(self.network, 2)
 
     def registered(self, now=None):
-        return self.reg_stat(now) in codes.REG_OK
+        return self.reg_stat(now) in tables.REG_REGISTERED
 
     def _reg_changed(self):
         stat = self.reg_stat()
@@ -897,26 +965,33 @@ class Sim7600(MqttMixin):
     # ---- clock
 
     def cmd_cclk(self, now, cmd, delay):
+        # "yy/MM/dd,hh:mm:ss±zz": LOCAL time and its offset from UTC in quarter hours ([M] AT+CCLK), so a
+        # host that ignores ±zz is off by the offset (tz_quarters=40 by default: +10 h, the operator 505-01's)
         if cmd.form == "read":
+            tz = self.tz_quarters
             if self.registered(now) or self._clock_set is not None:
                 if self._clock_set is not None:
-                    base, at = self._clock_set
+                    base, at, tz = self._clock_set
                     t = base + (now - at) / 1000.0
                 else:
                     t = self._utc()
-                dt = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
-            else:
+                dt = datetime.datetime.fromtimestamp(t + tz * 900, datetime.timezone.utc)
+            else:  # no network time yet: the module counts from its epoch, zone +00
+                tz = 0
                 up = (now - self._boot_at) / 1000.0
                 dt = datetime.datetime(1980, 1, 6, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=up)
-            self.ok(now, ['+CCLK: "%s+00"' % dt.strftime("%y/%m/%d,%H:%M:%S")], delay=delay)
+            self.ok(now, ['+CCLK: "%s%+03d"' % (dt.strftime("%y/%m/%d,%H:%M:%S"), tz)], delay=delay)
         elif cmd.form == "write":
             s = cmd.args[0]
-            if not isinstance(s, str) or len(s) != 20:
-                raise BadArgs()
-            dt = datetime.datetime.strptime(s[:17], "%y/%m/%d,%H:%M:%S")
+            if not isinstance(s, str) or len(s) != 20 or s[17] not in "+-" or not s[18:].isdigit():
+                raise BadArgs("time %r is not yy/MM/dd,hh:mm:ss±zz" % (s,))
+            try:
+                dt = datetime.datetime.strptime(s[:17], "%y/%m/%d,%H:%M:%S")
+            except ValueError:
+                raise BadArgs("time %r" % s) from None
             q = int(s[17:])
             ts = dt.replace(tzinfo=datetime.timezone.utc).timestamp() - q * 15 * 60
-            self._clock_set = (ts, now)
+            self._clock_set = (ts, now, q)
             self.ok(now, delay=delay)
         else:
             raise BadArgs()
@@ -1004,11 +1079,15 @@ class Sim7600(MqttMixin):
                 return
             held = now - self._key_pressed_at
             self._key_pressed_at = None
+            was_on = self.power != "off"
             if held >= POWER_OFF_PRESS_MS:
                 if self.power != "off":
+                    self._write_out(fmt_urc(tables.POWER_DOWN_URC))
                     self.power_off()
             elif held >= POWER_ON_PRESS_MS and self.power == "off":
                 self._start_boot(now)
+            if held >= POWER_OFF_PRESS_MS and self.power == "off" and not was_on:
+                self._start_boot(now)  # an OFF module boots on any press of >= 100 ms, however long
 
     def pulse(self, ms, now_ms=None):
         """A press of `ms` milliseconds starting now (the power-on/off sequence in one call)."""
@@ -1253,6 +1332,61 @@ class SimPty:
                 pass
 
 
+class PowerKeyFollower:
+    """Follow the power-key file a host board writes (scripts/run_host.py --power-key PATH: one line per change
+    of the modem power-key pin, `1` pressed, `0` released, flushed at once) and press the simulated key with the
+    time each line was read. The file is created when missing; lines already in it are history and skipped
+    (a restarted firmware appends to the same file). `.events` = [(ms, pressed)], `.bad` = lines that were
+    neither 0 nor 1 (a host bug: also printed on stderr)."""
+
+    def __init__(self, sim, path, poll_ms=2):
+        self.sim = sim
+        self.path = path
+        self.poll_ms = poll_ms
+        self.events = []
+        self.bad = []
+        with open(path, "ab"):
+            pass
+        self._offset = os.path.getsize(path)
+        self._partial = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sim7600-power-key", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(self.poll_ms / 1000.0):
+            self.poll()
+
+    def poll(self):
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return
+        if size < self._offset:  # truncated/recreated: start again from its beginning
+            self._offset, self._partial = 0, b""
+        if size == self._offset:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read(size - self._offset)
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for ln in lines:
+            ln = ln.strip()
+            if ln not in (b"0", b"1"):
+                self.bad.append(ln)
+                sys.stderr.write("sim7600: power-key file %s: bad line %r (expected 0 or 1)\n" % (self.path, ln))
+                continue
+            pressed = ln == b"1"
+            self.events.append((self.sim._now(), pressed))
+            self.sim.power_key(1 if pressed == bool(self.sim.power_key_active_high) else 0)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
 def _parse_hostport(s, default_port=1883):
     host, _, port = s.rpartition(":")
     if not host:
@@ -1270,6 +1404,9 @@ def main(argv=None):
     ap.add_argument("--revision", default=None, help="ATI Revision (default: --firmware)")
     ap.add_argument("--log", help="transcript file (SENT/RECV format)")
     ap.add_argument("--time-scale", type=float, default=1.0)
+    ap.add_argument("--power-key", metavar="PATH",
+                    help="follow the host board's power-key file (run_host.py --power-key PATH): 1 pressed, 0 released")
+    ap.add_argument("--powered", action="store_true", help="switch on at start (default: OFF until the key is pressed)")
     ap.add_argument("--ready", action="store_true", help="start booted and registered (no boot URCs)")
     ap.add_argument("--local-broker", action="store_true", help="in-memory broker instead of a real one")
     args = ap.parse_args(argv)
@@ -1294,21 +1431,28 @@ def main(argv=None):
         broker_map=bmap,
         log=args.log,
         ready=args.ready,
+        powered=args.powered,
     )
     pty = SimPty(sim)
+    keys = PowerKeyFollower(sim, args.power_key) if args.power_key else None
     try:
         os.unlink(args.link)
     except FileNotFoundError:
         pass
     os.symlink(pty.path, args.link)
-    print("sim7600 on %s -> %s" % (args.link, pty.path), flush=True)
+    print("sim7600 on %s -> %s, %s%s" % (args.link, pty.path, sim.power,
+                                         ", power key from %s" % args.power_key if keys else ""), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop.wait(0.2):
+            if sim.internal_errors:  # a bug of the simulator: stop loudly rather than serve a wrong module
+                print("sim7600: simulator bug (traceback above); stopping", file=sys.stderr, flush=True)
+                return 70
     finally:
+        if keys:
+            keys.close()
         pty.close()
         sim.close()
         try:

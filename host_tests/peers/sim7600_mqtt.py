@@ -33,7 +33,7 @@ import ssl
 import tempfile
 import threading
 
-from modem import codes
+from peers import sim7600_tables as codes  # the simulator's own tables, never the firmware's
 
 RX_CHUNK = codes.RX_CHUNK_MAX
 
