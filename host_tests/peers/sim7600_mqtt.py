@@ -707,6 +707,8 @@ class MqttMixin:
         if len(a) < 2 or len(a) > 4 or not isinstance(a[1], str):
             raise self._bad()
         idx = a[0]
+        if not isinstance(idx, int):  # "0" or junk: a syntax error, not a client index
+            raise self._bad()
         if idx not in (0, 1):
             self._cmqtt_err(now, cmd, idx, 10, delay)
             return
