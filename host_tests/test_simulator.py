@@ -1154,6 +1154,16 @@ def test_urc_between_an_information_line_and_ok():
     # a URC due later than the window is not pulled forward
     at.sim.urc("RDY", delay_ms=5000)
     assert at.cmd("AT") == b"AT\r" + OK
+    at.advance(6000)
+    assert bytes(at.buf) == b"\r\nRDY\r\n"
+    at.buf.clear()
+    # and a URC due just before a slow reply is delayed into it
+    at.sim.delays["+CPSI"] = 150
+    at.send(b"AT+CPSI?\r")
+    at.sim.urc("+CGEV: EPS PDN ACT 1", delay_ms=20)
+    r = at.until(AT.FINAL)
+    assert r.startswith(b"AT+CPSI?\r\r\n+CPSI: LTE,Online") and r.endswith(b"\r\n\r\n+CGEV: EPS PDN ACT 1\r\n" + OK), r
+    assert at.sim.counters["urc_between"] == 3
 
 
 def test_urc_between_is_off_by_default_and_a_probability():

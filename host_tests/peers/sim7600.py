@@ -263,8 +263,9 @@ class Sim7600(MqttMixin):
         the host board writes); True: power on at creation (boot URCs follow after boot_rdy); ready: start
         already booted, SIM ready and registered, no boot URCs (a module that kept running across an MCU reset)
       tz_quarters: the network's time zone in AT+CCLK? (quarter hours; +40 = UTC+10 h)
-      urc_between: probability that a URC queued within URC_BETWEEN_WINDOW_MS is sent between a reply's
-        information lines and its final result (0: never), as a real module may
+      urc_between: probability that a URC and a reply due within URC_BETWEEN_WINDOW_MS of each other are sent
+        with the URC between the reply's information lines (or echo) and its final result (0: never), as a real
+        module may; counters["urc_between"] counts them
       echo: ATE state at boot (True, like the real module); cmee: AT+CMEE at boot (2: text)
       sim_pin: a PIN string the SIM asks for (None: no PIN)
       network: 'home' (stat 1), 'roaming' (5), 'denied' (3), 'none' (searching forever)
@@ -455,21 +456,47 @@ class Sim7600(MqttMixin):
             elif kind == "urc":
                 if self._data is not None:
                     self._held.append(payload)
-                else:
+                elif not (self.urc_between and self._urc_into_next_reply(now, payload)):
                     self._write_out(payload)
-            elif kind == "reply" and self.urc_between and payload.endswith(b"\r\n"):
+            elif kind == "reply" and self.urc_between:
                 self._write_out(self._urc_before_final(now, payload))
             else:  # reply, burst
                 self._write_out(payload)
 
     URC_BETWEEN_WINDOW_MS = 200  # module ms (scaled): how early a queued URC may be pulled into a reply
 
+    @staticmethod
+    def _final_at(reply):
+        """Where a reply's final result line starts (a line boundary), or -1 (a '>' prompt, no boundary)."""
+        if not reply.endswith(b"\r\n"):
+            return -1
+        k = reply.rfind(b"\r\n", 0, len(reply) - 2)
+        return k if k > 0 else -1
+
+    def _urc_into_next_reply(self, now, urc):
+        """The other half of `urc_between`: a URC due now is delayed into a reply queued within the window, before
+        its final result (with probability urc_between). True when placed."""
+        limit = now + self.URC_BETWEEN_WINDOW_MS * self.time_scale
+        best = None
+        for i, ev in enumerate(self._events):
+            if ev[3] == "reply" and ev[2] == self._epoch and ev[0] <= limit and (best is None or ev < self._events[best]):
+                best = i
+        if best is None:
+            return False
+        due, seq, epoch, kind, reply = self._events[best]
+        k = self._final_at(reply)
+        if k < 0 or self.rng.random() >= self.urc_between:
+            return False
+        self._events[best] = (due, seq, epoch, kind, reply[:k] + urc + reply[k:])
+        self.counters["urc_between"] += 1
+        return True
+
     def _urc_before_final(self, now, reply):
         """With probability `urc_between`, the next URC queued within URC_BETWEEN_WINDOW_MS leaves between the
         reply's information lines (or its echo) and its final result, at a line boundary, as a real module's
         URCs may. The reply is returned with the URC inside, or unchanged."""
-        k = reply.rfind(b"\r\n", 0, len(reply) - 2)
-        if k <= 0 or self.rng.random() >= self.urc_between:
+        k = self._final_at(reply)
+        if k < 0 or self.rng.random() >= self.urc_between:
             return reply
         limit = now + self.URC_BETWEEN_WINDOW_MS * self.time_scale
         best = None
