@@ -1143,40 +1143,43 @@ def test_the_hosts_syntax_and_range_errors_still_answer_error():
 
 def test_urc_between_an_information_line_and_ok():
     at = ready_at(urc_between=1.0, seed=3)
-    at.sim.urc("+CMQTTCONNLOST: 0,1", delay_ms=50)
+    at.sim.urc("+CMQTTCONNLOST: 0,1")  # due now; the reply to AT+CSQ follows within the window
     r = at.cmd("AT+CSQ")
     assert r == b"\r\n+CSQ: 20,99\r\n\r\n+CMQTTCONNLOST: 0,1\r\n" + OK
     assert at.sim.counters["urc_between"] == 1
     # with echo on it may also leave between the echo and the final result
     assert at.cmd("ATE1") == OK
-    at.sim.urc("+CGEV: ME PDN DEACT 1", delay_ms=50)
+    at.sim.urc("+CGEV: ME PDN DEACT 1")
     assert at.cmd("AT") == b"AT\r\r\n+CGEV: ME PDN DEACT 1\r\n" + OK
-    # a URC due later than the window is not pulled forward
-    at.sim.urc("RDY", delay_ms=5000)
-    assert at.cmd("AT") == b"AT\r" + OK
-    at.advance(6000)
-    assert bytes(at.buf) == b"\r\nRDY\r\n"
+    # no reply within the window: the URC leaves on its own, late by at most the window
+    at.sim.urc("+CGEV: EPS PDN ACT 1")
+    at.advance(Sim7600.URC_BETWEEN_WINDOW_MS - 1)
+    assert bytes(at.buf) == b""
+    at.advance(2)
+    assert bytes(at.buf) == b"\r\n+CGEV: EPS PDN ACT 1\r\n"
     at.buf.clear()
-    # and a URC due just before a slow reply is delayed into it
-    at.sim.delays["+CPSI"] = 150
-    at.send(b"AT+CPSI?\r")
-    at.sim.urc("+CGEV: EPS PDN ACT 1", delay_ms=20)
-    r = at.until(AT.FINAL)
-    assert r.startswith(b"AT+CPSI?\r\r\n+CPSI: LTE,Online") and r.endswith(b"\r\n\r\n+CGEV: EPS PDN ACT 1\r\n" + OK), r
-    assert at.sim.counters["urc_between"] == 3
+    # two URCs keep their order; a '>' prompt never has a URC inside data entry: they leave before it
+    at.sim.urc("+CGEV: A")
+    at.sim.urc("+CGEV: B")
+    assert at.cmd("AT+CMQTTSTART") == b"AT+CMQTTSTART\r\r\n+CMQTTSTART: 0\r\n\r\n+CGEV: A\r\n\r\n+CGEV: B\r\n" + OK
+    assert at.sim.counters["urc_between"] == 4
+    assert at.cmd('AT+CMQTTACCQ=0,"c"') == b'AT+CMQTTACCQ=0,"c"\r' + OK
+    at.sim.urc("+CGEV: C")
+    at.send(b"AT+CMQTTWILLTOPIC=0,1\r")
+    assert at.until(b"\r\n>") == b"\r\n+CGEV: C\r\nAT+CMQTTWILLTOPIC=0,1\r\r\n>"
 
 
 def test_urc_between_is_off_by_default_and_a_probability():
     at = ready_at()
-    at.sim.urc("+CGEV: EPS PDN ACT 1", delay_ms=50)
-    assert at.cmd("AT+CSQ") == b"\r\n+CSQ: 20,99\r\n" + OK
+    at.sim.urc("+CGEV: EPS PDN ACT 1")
+    assert at.cmd("AT+CSQ") == b"\r\n+CGEV: EPS PDN ACT 1\r\n\r\n+CSQ: 20,99\r\n" + OK
     half = ready_at(urc_between=0.5, seed=7)
     placed = 0
     for _ in range(40):
-        half.sim.urc("+CGEV: EPS PDN ACT 1", delay_ms=50)
+        half.sim.urc("+CGEV: EPS PDN ACT 1")
         r = half.cmd("AT+CSQ")
         placed += r == b"\r\n+CSQ: 20,99\r\n\r\n+CGEV: EPS PDN ACT 1\r\n" + OK
-        half.advance(100)
+        half.advance(300)
         half.buf.clear()
     assert 8 <= placed <= 32 and half.sim.counters["urc_between"] == placed
 

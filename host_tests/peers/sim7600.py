@@ -263,9 +263,9 @@ class Sim7600(MqttMixin):
         the host board writes); True: power on at creation (boot URCs follow after boot_rdy); ready: start
         already booted, SIM ready and registered, no boot URCs (a module that kept running across an MCU reset)
       tz_quarters: the network's time zone in AT+CCLK? (quarter hours; +40 = UTC+10 h)
-      urc_between: probability that a URC and a reply due within URC_BETWEEN_WINDOW_MS of each other are sent
-        with the URC between the reply's information lines (or echo) and its final result (0: never), as a real
-        module may; counters["urc_between"] counts them
+      urc_between: probability that a URC waits up to URC_BETWEEN_WINDOW_MS for the next reply and is sent
+        between that reply's information lines (or echo) and its final result (0: never), as a real module's
+        URCs may arrive; counters["urc_between"] counts the URCs so placed
       echo: ATE state at boot (True, like the real module); cmee: AT+CMEE at boot (2: text)
       sim_pin: a PIN string the SIM asks for (None: no PIN)
       network: 'home' (stat 1), 'roaming' (5), 'denied' (3), 'none' (searching forever)
@@ -446,7 +446,7 @@ class Sim7600(MqttMixin):
             heapq.heappop(self._events)
             if epoch != self._epoch:
                 continue
-            if kind in ("reply", "urc") and self._burst_from < due and now < self._burst_until:
+            if kind in ("reply", "urc", "urc_flush") and self._burst_from < due and now < self._burst_until:
                 # an RX burst is on the wire: other output waits until it is complete
                 self._seq += 1
                 heapq.heappush(self._events, (self._burst_until, self._seq, epoch, kind, payload))
@@ -456,59 +456,38 @@ class Sim7600(MqttMixin):
             elif kind == "urc":
                 if self._data is not None:
                     self._held.append(payload)
-                elif not (self.urc_between and self._urc_into_next_reply(now, payload)):
-                    self._write_out(payload)
-            elif kind == "reply" and self.urc_between:
-                self._write_out(self._urc_before_final(now, payload))
-            else:  # reply, burst
+                else:
+                    self._urc_due(now, payload)
+            elif kind == "urc_flush":  # no reply came in time: the waiting URCs up to this one leave now
+                while self._urc_wait and payload in self._urc_wait:
+                    self._write_out(self._urc_wait.pop(0))
+            elif kind == "reply":
+                self._reply_out(payload)
+            else:  # burst
                 self._write_out(payload)
 
-    URC_BETWEEN_WINDOW_MS = 200  # module ms (scaled): how early a queued URC may be pulled into a reply
+    URC_BETWEEN_WINDOW_MS = 200  # module ms (scaled): how long a URC may wait for a reply to arrive inside
 
-    @staticmethod
-    def _final_at(reply):
-        """Where a reply's final result line starts (a line boundary), or -1 (a '>' prompt, no boundary)."""
-        if not reply.endswith(b"\r\n"):
-            return -1
-        k = reply.rfind(b"\r\n", 0, len(reply) - 2)
-        return k if k > 0 else -1
+    def _urc_due(self, now, urc):
+        """A URC is due. With probability `urc_between` (and always while earlier ones wait, to keep their order)
+        it waits up to URC_BETWEEN_WINDOW_MS for the next reply and leaves inside it, between the reply's
+        information lines (or echo) and its final result; else, or when no reply comes, it leaves now/then."""
+        if not self._urc_wait and (not self.urc_between or self.rng.random() >= self.urc_between):
+            self._write_out(urc)
+            return
+        self._urc_wait.append(urc)
+        self._push(now + self.URC_BETWEEN_WINDOW_MS * self.time_scale, "urc_flush", urc)
 
-    def _urc_into_next_reply(self, now, urc):
-        """The other half of `urc_between`: a URC due now is delayed into a reply queued within the window, before
-        its final result (with probability urc_between). True when placed."""
-        limit = now + self.URC_BETWEEN_WINDOW_MS * self.time_scale
-        best = None
-        for i, ev in enumerate(self._events):
-            if ev[3] == "reply" and ev[2] == self._epoch and ev[0] <= limit and (best is None or ev < self._events[best]):
-                best = i
-        if best is None:
-            return False
-        due, seq, epoch, kind, reply = self._events[best]
-        k = self._final_at(reply)
-        if k < 0 or self.rng.random() >= self.urc_between:
-            return False
-        self._events[best] = (due, seq, epoch, kind, reply[:k] + urc + reply[k:])
-        self.counters["urc_between"] += 1
-        return True
-
-    def _urc_before_final(self, now, reply):
-        """With probability `urc_between`, the next URC queued within URC_BETWEEN_WINDOW_MS leaves between the
-        reply's information lines (or its echo) and its final result, at a line boundary, as a real module's
-        URCs may. The reply is returned with the URC inside, or unchanged."""
-        k = self._final_at(reply)
-        if k < 0 or self.rng.random() >= self.urc_between:
-            return reply
-        limit = now + self.URC_BETWEEN_WINDOW_MS * self.time_scale
-        best = None
-        for i, ev in enumerate(self._events):
-            if ev[3] == "urc" and ev[2] == self._epoch and ev[0] <= limit and (best is None or ev < self._events[best]):
-                best = i
-        if best is None:
-            return reply
-        urc = self._events.pop(best)[4]
-        heapq.heapify(self._events)
-        self.counters["urc_between"] += 1
-        return reply[:k] + urc + reply[k:]
+    def _reply_out(self, reply):
+        k = reply.rfind(b"\r\n", 0, len(reply) - 2) if reply.endswith(b"\r\n") else -1
+        if self._urc_wait and k > 0:  # a line boundary before the final result
+            self.counters["urc_between"] += len(self._urc_wait)
+            reply = reply[:k] + b"".join(self._urc_wait) + reply[k:]
+            self._urc_wait = []
+        elif self._urc_wait:  # a '>' prompt: URCs never enter data entry; they leave before it
+            self._write_out(b"".join(self._urc_wait))
+            self._urc_wait = []
+        self._write_out(reply)
 
     def _write_out(self, data):
         if self.power == "off":
@@ -745,6 +724,7 @@ class Sim7600(MqttMixin):
         self._line = bytearray()
         self._data = None
         self._held = []
+        self._urc_wait = []  # URCs waiting to leave inside the next reply (urc_between)
         self._cpin = None  # None until the SIM is read
         self._sim_ready_at = None
         self._reg_at = None  # when registration completes (None: not started)
@@ -1081,6 +1061,7 @@ class Sim7600(MqttMixin):
             self.power = "off"
             self._data = None
             self._held = []
+            self._urc_wait = []
             self._events = []
             # bytes already due (e.g. the OK of AT+CPOF) left on the UART before the power went: the host
             # still reads them; only what was not yet due is lost
