@@ -71,7 +71,7 @@ def main(argv):
         _fail("board %s: %s" % (_opt(argv, "--board", "oneplus-b"), e))
     kw = {}
     if _opt(argv, "--power-key"):
-        kw["power_key"] = _opt(argv, "--power-key")  # board.host.PinFile: the power-key pin to a file
+        kw["power_key"] = _opt(argv, "--power-key")  # board.host.pin_file: the power-key pin to a file
     board = make_board(desc, argv, **kw)
     dur = _opt(argv, "--duration")
     store = _opt(argv, "--store", "/tmp/freematics-queue")
