@@ -38,8 +38,10 @@ bytes_in, bytes_out}, published [(idx, topic, payload, qos, retain)], certs {nam
 reg_stat(). Brokers: broker=None bridges to real brokers via paho (broker_map says where), or
 broker=peers.sim7600_mqtt.LocalBroker() keeps everything in memory (LocalBroker.deliver() sends to the device).
 
-Run as a program it serves a pty for a separate process (`make sim`):
-  python host_tests/peers/sim7600.py --link /tmp/sim7600 --broker 127.0.0.1:1883 [--firmware REV] [--log FILE]
+Run as a program it serves a pty for a separate process, switched OFF until the power key is pressed:
+  python host_tests/peers/sim7600.py --link /tmp/sim7600 --broker 127.0.0.1:1883 [--power-key FILE] [--powered]
+      [--firmware REV] [--log FILE]
+(--power-key follows the file run_host.py --power-key writes; SIGUSR1 reboots the module, SIGUSR2 cuts its power.)
 """
 
 import argparse
@@ -1453,6 +1455,10 @@ def main(argv=None):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
+    # faults from outside: SIGUSR1 = the module reboots on its own (an unasked RDY follows), SIGUSR2 = it loses
+    # power (a brown-out: silent until the power key is pressed again)
+    signal.signal(signal.SIGUSR1, lambda *a: sim.reboot())
+    signal.signal(signal.SIGUSR2, lambda *a: sim.power_off())
     try:
         while not stop.wait(0.2):
             if sim.internal_errors:  # a bug of the simulator: stop loudly rather than serve a wrong module
