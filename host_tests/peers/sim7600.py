@@ -155,6 +155,12 @@ class Args(list):
         return v
 
 
+class _Reply(bytes):
+    """A queued reply; .head = the length of its echo (no URC goes inside the echo)."""
+
+    head = 0
+
+
 class Cmd:
     """One parsed command line."""
 
@@ -461,8 +467,8 @@ class Sim7600(MqttMixin):
                 else:
                     self._urc_due(now, payload)
             elif kind == "urc_flush":  # no reply came in time: the waiting URCs up to this one leave now
-                while self._urc_wait and payload in self._urc_wait:
-                    self._write_out(self._urc_wait.pop(0))
+                while self._urc_wait and any(w[0] == payload for w in self._urc_wait):
+                    self._write_out(self._urc_wait.pop(0)[1])
             elif kind == "reply":
                 self._reply_out(payload)
             else:  # burst
@@ -477,17 +483,22 @@ class Sim7600(MqttMixin):
         if not self._urc_wait and (not self.urc_between or self.rng.random() >= self.urc_between):
             self._write_out(urc)
             return
-        self._urc_wait.append(urc)
-        self._push(now + self.URC_BETWEEN_WINDOW_MS * self.time_scale, "urc_flush", urc)
+        self._seq += 1
+        token = self._seq
+        self._urc_wait.append((token, urc))
+        self._push(now + self.URC_BETWEEN_WINDOW_MS * self.time_scale, "urc_flush", token)
 
     def _reply_out(self, reply):
         k = reply.rfind(b"\r\n", 0, len(reply) - 2) if reply.endswith(b"\r\n") else -1
-        if self._urc_wait and k > 0:  # a line boundary before the final result
+        if self._urc_wait and k > 0:  # any line boundary after the echo, up to the one before the final result
+            head = getattr(reply, "head", 0)
+            at = [i for i in range(head + 2, k) if reply[i - 2 : i] == b"\r\n"] + [k]
+            k = self.rng.choice(at)
             self.counters["urc_between"] += len(self._urc_wait)
-            reply = reply[:k] + b"".join(self._urc_wait) + reply[k:]
+            reply = reply[:k] + b"".join(w[1] for w in self._urc_wait) + reply[k:]
             self._urc_wait = []
         elif self._urc_wait:  # a '>' prompt: URCs never enter data entry; they leave before it
-            self._write_out(b"".join(self._urc_wait))
+            self._write_out(b"".join(w[1] for w in self._urc_wait))
             self._urc_wait = []
         self._write_out(reply)
 
@@ -603,12 +614,15 @@ class Sim7600(MqttMixin):
         due = max(now + (self._ms("cmd") if delay is None else delay), self._reply_due)
         self._reply_due = due
         data = self._echo_bytes + body
+        head = len(self._echo_bytes)
         self._echo_bytes = b""
         if self._urc_in_next_reply:
             urc = self._urc_in_next_reply.pop(0)
             k = data.find(b"\r\n", 2)
             k = len(data) // 2 if k < 0 else k + 2
             data = data[:k] + urc + data[k:]
+        data = _Reply(data)
+        data.head = head
         self._push(due, "reply", data)
         return due
 
@@ -726,7 +740,7 @@ class Sim7600(MqttMixin):
         self._line = bytearray()
         self._data = None
         self._held = []
-        self._urc_wait = []  # URCs waiting to leave inside the next reply (urc_between)
+        self._urc_wait = []  # [(token, URC bytes)] waiting to leave inside the next reply (urc_between)
         self._cpin = None  # None until the SIM is read
         self._sim_ready_at = None
         self._reg_at = None  # when registration completes (None: not started)
