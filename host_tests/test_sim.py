@@ -37,7 +37,7 @@ def _started_from_a_switched_off_modem(s):
 
 
 def test_sim_short_run_with_network_cut(tmp_path):
-    log, s, out = _sim(tmp_path, "--duration", "15", "--cut-network", "4:5", "--drain", "40")
+    log, s, out = _sim(tmp_path, "--duration", "20", "--cut-network", "9:5", "--drain", "40")  # cut once up
     assert "cutting the network" in log
     assert "received" in log  # live progress lines
     assert s["records_stored"] >= 8, s

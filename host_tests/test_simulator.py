@@ -1208,3 +1208,18 @@ def test_an_rx_burst_can_start_right_after_a_reply():
     got = bytes(at.sim.read_ready(now_ms=at.t[0] + 1000))
     assert got == (b"\r\n+CSQ: 20,99\r\n" + OK + b"\r\n+CMQTTRXSTART: 0,2,1\r\n\r\n+CMQTTRXTOPIC: 0,2\r\nin"
                    b"\r\n+CMQTTRXPAYLOAD: 0,1\r\np\r\n+CMQTTRXEND: 0\r\n")
+
+
+def test_the_position_survives_a_boot_of_the_module():
+    # the sky is not module state: a position set while the module is off is there after it boots
+    at = AT(echo=False)
+    at.sim.set_position(-37.8, 144.9)
+    at.sim.position_provider = lambda: dict(lat=-37.81, lon=144.95, alt=1.0, speed_kn=0.0, course=0.0)
+    at.sim.pulse(200, now_ms=at.now())
+    at.skip(20000)
+    assert at.cmd("AT+CGPS=1,1") == OK
+    at.skip(3000)
+    assert at.cmd("AT+CGPSINFO").startswith(b"\r\n+CGPSINFO: 3748.600000,S,14457.000000,E,")
+    at.sim.reboot(now_ms=at.now())
+    at.skip(20000)
+    assert at.sim.position_provider is not None and at.sim.position is not None

@@ -12,8 +12,8 @@
 
 --cut-network 20:15 drops the simulated cellular network at t=20 s for 15 s (+CMQTTNONET):
 records keep being stored on flash and arrive, in order, after the network returns.
---faults N --seed S injects N modem/network faults at random times (every kind at least once when N
-is at least the number of kinds): the fault soak of scripts/soak.py, but with the firmware under the real
+--faults N --seed S injects N modem/network faults at random times counted from the first publish (every
+kind at least once when N is at least the number of kinds): the fault soak of scripts/soak.py, but with the firmware under the real
 MicroPython interpreter in real time (`make soak` runs a long one).
 Ends with a trip report in --out (trip.png, summary.json/txt, records.jsonl, modem.log).
 The modem starts switched OFF, as after a cold plug-in: the firmware must press its power key (run_host.py
@@ -528,6 +528,7 @@ def main(argv=None):
         if faults and kind != "mosquitto":
             log("note: broker_down faults need mosquitto; they are skipped with %s" % kind)
         applied, skipped, retries = [], [], {}
+        up_at = None
         resume_at = None
         connlost_until = 0
         next_connlost = 0
@@ -546,7 +547,12 @@ def main(argv=None):
                 else:
                     log("dropping the MQTT connection every second for %.0f s (+CMQTTCONNLOST)" % secs)
                     connlost_until = now + secs
-            while faults and now >= faults[0][0]:
+            if up_at is None and fw.progress.get("connected") and fw.progress.get("sent"):
+                up_at = now  # first publish: the fault clock starts here (a cold modem takes its boot time first)
+                log("first publish at %.1f s (the modem was switched on by the firmware)" % now)
+                span = max(1.0, args.duration - now) / args.duration  # still inside the --duration
+                faults = [(now + t * span, k) for t, k in faults]
+            while faults and up_at is not None and now >= faults[0][0]:
                 _, f = faults.pop(0)
                 if f == "broker_down" and (kind != "mosquitto" or resume_at is not None):
                     note, down = "broker_down skipped (%s)" % ("broker already down" if resume_at else kind), 0

@@ -374,6 +374,9 @@ class Sim7600(MqttMixin):
                 self._log_owned = True
             else:
                 self._logf = log
+        # the sky, not the module: survives its reboots
+        self.position = None  # dict(lat, lon, alt, speed_kn, course) or None: no fix
+        self.position_provider = None  # callable() -> dict or None; overrides .position
         # NV state (survives reboots)
         self.certs = {}  # name -> bytes
         self.pdp = {}  # cid -> (type, apn)
@@ -751,8 +754,6 @@ class Sim7600(MqttMixin):
         self.ip = "10.224.87.65"
         self.gps_on_at = None
         self._cgps_period = 0  # AT+CGPSINFO=<secs> reporting interval (0: off)
-        self.position = None  # dict(lat, lon, alt, speed_kn, course) or None: no fix
-        self.position_provider = None  # callable() -> dict or None; overrides .position
         self.cfun = 1
         self.mqtt_started = False
         self.ssl_ctxs = [_default_ssl_ctx() for _ in range(10)]
