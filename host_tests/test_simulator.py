@@ -1223,3 +1223,13 @@ def test_the_position_survives_a_boot_of_the_module():
     at.sim.reboot(now_ms=at.now())
     at.skip(20000)
     assert at.sim.position_provider is not None and at.sim.position is not None
+
+
+def test_cvauxv_takes_millivolts_not_the_sim5360_form():
+    at = ready_at()
+    assert at.cmd("AT+CVAUXV=61") == ERROR  # issue 10 #6: the SIM5360's form
+    assert at.cmd("AT+CVAUXV=3050") == OK
+    assert at.cmd("AT+CVAUXV?") == b"\r\n+CVAUXV: 3050\r\n" + OK
+    assert at.cmd("AT+CVAUXS=1") == OK
+    assert at.cmd("AT+CVAUXS?") == b"\r\n+CVAUXS: 1\r\n" + OK
+    assert at.cmd("AT+CVAUXS=2") == ERROR

@@ -734,6 +734,8 @@ class Sim7600(MqttMixin):
         "+CTZU": "cmd_accept",
         "+CTZR": "cmd_accept",
         "+CFUN": "cmd_cfun",
+        "+CVAUXV": "cmd_cvauxv",
+        "+CVAUXS": "cmd_cvauxs",
     }
 
     def _reset_state(self):
@@ -755,6 +757,8 @@ class Sim7600(MqttMixin):
         self.gps_on_at = None
         self._cgps_period = 0  # AT+CGPSINFO=<secs> reporting interval (0: off)
         self.cfun = 1
+        self.vaux_mv = 2850
+        self.vaux_on = 0
         self.mqtt_started = False
         self.ssl_ctxs = [_default_ssl_ctx() for _ in range(10)]
         self.clients = [_Client(0), _Client(1)]
@@ -816,6 +820,27 @@ class Sim7600(MqttMixin):
             self.ok(now, ["+CFUN: %d" % self.cfun], delay=delay)
         elif cmd.form == "write" and cmd.args and cmd.args[0] in (0, 1, 4):
             self.cfun = cmd.args[0]
+            self.ok(now, delay=delay)
+        else:
+            raise BadArgs()
+
+    # ---- the auxiliary supply (VDD_AUX: an active GNSS antenna on many boards)
+
+    def cmd_cvauxv(self, now, cmd, delay):
+        lo, hi = tables.CVAUXV_MV
+        if cmd.form == "read":
+            self.ok(now, ["+CVAUXV: %d" % self.vaux_mv], delay=delay)
+        elif cmd.form == "write":
+            self.vaux_mv = cmd.args.int_at(0, lo, hi)  # millivolts: the SIM5360's '61' is refused
+            self.ok(now, delay=delay)
+        else:
+            raise BadArgs()
+
+    def cmd_cvauxs(self, now, cmd, delay):
+        if cmd.form == "read":
+            self.ok(now, ["+CVAUXS: %d" % self.vaux_on], delay=delay)
+        elif cmd.form == "write":
+            self.vaux_on = cmd.args.int_at(0, 0, 1)
             self.ok(now, delay=delay)
         else:
             raise BadArgs()

@@ -76,6 +76,11 @@ CMQTT_TEXT = {
 # +CGMR: LE11B02SIM7500A and answers ERROR to AT+CSSLCFG="sslversion",0,4; LE11B03SIM7600A-H works)
 FIRMWARE_NO_SSL = ("LE11B02SIM7500A",)
 
+# ---- AT+CVAUXV=<mV>: the SIM7600's VDD_AUX output (e.g. an active GNSS antenna) is set in millivolts (3050 =
+# 3.05 V); AT+CVAUXV=61 is the SIM5360's form (issue 10 #6). Range here 1700-3050 mV: UNVERIFIED against the
+# SIMCom manual (not in ../shared/reference); the simulator refuses anything outside it with ERROR.
+CVAUXV_MV = (1700, 3050)
+
 # ---- boot (LilyGO T-SIM7600X#100 boot log; the seed thread's PB DONE)
 BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
 POWER_DOWN_URC = "NORMAL POWER DOWN"
