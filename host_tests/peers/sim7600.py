@@ -1458,6 +1458,9 @@ def main(argv=None):
                     help="follow the host board's power-key file (run_host.py --power-key PATH): 1 pressed, 0 released")
     ap.add_argument("--powered", action="store_true", help="switch on at start (default: OFF until the key is pressed)")
     ap.add_argument("--ready", action="store_true", help="start booted and registered (no boot URCs)")
+    ap.add_argument("--urc-between", type=float, default=0.0, metavar="P",
+                    help="probability that a URC comes inside the next reply, before its final result")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (urc_between, garbage)")
     ap.add_argument("--local-broker", action="store_true", help="in-memory broker instead of a real one")
     args = ap.parse_args(argv)
     bmap = {}
@@ -1482,6 +1485,8 @@ def main(argv=None):
         log=args.log,
         ready=args.ready,
         powered=args.powered,
+        urc_between=args.urc_between,
+        seed=args.seed,
     )
     pty = SimPty(sim)
     keys = PowerKeyFollower(sim, args.power_key) if args.power_key else None
