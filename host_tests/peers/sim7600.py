@@ -33,9 +33,13 @@ CMEE, SSL contexts, the MQTT service and clients, GPS) is lost on power-off, AT+
 Test/fault API (all thread-safe): urc(line), silence(ms), garbage(data), partial_line(data), urc_in_next_reply(line),
 reboot(), power_on()/power_off(), power_key(level)/pulse(ms), connlost(idx, cause), ping_fail(idx, err), drop_silently(idx),
 nonet(ms), force_busy(times), broker_unreachable = True, inject_message(topic, payload, idx), set_position(...) /
-position_provider; state to assert on: counters {commands, by_name, errors, boots, published, rx_messages,
-bytes_in, bytes_out}, published [(idx, topic, payload, qos, retain)], certs {name: bytes}, clients[i].state,
-reg_stat(). Brokers: broker=None bridges to real brokers via paho (broker_map says where), or
+position_provider, urc_between = P (URCs inside the next reply, at a line boundary before its final result);
+PowerKeyFollower(sim, path) presses the key from a host board's power-key file. State to assert on: counters
+{commands, by_name, errors, boots, published, rx_messages, bytes_in, bytes_out, data_before_prompt, urc_between},
+published [(idx, topic, payload, qos, retain)], certs {name: bytes}, clients[i].state, reg_stat(),
+internal_errors [(command, traceback)]: bugs of the simulator itself, raised from feed() and never answered as
+a plain ERROR (host syntax/range errors are BadArgs -> ERROR). Protocol facts come from peers/sim7600_tables.py,
+never from the firmware. Brokers: broker=None bridges to real brokers via paho (broker_map says where), or
 broker=peers.sim7600_mqtt.LocalBroker() keeps everything in memory (LocalBroker.deliver() sends to the device).
 
 Run as a program it serves a pty for a separate process, switched OFF until the power key is pressed:
