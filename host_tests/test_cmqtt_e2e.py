@@ -73,7 +73,7 @@ def check_every_one_in_order(got, n):
 
 
 def test_publish_through_simulator_with_connlost(mbroker):
-    sim = Sim7600(time_scale=SCALE, seed=1)
+    sim = Sim7600(powered=True, time_scale=SCALE, seed=1)
     sub = Sub(mbroker.port, "e2e/cpy/#")
     n = 300
 
@@ -106,7 +106,7 @@ def _with_local_pub(client_id, body):
     from peers.sim7600_mqtt import LocalBroker
 
     broker = LocalBroker()
-    sim = Sim7600(time_scale=SCALE, broker=broker)
+    sim = Sim7600(powered=True, time_scale=SCALE, broker=broker)
 
     async def main():
         at = ATEngine(SimStream(sim), poll_ms=1)
@@ -169,7 +169,7 @@ def test_cmqtt_e2e_mp_1000_with_connlost_every_100(mbroker):
 
     n = 1000
     topic = "e2e/mp/data"
-    sim = Sim7600(time_scale=SCALE, seed=2)
+    sim = Sim7600(powered=True, time_scale=SCALE, seed=2)
     pty = SimPty(sim)
     sub = Sub(mbroker.port, "e2e/mp/#")
     stop = threading.Event()
@@ -210,7 +210,7 @@ def test_cmqtt_e2e_mp_1000_with_connlost_every_100(mbroker):
 
 def test_mqtt_heartbeat_entry_point(mbroker):
     """net.cellular.mqtt_heartbeat: the entry point scripts/run_host.py can call."""
-    sim = Sim7600(time_scale=SCALE)
+    sim = Sim7600(powered=True, time_scale=SCALE)
     sub = Sub(mbroker.port, "fleet/+/status")
     cfg = {"device_id": "hb1", "topic_prefix": "fleet", "broker": {"host": "127.0.0.1", "port": mbroker.port, "tls": False},
            "cellular": {"apn": "internet"}}
@@ -239,14 +239,14 @@ def _bring_up(sim, cfg):
 
 
 def test_bring_up_with_pin_through_boot_urcs():
-    m = _bring_up(Sim7600(time_scale=SCALE, sim_pin="1234"), {"sim_pin": "1234", "apn": "internet"})
+    m = _bring_up(Sim7600(powered=True, time_scale=SCALE, sim_pin="1234"), {"sim_pin": "1234", "apn": "internet"})
     assert m.info["sim"] == "READY" and m.info["signal_dbm"] == -73 and m.revision
 
 
 def test_registration_waits_on_the_modules_urcs():
     """Registration 600 ms after the SIM is ready: the driver enables +CGREG URCs and waits on them
     (re-query pause 60 s), so it queries once before and once after the URC instead of every poll_ms."""
-    sim = Sim7600(time_scale=SCALE, delays={"register": 60000})
+    sim = Sim7600(powered=True, time_scale=SCALE, delays={"register": 60000})
     m = _bring_up(sim, {"reg_poll_ms": 60000})
     assert m.info["reg_urc"][1] in (1, 5), m.info
     n = sim.counters["by_name"]
@@ -257,11 +257,11 @@ def test_bring_up_denied_and_missing_pin_are_clear():
     from modem.sim7600 import RegistrationDenied, RegistrationTimeout, SimError, csq_to_dbm, parse_cclk
 
     with pytest.raises(RegistrationDenied, match="denied"):
-        _bring_up(Sim7600(time_scale=SCALE, network="denied"), {})
+        _bring_up(Sim7600(powered=True, time_scale=SCALE, network="denied"), {})
     with pytest.raises(SimError, match="sim_pin"):
-        _bring_up(Sim7600(time_scale=SCALE, sim_pin="1234"), {})
+        _bring_up(Sim7600(powered=True, time_scale=SCALE, sim_pin="1234"), {})
     with pytest.raises(RegistrationTimeout, match="not registered after 300 ms"):
-        _bring_up(Sim7600(time_scale=SCALE, network="none"), {"reg_timeout_ms": 300})
+        _bring_up(Sim7600(powered=True, time_scale=SCALE, network="none"), {"reg_timeout_ms": 300})
     assert csq_to_dbm(0) == -113 and csq_to_dbm(31) == -51 and csq_to_dbm(99) is None
     assert parse_cclk('"20/08/06,11:50:12+40"') == (2020, 8, 6, 11, 50, 12, 40)
     assert parse_cclk('"21/01/02,03:04:05-08"')[6] == -8

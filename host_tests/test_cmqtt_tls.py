@@ -62,7 +62,7 @@ def _pub(at, broker, certs, **kw):
 
 def test_mutual_tls_aws_shaped_connect_and_publish(tls_broker):
     log = io.StringIO()
-    sim = Sim7600(time_scale=SCALE, broker_map={"*": ("127.0.0.1", tls_broker.port)}, log=log)
+    sim = Sim7600(powered=True, time_scale=SCALE, broker_map={"*": ("127.0.0.1", tls_broker.port)}, log=log)
     certs = _certs(tls_broker.certs)
 
     async def go(at):
@@ -89,7 +89,7 @@ def test_mutual_tls_aws_shaped_connect_and_publish(tls_broker):
 
 
 def test_truncated_key_upload_surfaces_ssl_session_failed_by_name(tls_broker):
-    sim = Sim7600(time_scale=SCALE, broker_map={"*": ("127.0.0.1", tls_broker.port)})
+    sim = Sim7600(powered=True, time_scale=SCALE, broker_map={"*": ("127.0.0.1", tls_broker.port)})
     certs = _certs(tls_broker.certs)
     certs["key"] = certs["key"][: len(certs["key"]) // 2]  # a cut-off upload
 
@@ -120,7 +120,7 @@ def test_pem_check_refuses_truncated_file_before_upload(tls_broker):
 
 
 def test_firmware_without_ssl_fails_with_the_fix():
-    sim = Sim7600(time_scale=SCALE, firmware=codes.FIRMWARE_NO_SSL[0])
+    sim = Sim7600(powered=True, time_scale=SCALE, firmware=codes.FIRMWARE_NO_SSL[0])
     log = io.StringIO()
     sim._logf = log
 

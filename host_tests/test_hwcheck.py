@@ -161,7 +161,7 @@ def test_no_gnss_fix_and_no_registration(sim):
 
 
 def test_sim_pin_from_the_command_line(sim):
-    s, p = sim(ready=False, sim_pin="1234")  # boots, then asks for the PIN
+    s, p = sim(ready=False, powered=True, sim_pin="1234")  # boots, then asks for the PIN
     rc, text, lines = run("--modem", p.path, "--gnss", "none", "--sim-pin", "1234", *FAST)
     assert lines["SIM"] == ("PASS", "ready", None), text
     assert lines["registration"][0] == "PASS"
@@ -301,7 +301,7 @@ def test_micropython_old_firmware_and_pin_and_denied(tmp_path, sim):
     assert all(lines[n][2] for n in fails)  # every failure comes with its fix
     assert "FAILED %d" % len(fails) in out  # the simulator reports CSQ 99 while denied: signal may fail too
 
-    s2, p2 = sim(ready=False, sim_pin="1234")  # the SIM asks for a PIN, config has none
+    s2, p2 = sim(ready=False, powered=True, sim_pin="1234")  # the SIM asks for a PIN, config has none
     out, lines = run_micropython(tmp_path, "--modem", p2.path, "--gnss", "none", *FAST)
     assert lines["SIM"][0] == "FAIL" and "asks for a PIN" in lines["SIM"][1], out
     assert lines["SIM"][2].startswith("set cellular.sim_pin in config.json")

@@ -30,7 +30,7 @@ def _run(*args):
 
 
 def test_provision_from_aws_folder_then_idempotent(aws):
-    sim = Sim7600(time_scale=0.01)
+    sim = Sim7600(powered=True, time_scale=0.01)
     pty = SimPty(sim)
     try:
         rc, out = _run("--port", pty.path, "--dir", aws.dir)
@@ -47,7 +47,7 @@ def test_provision_from_aws_folder_then_idempotent(aws):
 
 
 def test_provision_replaces_stale_and_keeps_foreign_files(aws, tmp_path):
-    sim = Sim7600(time_scale=0.01)
+    sim = Sim7600(powered=True, time_scale=0.01)
     sim.certs["cacert.pem"] = b"someone else's"
     pty = SimPty(sim)
     try:

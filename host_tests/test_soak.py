@@ -48,6 +48,8 @@ def test_soak_short_every_fault_kind():
     assert set(tot["faults"]) == set(soak.KINDS), tot["faults"]  # every kind was really injected
     assert tot["records"] > 1000 and tot["delivered"] > 0
     assert sum(r["boots"] for r in results) > len(results)  # ESP32 reboots happened (same store continued)
+    # the simulator's urc_between mode really put URCs between a reply's lines and its final result
+    assert sum(r["urcs_between_placed"] for r in results) > 0, [(r["seed"], r["urc_between"]) for r in results]
 
 
 @pytest.mark.slow

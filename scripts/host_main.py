@@ -3,6 +3,7 @@
 #
 #   micropython scripts/host_main.py --modem PATH [--obd PATH] [--gps PATH] --config FILE
 #       [--secrets FILE] [--board NAME] [--store DIR] [--duration S] [--drain S] [--status-ms MS]
+#       [--power-key PATH]
 #
 # Prints one JSON line per status interval: {"progress": {...}} (see telelogger.progress).
 import json
@@ -44,15 +45,34 @@ class _Log:
             self._p("debug", fmt, a)
 
 
+def _fail(msg):
+    print("run_host: " + msg, file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
     import asyncio
 
     from board import load_board, make_board
     from telelogger import app, config
 
-    cfg = config.load(_opt(argv, "--config", "config.json"), _opt(argv, "--secrets"))
-    desc = load_board(_opt(argv, "--board", "oneplus-b"))
-    board = make_board(desc, argv)
+    cfg_path = _opt(argv, "--config", "config.json")
+    try:
+        cfg = config.load(cfg_path, _opt(argv, "--secrets"))
+    except MemoryError:
+        raise
+    except Exception as e:  # the user's config: one line naming it, no traceback (scripts/run_host.py)
+        _fail("config %s: %s" % (cfg_path, e))
+    try:
+        desc = load_board(_opt(argv, "--board", "oneplus-b"))
+    except MemoryError:
+        raise
+    except Exception as e:
+        _fail("board %s: %s" % (_opt(argv, "--board", "oneplus-b"), e))
+    kw = {}
+    if _opt(argv, "--power-key"):
+        kw["power_key"] = _opt(argv, "--power-key")  # board.host.pin_file: the power-key pin to a file
+    board = make_board(desc, argv, **kw)
     dur = _opt(argv, "--duration")
     store = _opt(argv, "--store", "/tmp/freematics-queue")
     try:

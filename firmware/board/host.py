@@ -1,6 +1,7 @@
 # The host board (MicroPython unix port or CPython): the same roles as the ESP32 board,
 # mapped to serial paths (a USB SIM7600's AT port, an ELM327 emulator's pty, a GNSS
-# simulator), fake pins that record (level, ms), a fake watchdog and a fixed MAC.
+# simulator), fake pins that record (level, ms), a fake watchdog and a fixed MAC. With power_key=PATH
+# the modem power-key pin's changes are also written to PATH (pin_file), for a simulator in another process.
 from board import BoardError, DeepSleep
 from board.base import BoardBase
 from core.stream import SerialPath
@@ -77,9 +78,29 @@ class FakeWDT:
         return bool(self._clock) and self._clock.diff(self._clock.ticks_ms(), self.last_feed) > self.timeout_ms
 
 
+def pin_file(path, active):
+    """A FakePin listener that carries a logical pin out of the process: one line per change appended to
+    `path`, `1` asserted (for the modem power key: pressed, the pin at its active level) and `0` released,
+    flushed at once. The pty simulator follows this file (host_tests/peers/sim7600.py --power-key PATH).
+    (A closure, not a class: cheaper in the heap.)"""
+    f = open(path, "a")
+    last = [0]  # created released (BoardBase.out_pin): a first release is no change
+
+    def changed(level, t):
+        v = 1 if level == active else 0
+        if v != last[0]:
+            last[0] = v
+            f.write("1\n" if v else "0\n")
+            f.flush()
+
+    return changed
+
+
 class HostBoard(BoardBase):
-    def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=HOST_MAC, adc_raw=None, wlan=None):
+    def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=HOST_MAC, adc_raw=None, wlan=None,
+                 power_key=None):
         BoardBase.__init__(self, desc, clock)
+        self.power_key_path = power_key  # a file the modem power-key pin's changes go to (see pin_file)
         self._wlan = wlan  # a WLAN-like test double, or None: the host's own networking
         self.paths = {"modem": modem, "coproc": obd, "gnss": gps}
         self._mac = bytes(mac)
@@ -98,7 +119,10 @@ class HostBoard(BoardBase):
             raise BoardError("host board: cannot open %s for the %s: %s" % (path, role, e))
 
     def _make_pin(self, num, level, ident):
-        return FakePin(num, level, self.clock, ident)
+        pin = FakePin(num, level, self.clock, ident)
+        if ident == "modem_power.pin" and self.power_key_path:
+            pin.listeners.append(pin_file(self.power_key_path, self.section("modem_power").get("active", 1)))
+        return pin
 
     def fake_pin(self, role, key="pin"):
         """The FakePin under a role's logical pin (its .history), for tests and sims."""

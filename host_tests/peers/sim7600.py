@@ -21,8 +21,10 @@ the hardware's (a firmware power driver sleeps real milliseconds).
 
 PWRKEY model (SIM7600 hardware design; Freematics drives GPIO27 HIGH for 200 ms through a transistor, i.e. the
 module's PWRKEY is pulled LOW while GPIO27 is high): `power_key(1)` = key pressed (GPIO27 high), `power_key(0)` =
-released. A press of >= POWER_ON_PRESS_MS (100 ms) and < POWER_OFF_PRESS_MS (2500 ms) powers an OFF module on; a
-press of >= POWER_OFF_PRESS_MS powers an ON (or booting) module off. Shorter presses are ignored. `pulse(ms)` is a
+released. A press of >= POWER_ON_PRESS_MS (100 ms) powers an OFF module on (boot URCs RDY, +CPIN: READY, SMS DONE,
+PB DONE follow after the boot delays, echo on); a press of >= POWER_OFF_PRESS_MS (2500 ms) powers an ON (or booting)
+module off, announced with NORMAL POWER DOWN (AT+CPOF powers it off after its OK, silently). Shorter presses are
+ignored. Every simulator starts OFF (powered=False) unless a test asks otherwise. `pulse(ms)` is a
 press of `ms` milliseconds. Set `power_key_active_high=False` to drive the PWRKEY level directly (0 = pressed).
 
 State kept across reboots (module flash/NV): uploaded certificates, CGDCONT contexts. Everything else (echo,
@@ -31,13 +33,19 @@ CMEE, SSL contexts, the MQTT service and clients, GPS) is lost on power-off, AT+
 Test/fault API (all thread-safe): urc(line), silence(ms), garbage(data), partial_line(data), urc_in_next_reply(line),
 reboot(), power_on()/power_off(), power_key(level)/pulse(ms), connlost(idx, cause), ping_fail(idx, err), drop_silently(idx),
 nonet(ms), force_busy(times), broker_unreachable = True, inject_message(topic, payload, idx), set_position(...) /
-position_provider; state to assert on: counters {commands, by_name, errors, boots, published, rx_messages,
-bytes_in, bytes_out}, published [(idx, topic, payload, qos, retain)], certs {name: bytes}, clients[i].state,
-reg_stat(). Brokers: broker=None bridges to real brokers via paho (broker_map says where), or
+position_provider, urc_between = P (URCs inside the next reply, at a line boundary before its final result);
+PowerKeyFollower(sim, path) presses the key from a host board's power-key file. State to assert on: counters
+{commands, by_name, errors, boots, published, rx_messages, bytes_in, bytes_out, data_before_prompt, urc_between},
+published [(idx, topic, payload, qos, retain)], certs {name: bytes}, clients[i].state, reg_stat(),
+internal_errors [(command, traceback)]: bugs of the simulator itself, raised from feed() and never answered as
+a plain ERROR (host syntax/range errors are BadArgs -> ERROR). Protocol facts come from peers/sim7600_tables.py,
+never from the firmware. Brokers: broker=None bridges to real brokers via paho (broker_map says where), or
 broker=peers.sim7600_mqtt.LocalBroker() keeps everything in memory (LocalBroker.deliver() sends to the device).
 
-Run as a program it serves a pty for a separate process (`make sim`):
-  python host_tests/peers/sim7600.py --link /tmp/sim7600 --broker 127.0.0.1:1883 [--firmware REV] [--log FILE]
+Run as a program it serves a pty for a separate process, switched OFF until the power key is pressed:
+  python host_tests/peers/sim7600.py --link /tmp/sim7600 --broker 127.0.0.1:1883 [--power-key FILE] [--powered]
+      [--firmware REV] [--log FILE]
+(--power-key follows the file run_host.py --power-key writes; SIGUSR1 reboots the module, SIGUSR2 cuts its power.)
 """
 
 import argparse
@@ -56,15 +64,14 @@ import tty
 import weakref
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-for _p in (os.path.dirname(_HERE), os.path.join(os.path.dirname(os.path.dirname(_HERE)), "firmware")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if os.path.dirname(_HERE) not in sys.path:  # host_tests/, for `peers.*` (never firmware/: see sim7600_tables)
+    sys.path.insert(0, os.path.dirname(_HERE))
 
-from modem import codes  # noqa: E402
+from peers import sim7600_tables as tables  # noqa: E402  (the simulator's own facts, not modem/codes.py)
 from peers.sim7600_mqtt import BadArgs, MqttMixin, fmt_urc  # noqa: E402
 
-POWER_ON_PRESS_MS = 100
-POWER_OFF_PRESS_MS = 2500
+POWER_ON_PRESS_MS = tables.POWER_ON_PRESS_MS
+POWER_OFF_PRESS_MS = tables.POWER_OFF_PRESS_MS
 
 # Realistic defaults (module milliseconds, before time_scale).
 DEFAULT_DELAYS = {
@@ -132,6 +139,32 @@ def parse_args(text):
         i += 1  # the comma
 
 
+class Args(list):
+    """A command's argument values. Indexing past the end means the host gave too few arguments: BadArgs
+    (the module's plain ERROR), so an IndexError inside a handler is always a simulator bug."""
+
+    def __getitem__(self, i):
+        try:
+            return list.__getitem__(self, i)
+        except IndexError:
+            raise BadArgs("missing argument %s" % i) from None
+
+    def int_at(self, i, lo, hi, default=None):
+        """Argument i as an int in lo..hi (default when absent/empty and a default is given), else BadArgs."""
+        v = self[i] if i < len(self) or default is None else default
+        if v is None and default is not None:
+            v = default
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise BadArgs("argument %d: %r not in %d..%d" % (i, v, lo, hi))
+        return v
+
+
+class _Reply(bytes):
+    """A queued reply; .head = the length of its echo (no URC goes inside the echo)."""
+
+    head = 0
+
+
 class Cmd:
     """One parsed command line."""
 
@@ -145,7 +178,10 @@ class Cmd:
     @property
     def args(self):
         if self._args is None:
-            self._args = parse_args(self.args_text)
+            try:
+                self._args = Args(parse_args(self.args_text))
+            except ValueError as e:  # unterminated quote, junk after a string: the host's syntax error
+                raise BadArgs(str(e)) from None
         return self._args
 
 
@@ -234,8 +270,14 @@ class Sim7600(MqttMixin):
 
     Options:
       model, firmware (AT+CGMR), revision (ATI 'Revision:'; defaults to firmware), imei
-      powered: power on at creation (boot URCs follow); ready: start already booted, SIM ready and registered,
-        no boot URCs (a module that kept running across an MCU reset)
+      powered: False (the default): the module starts switched OFF, as after a cold plug-in of the device: it
+        answers nothing until the power key is pressed (power_key()/pulse(), or a PowerKeyFollower on the file
+        the host board writes); True: power on at creation (boot URCs follow after boot_rdy); ready: start
+        already booted, SIM ready and registered, no boot URCs (a module that kept running across an MCU reset)
+      tz_quarters: the network's time zone in AT+CCLK? (quarter hours; +40 = UTC+10 h)
+      urc_between: probability that a URC waits up to URC_BETWEEN_WINDOW_MS for the next reply and is sent
+        between that reply's information lines (or echo) and its final result (0: never), as a real module's
+        URCs may arrive; counters["urc_between"] counts the URCs so placed
       echo: ATE state at boot (True, like the real module); cmee: AT+CMEE at boot (2: text)
       sim_pin: a PIN string the SIM asks for (None: no PIN)
       network: 'home' (stat 1), 'roaming' (5), 'denied' (3), 'none' (searching forever)
@@ -260,7 +302,7 @@ class Sim7600(MqttMixin):
         firmware="LE11B02SIM7600M21-A",
         revision=None,
         imei="867584030123456",
-        powered=True,
+        powered=False,
         ready=False,
         echo=True,
         cmee=2,
@@ -280,6 +322,8 @@ class Sim7600(MqttMixin):
         log=None,
         utc=None,
         power_key_active_high=True,
+        tz_quarters=40,
+        urc_between=0.0,
     ):
         self.model = model
         self.firmware = firmware
@@ -304,6 +348,8 @@ class Sim7600(MqttMixin):
         self._clock = clock or (lambda: time.monotonic() * 1000.0)
         self._utc = utc or time.time
         self.power_key_active_high = power_key_active_high
+        self.tz_quarters = tz_quarters
+        self.urc_between = urc_between
         self._lock = threading.RLock()
         self._t0 = self._clock()
         self._seq = 0
@@ -332,6 +378,9 @@ class Sim7600(MqttMixin):
                 self._log_owned = True
             else:
                 self._logf = log
+        # the sky, not the module: survives its reboots
+        self.position = None  # dict(lat, lon, alt, speed_kn, course) or None: no fix
+        self.position_provider = None  # callable() -> dict or None; overrides .position
         # NV state (survives reboots)
         self.certs = {}  # name -> bytes
         self.pdp = {}  # cid -> (type, apn)
@@ -347,8 +396,10 @@ class Sim7600(MqttMixin):
             "bytes_in": 0,
             "bytes_out": 0,
             "data_before_prompt": 0,
+            "urc_between": 0,  # URCs placed between a reply's information lines and its final result
         }
         self.published = []  # (client_idx, topic bytes, payload bytes, qos, retain) acknowledged by the broker
+        self.internal_errors = []  # (command bytes, traceback text): bugs of the simulator itself (see check())
         self._reset_state()
         self.power = "off"
         if ready:
@@ -410,7 +461,7 @@ class Sim7600(MqttMixin):
             heapq.heappop(self._events)
             if epoch != self._epoch:
                 continue
-            if kind in ("reply", "urc") and self._burst_from < due and now < self._burst_until:
+            if kind in ("reply", "urc", "urc_flush") and self._burst_from < due and now < self._burst_until:
                 # an RX burst is on the wire: other output waits until it is complete
                 self._seq += 1
                 heapq.heappush(self._events, (self._burst_until, self._seq, epoch, kind, payload))
@@ -421,9 +472,42 @@ class Sim7600(MqttMixin):
                 if self._data is not None:
                     self._held.append(payload)
                 else:
-                    self._write_out(payload)
-            else:  # reply, burst
+                    self._urc_due(now, payload)
+            elif kind == "urc_flush":  # no reply came in time: the waiting URCs up to this one leave now
+                while self._urc_wait and any(w[0] == payload for w in self._urc_wait):
+                    self._write_out(self._urc_wait.pop(0)[1])
+            elif kind == "reply":
+                self._reply_out(payload)
+            else:  # burst
                 self._write_out(payload)
+
+    URC_BETWEEN_WINDOW_MS = 200  # module ms (scaled): how long a URC may wait for a reply to arrive inside
+
+    def _urc_due(self, now, urc):
+        """A URC is due. With probability `urc_between` (and always while earlier ones wait, to keep their order)
+        it waits up to URC_BETWEEN_WINDOW_MS for the next reply and leaves inside it, between the reply's
+        information lines (or echo) and its final result; else, or when no reply comes, it leaves now/then."""
+        if not self._urc_wait and (not self.urc_between or self.rng.random() >= self.urc_between):
+            self._write_out(urc)
+            return
+        self._seq += 1
+        token = self._seq
+        self._urc_wait.append((token, urc))
+        self._push(now + self.URC_BETWEEN_WINDOW_MS * self.time_scale, "urc_flush", token)
+
+    def _reply_out(self, reply):
+        k = reply.rfind(b"\r\n", 0, len(reply) - 2) if reply.endswith(b"\r\n") else -1
+        if self._urc_wait and k > 0:  # any line boundary after the echo, up to the one before the final result
+            head = getattr(reply, "head", 0)
+            at = [i for i in range(head + 2, k) if reply[i - 2 : i] == b"\r\n"] + [k]
+            k = self.rng.choice(at)
+            self.counters["urc_between"] += len(self._urc_wait)
+            reply = reply[:k] + b"".join(w[1] for w in self._urc_wait) + reply[k:]
+            self._urc_wait = []
+        elif self._urc_wait:  # a '>' prompt: URCs never enter data entry; they leave before it
+            self._write_out(b"".join(w[1] for w in self._urc_wait))
+            self._urc_wait = []
+        self._write_out(reply)
 
     def _write_out(self, data):
         if self.power == "off":
@@ -537,12 +621,15 @@ class Sim7600(MqttMixin):
         due = max(now + (self._ms("cmd") if delay is None else delay), self._reply_due)
         self._reply_due = due
         data = self._echo_bytes + body
+        head = len(self._echo_bytes)
         self._echo_bytes = b""
         if self._urc_in_next_reply:
             urc = self._urc_in_next_reply.pop(0)
             k = data.find(b"\r\n", 2)
             k = len(data) // 2 if k < 0 else k + 2
             data = data[:k] + urc + data[k:]
+        data = _Reply(data)
+        data.head = head
         self._push(due, "reply", data)
         return due
 
@@ -572,7 +659,7 @@ class Sim7600(MqttMixin):
             return self.error(now, delay=delay)
         if self.cmee == 1:
             return self._final(now, (), "+CME ERROR: %d" % code, delay)
-        return self._final(now, (), "+CME ERROR: %s" % codes.cme_meaning(code), delay)
+        return self._final(now, (), "+CME ERROR: %s" % tables.cme_text(code), delay)
 
     def prompt(self, now, nbytes, on_data, delay=None):
         """Send '\\r\\n>' and read exactly nbytes; on_data(now, data) must answer."""
@@ -605,8 +692,18 @@ class Sim7600(MqttMixin):
             return
         try:
             getattr(self, handler)(now, cmd, delay)
-        except (BadArgs, ValueError, TypeError, IndexError):
+        except BadArgs:  # a syntax/range error in the host's command: the module answers plain ERROR
             self.error(now, delay=delay)
+        except Exception as e:  # a bug in the simulator: never disguised as the module's ERROR
+            self._internal_error(cmd, e)
+            raise
+
+    def _internal_error(self, cmd, exc):
+        import traceback
+
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.internal_errors.append((bytes(cmd.raw), text))
+        sys.stderr.write("SIM7600 SIMULATOR BUG on %r:\n%s" % (bytes(cmd.raw), text))
 
     # name -> handler method; the MQTT/SSL/cert handlers come from MqttMixin.MQTT_COMMANDS
     COMMANDS = {
@@ -641,6 +738,8 @@ class Sim7600(MqttMixin):
         "+CTZU": "cmd_accept",
         "+CTZR": "cmd_accept",
         "+CFUN": "cmd_cfun",
+        "+CVAUXV": "cmd_cvauxv",
+        "+CVAUXS": "cmd_cvauxs",
     }
 
     def _reset_state(self):
@@ -650,6 +749,7 @@ class Sim7600(MqttMixin):
         self._line = bytearray()
         self._data = None
         self._held = []
+        self._urc_wait = []  # [(token, URC bytes)] waiting to leave inside the next reply (urc_between)
         self._cpin = None  # None until the SIM is read
         self._sim_ready_at = None
         self._reg_at = None  # when registration completes (None: not started)
@@ -660,9 +760,9 @@ class Sim7600(MqttMixin):
         self.ip = "10.224.87.65"
         self.gps_on_at = None
         self._cgps_period = 0  # AT+CGPSINFO=<secs> reporting interval (0: off)
-        self.position = None  # dict(lat, lon, alt, speed_kn, course) or None: no fix
-        self.position_provider = None  # callable() -> dict or None; overrides .position
         self.cfun = 1
+        self.vaux_mv = 2850
+        self.vaux_on = 0
         self.mqtt_started = False
         self.ssl_ctxs = [_default_ssl_ctx() for _ in range(10)]
         self.clients = [_Client(0), _Client(1)]
@@ -728,6 +828,27 @@ class Sim7600(MqttMixin):
         else:
             raise BadArgs()
 
+    # ---- the auxiliary supply (VDD_AUX: an active GNSS antenna on many boards)
+
+    def cmd_cvauxv(self, now, cmd, delay):
+        lo, hi = tables.CVAUXV_MV
+        if cmd.form == "read":
+            self.ok(now, ["+CVAUXV: %d" % self.vaux_mv], delay=delay)
+        elif cmd.form == "write":
+            self.vaux_mv = cmd.args.int_at(0, lo, hi)  # millivolts: the SIM5360's '61' is refused
+            self.ok(now, delay=delay)
+        else:
+            raise BadArgs()
+
+    def cmd_cvauxs(self, now, cmd, delay):
+        if cmd.form == "read":
+            self.ok(now, ["+CVAUXS: %d" % self.vaux_on], delay=delay)
+        elif cmd.form == "write":
+            self.vaux_on = cmd.args.int_at(0, 0, 1)
+            self.ok(now, delay=delay)
+        else:
+            raise BadArgs()
+
     # ---- SIM and registration
 
     def _sim_busy(self, now):
@@ -772,7 +893,7 @@ class Sim7600(MqttMixin):
             return {"home": 1, "roaming": 5, "denied": 3}.get(self.network, 2)
 
     def registered(self, now=None):
-        return self.reg_stat(now) in codes.REG_OK
+        return self.reg_stat(now) in tables.REG_REGISTERED
 
     def _reg_changed(self):
         stat = self.reg_stat()
@@ -897,26 +1018,33 @@ class Sim7600(MqttMixin):
     # ---- clock
 
     def cmd_cclk(self, now, cmd, delay):
+        # "yy/MM/dd,hh:mm:ss±zz": LOCAL time and its offset from UTC in quarter hours ([M] AT+CCLK), so a
+        # host that ignores ±zz is off by the offset (tz_quarters=40 by default: +10 h, the operator 505-01's)
         if cmd.form == "read":
+            tz = self.tz_quarters
             if self.registered(now) or self._clock_set is not None:
                 if self._clock_set is not None:
-                    base, at = self._clock_set
+                    base, at, tz = self._clock_set
                     t = base + (now - at) / 1000.0
                 else:
                     t = self._utc()
-                dt = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
-            else:
+                dt = datetime.datetime.fromtimestamp(t + tz * 900, datetime.timezone.utc)
+            else:  # no network time yet: the module counts from its epoch, zone +00
+                tz = 0
                 up = (now - self._boot_at) / 1000.0
                 dt = datetime.datetime(1980, 1, 6, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=up)
-            self.ok(now, ['+CCLK: "%s+00"' % dt.strftime("%y/%m/%d,%H:%M:%S")], delay=delay)
+            self.ok(now, ['+CCLK: "%s%+03d"' % (dt.strftime("%y/%m/%d,%H:%M:%S"), tz)], delay=delay)
         elif cmd.form == "write":
             s = cmd.args[0]
-            if not isinstance(s, str) or len(s) != 20:
-                raise BadArgs()
-            dt = datetime.datetime.strptime(s[:17], "%y/%m/%d,%H:%M:%S")
+            if not isinstance(s, str) or len(s) != 20 or s[17] not in "+-" or not s[18:].isdigit():
+                raise BadArgs("time %r is not yy/MM/dd,hh:mm:ss±zz" % (s,))
+            try:
+                dt = datetime.datetime.strptime(s[:17], "%y/%m/%d,%H:%M:%S")
+            except ValueError:
+                raise BadArgs("time %r" % s) from None
             q = int(s[17:])
             ts = dt.replace(tzinfo=datetime.timezone.utc).timestamp() - q * 15 * 60
-            self._clock_set = (ts, now)
+            self._clock_set = (ts, now, q)
             self.ok(now, delay=delay)
         else:
             raise BadArgs()
@@ -979,6 +1107,7 @@ class Sim7600(MqttMixin):
             self.power = "off"
             self._data = None
             self._held = []
+            self._urc_wait = []
             self._events = []
             # bytes already due (e.g. the OK of AT+CPOF) left on the UART before the power went: the host
             # still reads them; only what was not yet due is lost
@@ -1004,11 +1133,15 @@ class Sim7600(MqttMixin):
                 return
             held = now - self._key_pressed_at
             self._key_pressed_at = None
+            was_on = self.power != "off"
             if held >= POWER_OFF_PRESS_MS:
                 if self.power != "off":
+                    self._write_out(fmt_urc(tables.POWER_DOWN_URC))
                     self.power_off()
             elif held >= POWER_ON_PRESS_MS and self.power == "off":
                 self._start_boot(now)
+            if held >= POWER_OFF_PRESS_MS and self.power == "off" and not was_on:
+                self._start_boot(now)  # an OFF module boots on any press of >= 100 ms, however long
 
     def pulse(self, ms, now_ms=None):
         """A press of `ms` milliseconds starting now (the power-on/off sequence in one call)."""
@@ -1253,6 +1386,61 @@ class SimPty:
                 pass
 
 
+class PowerKeyFollower:
+    """Follow the power-key file a host board writes (scripts/run_host.py --power-key PATH: one line per change
+    of the modem power-key pin, `1` pressed, `0` released, flushed at once) and press the simulated key with the
+    time each line was read. The file is created when missing; lines already in it are history and skipped
+    (a restarted firmware appends to the same file). `.events` = [(ms, pressed)], `.bad` = lines that were
+    neither 0 nor 1 (a host bug: also printed on stderr)."""
+
+    def __init__(self, sim, path, poll_ms=2):
+        self.sim = sim
+        self.path = path
+        self.poll_ms = poll_ms
+        self.events = []
+        self.bad = []
+        with open(path, "ab"):
+            pass
+        self._offset = os.path.getsize(path)
+        self._partial = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sim7600-power-key", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(self.poll_ms / 1000.0):
+            self.poll()
+
+    def poll(self):
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return
+        if size < self._offset:  # truncated/recreated: start again from its beginning
+            self._offset, self._partial = 0, b""
+        if size == self._offset:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read(size - self._offset)
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for ln in lines:
+            ln = ln.strip()
+            if ln not in (b"0", b"1"):
+                self.bad.append(ln)
+                sys.stderr.write("sim7600: power-key file %s: bad line %r (expected 0 or 1)\n" % (self.path, ln))
+                continue
+            pressed = ln == b"1"
+            self.events.append((self.sim._now(), pressed))
+            self.sim.power_key(1 if pressed == bool(self.sim.power_key_active_high) else 0)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
 def _parse_hostport(s, default_port=1883):
     host, _, port = s.rpartition(":")
     if not host:
@@ -1270,7 +1458,13 @@ def main(argv=None):
     ap.add_argument("--revision", default=None, help="ATI Revision (default: --firmware)")
     ap.add_argument("--log", help="transcript file (SENT/RECV format)")
     ap.add_argument("--time-scale", type=float, default=1.0)
+    ap.add_argument("--power-key", metavar="PATH",
+                    help="follow the host board's power-key file (run_host.py --power-key PATH): 1 pressed, 0 released")
+    ap.add_argument("--powered", action="store_true", help="switch on at start (default: OFF until the key is pressed)")
     ap.add_argument("--ready", action="store_true", help="start booted and registered (no boot URCs)")
+    ap.add_argument("--urc-between", type=float, default=0.0, metavar="P",
+                    help="probability that a URC comes inside the next reply, before its final result")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (urc_between, garbage)")
     ap.add_argument("--local-broker", action="store_true", help="in-memory broker instead of a real one")
     args = ap.parse_args(argv)
     bmap = {}
@@ -1294,21 +1488,34 @@ def main(argv=None):
         broker_map=bmap,
         log=args.log,
         ready=args.ready,
+        powered=args.powered,
+        urc_between=args.urc_between,
+        seed=args.seed,
     )
     pty = SimPty(sim)
+    keys = PowerKeyFollower(sim, args.power_key) if args.power_key else None
     try:
         os.unlink(args.link)
     except FileNotFoundError:
         pass
     os.symlink(pty.path, args.link)
-    print("sim7600 on %s -> %s" % (args.link, pty.path), flush=True)
+    print("sim7600 on %s -> %s, %s%s" % (args.link, pty.path, sim.power,
+                                         ", power key from %s" % args.power_key if keys else ""), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
+    # faults from outside: SIGUSR1 = the module reboots on its own (an unasked RDY follows), SIGUSR2 = it loses
+    # power (a brown-out: silent until the power key is pressed again)
+    signal.signal(signal.SIGUSR1, lambda *a: sim.reboot())
+    signal.signal(signal.SIGUSR2, lambda *a: sim.power_off())
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop.wait(0.2):
+            if sim.internal_errors:  # a bug of the simulator: stop loudly rather than serve a wrong module
+                print("sim7600: simulator bug (traceback above); stopping", file=sys.stderr, flush=True)
+                return 70
     finally:
+        if keys:
+            keys.close()
         pty.close()
         sim.close()
         try:

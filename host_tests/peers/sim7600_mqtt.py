@@ -33,9 +33,9 @@ import ssl
 import tempfile
 import threading
 
-from modem import codes
+from peers import sim7600_tables as tables  # the simulator's own tables, never the firmware's
 
-RX_CHUNK = codes.RX_CHUNK_MAX
+RX_CHUNK = tables.RX_CHUNK_MAX
 
 
 class BadArgs(Exception):
@@ -707,11 +707,13 @@ class MqttMixin:
         if len(a) < 2 or len(a) > 4 or not isinstance(a[1], str):
             raise self._bad()
         idx = a[0]
+        if not isinstance(idx, int):  # "0" or junk: a syntax error, not a client index
+            raise self._bad()
         if idx not in (0, 1):
             self._cmqtt_err(now, cmd, idx, 10, delay)
             return
         cid = a[1]
-        if not 1 <= len(cid.encode()) <= codes.CLIENT_ID_MAX:
+        if not 1 <= len(cid.encode()) <= tables.CLIENT_ID_MAX:
             raise self._bad()
         st = self._int_in(a[2], 0, 1) if len(a) > 2 and a[2] is not None else 0
         ver = self._int_in(a[3], 3, 4) if len(a) > 3 and a[3] is not None else 3
@@ -808,7 +810,7 @@ class MqttMixin:
         def store(t, data):
             c.will_topic = data
 
-        self._data_entry(now, cmd, delay, c, cmd.args[1], 1, codes.TOPIC_MAX, True, store)
+        self._data_entry(now, cmd, delay, c, cmd.args[1], 1, tables.TOPIC_MAX, True, store)
 
     def cmd_cmqttwillmsg(self, now, cmd, delay):
         if self._test_form(now, cmd, delay):
@@ -824,7 +826,7 @@ class MqttMixin:
             c.will_msg = data
             c.will_qos = qos
 
-        self._data_entry(now, cmd, delay, c, cmd.args[1], 1, codes.TOPIC_MAX, c.check_utf8, store)
+        self._data_entry(now, cmd, delay, c, cmd.args[1], 1, tables.TOPIC_MAX, c.check_utf8, store)
 
     # ------------------------------------------------------------------ connect / disconnect
 
@@ -939,7 +941,7 @@ class MqttMixin:
         def store(t, data):
             c.topic = data
 
-        self._data_entry(now, cmd, delay, c, cmd.args[1], 1, codes.TOPIC_MAX, True, store)
+        self._data_entry(now, cmd, delay, c, cmd.args[1], 1, tables.TOPIC_MAX, True, store)
 
     def cmd_cmqttpayload(self, now, cmd, delay):
         if self._test_form(now, cmd, delay):
@@ -953,7 +955,7 @@ class MqttMixin:
         def store(t, data):
             c.payload = data
 
-        self._data_entry(now, cmd, delay, c, cmd.args[1], 1, codes.PAYLOAD_MAX, c.check_utf8, store)
+        self._data_entry(now, cmd, delay, c, cmd.args[1], 1, tables.PAYLOAD_MAX, c.check_utf8, store)
 
     def cmd_cmqttpub(self, now, cmd, delay):
         if self._test_form(now, cmd, delay):
@@ -962,7 +964,7 @@ class MqttMixin:
         if cmd.form != "write" or not 3 <= len(a) <= 5:
             raise self._bad()
         qos = self._int_in(a[1], 0, 2)
-        timeout = self._int_in(a[2], codes.PUB_TIMEOUT_MIN, codes.PUB_TIMEOUT_MAX)
+        timeout = self._int_in(a[2], tables.PUB_TIMEOUT_MIN, tables.PUB_TIMEOUT_MAX)
         retain = self._int_in(a[3], 0, 1) if len(a) > 3 else 0
         if len(a) > 4:
             self._int_in(a[4], 0, 1)
@@ -1008,7 +1010,7 @@ class MqttMixin:
         def store(t, data):
             c.sub_topics.append((data, qos))
 
-        self._data_entry(now, cmd, delay, c, n, 1, codes.TOPIC_MAX, True, store)
+        self._data_entry(now, cmd, delay, c, n, 1, tables.TOPIC_MAX, True, store)
 
     def cmd_cmqttsub(self, now, cmd, delay):
         if self._test_form(now, cmd, delay):
@@ -1039,7 +1041,7 @@ class MqttMixin:
             c.session.subscribe([(data, qos)])
             return False  # answered already
 
-        self._data_entry(now, cmd, delay, c, a[1], 1, codes.TOPIC_MAX, True, store)
+        self._data_entry(now, cmd, delay, c, a[1], 1, tables.TOPIC_MAX, True, store)
 
     def cmd_cmqttunsubtopic(self, now, cmd, delay):
         if self._test_form(now, cmd, delay):
@@ -1057,7 +1059,7 @@ class MqttMixin:
         def store(t, data):
             c.unsub_topics.append(data)
 
-        self._data_entry(now, cmd, delay, c, n, 1, codes.TOPIC_MAX, True, store)
+        self._data_entry(now, cmd, delay, c, n, 1, tables.TOPIC_MAX, True, store)
 
     def cmd_cmqttunsub(self, now, cmd, delay):
         if self._test_form(now, cmd, delay):
@@ -1085,7 +1087,7 @@ class MqttMixin:
             c.session.unsubscribe([data])
             return False
 
-        self._data_entry(now, cmd, delay, c, a[1], 1, codes.TOPIC_MAX, True, store)
+        self._data_entry(now, cmd, delay, c, a[1], 1, tables.TOPIC_MAX, True, store)
 
     # ------------------------------------------------------------------ certificates and SSL contexts
 
@@ -1095,7 +1097,7 @@ class MqttMixin:
         a = cmd.args
         if cmd.form != "write" or len(a) != 2 or not _cert_name_ok(a[0]):
             raise self._bad()
-        n = self._int_in(a[1], 1, codes.CERT_MAX)
+        n = self._int_in(a[1], 1, tables.CERT_MAX)
         name = a[0]
 
         def on_data(t, data):
@@ -1120,7 +1122,7 @@ class MqttMixin:
         self.ok(now, delay=delay)
 
     def _ssl_no(self):
-        return self.firmware in codes.FIRMWARE_NO_SSL
+        return self.firmware in tables.FIRMWARE_NO_SSL
 
     def cmd_csslcfg(self, now, cmd, delay):
         if self._ssl_no():
