@@ -7,11 +7,18 @@
 # Nothing here sleeps in place of waiting for the modem: every wait is on a reply, bounded by a
 # timeout, and every failure is an exception naming the command, the code and its meaning.
 
+#
+# Secrets: the engine knows which commands carry credentials (MQTT/APN user and password, the SIM
+# PIN) and which data bodies are certificates or keys; they reach neither the AT log nor any
+# exception text (redact()). Incoming bodies registered secret (MQTT payloads) are masked in the log.
+#
+# The transcript log (at.atlog.ATLog, RotatingFile) is a module of its own, imported only when
+# debug.at_log is on; `from at.engine import ATLog` still works (module __getattr__).
+
 import asyncio
 
-from at.lines import Framer, to_text
+from at.lines import Framer
 from core.compat import DEFAULT_CLOCK, const, sleep_ms, wait_for_ms
-from modem import codes
 
 _POLL_MS = const(5)  # idle poll interval of the reader
 _FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is awaited
@@ -19,12 +26,61 @@ _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a
 SYNC_CMD = "AT+CMEE?"  # its reply carries its own '+CMEE:' line: unmistakable after a timeout
 SYNC_MS = const(3000)
 
+# Boot-time URCs the module prints unasked (seed thread; LilyGO T-SIM7600X#100)
+BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
+
+# Lines the module prints unasked that the engine recognises even with no handler registered,
+# so they never pollute a reply in flight (T-SIM7600X#100, TinyGSM#309, [M] ch.16 URCs).
+UNSOLICITED = BOOT_URCS + (
+    "+CGEV:",
+    "+CIPEVENT:",
+    "+CMQTTNONET",
+    "+CMQTTCONNLOST:",
+    "+CMQTTPING:",
+    "+CPIN: NOT READY",
+)
+
+# Commands whose arguments from the k-th on (0-based) are credentials: (prefix, k).
+# AT+CMQTTCONNECT=<idx>,"<addr>",<keepalive>,<clean>[,"<user>"[,"<pass>"]]; AT+CGAUTH=<cid>,
+# <type>,"<passwd>","<user>" (the order differs between manuals: both are hidden); AT+CPIN="<pin>"[,"<new>"].
+SECRET_ARGS = (("AT+CMQTTCONNECT=", 4), ("AT+CGAUTH=", 2), ("AT+CPIN=", 0))
+# Commands whose '>' data body is secret (certificates and private keys)
+SECRET_BODY = ("AT+CCERTDOWN=",)
+REDACTED = "<redacted>"
+
+
+def _secret_at(cmd):
+    """Index in cmd where its credentials start, or -1."""
+    for p, k in SECRET_ARGS:
+        if cmd.startswith(p):
+            i = len(p)
+            n = 0
+            q = False
+            while n < k and i < len(cmd):
+                c = cmd[i]
+                if c == '"':
+                    q = not q
+                elif c == "," and not q:
+                    n += 1
+                i += 1
+            return i if n == k and i < len(cmd) else -1
+    return -1
+
+
+def redact(cmd):
+    """cmd with its credentials replaced by '<redacted>' (unchanged when it carries none)."""
+    if not isinstance(cmd, str):
+        return cmd
+    i = _secret_at(cmd)
+    return cmd if i < 0 else cmd[:i] + REDACTED
+
 
 class ATError(Exception):
     """Base of the engine's errors: `cmd` (the command line), `code` (int or text or None),
     `meaning` (what the code means), `lines` (intermediate lines received)."""
 
     def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None):
+        cmd = redact(cmd)
         super().__init__(cmd)
         self.cmd = cmd
         self.code = code
@@ -85,7 +141,7 @@ class Reply:
         return [ln[len(prefix) :].strip() for ln in self.lines if ln.startswith(prefix)]
 
     def __repr__(self):
-        return "Reply(%r, lines=%r, final=%r, result=%r)" % (self.cmd, self.lines, self.final, self.result)
+        return "Reply(%r, lines=%r, final=%r, result=%r)" % (redact(self.cmd), self.lines, self.final, self.result)
 
 
 class _Waiter:
@@ -114,67 +170,29 @@ def response_prefix(cmd):
 
 
 def default_meaning(prefix, code):
-    """Meaning of an error code reported on a '+CMD:' line: CMQTT codes from the CMQTT table."""
-    if prefix and prefix.startswith("+CMQTT"):
-        return codes.cmqtt_meaning(code)
+    """Meaning of an error code reported on a '+CMD:' line. The engine knows no command family's
+    table; a driver installs its own (modem.cmqtt sets ATEngine.meaning for +CMQTT codes)."""
     return "error %s" % code
 
 
-class ATLog:
-    """Writes the conversation in the format of the seed thread's logs (and our transcript
-    doctor's input): '=== SENT@<ms> ===' / '=== RECV@<ms> ===' blocks."""
+def cme_meaning(code):
+    """The 3GPP text of +CME ERROR <code> (table at/cme.py, read on demand)."""
+    if isinstance(code, int):
+        from core.errors import lookup
 
-    def __init__(self, write, clock=None):
-        self.write = write
-        self.clock = clock or DEFAULT_CLOCK
-        self.t0 = self.clock.ticks_ms()
-
-    def _block(self, kind, data):
-        t = self.clock.diff(self.clock.ticks_ms(), self.t0)
-        self.write("=== %s@%d ===\n%s\n==================\n" % (kind, t, to_text(data)))
-
-    def sent(self, data):
-        self._block("SENT", data)
-
-    def recv(self, data):
-        self._block("RECV", data)
-
-    def note(self, text):
-        """A line of our own between the blocks (the doctor shows it as an application print)."""
-        self.write("%s\n" % text)
+        m = lookup("at.cme", "meaning", code)
+        if m:
+            return m
+    return "CME error %s" % code
 
 
-class RotatingFile:
-    """A write(text) target for ATLog on flash: at most max_bytes per file, then the file becomes
-    <path>.1 (replacing the previous one) and a new one starts: two files at most."""
+def __getattr__(name):
+    # the transcript log lives in at/atlog.py (imported only when it is used)
+    if name in ("ATLog", "RotatingFile"):
+        from at import atlog
 
-    def __init__(self, path, max_bytes, fs=None):
-        import os
-
-        self.path = path
-        self.max_bytes = max_bytes
-        self.os = fs or os
-        self.f = open(path, "a")
-        try:
-            self.size = self.os.stat(path)[6]
-        except OSError:
-            self.size = 0
-
-    def __call__(self, text):
-        if self.size + len(text) > self.max_bytes and self.size:
-            self.f.close()
-            try:
-                self.os.rename(self.path, self.path + ".1")
-            except OSError:
-                pass
-            self.f = open(self.path, "w")
-            self.size = 0
-        self.f.write(text)
-        self.f.flush()
-        self.size += len(text)
-
-    def close(self):
-        self.f.close()
+        return getattr(atlog, name)
+    raise AttributeError(name)
 
 
 class ATEngine:
@@ -201,8 +219,13 @@ class ATEngine:
         self.body_timeout_ms = 2000
         self.echo = True  # the module boots with echo on; updated from each reply
         self.unhandled = None  # optional fn(line) for lines nobody claimed
-        self.stats = {"cmds": 0, "urcs": 0, "timeouts": 0, "errors": 0, "reboots": 0, "stray": 0}
-        for p in codes.UNSOLICITED:
+        self.stats = {"cmds": 0, "urcs": 0, "timeouts": 0, "errors": 0, "reboots": 0, "stray": 0, "reader_errors": 0, "restarts": 0}
+        self.log_error = None  # why the AT log was turned off
+        self.reader_error = None  # the last exception the reader survived
+        self._hold = None  # RECV bytes held back while a command with credentials is in flight
+        self._secrets = None  # what to mask in them
+        self._secret_body = False  # the data body in flight is a certificate/key
+        for p in UNSOLICITED:
             self.on_urc(p, None)
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -217,16 +240,86 @@ class ATEngine:
             self._task.cancel()
             self._task = None
 
-    def on_urc(self, prefix, fn, body_len=None):
+    def alive(self):
+        """True while the reader task runs (it survives every exception; this catches the rest)."""
+        t = self._task
+        return t is not None and not t.done()
+
+    def _revive(self):
+        # a started reader that ended: nothing reads the UART any more. Start a fresh one; what
+        # was half-read is lost, so the next command re-synchronises first.
+        self._task = None
+        self.framer.reset()
+        self._resync = True
+        self.stats["restarts"] += 1
+        self._log(2, "AT reader had stopped: restarted")
+        self.start()
+
+    def on_urc(self, prefix, fn, body_len=None, secret=False):
         """Register fn(line, body) for lines starting with `prefix`. With body_len(line) -> n, the
-        engine reads exactly n raw bytes after the line and passes them as `body`. fn None means
-        'known unsolicited, ignore'. A later registration for the same prefix replaces it."""
+        engine reads exactly n raw bytes after the line and passes them as `body` (secret: the
+        body's bytes are masked with '*' in the AT log). fn None means 'known unsolicited,
+        ignore'. A later registration for the same prefix replaces it."""
         for e in self._urcs:
             if e[0] == prefix:
                 e[1] = fn
                 e[2] = body_len
+                e[3] = secret
                 return
-        self._urcs.append([prefix, fn, body_len])
+        self._urcs.append([prefix, fn, body_len, secret])
+
+    # -- the transcript log: it must never take the engine down ------------------------------
+    def _log(self, kind, data):
+        lg = self.log
+        if lg is None:
+            return
+        try:
+            if kind == 0:
+                lg.sent(data)
+            elif kind == 1:
+                lg.recv(data)
+            else:
+                lg.note(data)
+        except Exception as e:  # noqa: BLE001 - OSError (flash full), MemoryError, a bad writer
+            self.log = None
+            self.log_error = e
+            print("AT log off: writing it failed (%r); the modem link goes on without it" % e)
+            try:
+                lg.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _hold_begin(self, cmd, data):
+        # a command with credentials (or a secret body): its echo must not reach the log verbatim;
+        # RECV bytes are held until the command ends and logged with the secrets masked
+        self._secret_body = False
+        if data is not None:
+            for p in SECRET_BODY:
+                if cmd.startswith(p):
+                    self._secret_body = True
+        if self.log is None:
+            return
+        sec = []
+        i = _secret_at(cmd)
+        if i >= 0:
+            sec.append(cmd[i:].encode())
+        if self._secret_body:
+            sec.append(bytes(data))
+        if sec:
+            self._secrets = sec
+            self._hold = bytearray()
+
+    def _hold_end(self):
+        h = self._hold
+        if h is None:
+            return
+        self._hold = None
+        b = bytes(h)
+        for x in self._secrets:
+            b = b.replace(x, REDACTED.encode())
+        self._secrets = None
+        if b:
+            self._log(1, b)
 
     # -- commands --------------------------------------------------------------------------------
     async def cmd(
@@ -248,6 +341,8 @@ class ATEngine:
         """
         if isinstance(data, str):
             data = data.encode()
+        if self._task is not None and self._task.done():
+            self._revive()
         r = Reply(cmd)
         w = _Waiter(result, r) if result is not None else None
         # The exchange (command line, prompt, data, final result) runs in a task of its own and
@@ -352,8 +447,9 @@ class ATEngine:
         self._prompt.clear()
         self.framer.want_prompt = data is not None
         self.stats["cmds"] += 1
+        self._hold_begin(cmd, data)
         try:
-            self._write(cmd.encode() + b"\r")
+            self._write(cmd.encode() + b"\r", _secret_at(cmd) >= 0)
             if data is not None:
                 try:
                     await wait_for_ms(self._wait_prompt_or_done(), prompt_timeout_ms or timeout_ms)
@@ -377,6 +473,7 @@ class ATEngine:
             self._pending = None
             self._pending_prefix = None
             self.framer.want_prompt = False
+            self._hold_end()
         self.echo = r.echo
         self._check_final(r, w)
 
@@ -392,7 +489,7 @@ class ATEngine:
             if len(mv) > _CHUNK:
                 await sleep_ms(0)
         if self.log:
-            self.log.sent(data)
+            self._log(0, ("<%d bytes redacted>" % len(data)).encode() if self._secret_body else data)
 
     def _timeout(self, cmd, why):
         self.stats["timeouts"] += 1
@@ -410,12 +507,12 @@ class ATEngine:
         cmd = r.cmd
         if f.startswith("+CME ERROR:"):
             code = _num(f[11:].strip())
-            raise CMEError(cmd, code, codes.cme_meaning(code) if isinstance(code, int) else code, r.lines, "+CME ERROR")
+            raise CMEError(cmd, code, cme_meaning(code) if isinstance(code, int) else code, r.lines, "+CME ERROR")
         if f.startswith("+CMS ERROR:"):
             code = _num(f[11:].strip())
             raise CMSError(cmd, code, "message service error", r.lines, "+CMS ERROR")
         if f == "ERROR":
-            code, meaning, pfx = None, None, self._pending_prefix_of(cmd)
+            code, meaning, pfx = None, None, response_prefix(cmd)
             if w is not None and w.line is not None:  # '+CMD: 0,<err>' then ERROR
                 code = _last_int(w.line[len(w.prefix) :])
                 pfx = w.prefix
@@ -429,9 +526,6 @@ class ATEngine:
                 meaning = self.meaning(pfx, code)
             raise ATCommandError(cmd, code, meaning, r.lines, "ERROR")
         # a caller-given terminator ends the command successfully
-
-    def _pending_prefix_of(self, cmd):
-        return response_prefix(cmd)
 
     async def wait_urc(self, prefix, timeout_ms):
         """Await the next line starting with `prefix` (e.g. 'PB DONE' after power-on); returns it."""
@@ -488,43 +582,84 @@ class ATEngine:
             self._pending = None
             self._pending_prefix = None
 
-    def _write(self, b):
+    def _write(self, b, secret=False):
         self.stream.write(b)
         if self.log:
-            self.log.sent(b)
-
-    async def write_raw(self, data):
-        """Write bytes outside any command (e.g. Ctrl-Z); holds the command lock."""
-        async with self._lock:
-            self._write(data)
+            self._log(0, (redact(str(b, "utf-8")[:-1]) + "\r").encode() if secret else b)
 
     # -- the reader ------------------------------------------------------------------------------
     async def _reader(self):
-        buf = self._rbuf
-        rd = self.stream.readinto
+        # Nothing may end this task: it is the only reader of the UART. Every exception (a stream
+        # error, the log, the framer, MemoryError) is counted and survived; a body being read when
+        # it happened is given up as after a body timeout.
         while True:
             try:
-                n = rd(buf)
-            except OSError:
+                n = self._read_once()
+            except Exception as e:  # noqa: BLE001
                 n = 0
+                self._reader_failed(e)
             if n:
-                if self.log:
-                    self.log.recv(memoryview(buf)[:n])
-                if self.framer.in_body() and not self._body_t0:
-                    self._body_t0 = self.clock.ticks_ms()
-                self.framer.feed(buf, n)
-                if not self.framer.in_body():
-                    self._body_t0 = 0
                 await sleep_ms(0)  # let the waiters run; a stream that is never empty must not starve them
                 continue
-            if self.framer.in_body():
-                if not self._body_t0:
-                    self._body_t0 = self.clock.ticks_ms()
-                elif self.clock.since(self._body_t0) > self.body_timeout_ms:
-                    self._body_timed_out()
             # a reply is due: look again soon; idle: the relaxed interval (URCs are not urgent)
             busy = self._pending is not None or self.framer.in_body()
             await sleep_ms(_FAST_POLL_MS if busy else self.poll_ms)
+
+    def _read_once(self):
+        buf = self._rbuf
+        fr = self.framer
+        try:
+            n = self.stream.readinto(buf)
+        except OSError:
+            n = 0
+        if n:
+            if fr.in_body() and not self._body_t0:
+                self._body_t0 = self.clock.ticks_ms()
+            try:
+                fr.feed(buf, n)
+            finally:
+                if self.log:
+                    self._log_recv(buf, n)
+                if fr.masked:
+                    fr.masked.clear()
+            if not fr.in_body():
+                self._body_t0 = 0
+            return n
+        if fr.in_body():
+            if not self._body_t0:
+                self._body_t0 = self.clock.ticks_ms()
+            elif self.clock.since(self._body_t0) > self.body_timeout_ms:
+                self._body_timed_out()
+        return 0
+
+    def _log_recv(self, buf, n):
+        sp = self.framer.masked
+        if sp:  # secret bodies (incoming payloads): the log gets '*' for each of their bytes
+            b = bytearray(buf[:n])
+            for k in range(0, len(sp), 2):
+                for j in range(sp[k], sp[k + 1]):
+                    b[j] = 42
+            data = b
+        else:
+            data = memoryview(buf)[:n]
+        h = self._hold
+        if h is not None and len(h) < 4096:
+            h.extend(data)
+        elif h is not None:  # bounded: a long exchange is logged without its RECV bytes
+            self._log(2, "(%d received bytes not logged: a command with credentials was in flight)" % n)
+        else:
+            self._log(1, data)
+
+    def _reader_failed(self, e):
+        self.stats["reader_errors"] += 1
+        self.reader_error = e
+        try:
+            self.framer.masked = []
+            if self.framer.in_body():
+                self._body_timed_out()
+            self._log(2, "AT reader survived %r" % e)
+        except Exception:  # noqa: BLE001 - even this must not end the reader
+            pass
 
     def _body_timed_out(self):
         cb = self.framer._body_cb
@@ -588,15 +723,14 @@ class ATEngine:
                             self._handle(fn, line, body)
 
                         try:
-                            self.framer.expect_body(n, done)
+                            self.framer.expect_body(n, done, e[3] and self.log is not None)
                             return
                         except ValueError:
                             # longer than any body the module sends (a length garbled by line
                             # noise): reading it would swallow the replies that follow. The
                             # handler is told the body is lost, as after a body timeout.
                             self.stats["errors"] += 1
-                            if self.log:
-                                self.log.note("body of %d bytes refused (buffer %d): %s" % (n, self.framer.body_max(), line))
+                            self._log(2, "body of %d bytes refused (buffer %d): %s" % (n, self.framer.body_max(), line))
                 self._handle(fn, line, None)
                 return
         # 8. anything else is part of the reply in flight (ATI, CCERTLIST...), except a '+XYZ:'
@@ -617,8 +751,7 @@ class ATEngine:
             fn(line, body)
         except Exception as e:  # noqa: BLE001 - any handler bug
             self.stats["errors"] += 1
-            if self.log:
-                self.log.note("URC handler for %r failed: %r" % (line, e))
+            self._log(2, "URC handler for %r failed: %r" % (line, e))
 
     def _fill(self, w, line):
         w.line = line

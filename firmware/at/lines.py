@@ -47,6 +47,8 @@ class Framer:
         self._body_len = 0  # bytes wanted
         self._body_pos = 0
         self._body_cb = None
+        self._body_mask = False
+        self.masked = []  # [start, end, ...] of masked body bytes in the current feed (the log's)
         self._skip_lf = False  # a CR just ended a line: a following LF belongs to it
         self._skip_sp = False  # after '>' the module may send one space
         self._echo = None
@@ -55,9 +57,10 @@ class Framer:
         self.overflows = 0
 
     # -- requests from the engine -------------------------------------------------------------
-    def expect_body(self, n, cb):
+    def expect_body(self, n, cb, mask=False):
         """Called from inside on_line: the next n raw bytes (after the line's own CRLF) are a
-        body for cb(bytes). A body larger than the buffer is refused with ValueError."""
+        body for cb(bytes). A body larger than the buffer is refused with ValueError. mask: the
+        positions of its bytes in each feed() are appended to `masked` (for a redacted log)."""
         if n <= 0:
             cb(b"")
             return
@@ -66,6 +69,7 @@ class Framer:
         self._body_len = n
         self._body_pos = 0
         self._body_cb = cb
+        self._body_mask = mask
 
     def body_max(self):
         """The longest body expect_body accepts (the body buffer's size)."""
@@ -146,6 +150,9 @@ class Framer:
         if take > n - i:
             take = n - i
         self._bmv[self._body_pos : self._body_pos + take] = memoryview(buf)[i : i + take]
+        if self._body_mask:
+            self.masked.append(i)
+            self.masked.append(i + take)
         self._body_pos += take
         i += take
         if self._body_pos == self._body_len:

@@ -11,38 +11,41 @@
 #   its reply is byte-identical to the DISC result.
 # - Topic/payload limits and UTF-8 are checked before anything is sent.
 # - Incoming topic/payload chunks are read by byte count (engine body_len), so CR/LF and
-#   chunking (<=1500 bytes) are preserved.
+#   chunking (<=1500 bytes) are preserved. A message is refused by the length +CMQTTRXSTART
+#   announces, before any byte is buffered, above codes.RX_TOPIC_CAP / RX_PAYLOAD_CAP (256 / 2048
+#   bytes): it is counted, logged and dropped, and the RX gate reopens at its +CMQTTRXEND. Any
+#   error while assembling (MemoryError included) drops the message the same way.
+# - Older module firmware: AT+CMQTTACCQ refusing the 4th (MQTT version) argument is retried
+#   without it; AT+CMQTTCFG="checkUTF8" refused is logged and skipped.
 import asyncio
 
-from at.engine import ATCommandError, ATError, ATTimeout, ModemRebooted
+from at.engine import ATCommandError, ATError, ATTimeout, ModemRebooted, default_meaning
 from core.compat import DEFAULT_CLOCK
+from core.errors import NetError
 from modem import codes
-from net.publisher import NetError
 
 # ---------------------------------------------------------------------------------------
-# Errors. Every CMQTT <err> 1..35 raises CmqttError (or a subclass) carrying .code, .meaning and
-# .hint from modem.codes, and a .name generated from the codes table ("SockConnectFail" for 3).
-# The codes callers branch on have their own subclass (error_class(code)). Classes are few on
-# purpose: each one costs RAM on the ESP32.
+# Errors. Every CMQTT <err> 1..35 raises CmqttError carrying .code, .name ("SockConnectFail" for
+# 3), .meaning and .hint, looked up in modem/code_texts.py when the error happens (the texts are
+# not resident). One class: callers test .code or the family predicates below.
 
 
 class CmqttError(NetError):
-    """A CMQTT <err> from the modem: `.code`, `.meaning`, `.hint` (what to do), `.op` (command)."""
+    """A CMQTT <err> from the modem: `.code`, `.name`, `.meaning`, `.hint` (what to do), `.op`
+    (the command)."""
 
     def __init__(self, op, code, detail=None):
-        meaning = codes.cmqtt_meaning(code) if code is not None else (detail or "error")
+        if code is None:
+            name, meaning, hint = "CmqttError", detail or "error", None
+        else:
+            name, meaning, hint = codes.cmqtt_info(code)
         msg = "%s failed" % op
         if detail:
             msg = "%s: %s" % (msg, detail)
         NetError.__init__(self, msg, code, meaning)
         self.op = op
-        self.hint = codes.cmqtt_hint(code)
-
-    @property
-    def name(self):
-        if self.code is None:
-            return type(self).__name__
-        return error_name(self.code)
+        self.name = name
+        self.hint = hint
 
     def __str__(self):
         s = "%s [%s]" % (NetError.__str__(self), self.name)
@@ -51,81 +54,37 @@ class CmqttError(NetError):
         return s
 
 
-class NoConnection(CmqttError):  # 11
-    pass
+# Families of <err> codes (modem/code_texts.py): the broker's CONNACK refusals (27..31), TLS
+# failures (32 handshake, 33 certificate not set, 34 SSL session), and the peer refusing the
+# session at all: 15 "require connection fail" is what a broker asking for a client certificate
+# it does not trust (mosquitto require_certificate) gives.
+def is_refused(code):
+    return code is not None and 27 <= code <= 31
 
 
-class ClientBusy(CmqttError):  # 14
-    pass
+def is_tls(code):
+    return code is not None and 32 <= code <= 34
 
 
-class CmqttTimeout(CmqttError):  # 17, and "no result within the time allowed"
-    pass
+def is_peer_refusal(code):
+    """The broker or the TLS peer refused the session: not a modem fault (keep it registered)."""
+    return code == 15 or (code is not None and 27 <= code <= 34)
 
 
-class ClientUsed(CmqttError):  # 19
-    pass
-
-
-class ClientNotAcquired(CmqttError):  # 20
-    pass
-
-
-class NetworkOpened(CmqttError):  # 23
-    pass
-
-
-class ConnectionRefused(CmqttError):  # 27..31: the broker's CONNACK refusals
-    pass
-
-
-class TlsError(CmqttError):  # 32..34
-    pass
-
-
-class HandshakeFail(TlsError):  # 32
-    pass
-
-
-class NotSetCertificate(TlsError):  # 33
-    pass
-
-
-class SslSessionFailed(TlsError):  # 34
-    pass
-
-
-class ConnectionLost(CmqttError):
-    """The session went down (+CMQTTCONNLOST / +CMQTTNONET / +CMQTTPING) while an operation waited."""
-
-    pass
-
-
-_CLASSES = {11: NoConnection, 14: ClientBusy, 17: CmqttTimeout, 19: ClientUsed, 20: ClientNotAcquired, 23: NetworkOpened, 32: HandshakeFail, 33: NotSetCertificate, 34: SslSessionFailed}
-
-
-def error_class(code):
-    c = _CLASSES.get(code)
-    if c is None:
-        if code is not None and 27 <= code <= 31:
-            return ConnectionRefused
-        return CmqttError
-    return c
+def cmqtt_error(op, code, detail=None):
+    return CmqttError(op, code, detail)
 
 
 def error_name(code):
     """'sock connect fail' (3) -> 'SockConnectFail': the name of every code, from the table."""
-    c = error_class(code)
-    if c is not CmqttError and c is not ConnectionRefused and c is not TlsError:
-        return c.__name__
-    out = []
-    for w in (codes.cmqtt_meaning(code) or "").replace(":", " ").replace("-", " ").split():
-        out.append(w[0].upper() + w[1:])
-    return "".join(out)
+    return codes.cmqtt_info(code)[0]
 
 
-def cmqtt_error(op, code, detail=None):
-    return error_class(code)(op, code, detail)
+def _at_meaning(prefix, code):
+    # ATEngine.meaning for ERROR replies with a '+CMQTTxxx: <idx>,<err>' line
+    if prefix and prefix.startswith("+CMQTT"):
+        return codes.cmqtt_meaning(code)
+    return "error %s" % code
 
 
 class CmqttArgError(ValueError):
@@ -230,15 +189,20 @@ class Cmqtt:
         self.disc_in_flight = False
         self._msg_cb = None
         self._state_cb = None
-        # incoming message assembly
-        self._rx_topic = bytearray()
-        self._rx_payload = bytearray()
+        # incoming message assembly: buffers of the announced sizes, filled up to _rx_tpos/_rx_ppos
+        self._rx_topic = None
+        self._rx_payload = None
+        self._rx_tpos = self._rx_ppos = 0
         self._rx_tlen = 0
         self._rx_plen = 0
+        self._rx_drop = None  # why the message in flight is being dropped
         self.rx_count = 0
         self.rx_errors = 0
-        self.stats = {"busy_retries": 0, "rx": 0}
+        self.accq_version = True  # send ACCQ's MQTT-version argument (older firmware refuses it)
+        self.stats = {"busy_retries": 0, "rx": 0, "rx_dropped": 0}
         self._install_urcs()
+        if at.meaning is default_meaning:
+            at.meaning = _at_meaning
 
     # ------------------------------------------------------------------ URCs
     def _install_urcs(self):
@@ -248,7 +212,7 @@ class Cmqtt:
         at.on_urc("+CMQTTPING:", self._urc_ping)
         at.on_urc("+CMQTTRXSTART:", self._urc_rxstart)
         at.on_urc("+CMQTTRXTOPIC:", self._urc_rxtopic, body_len=self._chunk_len)
-        at.on_urc("+CMQTTRXPAYLOAD:", self._urc_rxpayload, body_len=self._chunk_len)
+        at.on_urc("+CMQTTRXPAYLOAD:", self._urc_rxpayload, body_len=self._chunk_len, secret=True)
         at.on_urc("+CMQTTRXEND:", self._urc_rxend)
 
     def _for_me(self, line):
@@ -291,44 +255,86 @@ class Cmqtt:
             return 0
 
     def _urc_rxstart(self, line, body=None):
-        parts = line.split(":", 1)[1].split(",")
         self._rx_idle.clear()
-        self._rx_topic = bytearray()
-        self._rx_payload = bytearray()
+        self._rx_reset()
         try:
-            self._rx_tlen = int(parts[1])
-            self._rx_plen = int(parts[2])
+            parts = line.split(":", 1)[1].split(",")
+            tl = int(parts[1])
+            pl = int(parts[2])
         except (IndexError, ValueError):
-            self._rx_tlen = self._rx_plen = -1
+            tl = pl = -1  # unknown: assembled up to the caps and not checked at RXEND
+        self._rx_tlen, self._rx_plen = tl, pl
+        if tl > codes.RX_TOPIC_CAP or pl > codes.RX_PAYLOAD_CAP:
+            self._rx_drop = "announced topic %d / payload %d bytes, more than this firmware accepts (%d / %d)" % (tl, pl, codes.RX_TOPIC_CAP, codes.RX_PAYLOAD_CAP)
+            return
+        try:
+            self._rx_topic = bytearray(tl if tl > 0 else 0)
+            self._rx_payload = bytearray(pl if pl > 0 else 0)
+        except MemoryError:
+            self._rx_reset("out of memory for a %d-byte message" % pl)
+
+    def _rx_reset(self, drop=None):
+        self._rx_topic = self._rx_payload = None
+        self._rx_tpos = self._rx_ppos = 0
+        self._rx_drop = drop
+
+    def _rx_put(self, buf, pos, known, cap, body):
+        # copy a chunk at pos; returns the new position (or None: the message is being dropped)
+        end = pos + len(body)
+        if known >= 0:
+            if end > len(buf):
+                self._rx_reset("more bytes than announced")
+                return None
+            buf[pos:end] = body
+        else:
+            if end > cap:
+                self._rx_reset("over %d bytes (length not announced)" % cap)
+                return None
+            buf.extend(body)
+        return end
 
     def _urc_rxtopic(self, line, body=None):
-        if body:
-            self._rx_topic += body
+        if body and self._rx_drop is None and self._rx_topic is not None:
+            try:
+                p = self._rx_put(self._rx_topic, self._rx_tpos, self._rx_tlen, codes.RX_TOPIC_CAP, body)
+            except MemoryError:
+                p = None
+                self._rx_reset("out of memory")
+            if p is not None:
+                self._rx_tpos = p
 
     def _urc_rxpayload(self, line, body=None):
-        if body:
-            self._rx_payload += body
+        if body and self._rx_drop is None and self._rx_payload is not None:
+            try:
+                p = self._rx_put(self._rx_payload, self._rx_ppos, self._rx_plen, codes.RX_PAYLOAD_CAP, body)
+            except MemoryError:
+                p = None
+                self._rx_reset("out of memory")
+            if p is not None:
+                self._rx_ppos = p
 
     def _urc_rxend(self, line, body=None):
-        topic = bytes(self._rx_topic)
-        payload = bytes(self._rx_payload)
-        ok = (self._rx_tlen < 0 or len(topic) == self._rx_tlen) and (self._rx_plen < 0 or len(payload) == self._rx_plen)
-        self._rx_topic = bytearray()
-        self._rx_payload = bytearray()
+        t, p, tpos, ppos, drop = self._rx_topic, self._rx_payload, self._rx_tpos, self._rx_ppos, self._rx_drop
+        self._rx_reset()
         self._rx_idle.set()
-        if not ok:
+        if drop is None and t is None:
+            drop = "no +CMQTTRXSTART"
+        if drop is None and ((self._rx_tlen >= 0 and tpos != self._rx_tlen) or (self._rx_plen >= 0 and ppos != self._rx_plen)):
+            drop = "length mismatch: topic %d/%d payload %d/%d" % (tpos, self._rx_tlen, ppos, self._rx_plen)
+        if drop is not None:
             self.rx_errors += 1
+            self.stats["rx_dropped"] += 1
             if self.log:
-                self.log.warn("incoming message length mismatch: topic %d/%d payload %d/%d", len(topic), self._rx_tlen, len(payload), self._rx_plen)
+                self.log.warn("incoming message dropped: %s", drop)
             return
         self.rx_count += 1
         self.stats["rx"] += 1
         if self._msg_cb:
             try:
-                t = str(topic, "utf-8")
+                topic = str(t, "utf-8")
             except UnicodeError:
-                t = repr(topic)
-            self._msg_cb(t, payload)
+                topic = repr(bytes(t))
+            self._msg_cb(topic, bytes(p))
 
     # ------------------------------------------------------------------ public state
     def on_message(self, cb):
@@ -359,6 +365,7 @@ class Cmqtt:
                 await self.clock.wait_for_ms(self._rx_idle.wait(), 30000)
             except asyncio.TimeoutError:
                 # a burst that never ended (lost bytes): forget it, the next command re-syncs
+                self._rx_reset()
                 self._rx_idle.set()
                 self.rx_errors += 1
 
@@ -392,15 +399,15 @@ class Cmqtt:
                 self.started = self.acquired = False
                 raise
             except ATTimeout as e:
-                raise cmqtt_error(op, 17, "no reply from the modem to %s (%s)" % (cmd, e.msg))
+                raise cmqtt_error(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
             except CmqttError as e:
                 err = e
             except ATError as e:
                 code = self._code_from_exc(e, prefix, result)
                 if code is None:
                     if isinstance(e, ATCommandError):
-                        raise cmqtt_error(op, 1, "%s answered ERROR" % cmd)
-                    raise cmqtt_error(op, 1, "%s: %s" % (cmd, e))
+                        raise cmqtt_error(op, 1, "%s answered ERROR" % e.cmd)
+                    raise cmqtt_error(op, 1, str(e))
                 err = cmqtt_error(op, code)
             if err.code == 11:
                 self._set_down("error 11 (no connection) on %s" % op)
@@ -419,10 +426,6 @@ class Cmqtt:
         if code is None and result is not None:
             code = _parse_code(getattr(e, "result", None))
         return code
-
-    async def _locked(self, coro_fn, *args):
-        async with self._lock:
-            return await coro_fn(*args)
 
     # ------------------------------------------------------------------ service
     async def start(self):
@@ -471,14 +474,16 @@ class Cmqtt:
             self.nonet = False
 
     async def acquire(self, client_id, tls=False):
-        """AT+CMQTTACCQ (MQTT 3.1.1) then checkUTF8. A client left acquired (19) is released first."""
+        """AT+CMQTTACCQ (MQTT 3.1.1) then checkUTF8. A client left acquired (19) is released first.
+        Older module firmware: ACCQ without the version argument (then 3.1.1 is its only
+        protocol), and no checkUTF8 setting (logged; the module keeps its default)."""
         cid = _to_bytes(client_id)
         if not 1 <= len(cid) <= codes.CLIENT_ID_MAX or b'"' in cid:
             raise CmqttArgError("client id must be 1..%d bytes without '\"'" % codes.CLIENT_ID_MAX)
-        cmd = 'AT+CMQTTACCQ=%d,"%s",%d,4' % (self.idx, str(cid, "utf-8"), 1 if tls else 0)
+        base = 'AT+CMQTTACCQ=%d,"%s",%d' % (self.idx, str(cid, "utf-8"), 1 if tls else 0)
         async with self._lock:
             try:
-                await self._cmd("CMQTTACCQ", cmd)
+                await self._accq(base)
             except CmqttError as e:
                 if e.code != 19:
                     raise
@@ -490,9 +495,28 @@ class Cmqtt:
                         await self._cmd(op, c, result=res, busy_retries=1)
                     except CmqttError:
                         pass
-                await self._cmd("CMQTTACCQ", cmd)
+                await self._accq(base)
             self.acquired = True
-            await self._cmd("CMQTTCFG", 'AT+CMQTTCFG="checkUTF8",%d,%d' % (self.idx, 1 if self.check_utf8 else 0))
+            try:
+                await self._cmd("CMQTTCFG", 'AT+CMQTTCFG="checkUTF8",%d,%d' % (self.idx, 1 if self.check_utf8 else 0))
+            except CmqttError as e:
+                if e.code not in (1, 12, 13):
+                    raise
+                if self.log:
+                    self.log.warn("AT+CMQTTCFG=\"checkUTF8\" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)", e)
+
+    async def _accq(self, base):
+        if self.accq_version:
+            try:
+                await self._cmd("CMQTTACCQ", base + ",4")
+                return
+            except CmqttError as e:
+                if e.code not in (1, 12):  # ERROR / invalid parameter: the 4th argument is unknown
+                    raise
+                self.accq_version = False
+                if self.log:
+                    self.log.warn("AT+CMQTTACCQ refused the MQTT version argument (%s): retrying without it", e)
+        await self._cmd("CMQTTACCQ", base)
 
     async def release(self):
         async with self._lock:
