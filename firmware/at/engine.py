@@ -219,6 +219,7 @@ class ATEngine:
         self.body_timeout_ms = 2000
         self.echo = True  # the module boots with echo on; updated from each reply
         self.unhandled = None  # optional fn(line) for lines nobody claimed
+        self.warn = print  # fn(text): says once that the AT log went off
         self.stats = {"cmds": 0, "urcs": 0, "timeouts": 0, "errors": 0, "reboots": 0, "stray": 0, "reader_errors": 0, "restarts": 0}
         self.log_error = None  # why the AT log was turned off
         self.reader_error = None  # the last exception the reader survived
@@ -283,7 +284,7 @@ class ATEngine:
         except Exception as e:  # noqa: BLE001 - OSError (flash full), MemoryError, a bad writer
             self.log = None
             self.log_error = e
-            print("AT log off: writing it failed (%r); the modem link goes on without it" % e)
+            self.warn("AT log off: writing it failed (%r); the modem link goes on without it" % e)
             try:
                 lg.close()
             except Exception:  # noqa: BLE001
