@@ -1,7 +1,6 @@
 # The AT engine's robustness and secrecy (issue 11 §4, §5), on CPython and under MicroPython:
 # a reader that survives anything, an AT log that turns itself off on a full flash, and no
 # credential, key or incoming payload in the AT log or in any error text.
-import asyncio
 
 from at.engine import ATCommandError, ATEngine, ATLog, RotatingFile
 from core.compat import sleep_ms
