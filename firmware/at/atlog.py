@@ -2,7 +2,12 @@
 # the transcript doctor reads. Its own module so that it costs no RAM unless the log is on
 # (telelogger.app imports it only then).
 from at.lines import to_text
+from at.reply import REDACTED, redact, secret_at
 from core.compat import DEFAULT_CLOCK
+
+# Commands whose '>' data body is secret (certificates and private keys)
+SECRET_BODY = ("AT+CCERTDOWN=",)
+_HOLD_MAX = 4096
 
 
 class ATLog:
@@ -14,6 +19,63 @@ class ATLog:
         self.write = write
         self.clock = clock or DEFAULT_CLOCK
         self.t0 = self.clock.ticks_ms()
+        self._hold = None  # RECV bytes held back while a command with credentials is in flight
+        self._secrets = None  # what to mask in them
+
+    # -- what the engine calls ---------------------------------------------------------------
+    def command(self, cmd):
+        """A command line goes out. With credentials: logged redacted, and the RECV bytes are held
+        until done() so the module's echo of it can be masked too."""
+        i = secret_at(cmd)
+        sec = [cmd[i:].encode()] if i >= 0 else []
+        for p in SECRET_BODY:
+            if cmd.startswith(p):
+                sec.append(None)  # the data body, known at data()
+        if sec:
+            self._secrets = sec
+            self._hold = bytearray()
+        self.sent((redact(cmd) + "\r").encode())
+
+    def data(self, cmd, data):
+        """A '>' data body went out (certificates and keys only as their size)."""
+        sec = self._secrets
+        if sec and None in sec:
+            sec[sec.index(None)] = bytes(data)
+            self.sent(("<%d bytes redacted>" % len(data)).encode())
+        else:
+            self.sent(data)
+
+    def received(self, buf, n, masked):
+        """buf[:n] arrived; masked = [start, end, ...] of secret body bytes in it ('*' in the log)."""
+        if masked:
+            b = bytearray(buf[:n])
+            for k in range(0, len(masked), 2):
+                for j in range(masked[k], masked[k + 1]):
+                    b[j] = 42
+            data = b
+        else:
+            data = memoryview(buf)[:n]
+        h = self._hold
+        if h is None:
+            self.recv(data)
+        elif len(h) < _HOLD_MAX:
+            h.extend(data)
+        else:  # bounded: the rest of a long exchange is logged by size only
+            self.note("(%d received bytes not logged: a command with credentials was in flight)" % n)
+
+    def done(self):
+        """The command in flight completed: log what was held, secrets masked."""
+        h = self._hold
+        if h is None:
+            return
+        self._hold = None
+        b = bytes(h)
+        for x in self._secrets:
+            if x:
+                b = b.replace(x, REDACTED.encode())
+        self._secrets = None
+        if b:
+            self.recv(b)
 
     def _block(self, kind, data):
         t = self.clock.diff(self.clock.ticks_ms(), self.t0)
