@@ -21,145 +21,30 @@ import asyncio
 
 from at.engine import ATCommandError, ATError, ATTimeout, ModemRebooted, default_meaning
 from core.compat import DEFAULT_CLOCK
-from core.errors import NetError
+from core.errors import lookup
 from modem import codes
-
-# ---------------------------------------------------------------------------------------
-# Errors. Every CMQTT <err> 1..35 raises CmqttError carrying .code, .name ("SockConnectFail" for
-# 3), .meaning and .hint, looked up in modem/code_texts.py when the error happens (the texts are
-# not resident). One class: callers test .code or the family predicates below.
-
-
-class CmqttError(NetError):
-    """A CMQTT <err> from the modem: `.code`, `.name`, `.meaning`, `.hint` (what to do), `.op`
-    (the command)."""
-
-    def __init__(self, op, code, detail=None):
-        if code is None:
-            name, meaning, hint = "CmqttError", detail or "error", None
-        else:
-            name, meaning, hint = codes.cmqtt_info(code)
-        msg = "%s failed" % op
-        if detail:
-            msg = "%s: %s" % (msg, detail)
-        NetError.__init__(self, msg, code, meaning)
-        self.op = op
-        self.name = name
-        self.hint = hint
-
-    def __str__(self):
-        s = "%s [%s]" % (NetError.__str__(self), self.name)
-        if self.hint:
-            s = "%s; %s" % (s, self.hint)
-        return s
-
-
-# Families of <err> codes (modem/code_texts.py): the broker's CONNACK refusals (27..31), TLS
-# failures (32 handshake, 33 certificate not set, 34 SSL session), and the peer refusing the
-# session at all: 15 "require connection fail" is what a broker asking for a client certificate
-# it does not trust (mosquitto require_certificate) gives.
-def is_refused(code):
-    return code is not None and 27 <= code <= 31
-
-
-def is_tls(code):
-    return code is not None and 32 <= code <= 34
-
-
-def is_peer_refusal(code):
-    """The broker or the TLS peer refused the session: not a modem fault (keep it registered)."""
-    return code == 15 or (code is not None and 27 <= code <= 34)
-
-
-def cmqtt_error(op, code, detail=None):
-    return CmqttError(op, code, detail)
-
-
-def error_name(code):
-    """'sock connect fail' (3) -> 'SockConnectFail': the name of every code, from the table."""
-    return codes.cmqtt_info(code)[0]
-
-
-def _at_meaning(prefix, code):
-    # ATEngine.meaning for ERROR replies with a '+CMQTTxxx: <idx>,<err>' line
-    if prefix and prefix.startswith("+CMQTT"):
-        return codes.cmqtt_meaning(code)
-    return "error %s" % code
-
-
-class CmqttArgError(ValueError):
-    """A topic/payload/client id refused by the driver before anything was sent."""
-
-    pass
-
-
-class TopicTooLong(CmqttArgError):
-    pass
-
-
-class PayloadTooLong(CmqttArgError):
-    pass
-
-
-class InvalidUtf8(CmqttArgError):
-    pass
-
-
-# ---------------------------------------------------------------------------------------
-
-
-def _to_bytes(x):
-    if isinstance(x, str):
-        return x.encode()
-    return bytes(x)
-
-
-def _is_utf8(b):
-    try:
-        str(b, "utf-8")
-        return True
-    except UnicodeError:
-        return False
-
-
-def check_topic(topic, what="topic"):
-    b = _to_bytes(topic)
-    if not b:
-        raise TopicTooLong("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX))
-    if len(b) > codes.TOPIC_MAX:
-        raise TopicTooLong("%s is %d bytes, the SIM7600 allows 1..%d" % (what, len(b), codes.TOPIC_MAX))
-    if not _is_utf8(b):
-        raise InvalidUtf8("%s is not valid UTF-8 (MQTT topics must be)" % what)
-    return b
-
-
-def check_payload(payload, utf8=False, limit=None):
-    b = _to_bytes(payload)
-    limit = limit or codes.PAYLOAD_MAX
-    if len(b) > limit:
-        raise PayloadTooLong("payload is %d bytes, the SIM7600 allows at most %d" % (len(b), limit))
-    if utf8 and not _is_utf8(b):
-        raise InvalidUtf8("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)")
-    return b
-
-
-def _parse_code(text):
-    """'0,14' -> 14, '23' -> 23, ' 0' -> 0; None when there is no number."""
-    if text is None:
-        return None
-    t = text.strip()
-    if "," in t:
-        t = t.split(",")[-1].strip()
-    try:
-        return int(t)
-    except ValueError:
-        return None
-
+from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
+    CmqttArgError,
+    CmqttError,
+    InvalidUtf8,
+    PayloadTooLong,
+    TopicTooLong,
+    _at_meaning,
+    _to_bytes,
+    check_payload,
+    check_topic,
+    cmqtt_error,
+    error_name,
+    parse_code,
+    is_peer_refusal,
+    is_refused,
+    is_tls,
+)
 
 def _code_in_lines(lines, prefix):
     for ln in lines or ():
         if ln.startswith(prefix):
-            return _parse_code(ln[len(prefix) :])
+            return parse_code(ln[len(prefix) :])
     return None
 
 
@@ -233,7 +118,7 @@ class Cmqtt:
     def _urc_connlost(self, line, body=None):
         if not self._for_me(line):
             return
-        cause = _parse_code(line.split(":", 1)[1])
+        cause = parse_code(line.split(":", 1)[1])
         self._set_down("connection lost (cause %s: %s)" % (cause, codes.connlost_cause(cause)))
 
     def _urc_nonet(self, line, body=None):
@@ -243,7 +128,7 @@ class Cmqtt:
     def _urc_ping(self, line, body=None):
         if not self._for_me(line):
             return
-        code = _parse_code(line.split(":", 1)[1])
+        code = parse_code(line.split(":", 1)[1])
         self._set_down("keep-alive ping failed (error %s: %s)" % (code, codes.cmqtt_meaning(code or 0)))
 
     @staticmethod
@@ -388,7 +273,7 @@ class Cmqtt:
                 r = await self.at.cmd(cmd, **kw)
                 code = None
                 if result is not None:
-                    code = _parse_code(r.result)
+                    code = parse_code(r.result)
                 else:
                     code = _code_in_lines(r.lines, prefix)
                 if code:
@@ -424,7 +309,7 @@ class Cmqtt:
             return e.code
         code = _code_in_lines(getattr(e, "lines", None), prefix)
         if code is None and result is not None:
-            code = _parse_code(getattr(e, "result", None))
+            code = parse_code(getattr(e, "result", None))
         return code
 
     # ------------------------------------------------------------------ service
@@ -442,37 +327,6 @@ class Cmqtt:
             self.nonet = False
             self.acquired = False
 
-    async def _cleanup(self):
-        """Best effort: leave the modem's MQTT service stopped. Errors are expected here."""
-        for op, cmd, res in (
-            ("CMQTTDISC", "AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
-            ("CMQTTREL", "AT+CMQTTREL=%d" % self.idx, None),
-            ("CMQTTSTOP", "AT+CMQTTSTOP", "+CMQTTSTOP: "),
-        ):
-            try:
-                self.disc_in_flight = op == "CMQTTDISC"
-                await self._cmd(op, cmd, result=res, result_timeout_ms=70000, busy_retries=1)
-            except CmqttError:
-                pass
-            finally:
-                self.disc_in_flight = False
-        self._connected = False
-        self.acquired = False
-        self.started = False
-
-    async def stop(self):
-        async with self._lock:
-            await self._cmd("CMQTTSTOP", "AT+CMQTTSTOP", result="+CMQTTSTOP: ")
-            self.started = False
-
-    async def reset_service(self):
-        """DISC/REL/STOP then START: recovery after +CMQTTNONET or a wedged client."""
-        async with self._lock:
-            await self._cleanup()
-            await self._cmd("CMQTTSTART", "AT+CMQTTSTART", result="+CMQTTSTART: ")
-            self.started = True
-            self.nonet = False
-
     async def acquire(self, client_id, tls=False):
         """AT+CMQTTACCQ (MQTT 3.1.1) then checkUTF8. A client left acquired (19) is released first.
         Older module firmware: ACCQ without the version argument (then 3.1.1 is its only
@@ -483,54 +337,18 @@ class Cmqtt:
         base = 'AT+CMQTTACCQ=%d,"%s",%d' % (self.idx, str(cid, "utf-8"), 1 if tls else 0)
         async with self._lock:
             try:
-                await self._accq(base)
+                await self._cmd("CMQTTACCQ", base + ",4" if self.accq_version else base)
             except CmqttError as e:
-                if e.code != 19:
+                if e.code != 19 and (e.code not in (1, 12) or not self.accq_version):
                     raise
-                for op, c, res in (
-                    ("CMQTTDISC", "AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
-                    ("CMQTTREL", "AT+CMQTTREL=%d" % self.idx, None),
-                ):
-                    try:
-                        await self._cmd(op, c, result=res, busy_retries=1)
-                    except CmqttError:
-                        pass
-                await self._accq(base)
+                await self._rare("accq_retry", base, e)
             self.acquired = True
             try:
                 await self._cmd("CMQTTCFG", 'AT+CMQTTCFG="checkUTF8",%d,%d' % (self.idx, 1 if self.check_utf8 else 0))
             except CmqttError as e:
                 if e.code not in (1, 12, 13):
                     raise
-                if self.log:
-                    self.log.warn("AT+CMQTTCFG=\"checkUTF8\" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)", e)
-
-    async def _accq(self, base):
-        if self.accq_version:
-            try:
-                await self._cmd("CMQTTACCQ", base + ",4")
-                return
-            except CmqttError as e:
-                if e.code not in (1, 12):  # ERROR / invalid parameter: the 4th argument is unknown
-                    raise
-                self.accq_version = False
-                if self.log:
-                    self.log.warn("AT+CMQTTACCQ refused the MQTT version argument (%s): retrying without it", e)
-        await self._cmd("CMQTTACCQ", base)
-
-    async def release(self):
-        async with self._lock:
-            await self._cmd("CMQTTREL", "AT+CMQTTREL=%d" % self.idx)
-            self.acquired = False
-
-    async def set_will(self, topic, message, qos=1):
-        t = check_topic(topic, "will topic")
-        m = check_payload(message, utf8=True, limit=codes.TOPIC_MAX)
-        if not m:
-            raise CmqttArgError("will message is empty (1..1024 bytes)")
-        async with self._lock:
-            await self._cmd("CMQTTWILLTOPIC", "AT+CMQTTWILLTOPIC=%d,%d" % (self.idx, len(t)), data=t)
-            await self._cmd("CMQTTWILLMSG", "AT+CMQTTWILLMSG=%d,%d,%d" % (self.idx, len(m), qos), data=m)
+                self._rare("utf8_refused", e)
 
     async def connect(self, host, port=1883, keepalive=60, clean=True, user=None, password=None, ssl_ctx=None, timeout_ms=120000):
         """AT+CMQTTSSLCFG (re-issued every time: DISC and failed connects clear it) then
@@ -552,35 +370,6 @@ class Cmqtt:
             self._connected = True
             if self._state_cb:
                 self._state_cb(True, "connected")
-
-    async def disconnect(self, timeout_s=60):
-        async with self._lock:
-            self.disc_in_flight = True
-            try:
-                await self._cmd(
-                    "CMQTTDISC",
-                    "AT+CMQTTDISC=%d,%d" % (self.idx, timeout_s),
-                    result="+CMQTTDISC: %d," % self.idx,
-                    result_timeout_ms=(timeout_s + 10) * 1000,
-                    busy_retries=1,
-                )
-            finally:
-                self.disc_in_flight = False
-                self._set_down("disconnected by us")
-
-    async def query_connected(self):
-        """AT+CMQTTDISC? — the modem's view (0 = connected). Shares the lock with DISC, so it is
-        never sent while a DISC is in flight (same bytes as the DISC result)."""
-        async with self._lock:
-            if self.disc_in_flight:
-                raise CmqttError("CMQTTDISC?", None, "refused: a DISC is in flight")
-            await self._gate()
-            r = await self.at.cmd("AT+CMQTTDISC?", timeout_ms=self.cmd_timeout_ms)
-            prefix = "+CMQTTDISC: %d," % self.idx
-            for ln in r.lines:
-                if ln.startswith(prefix):
-                    return _parse_code(ln[len(prefix) :]) == 0
-            return False
 
     # ------------------------------------------------------------------ messaging
     def _check_up(self, op):
@@ -621,27 +410,37 @@ class Cmqtt:
                 result_timeout_ms=70000,
             )
 
+    # ------------------------------------------------------------------ rare operations (modem/cmqtt_rare.py)
+    # (each takes the lock itself, as these methods did)
+    def _rare(self, fn, *args):
+        return lookup("modem.cmqtt_rare", fn, self, *args)
+
+    async def _cleanup(self):
+        await self._rare("cleanup")
+
+    async def stop(self):
+        await self._rare("stop")
+
+    async def reset_service(self):
+        """DISC/REL/STOP then START: recovery after +CMQTTNONET or a wedged client."""
+        await self._rare("reset_service")
+
+    async def release(self):
+        await self._rare("release")
+
+    async def set_will(self, topic, message, qos=1):
+        await self._rare("set_will", topic, message, qos)
+
+    async def disconnect(self, timeout_s=60):
+        await self._rare("disconnect", timeout_s)
+
+    async def query_connected(self):
+        """AT+CMQTTDISC? - the modem's view (0 = connected); never sent while a DISC is in flight."""
+        return await self._rare("query_connected")
+
     async def subscribe_many(self, topics):
         """Several topics in one SUBSCRIBE: SUBTOPIC per (topic, qos), then AT+CMQTTSUB=<idx>."""
-        items = [(check_topic(t), q) for t, q in topics]
-        if not items:
-            return
-        if sum(len(t) for t, _ in items) > 5120:
-            raise TopicTooLong("subscription topics total more than 5120 bytes")
-        async with self._lock:
-            self._check_up("CMQTTSUB")
-            for t, q in items:
-                await self._cmd("CMQTTSUBTOPIC", "AT+CMQTTSUBTOPIC=%d,%d,%d" % (self.idx, len(t), q), data=t)
-            await self._cmd("CMQTTSUB", "AT+CMQTTSUB=%d" % self.idx, result="+CMQTTSUB: %d," % self.idx, result_timeout_ms=70000)
+        await self._rare("subscribe_many", topics)
 
     async def unsubscribe(self, topic):
-        t = check_topic(topic)
-        async with self._lock:
-            self._check_up("CMQTTUNSUB")
-            await self._cmd(
-                "CMQTTUNSUB",
-                "AT+CMQTTUNSUB=%d,%d,0" % (self.idx, len(t)),
-                data=t,
-                result="+CMQTTUNSUB: %d," % self.idx,
-                result_timeout_ms=70000,
-            )
+        await self._rare("unsubscribe", topic)
