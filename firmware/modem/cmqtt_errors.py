@@ -49,13 +49,7 @@ def is_peer_refusal(code):
     return code == 15 or (code is not None and 27 <= code <= 34)
 
 
-def cmqtt_error(op, code, detail=None):
-    return CmqttError(op, code, detail)
-
-
-def error_name(code):
-    """'sock connect fail' (3) -> 'SockConnectFail': the name of every code, from the table."""
-    return codes.cmqtt_info(code)[0]
+cmqtt_error = CmqttError  # the old factory name
 
 
 def _at_meaning(prefix, code):
@@ -66,21 +60,13 @@ def _at_meaning(prefix, code):
 
 
 class CmqttArgError(ValueError):
-    """A topic/payload/client id refused by the driver before anything was sent."""
+    """A topic/payload/client id/argument refused by the driver before anything was sent.
+    `kind` says which check: "topic" (empty or too long), "payload" (too long), "utf8" (not valid
+    UTF-8), "arg" (any other argument)."""
 
-    pass
-
-
-class TopicTooLong(CmqttArgError):
-    pass
-
-
-class PayloadTooLong(CmqttArgError):
-    pass
-
-
-class InvalidUtf8(CmqttArgError):
-    pass
+    def __init__(self, msg, kind="arg"):
+        super().__init__(msg)
+        self.kind = kind
 
 
 # ---------------------------------------------------------------------------------------
@@ -103,11 +89,11 @@ def _is_utf8(b):
 def check_topic(topic, what="topic"):
     b = _to_bytes(topic)
     if not b:
-        raise TopicTooLong("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX))
+        raise CmqttArgError("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX), "topic")
     if len(b) > codes.TOPIC_MAX:
-        raise TopicTooLong("%s is %d bytes, the SIM7600 allows 1..%d" % (what, len(b), codes.TOPIC_MAX))
+        raise CmqttArgError("%s is %d bytes, the SIM7600 allows 1..%d" % (what, len(b), codes.TOPIC_MAX), "topic")
     if not _is_utf8(b):
-        raise InvalidUtf8("%s is not valid UTF-8 (MQTT topics must be)" % what)
+        raise CmqttArgError("%s is not valid UTF-8 (MQTT topics must be)" % what, "utf8")
     return b
 
 
@@ -115,9 +101,9 @@ def check_payload(payload, utf8=False, limit=None):
     b = _to_bytes(payload)
     limit = limit or codes.PAYLOAD_MAX
     if len(b) > limit:
-        raise PayloadTooLong("payload is %d bytes, the SIM7600 allows at most %d" % (len(b), limit))
+        raise CmqttArgError("payload is %d bytes, the SIM7600 allows at most %d" % (len(b), limit), "payload")
     if utf8 and not _is_utf8(b):
-        raise InvalidUtf8("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)")
+        raise CmqttArgError("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)", "utf8")
     return b
 
 

@@ -4,7 +4,7 @@
 # core.errors.lookup) and drops it again, so none of it is resident on the ESP32. Every function
 # takes the Cmqtt first and is called with its lock held where the original method took it.
 from modem import codes
-from modem.cmqtt_errors import CmqttArgError, CmqttError, TopicTooLong, check_payload, check_topic, parse_code
+from modem.cmqtt_errors import CmqttArgError, CmqttError, check_payload, check_topic, parse_code
 
 
 async def cleanup(mq):
@@ -94,7 +94,7 @@ async def subscribe_many(mq, topics):
     if not items:
         return
     if sum(len(t) for t, _ in items) > 5120:
-        raise TopicTooLong("subscription topics total more than 5120 bytes")
+        raise CmqttArgError("subscription topics total more than 5120 bytes", "topic")
     async with mq._lock:
         mq._check_up("CMQTTSUB")
         for t, q in items:

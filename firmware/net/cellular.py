@@ -21,7 +21,7 @@
 # connect starts from, so a refusal right after a full bring-up does not cause another one.
 from at.engine import ATError, ModemRebooted
 from core.compat import DEFAULT_CLOCK
-from core.errors import NetError, NotConnected
+from core.errors import NetError, NotConnected, lookup
 from modem import cmqtt as _c
 from modem.sim7600 import ModemError, Sim7600
 from modem.tls import Tls, TlsSetupError
@@ -43,17 +43,6 @@ def _fatal(e):
 
 def _peer_refusal(e):
     return isinstance(e, _c.CmqttError) and e.op == "CMQTTCONNECT" and _c.is_peer_refusal(e.code)
-
-
-def refusal_advice(e, host, port, tls):
-    """What was refused and what to check, for a CONNECT the broker or the TLS peer refused."""
-    if tls:
-        what = "the TLS peer / broker at %s:%d refused the session (%s)" % (host, port, e)
-        check = "check the CA certificate (certs.ca) matches the broker's, the client certificate and key (certs.cert, certs.key) are the pair the broker trusts, and the endpoint host and port (TLS port, e.g. 8883)"
-    else:
-        what = "the broker at %s:%d refused the session (%s)" % (host, port, e)
-        check = "check the endpoint host and port, the client id, mqtt_user/mqtt_pass, and whether the broker requires TLS or a client certificate"
-    return "%s; %s. Not a modem fault: the module stays registered" % (what, check)
 
 
 class CellularPublisher(Publisher):
@@ -330,45 +319,18 @@ class CellularPublisher(Publisher):
         self._need = L_SERVICE
 
 
+# Built once at boot, or used when a refusal has to be explained: net/cellular_setup.py, imported
+# for the call and dropped again (core.errors.lookup).
 def read_certs(certs):
-    """secrets.json names certificate files on the device ({"ca": "certs/ca.pem", ...}); the modem
-    needs their bytes (AT+CCERTDOWN). Empty entries are left out; bytes are passed through; a file
-    that cannot be read is a NetError naming the role and the path, before anything is sent."""
-    out = {}
-    for role in ("ca", "cert", "key"):
-        v = (certs or {}).get(role)
-        if not v:
-            continue
-        if isinstance(v, (bytes, bytearray)):
-            out[role] = bytes(v)
-            continue
-        try:
-            with open(v, "rb") as f:
-                out[role] = f.read()
-        except OSError as e:
-            raise NetError("certs.%s: cannot read %s (%s)" % (role, v, e))
-    return out
+    """secrets.json certificate entries -> {role: bytes} (see net.cellular_setup.read_certs)."""
+    return lookup("net.cellular_setup", "read_certs", certs)
 
 
 def from_config(at, cfg, clock=None, log=None):
     """Build a CellularPublisher from the telelogger config dict (see ARCHITECTURE.md)."""
-    b = cfg.get("broker", {})
-    cell = cfg.get("cellular", {})
-    tls = bool(b.get("tls"))
-    mcfg = {"apn": cell.get("apn"), "sim_pin": cell.get("sim_pin"), "apn_user": cfg.get("apn_user"), "apn_pass": cfg.get("apn_pass")}
-    return CellularPublisher(
-        at,
-        clock,
-        client_id=cfg.get("device_id", "freematics"),
-        host=b.get("host", "localhost"),
-        port=b.get("port", 8883 if tls else 1883),
-        tls=tls,
-        keepalive=b.get("keepalive", 60),
-        clean=b.get("clean_session", True),
-        user=cfg.get("mqtt_user") or None,
-        password=cfg.get("mqtt_pass") or None,
-        ssl_ctx=cell.get("ssl_ctx", 0),
-        certs=read_certs(cfg.get("certs")) if tls else None,
-        modem_cfg=mcfg,
-        log=log,
-    )
+    return lookup("net.cellular_setup", "from_config", at, cfg, clock, log)
+
+
+def refusal_advice(e, host, port, tls):
+    """What was refused and what to check, for a CONNECT the broker or the TLS peer refused."""
+    return lookup("net.cellular_setup", "refusal_advice", e, host, port, tls)
