@@ -103,6 +103,7 @@ class Framer:
     # -- the byte path -------------------------------------------------------------------------
     def feed(self, buf, n):
         """Process buf[0:n] (buf: bytearray or bytes)."""
+        mv = None  # one memoryview of buf per call, made when bytes are copied out of it
         i = 0
         while i < n:
             c = buf[i]
@@ -112,7 +113,9 @@ class Framer:
                     i += 1
                     continue
             if self._body_len:
-                i = self._feed_body(buf, i, n)
+                if mv is None:
+                    mv = memoryview(buf)
+                i = self._feed_body(mv, i, n)
                 continue
             if self._skip_sp:
                 self._skip_sp = False
@@ -137,19 +140,21 @@ class Framer:
                 continue
             # copy up to the next line end
             j = _find_eol(buf, i, n)
+            if mv is None:
+                mv = memoryview(buf)
             if j < 0:
-                self._append(buf, i, n)
+                self._append(mv, i, n)
                 return
-            self._append(buf, i, j)
+            self._append(mv, i, j)
             self._skip_lf = buf[j] == _CR
             i = j + 1
             self._emit()
 
-    def _feed_body(self, buf, i, n):
+    def _feed_body(self, mv, i, n):
         take = self._body_len - self._body_pos
         if take > n - i:
             take = n - i
-        self._bmv[self._body_pos : self._body_pos + take] = memoryview(buf)[i : i + take]
+        self._bmv[self._body_pos : self._body_pos + take] = mv[i : i + take]
         if self._body_mask:
             self.masked.append(i)
             self.masked.append(i + take)
@@ -165,7 +170,7 @@ class Framer:
                 cb(body)
         return i
 
-    def _append(self, buf, i, j):
+    def _append(self, mv, i, j):
         k = j - i
         if k <= 0:
             return
@@ -176,7 +181,7 @@ class Framer:
                 self._over = True
                 self.overflows += 1
         if k:
-            self._lmv[self._ll : self._ll + k] = memoryview(buf)[i : i + k]
+            self._lmv[self._ll : self._ll + k] = mv[i : i + k]
             self._ll += k
 
     def _emit(self):
