@@ -23,6 +23,7 @@ from at.engine import ATCommandError, ATError, ATTimeout, ModemRebooted, default
 from core.compat import DEFAULT_CLOCK
 from core.errors import lookup
 from modem import codes
+from modem.cmqtt_rx import CmqttRx
 from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
     CmqttArgError,
     CmqttError,
@@ -44,7 +45,7 @@ def _code_in_lines(lines, prefix):
     return None
 
 
-class Cmqtt:
+class Cmqtt(CmqttRx):
     """One CMQTT client (index 0 or 1) on an ATEngine.
 
     Callbacks: on_message(cb) cb(topic: str, payload: bytes) — called from the engine's reader
@@ -59,8 +60,6 @@ class Cmqtt:
         self.cmd_timeout_ms = cmd_timeout_ms
         self.log = log
         self._lock = asyncio.Lock()
-        self._rx_idle = asyncio.Event()
-        self._rx_idle.set()
         self._down = asyncio.Event()  # set when the session goes down
         self._connected = False
         self.started = False
@@ -68,17 +67,8 @@ class Cmqtt:
         self.nonet = False  # +CMQTTNONET seen: the service needs STOP/START
         self.last_down = None  # why the session last went down
         self.disc_in_flight = False
-        self._msg_cb = None
         self._state_cb = None
-        # incoming message assembly: buffers of the announced sizes, filled up to _rx_tpos/_rx_ppos
-        self._rx_topic = None
-        self._rx_payload = None
-        self._rx_tpos = self._rx_ppos = 0
-        self._rx_tlen = 0
-        self._rx_plen = 0
-        self._rx_drop = None  # why the message in flight is being dropped
-        self.rx_count = 0
-        self.rx_errors = 0
+        CmqttRx.__init__(self)
         self.accq_version = True  # send ACCQ's MQTT-version argument (older firmware refuses it)
         self.stats = {"busy_retries": 0, "rx": 0, "rx_dropped": 0}
         self._install_urcs()
@@ -88,9 +78,9 @@ class Cmqtt:
     # ------------------------------------------------------------------ URCs
     def _install_urcs(self):
         at = self.at
-        at.on_urc("+CMQTTCONNLOST:", self._urc_connlost)
-        at.on_urc("+CMQTTNONET", self._urc_nonet)
-        at.on_urc("+CMQTTPING:", self._urc_ping)
+        at.on_urc("+CMQTTCONNLOST:", self._urc_down)
+        at.on_urc("+CMQTTNONET", self._urc_down)
+        at.on_urc("+CMQTTPING:", self._urc_down)
         at.on_urc("+CMQTTRXSTART:", self._urc_rxstart)
         at.on_urc("+CMQTTRXTOPIC:", self._urc_rxtopic, body_len=self._chunk_len)
         at.on_urc("+CMQTTRXPAYLOAD:", self._urc_rxpayload, body_len=self._chunk_len, secret=True)
@@ -111,111 +101,18 @@ class Cmqtt:
         if was and self._state_cb:
             self._state_cb(False, why)
 
-    def _urc_connlost(self, line, body=None):
-        if not self._for_me(line):
+    def _urc_down(self, line, body=None):
+        # +CMQTTCONNLOST / +CMQTTNONET / +CMQTTPING: the session is down (why: modem/cmqtt_rare.py)
+        nonet = line.startswith("+CMQTTNONET")
+        if not nonet and not self._for_me(line):
             return
-        cause = parse_code(line.split(":", 1)[1])
-        self._set_down("connection lost (cause %s: %s)" % (cause, codes.connlost_cause(cause)))
-
-    def _urc_nonet(self, line, body=None):
-        self.nonet = True
-        self._set_down("no network (+CMQTTNONET): service needs STOP/START")
-
-    def _urc_ping(self, line, body=None):
-        if not self._for_me(line):
-            return
-        code = parse_code(line.split(":", 1)[1])
-        self._set_down("keep-alive ping failed (error %s: %s)" % (code, codes.cmqtt_meaning(code or 0)))
-
-    @staticmethod
-    def _chunk_len(line):
-        # '+CMQTTRXTOPIC: 0,21' -> 21 raw bytes follow the line
+        if nonet:
+            self.nonet = True
         try:
-            return int(line.rsplit(",", 1)[1])
-        except (IndexError, ValueError):
-            return 0
-
-    def _urc_rxstart(self, line, body=None):
-        self._rx_idle.clear()
-        self._rx_reset()
-        try:
-            parts = line.split(":", 1)[1].split(",")
-            tl = int(parts[1])
-            pl = int(parts[2])
-        except (IndexError, ValueError):
-            tl = pl = -1  # unknown: assembled up to the caps and not checked at RXEND
-        self._rx_tlen, self._rx_plen = tl, pl
-        if tl > codes.RX_TOPIC_CAP or pl > codes.RX_PAYLOAD_CAP:
-            self._rx_drop = "announced topic %d / payload %d bytes, more than this firmware accepts (%d / %d)" % (tl, pl, codes.RX_TOPIC_CAP, codes.RX_PAYLOAD_CAP)
-            return
-        try:
-            self._rx_topic = bytearray(tl if tl > 0 else 0)
-            self._rx_payload = bytearray(pl if pl > 0 else 0)
-        except MemoryError:
-            self._rx_reset("out of memory for a %d-byte message" % pl)
-
-    def _rx_reset(self, drop=None):
-        self._rx_topic = self._rx_payload = None
-        self._rx_tpos = self._rx_ppos = 0
-        self._rx_drop = drop
-
-    def _rx_put(self, buf, pos, known, cap, body):
-        # copy a chunk at pos; returns the new position (or None: the message is being dropped)
-        end = pos + len(body)
-        if known >= 0:
-            if end > len(buf):
-                self._rx_reset("more bytes than announced")
-                return None
-            buf[pos:end] = body
-        else:
-            if end > cap:
-                self._rx_reset("over %d bytes (length not announced)" % cap)
-                return None
-            buf.extend(body)
-        return end
-
-    def _urc_rxtopic(self, line, body=None):
-        if body and self._rx_drop is None and self._rx_topic is not None:
-            try:
-                p = self._rx_put(self._rx_topic, self._rx_tpos, self._rx_tlen, codes.RX_TOPIC_CAP, body)
-            except MemoryError:
-                p = None
-                self._rx_reset("out of memory")
-            if p is not None:
-                self._rx_tpos = p
-
-    def _urc_rxpayload(self, line, body=None):
-        if body and self._rx_drop is None and self._rx_payload is not None:
-            try:
-                p = self._rx_put(self._rx_payload, self._rx_ppos, self._rx_plen, codes.RX_PAYLOAD_CAP, body)
-            except MemoryError:
-                p = None
-                self._rx_reset("out of memory")
-            if p is not None:
-                self._rx_ppos = p
-
-    def _urc_rxend(self, line, body=None):
-        t, p, tpos, ppos, drop = self._rx_topic, self._rx_payload, self._rx_tpos, self._rx_ppos, self._rx_drop
-        self._rx_reset()
-        self._rx_idle.set()
-        if drop is None and t is None:
-            drop = "no +CMQTTRXSTART"
-        if drop is None and ((self._rx_tlen >= 0 and tpos != self._rx_tlen) or (self._rx_plen >= 0 and ppos != self._rx_plen)):
-            drop = "length mismatch: topic %d/%d payload %d/%d" % (tpos, self._rx_tlen, ppos, self._rx_plen)
-        if drop is not None:
-            self.rx_errors += 1
-            self.stats["rx_dropped"] += 1
-            if self.log:
-                self.log.warn("incoming message dropped: %s", drop)
-            return
-        self.rx_count += 1
-        self.stats["rx"] += 1
-        if self._msg_cb:
-            try:
-                topic = str(t, "utf-8")
-            except UnicodeError:
-                topic = repr(bytes(t))
-            self._msg_cb(topic, bytes(p))
+            why = self._rare("down_reason", line)
+        except Exception:  # noqa: BLE001 - no memory for the words: the session is down all the same
+            why = line
+        self._set_down(why)
 
     # ------------------------------------------------------------------ public state
     def on_message(self, cb):

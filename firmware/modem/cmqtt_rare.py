@@ -144,3 +144,13 @@ async def accq_retry(mq, base, e):
 def utf8_refused(mq, e):
     if mq.log:
         mq.log.warn("AT+CMQTTCFG=\"checkUTF8\" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)", e)
+
+
+def down_reason(mq, line):
+    """Why the session went down, from its URC line."""
+    if line.startswith("+CMQTTNONET"):
+        return "no network (+CMQTTNONET): service needs STOP/START"
+    code = parse_code(line.split(":", 1)[1])
+    if line.startswith("+CMQTTCONNLOST"):
+        return "connection lost (cause %s: %s)" % (code, codes.connlost_cause(code))
+    return "keep-alive ping failed (error %s: %s)" % (code, codes.cmqtt_meaning(code or 0))
