@@ -6,8 +6,8 @@
 import asyncio
 
 from at.lines import Framer
-from at.reply import UNSOLICITED, ATTimeout, Waiter
-from core.compat import DEFAULT_CLOCK, const, sleep_ms, wait_for_ms
+from at.reply import UNSOLICITED
+from core.compat import DEFAULT_CLOCK, const, sleep_ms
 from core.errors import lookup
 
 POLL_MS = const(5)  # idle poll interval of the reader
@@ -96,18 +96,7 @@ class ATReader:
 
     async def wait_urc(self, prefix, timeout_ms):
         """Await the next line starting with `prefix` (e.g. 'PB DONE' after power-on); returns it."""
-        w = Waiter(prefix)
-        self._waiters.append(w)
-        try:
-            try:
-                await wait_for_ms(w.ev.wait(), timeout_ms)
-            except asyncio.TimeoutError:
-                raise ATTimeout("(waiting for %s)" % prefix, msg="not received within %d ms" % timeout_ms)
-            if w.error is not None:
-                raise w.error
-            return w.line
-        finally:
-            self._drop_waiter(w)
+        return await self._rare("wait_urc", prefix, timeout_ms)
 
     def _drop_waiter(self, w):
         if w in self._waiters:
@@ -162,20 +151,12 @@ class ATReader:
         self.stats["reader_errors"] += 1
         self.reader_error = e
         try:
-            self.framer.masked = []
-            if self.framer.in_body():
-                self._body_timed_out()
-            self._log("note", "AT reader survived %r" % e)
-        except Exception:  # noqa: BLE001 - even this must not end the reader
-            pass
+            self._rare("reader_failed", e)
+        except Exception:  # noqa: BLE001 - even that could not load: drop the partial line/body
+            self.framer.reset()
 
     def _body_timed_out(self):
-        cb = self.framer._body_cb
-        self.framer.abort_body()
-        self._body_t0 = 0
-        self.stats["timeouts"] += 1
-        if cb:
-            cb(None)
+        self._rare("body_timed_out")
 
     def _on_prompt(self):
         self._prompt.set()

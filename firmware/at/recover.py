@@ -4,7 +4,7 @@
 # Every function takes the ATEngine first.
 import asyncio
 
-from at.reply import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, response_prefix
+from at.reply import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
 from core.compat import wait_for_ms
 from core.errors import lookup
 
@@ -150,3 +150,35 @@ def cme_meaning(code):
         if m:
             return m
     return "CME error %s" % code
+
+
+async def wait_urc(at, prefix, timeout_ms):
+    w = Waiter(prefix)
+    at._waiters.append(w)
+    try:
+        try:
+            await wait_for_ms(w.ev.wait(), timeout_ms)
+        except asyncio.TimeoutError:
+            raise ATTimeout("(waiting for %s)" % prefix, msg="not received within %d ms" % timeout_ms)
+        if w.error is not None:
+            raise w.error
+        return w.line
+    finally:
+        at._drop_waiter(w)
+
+
+def reader_failed(at, e):
+    """The reader survived e: a body being read is given up (its handler hears None), noted."""
+    at.framer.masked = []
+    if at.framer.in_body():
+        body_timed_out(at)
+    at._log("note", "AT reader survived %r" % e)
+
+
+def body_timed_out(at):
+    cb = at.framer._body_cb
+    at.framer.abort_body()
+    at._body_t0 = 0
+    at.stats["timeouts"] += 1
+    if cb:
+        cb(None)
