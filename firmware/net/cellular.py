@@ -188,11 +188,8 @@ class CellularPublisher(Publisher):
             self.log.warn("MQTT %s", msg)
 
     async def _tls(self):
-        c = self.certs
-        if c:
-            self.cert_names = await self.tls_setup.provision(ca=c.get("ca"), cert=c.get("cert"), key=c.get("key"))
-        n = self.cert_names
-        await self.tls_setup.configure(self.ssl_ctx, ca=n.get("ca"), cert=n.get("cert"), key=n.get("key"))
+        # certificates uploaded (if given) and the SSL context configured: net/cellular_setup.py
+        await lookup("net.cellular_setup", "tls", self)
 
     async def _connect(self):
         """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
@@ -305,18 +302,8 @@ class CellularPublisher(Publisher):
             await self.mq.unsubscribe(topic)
 
     async def disconnect(self):
-        mq = self.mq
-        if mq.connected():
-            try:
-                await mq.disconnect()
-            except _c.CmqttError:
-                pass
-        for fn in (mq.release, mq.stop):
-            try:
-                await fn()
-            except (_c.CmqttError, ATError):
-                pass
-        self._need = L_SERVICE
+        """DISC, REL, STOP (best effort: each error is expected when the session is gone)."""
+        await lookup("net.cellular_setup", "disconnect", self)
 
 
 # Built once at boot, or used when a refusal has to be explained: net/cellular_setup.py, imported

@@ -1,7 +1,36 @@
 # The boot-time and rare parts of net.cellular: building a CellularPublisher from the telelogger
-# config, reading the certificate files it names, and the advice for a refused CONNECT. net.cellular
-# imports this module for one call (core.errors.lookup) and drops it again.
+# config, reading the certificate files it names, the TLS set-up, the disconnect and the advice for
+# a refused CONNECT. net.cellular imports this module for one call (core.errors.lookup) and drops
+# it again.
+from at.engine import ATError
 from core.errors import NetError
+from modem.cmqtt_errors import CmqttError
+
+
+async def tls(pub):
+    """Upload the certificates (when given) and configure the SSL context of a CellularPublisher."""
+    c = pub.certs
+    if c:
+        pub.cert_names = await pub.tls_setup.provision(ca=c.get("ca"), cert=c.get("cert"), key=c.get("key"))
+    n = pub.cert_names
+    await pub.tls_setup.configure(pub.ssl_ctx, ca=n.get("ca"), cert=n.get("cert"), key=n.get("key"))
+
+
+async def disconnect(pub):
+    mq = pub.mq
+    if mq.connected():
+        try:
+            await mq.disconnect()
+        except CmqttError:
+            pass
+    for fn in (mq.release, mq.stop):
+        try:
+            await fn()
+        except (CmqttError, ATError):
+            pass
+    from net.cellular import L_SERVICE
+
+    pub._need = L_SERVICE  # the next connect starts the service again
 
 
 def refusal_advice(e, host, port, tls):
