@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from at.engine import ATEngine, ATError
 from at.lines import Framer
-from core.stream import BufferStream
+from fakestream import BufferStream
 
 
 def _frame(chunks, body_prefix=None):

@@ -208,13 +208,38 @@ def test_cmqtt_e2e_mp_1000_with_connlost_every_100(mbroker):
     print("\n%s (simulated at time_scale %s); %s" % (cms[0] if cms else "", SCALE, line))
 
 
-def test_mqtt_heartbeat_entry_point(mbroker):
-    """net.cellular.mqtt_heartbeat: the entry point scripts/run_host.py can call."""
+async def mqtt_heartbeat(modem_stream, cfg, clock=None, count=1, topic=None, payload=None, log=None):
+    """(Moved here from net/cellular.py: only this test used it.) Bring up the modem on `modem_stream` (a
+    core.stream stream: SerialPath to a real SIM7600 or a simulator pty), connect with `cfg`
+    (the telelogger config dict: device_id, topic_prefix, broker{host,port,tls,keepalive,
+    clean_session}, cellular{apn,sim_pin,ssl_ctx}, mqtt_user/mqtt_pass, certs{ca,cert,key} as
+    bytes), publish `count` heartbeats to <prefix>/<id>/status and disconnect.
+    Returns the publisher's stats dict."""
+    at = ATEngine(modem_stream, clock)
+    at.start()
+    try:
+        pub = NC.from_config(at, cfg, clock, log=log)
+        await pub.connect()
+        dev = cfg.get("device_id", "freematics")
+        t = topic or "%s/%s/status" % (cfg.get("topic_prefix", "freematics"), dev)
+        for i in range(count):
+            p = payload if payload is not None else ('{"heartbeat":%d}' % i)
+            await pub.publish(t, p, 1)
+        await pub.disconnect()
+        st = dict(pub.stats)
+        st["modem"] = pub.modem.info
+        return st
+    finally:
+        at.stop()
+
+
+def test_mqtt_heartbeat_from_config(mbroker):
+    """net.cellular.from_config end to end: bring-up, connect, three publishes, disconnect."""
     sim = Sim7600(powered=True, time_scale=SCALE)
     sub = Sub(mbroker.port, "fleet/+/status")
     cfg = {"device_id": "hb1", "topic_prefix": "fleet", "broker": {"host": "127.0.0.1", "port": mbroker.port, "tls": False},
            "cellular": {"apn": "internet"}}
-    st = asyncio.run(NC.mqtt_heartbeat(SimStream(sim), cfg, Clock(), count=3))
+    st = asyncio.run(mqtt_heartbeat(SimStream(sim), cfg, Clock(), count=3))
     got = sub.take_until(lambda o: len(o) >= 3, timeout=20)
     sub.close()
     assert st["published"] == 3 and st["modem"]["model"] == "SIMCOM_SIM7600E"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from at.engine import ATEngine, ATError
 from at.lines import Framer
-from core.stream import BufferStream
+from fakestream import BufferStream
 from gnss import nmea
 from nmeatools import sentence
 from gnss.sources import ModemGnss, parse_cgpsinfo

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from at.engine import ATEngine
-from core.stream import BufferStream, SerialPath
+from core.stream import SerialPath
+from fakestream import BufferStream
 from gnss.sources import UartGnss
 from net.cellular import from_config
 from obdii.elm import ElmLink

@@ -6,227 +6,62 @@
 #
 # Nothing here sleeps in place of waiting for the modem: every wait is on a reply, bounded by a
 # timeout, and every failure is an exception naming the command, the code and its meaning.
+# The input side (reader task, URC dispatch) is at/reader.py; rare paths (resync after a timeout,
+# results owed to cancelled callers, RDY, error decoding) are at/recover.py, loaded when needed.
+#
+# Secrets: the engine knows which commands carry credentials (MQTT/APN user and password, the SIM
+# PIN) and which data bodies are certificates or keys; they reach neither the AT log nor any
+# exception text (redact()). Incoming bodies registered secret (MQTT payloads) are masked in the log.
+#
+# The transcript log (at.atlog.ATLog, RotatingFile) is a module of its own, imported only when
+# debug.at_log is on; `from at.engine import ATLog` still works (module __getattr__).
 
 import asyncio
 
-from at.lines import Framer, to_text
-from core.compat import DEFAULT_CLOCK, const, sleep_ms, wait_for_ms
-from modem import codes
+from at.reader import POLL_MS, ATReader
+from at.reply import (  # noqa: F401 - re-exported: the engine's public names
+    BOOT_URCS,
+    REDACTED,
+    SECRET_ARGS,
+    UNSOLICITED,
+    ATCommandError,
+    ATError,
+    ATNoPrompt,
+    ATTimeout,
+    CMEError,
+    CMSError,
+    ModemRebooted,
+    Reply,
+    Waiter,
+    default_meaning,
+    redact,
+    response_prefix,
+)
+from core.compat import const, sleep_ms, wait_for_ms
 
-_POLL_MS = const(5)  # idle poll interval of the reader
 _FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is awaited
 _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a 10 KB upload
-SYNC_CMD = "AT+CMEE?"  # its reply carries its own '+CMEE:' line: unmistakable after a timeout
-SYNC_MS = const(3000)
 
 
-class ATError(Exception):
-    """Base of the engine's errors: `cmd` (the command line), `code` (int or text or None),
-    `meaning` (what the code means), `lines` (intermediate lines received)."""
+def __getattr__(name):
+    # the transcript log lives in at/atlog.py (imported only when it is used)
+    if name in ("ATLog", "RotatingFile"):
+        from at import atlog
 
-    def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None):
-        super().__init__(cmd)
-        self.cmd = cmd
-        self.code = code
+        return getattr(atlog, name)
+    raise AttributeError(name)
+
+
+class ATEngine(ATReader):
+    """Commands on top of the reader: one at a time under a lock, complete on a final result
+    code, deferred results awaited after it (see the header)."""
+
+    def __init__(self, stream, clock=None, log=None, poll_ms=POLL_MS, meaning=default_meaning):
+        ATReader.__init__(self, stream, clock, log, poll_ms)
         self.meaning = meaning
-        self.lines = lines or []
-        self.msg = msg
-
-    def __str__(self):
-        s = "%s: %s" % (self.cmd, self.msg or type(self).__name__)
-        if self.code is not None:
-            s += " (error %s: %s)" % (self.code, self.meaning)
-        return s
-
-
-class ATTimeout(ATError):
-    pass
-
-
-class ATCommandError(ATError):
-    """ERROR final result (code/meaning from a '+CMD: <idx>,<err>' or '+IP ERROR:' line when the
-    module sent one)."""
-
-
-class CMEError(ATError):
-    pass
-
-
-class CMSError(ATError):
-    pass
-
-
-class ATNoPrompt(ATError):
-    """A data-entry command completed before its '>' prompt: the data was NOT written."""
-
-
-class ModemRebooted(ATError):
-    """The module printed RDY (it rebooted) while a command or a result was pending."""
-
-
-class Reply:
-    __slots__ = ("cmd", "lines", "final", "result", "echo")
-
-    def __init__(self, cmd):
-        self.cmd = cmd
-        self.lines = []
-        self.final = None
-        self.result = None
-        self.echo = False
-
-    def value(self, prefix):
-        """Text after `prefix` of the first intermediate line that starts with it, stripped."""
-        for ln in self.lines:
-            if ln.startswith(prefix):
-                return ln[len(prefix) :].strip()
-        return None
-
-    def values(self, prefix):
-        return [ln[len(prefix) :].strip() for ln in self.lines if ln.startswith(prefix)]
-
-    def __repr__(self):
-        return "Reply(%r, lines=%r, final=%r, result=%r)" % (self.cmd, self.lines, self.final, self.result)
-
-
-class _Waiter:
-    """A deferred result or awaited URC: the first line starting with `prefix`."""
-
-    __slots__ = ("prefix", "line", "error", "ev", "owner")
-
-    def __init__(self, prefix, owner=None):
-        self.prefix = prefix
-        self.line = None
-        self.error = None
-        self.ev = asyncio.Event()
-        self.owner = owner
-
-
-def response_prefix(cmd):
-    """'AT+CSQ' -> '+CSQ:'; 'AT+CMQTTTOPIC=0,5' -> '+CMQTTTOPIC:'; 'ATI' -> None."""
-    if not cmd.startswith("AT+") and not cmd.startswith("at+"):
-        return None
-    end = len(cmd)
-    for ch in "=?":
-        k = cmd.find(ch)
-        if 0 < k < end:
-            end = k
-    return cmd[2:end].upper() + ":"
-
-
-def default_meaning(prefix, code):
-    """Meaning of an error code reported on a '+CMD:' line: CMQTT codes from the CMQTT table."""
-    if prefix and prefix.startswith("+CMQTT"):
-        return codes.cmqtt_meaning(code)
-    return "error %s" % code
-
-
-class ATLog:
-    """Writes the conversation in the format of the seed thread's logs (and our transcript
-    doctor's input): '=== SENT@<ms> ===' / '=== RECV@<ms> ===' blocks."""
-
-    def __init__(self, write, clock=None):
-        self.write = write
-        self.clock = clock or DEFAULT_CLOCK
-        self.t0 = self.clock.ticks_ms()
-
-    def _block(self, kind, data):
-        t = self.clock.diff(self.clock.ticks_ms(), self.t0)
-        self.write("=== %s@%d ===\n%s\n==================\n" % (kind, t, to_text(data)))
-
-    def sent(self, data):
-        self._block("SENT", data)
-
-    def recv(self, data):
-        self._block("RECV", data)
-
-    def note(self, text):
-        """A line of our own between the blocks (the doctor shows it as an application print)."""
-        self.write("%s\n" % text)
-
-
-class RotatingFile:
-    """A write(text) target for ATLog on flash: at most max_bytes per file, then the file becomes
-    <path>.1 (replacing the previous one) and a new one starts: two files at most."""
-
-    def __init__(self, path, max_bytes, fs=None):
-        import os
-
-        self.path = path
-        self.max_bytes = max_bytes
-        self.os = fs or os
-        self.f = open(path, "a")
-        try:
-            self.size = self.os.stat(path)[6]
-        except OSError:
-            self.size = 0
-
-    def __call__(self, text):
-        if self.size + len(text) > self.max_bytes and self.size:
-            self.f.close()
-            try:
-                self.os.rename(self.path, self.path + ".1")
-            except OSError:
-                pass
-            self.f = open(self.path, "w")
-            self.size = 0
-        self.f.write(text)
-        self.f.flush()
-        self.size += len(text)
-
-    def close(self):
-        self.f.close()
-
-
-class ATEngine:
-    def __init__(self, stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=default_meaning):
-        self.stream = stream
-        self.clock = clock or DEFAULT_CLOCK
-        self.log = log
-        self.poll_ms = poll_ms
-        self.meaning = meaning
-        self.framer = Framer(self._on_line, self._on_prompt)
-        self._rbuf = bytearray(_CHUNK)
         self._lock = asyncio.Lock()
-        self._urcs = []  # [prefix, fn, body_len_fn]
-        self._waiters = []
         self._owed = []  # waiters of deferred results whose callers were cancelled
-        self._pending = None  # Reply of the command in flight
-        self._pending_prefix = None
-        self._pending_terms = None
-        self._done = asyncio.Event()
-        self._prompt = asyncio.Event()
-        self._task = None
-        self._body_t0 = 0
         self._resync = False
-        self.body_timeout_ms = 2000
-        self.echo = True  # the module boots with echo on; updated from each reply
-        self.unhandled = None  # optional fn(line) for lines nobody claimed
-        self.stats = {"cmds": 0, "urcs": 0, "timeouts": 0, "errors": 0, "reboots": 0, "stray": 0}
-        for p in codes.UNSOLICITED:
-            self.on_urc(p, None)
-
-    # -- set-up ----------------------------------------------------------------------------------
-    def start(self):
-        """Start the reader task (call inside a running event loop)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._reader())
-        return self._task
-
-    def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    def on_urc(self, prefix, fn, body_len=None):
-        """Register fn(line, body) for lines starting with `prefix`. With body_len(line) -> n, the
-        engine reads exactly n raw bytes after the line and passes them as `body`. fn None means
-        'known unsolicited, ignore'. A later registration for the same prefix replaces it."""
-        for e in self._urcs:
-            if e[0] == prefix:
-                e[1] = fn
-                e[2] = body_len
-                return
-        self._urcs.append([prefix, fn, body_len])
 
     # -- commands --------------------------------------------------------------------------------
     async def cmd(
@@ -248,8 +83,10 @@ class ATEngine:
         """
         if isinstance(data, str):
             data = data.encode()
+        if self._task is not None and self._task.done():
+            self._rare("revive")
         r = Reply(cmd)
-        w = _Waiter(result, r) if result is not None else None
+        w = Waiter(result, r) if result is not None else None
         # The exchange (command line, prompt, data, final result) runs in a task of its own and
         # always runs to its end, bounded by its timeouts: a caller cancelled half-way (standby,
         # shutdown) must not leave the module with half a '>' data entry or an unread reply that
@@ -278,7 +115,7 @@ class ATEngine:
                     self.stats["timeouts"] += 1
                     raise ATTimeout(cmd, msg="OK, but no %s result within %d ms" % (w.prefix.strip(), rt))
                 except BaseException:  # cancelled while the result is owed: the module is still busy
-                    self._keep_owed(w, rt)
+                    self._rare("keep_owed", w, rt)
                     w = None
                     raise
             if w.error is not None:
@@ -296,7 +133,7 @@ class ATEngine:
         try:
             async with self._lock:
                 if self._resync:
-                    await self._sync()
+                    await self._rare("sync")
                 if w is not None:
                     self._waiters.append(w)
                 await self._exchange(r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w)
@@ -304,38 +141,12 @@ class ATEngine:
             box[0] = e
         if box[2] and w is not None:  # the caller is gone
             if box[0] is None:
-                self._keep_owed(w, rt)
+                self._rare("keep_owed", w, rt)
             else:
-                self._release_owed(w, box[0])  # not sent/refused: nothing is owed
+                self._rare("release_owed", w, box[0])  # not sent/refused: nothing is owed
         box[1].set()
 
     # -- results owed to callers that were cancelled ------------------------------------------
-    def _keep_owed(self, w, ms):
-        """The command went out (OK) but its caller stopped waiting for the deferred result: the
-        module is still busy with it (a CMQTT client answers 14 to the next command). Keep the
-        waiter, so the result line is recognised and owed() reports it, until it comes or ms pass."""
-        if w.line is not None or w.error is not None:
-            self._release_owed(w)
-            return
-        if w not in self._owed:
-            self._owed.append(w)
-        asyncio.create_task(self._expire_owed(w, ms))
-
-    async def _expire_owed(self, w, ms):
-        try:
-            await wait_for_ms(w.ev.wait(), ms)
-            self._release_owed(w)
-        except asyncio.TimeoutError:
-            self._release_owed(w, ATTimeout(w.prefix.strip(), msg="owed result not received within %d ms" % ms))
-
-    def _release_owed(self, w, err=None):
-        if w in self._owed:
-            self._owed.remove(w)
-        if w.line is None and w.error is None:
-            w.error = err or ATError(w.prefix.strip(), msg="no result owed")
-        w.ev.set()  # wakes whoever waits in owed()
-        self._drop_waiter(w)
-
     def owed(self, prefix):
         """A deferred result starting with `prefix` that the module still owes to a cancelled
         caller (its waiter, whose .ev is set when the result or an error comes), or None."""
@@ -353,7 +164,7 @@ class ATEngine:
         self.framer.want_prompt = data is not None
         self.stats["cmds"] += 1
         try:
-            self._write(cmd.encode() + b"\r")
+            self._send(cmd)
             if data is not None:
                 try:
                     await wait_for_ms(self._wait_prompt_or_done(), prompt_timeout_ms or timeout_ms)
@@ -377,6 +188,8 @@ class ATEngine:
             self._pending = None
             self._pending_prefix = None
             self.framer.want_prompt = False
+            if self.log:
+                self._log("done")
         self.echo = r.echo
         self._check_final(r, w)
 
@@ -392,7 +205,7 @@ class ATEngine:
             if len(mv) > _CHUNK:
                 await sleep_ms(0)
         if self.log:
-            self.log.sent(data)
+            self._log("data", self._pending.cmd, data)
 
     def _timeout(self, cmd, why):
         self.stats["timeouts"] += 1
@@ -406,252 +219,12 @@ class ATEngine:
             return
         if isinstance(f, ATError):
             raise f
-        self.stats["errors"] += 1
-        cmd = r.cmd
-        if f.startswith("+CME ERROR:"):
-            code = _num(f[11:].strip())
-            raise CMEError(cmd, code, codes.cme_meaning(code) if isinstance(code, int) else code, r.lines, "+CME ERROR")
-        if f.startswith("+CMS ERROR:"):
-            code = _num(f[11:].strip())
-            raise CMSError(cmd, code, "message service error", r.lines, "+CMS ERROR")
-        if f == "ERROR":
-            code, meaning, pfx = None, None, self._pending_prefix_of(cmd)
-            if w is not None and w.line is not None:  # '+CMD: 0,<err>' then ERROR
-                code = _last_int(w.line[len(w.prefix) :])
-                pfx = w.prefix
-            else:
-                for ln in r.lines:
-                    if pfx and ln.startswith(pfx):
-                        code = _last_int(ln[len(pfx) :])
-                    elif ln.startswith("+IP ERROR:"):
-                        code, meaning = "IP", ln[10:].strip()
-            if isinstance(code, int):
-                meaning = self.meaning(pfx, code)
-            raise ATCommandError(cmd, code, meaning, r.lines, "ERROR")
+        if f == "ERROR" or f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:"):
+            self.stats["errors"] += 1
+            raise self._rare("final_error", r, w)  # the error, its code and meaning (at/recover.py)
         # a caller-given terminator ends the command successfully
 
-    def _pending_prefix_of(self, cmd):
-        return response_prefix(cmd)
-
-    async def wait_urc(self, prefix, timeout_ms):
-        """Await the next line starting with `prefix` (e.g. 'PB DONE' after power-on); returns it."""
-        w = _Waiter(prefix)
-        self._waiters.append(w)
-        try:
-            try:
-                await wait_for_ms(w.ev.wait(), timeout_ms)
-            except asyncio.TimeoutError:
-                raise ATTimeout("(waiting for %s)" % prefix, msg="not received within %d ms" % timeout_ms)
-            if w.error is not None:
-                raise w.error
-            return w.line
-        finally:
-            self._drop_waiter(w)
-
-    def _drop_waiter(self, w):
-        if w in self._waiters:
-            self._waiters.remove(w)
-
-    async def _sync(self):
-        """After a timeout, the timed-out command's reply may still come (the module answers in
-        order). Send AT+CMEE? and swallow everything up to ITS reply, recognised by its own
-        '+CMEE:' line, so a late final result cannot complete the next command. Bounded by
-        SYNC_MS; if the module stays silent the next command goes out anyway (and syncs again
-        after its own timeout)."""
-        self._resync = False
-        r = Reply(SYNC_CMD)
-        self._pending = r
-        self._pending_prefix = "+CMEE:"
-        self._pending_terms = None
-        self._done.clear()
-        t0 = self.clock.ticks_ms()
-        try:
-            self._write(SYNC_CMD.encode() + b"\r")
-            while True:
-                left = SYNC_MS - self.clock.since(t0)
-                if left <= 0:
-                    self._resync = True
-                    return
-                try:
-                    await wait_for_ms(self._done.wait(), left)
-                except asyncio.TimeoutError:
-                    self._resync = True
-                    return
-                if isinstance(r.final, ATError):  # rebooted: nothing late can come any more
-                    return
-                if r.value("+CMEE:") is not None or r.final != "OK":
-                    return  # our reply (ERROR: a module without CMEE; then the stream is quiet too)
-                r.final = None  # a late OK of the timed-out command: keep waiting for ours
-                r.lines = []
-                self._done.clear()
-        finally:
-            self._pending = None
-            self._pending_prefix = None
-
-    def _write(self, b):
-        self.stream.write(b)
+    def _send(self, cmd):
+        self.stream.write(cmd.encode() + b"\r")
         if self.log:
-            self.log.sent(b)
-
-    async def write_raw(self, data):
-        """Write bytes outside any command (e.g. Ctrl-Z); holds the command lock."""
-        async with self._lock:
-            self._write(data)
-
-    # -- the reader ------------------------------------------------------------------------------
-    async def _reader(self):
-        buf = self._rbuf
-        rd = self.stream.readinto
-        while True:
-            try:
-                n = rd(buf)
-            except OSError:
-                n = 0
-            if n:
-                if self.log:
-                    self.log.recv(memoryview(buf)[:n])
-                if self.framer.in_body() and not self._body_t0:
-                    self._body_t0 = self.clock.ticks_ms()
-                self.framer.feed(buf, n)
-                if not self.framer.in_body():
-                    self._body_t0 = 0
-                await sleep_ms(0)  # let the waiters run; a stream that is never empty must not starve them
-                continue
-            if self.framer.in_body():
-                if not self._body_t0:
-                    self._body_t0 = self.clock.ticks_ms()
-                elif self.clock.since(self._body_t0) > self.body_timeout_ms:
-                    self._body_timed_out()
-            # a reply is due: look again soon; idle: the relaxed interval (URCs are not urgent)
-            busy = self._pending is not None or self.framer.in_body()
-            await sleep_ms(_FAST_POLL_MS if busy else self.poll_ms)
-
-    def _body_timed_out(self):
-        cb = self.framer._body_cb
-        self.framer.abort_body()
-        self._body_t0 = 0
-        self.stats["timeouts"] += 1
-        if cb:
-            cb(None)
-
-    def _on_prompt(self):
-        self._prompt.set()
-
-    def _on_line(self, line):
-        r = self._pending
-        # 1. the echo of the command in flight
-        if r is not None and line == r.cmd:
-            r.echo = True
-            return
-        # 2. the module rebooted: fail what is pending, then tell the URC handlers
-        if line == "RDY":
-            self._rebooted()
-        # 3. the deferred result of the command in flight (may precede its OK)
-        ws = self._waiters
-        if ws:
-            for w in ws:
-                if w.owner is r and r is not None and line.startswith(w.prefix):
-                    self._fill(w, line)
-                    return
-        # 4. a final result code
-        if r is not None:
-            if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR:") or line.startswith("+CMS ERROR:"):
-                self._finish(r, line)
-                return
-            if self._pending_terms:
-                for t in self._pending_terms:
-                    if line.startswith(t):
-                        r.lines.append(line)
-                        self._finish(r, line)
-                        return
-            # 5. the command's own response lines ('+CSQ: ...' for AT+CSQ)
-            p = self._pending_prefix
-            if p is not None and line.startswith(p):
-                r.lines.append(line)
-                return
-        # 6. results of earlier commands and awaited URCs
-        if ws:
-            for w in ws:
-                if w.line is None and w.error is None and line.startswith(w.prefix):
-                    self._fill(w, line)
-                    return
-        # 7. registered URCs
-        for e in self._urcs:
-            if line.startswith(e[0]):
-                self.stats["urcs"] += 1
-                fn, bl = e[1], e[2]
-                if bl is not None:
-                    n = bl(line)
-                    if n:
-
-                        def done(body, fn=fn, line=line):
-                            self._handle(fn, line, body)
-
-                        try:
-                            self.framer.expect_body(n, done)
-                            return
-                        except ValueError:
-                            # longer than any body the module sends (a length garbled by line
-                            # noise): reading it would swallow the replies that follow. The
-                            # handler is told the body is lost, as after a body timeout.
-                            self.stats["errors"] += 1
-                            if self.log:
-                                self.log.note("body of %d bytes refused (buffer %d): %s" % (n, self.framer.body_max(), line))
-                self._handle(fn, line, None)
-                return
-        # 8. anything else is part of the reply in flight (ATI, CCERTLIST...), except a '+XYZ:'
-        # line of another command while a '+CMD' command is pending: an unregistered URC
-        if r is not None and not (self._pending_prefix and line[0] == "+" and not line.startswith("+IP ERROR:")):
-            r.lines.append(line)
-        else:
-            self.stats["stray"] += 1
-            if self.unhandled:
-                self.unhandled(line)
-
-    def _handle(self, fn, line, body):
-        """Run a URC handler; its exception must not end the reader task (nothing else would
-        read the UART again), so it is counted and logged instead."""
-        if fn is None:
-            return
-        try:
-            fn(line, body)
-        except Exception as e:  # noqa: BLE001 - any handler bug
-            self.stats["errors"] += 1
-            if self.log:
-                self.log.note("URC handler for %r failed: %r" % (line, e))
-
-    def _fill(self, w, line):
-        w.line = line
-        w.ev.set()
-
-    def _finish(self, r, final):
-        if r.final is None:
-            r.final = final
-        self._done.set()
-
-    def _rebooted(self):
-        self.stats["reboots"] += 1
-        self.echo = True  # a fresh boot has echo on again
-        self.framer.reset()
-        r = self._pending
-        if r is not None:
-            self._finish(r, ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command"))
-        for w in self._waiters:  # deferred results die with the session; plain URC waits go on
-            if w.owner is not None and w.line is None:
-                w.error = ModemRebooted(w.owner.cmd, msg="the modem rebooted (RDY) before the result")
-                w.ev.set()
-
-
-def _num(s):
-    try:
-        return int(s)
-    except ValueError:
-        return s
-
-
-def _last_int(s):
-    k = s.rfind(",")
-    try:
-        return int(s[k + 1 :].strip())
-    except ValueError:
-        return None
+            self._log("command", cmd)

@@ -47,6 +47,8 @@ class Framer:
         self._body_len = 0  # bytes wanted
         self._body_pos = 0
         self._body_cb = None
+        self._body_mask = False
+        self.masked = []  # [start, end, ...] of masked body bytes in the current feed (the log's)
         self._skip_lf = False  # a CR just ended a line: a following LF belongs to it
         self._skip_sp = False  # after '>' the module may send one space
         self._echo = None
@@ -55,9 +57,10 @@ class Framer:
         self.overflows = 0
 
     # -- requests from the engine -------------------------------------------------------------
-    def expect_body(self, n, cb):
+    def expect_body(self, n, cb, mask=False):
         """Called from inside on_line: the next n raw bytes (after the line's own CRLF) are a
-        body for cb(bytes). A body larger than the buffer is refused with ValueError."""
+        body for cb(bytes). A body larger than the buffer is refused with ValueError. mask: the
+        positions of its bytes in each feed() are appended to `masked` (for a redacted log)."""
         if n <= 0:
             cb(b"")
             return
@@ -66,6 +69,7 @@ class Framer:
         self._body_len = n
         self._body_pos = 0
         self._body_cb = cb
+        self._body_mask = mask
 
     def body_max(self):
         """The longest body expect_body accepts (the body buffer's size)."""
@@ -99,6 +103,7 @@ class Framer:
     # -- the byte path -------------------------------------------------------------------------
     def feed(self, buf, n):
         """Process buf[0:n] (buf: bytearray or bytes)."""
+        mv = None  # one memoryview of buf per call, made when bytes are copied out of it
         i = 0
         while i < n:
             c = buf[i]
@@ -108,7 +113,9 @@ class Framer:
                     i += 1
                     continue
             if self._body_len:
-                i = self._feed_body(buf, i, n)
+                if mv is None:
+                    mv = memoryview(buf)
+                i = self._feed_body(mv, i, n)
                 continue
             if self._skip_sp:
                 self._skip_sp = False
@@ -133,19 +140,24 @@ class Framer:
                 continue
             # copy up to the next line end
             j = _find_eol(buf, i, n)
+            if mv is None:
+                mv = memoryview(buf)
             if j < 0:
-                self._append(buf, i, n)
+                self._append(mv, i, n)
                 return
-            self._append(buf, i, j)
+            self._append(mv, i, j)
             self._skip_lf = buf[j] == _CR
             i = j + 1
             self._emit()
 
-    def _feed_body(self, buf, i, n):
+    def _feed_body(self, mv, i, n):
         take = self._body_len - self._body_pos
         if take > n - i:
             take = n - i
-        self._bmv[self._body_pos : self._body_pos + take] = memoryview(buf)[i : i + take]
+        self._bmv[self._body_pos : self._body_pos + take] = mv[i : i + take]
+        if self._body_mask:
+            self.masked.append(i)
+            self.masked.append(i + take)
         self._body_pos += take
         i += take
         if self._body_pos == self._body_len:
@@ -158,7 +170,7 @@ class Framer:
                 cb(body)
         return i
 
-    def _append(self, buf, i, j):
+    def _append(self, mv, i, j):
         k = j - i
         if k <= 0:
             return
@@ -169,7 +181,7 @@ class Framer:
                 self._over = True
                 self.overflows += 1
         if k:
-            self._lmv[self._ll : self._ll + k] = memoryview(buf)[i : i + k]
+            self._lmv[self._ll : self._ll + k] = mv[i : i + k]
             self._ll += k
 
     def _emit(self):

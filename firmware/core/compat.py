@@ -1,51 +1,17 @@
 # Runtime shims so the same firmware runs on MicroPython (ESP32, unix) and CPython.
 # Nothing here imports `machine`: clocks and pins are passed in by the board layer.
-# Type checking (pyright + the ESP32 stubs): the CPython fallbacks below redefine MicroPython's
-# names with plain signatures, so the imports/assignments of the real ones carry targeted
-# ignores (defining the fallbacks under other names would cost RAM on the device for nothing).
+# Type checking (pyright + the ESP32 stubs): the CPython fallbacks (core/cpython.py) redefine
+# MicroPython's names with plain signatures, so the imports of the real ones carry targeted ignores.
 import asyncio
 
-try:
-    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
-except ImportError:  # CPython
+try:  # MicroPython: the real ones (the CPython fallbacks live in core/cpython.py: no bytecode for them on the device)
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback in core.cpython
+    from time import ticks_add, ticks_diff, ticks_ms  # pyright: ignore[reportAssignmentType]
 
-    def const(x):
-        return x
-
-
-try:
-    from time import ticks_add, ticks_diff, ticks_ms  # pyright: ignore[reportAssignmentType] - CPython fallback below
-except ImportError:  # CPython: emulate MicroPython's wrapping millisecond ticks
-    import time as _time
-
-    _TICKS_PERIOD = 1 << 30
-    _TICKS_HALF = _TICKS_PERIOD // 2
-
-    def ticks_ms():
-        # CPython's time.monotonic: not in the MicroPython stubs
-        return int(_time.monotonic() * 1000) & (_TICKS_PERIOD - 1)  # pyright: ignore[reportAttributeAccessIssue]
-
-    def ticks_add(t, delta):
-        return (t + delta) & (_TICKS_PERIOD - 1)
-
-    def ticks_diff(a, b):
-        return ((a - b + _TICKS_HALF) & (_TICKS_PERIOD - 1)) - _TICKS_HALF
-
-
-if hasattr(asyncio, "sleep_ms"):
-    sleep_ms = asyncio.sleep_ms  # pyright: ignore[reportAssignmentType] - CPython fallback below
-else:
-
-    def sleep_ms(ms):
-        return asyncio.sleep(ms / 1000)
-
-
-if hasattr(asyncio, "wait_for_ms"):
-    wait_for_ms = asyncio.wait_for_ms  # pyright: ignore[reportAssignmentType] - CPython fallback below
-else:
-
-    def wait_for_ms(aw, ms):
-        return asyncio.wait_for(aw, ms / 1000)
+    sleep_ms = asyncio.sleep_ms  # pyright: ignore[reportAttributeAccessIssue]
+    wait_for_ms = asyncio.wait_for_ms  # pyright: ignore[reportAttributeAccessIssue]
+except (ImportError, AttributeError):  # CPython
+    from core.cpython import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms  # noqa: F401
 
 
 TimeoutError = asyncio.TimeoutError  # noqa: A001 - the asyncio one on both runtimes

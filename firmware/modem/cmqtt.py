@@ -11,200 +11,41 @@
 #   its reply is byte-identical to the DISC result.
 # - Topic/payload limits and UTF-8 are checked before anything is sent.
 # - Incoming topic/payload chunks are read by byte count (engine body_len), so CR/LF and
-#   chunking (<=1500 bytes) are preserved.
+#   chunking (<=1500 bytes) are preserved. A message is refused by the length +CMQTTRXSTART
+#   announces, before any byte is buffered, above codes.RX_TOPIC_CAP / RX_PAYLOAD_CAP (256 / 2048
+#   bytes): it is counted, logged and dropped, and the RX gate reopens at its +CMQTTRXEND. Any
+#   error while assembling (MemoryError included) drops the message the same way.
+# - Older module firmware: AT+CMQTTACCQ refusing the 4th (MQTT version) argument is retried
+#   without it; AT+CMQTTCFG="checkUTF8" refused is logged and skipped.
 import asyncio
 
-from at.engine import ATCommandError, ATError, ATTimeout, ModemRebooted
+from at.engine import ATCommandError, ATError, ATTimeout, ModemRebooted, default_meaning
 from core.compat import DEFAULT_CLOCK
+from core.errors import lookup
 from modem import codes
-from net.publisher import NetError
-
-# ---------------------------------------------------------------------------------------
-# Errors. Every CMQTT <err> 1..35 raises CmqttError (or a subclass) carrying .code, .meaning and
-# .hint from modem.codes, and a .name generated from the codes table ("SockConnectFail" for 3).
-# The codes callers branch on have their own subclass (error_class(code)). Classes are few on
-# purpose: each one costs RAM on the ESP32.
-
-
-class CmqttError(NetError):
-    """A CMQTT <err> from the modem: `.code`, `.meaning`, `.hint` (what to do), `.op` (command)."""
-
-    def __init__(self, op, code, detail=None):
-        meaning = codes.cmqtt_meaning(code) if code is not None else (detail or "error")
-        msg = "%s failed" % op
-        if detail:
-            msg = "%s: %s" % (msg, detail)
-        NetError.__init__(self, msg, code, meaning)
-        self.op = op
-        self.hint = codes.cmqtt_hint(code)
-
-    @property
-    def name(self):
-        if self.code is None:
-            return type(self).__name__
-        return error_name(self.code)
-
-    def __str__(self):
-        s = "%s [%s]" % (NetError.__str__(self), self.name)
-        if self.hint:
-            s = "%s; %s" % (s, self.hint)
-        return s
-
-
-class NoConnection(CmqttError):  # 11
-    pass
-
-
-class ClientBusy(CmqttError):  # 14
-    pass
-
-
-class CmqttTimeout(CmqttError):  # 17, and "no result within the time allowed"
-    pass
-
-
-class ClientUsed(CmqttError):  # 19
-    pass
-
-
-class ClientNotAcquired(CmqttError):  # 20
-    pass
-
-
-class NetworkOpened(CmqttError):  # 23
-    pass
-
-
-class ConnectionRefused(CmqttError):  # 27..31: the broker's CONNACK refusals
-    pass
-
-
-class TlsError(CmqttError):  # 32..34
-    pass
-
-
-class HandshakeFail(TlsError):  # 32
-    pass
-
-
-class NotSetCertificate(TlsError):  # 33
-    pass
-
-
-class SslSessionFailed(TlsError):  # 34
-    pass
-
-
-class ConnectionLost(CmqttError):
-    """The session went down (+CMQTTCONNLOST / +CMQTTNONET / +CMQTTPING) while an operation waited."""
-
-    pass
-
-
-_CLASSES = {11: NoConnection, 14: ClientBusy, 17: CmqttTimeout, 19: ClientUsed, 20: ClientNotAcquired, 23: NetworkOpened, 32: HandshakeFail, 33: NotSetCertificate, 34: SslSessionFailed}
-
-
-def error_class(code):
-    c = _CLASSES.get(code)
-    if c is None:
-        if code is not None and 27 <= code <= 31:
-            return ConnectionRefused
-        return CmqttError
-    return c
-
-
-def error_name(code):
-    """'sock connect fail' (3) -> 'SockConnectFail': the name of every code, from the table."""
-    c = error_class(code)
-    if c is not CmqttError and c is not ConnectionRefused and c is not TlsError:
-        return c.__name__
-    out = []
-    for w in (codes.cmqtt_meaning(code) or "").replace(":", " ").replace("-", " ").split():
-        out.append(w[0].upper() + w[1:])
-    return "".join(out)
-
-
-def cmqtt_error(op, code, detail=None):
-    return error_class(code)(op, code, detail)
-
-
-class CmqttArgError(ValueError):
-    """A topic/payload/client id refused by the driver before anything was sent."""
-
-    pass
-
-
-class TopicTooLong(CmqttArgError):
-    pass
-
-
-class PayloadTooLong(CmqttArgError):
-    pass
-
-
-class InvalidUtf8(CmqttArgError):
-    pass
-
-
-# ---------------------------------------------------------------------------------------
-
-
-def _to_bytes(x):
-    if isinstance(x, str):
-        return x.encode()
-    return bytes(x)
-
-
-def _is_utf8(b):
-    try:
-        str(b, "utf-8")
-        return True
-    except UnicodeError:
-        return False
-
-
-def check_topic(topic, what="topic"):
-    b = _to_bytes(topic)
-    if not b:
-        raise TopicTooLong("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX))
-    if len(b) > codes.TOPIC_MAX:
-        raise TopicTooLong("%s is %d bytes, the SIM7600 allows 1..%d" % (what, len(b), codes.TOPIC_MAX))
-    if not _is_utf8(b):
-        raise InvalidUtf8("%s is not valid UTF-8 (MQTT topics must be)" % what)
-    return b
-
-
-def check_payload(payload, utf8=False, limit=None):
-    b = _to_bytes(payload)
-    limit = limit or codes.PAYLOAD_MAX
-    if len(b) > limit:
-        raise PayloadTooLong("payload is %d bytes, the SIM7600 allows at most %d" % (len(b), limit))
-    if utf8 and not _is_utf8(b):
-        raise InvalidUtf8("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)")
-    return b
-
-
-def _parse_code(text):
-    """'0,14' -> 14, '23' -> 23, ' 0' -> 0; None when there is no number."""
-    if text is None:
-        return None
-    t = text.strip()
-    if "," in t:
-        t = t.split(",")[-1].strip()
-    try:
-        return int(t)
-    except ValueError:
-        return None
-
+from modem.cmqtt_rx import CmqttRx
+from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
+    CmqttArgError,
+    CmqttError,
+    _at_meaning,
+    _to_bytes,
+    check_payload,
+    check_topic,
+    cmqtt_error,
+    parse_code,
+    is_peer_refusal,
+    is_refused,
+    is_tls,
+)
 
 def _code_in_lines(lines, prefix):
     for ln in lines or ():
         if ln.startswith(prefix):
-            return _parse_code(ln[len(prefix) :])
+            return parse_code(ln[len(prefix) :])
     return None
 
 
-class Cmqtt:
+class Cmqtt(CmqttRx):
     """One CMQTT client (index 0 or 1) on an ATEngine.
 
     Callbacks: on_message(cb) cb(topic: str, payload: bytes) — called from the engine's reader
@@ -219,8 +60,6 @@ class Cmqtt:
         self.cmd_timeout_ms = cmd_timeout_ms
         self.log = log
         self._lock = asyncio.Lock()
-        self._rx_idle = asyncio.Event()
-        self._rx_idle.set()
         self._down = asyncio.Event()  # set when the session goes down
         self._connected = False
         self.started = False
@@ -228,27 +67,23 @@ class Cmqtt:
         self.nonet = False  # +CMQTTNONET seen: the service needs STOP/START
         self.last_down = None  # why the session last went down
         self.disc_in_flight = False
-        self._msg_cb = None
         self._state_cb = None
-        # incoming message assembly
-        self._rx_topic = bytearray()
-        self._rx_payload = bytearray()
-        self._rx_tlen = 0
-        self._rx_plen = 0
-        self.rx_count = 0
-        self.rx_errors = 0
-        self.stats = {"busy_retries": 0, "rx": 0}
+        CmqttRx.__init__(self)
+        self.accq_version = True  # send ACCQ's MQTT-version argument (older firmware refuses it)
+        self.stats = {"busy_retries": 0, "rx": 0, "rx_dropped": 0}
         self._install_urcs()
+        if at.meaning is default_meaning:
+            at.meaning = _at_meaning
 
     # ------------------------------------------------------------------ URCs
     def _install_urcs(self):
         at = self.at
-        at.on_urc("+CMQTTCONNLOST:", self._urc_connlost)
-        at.on_urc("+CMQTTNONET", self._urc_nonet)
-        at.on_urc("+CMQTTPING:", self._urc_ping)
+        at.on_urc("+CMQTTCONNLOST:", self._urc_down)
+        at.on_urc("+CMQTTNONET", self._urc_down)
+        at.on_urc("+CMQTTPING:", self._urc_down)
         at.on_urc("+CMQTTRXSTART:", self._urc_rxstart)
         at.on_urc("+CMQTTRXTOPIC:", self._urc_rxtopic, body_len=self._chunk_len)
-        at.on_urc("+CMQTTRXPAYLOAD:", self._urc_rxpayload, body_len=self._chunk_len)
+        at.on_urc("+CMQTTRXPAYLOAD:", self._urc_rxpayload, body_len=self._chunk_len, secret=True)
         at.on_urc("+CMQTTRXEND:", self._urc_rxend)
 
     def _for_me(self, line):
@@ -266,69 +101,18 @@ class Cmqtt:
         if was and self._state_cb:
             self._state_cb(False, why)
 
-    def _urc_connlost(self, line, body=None):
-        if not self._for_me(line):
+    def _urc_down(self, line, body=None):
+        # +CMQTTCONNLOST / +CMQTTNONET / +CMQTTPING: the session is down (why: modem/cmqtt_rare.py)
+        nonet = line.startswith("+CMQTTNONET")
+        if not nonet and not self._for_me(line):
             return
-        cause = _parse_code(line.split(":", 1)[1])
-        self._set_down("connection lost (cause %s: %s)" % (cause, codes.connlost_cause(cause)))
-
-    def _urc_nonet(self, line, body=None):
-        self.nonet = True
-        self._set_down("no network (+CMQTTNONET): service needs STOP/START")
-
-    def _urc_ping(self, line, body=None):
-        if not self._for_me(line):
-            return
-        code = _parse_code(line.split(":", 1)[1])
-        self._set_down("keep-alive ping failed (error %s: %s)" % (code, codes.cmqtt_meaning(code or 0)))
-
-    @staticmethod
-    def _chunk_len(line):
-        # '+CMQTTRXTOPIC: 0,21' -> 21 raw bytes follow the line
+        if nonet:
+            self.nonet = True
         try:
-            return int(line.rsplit(",", 1)[1])
-        except (IndexError, ValueError):
-            return 0
-
-    def _urc_rxstart(self, line, body=None):
-        parts = line.split(":", 1)[1].split(",")
-        self._rx_idle.clear()
-        self._rx_topic = bytearray()
-        self._rx_payload = bytearray()
-        try:
-            self._rx_tlen = int(parts[1])
-            self._rx_plen = int(parts[2])
-        except (IndexError, ValueError):
-            self._rx_tlen = self._rx_plen = -1
-
-    def _urc_rxtopic(self, line, body=None):
-        if body:
-            self._rx_topic += body
-
-    def _urc_rxpayload(self, line, body=None):
-        if body:
-            self._rx_payload += body
-
-    def _urc_rxend(self, line, body=None):
-        topic = bytes(self._rx_topic)
-        payload = bytes(self._rx_payload)
-        ok = (self._rx_tlen < 0 or len(topic) == self._rx_tlen) and (self._rx_plen < 0 or len(payload) == self._rx_plen)
-        self._rx_topic = bytearray()
-        self._rx_payload = bytearray()
-        self._rx_idle.set()
-        if not ok:
-            self.rx_errors += 1
-            if self.log:
-                self.log.warn("incoming message length mismatch: topic %d/%d payload %d/%d", len(topic), self._rx_tlen, len(payload), self._rx_plen)
-            return
-        self.rx_count += 1
-        self.stats["rx"] += 1
-        if self._msg_cb:
-            try:
-                t = str(topic, "utf-8")
-            except UnicodeError:
-                t = repr(topic)
-            self._msg_cb(t, payload)
+            why = self._rare("down_reason", line)
+        except Exception:  # noqa: BLE001 - no memory for the words: the session is down all the same
+            why = line
+        self._set_down(why)
 
     # ------------------------------------------------------------------ public state
     def on_message(self, cb):
@@ -359,6 +143,7 @@ class Cmqtt:
                 await self.clock.wait_for_ms(self._rx_idle.wait(), 30000)
             except asyncio.TimeoutError:
                 # a burst that never ended (lost bytes): forget it, the next command re-syncs
+                self._rx_reset()
                 self._rx_idle.set()
                 self.rx_errors += 1
 
@@ -381,7 +166,7 @@ class Cmqtt:
                 r = await self.at.cmd(cmd, **kw)
                 code = None
                 if result is not None:
-                    code = _parse_code(r.result)
+                    code = parse_code(r.result)
                 else:
                     code = _code_in_lines(r.lines, prefix)
                 if code:
@@ -392,15 +177,15 @@ class Cmqtt:
                 self.started = self.acquired = False
                 raise
             except ATTimeout as e:
-                raise cmqtt_error(op, 17, "no reply from the modem to %s (%s)" % (cmd, e.msg))
+                raise cmqtt_error(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
             except CmqttError as e:
                 err = e
             except ATError as e:
                 code = self._code_from_exc(e, prefix, result)
                 if code is None:
                     if isinstance(e, ATCommandError):
-                        raise cmqtt_error(op, 1, "%s answered ERROR" % cmd)
-                    raise cmqtt_error(op, 1, "%s: %s" % (cmd, e))
+                        raise cmqtt_error(op, 1, "%s answered ERROR" % e.cmd)
+                    raise cmqtt_error(op, 1, str(e))
                 err = cmqtt_error(op, code)
             if err.code == 11:
                 self._set_down("error 11 (no connection) on %s" % op)
@@ -417,12 +202,8 @@ class Cmqtt:
             return e.code
         code = _code_in_lines(getattr(e, "lines", None), prefix)
         if code is None and result is not None:
-            code = _parse_code(getattr(e, "result", None))
+            code = parse_code(getattr(e, "result", None))
         return code
-
-    async def _locked(self, coro_fn, *args):
-        async with self._lock:
-            return await coro_fn(*args)
 
     # ------------------------------------------------------------------ service
     async def start(self):
@@ -439,74 +220,28 @@ class Cmqtt:
             self.nonet = False
             self.acquired = False
 
-    async def _cleanup(self):
-        """Best effort: leave the modem's MQTT service stopped. Errors are expected here."""
-        for op, cmd, res in (
-            ("CMQTTDISC", "AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
-            ("CMQTTREL", "AT+CMQTTREL=%d" % self.idx, None),
-            ("CMQTTSTOP", "AT+CMQTTSTOP", "+CMQTTSTOP: "),
-        ):
-            try:
-                self.disc_in_flight = op == "CMQTTDISC"
-                await self._cmd(op, cmd, result=res, result_timeout_ms=70000, busy_retries=1)
-            except CmqttError:
-                pass
-            finally:
-                self.disc_in_flight = False
-        self._connected = False
-        self.acquired = False
-        self.started = False
-
-    async def stop(self):
-        async with self._lock:
-            await self._cmd("CMQTTSTOP", "AT+CMQTTSTOP", result="+CMQTTSTOP: ")
-            self.started = False
-
-    async def reset_service(self):
-        """DISC/REL/STOP then START: recovery after +CMQTTNONET or a wedged client."""
-        async with self._lock:
-            await self._cleanup()
-            await self._cmd("CMQTTSTART", "AT+CMQTTSTART", result="+CMQTTSTART: ")
-            self.started = True
-            self.nonet = False
-
     async def acquire(self, client_id, tls=False):
-        """AT+CMQTTACCQ (MQTT 3.1.1) then checkUTF8. A client left acquired (19) is released first."""
+        """AT+CMQTTACCQ (MQTT 3.1.1) then checkUTF8. A client left acquired (19) is released first.
+        Older module firmware: ACCQ without the version argument (then 3.1.1 is its only
+        protocol), and no checkUTF8 setting (logged; the module keeps its default)."""
         cid = _to_bytes(client_id)
         if not 1 <= len(cid) <= codes.CLIENT_ID_MAX or b'"' in cid:
             raise CmqttArgError("client id must be 1..%d bytes without '\"'" % codes.CLIENT_ID_MAX)
-        cmd = 'AT+CMQTTACCQ=%d,"%s",%d,4' % (self.idx, str(cid, "utf-8"), 1 if tls else 0)
+        base = 'AT+CMQTTACCQ=%d,"%s",%d' % (self.idx, str(cid, "utf-8"), 1 if tls else 0)
         async with self._lock:
             try:
-                await self._cmd("CMQTTACCQ", cmd)
+                await self._cmd("CMQTTACCQ", base + ",4" if self.accq_version else base)
             except CmqttError as e:
-                if e.code != 19:
+                if e.code != 19 and (e.code not in (1, 12) or not self.accq_version):
                     raise
-                for op, c, res in (
-                    ("CMQTTDISC", "AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
-                    ("CMQTTREL", "AT+CMQTTREL=%d" % self.idx, None),
-                ):
-                    try:
-                        await self._cmd(op, c, result=res, busy_retries=1)
-                    except CmqttError:
-                        pass
-                await self._cmd("CMQTTACCQ", cmd)
+                await self._rare("accq_retry", base, e)
             self.acquired = True
-            await self._cmd("CMQTTCFG", 'AT+CMQTTCFG="checkUTF8",%d,%d' % (self.idx, 1 if self.check_utf8 else 0))
-
-    async def release(self):
-        async with self._lock:
-            await self._cmd("CMQTTREL", "AT+CMQTTREL=%d" % self.idx)
-            self.acquired = False
-
-    async def set_will(self, topic, message, qos=1):
-        t = check_topic(topic, "will topic")
-        m = check_payload(message, utf8=True, limit=codes.TOPIC_MAX)
-        if not m:
-            raise CmqttArgError("will message is empty (1..1024 bytes)")
-        async with self._lock:
-            await self._cmd("CMQTTWILLTOPIC", "AT+CMQTTWILLTOPIC=%d,%d" % (self.idx, len(t)), data=t)
-            await self._cmd("CMQTTWILLMSG", "AT+CMQTTWILLMSG=%d,%d,%d" % (self.idx, len(m), qos), data=m)
+            try:
+                await self._cmd("CMQTTCFG", 'AT+CMQTTCFG="checkUTF8",%d,%d' % (self.idx, 1 if self.check_utf8 else 0))
+            except CmqttError as e:
+                if e.code not in (1, 12, 13):
+                    raise
+                self._rare("utf8_refused", e)
 
     async def connect(self, host, port=1883, keepalive=60, clean=True, user=None, password=None, ssl_ctx=None, timeout_ms=120000):
         """AT+CMQTTSSLCFG (re-issued every time: DISC and failed connects clear it) then
@@ -528,35 +263,6 @@ class Cmqtt:
             self._connected = True
             if self._state_cb:
                 self._state_cb(True, "connected")
-
-    async def disconnect(self, timeout_s=60):
-        async with self._lock:
-            self.disc_in_flight = True
-            try:
-                await self._cmd(
-                    "CMQTTDISC",
-                    "AT+CMQTTDISC=%d,%d" % (self.idx, timeout_s),
-                    result="+CMQTTDISC: %d," % self.idx,
-                    result_timeout_ms=(timeout_s + 10) * 1000,
-                    busy_retries=1,
-                )
-            finally:
-                self.disc_in_flight = False
-                self._set_down("disconnected by us")
-
-    async def query_connected(self):
-        """AT+CMQTTDISC? — the modem's view (0 = connected). Shares the lock with DISC, so it is
-        never sent while a DISC is in flight (same bytes as the DISC result)."""
-        async with self._lock:
-            if self.disc_in_flight:
-                raise CmqttError("CMQTTDISC?", None, "refused: a DISC is in flight")
-            await self._gate()
-            r = await self.at.cmd("AT+CMQTTDISC?", timeout_ms=self.cmd_timeout_ms)
-            prefix = "+CMQTTDISC: %d," % self.idx
-            for ln in r.lines:
-                if ln.startswith(prefix):
-                    return _parse_code(ln[len(prefix) :]) == 0
-            return False
 
     # ------------------------------------------------------------------ messaging
     def _check_up(self, op):
@@ -597,27 +303,37 @@ class Cmqtt:
                 result_timeout_ms=70000,
             )
 
+    # ------------------------------------------------------------------ rare operations (modem/cmqtt_rare.py)
+    # (each takes the lock itself, as these methods did)
+    def _rare(self, fn, *args):
+        return lookup("modem.cmqtt_rare", fn, self, *args)
+
+    async def _cleanup(self):
+        await self._rare("cleanup")
+
+    async def stop(self):
+        await self._rare("stop")
+
+    async def reset_service(self):
+        """DISC/REL/STOP then START: recovery after +CMQTTNONET or a wedged client."""
+        await self._rare("reset_service")
+
+    async def release(self):
+        await self._rare("release")
+
+    async def set_will(self, topic, message, qos=1):
+        await self._rare("set_will", topic, message, qos)
+
+    async def disconnect(self, timeout_s=60):
+        await self._rare("disconnect", timeout_s)
+
+    async def query_connected(self):
+        """AT+CMQTTDISC? - the modem's view (0 = connected); never sent while a DISC is in flight."""
+        return await self._rare("query_connected")
+
     async def subscribe_many(self, topics):
         """Several topics in one SUBSCRIBE: SUBTOPIC per (topic, qos), then AT+CMQTTSUB=<idx>."""
-        items = [(check_topic(t), q) for t, q in topics]
-        if not items:
-            return
-        if sum(len(t) for t, _ in items) > 5120:
-            raise TopicTooLong("subscription topics total more than 5120 bytes")
-        async with self._lock:
-            self._check_up("CMQTTSUB")
-            for t, q in items:
-                await self._cmd("CMQTTSUBTOPIC", "AT+CMQTTSUBTOPIC=%d,%d,%d" % (self.idx, len(t), q), data=t)
-            await self._cmd("CMQTTSUB", "AT+CMQTTSUB=%d" % self.idx, result="+CMQTTSUB: %d," % self.idx, result_timeout_ms=70000)
+        await self._rare("subscribe_many", topics)
 
     async def unsubscribe(self, topic):
-        t = check_topic(topic)
-        async with self._lock:
-            self._check_up("CMQTTUNSUB")
-            await self._cmd(
-                "CMQTTUNSUB",
-                "AT+CMQTTUNSUB=%d,%d,0" % (self.idx, len(t)),
-                data=t,
-                result="+CMQTTUNSUB: %d," % self.idx,
-                result_timeout_ms=70000,
-            )
+        await self._rare("unsubscribe", topic)

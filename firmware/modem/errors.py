@@ -1,7 +1,7 @@
 # The modem layer's two error families and the unloader of its boot-only modules. A module of its
 # own so that the resident drivers (sim7600, tls) and the modules they import per use (bringup,
 # certs) share them without an import circle.
-from net.publisher import NetError
+from core.errors import NetError
 
 
 class ModemError(NetError):

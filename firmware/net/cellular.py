@@ -14,19 +14,35 @@
 #   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
 # Configuration errors (bad credentials, not authorized, TLS handshake/certificates, firmware
 # without SSL) are raised at once: retrying cannot fix them.
+# A session refused by the broker or the TLS peer (CMQTT 15 "require connection fail", 27..31
+# CONNACK refusals, 32..34 TLS) is not a modem fault: the module stays registered and the
+# service started; the retry is at the MQTT level (REL/ACCQ + CONNECT, with backoff), and the
+# warning says what was refused and what to check. Each completed stage lowers the level the next
+# connect starts from, so a refusal right after a full bring-up does not cause another one.
 from at.engine import ATError, ModemRebooted
 from core.compat import DEFAULT_CLOCK
+from core.errors import NetError, NotConnected, lookup
 from modem import cmqtt as _c
 from modem.sim7600 import ModemError, Sim7600
 from modem.tls import Tls, TlsSetupError
-from net.publisher import NetError, NotConnected, Publisher, backoff_ms, jitter_pick
+from net.publisher import Publisher, backoff_ms, jitter_pick
 
 L_CONNECT = 0
 L_ACQUIRE = 1
 L_SERVICE = 2
 L_MODEM = 3
 
-_FATAL = (_c.ConnectionRefused, _c.TlsError, TlsSetupError, _c.CmqttArgError)
+
+
+def _fatal(e):
+    """Retrying cannot fix it: the configuration must change (credentials, certificates, ...)."""
+    if isinstance(e, (TlsSetupError, _c.CmqttArgError)):
+        return True
+    return isinstance(e, _c.CmqttError) and (_c.is_refused(e.code) or _c.is_tls(e.code))
+
+
+def _peer_refusal(e):
+    return isinstance(e, _c.CmqttError) and e.op == "CMQTTCONNECT" and _c.is_peer_refusal(e.code)
 
 
 class CellularPublisher(Publisher):
@@ -86,6 +102,7 @@ class CellularPublisher(Publisher):
         self._ever = False
         self.cert_names = {}
         self.stats["resends"] = 0
+        self.stats["refusals"] = 0  # CONNECTs refused by the broker / TLS peer
         self.stats["connect_ms"] = None  # last CMQTTSTART/CONNECT .. connected time
         at.on_urc("RDY", self._on_rdy)
 
@@ -107,9 +124,11 @@ class CellularPublisher(Publisher):
         lvl = L_CONNECT
         if isinstance(e, ModemRebooted) or isinstance(e, ModemError):
             lvl = L_MODEM
-        elif self.mq.nonet or isinstance(e, (_c.NetworkOpened, _c.CmqttTimeout)) or getattr(e, "code", None) == 9:
+        elif _peer_refusal(e):
+            lvl = L_CONNECT
+        elif self.mq.nonet or (isinstance(e, _c.CmqttError) and e.code in (9, 17, 23)):
             lvl = L_SERVICE
-        elif isinstance(e, (_c.ClientBusy, _c.ClientUsed, _c.ClientNotAcquired)):
+        elif isinstance(e, _c.CmqttError) and e.code in (14, 19, 20):
             lvl = L_ACQUIRE
         elif isinstance(e, ATError):
             lvl = L_SERVICE
@@ -125,6 +144,7 @@ class CellularPublisher(Publisher):
             await self.modem.bring_up()
             if self.tls:
                 await self._tls()
+            self._reached(L_SERVICE)  # registered: a later failure need not register again
         elif self.tls and not self.cert_names and self.certs:
             await self._tls()
         t0 = self.clock.ticks_ms()
@@ -132,6 +152,7 @@ class CellularPublisher(Publisher):
             await mq.reset_service()
         elif level >= L_SERVICE or not mq.started:
             await mq.start()  # cleans up a stale service (23 / 19) left from before a reset
+        self._reached(L_ACQUIRE)
         if level >= L_ACQUIRE or not mq.acquired:
             if mq.acquired:
                 try:
@@ -141,6 +162,7 @@ class CellularPublisher(Publisher):
             await mq.acquire(self.client_id, tls=self.tls)
             if self.will:
                 await mq.set_will(*self.will)
+        self._reached(L_CONNECT)
         await mq.connect(
             self.host,
             self.port,
@@ -152,12 +174,22 @@ class CellularPublisher(Publisher):
         )
         self.stats["connect_ms"] = self.clock.diff(self.clock.ticks_ms(), t0)
 
+    def _reached(self, level):
+        # a stage completed: the next connect needs to start no higher than `level` (an RDY or a
+        # failure raises _need again)
+        if self._need > level:
+            self._need = level
+
+    def _refused(self, e):
+        msg = refusal_advice(e, self.host, self.port, self.tls)
+        self.stats["last_error"] = msg
+        self.stats["refusals"] += 1
+        if self.log:
+            self.log.warn("MQTT %s", msg)
+
     async def _tls(self):
-        c = self.certs
-        if c:
-            self.cert_names = await self.tls_setup.provision(ca=c.get("ca"), cert=c.get("cert"), key=c.get("key"))
-        n = self.cert_names
-        await self.tls_setup.configure(self.ssl_ctx, ca=n.get("ca"), cert=n.get("cert"), key=n.get("key"))
+        # certificates uploaded (if given) and the SSL context configured: net/cellular_setup.py
+        await lookup("net.cellular_setup", "tls", self)
 
     async def _connect(self):
         """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
@@ -167,20 +199,27 @@ class CellularPublisher(Publisher):
             try:
                 await self._session(level)
                 break
-            except _FATAL as e:
-                self._error(e)
-                raise
             except (NetError, ATError) as e:
                 self._error(e)
+                refused = _peer_refusal(e)
+                if refused:
+                    self._refused(e)
+                if _fatal(e):
+                    raise
                 attempt += 1
-                if self.log:
+                if self.log and not refused:
                     self.log.warn("connect attempt %d (level %d) failed: %s", attempt, level, e)
                 if attempt >= self.max_attempts:
                     err = NotConnected("MQTT connect failed after %d attempts: %s" % (attempt, e), getattr(e, "code", None), getattr(e, "meaning", None))
                     raise err
-                level = max(level + 1, self._escalate(e))
-                if level > L_MODEM:
-                    level = L_MODEM
+                if refused:
+                    level = L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
+                else:
+                    level = max(level + 1, self._escalate(e))
+                    if level > L_MODEM:
+                        level = L_MODEM
+                    if level > self._need:
+                        self._need = level
                 await self.clock.sleep_ms(self.backoff_ms_for(attempt))
         self._need = L_CONNECT
         if self._ever:
@@ -221,11 +260,10 @@ class CellularPublisher(Publisher):
                 return await op(*args)
             except _c.CmqttArgError:
                 raise
-            except _FATAL as e:
+            except (NetError, ATError) as e:
                 self._error(e)
-                raise
-            except (_c.CmqttError, ATError) as e:
-                self._error(e)
+                if _fatal(e) or not isinstance(e, (_c.CmqttError, ATError)):
+                    raise
                 tries += 1
                 if isinstance(e, _c.CmqttError) and e.code in (2, 12, 18, 22):
                     raise  # the modem refused this one message (bad UTF-8, parameter, length)
@@ -264,86 +302,22 @@ class CellularPublisher(Publisher):
             await self.mq.unsubscribe(topic)
 
     async def disconnect(self):
-        mq = self.mq
-        if mq.connected():
-            try:
-                await mq.disconnect()
-            except _c.CmqttError:
-                pass
-        for fn in (mq.release, mq.stop):
-            try:
-                await fn()
-            except (_c.CmqttError, ATError):
-                pass
-        self._need = L_SERVICE
+        """DISC, REL, STOP (best effort: each error is expected when the session is gone)."""
+        await lookup("net.cellular_setup", "disconnect", self)
 
 
-async def mqtt_heartbeat(modem_stream, cfg, clock=None, count=1, topic=None, payload=None, log=None):
-    """A host entry point for scripts/run_host.py: bring up the modem on `modem_stream` (a
-    core.stream stream: SerialPath to a real SIM7600 or a simulator pty), connect with `cfg`
-    (the telelogger config dict: device_id, topic_prefix, broker{host,port,tls,keepalive,
-    clean_session}, cellular{apn,sim_pin,ssl_ctx}, mqtt_user/mqtt_pass, certs{ca,cert,key} as
-    bytes), publish `count` heartbeats to <prefix>/<id>/status and disconnect.
-    Returns the publisher's stats dict."""
-    from at.engine import ATEngine
-
-    at = ATEngine(modem_stream, clock)
-    at.start()
-    try:
-        pub = from_config(at, cfg, clock, log=log)
-        await pub.connect()
-        dev = cfg.get("device_id", "freematics")
-        t = topic or "%s/%s/status" % (cfg.get("topic_prefix", "freematics"), dev)
-        for i in range(count):
-            p = payload if payload is not None else ('{"heartbeat":%d}' % i)
-            await pub.publish(t, p, 1)
-        await pub.disconnect()
-        st = dict(pub.stats)
-        st["modem"] = pub.modem.info
-        return st
-    finally:
-        at.stop()
-
-
+# Built once at boot, or used when a refusal has to be explained: net/cellular_setup.py, imported
+# for the call and dropped again (core.errors.lookup).
 def read_certs(certs):
-    """secrets.json names certificate files on the device ({"ca": "certs/ca.pem", ...}); the modem
-    needs their bytes (AT+CCERTDOWN). Empty entries are left out; bytes are passed through; a file
-    that cannot be read is a NetError naming the role and the path, before anything is sent."""
-    out = {}
-    for role in ("ca", "cert", "key"):
-        v = (certs or {}).get(role)
-        if not v:
-            continue
-        if isinstance(v, (bytes, bytearray)):
-            out[role] = bytes(v)
-            continue
-        try:
-            with open(v, "rb") as f:
-                out[role] = f.read()
-        except OSError as e:
-            raise NetError("certs.%s: cannot read %s (%s)" % (role, v, e))
-    return out
+    """secrets.json certificate entries -> {role: bytes} (see net.cellular_setup.read_certs)."""
+    return lookup("net.cellular_setup", "read_certs", certs)
 
 
 def from_config(at, cfg, clock=None, log=None):
     """Build a CellularPublisher from the telelogger config dict (see ARCHITECTURE.md)."""
-    b = cfg.get("broker", {})
-    cell = cfg.get("cellular", {})
-    tls = bool(b.get("tls"))
-    mcfg = {"apn": cell.get("apn"), "sim_pin": cell.get("sim_pin"), "apn_user": cfg.get("apn_user"), "apn_pass": cfg.get("apn_pass")}
-    return CellularPublisher(
-        at,
-        clock,
-        client_id=cfg.get("device_id", "freematics"),
-        host=b.get("host", "localhost"),
-        port=b.get("port", 8883 if tls else 1883),
-        tls=tls,
-        keepalive=b.get("keepalive", 60),
-        clean=b.get("clean_session", True),
-        user=cfg.get("mqtt_user") or None,
-        password=cfg.get("mqtt_pass") or None,
-        ssl_ctx=cell.get("ssl_ctx", 0),
-        certs=read_certs(cfg.get("certs")) if tls else None,
-        modem_cfg=mcfg,
-        log=log,
-    )
+    return lookup("net.cellular_setup", "from_config", at, cfg, clock, log)
+
+
+def refusal_advice(e, host, port, tls):
+    """What was refused and what to check, for a CONNECT the broker or the TLS peer refused."""
+    return lookup("net.cellular_setup", "refusal_advice", e, host, port, tls)

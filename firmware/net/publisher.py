@@ -1,7 +1,11 @@
 # The publisher interface the telelogger talks to, whatever the transport (SIM7600 CMQTT or
-# WiFi umqtt). Transports subclass Publisher; FakePublisher records publishes for loop tests.
+# WiFi umqtt). Transports subclass Publisher. The test double FakePublisher lives in
+# host_tests/mp/fakepub.py. NetError and NotConnected are defined in core.errors (the layer every
+# transport and driver can import) and re-exported here.
 import asyncio
 import random
+
+from core.errors import NetError, NotConnected  # noqa: F401 - re-exported
 
 
 def jitter_pick(n):
@@ -16,26 +20,6 @@ def backoff_ms(attempt, base_ms, max_ms, pick):
     b = min(base_ms << min(attempt - 1, 16), max_ms)
     half = b // 2
     return half + pick(half + 1)
-
-
-class NetError(Exception):
-    """A transport failure. `code` is the transport's own code (CMQTT <err>, MQTT rc, errno) or None,
-    `meaning` says what it is; str() gives the whole story."""
-
-    def __init__(self, msg, code=None, meaning=None):
-        super().__init__(msg)
-        self.msg = msg
-        self.code = code
-        self.meaning = meaning
-
-    def __str__(self):
-        if self.code is None:
-            return self.msg
-        return "%s (error %s: %s)" % (self.msg, self.code, self.meaning)
-
-
-class NotConnected(NetError):
-    pass
 
 
 class Publisher:
@@ -92,56 +76,3 @@ class Publisher:
     def _error(self, e):
         self.stats["errors"] += 1
         self.stats["last_error"] = str(e)
-
-
-class FakePublisher(Publisher):
-    """In-memory transport for tests: `sent` holds (topic, payload, qos); `fail_next(n)` makes the
-    next n publishes raise NetError; `up` switches the link; `inject(topic, payload)` simulates an
-    incoming message."""
-
-    def __init__(self):
-        Publisher.__init__(self)
-        self.sent = []
-        self.subs = []
-        self.up = True
-        self._is_conn = False
-        self._fail = 0
-
-    def fail_next(self, n=1):
-        self._fail = n
-
-    async def connect(self):
-        if not self.up:
-            raise NetError("fake link is down")
-        if self.stats["connects"]:
-            self.stats["reconnects"] += 1
-        self.stats["connects"] += 1
-        self._is_conn = True
-
-    def connected(self):
-        return self._is_conn and self.up
-
-    async def publish(self, topic, payload, qos=1):
-        if not self.connected():
-            e = NotConnected("publish while not connected", 11, "no connection")
-            self._error(e)
-            raise e
-        if self._fail:
-            self._fail -= 1
-            self._is_conn = False
-            e = NetError("injected publish failure", 11, "no connection")
-            self._error(e)
-            raise e
-        self.sent.append((topic, bytes(payload), qos))
-        self.stats["published"] += 1
-
-    async def subscribe(self, topic, qos=1):
-        if not self.connected():
-            raise NotConnected("subscribe while not connected")
-        self.subs.append((topic, qos))
-
-    def inject(self, topic, payload):
-        self._deliver(topic, payload)
-
-    async def disconnect(self):
-        self._is_conn = False

@@ -33,6 +33,7 @@ class FakeCmqtt(LinePeer):
         self.start_code = 0
         self.connect_code = 0
         self.pub_code = 0
+        self.old_firmware = False  # ACCQ takes 3 arguments only and CMQTTCFG="checkUTF8" is unknown (ERROR)
         self.other = {}  # exact command -> reply bytes (non-CMQTT commands)
         self.subs = []
         self.pubs = []
@@ -86,6 +87,8 @@ class FakeCmqtt(LinePeer):
             self.started = False
             return self._deferred(op, 0)
         if op == "CMQTTACCQ":
+            if self.old_firmware and len(cmd.split(",")) > 3:
+                return b"\r\nERROR\r\n"
             if self.acquired:
                 return _err(op, 19)
             self.acquired = True
@@ -95,6 +98,8 @@ class FakeCmqtt(LinePeer):
                 return _err(op, 20)
             self.acquired = False
             return OK
+        if op == "CMQTTCFG" and self.old_firmware:
+            return b"\r\nERROR\r\n"
         if op == "CMQTTCFG" or op == "CMQTTSSLCFG":
             return OK
         if op in ("CMQTTWILLTOPIC", "CMQTTWILLMSG"):

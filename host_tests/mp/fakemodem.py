@@ -1,7 +1,7 @@
 # A scripted modem peer for AT-engine tests on both runtimes: it sits behind a BufferStream,
 # splits what the engine writes into command lines (and '>' data entries of an exact length), and
 # answers from a rule table. Tests feed extra bytes (URCs, late results) with `feed()`.
-from core.stream import BufferStream
+from fakestream import BufferStream
 
 
 class LinePeer:

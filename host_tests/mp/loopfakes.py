@@ -3,7 +3,7 @@
 import asyncio
 import json
 
-from net.publisher import FakePublisher
+from fakepub import FakePublisher
 
 from telelogger import sampler, standby, status  # noqa: F401 - loaded early, while the heap is unfragmented
 from telelogger.config import validate

@@ -107,9 +107,14 @@ async def test_prompt_refused_with_cmqtt_error():
     m, at = _setup()
     m.rules["AT+CMQTTTOPIC=0,10"] = b"\r\n+CMQTTTOPIC: 0,11\r\n\r\nERROR\r\n"
     e = await araises(ATCommandError, at.cmd("AT+CMQTTTOPIC=0,10", data=b"esp32/test"))
+    assert e.code == 11 and e.meaning == "error 11", str(e)  # the engine knows no CMQTT table
+    from modem.cmqtt import Cmqtt
+
+    Cmqtt(at)  # a CMQTT client gives the engine its table for '+CMQTTxxx: <idx>,<err>' lines
+    e = await araises(ATCommandError, at.cmd("AT+CMQTTTOPIC=0,10", data=b"esp32/test"))
     assert e.code == 11 and e.meaning == "no connection", str(e)
     assert "AT+CMQTTTOPIC=0,10" in str(e) and "no connection" in str(e)
-    assert bytes(m.stream.written) == b"AT+CMQTTTOPIC=0,10\r"  # the data was never written
+    assert bytes(m.stream.written) == b"AT+CMQTTTOPIC=0,10\r" * 2  # the data was never written
     at.stop()
 
 
@@ -206,6 +211,9 @@ async def test_deferred_result_before_ok():
 
 async def test_deferred_result_error_form():
     m, at = _setup()
+    from modem.cmqtt import Cmqtt
+
+    Cmqtt(at)  # installs the CMQTT meanings on the engine
     m.rules["AT+CMQTTSTART"] = b"\r\n+CMQTTSTART: 23\r\n\r\nERROR\r\n"
     e = await araises(ATCommandError, at.cmd("AT+CMQTTSTART", result="+CMQTTSTART:"))
     assert e.code == 23 and e.meaning == "network is opened"

@@ -14,7 +14,7 @@ async def test_incoming_message_with_crlf_over_1500_bytes():
     got = []
     mq.on_message(lambda t, p: got.append((t, p)))
     await up(m, mq)
-    payload = bytes((i * 7) % 256 for i in range(3700)).replace(b"\r", b"\r\n")
+    payload = bytes((i * 7) % 256 for i in range(1900)).replace(b"\r", b"\r\n")  # > one 1500-byte chunk, <= the cap
     payload = b"\r\nOK\r\n+CMQTTRXEND: 0\r\n" + payload  # looks like protocol, is data
     m.feed(m.rx_message("cmd/dev1", payload))
     m.feed(m.rx_message("cmd/dev1", b""))  # empty payload: no RXPAYLOAD chunk at all
@@ -32,7 +32,7 @@ async def test_sub_while_rx_burst_in_flight_waits_for_rxend():
     got = []
     mq.on_message(lambda t, p: got.append((t, p)))
     await up(m, mq)
-    head, tail = m.rx_message("retained/x", b"A" * 3000, split=True)
+    head, tail = m.rx_message("retained/x", b"A" * 2000, split=True)
     m.rx_busy = True
     m.feed(head)
     assert await until(lambda: mq.rx_in_flight())
@@ -44,7 +44,7 @@ async def test_sub_while_rx_burst_in_flight_waits_for_rxend():
     m.feed(tail)
     await t
     assert m.subs == [b"cmd/#"]
-    assert got == [("retained/x", b"A" * 3000)]
+    assert got == [("retained/x", b"A" * 2000)]
     assert m.busy_hits == 0
     at.stop()
 
@@ -104,4 +104,94 @@ async def test_will_and_binary_payload_cfg():
     await mq.set_will("dev1/status", "offline", 1)
     assert "AT+CMQTTWILLTOPIC=0,11" in m.cmds and "AT+CMQTTWILLMSG=0,7,1" in m.cmds
     assert b"dev1/status" in m.data and b"offline" in m.data
+    at.stop()
+
+
+async def _feed_drained(m, data):
+    m.feed(data)
+    st = m.stream
+    assert await until(lambda: st._pos == len(st._rx))
+
+
+async def test_oversized_announced_message_is_dropped_without_buffering():
+    # issue 11 §2: a 60 KB message (e.g. retained on the command topic) is refused by the length
+    # RXSTART announces: nothing of it is held, and the next command goes out at once after RXEND
+    from modem import codes
+
+    m, at, mq = setup()
+    got = []
+    mq.on_message(lambda t, p: got.append((t, p)))
+    await up(m, mq)
+    n = 60 * 1024
+    await _feed_drained(m, b"\r\n+CMQTTRXSTART: 0,8,%d\r\n+CMQTTRXTOPIC: 0,8\r\ncmd/dev1" % n)
+    assert mq.rx_in_flight() and mq._rx_payload is None and mq._rx_topic is None
+    chunk = b"\r\n+CMQTTRXPAYLOAD: 0,1500\r\n" + b"Z" * 1500
+    left = n
+    while left:
+        k = min(left, 1500)
+        await _feed_drained(m, chunk if k == 1500 else b"\r\n+CMQTTRXPAYLOAD: 0,%d\r\n" % k + b"Z" * k)
+        left -= k
+        assert mq._rx_payload is None  # never buffered
+    m.feed(b"\r\n+CMQTTRXEND: 0\r\n")
+    assert await until(lambda: not mq.rx_in_flight())
+    assert got == [] and mq.stats["rx_dropped"] == 1 and mq.rx_errors == 1
+    t0 = len(m.cmds)
+    await mq.publish("t", b"x")  # would wait 30 s if the gate had stayed shut
+    assert m.cmds[t0].startswith("AT+CMQTTTOPIC") and m.busy_hits == 0
+    # a message at the cap is still delivered
+    p = b"q" * codes.RX_PAYLOAD_CAP
+    m.feed(m.rx_message("cmd/dev1", p))
+    assert await until(lambda: len(got) == 1)
+    assert got == [("cmd/dev1", p)]
+    at.stop()
+
+
+async def test_memory_error_mid_burst_leaves_no_state():
+    m, at, mq = setup()
+    got = []
+    mq.on_message(lambda t, p: got.append((t, p)))
+    await up(m, mq)
+    real = mq._rx_put
+    calls = []
+
+    def failing(*a):
+        calls.append(1)
+        if len(calls) == 2:  # the first payload chunk
+            raise MemoryError("test")
+        return real(*a)
+
+    mq._rx_put = failing
+    m.feed(m.rx_message("cmd/dev1", b"P" * 1800))
+    assert await until(lambda: mq.stats["rx_dropped"] == 1)
+    assert not mq.rx_in_flight() and mq._rx_payload is None and mq._rx_topic is None and got == []
+    mq._rx_put = real
+    m.feed(m.rx_message("cmd/dev1", b"ok"))
+    assert await until(lambda: got == [("cmd/dev1", b"ok")])
+    await mq.publish("t", b"x")
+    assert m.busy_hits == 0
+    at.stop()
+
+
+async def test_more_bytes_than_announced_is_dropped():
+    m, at, mq = setup()
+    got = []
+    mq.on_message(lambda t, p: got.append((t, p)))
+    await up(m, mq)
+    m.feed(b"\r\n+CMQTTRXSTART: 0,3,2\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n+CMQTTRXPAYLOAD: 0,5\r\nhello\r\n+CMQTTRXEND: 0\r\n")
+    assert await until(lambda: mq.stats["rx_dropped"] == 1)
+    assert got == [] and not mq.rx_in_flight()
+    at.stop()
+
+
+async def test_older_firmware_accq_without_version_and_no_checkutf8():
+    # issue 10 §7: ACCQ refusing the 4th (protocol version) argument -> retried without it;
+    # CMQTTCFG="checkUTF8" refused -> carry on
+    m, at, mq = setup()
+    m.old_firmware = True
+    await up(m, mq)
+    assert m.cmds[1:4] == ['AT+CMQTTACCQ=0,"dev1",0,4', 'AT+CMQTTACCQ=0,"dev1",0', 'AT+CMQTTCFG="checkUTF8",0,0'], m.cmds
+    assert mq.connected() and mq.acquired and not mq.accq_version
+    await mq.release()
+    await mq.acquire("dev1")  # remembered: no second try with the version argument
+    assert m.cmds[-2:] == ['AT+CMQTTACCQ=0,"dev1",0', 'AT+CMQTTCFG="checkUTF8",0,0'], m.cmds
     at.stop()

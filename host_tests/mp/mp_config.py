@@ -260,7 +260,7 @@ _LOOP_ATTRS = ("record_ms", "backoff_min_ms", "backoff_max_ms", "wdt_ms", "paylo
 
 
 def _loop(cfg):
-    from net.publisher import FakePublisher
+    from fakepub import FakePublisher
     from telelogger.loop import Telelogger
 
     # codec: any object (the encoder is not needed here and would not fit the 64K heap as well)

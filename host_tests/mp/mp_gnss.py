@@ -2,7 +2,7 @@
 # the jump / (0,0) / staleness guards built in. Runs on CPython and under MicroPython.
 
 from core.compat import sleep_ms, ticks_add, ticks_ms
-from core.stream import BufferStream
+from fakestream import BufferStream
 from gnss.fix import STALE_MS, Fix
 from gnss.nmea import NMEAParser
 from gnss.sources import CoprocGnss, ModemGnss, UartGnss, parse_cgpsinfo

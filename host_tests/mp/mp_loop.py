@@ -3,7 +3,7 @@
 import json
 
 from loopfakes import Codec, FakeObd, FakeGnss, GatePublisher, MemStore, cfg, make, sent_seqs, stop
-from net.publisher import FakePublisher
+from fakepub import FakePublisher
 from telelogger import status
 
 

@@ -3,7 +3,7 @@
 import os
 
 from loopfakes import FakeClock, FakeObd, cfg, stop, validated
-from net.publisher import FakePublisher
+from fakepub import FakePublisher
 
 from telelogger.loop import Telelogger
 

@@ -3,7 +3,7 @@ import asyncio
 import gc
 
 from core.compat import sleep_ms
-from core.stream import BufferStream
+from fakestream import BufferStream
 from gnss.fix import Fix, JumpFilter, days_from_epoch
 from gnss.nmea import NMEAParser
 from gnss.sources import CoprocGnss, GnssError, ModemGnss, UartGnss, parse_cgpsinfo, wait_fix

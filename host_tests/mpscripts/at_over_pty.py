@@ -20,7 +20,10 @@ async def main(path):
         cert[i] = 81  # 'Q'
     cert[0:33] = b"-----BEGIN CERTIFICATE-----\r\nMIIB"
     cert[-28:] = b"\r\n-----END CERTIFICATE---\r\n"
-    at = ATEngine(SerialPath(path), poll_ms=2)
+    from modem import codes
+
+    # the engine knows no CMQTT table; a driver gives it one (modem.cmqtt does so)
+    at = ATEngine(SerialPath(path), poll_ms=2, meaning=lambda pfx, code: codes.cmqtt_meaning(code))
     at.start()
     print("READY")  # the port is open: the test powers the simulated module on now
     boot = []

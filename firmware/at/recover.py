@@ -1,0 +1,184 @@
+# The AT engine's rare paths: re-synchronising after a timeout, results owed to cancelled callers,
+# the module rebooting (RDY) and a reader task that ended. Imported through core.errors.lookup
+# when one of them happens and dropped again, so their bytecode is not resident on the ESP32.
+# Every function takes the ATEngine first.
+import asyncio
+
+from at.reply import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
+from core.compat import wait_for_ms
+from core.errors import lookup
+
+SYNC_CMD = "AT+CMEE?"  # its reply carries its own '+CMEE:' line: unmistakable after a timeout
+SYNC_MS = 3000
+
+
+def revive(at):
+    # a started reader that ended: nothing reads the UART any more. Start a fresh one; what
+    # was half-read is lost, so the next command re-synchronises first.
+    at._task = None
+    at.framer.reset()
+    at._resync = True
+    at.stats["restarts"] += 1
+    at._log("note", "AT reader had stopped: restarted")
+    at.start()
+
+
+def keep_owed(at, w, ms):
+    """The command went out (OK) but its caller stopped waiting for the deferred result: the
+    module is still busy with it (a CMQTT client answers 14 to the next command). Keep the
+    waiter, so the result line is recognised and owed() reports it, until it comes or ms pass."""
+    if w.line is not None or w.error is not None:
+        release_owed(at, w)
+        return
+    if w not in at._owed:
+        at._owed.append(w)
+    asyncio.create_task(expire_owed(at, w, ms))
+
+
+async def expire_owed(at, w, ms):
+    try:
+        await wait_for_ms(w.ev.wait(), ms)
+        release_owed(at, w)
+    except asyncio.TimeoutError:
+        release_owed(at, w, ATTimeout(w.prefix.strip(), msg="owed result not received within %d ms" % ms))
+
+
+def release_owed(at, w, err=None):
+    if w in at._owed:
+        at._owed.remove(w)
+    if w.line is None and w.error is None:
+        w.error = err or ATError(w.prefix.strip(), msg="no result owed")
+    w.ev.set()  # wakes whoever waits in owed()
+    at._drop_waiter(w)
+
+
+async def sync(at):
+    """After a timeout, the timed-out command's reply may still come (the module answers in
+    order). Send AT+CMEE? and swallow everything up to ITS reply, recognised by its own
+    '+CMEE:' line, so a late final result cannot complete the next command. Bounded by
+    SYNC_MS; if the module stays silent the next command goes out anyway (and syncs again
+    after its own timeout)."""
+    at._resync = False
+    r = Reply(SYNC_CMD)
+    at._pending = r
+    at._pending_prefix = "+CMEE:"
+    at._pending_terms = None
+    at._done.clear()
+    t0 = at.clock.ticks_ms()
+    try:
+        at._send(SYNC_CMD)
+        while True:
+            left = SYNC_MS - at.clock.since(t0)
+            if left <= 0:
+                at._resync = True
+                return
+            try:
+                await wait_for_ms(at._done.wait(), left)
+            except asyncio.TimeoutError:
+                at._resync = True
+                return
+            if isinstance(r.final, ATError):  # rebooted: nothing late can come any more
+                return
+            if r.value("+CMEE:") is not None or r.final != "OK":
+                return  # our reply (ERROR: a module without CMEE; then the stream is quiet too)
+            r.final = None  # a late OK of the timed-out command: keep waiting for ours
+            r.lines = []
+            at._done.clear()
+    finally:
+        at._pending = None
+        at._pending_prefix = None
+
+
+def rebooted(at):
+    at.stats["reboots"] += 1
+    at.echo = True  # a fresh boot has echo on again
+    at.framer.reset()
+    r = at._pending
+    if r is not None:
+        at._finish(r, ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command"))
+    for w in at._waiters:  # deferred results die with the session; plain URC waits go on
+        if w.owner is not None and w.line is None:
+            w.error = ModemRebooted(w.owner.cmd, msg="the modem rebooted (RDY) before the result")
+            w.ev.set()
+
+
+def final_error(at, r, w):
+    """The exception for a final ERROR / +CME ERROR / +CMS ERROR of r (code and meaning looked up)."""
+    f = r.final
+    cmd = r.cmd
+    if f.startswith("+CME ERROR:"):
+        code = _num(f[11:].strip())
+        return CMEError(cmd, code, cme_meaning(code) if isinstance(code, int) else code, r.lines, "+CME ERROR")
+    if f.startswith("+CMS ERROR:"):
+        code = _num(f[11:].strip())
+        return CMSError(cmd, code, "message service error", r.lines, "+CMS ERROR")
+    if f == "ERROR":
+        code, meaning, pfx = None, None, response_prefix(cmd)
+        if w is not None and w.line is not None:  # '+CMD: 0,<err>' then ERROR
+            code = _last_int(w.line[len(w.prefix) :])
+            pfx = w.prefix
+        else:
+            for ln in r.lines:
+                if pfx and ln.startswith(pfx):
+                    code = _last_int(ln[len(pfx) :])
+                elif ln.startswith("+IP ERROR:"):
+                    code, meaning = "IP", ln[10:].strip()
+        if isinstance(code, int):
+            meaning = at.meaning(pfx, code)
+        return ATCommandError(cmd, code, meaning, r.lines, "ERROR")
+
+
+def _num(s):
+    try:
+        return int(s)
+    except ValueError:
+        return s
+
+
+def _last_int(s):
+    k = s.rfind(",")
+    try:
+        return int(s[k + 1 :].strip())
+    except ValueError:
+        return None
+
+
+def cme_meaning(code):
+    """The 3GPP text of +CME ERROR <code> (table at/cme.py, read on demand)."""
+    if isinstance(code, int):
+        m = lookup("at.cme", "meaning", code)
+        if m:
+            return m
+    return "CME error %s" % code
+
+
+async def wait_urc(at, prefix, timeout_ms):
+    w = Waiter(prefix)
+    at._waiters.append(w)
+    try:
+        try:
+            await wait_for_ms(w.ev.wait(), timeout_ms)
+        except asyncio.TimeoutError:
+            raise ATTimeout("(waiting for %s)" % prefix, msg="not received within %d ms" % timeout_ms)
+        if w.error is not None:
+            raise w.error
+        return w.line
+    finally:
+        at._drop_waiter(w)
+
+
+def reader_failed(at, e):
+    """The reader survived e: a body being read is given up (its handler hears None), noted."""
+    at.framer.masked = []
+    if at.framer.in_body():
+        body_timed_out(at)
+    at._log("note", "AT reader survived %r" % e)
+
+
+def body_timed_out(at):
+    cb = at.framer._body_cb
+    at.framer.abort_body()
+    at._body_t0 = 0
+    at.stats["timeouts"] += 1
+    if cb:
+        cb(None)

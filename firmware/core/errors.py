@@ -1,0 +1,46 @@
+# The error bases every layer shares, and the on-demand lookup of error texts.
+#
+# RAM: error meanings and hints are data in small table modules (at/cme.py, modem/cmqtt_text.py)
+# that are imported only when an error happens and removed from sys.modules straight after, so
+# their strings do not stay resident on the ESP32.
+
+
+class NetError(Exception):
+    """A transport failure. `code` is the transport's own code (CMQTT <err>, MQTT rc, errno) or None,
+    `meaning` says what it is; str() gives the whole story."""
+
+    def __init__(self, msg, code=None, meaning=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.code = code
+        self.meaning = meaning
+
+    def __str__(self):
+        if self.code is None:
+            return self.msg
+        return "%s (error %s: %s)" % (self.msg, self.code, self.meaning)
+
+
+class NotConnected(NetError):
+    pass
+
+
+def lookup(mod, fn, *args):
+    """mod.fn(*args) with `mod` (a table module) imported for the call and dropped afterwards:
+    neither sys.modules nor its package keeps it, so its strings are freed by the next collect."""
+    import sys
+
+    had = mod in sys.modules
+    m = __import__(mod, None, None, (fn,))
+    try:
+        return getattr(m, fn)(*args)
+    finally:
+        if not had:
+            sys.modules.pop(mod, None)
+            k = mod.rfind(".")
+            pkg = sys.modules.get(mod[:k]) if k > 0 else None
+            if pkg is not None:
+                try:
+                    delattr(pkg, mod[k + 1 :])
+                except (AttributeError, TypeError):
+                    pass

@@ -1,0 +1,120 @@
+# Errors and argument checks of the modem's MQTT client (modem.cmqtt re-exports every name).
+from core.errors import NetError
+from modem import codes
+
+# ---------------------------------------------------------------------------------------
+# Errors. Every CMQTT <err> 1..35 raises CmqttError carrying .code, .name ("SockConnectFail" for
+# 3), .meaning and .hint, looked up in modem/code_texts.py when the error happens (the texts are
+# not resident). One class: callers test .code or the family predicates below.
+
+
+class CmqttError(NetError):
+    """A CMQTT <err> from the modem: `.code`, `.name`, `.meaning`, `.hint` (what to do), `.op`
+    (the command)."""
+
+    def __init__(self, op, code, detail=None):
+        if code is None:
+            name, meaning, hint = "CmqttError", detail or "error", None
+        else:
+            name, meaning, hint = codes.cmqtt_info(code)
+        msg = "%s failed" % op
+        if detail:
+            msg = "%s: %s" % (msg, detail)
+        NetError.__init__(self, msg, code, meaning)
+        self.op = op
+        self.name = name
+        self.hint = hint
+
+    def __str__(self):
+        s = "%s [%s]" % (NetError.__str__(self), self.name)
+        if self.hint:
+            s = "%s; %s" % (s, self.hint)
+        return s
+
+
+# Families of <err> codes (modem/code_texts.py): the broker's CONNACK refusals (27..31), TLS
+# failures (32 handshake, 33 certificate not set, 34 SSL session), and the peer refusing the
+# session at all: 15 "require connection fail" is what a broker asking for a client certificate
+# it does not trust (mosquitto require_certificate) gives.
+def is_refused(code):
+    return code is not None and 27 <= code <= 31
+
+
+def is_tls(code):
+    return code is not None and 32 <= code <= 34
+
+
+def is_peer_refusal(code):
+    """The broker or the TLS peer refused the session: not a modem fault (keep it registered)."""
+    return code == 15 or (code is not None and 27 <= code <= 34)
+
+
+cmqtt_error = CmqttError  # the old factory name
+
+
+def _at_meaning(prefix, code):
+    # ATEngine.meaning for ERROR replies with a '+CMQTTxxx: <idx>,<err>' line
+    if prefix and prefix.startswith("+CMQTT"):
+        return codes.cmqtt_meaning(code)
+    return "error %s" % code
+
+
+class CmqttArgError(ValueError):
+    """A topic/payload/client id/argument refused by the driver before anything was sent.
+    `kind` says which check: "topic" (empty or too long), "payload" (too long), "utf8" (not valid
+    UTF-8), "arg" (any other argument)."""
+
+    def __init__(self, msg, kind="arg"):
+        super().__init__(msg)
+        self.kind = kind
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _to_bytes(x):
+    if isinstance(x, str):
+        return x.encode()
+    return bytes(x)
+
+
+def _is_utf8(b):
+    try:
+        str(b, "utf-8")
+        return True
+    except UnicodeError:
+        return False
+
+
+def check_topic(topic, what="topic"):
+    b = _to_bytes(topic)
+    if not b:
+        raise CmqttArgError("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX), "topic")
+    if len(b) > codes.TOPIC_MAX:
+        raise CmqttArgError("%s is %d bytes, the SIM7600 allows 1..%d" % (what, len(b), codes.TOPIC_MAX), "topic")
+    if not _is_utf8(b):
+        raise CmqttArgError("%s is not valid UTF-8 (MQTT topics must be)" % what, "utf8")
+    return b
+
+
+def check_payload(payload, utf8=False, limit=None):
+    b = _to_bytes(payload)
+    limit = limit or codes.PAYLOAD_MAX
+    if len(b) > limit:
+        raise CmqttArgError("payload is %d bytes, the SIM7600 allows at most %d" % (len(b), limit), "payload")
+    if utf8 and not _is_utf8(b):
+        raise CmqttArgError("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)", "utf8")
+    return b
+
+
+def parse_code(text):
+    """'0,14' -> 14, '23' -> 23, ' 0' -> 0; None when there is no number."""
+    if text is None:
+        return None
+    t = text.strip()
+    if "," in t:
+        t = t.split(",")[-1].strip()
+    try:
+        return int(t)
+    except ValueError:
+        return None

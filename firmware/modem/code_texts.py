@@ -1,0 +1,167 @@
+# SIM7600 error and state texts (SIMCom SIM7500_SIM7600 Series AT Command Manual V3.00: ch.16
+# MQTT(S) §16.3.1, ch.10 SSL). A table module read on demand: modem.codes' functions import it
+# through core.errors.lookup when an error or a state has to be explained, and drop it again, so
+# none of these strings stays resident on the ESP32. One entry per line.
+
+# CMQTT <err> codes 0..35 ([M] §16.3.1; 35 is from the A76XX manual, treated as possible): line n = code n
+CMQTT = (
+    "operation succeeded\n"
+    "failed\n"
+    "bad UTF-8 string\n"
+    "sock connect fail\n"
+    "sock create fail\n"
+    "sock close fail\n"
+    "message receive fail\n"
+    "network open fail\n"
+    "network close fail\n"
+    "network not opened\n"
+    "client index error\n"
+    "no connection\n"
+    "invalid parameter\n"
+    "not supported operation\n"
+    "client is busy\n"
+    "require connection fail\n"
+    "sock sending fail\n"
+    "timeout\n"
+    "topic is empty\n"
+    "client is used\n"
+    "client not acquired\n"
+    "client not released\n"
+    "length out of range\n"
+    "network is opened\n"
+    "packet fail\n"
+    "DNS error\n"
+    "socket is closed by server\n"
+    "connection refused: unaccepted protocol version\n"
+    "connection refused: identifier rejected\n"
+    "connection refused: server unavailable\n"
+    "connection refused: bad user name or password\n"
+    "connection refused: not authorized\n"
+    "handshake fail\n"
+    "not set certificate\n"
+    "open SSL session failed\n"
+    "disconnect from server failed\n"
+)
+
+# What a fleet engineer should do about each code that has a known cause/fix: "<code>=<hint>"
+HINTS = (
+    "2=payload/topic is not valid UTF-8: set AT+CMQTTCFG=\"checkUTF8\",<idx>,0 for binary payloads\n"
+    "3=socket connect failed: broker host/port unreachable from the mobile network, or a firewall; check the tcp:// address and port\n"
+    "6=message receive failed: the link dropped mid-message; reconnect\n"
+    "9=network not opened: CMQTTSTART activates the PDP context; check registration and APN\n"
+    "11=no connection: the MQTT session is down (CONNECT never completed or was lost); reconnect\n"
+    "12=invalid parameter: check lengths and ranges (keepalive 1-64800, pub_timeout 60-180, address starts with tcp://)\n"
+    "14=client is busy: a previous asynchronous CMQTT result or an incoming message was still in flight\n"
+    "17=timeout: the broker did not answer in time (PUBACK/SUBACK/CONNACK); check the link and raise pub_timeout/optimeout\n"
+    "19=client is used: a stale session from before a reset; DISC/REL/STOP then START again\n"
+    "20=client not acquired: run AT+CMQTTACCQ after AT+CMQTTSTART before using the client\n"
+    "21=client not released: run AT+CMQTTREL before AT+CMQTTSTOP/ACCQ\n"
+    "23=network is opened: the MQTT service is still running from before an MCU reset; REL/STOP first\n"
+    "25=DNS error: check the broker host name and the APN's DNS\n"
+    "26=socket closed by the server: the broker dropped the session (policy, duplicate client id, or a protocol error)\n"
+    "28=identifier rejected: the broker refused the client id (empty, too long, or not allowed by its policy)\n"
+    "29=server unavailable: the broker is up but refuses service; retry later\n"
+    "30=bad user name or password\n"
+    "31=not authorized: check the device certificate/policy on the broker\n"
+    "32=TLS handshake failed: wrong/truncated CA, client cert or key, SNI off for a cloud broker, or clock\n"
+    "33=certificate not set: upload with AT+CCERTDOWN and set cacert/clientcert/clientkey in AT+CSSLCFG\n"
+    "34=SSL session could not be opened: check sslversion/authmode and the certificate files\n"
+)
+
+# Names that differ from the meaning in CamelCase (the names the firmware always gave them)
+NAMES = (
+    "11=NoConnection\n"
+    "14=ClientBusy\n"
+    "17=CmqttTimeout\n"
+    "19=ClientUsed\n"
+    "20=ClientNotAcquired\n"
+    "23=NetworkOpened\n"
+    "32=HandshakeFail\n"
+    "33=NotSetCertificate\n"
+    "34=SslSessionFailed\n"
+)
+
+# +CMQTTCONNLOST: <idx>,<cause>
+CONNLOST = (
+    "1=socket closed passively\n"
+    "2=socket reset\n"
+    "3=network closed\n"
+)
+
+# +CREG/+CGREG/+CEREG <stat>: line n = stat n
+REG = (
+    "not registered, not searching\n"
+    "registered, home network\n"
+    "not registered, searching\n"
+    "registration denied\n"
+    "unknown\n"
+    "registered, roaming\n"
+    "registered for SMS only, home\n"
+    "registered for SMS only, roaming\n"
+)
+
+FIRMWARE_NO_SSL_FIX = (
+    "this SIM7600 firmware cannot do MQTT over SSL (AT+CSSLCFG refused): upgrade the module "
+    "firmware over its USB port with SIMCom's tool (e.g. LE11B03SIM7600A-H or newer), or use plain "
+    "MQTT / the WiFi transport"
+)
+
+
+def line(name, n):
+    """Line n (0-based) of table `name`, or None."""
+    t = globals()[name]
+    if not isinstance(n, int) or n < 0:
+        return None
+    i = 0
+    while n > 0:
+        i = t.find("\n", i) + 1
+        if i == 0:
+            return None
+        n -= 1
+    j = t.find("\n", i)
+    return t[i:j] if j > i else None
+
+
+def keyed(name, code):
+    """The text after '<code>=' in keyed table `name`, or None."""
+    if not isinstance(code, int):
+        return None
+    t = globals()[name]
+    key = "%d=" % code
+    i = 0 if t.startswith(key) else t.find("\n" + key)
+    if i < 0:
+        return None
+    if i:
+        i += 1
+    i += len(key)
+    return t[i : t.find("\n", i)]
+
+
+def cmqtt_info(code):
+    """(name, meaning, hint) of CMQTT <err> `code`: the name is from NAMES or the meaning in
+    CamelCase ('sock connect fail' -> 'SockConnectFail'), a distinct one per code."""
+    m = line("CMQTT", code)
+    if m is None:
+        return ("UnknownError", "unknown CMQTT error %s" % code, None)
+    n = keyed("NAMES", code)
+    if n:
+        return (n, m, keyed("HINTS", code))
+    out = []
+    for w in m.replace(":", " ").replace("-", " ").split():
+        out.append(w[0].upper() + w[1:])
+    return ("".join(out), m, keyed("HINTS", code))
+
+
+def get(name):
+    """A whole table as a tuple (line tables) or a dict (keyed tables), or a constant."""
+    if name == "FIRMWARE_NO_SSL_FIX":
+        return FIRMWARE_NO_SSL_FIX
+    t = globals()[name]
+    rows = t.split("\n")[:-1]
+    if name in ("CMQTT", "REG"):
+        return tuple(rows)
+    d = {}
+    for ln in rows:
+        k, v = ln.split("=", 1)
+        d[int(k)] = v
+    return d

@@ -1,0 +1,64 @@
+# mp-heap: 192K  (AT engine + CMQTT + Sim7600/Tls drivers + CellularPublisher + strict fake resident at once)
+# net.cellular escalation on both runtimes against cmqttfake.FakeCmqtt (issue 10 §13): a CONNECT
+# refused by the broker or the TLS peer is not a modem fault: no new bring-up (registration), no
+# STOP/START, a backoff at the MQTT level and a message that says what to check.
+from cmqttfake import setup
+from core.errors import NotConnected
+from modem import cmqtt as C
+from mptest import araises
+from net.cellular import CellularPublisher
+
+
+def _pub(at, **kw):
+    pub = CellularPublisher(at, client_id="dev1", host="broker.example", port=8883, max_attempts=4, backoff_ms=1, backoff_max_ms=2, **kw)
+    ups = []
+
+    async def bring_up():  # the registration a refusal must not repeat
+        ups.append(1)
+
+    pub.modem.bring_up = bring_up
+    return pub, ups
+
+
+async def test_repeated_refusals_cause_no_re_registration():
+    m, at, _ = setup()
+    pub, ups = _pub(at)
+    m.connect_code = 15  # "require connection fail": e.g. mosquitto require_certificate, our cert not trusted
+    e = await araises(NotConnected, pub.connect())
+    assert e.code == 15 and "4 attempts" in str(e)
+    assert len(ups) == 1, ups  # the one bring-up of the first connect
+    assert m.cmds.count("AT+CMQTTSTART") == 1 and "AT+CMQTTSTOP" not in m.cmds, m.cmds
+    assert sum(1 for c in m.cmds if c.startswith("AT+CMQTTCONNECT=")) == 4
+    assert pub.stats["refusals"] == 4
+    why = pub.stats["last_error"]
+    assert "broker.example:8883" in why and "require connection fail" in why and "Not a modem fault" in why, why
+    # the loop tries again later: still no registration, no service restart
+    await araises(NotConnected, pub.connect())
+    assert len(ups) == 1 and m.cmds.count("AT+CMQTTSTART") == 1 and "AT+CMQTTSTOP" not in m.cmds
+    # the broker accepts again: connected without a bring-up
+    m.connect_code = 0
+    await pub.connect()
+    assert pub.connected() and len(ups) == 1 and m.cmds.count("AT+CMQTTSTART") == 1
+    at.stop()
+
+
+async def test_a_fatal_refusal_is_raised_at_once_and_keeps_the_registration():
+    m, at, _ = setup()
+    pub, ups = _pub(at, tls=False)
+    m.connect_code = 30  # bad user name or password: retrying cannot fix it
+    e = await araises(C.CmqttError, pub.connect())
+    assert e.code == 30 and C.is_refused(e.code)
+    assert sum(1 for c in m.cmds if c.startswith("AT+CMQTTCONNECT=")) == 1
+    assert "mqtt_user/mqtt_pass" in pub.stats["last_error"]
+    await araises(C.CmqttError, pub.connect())
+    assert len(ups) == 1 and m.cmds.count("AT+CMQTTSTART") == 1, (ups, m.cmds)
+    at.stop()
+
+
+async def test_a_modem_fault_still_escalates():
+    m, at, _ = setup()
+    pub, ups = _pub(at)
+    m.connect_code = 9  # network not opened: the service must restart
+    await araises(NotConnected, pub.connect())
+    assert "AT+CMQTTSTOP" in m.cmds and len(ups) >= 2, (ups, m.cmds)
+    at.stop()
