@@ -65,6 +65,8 @@ class CellularPublisher(Publisher):
         bring_up=True,
         index=0,
         max_attempts=8,
+        connect_budget_ms=600000,
+        power_on=None,
         backoff_ms=1000,
         backoff_max_ms=60000,
         max_resends=5,
@@ -87,6 +89,10 @@ class CellularPublisher(Publisher):
         self.certs = certs or {}
         self.will = will  # (topic, message, qos)
         self.max_attempts = max_attempts
+        # one connect() gives up after this long (full bring-ups included), so the telelogger's sender
+        # beats its watchdog (900 s) in a garage without coverage instead of resetting in a loop
+        self.connect_budget_ms = connect_budget_ms
+        self.power_on = power_on  # async: press the power key (a module that lost its power answers nothing)
         self.backoff_ms = backoff_ms
         self.backoff_max_ms = backoff_max_ms
         self.max_resends = max_resends
@@ -141,7 +147,15 @@ class CellularPublisher(Publisher):
     async def _session(self, level):
         mq = self.mq
         if level >= L_MODEM:
-            await self.modem.bring_up()
+            try:
+                await self.modem.bring_up()
+            except ModemError as e:
+                if self.power_on is None or getattr(e, "kind", None) != "not_responding":
+                    raise
+                if self.log:
+                    self.log.warn("modem does not answer (%s): pressing its power key", e)
+                await self.power_on()  # after a power loss the module is off: AT alone never wakes it
+                await self.modem.bring_up()
             if self.tls:
                 await self._tls()
             self._reached(L_SERVICE)  # registered: a later failure need not register again
@@ -195,6 +209,7 @@ class CellularPublisher(Publisher):
         """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
         attempt = 0
         level = self._need
+        t0 = self.clock.ticks_ms()
         while True:
             try:
                 await self._session(level)
@@ -209,8 +224,10 @@ class CellularPublisher(Publisher):
                 attempt += 1
                 if self.log and not refused:
                     self.log.warn("connect attempt %d (level %d) failed: %s", attempt, level, e)
-                if attempt >= self.max_attempts:
-                    err = NotConnected("MQTT connect failed after %d attempts: %s" % (attempt, e), getattr(e, "code", None), getattr(e, "meaning", None))
+                spent = self.clock.diff(self.clock.ticks_ms(), t0)
+                if attempt >= self.max_attempts or spent >= self.connect_budget_ms:
+                    err = NotConnected("MQTT connect failed after %d attempts in %d s: %s" % (attempt, spent // 1000, e),
+                                       getattr(e, "code", None), getattr(e, "meaning", None))
                     raise err
                 if refused:
                     level = L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration

@@ -215,6 +215,8 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_f
         from telelogger.modemctl import ModemCtl
 
         modem = ModemCtl(pub, board, clock, log)
+        if board.has("modem_power"):
+            pub.power_on = modem.wake  # a module that lost its power is pressed on again by the recovery
     else:
         pub = wifi_publisher(board, fc, clock, log)
     gnss = make_gnss(board, cfg, obd, at, clock, log)

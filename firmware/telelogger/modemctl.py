@@ -39,3 +39,8 @@ class ModemCtl:
 
     async def power_on(self):
         return await self._pw().power_on()
+
+    async def wake(self):
+        """The publisher's hook for a module that stopped answering (a power loss switches it off):
+        press the key until it answers -> True, or False (the publisher's recovery goes on)."""
+        return await self._pw().ensure_on()

@@ -62,3 +62,39 @@ async def test_a_modem_fault_still_escalates():
     await araises(NotConnected, pub.connect())
     assert "AT+CMQTTSTOP" in m.cmds and len(ups) >= 2, (ups, m.cmds)
     at.stop()
+
+
+async def test_a_silent_module_gets_its_power_key_pressed_by_the_recovery():
+    """After a power loss the module is off: AT alone never wakes it (it used to send AT for ever)."""
+    from modem.errors import ModemError
+
+    m, at, _ = setup()
+    presses = []
+    pub, ups = _pub(at)
+    calls = []
+
+    async def bring_up():
+        calls.append(1)
+        if not presses:
+            raise ModemError("modem does not answer AT", kind="not_responding")
+
+    async def power_on():
+        presses.append(1)
+        return True
+
+    pub.modem.bring_up = bring_up
+    pub.power_on = power_on
+    await pub.connect()
+    assert pub.connected() and presses == [1] and len(calls) == 2, (presses, calls)
+    at.stop()
+
+
+async def test_a_connect_is_bounded_in_time():
+    """One connect() ends within connect_budget_ms, so the sender beats its watchdog (a garage
+    without coverage must not become a watchdog reset loop)."""
+    m, at, _ = setup()
+    pub, ups = _pub(at, connect_budget_ms=0)
+    m.connect_code = 9
+    e = await araises(NotConnected, pub.connect())
+    assert "after 1 attempts" in str(e), str(e)
+    at.stop()
