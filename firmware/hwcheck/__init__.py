@@ -40,7 +40,8 @@ AREAS = (
     ("hwcheck.coproc", "CoprocCheck"),  # board file, board model
     ("hwcheck.modem_id", "ModemCheck"),  # modem, modem model
     ("hwcheck.cellular", "CellularCheck"),  # SIM, signal, registration
-    ("hwcheck.broker", "BrokerCheck"),  # data, DNS, broker, publish
+    ("hwcheck.data", "DataCheck"),  # data, DNS
+    ("hwcheck.broker", "BrokerCheck"),  # broker, publish
     ("hwcheck.gnss_fix", "GnssCheck"),  # GNSS fix
     ("hwcheck.obd_link", "ObdCheck"),  # OBD protocol
     ("hwcheck.battery", "BatteryCheck"),  # battery
@@ -55,6 +56,24 @@ def why(e):
     if not s or s == "None":
         s = type(e).__name__
     return s
+
+
+def err_text(e):
+    """'error 30 (connection refused: bad user name or password)' for an error with a code and its
+    meaning (the drivers' errors carry both), else the exception's text."""
+    code = getattr(e, "code", None)
+    meaning = getattr(e, "meaning", None)
+    if isinstance(code, int) and meaning:
+        return "error %d (%s)" % (code, meaning)
+    return why(e)
+
+
+def bad_text(s):
+    """True when a config string would break the AT command it goes into (a quote, a control character)."""
+    for ch in s:
+        if ch == '"' or ord(ch) < 32 or ord(ch) == 127:
+            return True
+    return False
 
 
 def format_item(status, name, detail, fix=None):
@@ -132,6 +151,9 @@ class Check:
         self.sim_ok = None
         self.registered = None
         self.apn_error = None  # why the APN (cellular.apn) was refused, for the data item
+        self.wifi = None  # transport wifi: the data and broker items are not checked
+        self.mqtt_started = None  # the data item started the modem's MQTT service (the broker area stops it)
+        self.dns_ok = None  # broker.host resolves (or could not be checked)
 
     def add(self, status, name, detail, fix=None):
         if status not in (FAIL, WARN, SKIP):

@@ -1,13 +1,10 @@
-# hwcheck area: past registration to the broker, as the telelogger goes there (cellular transport):
-#   data     the APN (set before registration by the cellular area: AT+CGDCONT, AT+CGAUTH) and the
-#            PDP context, which the modem's MQTT service start (AT+CMQTTSTART) activates
-#   DNS      AT+CDNSGIP="<broker.host>" (a module that does not answer it: "DNS not checked")
+# hwcheck area: the broker, as the telelogger connects to it (cellular transport):
 #   broker   TLS set-up as configured (certificates uploaded by content-hash name, AT+CSSLCFG), then
 #            AT+CMQTTACCQ / AT+CMQTTCONNECT with device_id and secrets mqtt_user / mqtt_pass
 #   publish  one QoS 1 message on <topic_prefix>/<device_id>/status, acknowledged by the broker
-# Each item depends on the one before it (SKIP when that one failed). At the end the session is
-# closed (DISC, REL, STOP).
-from hwcheck import FAIL, INFO, PASS, SKIP, WARN, cfg_get, why
+# Each depends on the one before it (SKIP when that one failed). At the end the session is closed
+# and the service the data area started is stopped (DISC, REL, STOP).
+from hwcheck import FAIL, PASS, SKIP, WARN, bad_text, cfg_get, err_text, why
 
 # The fix for a CMQTT error of the CONNECT, by code: what in the config or at the broker to check.
 # One line per group: "<codes>=<fix>"; {port}/{host}/{id} are filled in. (Meanings come with the
@@ -40,41 +37,10 @@ def connect_fix(code, host, port, client_id):
     return None
 
 
-def _code(e):
-    code = getattr(e, "code", None)
-    return code if isinstance(code, int) else None
-
-
-def _err(e):
-    """'error 30 (connection refused: bad user name or password)' or the exception's text."""
-    code = _code(e)
-    meaning = getattr(e, "meaning", None)
-    if code is not None and meaning:
-        return "error %d (%s)" % (code, meaning)
-    return why(e)
-
-
-def _is_ip(host):
-    parts = host.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not p or len(p) > 3 or not p.isdigit() or int(p) > 255:
-            return False
-    return True
-
-
-def _bad_text(s):
-    for ch in s:
-        if ch == '"' or ord(ch) < 32 or ord(ch) == 127:
-            return True
-    return False
-
-
 class BrokerCheck:
     def __init__(self, c):
         self.c = c
-        self.mq = None  # modem.cmqtt.Cmqtt once the service started
+        self.mq = None  # modem.cmqtt.Cmqtt on the modem's started MQTT service
         self.connected = False
         b = c.cfg.get("broker") if isinstance(c.cfg.get("broker"), dict) else {}
         self.host = b.get("host") or ""
@@ -83,16 +49,15 @@ class BrokerCheck:
 
     async def run(self):
         c = self.c
+        if c.wifi:
+            return  # the data area said "not checked" for these items too
+        if c.mqtt_started and c.modem_ok and c.open_modem("broker", sim=False) is not None:
+            cm = c.need("modem.cmqtt", "broker", "modem/")
+            if cm is not None:
+                self.mq = cm.Cmqtt(c.at, c.clock, cmd_timeout_ms=min(5000, c.timeout_ms))
+                self.mq.started = True  # by the data area
         try:
-            if c.cfg.get("transport") == "wifi":
-                for name in ("data", "DNS", "broker", "publish"):
-                    c.add(SKIP, name, "not checked: transport is wifi (this check covers the cellular path)")
-                return
-            if c.modem_ok:
-                c.open_modem("data", sim=False)
-            ok = await self.data()
-            ok = await self.dns(ok)
-            ok = await self.broker(ok)
+            ok = await self.broker()
             await self.publish(ok)
         finally:
             await self.close()
@@ -100,102 +65,6 @@ class BrokerCheck:
     def skip(self, name, why_not, fix=None):
         self.c.add(SKIP, name, "not checked (%s)" % why_not, fix)
         return False
-
-    # ---- data: APN, PDP context, MQTT service ------------------------------------------------------
-    async def data(self):
-        c = self.c
-        name = c.step = "data"
-        if c.at is None:
-            c.skip_modem(name)
-            return False
-        if not c.registered:
-            return self.skip(name, "not registered", "fix the registration first")
-        if c.apn_error:
-            c.add(FAIL, name, c.apn_error, "check cellular.apn (and secrets apn_user / apn_pass) against the operator's settings")
-            return False
-        cm = c.need("modem.cmqtt", name, "modem/")
-        if cm is None:
-            return False
-        t = min(5000, c.timeout_ms)
-        used = await self.context_apn(t)
-        self.mq = cm.Cmqtt(c.at, c.clock, cmd_timeout_ms=t)
-        try:
-            await self.mq.start()
-        except Exception as e:
-            c.add(FAIL, name, "no data connection: the modem's MQTT service did not start (AT+CMQTTSTART: %s), APN %s"
-                  % (_err(e), repr(used) if used else "automatic"),
-                  "set cellular.apn to the operator's APN for this SIM and check the SIM has a data plan (try it in a phone)")
-            return False
-        ip = await self.ip_address(t)
-        c.add(PASS, name, "PDP context up (APN %s%s), MQTT service started"
-              % (repr(used) if used else "automatic", ", IP " + ip if ip else ""))
-        return True
-
-    async def context_apn(self, t):
-        """The APN of PDP context 1 (AT+CGDCONT?), or None."""
-        try:
-            r = await self.c.at.cmd("AT+CGDCONT?", timeout_ms=t)
-        except Exception:
-            return None
-        for ln in r.lines:
-            if ln.startswith("+CGDCONT: 1,"):
-                f = ln[12:].split(",")
-                if len(f) > 1:
-                    return f[1].strip().strip('"') or None
-        return None
-
-    async def ip_address(self, t):
-        try:
-            r = await self.c.at.cmd("AT+IPADDR", timeout_ms=t)
-        except Exception:
-            return None  # not every firmware reports it for the MQTT service's context
-        v = r.value("+IPADDR:")
-        return v.strip() if v else None
-
-    # ---- DNS ---------------------------------------------------------------------------------------
-    async def dns(self, ok):
-        c = self.c
-        name = c.step = "DNS"
-        host = self.host
-        if not ok:
-            return self.skip(name, "no data connection", "fix the data item first")
-        if not host:
-            c.add(SKIP, name, "not checked: no broker.host in the config",
-                  "set broker.host in config.json (on a host: --config FILE)")
-            return False
-        if _bad_text(host):
-            c.add(FAIL, name, "broker.host %r contains a quote or control character" % host, "correct broker.host")
-            return False
-        if _is_ip(host):
-            c.add(INFO, name, "broker.host %s is an IP address: no lookup needed" % host)
-            return True
-        lines = None
-        try:
-            r = await c.at.cmd('AT+CDNSGIP="%s"' % host, timeout_ms=max(10000, c.timeout_ms))
-            lines = r.lines
-        except Exception as e:
-            lines = getattr(e, "lines", None) or []
-            if not [ln for ln in lines if ln.startswith("+CDNSGIP:")]:
-                if type(e).__name__ == "ATTimeout":
-                    c.add(FAIL, name, "no answer to AT+CDNSGIP for %s within %d s" % (host, max(10000, c.timeout_ms) // 1000),
-                          "check the signal and cellular.apn (the network's DNS did not answer); retry")
-                    return False
-                # a module (or simulator) without AT+CDNSGIP: the CONNECT below still resolves the name
-                c.add(SKIP, name, "DNS not checked: the module answers %s to AT+CDNSGIP" % why(e),
-                      "none needed: the broker item shows whether %s resolves (error 25 if not)" % host)
-                return True
-        for ln in lines:
-            if ln.startswith("+CDNSGIP:"):
-                f = [x.strip().strip('"') for x in ln[9:].split(",")]
-                if f[0] == "1" and len(f) >= 3:
-                    c.add(PASS, name, "%s -> %s" % (host, ", ".join(f[2:])))
-                    return True
-                c.add(FAIL, name, "%s does not resolve (AT+CDNSGIP error %s)" % (host, f[1] if len(f) > 1 else "?"),
-                      "check broker.host is spelt right and exists; cellular.apn must give Internet access")
-                return False
-        c.add(SKIP, name, "DNS not checked: AT+CDNSGIP gave no +CDNSGIP line",
-              "none needed: the broker item shows whether %s resolves (error 25 if not)" % host)
-        return True
 
     # ---- broker: TLS and CONNECT -------------------------------------------------------------------
     def client_id(self):
@@ -208,16 +77,16 @@ class BrokerCheck:
                 dev = "hwcheck"
         return dev
 
-    async def broker(self, ok):
+    async def broker(self):
         c = self.c
         name = c.step = "broker"
-        if not ok:
+        if self.mq is None or not c.dns_ok:
             return self.skip(name, "DNS or data failed" if self.host else "no broker.host", "fix the items above first")
         cid = self.client_id()
         user = cfg_get(c.cfg, "secrets", "mqtt_user") or None
         password = cfg_get(c.cfg, "secrets", "mqtt_pass") or None
         for key, v in (("device_id", cid), ("secrets.mqtt_user", user), ("secrets.mqtt_pass", password)):
-            if v and _bad_text(v):
+            if v and bad_text(v):
                 c.add(FAIL, name, "%s contains a quote or control character" % key, "choose a %s without \" or control characters" % key)
                 return False
         ctx = cfg_get(c.cfg, "cellular", "ssl_ctx", 0)
@@ -236,9 +105,9 @@ class BrokerCheck:
             await self.mq.connect(self.host, self.port, keepalive, clean, user, password,
                                   ssl_ctx=ctx if self.tls else None, timeout_ms=min(120000, max(30000, 6 * c.timeout_ms)))
         except Exception as e:
-            code = _code(e)
-            fix = connect_fix(code, self.host, self.port, cid) if code is not None else None
-            c.add(FAIL, name, "CONNECT to %s as %r%s failed: %s" % (url, cid, " (TLS)" if self.tls else "", _err(e)),
+            code = getattr(e, "code", None)
+            fix = connect_fix(code, self.host, self.port, cid) if isinstance(code, int) else None
+            c.add(FAIL, name, "CONNECT to %s as %r%s failed: %s" % (url, cid, " (TLS)" if self.tls else "", err_text(e)),
                   fix or getattr(e, "hint", None) or "check broker.host, broker.port, broker.tls and the credentials")
             return False
         self.connected = True
@@ -294,7 +163,7 @@ class BrokerCheck:
         try:
             await self.mq.publish(topic, '{"hwcheck":"publish test"}', 1, timeout_s=60)
         except Exception as e:
-            c.add(FAIL, name, "QoS 1 publish on %s failed: %s" % (topic, _err(e)),
+            c.add(FAIL, name, "QoS 1 publish on %s failed: %s" % (topic, err_text(e)),
                   "check the broker's ACL/policy lets this client publish on %s" % topic)
             return False
         c.add(PASS, name, "QoS 1 message on %s acknowledged by the broker in %d ms" % (topic, c.clock.diff(c.clock.ticks_ms(), t0)))
@@ -304,6 +173,7 @@ class BrokerCheck:
         """Leave the modem as the telelogger expects it at boot: no session, service stopped."""
         mq = self.mq
         self.mq = None
+        self.c.mqtt_started = False
         if mq is None or self.c.at is None:
             return
         for fn in (mq.disconnect, mq.release, mq.stop) if self.connected else (mq.release, mq.stop):
