@@ -36,7 +36,12 @@ ITEMS = ("board file", "board model", "modem", "modem model", "SIM", "signal", "
 ORDER = ["board model", "modem", "modem model", "SIM", "signal", "registration", "data", "DNS", "broker", "publish",
          "GNSS fix", "OBD protocol", "battery"]
 STATUSES = ("PASS", "FAIL", "WARN", "SKIP", "INFO")
-MP_HEAP = "256K"  # the 64-bit host port holds the .mpy bytecode on its heap (measured minimum: 192K)
+MP_HEAP = "256K"  # for the runs that only check behaviour
+# The whole check (every area, broker included) on the 32-bit build with the .mpy files loaded into the
+# heap: measured minimum 104K (peak ~91 KB allocated in the broker area: at.engine 21 + modem.cmqtt 18 KB
+# on top of ~46 KB that stays, ~19 KB of it qstrs interned by every .mpy loaded). 112K leaves a margin.
+MP_HEAP_MIN = "112K"
+ESP32_HEAP = "96K"  # the budget (issue 9): reached once the drivers shrink
 MPREMOTE = os.path.join(os.path.dirname(sys.executable), "mpremote")
 
 
@@ -66,8 +71,8 @@ def run_micropython(tmp_path, *args):
     """firmware/hwcheck.main() under the host MicroPython (HostBoard from the --modem/--obd args)."""
     script = tmp_path / "hwcheck_main.py"
     script.write_text("import hwcheck\nprint('FAILED', hwcheck.main())\n")
-    out = run_mp(str(script), list(args), heap=MP_HEAP, timeout=180, check=False)
-    assert "Traceback" not in out, out
+    out = run_mp(str(script), list(args), heap=MP_HEAP_MIN, timeout=180, check=False)
+    assert "Traceback" not in out and "MemoryError" not in out, out
     return out, parse(out)
 
 
@@ -394,18 +399,44 @@ def test_arguments():
 # ---- the firmware module under MicroPython ---------------------------------------------------------
 
 
-def test_micropython_everything_passes(tmp_path, sim, elm):
-    s, p = sim()
+def _mp_whole_check(tmp_path, sim, elm, heap):
+    broker = LocalBroker()
+    s, p = sim(broker=broker)
     s.set_position(48.137, 11.575)
-    out, lines = run_micropython(tmp_path, "--modem", p.path, "--obd", elm.path, *FAST)
-    for name in ("modem", "modem model", "SIM", "signal", "registration", "GNSS fix", "OBD protocol", "battery"):
+    script = tmp_path / "hwcheck_main.py"
+    script.write_text("import hwcheck, sys\nprint('FAILED', hwcheck.main())\nprint('MODULES', sorted(sys.modules))\n")
+    args = ["--modem", p.path, "--obd", elm.path, *FAST, *write_config(tmp_path)]
+    out = run_mp(str(script), args, heap=heap, timeout=180, check=False)
+    return out, parse(out), broker
+
+
+def test_micropython_everything_passes(tmp_path, sim, elm):
+    """The whole check on the 32-bit MicroPython, .mpy loaded into the heap, in the smallest heap it fits
+    with a margin: every area is imported, run and dropped in turn."""
+    out, lines, broker = _mp_whole_check(tmp_path, sim, elm, MP_HEAP_MIN)
+    assert "Traceback" not in out and "MemoryError" not in out, out
+    for name in ("modem", "modem model", "SIM", "signal", "registration", "data", "broker", "publish", "GNSS fix",
+                 "OBD protocol", "battery"):
         assert lines[name][0] == "PASS", out
     assert lines["board model"][0] == "INFO" and "ELM327" in lines["board model"][1]
+    assert dns_not_checked(lines["DNS"]), out
     assert "48.13700, 11.57500" in lines["GNSS fix"][1]
     assert "hwcheck: 12 checks, 0 failed" in out and "FAILED 0" in out
+    assert [m[0] for m in broker.messages] == [b"fm/car1/status"]
     # one line per item, in the documented order
     names = [ln[6 : 6 + fw.NAME_W].strip() for ln in out.splitlines() if ln[:4] in STATUSES and ln[4:6] == "  "]
     assert names == ORDER
+    # nothing of the areas or their drivers stays imported
+    mods = out.split("MODULES ", 1)[1]
+    for gone in ("hwcheck.", "at.engine", "modem.", "obdii.", "gnss.", "telelogger."):
+        assert "'%s" % gone not in mods, mods
+
+
+@pytest.mark.xfail(strict=True, reason="needs ~8 KB less at the peak (the broker area: at.engine + modem.cmqtt, "
+                   "owner A) or fewer qstrs left by the drivers loaded before it; measured minimum 104K")
+def test_micropython_whole_check_in_the_esp32_budget(tmp_path, sim, elm):
+    out, lines, broker = _mp_whole_check(tmp_path, sim, elm, ESP32_HEAP)
+    assert "MemoryError" not in out and "FAILED 0" in out, out
 
 
 def test_micropython_old_firmware_and_pin_and_denied(tmp_path, sim):

@@ -34,17 +34,17 @@ INFO = "INFO"
 NAME_W = 13
 HOST_BOARD = "esp32-sim7600"  # on a host without board.json or --board: devtypes empty, no comparison
 
-# (module, class), run in this order, each in its own event loop: whatever an area started (the AT
+# (module, class, its first item), run in this order, each in its own event loop: whatever an area started (the AT
 # reader, timeouts, exchanges still running) ends with its loop, so its modules can be freed.
 AREAS = (
-    ("hwcheck.coproc", "CoprocCheck"),  # board file, board model
-    ("hwcheck.modem_id", "ModemCheck"),  # modem, modem model
-    ("hwcheck.cellular", "CellularCheck"),  # SIM, signal, registration
-    ("hwcheck.data", "DataCheck"),  # data, DNS
-    ("hwcheck.broker", "BrokerCheck"),  # broker, publish
-    ("hwcheck.gnss_fix", "GnssCheck"),  # GNSS fix
-    ("hwcheck.obd_link", "ObdCheck"),  # OBD protocol
-    ("hwcheck.battery", "BatteryCheck"),  # battery
+    ("hwcheck.coproc", "CoprocCheck", "board model"),  # board file, board model
+    ("hwcheck.modem_id", "ModemCheck", "modem"),  # modem, modem model
+    ("hwcheck.cellular", "CellularCheck", "SIM"),  # SIM, signal, registration
+    ("hwcheck.data", "DataCheck", "data"),  # data, DNS
+    ("hwcheck.broker", "BrokerCheck", "broker"),  # broker, publish
+    ("hwcheck.gnss_fix", "GnssCheck", "GNSS fix"),  # GNSS fix
+    ("hwcheck.obd_link", "ObdCheck", "OBD protocol"),  # OBD protocol
+    ("hwcheck.battery", "BatteryCheck", "battery"),  # battery
 )
 # Only on MicroPython are drivers dropped after their area (the RAM is the device's); on CPython
 # other code in the same process may hold them. The area modules are dropped everywhere.
@@ -263,9 +263,9 @@ class Check:
         import asyncio
 
         base = set(sys.modules)
-        for mod, cls in AREAS:
+        for mod, cls, first in AREAS:
             n = len(self.items)
-            self.step = None
+            self.step = first  # an area that fails to import (MemoryError) is named by its first item
             try:
                 asyncio.run(self._area(asyncio, mod, cls))
             except Exception as e:  # a bug or MemoryError in one area must not hide the others
@@ -273,7 +273,7 @@ class Check:
                 gc.collect()
                 last = self.items[-1] if len(self.items) > n else None
                 if last is None or last[0] != FAIL or last[1] != self.step:
-                    self.add(FAIL, self.step or cls, "check crashed: %s: %s" % (type(e).__name__, why(e)),
+                    self.add(FAIL, self.step, "check crashed: %s: %s" % (type(e).__name__, why(e)),
                              "report this output; free memory (gc) / redeploy and retry")
             if _MP:
                 asyncio.new_event_loop()  # tasks the area left behind go with their loop
@@ -324,70 +324,26 @@ def failed(items):
     return [i for i in items if i[0] == FAIL]
 
 
-def _arg(argv, name, default=None):
-    for i in range(len(argv)):
-        if argv[i] == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if argv[i].startswith(name + "="):
-            return argv[i][len(name) + 1 :]
-    return default
-
-
 def main(argv=None, board=None, cfg=None, timeout_ms=10000, reg_timeout_ms=60000, gnss_timeout_ms=60000,
          gnss=None, power_on=None, out=print):
     """On the device: `import hwcheck; hwcheck.main()` (the deployed /board.json and config.json).
     On the unix port: `micropython -c "import hwcheck; hwcheck.main()" --modem PATH --obd PATH
     [--board NAME] [--timeout S] [--reg-timeout S] [--gnss-timeout S] [--gnss SRC] [--config F]
     [--secrets F]`. Returns the number of failed items."""
-    if argv is None:
-        argv = sys.argv[1:]
-    host = sys.platform != "esp32"
-    try:
-        v = _arg(argv, "--timeout")
-        if v:
-            timeout_ms = int(float(v) * 1000)
-        v = _arg(argv, "--reg-timeout")
-        if v:
-            reg_timeout_ms = int(float(v) * 1000)
-        v = _arg(argv, "--gnss-timeout")
-        if v:
-            gnss_timeout_ms = int(float(v) * 1000)
-    except ValueError as e:
-        out(format_item(FAIL, "config", "a timeout is not a number (%s)" % why(e), "give seconds, e.g. --timeout 10"))
+    from hwcheck import setup  # arguments, board and config: needed before the areas only
+
+    a = setup.prepare(argv, board, cfg, [timeout_ms, reg_timeout_ms, gnss_timeout_ms], gnss, power_on, out)
+    drop_module("hwcheck.setup")
+    setup = None
+    if a is None:
         out("hwcheck: 1 checks, 1 failed")
         return 1
-    gnss = _arg(argv, "--gnss", gnss)
-    if gnss is None and host and _arg(argv, "--gps"):
-        gnss = "uart"
-    if power_on is None:
-        power_on = not host  # a host's power pin is a fake
     own = board is None
-    known = True
-    if own:
-        from hwcheck import setup
-
-        board, known = setup.board(argv, host, out)
-        drop_module("hwcheck.setup")
-        if board is None:
-            out("hwcheck: 1 checks, 1 failed")
-            return 1
-    if cfg is None:
-        from hwcheck import setup
-
-        cfg = setup.config(argv, host, out)
-        drop_module("hwcheck.setup")
-        if cfg is False:
-            if own:
-                board.close()
-            out("hwcheck: 1 checks, 1 failed")
-            return 1
+    board, cfg, t, gnss, power_on, known = a
+    a = None
     gc.collect()
-    if _MP:
-        import asyncio
-
-        asyncio.new_event_loop()  # drop tasks left by an interrupted telelogger (Ctrl-C from mpremote)
     try:
-        items = run(board, cfg, out, timeout_ms, reg_timeout_ms, gnss_timeout_ms, power_on, gnss, known)
+        items = run(board, cfg, out, t[0], t[1], t[2], power_on, gnss, known)
     finally:
         if own:
             board.close()
