@@ -13,10 +13,10 @@ On this machine (a USB SIM7600, an ELM327 adapter, a GNSS receiver on serial por
         [--config config.json] [--sim-pin PIN] [--timeout 10] [--reg-timeout 60] [--gnss-timeout 60]
   builds a board.host.HostBoard on those paths and calls the same firmware/hwcheck.run().
 
-Items: board model (co-processor ATI -> devType -> model), modem present & powered, modem model and
-firmware (and MQTT over SSL support), SIM, signal, registration, data (APN, PDP context, MQTT service),
-DNS of broker.host, broker (CONNECT with the configured TLS and credentials), publish (a QoS 1 test
-message on <prefix>/<id>/status), GNSS fix, OBD protocol, battery. In host mode the broker items need
+Items: board model (co-processor ATI -> devType -> model), OBD protocol, battery, modem present &
+powered, modem model and firmware (and MQTT over SSL support), SIM, signal, registration, data (APN,
+PDP context, MQTT service), DNS of broker.host, TLS (certificates, SSL context), broker (CONNECT with
+the configured TLS and credentials), publish (a QoS 1 test message on <prefix>/<id>/status), GNSS fix. In host mode the broker items need
 --config (and --secrets for credentials and certificates).
 Exit status 1 when anything failed, 2 when the check could not run (a wrong port, a config that does
 not load: said in one line).

@@ -16,11 +16,11 @@
 # Between areas only plain values are kept (devType, modem model, SIM/registration state, ...).
 #
 # Items, in order: board file (INFO: unverified pins), board model (co-processor ATI -> devType ->
-# model, compared with the deployed board description), modem (present and powered: powered on
-# with the power key when it is silent), modem model (model, firmware, MQTT over SSL possible), SIM,
-# signal, registration, data (APN, PDP context, the modem's MQTT service), DNS (of broker.host),
-# broker (CONNECT with the configured TLS and credentials), publish (a test message on
-# <prefix>/<id>/status), GNSS fix, OBD protocol, battery. An item whose driver is missing, or that
+# model, compared with the deployed board description), OBD protocol, battery, modem (present and
+# powered: powered on with the power key when it is silent), modem model (model, firmware, MQTT over
+# SSL possible), SIM, signal, registration, data (APN, PDP context, the modem's MQTT service), DNS
+# (of broker.host), TLS (certificates, SSL context), broker (CONNECT with the configured TLS and
+# credentials), publish (a test message on <prefix>/<id>/status), GNSS fix. An item whose driver is missing, or that
 # depends on one that failed, is SKIP ("not checked"), never PASS. No item prints a traceback: an
 # exception becomes one FAIL line naming the item it happened in.
 import gc
@@ -38,14 +38,20 @@ HOST_BOARD = "esp32-sim7600"  # on a host without board.json or --board: devtype
 # reader, timeouts, exchanges still running) ends with its loop, so its modules can be freed.
 AREAS = (
     ("hwcheck.coproc", "CoprocCheck", "board model"),  # board file, board model
+    ("hwcheck.obd_link", "ObdCheck", "OBD protocol"),  # OBD protocol
+    ("hwcheck.battery", "BatteryCheck", "battery"),  # battery
     ("hwcheck.modem_id", "ModemCheck", "modem"),  # modem, modem model
     ("hwcheck.cellular", "CellularCheck", "SIM"),  # SIM, signal, registration
     ("hwcheck.data", "DataCheck", "data"),  # data, DNS
+    ("hwcheck.tls_setup", "TlsCheck", "TLS"),  # TLS (certificates, SSL context)
     ("hwcheck.broker", "BrokerCheck", "broker"),  # broker, publish
-    ("hwcheck.gnss_fix", "GnssCheck", "GNSS fix"),  # GNSS fix
-    ("hwcheck.obd_link", "ObdCheck", "OBD protocol"),  # OBD protocol
-    ("hwcheck.battery", "BatteryCheck", "battery"),  # battery
+    ("hwcheck.gnss_fix", "GnssCheck", "GNSS fix"),  # GNSS fix (last: the modem's GNSS or the co-processor's)
 )
+# The AT engine's modules stay imported from the first area that talks to the modem to the last
+# (each area still runs its own engine instance): loaded once, they do not fragment the heap again
+# and again, and the drivers re-imported in each area share their exception classes.
+_MODEM_CORE = ("at", "at.engine", "at.lines", "modem", "modem.codes", "net", "net.publisher")
+_LAST_MODEM_AREA = "hwcheck.gnss_fix"
 # Only on MicroPython are drivers dropped after their area (the RAM is the device's); on CPython
 # other code in the same process may hold them. The area modules are dropped everywhere.
 _MP = sys.implementation.name == "micropython"
@@ -154,6 +160,7 @@ class Check:
         self.wifi = None  # transport wifi: the data and broker items are not checked
         self.mqtt_started = None  # the data item started the modem's MQTT service (the broker area stops it)
         self.dns_ok = None  # broker.host resolves (or could not be checked)
+        self.authmode = None  # the SSL context the TLS item configured (broker.tls on)
 
     def add(self, status, name, detail, fix=None):
         if status not in (FAIL, WARN, SKIP):
@@ -263,6 +270,7 @@ class Check:
         import asyncio
 
         base = set(sys.modules)
+        keep = base
         for mod, cls, first in AREAS:
             n = len(self.items)
             self.step = first  # an area that fails to import (MemoryError) is named by its first item
@@ -277,7 +285,11 @@ class Check:
                              "report this output; free memory (gc) / redeploy and retry")
             if _MP:
                 asyncio.new_event_loop()  # tasks the area left behind go with their loop
-            drop_new(base)
+            if mod == _LAST_MODEM_AREA:
+                keep = base
+            else:
+                keep = base | set([m for m in _MODEM_CORE if m in sys.modules])
+            drop_new(keep)
         return self.items
 
     async def _area(self, asyncio, mod, cls):

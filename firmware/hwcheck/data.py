@@ -25,7 +25,7 @@ class DataCheck:
     async def run(self):
         c = self.c
         if c.cfg.get("transport") == "wifi":
-            for name in ("data", "DNS", "broker", "publish"):
+            for name in ("data", "DNS", "TLS", "broker", "publish"):
                 c.add(SKIP, name, "not checked: transport is wifi (this check covers the cellular path)")
             c.wifi = True
             return
