@@ -282,7 +282,8 @@ class Check:
                 last = self.items[-1] if len(self.items) > n else None
                 if last is None or last[0] != FAIL or last[1] != self.step:
                     self.add(FAIL, self.step, "check crashed: %s: %s" % (type(e).__name__, why(e)),
-                             "report this output; free memory (gc) / redeploy and retry")
+                             "out of RAM: stop other code (a telelogger started by main.py: create /safe_mode and "
+                             "reset), then retry" if isinstance(e, MemoryError) else "report this output")
             if _MP:
                 asyncio.new_event_loop()  # tasks the area left behind go with their loop
             if mod == _LAST_MODEM_AREA:

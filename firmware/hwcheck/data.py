@@ -118,7 +118,7 @@ class DataCheck:
                           "check the signal and cellular.apn (the network's DNS did not answer); retry")
                     return False
                 # a module (or simulator) without AT+CDNSGIP: the CONNECT below still resolves the name
-                c.add(SKIP, name, "DNS not checked: the module answers %s to AT+CDNSGIP" % why(e),
+                c.add(SKIP, name, "DNS not checked: the module gave no +CDNSGIP result (%s)" % why(e),
                       "none needed: the broker item shows whether %s resolves (error 25 if not)" % host)
                 return True
         for ln in lines:

@@ -27,25 +27,31 @@ class TlsCheck:
         tm = c.need("modem.tls", name, "modem/")
         if tm is None:
             return
-        certs = {}
-        for role in ("ca", "cert", "key"):
-            path = (cfg_get(c.cfg, "secrets", "certs") or {}).get(role)
-            if not path:
-                continue
-            try:
-                with open(path, "rb") as f:
-                    certs[role] = f.read()
-            except OSError as e:
-                c.add(FAIL, name, "certs.%s: cannot read %s (%s)" % (role, path, why(e)),
-                      "copy the file to the board (make deploy copies the certificates secrets.json names)")
-                return
         ctx = cfg_get(c.cfg, "cellular", "ssl_ctx", 0)
+        paths = cfg_get(c.cfg, "secrets", "certs") or {}
         tls = tm.Tls(c.at, None, cmd_timeout_ms=min(5000, c.timeout_ms))  # firmware: see the modem model item
+        names = {}
+        up = 0
         try:
-            names = await tls.provision(ca=certs.get("ca"), cert=certs.get("cert"), key=certs.get("key"))
-            up = len(tls.uploaded)
-            certs = None
+            listing = await tls.list()
+            for role in ("ca", "cert", "key"):  # one file in RAM at a time
+                path = paths.get(role)
+                if not path:
+                    continue
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError as e:
+                    c.add(FAIL, name, "certs.%s: cannot read %s (%s)" % (role, path, why(e)),
+                          "copy the file to the board (make deploy copies the certificates secrets.json names)")
+                    return
+                tm.check_pem(role, data)
+                names[role], sent = await tls.ensure(role, data, listing)
+                data = None
+                up += 1 if sent else 0
             mode = await tls.configure(ctx, ca=names.get("ca"), cert=names.get("cert"), key=names.get("key"))
+        except MemoryError:
+            raise  # not a certificate problem: the runner says what crashed
         except Exception as e:
             c.add(FAIL, name, "TLS set-up failed: %s" % why(e),
                   "check certs.ca/cert/key are complete PEM files (and the modem firmware supports SSL: modem model)")
