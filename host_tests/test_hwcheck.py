@@ -236,6 +236,51 @@ def test_tls_broker_with_ca_and_without(sim, tmp_path):
     assert rc == 1
 
 
+class DnsSim(Sim7600):
+    """The simulator with AT+CDNSGIP as SIMCom documents it (the shared simulator has none yet):
+    '+CDNSGIP: 1,"<host>","<ip>"' OK, or '+CDNSGIP: 0,<dns error>' ERROR for a name it does not know."""
+
+    COMMANDS = dict(Sim7600.COMMANDS, **{"+CDNSGIP": "cmd_cdnsgip"})
+    names = {"broker.test": "203.0.113.7"}
+
+    def cmd_cdnsgip(self, now, cmd, delay):
+        host = cmd.args[0]
+        if host in self.names:
+            self.ok(now, ['+CDNSGIP: 1,"%s","%s"' % (host, self.names[host])], delay=delay)
+        else:
+            self.error(now, ["+CDNSGIP: 0,10"], delay=delay)
+
+
+def test_dns_of_the_broker(tmp_path):
+    s = DnsSim(time_scale=0.01, ready=True, broker=LocalBroker())
+    p = SimPty(s)
+    try:
+        rc, text, lines = run("--modem", p.path, "--gnss", "none", *FAST, *write_config(tmp_path))
+        assert lines["DNS"] == ("PASS", "broker.test -> 203.0.113.7", None), text
+        assert lines["broker"][0] == "PASS" and rc == 0
+        rc, text, lines = run("--modem", p.path, "--gnss", "none", *FAST, *write_config(tmp_path, broker={"host": "brokr.test"}))
+        assert lines["DNS"][0] == "FAIL", text
+        assert lines["DNS"][1] == "brokr.test does not resolve (AT+CDNSGIP error 10)"
+        assert lines["DNS"][2].startswith("check broker.host is spelt right")
+        assert lines["broker"] == ("SKIP", "not checked (DNS or data failed)", "fix the items above first")
+        rc, text, lines = run("--modem", p.path, "--gnss", "none", *FAST, *write_config(tmp_path, broker={"host": "192.0.2.1"}))
+        assert lines["DNS"] == ("INFO", "broker.host 192.0.2.1 is an IP address: no lookup needed", None), text
+        assert lines["broker"][0] == "PASS"
+        assert not s.mqtt_started  # every run stopped the service it started
+    finally:
+        p.close()
+        s.close()
+
+
+def test_wifi_transport_leaves_the_cellular_items_unchecked(sim, tmp_path):
+    s, p = sim()
+    rc, text, lines = run("--modem", p.path, "--gnss", "none", *FAST, *write_config(tmp_path, transport="wifi",
+                                                                                    secrets={"wifi_ssid": "home"}))
+    for name in ("data", "DNS", "TLS", "broker", "publish"):
+        assert lines[name] == ("SKIP", "not checked: transport is wifi (this check covers the cellular path)", None), text
+    assert lines["registration"][0] == "PASS" and rc == 0
+
+
 def test_data_item_needs_registration(sim):
     s, p = sim(network="denied")
     rc, text, lines = run("--modem", p.path, "--gnss", "none", "--timeout", "3", "--reg-timeout", "3")
