@@ -575,6 +575,33 @@ def test_port_that_does_not_exist_is_said_as_such():
     assert "in use" not in lines[0]
 
 
+def test_port_held_by_another_program(monkeypatch):
+    # Linux refuses a port another program holds exclusively (TIOCEXCL) with EBUSY, except to root (as
+    # here): the refusal is made by hand
+    import errno
+
+    import portcheck
+
+    m, sl = os.openpty()
+    path = os.ttyname(sl)
+    real_open = os.open
+
+    def busy(p, *a):
+        if p == path:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        return real_open(p, *a)
+
+    try:
+        monkeypatch.setattr(os, "open", busy)
+        assert portcheck.port_problem(path) == ("--port %s is held by another program (a serial monitor, mpremote, "
+                                                "ModemManager): close it and retry" % path)
+        monkeypatch.setattr(os, "open", real_open)
+        assert portcheck.port_problem(path) is None  # a terminal nobody holds
+    finally:
+        os.close(m)
+        os.close(sl)
+
+
 def test_host_ports_that_are_no_serial_ports(tmp_path):
     rc, lines = _script("--modem", "/dev/null")
     assert rc == 2 and lines == ["hwcheck: --modem /dev/null is not a serial port (not a terminal device); " + lines[0].split("; ", 1)[1]], lines

@@ -7,6 +7,7 @@ Used by scripts/hwcheck.py (--port, --modem/--obd/--gps) and scripts/provision.p
 they open anything, so a wrong path is said as such (not a termios traceback, not mpremote's "may be
 in use by another program" for a port that is not there).
 """
+import errno
 import glob
 import os
 
@@ -52,6 +53,9 @@ def port_problem(path, flag="--port"):
         return ("%s %s: permission denied: add yourself to the %s group (sudo usermod -aG %s $USER, then log in "
                 "again)" % (flag, path, g, g))
     except OSError as e:
+        if e.errno == errno.EBUSY:
+            return ("%s %s is held by another program (a serial monitor, mpremote, ModemManager): close it and "
+                    "retry" % (flag, path))
         return "%s %s cannot be opened (%s): is the device still plugged in? %s" % (flag, path, e.strerror or e, _where())
     try:
         if not os.isatty(fd):
