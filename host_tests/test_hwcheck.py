@@ -522,22 +522,30 @@ def test_micropython_old_firmware_and_pin_and_denied(tmp_path, sim):
 
 
 def test_port_runs_the_check_on_the_board(tmp_path, sim, elm):
-    s, p = sim()
+    """As after a deploy: /board.json, config.json and secrets.json on the board's filesystem, the
+    check run over mpremote in the ESP32's 96K heap, broker items included."""
+    broker = LocalBroker()
+    s, p = sim(broker=broker)
     s.set_position(48.137, 11.575)
     fs = tmp_path / "boardfs"
     fs.mkdir()
     shutil.copy(os.path.join(ROOT, "boards", "esp32-sim7600.json"), fs / "board.json")  # as deploy.py writes it
-    repl = ReplOverPty(fs, ":".join([firmware_path(), ".frozen"]), MP_HEAP)
+    write_config(fs)
+    repl = ReplOverPty(fs, ":".join([firmware_path(), ".frozen"]), ESP32_HEAP)
     try:
-        # the unix "board" has no UARTs: its HostBoard takes the serial paths from sys.argv
-        repl.exec("import sys; sys.argv[:] = ['board', '--modem', %r, '--obd', %r]" % (p.path, elm.path))
+        # the unix "board" has no UARTs: its HostBoard takes the serial paths from sys.argv (and, not being
+        # an ESP32, reads the config only when told to)
+        repl.exec("import sys; sys.argv[:] = ['board', '--modem', %r, '--obd', %r, '--config', 'config.json', "
+                  "'--secrets', 'secrets.json']" % (p.path, elm.path))
         rc, text, lines = run("--port", repl.port, "--mpremote-args", "resume", "--mpremote", MPREMOTE, *FAST)
     finally:
         repl.close()
-    for name in ("modem", "modem model", "SIM", "signal", "registration", "GNSS fix", "OBD protocol", "battery"):
+    for name in ("modem", "modem model", "SIM", "signal", "registration", "data", "broker", "publish", "GNSS fix",
+                 "OBD protocol", "battery"):
         assert lines[name][0] == "PASS", text
     assert lines["board file"][0] == "INFO" and "esp32-sim7600" in lines["board file"][1]  # /board.json was read
-    assert "hwcheck: 12 checks, 0 failed" in text
+    assert "hwcheck: 12 checks, 0 failed" in text and "MemoryError" not in text
+    assert [m[0] for m in broker.messages] == [b"fm/car1/status"]
     assert rc == 0
 
 
