@@ -42,7 +42,8 @@ AREAS = (
     ("hwcheck.battery", "BatteryCheck", "battery"),  # battery
     ("hwcheck.modem_id", "ModemCheck", "modem"),  # modem, modem model
     ("hwcheck.cellular", "CellularCheck", "SIM"),  # SIM, signal, registration
-    ("hwcheck.data", "DataCheck", "data"),  # data, DNS
+    ("hwcheck.data", "DataCheck", "data"),  # data (APN, PDP context, MQTT service)
+    ("hwcheck.dns", "DnsCheck", "DNS"),  # DNS of broker.host
     ("hwcheck.tls_setup", "TlsCheck", "TLS"),  # TLS (certificates, SSL context)
     ("hwcheck.broker", "BrokerCheck", "broker"),  # broker, publish
     ("hwcheck.gnss_fix", "GnssCheck", "GNSS fix"),  # GNSS fix (last: the modem's GNSS or the co-processor's)

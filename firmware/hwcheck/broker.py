@@ -72,6 +72,8 @@ class BrokerCheck:
             await self.mq.connect(self.host, self.port, keepalive, clean, user, password,
                                   ssl_ctx=ctx if self.tls else None, timeout_ms=min(120000, max(30000, 6 * c.timeout_ms)))
         except Exception as e:
+            if isinstance(e, MemoryError):
+                raise  # not the broker's doing: the runner says what crashed
             code = getattr(e, "code", None)
             fix = None
             if isinstance(code, int):
@@ -103,6 +105,8 @@ class BrokerCheck:
         try:
             await self.mq.publish(topic, '{"hwcheck":"publish test"}', 1, timeout_s=60)
         except Exception as e:
+            if isinstance(e, MemoryError):
+                raise  # not the broker's doing: the runner says what crashed
             c.add(FAIL, name, "QoS 1 publish on %s failed: %s" % (topic, err_text(e)),
                   "check the broker's ACL/policy lets this client publish on %s" % topic)
             return False

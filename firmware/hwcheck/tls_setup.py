@@ -2,6 +2,9 @@
 # certs.* name, uploaded under their content-hash names when the module does not hold them yet
 # (modem.tls), and the SSL context (cellular.ssl_ctx) configured with AT+CSSLCFG. The broker area
 # then connects over that context. Leaves c.authmode (0 none, 1 server verified, 2 mutual).
+import gc
+import os
+
 from hwcheck import FAIL, INFO, PASS, SKIP, WARN, cfg_get, why
 
 _AUTH = ("no certificate check", "server verified", "mutual TLS")
@@ -10,6 +13,19 @@ _AUTH = ("no certificate check", "server verified", "mutual TLS")
 class TlsCheck:
     def __init__(self, c):
         self.c = c
+
+    def order(self, paths):
+        """The roles with a file, largest file first (a missing file sorts last: its FAIL line says why)."""
+        sized = []
+        for role in ("ca", "cert", "key"):
+            if paths.get(role):
+                try:
+                    n = os.stat(paths[role])[6]
+                except OSError:
+                    n = -1
+                sized.append((n, role))
+        sized.sort()
+        return [r for _, r in reversed(sized)]
 
     async def run(self):
         c = self.c
@@ -34,10 +50,9 @@ class TlsCheck:
         up = 0
         try:
             listing = await tls.list()
-            for role in ("ca", "cert", "key"):  # one file in RAM at a time
-                path = paths.get(role)
-                if not path:
-                    continue
+            for role in self.order(paths):  # one file in RAM at a time, the largest first
+                path = paths[role]
+                gc.collect()  # the file is one block: room for it before the heap fragments further
                 try:
                     with open(path, "rb") as f:
                         data = f.read()
