@@ -1,7 +1,7 @@
-"""The bring-up check (firmware/hwcheck.py, wrapped by scripts/hwcheck.py) against the SIM7600 simulator,
-the elm327-emulator and a tiny fake Freematics co-processor (ATI -> "OBD2USART V1.x"):
+"""The bring-up check (firmware/hwcheck/, wrapped by scripts/hwcheck.py) against the SIM7600 simulator (with
+its in-memory broker), the elm327-emulator and a tiny fake Freematics co-processor (ATI -> "OBD2USART V1.x"):
   - host mode (CPython, in-process: scripts/hwcheck.py --modem/--obd builds a HostBoard),
-  - the firmware module under the real MicroPython (imported as .mpy from the compile cache),
+  - the firmware package under the 32-bit MicroPython in the ESP32's 96K (imported as .mpy from the compile cache),
   - --port mode: mpremote drives a MicroPython REPL behind a pty (the board over USB), which runs the check.
 """
 import io
