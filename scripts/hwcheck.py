@@ -13,12 +13,15 @@ On this machine (a USB SIM7600, an ELM327 adapter, a GNSS receiver on serial por
         [--config config.json] [--sim-pin PIN] [--timeout 10] [--reg-timeout 60] [--gnss-timeout 60]
   builds a board.host.HostBoard on those paths and calls the same firmware/hwcheck.run().
 
-Items: board model (co-processor ATI -> devType -> model), modem present & powered, modem model and
-firmware (and MQTT over SSL support), SIM, signal, registration, GNSS fix, OBD protocol, battery.
-Exit status 1 when anything failed, 2 when the check could not run.
+Items: board model (co-processor ATI -> devType -> model), OBD protocol, battery, modem present &
+powered, modem model and firmware (and MQTT over SSL support), SIM, signal, registration, data (APN,
+PDP context, MQTT service), DNS of broker.host, TLS (certificates, SSL context), broker (CONNECT with
+the configured TLS and credentials), publish (a QoS 1 test message on <prefix>/<id>/status), GNSS fix. In host mode the broker items need
+--config (and --secrets for credentials and certificates).
+Exit status 1 when anything failed, 2 when the check could not run (a wrong port, a config that does
+not load: said in one line).
 """
 import argparse
-import asyncio
 import os
 import shlex
 import shutil
@@ -27,22 +30,29 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
+SCRIPTS = os.path.join(ROOT, "scripts")
 if FIRMWARE not in sys.path:
     sys.path.insert(0, FIRMWARE)
+if SCRIPTS not in sys.path:
+    sys.path.append(SCRIPTS)
+
+from portcheck import port_problem  # noqa: E402
 
 DEFAULT_HOST_BOARD = "esp32-sim7600"  # pins are irrelevant on the host; its devtypes are empty (no comparison)
 
 
 def _load_fw():
-    """firmware/hwcheck.py, loaded under the name fw_hwcheck: `import hwcheck` may be this script."""
-    m = sys.modules.get("fw_hwcheck")
-    if m is None:
+    """The firmware's hwcheck package (firmware/hwcheck/), under its own name `hwcheck` as on the board
+    (its areas import hwcheck.*), loaded from its path: `import hwcheck` may find this script."""
+    m = sys.modules.get("hwcheck")
+    if m is None or not hasattr(m, "AREAS"):
         import importlib.util
 
-        spec = importlib.util.spec_from_file_location("fw_hwcheck", os.path.join(FIRMWARE, "hwcheck.py"))
+        pkg = os.path.join(FIRMWARE, "hwcheck")
+        spec = importlib.util.spec_from_file_location("hwcheck", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg])
         m = importlib.util.module_from_spec(spec)
+        sys.modules["hwcheck"] = m
         spec.loader.exec_module(m)
-        sys.modules["fw_hwcheck"] = m
     return m
 
 
@@ -70,8 +80,15 @@ def port_command(a):
 NOT_DEPLOYED = ("no module named 'hwcheck'", "no module named hwcheck")
 
 
+IN_USE = ("in use by another program", "device or resource busy", "could not exclusively lock")
+
+
 def run_on_board(a, out):
     """Run the check on the board through mpremote, streaming its lines; exit status."""
+    problem = port_problem(a.port, "--port")
+    if problem:
+        print("hwcheck: " + problem, file=out, flush=True)
+        return 2
     cmd = port_command(a)
     print("$ " + " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
     try:
@@ -95,6 +112,10 @@ def run_on_board(a, out):
     if any(s in low for s in NOT_DEPLOYED):
         print("hwcheck: the firmware is not on the board: deploy it first (python scripts/build.py && "
               "python scripts/deploy.py --port %s --board oneplus-b)" % a.port, file=out, flush=True)
+        return 2
+    if summary is None and any(s in low for s in IN_USE):
+        print("hwcheck: %s is held by another program (a serial monitor, another mpremote, ModemManager): close it "
+              "and retry" % a.port, file=out, flush=True)
         return 2
     if summary is None:
         print("hwcheck: the check did not complete on the board (mpremote exit %d): see the output above" % rc, file=out, flush=True)
@@ -123,7 +144,7 @@ def host_config(a):
     return cfg
 
 
-async def amain(a, out=None):
+def host_main(a, out=None):
     """Host mode: the firmware's check on a HostBoard; returns the items."""
     out = out or sys.stdout
     m = _load_fw()
@@ -141,7 +162,7 @@ async def amain(a, out=None):
     else:
         gnss = None if a.gnss == "auto" else a.gnss
     try:
-        return await m.run(board, host_config(a), emit, timeout_ms=int(a.timeout * 1000), reg_timeout_ms=int(a.reg_timeout * 1000),
+        return m.run(board, host_config(a), emit, timeout_ms=int(a.timeout * 1000), reg_timeout_ms=int(a.reg_timeout * 1000),
                            gnss_timeout_ms=int(a.gnss_timeout * 1000), power_on=False, gnss=gnss, board_known=bool(a.board))
     finally:
         board.close()
@@ -156,8 +177,8 @@ def parse(argv):
     ap.add_argument("--obd", help="host mode: the OBD co-processor's / ELM327's port")
     ap.add_argument("--gps", help="host mode: a GNSS receiver's NMEA port")
     ap.add_argument("--board", help="host mode: board name (boards/<name>.json) to compare the co-processor's devType with")
-    ap.add_argument("--config", help="host mode: config.json (cellular.sim_pin, gnss.source)")
-    ap.add_argument("--secrets", help="host mode: secrets.json")
+    ap.add_argument("--config", help="host mode: config.json (cellular, broker, gnss.source, device_id, topic_prefix)")
+    ap.add_argument("--secrets", help="host mode: secrets.json (mqtt_user/mqtt_pass, certs.*: paths from the cwd)")
     ap.add_argument("--gnss", default="auto", choices=("auto", "uart", "modem", "coproc", "none"), help="GNSS source to check")
     ap.add_argument("--sim-pin", default=None)
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds for each modem/co-processor answer")
@@ -177,7 +198,17 @@ def main(argv=None, out=None):
     out = out or sys.stdout
     if a.port:
         return run_on_board(a, out)
-    items = asyncio.run(amain(a, out))
+    for flag, path in (("--modem", a.modem), ("--obd", a.obd), ("--gps", a.gps)):
+        problem = path and port_problem(path, flag)
+        if problem:
+            print("hwcheck: " + problem, file=out, flush=True)
+            return 2
+    try:
+        host_config(a)
+    except Exception as e:
+        print("hwcheck: %s does not load: %s (fix what it names and retry)" % (a.config, e), file=out, flush=True)
+        return 2
+    items = host_main(a, out)
     return 1 if [i for i in items if i[0] == "FAIL"] else 0
 
 

@@ -9,7 +9,9 @@ From --dir it picks `AmazonRootCA1.pem` (or any *CA*.pem), `*-certificate.pem.cr
 `*-private.pem.key` (AWS IoT's names; `*-public.pem.key` is not needed). Files are stored on the
 module under content-hash names (ca-<h8>.pem ...; see firmware/modem/tls.py), so running it again
 uploads nothing, and older versions of the same role are deleted. Prints progress and a report with
-the names to put in the config; exit code 0 on success, 1 with a clear message on failure.
+the names to put in the config; exit code 0 on success, 1 with a clear message when the upload
+fails, 2 for a user mistake (a port that is not a serial port, a file or folder that is not there),
+said in one line with the fix.
 """
 import argparse
 import asyncio
@@ -19,19 +21,27 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "firmware"))
+sys.path.append(os.path.join(ROOT, "scripts"))
 
 from at.engine import ATEngine, ATError  # noqa: E402
 from core.stream import SerialPath  # noqa: E402
 from modem.sim7600 import ModemError, Sim7600  # noqa: E402
 from modem.tls import Tls, TlsSetupError, check_pem  # noqa: E402
+from portcheck import port_problem  # noqa: E402
 
 
 class ProvisionError(Exception):
     pass
 
 
+class UsageError(ProvisionError):
+    """A mistake in the command line (exit status 2)."""
+
+
 def find_aws_files(d):
     """-> {'ca': path, 'cert': path, 'key': path} from an AWS IoT download folder."""
+    if not os.path.isdir(d):
+        raise UsageError("--dir %s: %s" % (d, "not a folder" if os.path.exists(d) else "no such folder"))
     def one(patterns, what):
         hits = []
         for p in patterns:
@@ -72,7 +82,11 @@ async def provision(stream, files, out=print, timeout_ms=30000):
     try:
         modem = Sim7600(at, config={"boot_timeout_ms": timeout_ms, "poll_ms": 200})
         out("waiting for the modem...")
-        await modem.wait_ready()
+        try:
+            await modem.wait_ready()
+        except ModemError:
+            raise ProvisionError("no answer to AT within %d s on this port: is it the modem's AT port (a USB SIM7600 "
+                                 "has several; the AT port is usually /dev/ttyUSB2) and is the modem powered?" % (timeout_ms // 1000))
         await at.cmd("ATE0", timeout_ms=2000)
         await modem.identify()
         out("modem %s, firmware %s" % (modem.model, modem.revision))
@@ -93,20 +107,33 @@ def main(argv=None):
     ap.add_argument("--ca")
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--timeout", type=int, default=30, help="seconds to wait for the modem to answer AT")
     a = ap.parse_args(argv)
     try:
+        problem = port_problem(a.port, "--port")
+        if problem:
+            raise UsageError(problem)
         paths = find_aws_files(a.dir) if a.dir else {}
         for role in ("ca", "cert", "key"):
             if getattr(a, role):
                 paths[role] = getattr(a, role)
         if not paths:
-            raise ProvisionError("nothing to upload: give --dir or --ca/--cert/--key")
+            raise UsageError("nothing to upload: give --dir or --ca/--cert/--key")
+        for role, p in sorted(paths.items()):
+            if not os.path.isfile(p):
+                raise UsageError("--%s %s: %s" % (role, p, "not a file" if os.path.exists(p) else "no such file"))
         for role, p in sorted(paths.items()):
             print("%-4s <- %s (%d bytes)" % (role, p, os.path.getsize(p)))
         files = load(paths)
-        names, uploaded, listing = asyncio.run(provision(SerialPath(a.port), files))
+        names, uploaded, listing = asyncio.run(provision(SerialPath(a.port), files, timeout_ms=a.timeout * 1000))
+    except UsageError as e:
+        print("provision: %s" % e)
+        return 2
     except (ProvisionError, TlsSetupError, ModemError, ATError, OSError) as e:
         print("provisioning FAILED: %s" % e)
+        return 1
+    except Exception as e:  # termios.error and the like: one line, never a traceback
+        print("provisioning FAILED: %s: %s" % (type(e).__name__, e))
         return 1
     print("")
     print("provisioned: %d uploaded, %d already present" % (len(uploaded), len(names) - len(uploaded)))
