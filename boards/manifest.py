@@ -5,11 +5,10 @@
 #
 #   cd micropython/ports/esp32
 #   make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/this/repo/boards/manifest.py
-#   esptool.py --chip esp32 --port /dev/ttyUSB0 write_flash -z 0x1000 build-ESP32_GENERIC/firmware.bin
+#   esptool --chip esp32 --port /dev/ttyUSB0 write-flash -z 0x1000 build-ESP32_GENERIC/firmware.bin
 #   make deploy PORT=/dev/ttyUSB0 BOARD=oneplus-b DEPLOY_ARGS=--frozen   # boot/main, board, config, secrets only
 #
 # Paths are relative to this file (MicroPython manifest rules). Not built in CI: no ESP-IDF here.
 include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (asyncio, ...)
-for pkg in ("core", "at", "modem", "net", "obdii", "gnss", "telelogger", "board"):
+for pkg in ("core", "at", "modem", "net", "obdii", "gnss", "telelogger", "board", "hwcheck"):
     package(pkg, base_path="../firmware", opt=2)
-module("hwcheck.py", base_path="../firmware", opt=2)

@@ -51,13 +51,13 @@ class GnssCheck:
         elif src == "modem":
             g = gs.ModemGnss(c.at, interval_s=1, timeout_ms=min(5000, c.timeout_ms))
             try:
-                await g.start()
+                await g.enable()
             except Exception as e:
                 c.add(FAIL, name, "modem GNSS did not start (%s)" % why(e), "check the modem has GNSS (AT+CGPS)")
                 return
             f = await self.poll_fix(g, g.query, t)
             try:
-                await g.stop()
+                await g.off()
             except Exception:
                 pass
             what = "modem GNSS"

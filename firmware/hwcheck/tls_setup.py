@@ -45,7 +45,8 @@ class TlsCheck:
             return
         ctx = cfg_get(c.cfg, "cellular", "ssl_ctx", 0)
         paths = cfg_get(c.cfg, "secrets", "certs") or {}
-        tls = tm.Tls(c.at, None, cmd_timeout_ms=min(5000, c.timeout_ms))  # firmware: see the modem model item
+        verify = cfg_get(c.cfg, "broker", "tls_verify", True) is not False
+        tls = tm.Tls(c.at, None, cmd_timeout_ms=min(5000, c.timeout_ms), verify=verify)  # firmware: see the modem model item
         names = {}
         up = 0
         try:

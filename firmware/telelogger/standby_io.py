@@ -12,7 +12,26 @@ async def resume(t):
     t.state = RUN
 
 
+async def _coproc(t, on):
+    """The co-processor's low-power mode in standby (official: ATR + ATLP) and its wake (ATI until it
+    answers); the OBD task initialises the link again after RUN resumes."""
+    name = "wake" if on else "low_power"
+    fn = getattr(t.obd, name, None) if t.obd is not None else None
+    if fn is None:
+        return
+    try:
+        r = fn()
+        if isawait(r):
+            await r
+    except MemoryError:
+        raise
+    except Exception as e:
+        t.note("warn", "co-processor %s: %s", name, e)
+
+
 async def _power(t, on):
+    if on:
+        await _coproc(t, True)
     if t.board is not None and hasattr(t.board, "gnss_power"):
         try:
             t.board.gnss_power(on)
@@ -29,6 +48,8 @@ async def _power(t, on):
                 raise
             except Exception as e:
                 t.note("warn", "%s: %s", name, e)
+    if not on:
+        await _coproc(t, False)
 
 
 async def _sleep_hook(t, ms):

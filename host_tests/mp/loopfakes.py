@@ -120,9 +120,16 @@ class FakeObd:
         self.reads = {}
         self.inits = 0
         self.volts = 14.1
+        self.power = []  # co-processor low-power mode entries/exits, in order
 
     async def init(self):
         self.inits += 1
+
+    async def low_power(self):
+        self.power.append("low")
+
+    async def wake(self):
+        self.power.append("wake")
 
     async def read_pid(self, pid):
         self.reads[pid] = self.reads.get(pid, 0) + 1

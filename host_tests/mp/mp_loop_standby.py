@@ -35,6 +35,8 @@ async def test_standby_enter_and_wake():
     await clk.advance(30000)
     assert t.state == STANDBY, t.state
     assert modem.offs == 1 and gnss.off == 1 and not pub.connected()
+    assert obd.power == ["low"]  # the co-processor in its low-power mode (official: ATR + ATLP)
+    inits = obd.inits
     assert store.pending() == 0  # flushed before sleeping
     status = [json.loads(p) for tp, p, q in pub.sent if tp == "fm/TEST01/status"]
     assert status and status[-1]["standby"] is True
@@ -44,7 +46,9 @@ async def test_standby_enter_and_wake():
     obd.volts = 13.9  # engine cranked
     await clk.advance(10000)
     assert t.state == RUN and modem.ons == 1 and t.counters["wakes"] == 1
+    assert obd.power == ["low", "wake"]
     await clk.advance(5000)
+    assert obd.inits > inits  # the link is initialised again after the co-processor's reset
     import sys
 
     assert "telelogger.standby_io" not in sys.modules  # what standby does leaves RAM once awake
