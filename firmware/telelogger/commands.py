@@ -1,42 +1,58 @@
-# Authenticated remote commands on <prefix>/<id>/cmd (wire format: telelogger/FORMAT.md).
+# Authenticated remote commands on <prefix>/<id>/cmd. The wire format, with a worked example, is
+# telelogger/FORMAT.md "Remote commands": a signer needs nothing else (scripts/cmdsign.py is one).
 #
-# Request: {"cmd": "ping|status|set_interval|flush|reboot", "args": {...}, "ts": unix s,
-#           "nonce": "...", "n": counter, "mac": hex HMAC-SHA256(key, canonical(body without mac))}
-# Reply:   {"ok": true, "cmd": ..., "nonce": ..., "result": {...}} or {"ok": false, "error": "..."},
-#          with "mac" appended over the reply bytes that precede it.
-# Anything malformed, unknown, unauthenticated or replayed gets an error reply and NO action.
+# payload = BODY without its final "}" + ',"mac":"' + MAC + '"}', MAC = lowercase hex
+# HMAC-SHA256(key, "fm-cmd-v2\n" + device_id + "\n" + "req" + "\n" + BODY); replies the same with
+# "rep". The MAC is checked over the bytes as received, before anything is parsed; then BODY (ASCII
+# JSON) {"cmd", "args"?, "n", "ts"?, "chal"?, "nonce"?}: n above the persisted last one, and ts
+# within the window of UTC or, while the device has no UTC, this boot's challenge "chal".
+# Anything malformed, unknown, unauthenticated, stale or replayed gets an error reply and NO action.
 #
-# h = CommandHandler(key, clock, {"ping": async_fn, ...}, utc_ms=lambda: ms_or_None)
+# h = CommandHandler(key, clock, {"ping": async_fn, ...}, utc_ms=fn, device_id="ABC", counter_path=p)
 # reply = await h.handle(payload_bytes)
 import json
 from binascii import hexlify, unhexlify
 from hashlib import sha256
 
-from telelogger.store import PosixFS
+DOMAIN = b"fm-cmd-v2\n"
+REQ = b"req"
+REP = b"rep"
+_TAIL = b',"mac":"'  # the payload ends with _TAIL + 64 lowercase hex digits + '"}'
+TAIL_LEN = 74
+MAX_PAYLOAD = 1024  # bytes of a request payload (mac included)
+MAX_NEST = 8  # '{' plus '[' characters in a request body (a command needs 2)
+MAX_N = 9007199254740991  # 2**53 - 1: n fits a double, for signers in any language
+MAX_NONCE = 64
+MEMBERS = ("cmd", "args", "n", "ts", "chal", "nonce")
 
 # ---------------------------------------------------------------- HMAC-SHA256 (RFC 2104)
 
-_BLOCK = 64
+
+def _pads(key):
+    """(inner, outer) HMAC pads of `key` (str: its UTF-8 bytes), computed once per key."""
+    if isinstance(key, str):
+        key = key.encode()
+    if len(key) > 64:
+        key = sha256(key).digest()
+    i = bytearray(64)
+    o = bytearray(64)
+    for j in range(64):
+        c = key[j] if j < len(key) else 0
+        i[j] = c ^ 0x36
+        o[j] = c ^ 0x5C
+    return bytes(i), bytes(o)
+
+
+def _hmac(pads, *parts):
+    h = sha256(pads[0])
+    for p in parts:
+        h.update(p)
+    h = sha256(pads[1] + h.digest())
+    return h.digest()
 
 
 def hmac_sha256(key, msg):
-    if isinstance(key, str):
-        key = key.encode()
-    if len(key) > _BLOCK:
-        key = sha256(key).digest()
-    k = bytearray(_BLOCK)
-    k[: len(key)] = key
-    pad = bytearray(_BLOCK)
-    for i in range(_BLOCK):
-        pad[i] = k[i] ^ 0x36
-    h = sha256(pad)
-    h.update(msg)
-    inner = h.digest()
-    for i in range(_BLOCK):
-        pad[i] = k[i] ^ 0x5C
-    h = sha256(pad)
-    h.update(inner)
-    return h.digest()
+    return _hmac(_pads(key), msg)
 
 
 def hmac_hex(key, msg):
@@ -53,101 +69,62 @@ def equal_ct(a, b):
     return r == 0
 
 
-# ---------------------------------------------------------------- canonical JSON
-
-_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+# ---------------------------------------------------------------- envelope (both directions)
 
 
-def _canon_str(s, out):
-    out.append('"')
-    for ch in s:
-        e = _ESC.get(ch)
-        if e is not None:
-            out.append(e)
-            continue
-        c = ord(ch)
-        if c < 0x20 or c > 0x7E:
-            if c > 0xFFFF:
-                c -= 0x10000
-                out.append("\\u%04x\\u%04x" % (0xD800 | (c >> 10), 0xDC00 | (c & 0x3FF)))
-            else:
-                out.append("\\u%04x" % c)
-        else:
-            out.append(ch)
-    out.append('"')
+def prefix(device_id, direction):
+    """What the MAC covers before the body: domain, device id, direction (REQ or REP)."""
+    if not isinstance(device_id, str) or not device_id or "\n" in device_id:
+        raise ValueError("device_id: expected a non-empty string without newlines, got %r" % (device_id,))
+    return DOMAIN + device_id.encode() + b"\n" + direction + b"\n"
 
 
-def _canon(v, out):
-    if v is None:
-        out.append("null")
-    elif v is True:
-        out.append("true")
-    elif v is False:
-        out.append("false")
-    elif isinstance(v, int):
-        out.append(str(v))
-    elif isinstance(v, str):
-        _canon_str(v, out)
-    elif isinstance(v, (list, tuple)):
-        out.append("[")
-        for i, x in enumerate(v):
-            if i:
-                out.append(",")
-            _canon(x, out)
-        out.append("]")
-    elif isinstance(v, dict):
-        out.append("{")
-        first = True
-        for k in sorted(v):
-            if not isinstance(k, str):
-                raise ValueError("object keys must be strings")
-            if not first:
-                out.append(",")
-            first = False
-            _canon_str(k, out)
-            out.append(":")
-            _canon(v[k], out)
-        out.append("}")
-    elif isinstance(v, float):
-        raise ValueError("floats are not allowed in signed commands (use integers)")
-    else:
-        raise ValueError("cannot sign a %s" % type(v).__name__)
+def seal(pads, pre, body):
+    """body: JSON object bytes ending in '}' -> payload with the mac as its last member."""
+    if body[-1:] != b"}":
+        raise ValueError("a body is a JSON object text ending in }")
+    return body[:-1] + _TAIL + hexlify(_hmac(pads, pre, body)) + b'"}'
 
 
-def canonical(body):
-    """UTF-8-free canonical JSON bytes: keys sorted, no whitespace, non-ASCII as \\uXXXX, ints only."""
-    out = []
-    _canon(body, out)
-    return "".join(out).encode()
-
-
-def _body_of(d):
-    b = {}
-    for k in d:
-        if k != "mac":
-            b[k] = d[k]
-    return b
-
-
-def sign(key, body):
-    """Sender side: body dict (cmd, args, ts, nonce and/or n) -> payload bytes with "mac"."""
-    d = _body_of(body)
-    d["mac"] = hmac_hex(key, canonical(d))
-    return json.dumps(d).encode()
-
-
-def verify_reply(key, payload):
-    """Sender side: checks a reply's mac; returns the reply dict or raises ValueError."""
+def split(payload, cap=MAX_PAYLOAD):
+    """-> (signed body bytes, mac hex bytes) of a payload shaped like a sealed one; raises
+    CommandError saying what is wrong. Only length checks and slicing: nothing is parsed."""
     if isinstance(payload, str):
         payload = payload.encode()
-    i = payload.rfind(b',"mac":"')
-    if i < 0 or not payload.endswith(b'"}'):
-        raise ValueError("reply without mac")
-    signed = payload[:i] + b"}"
-    mac = payload[i + 8 : -2]
-    if not equal_ct(mac, hmac_hex(key, signed).encode()):
-        raise ValueError("reply mac mismatch")
-    return json.loads(payload)
+    n = len(payload)
+    if cap is not None and n > cap:
+        raise CommandError("payload of %d bytes: at most %d" % (n, cap))
+    payload = bytes(payload)
+    if n < TAIL_LEN + 2 or payload[n - TAIL_LEN : n - 66] != _TAIL or payload[n - 2 :] != b'"}':
+        raise CommandError('no mac: a payload ends with ,"mac":"<64 hex digits>"} (FORMAT.md)')
+    mac = payload[n - 66 : n - 2]
+    try:
+        unhexlify(mac)
+    except ValueError:
+        raise CommandError("malformed mac: expected 64 hex digits")
+    return payload[: n - TAIL_LEN] + b"}", mac
+
+
+def verify(pads, pre, body, mac):
+    if not equal_ct(hexlify(_hmac(pads, pre, body)), mac):
+        raise CommandError("bad mac")  # wrong key, another device, the other direction, altered bytes
+
+
+def sign(key, body, device_id):
+    """Sender side: body dict (cmd, args, n, ts and/or chal, nonce) -> request payload for
+    `device_id`. Any JSON text works; scripts/cmdsign.py writes the canonical one (FORMAT.md)."""
+    b = json.dumps(body).encode()
+    if len(b) != len(b.decode()):
+        raise ValueError("a request body is ASCII: write non-ASCII characters as \\u escapes")
+    return seal(_pads(key), prefix(device_id, REQ), b)
+
+
+def verify_reply(key, payload, device_id):
+    """Sender side: the reply dict of an authentic reply from `device_id`; raises ValueError."""
+    pads = _pads(key)
+    body, mac = split(payload, None)
+    verify(pads, prefix(device_id, REP), body, mac)
+    return json.loads(body)
 
 
 # ---------------------------------------------------------------- argument schemas (data)
@@ -161,10 +138,9 @@ SCHEMAS = {
     "flush": {},
     "reboot": {"delay_ms": ("int", 0, 60000, False)},
 }
-MAX_NONCE = 64
 
 
-class CommandError(Exception):
+class CommandError(ValueError):
     pass
 
 
@@ -183,6 +159,10 @@ def _check_target(v):
     raise CommandError("args.target: expected obd.pids.<PID hex> or one of %s, got %s" % ("|".join(INTERVAL_TARGETS), json.dumps(v)))
 
 
+def _int(v, lo, hi):
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
 def check_args(cmd, args, schemas=SCHEMAS):
     schema = schemas[cmd]
     if schema is None:  # free-form handler
@@ -199,7 +179,7 @@ def check_args(cmd, args, schemas=SCHEMAS):
             continue
         v = args[k]
         if t == "int":
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+            if not _int(v, lo, hi):
                 raise CommandError("args.%s: expected an integer between %d and %d, got %s" % (k, lo, hi, json.dumps(v)))
             out[k] = v
         elif t == "target":
@@ -211,143 +191,185 @@ def check_args(cmd, args, schemas=SCHEMAS):
     return out
 
 
+def parse_body(body):
+    """Authentic body bytes -> dict, bounded: ASCII, at most MAX_NEST objects/arrays."""
+    if body.count(b"{") + body.count(b"[") > MAX_NEST:
+        raise CommandError("body: more than %d '{' or '[' (nested too deeply)" % MAX_NEST)
+    try:
+        s = body.decode()
+    except UnicodeError:
+        s = ""
+    if len(s) != len(body):
+        raise CommandError("body: not ASCII (write other characters as \\u escapes)")
+    try:
+        d = json.loads(s)
+    except (ValueError, RuntimeError):  # RuntimeError: a parser's recursion limit
+        raise CommandError("body: bad JSON")
+    if not isinstance(d, dict):
+        raise CommandError("body: expected a JSON object")
+    return d
+
+
 # ---------------------------------------------------------------- handler
+
+COUNTER_HELP = "every command is refused until a counter is provisioned with deploy (FORMAT.md)"
 
 
 class CommandHandler:
-    """key: HMAC key (str or bytes, non-empty). clock: core.compat.Clock (kept for handlers'
-    use). handlers: {cmd: async fn(args) -> result dict}. utc_ms: callable -> current UTC ms or
-    None while unknown. window_s: allowed |ts - now| when UTC is known. nonces: how many recent
-    nonces are remembered. counter_path: file that persists the last accepted counter "n"
-    (without it the counter restarts at 0 on every boot)."""
+    """key: HMAC key (str or bytes, non-empty; per device, FORMAT.md). clock: core.compat.Clock (or
+    None: the real one). handlers: {cmd: async fn(args) -> result dict}. utc_ms: callable -> UTC ms
+    or None while unknown. device_id: this device's id (the MAC binds it). window_s: allowed
+    |ts - UTC|, and how long a challenge stays valid before UTC is known. counter_path: file that
+    persists the last accepted n (tmp + rename); without one it lives in RAM only (tests). fs: the
+    os subset it uses (open, rename, optional sync(f)); default store.PosixFS. nonces: unused since
+    n is persisted (kept for callers passing commands.nonces)."""
 
-    def __init__(self, key, clock, handlers, utc_ms=None, window_s=300, nonces=32, counter_path=None, fs=None, schemas=None):
+    def __init__(self, key, clock, handlers, utc_ms=None, window_s=300, nonces=None, counter_path=None, fs=None,
+                 schemas=None, device_id=None):
         if not key:
             raise ValueError("CommandHandler needs a non-empty HMAC key")
-        self.key = key.encode() if isinstance(key, str) else bytes(key)
+        self._pads = _pads(key)
+        self._req = prefix(device_id, REQ)
+        self._rep = prefix(device_id, REP)
+        if clock is None:
+            from core.compat import Clock
+
+            clock = Clock()
         self.clock = clock
         self.handlers = handlers
         self.utc_ms = utc_ms
         self.window_ms = window_s * 1000
-        self.max_nonces = nonces
         self.schemas = schemas or SCHEMAS
-        self.fs = fs or PosixFS()  # used only with a counter_path
-        self.counter_path = counter_path
-        self._nonces = []  # [(ts, nonce)] oldest first
-        self._floor_ts = None  # ts of the newest evicted nonce: older commands are refused
-        self.last_n = self._load_counter()
-        self.stats = {"accepted": 0, "rejected": 0, "last_error": None}
+        if counter_path and fs is None:
+            from telelogger.store import PosixFS
 
-    # -------------------------------------------------- counter persistence
+            fs = PosixFS()
+        self.fs = fs
+        self.counter_path = counter_path
+        self.stats = {"accepted": 0, "rejected": 0, "last_error": None, "counter_error": None}
+        self.last_n = self._load_counter()
+        self._chal = None  # (token, ticks_ms when issued) while UTC is unknown
+        self._re = None  # the request's mac (first 16 hex digits), echoed in its reply
+
+    # -------------------------------------------------- counter persistence (fail closed)
     def _load_counter(self):
         if not self.counter_path:
             return 0
         try:
-            with self.fs.open(self.counter_path, "rb") as f:
-                return int(f.read().strip() or b"0")
-        except (OSError, ValueError):
-            return 0
+            f = self.fs.open(self.counter_path, "rb")
+        except OSError as e:
+            if e.args and e.args[0] == 2:  # ENOENT: never written, a new device (FORMAT.md)
+                return 0
+            return self._broken(e)
+        try:
+            raw = f.read().strip()
+        except OSError as e:
+            return self._broken(e)
+        finally:
+            f.close()
+        if not raw.isdigit() or len(raw) > 16 or int(raw) > MAX_N:
+            return self._broken("content %r is not a counter" % raw[:20])
+        return int(raw)
 
-    def _save_counter(self):
+    def _broken(self, why):
+        self.stats["counter_error"] = "command counter unreadable (%s: %s): %s" % (self.counter_path, why, COUNTER_HELP)
+        return MAX_N
+
+    def _save_counter(self, n):
         if not self.counter_path:
             return
         tmp = self.counter_path + ".tmp"
-        with self.fs.open(tmp, "wb") as f:
-            f.write(str(self.last_n).encode())
-            f.flush()
-        self.fs.rename(tmp, self.counter_path)
+        f = self.fs.open(tmp, "wb")
+        try:
+            f.write(("%d\n" % n).encode())
+            if hasattr(self.fs, "sync"):
+                self.fs.sync(f)
+            else:
+                f.flush()
+        finally:
+            f.close()
+        self.fs.rename(tmp, self.counter_path)  # atomic: the old counter or the new one, never none
+
+    # -------------------------------------------------- freshness
+    def _now(self):
+        return self.utc_ms() if self.utc_ms else None
+
+    def challenge(self):
+        """This boot's freshness token for commands before UTC is known; renewed once it is
+        older than the window. Not secret: every reply carries it while UTC is unknown."""
+        t = self.clock.ticks_ms()
+        c = self._chal
+        if c is None or self.clock.diff(t, c[1]) > self.window_ms:
+            from os import urandom
+
+            c = self._chal = (hexlify(urandom(8)).decode(), t)
+        return c[0]
+
+    def _check_fresh(self, n, ts, chal):
+        now = self._now()
+        if now is not None:
+            if ts is None:
+                raise CommandError("ts required: the device knows UTC")
+            if abs(ts * 1000 - now) > self.window_ms:
+                raise CommandError("stale: ts %d is %d s away from device time (window %d s)" % (ts, (ts * 1000 - now) // 1000, self.window_ms // 1000))
+        else:
+            c = self._chal
+            if chal is None or c is None or chal != c[0] or self.clock.diff(self.clock.ticks_ms(), c[1]) > self.window_ms:
+                raise CommandError("device has no UTC time yet: sign again with this reply's chal (valid %d s)" % (self.window_ms // 1000))
+        if n <= self.last_n:
+            raise CommandError("replay: n %d not above last %d" % (n, self.last_n))
 
     # -------------------------------------------------- checking
     def check(self, payload):
         """-> (cmd, args, reply_fields) for an acceptable command; raises CommandError.
-        Records the nonce / counter (so a second call with the same payload is a replay)."""
-        try:
-            if isinstance(payload, (bytes, bytearray, memoryview)):
-                payload = bytes(payload).decode()
-            d = json.loads(payload)
-        except (ValueError, UnicodeError):
-            raise CommandError("bad JSON")
-        if not isinstance(d, dict):
-            raise CommandError("bad JSON: expected an object")
-        mac = d.get("mac")
-        if not isinstance(mac, str) or len(mac) != 64:
-            raise CommandError("missing or malformed mac")
-        try:
-            want = unhexlify(mac)
-        except ValueError:
-            raise CommandError("missing or malformed mac")
-        try:
-            body = canonical(_body_of(d))
-        except ValueError as e:
-            raise CommandError("cannot authenticate: %s" % e)
-        if not equal_ct(hmac_sha256(self.key, body), want):
-            raise CommandError("bad mac")
-        # authenticated from here on
+        Persists n first (so a second call with the same payload is a replay)."""
+        self._re = None
+        body, mac = split(payload)
+        self._re = mac[:16].decode()
+        verify(self._pads, self._req, body, mac)
+        # authentic from here on
+        if self.stats["counter_error"]:
+            raise CommandError(self.stats["counter_error"])
+        d = parse_body(body)
+        for k in d:
+            if k not in MEMBERS:
+                raise CommandError("unknown member %s" % json.dumps(k))
         cmd = d.get("cmd")
         if not isinstance(cmd, str) or cmd not in self.schemas:
             raise CommandError("unknown cmd %s" % json.dumps(cmd))
         if cmd not in self.handlers:
             raise CommandError("cmd %s not supported by this device" % cmd)
+        n, ts, chal, nonce = d.get("n"), d.get("ts"), d.get("chal"), d.get("nonce")
+        if not _int(n, 1, MAX_N):
+            raise CommandError("n: expected an integer 1..%d above the last accepted one" % MAX_N)
+        if ts is not None and not _int(ts, 0, 1 << 40):
+            raise CommandError("ts: expected unix seconds (integer)")
+        if chal is not None and not isinstance(chal, str):
+            raise CommandError("chal: expected the string of a reply")
+        if nonce is not None and (not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE):
+            raise CommandError("nonce: expected a string of 1..%d characters" % MAX_NONCE)
         args = d.get("args", {})
         if not isinstance(args, dict):
             raise CommandError("args: expected an object")
-        for k in d:
-            if k not in ("cmd", "args", "ts", "nonce", "n", "mac"):
-                raise CommandError("unknown member %s" % json.dumps(k))
         args = check_args(cmd, args, self.schemas)
-        ts, nonce, n = self._check_fresh(d)
-        # accepted: remember it
-        if nonce is not None and ts is not None:
-            self._remember(ts, nonce)
-        if n is not None:
-            self.last_n = n
-            self._save_counter()
-        fields = {}  # str -> reply value (str, int, bool, dict)
-        fields["cmd"] = cmd
+        self._check_fresh(n, ts, chal)
+        try:
+            self._save_counter(n)
+        except OSError as e:
+            raise CommandError("cannot store the command counter (%s): not run" % e)
+        self.last_n = n
+        fields = {"cmd": cmd, "n": n}
         if nonce is not None:
             fields["nonce"] = nonce
-        if n is not None:
-            fields["n"] = n
         return cmd, args, fields
-
-    def _check_fresh(self, d):
-        ts = d.get("ts")
-        nonce = d.get("nonce")
-        n = d.get("n")
-        if ts is not None and (not isinstance(ts, int) or isinstance(ts, bool)):
-            raise CommandError("ts: expected unix seconds (integer)")
-        if nonce is not None and (not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE):
-            raise CommandError("nonce: expected a string of 1..%d characters" % MAX_NONCE)
-        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-            raise CommandError("n: expected a positive integer")
-        now = self.utc_ms() if self.utc_ms else None
-        if now is not None:
-            if ts is None or nonce is None:
-                raise CommandError("ts and nonce required")
-            if abs(ts * 1000 - now) > self.window_ms:
-                raise CommandError("stale: ts %d is %d s away from device time (window %d s)" % (ts, (ts * 1000 - now) // 1000, self.window_ms // 1000))
-            if self._floor_ts is not None and ts <= self._floor_ts:
-                raise CommandError("stale: older than the remembered nonces")
-            for _t, x in self._nonces:
-                if x == nonce:
-                    raise CommandError("replay: nonce already used")
-        elif n is None:
-            raise CommandError("device has no UTC time yet: counter n required")
-        if n is not None and n <= self.last_n:
-            raise CommandError("replay: n %d not above last %d" % (n, self.last_n))
-        return ts, nonce, n
-
-    def _remember(self, ts, nonce):
-        self._nonces.append((ts, nonce))
-        if len(self._nonces) > self.max_nonces:
-            t, _ = self._nonces.pop(0)
-            if self._floor_ts is None or t > self._floor_ts:
-                self._floor_ts = t
 
     # -------------------------------------------------- replies
     def _reply(self, d):
-        r = json.dumps(d).encode()
-        return r[:-1] + (',"mac":"%s"}' % hmac_hex(self.key, r)).encode()
+        if self._re:
+            d["re"] = self._re
+        if self._now() is None:
+            d["chal"] = self.challenge()
+        return seal(self._pads, self._rep, json.dumps(d).encode())
 
     def _error(self, msg):
         self.stats["rejected"] += 1
@@ -359,7 +381,7 @@ class CommandHandler:
         try:
             cmd, args, fields = self.check(payload)
         except CommandError as e:
-            return self._error(str(e))
+            return self._error(str(e.args[0]))
         try:
             result = await self.handlers[cmd](args)
         except Exception as e:  # the handler failed: say so, keep running
@@ -370,4 +392,5 @@ class CommandHandler:
         try:
             return self._reply(fields)
         except (TypeError, ValueError) as e:
+            fields.pop("result")
             return self._error("%s: result not JSON-serialisable (%s)" % (cmd, e))
