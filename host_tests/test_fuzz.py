@@ -27,6 +27,8 @@ from gnss.sources import ModemGnss, parse_cgpsinfo
 from modem import cmqtt as C
 from obdii.elm import ElmError, ElmLink
 from obdii.obd import Obd
+import cmdsigner as SIGN
+from telelogger import cmdcheck as CHK
 from telelogger import commands as CMD
 from telelogger import config as CFG
 
@@ -449,13 +451,13 @@ def _handler(calls=None, utc=NOW_MS):
             calls.append(args)
         return {"args": args}
 
-    return CMD.CommandHandler(KEY, None, {n: ok for n in CMD.SCHEMAS}, utc_ms=lambda: utc, device_id=DEV)
+    return CMD.CommandHandler(KEY, None, {n: ok for n in CHK.SCHEMAS}, utc_ms=lambda: utc, device_id=DEV)
 
 
-arg_val = st.one_of(json_leaf, st.sampled_from(list(CMD.INTERVAL_TARGETS) + ["obd.pids.0C", "obd.pids.zz", "obd.pids."]),
+arg_val = st.one_of(json_leaf, st.sampled_from(list(CHK.INTERVAL_TARGETS) + ["obd.pids.0C", "obd.pids.zz", "obd.pids."]),
                     st.integers(0, 90000000))
 body = st.fixed_dictionaries(
-    {"cmd": st.one_of(st.sampled_from(list(CMD.SCHEMAS)), json_leaf)},
+    {"cmd": st.one_of(st.sampled_from(list(CHK.SCHEMAS)), json_leaf)},
     optional={
         "args": st.one_of(st.dictionaries(st.sampled_from(["target", "ms", "delay_ms", "x"]), arg_val, max_size=3), json_val),
         "ts": st.one_of(st.just(NOW_MS // 1000), st.integers(-(2**62), 2**62), json_leaf),
@@ -478,7 +480,7 @@ def _payload(kind, b, raw):
     if kind == 3:  # random bytes in a sealed-looking envelope
         return b"{" + raw + FAKE_TAIL
     try:
-        return CMD.sign(KEY, b, DEV)  # authenticated: reaches the body, argument and freshness checks
+        return SIGN.sign(KEY, b, DEV)  # authenticated: reaches the body, argument and freshness checks
     except (ValueError, TypeError):
         return json.dumps(b).encode()
 
@@ -495,7 +497,7 @@ def test_command_handler(items, utc):
             payload = _payload(kind, b, raw)
             before = len(calls)
             r = await h.handle(payload)
-            d = CMD.verify_reply(KEY, r, DEV)  # every reply is signed JSON saying ok or why not
+            d = SIGN.verify_reply(KEY, r, DEV)  # every reply is signed JSON saying ok or why not
             ran = len(calls) - before
             assert d["ok"] is (ran == 1), (d, ran)  # ok exactly when one handler ran, never more
             if not d["ok"]:
@@ -509,8 +511,8 @@ def test_command_handler(items, utc):
         fresh = {"cmd": "ping", "args": {}, "ts": NOW_MS // 1000, "n": h.last_n + 1}
         if utc is None:
             fresh["chal"] = h.challenge()
-        d = CMD.verify_reply(KEY, await h.handle(CMD.sign(KEY, fresh, DEV)), DEV)
-        if h.last_n < CMD.MAX_N:
+        d = SIGN.verify_reply(KEY, await h.handle(SIGN.sign(KEY, fresh, DEV)), DEV)
+        if h.last_n < CHK.MAX_N:
             assert d["ok"] is True, d
         else:  # a signed n = 2**53-1 was accepted: the documented lockout (FORMAT.md: re-provision)
             assert "n: expected" in d["error"], d

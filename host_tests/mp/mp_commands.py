@@ -2,8 +2,12 @@
 # direction, MAC before parsing, freshness (persisted n, UTC window or boot challenge), fail closed.
 import json
 import os
+from binascii import hexlify
 
+import cmdsigner as S
 from mptest import Skip, raises
+from telelogger import cmdcheck as K
+from telelogger import cmdseal as E
 from telelogger import commands as C
 
 KEY = "0123456789abcdef-test-key"
@@ -46,7 +50,7 @@ def _run(h, payload):
 
 
 def _reply(h, payload, dev=DEV):
-    return C.verify_reply(KEY, _run(h, payload), dev)
+    return S.verify_reply(KEY, _run(h, payload), dev)
 
 
 def _cmd(cmd, args=None, ts=TS, n=1, key=KEY, dev=DEV, **extra):
@@ -56,7 +60,7 @@ def _cmd(cmd, args=None, ts=TS, n=1, key=KEY, dev=DEV, **extra):
     if n is not None:
         body["n"] = n
     body.update(extra)
-    return C.sign(key, body, dev)
+    return S.sign(key, body, dev)
 
 
 def _tmp():
@@ -72,12 +76,12 @@ def _rm(path):
 
 
 def test_hmac_rfc4231_case2():
-    d = C.hmac_sha256(b"Jefe", b"what do ya want for nothing?")
-    assert C.hexlify(d) == b"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    d = S.hmac_sha256(b"Jefe", b"what do ya want for nothing?")
+    assert hexlify(d) == b"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
 
 
 def test_hmac_rfc4231_case6_long_key():
-    d = C.hmac_hex(b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First")
+    d = S.hmac_hex(b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First")
     assert d == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
 
 
@@ -90,14 +94,14 @@ def test_hmac_matches_cpython_hmac():
     for klen in (0, 1, 32, 63, 64, 65, 200):
         key = bytes((i * 7 + klen) & 0xFF for i in range(klen))
         for msg in (b"", b"x", b"m" * 1000):
-            assert C.hmac_sha256(key, msg) == hmac.new(key, msg, hashlib.sha256).digest()
+            assert S.hmac_sha256(key, msg) == hmac.new(key, msg, hashlib.sha256).digest()
 
 
 def test_mac_input_is_domain_device_direction_body():
     """FORMAT.md: MAC = HMAC(key, "fm-cmd-v2\\n" + id + "\\nreq\\n" + BODY), payload = BODY[:-1] + mac."""
     p = _cmd("ping")
-    body = p[: -C.TAIL_LEN] + b"}"
-    assert p[-C.TAIL_LEN :] == b',"mac":"' + C.hmac_hex(KEY, b"fm-cmd-v2\nDEV01\nreq\n" + body).encode() + b'"}'
+    body = p[: -E.TAIL_LEN] + b"}"
+    assert p[-E.TAIL_LEN :] == b',"mac":"' + S.hmac_hex(KEY, b"fm-cmd-v2\nDEV01\nreq\n" + body).encode() + b'"}'
     assert json.loads(body) == {"cmd": "ping", "args": {}, "ts": TS, "n": 1}
 
 
@@ -127,14 +131,14 @@ def test_reply_is_never_a_request():
     request is not a valid reply either."""
     h, calls, _ = _handler()
     reply = _run(h, _cmd("ping"))
-    assert C.verify_reply(KEY, reply, DEV)["ok"]
+    assert S.verify_reply(KEY, reply, DEV)["ok"]
     # a reply shaped like a command: {"ok":..,"cmd":"reboot",...} signed as a reply
-    forged_src = C.seal(C._pads(KEY), C.prefix(DEV, C.REP), b'{"cmd": "reboot", "n": 99, "ts": %d}' % TS)
+    forged_src = S.seal_raw(KEY, b'{"cmd": "reboot", "n": 99, "ts": %d}' % TS, DEV, E.REP)
     r = _reply(h, forged_src)
     assert r["ok"] is False and r["error"] == "bad mac", r
     r = _reply(h, reply)
     assert r["ok"] is False and r["error"] == "bad mac", r
-    raises(ValueError, C.verify_reply, KEY, _cmd("ping", n=2), DEV)
+    raises(ValueError, S.verify_reply, KEY, _cmd("ping", n=2), DEV)
     assert calls == [("ping", {})]
 
 
@@ -210,52 +214,42 @@ def test_replay_rejected_and_n_must_grow():
 
 def test_mac_checked_before_any_parsing():
     """Issue 11 §2: deep nesting or a 10,000-digit integer in an unauthenticated message costs
-    nothing but one HMAC: json is never called before the mac matched."""
+    nothing but slicing and one HMAC: the body checks (cmdcheck, the only json.loads) are not
+    even loaded before the mac matched, and are dropped again after an authentic one."""
+    import sys
+
     h, calls, _ = _handler()
-    seen = []
-
-    class NoJson:
-        @staticmethod
-        def loads(s):
-            seen.append(s)
-            raise AssertionError("parsed before authentication")
-
-        dumps = staticmethod(json.dumps)
-
     fake_mac = b',"mac":"' + b"0" * 64 + b'"}'
     deep = b'{"a":' + b"[" * 400 + b"]" * 400 + fake_mac
     big = b'{"cmd":"ping","n":' + b"9" * 10000 + fake_mac
-    real = C.json
-    C.json = NoJson
-    try:
-        r1 = _run(h, deep)
-        r2 = _run(h, big)
-    finally:
-        C.json = real
-    assert seen == []
-    assert C.verify_reply(KEY, r1, DEV)["error"] == "bad mac"
-    assert "at most 1024" in C.verify_reply(KEY, r2, DEV)["error"]
-    assert calls == []
+    sys.modules.pop("telelogger.cmdcheck", None)
+    r1 = _run(h, deep)
+    assert "telelogger.cmdcheck" not in sys.modules
+    r2 = _run(h, big)
+    assert "telelogger.cmdcheck" not in sys.modules
+    assert S.verify_reply(KEY, r1, DEV)["error"] == "bad mac"
+    assert "at most 1024" in S.verify_reply(KEY, r2, DEV)["error"]
+    assert _reply(h, _cmd("ping"))["ok"] and "telelogger.cmdcheck" not in sys.modules
+    assert calls == [("ping", {})]
 
 
 def test_authentic_but_unbounded_body_refused_clearly():
     h, calls, _ = _handler()
-    pads, pre = C._pads(KEY), C.prefix(DEV, C.REQ)
-    deep = C.seal(pads, pre, b'{"cmd":"ping","n":1,"ts":%d,"args":{"a":' % TS + b"[" * 20 + b"]" * 20 + b"}}")
+    deep = S.seal_raw(KEY, b'{"cmd":"ping","n":1,"ts":%d,"args":{"a":' % TS + b"[" * 20 + b"]" * 20 + b"}}", DEV)
     r = _reply(h, deep)
     assert r["ok"] is False and "nested too deeply" in r["error"], r
-    big = C.seal(pads, pre, b'{"cmd":"ping","ts":%d,"n":' % TS + b"9" * 900 + b"}")
+    big = S.seal_raw(KEY, b'{"cmd":"ping","ts":%d,"n":' % TS + b"9" * 900 + b"}", DEV)
     r = _reply(h, big)
     assert r["ok"] is False and "n: expected" in r["error"], r
-    uni = C.seal(pads, pre, b'{"cmd":"ping","n":2,"ts":%d,"nonce":"\xc3\xa9"}' % TS)
+    uni = S.seal_raw(KEY, b'{"cmd":"ping","n":2,"ts":%d,"nonce":"\xc3\xa9"}' % TS, DEV)
     r = _reply(h, uni)
     assert r["ok"] is False and "not ASCII" in r["error"], r
-    bad = C.seal(pads, pre, b'{"cmd":ping}')
+    bad = S.seal_raw(KEY, b'{"cmd":ping}', DEV)
     assert "bad JSON" in _reply(h, bad)["error"]
-    raises(ValueError, C.seal, pads, pre, b'[1,{"cmd":"ping"}]')  # a body is an object: it ends with }
+    raises(ValueError, S.seal_raw, KEY, b'[1,{"cmd":"ping"}]', DEV)  # a body is an object: it ends with }
     assert calls == []
     try:  # CPython's json.dumps escapes non-ASCII (accepted), MicroPython's writes UTF-8 (refused)
-        p = C.sign(KEY, {"cmd": "ping", "n": 3, "ts": TS, "nonce": "\u00e9"}, DEV)
+        p = S.sign(KEY, {"cmd": "ping", "n": 3, "ts": TS, "nonce": "\u00e9"}, DEV)
     except ValueError as e:
         assert "ASCII" in str(e)
     else:
@@ -390,9 +384,9 @@ def test_counter_written_atomically_before_the_command_runs():
 def test_replayed_huge_n_cannot_lock_out():
     """An old command is refused before its n is stored, however high; n above 2**53-1 is refused."""
     h, calls, _ = _handler()
-    r = _reply(h, _cmd("ping", n=C.MAX_N, ts=TS - 86400))
+    r = _reply(h, _cmd("ping", n=K.MAX_N, ts=TS - 86400))
     assert r["ok"] is False and "stale" in r["error"] and h.last_n == 0
-    r = _reply(h, _cmd("ping", n=C.MAX_N + 1))
+    r = _reply(h, _cmd("ping", n=K.MAX_N + 1))
     assert r["ok"] is False and "n: expected" in r["error"] and h.last_n == 0
     assert _reply(h, _cmd("ping", n=2))["ok"] and h.last_n == 2
 
@@ -411,10 +405,10 @@ def test_handler_failure_reported():
 def test_reply_mac_detects_tampering():
     h, _, _ = _handler()
     r = _run(h, _cmd("ping"))
-    assert C.verify_reply(KEY, r, DEV)["ok"]
-    raises(ValueError, C.verify_reply, KEY, r.replace(b'"ok": true', b'"ok": false'), DEV)
-    raises(ValueError, C.verify_reply, "wrong-key-wrong-key", r, DEV)
-    raises(ValueError, C.verify_reply, KEY, r, "DEV02")
+    assert S.verify_reply(KEY, r, DEV)["ok"]
+    raises(ValueError, S.verify_reply, KEY, r.replace(b'"ok": true', b'"ok": false'), DEV)
+    raises(ValueError, S.verify_reply, "wrong-key-wrong-key", r, DEV)
+    raises(ValueError, S.verify_reply, KEY, r, "DEV02")
 
 
 def test_key_and_device_id_required():
