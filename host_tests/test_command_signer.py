@@ -166,3 +166,16 @@ def test_cmdsign_canonical_body():
         cmdsign.canonical({"args": {"ms": 1.5}})
     with pytest.raises(ValueError, match="device id"):
         cmdsign.sign("k", "a\nb", {"cmd": "ping"})
+
+
+def test_gitignore_keeps_secrets_and_certificates_out():
+    """Issue 11 §10: secrets, keys and certificates are ignored; the example secrets stay tracked."""
+    if shutil.which("git") is None or not os.path.exists(os.path.join(ROOT, ".git")):
+        pytest.skip("not a git checkout")
+    paths = ["secrets.json", "firmware/secrets.json", "firmware/secrets.car7.json", "certs/ca.pem", "client.key",
+             "firmware/certs/client.crt", "keys/ABC123", "fleet.master"]
+    r = subprocess.run(["git", "-C", ROOT, "check-ignore", "--no-index"] + paths, capture_output=True, text=True)
+    assert sorted(r.stdout.split()) == sorted(paths), r
+    r = subprocess.run(["git", "-C", ROOT, "check-ignore", "--no-index", "firmware/secrets.example.json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == "", r

@@ -415,3 +415,19 @@ def test_key_and_device_id_required():
     raises(ValueError, C.CommandHandler, "", None, {}, device_id=DEV)
     raises(ValueError, C.CommandHandler, KEY, None, {})
     raises(ValueError, C.CommandHandler, KEY, None, {}, device_id="a\nb")
+
+
+def test_format_md_worked_example():
+    """The payload of FORMAT.md's worked example (test_command_signer.py checks it is the file's)."""
+    key, dev = "example-key-for-FORMAT-md-do-not-use-0123456789", "ABC123"
+    mac = "3666551c1b9656ecbe5241b20bb1ce142a0e52db296c69ca4fc32ed368a2343f"
+    p = b'{"args":{"delay_ms":1000},"cmd":"reboot","n":1764000000000,"ts":1764000000,"mac":"' + mac.encode() + b'"}'
+    calls = []
+
+    async def reboot(args):
+        calls.append(args)
+        return {"rebooting": True}
+
+    h = C.CommandHandler(key, FakeClock(), {"reboot": reboot}, utc_ms=lambda: 1764000000000 + 299000, device_id=dev)
+    r = S.verify_reply(key, _run(h, p), dev)
+    assert r["ok"] is True and r["re"] == mac[:16] and calls == [{"delay_ms": 1000}], r
