@@ -27,6 +27,8 @@ from gnss.sources import ModemGnss, parse_cgpsinfo
 from modem import cmqtt as C
 from obdii.elm import ElmError, ElmLink
 from obdii.obd import Obd
+import cmdsigner as SIGN
+from telelogger import cmdcheck as CHK
 from telelogger import commands as CMD
 from telelogger import config as CFG
 
@@ -439,30 +441,33 @@ def test_config_load_non_utf8_file(tmp_path):
 
 # ------------------------------------------------------------------ remote commands
 KEY = "fuzz-key-0123456789abcdef"
+DEV = "FUZZ01"
 NOW_MS = 1700000000000
 
 
-def _handler(calls=None):
+def _handler(calls=None, utc=NOW_MS):
     async def ok(args):
         if calls is not None:
             calls.append(args)
         return {"args": args}
 
-    return CMD.CommandHandler(KEY, None, {n: ok for n in CMD.SCHEMAS}, utc_ms=lambda: NOW_MS)
+    return CMD.CommandHandler(KEY, None, {n: ok for n in CHK.SCHEMAS}, utc_ms=lambda: utc, device_id=DEV)
 
 
-arg_val = st.one_of(json_leaf, st.sampled_from(list(CMD.INTERVAL_TARGETS) + ["obd.pids.0C", "obd.pids.zz", "obd.pids."]),
+arg_val = st.one_of(json_leaf, st.sampled_from(list(CHK.INTERVAL_TARGETS) + ["obd.pids.0C", "obd.pids.zz", "obd.pids."]),
                     st.integers(0, 90000000))
 body = st.fixed_dictionaries(
-    {"cmd": st.one_of(st.sampled_from(list(CMD.SCHEMAS)), json_leaf)},
+    {"cmd": st.one_of(st.sampled_from(list(CHK.SCHEMAS)), json_leaf)},
     optional={
         "args": st.one_of(st.dictionaries(st.sampled_from(["target", "ms", "delay_ms", "x"]), arg_val, max_size=3), json_val),
         "ts": st.one_of(st.just(NOW_MS // 1000), st.integers(-(2**62), 2**62), json_leaf),
         "nonce": st.one_of(st.text(max_size=70), json_leaf),
         "n": st.one_of(st.integers(-5, 2**63), json_leaf),
+        "chal": st.one_of(st.text(max_size=20), json_leaf),
         "zz": json_leaf,
     },
 )
+FAKE_TAIL = b',"mac":"' + b"0" * 64 + b'"}'
 
 
 def _payload(kind, b, raw):
@@ -470,33 +475,46 @@ def _payload(kind, b, raw):
         return raw
     if kind == 1:
         return json.dumps(b).encode()
+    if kind == 2:  # shaped like a sealed payload, with a wrong mac
+        return json.dumps(b).encode()[:-1] + FAKE_TAIL
+    if kind == 3:  # random bytes in a sealed-looking envelope
+        return b"{" + raw + FAKE_TAIL
     try:
-        return CMD.sign(KEY, b)  # authenticated: reaches the argument checks
+        return SIGN.sign(KEY, b, DEV)  # authenticated: reaches the body, argument and freshness checks
     except (ValueError, TypeError):
         return json.dumps(b).encode()
 
 
 @FUZZ
-@given(items=st.lists(st.tuples(st.integers(0, 2), body, st.binary(max_size=80)), min_size=1, max_size=4))
-def test_command_handler(items):
+@given(items=st.lists(st.tuples(st.integers(0, 4), body, st.binary(max_size=80)), min_size=1, max_size=4),
+       utc=st.sampled_from([NOW_MS, None]))
+def test_command_handler(items, utc):
     calls = []
-    h = _handler(calls)
+    h = _handler(calls, utc)
 
     async def main():
         for kind, b, raw in items:
             payload = _payload(kind, b, raw)
             before = len(calls)
             r = await h.handle(payload)
-            d = CMD.verify_reply(KEY, r)  # every reply is signed JSON saying ok or why not
+            d = SIGN.verify_reply(KEY, r, DEV)  # every reply is signed JSON saying ok or why not
             ran = len(calls) - before
             assert d["ok"] is (ran == 1), (d, ran)  # ok exactly when one handler ran, never more
             if not d["ok"]:
                 assert isinstance(d["error"], str) and d["error"]
-            if b'"mac"' not in payload:
-                assert ran == 0, payload  # nothing unauthenticated ever acts
+            if kind < 4:
+                assert ran == 0 and (d["error"] in ("bad mac", "malformed mac: expected 64 hex digits")
+                                     or d["error"].startswith(("no mac", "payload of"))), (payload, d)  # nothing unauthenticated acts
+            if utc is None:
+                assert len(d["chal"]) == 16  # the challenge a sender needs
         # not wedged: a fresh signed ping is accepted
-        r = await h.handle(CMD.sign(KEY, {"cmd": "ping", "args": {}, "ts": NOW_MS // 1000, "nonce": "fresh-%d" % len(items)}))
-        d = CMD.verify_reply(KEY, r)
-        assert d["ok"] is True, d
+        fresh = {"cmd": "ping", "args": {}, "ts": NOW_MS // 1000, "n": h.last_n + 1}
+        if utc is None:
+            fresh["chal"] = h.challenge()
+        d = SIGN.verify_reply(KEY, await h.handle(SIGN.sign(KEY, fresh, DEV)), DEV)
+        if h.last_n < CHK.MAX_N:
+            assert d["ok"] is True, d
+        else:  # a signed n = 2**53-1 was accepted: the documented lockout (FORMAT.md: re-provision)
+            assert "n: expected" in d["error"], d
 
     asyncio.run(main())

@@ -162,7 +162,7 @@ class Telelogger:
 
                 self.commands = CommandHandler(key, self.clock, handlers(self), utc_ms=self.utc_ms,
                                                window_s=c["window_s"], nonces=c["nonces"],
-                                               counter_path=self.cmd_counter_path)
+                                               counter_path=self.cmd_counter_path, device_id=self.device_id)
         return self.commands
 
     # ---- helpers ----
