@@ -170,8 +170,15 @@ def plot(records, png_path, title="Trip", series=None, speedup=None):
     axd.set_ylabel("delivery delay (s)")
     if created is not None and rx:
         pts = [(r["seq"], r["_rx"] - c) for r, c in zip(recs, created) if c is not None and r.get("_rx") is not None]
-        axd.bar([p[0] for p in pts], [max(0.0, p[1]) for p in pts], width=0.8, color="tab:green",
-                label="delivered (%d records)" % len(pts))
+        cuts = series.get("cuts") or ()
+        cut_c = [c for r, c in zip(recs, created) if c is not None and r.get("_rx") is not None]
+        during = [any(a <= c <= a + n for a, n in cuts) for c in cut_c]
+        for flag, color, what in ((False, "tab:green", "taken while online"),
+                                  (True, "tab:red", "taken during the network cut (queued, sent after it)")):
+            sel = [p for p, d in zip(pts, during) if d == flag]
+            if sel:
+                axd.bar([p[0] for p in sel], [max(0.0, p[1]) for p in sel], width=0.8, color=color,
+                        label="%s: %d records" % (what, len(sel)))
         axd.set_ylim(0, max([p[1] for p in pts] + [1]) * 1.2)
         axd.legend(loc="upper right", fontsize=8)
     else:
