@@ -300,14 +300,20 @@ FAULT_SPAN_S = {"silence": 3.0, "nonet": 2.0, "broker_down": 5.0}
 
 
 def fault_windows(first_publish, cuts, cut_mode, faults_applied, end_s):
-    """[(start, end, label)]: the cold start, each network cut, each injected fault, and the end of the
-    run (the firmware disconnects when its time is up)."""
-    w = [(0.0, first_publish if first_publish is not None else end_s, COLD_START)]
+    """[(start, end, label, kinds)]: the cold start, each network cut, each injected fault, and the end of
+    the run (the firmware disconnects when its time is up). kinds: the finding kinds a window explains
+    (None: all). A cut or fault makes the firmware's own commands fail too (CONNECT refused with 9: the
+    doctor's "host" kind); the cold start and the end explain only what the module and network did, so a
+    host mistake in the bring-up or the disconnect stays the firmware's."""
+    events = ("network", "module", "info")
+    w = [(0.0, first_publish if first_publish is not None else end_s, COLD_START, events)]
     for at, secs in cuts:
-        w.append((at, at + secs + CUT_GRACE_S, "the network cut at %.0f s for %.0f s (%s)" % (at, secs, cut_mode)))
+        w.append((at, at + secs + CUT_GRACE_S, "the network cut at %.0f s for %.0f s (%s)" % (at, secs, cut_mode),
+                  None))
     for t, kind in faults_applied:
-        w.append((t, t + FAULT_SPAN_S.get(kind, 0.0) + CUT_GRACE_S, "the injected fault %s at %.1f s" % (kind, t)))
-    w.append((end_s, end_s + 3600.0, "the end of the run (the firmware disconnects)"))
+        w.append((t, t + FAULT_SPAN_S.get(kind, 0.0) + CUT_GRACE_S, "the injected fault %s at %.1f s" % (kind, t),
+                  None))
+    w.append((end_s, end_s + 3600.0, "the end of the run (the firmware disconnects)", events))
     return w
 
 
@@ -328,8 +334,8 @@ def attribute(d, windows, log_offset_s):
         ts = [log_offset_s + ms / 1000.0 for ms in finding_times(f)]
         cause = None
         if ts:
-            for a, b, label in windows:
-                if all(a - 0.5 <= t <= b for t in ts):
+            for a, b, label, kinds in windows:
+                if (kinds is None or f.kind in kinds) and all(a - 0.5 <= t <= b for t in ts):
                     cause = label
                     break
         if cause:
@@ -374,11 +380,12 @@ def doctor_report(path, windows, log_offset_s):
             log("network restored after %.1f s" % (ms / 1000.0))
     lost_for_good = [f for f in d.findings if f.id == "connection-lost" and not f.data.get("restored")]
     if host_own:
-        log("doctor: %d host mistake(s) the injected faults do not explain: the firmware's" % len(host_own))
-    elif explained:
+        log("doctor: %d host mistake(s) no injected fault explains: the firmware's own (listed above)" % len(host_own))
+    if lost_for_good:
+        log("doctor: %d connection loss(es) not restored before the log ends" % len(lost_for_good))
+    if explained and not host_own and not lost_for_good:
         log("doctor: every finding that is not information was caused by what the simulation injected;"
-            " the firmware recovered%s" % ("" if not lost_for_good else " (but %d connection loss(es) were not"
-                                           " restored in the log)" % len(lost_for_good)))
+            " the firmware recovered")
     k = d.counts()
     s = d.summary()
     return {
@@ -499,10 +506,19 @@ def _modem_up(d):
     if q:
         parts.append(", ".join(q))
     if d.get("reg"):
-        parts.append("registered (%s)" % _plain(d["reg"]))
+        stat = {0: "not registered", 1: "home", 2: "searching", 3: "denied", 4: "unknown", 5: "roaming"}
+        r = d["reg"]
+        names = ("CREG", "CGREG", "CEREG")
+        parts.append("registration %s" % ", ".join(
+            "%s %s" % (n, stat.get(x, x)) for n, x in zip(names, r if isinstance(r, (list, tuple)) else (r,))))
+    t = d.get("time")
+    if isinstance(t, (list, tuple)) and len(t) == 7:
+        q = t[6]
+        parts.append("module clock %04d-%02d-%02d %02d:%02d:%02d UTC%s%02d:%02d" % (
+            t[0], t[1], t[2], t[3], t[4], t[5], "-" if q < 0 else "+", abs(q) // 4, abs(q) % 4 * 15))
     if d.get("sim"):
         parts.append("SIM %s" % d["sim"])
-    rest = {k: v for k, v in d.items() if k not in ("cpsi", "signal_dbm", "reg", "sim", "model", "revision")}
+    rest = {k: v for k, v in d.items() if k not in ("cpsi", "signal_dbm", "reg", "sim", "model", "revision", "time")}
     if rest:
         parts.append(_plain(rest))
     return "; ".join(parts)
