@@ -119,6 +119,8 @@ def test_verdict_names_the_reason():
     v = T.summarize(recs, 4, problems=["simulator bug: 1 internal error"])["verdict"]
     assert v.startswith("FAIL: 1 records lost") and v.endswith("; simulator bug: 1 internal error"), v
     assert T.summarize([], 0)["verdict"].startswith("FAIL: the firmware stored no records")
+    assert T.summarize([], 0, problems=["it stopped with MemoryError: x (MicroPython heap 96K)"])["verdict"] == \
+        "FAIL: the firmware stored no records; it stopped with MemoryError: x (MicroPython heap 96K)"
 
 
 def test_summary_txt_starts_with_the_verdict_and_png_has_the_panels(tmp_path):

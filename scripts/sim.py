@@ -815,6 +815,11 @@ def main(argv=None):
             extra.update(doc)
         bad = (doc or {}).get("doctor_firmware_caused") or []
         problems, notes = [], []  # what fails the run besides delivery; what an OK run should still say
+        crash = [x for x in fw.lines if re.match(r"^[A-Za-z]*(Error|Exception)\b", x)]
+        if crash and not last_seq:
+            heap = [m.group(1) for x in fw.lines for m in [re.search(r"heap (\d+[KM]?)\b", x)] if m]
+            problems.append("it stopped with %s (MicroPython heap %s; --heap to give it more)" % (
+                crash[-1], heap[0] if heap else args.heap or "run_host's default"))
         if sim.internal_errors:
             problems.append("simulator bug: the SIM7600 simulator had %d internal error(s) (tracebacks above)"
                             % len(sim.internal_errors))

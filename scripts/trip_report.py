@@ -153,8 +153,13 @@ def plot(records, png_path, title="Trip", series=None, speedup=None):
     _shade(axq, series)
     if progress:
         px = [p[0] for p in progress]
-        _line(axq, px, [p[1] for p in progress], "tab:gray", "stored on the device", step=True)
-        _line(axq, px, [p[2] for p in progress], "tab:green", "published (broker PUBACK)", step=True)
+        if created is not None:  # each record at the time it was taken
+            ct = sorted(c for c in created if c is not None)
+            axq.step(ct, range(1, len(ct) + 1), where="post", color="tab:gray", lw=1.2, label="stored on the device")
+        else:
+            _line(axq, px, [p[1] for p in progress], "tab:gray", "stored on the device", step=True)
+        _line(axq, px, [p[2] for p in progress], "tab:green", "published (broker PUBACK; the device reports each s)",
+              step=True)
         _line(axq, px, [p[3] for p in progress], "tab:orange", "queued on the device (flash)", step=True)
     rx = sorted(r["_rx"] for r in recs if r.get("_rx") is not None)
     if rx:
