@@ -75,6 +75,8 @@ def test_findings_in_a_cut_or_fault_window_are_the_faults_others_the_firmwares()
         F("command-failed", "module", "warning", ["SENT@5761 AT+CPIN?", "RECV@5763 +CME ERROR: SIM busy"]),
         F("command-failed", "host", "warning", ["SENT@19986 AT+CMQTTCONNECT=0", "RECV@19990 OK"]),
         F("connection-lost", "network", "warning", ["RECV@20100 +CMQTTNONET"], {"restored": True}),
+        F("connection-lost", "network", "warning", ["SENT@15000 AT+CMQTTSUB", "RECV@21000 +CMQTTNONET"]),
+        F("echo", "host", "warning", ["SENT@3000 AT", "RECV@14000 AT"]),  # from the cold start past its end
         F("bad-echo", "host", "error", ["SENT@55500 AT+CMQTTPUB"]),
         F("unexpected", "host", "error", ["SENT@49000 AT+FOO"]),  # after the cut and its grace, before the fault
         F("no-evidence", "host", "warning", []),
@@ -85,7 +87,8 @@ def test_findings_in_a_cut_or_fault_window_are_the_faults_others_the_firmwares()
     assert causes["SENT@19986 AT+CMQTTCONNECT=0"].startswith("the network cut at 20 s for 15 s")
     assert causes["RECV@20100 +CMQTTNONET"].startswith("the network cut")
     assert causes["SENT@55500 AT+CMQTTPUB"].startswith("the injected fault garbage at 55.0 s")
-    assert [f.id for f in own] == ["unexpected", "no-evidence"]
+    assert causes["SENT@15000 AT+CMQTTSUB"].startswith("the network cut")  # ends in the cut
+    assert [f.id for f in own] == ["echo", "unexpected", "no-evidence"]
 
 
 def test_doctor_report_on_a_log_prints_headline_attribution_and_restoration(tmp_path, capsys):
@@ -166,10 +169,20 @@ def test_summary_txt_starts_with_the_verdict_and_png_has_the_panels(tmp_path):
     blob = "\n".join(texts)
     assert "6 x faster" in blob  # the replay speed-up explained on the time axis
     assert "RPM (right axis)" in blob and "network cut" in blob and "injected fault" in blob
-    assert "queued on the device (flash)" in blob and "published (broker PUBACK)" in blob
+    assert "queued on the device (flash)" in blob and "published (broker PUBACK" in blob
     assert "delivery delay (s)" in blob and re.search(r"during the network cut.*: \d+ records", blob)
     assert "east of the start (m)" in blob and "north of the start (m)" in blob
     assert "speed (km/h)" in blob
     # the speed panel's legend sits above the lines (the y range leaves it room)
     ax1 = fig.axes[0]
     assert ax1.get_ylim()[1] >= 40 * 1.3
+
+
+def test_at_log_offset_from_the_first_command_in_both_logs(tmp_path):
+    a, m = tmp_path / "at.log", tmp_path / "modem.log"
+    a.write_text("=== SENT@1 ===\nAT\n==================\n=== SENT@252 ===\nAT+CMEE?\n==================\n")
+    m.write_text("=== SENT@333 ===\nAT\n==================\n")
+    assert S.at_log_offset(str(a), str(m), 2.0) == pytest.approx(2.332)
+    m.write_text("=== SENT@333 ===\nATI\n==================\n")  # not the same conversation: no guess
+    assert S.at_log_offset(str(a), str(m), 2.0) is None
+    assert S.at_log_offset(str(tmp_path / "none"), str(m), 2.0) is None

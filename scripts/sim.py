@@ -306,18 +306,38 @@ def fault_windows(first_publish, cuts, cut_mode, faults_applied, end_s):
     doctor's "host" kind); the cold start and the end explain only what the module and network did, so a
     host mistake in the bring-up or the disconnect stays the firmware's."""
     events = ("network", "module", "info")
-    w = [(0.0, first_publish if first_publish is not None else end_s, COLD_START, events)]
+    w = []  # the injected ones first: a cut during the cold start explains what it caused
     for at, secs in cuts:
         w.append((at, at + secs + CUT_GRACE_S, "the network cut at %.0f s for %.0f s (%s)" % (at, secs, cut_mode),
                   None))
     for t, kind in faults_applied:
         w.append((t, t + FAULT_SPAN_S.get(kind, 0.0) + CUT_GRACE_S, "the injected fault %s at %.1f s" % (kind, t),
                   None))
+    w.append((0.0, first_publish if first_publish is not None else end_s, COLD_START, events))
     w.append((end_s, end_s + 3600.0, "the end of the run (the firmware disconnects)", events))
     return w
 
 
 _AT_MS = re.compile(r"(?:SENT|RECV)@(\d+)")
+
+
+_SENT = re.compile(r"=== SENT@(\d+) ===\n(.*?)\n", re.S)
+
+
+def at_log_offset(at_log, modem_log, modem_t0_s):
+    """Run time (s, the monotonic clock less the run's origin) of the firmware AT log's 0 ms: its first
+    command is the simulator's first (modem.log, on the simulator's clock that started at modem_t0_s);
+    None when either log has none. The firmware's log starts at its assembly, before its progress clock."""
+    try:
+        with open(at_log, "rb") as f:
+            a = _SENT.search(f.read(65536).decode("latin-1"))
+        with open(modem_log, "rb") as f:
+            m = _SENT.search(f.read(65536).decode("latin-1"))
+    except OSError:
+        return None
+    if not a or not m or a.group(2).strip() != m.group(2).strip():
+        return None
+    return modem_t0_s + (int(m.group(1)) - int(a.group(1))) / 1000.0
 
 
 def finding_times(f):
@@ -335,7 +355,11 @@ def attribute(d, windows, log_offset_s):
         cause = None
         if ts:
             for a, b, label, kinds in windows:
-                if (kinds is None or f.kind in kinds) and all(a - 0.5 <= t <= b for t in ts):
+                # an injected cut/fault (kinds None) explains what ends in it (the evidence may start with
+                # the exchange before it: the SUB that preceded a +CMQTTNONET); the cold start and the end
+                # of the run only what lies wholly inside
+                inside = (a - 0.5 <= max(ts) <= b) if kinds is None else all(a - 0.5 <= t <= b for t in ts)
+                if (kinds is None or f.kind in kinds) and inside:
                     cause = label
                     break
         if cause:
@@ -384,8 +408,8 @@ def doctor_report(path, windows, log_offset_s):
     if lost_for_good:
         log("doctor: %d connection loss(es) not restored before the log ends" % len(lost_for_good))
     if explained and not host_own and not lost_for_good:
-        log("doctor: every finding that is not information was caused by what the simulation injected;"
-            " the firmware recovered")
+        log("doctor: every finding that is not information came from what the simulation did (the cold start,"
+            " the cuts and faults it injected); the firmware recovered")
     k = d.counts()
     s = d.summary()
     return {
@@ -680,6 +704,7 @@ def main(argv=None):
             raise RuntimeError("subscriber could not connect to the broker")
         args.power_key_path = os.path.join(work, "power-key")
         seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+        t_modem = time.monotonic()  # the simulator's transcript clock starts at its construction
         sim, pty, keys = start_modem(broker.port, args.out, args.time_scale, args.power_key_path, args.modem_on,
                                      args.urc_between, seed)
         log("modem: SIM7600 simulator on %s (time scale %.2f), %s, power key from %s" % (
@@ -791,8 +816,11 @@ def main(argv=None):
 
         end_s = (fw.history[-1][0] if fw.history else time.monotonic() - t0) - 1.5
         windows = fault_windows(up_at, cuts, args.cut_mode, applied_t, end_s)
-        doc = doctor_report(os.path.join(args.out, "at.log"), windows,
-                            fw.clock_base if fw.clock_base is not None else 0.0)
+        off = at_log_offset(os.path.join(args.out, "at.log"), os.path.join(args.out, "modem.log"),
+                            t_modem - t0)
+        if off is None:
+            off = fw.clock_base if fw.clock_base is not None else 0.0
+        doc = doctor_report(os.path.join(args.out, "at.log"), windows, off)
 
         with sub.lock:
             recs = list(sub.records)
