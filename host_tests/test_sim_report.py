@@ -169,7 +169,7 @@ def test_summary_txt_starts_with_the_verdict_and_png_has_the_panels(tmp_path):
     blob = "\n".join(texts)
     assert "6 x faster" in blob  # the replay speed-up explained on the time axis
     assert "RPM (right axis)" in blob and "network cut" in blob and "injected fault" in blob
-    assert "queued on the device (flash)" in blob and "published (broker PUBACK" in blob
+    assert "in the flash queue" in blob and "waiting on the device" in blob and "published (broker PUBACK" in blob
     assert "delivery delay (s)" in blob and re.search(r"during the network cut.*: \d+ records", blob)
     assert "east of the start (m)" in blob and "north of the start (m)" in blob
     assert "speed (km/h)" in blob

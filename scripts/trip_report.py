@@ -160,10 +160,23 @@ def plot(records, png_path, title="Trip", series=None, speedup=None):
             _line(axq, px, [p[1] for p in progress], "tab:gray", "stored on the device", step=True)
         _line(axq, px, [p[2] for p in progress], "tab:green", "published (broker PUBACK; the device reports each s)",
               step=True)
-        _line(axq, px, [p[3] for p in progress], "tab:orange", "queued on the device (flash)", step=True)
+        _line(axq, px, [None if p[1] is None or p[2] is None else p[1] - p[2] for p in progress], "tab:orange",
+              "waiting on the device (stored, not yet published)", step=True)
+        axq.step(px, [p[3] for p in progress], where="post", color="tab:orange", lw=1, ls=":",
+                 label="of them in the flash queue (the rest: the batch being filled)")
     rx = sorted(r["_rx"] for r in recs if r.get("_rx") is not None)
     if rx:
         axq.step(rx, range(1, len(rx) + 1), where="post", color="black", lw=1, ls="--", label="received by the subscriber")
+    groups = []  # which fault each dotted line is; those within 0.8 s of each other share a label
+    for t, kind in sorted(series.get("faults") or ()):
+        if groups and t - groups[-1][0] < 0.8:
+            groups[-1][1].append(kind)
+        else:
+            groups.append((t, [kind]))
+    for t, kinds in groups:
+        axq.annotate("+".join(kinds), (t, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+                     va="bottom", ha="right", color="tab:purple",
+                     bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
     if axq.get_legend_handles_labels()[0]:
         axq.legend(loc="upper left", fontsize=8, framealpha=0.9)
     else:
