@@ -141,6 +141,13 @@ def test_summary_txt_starts_with_the_verdict_and_png_has_the_panels(tmp_path):
     assert first == "OK: every record reached the broker (network restored after 15.0 s)"
     assert json.load(open(tmp_path / "summary.json"))["verdict"] == first
     assert os.path.getsize(png) > 30000
+    # the CLI draws the same figure again from the run's files
+    with open(tmp_path / "records.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in recs)
+    again = tmp_path / "again"
+    assert T.main([str(tmp_path / "records.jsonl"), "--out", str(again), "--series", str(tmp_path / "series.json"),
+                   "--expected-last-seq", "40"]) == 0
+    assert os.path.getsize(again / "trip.png") > 30000
     # the figure's own words: what a reader needs to read it
     import matplotlib
 
@@ -169,7 +176,8 @@ def test_summary_txt_starts_with_the_verdict_and_png_has_the_panels(tmp_path):
     blob = "\n".join(texts)
     assert "6 x faster" in blob  # the replay speed-up explained on the time axis
     assert "RPM (right axis)" in blob and "network cut" in blob and "injected fault" in blob
-    assert "in the flash queue" in blob and "waiting on the device" in blob and "published (broker PUBACK" in blob
+    assert "queued on the device (on flash" in blob and "taken by the device" in blob
+    assert "published (broker PUBACK" in blob and "received by the subscriber" in blob
     assert "delivery delay (s)" in blob and re.search(r"during the network cut.*: \d+ records", blob)
     assert "east of the start (m)" in blob and "north of the start (m)" in blob
     assert "speed (km/h)" in blob

@@ -2,7 +2,7 @@
 """Trip report from the records a subscriber received: a PNG (speed and RPM over time, the
 GNSS track) and a summary (records, losses by sequence number, duplicates, bytes per sample).
 
-    python scripts/trip_report.py RECORDS.jsonl [--out sim-out] [--expected-last-seq N]
+    python scripts/trip_report.py RECORDS.jsonl [--out sim-out] [--expected-last-seq N] [--series series.json]
 
 RECORDS.jsonl: one decoded record per line, as telelogger.decode.decode_batch gives them
 ({"seq", "ts", "rpm", "speed", "lat", "lng", ...}) plus "_bytes" (payload bytes / records in it).
@@ -147,7 +147,7 @@ def plot(records, png_path, title="Trip", series=None, speedup=None):
         ax1.legend(h1 + h2, l1 + l2, loc="upper center", ncol=3, fontsize=8, framealpha=0.9)
 
     # the queue: stored, published, received over run time
-    axq.set_title("records: stored on the device, published (acked by the broker), received, queued")
+    axq.set_title("records: taken, queued on the device, published (acked by the broker), received")
     axq.set_xlabel("run time (s since the firmware started)")
     axq.set_ylabel("records")
     _shade(axq, series)
@@ -155,15 +155,14 @@ def plot(records, png_path, title="Trip", series=None, speedup=None):
         px = [p[0] for p in progress]
         if created is not None:  # each record at the time it was taken
             ct = sorted(c for c in created if c is not None)
-            axq.step(ct, range(1, len(ct) + 1), where="post", color="tab:gray", lw=1.2, label="stored on the device")
+            axq.step(ct, range(1, len(ct) + 1), where="post", color="tab:gray", lw=1.2,
+                     label="taken by the device (each record at its timestamp)")
         else:
             _line(axq, px, [p[1] for p in progress], "tab:gray", "stored on the device", step=True)
         _line(axq, px, [p[2] for p in progress], "tab:green", "published (broker PUBACK; the device reports each s)",
               step=True)
-        _line(axq, px, [None if p[1] is None or p[2] is None else p[1] - p[2] for p in progress], "tab:orange",
-              "waiting on the device (stored, not yet published)", step=True)
-        axq.step(px, [p[3] for p in progress], where="post", color="tab:orange", lw=1, ls=":",
-                 label="of them in the flash queue (the rest: the batch being filled)")
+        _line(axq, px, [p[3] for p in progress], "tab:orange", "queued on the device (on flash, not yet published)",
+              step=True)
     rx = sorted(r["_rx"] for r in recs if r.get("_rx") is not None)
     if rx:
         axq.step(rx, range(1, len(rx) + 1), where="post", color="black", lw=1, ls="--", label="received by the subscriber")
@@ -256,6 +255,9 @@ def write_report(records, out_dir, extra=None, expected_last_seq=None, still_que
         s.update({k: v for k, v in extra.items() if k != "verdict"})
     png = os.path.join(out_dir, "trip.png")
     plot(records, png, title, series, (extra or {}).get("gnss_speedup"))
+    if series:  # to draw the figure again: trip_report.py records.jsonl --series series.json
+        with open(os.path.join(out_dir, "series.json"), "w") as f:
+            json.dump(dict(series, gnss_speedup=(extra or {}).get("gnss_speedup")), f)
     s["png"] = png
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(s, f, indent=1, sort_keys=True)
@@ -273,10 +275,17 @@ def main(argv=None):
     ap.add_argument("--out", default="sim-out")
     ap.add_argument("--expected-last-seq", type=int)
     ap.add_argument("--still-queued", type=int, default=0, help="records the device reported still queued")
+    ap.add_argument("--series", help="series.json of a make sim run (progress, cuts, faults, replay speed-up)")
     a = ap.parse_args(argv)
     with open(a.records) as f:
         recs = [json.loads(line) for line in f if line.strip()]
-    s, png = write_report(recs, a.out, expected_last_seq=a.expected_last_seq, still_queued=a.still_queued)
+    series = extra = None
+    if a.series:
+        with open(a.series) as f:
+            series = json.load(f)
+        extra = {"gnss_speedup": series.pop("gnss_speedup", None)}
+    s, png = write_report(recs, a.out, extra, expected_last_seq=a.expected_last_seq, still_queued=a.still_queued,
+                          series=series)
     print(json.dumps(s, indent=1))
     print(s["verdict"])
     return 0 if s["verdict"].startswith("OK") else 1
