@@ -178,7 +178,7 @@ def test_summary_txt_starts_with_the_verdict_and_png_has_the_panels(tmp_path):
     assert "RPM (right axis)" in blob and "network cut" in blob and "injected fault" in blob
     assert "queued on the device (on flash" in blob and "taken by the device" in blob
     assert "published (broker PUBACK" in blob and "received by the subscriber" in blob
-    assert "delivery delay (s)" in blob and re.search(r"during the network cut.*: \d+ records", blob)
+    assert "delivery delay (s)" in blob and re.search(r"held back by the network cut.*: \d+ records", blob)
     assert "east of the start (m)" in blob and "north of the start (m)" in blob
     assert "speed (km/h)" in blob
     # the speed panel's legend sits above the lines (the y range leaves it room)

@@ -188,10 +188,11 @@ def plot(records, png_path, title="Trip", series=None, speedup=None):
     if created is not None and rx:
         pts = [(r["seq"], r["_rx"] - c) for r, c in zip(recs, created) if c is not None and r.get("_rx") is not None]
         cuts = series.get("cuts") or ()
-        cut_c = [c for r, c in zip(recs, created) if c is not None and r.get("_rx") is not None]
-        during = [any(a <= c <= a + n for a, n in cuts) for c in cut_c]
-        for flag, color, what in ((False, "tab:green", "taken while online"),
-                                  (True, "tab:red", "taken during the network cut (queued, sent after it)")):
+        both = [(c, r["_rx"]) for r, c in zip(recs, created) if c is not None and r.get("_rx") is not None]
+        # held back: taken before a cut ended and received after it began (its batch waited for the network)
+        during = [any(c <= a + n and rx >= a for a, n in cuts) for c, rx in both]
+        for flag, color, what in ((False, "tab:green", "taken and sent while online"),
+                                  (True, "tab:red", "held back by the network cut (queued, sent after it)")):
             sel = [p for p, d in zip(pts, during) if d == flag]
             if sel:
                 axd.bar([p[0] for p in sel], [max(0.0, p[1]) for p in sel], width=0.8, color=color,
