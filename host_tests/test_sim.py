@@ -130,6 +130,8 @@ def test_sim_real_module_timings_modem_gnss_and_an_unasked_rdy(tmp_path):
                        "--fault-kinds", "modem_reboot", "--seed", "14", "--drain", "90", timeout=480)
     assert s["faults"] == ["modem_reboot"], s
     assert s["modem_boots"] >= 2, s  # switched on by the key, then the unasked reboot
+    _doctor_blames_the_faults_not_the_firmware(log, s, out)
+    assert re.search(r"caused by the injected fault modem_reboot at [\d.]+ s: module modem-rebooted", log), log[-3000:]
     _delivered_and_nothing_stuck(s)
     _started_from_a_switched_off_modem(s)
     assert s["gnss_fixes"] > 0, s

@@ -297,9 +297,10 @@ class Subscriber:
 COLD_START = "the cold start (modem switched off, powered on by the firmware)"
 CUT_GRACE_S = 12.0  # after a cut or fault: the firmware's backoff and re-connect still belong to it
 FAULT_SPAN_S = {"silence": 3.0, "nonet": 2.0, "broker_down": 5.0}
+REBOOT_SPAN_S = 25.0  # a rebooted module is back after its boot and registration: this many s at time scale 1
 
 
-def fault_windows(first_publish, cuts, cut_mode, faults_applied, end_s):
+def fault_windows(first_publish, cuts, cut_mode, faults_applied, end_s, time_scale=1.0):
     """[(start, end, label, kinds)]: the cold start, each network cut, each injected fault, and the end of
     the run (the firmware disconnects when its time is up). kinds: the finding kinds a window explains
     (None: all). A cut or fault makes the firmware's own commands fail too (CONNECT refused with 9: the
@@ -311,8 +312,8 @@ def fault_windows(first_publish, cuts, cut_mode, faults_applied, end_s):
         w.append((at, at + secs + CUT_GRACE_S, "the network cut at %.0f s for %.0f s (%s)" % (at, secs, cut_mode),
                   None))
     for t, kind in faults_applied:
-        w.append((t, t + FAULT_SPAN_S.get(kind, 0.0) + CUT_GRACE_S, "the injected fault %s at %.1f s" % (kind, t),
-                  None))
+        span = REBOOT_SPAN_S * time_scale if kind == "modem_reboot" else FAULT_SPAN_S.get(kind, 0.0)
+        w.append((t, t + span + CUT_GRACE_S, "the injected fault %s at %.1f s" % (kind, t), None))
     w.append((0.0, first_publish if first_publish is not None else end_s, COLD_START, events))
     w.append((end_s, end_s + 3600.0, "the end of the run (the firmware disconnects)", events))
     return w
@@ -815,7 +816,7 @@ def main(argv=None):
         from trip_report import write_report
 
         end_s = (fw.history[-1][0] if fw.history else time.monotonic() - t0) - 1.5
-        windows = fault_windows(up_at, cuts, args.cut_mode, applied_t, end_s)
+        windows = fault_windows(up_at, cuts, args.cut_mode, applied_t, end_s, args.time_scale)
         off = at_log_offset(os.path.join(args.out, "at.log"), os.path.join(args.out, "modem.log"),
                             t_modem - t0)
         if off is None:
