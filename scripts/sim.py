@@ -15,7 +15,15 @@ records keep being stored on flash and arrive, in order, after the network retur
 --faults N --seed S injects N modem/network faults at random times counted from the first publish (every
 kind at least once when N is at least the number of kinds): the fault soak of scripts/soak.py, but with the firmware under the real
 MicroPython interpreter in real time (`make soak` runs a long one).
-Ends with a trip report in --out (trip.png, summary.json/txt, records.jsonl, modem.log).
+Ends with a trip report in --out (trip.png, summary.json/txt, records.jsonl, series.json, modem.log, at.log):
+  the live line      stored, queued, published (PUBACK), received, counted at one moment, then the car
+  the doctor         scripts/atdoctor on the firmware's own AT log: its headline, each finding named with what
+                     caused it (the cold start, a network cut, an injected fault) or as the firmware's own (a
+                     host mistake nothing injected explains), and "network restored after N s"
+  summary.txt        its first line is the verdict (OK, or FAIL: lost / still queued / simulator bug / ...);
+                     modem_errors is the doctor's count of failed commands
+  trip.png           speed and RPM, the queue filling during a cut and draining after, delivery per record,
+                     the GNSS track in metres, all on the run's clock (the drive is replayed --gnss-speedup x)
 The modem starts switched OFF, as after a cold plug-in: the firmware must press its power key (run_host.py
 --power-key: the host board writes the pin to a file the simulator follows); --modem-on starts it running.
 Exit status: 0 when every record reached the broker, 1 if any was lost or is still stuck in the queue (or the
@@ -460,6 +468,7 @@ class Firmware:
         self.clock_base = None  # run s of the firmware's clock 0 (its t_ms; the AT log's ms use the same start)
         self.t0 = time.monotonic()
         self.lines = []
+        self._last_msg = None
         self.log = open(os.path.join(out_dir, "firmware.log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         self.t = threading.Thread(target=self._read, daemon=True)
@@ -475,7 +484,8 @@ class Firmware:
             except ValueError:
                 if line:
                     self.lines.append(line)
-                    print("  firmware: %s" % line, flush=True)
+                    if not (self._last_msg and line.endswith(self._last_msg)):  # its log line said it already
+                        print("  firmware: %s" % line, flush=True)
                 continue
             if "progress" in m:
                 now = time.monotonic() - self.t0
@@ -486,6 +496,7 @@ class Firmware:
                 self.progress = p
                 self.history.append((now, p))
             elif m.get("log") in ("warn", "error", "info"):
+                self._last_msg = "%s" % (m.get("msg"),)
                 print("  firmware %s: %s" % (m["log"], readable(m.get("msg"))), flush=True)
 
     def stop(self):
@@ -766,7 +777,7 @@ def main(argv=None):
                     connlost_until = now + secs
             if up_at is None and fw.progress.get("connected") and fw.progress.get("sent"):
                 up_at = now  # first publish: the fault clock starts here (a cold modem takes its boot time first)
-                log("first publish at %.1f s (the modem was switched on by the firmware)" % now)
+                log("first publish at %.1f s%s" % (now, "" if args.modem_on else " (the modem was switched on by the firmware)"))
                 span = max(1.0, args.duration - now) / args.duration  # still inside the --duration
                 faults = [(now + t * span, k) for t, k in faults]
             while faults and up_at is not None and now >= faults[0][0]:
