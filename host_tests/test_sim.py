@@ -5,6 +5,7 @@ The simulated modem starts switched OFF, as after a cold plug-in: the firmware m
 (run_host.py --power-key: the host board writes the pin to a file the simulator follows)."""
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -31,6 +32,40 @@ def _delivered_and_nothing_stuck(s):
     assert s["data_before_prompt"] == 0 and s["simulator_bugs"] == 0, s
 
 
+def _doctor_blames_the_faults_not_the_firmware(log, s, out):
+    """The doctor on make sim's own AT log: its headline is printed, nothing the firmware did wrong (a host
+    mistake no injected cut/fault explains), and summary.txt's counts are the doctor's."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from atdoctor import diagnose
+
+    d = diagnose((out / "at.log").read_bytes(), source=str(out / "at.log"))
+    assert "doctor: %s" % d.headline() in log, log[-3000:]
+    assert s["doctor"] == d.headline(), s
+    assert s["doctor_firmware_caused"] == [], "\n".join(s["doctor_firmware_caused"]) + "\n" + log[-3000:]
+    assert "NOT explained by anything injected" not in log, log[-3000:]
+    k = d.counts()
+    assert (s["doctor_host_mistakes"], s["doctor_network_events"], s["doctor_module_events"]) == (
+        k["host"], k["network"], k["module"]), s
+    assert s["modem_errors"] == d.summary()["failed_commands"], s
+    txt = (out / "summary.txt").read_text().splitlines()
+    assert txt[0] == s["verdict"] and txt[0].startswith("OK: every record reached the broker"), txt[:3]
+    assert "modem_errors         %d" % s["modem_errors"] in txt, txt
+    return d
+
+
+def _live_lines_are_readable(log):
+    """The live line counts in travel order at one moment (received never ahead of stored), and nothing in
+    the output is a raw dict, a float with 15 digits or a bare recovery level."""
+    rows = re.findall(r"stored (\d+), queued (\d+), published (\d+), received (\d+)", log)
+    assert len(rows) >= 5, log[-3000:]
+    for stored, queued, published, received in rows:
+        assert int(received) <= int(stored) and int(published) + int(queued) <= int(stored), (stored, queued, published, received)
+    assert not re.search(r"\d\.\d{8,}", log), re.search(r".*\d\.\d{8,}.*", log).group(0)
+    assert "{'" not in log, re.search(r".*\{'.*", log).group(0)
+    assert not re.search(r"\(level \d\)", log), re.search(r".*\(level \d\).*", log).group(0)
+    assert re.search(r"\d km/h", log) and re.search(r"battery \d+\.\d V", log), log[-2000:]
+
+
 def _started_from_a_switched_off_modem(s):
     assert s["modem_started"] == "off", s
     assert s["power_key_presses"] >= 1 and s["modem_boots"] >= 1, s  # the firmware switched it on
@@ -39,7 +74,12 @@ def _started_from_a_switched_off_modem(s):
 def test_sim_short_run_with_network_cut(tmp_path):
     log, s, out = _sim(tmp_path, "--duration", "20", "--cut-network", "9:5", "--drain", "40")  # cut once up
     assert "cutting the network" in log
-    assert "received" in log  # live progress lines
+    _live_lines_are_readable(log)
+    _doctor_blames_the_faults_not_the_firmware(log, s, out)
+    # the cut's findings are named as its own, and its end is seen
+    assert re.search(r"caused by the network cut at 9 s for 5 s \(nonet\): network connection-lost", log), log[-3000:]
+    assert re.search(r"network restored after \d+\.\d s", log), log[-3000:]
+    assert "network restored after" in s["verdict"] and s["network_restored_s"], s
     assert s["records_stored"] >= 8, s
     _delivered_and_nothing_stuck(s)
     _started_from_a_switched_off_modem(s)
@@ -70,10 +110,16 @@ def test_sim_every_fault_kind_under_micropython(tmp_path):
                        "--broker", "mosquitto")
     assert s["faults_skipped"] == [], s
     assert sorted(s["faults"]) == sorted(S.FAULTS), s
+    _live_lines_are_readable(log)
+    _doctor_blames_the_faults_not_the_firmware(log, s, out)
+    assert re.search(r"caused by the injected fault \w+ at", log), log[-3000:]
     assert s["records_stored"] >= 20, s
     _delivered_and_nothing_stuck(s)
     _started_from_a_switched_off_modem(s)
-    assert s["reconnects"] >= 3, s
+    # progress's "reconnects" counts only the connects the telelogger's loop made itself; the publisher's own
+    # reconnect-and-resend inside publish() is not in it, so how many of the 11 faults it sees depends on their
+    # timing (1 or 3 on the same seed, the code before this change too): at least one, and nothing lost
+    assert s["reconnects"] >= 1, s
 
 
 def test_sim_real_module_timings_modem_gnss_and_an_unasked_rdy(tmp_path):
@@ -84,6 +130,8 @@ def test_sim_real_module_timings_modem_gnss_and_an_unasked_rdy(tmp_path):
                        "--fault-kinds", "modem_reboot", "--seed", "14", "--drain", "90", timeout=480)
     assert s["faults"] == ["modem_reboot"], s
     assert s["modem_boots"] >= 2, s  # switched on by the key, then the unasked reboot
+    _doctor_blames_the_faults_not_the_firmware(log, s, out)
+    assert re.search(r"caused by the injected fault modem_reboot at [\d.]+ s: module modem-rebooted", log), log[-3000:]
     _delivered_and_nothing_stuck(s)
     _started_from_a_switched_off_modem(s)
     assert s["gnss_fixes"] > 0, s
