@@ -18,7 +18,8 @@ from peers.elm_peer import ElmPeer
 from peers.gnss_replay import Drive
 from peers.sim7600 import Sim7600, SimStream
 from peers.sim7600_mqtt import LocalBroker
-from telelogger import commands, config, encode, keys, sampler
+import cmdsigner
+from telelogger import config, encode, keys, sampler
 from telelogger.assembly import flat_config
 from telelogger.loop import Telelogger
 from telelogger.store import Store
@@ -94,11 +95,11 @@ def test_loop_end_to_end(tmp_path):
             try:
                 assert await _until(lambda: t.counters["sent"] >= 12, 60), t.counters
                 ts = t.utc_ms() // 1000  # the device's clock (from the replayed drive's GNSS)
-                ping = commands.sign(KEY, {"cmd": "ping", "args": {}, "ts": ts, "n": 1, "nonce": "a1"})
+                ping = cmdsigner.sign(KEY, {"cmd": "ping", "args": {}, "ts": ts, "n": 1, "nonce": "a1"}, "E2E01")
                 forged = json.dumps({"cmd": "reboot", "args": {}, "ts": ts, "n": 2, "nonce": "a2",
                                      "mac": "00" * 32}).encode()
-                setiv = commands.sign(KEY, {"cmd": "set_interval", "args": {"target": "obd.pids.05", "ms": 500},
-                                            "ts": ts, "n": 3, "nonce": "a3"})
+                setiv = cmdsigner.sign(KEY, {"cmd": "set_interval", "args": {"target": "obd.pids.05", "ms": 500},
+                                             "ts": ts, "n": 3, "nonce": "a3"}, "E2E01")
                 for p in (ping, forged, setiv):
                     broker.deliver("fm/E2E01/cmd", p, qos=1)
                 assert await _until(lambda: len(_data(broker, "fm/E2E01/reply")) >= 3, 30)
@@ -118,7 +119,7 @@ def test_loop_end_to_end(tmp_path):
     assert all(b["dev"] == "E2E01" for b in batches)
     assert any("rpm" in r for r in recs) and any("lat" in r for r in recs)
     assert any(r["ts"] and r["ts"] >= 1764000000000 for r in recs)  # UTC from the GNSS fix
-    replies = [commands.verify_reply(KEY, p) for p in _data(broker, "fm/E2E01/reply")]
+    replies = [cmdsigner.verify_reply(KEY, p, "E2E01") for p in _data(broker, "fm/E2E01/reply")]
     assert replies[0]["ok"] and replies[0]["result"]["pong"] is True
     assert not replies[1]["ok"] and not t.reboot_req  # forged: refused, no action
     assert replies[2]["ok"] and [p.interval_ms for p in t.pids if p.pid == 5] == [500]

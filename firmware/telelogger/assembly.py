@@ -7,6 +7,23 @@ from core.compat import Clock
 WDT_TIMEOUT_MS = 60000  # the hardware watchdog; the loop feeds it while every task is alive (status.py)
 
 
+def cmd_counter_path(store_root):
+    """The command counter lives beside the queue folder, not in it (/queue -> /queue_cmd_n): `deploy
+    --wipe-queue` must not reset it (a reset counter would accept replayed commands). A counter left in
+    the queue folder by an older build is moved there once."""
+    import os
+
+    path = store_root.rstrip("/") + "_cmd_n"
+    try:
+        os.stat(path)
+    except OSError:
+        try:
+            os.rename(store_root + "/cmd_n", path)
+        except OSError:
+            pass
+    return path
+
+
 def drop_modules(prefix, keep=()):
     from core.unload import drop
 
@@ -231,6 +248,6 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_f
     wdt = board.wdt_start(WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
     t = Telelogger(cfg, pub, store, obd=obd, gnss=gnss, modem=modem,
                    battery=Battery(), clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
-                   cmd_counter_path=store_root + "/cmd_n", reset=stop_for_reset,
+                   cmd_counter_path=cmd_counter_path(store_root), reset=stop_for_reset,
                    reset_path=store_root + "/last_reset")
     return t, at

@@ -62,3 +62,27 @@ def test_coproc_reset_line_is_released_before_the_link_is_used():
     pin = b._pins["coproc.reset"]  # driven now, not just described
     assert pin.value() == 0  # logically not in reset
     assert pin.pin.value() == 1  # GPIO15 HIGH: the line is active LOW
+
+
+def test_the_command_counter_lives_beside_the_queue_not_in_it():
+    import os
+
+    from telelogger.assembly import cmd_counter_path
+
+    root = "mpq_counter"
+    for p in (root + "/cmd_n", root + "_cmd_n"):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+    try:
+        os.mkdir(root)
+    except OSError:
+        pass
+    with open(root + "/cmd_n", "w") as f:  # where an older build kept it
+        f.write("41")
+    path = cmd_counter_path(root)
+    assert path == root + "_cmd_n"  # deploy --wipe-queue removes the folder, not this
+    with open(path) as f:
+        assert f.read() == "41"  # moved, not reset
+    assert cmd_counter_path(root) == path

@@ -197,7 +197,7 @@ async def test_watchdog_stops_when_sender_hangs():
 
 
 async def test_refused_commands_get_rate_limited_replies():
-    from telelogger import commands
+    import cmdsigner
 
     key = "k8Pq2vXz7LmN4rTb9WcY3hJd6FgS1aQe"
     c = cfg()
@@ -212,7 +212,8 @@ async def test_refused_commands_get_rate_limited_replies():
     replies = [p for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
     assert len(replies) == 1 and t.counters["cmds_unanswered"] == 3, (replies, t.counters)
     assert b"bad mac" in replies[0]
-    pub.inject("fm/TEST01/cmd", commands.sign(key, {"cmd": "ping", "args": {}, "n": 1}))  # authenticated: answered
+    chal = cmdsigner.verify_reply(key, replies[0], "TEST01")["chal"]  # no UTC yet: the boot challenge
+    pub.inject("fm/TEST01/cmd", cmdsigner.sign(key, {"cmd": "ping", "args": {}, "n": 1, "chal": chal}, "TEST01"))
     await clk.advance(100)
     await clk.advance(11000)
     pub.inject("fm/TEST01/cmd", b"garbage")  # the window has passed: one reply again
@@ -220,5 +221,5 @@ async def test_refused_commands_get_rate_limited_replies():
     await stop(t, clk)
     replies = [p for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]
     assert len(replies) == 3, replies
-    assert commands.verify_reply(key, replies[1])["ok"] is True and not t.reboot_req
+    assert cmdsigner.verify_reply(key, replies[1], "TEST01")["ok"] is True and not t.reboot_req
     assert b'"ok": false' in replies[2] or b'"ok":false' in replies[2]
