@@ -70,7 +70,7 @@ def test_cold_start_without_the_press_never_answers():
 
 def test_tls_without_ca_refuses_at_once_and_names_certs_ca():
     log = io.StringIO()
-    sim = Sim7600(time_scale=SCALE, log=log)
+    sim = Sim7600(powered=True, time_scale=SCALE, log=log)
 
     async def go(at):
         pub = NC.CellularPublisher(at, Clock(), host="broker.example", port=8883, tls=True, modem_cfg={"poll_ms": 20},

@@ -69,10 +69,16 @@ def test_power_key_in_a_folder_that_does_not_exist(tmp_path):
 @pytest.mark.parametrize("runtime", ["cpython", "micropython"])
 def test_an_invalid_config_is_one_line_from_the_firmware(tmp_path, runtime):
     cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"broker": {"host": "broker.test", "port": "high", "tls": False}}))
+    rc, out = _run("--modem", "/dev/null", "--config", str(cfg), "--runtime", runtime, "--heap", "256K")
+    line = _one_line_error(rc, out, "config", str(cfg), "broker.port")
+    assert "expected" in line and "high" in line, line
+    # several mistakes: one line each, every one named
     cfg.write_text(json.dumps({"broker": 5}))
     rc, out = _run("--modem", "/dev/null", "--config", str(cfg), "--runtime", runtime, "--heap", "256K")
-    line = _one_line_error(rc, out, "config", str(cfg), "broker")
-    assert "expected" in line or "object" in line, line
+    assert rc == 2 and "Traceback" not in out, out
+    named = [ln for ln in out.splitlines() if ln.startswith("run_host: config %s: " % cfg)]
+    assert any("broker: expected an object" in ln for ln in named) and any("broker.host" in ln for ln in named), out
 
 
 def test_says_which_interpreter_runs(tmp_path):

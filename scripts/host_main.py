@@ -61,8 +61,11 @@ def main(argv):
         cfg = config.load(cfg_path, _opt(argv, "--secrets"))
     except MemoryError:
         raise
-    except Exception as e:  # the user's config: one line naming it, no traceback (scripts/run_host.py)
-        _fail("config %s: %s" % (cfg_path, e))
+    except Exception as e:  # the user's config: one line per mistake naming it, no traceback (scripts/run_host.py)
+        errs = getattr(e, "errors", None) or [e]
+        for x in errs[:-1]:
+            print("run_host: config %s: %s" % (cfg_path, x), file=sys.stderr)
+        _fail("config %s: %s" % (cfg_path, errs[-1]))
     try:
         desc = load_board(_opt(argv, "--board", "oneplus-b"))
     except MemoryError:
