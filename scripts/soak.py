@@ -330,6 +330,9 @@ class Run:
         self.sim = Sim7600(ready=ready, powered=True, broker=self.broker, clock=lambda: self.clock.ticks_ms() * 1.0,
                            seed=self.seed, utc=lambda: 1764000000.0 + self.clock.ticks_ms() / 1000.0,
                            urc_between=self.urc_between)
+        # a URC may wait up to 3 s for the next reply to travel inside: the firmware sends little unprompted
+        # (records reach flash and the broker in windows), so a 200 ms wait almost never met a reply
+        self.sim.URC_BETWEEN_WINDOW_MS = 3000
         self.cfg = make_cfg(self.rng)
         self.qdir = self.root + "/queue"
         os.makedirs(self.qdir, exist_ok=True)
