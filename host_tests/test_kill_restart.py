@@ -85,7 +85,7 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path):
         "obd": {"enabled": True, "pids": {"0C": 250, "0D": 250, "05": 1000}},
         "gnss": {"source": "none"},
         "batch": {"max_records": 3, "max_age_ms": 300},
-        "queue": {"max_bytes": 65536, "segment_bytes": 2048},
+        "queue": {"max_bytes": 65536, "segment_bytes": 2048, "sync_ms": 1000},  # kills land inside windows
     }))
     store = str(tmp_path / "queue")
     broker = Broker("mosquitto" if os.path.exists("/usr/sbin/mosquitto") else "amqtt", str(tmp_path))
