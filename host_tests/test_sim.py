@@ -139,6 +139,9 @@ def test_sim_real_module_timings_modem_gnss_and_an_unasked_rdy(tmp_path):
     assert any(r.get("lat") is not None for r in recs), "no position from the modem's GNSS"
     # seed 14: the reboot comes 10.4 s (x0.75) after the first publish (~18 s), ~26 s into the run; the module
     # is up again ~16 s later: the last records, taken well after that, must have positions again (GNSS
-    # re-enabled after RDY)
-    tail = recs[-5:]
-    assert tail and all(r.get("lat") is not None for r in tail), tail
+    # re-enabled after RDY). The very last record is the one built at shutdown from what was pending (OBD
+    # values, possibly no GNSS sample since the previous record): it is left out.
+    # Positions are sampled once per record and the replayed drive runs x6, so the jump filter may drop an
+    # odd fix: most, not all, of them carry one. Without GNSS re-enabled after RDY none would.
+    tail = recs[-6:-1]
+    assert len(tail) == 5 and sum(1 for r in tail if r.get("lat") is not None) >= 3, recs[-6:]
