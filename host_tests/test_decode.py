@@ -164,7 +164,7 @@ def test_real_mosquitto_capture(tmp_path):
 
 def test_obd_names_and_units_are_the_pid_tables():
     """One home per fact: every OBD key in telelogger/keys.py has obdii/pids.py's name and unit."""
-    from obdii import pidtable as pids
+    from obdii import pids
 
     from telelogger import keys
 

@@ -482,7 +482,7 @@ def test_micropython_everything_passes(tmp_path, sim, elm):
     names = [ln[6 : 6 + fw.NAME_W].strip() for ln in out.splitlines() if ln[:4] in STATUSES and ln[4:6] == "  "]
     assert names == ORDER
     # nothing of the areas or their drivers stays imported
-    mods = out.split("MODULES ", 1)[1]
+    mods = out.split("MODULES ", 1)[1].replace("'hwcheck.common'", "")  # the runner's own shared names stay
     for gone in ("hwcheck.", "at.engine", "modem.", "obdii.", "gnss.", "telelogger."):
         assert "'%s" % gone not in mods, mods
 

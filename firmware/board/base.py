@@ -1,7 +1,7 @@
 # What the ESP32 board and the host board share: roles from the board description,
 # lazily built and cached streams and pins, battery voltage, device id, watchdog.
 # Subclasses provide the hardware hooks (_open_uart, _make_pin, _adc_read, mac, ...).
-from board import ActivePin, BoardError, battery_volts, device_id_from_mac
+from board.common import ActivePin, BoardError, battery_volts, device_id_from_mac
 from core.compat import Clock
 
 # Role names used by the rest of the firmware -> sections of the board description.

@@ -2,7 +2,7 @@
 # devType -> board mapping. Pure: no `machine`, runs on the host tooling too.
 import json
 
-from board import BOARD_DIRS, DEVICE_BOARD_FILE, SCHEMA, BoardError
+from board.common import BOARD_DIRS, DEVICE_BOARD_FILE, SCHEMA, BoardError
 
 GNSS_SOURCES = ("uart", "modem", "coproc", "none")
 BATTERY_SOURCES = ("adc", "coproc", "none")

@@ -1,6 +1,6 @@
 # The ESP32 board: machine.UART/Pin/ADC/WDT built lazily from the board description.
 # This and nothing else in the firmware imports `machine` (tests pass a fake module).
-from board import BoardError
+from board.common import BoardError
 from board.base import BoardBase
 from core.stream import UartStream
 

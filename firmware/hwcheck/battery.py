@@ -1,7 +1,7 @@
 # hwcheck area: the vehicle battery, from the board's ADC or the co-processor (ATRV).
 from core.compat import wait_for_ms
 
-from hwcheck import FAIL, PASS, SKIP, WARN, why
+from hwcheck.common import FAIL, PASS, SKIP, WARN, why
 
 BATTERY_OK = (11.5, 15.5)  # volts: below = weak/discharged, above = charging system fault
 

@@ -4,7 +4,7 @@
 #   publish  one QoS 1 message on <topic_prefix>/<device_id>/status, acknowledged by the broker
 # Each depends on the one before it (SKIP when that one failed). At the end the session is closed
 # and the service the data area started is stopped (DISC, REL, STOP).
-from hwcheck import FAIL, PASS, SKIP, bad_text, cfg_get, err_text
+from hwcheck.common import FAIL, PASS, SKIP, bad_text, cfg_get, err_text
 
 class BrokerCheck:
     def __init__(self, c):

@@ -1,6 +1,6 @@
 # hwcheck area: the SIM (PIN from the config), the signal and the network registration, with the
 # APN (cellular.apn) set before it as the telelogger's bring-up does (reported by the data item).
-from hwcheck import FAIL, PASS, SKIP, WARN, cfg_get, why
+from hwcheck.common import FAIL, PASS, SKIP, WARN, cfg_get, why
 
 WEAK_DBM = -105  # at or below: WARN (CSQ <= 4)
 

@@ -2,7 +2,7 @@
 # with the per-devType pin overrides applied before the modem's UART is opened.
 from core.compat import wait_for_ms
 
-from hwcheck import FAIL, INFO, PASS, WARN, why
+from hwcheck.common import FAIL, INFO, PASS, WARN, why
 
 
 class CoprocCheck:

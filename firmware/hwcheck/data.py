@@ -2,7 +2,7 @@
 #   data     the APN (set before registration by the cellular area: AT+CGDCONT, AT+CGAUTH) and the
 #            PDP context, which the modem's MQTT service start (AT+CMQTTSTART) activates
 # The MQTT service is left started for the broker area (which stops it).
-from hwcheck import FAIL, PASS, SKIP, err_text
+from hwcheck.common import FAIL, PASS, SKIP, err_text
 
 
 class DataCheck:

@@ -1,7 +1,7 @@
 # hwcheck area: DNS of the broker, AT+CDNSGIP="<broker.host>" over the data connection the data area
 # opened (a module that does not answer it: "DNS not checked", and the CONNECT still resolves it).
 # Needs only the AT engine. Leaves c.dns_ok.
-from hwcheck import FAIL, INFO, PASS, SKIP, bad_text, why
+from hwcheck.common import FAIL, INFO, PASS, SKIP, bad_text, why
 
 
 def _is_ip(host):

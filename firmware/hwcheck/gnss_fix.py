@@ -1,6 +1,6 @@
 # hwcheck area: a GNSS fix from the configured source (gnss.source, or --gnss): the GNSS UART, the
 # modem's GNSS (AT+CGPS) or the co-processor's ($GNIFO).
-from hwcheck import FAIL, PASS, SKIP, cfg_get, why
+from hwcheck.common import FAIL, PASS, SKIP, cfg_get, why
 
 
 class GnssCheck:

@@ -1,6 +1,6 @@
 # hwcheck area: the modem answers (powered on with the power key when it is silent) and its model
 # and firmware (MQTT over SSL possible). Leaves c.modem_ok and c.modem_id for the areas after it.
-from hwcheck import FAIL, PASS, why
+from hwcheck.common import FAIL, PASS, why
 
 
 class ModemCheck:

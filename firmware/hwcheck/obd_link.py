@@ -1,7 +1,7 @@
 # hwcheck area: the OBD-II protocol (an ECU answers; the protocol and how many PIDs it supports).
 from core.compat import wait_for_ms
 
-from hwcheck import FAIL, PASS, SKIP, why
+from hwcheck.common import FAIL, PASS, SKIP, why
 
 
 class ObdCheck:

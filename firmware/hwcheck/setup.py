@@ -2,7 +2,7 @@
 # hwcheck.main, then dropped).
 import sys
 
-from hwcheck import FAIL, HOST_BOARD, INFO, drop_new, format_item, why
+from hwcheck.common import FAIL, HOST_BOARD, INFO, drop_new, format_item, why
 
 # what the areas read of the config (the rest is dropped: RAM)
 _KEEP = ("device_id", "transport", "topic_prefix", "broker", "cellular", "gnss")

@@ -5,7 +5,7 @@
 import gc
 import os
 
-from hwcheck import FAIL, INFO, PASS, SKIP, WARN, cfg_get, why
+from hwcheck.common import FAIL, INFO, PASS, SKIP, WARN, cfg_get, why
 
 _AUTH = ("no certificate check", "server verified", "mutual TLS")
 

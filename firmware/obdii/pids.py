@@ -56,7 +56,15 @@ def entry(pid):
     return e
 
 
-# Queries over the whole table (info, all_pids, by_name: tools and tests) are in obdii/pidtable.py.
+# Queries over the whole table (all_pids, by_name: tools and tests) are in obdii/pidtable.py.
+
+
+def info(pid):
+    """(name, unit, nbytes, formula text, mul, div, offset) or None (tools and tests)."""
+    e = entry(pid)
+    if e is None:
+        return None
+    return (e[0], e[1], e[2], FORMULAS[e[3]], e[4], e[5], e[6])
 
 
 def decode(pid, data, off, avail):

@@ -87,17 +87,7 @@ A6 odometer                  km    4 A*2^24+B*2^16+C*256+D 1/10      0
 """
 
 
-# -- queries over the whole table (tools, tests; not the telelogger's path) ------------------------
-def info(pid):
-    """(name, unit, nbytes, formula text, mul, div, offset) or None."""
-    from obdii import pids
-
-    e = pids.entry(pid)
-    if e is None:
-        return None
-    return (e[0], e[1], e[2], pids.FORMULAS[e[3]], e[4], e[5], e[6])
-
-
+# -- queries over the whole table (tools, tests; not the telelogger's path; pids.info reads one row) ---
 def all_pids():
     """Every PID in the table, in table order."""
     out = []
