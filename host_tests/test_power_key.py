@@ -214,15 +214,17 @@ class ColdDevice:
     """The pty simulator process, switched OFF, following the power-key file of a firmware process started by
     run_host.py --power-key (mosquitto behind the simulator)."""
 
-    def __init__(self, tmp_path, broker_port):
+    def __init__(self, tmp_path, broker_port, **extra):
         self.link, self.key, self.log = str(tmp_path / "modem"), str(tmp_path / "pwrkey"), str(tmp_path / "modem.log")
         cfg = tmp_path / "config.json"
-        cfg.write_text(json.dumps({
+        c = {
             "device_id": "COLD01", "topic_prefix": "pk", "encoding": "compact",
             "broker": {"host": "broker.test", "port": 1883, "tls": False},
             "obd": {"enabled": False}, "gnss": {"source": "none"},
             "batch": {"max_records": 1, "max_age_ms": 300}, "intervals": {"battery_ms": 500, "status_ms": 5000},
-        }))
+        }
+        c.update(extra)
+        cfg.write_text(json.dumps(c))
         self.fw = None
         self.sim = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "host_tests", "peers", "sim7600.py"), "--link", self.link,
@@ -281,5 +283,25 @@ def test_run_host_presses_the_key_again_when_the_modem_lost_its_power(tmp_path, 
         rdy = _wait_log(dev.log, "RDY", mark, timeout=180)
         _wait_log(dev.log, "+CMQTTPUB: 0,0", rdy)
         assert dev.presses() > presses
+    finally:
+        dev.end()
+
+
+@pytest.mark.micropython
+def test_run_host_standby_cycle_powers_the_module_off_and_on_with_its_gnss(tmp_path, broker):  # noqa: F811
+    """Issue 10's 'done when', the standby part: parked (no motion for stationary_s), the firmware flushes, sends
+    AT+CPOF (the module goes off), and at the heartbeat presses the key again: the module boots (RDY), the modem's
+    GNSS is switched on again (AT+CGPS=1,1 after that RDY) and the heartbeat status is published."""
+    dev = ColdDevice(tmp_path, broker.port, gnss={"source": "modem"},
+                     standby={"stationary_s": 8, "heartbeat_s": 20, "flush_s": 5, "voltage_off": 0, "voltage_wake": 30})
+    try:
+        first = dev.first_publish()
+        _wait_log(dev.log, "AT+CGPS=1,1", 0)
+        off = _wait_log(dev.log, "AT+CPOF", first, timeout=120)
+        presses = dev.presses()
+        rdy = _wait_log(dev.log, "RDY", off, timeout=120)  # the heartbeat switched it on again
+        _wait_log(dev.log, "AT+CGPS=1,1", rdy, timeout=60)  # GNSS back on after the power cycle
+        _wait_log(dev.log, "+CMQTTPUB: 0,0", rdy, timeout=60)  # the heartbeat status went out
+        assert dev.presses() >= presses >= 1
     finally:
         dev.end()
