@@ -12,6 +12,8 @@ Rows (each is "n/a (missing: X)" or "n/a (error: ...)" when a piece is absent or
             smallest -X heapsize that runs without MemoryError (bisection)
   pipeline  sample -> encode -> queue -> AT publish on host MicroPython to an instant in-process modem:
             median / p99 wall time per sample, and instructions per sample under callgrind
+  entry     the smallest -X heapsize the real entry path (make sim's: main.py -> telelogger.app) runs in, by
+            bisection on the 32-bit interpreter, beside the ESP32's 96 KB budget
   flash     erases per hour of driving at the default intervals on LittleFS with the ESP32's geometry, and
             the flash lifetime that implies (scripts/benchlib/flash_wear.py)
   air       bytes per sample value on the UART and on the air (compact, JSON), vs the official
@@ -515,13 +517,72 @@ def bench_modules():
     return rows, {"bits": bits, "modules": dict(rows_m), "total": total}
 
 
+def _entry_run(heap_kb, seconds, out_dir):
+    """The device's entry path as `make sim` runs it (host_main -> telelogger.app with config, board, power key,
+    bring-up, CMQTT, OBD over the elm327-emulator, modem GNSS, store, commands, status) at -X heapsize."""
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "sim.py"), "--duration", str(seconds), "--gnss", "modem",
+           "--heap", "%dK" % heap_kb, "--drain", "30", "--out", out_dir]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 240, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return False, "stalled"
+    summ = {}
+    try:
+        with open(os.path.join(out_dir, "summary.json")) as f:
+            summ = json.load(f)
+    except (OSError, ValueError):
+        pass
+    ok = p.returncode == 0 and summ.get("records_stored", 0) > 0
+    why = "ok" if ok else ("MemoryError" if "MemoryError" in (p.stdout + p.stderr) else "failed (rc %d)" % p.returncode)
+    return ok, why
+
+
+def bench_entry(quick):
+    """Smallest -X heapsize for the real entry path (bisection over `make sim`-style runs on the 32-bit interpreter)."""
+    seconds = 15 if quick else 30
+    lo, hi = 64, 320
+    step = 32 if quick else 8
+    tried = []
+    tmp = tempfile.mkdtemp(prefix="bench-entry-")
+    try:
+        ok, why = _entry_run(hi, seconds, os.path.join(tmp, "hi"))
+        tried.append((hi, why))
+        if not ok:
+            return [na("smallest -X heapsize, entry path (make sim)", "did not run at %dK: %s" % (hi, why))], {"tried": tried}
+        while hi - lo > step:
+            mid = (lo + hi) // 2
+            ok, why = _entry_run(mid, seconds, os.path.join(tmp, str(mid)))
+            tried.append((mid, why))
+            log("entry: %dK -> %s" % (mid, why))
+            if ok:
+                hi = mid
+            else:
+                lo = mid
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    bits = 32
+    try:
+        from mphost import micropython_bin
+
+        out = subprocess.run([micropython_bin(), "-c", "import sys; print(sys.maxsize)"], capture_output=True,
+                             text=True, timeout=30).stdout.strip()
+        bits = 32 if int(out) < 2 ** 32 else 64
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    rows = [row("smallest -X heapsize, entry path (%d-bit)" % bits, "%d KB" % hi, "<= 96 KB (goal 64 KB)",
+                "main.py's path as make sim runs it (config, board, power key, bring-up, CMQTT, OBD, modem GNSS, store, "
+                "commands, status), %d s per run, .mpy from the filesystem; bisection to %d KB: %s" % (
+                    seconds, step, ", ".join("%dK %s" % t for t in tried)))]
+    return rows, {"min_heap_kb": hi, "tried": tried, "bits": bits}
+
+
 def bench_flash(quick):
     from benchlib.flash_wear import bench_flash_wear
 
     return bench_flash_wear(quick)
 
 
-ROWS = ("size", "modules", "flash", "air", "bringup", "pipeline", "ceiling", "heap")
+ROWS = ("size", "modules", "entry", "flash", "air", "bringup", "pipeline", "ceiling", "heap")
 
 
 def main(argv=None):
@@ -547,6 +608,7 @@ def main(argv=None):
         "size": lambda: bench_size(),
         "modules": lambda: (ensure_build(), bench_modules())[1],
         "flash": lambda: bench_flash(args.quick),
+        "entry": lambda: bench_entry(args.quick),
         "air": lambda: bench_air(n_batches=3 if args.quick else 25),
         "bringup": lambda: bench_bringup(args.quick),
         "pipeline": lambda: bench_pipeline(need_mp(), samples, args.quick),
