@@ -13,7 +13,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The firmware's heap in these runs. The budget is 96K (issue 9, run_host's default); until the RAM work is
 # merged the telelogger does not fit there, so these runs say what they use: set SIM_TEST_HEAP=96K to check it.
-HEAP = os.environ.get("SIM_TEST_HEAP", "256K")
+HEAP = os.environ.get("SIM_TEST_HEAP", "320K")  # sim.SIM_HEAP: the entry path needs ~256K today (issue 9)
 
 
 def _sim(tmp_path, *args, timeout=300):
