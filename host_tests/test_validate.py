@@ -67,3 +67,10 @@ def test_make_validate_runs_without_a_board(tmp_path):
                        capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "valid" in p.stdout
+
+
+def test_tls_on_the_plain_port_is_warned_not_refused(tmp_path):
+    c, s = owner_files(tmp_path, cfg_edit=lambda d: d["broker"].update(port=1883))
+    rc, out, err = validate("--config", c, "--secrets", s)
+    assert rc == 0, out + err
+    assert "warning: broker.port 1883 with broker.tls true" in out, out

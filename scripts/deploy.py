@@ -226,6 +226,10 @@ def deploy(a):
     cfg = check_config(a.config, a.secrets)
     if cfg is not None:
         say("config %s valid (transport %s)" % (a.config, cfg.get("transport", "?")))
+        from telelogger import config as tconfig
+
+        for w in getattr(tconfig, "warnings", lambda c: [])(cfg):
+            say("warning: %s" % w)
     certs = cert_files(cfg, a.secrets) if a.secrets else []  # refused before the board is touched
     files = plan(a.build, board_path, a.board, a.config, a.secrets, frozen=a.frozen)
     remote = Remote(a.port, shlex.split(a.mpremote_args or ""), timeout=a.timeout)

@@ -117,3 +117,20 @@ def get(cfg, dotted):
     for part in dotted.split("."):
         v = v[part]
     return v
+
+
+def warnings(cfg):
+    """What a validated config allows but is probably not meant: one sentence each, naming the key."""
+    b = cfg.get("broker") or {}
+    out = []
+    port, tls = b.get("port"), b.get("tls")
+    if tls and port == 1883:
+        out.append("broker.port 1883 with broker.tls true: 1883 is MQTT's plain port (TLS is usually 8883)")
+    if not tls and port == 8883:
+        out.append("broker.port 8883 with broker.tls false: 8883 is MQTT over TLS (plain is usually 1883)")
+    if tls and b.get("tls_verify") is False:
+        out.append("broker.tls_verify false: the broker is not verified (anyone on the path can read and change "
+                   "the traffic); the device warns at every boot")
+    if not tls:
+        out.append("broker.tls false: the MQTT password and the data cross the network in the clear")
+    return out
