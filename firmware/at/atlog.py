@@ -70,7 +70,7 @@ class ATLog:
             return
         self._hold = None
         b = bytes(h)
-        for x in self._secrets:
+        for x in self._secrets or ():
             if x:
                 b = b.replace(x, REDACTED.encode())
         self._secrets = None

@@ -205,7 +205,7 @@ class ATEngine(ATReader):
             if len(mv) > _CHUNK:
                 await sleep_ms(0)
         if self.log:
-            self._log("data", self._pending.cmd, data)
+            self._log("data", getattr(self._pending, "cmd", ""), data)
 
     def _timeout(self, cmd, why):
         self.stats["timeouts"] += 1

@@ -29,7 +29,7 @@ class ATReader:
         self._waiters = []
         self._pending = None  # Reply of the command in flight
         self._pending_prefix = None
-        self._pending_terms = None
+        self._pending_terms = None  # type: tuple | None
         self._done = asyncio.Event()
         self._prompt = asyncio.Event()
         self._task = None

@@ -12,7 +12,7 @@ def const(x):
 
 
 def ticks_ms():
-    return int(_time.monotonic() * 1000) & (_TICKS_PERIOD - 1)
+    return int(_time.monotonic() * 1000) & (_TICKS_PERIOD - 1)  # pyright: ignore[reportAttributeAccessIssue] - CPython
 
 
 def ticks_add(t, delta):

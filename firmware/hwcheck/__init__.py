@@ -80,7 +80,7 @@ class Check:
         self.at = None  # at.engine.ATEngine of the area running (open_modem)
         self.modem = None  # modem.sim7600.Sim7600 on that engine
         self.modem_ok = None  # True once the modem answered AT
-        self.modem_id = None  # (model, revision) from the modem model item
+        self.modem_id = None  # type: tuple | None  # (model, revision) from the modem model item
         self.coproc = None  # True once the co-processor answered ATI
         self.sim_ok = None
         self.registered = None

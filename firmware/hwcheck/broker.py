@@ -103,7 +103,7 @@ class BrokerCheck:
         topic = "%s/%s/status" % (prefix, self.client_id())
         t0 = c.clock.ticks_ms()
         try:
-            await self.mq.publish(topic, '{"hwcheck":"publish test"}', 1, timeout_s=60)
+            await self.mq.publish(topic, '{"hwcheck":"publish test"}', 1, timeout_s=60)  # pyright: ignore[reportOptionalMemberAccess] - connected above
         except Exception as e:
             if isinstance(e, MemoryError):
                 raise  # not the broker's doing: the runner says what crashed

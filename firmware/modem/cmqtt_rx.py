@@ -13,6 +13,9 @@ class CmqttRx:
     """Base of modem.cmqtt.Cmqtt: the RX burst state and its URC handlers. Counters: rx_count,
     rx_errors, stats["rx"], stats["rx_dropped"] (the subclass creates `stats` and `log`)."""
 
+    stats = {}  # replaced by the subclass's own (modem.cmqtt.Cmqtt)
+    log = None
+
     def __init__(self):
         self._rx_idle = asyncio.Event()  # set while no incoming message burst is in flight
         self._rx_idle.set()
@@ -111,7 +114,7 @@ class CmqttRx:
         self.stats["rx"] += 1
         if self._msg_cb:
             try:
-                topic = str(t, "utf-8")
+                topic = str(t, "utf-8")  # pyright: ignore[reportArgumentType] - not None: checked above
             except UnicodeError:
-                topic = repr(bytes(t))
-            self._msg_cb(topic, bytes(p))
+                topic = repr(bytes(t))  # pyright: ignore[reportArgumentType]
+            self._msg_cb(topic, bytes(p))  # pyright: ignore[reportArgumentType]

@@ -103,7 +103,7 @@ def scale(v, dp):
     raise ValueError("cannot encode value of type %s" % type(v).__name__)
 
 
-_dps = None  # key -> decimal places, from keys.KEYS; None entry: UNKNOWN_FLOAT_DP
+_dps = None  # type: dict | None  # key -> decimal places, from keys.KEYS; None entry: UNKNOWN_FLOAT_DP
 
 
 def dp_of(key):
@@ -138,7 +138,7 @@ def _sample_dp(key, vals):
     dp = 0
     for v in vals:
         if isinstance(v, float):
-            dp = _dps[None]
+            dp = _dps[None]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
         elif isinstance(v, str):
             d = _decimals_of_str(v)
             if d > dp:
