@@ -178,7 +178,7 @@ class Peers:
         except ImportError:
             raise Missing("host_tests/peers/sim7600.py")
         self.broker = Broker().start()
-        self.sim = Sim7600(ready=ready, time_scale=time_scale, log=log_io,
+        self.sim = Sim7600(powered=True, ready=ready, time_scale=time_scale, log=log_io,
                            broker_map={"*": ("127.0.0.1", self.broker.port)})
         self.pty = SimPty(self.sim)
 
@@ -372,7 +372,7 @@ async def _uart_bytes(batches):
     from peers.sim7600 import Sim7600, SimStream
     from peers.sim7600_mqtt import LocalBroker
 
-    sim = Sim7600(ready=True, time_scale=0.001, broker=LocalBroker())
+    sim = Sim7600(powered=True, ready=True, time_scale=0.001, broker=LocalBroker())
     at = ATEngine(SimStream(sim), poll_ms=1)
     at.start()
     pub = CellularPublisher(at, client_id=DEVICE, host="broker.sim", port=1883, modem_cfg={"apn": "internet", "poll_ms": 5})

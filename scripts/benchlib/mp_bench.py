@@ -329,7 +329,7 @@ async def e2e(path, n_samples, store_dir, host, port):
     pub = CellularPublisher(at, clock, client_id=DEVICE, host=host, port=port, backoff_ms=50,
                             modem_cfg={"apn": "internet", "poll_ms": 50})
     store = Store(store_dir, 262144, 16384)
-    t = Telelogger(cfg(pid_ms=10), pub, store, obd=FastObd(), clock=clock, device_id=DEVICE)
+    t = Telelogger(cfg(pid_ms=100), pub, store, obd=FastObd(), clock=clock, device_id=DEVICE)  # 100 ms: the config minimum
     box = [0]
     sampler = asyncio.create_task(_mem_sampler(box))
     t0 = ticks_ms()
