@@ -25,8 +25,9 @@ def load_board(name_or_path=None, devtype=None, dirs=None):
         return desc.load_board(name_or_path, devtype, dirs or BOARD_DIRS)
     finally:
         if not loaded:
-            sys.modules.pop("board.desc", None)
-            globals().pop("desc", None)
+            from core.unload import forget
+
+            forget("board.desc")
 
 
 def make_board(desc=None, argv=None, **kw):

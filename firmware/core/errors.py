@@ -36,11 +36,6 @@ def lookup(mod, fn, *args):
         return getattr(m, fn)(*args)
     finally:
         if not had:
-            sys.modules.pop(mod, None)
-            k = mod.rfind(".")
-            pkg = sys.modules.get(mod[:k]) if k > 0 else None
-            if pkg is not None:
-                try:
-                    delattr(pkg, mod[k + 1 :])
-                except (AttributeError, TypeError):
-                    pass
+            from core.unload import forget
+
+            forget(mod)

@@ -63,16 +63,10 @@ def cfg_get(cfg, section, key, default=None):
 
 
 def drop_module(name):
-    """Forget a module: sys.modules and the attribute its parent package holds."""
-    sys.modules.pop(name, None)
-    i = name.rfind(".")
-    if i > 0:
-        parent = sys.modules.get(name[:i])
-        if parent is not None:
-            try:
-                delattr(parent, name[i + 1 :])
-            except (AttributeError, TypeError):
-                pass
+    """Forget a module: sys.modules and the attribute its parent package holds (core.unload.forget)."""
+    from core.unload import forget
+
+    forget(name)
 
 
 def drop_new(before):

@@ -23,9 +23,6 @@ class TlsSetupError(NetError):
 def unload(name):
     """Drop modem.<name> from sys.modules and from the package (MicroPython keeps a submodule as
     an attribute of its package): its bytecode is freed once nothing uses it."""
-    import sys
+    from core.unload import forget
 
-    sys.modules.pop("modem." + name, None)
-    pkg = sys.modules.get("modem")
-    if pkg is not None and name in pkg.__dict__:
-        delattr(pkg, name)
+    forget("modem." + name)

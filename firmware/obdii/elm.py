@@ -60,8 +60,10 @@ def meaning(code):
 
     from obdii.elmtext import MEANINGS
 
-    if sys.implementation.name == "micropython":
-        sys.modules.pop("obdii.elmtext", None)
+    if sys.implementation.name == "micropython":  # off the package too (its attribute keeps it alive)
+        from core.unload import forget
+
+        forget("obdii.elmtext")
     return MEANINGS.get(code, "adapter message")
 
 

@@ -20,8 +20,10 @@ def _rare(name):
 
 
 def _done(name):
-    if _DROP:
-        sys.modules.pop(name, None)
+    if _DROP:  # off the package too: a package attribute alone keeps the module alive
+        from core.unload import forget
+
+        forget(name)
 
 
 class Obd:

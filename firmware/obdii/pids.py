@@ -27,8 +27,10 @@ _DROP = sys.implementation.name == "micropython"
 def _table():
     from obdii.pidtable import TABLE
 
-    if _DROP:
-        sys.modules.pop("obdii.pidtable", None)
+    if _DROP:  # off the package too: a package attribute alone keeps the module alive
+        from core.unload import forget
+
+        forget("obdii.pidtable")
     return TABLE
 
 

@@ -3,6 +3,7 @@
 # loop runs, so its bytecode does not stay on the heap. The objects it builds live in their own
 # modules (loop, store, drivers, telelogger.modemctl).
 from core.compat import Clock
+from core.unload import drop as drop_modules
 
 WDT_TIMEOUT_MS = 60000  # the hardware watchdog; the loop feeds it while every task is alive (status.py)
 
@@ -22,12 +23,6 @@ def cmd_counter_path(store_root):
         except OSError:
             pass
     return path
-
-
-def drop_modules(prefix, keep=()):
-    from core.unload import drop
-
-    drop(prefix, keep)
 
 
 def flat_config(cfg):

@@ -21,12 +21,6 @@ async def acall(fn, *args):
 def unload(name):
     """Forgets module telelogger.<name> (imported for one job: validation, a key table, standby)
     so that its heap can be collected: out of sys.modules and off the package."""
-    import sys
+    from core.unload import forget
 
-    sys.modules.pop("telelogger." + name, None)
-    pkg = sys.modules.get("telelogger")
-    if pkg is not None and name in getattr(pkg, "__dict__", ()):
-        try:
-            delattr(pkg, name)
-        except (AttributeError, TypeError):
-            pass
+    forget("telelogger." + name)
