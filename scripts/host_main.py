@@ -50,6 +50,35 @@ def _fail(msg):
     sys.exit(2)
 
 
+def _heap_profile():
+    """FM_HEAPPROF=S (MicroPython): every S seconds, after gc.collect(), one {"heapprof": ...} line with the live
+    heap, the interned names and the loaded modules (scripts/bench.py's 'heap' attribution)."""
+    import os
+
+    every = os.getenv("FM_HEAPPROF") if hasattr(os, "getenv") else None
+    if not every:
+        return
+    import asyncio
+    import gc
+
+    try:
+        import micropython
+    except ImportError:
+        return
+
+    async def _probe():
+        while True:
+            await asyncio.sleep(float(every))
+            gc.collect()
+            print(json.dumps({"heapprof": {"alloc": gc.mem_alloc(), "free": gc.mem_free(),
+                                           "modules": sorted(sys.modules)}}))
+            micropython.qstr_info()
+            if os.getenv("FM_HEAPMAP"):
+                micropython.mem_info(1)
+
+    return _probe
+
+
 def main(argv):
     import asyncio
 
@@ -88,10 +117,17 @@ def main(argv):
     def show(p):
         print(json.dumps({"progress": p}))
 
+    probe = _heap_profile()
     print(json.dumps({"start": {"device_id": cfg.get("device_id"), "store": store, "impl": sys.implementation.name}}))
-    asyncio.run(app.run(board, cfg, duration_ms=None if dur is None else int(float(dur) * 1000), store_root=store,
-                        on_progress=show, progress_ms=int(_opt(argv, "--status-ms", "2000")),
-                        log=_Log(True), drain_ms=int(float(_opt(argv, "--drain", "0")) * 1000)))
+    job = app.run(board, cfg, duration_ms=None if dur is None else int(float(dur) * 1000), store_root=store,
+                  on_progress=show, progress_ms=int(_opt(argv, "--status-ms", "2000")),
+                  log=_Log(True), drain_ms=int(float(_opt(argv, "--drain", "0")) * 1000))
+
+    async def _with_probe():
+        asyncio.create_task(probe())
+        await job
+
+    asyncio.run(_with_probe() if probe else job)
     print(json.dumps({"done": True}))
 
 
