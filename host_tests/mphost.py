@@ -30,7 +30,7 @@ def firmware_path():
     the release build instead."""
     if "FIRMWARE_PATH" in os.environ:
         return os.environ["FIRMWARE_PATH"]
-    return compile_tree(FIRMWARE, os.path.join(ROOT, "build", "fw-mpy"))
+    return compile_tree(FIRMWARE, os.path.join(ROOT, "build", "fw-mpy"), release=True)
 
 
 def mp_env(extra_path=()):
@@ -56,10 +56,21 @@ def spawn_mp(script, args=(), heap=DEFAULT_HEAP, extra_path=(), **kw):
     return subprocess.Popen(cmd, env=mp_env(extra_path), cwd=ROOT, **kw)
 
 
-def compile_tree(src, dst):
+def compile_tree(src, dst, release=False):
     """mpy-cross every .py under src into dst (bytecode is arch-independent): test modules are
-    imported precompiled so compiling them does not eat the emulated heap."""
+    imported precompiled so compiling them does not eat the emulated heap. release=True (the
+    firmware): `make build`'s flags (scripts/build.py: -O2, no line tables), so the host runs and
+    measures the bytecode the device runs, with the source name equal to the path the host imports
+    it from (one interned name per module, as on the device). Test modules keep their asserts
+    (release=False). A cache built with other flags is rebuilt."""
     exe = MPY_CROSS if os.path.exists(MPY_CROSS) else shutil.which("mpy-cross")
+    flags = " ".join(_build().FLAGS) if release else ""
+    stamp = os.path.join(dst, ".flags")
+    try:
+        with open(stamp) as f:
+            fresh = f.read() == flags
+    except OSError:
+        fresh = False
     for dirpath, _dirs, files in os.walk(src):
         rel = os.path.relpath(dirpath, src)
         for f in files:
@@ -69,12 +80,29 @@ def compile_tree(src, dst):
             os.makedirs(out_dir, exist_ok=True)
             out = os.path.join(out_dir, f[:-3] + ".mpy")
             inp = os.path.join(dirpath, f)
-            if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(inp):
+            if fresh and os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(inp):
                 continue
             tmp = "%s.%d.tmp" % (out, os.getpid())  # several pytest processes may share the cache
-            subprocess.run([exe, "-o", tmp, inp], check=True, capture_output=True)
+            if release:
+                cmd = _build().mpy_cross_cmd(exe, inp, tmp, os.path.abspath(out))
+            else:
+                cmd = [exe, "-o", tmp, inp]
+            subprocess.run(cmd, check=True, capture_output=True)
             os.replace(tmp, out)
+    if not fresh:
+        os.makedirs(dst, exist_ok=True)
+        tmp = "%s.%d.tmp" % (stamp, os.getpid())
+        with open(tmp, "w") as f:
+            f.write(flags)
+        os.replace(tmp, stamp)
     return dst
+
+
+def _build():
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import build
+
+    return build
 
 
 def run_mp_module(modname, compiled_tests, heap=TEST_HEAP, timeout=300):

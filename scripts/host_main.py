@@ -72,7 +72,7 @@ def _heap_profile():
             gc.collect()
             print(json.dumps({"heapprof": {"alloc": gc.mem_alloc(), "free": gc.mem_free(),
                                            "modules": sorted(sys.modules)}}))
-            micropython.qstr_info()
+            micropython.qstr_info(1 if os.getenv("FM_QSTRS") else 0)
             if os.getenv("FM_HEAPMAP"):
                 micropython.mem_info(1)
 

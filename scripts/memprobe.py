@@ -33,7 +33,7 @@ ENTRY_MODULES = [
 
 PROBE = r"""
 import gc, sys
-mods = sys.argv[1:]
+mods = sys.argv[1:]  # run with -c: argv[0] is "-c"
 gc.collect()
 base = gc.mem_alloc()
 prev = base
@@ -66,12 +66,11 @@ def measure(modules, firmware=None, heap="1M"):
 
             firmware = os.path.join(tmp, "fw")
             build.build(out=firmware)
-        probe = os.path.join(tmp, "probe.py")
-        with open(probe, "w") as f:
-            f.write(PROBE)
-        env = dict(os.environ, MICROPYPATH=":".join([firmware, ".frozen"]))
-        p = subprocess.run([micropython_bin(), "-X", "heapsize=%s" % heap, probe] + list(modules), env=env,
-                           capture_output=True, text=True, timeout=60, cwd=tmp)
+        # imported as on the device: from the current folder (sys.path ''), so each module's __file__
+        # is the name compiled into it (scripts/build.py source_name) and the two are one interned name
+        env = dict(os.environ, MICROPYPATH=":.frozen")
+        p = subprocess.run([micropython_bin(), "-X", "heapsize=%s" % heap, "-c", PROBE] + list(modules), env=env,
+                           capture_output=True, text=True, timeout=60, cwd=firmware)
     rows, total, bits = [], 0, 0
     for line in (p.stdout + p.stderr).splitlines():
         parts = line.split()

@@ -78,7 +78,7 @@ def build_command(args):
 
         # `make test-mpy` sets FIRMWARE_PATH to the release build; otherwise an incremental mpy-cross cache
         fw = os.environ.get("FIRMWARE_PATH") or compile_tree(os.path.join(ROOT, "firmware"),
-                                                             os.path.join(ROOT, "build", "fw-mpy"))
+                                                             os.path.join(ROOT, "build", "fw-mpy"), release=True)
         env["MICROPYPATH"] = ":".join([fw, ".frozen"])
         cmd = [micropython_bin(), "-X", "heapsize=%s" % args.heap, HOST_MAIN] + fw_args
         shown = "MICROPYPATH=%s %s" % (env["MICROPYPATH"], " ".join(cmd))

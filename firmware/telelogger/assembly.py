@@ -236,13 +236,9 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_f
     store = Store(store_root, q.get("max_bytes", 262144), q.get("segment_bytes", 16384))
     boot = next_boot(store_root + "/boot")
 
-    class Battery:  # the board's ADC when wired, else the loop asks the co-processor (ATRV)
-        def voltage(self):
-            return board.battery_voltage()
-
     wdt = board.wdt_start(WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
     t = Telelogger(cfg, pub, store, obd=obd, gnss=gnss, modem=modem,
-                   battery=Battery(), clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
+                   battery=board.battery_voltage, clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
                    cmd_counter_path=cmd_counter_path(store_root), reset=stop_for_reset,
                    reset_path=store_root + "/last_reset")
     return t, at
