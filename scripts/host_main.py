@@ -82,12 +82,22 @@ def _heap_profile():
 def main(argv):
     import asyncio
 
-    from board import load_board, make_board
-    from telelogger import app, config
-
     cfg_path = _opt(argv, "--config", "config.json")
+    from telelogger import app
+
+    app.preload_resident(cfg_path)  # as device_main: the resident modules first, before boot's own
+    from board import load_board, make_board
+    from telelogger import config
+
+    store = _opt(argv, "--store", "/tmp/freematics-queue")
+    # the validated config from its cache (telelogger.configcache, written by scripts/run_host.py as
+    # `make deploy` writes it for the device): a normal boot does not import the validator
+    cache = store.rstrip("/") + "_cfg.json"
+    cfg = app.load_config_cached(cfg_path, _opt(argv, "--secrets"), cache)
     try:
-        cfg = config.load(cfg_path, _opt(argv, "--secrets"))
+        if cfg is None:
+            cfg = config.load(cfg_path, _opt(argv, "--secrets"))
+            app.save_config_cache(cfg_path, _opt(argv, "--secrets"), cache, cfg)
     except MemoryError:
         raise
     except Exception as e:  # the user's config: one line per mistake naming it, no traceback (scripts/run_host.py)
@@ -106,7 +116,6 @@ def main(argv):
         kw["power_key"] = _opt(argv, "--power-key")  # board.host.pin_file: the power-key pin to a file
     board = make_board(desc, argv, **kw)
     dur = _opt(argv, "--duration")
-    store = _opt(argv, "--store", "/tmp/freematics-queue")
     try:
         import os
 

@@ -135,6 +135,35 @@ def check_paths(args):
     return None
 
 
+def cache_file(args):
+    """Where the firmware looks for its validated config (telelogger.configcache: beside the queue)."""
+    return (os.path.abspath(args.store) if args.store else "/tmp/freematics-queue").rstrip("/") + "_cfg.json"
+
+
+def seed_config_cache(args, env):
+    """Validate the config here, with the firmware's own validator under CPython, and write the cache the
+    firmware reads at boot (as `make deploy` does for the device): its boot then does not import the
+    validator. A config the validator refuses is left to the firmware, which says what is wrong."""
+    fw_src = os.path.join(ROOT, "firmware")
+    if fw_src not in sys.path:
+        sys.path.insert(0, fw_src)
+    try:
+        from telelogger import config, configcache
+    except ImportError:
+        return False
+    if args.runtime == "micropython":
+        schema = os.path.join(env["MICROPYPATH"].split(":")[0], "telelogger", "schema.mpy")
+    else:
+        schema = os.path.join(fw_src, "telelogger", "schema.py")
+    path = os.path.abspath(args.config)
+    sec = os.path.abspath(args.secrets) if args.secrets else None
+    try:
+        cfg = config.load(path, sec)
+    except Exception:  # noqa: BLE001 - any refusal: the firmware reports it in its own words
+        return False
+    return configcache.save(cache_file(args), path, sec, cfg, schema=schema)
+
+
 def main(argv=None):
     args = parse(argv)
     if args.runtime == "micropython" and not micropython_bin():
@@ -144,6 +173,8 @@ def main(argv=None):
         print("run_host: %s" % problem, file=sys.stderr)
         sys.exit(2)
     cmd, env, shown = build_command(args)
+    if seed_config_cache(args, env):
+        print("run_host: config validated here and cached for the firmware (%s)" % cache_file(args), file=sys.stderr)
     if args.runtime == "micropython":
         print("run_host: %s, heap %s" % (interpreter_note(cmd[0], word_bits(cmd[0])), args.heap), file=sys.stderr)
     else:

@@ -870,6 +870,9 @@ def main(argv=None):
             heap = [m.group(1) for x in fw.lines for m in [re.search(r"heap (\d+[KM]?)\b", x)] if m]
             problems.append("it stopped with %s (MicroPython heap %s; --heap to give it more)" % (
                 crash[-1], heap[0] if heap else args.heap or "run_host's default"))
+        gave_up = [m.group(1) for x in fw.lines for m in [re.search(r'"resetting: ([^"]*)"', x)] if m]
+        if gave_up:  # a handled fault, but at make sim's heap it means the firmware did not fit or did not cope
+            problems.append("the firmware gave up and reset itself: %s" % gave_up[0])
         if sim.internal_errors:
             problems.append("simulator bug: the SIM7600 simulator had %d internal error(s) (tracebacks above)"
                             % len(sim.internal_errors))

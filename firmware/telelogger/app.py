@@ -111,14 +111,51 @@ def drop_modules(prefix, keep=()):
     drop(prefix, keep)
 
 
+def preload_resident(cfg_path):
+    """telelogger.resident.preload: what stays imported is imported first (packed at the heap's bottom)."""
+    from telelogger import resident
+
+    try:
+        return resident.preload(cfg_path)
+    finally:
+        drop_modules("telelogger.resident")
+
+
+def load_config_cached(cfg_path, sec_path, cache):
+    """The config from the cache (telelogger.configcache) when its files are unchanged, else None."""
+    from telelogger import configcache
+
+    try:
+        return configcache.load(cache, cfg_path, sec_path)
+    finally:
+        drop_modules("telelogger.configcache")
+
+
+def save_config_cache(cfg_path, sec_path, cache, cfg):
+    from telelogger import configcache
+
+    try:
+        return configcache.save(cache, cfg_path, sec_path, cfg)
+    finally:
+        drop_modules("telelogger.configcache")
+
+
 def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_ms=5000, sleep_ms=None,
-                        error_path="/last_error.txt", max_polls=None):
+                        error_path="/last_error.txt", max_polls=None, cache=None, restart=None):
     """The validated config, waiting for a fix when it is missing or invalid: a configuration error
     never becomes a reset loop. The error is printed once and kept in error_path; the files are
     re-read when their size or time changes (copy a fixed file with mpremote; Ctrl-C gives the
     REPL). The validator is imported for this and dropped again: it is needed at boot only.
-    max_polls: give up (return None) after that many polls (tests)."""
+    max_polls: give up (return None) after that many polls (tests). cache: the validated config's
+    cache file (telelogger.configcache): an unchanged config is read from it without the validator;
+    a config validated now is cached, and restart() (the board's reset) is called so that the boot
+    that runs does not carry the validator's interned names."""
     import sys
+
+    if cache:
+        cfg = load_config_cached(cfg_path, sec_path if _exists(sec_path) else None, cache)
+        if cfg is not None:
+            return cfg
 
     if sleep_ms is None:
         import time
@@ -132,7 +169,12 @@ def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_
         try:
             from telelogger import config
 
-            return config.load(cfg_path, sec_path if _exists(sec_path) else None)
+            sec = sec_path if _exists(sec_path) else None
+            cfg = config.load(cfg_path, sec)
+            if cache and save_config_cache(cfg_path, sec, cache, cfg) and restart is not None:
+                print("config: %s validated and cached: restarting without the validator" % cfg_path)
+                restart()
+            return cfg
         except (OSError, ValueError) as e:  # ConfigError is a ValueError; OSError: a file is missing
             msg = "config: %s: fix %s (and %s) and copy it to the board; waiting (every %d s) for a new file" % (
                 e, cfg_path, sec_path, poll_ms // 1000)
@@ -158,8 +200,9 @@ def device_main(restart_delay_ms=10000):
 
     board = None
     try:
+        preload_resident("/config.json")
         board = make_board(load_board(None))
-        cfg = load_config_waiting()
+        cfg = load_config_waiting(cache="/queue_cfg.json", restart=board.reset)
         if not _exists("/queue"):
             import os
 

@@ -1,0 +1,53 @@
+# Boot only: import the modules that stay imported while the telelogger runs, first, before anything
+# that is imported for boot and dropped again (the board description, the config validator, the
+# assembly, the modem bring-up). What lives for good is then packed at the bottom of the heap and
+# what boot drops leaves one free region above it instead of holes between resident bytecode. It
+# matters most for MicroPython's interned-name pool: past 1,260 names it allocates its next table in
+# one piece of ~9 KB, which a fragmented heap cannot give (the "allocating 1280 bytes" MemoryError).
+#
+#   preload(cfg_path)   # in main: before the board, the config and the assembly
+#
+# The lists are per role; the modules each one pulls in come with it. host_tests/test_sim.py checks
+# that what make sim keeps imported while it runs is what preload imported.
+import sys
+
+ALWAYS = ("core.unload", "core.stream", "telelogger.config", "telelogger.store", "telelogger.encode",
+          "telelogger.status", "telelogger.loop", "telelogger.progress", "telelogger.app")
+CELLULAR = ("at.engine", "net.cellular", "telelogger.modemctl")
+WIFI = ("net.wifi",)
+OBD = ("obdii.elm", "obdii.obd")
+GNSS = {"modem": ("at.engine", "gnss.sources", "gnss.modem"), "uart": ("gnss.sources", "gnss.uart"),
+        "coproc": ("gnss.sources", "gnss.coproc")}
+
+
+def modules(cfg):
+    """The resident modules for a config (raw or validated: only transport, gnss.source and
+    obd.enabled are read, with the validator's defaults)."""
+    transport = cfg.get("transport", "cellular")
+    out = list(ALWAYS)
+    out += CELLULAR if transport == "cellular" else WIFI
+    if (cfg.get("obd") or {}).get("enabled", True):
+        out += OBD
+    out += GNSS.get((cfg.get("gnss") or {}).get("source", "uart"), ())
+    if (cfg.get("debug") or {}).get("at_log"):
+        out.append("at.atlog")
+    return out
+
+
+def preload(cfg_path):
+    """Imports modules(config file) in order. A config that cannot be read is the validator's to
+    report (later): nothing is preloaded then. -> the modules imported."""
+    import json
+
+    try:
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        names = modules(cfg if isinstance(cfg, dict) else {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    done = []
+    for m in names:
+        if m not in sys.modules:
+            __import__(m)
+            done.append(m)
+    return done
