@@ -133,8 +133,63 @@ def test_firmware_without_ssl_fails_with_the_fix():
             return e
 
     e = _run(sim, go)
-    assert e is not None and codes.FIRMWARE_NO_SSL[0] in str(e) and codes.FIRMWARE_NO_SSL_FIX in str(e)
-    assert "AT+CSSLCFG" not in log.getvalue()
+    assert e is not None and e.kind == "unsupported"
+    assert codes.FIRMWARE_NO_SSL[0] in str(e) and codes.FIRMWARE_NO_SSL_FIX in str(e)
+    sent = _sent(log.getvalue())
+    assert "AT+CGMR" in sent  # the revision was read; then nothing of TLS or MQTT was sent
+    assert not [c for c in sent if c.startswith(("AT+CSSLCFG", "AT+CCERT", "AT+CMQTT"))], sent
+
+
+def _sent(log_text):
+    """The commands the host sent, in order, from the simulator's SENT/RECV transcript."""
+    out = []
+    for block in log_text.split("=== SENT@")[1:]:
+        body = block.split("\n", 1)[1].split("\n==================", 1)[0]
+        out.extend(ln.strip() for ln in body.splitlines() if ln.strip().startswith("AT"))
+    return out
+
+
+UNKNOWN_FW = "LE20B09SIM7600X-T"  # in no table: neither the firmware's nor the simulator's
+
+
+def test_unknown_firmware_refusing_csslcfg_falls_back_to_a_clear_refusal(tls_broker):
+    """The real fallback: a revision no table lists, whose AT+CSSLCFG answers ERROR (the seed thread's
+    old SIM7600A firmware did exactly that). The firmware cannot know in advance, so it must try, read
+    the ERROR as "this firmware has no SSL", stop there (no CONNECT without TLS, no retry loop) and
+    say which command, which firmware and what to do; publish refuses with the same reason."""
+    assert UNKNOWN_FW not in codes.FIRMWARE_NO_SSL
+    log = io.StringIO()
+    sim = Sim7600(powered=True, time_scale=SCALE, firmware=UNKNOWN_FW, ssl=False,
+                  broker_map={"*": ("127.0.0.1", tls_broker.port)}, log=log)
+    certs = _certs(tls_broker.certs)
+
+    async def go(at):
+        pub = _pub(at, tls_broker, certs)
+        errs = []
+        for call in (pub.connect, lambda: pub.publish("dt/thing-1/data", b'{"n":0}', 1)):
+            try:
+                await call()
+            except T.TlsSetupError as e:
+                errs.append(e)
+            else:
+                raise AssertionError("no TLS refusal from %r" % call)
+        return pub, errs
+
+    pub, errs = _run(sim, go)
+    for e in errs:
+        assert e.kind == "unsupported"
+        msg = str(e)
+        assert 'AT+CSSLCFG="sslversion",0,4 answered ERROR' in msg
+        assert "firmware %s" % UNKNOWN_FW in msg  # the revision the module reported (ATI / AT+CGMR)
+        assert "upgrade the module firmware" in msg and "WiFi" in msg  # what to do
+    assert pub.stats["last_error"] == str(errs[-1]) and pub.stats["connects"] == 0
+    assert not pub.connected() and sim.published == []
+    sent = _sent(log.getvalue())
+    ssl = [c for c in sent if c.startswith("AT+CSSLCFG")]
+    # one attempt per call, each stopping at the first refused setting: no retries of a fatal error
+    assert ssl == ['AT+CSSLCFG="sslversion",0,4'] * 2, ssl
+    # never a session without the TLS the config asked for
+    assert not [c for c in sent if c.startswith(("AT+CMQTTSTART", "AT+CMQTTACCQ", "AT+CMQTTCONNECT", "AT+CMQTTPUB"))]
 
 
 def test_cert_names_are_content_hashes():

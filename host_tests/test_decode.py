@@ -2,13 +2,12 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
+from peers.broker import MOSQUITTO, Broker
 from telelogger import encode as E
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,32 +111,13 @@ def test_units():
     assert recs[1]["units"]["coolant_temp"] == "C" and recs[1]["units"]["battery"] == "V"
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def test_real_mosquitto_capture(tmp_path):
-    broker = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     sub, pub = shutil.which("mosquitto_sub"), shutil.which("mosquitto_pub")
-    if not (os.path.exists(broker) and sub and pub):
+    if not (MOSQUITTO and sub and pub):
         pytest.skip("mosquitto and its clients are not installed")
-    port = _free_port()
-    conf = tmp_path / "m.conf"
-    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
-    b = subprocess.Popen([broker, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    b = Broker(workdir=str(tmp_path)).start()
+    port = b.port
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "mosquitto did not start"
-                time.sleep(0.05)
         c = tmp_path / "c.bin"
         c.write_bytes(E.encode_batch("CAR1", _entries(1), "compact"))
         j = tmp_path / "j.json"
@@ -151,8 +131,7 @@ def test_real_mosquitto_capture(tmp_path):
             timeout=60,
         ).stdout
     finally:
-        b.terminate()
-        b.wait(timeout=30)
+        b.stop()
     rc, recs, err = _run(["-"], stdin=cap)
     assert rc == 0, err
     by_dev = {}

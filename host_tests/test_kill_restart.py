@@ -74,7 +74,7 @@ def _progress(out):
 
 @pytest.mark.micropython
 def test_sigkill_at_random_points_loses_nothing(tmp_path):
-    from sim import Broker
+    from peers.broker import Broker
 
     seed = int(os.environ.get("KILL_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
@@ -88,7 +88,7 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path):
         "queue": {"max_bytes": 65536, "segment_bytes": 2048, "sync_ms": 1000},  # kills land inside windows
     }))
     store = str(tmp_path / "queue")
-    broker = Broker("mosquitto" if os.path.exists("/usr/sbin/mosquitto") else "amqtt", str(tmp_path))
+    broker = Broker(workdir=str(tmp_path)).start()  # mosquitto, or amqtt when it is missing
     col = Collector(broker.port)
     assert col.ready.wait(10)
     sim = Sim7600(ready=True, broker_map={"*": ("127.0.0.1", broker.port)}, time_scale=0.05)

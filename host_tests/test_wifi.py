@@ -1,19 +1,16 @@
-"""net.wifi.WifiPublisher against a real mosquitto, with a real paho subscriber.
+"""net.wifi.WifiPublisher against a real mosquitto, with a real paho subscriber, through a TEST DOUBLE of umqtt.
 
-The firmware imports `umqtt.simple` (micropython-lib) lazily. Its PyPI upload cannot be installed
-here (sdist-only, 2017; see host-tooling.md), so this test installs a TEST DOUBLE named
-`umqtt.simple` into sys.modules: `FakeUmqttClient`, the tiny MQTTClient API (connect, publish,
-subscribe, set_callback, set_last_will, check_msg, ping, disconnect) implemented over paho. It is
-not umqtt code and exists only in this test.
+The firmware imports `umqtt.simple` (micropython-lib) lazily. This test puts a double named `umqtt.simple` into
+sys.modules: `FakeUmqttClient`, the tiny MQTTClient API (connect, publish, subscribe, set_callback, set_last_will,
+check_msg, ping, disconnect) implemented over paho, with a kill() hook that breaks the link at a known point. It is
+not umqtt code and exists only in this test. The REAL umqtt.simple (the copy `make venv` fetches into
+.venv/mip-cache, scripts/mip_index.py) is tested in test_wifi_umqtt.py (CPython and MicroPython, broker restart)
+and test_wifi_timeouts.py (a stalling broker).
 """
 import asyncio
-import os
 import queue
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 import types
 
@@ -22,48 +19,12 @@ import pytest
 
 from net import wifi as W
 from net.publisher import NotConnected
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Broker:
-    def __init__(self):
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp()
-        self.conf = os.path.join(self.dir, "m.conf")
-        with open(self.conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % self.port)
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t0 = time.time()
-        while time.time() - t0 < 10:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self):
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
+from peers.broker import MOSQUITTO, Broker, free_port
 
 
 @pytest.fixture
 def broker():
-    if not os.path.exists(MOSQUITTO):
+    if not MOSQUITTO:
         pytest.skip("mosquitto not installed")
     b = Broker().start()
     yield b
@@ -265,7 +226,7 @@ def test_publish_subscribe_reconnect_against_mosquitto(broker, umqtt_double):
 
 
 def test_connect_failure_is_bounded_and_clear(umqtt_double):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
 
     async def main():
         pub = W.WifiPublisher("dev", "127.0.0.1", port, max_attempts=3, backoff_ms=2)

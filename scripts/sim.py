@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,8 @@ for _p in (os.path.join(ROOT, "host_tests"), os.path.join(ROOT, "firmware"), os.
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from peers.broker import MOSQUITTO, Broker  # noqa: E402 - the one broker launcher of tests and scripts
+
 PREFIX = "freematics"
 DEVICE = "SIMCAR01"
 
@@ -55,117 +56,9 @@ def log(msg):
     print("sim: %s" % msg, flush=True)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=10.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 def venv_bin(name):
     p = os.path.join(os.path.dirname(sys.executable), name)
     return p if os.path.exists(p) else shutil.which(name)
-
-
-# ------------------------------------------------------------------ broker
-class Broker:
-    """mosquitto (a subprocess) or amqtt (in-process, its own thread and event loop)."""
-
-    def __init__(self, kind, workdir):
-        self.port = free_port()
-        self.kind = kind
-        self.proc = None
-        self._loop = None
-        if kind == "mosquitto":
-            conf = os.path.join(workdir, "mosquitto.conf")
-            with open(conf, "w") as f:
-                # persistence: the subscriber's session (and its queued QoS 1 messages) survive a
-                # broker restart (--cut-mode broker, broker_down faults). Started as root, mosquitto
-                # would drop to its own user, which cannot write the database into our workdir.
-                f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                        "persistence_location %s/\nautosave_interval 0\n" % (self.port, workdir))
-                if hasattr(os, "geteuid") and os.geteuid() == 0:
-                    f.write("user root\n")
-            self._cmd = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", conf]
-            self.proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        else:
-            self._start_amqtt()
-        if not wait_port(self.port):
-            raise RuntimeError("%s broker did not start on port %d" % (kind, self.port))
-
-    def _start_amqtt(self):
-        import asyncio
-
-        from amqtt.broker import Broker as AB
-
-        cfg = {
-            "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:%d" % self.port}},
-            "sys_interval": 0,
-            "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
-            "topic-check": {"enabled": False},
-        }
-        ready = threading.Event()
-        self._err = None
-
-        def run():
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-
-            async def go():
-                self._b = AB(cfg)
-                await self._b.start()
-
-            try:
-                loop.run_until_complete(go())
-            except Exception as e:  # reported by the constructor
-                self._err = e
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-
-        threading.Thread(target=run, name="amqtt", daemon=True).start()
-        ready.wait(10)
-        if self._err:
-            raise RuntimeError("amqtt broker: %s" % self._err)
-
-    def pause(self):
-        """Broker unreachable (mosquitto only): stop it; resume() starts it again on the same port."""
-        self.proc.terminate()
-        self.proc.wait(5)
-
-    def resume(self):
-        self.proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def stop(self):
-        if self.proc:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        elif self._loop:
-            import asyncio
-
-            try:
-                asyncio.run_coroutine_threadsafe(self._b.shutdown(), self._loop).result(5)
-            except Exception:
-                pass
-            self._loop.call_soon_threadsafe(self._loop.stop)
 
 
 # ------------------------------------------------------------------ peers
@@ -712,11 +605,15 @@ def main(argv=None):
     work = tempfile.mkdtemp(prefix="fm-sim-")
     kind = args.broker
     if kind == "auto":
-        kind = "mosquitto" if (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")) else "amqtt"
+        kind = "mosquitto" if MOSQUITTO else "amqtt"
     broker = sim = pty = keys = elm = gnss = fw = sub = None
     t_start = time.monotonic()
     try:
-        broker = Broker(kind, work)
+        if kind == "mosquitto" and not MOSQUITTO:
+            raise RuntimeError("--broker mosquitto: mosquitto is not installed")
+        # persistence: the subscriber's session (and its queued QoS 1 messages) survive a broker restart
+        # (--cut-mode broker, broker_down faults)
+        broker = Broker(workdir=work, prefer=kind, persistence=True).start()
         log("broker: %s on 127.0.0.1:%d" % (kind, broker.port))
         sub = Subscriber(broker.port, os.path.join(args.out, "records.jsonl"))
         if not sub.connected.wait(10):

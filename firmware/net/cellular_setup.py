@@ -8,7 +8,14 @@ from modem.cmqtt_errors import CmqttError
 
 
 async def tls(pub):
-    """Upload the certificates (when given) and configure the SSL context of a CellularPublisher."""
+    """Upload the certificates (when given) and configure the SSL context of a CellularPublisher.
+    A revision known to have no SSL (codes.FIRMWARE_NO_SSL) is refused before anything is sent; any
+    other finds out from its answer to the first AT+CSSLCFG (an ERROR there: TlsSetupError 'unsupported',
+    naming the command, the revision and the fix), after the upload."""
+    if not pub.modem.ssl_supported():
+        from modem.tls import check_firmware
+
+        check_firmware(pub.tls_setup)  # raises
     c = pub.certs
     if c:
         pub.cert_names = await pub.tls_setup.provision(ca=c.get("ca"), cert=c.get("cert"), key=c.get("key"))

@@ -1,5 +1,11 @@
-"""MQTT brokers for host tests: mosquitto (Debian binary) or, when it is missing, amqtt in a thread; and
-AWS-IoT-style test certificates made with openssl.
+"""MQTT brokers for host tests and scripts (scripts/sim.py, bench.py): mosquitto (Debian binary) or, when it is
+missing, amqtt in a thread; `free_port()`; and AWS-IoT-style test certificates made with openssl. The one broker
+launcher of the repository: tests and scripts import it (scripts put host_tests/ on sys.path).
+
+    b = Broker(workdir=None, prefer="mosquitto", persistence=False).start()   # .host, .port, .url, .kind
+    b.pause(); b.resume()   # mosquitto only: unreachable, then back on the same port (persistence=True keeps
+                            # the sessions and their queued QoS 1 messages across it, as a real broker's disk does)
+    b.stop()
 
 Fixtures (session scope; import them into a test module to use them):
     from peers.broker import aws_certs, broker, tls_broker  # noqa: F401
@@ -47,9 +53,10 @@ def _wait_port(host, port, timeout_s, proc=None):
 class Broker:
     """A running broker on 127.0.0.1:<port>. `tls`: dict(cafile, certfile, keyfile) for a mutual-TLS listener."""
 
-    def __init__(self, port=None, tls=None, workdir=None, prefer="mosquitto", users=None):
+    def __init__(self, port=None, tls=None, workdir=None, prefer="mosquitto", users=None, persistence=False):
         self.host = "127.0.0.1"
         self.users = users  # {user: password}: anonymous clients refused (mosquitto only)
+        self.persistence = persistence  # mosquitto: sessions saved in workdir when it stops, loaded when it starts
         self.port = port or free_port()
         self.tls = tls
         self.kind = None
@@ -71,7 +78,11 @@ class Broker:
 
     def _start_mosquitto(self, timeout_s):
         conf = os.path.join(self._dir, "mosquitto-%d.conf" % self.port)
-        lines = ["listener %d 127.0.0.1" % self.port, "persistence false"]
+        lines = ["listener %d 127.0.0.1" % self.port]
+        if self.persistence:  # written when mosquitto stops (SIGTERM), read back when it starts
+            lines += ["persistence true", "persistence_location %s/" % self._dir, "autosave_interval 0"]
+        else:
+            lines.append("persistence false")
         if self.users:
             pw = os.path.join(self._dir, "passwd-%d" % self.port)
             with open(pw, "w") as f:
@@ -91,7 +102,7 @@ class Broker:
             ]
         with open(conf, "w") as f:
             f.write("\n".join(lines) + "\n")
-        self._log = open(os.path.join(self._dir, "mosquitto-%d.log" % self.port), "wb")
+        self._log = open(os.path.join(self._dir, "mosquitto-%d.log" % self.port), "ab")  # a resume() appends
         self._proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=self._log, stderr=subprocess.STDOUT)
         if not _wait_port(self.host, self.port, timeout_s, self._proc):
             self.stop()
@@ -132,7 +143,21 @@ class Broker:
             raise RuntimeError("amqtt did not start on port %d" % self.port)
         self.kind = "amqtt"
 
-    def stop(self):
+    def pause(self):
+        """The broker becomes unreachable (its process stops, every connection drops); resume() brings it back on the
+        same port. mosquitto only (amqtt runs inside this process): RuntimeError otherwise."""
+        if self.kind != "mosquitto":
+            raise RuntimeError("pausing the broker needs mosquitto (this one is %s)" % self.kind)
+        self._stop_mosquitto()
+
+    def resume(self, timeout_s=10):
+        """Start the paused mosquitto again on the same port (RuntimeError if it does not come up)."""
+        if self.kind != "mosquitto":
+            raise RuntimeError("resuming the broker needs mosquitto (this one is %s)" % self.kind)
+        if self._proc is None:
+            self._start_mosquitto(timeout_s)
+
+    def _stop_mosquitto(self):
         if self._proc is not None:
             self._proc.terminate()
             try:
@@ -142,6 +167,9 @@ class Broker:
                 self._proc.wait(5)
             self._proc = None
             self._log.close()
+
+    def stop(self):
+        self._stop_mosquitto()
         if self._amqtt is not None:
             import asyncio
 

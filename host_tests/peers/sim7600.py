@@ -270,6 +270,9 @@ class Sim7600(MqttMixin):
 
     Options:
       model, firmware (AT+CGMR), revision (ATI 'Revision:'; defaults to firmware), imei
+      ssl: None (AT+CSSLCFG answers ERROR only on the firmware sim7600_tables.FIRMWARE_NO_SSL names, as the
+        seed's LE11B02SIM7500A did), False (ERROR whatever the firmware: a revision no table knows that has
+        no working SSL), True (SSL works even there)
       powered: False (the default): the module starts switched OFF, as after a cold plug-in of the device: it
         answers nothing until the power key is pressed (power_key()/pulse(), or a PowerKeyFollower on the file
         the host board writes); True: power on at creation (boot URCs follow after boot_rdy); ready: start
@@ -301,6 +304,7 @@ class Sim7600(MqttMixin):
         model="SIMCOM_SIM7600E",
         firmware="LE11B02SIM7600M21-A",
         revision=None,
+        ssl=None,
         imei="867584030123456",
         powered=False,
         ready=False,
@@ -328,6 +332,7 @@ class Sim7600(MqttMixin):
         self.model = model
         self.firmware = firmware
         self.revision = revision or firmware
+        self.ssl = ssl
         self.imei = imei
         self.boot_echo = echo
         self.boot_cmee = cmee
