@@ -247,3 +247,29 @@ def test_deploy_dry_run_prints_the_plan_and_no_secret(files, build_dir):
 def test_deploy_without_port_needs_dry_run():
     rc, text = _run("deploy.py", "--board", "oneplus-b")
     assert rc == 2 and "--port is required" in text, text
+
+
+def test_redeploy_says_when_the_boards_secrets_differ_and_are_kept(tmp_path, build_dir):
+    """Issue 11 §10: a redeploy that keeps the board's secrets says whether they differ from the ones given
+    (a key rotation that silently did not happen), comparing digests only: no secret crosses or is printed."""
+    from test_build_deploy import HostBoardOverPty, deploy, filled
+
+    out = build_dir
+    (tmp_path / "board-fs").mkdir()
+    hb = HostBoardOverPty(tmp_path / "board-fs")
+    try:
+        cfg_path, sec_path = filled(tmp_path)
+        common = ["--port", hb.port, "--board", "oneplus-h", "--build", out, "--mpremote-args", "resume", "--no-reset",
+                  "--config", cfg_path]
+        with open(os.path.join(hb.fs, "secrets.json"), "w") as f:
+            f.write('{"mqtt_pass": "%s-old"}' % SECRETS["mqtt_pass"])
+        rc, so, se = deploy(*common, "--secrets", sec_path)
+        assert rc == 0, so + se
+        assert "differs from %s and was NOT replaced" % sec_path in so, so
+        assert SECRETS["mqtt_pass"] not in so + se
+        with open(sec_path, "rb") as a, open(os.path.join(hb.fs, "secrets.json"), "wb") as b:
+            b.write(a.read())
+        rc, so, se = deploy(*common, "--secrets", sec_path)
+        assert rc == 0 and "identical to %s" % sec_path in so and "differs" not in so, so + se
+    finally:
+        hb.close()

@@ -14,6 +14,7 @@ files and prints what would be copied, without a board (no --port needed).
 `--mpremote-args resume` (tests, the host interpreter behind a pty) is passed after `connect PORT`.
 """
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -232,9 +233,22 @@ def _sz(p):
         return os.stat(p)[6]
     except OSError:
         return -1
+def _h(p):
+    try:
+        import hashlib, binascii
+        h = hashlib.sha256()
+        with open(p, 'rb') as f:
+            while True:
+                b = f.read(512)
+                if not b:
+                    break
+                h.update(b)
+        return binascii.hexlify(h.digest()).decode()
+    except Exception:
+        return None
 _s = os.statvfs('.')
 _f = (_s[1] or _s[0]) * _s[4]
-print('DEPLOYINFO ' + json.dumps({'free': _f, 'sizes': [_sz(p) for p in %s]}))
+print('DEPLOYINFO ' + json.dumps({'free': _f, 'sizes': [_sz(p) for p in %s], 'secrets_sha256': _h('secrets.json')}))
 """
 
 _PREP = """
@@ -317,6 +331,14 @@ def deploy(a):
         files = [f for f in files if f[1] != "secrets.json"]
         say("kept the board's existing secrets.json (pass --overwrite-secrets to replace it); its certificates "
             "stay as they are")
+        theirs = info.get("secrets_sha256")  # only a digest crosses the cable, never the file
+        with open(a.secrets, "rb") as f:
+            ours = hashlib.sha256(f.read()).hexdigest()
+        if theirs and theirs != ours:
+            say("warning: the board's secrets.json differs from %s and was NOT replaced: a changed key or password "
+                "(a key rotation) does not reach the board without --overwrite-secrets" % a.secrets)
+        elif theirs:
+            say("the board's secrets.json is identical to %s" % a.secrets)
     elif a.secrets:
         files += certs
         if certs:
