@@ -357,3 +357,10 @@ def test_oversized_retained_command_is_refused_on_real_umqtt_cpython(retained_br
     asyncio.run(go(retained_broker.port))
     _check_rx(capsys.readouterr().out)
     assert max(reads) <= 256, max(reads)  # the 60 KB were read past in pieces
+
+
+def test_tls_context_without_a_certs_section(tmp_path):
+    """certs absent (None) is 'no CA': refused, or CERT_NONE with tls_verify false (it used to crash)."""
+    with pytest.raises(W.WifiError, match="certs.ca"):
+        WT.tls_context(None, verify=True)
+    assert WT.tls_context(None, verify=False).verify_mode == ssl.CERT_NONE
