@@ -184,3 +184,183 @@ def test_umqtt_that_ignores_the_ssl_context_is_refused(tmp_path):
     script.write_text(SCRIPT_OLD)
     out = run_mp(str(script), heap="128K", timeout=60, extra_path=[path])
     assert "REFUSED broker.tls: this umqtt.simple (1.3.x) ignores the SSL context" in out, out
+
+
+# ------------------------------------------- an oversized retained command on the real umqtt.simple
+
+SCRIPT_RX = r"""
+import sys, time, asyncio, gc
+from net.wifi import WifiPublisher
+
+class Log:
+    def warn(self, fmt, *a):
+        print("WARN", fmt % a)
+
+got = []
+
+async def go(port):
+    p = WifiPublisher("rx1", "127.0.0.1", port, io_timeout_ms=3000, max_attempts=2, backoff_ms=50, poll_ms=20, log=Log())
+    p.on_message(lambda t, m: got.append((t, len(m), bytes(m[:8]))))
+    await p.connect()
+    await p.subscribe("fm/rx1/cmd", 1)
+    t0 = time.ticks_ms()
+    while p.stats["rx_dropped"] == 0 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+        await asyncio.sleep_ms(20)
+    await p.publish("fm/rx1/cmd", b"small-ok", 1)
+    t0 = time.ticks_ms()
+    while not got and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+        await asyncio.sleep_ms(20)
+    print("GOT", got)
+    print("STATS", p.stats["rx_dropped"], p.stats["errors"], p.stats["connects"], p.stats["last_error"])
+    await p.disconnect()
+
+asyncio.run(go(int(sys.argv[1])))
+"""
+
+BIG = 60000
+
+
+@pytest.fixture
+def retained_broker():
+    """mosquitto holding a 60 KB retained message on the device's command topic."""
+    paho = pytest.importorskip("paho.mqtt.client")
+    from peers.broker import MOSQUITTO, Broker
+
+    if not MOSQUITTO:
+        pytest.skip("mosquitto not installed")
+    b = Broker().start()
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="retainer")
+    c.connect("127.0.0.1", b.port)
+    c.loop_start()
+    c.publish("fm/rx1/cmd", b"B" * BIG, qos=1, retain=True).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+    yield b
+    b.stop()
+
+
+def _check_rx(out):
+    assert "GOT [('fm/rx1/cmd', 8, b'small-ok')]" in out, out  # the retained one refused, the next delivered
+    assert "STATS 1 0 1 None" in out, out  # one refusal, no error, no reconnect
+    warns = [ln for ln in out.splitlines() if ln.startswith("WARN")]
+    assert len(warns) == 1 and "topic 10 / payload %d bytes" % BIG in warns[0], out
+    assert "MemoryError" not in out and "memory allocation failed" not in out, out
+
+
+def test_oversized_retained_command_is_refused_on_real_umqtt_micropython(tmp_path, retained_broker):
+    """At a 64K heap a 60 KB message cannot be allocated (before: MemoryError in umqtt's wait_msg,
+    the link dropped and re-made, the retained message again: a reconnect loop)."""
+    path = _umqtt_path()
+    script = tmp_path / "rx.py"
+    script.write_text(SCRIPT_RX)
+    out = run_mp(str(script), [retained_broker.port], heap="64K", timeout=60, extra_path=[path])
+    _check_rx(out)
+
+
+class _MpSocket:
+    """MicroPython's socket stream API (read/write/setblocking/settimeout) over a CPython socket,
+    so the real umqtt.simple runs on CPython: read(n) returns n bytes (fewer only at EOF), None
+    when non-blocking and nothing is there."""
+
+    def __init__(self, *a):
+        self.s = socket.socket()
+
+    def connect(self, addr):
+        self.s.connect(addr)
+
+    def settimeout(self, t):
+        self.s.settimeout(t)
+
+    def setblocking(self, flag):
+        self.s.setblocking(flag)
+
+    def read(self, n):
+        out = b""
+        while len(out) < n:
+            try:
+                k = self.s.recv(n - len(out))
+            except BlockingIOError:
+                if not out:
+                    return None
+                self.s.settimeout(5)
+                continue
+            if not k:
+                break
+            out += k
+        return out
+
+    def write(self, b, n=None):
+        b = bytes(b if n is None else b[:n])
+        self.s.sendall(b)
+        return len(b)
+
+    def close(self):
+        self.s.close()
+
+
+@pytest.fixture
+def cpython_umqtt(monkeypatch):
+    """The fetched umqtt.simple imported on CPython with usocket/ustruct/ubinascii shims."""
+    import binascii
+    import importlib.util
+    import struct
+    import types
+
+    path = _umqtt_path()
+    us = types.ModuleType("usocket")
+    us.socket = _MpSocket
+    us.getaddrinfo = socket.getaddrinfo
+    monkeypatch.setitem(sys.modules, "usocket", us)
+    monkeypatch.setitem(sys.modules, "ustruct", struct)
+    monkeypatch.setitem(sys.modules, "ubinascii", binascii)
+    spec = importlib.util.spec_from_file_location("umqtt.simple", os.path.join(path, "umqtt", "simple.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    pkg = types.ModuleType("umqtt")
+    pkg.simple = mod
+    monkeypatch.setitem(sys.modules, "umqtt", pkg)
+    monkeypatch.setitem(sys.modules, "umqtt.simple", mod)
+    return mod
+
+
+def test_oversized_retained_command_is_refused_on_real_umqtt_cpython(retained_broker, cpython_umqtt, capsys):
+    import asyncio
+
+    import core.compat as compat
+
+    class Log:
+        def warn(self, fmt, *a):
+            print("WARN", fmt % a)
+
+    got = []
+    reads = []
+
+    async def go(port):
+        p = W.WifiPublisher("rx1", "127.0.0.1", port, io_timeout_ms=3000, max_attempts=2, backoff_ms=50, poll_ms=20, log=Log())
+        p.on_message(lambda t, m: got.append((t, len(m), bytes(m[:8]))))
+        await p.connect()
+        sock = p.client.sock.sock
+        orig = sock.read
+        sock.read = lambda n: (reads.append(n), orig(n))[1]
+        await p.subscribe("fm/rx1/cmd", 1)
+        t0 = compat.ticks_ms()
+        while p.stats["rx_dropped"] == 0 and compat.ticks_diff(compat.ticks_ms(), t0) < 5000:
+            await asyncio.sleep(0.02)
+        await p.publish("fm/rx1/cmd", b"small-ok", 1)
+        t0 = compat.ticks_ms()
+        while not got and compat.ticks_diff(compat.ticks_ms(), t0) < 5000:
+            await asyncio.sleep(0.02)
+        print("GOT", got)
+        print("STATS", p.stats["rx_dropped"], p.stats["errors"], p.stats["connects"], p.stats["last_error"])
+        await p.disconnect()
+
+    asyncio.run(go(retained_broker.port))
+    _check_rx(capsys.readouterr().out)
+    assert max(reads) <= 256, max(reads)  # the 60 KB were read past in pieces
+
+
+def test_tls_context_without_a_certs_section(tmp_path):
+    """certs absent (None) is 'no CA': refused, or CERT_NONE with tls_verify false (it used to crash)."""
+    with pytest.raises(W.WifiError, match="certs.ca"):
+        WT.tls_context(None, verify=True)
+    assert WT.tls_context(None, verify=False).verify_mode == ssl.CERT_NONE

@@ -3,15 +3,18 @@
 
     python scripts/deploy.py --port /dev/ttyUSB0 --board oneplus-b [--config config.json]
         [--secrets secrets.json] [--overwrite-secrets] [--wipe-queue] [--no-reset] [--logs]
+    python scripts/deploy.py --dry-run --board oneplus-b --config config.json --secrets secrets.json
 
 Copies build/firmware (run scripts/build.py first; `make deploy` does), boot.py/main.py,
 boards/<board>.json (as board.json), the config and the secrets to the board; installs
 umqtt.simple with `mpremote mip install` when the config's transport is wifi; resets.
 An existing secrets.json and the queue folder are never touched unless asked.
-`--logs` alone follows the firmware's console output (Ctrl-C to stop).
+`--logs` alone follows the firmware's console output (Ctrl-C to stop). `--dry-run` validates the
+files and prints what would be copied, without a board (no --port needed).
 `--mpremote-args resume` (tests, the host interpreter behind a pty) is passed after `connect PORT`.
 """
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -31,8 +34,57 @@ class DeployError(Exception):
     pass
 
 
+_MASK = []  # the secret values of the files being deployed: never printed (mask_secrets)
+
+
 def say(msg):
-    print("deploy: " + msg, flush=True)
+    print("deploy: " + mask(msg), flush=True)
+
+
+def secret_values(config=None, secrets=None):
+    """The strings no message may show, read from the files as given (valid or not): every string in
+    the secrets file (certs.* only when it is not a file name: a PEM body pasted in), and the config's
+    cellular.sim_pin. Values under 4 characters are not masked (they would mask ordinary words)."""
+    out = []
+
+    def walk(v, certs=False):
+        if isinstance(v, dict):
+            for k in v:
+                walk(v[k], certs or k == "certs")
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, certs)
+        elif isinstance(v, str) and len(v) >= 4:
+            if certs and len(v) <= 64 and "\n" not in v and "-----" not in v:
+                return  # a file name (cert_files names it when it is missing)
+            out.append(v)
+
+    for path, pick in ((secrets, lambda d: d), (config, lambda d: (d.get("cellular") or {}).get("sim_pin"))):
+        if not path:
+            continue
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(d, dict):
+            walk(pick(d))
+    for v in list(out):  # as a message renders it: repr/JSON escapes, PEM lines
+        out += [json.dumps(v)[1:-1], repr(v)[1:-1]] + [ln for ln in v.splitlines() if len(ln) >= 16]
+    return sorted(set(out), key=len, reverse=True)
+
+
+def mask(text, values=None):
+    """text with every secret value (secret_values) replaced by ***."""
+    for v in _MASK if values is None else values:
+        if v in text:
+            text = text.replace(v, "***")
+    return text
+
+
+def mask_secrets(config, secrets):
+    """From here on, say() and the error line mask the secret values of these files."""
+    _MASK[:] = secret_values(config, secrets)
 
 
 def _mpremote_exe():
@@ -181,9 +233,22 @@ def _sz(p):
         return os.stat(p)[6]
     except OSError:
         return -1
+def _h(p):
+    try:
+        import hashlib, binascii
+        h = hashlib.sha256()
+        with open(p, 'rb') as f:
+            while True:
+                b = f.read(512)
+                if not b:
+                    break
+                h.update(b)
+        return binascii.hexlify(h.digest()).decode()
+    except Exception:
+        return None
 _s = os.statvfs('.')
 _f = (_s[1] or _s[0]) * _s[4]
-print('DEPLOYINFO ' + json.dumps({'free': _f, 'sizes': [_sz(p) for p in %s]}))
+print('DEPLOYINFO ' + json.dumps({'free': _f, 'sizes': [_sz(p) for p in %s], 'secrets_sha256': _h('secrets.json')}))
 """
 
 _PREP = """
@@ -220,7 +285,9 @@ def board_info(remote, paths):
 
 
 def deploy(a):
-    check_port(a.port)
+    if not a.dry_run:
+        check_port(a.port)
+    mask_secrets(a.config, a.secrets)
     board_path, desc = load_board_file(a.board)
     say("board %s (%s)%s" % (a.board, desc["model"], " -- EXAMPLE wiring, check the pins" if desc.get("example") else ""))
     cfg = check_config(a.config, a.secrets)
@@ -232,6 +299,18 @@ def deploy(a):
             say("warning: %s" % w)
     certs = cert_files(cfg, a.secrets) if a.secrets else []  # refused before the board is touched
     files = plan(a.build, board_path, a.board, a.config, a.secrets, frozen=a.frozen)
+    if a.dry_run:
+        files += certs
+        say("dry run: would copy %d files (%d bytes)%s:" % (len(files), sum(os.path.getsize(loc) for loc, _ in files),
+                                                          " to " + a.port if a.port else ""))
+        for loc, r in files:
+            print("  %-40s %7d bytes" % (r, os.path.getsize(loc)))
+        if a.secrets:
+            say("secrets.json%s replaces the board's only with --overwrite-secrets" % (
+                " and its certificates" if certs else ""))
+        if (cfg or {}).get("transport") == "wifi":
+            say("would install umqtt.simple (mpremote mip install)")
+        return
     remote = Remote(a.port, shlex.split(a.mpremote_args or ""), timeout=a.timeout)
 
     say("connecting to %s" % a.port)
@@ -252,6 +331,14 @@ def deploy(a):
         files = [f for f in files if f[1] != "secrets.json"]
         say("kept the board's existing secrets.json (pass --overwrite-secrets to replace it); its certificates "
             "stay as they are")
+        theirs = info.get("secrets_sha256")  # only a digest crosses the cable, never the file
+        with open(a.secrets, "rb") as f:
+            ours = hashlib.sha256(f.read()).hexdigest()
+        if theirs and theirs != ours:
+            say("warning: the board's secrets.json differs from %s and was NOT replaced: a changed key or password "
+                "(a key rotation) does not reach the board without --overwrite-secrets" % a.secrets)
+        elif theirs:
+            say("the board's secrets.json is identical to %s" % a.secrets)
     elif a.secrets:
         files += certs
         if certs:
@@ -332,7 +419,7 @@ def follow_logs(port, duration=None, baud=CONSOLE_BAUD, out=sys.stdout):
 
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--port", required=True, help="serial port (/dev/ttyUSB0) or an mpremote shortcut")
+    ap.add_argument("--port", help="serial port (/dev/ttyUSB0) or an mpremote shortcut")
     ap.add_argument("--board", help="board name: a file in boards/ (oneplus-a, oneplus-b, oneplus-h, esp32-sim7600)")
     ap.add_argument("--config", help="config JSON (validated before copying)")
     ap.add_argument("--secrets", help="secrets JSON (not copied over an existing one without --overwrite-secrets)")
@@ -350,7 +437,12 @@ def parse(argv):
     ap.add_argument("--logs-duration", type=float, help="stop following the log after this many seconds")
     ap.add_argument("--mpremote-args", default="", help="extra mpremote arguments after `connect PORT` (e.g. resume)")
     ap.add_argument("--timeout", type=float, default=60, help="seconds for each mpremote step")
+    ap.add_argument("--dry-run", action="store_true", help="validate and print what would be copied; no board")
     a = ap.parse_args(argv)
+    if not a.port and not a.dry_run:
+        ap.error("--port is required (except with --dry-run)")
+    if a.dry_run and a.logs:
+        ap.error("--dry-run does not follow logs")
     if not a.board and not a.logs:
         ap.error("--board is required to deploy")
     return a
@@ -364,7 +456,7 @@ def main(argv=None):
         if a.logs:
             follow_logs(a.port, a.logs_duration)
     except DeployError as e:
-        print("deploy: error: %s" % e, file=sys.stderr)
+        print("deploy: error: %s" % mask(str(e)), file=sys.stderr)
         return 2
     return 0
 

@@ -7,6 +7,7 @@
 Runs the firmware's own validator (telelogger.config) and the deploy's certificate check, and
 prints every error of the files at once (the key, what was given, what is expected), then the
 warnings (things that may be intended, e.g. TLS on port 1883). Exit 0 when valid, 2 when not.
+No secret value of the files is printed (deploy.secret_values: masked as ***), even in an error.
 """
 import argparse
 import os
@@ -65,14 +66,17 @@ def main(argv=None):
     ap.add_argument("--config", required=True, help="config JSON")
     ap.add_argument("--secrets", help="secrets JSON")
     a = ap.parse_args(argv)
+    from deploy import mask, secret_values
+
+    hide = secret_values(a.config, a.secrets)  # no secret value in anything printed, valid or not
     errors, warnings, cfg = check(a.config, a.secrets)
     name = a.config + (" + " + a.secrets if a.secrets else "")
     for w in warnings:
-        print("validate: warning: %s" % w)
+        print("validate: warning: %s" % mask(w, hide))
     if errors:
         print("validate: %s: %d error%s" % (name, len(errors), "" if len(errors) == 1 else "s"), file=sys.stderr)
         for e in errors:
-            print("  %s" % e, file=sys.stderr)
+            print("  %s" % mask(e, hide), file=sys.stderr)
         return 2
     print("validate: %s valid (transport %s, broker %s)" % (name, cfg.get("transport"),
                                                            (cfg.get("broker") or {}).get("host")))

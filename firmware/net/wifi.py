@@ -13,6 +13,11 @@
 # freeze the loop): the connect gets it where umqtt.simple's connect() takes a timeout (>= 1.5),
 # every later read/write through TimedSocket, which keeps the timeout across umqtt's
 # setblocking(True) calls. A timeout is an OSError: the link is dropped and re-made.
+# Incoming messages: the client's wait_msg() (what check_msg, publish and subscribe call) is this
+# module's _wait_msg, which reads each PUBLISH by its announced lengths: above RX_TOPIC_CAP /
+# RX_PAYLOAD_CAP (the cellular path's caps, modem/codes.py) the message is read past in 256-byte
+# pieces before anything of its size is allocated, acknowledged (QoS 1), counted
+# (stats["rx_dropped"]) and logged once; the link and the next message are unaffected.
 import asyncio
 
 from core.compat import DEFAULT_CLOCK
@@ -49,6 +54,24 @@ class TimedSocket:
 
     def close(self):
         self.sock.close()
+
+
+RX_TOPIC_CAP = 256  # = modem.codes.RX_TOPIC_CAP / RX_PAYLOAD_CAP (a test keeps them equal)
+RX_PAYLOAD_CAP = 2048
+
+
+def _read(s, n, keep=True):
+    # exactly n bytes from the socket, or (keep=False) read past them in 256-byte pieces -> None;
+    # the broker closing the link mid-message is an OSError, as in umqtt.simple's own reads
+    d = b""
+    while n > 0:
+        k = s.read(n if keep else min(n, 256))
+        if not k:
+            raise OSError(-1)
+        n -= len(k)
+        if keep:
+            d = d + k if d else k
+    return d if keep else None
 
 
 def _b(x):
@@ -111,6 +134,7 @@ class WifiPublisher(Publisher):
         self._lock = asyncio.Lock()
         self._last_io = 0
         self.stats["resends"] = 0
+        self.stats["rx_dropped"] = 0
 
     # ------------------------------------------------------------------ link
     def connected(self):
@@ -162,6 +186,7 @@ class WifiPublisher(Publisher):
         await self._join_wifi()
         c = self._make_client()
         c.set_callback(self._on_msg)
+        c.wait_msg = self._wait_msg  # incoming PUBLISHes read by their announced lengths (above)
         if self.will:
             t, m, q = self.will
             c.set_last_will(_b(t), _b(m), False, min(q, 1))
@@ -204,6 +229,52 @@ class WifiPublisher(Publisher):
             self._task = asyncio.create_task(self._poller())
 
     # ------------------------------------------------------------------ I/O
+    def _wait_msg(self):
+        """The client's wait_msg(): one incoming packet. A PUBLISH is read here, by its announced
+        lengths (MQTT 3.1.1 fixed header: type 3, QoS in bits 1-2, remaining length as a varint);
+        PINGRESP is consumed; any other type is returned for the client to read (PUBACK, SUBACK)."""
+        s = self.client.sock
+        b = s.read(1)
+        s.setblocking(True)
+        if b is None:
+            return None
+        if not b:
+            raise OSError(-1)
+        op = b[0]
+        if op == 0xD0:  # PINGRESP
+            _read(s, 1)
+            return None
+        if op & 0xF0 != 0x30:
+            return op
+        n = sh = 0
+        while True:  # remaining length
+            b = _read(s, 1)[0]
+            n |= (b & 0x7F) << sh
+            if b < 0x80:
+                break
+            sh += 7
+            if sh > 21:
+                raise OSError("MQTT: malformed PUBLISH")
+        q = op & 6
+        b = _read(s, 2)
+        tl = b[0] << 8 | b[1]
+        n -= tl + (4 if q else 2)  # -> the payload's length
+        if n < 0 or q > 2:  # QoS 2 is never granted: we subscribe at QoS 1 at most
+            raise OSError("MQTT: malformed PUBLISH")
+        ok = tl <= RX_TOPIC_CAP and n <= RX_PAYLOAD_CAP
+        t = _read(s, tl, ok)
+        pid = _read(s, 2) if q else None
+        m = _read(s, n, ok)
+        if ok:
+            self._on_msg(t, m)
+        else:
+            self.stats["rx_dropped"] += 1
+            if self.log:
+                self.log.warn("incoming message dropped: topic %d / payload %d bytes announced, over %d / %d", tl, n, RX_TOPIC_CAP, RX_PAYLOAD_CAP)
+        if q:
+            s.write(b"\x40\x02" + pid)  # PUBACK (a refused message too: the broker must not resend it)
+        return None
+
     def _on_msg(self, topic, msg):
         try:
             t = str(topic, "utf-8")

@@ -10,8 +10,9 @@ def tls_context(certs, verify=True, log=None):
     naming certs.ca) unless verify is False (config broker.tls_verify: false): then CERT_NONE, warned."""
     import ssl
 
+    certs = certs or {}
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ca = (certs or {}).get("ca")
+    ca = certs.get("ca")
     if ca:
         ctx.load_verify_locations(cafile=ca)
         ctx.verify_mode = ssl.CERT_REQUIRED

@@ -25,6 +25,67 @@ def cmd_counter_path(store_root):
     return path
 
 
+FLASH_MARGIN_BLOCKS = 16  # kept free on the queue's filesystem (flash_budget): 64 KB on the ESP32's 4 KB blocks
+
+
+def _du(os, path, bs):
+    # bytes the files at path (a folder: its files) hold, in whole blocks of bs; 0 where nothing is
+    try:
+        if os.stat(path)[0] & 0x4000:
+            return sum(_du(os, path + "/" + n, bs) for n in os.listdir(path))
+        return -(-os.stat(path)[6] // bs) * bs
+    except OSError:
+        return 0
+
+
+def flash_budget(cfg, store_root, statvfs=None):
+    """queue.max_bytes (+ 2 x debug.at_log_max when the AT log is on: it keeps two files) checked
+    against the filesystem the queue is on (os.statvfs; skipped where it is missing): the free space
+    plus what the queue and the AT log already hold (in whole blocks), less FLASH_MARGIN_BLOCKS blocks
+    (LittleFS's copy-on-write metadata, the small state files, a segment being rolled). When
+    the budget does not fit, the queue is clamped to what does (at least 2 x queue.segment_bytes),
+    then the AT log. -> (queue max_bytes, at_log_max, [one warning per clamped key])."""
+    import os
+
+    q = cfg.get("queue") or {}
+    qmax = q.get("max_bytes", 262144)
+    seg = q.get("segment_bytes", 16384)
+    d = cfg.get("debug") or {}
+    alog = d.get("at_log")
+    amax = d.get("at_log_max", 65536) if alog else 0
+    statvfs = statvfs or getattr(os, "statvfs", None)
+    out = []
+    if statvfs is None:
+        return qmax, amax, out
+    st = None
+    for p in (store_root, store_root.rstrip("/").rsplit("/", 1)[0] or "/"):
+        try:
+            st = statvfs(p)
+            break
+        except OSError:
+            pass
+    if st is None:
+        return qmax, amax, out
+    bs = st[1] or st[0]
+    held = _du(os, store_root, bs) + (_du(os, alog, bs) + _du(os, alog + ".1", bs) if alog else 0)
+    usable = st[4] * bs + held - FLASH_MARGIN_BLOCKS * bs
+    if qmax + 2 * amax <= usable:
+        return qmax, amax, out
+    why = "free %d + held by the queue/AT log %d - margin %d" % (st[4] * bs, held, FLASH_MARGIN_BLOCKS * bs)
+    q2 = max(usable - 2 * amax, 2 * seg)
+    if q2 < qmax:
+        out.append("queue.max_bytes: %d configured, %d usable on this flash (%s%s): using %d%s"
+                   % (qmax, usable - 2 * amax, why, " - 2 x debug.at_log_max" if amax else "", q2,
+                      " (the minimum, 2 x queue.segment_bytes)" if q2 > usable - 2 * amax else ""))
+        qmax = q2
+    if amax and qmax + 2 * amax > usable:
+        a2 = (usable - qmax) // 2
+        out.append("debug.at_log_max: %d configured, %d usable on this flash beside the queue (%s): %s"
+                   % (amax, a2, why, "using %d" % a2 if a2 >= 1024 else "AT log off"))
+        amax = a2 if a2 >= 1024 else 0
+    return qmax, amax, out
+
+
 def flat_config(cfg):
     """The transports read secrets at the top level (mqtt_user, certs...): merge them in."""
     out = dict(cfg)
@@ -119,16 +180,19 @@ def _tls_context(certs, verify=True, log=None):
         drop_modules("net.wifi_tls")
 
 
-def at_log(cfg, clock):
-    """debug.at_log: the modem conversation in the transcript doctor's format, size-capped."""
+def at_log(cfg, clock, max_bytes=None):
+    """debug.at_log: the modem conversation in the transcript doctor's format, size-capped
+    (max_bytes: debug.at_log_max as flash_budget clamped it; 0: off, no room on the flash)."""
     d = cfg.get("debug") or {}
     path = d.get("at_log")
-    if not path:
+    if max_bytes is None:
+        max_bytes = d.get("at_log_max", 65536)
+    if not path or not max_bytes:
         return None
     from at.engine import ATLog, RotatingFile
 
     try:
-        return ATLog(RotatingFile(path, d.get("at_log_max", 65536)), clock)
+        return ATLog(RotatingFile(path, max_bytes), clock)
     except OSError as e:
         print("debug.at_log: cannot write %s (%s): AT log off" % (path, e))
         return None
@@ -211,12 +275,15 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_f
             print("obd: none (%s)" % e)
     if obd is not None and board.desc.get("by_devtype"):
         await _identify(board, obd)  # before the modem's UART opens: devType 13 moves it
+    qmax, amax, notes = flash_budget(cfg, store_root)
+    for n in notes:
+        print(n)
     src, _ = gnss_source(board, cfg)
     at = None
     if transport == "cellular" or (src == "modem" and board.has("modem")):
         from at.engine import ATEngine
 
-        at = ATEngine(board.stream("modem"), clock, log=at_log(cfg, clock))
+        at = ATEngine(board.stream("modem"), clock, log=at_log(cfg, clock, amax))
         at.start()
         await power_on_modem(board, at, clock, log)
     modem = None
@@ -233,7 +300,7 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_f
         pub = wifi_publisher(board, fc, clock, log)
     gnss = make_gnss(board, cfg, obd, at, clock, log)
     q = cfg.get("queue") or {}
-    store = Store(store_root, q.get("max_bytes", 262144), q.get("segment_bytes", 16384))
+    store = Store(store_root, qmax, q.get("segment_bytes", 16384))
     boot = next_boot(store_root + "/boot")
 
     wdt = board.wdt_start(WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
