@@ -163,6 +163,15 @@ def test_deploy_to_host_board(fw_build, hostboard, tmp_path):
         "print('FW', d['name'], cfg['transport'])",
     )
     assert "FW oneplus-b cellular" in got, got
+    # the validated config's cache went with them: the first boot reads it (no validator imported)
+    assert "queue_cfg.json" in so
+    got = hostboard.mpremote(
+        "exec",
+        "import sys\nfrom telelogger import app\n"
+        "cfg = app.load_config_cached('config.json', 'secrets.json', 'queue_cfg.json')\n"
+        "print('CACHED', cfg is not None and cfg['transport'], 'telelogger.configcheck' in sys.modules)",
+    )
+    assert "CACHED cellular False" in got, got
 
 
 def test_wifi_deploy_installs_umqtt_with_mip_and_it_publishes(fw_build, hostboard, tmp_path):

@@ -143,9 +143,6 @@ def test_sim_run_used_the_secrets_and_printed_none(sim_run):
     assert not leaks, "\n".join(leaks)
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: host_tests/peers/sim7600.py Sim7600._log writes every command the "
-                                       "modem receives verbatim to sim-out/modem.log (AT+CPIN=\"<pin>\", AT+CGAUTH "
-                                       "and AT+CMQTTCONNECT with the passwords), unredacted")
 def test_sim_run_modem_log_has_no_secret(sim_run):
     p, out = sim_run
     assert p.returncode == 0

@@ -284,6 +284,26 @@ def board_info(remote, paths):
     raise DeployError("board on %s did not answer the filesystem query (got %r)" % (remote.port, out[-300:]))
 
 
+def config_cache(a, cfg, files):
+    """(local, remote) of the validated config's cache (telelogger.configcache), made here with the
+    validator that just accepted the files and the build's compiled defaults, so the board's first boot
+    reads it instead of importing the validator. None when the board's files will not be exactly these
+    (its own secrets.json kept, no config copied) or the firmware is frozen: the board then validates at
+    its first boot and restarts once."""
+    copied = dict((r, loc) for loc, r in files)
+    if cfg is None or a.frozen or "config.json" not in copied or (a.secrets and "secrets.json" not in copied):
+        return None
+    from telelogger import configcache
+
+    schema = os.path.join(a.build, "telelogger", "schema.mpy")
+    import tempfile
+
+    local = os.path.join(tempfile.mkdtemp(prefix="fm-deploy-"), "queue_cfg.json")
+    if not configcache.save(local, copied["config.json"], copied.get("secrets.json"), cfg, schema=schema):
+        return None
+    return local, configcache.cache_path(a.queue_dir.strip("/"))
+
+
 def deploy(a):
     if not a.dry_run:
         check_port(a.port)
@@ -343,6 +363,9 @@ def deploy(a):
         files += certs
         if certs:
             say("copying the certificates the secrets name: %s" % ", ".join(r for _, r in certs))
+    cache = config_cache(a, cfg, files)
+    if cache:
+        files.append(cache)
     need = sum(os.path.getsize(loc) for loc, _ in files) - sum(max(existing.get(r, -1), 0) for _, r in files)
     if need + MARGIN > info["free"]:
         raise DeployError(

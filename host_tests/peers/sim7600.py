@@ -54,6 +54,7 @@ import datetime
 import heapq
 import os
 import random
+import re
 import select
 import signal
 import sys
@@ -265,6 +266,21 @@ def _default_ssl_ctx():
     }
 
 
+# Commands whose quoted arguments are credentials (SIMCom AT manual: AT+CPIN="<pin>"; AT+CGAUTH=<cid>,
+# <auth_type>,"<passwd>","<user>"; AT+CMQTTCONNECT=<client>,"<server>",<keepalive>,<clean>,"<user>","<pass>").
+_CREDENTIALS = (
+    (re.compile(rb'(AT\+CPIN=)"[^"\r\n]*"'), rb'\1"***"'),
+    (re.compile(rb'(AT\+CGAUTH=[^"\r\n]*)"[^"\r\n]*"(,"[^"\r\n]*")?'), rb'\1"***","***"'),
+    (re.compile(rb'(AT\+CMQTTCONNECT=\d+,"[^"\r\n]*",\d+,\d+)(,"[^"\r\n]*"){1,2}'), rb'\1,"***","***"'),
+)
+
+
+def _masked(data):
+    for rx, rep in _CREDENTIALS:
+        data = rx.sub(rep, data)
+    return data
+
+
 class Sim7600(MqttMixin):
     """The simulated module. See the module docstring for formats, timing and the PWRKEY model.
 
@@ -365,6 +381,7 @@ class Sim7600(MqttMixin):
         self._reply_due = 0.0  # replies leave in command order
         self._line = bytearray()
         self._data = None  # (remaining, buffer, callback) while reading prompt data
+        self._data_secret = False  # the prompt data is a certificate or key (prompt(secret=True))
         self._prompt_due = 0.0  # when the open data prompt's '>' leaves the module
         self._last_was_cr = False
         self._epoch = 0
@@ -530,7 +547,10 @@ class Sim7600(MqttMixin):
             self._run_due(now)
             if not data:
                 return
-            self._log("SENT", data)
+            if self._data is not None and self._data_secret:
+                self._log("SENT", b"<%d bytes of certificate/key data, not logged>" % len(data))
+            else:
+                self._log("SENT", _masked(bytes(data)))
             self.counters["bytes_in"] += len(data)
             if self.power != "on" or now < self._silent_until:
                 return  # UART not up (off/booting) or fault-injected silence: input lost
@@ -608,6 +628,8 @@ class Sim7600(MqttMixin):
                 self._logf = None
 
     # ------------------------------------------------------------------ transcript
+    # The transcript (modem.log in make sim's --out) is an output like any other: the credentials a host
+    # sends (SIM PIN, APN and MQTT passwords; certificate and key bodies) are not written to it.
 
     def _log(self, kind, data):
         if self._logf is None:
@@ -666,10 +688,12 @@ class Sim7600(MqttMixin):
             return self._final(now, (), "+CME ERROR: %d" % code, delay)
         return self._final(now, (), "+CME ERROR: %s" % tables.cme_text(code), delay)
 
-    def prompt(self, now, nbytes, on_data, delay=None):
-        """Send '\\r\\n>' and read exactly nbytes; on_data(now, data) must answer."""
+    def prompt(self, now, nbytes, on_data, delay=None, secret=False):
+        """Send '\\r\\n>' and read exactly nbytes; on_data(now, data) must answer. secret: the data is a
+        certificate or key (not written to the transcript)."""
         self._prompt_due = self._reply(now, b"\r\n>", delay)
         self._data = (nbytes, bytearray(), on_data)
+        self._data_secret = secret
 
     def _finish_data(self, now, data, cb):
         if self.echo:

@@ -1104,7 +1104,7 @@ class MqttMixin:
             self.certs[name] = data
             self.ok(t)
 
-        self.prompt(now, n, on_data, delay)
+        self.prompt(now, n, on_data, delay, secret=True)
 
     def cmd_ccertlist(self, now, cmd, delay):
         if cmd.form != "exec":
