@@ -53,13 +53,14 @@ async def _codes(t, d):
     o = _obd(t)
     d["stored"] = await o.dtcs(3)
     d["pending"] = await o.dtcs(7)
+    d["at"] = (t.utc_ms(), t.now())  # when read (an event published later says so)
     d["due"] = t.now() + _interval_ms(t)
     await _publish(t, d)
 
 
 def event(t, d):
     """The dtc event message body (FORMAT.md "Events")."""
-    return {"event": "dtc", "id": t.device_id, "ts": t.utc_ms(), "boot": t.boot, "uptime_ms": t.now(),
+    return {"event": "dtc", "id": t.device_id, "ts": d["at"][0], "boot": t.boot, "uptime_ms": d["at"][1],
             "vin": t.vin, "stored": d["stored"], "pending": d["pending"]}
 
 

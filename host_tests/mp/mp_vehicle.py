@@ -111,6 +111,7 @@ async def test_event_kept_while_offline_and_sent_after():
     await stop(t, clk)
     ev = _events(pub)
     assert len(ev) == 1 and ev[0]["stored"] == ["P0133", "C0123"], ev
+    assert ev[0]["uptime_ms"] < 12000  # when the codes were read, not when the event could be sent
 
 
 async def test_dtc_read_and_clear_commands():
