@@ -145,3 +145,62 @@ def test_cli_exit_codes_without_a_broker(tmp_path):
     p = subprocess.run([sys.executable, FLEET, "--devices", str(tmp_path / "missing.csv"), "dtc", "read"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and p.stderr.startswith("fleet: device list") and p.stdout == "", p
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/mosquitto") and not __import__("shutil").which("mosquitto"),
+                    reason="mosquitto not installed")
+def test_challenge_flow_and_derived_keys_over_mosquitto(tmp_path):
+    """Two devices run by the firmware's CommandHandler behind a paho client: CAR1 has no UTC yet
+    (fleet.py signs again with the reply's chal), CAR2 knows UTC and has a key derived from the
+    fleet master. Both answer: exit 0, one line each."""
+    import paho.mqtt.client as mqtt
+    from sim import Broker
+
+    import cmdsign
+    from telelogger.commands import CommandHandler
+
+    master = "fleet-master-" + "Jk3Lm9Np2Qr8" * 3
+    (tmp_path / "fleet.master").write_text(master)
+    k1 = "car1-key-" + "Zq81xVb7" * 4
+    (tmp_path / "car1.key").write_text(k1)
+    (tmp_path / "d.json").write_text(json.dumps([{"id": "CAR1", "key": "car1.key"}, {"id": "CAR2"}]))
+    seen = {"CAR1": [], "CAR2": []}
+
+    def handler(dev, key, utc):
+        async def ping(args):
+            seen[dev].append("ran")
+            return {"pong": True}
+
+        return CommandHandler(key, None, {"ping": ping}, utc_ms=utc, device_id=dev)
+
+    import time as _t
+
+    devs = {"CAR1": handler("CAR1", k1, None),
+            "CAR2": handler("CAR2", cmdsign.derive_key(master, "CAR2"), lambda: int(_t.time() * 1000))}
+    broker = Broker("mosquitto", str(tmp_path))
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fake-devices")
+    try:
+        def on_msg(client, userdata, m):
+            dev = m.topic.split("/")[1]
+            seen[dev].append("msg")
+            client.publish("fm/%s/reply" % dev, asyncio.run(devs[dev].handle(m.payload)), qos=1)
+
+        ready = __import__("threading").Event()
+        c.on_message = on_msg
+        c.on_connect = lambda cl, u, f, rc, p=None: cl.subscribe([("fm/CAR1/cmd", 1), ("fm/CAR2/cmd", 1)])
+        c.on_subscribe = lambda *a: ready.set()
+        c.connect("127.0.0.1", broker.port, 30)
+        c.loop_start()
+        assert ready.wait(10)
+        p = subprocess.run([sys.executable, FLEET, "--devices", str(tmp_path / "d.json"), "--broker",
+                            "127.0.0.1:%d" % broker.port, "--prefix", "fm", "--master", str(tmp_path / "fleet.master"),
+                            "--timeout", "20", "send", "ping"], capture_output=True, text=True, timeout=90)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+        broker.stop()
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert seen["CAR1"] == ["msg", "msg", "ran"] and seen["CAR2"] == ["msg", "ran"], seen
+    lines = p.stdout.splitlines()
+    assert 'CAR1 ok {"pong":true}' in lines and 'CAR2 ok {"pong":true}' in lines, p.stdout
+    assert "2 of 2 devices ok" in p.stdout
