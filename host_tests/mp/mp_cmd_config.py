@@ -194,3 +194,15 @@ async def test_config_set_over_the_running_loop():
         assert n1 - n0 >= 3, (n0, n1)
     finally:
         d.done()
+
+
+def test_a_loaded_config_records_its_path_and_validates_again():
+    p = _tmp()
+    try:
+        with open(p, "w") as f:
+            f.write(json.dumps(FILE_CFG))
+        c = config.load(p)
+        assert c["config_path"] == p
+        assert config.validate(c)["config_path"] == p  # not an unknown key
+    finally:
+        _rm(p)
