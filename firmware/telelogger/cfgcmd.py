@@ -139,7 +139,12 @@ async def put(t, args):
     """{"set": {dotted key: value, ...}} -> {"now": {key: value}, "restart": {key: value},
     "unchanged": [keys], "note"?}. Refuses (ValueError / ConfigError naming the key and what is
     expected) with nothing changed when a value fails the config validator."""
-    want = args["set"]
+    want = {}
+    for key in args["set"]:
+        v = args["set"][key]
+        if isinstance(key, str) and key.startswith("obd.pids."):
+            key = key.upper().replace("OBD.PIDS.", "obd.pids.")  # PID hex as the config keeps it
+        want[key] = v
     path = path_of(t)
     raw = _read(path)
     new = dict(raw)
@@ -147,6 +152,8 @@ async def put(t, args):
         if not isinstance(key, str) or not key:
             raise ValueError("set: keys are dotted config keys (e.g. intervals.status_ms)")
         _no_secret(key)
+        if key.startswith("obd.pids.") and "pids" not in (new.get("obd") or {}):
+            _set(new, "obd.pids", dict(t.cfg["obd"]["pids"]))  # one PID changes the running set, not the defaults
         _set(new, key, want[key])
     cand = dict(new)
     cand["secrets"] = t.cfg["secrets"]
@@ -192,9 +199,10 @@ async def put(t, args):
 
 
 def _touched(key, keys):
-    """True when `key` (a leaf or a section) is one of `keys` or contains one."""
+    """True when `key` (a leaf, a section, or one PID of obd.pids) is one of `keys`, contains one or
+    lies inside one."""
     for k in keys:
-        if k == key or k.startswith(key + "."):
+        if k == key or k.startswith(key + ".") or key.startswith(k + "."):
             return True
     return False
 

@@ -206,3 +206,24 @@ def test_a_loaded_config_records_its_path_and_validates_again():
         assert config.validate(c)["config_path"] == p  # not an unknown key
     finally:
         _rm(p)
+
+
+async def test_one_pid_changes_the_running_set():
+    d = Dev()
+    try:
+        f = json.loads(_read(d.path))
+        del f["obd"]  # a file without obd.pids: the default set runs
+        with open(d.path, "w") as fh:
+            fh.write(json.dumps(f))
+        from telelogger import config as C
+
+        d.t.cfg["obd"]["pids"] = C.DEFAULTS["obd"]["pids"]
+        n = len(d.t.cfg["obd"]["pids"])
+        r = await d.cmd("config_set", {"set": {"obd.pids.0c": 500}})
+        assert r["ok"] and list(r["result"]["now"]) == ["obd.pids"], r
+        pids = json.loads(_read(d.path))["obd"]["pids"]
+        assert len(pids) == n and pids["0C"] == 500 and pids["2F"] == 60000, pids  # the others kept
+        r = await d.cmd("config_set", {"set": {"obd.pids.0C": 500}})
+        assert r["result"]["unchanged"] == ["obd.pids.0C"], r
+    finally:
+        d.done()
