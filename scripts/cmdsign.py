@@ -32,9 +32,15 @@ MAX_N = 2**53 - 1
 PLACEHOLDERS = ("replace-with-32-random-characters",)
 
 
+FLOATS_AT = "body.args.set."  # config_set values may be numbers with a fraction (standby.voltage_off)
+
+
 def _no_floats(v, where="body"):
     if isinstance(v, float):
-        raise ValueError("%s: floats are not allowed in commands (use integers)" % where)
+        if not where.startswith(FLOATS_AT):
+            raise ValueError("%s: floats are not allowed in commands (use integers)" % where)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError("%s: not a finite number" % where)
     if isinstance(v, dict):
         for k, x in v.items():
             _no_floats(x, "%s.%s" % (where, k))
@@ -44,7 +50,9 @@ def _no_floats(v, where="body"):
 
 
 def canonical(body):
-    """The body text this tool signs: keys sorted, no whitespace, ASCII (\\uXXXX escapes)."""
+    """The body text this tool signs: keys sorted, no whitespace, ASCII (\\uXXXX escapes); numbers
+    are integers, except config_set values (args.set.*), written as Python's shortest round-trip
+    decimal (11.5)."""
     _no_floats(body)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 

@@ -14,13 +14,19 @@ MEMBERS = ("cmd", "args", "n", "ts", "chal", "nonce")
 COUNTER_HELP = "every command is refused until deploy provisions the counter file (FORMAT.md)"
 
 INTERVAL_TARGETS = ("intervals.battery_ms", "intervals.signal_ms", "intervals.status_ms", "gnss.interval_ms", "batch.max_age_ms")
-# cmd -> {arg: (type, lo, hi, required)}; "target" is a dotted config key (see INTERVAL_TARGETS or obd.pids.XX)
+# cmd -> {arg: (type, lo, hi, required)}; "target" is a dotted config key (see INTERVAL_TARGETS or obd.pids.XX);
+# "str": lo..hi characters; "obj": an object of lo..hi members; "bool": true or false
 SCHEMAS = {
     "ping": {},
     "status": {},
     "set_interval": {"target": ("target", None, None, True), "ms": ("int", 100, 86400000, True)},
     "flush": {},
     "reboot": {"delay_ms": ("int", 0, 60000, False)},
+    # remote configuration (telelogger/cfgcmd.py) and the vehicle's codes (telelogger/vehicle.py)
+    "config_get": {"key": ("str", 1, 64, False)},
+    "config_set": {"set": ("obj", 1, 8, True)},
+    "dtc_read": {},
+    "dtc_clear": {"confirm": ("bool", None, None, False)},
 }
 
 
@@ -65,8 +71,16 @@ def check_args(cmd, args, schemas=SCHEMAS):
         elif t == "target":
             out[k] = _check_target(v)
         elif t == "str":
-            if not isinstance(v, str) or len(v) > hi:
-                raise CommandError("args.%s: expected a string" % k)
+            if not isinstance(v, str) or not lo <= len(v) <= hi:
+                raise CommandError("args.%s: expected a string of %d..%d characters" % (k, lo, hi))
+            out[k] = v
+        elif t == "bool":
+            if not isinstance(v, bool):
+                raise CommandError("args.%s: expected true or false, got %s" % (k, json.dumps(v)))
+            out[k] = v
+        elif t == "obj":
+            if not isinstance(v, dict) or not lo <= len(v) <= hi:
+                raise CommandError("args.%s: expected an object of %d..%d members" % (k, lo, hi))
             out[k] = v
     return out
 

@@ -52,4 +52,19 @@ def handlers(t):
         t.reboot_req = True
         return {"rebooting": True, "delay_ms": (args or {}).get("delay_ms", 0)}
 
-    return {"ping": ping, "status": stat, "set_interval": set_interval, "flush": flush, "reboot": reboot}
+    def rare(mod, fn):
+        # a command whose code is imported per call and dropped after (never resident): config_get/
+        # config_set (telelogger/cfgcmd.py), dtc_read/dtc_clear (telelogger/vehicle.py)
+        async def run(args):
+            m = __import__("telelogger." + mod, None, None, ("_",))
+            try:
+                return await getattr(m, fn)(t, args)
+            finally:
+                m = None
+                unload(mod)
+
+        return run
+
+    return {"ping": ping, "status": stat, "set_interval": set_interval, "flush": flush, "reboot": reboot,
+            "config_get": rare("cfgcmd", "get"), "config_set": rare("cfgcmd", "put"),
+            "dtc_read": rare("vehicle", "read"), "dtc_clear": rare("vehicle", "clear")}

@@ -21,7 +21,9 @@ class CommandHandler:
     persists the last accepted n; without one it lives in RAM only (tests). fs: the os subset
     used for it (open, rename, optional sync(f)); default store.PosixFS. schemas: argument schemas
     (default cmdcheck.SCHEMAS). nonces: unused since n is persisted (accepted for old callers).
-    stats: accepted, rejected, last_error, counter_error (None, or why every command is refused)."""
+    stats: accepted (authentic and fresh: run), failed (of those, the handler raised: the reply says
+    why, with the command's n; not rate-limited, unlike rejected), rejected, last_error,
+    counter_error (None, or why every command is refused)."""
 
     def __init__(self, key, clock, handlers, utc_ms=None, window_s=300, nonces=None, counter_path=None, fs=None,
                  schemas=None, device_id=None):
@@ -53,7 +55,7 @@ class CommandHandler:
             self.last_n, err = cmdcheck.load_counter(self)
         finally:
             unload("cmdcheck")
-        self.stats = {"accepted": 0, "rejected": 0, "last_error": None, "counter_error": err}
+        self.stats = {"accepted": 0, "rejected": 0, "failed": 0, "last_error": None, "counter_error": err}
 
     def now_utc(self):
         return self.utc_ms() if self.utc_ms else None
@@ -98,11 +100,17 @@ class CommandHandler:
                 unload("cmdcheck")
         except CommandError as e:
             return self._error(str(e))
+        self.stats["accepted"] += 1
         try:
             result = await self.handlers[cmd](args)
-        except Exception as e:  # the handler failed: say so, keep running
-            return self._error("%s failed: %s" % (cmd, e))
-        self.stats["accepted"] += 1
+        except Exception as e:  # authentic, but it failed (or refused a value): say why, keep running
+            self.stats["failed"] += 1
+            fields["ok"] = False
+            fields["error"] = "%s failed: %s" % (cmd, e)
+            for a in ("key", "expected"):  # a refused config value (ConfigError) names both
+                if getattr(e, a, None) is not None:
+                    fields[a] = getattr(e, a)
+            return self._reply(fields)
         fields["ok"] = True
         fields["result"] = result if result is not None else {}
         try:

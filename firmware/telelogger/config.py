@@ -83,7 +83,9 @@ def load(cfg_path, secrets_path=None):
     if secrets_path is not None:
         cfg = dict(cfg)
         cfg["secrets"] = _read_json(secrets_path, "(secrets file)")
-    return validate(cfg)
+    cfg = validate(cfg)
+    cfg["config_path"] = cfg_path  # where a remote config_set writes (telelogger/cfgcmd.py)
+    return cfg
 
 
 def redacted(cfg):

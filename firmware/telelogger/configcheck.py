@@ -266,10 +266,13 @@ def check(cfg, complete=True):
         raise ConfigError("(config file)", "a JSON object", _show(cfg))
     given = dict(cfg)
     secrets = given.pop("secrets", None)
+    path = given.pop("config_path", None)  # recorded by config.load: a loaded config validates again
     out = {}
     _walk("", DEFAULTS, given, SCHEMA, False, out, errs)
     out["secrets"] = check_secrets(secrets if secrets is not None else {}, errs)
     _cross(out, complete, errs)
     if errs:
         raise ConfigError.of(errs)
+    if path is not None:
+        out["config_path"] = path
     return out

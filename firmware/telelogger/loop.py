@@ -383,6 +383,7 @@ class Telelogger:
         task("standby", standby.standby_task, self)
         if self.obd_enabled:
             task("obd", sampler.obd_task, self)
+            task("vehicle", status.vehicle_task, self)
         if self.gnss is not None:
             if hasattr(self.gnss, "run"):
                 task("gnss_source", self.gnss.run)

@@ -1,6 +1,7 @@
 # The telelogger's configuration as data: defaults and the schema every key is checked against
-# (telelogger/CONFIG.md). Read only while validating (telelogger.configcheck) and for the limits
-# of remote set_interval (telelogger.cmdhandlers); neither keeps this module loaded.
+# (telelogger/CONFIG.md). Read only while validating (telelogger.configcheck: at boot and for a
+# remote config_set) and for the limits of remote set_interval (telelogger.cmdhandlers); none of
+# them keeps this module loaded.
 
 DEFAULTS = {
     "device_id": "auto",
@@ -22,6 +23,7 @@ DEFAULTS = {
             "33": 60000,  # barometric pressure
             "31": 300000,  # distance since codes cleared
         },
+        "dtc_interval_s": 600,  # stored + pending DTCs read at start and this often (telelogger/vehicle.py)
     },
     "gnss": {"source": "uart", "interval_ms": 1000},
     "batch": {"max_records": 20, "max_age_ms": 10000, "max_bytes": 8192},
@@ -73,6 +75,7 @@ SCHEMA = {
     "cellular.ssl_ctx": ("int", 0, 9),
     "obd.enabled": ("bool",),
     "obd.pids": ("pids",),
+    "obd.dtc_interval_s": ("int", 10, 86400),
     "gnss.source": ("enum", ("uart", "modem", "coproc", "none")),
     "gnss.interval_ms": ("int", 100, 3600000),
     "batch.max_records": ("int", 1, 500),

@@ -1,7 +1,7 @@
 # Status publishing, remote commands (wired to commands.CommandHandler) and watchdog feeding.
 import json
 
-from telelogger.tasks import RUN, acall, isawait
+from telelogger.tasks import RUN, acall, isawait, unload
 from telelogger.sampler import K_BATTERY, K_SIGNAL
 
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets).
@@ -21,6 +21,7 @@ def status(t):
         "utc": t.utc_offset_ms is not None,
         "pid_errors": dict(("%02X" % p.pid, p.errors) for p in t.pids if p.errors),
         "mem_errors": c["mem_errors"], "last_reset": t.last_reset,
+        "vin": getattr(t, "vin", None), "cfg": getattr(t, "cfg_note", None),  # vehicle.py, cfgcmd.py
     }
 
 
@@ -43,6 +44,20 @@ async def status_task(t):
                 raise
             except Exception as e:
                 t.note("debug", "status: %s", e)
+
+
+async def vehicle_task(t):
+    """VIN and trouble codes once the ECU answers (telelogger/vehicle.py, imported per check, dropped)."""
+    ms = 5000
+    while True:
+        await t.sleep(ms)
+        ms = 5000
+        if t.counters["obd_reads"]:
+            from telelogger import vehicle
+
+            ms = await vehicle.check(t)
+            del vehicle
+            unload("vehicle")
 
 
 # ---- commands (the handlers: telelogger/cmdhandlers.py, imported with the first command) ----

@@ -1,0 +1,263 @@
+# Remote configuration: the config_get / config_set commands (telelogger/FORMAT.md "Remote
+# configuration"). Imported per command by cmdhandlers.rare() and dropped after: nothing here is
+# resident. config_set validates the changed file with the boot validator (configcheck), writes it
+# atomically (temporary file, rename), applies at once what the running loop reads each cycle and
+# reports the rest as applying at the next restart (t.cfg_note, carried in the status message).
+import json
+import os
+
+from telelogger.tasks import unload
+
+# config key -> the Telelogger attribute the loop reads each cycle (so a new value applies at the
+# next cycle of that task), or (attribute, scale) when the loop keeps it in other units.
+LIVE = {
+    "encoding": "encoding",
+    "gnss.interval_ms": "gnss_ms",
+    "batch.max_records": "batch_max",
+    "batch.max_age_ms": "batch_age_ms",
+    "batch.max_bytes": "payload_max",
+    "queue.sync_ms": "sync_ms",
+    "intervals.battery_ms": "battery_ms",
+    "intervals.signal_ms": "signal_ms",
+    "intervals.status_ms": "status_ms",
+    "intervals.reconnect_min_ms": "backoff_min_ms",
+    "intervals.reconnect_max_ms": "backoff_max_ms",
+    "intervals.wdt_feed_ms": "wdt_ms",
+    "standby.flush_s": ("flush_ms", 1000),
+}
+# ... and those the standby rules keep (telelogger/standby.py Standby), the same way
+LIVE_STANDBY = {
+    "standby.voltage_off": ("voltage_off", 1),
+    "standby.voltage_wake": ("voltage_wake", 1),
+    "standby.stationary_s": ("stationary_ms", 1000),
+    "standby.heartbeat_s": ("heartbeat_ms", 1000),
+}
+# read from t.cfg where they are used (telelogger/vehicle.py, the next command), or handled below
+LIVE_OTHER = ("obd.dtc_interval_s", "obd.pids", "intervals.record_ms", "commands.window_s")
+LEAVES = ("obd.pids",)  # objects that are one value (replaced as a whole)
+NOT_CONFIG = ("secrets", "config_path")
+RESTART = "applies at next restart (reboot command or power cycle)"
+
+
+def path_of(t):
+    """The config file the running device loaded: cfg["config_path"] (config.load records it), else
+    t.cfg_path, else the ESP32's /config.json (telelogger.app.device_main)."""
+    p = t.cfg.get("config_path") or getattr(t, "cfg_path", None)
+    if p:
+        return p
+    import sys
+
+    if sys.platform == "esp32":
+        return "/config.json"
+    raise ValueError("the config file's path is unknown (config.load records it as config_path): nothing changed")
+
+
+def _no_secret(key):
+    top = key.split(".")[0]
+    if top in NOT_CONFIG:
+        raise ValueError("%s: secrets are not config (secrets.json is changed over USB only, never remotely)" % key)
+
+
+def _at(d, key):
+    for part in key.split("."):
+        if not isinstance(d, dict) or part not in d:
+            raise ValueError("%s: no such config key" % key)
+        d = d[part]
+    return d
+
+
+async def get(t, args):
+    """{"key"?} -> {"key", "value"} (the running value) or {"config": everything but secrets};
+    "restart": {key: saved value} while config_set changes wait for a restart."""
+    key = args.get("key")
+    c = t.cfg
+    if key:
+        _no_secret(key)
+        out = {"key": key, "value": _at(c, key)}
+    else:
+        out = {"config": dict((k, c[k]) for k in c if k not in NOT_CONFIG)}
+    note = getattr(t, "cfg_note", None)
+    if note and note["restart"]:
+        out["restart"] = note["restart"]
+    return out
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            d = json.loads(f.read())
+    except (OSError, ValueError) as e:
+        raise ValueError("config file %s unreadable (%s): nothing changed" % (path, e))
+    if not isinstance(d, dict):
+        raise ValueError("config file %s is not a JSON object: nothing changed" % path)
+    return d
+
+
+def _write(path, text):
+    """Atomic: the old file or the new one survives a power cut, never a torn one."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        if hasattr(os, "fsync"):  # CPython; LittleFS commits on close
+            os.fsync(f.fileno())
+    try:
+        os.rename(tmp, path)
+    except OSError:  # a file system whose rename does not replace
+        os.remove(path)
+        os.rename(tmp, path)
+
+
+def _set(d, key, v):
+    parts = key.split(".")
+    for p in parts[:-1]:
+        nxt = d.get(p)
+        if nxt is None:
+            nxt = d[p] = {}
+        elif not isinstance(nxt, dict):
+            raise ValueError("%s: %s is not an object" % (key, p))
+        else:
+            nxt = d[p] = dict(nxt)  # a copy: the file's dict is not changed before validation
+        d = nxt
+    d[parts[-1]] = v
+
+
+def _leaves(new, old, prefix, out):
+    """Dotted keys whose value differs between two validated configs."""
+    for k in new:
+        if not prefix and k in NOT_CONFIG:
+            continue
+        key = prefix + k
+        a, b = new[k], old.get(k) if isinstance(old, dict) else None
+        if isinstance(a, dict) and isinstance(b, dict) and key not in LEAVES:
+            _leaves(a, b, key + ".", out)
+        elif a != b:
+            out.append(key)
+
+
+async def put(t, args):
+    """{"set": {dotted key: value, ...}} -> {"now": {key: value}, "restart": {key: value},
+    "unchanged": [keys], "note"?}. Refuses (ValueError / ConfigError naming the key and what is
+    expected) with nothing changed when a value fails the config validator."""
+    want = {}
+    for key in args["set"]:
+        v = args["set"][key]
+        if isinstance(key, str) and key.startswith("obd.pids."):
+            key = key.upper().replace("OBD.PIDS.", "obd.pids.")  # PID hex as the config keeps it
+        want[key] = v
+    path = path_of(t)
+    raw = _read(path)
+    new = dict(raw)
+    for key in sorted(want):
+        if not isinstance(key, str) or not key:
+            raise ValueError("set: keys are dotted config keys (e.g. intervals.status_ms)")
+        _no_secret(key)
+        if key.startswith("obd.pids.") and "pids" not in (new.get("obd") or {}):
+            _set(new, "obd.pids", dict(t.cfg["obd"]["pids"]))  # one PID changes the running set, not the defaults
+        _set(new, key, want[key])
+    cand = dict(new)
+    cand["secrets"] = t.cfg["secrets"]
+    from telelogger import configcheck
+
+    try:
+        full = configcheck.check(cand, True)  # what the next boot's config.load will say
+    finally:
+        del configcheck
+        unload("configcheck")
+        unload("schema")
+    for key in want:  # the file gets the normalised value ("0c" -> "0C", 12 -> 12.0)
+        v = _at(full, key)
+        if not isinstance(v, dict) or key in LEAVES:
+            _set(new, key, v)
+    changed = []
+    _leaves(full, t.cfg, "", changed)
+    if new != raw:
+        _write(path, json.dumps(new))
+    note = getattr(t, "cfg_note", None)
+    if note is None:
+        note = t.cfg_note = {"changes": 0, "restart": {}}
+    note["changes"] += 1
+    now, later = {}, {}
+    for key in changed:
+        v = _at(full, key)
+        if _apply(t, key, v):
+            now[key] = v
+            note["restart"].pop(key, None)
+        else:
+            later[key] = note["restart"][key] = v
+    same = []
+    for key in want:
+        if not _touched(key, changed):  # (back to) the running value: nothing waits for a restart
+            same.append(key)
+            for k in list(note["restart"]):
+                if k == key or k.startswith(key + "."):
+                    note["restart"].pop(k)
+    out = {"now": now, "restart": later, "unchanged": sorted(same)}
+    if later:
+        out["note"] = "%s %s" % (", ".join(sorted(later)), RESTART)
+    return out
+
+
+def _touched(key, keys):
+    """True when `key` (a leaf, a section, or one PID of obd.pids) is one of `keys`, contains one or
+    lies inside one."""
+    for k in keys:
+        if k == key or k.startswith(key + ".") or key.startswith(k + "."):
+            return True
+    return False
+
+
+def _put_cfg(t, key, v):
+    parts = key.split(".")
+    d = t.cfg
+    for p in parts[:-1]:
+        d = d[p]
+    d[parts[-1]] = v
+
+
+def _apply(t, key, v):
+    """Sets a changed value in the running loop -> True, or False when it waits for a restart."""
+    a = LIVE.get(key)
+    if a is not None:
+        if isinstance(a, tuple):
+            setattr(t, a[0], v * a[1])
+        else:
+            setattr(t, a, v)
+    elif key in LIVE_STANDBY:
+        a = LIVE_STANDBY[key]
+        setattr(t.standby, a[0], v * a[1])
+    elif key == "obd.pids":
+        _pids(t, v)
+    elif key == "intervals.record_ms":
+        t.record_ms = v if v is not None else _shortest(t)
+    elif key == "commands.window_s":
+        if t.commands is not None and hasattr(t.commands, "window_ms"):
+            t.commands.window_ms = v * 1000
+    elif key not in LIVE_OTHER:
+        return False
+    _put_cfg(t, key, v)
+    return True
+
+
+def _shortest(t):
+    return min([p.interval_ms for p in t.pids]) if t.pids else 1000
+
+
+def _pids(t, pids):
+    from telelogger.sampler import Pid
+
+    now = t.now()
+    old = dict((p.pid, p) for p in t.pids)
+    keep = []
+    for h in sorted(pids):
+        n = int(h, 16)
+        p = old.get(n)
+        if p is None:
+            p = Pid(n, pids[h], now)
+        else:
+            p.interval_ms = pids[h]
+            p.due_ms = now
+        keep.append(p)
+    t.pids = keep
+    if t.cfg["intervals"]["record_ms"] is None:
+        t.record_ms = _shortest(t)

@@ -1,0 +1,111 @@
+# The vehicle's own health (issue 14 §3): the VIN, read once per boot (retried at each check while
+# the ECU gave none) and carried in the status (t.vin); the stored (mode 03) and pending (mode 07)
+# trouble codes, read when the ECU first answers and then every obd.dtc_interval_s, published as a
+# "dtc" event on <prefix>/<id>/event whenever they differ from the last event of this boot (the first
+# read of a boot is always published). Commands dtc_read / dtc_clear (FORMAT.md "Commands").
+# Imported per check by status.vehicle_task and per command by cmdhandlers, and dropped after: the
+# state lives on the telelogger (t.vin, t.dtc), never in this module. Few names: each one a module
+# interns stays in RAM for good (ARCHITECTURE.md "RAM").
+import json
+
+from core.compat import const
+from telelogger.tasks import RUN
+
+_VIN_RETRY_MS = const(60000)  # first retry of a VIN the ECU did not give; doubles up to the DTC interval
+_UNSENT_MS = const(30000)  # an event that could not be published is tried again this soon
+# t.dtc: [next read (loop ms), failed VIN reads, stored, pending, [stored, pending] last published,
+#         (utc ms or None, loop ms) of the read]
+_DUE = const(0)
+_TRIES = const(1)
+_STORED = const(2)
+_PENDING = const(3)
+_SENT = const(4)
+_AT = const(5)
+
+
+def _state(t):
+    """-> (t.dtc, the obd link or None)."""
+    d = getattr(t, "dtc", None)
+    if d is None:
+        d = t.dtc = [0, 0, None, None, None, None]
+        t.vin = None
+    return d, t.obd if t.obd is not None and hasattr(t.obd, "dtcs") else None
+
+
+async def _read(t, d, o, codes=True):
+    """The VIN while unknown (a failure is counted, not raised), then (codes) both code lists, and
+    the event when they changed. Raises on a link error reading the codes."""
+    if o is None:
+        raise ValueError("no OBD link (obd.enabled is false or the board has no co-processor)")
+    if t.vin is None:
+        try:
+            t.vin = await o.vin()
+        except MemoryError:
+            raise
+        except Exception as e:  # no answer (ECU off, mode 09 unsupported): retried later
+            d[_TRIES] += 1
+            t.note("debug", "VIN: %s", e)
+    if codes:
+        d[_STORED] = await o.dtcs(3)
+        d[_PENDING] = await o.dtcs(7)
+        d[_AT] = (t.utc_ms(), t.now())
+        d[_DUE] = t.now() + t.cfg["obd"]["dtc_interval_s"] * 1000
+    if d[_STORED] is None:
+        return
+    now = [d[_STORED], d[_PENDING]]
+    if d[_SENT] == now or not t.pub.connected():
+        return
+    ev = {"event": "dtc", "id": t.device_id, "ts": d[_AT][0], "boot": t.boot, "uptime_ms": d[_AT][1],
+          "vin": t.vin, "stored": now[0], "pending": now[1]}  # FORMAT.md "Events"
+    try:
+        async with t.lock:
+            await t.pub.publish(t.t_status[:-6] + "event", json.dumps(ev).encode(), 1)
+    except MemoryError:
+        raise
+    except Exception as e:  # kept: tried again at the next check
+        t.note("warn", "dtc event not sent: %s", e)
+        return
+    d[_SENT] = now
+
+
+async def check(t):
+    """One periodic check (the ECU answers): VIN while unknown, codes when due, an unsent event.
+    -> ms until the next check."""
+    d, o = _state(t)
+    iv = t.cfg["obd"]["dtc_interval_s"] * 1000
+    if t.state != RUN or o is None:
+        return iv
+    try:
+        await _read(t, d, o, t.now() >= d[_DUE])
+    except MemoryError:
+        raise
+    except Exception as e:
+        t.note("debug", "DTCs: %s", e)
+        d[_DUE] = t.now() + min(iv, _VIN_RETRY_MS)
+    wait = d[_DUE] - t.now()
+    if t.vin is None:
+        wait = min(wait, _VIN_RETRY_MS << min(max(d[_TRIES] - 1, 0), 6))
+    if d[_STORED] is not None and d[_SENT] != [d[_STORED], d[_PENDING]]:
+        wait = min(wait, _UNSENT_MS)
+    return max(1000, wait)
+
+
+async def read(t, args):
+    """dtc_read: reads the codes (and a missing VIN) now -> {"vin", "stored", "pending"}."""
+    d, o = _state(t)
+    await _read(t, d, o)
+    return {"vin": t.vin, "stored": d[_STORED], "pending": d[_PENDING]}
+
+
+async def clear(t, args):
+    """dtc_clear {"confirm": true}: OBD mode 04, then the codes read again -> {"cleared": true, ...}."""
+    if args.get("confirm") is not True:
+        raise ValueError('refused: dtc_clear erases the stored and pending codes, freeze frames and readiness '
+                         'monitors of the ECU: send args {"confirm": true}')
+    d, o = _state(t)
+    if o is not None:
+        lines = await o.link.query("04", o.long_ms)
+        if not [1 for ln in lines if ln.replace(" ", "").startswith("44")]:
+            raise ValueError("the ECU did not confirm mode 04 (reply %s)" % json.dumps("|".join(lines)))
+    await _read(t, d, o)
+    return {"cleared": True, "vin": t.vin, "stored": d[_STORED], "pending": d[_PENDING]}

@@ -1,0 +1,206 @@
+"""scripts/fleet.py without a broker, and FORMAT.md's config_set example against the firmware: a
+signer written here from the page (stdlib hmac, nothing shared with the firmware or cmdsign.py)
+makes the documented MAC, and the firmware's CommandHandler + telelogger/cfgcmd.py give the
+documented reply. The broker path is test_fleet_e2e.py."""
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FORMAT_MD = os.path.join(ROOT, "firmware", "telelogger", "FORMAT.md")
+FLEET = os.path.join(ROOT, "scripts", "fleet.py")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import fleet  # noqa: E402
+
+
+def _page():
+    text = open(FORMAT_MD, encoding="utf-8").read()
+    ex = text[text.index("### Worked example (") :]
+    base = {m.group(1): m.group(2) for m in re.finditer(r"^    (\w+): +(\S.*)$", ex, re.M)}
+    cs = text[text.index("### Worked example of a config_set request") : text.index("### Worked example (")]
+    mine = {m.group(1): m.group(2) for m in re.finditer(r"^    (\w+): +(\S.*)$", cs, re.M)}
+    return base, mine, cs
+
+
+def _mac(key, dev, direction, body):  # FORMAT.md "Envelope", from the page
+    return hmac.new(key.encode(), b"fm-cmd-v2\n" + dev.encode() + b"\n" + direction + b"\n" + body,
+                    hashlib.sha256).hexdigest()
+
+
+def test_format_md_config_set_example_against_the_firmware(tmp_path):
+    from loopfakes import make
+    from telelogger.cmdhandlers import handlers
+    from telelogger.commands import CommandHandler
+
+    base, mine, _ = _page()
+    key, dev, body = base["key"], base["device"], mine["request"].encode()
+    assert _mac(key, dev, b"req", body) == mine["its_mac"]
+    payload = body[:-1] + b',"mac":"' + mine["its_mac"].encode() + b'"}'
+    cfg_file = tmp_path / "config.json"
+    running = {"device_id": dev, "broker": {"host": "broker.test", "port": 1883, "tls": False}}
+    cfg_file.write_text(json.dumps(running))
+    c = dict(running, secrets={"hmac_key": key})
+    t = make(c)[0]
+    t.cfg["config_path"] = str(cfg_file)
+    h = CommandHandler(key, None, handlers(t), utc_ms=lambda: json.loads(body)["ts"] * 1000, device_id=dev)
+    reply = asyncio.run(h.handle(payload))
+    rb, rmac = reply[:-74] + b"}", reply[-66:-2].decode()
+    assert reply[-74:-66] == b',"mac":"' and rmac == _mac(key, dev, b"rep", rb)
+    r = json.loads(rb)
+    assert r == {"cmd": "config_set", "n": 1764000000001, "ok": True, "re": mine["its_mac"][:16],
+                 "result": {"now": {"intervals.status_ms": 60000, "standby.voltage_off": 11.5}, "restart": {},
+                            "unchanged": []}}, r
+    assert t.status_ms == 60000 and json.loads(cfg_file.read_text())["standby"] == {"voltage_off": 11.5}
+    bad = json.loads(body)
+    bad["args"]["set"]["intervals.status_ms"] = 5
+    bad["n"] += 1
+    bb = json.dumps(bad, sort_keys=True, separators=(",", ":")).encode()
+    r = json.loads(asyncio.run(h.handle(bb[:-1] + b',"mac":"' + _mac(key, dev, b"req", bb).encode() + b'"}'))[:-74] + b"}")
+    assert r["ok"] is False and r["key"] == "intervals.status_ms", r
+    assert r["expected"] == "an integer between 1000 and 86400000"
+    assert r["error"] == "config_set failed: intervals.status_ms: expected an integer between 1000 and 86400000, got 5"
+    assert json.loads(cfg_file.read_text())["standby"] == {"voltage_off": 11.5}  # unchanged by the refusal
+
+
+def test_device_lists_csv_and_json(tmp_path):
+    (tmp_path / "a.key").write_text("k" * 40)
+    csvf = tmp_path / "fleet.csv"
+    csvf.write_text("# the fleet\nid,key,host,port,tls\nCAR1,a.key,,,\nCAR2,,mqtt.b,8884,true\n")
+    d = fleet.load_devices(str(csvf))
+    assert d[0] == {"id": "CAR1", "key": str(tmp_path / "a.key")}
+    assert d[1] == {"id": "CAR2", "host": "mqtt.b", "port": 8884, "tls": True}
+    js = tmp_path / "fleet.json"
+    js.write_text(json.dumps({"defaults": {"derive": "fleet.master", "prefix": "fm"}, "devices": [{"id": "VAN1"}]}))
+    assert fleet.load_devices(str(js)) == [{"id": "VAN1", "derive": str(tmp_path / "fleet.master"), "prefix": "fm"}]
+    for text, msg in (("id,kee\nX,1\n", "unknown column kee"), ("id\nX\nX\n", "X listed twice"),
+                      ("id,port\nX,eighty\n", "port: expected a number"), ('[{"id": "a/b"}]', "id: expected"),
+                      ("id\n", "no devices"), ('{"devices": 3}', "expected a list")):
+        (tmp_path / "bad.csv").write_text(text)
+        with pytest.raises(fleet.UsageError, match=msg):
+            fleet.load_devices(str(tmp_path / "bad.csv"))
+
+
+def test_keys_come_from_files_the_user_names(tmp_path):
+    (tmp_path / "m.master").write_text("fleet-master-" + "Jk3Lm9Np2Qr8" * 3)
+    d = {"id": "VAN1", "derive": str(tmp_path / "m.master")}
+    import cmdsign
+
+    assert fleet.device_key(d) == cmdsign.derive_key("fleet-master-" + "Jk3Lm9Np2Qr8" * 3, "VAN1")
+    assert fleet.device_key({"id": "VAN1"}, str(tmp_path / "m.master")) == fleet.device_key(d)
+    with pytest.raises(fleet.UsageError, match="VAN1: no key"):
+        fleet.device_key({"id": "VAN1"})
+    with pytest.raises(fleet.UsageError, match="tracked by git"):
+        fleet.device_key({"id": "X", "key": os.path.join(ROOT, "firmware", "secrets.example.json")})
+
+
+def test_commands_from_the_command_line():
+    def cmd(*argv):
+        ap = ["--devices", "x"] + list(argv)
+        import argparse
+
+        ns = argparse.Namespace(op=ap[2])
+        if ns.op == "config":
+            ns.what, ns.items = ap[3], ap[4:]
+        elif ns.op == "dtc":
+            ns.what, ns.confirm = ap[3], "--confirm" in ap
+        else:
+            ns.cmd, ns.args = ap[3], (ap[4] if len(ap) > 4 else "{}")
+        return fleet.build_command(ns)
+
+    assert cmd("config", "set", "intervals.status_ms=60000", "encoding=json", "obd.pids={\"0C\": 1000}",
+               "standby.voltage_off=11.5", "intervals.record_ms=null") == (
+        "config_set", {"set": {"intervals.status_ms": 60000, "encoding": "json", "obd.pids": {"0C": 1000},
+                               "standby.voltage_off": 11.5, "intervals.record_ms": None}})
+    assert cmd("config", "get") == ("config_get", {})
+    assert cmd("config", "get", "broker") == ("config_get", {"key": "broker"})
+    assert cmd("dtc", "read") == ("dtc_read", {})
+    assert cmd("dtc", "clear", "--confirm") == ("dtc_clear", {"confirm": True})
+    assert cmd("send", "reboot", '{"delay_ms": 100}') == ("reboot", {"delay_ms": 100})
+    for argv, msg in ((("dtc", "clear"), "--confirm"), (("config", "set", "novalue"), "KEY=VALUE"),
+                      (("config", "set"), "KEY=VALUE"), (("send", "ping", "[1]"), "JSON object")):
+        with pytest.raises(fleet.UsageError, match=msg):
+            cmd(*argv)
+
+
+def test_cli_exit_codes_without_a_broker(tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there
+    (tmp_path / "a.key").write_text("k-" + "Zq81xV" * 6)
+    (tmp_path / "d.csv").write_text("id,key\nCAR1,a.key\n")
+    p = subprocess.run([sys.executable, FLEET, "--devices", str(tmp_path / "d.csv"), "--broker", "127.0.0.1:%d" % port,
+                        "send", "ping"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stdout.startswith("CAR1 FAILED broker 127.0.0.1:%d" % port), (p.stdout, p.stderr)
+    assert "0 of 1 devices ok" in p.stdout
+    p = subprocess.run([sys.executable, FLEET, "--devices", str(tmp_path / "missing.csv"), "dtc", "read"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.startswith("fleet: device list") and p.stdout == "", p
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/mosquitto") and not __import__("shutil").which("mosquitto"),
+                    reason="mosquitto not installed")
+def test_challenge_flow_and_derived_keys_over_mosquitto(tmp_path):
+    """Two devices run by the firmware's CommandHandler behind a paho client: CAR1 has no UTC yet
+    (fleet.py signs again with the reply's chal), CAR2 knows UTC and has a key derived from the
+    fleet master. Both answer: exit 0, one line each."""
+    import paho.mqtt.client as mqtt
+    from sim import Broker
+
+    import cmdsign
+    from telelogger.commands import CommandHandler
+
+    master = "fleet-master-" + "Jk3Lm9Np2Qr8" * 3
+    (tmp_path / "fleet.master").write_text(master)
+    k1 = "car1-key-" + "Zq81xVb7" * 4
+    (tmp_path / "car1.key").write_text(k1)
+    (tmp_path / "d.json").write_text(json.dumps([{"id": "CAR1", "key": "car1.key"}, {"id": "CAR2"}]))
+    seen = {"CAR1": [], "CAR2": []}
+
+    def handler(dev, key, utc):
+        async def ping(args):
+            seen[dev].append("ran")
+            return {"pong": True}
+
+        return CommandHandler(key, None, {"ping": ping}, utc_ms=utc, device_id=dev)
+
+    import time as _t
+
+    devs = {"CAR1": handler("CAR1", k1, None),
+            "CAR2": handler("CAR2", cmdsign.derive_key(master, "CAR2"), lambda: int(_t.time() * 1000))}
+    broker = Broker("mosquitto", str(tmp_path))
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fake-devices")
+    try:
+        def on_msg(client, userdata, m):
+            dev = m.topic.split("/")[1]
+            seen[dev].append("msg")
+            client.publish("fm/%s/reply" % dev, asyncio.run(devs[dev].handle(m.payload)), qos=1)
+
+        ready = __import__("threading").Event()
+        c.on_message = on_msg
+        c.on_connect = lambda cl, u, f, rc, p=None: cl.subscribe([("fm/CAR1/cmd", 1), ("fm/CAR2/cmd", 1)])
+        c.on_subscribe = lambda *a: ready.set()
+        c.connect("127.0.0.1", broker.port, 30)
+        c.loop_start()
+        assert ready.wait(10)
+        p = subprocess.run([sys.executable, FLEET, "--devices", str(tmp_path / "d.json"), "--broker",
+                            "127.0.0.1:%d" % broker.port, "--prefix", "fm", "--master", str(tmp_path / "fleet.master"),
+                            "--timeout", "20", "send", "ping"], capture_output=True, text=True, timeout=90)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+        broker.stop()
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert seen["CAR1"] == ["msg", "msg", "ran"] and seen["CAR2"] == ["msg", "ran"], seen
+    lines = p.stdout.splitlines()
+    assert 'CAR1 ok {"pong":true}' in lines and 'CAR2 ok {"pong":true}' in lines, p.stdout
+    assert "2 of 2 devices ok" in p.stdout
