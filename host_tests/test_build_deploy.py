@@ -169,9 +169,11 @@ def test_deploy_to_host_board(fw_build, hostboard, tmp_path):
         "exec",
         "import sys\nfrom telelogger import app\n"
         "cfg = app.load_config_cached('config.json', 'secrets.json', 'queue_cfg.json')\n"
-        "print('CACHED', cfg is not None and cfg['transport'], 'telelogger.configcheck' in sys.modules)",
+        "print('CACHED', cfg is not None and cfg['transport'], 'telelogger.configcheck' in sys.modules)\n"
+        "print('PATH', cfg['config_path'])",
     )
     assert "CACHED cellular False" in got, got
+    assert "PATH config.json" in got, got  # where config_set writes: the board's file, not the host's
 
 
 def test_wifi_deploy_installs_umqtt_with_mip_and_it_publishes(fw_build, hostboard, tmp_path):

@@ -177,7 +177,7 @@ def test_challenge_flow_and_derived_keys_over_mosquitto(tmp_path):
 
     devs = {"CAR1": handler("CAR1", k1, None),
             "CAR2": handler("CAR2", cmdsign.derive_key(master, "CAR2"), lambda: int(_t.time() * 1000))}
-    broker = Broker("mosquitto", str(tmp_path))
+    broker = Broker(workdir=str(tmp_path), persistence=True).start()
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fake-devices")
     try:
         def on_msg(client, userdata, m):

@@ -96,7 +96,7 @@ def rig(tmp_path_factory):
     work = tmp_path_factory.mktemp("fleet")
     broker = sim = pty = keys = elm = fw = watch = None
     try:
-        broker = Broker("mosquitto", str(work))
+        broker = Broker(workdir=str(work), persistence=True).start()
         _fleet.port = broker.port
         watch = Watcher(broker.port)
         assert watch.ready.wait(10)

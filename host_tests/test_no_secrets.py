@@ -199,9 +199,6 @@ def test_validate_masks_a_refused_pin_and_a_pasted_key(files, tmp_path):
     assert not leaks, "\n".join(leaks)
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: firmware/telelogger/configcheck.py renders a refused cellular.sim_pin "
-                                       "with _show(v) (secret=False: the key is in the config file, not the secrets "
-                                       "file), so the device's boot error shows it; validate/deploy mask it")
 def test_the_validators_own_message_does_not_show_a_refused_pin():
     from telelogger import config as tconfig
 

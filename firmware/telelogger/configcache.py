@@ -83,7 +83,10 @@ def load(path, cfg_path, sec_path=None, schema=None):
     want = digests(cfg_path, sec_path, schema)
     if want[0] is None or want[2] is None or c.get("files") != want:
         return None
-    return c["cfg"]
+    cfg = c["cfg"]
+    if "config_path" in cfg:
+        cfg["config_path"] = cfg_path  # where it was validated (make deploy: on the host) is not where it is
+    return cfg
 
 
 def save(path, cfg_path, sec_path, cfg, schema=None):
@@ -105,4 +108,5 @@ def save(path, cfg_path, sec_path, cfg, schema=None):
         except OSError:
             pass
         return False
-    return load(path, cfg_path, sec_path, schema) == cfg
+    back = load(path, cfg_path, sec_path, schema)
+    return back is not None and back == dict(cfg, config_path=cfg_path) if "config_path" in cfg else back == cfg

@@ -7,7 +7,7 @@
 import json
 
 from telelogger.configerror import ConfigError
-from telelogger.schema import (AT, DEFAULTS, HMAC_KEY_DISTINCT, HMAC_KEY_MIN, PID_INTERVAL, PLACEHOLDER_DOMAINS,
+from telelogger.schema import (AT, DEFAULTS, HIDDEN_KEYS, HMAC_KEY_DISTINCT, HMAC_KEY_MIN, PID_INTERVAL, PLACEHOLDER_DOMAINS,
                                PLACEHOLDER_KEYS, SCHEMA, SECRETS_DEFAULTS, SECRETS_SCHEMA, _HOST_CHARS, _ID_CHARS)
 
 
@@ -180,7 +180,7 @@ def _walk(prefix, defaults, given, schema, secret, out, errs):
             out[k] = sub
         else:
             try:
-                out[k] = _check(dk, spec, v, secret)
+                out[k] = _check(dk, spec, v, secret or dk in HIDDEN_KEYS)
             except ConfigError as e:
                 errs.extend(e.errors)
                 out[k] = d

@@ -121,3 +121,7 @@ HMAC_KEY_DISTINCT = 10  # distinct characters at least: "aaaa...", "abab..." are
 # Values published in this repository's examples: a device configured with them is not configured.
 PLACEHOLDER_KEYS = ("replace-with-32-random-characters",)
 PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")  # RFC 2606
+
+# Config keys (in config.json, not secrets.json) whose values are secrets all the same: an error names the
+# key and what was expected, never the value given.
+HIDDEN_KEYS = ("cellular.sim_pin",)
