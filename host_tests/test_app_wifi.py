@@ -1,9 +1,10 @@
 """telelogger.app wiring: transport 'wifi' (net.wifi.WifiPublisher with the board's WLAN), the
 boards' wlan(), and the GNSS fallback for boards without a GNSS UART (the ONE+).
 
-umqtt.simple (micropython-lib) is not installable here, so, as in test_wifi.py, a TEST DOUBLE
-named `umqtt.simple` is put into sys.modules: `MemoryClient`, the MQTTClient calls WifiPublisher
-makes, recorded in memory. It is not umqtt code and exists only in this test.
+These tests are about the wiring (which publisher, which WLAN, which GNSS source), not MQTT, so a TEST
+DOUBLE named `umqtt.simple` is put into sys.modules: `MemoryClient`, the MQTTClient calls WifiPublisher
+makes, recorded in memory. It is not umqtt code and exists only in this test. The real umqtt.simple (the
+micropython-lib package `make venv` fetches) against a real mosquitto: test_wifi_umqtt.py.
 """
 import asyncio
 import os

@@ -82,7 +82,7 @@ class StallingBroker:
 def _umqtt_path():
     files = mip_index._files(os.path.join(mip_index.CACHE, mip_index.PACKAGE))
     if not files:
-        pytest.skip("umqtt.simple not fetched (make venv puts it in %s)" % mip_index.CACHE)
+        pytest.skip("umqtt.simple not installed: not fetched (make venv puts it in %s)" % mip_index.CACHE)
     return os.path.join(mip_index.CACHE, mip_index.PACKAGE)
 
 
