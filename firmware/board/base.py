@@ -1,8 +1,9 @@
 # What the ESP32 board and the host board share: roles from the board description,
 # lazily built and cached streams and pins, battery voltage, device id, watchdog.
 # Subclasses provide the hardware hooks (_open_uart, _make_pin, _adc_read, mac, ...).
-from board.common import ActivePin, BoardError, battery_volts, device_id_from_mac
+from board.common import ActivePin, BoardError, battery_volts
 from core.compat import Clock
+from core.errors import lookup
 
 # Role names used by the rest of the firmware -> sections of the board description.
 ROLES = {"modem": "modem", "obd": "coproc", "coproc": "coproc", "gps": "gnss", "gnss": "gnss"}
@@ -37,18 +38,8 @@ class BoardBase:
     def apply_devtype(self, devtype):
         """Apply the description's per-devType overrides (by_devtype: e.g. devType 13 has the modem
         on RX 32 / TX 33) once the co-processor said which board this is. Returns the sections that
-        changed. A section whose UART is already open cannot move: BoardError."""
-        if not self.desc.get("by_devtype") or self.desc.get("devtype") == devtype:
-            return []
-        from board.desc import apply_devtype
-
-        new = apply_devtype(self.desc, devtype)
-        changed = [k for k in ("modem", "coproc", "gnss", "battery") if new.get(k) != self.desc.get(k)]
-        busy = [k for k in changed if k in self._streams]
-        if busy:
-            raise BoardError("devType %d moves the %s pins, but that UART is already open" % (devtype, ", ".join(busy)))
-        self.desc = new
-        return changed
+        changed. A section whose UART is already open cannot move: BoardError. (board.desc, boot only.)"""
+        return lookup("board.desc", "board_devtype", self, devtype)
 
     # -- streams (core.stream interface) --
     def stream(self, role):
@@ -119,7 +110,7 @@ class BoardBase:
         return battery_volts(raw, self.desc)
 
     def device_id(self):
-        return device_id_from_mac(self.mac())
+        return lookup("board.desc", "device_id_from_mac", self.mac())
 
     # -- watchdog --
     def wdt_start(self, timeout_ms):
