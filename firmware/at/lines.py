@@ -138,17 +138,36 @@ class Framer:
                 if self.on_prompt:
                     self.on_prompt()
                 continue
-            # copy up to the next line end
-            j = _find_eol(buf, i, n)
-            if mv is None:
-                mv = memoryview(buf)
+            # copy up to the next line end (CR or LF, whichever comes first)
+            j = buf.find(b"\r", i, n)
+            k = buf.find(b"\n", i, n)
+            if j < 0 or 0 <= k < j:
+                j = k
+            k = (n if j < 0 else j) - i  # bytes of this line in buf
+            room = len(self._line) - self._ll
+            if k > room:
+                k = room
+                if not self._over:
+                    self._over = True
+                    self.overflows += 1
+            if k > 0:
+                if mv is None:
+                    mv = memoryview(buf)
+                self._lmv[self._ll : self._ll + k] = mv[i : i + k]
+                self._ll += k
             if j < 0:
-                self._append(mv, i, n)
                 return
-            self._append(mv, i, j)
             self._skip_lf = buf[j] == _CR
             i = j + 1
-            self._emit()
+            # the line is complete: hand it on stripped, unless it is blank
+            k = self._ll
+            self._ll = 0
+            self._over = False
+            if k:
+                t = to_text(self._lmv[:k]).strip()
+                if t:
+                    self.lines += 1
+                    self.on_line(t)
 
     def _feed_body(self, mv, i, n):
         take = self._body_len - self._body_pos
@@ -169,39 +188,3 @@ class Framer:
             if cb is not None:  # always set by expect_body while a body is wanted
                 cb(body)
         return i
-
-    def _append(self, mv, i, j):
-        k = j - i
-        if k <= 0:
-            return
-        room = len(self._line) - self._ll
-        if k > room:
-            k = room
-            if not self._over:
-                self._over = True
-                self.overflows += 1
-        if k:
-            self._lmv[self._ll : self._ll + k] = mv[i : i + k]
-            self._ll += k
-
-    def _emit(self):
-        ll = self._ll
-        self._ll = 0
-        self._over = False
-        if not ll:
-            return
-        # strip surrounding blanks cheaply
-        s = to_text(self._lmv[:ll]).strip()
-        if s:
-            self.lines += 1
-            self.on_line(s)
-
-
-def _find_eol(buf, i, n):
-    a = buf.find(b"\r", i, n)
-    b = buf.find(b"\n", i, n)
-    if a < 0:
-        return b
-    if b < 0 or a < b:
-        return a
-    return b

@@ -23,7 +23,8 @@ class ATReader:
         self.clock = clock or DEFAULT_CLOCK
         self.log = log
         self.poll_ms = poll_ms
-        self.framer = Framer(self._on_line, self._on_prompt)
+        self._prompt = asyncio.Event()
+        self.framer = Framer(self._on_line, self._prompt.set)
         self._rbuf = bytearray(_CHUNK)
         self._urcs = []  # [prefix, fn, body_len_fn, secret]
         self._waiters = []
@@ -31,7 +32,6 @@ class ATReader:
         self._pending_prefix = None
         self._pending_terms = None  # type: tuple | None
         self._done = asyncio.Event()
-        self._prompt = asyncio.Event()
         self._task = None
         self._body_t0 = 0
         self.body_timeout_ms = 2000
@@ -86,12 +86,11 @@ class ATReader:
         try:
             getattr(lg, name)(*args)
         except Exception as e:  # noqa: BLE001 - OSError (flash full), MemoryError, a bad writer
-            self.log = None
+            self.log = None  # off first: the rest may fail as well
             self.log_error = e
-            self.warn("AT log off: writing it failed (%r); the modem link goes on without it" % e)
             try:
-                lg.close()
-            except Exception:  # noqa: BLE001
+                self._rare("log_failed", lg, e)  # says so once, closes it
+            except Exception:  # noqa: BLE001 - off all the same
                 pass
 
     async def wait_urc(self, prefix, timeout_ms):
@@ -107,59 +106,45 @@ class ATReader:
         # Nothing may end this task: it is the only reader of the UART. Every exception (a stream
         # error, the log, the framer, MemoryError) is counted and survived; a body being read when
         # it happened is given up as after a body timeout.
+        buf = self._rbuf
         while True:
+            fr = self.framer
             try:
-                n = self._read_once()
+                try:
+                    n = self.stream.readinto(buf)
+                except OSError:
+                    n = 0
+                if n:
+                    if fr.in_body() and not self._body_t0:
+                        self._body_t0 = self.clock.ticks_ms()
+                    try:
+                        fr.feed(buf, n)
+                    finally:
+                        if self.log:
+                            self._log("received", buf, n, fr.masked)
+                        if fr.masked:
+                            fr.masked.clear()
+                    if not fr.in_body():
+                        self._body_t0 = 0
+                elif fr.in_body():  # a raw body is due: bounded by body_timeout_ms
+                    if not self._body_t0:
+                        self._body_t0 = self.clock.ticks_ms()
+                    elif self.clock.since(self._body_t0) > self.body_timeout_ms:
+                        self._rare("body_timed_out")
             except Exception as e:  # noqa: BLE001
                 n = 0
-                self._reader_failed(e)
+                self.stats["reader_errors"] += 1
+                self.reader_error = e
+                try:
+                    self._rare("reader_failed", e)
+                except Exception:  # noqa: BLE001 - even that could not load: drop the partial line/body
+                    fr.reset()
             if n:
                 await sleep_ms(0)  # let the waiters run; a stream that is never empty must not starve them
                 continue
             # a reply is due: look again soon; idle: the relaxed interval (URCs are not urgent)
-            busy = self._pending is not None or self.framer.in_body()
+            busy = self._pending is not None or fr.in_body()
             await sleep_ms(_FAST_POLL_MS if busy else self.poll_ms)
-
-    def _read_once(self):
-        buf = self._rbuf
-        fr = self.framer
-        try:
-            n = self.stream.readinto(buf)
-        except OSError:
-            n = 0
-        if n:
-            if fr.in_body() and not self._body_t0:
-                self._body_t0 = self.clock.ticks_ms()
-            try:
-                fr.feed(buf, n)
-            finally:
-                if self.log:
-                    self._log("received", buf, n, fr.masked)
-                if fr.masked:
-                    fr.masked.clear()
-            if not fr.in_body():
-                self._body_t0 = 0
-            return n
-        if fr.in_body():
-            if not self._body_t0:
-                self._body_t0 = self.clock.ticks_ms()
-            elif self.clock.since(self._body_t0) > self.body_timeout_ms:
-                self._body_timed_out()
-        return 0
-
-    def _reader_failed(self, e):
-        self.stats["reader_errors"] += 1
-        self.reader_error = e
-        try:
-            self._rare("reader_failed", e)
-        except Exception:  # noqa: BLE001 - even that could not load: drop the partial line/body
-            self.framer.reset()
-
-    def _body_timed_out(self):
-        self._rare("body_timed_out")
-
-    def _on_prompt(self):
-        self._prompt.set()
 
     def _on_line(self, line):
         r = self._pending
@@ -175,19 +160,23 @@ class ATReader:
         if ws:
             for w in ws:
                 if w.owner is r and r is not None and line.startswith(w.prefix):
-                    self._fill(w, line)
+                    w.line = line
+                    w.ev.set()
                     return
         # 4. a final result code
         if r is not None:
-            if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR:") or line.startswith("+CMS ERROR:"):
-                self._finish(r, line)
-                return
-            if self._pending_terms:
+            fin = line == "OK" or line == "ERROR" or line.startswith("+CME ERROR:") or line.startswith("+CMS ERROR:")
+            if not fin and self._pending_terms:
                 for t in self._pending_terms:
                     if line.startswith(t):
-                        r.lines.append(line)
-                        self._finish(r, line)
-                        return
+                        r.lines.append(line)  # a caller-given terminator is also a line of the reply
+                        fin = True
+                        break
+            if fin:
+                if r.final is None:
+                    r.final = line
+                self._done.set()
+                return
             # 5. the command's own response lines ('+CSQ: ...' for AT+CSQ)
             p = self._pending_prefix
             if p is not None and line.startswith(p):
@@ -197,7 +186,8 @@ class ATReader:
         if ws:
             for w in ws:
                 if w.line is None and w.error is None and line.startswith(w.prefix):
-                    self._fill(w, line)
+                    w.line = line
+                    w.ev.set()
                     return
         # 7. registered URCs
         for e in self._urcs:
@@ -241,12 +231,3 @@ class ATReader:
         except Exception as e:  # noqa: BLE001 - any handler bug
             self.stats["errors"] += 1
             self._log("note", "URC handler for %r failed: %r" % (line, e))
-
-    def _fill(self, w, line):
-        w.line = line
-        w.ev.set()
-
-    def _finish(self, r, final):
-        if r.final is None:
-            r.final = final
-        self._done.set()

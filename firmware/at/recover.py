@@ -95,7 +95,9 @@ def rebooted(at):
     at.framer.reset()
     r = at._pending
     if r is not None:
-        at._finish(r, ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command"))
+        if r.final is None:
+            r.final = ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command")
+        at._done.set()
     for w in at._waiters:  # deferred results die with the session; plain URC waits go on
         if w.owner is not None and w.line is None:
             w.error = ModemRebooted(w.owner.cmd, msg="the modem rebooted (RDY) before the result")
@@ -165,6 +167,16 @@ async def wait_urc(at, prefix, timeout_ms):
         return w.line
     finally:
         at._drop_waiter(w)
+
+
+def log_failed(at, lg, e):
+    """Writing the AT log raised e (OSError: the flash is full; MemoryError; a bad writer): the log
+    is off (the engine already dropped it), said once; the modem link goes on without it."""
+    at.warn("AT log off: writing it failed (%r); the modem link goes on without it" % e)
+    try:
+        lg.close()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def reader_failed(at, e):

@@ -97,8 +97,6 @@ class ModemRebooted(ATError):
 
 
 class Reply:
-    __slots__ = ("cmd", "lines", "final", "result", "echo")
-
     def __init__(self, cmd):
         self.cmd = cmd
         self.lines = []
@@ -135,8 +133,6 @@ def default_meaning(prefix, code):
 
 class Waiter:
     """A deferred result or awaited URC: the first line starting with `prefix`."""
-
-    __slots__ = ("prefix", "line", "error", "ev", "owner")
 
     def __init__(self, prefix, owner=None):
         self.prefix = prefix
