@@ -19,8 +19,8 @@
 
 import asyncio
 
-from at.reader import POLL_MS, ATReader
-from at.reply import ATError, ATNoPrompt, ATTimeout, Reply, Waiter, default_meaning, response_prefix
+from at.reader import ATReader
+from at.reply import ATError, ATNoPrompt, ATTimeout, Reply, Waiter, response_prefix
 from core.compat import const, sleep_ms, wait_for_ms
 
 _FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is awaited
@@ -44,12 +44,7 @@ class ATEngine(ATReader):
     """Commands on top of the reader: one at a time under a lock, complete on a final result
     code, deferred results awaited after it (see the header)."""
 
-    def __init__(self, stream, clock=None, log=None, poll_ms=POLL_MS, meaning=default_meaning):
-        ATReader.__init__(self, stream, clock, log, poll_ms)
-        self.meaning = meaning
-        self._lock = asyncio.Lock()
-        self._owed = []  # waiters of deferred results whose callers were cancelled
-        self._resync = False
+    # ATEngine(stream, clock=None, log=None, poll_ms=POLL_MS, meaning=default_meaning): ATReader.__init__
 
     # -- commands --------------------------------------------------------------------------------
     async def cmd(

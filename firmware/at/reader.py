@@ -6,7 +6,7 @@
 import asyncio
 
 from at.lines import Framer
-from at.reply import UNSOLICITED
+from at.reply import UNSOLICITED, default_meaning
 from core.compat import DEFAULT_CLOCK, const, sleep_ms
 from core.errors import lookup
 
@@ -16,9 +16,11 @@ _CHUNK = const(256)  # read size
 
 
 class ATReader:
-    """Base of ATEngine: the reader task, URC registration and line dispatch."""
+    """Base of ATEngine: the reader task, URC registration and line dispatch. Its __init__ sets up
+    the whole engine's state (one __init__ for both: meaning and the command side's lock/owed/resync
+    too)."""
 
-    def __init__(self, stream, clock=None, log=None, poll_ms=POLL_MS):
+    def __init__(self, stream, clock=None, log=None, poll_ms=POLL_MS, meaning=default_meaning):
         self.stream = stream
         self.clock = clock or DEFAULT_CLOCK
         self.log = log
@@ -41,6 +43,10 @@ class ATReader:
         self.stats = {"cmds": 0, "urcs": 0, "timeouts": 0, "errors": 0, "reboots": 0, "stray": 0, "reader_errors": 0, "restarts": 0}
         self.log_error = None  # why the AT log was turned off
         self.reader_error = None  # the last exception the reader survived
+        self.meaning = meaning  # fn(prefix, code) -> text for '+CMD: <err>' codes (a driver's table)
+        self._lock = asyncio.Lock()  # one command at a time
+        self._owed = []  # waiters of deferred results whose callers were cancelled
+        self._resync = False
         for p in UNSOLICITED:
             self.on_urc(p, None)
 

@@ -5,13 +5,47 @@
 #   desc = load_board("oneplus-b", devtype=14) # with the per-devType pin overrides applied
 #   device_id_from_mac(b"...6 bytes...")      # the official 8-character device id
 #
-# Beside this module: board.common (what runs: BoardError, ActivePin, battery_volts), board.desc
-# (boot only: schema, overrides, devType mapping, device id), board.esp32.Board (imports machine),
-# board.host.HostBoard (unix port / CPython: serial paths and fake pins). `make_board` picks one.
+# Here: what every board module shares while the device runs (BoardError, ActivePin, battery_volts);
+# the submodules import these from the package, which imports none of them (no circle). Beside it:
+# board.desc (boot only: schema, overrides, devType mapping, device id, make_board), board.esp32.Board
+# (imports machine), board.host.HostBoard (unix port / CPython: serial paths and fake pins).
 # RAM: board.desc is imported per call and forgotten again; its names (SCHEMA, BOARD_DIRS,
 # DEVICE_BOARD_FILE, device_id_from_mac) and board.host's DeepSleep are found here on first use.
-from board.common import ActivePin, BoardError, battery_volts  # noqa: F401 - re-exported
 from core.errors import lookup
+
+
+class BoardError(Exception):
+    """A board description is missing, unreadable or wrong; the message names the key."""
+
+
+def battery_volts(raw, desc):
+    """ADC reading -> volts with the board's scale (ONE+: raw * 45 / 4095)."""
+    b = desc["battery"]
+    return raw * b["scale_num"] / b["scale_den"]
+
+
+# ---- pins --------------------------------------------------------------------------------
+
+
+class ActivePin:
+    """A logical output: value(1) means 'asserted' whatever the wiring polarity; the
+    physical level is `active` when asserted. Wraps machine.Pin or a fake pin."""
+
+    def __init__(self, pin, active=1, name=""):
+        self.pin = pin
+        self.active = 1 if active else 0
+        self.name = name
+
+    def value(self, v=None):
+        if v is None:
+            return 1 if self.pin.value() == self.active else 0
+        self.pin.value(self.active if v else 1 - self.active)
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
 
 
 def __getattr__(name):
@@ -41,19 +75,6 @@ def load_board(name_or_path=None, devtype=None, dirs=None):
 
 def make_board(desc=None, argv=None, **kw):
     """The board object for this runtime: board.esp32.Board on an ESP32, else
-    board.host.HostBoard configured from argv (--modem PATH --obd PATH --gps PATH)."""
-    import sys
-
-    if not isinstance(desc, dict):
-        desc = load_board(desc)
-    if sys.platform == "esp32":
-        from board.esp32 import Board
-
-        return Board(desc, **kw)
-    from board.host import HostBoard, parse_host_args
-
-    opts = parse_host_args(argv if argv is not None else sys.argv[1:])
-    for k in ("modem", "obd", "gps"):
-        if k not in kw and opts.get(k):
-            kw[k] = opts[k]
-    return HostBoard(desc, **kw)
+    board.host.HostBoard configured from argv (--modem PATH --obd PATH --gps PATH).
+    (board.desc.make_board, boot only.)"""
+    return lookup("board.desc", "make_board", desc, argv, kw)

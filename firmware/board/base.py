@@ -1,7 +1,7 @@
 # What the ESP32 board and the host board share: roles from the board description,
 # lazily built and cached streams and pins, battery voltage, device id, watchdog.
 # Subclasses provide the hardware hooks (_open_uart, _make_pin, _adc_read, mac, ...).
-from board.common import ActivePin, BoardError, battery_volts
+from board import ActivePin, BoardError, battery_volts
 from core.compat import Clock
 from core.errors import lookup
 

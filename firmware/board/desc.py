@@ -4,7 +4,7 @@
 # call, then forgotten), so none of it stays on the device's heap.
 import json
 
-from board.common import BoardError
+from board import BoardError
 
 SCHEMA = 1
 # Where a board name is looked up, in order: the repo layout when running from the checkout,
@@ -194,6 +194,36 @@ def device_id_from_mac(mac):
         k = "BDIO".find(c)
         out += c if k < 0 else "WXYZ"[k]
     return out
+
+
+def no_uart(name, role, sec):
+    """The BoardError of a role board.esp32 cannot open a UART for (section `sec`)."""
+    if sec.get("uart") is None:
+        return BoardError(
+            "board %s: no hardware UART assigned to %s (%s.uart is null); the ESP32 has UART0-2 and "
+            "UART0 is the USB console: set %s.uart or use another source" % (name, role, role, role)
+        )
+    return BoardError("board %s: %s.rx/%s.tx are not set" % (name, role, role))
+
+
+def make_board(desc, argv, kw):
+    """board.make_board: board.esp32.Board on an ESP32, else board.host.HostBoard configured from
+    argv (--modem PATH --obd PATH --gps PATH; default sys.argv[1:]); kw: the board's own arguments."""
+    import sys
+
+    if not isinstance(desc, dict):
+        desc = load_board(desc)
+    if sys.platform == "esp32":
+        from board.esp32 import Board
+
+        return Board(desc, **kw)
+    from board.host import HostBoard, parse_host_args
+
+    opts = parse_host_args(argv if argv is not None else sys.argv[1:])
+    for k in ("modem", "obd", "gps"):
+        if k not in kw and opts.get(k):
+            kw[k] = opts[k]
+    return HostBoard(desc, **kw)
 
 
 def parse_devtype(ati_reply):
