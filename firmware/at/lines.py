@@ -38,12 +38,10 @@ class Framer:
         self.on_line = on_line
         self.on_prompt = on_prompt
         self.want_prompt = False
-        self._line = bytearray(line_max)
-        self._lmv = memoryview(self._line)
+        self._lmv = memoryview(bytearray(line_max))  # the line buffer
         self._ll = 0
         self._over = False
-        self._body = bytearray(body_max)
-        self._bmv = memoryview(self._body)
+        self._bmv = memoryview(bytearray(body_max))  # the body buffer
         self._body_len = 0  # bytes wanted
         self._body_pos = 0
         self._body_cb = None
@@ -64,8 +62,8 @@ class Framer:
         if n <= 0:
             cb(b"")
             return
-        if n > len(self._body):
-            raise ValueError("body of %d bytes exceeds the %d-byte buffer" % (n, len(self._body)))
+        if n > len(self._bmv):
+            raise ValueError("body of %d bytes exceeds the %d-byte buffer" % (n, len(self._bmv)))
         self._body_len = n
         self._body_pos = 0
         self._body_cb = cb
@@ -73,7 +71,7 @@ class Framer:
 
     def body_max(self):
         """The longest body expect_body accepts (the body buffer's size)."""
-        return len(self._body)
+        return len(self._bmv)
 
     def in_body(self):
         return self._body_len > 0
@@ -144,7 +142,7 @@ class Framer:
             if j < 0 or 0 <= k < j:
                 j = k
             k = (n if j < 0 else j) - i  # bytes of this line in buf
-            room = len(self._line) - self._ll
+            room = len(self._lmv) - self._ll
             if k > room:
                 k = room
                 if not self._over:

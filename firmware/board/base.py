@@ -1,6 +1,8 @@
 # What the ESP32 board and the host board share: roles from the board description,
 # lazily built and cached streams and pins, battery voltage, device id, watchdog.
-# Subclasses provide the hardware hooks (_open_uart, _make_pin, _adc_read, mac, ...).
+# Subclasses provide the hardware hooks: _open_stream(role, sec) -> stream, _make_pin(num, level,
+# ident) -> pin, _adc_read(pin) -> raw 0..4095 or None, _make_wdt(timeout_ms) -> wdt, mac() -> 6
+# bytes (no stubs here: each would cost a function on the device's heap).
 from board import ActivePin, BoardError, battery_volts
 from core.compat import Clock
 from core.errors import lookup
@@ -46,7 +48,7 @@ class BoardBase:
         key = ROLES.get(role, role)
         s = self._streams.get(key)
         if s is None:
-            s = self._open_stream(key, self.section(key))
+            s = self._open_stream(key, self.section(key))  # pyright: ignore[reportAttributeAccessIssue] - a hook
             self._streams[key] = s
         return s
 
@@ -75,7 +77,7 @@ class BoardBase:
             if num is None:
                 raise BoardError("board %s: %s.%s is not wired (null)" % (self.name, role, key))
             active = sec.get(active_key, default_active)
-            p = ActivePin(self._make_pin(num, 1 - active, ident), active, ident)
+            p = ActivePin(self._make_pin(num, 1 - active, ident), active, ident)  # pyright: ignore[reportAttributeAccessIssue]
             self._pins[ident] = p
         return p
 
@@ -104,36 +106,20 @@ class BoardBase:
         b = self.desc.get("battery")
         if not b or b.get("source") != "adc":
             return None
-        raw = self._adc_read(b["pin"])
+        raw = self._adc_read(b["pin"])  # pyright: ignore[reportAttributeAccessIssue] - a hook
         if raw is None:
             return None
         return battery_volts(raw, self.desc)
 
     def device_id(self):
-        return lookup("board.desc", "device_id_from_mac", self.mac())
+        return lookup("board.desc", "device_id_from_mac", self.mac())  # pyright: ignore[reportAttributeAccessIssue]
 
     # -- watchdog --
     def wdt_start(self, timeout_ms):
         if self._wdt is None:
-            self._wdt = self._make_wdt(timeout_ms)
+            self._wdt = self._make_wdt(timeout_ms)  # pyright: ignore[reportAttributeAccessIssue] - a hook
         return self._wdt
 
     def wdt_feed(self):
         if self._wdt is not None:
             self._wdt.feed()
-
-    # -- hooks --
-    def _open_stream(self, role, sec):
-        raise NotImplementedError
-
-    def _make_pin(self, num, level, ident):
-        raise NotImplementedError
-
-    def _adc_read(self, pin):
-        raise NotImplementedError
-
-    def _make_wdt(self, timeout_ms):
-        raise NotImplementedError
-
-    def mac(self):
-        raise NotImplementedError
