@@ -15,12 +15,11 @@
 #
 # The transcript log (at.atlog.ATLog, RotatingFile) is a module of its own, imported only when
 # debug.at_log is on; `from at.engine import ATLog` still works (module __getattr__), as do all of
-# at.reply's names (`from at.engine import CMEError`).
+# at.reader's names (`from at.engine import CMEError`).
 
 import asyncio
 
-from at.reader import ATReader
-from at.reply import ATError, ATNoPrompt, ATTimeout, Reply, Waiter, response_prefix
+from at.reader import ATError, ATReader, ATNoPrompt, ATTimeout, Reply, Waiter, response_prefix
 from core.compat import const, sleep_ms, wait_for_ms
 
 _FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is awaited
@@ -28,16 +27,16 @@ _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a
 
 
 def __getattr__(name):
-    # at.reply's names (BOOT_URCS, UNSOLICITED, SECRET_ARGS, REDACTED, redact, the ATError family) are
+    # at.reader's names (BOOT_URCS, UNSOLICITED, SECRET_ARGS, REDACTED, redact, the ATError family) are
     # the engine's public names too, found there on use (a copy of each here would cost a global);
     # the transcript log lives in at/atlog.py (imported only when it is used)
     if name in ("ATLog", "RotatingFile"):
         from at import atlog
 
         return getattr(atlog, name)
-    from at import reply
+    from at import reader
 
-    return getattr(reply, name)
+    return getattr(reader, name)
 
 
 class ATEngine(ATReader):

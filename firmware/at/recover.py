@@ -4,7 +4,7 @@
 # Every function takes the ATEngine first.
 import asyncio
 
-from at.reply import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
+from at.reader import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
 from core.compat import wait_for_ms
 from core.errors import lookup
 

@@ -1,7 +1,6 @@
 # The ESP32 board: machine.UART/Pin/ADC/WDT built lazily from the board description.
 # This and nothing else in the firmware imports `machine` (tests pass a fake module).
-from board import BoardError
-from board.base import BoardBase
+from board import BoardBase, BoardError
 from core.errors import lookup
 from core.stream import UartStream
 

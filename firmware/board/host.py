@@ -2,8 +2,7 @@
 # mapped to serial paths (a USB SIM7600's AT port, an ELM327 emulator's pty, a GNSS
 # simulator), fake pins that record (level, ms), a fake watchdog and a fixed MAC. With power_key=PATH
 # the modem power-key pin's changes are also written to PATH (pin_file), for a simulator in another process.
-from board import BoardError
-from board.base import BoardBase
+from board import BoardBase, BoardError
 from core.serial import SerialPath
 
 HOST_MAC = b"\x24\x0a\xc4\x00\x00\x01"
