@@ -19,23 +19,22 @@
 
 import asyncio
 
+from at import reader  # the module the engine's classes come from (see __getattr__)
 from at.reader import ATError, ATReader, ATNoPrompt, ATTimeout, Reply, Waiter, response_prefix
 from core.compat import const, sleep_ms, wait_for_ms
 
-_FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is awaited
 _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a 10 KB upload
 
 
 def __getattr__(name):
     # at.reader's names (BOOT_URCS, UNSOLICITED, SECRET_ARGS, REDACTED, redact, the ATError family) are
-    # the engine's public names too, found there on use (a copy of each here would cost a global);
+    # the engine's public names too, found there on use (a copy of each here would cost a global),
+    # in the module this engine was built with (hwcheck may drop at.reader from sys.modules);
     # the transcript log lives in at/atlog.py (imported only when it is used)
     if name in ("ATLog", "RotatingFile"):
         from at import atlog
 
         return getattr(atlog, name)
-    from at import reader
-
     return getattr(reader, name)
 
 
@@ -129,8 +128,8 @@ class ATEngine(ATReader):
                     self._send(cmd)
                     if data is not None:
                         ms = prompt_timeout_ms or timeout_ms
-                        try:
-                            await wait_for_ms(self._wait_prompt_or_done(), ms)
+                        try:  # the prompt, or a final result instead of it (ERROR): both set _prompt
+                            await wait_for_ms(self._prompt.wait(), ms)
                         except asyncio.TimeoutError:
                             self._timeout(cmd, "no '>' prompt within %d ms" % ms)
                         if r.final is None:
@@ -184,11 +183,6 @@ class ATEngine(ATReader):
             if w.line is None and w.error is None and w.prefix.startswith(prefix):
                 return w
         return None
-
-    async def _wait_prompt_or_done(self):
-        # whichever comes first: the prompt, or a final result (ERROR instead of '>')
-        while not self._prompt.is_set() and not self._done.is_set():
-            await sleep_ms(_FAST_POLL_MS)
 
     def _timeout(self, cmd, why):
         self.stats["timeouts"] += 1

@@ -110,10 +110,27 @@ class Framer:
                 if c == _LF:
                     i += 1
                     continue
-            if self._body_len:
+            if self._body_len:  # raw body bytes, as many as it still wants
                 if mv is None:
                     mv = memoryview(buf)
-                i = self._feed_body(mv, i, n)
+                p = self._body_pos
+                k = self._body_len - p
+                if k > n - i:
+                    k = n - i
+                self._bmv[p : p + k] = mv[i : i + k]
+                if self._body_mask:
+                    self.masked.append(i)
+                    self.masked.append(i + k)
+                i += k
+                self._body_pos = p = p + k
+                if p == self._body_len:
+                    cb = self._body_cb
+                    body = bytes(self._bmv[:p])
+                    self._body_len = self._body_pos = 0
+                    self._body_cb = None
+                    # the module ends the body with CRLF; let it be an empty line
+                    if cb is not None:  # always set by expect_body while a body is wanted
+                        cb(body)
                 continue
             if self._skip_sp:
                 self._skip_sp = False
@@ -166,23 +183,3 @@ class Framer:
                 if t:
                     self.lines += 1
                     self.on_line(t)
-
-    def _feed_body(self, mv, i, n):
-        take = self._body_len - self._body_pos
-        if take > n - i:
-            take = n - i
-        self._bmv[self._body_pos : self._body_pos + take] = mv[i : i + take]
-        if self._body_mask:
-            self.masked.append(i)
-            self.masked.append(i + take)
-        self._body_pos += take
-        i += take
-        if self._body_pos == self._body_len:
-            cb = self._body_cb
-            body = bytes(self._bmv[: self._body_len])
-            self._body_len = self._body_pos = 0
-            self._body_cb = None
-            # the module ends the body with CRLF; let it be an empty line
-            if cb is not None:  # always set by expect_body while a body is wanted
-                cb(body)
-        return i

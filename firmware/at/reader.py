@@ -324,6 +324,7 @@ class ATReader:
                 if r.final is None:
                     r.final = line
                 self._done.set()
+                self._prompt.set()  # a data-entry command waiting for '>' got its final result instead
                 return
             # 5. the command's own response lines ('+CSQ: ...' for AT+CSQ)
             p = self._pending_prefix
@@ -357,7 +358,8 @@ class ATReader:
                             # noise): reading it would swallow the replies that follow. The
                             # handler is told the body is lost, as after a body timeout.
                             self.stats["errors"] += 1
-                            self._log("note", "body of %d bytes refused (buffer %d): %s" % (n, self.framer.body_max(), line))
+                            if self.log:
+                                self._rare("refused", n, line)  # a note in the AT log
                 self._handle(fn, line, None)
                 return
         # 8. anything else is part of the reply in flight (ATI, CCERTLIST...), except a '+XYZ:'
@@ -378,4 +380,5 @@ class ATReader:
             fn(line, body)
         except Exception as e:  # noqa: BLE001 - any handler bug
             self.stats["errors"] += 1
-            self._log("note", "URC handler for %r failed: %r" % (line, e))
+            if self.log:
+                self._rare("handler_failed", line, e)  # a note in the AT log

@@ -1,10 +1,11 @@
 # The AT engine's rare paths: re-synchronising after a timeout, results owed to cancelled callers,
 # the module rebooting (RDY) and a reader task that ended. Imported through core.errors.lookup
 # when one of them happens and dropped again, so their bytecode is not resident on the ESP32.
-# Every function takes the ATEngine first.
+# Every function takes the ATEngine first. Its names come through at.engine, which holds the reader
+# module it was built with: the same classes as the engine's even if at.reader left sys.modules.
 import asyncio
 
-from at.reader import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
+from at.engine import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
 from core.compat import wait_for_ms
 from core.errors import lookup
 
@@ -98,6 +99,7 @@ def rebooted(at):
         if r.final is None:
             r.final = ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command")
         at._done.set()
+        at._prompt.set()  # a data entry waiting for '>' ends too
     for w in at._waiters:  # deferred results die with the session; plain URC waits go on
         if w.owner is not None and w.line is None:
             w.error = ModemRebooted(w.owner.cmd, msg="the modem rebooted (RDY) before the result")
@@ -167,6 +169,14 @@ async def wait_urc(at, prefix, timeout_ms):
         return w.line
     finally:
         at._drop_waiter(w)
+
+
+def refused(at, n, line):
+    at._log("note", "body of %d bytes refused (buffer %d): %s" % (n, at.framer.body_max(), line))
+
+
+def handler_failed(at, line, e):
+    at._log("note", "URC handler for %r failed: %r" % (line, e))
 
 
 def log_failed(at, lg, e):

@@ -206,6 +206,19 @@ def no_uart(name, role, sec):
     return BoardError("board %s: %s.rx/%s.tx are not set" % (name, role, role))
 
 
+def esp32_wlan(name, net):
+    """board.esp32.Board.wlan: the active station interface of `net` (the network module; None:
+    import it)."""
+    if net is None:
+        try:
+            import network as net
+        except ImportError:
+            raise BoardError("board %s: this MicroPython build has no `network` module (transport 'wifi' needs WiFi)" % name)
+    w = net.WLAN(net.STA_IF)
+    w.active(True)
+    return w
+
+
 def make_board(desc, argv, kw):
     """board.make_board: board.esp32.Board on an ESP32, else board.host.HostBoard configured from
     argv (--modem PATH --obd PATH --gps PATH; default sys.argv[1:]); kw: the board's own arguments."""

@@ -1,6 +1,6 @@
 # The ESP32 board: machine.UART/Pin/ADC/WDT built lazily from the board description.
 # This and nothing else in the firmware imports `machine` (tests pass a fake module).
-from board import BoardBase, BoardError
+from board import BoardBase
 from core.errors import lookup
 from core.stream import UartStream
 
@@ -51,17 +51,10 @@ class Board(BoardBase):
     def wlan(self):
         """The WiFi station interface (network.WLAN(STA_IF)), active, for transport 'wifi'.
         net.wifi.WifiPublisher joins it with secrets wifi_ssid/wifi_password and waits at most
-        its wifi_timeout_ms (20 s) for the association, raising WifiError naming the SSID."""
+        its wifi_timeout_ms (20 s) for the association, raising WifiError naming the SSID.
+        (Built once, at boot: board.desc.esp32_wlan.)"""
         if self._wlan is None:
-            net = self._net
-            if net is None:
-                try:
-                    import network as net
-                except ImportError:
-                    raise BoardError("board %s: this MicroPython build has no `network` module (transport 'wifi' needs WiFi)" % self.name)
-            w = net.WLAN(net.STA_IF)
-            w.active(True)
-            self._wlan = w
+            self._wlan = lookup("board.desc", "esp32_wlan", self.name, self._net)
         return self._wlan
 
     def buzzer(self, on):
