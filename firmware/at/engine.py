@@ -84,7 +84,8 @@ class ATEngine(ATReader):
             raise
         if box[0] is not None:
             if w is not None:
-                self._drop_waiter(w)
+                if w in self._waiters:
+                    self._waiters.remove(w)
             raise box[0]
         if w is None:
             return r
@@ -108,7 +109,8 @@ class ATEngine(ATReader):
             return r
         finally:
             if w is not None:
-                self._drop_waiter(w)
+                if w in self._waiters:
+                    self._waiters.remove(w)
 
     async def _run_exchange(self, box, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w, rt):
         try:

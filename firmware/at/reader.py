@@ -169,7 +169,6 @@ class ATReader:
         self.poll_ms = poll_ms
         self._prompt = asyncio.Event()
         self.framer = Framer(self._on_line, self._prompt.set)
-        self._rbuf = bytearray(_CHUNK)
         self._urcs = []  # [prefix, fn, body_len_fn, secret]
         self._waiters = []
         self._pending = None  # Reply of the command in flight
@@ -177,7 +176,6 @@ class ATReader:
         self._pending_terms = None  # type: tuple | None
         self._done = asyncio.Event()
         self._task = None
-        self._body_t0 = 0
         self.body_timeout_ms = 2000
         self.echo = True  # the module boots with echo on; updated from each reply
         self.unhandled = None  # optional fn(line) for lines nobody claimed
@@ -245,16 +243,13 @@ class ATReader:
         """Await the next line starting with `prefix` (e.g. 'PB DONE' after power-on); returns it."""
         return await self._rare("wait_urc", prefix, timeout_ms)
 
-    def _drop_waiter(self, w):
-        if w in self._waiters:
-            self._waiters.remove(w)
-
     # -- the reader ------------------------------------------------------------------------------
     async def _reader(self):
         # Nothing may end this task: it is the only reader of the UART. Every exception (a stream
         # error, the log, the framer, MemoryError) is counted and survived; a body being read when
         # it happened is given up as after a body timeout.
-        buf = self._rbuf
+        buf = bytearray(_CHUNK)
+        t0 = 0  # since when a raw body is awaited (0: none is)
         while True:
             fr = self.framer
             try:
@@ -263,8 +258,8 @@ class ATReader:
                 except OSError:
                     n = 0
                 if n:
-                    if fr.in_body() and not self._body_t0:
-                        self._body_t0 = self.clock.ticks_ms()
+                    if fr.in_body() and not t0:
+                        t0 = self.clock.ticks_ms()
                     try:
                         fr.feed(buf, n)
                     finally:
@@ -273,14 +268,15 @@ class ATReader:
                         if fr.masked:
                             fr.masked.clear()
                     if not fr.in_body():
-                        self._body_t0 = 0
+                        t0 = 0
                 elif fr.in_body():  # a raw body is due: bounded by body_timeout_ms
-                    if not self._body_t0:
-                        self._body_t0 = self.clock.ticks_ms()
-                    elif self.clock.since(self._body_t0) > self.body_timeout_ms:
+                    if not t0:
+                        t0 = self.clock.ticks_ms()
+                    elif self.clock.since(t0) > self.body_timeout_ms:
+                        t0 = 0
                         self._rare("body_timed_out")
             except Exception as e:  # noqa: BLE001
-                n = 0
+                n = t0 = 0  # a body being read is given up (reader_failed)
                 self.stats["reader_errors"] += 1
                 self.reader_error = e
                 try:

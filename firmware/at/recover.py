@@ -50,7 +50,8 @@ def release_owed(at, w, err=None):
     if w.line is None and w.error is None:
         w.error = err or ATError(w.prefix.strip(), msg="no result owed")
     w.ev.set()  # wakes whoever waits in owed()
-    at._drop_waiter(w)
+    if w in at._waiters:
+        at._waiters.remove(w)
 
 
 async def sync(at):
@@ -168,7 +169,8 @@ async def wait_urc(at, prefix, timeout_ms):
             raise w.error
         return w.line
     finally:
-        at._drop_waiter(w)
+        if w in at._waiters:
+            at._waiters.remove(w)
 
 
 def refused(at, n, line):
@@ -200,7 +202,6 @@ def reader_failed(at, e):
 def body_timed_out(at):
     cb = at.framer._body_cb
     at.framer.abort_body()
-    at._body_t0 = 0
     at.stats["timeouts"] += 1
     if cb:
         cb(None)
