@@ -239,9 +239,10 @@ class ATReader:
             except Exception:  # noqa: BLE001 - off all the same
                 pass
 
-    async def wait_urc(self, prefix, timeout_ms):
-        """Await the next line starting with `prefix` (e.g. 'PB DONE' after power-on); returns it."""
-        return await self._rare("wait_urc", prefix, timeout_ms)
+    def wait_urc(self, prefix, timeout_ms):
+        """Await the next line starting with `prefix` (e.g. 'PB DONE' after power-on); returns it.
+        (The coroutine of at.recover.wait_urc: `await at.wait_urc(...)`.)"""
+        return self._rare("wait_urc", prefix, timeout_ms)
 
     # -- the reader ------------------------------------------------------------------------------
     async def _reader(self):
