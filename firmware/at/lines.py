@@ -47,8 +47,9 @@ class Framer:
         self._body_cb = None
         self._body_mask = False
         self.masked = []  # [start, end, ...] of masked body bytes in the current feed (the log's)
-        self._skip_lf = False  # a CR just ended a line: a following LF belongs to it
-        self._skip_sp = False  # after '>' the module may send one space
+        # a byte dropped if it comes next: the LF of a line that a CR ended, the one space the
+        # module may send after '>' (0: none)
+        self._skip = 0
         self._echo = None
         self._echo_pos = 0
         self.lines = 0
@@ -94,7 +95,7 @@ class Framer:
         self._over = False
         self._body_len = self._body_pos = 0
         self._body_cb = None
-        self._skip_lf = self._skip_sp = False
+        self._skip = 0
         self._echo = None
         self.want_prompt = False
 
@@ -105,9 +106,10 @@ class Framer:
         i = 0
         while i < n:
             c = buf[i]
-            if self._skip_lf:
-                self._skip_lf = False
-                if c == _LF:
+            if self._skip:
+                k = self._skip
+                self._skip = 0
+                if c == k:
                     i += 1
                     continue
             if self._body_len:  # raw body bytes, as many as it still wants
@@ -132,11 +134,6 @@ class Framer:
                     if cb is not None:  # always set by expect_body while a body is wanted
                         cb(body)
                 continue
-            if self._skip_sp:
-                self._skip_sp = False
-                if c == _SP:
-                    i += 1
-                    continue
             if self._echo is not None and self._ll == 0:
                 e = self._echo
                 if self._echo_pos < len(e) and c == e[self._echo_pos]:
@@ -148,7 +145,7 @@ class Framer:
                 self._echo = None
             if c == _GT and self._ll == 0 and self.want_prompt:
                 self.want_prompt = False
-                self._skip_sp = True
+                self._skip = _SP
                 i += 1
                 if self.on_prompt:
                     self.on_prompt()
@@ -172,7 +169,7 @@ class Framer:
                 self._ll += k
             if j < 0:
                 return
-            self._skip_lf = buf[j] == _CR
+            self._skip = _LF if buf[j] == _CR else 0
             i = j + 1
             # the line is complete: hand it on stripped, unless it is blank
             k = self._ll
