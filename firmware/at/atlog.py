@@ -2,7 +2,7 @@
 # the transcript doctor reads. Its own module so that it costs no RAM unless the log is on
 # (telelogger.app imports it only then).
 from at.lines import to_text
-from at.reply import REDACTED, redact, secret_at
+from at.reader import REDACTED, redact, secret_at
 from core.compat import DEFAULT_CLOCK
 
 # Commands whose '>' data body is secret (certificates and private keys)

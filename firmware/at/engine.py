@@ -14,54 +14,35 @@
 # exception text (redact()). Incoming bodies registered secret (MQTT payloads) are masked in the log.
 #
 # The transcript log (at.atlog.ATLog, RotatingFile) is a module of its own, imported only when
-# debug.at_log is on; `from at.engine import ATLog` still works (module __getattr__).
+# debug.at_log is on; `from at.engine import ATLog` still works (module __getattr__), as do all of
+# at.reader's names (`from at.engine import CMEError`).
 
 import asyncio
 
-from at.reader import POLL_MS, ATReader
-from at.reply import (  # noqa: F401 - re-exported: the engine's public names
-    BOOT_URCS,
-    REDACTED,
-    SECRET_ARGS,
-    UNSOLICITED,
-    ATCommandError,
-    ATError,
-    ATNoPrompt,
-    ATTimeout,
-    CMEError,
-    CMSError,
-    ModemRebooted,
-    Reply,
-    Waiter,
-    default_meaning,
-    redact,
-    response_prefix,
-)
+from at import reader  # the module the engine's classes come from (see __getattr__)
+from at.reader import ATError, ATReader, ATNoPrompt, ATTimeout, Reply, Waiter, response_prefix
 from core.compat import const, sleep_ms, wait_for_ms
 
-_FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is awaited
 _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a 10 KB upload
 
 
 def __getattr__(name):
+    # at.reader's names (BOOT_URCS, UNSOLICITED, SECRET_ARGS, REDACTED, redact, the ATError family) are
+    # the engine's public names too, found there on use (a copy of each here would cost a global),
+    # in the module this engine was built with (hwcheck may drop at.reader from sys.modules);
     # the transcript log lives in at/atlog.py (imported only when it is used)
     if name in ("ATLog", "RotatingFile"):
         from at import atlog
 
         return getattr(atlog, name)
-    raise AttributeError(name)
+    return getattr(reader, name)
 
 
 class ATEngine(ATReader):
     """Commands on top of the reader: one at a time under a lock, complete on a final result
     code, deferred results awaited after it (see the header)."""
 
-    def __init__(self, stream, clock=None, log=None, poll_ms=POLL_MS, meaning=default_meaning):
-        ATReader.__init__(self, stream, clock, log, poll_ms)
-        self.meaning = meaning
-        self._lock = asyncio.Lock()
-        self._owed = []  # waiters of deferred results whose callers were cancelled
-        self._resync = False
+    # ATEngine(stream, clock=None, log=None, poll_ms=POLL_MS, meaning=default_meaning): ATReader.__init__
 
     # -- commands --------------------------------------------------------------------------------
     async def cmd(
@@ -103,7 +84,8 @@ class ATEngine(ATReader):
             raise
         if box[0] is not None:
             if w is not None:
-                self._drop_waiter(w)
+                if w in self._waiters:
+                    self._waiters.remove(w)
             raise box[0]
         if w is None:
             return r
@@ -127,7 +109,8 @@ class ATEngine(ATReader):
             return r
         finally:
             if w is not None:
-                self._drop_waiter(w)
+                if w in self._waiters:
+                    self._waiters.remove(w)
 
     async def _run_exchange(self, box, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w, rt):
         try:
@@ -136,7 +119,55 @@ class ATEngine(ATReader):
                     await self._rare("sync")
                 if w is not None:
                     self._waiters.append(w)
-                await self._exchange(r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w)
+                self._pending = r
+                self._pending_prefix = response_prefix(cmd)
+                self._pending_terms = terminators
+                self._done.clear()
+                self._prompt.clear()
+                self.framer.want_prompt = data is not None
+                self.stats["cmds"] += 1
+                try:
+                    self._send(cmd)
+                    if data is not None:
+                        ms = prompt_timeout_ms or timeout_ms
+                        try:  # the prompt, or a final result instead of it (ERROR): both set _prompt
+                            await wait_for_ms(self._prompt.wait(), ms)
+                        except asyncio.TimeoutError:
+                            self._timeout(cmd, "no '>' prompt within %d ms" % ms)
+                        if r.final is None:
+                            self.framer.expect_echo(data)
+                            mv = memoryview(data)
+                            for i in range(0, len(mv), _CHUNK):
+                                self.stream.write(mv[i : i + _CHUNK])
+                                if len(mv) > _CHUNK:
+                                    await sleep_ms(0)
+                            if self.log:
+                                self._log("data", cmd, data)
+                        elif r.final == "OK" or (terminators and not isinstance(r.final, ATError) and r.final != "ERROR"):
+                            # line noise forming 'OK' (or a stray late OK) before the prompt: the data was
+                            # never written and the module may still be waiting for it. Success here would
+                            # e.g. publish an empty payload; fail, and re-synchronise before the next command.
+                            self._resync = True
+                            raise ATNoPrompt(cmd, msg="final result %s before the '>' prompt: data not sent" % r.final)
+                    if r.final is None:
+                        try:
+                            await wait_for_ms(self._done.wait(), timeout_ms)
+                        except asyncio.TimeoutError:
+                            self._timeout(cmd, "no final result within %d ms" % timeout_ms)
+                finally:
+                    self._pending = None
+                    self._pending_prefix = None
+                    self.framer.want_prompt = False
+                    if self.log:
+                        self._log("done")
+                self.echo = r.echo
+                f = r.final
+                if isinstance(f, ATError):
+                    raise f
+                if f is not None and (f == "ERROR" or f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:")):
+                    self.stats["errors"] += 1
+                    raise self._rare("final_error", r, w)  # the error, its code and meaning (at/recover.py)
+                # else OK, or a caller-given terminator: the command succeeded
         except Exception as e:  # handed to the caller: a task's own exception would go unretrieved
             box[0] = e
         if box[2] and w is not None:  # the caller is gone
@@ -155,74 +186,11 @@ class ATEngine(ATReader):
                 return w
         return None
 
-    async def _exchange(self, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w):
-        self._pending = r
-        self._pending_prefix = response_prefix(cmd)
-        self._pending_terms = terminators
-        self._done.clear()
-        self._prompt.clear()
-        self.framer.want_prompt = data is not None
-        self.stats["cmds"] += 1
-        try:
-            self._send(cmd)
-            if data is not None:
-                try:
-                    await wait_for_ms(self._wait_prompt_or_done(), prompt_timeout_ms or timeout_ms)
-                except asyncio.TimeoutError:
-                    self._timeout(cmd, "no '>' prompt within %d ms" % (prompt_timeout_ms or timeout_ms))
-                if r.final is None:
-                    self.framer.expect_echo(data)
-                    await self._write_data(data)
-                elif r.final == "OK" or (terminators and not isinstance(r.final, ATError) and r.final != "ERROR"):
-                    # line noise forming 'OK' (or a stray late OK) before the prompt: the data was never
-                    # written and the module may still be waiting for it. Success here would e.g. publish
-                    # an empty payload; fail, and re-synchronise before the next command.
-                    self._resync = True
-                    raise ATNoPrompt(cmd, msg="final result %s before the '>' prompt: data not sent" % r.final)
-            if r.final is None:
-                try:
-                    await wait_for_ms(self._done.wait(), timeout_ms)
-                except asyncio.TimeoutError:
-                    self._timeout(cmd, "no final result within %d ms" % timeout_ms)
-        finally:
-            self._pending = None
-            self._pending_prefix = None
-            self.framer.want_prompt = False
-            if self.log:
-                self._log("done")
-        self.echo = r.echo
-        self._check_final(r, w)
-
-    async def _wait_prompt_or_done(self):
-        # whichever comes first: the prompt, or a final result (ERROR instead of '>')
-        while not self._prompt.is_set() and not self._done.is_set():
-            await sleep_ms(_FAST_POLL_MS)
-
-    async def _write_data(self, data):
-        mv = memoryview(data)
-        for i in range(0, len(mv), _CHUNK):
-            self.stream.write(mv[i : i + _CHUNK])
-            if len(mv) > _CHUNK:
-                await sleep_ms(0)
-        if self.log:
-            self._log("data", getattr(self._pending, "cmd", ""), data)
-
     def _timeout(self, cmd, why):
         self.stats["timeouts"] += 1
         # a late reply to this command must not complete the next one: re-synchronise first
         self._resync = True
         raise ATTimeout(cmd, msg=why)
-
-    def _check_final(self, r, w):
-        f = r.final
-        if f == "OK" or f is None:
-            return
-        if isinstance(f, ATError):
-            raise f
-        if f == "ERROR" or f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:"):
-            self.stats["errors"] += 1
-            raise self._rare("final_error", r, w)  # the error, its code and meaning (at/recover.py)
-        # a caller-given terminator ends the command successfully
 
     def _send(self, cmd):
         self.stream.write(cmd.encode() + b"\r")

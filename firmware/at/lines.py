@@ -38,19 +38,18 @@ class Framer:
         self.on_line = on_line
         self.on_prompt = on_prompt
         self.want_prompt = False
-        self._line = bytearray(line_max)
-        self._lmv = memoryview(self._line)
+        self._lmv = memoryview(bytearray(line_max))  # the line buffer
         self._ll = 0
         self._over = False
-        self._body = bytearray(body_max)
-        self._bmv = memoryview(self._body)
+        self._bmv = memoryview(bytearray(body_max))  # the body buffer
         self._body_len = 0  # bytes wanted
         self._body_pos = 0
         self._body_cb = None
         self._body_mask = False
         self.masked = []  # [start, end, ...] of masked body bytes in the current feed (the log's)
-        self._skip_lf = False  # a CR just ended a line: a following LF belongs to it
-        self._skip_sp = False  # after '>' the module may send one space
+        # a byte dropped if it comes next: the LF of a line that a CR ended, the one space the
+        # module may send after '>' (0: none)
+        self._skip = 0
         self._echo = None
         self._echo_pos = 0
         self.lines = 0
@@ -64,8 +63,8 @@ class Framer:
         if n <= 0:
             cb(b"")
             return
-        if n > len(self._body):
-            raise ValueError("body of %d bytes exceeds the %d-byte buffer" % (n, len(self._body)))
+        if n > len(self._bmv):
+            raise ValueError("body of %d bytes exceeds the %d-byte buffer" % (n, len(self._bmv)))
         self._body_len = n
         self._body_pos = 0
         self._body_cb = cb
@@ -73,7 +72,7 @@ class Framer:
 
     def body_max(self):
         """The longest body expect_body accepts (the body buffer's size)."""
-        return len(self._body)
+        return len(self._bmv)
 
     def in_body(self):
         return self._body_len > 0
@@ -96,7 +95,7 @@ class Framer:
         self._over = False
         self._body_len = self._body_pos = 0
         self._body_cb = None
-        self._skip_lf = self._skip_sp = False
+        self._skip = 0
         self._echo = None
         self.want_prompt = False
 
@@ -107,21 +106,34 @@ class Framer:
         i = 0
         while i < n:
             c = buf[i]
-            if self._skip_lf:
-                self._skip_lf = False
-                if c == _LF:
+            if self._skip:
+                k = self._skip
+                self._skip = 0
+                if c == k:
                     i += 1
                     continue
-            if self._body_len:
+            if self._body_len:  # raw body bytes, as many as it still wants
                 if mv is None:
                     mv = memoryview(buf)
-                i = self._feed_body(mv, i, n)
+                p = self._body_pos
+                k = self._body_len - p
+                if k > n - i:
+                    k = n - i
+                self._bmv[p : p + k] = mv[i : i + k]
+                if self._body_mask:
+                    self.masked.append(i)
+                    self.masked.append(i + k)
+                i += k
+                self._body_pos = p = p + k
+                if p == self._body_len:
+                    cb = self._body_cb
+                    body = bytes(self._bmv[:p])
+                    self._body_len = self._body_pos = 0
+                    self._body_cb = None
+                    # the module ends the body with CRLF; let it be an empty line
+                    if cb is not None:  # always set by expect_body while a body is wanted
+                        cb(body)
                 continue
-            if self._skip_sp:
-                self._skip_sp = False
-                if c == _SP:
-                    i += 1
-                    continue
             if self._echo is not None and self._ll == 0:
                 e = self._echo
                 if self._echo_pos < len(e) and c == e[self._echo_pos]:
@@ -133,75 +145,38 @@ class Framer:
                 self._echo = None
             if c == _GT and self._ll == 0 and self.want_prompt:
                 self.want_prompt = False
-                self._skip_sp = True
+                self._skip = _SP
                 i += 1
                 if self.on_prompt:
                     self.on_prompt()
                 continue
-            # copy up to the next line end
-            j = _find_eol(buf, i, n)
-            if mv is None:
-                mv = memoryview(buf)
+            # copy up to the next line end (CR or LF, whichever comes first)
+            j = buf.find(b"\r", i, n)
+            k = buf.find(b"\n", i, n)
+            if j < 0 or 0 <= k < j:
+                j = k
+            k = (n if j < 0 else j) - i  # bytes of this line in buf
+            room = len(self._lmv) - self._ll
+            if k > room:
+                k = room
+                if not self._over:
+                    self._over = True
+                    self.overflows += 1
+            if k > 0:
+                if mv is None:
+                    mv = memoryview(buf)
+                self._lmv[self._ll : self._ll + k] = mv[i : i + k]
+                self._ll += k
             if j < 0:
-                self._append(mv, i, n)
                 return
-            self._append(mv, i, j)
-            self._skip_lf = buf[j] == _CR
+            self._skip = _LF if buf[j] == _CR else 0
             i = j + 1
-            self._emit()
-
-    def _feed_body(self, mv, i, n):
-        take = self._body_len - self._body_pos
-        if take > n - i:
-            take = n - i
-        self._bmv[self._body_pos : self._body_pos + take] = mv[i : i + take]
-        if self._body_mask:
-            self.masked.append(i)
-            self.masked.append(i + take)
-        self._body_pos += take
-        i += take
-        if self._body_pos == self._body_len:
-            cb = self._body_cb
-            body = bytes(self._bmv[: self._body_len])
-            self._body_len = self._body_pos = 0
-            self._body_cb = None
-            # the module ends the body with CRLF; let it be an empty line
-            if cb is not None:  # always set by expect_body while a body is wanted
-                cb(body)
-        return i
-
-    def _append(self, mv, i, j):
-        k = j - i
-        if k <= 0:
-            return
-        room = len(self._line) - self._ll
-        if k > room:
-            k = room
-            if not self._over:
-                self._over = True
-                self.overflows += 1
-        if k:
-            self._lmv[self._ll : self._ll + k] = mv[i : i + k]
-            self._ll += k
-
-    def _emit(self):
-        ll = self._ll
-        self._ll = 0
-        self._over = False
-        if not ll:
-            return
-        # strip surrounding blanks cheaply
-        s = to_text(self._lmv[:ll]).strip()
-        if s:
-            self.lines += 1
-            self.on_line(s)
-
-
-def _find_eol(buf, i, n):
-    a = buf.find(b"\r", i, n)
-    b = buf.find(b"\n", i, n)
-    if a < 0:
-        return b
-    if b < 0 or a < b:
-        return a
-    return b
+            # the line is complete: hand it on stripped, unless it is blank
+            k = self._ll
+            self._ll = 0
+            self._over = False
+            if k:
+                t = to_text(self._lmv[:k]).strip()
+                if t:
+                    self.lines += 1
+                    self.on_line(t)

@@ -1,12 +1,16 @@
-# The input side of the AT engine: one reader task owns the modem's input stream, frames it
-# (at.lines.Framer) and hands every line to the command in flight, to a waiter of a deferred
-# result or awaited URC, or to the URC handler registered for its prefix (also in the middle of a
-# reply). Nothing may end the reader task: every exception is counted and survived, and a reader
-# that ended anyway is restarted by the next command (ATEngine.cmd, alive()).
+# The AT engine's input side and what it hands back.
+# - What it hands back: the Reply of a command, the exceptions of a failed one (all ATError: `.cmd`
+#   redacted, `.code`, `.meaning`, `.lines`), the URC prefixes the engine knows without a handler,
+#   and the redaction of credentials in command lines. at.engine re-exports every name here
+#   (`from at.engine import ATTimeout` keeps working).
+# - The reader: one reader task owns the modem's input stream, frames it (at.lines.Framer) and
+#   hands every line to the command in flight, to a waiter of a deferred result or awaited URC, or
+#   to the URC handler registered for its prefix (also in the middle of a reply). Nothing may end
+#   the reader task: every exception is counted and survived, and a reader that ended anyway is
+#   restarted by the next command (ATEngine.cmd, alive()).
 import asyncio
 
 from at.lines import Framer
-from at.reply import UNSOLICITED
 from core.compat import DEFAULT_CLOCK, const, sleep_ms
 from core.errors import lookup
 
@@ -14,26 +18,164 @@ POLL_MS = const(5)  # idle poll interval of the reader
 _FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is awaited
 _CHUNK = const(256)  # read size
 
+# ---- what the engine hands back ---------------------------------------------------------------
+# Boot-time URCs the module prints unasked (seed thread; LilyGO T-SIM7600X#100)
+BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
 
+# Lines the module prints unasked that the engine recognises even with no handler registered,
+# so they never pollute a reply in flight (T-SIM7600X#100, TinyGSM#309, [M] ch.16 URCs).
+UNSOLICITED = BOOT_URCS + (
+    "+CGEV:",
+    "+CIPEVENT:",
+    "+CMQTTNONET",
+    "+CMQTTCONNLOST:",
+    "+CMQTTPING:",
+    "+CPIN: NOT READY",
+)
+
+# Commands whose arguments from the k-th on (0-based) are credentials: (prefix, k).
+# AT+CMQTTCONNECT=<idx>,"<addr>",<keepalive>,<clean>[,"<user>"[,"<pass>"]]; AT+CGAUTH=<cid>,
+# <type>,"<passwd>","<user>" (the order differs between manuals: both are hidden); AT+CPIN="<pin>"[,"<new>"].
+SECRET_ARGS = (("AT+CMQTTCONNECT=", 4), ("AT+CGAUTH=", 2), ("AT+CPIN=", 0))
+REDACTED = "<redacted>"
+
+
+def secret_at(cmd):
+    """Index in cmd where its credentials start, or -1."""
+    for p, k in SECRET_ARGS:
+        if cmd.startswith(p):
+            i = len(p)
+            n = 0
+            q = False
+            while n < k and i < len(cmd):
+                c = cmd[i]
+                if c == '"':
+                    q = not q
+                elif c == "," and not q:
+                    n += 1
+                i += 1
+            return i if n == k and i < len(cmd) else -1
+    return -1
+
+
+def redact(cmd):
+    """cmd with its credentials replaced by '<redacted>' (unchanged when it carries none)."""
+    if not isinstance(cmd, str):
+        return cmd
+    i = secret_at(cmd)
+    return cmd if i < 0 else cmd[:i] + REDACTED
+
+
+class ATError(Exception):
+    """Base of the engine's errors: `cmd` (the command line), `code` (int or text or None),
+    `meaning` (what the code means), `lines` (intermediate lines received)."""
+
+    def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None):
+        cmd = redact(cmd)
+        super().__init__(cmd)
+        self.cmd = cmd
+        self.code = code
+        self.meaning = meaning
+        self.lines = lines or []
+        self.msg = msg
+
+    def __str__(self):
+        s = "%s: %s" % (self.cmd, self.msg or type(self).__name__)
+        if self.code is not None:
+            s += " (error %s: %s)" % (self.code, self.meaning)
+        return s
+
+
+class ATTimeout(ATError):
+    pass
+
+
+class ATCommandError(ATError):
+    """ERROR final result (code/meaning from a '+CMD: <idx>,<err>' or '+IP ERROR:' line when the
+    module sent one)."""
+
+
+class CMEError(ATError):
+    pass
+
+
+class CMSError(ATError):
+    pass
+
+
+class ATNoPrompt(ATError):
+    """A data-entry command completed before its '>' prompt: the data was NOT written."""
+
+
+class ModemRebooted(ATError):
+    """The module printed RDY (it rebooted) while a command or a result was pending."""
+
+
+class Reply:
+    def __init__(self, cmd):
+        self.cmd = cmd
+        self.lines = []
+        self.final = None
+        self.result = None
+        self.echo = False
+
+    def value(self, prefix):
+        """Text after `prefix` of the first intermediate line that starts with it, stripped."""
+        for ln in self.lines:
+            if ln.startswith(prefix):
+                return ln[len(prefix) :].strip()
+        return None
+
+
+def response_prefix(cmd):
+    """'AT+CSQ' -> '+CSQ:'; 'AT+CMQTTTOPIC=0,5' -> '+CMQTTTOPIC:'; 'ATI' -> None."""
+    if not cmd.startswith("AT+") and not cmd.startswith("at+"):
+        return None
+    end = len(cmd)
+    for ch in "=?":
+        k = cmd.find(ch)
+        if 0 < k < end:
+            end = k
+    return cmd[2:end].upper() + ":"
+
+
+def default_meaning(prefix, code):
+    """Meaning of an error code reported on a '+CMD:' line. The engine knows no command family's
+    table; a driver installs its own (modem.cmqtt sets ATEngine.meaning for +CMQTT codes)."""
+    return "error %s" % code
+
+
+class Waiter:
+    """A deferred result or awaited URC: the first line starting with `prefix`."""
+
+    def __init__(self, prefix, owner=None):
+        self.prefix = prefix
+        self.line = None
+        self.error = None
+        self.ev = asyncio.Event()
+        self.owner = owner
+
+
+# ---- the reader --------------------------------------------------------------------------------
 class ATReader:
-    """Base of ATEngine: the reader task, URC registration and line dispatch."""
+    """Base of ATEngine: the reader task, URC registration and line dispatch. Its __init__ sets up
+    the whole engine's state (one __init__ for both: meaning and the command side's lock/owed/resync
+    too)."""
 
-    def __init__(self, stream, clock=None, log=None, poll_ms=POLL_MS):
+    def __init__(self, stream, clock=None, log=None, poll_ms=POLL_MS, meaning=default_meaning):
         self.stream = stream
         self.clock = clock or DEFAULT_CLOCK
         self.log = log
         self.poll_ms = poll_ms
-        self.framer = Framer(self._on_line, self._on_prompt)
-        self._rbuf = bytearray(_CHUNK)
+        self._prompt = asyncio.Event()
+        self.framer = Framer(self._on_line, self._prompt.set)
         self._urcs = []  # [prefix, fn, body_len_fn, secret]
         self._waiters = []
         self._pending = None  # Reply of the command in flight
         self._pending_prefix = None
         self._pending_terms = None  # type: tuple | None
         self._done = asyncio.Event()
-        self._prompt = asyncio.Event()
         self._task = None
-        self._body_t0 = 0
         self.body_timeout_ms = 2000
         self.echo = True  # the module boots with echo on; updated from each reply
         self.unhandled = None  # optional fn(line) for lines nobody claimed
@@ -41,6 +183,10 @@ class ATReader:
         self.stats = {"cmds": 0, "urcs": 0, "timeouts": 0, "errors": 0, "reboots": 0, "stray": 0, "reader_errors": 0, "restarts": 0}
         self.log_error = None  # why the AT log was turned off
         self.reader_error = None  # the last exception the reader survived
+        self.meaning = meaning  # fn(prefix, code) -> text for '+CMD: <err>' codes (a driver's table)
+        self._lock = asyncio.Lock()  # one command at a time
+        self._owed = []  # waiters of deferred results whose callers were cancelled
+        self._resync = False
         for p in UNSOLICITED:
             self.on_urc(p, None)
 
@@ -86,80 +232,64 @@ class ATReader:
         try:
             getattr(lg, name)(*args)
         except Exception as e:  # noqa: BLE001 - OSError (flash full), MemoryError, a bad writer
-            self.log = None
+            self.log = None  # off first: the rest may fail as well
             self.log_error = e
-            self.warn("AT log off: writing it failed (%r); the modem link goes on without it" % e)
             try:
-                lg.close()
-            except Exception:  # noqa: BLE001
+                self._rare("log_failed", lg, e)  # says so once, closes it
+            except Exception:  # noqa: BLE001 - off all the same
                 pass
 
-    async def wait_urc(self, prefix, timeout_ms):
-        """Await the next line starting with `prefix` (e.g. 'PB DONE' after power-on); returns it."""
-        return await self._rare("wait_urc", prefix, timeout_ms)
-
-    def _drop_waiter(self, w):
-        if w in self._waiters:
-            self._waiters.remove(w)
+    def wait_urc(self, prefix, timeout_ms):
+        """Await the next line starting with `prefix` (e.g. 'PB DONE' after power-on); returns it.
+        (The coroutine of at.recover.wait_urc: `await at.wait_urc(...)`.)"""
+        return self._rare("wait_urc", prefix, timeout_ms)
 
     # -- the reader ------------------------------------------------------------------------------
     async def _reader(self):
         # Nothing may end this task: it is the only reader of the UART. Every exception (a stream
         # error, the log, the framer, MemoryError) is counted and survived; a body being read when
         # it happened is given up as after a body timeout.
+        buf = bytearray(_CHUNK)
+        t0 = 0  # since when a raw body is awaited (0: none is)
         while True:
+            fr = self.framer
             try:
-                n = self._read_once()
+                try:
+                    n = self.stream.readinto(buf)
+                except OSError:
+                    n = 0
+                if n:
+                    if fr.in_body() and not t0:
+                        t0 = self.clock.ticks_ms()
+                    try:
+                        fr.feed(buf, n)
+                    finally:
+                        if self.log:
+                            self._log("received", buf, n, fr.masked)
+                        if fr.masked:
+                            fr.masked.clear()
+                    if not fr.in_body():
+                        t0 = 0
+                elif fr.in_body():  # a raw body is due: bounded by body_timeout_ms
+                    if not t0:
+                        t0 = self.clock.ticks_ms()
+                    elif self.clock.since(t0) > self.body_timeout_ms:
+                        t0 = 0
+                        self._rare("body_timed_out")
             except Exception as e:  # noqa: BLE001
-                n = 0
-                self._reader_failed(e)
+                n = t0 = 0  # a body being read is given up (reader_failed)
+                self.stats["reader_errors"] += 1
+                self.reader_error = e
+                try:
+                    self._rare("reader_failed", e)
+                except Exception:  # noqa: BLE001 - even that could not load: drop the partial line/body
+                    fr.reset()
             if n:
                 await sleep_ms(0)  # let the waiters run; a stream that is never empty must not starve them
                 continue
             # a reply is due: look again soon; idle: the relaxed interval (URCs are not urgent)
-            busy = self._pending is not None or self.framer.in_body()
+            busy = self._pending is not None or fr.in_body()
             await sleep_ms(_FAST_POLL_MS if busy else self.poll_ms)
-
-    def _read_once(self):
-        buf = self._rbuf
-        fr = self.framer
-        try:
-            n = self.stream.readinto(buf)
-        except OSError:
-            n = 0
-        if n:
-            if fr.in_body() and not self._body_t0:
-                self._body_t0 = self.clock.ticks_ms()
-            try:
-                fr.feed(buf, n)
-            finally:
-                if self.log:
-                    self._log("received", buf, n, fr.masked)
-                if fr.masked:
-                    fr.masked.clear()
-            if not fr.in_body():
-                self._body_t0 = 0
-            return n
-        if fr.in_body():
-            if not self._body_t0:
-                self._body_t0 = self.clock.ticks_ms()
-            elif self.clock.since(self._body_t0) > self.body_timeout_ms:
-                self._body_timed_out()
-        return 0
-
-    def _reader_failed(self, e):
-        self.stats["reader_errors"] += 1
-        self.reader_error = e
-        try:
-            self._rare("reader_failed", e)
-        except Exception:  # noqa: BLE001 - even that could not load: drop the partial line/body
-            self.framer.reset()
-
-    def _body_timed_out(self):
-        self._rare("body_timed_out")
-
-    def _on_prompt(self):
-        self._prompt.set()
 
     def _on_line(self, line):
         r = self._pending
@@ -175,19 +305,24 @@ class ATReader:
         if ws:
             for w in ws:
                 if w.owner is r and r is not None and line.startswith(w.prefix):
-                    self._fill(w, line)
+                    w.line = line
+                    w.ev.set()
                     return
         # 4. a final result code
         if r is not None:
-            if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR:") or line.startswith("+CMS ERROR:"):
-                self._finish(r, line)
-                return
-            if self._pending_terms:
+            fin = line == "OK" or line == "ERROR" or line.startswith("+CME ERROR:") or line.startswith("+CMS ERROR:")
+            if not fin and self._pending_terms:
                 for t in self._pending_terms:
                     if line.startswith(t):
-                        r.lines.append(line)
-                        self._finish(r, line)
-                        return
+                        r.lines.append(line)  # a caller-given terminator is also a line of the reply
+                        fin = True
+                        break
+            if fin:
+                if r.final is None:
+                    r.final = line
+                self._done.set()
+                self._prompt.set()  # a data-entry command waiting for '>' got its final result instead
+                return
             # 5. the command's own response lines ('+CSQ: ...' for AT+CSQ)
             p = self._pending_prefix
             if p is not None and line.startswith(p):
@@ -197,7 +332,8 @@ class ATReader:
         if ws:
             for w in ws:
                 if w.line is None and w.error is None and line.startswith(w.prefix):
-                    self._fill(w, line)
+                    w.line = line
+                    w.ev.set()
                     return
         # 7. registered URCs
         for e in self._urcs:
@@ -219,7 +355,8 @@ class ATReader:
                             # noise): reading it would swallow the replies that follow. The
                             # handler is told the body is lost, as after a body timeout.
                             self.stats["errors"] += 1
-                            self._log("note", "body of %d bytes refused (buffer %d): %s" % (n, self.framer.body_max(), line))
+                            if self.log:
+                                self._rare("refused", n, line)  # a note in the AT log
                 self._handle(fn, line, None)
                 return
         # 8. anything else is part of the reply in flight (ATI, CCERTLIST...), except a '+XYZ:'
@@ -240,13 +377,5 @@ class ATReader:
             fn(line, body)
         except Exception as e:  # noqa: BLE001 - any handler bug
             self.stats["errors"] += 1
-            self._log("note", "URC handler for %r failed: %r" % (line, e))
-
-    def _fill(self, w, line):
-        w.line = line
-        w.ev.set()
-
-    def _finish(self, r, final):
-        if r.final is None:
-            r.final = final
-        self._done.set()
+            if self.log:
+                self._rare("handler_failed", line, e)  # a note in the AT log

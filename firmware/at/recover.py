@@ -1,10 +1,11 @@
 # The AT engine's rare paths: re-synchronising after a timeout, results owed to cancelled callers,
 # the module rebooting (RDY) and a reader task that ended. Imported through core.errors.lookup
 # when one of them happens and dropped again, so their bytecode is not resident on the ESP32.
-# Every function takes the ATEngine first.
+# Every function takes the ATEngine first. Its names come through at.engine, which holds the reader
+# module it was built with: the same classes as the engine's even if at.reader left sys.modules.
 import asyncio
 
-from at.reply import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
+from at.engine import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
 from core.compat import wait_for_ms
 from core.errors import lookup
 
@@ -49,7 +50,8 @@ def release_owed(at, w, err=None):
     if w.line is None and w.error is None:
         w.error = err or ATError(w.prefix.strip(), msg="no result owed")
     w.ev.set()  # wakes whoever waits in owed()
-    at._drop_waiter(w)
+    if w in at._waiters:
+        at._waiters.remove(w)
 
 
 async def sync(at):
@@ -95,7 +97,10 @@ def rebooted(at):
     at.framer.reset()
     r = at._pending
     if r is not None:
-        at._finish(r, ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command"))
+        if r.final is None:
+            r.final = ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command")
+        at._done.set()
+        at._prompt.set()  # a data entry waiting for '>' ends too
     for w in at._waiters:  # deferred results die with the session; plain URC waits go on
         if w.owner is not None and w.line is None:
             w.error = ModemRebooted(w.owner.cmd, msg="the modem rebooted (RDY) before the result")
@@ -164,7 +169,26 @@ async def wait_urc(at, prefix, timeout_ms):
             raise w.error
         return w.line
     finally:
-        at._drop_waiter(w)
+        if w in at._waiters:
+            at._waiters.remove(w)
+
+
+def refused(at, n, line):
+    at._log("note", "body of %d bytes refused (buffer %d): %s" % (n, at.framer.body_max(), line))
+
+
+def handler_failed(at, line, e):
+    at._log("note", "URC handler for %r failed: %r" % (line, e))
+
+
+def log_failed(at, lg, e):
+    """Writing the AT log raised e (OSError: the flash is full; MemoryError; a bad writer): the log
+    is off (the engine already dropped it), said once; the modem link goes on without it."""
+    at.warn("AT log off: writing it failed (%r); the modem link goes on without it" % e)
+    try:
+        lg.close()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def reader_failed(at, e):
@@ -178,7 +202,6 @@ def reader_failed(at, e):
 def body_timed_out(at):
     cb = at.framer._body_cb
     at.framer.abort_body()
-    at._body_t0 = 0
     at.stats["timeouts"] += 1
     if cb:
         cb(None)

@@ -1,8 +1,16 @@
 # Board descriptions (boards/*.json): loading, schema check, per-devType overrides, the
-# devType -> board mapping. Pure: no `machine`, runs on the host tooling too.
+# devType -> board mapping, the device id. Pure: no `machine`, runs on the host tooling too.
+# Boot only: the board package and BoardBase call it through core.errors.lookup (imported for the
+# call, then forgotten), so none of it stays on the device's heap.
 import json
 
-from board.common import BOARD_DIRS, DEVICE_BOARD_FILE, SCHEMA, BoardError
+from board import BoardError
+
+SCHEMA = 1
+# Where a board name is looked up, in order: the repo layout when running from the checkout,
+# then the device filesystem (deploy copies boards/<name>.json to /boards/ and /board.json).
+BOARD_DIRS = ("boards", "/boards", "../boards")
+DEVICE_BOARD_FILE = "board.json"
 
 GNSS_SOURCES = ("uart", "modem", "coproc", "none")
 BATTERY_SOURCES = ("adc", "coproc", "none")
@@ -23,12 +31,13 @@ def _find(name, dirs):
     return None
 
 
-def load_board(name_or_path=None, devtype=None, dirs=BOARD_DIRS):
+def load_board(name_or_path=None, devtype=None, dirs=None):
     """Load and validate a board description.
 
     `name_or_path`: a dict (validated and returned), a path to a .json file, a board name
     looked up in `dirs` (e.g. "oneplus-b"), or None for the deployed /board.json.
     `devtype`: apply the file's per-devType overrides (see apply_devtype)."""
+    dirs = dirs or BOARD_DIRS
     if isinstance(name_or_path, dict):
         desc = name_or_path
         where = "<dict>"
@@ -150,6 +159,84 @@ def apply_devtype(desc, devtype):
                 out[sec][key] = v
     out["devtype"] = devtype
     return out
+
+
+def board_devtype(board, devtype):
+    """BoardBase.apply_devtype: the overrides for `devtype` applied to the board's description once
+    the co-processor said which board this is; the sections that changed. A section whose UART is
+    already open cannot move: BoardError."""
+    desc = board.desc
+    if not desc.get("by_devtype") or desc.get("devtype") == devtype:
+        return []
+    new = apply_devtype(desc, devtype)
+    changed = [k for k in ("modem", "coproc", "gnss", "battery") if new.get(k) != desc.get(k)]
+    busy = [k for k in changed if k in board._streams]
+    if busy:
+        raise BoardError("devType %d moves the %s pins, but that UART is already open" % (devtype, ", ".join(busy)))
+    board.desc = new
+    return changed
+
+
+def device_id_from_mac(mac):
+    """The official telelogger device id (genDeviceID): seed = efuse MAC >> 8, where the
+    efuse MAC is the 6 MAC bytes read as a little-endian integer (byte 0 lowest); then 8
+    characters, 5 bits each starting from the low bits, 0-9 and A-V with B->W, D->X, I->Y,
+    O->Z. `mac`: 6 bytes as machine.unique_id() returns them on the ESP32."""
+    mac = bytes(mac)
+    if len(mac) != 6:
+        raise ValueError("MAC must be 6 bytes, got %d" % len(mac))
+    seed = int.from_bytes(mac, "little") >> 8
+    out = ""
+    for _ in range(8):
+        x = seed & 0x1F
+        seed >>= 5
+        c = chr(48 + x if x < 10 else 55 + x)  # 10 -> 'A'
+        k = "BDIO".find(c)
+        out += c if k < 0 else "WXYZ"[k]
+    return out
+
+
+def no_uart(name, role, sec):
+    """The BoardError of a role board.esp32 cannot open a UART for (section `sec`)."""
+    if sec.get("uart") is None:
+        return BoardError(
+            "board %s: no hardware UART assigned to %s (%s.uart is null); the ESP32 has UART0-2 and "
+            "UART0 is the USB console: set %s.uart or use another source" % (name, role, role, role)
+        )
+    return BoardError("board %s: %s.rx/%s.tx are not set" % (name, role, role))
+
+
+def esp32_wlan(name, net):
+    """board.esp32.Board.wlan: the active station interface of `net` (the network module; None:
+    import it)."""
+    if net is None:
+        try:
+            import network as net
+        except ImportError:
+            raise BoardError("board %s: this MicroPython build has no `network` module (transport 'wifi' needs WiFi)" % name)
+    w = net.WLAN(net.STA_IF)
+    w.active(True)
+    return w
+
+
+def make_board(desc, argv, kw):
+    """board.make_board: board.esp32.Board on an ESP32, else board.host.HostBoard configured from
+    argv (--modem PATH --obd PATH --gps PATH; default sys.argv[1:]); kw: the board's own arguments."""
+    import sys
+
+    if not isinstance(desc, dict):
+        desc = load_board(desc)
+    if sys.platform == "esp32":
+        from board.esp32 import Board
+
+        return Board(desc, **kw)
+    from board.host import HostBoard, parse_host_args
+
+    opts = parse_host_args(argv if argv is not None else sys.argv[1:])
+    for k in ("modem", "obd", "gps"):
+        if k not in kw and opts.get(k):
+            kw[k] = opts[k]
+    return HostBoard(desc, **kw)
 
 
 def parse_devtype(ati_reply):

@@ -1,7 +1,7 @@
 # The ESP32 board: machine.UART/Pin/ADC/WDT built lazily from the board description.
 # This and nothing else in the firmware imports `machine` (tests pass a fake module).
-from board.common import BoardError
-from board.base import BoardBase
+from board import BoardBase
+from core.errors import lookup
 from core.stream import UartStream
 
 ADC_FULL_SCALE_UV = 3300000  # the 0..4095 raw scale of Arduino's analogRead at 11 dB, as the official factor assumes
@@ -17,13 +17,8 @@ class Board(BoardBase):
         self._wlan = None
 
     def _open_stream(self, role, sec):
-        if sec.get("uart") is None:
-            raise BoardError(
-                "board %s: no hardware UART assigned to %s (%s.uart is null); the ESP32 has UART0-2 and "
-                "UART0 is the USB console: set %s.uart or use another source" % (self.name, role, role, role)
-            )
-        if sec.get("rx") is None or sec.get("tx") is None:
-            raise BoardError("board %s: %s.rx/%s.tx are not set" % (self.name, role, role))
+        if sec.get("uart") is None or sec.get("rx") is None or sec.get("tx") is None:
+            raise lookup("board.desc", "no_uart", self.name, role, sec)  # the error's text: boot only
         m = self._m
         u = m.UART(sec["uart"], baudrate=sec["baud"], tx=sec["tx"], rx=sec["rx"], rxbuf=sec.get("rxbuf", 256), timeout=0)
         return UartStream(u)
@@ -56,17 +51,10 @@ class Board(BoardBase):
     def wlan(self):
         """The WiFi station interface (network.WLAN(STA_IF)), active, for transport 'wifi'.
         net.wifi.WifiPublisher joins it with secrets wifi_ssid/wifi_password and waits at most
-        its wifi_timeout_ms (20 s) for the association, raising WifiError naming the SSID."""
+        its wifi_timeout_ms (20 s) for the association, raising WifiError naming the SSID.
+        (Built once, at boot: board.desc.esp32_wlan.)"""
         if self._wlan is None:
-            net = self._net
-            if net is None:
-                try:
-                    import network as net
-                except ImportError:
-                    raise BoardError("board %s: this MicroPython build has no `network` module (transport 'wifi' needs WiFi)" % self.name)
-            w = net.WLAN(net.STA_IF)
-            w.active(True)
-            self._wlan = w
+            self._wlan = lookup("board.desc", "esp32_wlan", self.name, self._net)
         return self._wlan
 
     def buzzer(self, on):

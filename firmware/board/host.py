@@ -2,12 +2,20 @@
 # mapped to serial paths (a USB SIM7600's AT port, an ELM327 emulator's pty, a GNSS
 # simulator), fake pins that record (level, ms), a fake watchdog and a fixed MAC. With power_key=PATH
 # the modem power-key pin's changes are also written to PATH (pin_file), for a simulator in another process.
-from board.common import BoardError, DeepSleep
-from board.base import BoardBase
-from core.stream import SerialPath
+from board import BoardBase, BoardError
+from core.serial import SerialPath
 
 HOST_MAC = b"\x24\x0a\xc4\x00\x00\x01"
 _FLAGS = ("modem", "obd", "gps", "board", "config", "secrets")
+
+
+class DeepSleep(Exception):
+    """Raised by HostBoard.deep_sleep: on a real ESP32 deep sleep never returns (the chip
+    restarts); on the host the caller sees this and ends or restarts its loop."""
+
+    def __init__(self, ms):
+        super().__init__("deep sleep for %d ms" % ms)
+        self.ms = ms
 
 
 def parse_host_args(argv):

@@ -19,5 +19,6 @@ def forget(name):
 
 def drop(prefix, keep=()):
     """Forget the modules named prefix* that are not in keep."""
-    for name in [m for m in sys.modules if m.startswith(prefix) and m not in keep]:
-        forget(name)
+    for name in list(sys.modules):  # a copy: forget() changes sys.modules
+        if name.startswith(prefix) and name not in keep:
+            forget(name)

@@ -282,6 +282,23 @@ async def test_modem_reboot_mid_command():
     at.stop()
 
 
+async def test_reboot_while_waiting_for_the_prompt_ends_the_data_entry_at_once():
+    """RDY instead of '>': the data entry fails with ModemRebooted as soon as RDY arrives (the
+    wait for the prompt ends on the final result too), not after the prompt timeout, and the
+    data is never written."""
+    from core.compat import ticks_diff, ticks_ms
+
+    m, at = _setup()
+    m.rules["AT+CMQTTPAYLOAD=0,5"] = b"\r\nRDY\r\n"
+    t0 = ticks_ms()
+    e = await araises(ModemRebooted, at.cmd("AT+CMQTTPAYLOAD=0,5", data=b"hello", timeout_ms=3000))
+    assert ticks_diff(ticks_ms(), t0) < 1500, ticks_diff(ticks_ms(), t0)
+    assert "rebooted" in str(e) and b"hello" not in bytes(m.stream.written)
+    m.rules["AT"] = OK
+    assert (await at.cmd("AT")).final == "OK"
+    at.stop()
+
+
 async def test_reboot_while_waiting_for_deferred_result():
     m, at = _setup()
     m.rules['AT+CMQTTCONNECT=0,"tcp://h:1883",60,1'] = OK

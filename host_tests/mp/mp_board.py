@@ -246,6 +246,37 @@ def test_esp32_board_builds_lazily():
     assert MADE[-1] == ("deepsleep", 5000)
 
 
+def test_boot_only_board_code_leaves_no_module_behind():
+    """load_board, make_board, apply_devtype, device_id and the ESP32's UART errors use board.desc
+    for the call only (on the device its bytecode must not stay in the heap); the names that moved
+    there (and board.host's DeepSleep) are still the board package's."""
+    import sys
+
+    import board
+    from core.unload import forget
+
+    forget("board.desc")
+    b = board.make_board(load_board("oneplus-b"), argv=["--modem", "/dev/null"])
+    assert isinstance(b, HostBoard) and b.paths["modem"] == "/dev/null"
+    assert b.apply_devtype(13) == ["modem", "gnss"] and b.desc["modem"]["rx"] == 32
+    assert b.apply_devtype(13) == []  # already applied
+    dev = b.device_id()
+    e = raises(BoardError, Board(load_board("oneplus-b"), machine=FakeMachine()).gps_stream)
+    assert "gnss.uart is null" in str(e)
+    d = _copy(load_board("esp32-sim7600"))
+    d["modem"]["rx"] = None
+    e = raises(BoardError, Board(d, machine=FakeMachine()).modem_stream)
+    assert "modem.rx/modem.tx are not set" in str(e)
+    assert "board.desc" not in sys.modules
+    assert dev == device_id_from_mac(b.mac())
+    assert board.SCHEMA == 1 and "/boards" in board.BOARD_DIRS and board.DEVICE_BOARD_FILE == "board.json"
+    assert board.DeepSleep is DeepSleep
+    from board import desc
+
+    assert desc.parse_devtype("OBD2USART V1.4") == 14
+    assert raises(AttributeError, lambda: board.no_such_name)
+
+
 def test_esp32_battery_uses_the_calibrated_reading():
     class M(FakeMachine):
         ADC = _CalibratedADC
