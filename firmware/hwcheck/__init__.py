@@ -50,7 +50,7 @@ AREAS = (
 # The AT engine's modules stay imported from the first area that talks to the modem to the last
 # (each area still runs its own engine instance): loaded once, they do not fragment the heap again
 # and again, and the drivers re-imported in each area share their exception classes.
-_MODEM_CORE = ("at", "at.engine", "at.lines", "modem", "modem.codes", "net", "net.publisher")
+_MODEM_CORE = ("at", "at.engine", "at.lines", "at.reader", "modem", "modem.codes", "net", "net.publisher")
 _LAST_MODEM_AREA = "hwcheck.gnss_fix"
 class Check:
     """What every area shares: the board, config, options, the item list and the few results a
