@@ -1,7 +1,8 @@
 # The adapter's set-up and the co-processor's own commands, the rare paths of obdii.obd.Obd:
 # init (ATZ, ATE0, ATH0, ATSP, supported-PID discovery), identification (ATI -> devType -> ONE+
-# model), its GNSS power (ATGPSON/ATGPSOFF) and low power (ATR + ATLP, ATI to wake). Obd imports
-# this module for the call and drops it from sys.modules afterwards on the device.
+# model), its GNSS (ATGPSON/ATGPS/ATGPSOFF) and low power (ATR + ATLP, ATI to wake), and the
+# supported-PID list / several-PID read for tools. Each is an Obd method (obd.init(), ...: Obd's
+# __getattr__ imports this module for the call and drops it from sys.modules afterwards on the device).
 from core.compat import DEFAULT_CLOCK
 from obdii.elm import ElmError, ElmTimeout, ObdError, eol, hex_bytes
 
@@ -99,8 +100,15 @@ async def discover(obd):
     for i in range(32):
         sup[i] = 0
     base = 0
+    cmd = obd._cmd
     while base < 0x100:
-        n = await obd._query_pid(base, obd.long_ms)
+        cmd[2] = b"0123456789ABCDEF"[base >> 4]  # "01" + the base PID in hex
+        cmd[3] = 48
+        try:
+            n = await obd.link.query_raw(cmd, obd.long_ms)
+        except ElmError:
+            obd._fail()
+            raise
         buf = obd.link.buf
         line = obd._line
         got = False
@@ -120,7 +128,25 @@ async def discover(obd):
             break
         base += 0x20
     obd.errors = 0
-    return len(obd.supported_pids())
+    return len(supported_pids(obd))
+
+
+def supported_pids(obd):
+    """The PIDs the bitmap marks as supported, 1..0xFF."""
+    return [p for p in range(1, 0x100) if obd.is_supported(p)]
+
+
+async def read_pids(obd, pid_list, out=None):
+    """Read each PID; returns (and appends to `out`) (pid, value) pairs for the PIDs that
+    answered. Failures are counted in obd.errors and skipped."""
+    if out is None:
+        out = []
+    for pid in pid_list:
+        try:
+            out.append((pid, await obd.read_pid(pid)))
+        except ElmError:
+            pass
+    return out
 
 
 def _sleep(obd, ms):
@@ -137,6 +163,17 @@ async def gnss_on(obd):
         pass
     obd.gnss_started = True
     await _sleep(obd, 300)
+
+async def coproc_gnss(obd, timeout_ms=500):
+    """ATGPS: the raw "$GNIFO,..." line from the co-processor's GNSS, switched on first (gnss_on)
+    after every reset of the co-processor."""
+    if not obd.gnss_started:
+        await gnss_on(obd)
+    lines = await obd.link.query("ATGPS", timeout_ms)
+    for ln in lines:
+        if ln.startswith("$GNIFO"):
+            return ln
+    raise ObdError("ATGPS", "\r".join(lines), "no $GNIFO line in reply")
 
 async def gnss_off(obd):
     """ATGPSOFF: switch the co-processor's GNSS off (standby)."""

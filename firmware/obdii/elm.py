@@ -15,23 +15,18 @@ from core.compat import DEFAULT_CLOCK, hexval
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
 
-# ELM327 reply messages (ELM327 data sheet, "Messages and Alerts"): a line starting with one of
-# these makes the query fail (those in EXACT only as the whole line; BUS INIT only with ERROR in
-# the line). What each means is in obdii/elmtext.py, read when the error happens.
-ERRORS = (b"NO DATA", b"UNABLE TO CONNECT", b"CAN ERROR", b"BUS INIT", b"BUS ERROR", b"BUS BUSY", b"FB ERROR",
-          b"DATA ERROR", b"<DATA ERROR", b"<RX ERROR", b"BUFFER FULL", b"STOPPED", b"LV RESET", b"ACT ALERT",
-          b"LP ALERT", b"ERROR", b"ERR", b"?")
-EXACT = (b"ERROR", b"?")
-CODE_TIMEOUT = "TIMEOUT"
-CODE_OVERFLOW = "OVERFLOW"
-
+# First bytes of the ELM327 reply messages (obdii/elmtext.py ERRORS, the one list, with what each
+# means): only a line starting with one of these, and not hex data, is looked up there.
+_ERR1 = (60, 63, 65, 66, 67, 68, 69, 70, 76, 78, 83, 85)  # < ? A B C D E F L N S U
 
 
 class ElmError(Exception):
     """A failed query: .cmd (str), .reply (str, cleaned reply text), .code (the ELM
     message, e.g. "NO DATA", or "TIMEOUT"), .meaning."""
 
-    def __init__(self, cmd, reply, code, meaning):
+    def __init__(self, cmd, reply, code, meaning=None):
+        if meaning is None:  # ObdError(cmd, reply, meaning)
+            code, meaning = "BAD REPLY", code
         self.cmd = cmd
         self.reply = reply
         self.code = code
@@ -48,23 +43,25 @@ class ElmTimeout(ElmError):
 
 
 class ObdError(ElmError):
-    """A reply arrived but does not carry what was asked (malformed, wrong PID...)."""
-
-    def __init__(self, cmd, reply, meaning):
-        ElmError.__init__(self, cmd, reply, "BAD REPLY", meaning)
+    """ObdError(cmd, reply, meaning): a reply arrived but does not carry what was asked
+    (malformed, wrong PID...); code "BAD REPLY"."""
 
 
-def meaning(code):
-    """What an ELM327 message means (obdii/elmtext.py, loaded for the lookup)."""
+def _text():
     import sys
 
-    from obdii.elmtext import MEANINGS
+    from obdii import elmtext
 
     if sys.implementation.name == "micropython":  # off the package too (its attribute keeps it alive)
         from core.unload import forget
 
         forget("obdii.elmtext")
-    return MEANINGS.get(code, "adapter message")
+    return elmtext
+
+
+def meaning(code):
+    """What an ELM327 message means (obdii/elmtext.py, loaded for the lookup)."""
+    return _text().meaning(code)
 
 
 def hex_bytes(buf, s, e, out, o):
@@ -170,7 +167,7 @@ class ElmLink:
                 if not k:
                     if clock.diff(clock.ticks_ms(), t0) >= limit:
                         self.n = self._clean(n, cmd, lc)
-                        raise ElmTimeout(cmd.decode(), self.text(), CODE_TIMEOUT, "no '>' prompt in %d ms" % limit)
+                        raise ElmTimeout(cmd.decode(), self.text(), "TIMEOUT", "no '>' prompt in %d ms" % limit)
                     await clock.sleep_ms(self.poll_ms)
                     continue
                 for i in range(k):
@@ -196,7 +193,7 @@ class ElmLink:
             n = self._clean(n, cmd, lc)
             self.n = n
             if overflow:
-                raise ElmError(cmd.decode(), self.text(), CODE_OVERFLOW, "reply longer than %d bytes" % size)
+                raise ElmError(cmd.decode(), self.text(), "OVERFLOW", "reply longer than %d bytes" % size)
             self._check(cmd, n)
             return n
         finally:
@@ -233,7 +230,7 @@ class ElmLink:
                         continue  # echo
             if _starts(buf, ls, le, b"SEARCHING"):
                 continue
-            if _starts(buf, ls, le, b"BUS INIT") and not _contains(buf, ls, le, b"ERROR"):
+            if _starts(buf, ls, le, b"BUS INIT") and b"ERROR" not in buf[ls:le]:
                 continue
             if w:
                 buf[w] = 13
@@ -250,17 +247,11 @@ class ElmLink:
         s = 0
         while s < n:
             e = eol(buf, s, n)
-            for text in ERRORS:
-                if text in EXACT:
-                    hit = e - s == len(text) and _starts(buf, s, e, text)
-                else:
-                    hit = _starts(buf, s, e, text)
-                    if hit and text == b"BUS INIT":
-                        hit = _contains(buf, s, e, b"ERROR")
-                if hit:
-                    cls = ElmNoData if text == b"NO DATA" else ElmError
-                    code = text.decode()
-                    raise cls(cmd.decode(), self.text(), code, meaning(code))
+            if buf[s] in _ERR1 and hex_bytes(buf, s, e, self._chunk, 0) < 0:
+                t = _text().error(self.text())  # (code, meaning) of the ELM message, or None
+                if t is not None:
+                    raise (ElmNoData if t[0] == "NO DATA" else ElmError)(cmd.decode(), self.text(), t[0], t[1])
+                return
             s = e + 1
 
 
@@ -273,10 +264,3 @@ def _starts(buf, s, e, text):
             return False
     return True
 
-
-def _contains(buf, s, e, text):
-    lt = len(text)
-    for j in range(s, e - lt + 1):
-        if _starts(buf, j, e, text):
-            return True
-    return False

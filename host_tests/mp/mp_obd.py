@@ -194,11 +194,12 @@ async def test_error_replies_raise_naming_command_and_reply():
         assert "0111" in str(e) and code in str(e)
         assert e.meaning and e.meaning in str(e) and e.meaning != "adapter message", (code, e.meaning)
     # the meanings are read when the error happens, from the one table beside the messages
-    from obdii.elm import ERRORS, meaning
+    from obdii.elm import meaning
+    from obdii.elmtext import ERRORS
 
     seen = set()
     for text in ERRORS:
-        m = meaning(text.decode())
+        m = meaning(text)
         assert m != "adapter message", text
         seen.add(m)
     assert len(seen) >= len(ERRORS) - 1  # DATA ERROR and <DATA ERROR share theirs
