@@ -4,9 +4,8 @@
 import asyncio
 
 from core.compat import sleep_ms
-from gnss.base import GnssSource
 from gnss.fields import FieldReader
-from gnss.fix import KNOT_KMH
+from gnss.fix import KNOT_KMH, GnssSource
 
 
 def _sint(fr, i):
@@ -77,8 +76,11 @@ def parse_gnifo(text, fix, fields=None, speed_knots=True, hdop_scale=1.0):
     lngf = lng / 1000000
     if not fix.admit(latf, lngf):
         return False
-    fix.set_time(h, mi, s, ms)
-    fix.set_date(fr.y, fr.mo, fr.d)
+    fr.h = h
+    fr.mi = mi
+    fr.s = s
+    fr.ms = ms
+    fix.stamp(fr, True, True)
     fix.alt = None if alt is None else alt / 100
     if spd is None:
         fix.speed_kmh = None
@@ -94,7 +96,7 @@ def parse_gnifo(text, fix, fields=None, speed_knots=True, hdop_scale=1.0):
 
 
 class CoprocGnss(GnssSource):
-    """The co-processor's GNSS (contract: gnss/base.py). `query`: an obdii.obd.Obd (its
+    """The co-processor's GNSS (contract: gnss/fix.py GnssSource). `query`: an obdii.obd.Obd (its
     coproc_gnss() starts the GNSS with ATGPSON first, gnss_off() stops it) or any async callable
     returning the ATGPS reply text. poll() reads once; run() polls every period_ms."""
 

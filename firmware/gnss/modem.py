@@ -1,17 +1,21 @@
 # The SIM7600's own GNSS through the AT engine: AT+CGPS=1,1, then +CGPSINFO reports every
-# interval_s seconds (URCs), with an AT+CGPSINFO poll when they do not come.
+# interval_s seconds (URCs), with an AT+CGPSINFO poll when they do not come. Switching it on and
+# off (AT+CGPS..., rare) is gnss/cgps.py, imported for the call.
 import asyncio
+import sys
 
-from gnss.base import GnssSource
 from gnss.fields import FieldReader
-from gnss.fix import KNOT_KMH
-
-class GnssError(Exception):
-    """The modem GNSS failed to start or stop; the message names the command and the reason."""
+from gnss.fix import KNOT_KMH, GnssError, GnssSource  # noqa: F401 - GnssError re-exported
 
 
-# SIM7600 AT manual: AT+CVAUXV takes millivolts (1700..3050; the "61" form is the SIM5360's)
-ANTENNA_MV = 3050
+def _cgps(fn, src):
+    from gnss import cgps
+
+    if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
+        from core.unload import forget
+
+        forget("gnss.cgps")
+    return getattr(cgps, fn)(src)
 
 
 def parse_cgpsinfo(text, fix, fields=None):
@@ -45,10 +49,7 @@ def parse_cgpsinfo(text, fix, fields=None):
     valid = lat is not None
     if valid and not fix.admit(lat, lon):
         return False
-    if has_t:
-        fix.set_time(fr.h, fr.mi, fr.s, fr.ms)
-    if has_d:
-        fix.set_date(fr.y, fr.mo, fr.d)
+    fix.stamp(fr, has_t, has_d)
     fix.alt = alt
     fix.speed_kmh = None if kn is None else kn * KNOT_KMH
     fix.course = course
@@ -59,7 +60,7 @@ def parse_cgpsinfo(text, fix, fields=None):
 
 
 class ModemGnss(GnssSource):
-    """The SIM7600's GNSS (contract: gnss/base.py). `at`: the AT engine (cmd, on_urc, stats).
+    """The SIM7600's GNSS (contract: gnss/fix.py GnssSource). `at`: the AT engine (cmd, on_urc, stats).
 
     enable(): [AT+CVAUXV=3050, AT+CVAUXS=1 (active antenna supply; errors ignored)], AT+CGPS=1,1
     (if it answers ERROR, AT+CGPS? telling "+CGPS: 1" means it was already on), then
@@ -101,43 +102,11 @@ class ModemGnss(GnssSource):
 
     power_on = restart  # the standby hook's name (telelogger/standby.py calls it after wake)
 
-    async def enable(self):
-        at = self.at
-        t = self.timeout_ms
-        self._boots = self._reboots()
-        if self.antenna_power:
-            for c in ("AT+CVAUXV=%d" % ANTENNA_MV, "AT+CVAUXS=1"):
-                try:
-                    await at.cmd(c, timeout_ms=t)
-                except Exception:
-                    pass  # not every SIM7600 firmware has these; the GNSS still works on passive antennas
-        try:
-            await at.cmd("AT+CGPS=1,1", timeout_ms=t)
-        except Exception as e:
-            # ERROR is also the answer when the GNSS is already running
-            v = await self._state()
-            if not v or not v.startswith("1"):
-                raise GnssError("AT+CGPS=1,1 failed (%s) and AT+CGPS? says %r: GNSS not started" % (e, v))
-        await at.cmd("AT+CGPSINFO=%d" % self.interval_s, timeout_ms=t)
-        self.running = True
-        self.enables += 1
+    def enable(self):
+        return _cgps("enable", self)
 
-    async def _state(self):
-        r = await self.at.cmd("AT+CGPS?", timeout_ms=self.timeout_ms)
-        return r.value("+CGPS:")
-
-    async def off(self):
-        at = self.at
-        t = self.timeout_ms
-        self.running = False
-        try:
-            await at.cmd("AT+CGPSINFO=0", timeout_ms=t)
-        except Exception:
-            pass
-        try:
-            await at.cmd("AT+CGPS=0", timeout_ms=t)
-        except Exception as e:
-            raise GnssError("AT+CGPS=0 failed: %s" % e)
+    def off(self):
+        return _cgps("off", self)
 
     async def query(self):
         """One explicit read (AT+CGPSINFO); True if it updated the fix."""
@@ -168,7 +137,7 @@ class ModemGnss(GnssSource):
                 # no report for two intervals: is the GNSS still on? then read it (a module
                 # without AT+CGPS? is read all the same)
                 try:
-                    v = await self._state()
+                    v = await _cgps("state", self)
                 except asyncio.CancelledError:
                     raise
                 except Exception:

@@ -2,7 +2,7 @@
 import asyncio
 
 from core.compat import sleep_ms
-from gnss.base import GnssSource
+from gnss.fix import GnssSource
 from gnss.nmea import NMEAParser
 
 
