@@ -20,7 +20,6 @@ from core.compat import DEFAULT_CLOCK, ticks_diff, ticks_ms
 
 KNOT_KMH = 1.852
 STALE_MS = 10000  # a position with no fresh report for this long is not current (Fix.expire)
-MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 class GnssError(Exception):
@@ -29,7 +28,7 @@ class GnssError(Exception):
 
 def valid_date(y, mo, d):
     """A real Gregorian date (29 February only in leap years)."""
-    if not (1 <= mo <= 12 and 1 <= d <= MONTH_DAYS[mo - 1]):
+    if not (1 <= mo <= 12 and 1 <= d <= (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[mo - 1]):
         return False
     return mo != 2 or d < 29 or (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0))
 
@@ -44,16 +43,17 @@ def days_from_epoch(y, m, d):
 
 
 class JumpFilter:
-    """Rejects a position that jumps implausibly far from the last accepted one (Fix.admit).
-
-    The official firmware drops any fix more than 0.1 degree (lat or lon) away from the previous
-    one. That can lock out forever after one bad first fix, so here `max_rejects` consecutive
-    rejections (counted in `run`) re-anchor on the new position. `max_deg=None` disables it."""
+    """Rejects a position that jumps implausibly far from the last accepted one (lat, lon; see
+    Fix.put). The official firmware drops any fix more than 0.1 degree (lat or lon) away from the
+    previous one. That can lock out forever after one bad first fix, so here `max_rejects`
+    consecutive rejections (counted in `run`) re-anchor on the new position. `max_deg=None`
+    disables it."""
 
     def __init__(self, max_deg=0.1, max_rejects=5):
         self.max_deg = max_deg
         self.max_rejects = max_rejects
         self.run = 0
+        self.lat = self.lon = None
 
 
 class Fix:
@@ -75,69 +75,46 @@ class Fix:
     def clear(self):
         self.year = self.month = self.day = self.hour = self.minute = self.second = self.ms = None
         self.epoch = self.lat = self.lon = self.alt = self.speed_kmh = self.course = None
-        self.sats = self.hdop = self.quality = self.ticks = self._last_lat = self._last_lon = None
+        self.sats = self.hdop = self.quality = self.ticks = None
         self.valid = False
-        if self.jump_filter:
-            self.jump_filter.run = 0
-
-    # --- for sources ---------------------------------------------------------------------------
-    def admit(self, lat, lon):
-        """True if a valid (non-None) position may be taken: not (0,0) (a receiver's "no fix"
-        placeholder, counted as rejected) and not a jump (counted in jumps)."""
-        if lat is None or lon is None:
-            return True
-        if lat == 0 and lon == 0:
-            self.rejected += 1
-            return False
         jf = self.jump_filter
-        if jf is None:
-            return True
-        m = jf.max_deg
-        pl = self._last_lat
-        if m is None or pl is None or self._last_lon is None or (
-                abs(lat - pl) <= m and abs(lon - self._last_lon) <= m):
+        if jf:
             jf.run = 0
-            return True
-        jf.run += 1
-        if jf.max_rejects and jf.run > jf.max_rejects:  # re-anchor
-            jf.run = 0
-            return True
-        self.jumps += 1
-        return False
+            jf.lat = jf.lon = None
 
-    def set_position(self, lat, lon, valid):
-        self.lat = lat
-        self.lon = lon
-        self.valid = valid
-        if lat is not None and lon is not None and valid:
-            self._last_lat = lat
-            self._last_lon = lon
-        self.ticks = ticks_ms()
-        self.updates += 1
-
-    def expire(self, stale_ms=STALE_MS, now=None):
-        """Mark the position not current when its last update is older than stale_ms (the
-        receiver went silent or kept repeating an old fix). Returns self."""
-        if self.valid and self.ticks is not None:
-            if ticks_diff(ticks_ms() if now is None else now, self.ticks) > stale_ms:
-                self.valid = False
-                self.expired += 1
-        return self
-
-    def stamp(self, fr, has_t, has_d):
-        """A report's time (fr.h, .mi, .s, .ms when has_t) and date (fr.y, .mo, .d when has_d;
-        fr: a gnss.fields.FieldReader) into the fix, and epoch. A time-only report (GGA) that
-        went back more than 12 h crossed midnight before the next dated one (RMC): the date
-        moves on by a day."""
-        if has_d:
-            self.year = fr.y
-            self.month = fr.mo
-            self.day = fr.d
+    def put(self, f, lat, lon, valid, t, d):
+        """A source's report: position lat, lon (None = unknown), valid (a fix), and when t, the
+        time in f.hour, .minute, .second, .ms, when d, the date in f.year, .month, .day (f: a
+        gnss.fields.FieldReader). False (nothing taken) for a valid (0,0) position (a receiver's
+        "no fix" placeholder, counted as rejected) or a jump (counted in jumps). A time-only
+        report (GGA) that went back more than 12 h crossed midnight before the next dated one
+        (RMC): the date moves on by a day. Sets epoch, ticks, and counts the update."""
+        jf = self.jump_filter
+        if valid and lat is not None and lon is not None:
+            if lat == 0 and lon == 0:
+                self.rejected += 1
+                return False
+            if jf is not None:
+                m = jf.max_deg
+                if m is None or jf.lat is None or (abs(lat - jf.lat) <= m and abs(lon - jf.lon) <= m):
+                    jf.run = 0
+                else:
+                    jf.run += 1
+                    if not jf.max_rejects or jf.run <= jf.max_rejects:
+                        self.jumps += 1
+                        return False
+                    jf.run = 0  # re-anchor
+                jf.lat = lat
+                jf.lon = lon
+        if d:
+            self.year = f.year
+            self.month = f.month
+            self.day = f.day
         y = self.year
-        if has_t:
-            h = fr.h
-            if not has_d and y is not None and self.hour is not None and (
-                    h * 3600 + fr.mi * 60 + fr.s + 43200 < self.hour * 3600 + self.minute * 60 + self.second):
+        if t:
+            h = f.hour
+            if not d and y is not None and self.hour is not None and (
+                    h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):
                 d = self.day + 1
                 mo = self.month
                 if not valid_date(y, mo, d):
@@ -150,12 +127,27 @@ class Fix:
                 self.month = mo
                 self.day = d
             self.hour = h
-            self.minute = fr.mi
-            self.second = fr.s
-            self.ms = fr.ms
+            self.minute = f.minute
+            self.second = f.second
+            self.ms = f.ms
         h = self.hour
         self.epoch = None if y is None or h is None else (
             days_from_epoch(y, self.month, self.day) * 86400 + h * 3600 + self.minute * 60 + self.second)
+        self.lat = lat
+        self.lon = lon
+        self.valid = valid
+        self.ticks = ticks_ms()
+        self.updates += 1
+        return True
+
+    def expire(self, stale_ms=STALE_MS, now=None):
+        """Mark the position not current when its last update is older than stale_ms (the
+        receiver went silent or kept repeating an old fix). Returns self."""
+        if self.valid and self.ticks is not None:
+            if ticks_diff(ticks_ms() if now is None else now, self.ticks) > stale_ms:
+                self.valid = False
+                self.expired += 1
+        return self
 
     # --- accessors -----------------------------------------------------------------------------
     def has_position(self):

@@ -21,7 +21,7 @@ def _cgps(fn, src):
 def parse_cgpsinfo(text, fix, fields=None):
     """Parse `+CGPSINFO: lat,N/S,lon,E/W,ddmmyy,hhmmss.s,alt,speed(knots),course` (str or bytes,
     prefix optional) into `fix`. All-empty fields (no fix) mark the fix invalid with unknown
-    position. Returns True if accepted, False if malformed or refused by Fix.admit ((0,0), jump)."""
+    position. Returns True if accepted, False if malformed or refused by Fix.put ((0,0), jump)."""
     if not isinstance(text, str):
         text = bytes(text).decode()
     start = 0
@@ -33,7 +33,7 @@ def parse_cgpsinfo(text, fix, fields=None):
     while start < n and text[start] == " ":
         start += 1
     fr = fields or FieldReader(bytearray(128), 16)
-    if not fr.copy(text, start, b"\r\n") or fr.nf < 8:
+    if not fr.copy(text, start, b"\r\n") or fr.count < 8:
         fix.rejected += 1
         return False
     lat = fr.latlon(0, 1, 90)
@@ -42,19 +42,17 @@ def parse_cgpsinfo(text, fix, fields=None):
     has_t = fr.time(5)
     alt = fr.num(6)
     kn = fr.num(7)
-    course = fr.num(8) if fr.nf > 8 else None
-    if fr.err or (lat is None) != (lon is None):
+    course = fr.num(8) if fr.count > 8 else None
+    if fr.errors or (lat is None) != (lon is None):
         fix.rejected += 1
         return False
     valid = lat is not None
-    if valid and not fix.admit(lat, lon):
+    if not fix.put(fr, lat, lon, valid, has_t, has_d):
         return False
-    fix.stamp(fr, has_t, has_d)
     fix.alt = alt
     fix.speed_kmh = None if kn is None else kn * KNOT_KMH
     fix.course = course
     fix.quality = 1 if valid else 0
-    fix.set_position(lat, lon, valid)
     fix.accepted += 1
     return True
 

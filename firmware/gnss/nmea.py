@@ -13,18 +13,18 @@
 # the next '$'. Nothing raises out of feed(). Empty fields mean "unknown" and become None.
 #
 # Field parsing lives in gnss/fields.py (shared with the +CGPSINFO and $GNIFO sources), the Fix
-# and its date handling (Fix.stamp) in gnss/fix.py.
+# and its date handling (Fix.put) in gnss/fix.py.
 #
 # Precision: lat/lon are Python floats. On the ESP32 port MicroPython floats are single precision
 # (~7 significant digits, about 1 m at these magnitudes); the host runtimes use doubles.
-from core.compat import hexval
+from core.compat import const, hexval
 from gnss.fields import FieldReader
 from gnss.fix import KNOT_KMH, Fix
 
 # line states
-_IDLE = 0
-_LINE = 1
-_SKIP = 2
+_IDLE = const(0)
+_LINE = const(1)
+_SKIP = const(2)
 
 
 class NMEAParser:
@@ -33,23 +33,23 @@ class NMEAParser:
 
     def __init__(self, fix=None, maxlen=120):
         self.fix = fix if fix is not None else Fix()
-        self._buf = bytearray(maxlen)
-        self._n = 0
-        self._state = _IDLE
-        self._fr = FieldReader(self._buf)
+        self.buf = bytearray(maxlen)
+        self.n = 0  # bytes of the line so far
+        self.state = _IDLE
+        self._fr = FieldReader(self.buf)
 
     def reset(self):
         """Drop any partial line (e.g. after the UART was reopened)."""
-        self._n = 0
-        self._state = _IDLE
+        self.n = 0
+        self.state = _IDLE
 
     def feed(self, data, n=None):
         """Consume bytes (bytes/bytearray/memoryview; only the first n if given). Returns the
         number of sentences accepted (RMC/GGA/VTG that updated the fix) from this call."""
-        buf = self._buf
+        buf = self.buf
         cap = len(buf)
-        ln = self._n
-        st = self._state
+        ln = self.n
+        st = self.state
         got = 0
         if n is None:
             n = len(data)
@@ -76,7 +76,7 @@ class NMEAParser:
                         fix.ignored += 1
                     elif r == -1:
                         fix.rejected += 1
-                    # r == -2: dropped by Fix.admit ((0,0) counted in rejected, jumps in jumps)
+                    # r == -2: dropped by Fix.put ((0,0) counted in rejected, jumps in jumps)
                     ln = 0
                 elif ln >= cap or c < 32 or c > 126:
                     fix.rejected += 1  # overlong or non-ASCII: drop until the next '$'
@@ -85,13 +85,13 @@ class NMEAParser:
                 else:
                     buf[ln] = c
                     ln += 1
-        self._n = ln
-        self._state = st
+        self.n = ln
+        self.state = st
         return got
 
     def _sentence(self, n):
-        # -> 1 accepted, 0 ignored (well-formed, unused), -1 rejected, -2 dropped by Fix.admit
-        buf = self._buf
+        # -> 1 accepted, 0 ignored (well-formed, unused), -1 rejected, -2 dropped by Fix.put
+        buf = self.buf
         star = n - 3
         if n < 9 or buf[star] != 42:  # '*'
             return -1
@@ -109,8 +109,8 @@ class NMEAParser:
         if not fr.load(1, star):
             return -1
         # address field: 2-char talker + 3-char sentence type; proprietary ($P...) ignored
-        a = fr.fs[0]
-        if fr.fe[0] - a != 5 or buf[0] != 36 or buf[a] == 80:  # 'P'
+        a = fr.start[0]
+        if fr.end[0] - a != 5 or buf[0] != 36 or buf[a] == 80:  # 'P'
             return 0
         t0 = buf[a + 2]
         t1 = buf[a + 3]
@@ -119,7 +119,7 @@ class NMEAParser:
         has_d = False
         if t0 == 82 and t1 == 77 and t2 == 67:  # RMC
             # 1 time, 2 status, 3 lat, 4 N/S, 5 lon, 6 E/W, 7 knots, 8 course, 9 date, 10-11 magvar, 12 mode
-            if fr.nf < 10:
+            if fr.count < 10:
                 return -1
             has_t = fr.time(1)
             status = fr.char(2)
@@ -128,13 +128,13 @@ class NMEAParser:
             kn = fr.num(7)
             course = fr.num(8)
             has_d = fr.date(9)
-            mode = fr.char(12) if fr.nf > 12 else None
-            if fr.err or (status is not None and status != 65 and status != 86):
+            mode = fr.char(12) if fr.count > 12 else None
+            if fr.errors or (status is not None and status != 65 and status != 86):
                 return -1
             valid = status == 65 and mode != 78  # 'A' and mode not 'N'
         elif t0 == 71 and t1 == 71 and t2 == 65:  # GGA
             # 1 time, 2 lat, 3 N/S, 4 lon, 5 E/W, 6 quality, 7 sats, 8 hdop, 9 alt, 10 M, 11 geoid sep
-            if fr.nf < 10:
+            if fr.count < 10:
                 return -1
             has_t = fr.time(1)
             lat = fr.latlon(2, 3, 90)
@@ -143,22 +143,22 @@ class NMEAParser:
             sats = fr.uint(7)
             hdop = fr.num(8)
             alt = fr.num(9)
-            if fr.err:
+            if fr.errors:
                 return -1
             valid = bool(q)
         elif t0 == 86 and t1 == 84 and t2 == 71:  # VTG
             # NMEA 2.3+: 1 course T, 2 'T', 3 course M, 4 'M', 5 knots, 6 'N', 7 km/h, 8 'K', 9 mode
             # older:     1 course T, 2 course M, 3 knots, 4 km/h
-            if fr.nf < 5:
+            if fr.count < 5:
                 return -1
             course = fr.num(1)
-            if fr.nf >= 9 or fr.char(2) == 84:
+            if fr.count >= 9 or fr.char(2) == 84:
                 kn = fr.num(5)
                 kmh = fr.num(7)
             else:
                 kn = fr.num(3)
                 kmh = fr.num(4)
-            if fr.err:
+            if fr.errors:
                 return -1
             fix.course = course
             fix.speed_kmh = kn * KNOT_KMH if kmh is None and kn is not None else kmh
@@ -167,9 +167,8 @@ class NMEAParser:
             return 0
         if (lat is None) != (lon is None):
             return -1
-        if valid and not fix.admit(lat, lon):
+        if not fix.put(fr, lat, lon, valid, has_t, has_d):
             return -2
-        fix.stamp(fr, has_t, has_d)
         if t0 == 82:  # RMC
             fix.speed_kmh = None if kn is None else kn * KNOT_KMH
             fix.course = course
@@ -178,5 +177,4 @@ class NMEAParser:
             fix.sats = sats
             fix.hdop = hdop
             fix.alt = alt
-        fix.set_position(lat, lon, valid)
         return 1
