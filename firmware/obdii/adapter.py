@@ -107,7 +107,7 @@ async def discover(obd):
         try:
             n = await obd.link.query_raw(cmd, obd.long_ms)
         except ElmError:
-            obd._fail()
+            _fail(obd)
             raise
         buf = obd.link.buf
         line = obd._line
@@ -122,7 +122,7 @@ async def discover(obd):
                 got = True
             s = e + 1
         if not got:
-            obd._fail()
+            _fail(obd)
             raise ObdError(obd._cmd.decode(), obd.link.text(), "no 41 %02X bitmap in reply" % base)
         if not (sup[(base >> 3) + 3] & 1):
             break
@@ -203,3 +203,8 @@ async def wake(obd, tries=30):
         except ElmError:
             pass
     return False
+
+
+def _fail(obd):
+    obd.errors += 1
+    obd.error_total += 1

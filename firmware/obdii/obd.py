@@ -35,14 +35,9 @@ import sys
 from obdii import pids
 from obdii.elm import SHORT_TIMEOUT_MS, LONG_TIMEOUT_MS, ElmError, ObdError, eol, hex_bytes
 
-_HEX = b"0123456789ABCDEF"
-_RARE = ("vin", "dtcs", "init", "discover", "supported_pids", "read_pids", "device_type", "gnss_on", "gnss_off",
-         "coproc_gnss", "low_power", "wake")  # the first two in obdii.diag, the rest in obdii.adapter
 
-
-def _rare(obd, i, a, k):
-    m = "obdii.diag" if i < 2 else "obdii.adapter"
-    fn = getattr(__import__(m, None, None, ("_",)), _RARE[i])
+def _rare(obd, m, name, a, k):
+    fn = getattr(__import__(m, None, None, ("_",)), name)
     if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
         from core.unload import forget  # (the function holds its module's globals for the call)
 
@@ -71,10 +66,14 @@ class Obd:
         self._line = bytearray(16)
 
     def __getattr__(self, name):
-        if name in _RARE:
-            i = _RARE.index(name)
-            return lambda *a, **k: _rare(self, i, a, k)
-        raise AttributeError(name)
+        if name in ("vin", "dtcs"):
+            m = "obdii.diag"
+        elif name in ("init", "discover", "supported_pids", "read_pids", "device_type", "gnss_on", "gnss_off",
+                      "coproc_gnss", "low_power", "wake"):
+            m = "obdii.adapter"
+        else:
+            raise AttributeError(name)
+        return lambda *a, **k: _rare(self, m, name, a, k)
 
     def is_supported(self, pid):
         if pid == 0:
@@ -83,39 +82,35 @@ class Obd:
             return False
         return bool(self.supported[(pid - 1) >> 3] & (0x80 >> ((pid - 1) & 7)))
 
-    def _fail(self):
-        self.errors += 1
-        self.error_total += 1
-
     async def read_pid(self, pid):
         """Current value of mode-01 `pid`, scaled per obdii.pids (raw integer for PIDs not in the
-        table). Raises ElmNoData (unsupported PID), ElmTimeout, ObdError."""
+        table). Raises ElmNoData (unsupported PID), ElmTimeout, ObdError. A failure counts in
+        errors and error_total (obdii/adapter.py and diag.py count theirs the same way)."""
         cmd = self._cmd
-        cmd[2] = _HEX[pid >> 4]
-        cmd[3] = _HEX[pid & 15]
+        cmd[2] = b"0123456789ABCDEF"[pid >> 4]
+        cmd[3] = b"0123456789ABCDEF"[pid & 15]
         link = self.link
         try:
             n = await link.query_raw(cmd, self.short_ms)
+            buf = link.buf
+            line = self._line
+            s = 0
+            while s < n:
+                e = eol(buf, s, n)
+                k = hex_bytes(buf, s, e, line, 0)
+                if k >= 2 and line[0] == 0x41 and line[1] == pid:
+                    try:
+                        v = pids.decode(pid, line, 2, k - 2)
+                    except ValueError as ex:
+                        raise ObdError(cmd.decode(), link.text(), str(ex))
+                    self.errors = 0
+                    return v
+                s = e + 1
+            raise ObdError(cmd.decode(), link.text(), "no 41 %02X in reply" % pid)
         except ElmError:
-            self._fail()
+            self.errors += 1
+            self.error_total += 1
             raise
-        buf = link.buf
-        line = self._line
-        s = 0
-        while s < n:
-            e = eol(buf, s, n)
-            k = hex_bytes(buf, s, e, line, 0)
-            if k >= 2 and line[0] == 0x41 and line[1] == pid:
-                try:
-                    v = pids.decode(pid, line, 2, k - 2)
-                except ValueError as ex:
-                    self._fail()
-                    raise ObdError(cmd.decode(), link.text(), str(ex))
-                self.errors = 0
-                return v
-            s = e + 1
-        self._fail()
-        raise ObdError(cmd.decode(), link.text(), "no 41 %02X in reply" % pid)
 
     async def battery_voltage(self):
         """ATRV: the adapter's supply (car battery) voltage in volts."""

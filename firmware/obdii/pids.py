@@ -13,49 +13,31 @@
 # (the telelogger reads a handful), so the table itself does not stay in RAM.
 import sys
 
-FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")
-NEED = (1, 2, 4, 4)  # data bytes each formula reads
+FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")  # (the bytes each reads: pidtable.NEED)
 
-
-_cache = {}
-_CACHE_MAX = 32
-
-
-_DROP = sys.implementation.name == "micropython"
-
-
-def _table():
-    from obdii.pidtable import TABLE
-
-    if _DROP:  # off the package too: a package attribute alone keeps the module alive
-        from core.unload import forget
-
-        forget("obdii.pidtable")
-    return TABLE
-
-
-def _line(pid):
-    table = _table()
-    key = "\n%02X " % pid
-    i = table.find(key)
-    if i < 0:
-        return None
-    return table[i + 1 : table.find("\n", i + 1)].split()
+_cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the configured ones)
 
 
 def entry(pid):
     """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or None."""
     e = _cache.get(pid)
     if e is None:
-        f = _line(pid)
-        if f is None:
-            return None
-        mul, div = f[5].split("/")
-        e = (f[1], f[2], int(f[3]), FORMULAS.index(f[4]), int(mul), int(div), int(f[6]))
-        if len(_cache) >= _CACHE_MAX:
+        from obdii.pidtable import TABLE
+
+        if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
+            from core.unload import forget
+
+            forget("obdii.pidtable")
+        e = 0
+        i = TABLE.find("\n%02X " % pid)
+        if i >= 0:
+            f = TABLE[i + 1 : TABLE.find("\n", i + 1)].split()
+            mul, div = f[5].split("/")
+            e = (f[1], f[2], int(f[3]), FORMULAS.index(f[4]), int(mul), int(div), int(f[6]))
+        if len(_cache) >= 32:
             _cache.clear()
         _cache[pid] = e
-    return e
+    return e or None
 
 
 # Queries over the whole table (all_pids, by_name: tools and tests) are in obdii/pidtable.py.

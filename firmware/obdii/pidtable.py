@@ -1,6 +1,8 @@
 # The OBD-II mode 01 PID table (format: obdii/pids.py). Data only: obdii.pids imports it to
 # decode a PID's row the first time that PID is used, and drops it from sys.modules again on the
 # device, so only the rows of the configured PIDs stay in RAM (as small tuples).
+NEED = (1, 2, 4, 4)  # data bytes each formula of obdii.pids.FORMULAS reads (checked against the table by tests)
+
 TABLE = """
 04 engine_load               %     1 A       100/255   0
 05 coolant_temp              C     1 A       1/1       -40
