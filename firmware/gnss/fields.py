@@ -71,26 +71,30 @@ class FieldReader:
             return None
         return self.buf[s]
 
-    def uint(self, i):
-        """Unsigned integer field (at most 9 digits)."""
-        if i >= self.count:
-            return None
+    def _int(self, s, e):
+        # the digits buf[s:e] as an int; -1 if one is not a digit
         buf = self.buf
-        s = self.start[i]
-        e = self.end[i]
-        if s == e:
-            return None
-        if e - s > 9:
-            self.errors = 1
-            return None
         v = 0
         while s < e:
             c = buf[s] - 48
             if c < 0 or c > 9:
-                self.errors = 1
-                return None
+                return -1
             v = v * 10 + c
             s += 1
+        return v
+
+    def uint(self, i):
+        """Unsigned integer field (at most 9 digits)."""
+        if i >= self.count:
+            return None
+        s = self.start[i]
+        e = self.end[i]
+        if s == e:
+            return None
+        v = self._int(s, e) if e - s <= 9 else -1
+        if v < 0:
+            self.errors = 1
+            return None
         return v
 
     def _dec(self, i):
@@ -168,35 +172,20 @@ class FieldReader:
         """hhmmss[.sss] -> True with hour/minute/second/ms set; None if empty."""
         if i >= self.count:
             return None
-        buf = self.buf
         s = self.start[i]
         e = self.end[i]
         if s == e:
             return None
-        v = 0
+        v = self._int(s, s + 6) if e - s >= 6 else -1
         ms = 0
-        scale = 100000  # weight of the next digit in hhmmss, then 100, 10, 1 for ms
-        k = s
-        while k < e:
-            c = buf[k] - 48
-            if k == s + 6:
-                if c != -2:  # '.'
-                    break
-            elif c < 0 or c > 9:
-                break
-            elif k < s + 6:
-                v += c * scale
-                scale //= 10
-                if k == s + 5:
-                    scale = 100
-            else:
-                ms += c * scale
-                scale //= 10
-            k += 1
+        if v >= 0 and e > s + 6:  # '.' and the fraction: ms from its first three digits
+            ms = self._int(s + 7, e) if self.buf[s + 6] == 46 else -1
+            if ms >= 0:
+                ms = ms * 1000 // 10 ** (e - s - 7)
         h = v // 10000
         mi = (v // 100) % 100
         sec = v % 100
-        if k < e or e - s < 6 or h > 23 or mi > 59 or sec > 60:
+        if v < 0 or ms < 0 or h > 23 or mi > 59 or sec > 60:
             self.errors = 1
             return None
         self.hour = h

@@ -17,22 +17,22 @@ class UartGnss(GnssSource):
         self.parser = parser if parser is not None else NMEAParser(self._fix)
         self.stream = stream
         self.poll_ms = poll_ms
-        self._buf = bytearray(chunk)
+        self.buf = bytearray(chunk)
         self.bytes_in = 0
         self.last_rx_ms = None  # ticks of the last byte received
         self.error = None  # the exception that ended run() (a closed or broken stream)
 
     def poll(self):
         """Read and parse whatever is ready now; returns bytes read (0 if none)."""
-        n = self.stream.readinto(self._buf)
+        n = self.stream.readinto(self.buf)
         if n:
             self.bytes_in += n
             self.last_rx_ms = self.clock.ticks_ms()
-            self.parser.feed(self._buf, n)
+            self.parser.feed(self.buf, n)
         return n or 0
 
     async def run(self):
-        buf_len = len(self._buf)
+        buf_len = len(self.buf)
         try:
             while True:
                 n = self.poll()

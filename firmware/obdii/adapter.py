@@ -100,7 +100,7 @@ async def discover(obd):
     for i in range(32):
         sup[i] = 0
     base = 0
-    cmd = obd._cmd
+    cmd = obd.cmd
     while base < 0x100:
         cmd[2] = b"0123456789ABCDEF"[base >> 4]  # "01" + the base PID in hex
         cmd[3] = 48
@@ -110,7 +110,7 @@ async def discover(obd):
             _fail(obd)
             raise
         buf = obd.link.buf
-        line = obd._line
+        line = obd.line
         got = False
         s = 0
         while s < n:
@@ -123,7 +123,7 @@ async def discover(obd):
             s = e + 1
         if not got:
             _fail(obd)
-            raise ObdError(obd._cmd.decode(), obd.link.text(), "no 41 %02X bitmap in reply" % base)
+            raise ObdError(obd.cmd.decode(), obd.link.text(), "no 41 %02X bitmap in reply" % base)
         if not (sup[(base >> 3) + 3] & 1):
             break
         base += 0x20

@@ -131,7 +131,7 @@ def _payload(obd, n, sid, skip, msg):
     if m >= 0:
         return m
     buf = obd.link.buf
-    line = obd._line
+    line = obd.line
     w = 0
     s = 0
     while s < n:

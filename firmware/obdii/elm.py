@@ -96,7 +96,7 @@ class ElmLink:
         self.stream = stream
         self.clock = clock or DEFAULT_CLOCK
         self.buf = bytearray(bufsize)
-        self._chunk = bytearray(64)
+        self.rx = bytearray(64)
         self._tx = bytearray(48)
         self._txv = {}  # memoryviews of _tx per command length (a handful), so writes do not allocate
         self.poll_ms = poll_ms
@@ -142,7 +142,7 @@ class ElmLink:
             if txv is None:
                 txv = self._txv[lc] = memoryview(tx)[: lc + 1]
             s = self.stream
-            chunk = self._chunk
+            chunk = self.rx
             # drop a stale reply (e.g. the late answer to a timed-out command); bounded in
             # case the adapter is streaming (monitor mode)
             for _ in range(32):

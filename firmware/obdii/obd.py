@@ -62,8 +62,8 @@ class Obd:
         self.supported = bytearray(32)
         self.banner = None
         self.gnss_started = False
-        self._cmd = bytearray(b"0100")
-        self._line = bytearray(16)
+        self.cmd = bytearray(b"0100")  # the mode-01 query being sent
+        self.line = bytearray(16)  # one reply line decoded
 
     def __getattr__(self, name):
         if name in ("vin", "dtcs"):
@@ -86,14 +86,14 @@ class Obd:
         """Current value of mode-01 `pid`, scaled per obdii.pids (raw integer for PIDs not in the
         table). Raises ElmNoData (unsupported PID), ElmTimeout, ObdError. A failure counts in
         errors and error_total (obdii/adapter.py and diag.py count theirs the same way)."""
-        cmd = self._cmd
+        cmd = self.cmd
         cmd[2] = b"0123456789ABCDEF"[pid >> 4]
         cmd[3] = b"0123456789ABCDEF"[pid & 15]
         link = self.link
         try:
             n = await link.query_raw(cmd, self.short_ms)
             buf = link.buf
-            line = self._line
+            line = self.line
             s = 0
             while s < n:
                 e = eol(buf, s, n)
