@@ -438,3 +438,19 @@ def test_delimiters_inside_the_body_are_rejected_even_with_a_matching_checksum()
     assert p.fix.accepted == 0 and p.fix.rejected == 1
     p.feed(b"$GNGGA,171926.00,4404.14063,N,12118.85478,W,1,12,0.91,1147.2,M,-21.3,M,,*44\r\n")
     assert p.fix.accepted == 1
+
+
+def test_sources_finder_answers_then_leaves_sys_modules_on_the_device():
+    import sys
+
+    import gnss.sources as gs
+
+    src = gs.ModemGnss
+    assert src.__name__ == "ModemGnss" and gs.wait_fix is wait_fix
+    if sys.implementation.name == "micropython":
+        assert "gnss.sources" not in sys.modules  # used at boot: its heap goes once it has answered
+    try:
+        gs.NoSuchSource
+        raise AssertionError("unknown name answered")
+    except AttributeError:
+        pass
