@@ -8,14 +8,14 @@ from gnss.fields import FieldReader
 from gnss.fix import KNOT_KMH, GnssError, GnssSource  # noqa: F401 - GnssError re-exported
 
 
-def _cgps(fn, src):
+def _cgps(fn, s):
     from gnss import cgps
 
     if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
         from core.unload import forget
 
         forget("gnss.cgps")
-    return getattr(cgps, fn)(src)
+    return getattr(cgps, fn)(s)
 
 
 def parse_cgpsinfo(text, fix, fields=None):
@@ -24,11 +24,7 @@ def parse_cgpsinfo(text, fix, fields=None):
     position. Returns True if accepted, False if malformed or refused by Fix.put ((0,0), jump)."""
     if not isinstance(text, str):
         text = bytes(text).decode()
-    start = 0
-    if text.startswith("+CGPSINFO"):
-        start = text.find(":") + 1
-        if start == 0:
-            start = len(text)
+    start = 10 if text.startswith("+CGPSINFO:") else 0
     n = len(text)
     while start < n and text[start] == " ":
         start += 1

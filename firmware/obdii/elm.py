@@ -204,17 +204,10 @@ class ElmLink:
                     continue
                 if first:
                     first = False
-                    if le - ls == lc:
-                        same = True
-                        for i in range(lc):
-                            if buf[ls + i] != cmd[i]:
-                                same = False
-                                break
-                        if same:
-                            continue  # echo
-                if _starts(buf, ls, le, b"SEARCHING"):
-                    continue
-                if _starts(buf, ls, le, b"BUS INIT") and b"ERROR" not in buf[ls:le]:
+                    if le - ls == lc and buf.find(cmd, ls, le) == ls:
+                        continue  # echo
+                if buf.find(b"SEARCHING", ls, le) == ls or (
+                        buf.find(b"BUS INIT", ls, le) == ls and buf.find(b"ERROR", ls, le) < 0):
                     continue
                 if w:
                     buf[w] = 13
@@ -243,12 +236,3 @@ class ElmLink:
         finally:
             self._busy = False
 
-
-def _starts(buf, s, e, text):
-    lt = len(text)
-    if e - s < lt:
-        return False
-    for i in range(lt):
-        if buf[s + i] != text[i]:
-            return False
-    return True
