@@ -1,7 +1,7 @@
 # The one GNSS state object every source updates in place (Fix), its plausibility checks (null
 # island, jump filter, staleness), the calendar helpers it needs, and what every source is
 # (GnssSource, GnssError). No parsing here: gnss/fields.py reads fields, gnss/nmea.py sentences,
-# gnss/uart.py, gnss/modem.py and gnss/coproc.py receivers (gnss/sources.py finds them).
+# gnss/nmea.py (UartGnss), gnss/modem.py and gnss/coproc.py receivers (gnss/sources.py finds them).
 #
 # GnssSource, the contract of every source (UartGnss, ModemGnss, CoprocGnss), one shared Fix:
 #   src.fix()        -> the Fix, updated in place; its position is current (valid) only while

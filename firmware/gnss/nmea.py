@@ -15,11 +15,16 @@
 # Field parsing lives in gnss/fields.py (shared with the +CGPSINFO and $GNIFO sources), the Fix
 # and its date handling (Fix.put) in gnss/fix.py.
 #
+# UartGnss(stream) is the source that feeds it: a GNSS module's NMEA on a UART (or a pty on the
+# host); gnss/uart.py keeps that name for older imports.
+#
 # Precision: lat/lon are Python floats. On the ESP32 port MicroPython floats are single precision
 # (~7 significant digits, about 1 m at these magnitudes); the host runtimes use doubles.
-from core.compat import const, hexval
+import asyncio
+
+from core.compat import const, hexval, sleep_ms
 from gnss.fields import FieldReader
-from gnss.fix import KNOT_KMH, Fix
+from gnss.fix import KNOT_KMH, Fix, GnssSource
 
 # line states
 _IDLE = const(0)
@@ -178,3 +183,49 @@ class NMEAParser:
             fix.hdop = hdop
             fix.alt = alt
         return 1
+
+
+class UartGnss(GnssSource):
+    """Reads NMEA from a stream (core.stream interface: non-blocking readinto). The receiver is
+    on by itself (power is the board's: board.gnss_power), so run() only reads."""
+
+    def __init__(self, stream, parser=None, fix=None, jump_filter=True, poll_ms=20, chunk=128, clock=None, log=None):
+        if parser is not None:
+            fix = parser.fix
+        GnssSource.__init__(self, fix, jump_filter, clock, log)
+        self.parser = parser if parser is not None else NMEAParser(self._fix)
+        self.stream = stream
+        self.poll_ms = poll_ms
+        self.buf = bytearray(chunk)
+        self.bytes_in = 0
+        self.last_rx_ms = None  # ticks of the last byte received
+        self.error = None  # the exception that ended run() (a closed or broken stream)
+
+    def poll(self):
+        """Read and parse whatever is ready now; returns bytes read (0 if none)."""
+        n = self.stream.readinto(self.buf)
+        if n:
+            self.bytes_in += n
+            self.last_rx_ms = self.clock.ticks_ms()
+            self.parser.feed(self.buf, n)
+        return n or 0
+
+    async def run(self):
+        buf_len = len(self.buf)
+        try:
+            while True:
+                n = self.poll()
+                if n < buf_len:  # drained: let other tasks run
+                    await sleep_ms(self.poll_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a closed/broken stream: keep the reason, end the task
+            self.error = e
+            self._error("GNSS stream", e)
+            raise
+
+    def silent_ms(self):
+        """ms since the last byte (None if nothing was ever received): a dead-module check."""
+        if self.last_rx_ms is None:
+            return None
+        return self.clock.since(self.last_rx_ms)

@@ -1,7 +1,7 @@
 # GNSS sources, one module each, all with the contract of gnss.fix.GnssSource (fix/run/start/stop/
 # restart/off) and one shared Fix (gnss/fix.py):
 #
-#   UartGnss(stream)   gnss/uart.py    a GNSS module's NMEA on a UART (or a pty on the host)
+#   UartGnss(stream)   gnss/nmea.py    a GNSS module's NMEA on a UART (or a pty on the host)
 #   ModemGnss(at)      gnss/modem.py   the SIM7600's GNSS: AT+CGPS=1,1 + periodic +CGPSINFO URCs
 #   CoprocGnss(obd)    gnss/coproc.py  the ONE+ co-processor's GNSS: ATGPSON, then ATGPS ($GNIFO)
 #
@@ -15,7 +15,7 @@ from gnss.fix import GnssError, GnssSource  # noqa: F401 - re-exported
 
 _WHERE = {
     "wait_fix": "gnss.wait",
-    "UartGnss": "gnss.uart",
+    "UartGnss": "gnss.nmea",
     "ModemGnss": "gnss.modem",
     "parse_cgpsinfo": "gnss.modem",
     "CoprocGnss": "gnss.coproc",
