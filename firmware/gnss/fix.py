@@ -26,20 +26,20 @@ class GnssError(Exception):
     """The modem GNSS failed to start or stop; the message names the command and the reason."""
 
 
-def valid_date(y, mo, d):
+def valid_date(year, month, day):
     """A real Gregorian date (29 February only in leap years)."""
-    if not (1 <= mo <= 12 and 1 <= d <= (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[mo - 1]):
+    if not (1 <= month <= 12 and 1 <= day <= (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[month - 1]):
         return False
-    return mo != 2 or d < 29 or (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0))
+    return month != 2 or day < 29 or (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0))
 
 
-def days_from_epoch(y, m, d):
+def days_from_epoch(year, month, day):
     """Days since 1970-01-01 of a proleptic Gregorian date (years counted from March, so the
     leap day is the last day of the year: 719469 is 1970-01-01 counted from 0000-03-01)."""
-    if m <= 2:
-        y -= 1
-        m += 12
-    return 365 * y + y // 4 - y // 100 + y // 400 + (153 * (m - 3) + 2) // 5 + d - 719469
+    if month <= 2:
+        year -= 1
+        month += 12
+    return 365 * year + year // 4 - year // 100 + year // 400 + (153 * (month - 3) + 2) // 5 + day - 719469
 
 
 class JumpFilter:
@@ -82,9 +82,9 @@ class Fix:
             jf.run = 0
             jf.lat = jf.lon = None
 
-    def put(self, f, lat, lon, valid, t, d):
-        """A source's report: position lat, lon (None = unknown), valid (a fix), and when t, the
-        time in f.hour, .minute, .second, .ms, when d, the date in f.year, .month, .day (f: a
+    def put(self, f, lat, lon, valid, time, date):
+        """A source's report: position lat, lon (None = unknown), valid (a fix), and when `time`,
+        the time in f.hour, .minute, .second, .ms, when `date`, the date in f.year, .month, .day (f: a
         gnss.fields.FieldReader). False (nothing taken) for a valid (0,0) position (a receiver's
         "no fix" placeholder, counted as rejected) or a jump (counted in jumps). A time-only
         report (GGA) that went back more than 12 h crossed midnight before the next dated one
@@ -106,14 +106,14 @@ class Fix:
                     jf.run = 0  # re-anchor
                 jf.lat = lat
                 jf.lon = lon
-        if d:
+        if date:
             self.year = f.year
             self.month = f.month
             self.day = f.day
         y = self.year
-        if t:
+        if time:
             h = f.hour
-            if not d and y is not None and self.hour is not None and (
+            if not date and y is not None and self.hour is not None and (
                     h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):
                 d = self.day + 1
                 mo = self.month
