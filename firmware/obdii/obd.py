@@ -36,16 +36,6 @@ from obdii import pids
 from obdii.elm import SHORT_TIMEOUT_MS, LONG_TIMEOUT_MS, ElmError, ObdError, eol, hex_bytes
 
 
-def _rare(obd, m, name, a, k):
-    fn = getattr(__import__(m, None, None, ("_",)), name)
-    if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
-        from core.unload import forget  # (the function holds its module's globals for the call)
-
-        forget(m)
-        forget("obdii.dtc")
-    return fn(obd, *a, **k)
-
-
 class Obd:
     """errors: consecutive failed OBD reads (reset by a success; the telelogger treats
     >= 3 as "ECU off"); error_total: all failures since start. supported: the PID bitmap (bit
@@ -73,7 +63,17 @@ class Obd:
             m = "obdii.adapter"
         else:
             raise AttributeError(name)
-        return lambda *a, **k: _rare(self, m, name, a, k)
+
+        def rare(*a, **k):
+            fn = getattr(__import__(m, None, None, ("_",)), name)
+            if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it
+                from core.unload import forget  # alive (the function holds its module's globals for the call)
+
+                forget(m)
+                forget("obdii.dtc")
+            return fn(self, *a, **k)
+
+        return rare
 
     def is_supported(self, pid):
         if pid == 0:

@@ -8,39 +8,33 @@
 # Bitmap ("supported PIDs") and bit-field PIDs (01, 03, 12, 13, 1C, 1D, 1E) are not
 # scaled values and are not listed; decode() returns their raw integer.
 #
-# The table is one string in obdii/pidtable.py, imported only to look a row up (and dropped
-# from sys.modules afterwards on the device); a PID's row is parsed on first use and cached
-# (the telelogger reads a handful), so the table itself does not stay in RAM.
+# The table is one string in obdii/pidtable.py (with the formulas and the row parser), imported only
+# to look a row up (and dropped from sys.modules afterwards on the device); a PID's row is parsed on
+# first use and cached (the telelogger reads a handful), so the table itself does not stay in RAM.
 import sys
 
-FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")  # (the bytes each reads: pidtable.NEED)
-
 _cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the configured ones)
+
+
+def _table():
+    from obdii import pidtable
+
+    if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
+        from core.unload import forget
+
+        forget("obdii.pidtable")
+    return pidtable
 
 
 def entry(pid):
     """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or None."""
     e = _cache.get(pid)
     if e is None:
-        from obdii.pidtable import TABLE
-
-        if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
-            from core.unload import forget
-
-            forget("obdii.pidtable")
-        e = 0
-        i = TABLE.find("\n%02X " % pid)
-        if i >= 0:
-            f = TABLE[i + 1 : TABLE.find("\n", i + 1)].split()
-            mul, div = f[5].split("/")
-            e = (f[1], f[2], int(f[3]), FORMULAS.index(f[4]), int(mul), int(div), int(f[6]))
+        e = _table().row(pid) or 0
         if len(_cache) >= 32:
             _cache.clear()
         _cache[pid] = e
     return e or None
-
-
-# Queries over the whole table (all_pids, by_name: tools and tests) are in obdii/pidtable.py.
 
 
 def info(pid):
@@ -48,7 +42,10 @@ def info(pid):
     e = entry(pid)
     if e is None:
         return None
-    return (e[0], e[1], e[2], FORMULAS[e[3]], e[4], e[5], e[6])
+    return (e[0], e[1], e[2], _table().FORMULAS[e[3]], e[4], e[5], e[6])
+
+
+# Queries over the whole table (all_pids, by_name: tools and tests) are in obdii/pidtable.py.
 
 
 def decode(pid, data, off, avail):

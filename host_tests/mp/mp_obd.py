@@ -466,7 +466,7 @@ def test_pid_table_shape_and_required_pids():
         assert div > 0 and unit and name not in names
         names.add(name)
         assert pidtable.by_name(name) == pid
-        assert pids.info(pid)[3] == pids.FORMULAS[kind]
+        assert pids.info(pid)[3] == pidtable.FORMULAS[kind]
     assert len(names) >= len(required)
     assert pids.entry(0x01) is None and pidtable.by_name("nope") is None
     # ranges from the formulas: all-zero and all-FF inputs
