@@ -1,8 +1,6 @@
 # The ONE+ co-processor's GNSS: started with ATGPSON, read with ATGPS ("$GNIFO,..."), stopped
 # with ATGPSOFF (official FreematicsESP32 gpsBegin/gpsGetData/gpsEnd). The OBD link owner
 # (obdii.obd.Obd) sends the commands: Obd.coproc_gnss() starts the GNSS before its first query.
-import asyncio
-
 from core.compat import sleep_ms
 from gnss.fields import FieldReader
 from gnss.fix import KNOT_KMH, GnssSource
@@ -128,8 +126,6 @@ class CoprocGnss(GnssSource):
         while True:
             try:
                 await self.poll()
-            except asyncio.CancelledError:
-                raise
             except Exception as e:  # a link timeout: count it, try again next period
                 self._error("ATGPS", e)
             await sleep_ms(self.period_ms)

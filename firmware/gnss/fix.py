@@ -11,6 +11,8 @@
 #   await src.run()  the source's whole life as one task: switch the receiver on, read or poll
 #                       it, switch it on again after it lost its state (module restart), until
 #                       cancelled. Failures are counted (errors, last_error), logged, and retried.
+#                       (asyncio.CancelledError is a BaseException on both runtimes: the
+#                       `except Exception` of a run() loop lets a cancel through.)
 #   src.start()      run() as a task (idempotent); src.stop() cancels it.
 #   src.restart()    the receiver lost its state (power cycle, re-init): run() switches it on again.
 #   await src.off()  switch the receiver off (standby); a later run()/restart() switches it on.

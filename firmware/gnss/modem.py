@@ -1,7 +1,6 @@
 # The SIM7600's own GNSS through the AT engine: AT+CGPS=1,1, then +CGPSINFO reports every
 # interval_s seconds (URCs), with an AT+CGPSINFO poll when they do not come. Switching it on and
 # off (AT+CGPS..., rare) is gnss/cgps.py, imported for the call.
-import asyncio
 import sys
 
 from gnss.fields import FieldReader
@@ -119,8 +118,6 @@ class ModemGnss(GnssSource):
             if not self.running:
                 try:
                     await self.enable()
-                except asyncio.CancelledError:
-                    raise
                 except Exception as e:
                     self._error("enable (AT+CGPS=1,1)", e)
                     await clock.sleep_ms(self.retry_ms)
@@ -132,8 +129,6 @@ class ModemGnss(GnssSource):
                 # without AT+CGPS? is read all the same)
                 try:
                     v = await _cgps("state", self)
-                except asyncio.CancelledError:
-                    raise
                 except Exception:
                     v = None
                 if v is not None and v.startswith("0"):
@@ -141,7 +136,5 @@ class ModemGnss(GnssSource):
                     continue
                 try:
                     await self.query()
-                except asyncio.CancelledError:
-                    raise
                 except Exception as e:
                     self._error("AT+CGPSINFO", e)

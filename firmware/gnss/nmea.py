@@ -20,8 +20,6 @@
 #
 # Precision: lat/lon are Python floats. On the ESP32 port MicroPython floats are single precision
 # (~7 significant digits, about 1 m at these magnitudes); the host runtimes use doubles.
-import asyncio
-
 from core.compat import const, hexval, sleep_ms
 from gnss.fields import FieldReader
 from gnss.fix import KNOT_KMH, Fix, GnssSource
@@ -217,8 +215,6 @@ class UartGnss(GnssSource):
                 n = self.poll()
                 if n < buf_len:  # drained: let other tasks run
                     await sleep_ms(self.poll_ms)
-        except asyncio.CancelledError:
-            raise
         except Exception as e:  # a closed/broken stream: keep the reason, end the task
             self.error = e
             self._error("GNSS stream", e)
