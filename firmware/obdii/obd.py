@@ -113,15 +113,22 @@ class Obd:
             raise
 
     async def battery_voltage(self):
-        """ATRV: the adapter's supply (car battery) voltage in volts."""
-        lines = await self.link.query("ATRV", self.short_ms)
-        for ln in lines:
-            if ln and (ln[0] == "-" or "0" <= ln[0] <= "9"):
-                i = 1
-                while i < len(ln) and (ln[i] == "." or "0" <= ln[i] <= "9"):
+        """ATRV: the adapter's supply (car battery) voltage in volts (the first line starting with
+        a number: "12.6V")."""
+        link = self.link
+        n = await link.query_raw(b"ATRV", self.short_ms)
+        buf = link.buf
+        s = 0
+        while s < n:
+            e = eol(buf, s, n)
+            c = buf[s]
+            if c == 45 or 48 <= c <= 57:  # '-' or a digit
+                i = s + 1
+                while i < e and (buf[i] == 46 or 48 <= buf[i] <= 57):  # '.' or a digit
                     i += 1
                 try:
-                    return float(ln[:i])
+                    return float(bytes(buf[s:i]))
                 except ValueError:  # '-', '1.2.3': line noise, not a voltage
                     break
-        raise ObdError("ATRV", "\r".join(lines), "no voltage in reply")
+            s = e + 1
+        raise ObdError("ATRV", link.text(), "no voltage in reply")
