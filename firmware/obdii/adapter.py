@@ -1,6 +1,6 @@
 # The adapter's set-up and the co-processor's own commands, the rare paths of obdii.obd.Obd:
 # init (ATZ, ATE0, ATH0, ATSP, supported-PID discovery), identification (ATI -> devType -> ONE+
-# model), its GNSS (ATGPSON/ATGPS/ATGPSOFF) and low power (ATR + ATLP, ATI to wake), and the
+# model), its GNSS power (ATGPSON/ATGPSOFF) and low power (ATR + ATLP, ATI to wake), and the
 # supported-PID list / several-PID read for tools. Each is an Obd method (obd.init(), ...: Obd's
 # __getattr__ imports this module for the call and drops it from sys.modules afterwards on the device).
 from core.compat import DEFAULT_CLOCK
@@ -163,17 +163,6 @@ async def gnss_on(obd):
         pass
     obd.gnss_started = True
     await _sleep(obd, 300)
-
-async def coproc_gnss(obd, timeout_ms=500):
-    """ATGPS: the raw "$GNIFO,..." line from the co-processor's GNSS, switched on first (gnss_on)
-    after every reset of the co-processor."""
-    if not obd.gnss_started:
-        await gnss_on(obd)
-    lines = await obd.link.query("ATGPS", timeout_ms)
-    for ln in lines:
-        if ln.startswith("$GNIFO"):
-            return ln
-    raise ObdError("ATGPS", "\r".join(lines), "no $GNIFO line in reply")
 
 async def gnss_off(obd):
     """ATGPSOFF: switch the co-processor's GNSS off (standby)."""

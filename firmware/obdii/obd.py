@@ -6,7 +6,8 @@
 #   rpm = await obd.read_pid(0x0C)   # scaled per obdii.pids
 #   vin = await obd.vin(); codes = await obd.dtcs()   # "WP0ZZZ99ZTS390000", ["P0133"]
 #
-# Resident (the telelogger's every-sample path): read_pid, battery_voltage, is_supported. The rest
+# Resident (the telelogger's every-sample path): read_pid, battery_voltage, is_supported, and
+# coproc_gnss (the co-processor's GNSS source polls it every second). The rest
 # are methods all the same, reached through Obd.__getattr__: functions of a rare module taking the
 # Obd first, imported for the call and dropped afterwards on the device:
 #   obdii/adapter.py  init(protocol=0)   ATZ (up to 3 tries), ATE0, ATH0 (replies not checked, as in
@@ -23,8 +24,6 @@
 #                                        one; the last ElmError when it never answers
 #                     gnss_on()          ATGPSON (reply not checked, as in gpsBegin), then 300 ms
 #                     gnss_off()         ATGPSOFF (standby)
-#                     coproc_gnss(timeout_ms=500)  ATGPS: the raw "$GNIFO,..." line (gnss_on first
-#                                        after every reset of the co-processor)
 #                     low_power()        standby: ATR, 1 s, ATLP (enterLowPower); replies not checked
 #                     wake(tries=30)     ATI until the co-processor answers; True when it did
 #   obdii/diag.py     vin(tries=2)       VIN (0902): CAN multi-frame or one line per message (K-line)
@@ -59,7 +58,7 @@ class Obd:
         if name in ("vin", "dtcs"):
             m = "obdii.diag"
         elif name in ("init", "discover", "supported_pids", "read_pids", "device_type", "gnss_on", "gnss_off",
-                      "coproc_gnss", "low_power", "wake"):
+                      "low_power", "wake"):
             m = "obdii.adapter"
         else:
             raise AttributeError(name)
@@ -132,3 +131,14 @@ class Obd:
                     break
             s = e + 1
         raise ObdError("ATRV", link.text(), "no voltage in reply")
+
+    async def coproc_gnss(self, timeout_ms=500):
+        """ATGPS: the raw "$GNIFO,..." line from the co-processor's GNSS, switched on first
+        (gnss_on) after every reset of the co-processor."""
+        if not self.gnss_started:
+            await self.gnss_on()
+        lines = await self.link.query("ATGPS", timeout_ms)
+        for ln in lines:
+            if ln.startswith("$GNIFO"):
+                return ln
+        raise ObdError("ATGPS", "\r".join(lines), "no $GNIFO line in reply")
