@@ -22,18 +22,12 @@ async def enable(src):
         await at.cmd("AT+CGPS=1,1", timeout_ms=t)
     except Exception as e:
         # ERROR is also the answer when the GNSS is already running
-        v = await state(src)
+        v = await src.state()
         if not v or not v.startswith("1"):
             raise GnssError("AT+CGPS=1,1 failed (%s) and AT+CGPS? says %r: GNSS not started" % (e, v))
     await at.cmd("AT+CGPSINFO=%d" % src.interval_s, timeout_ms=t)
     src.running = True
     src.enables += 1
-
-
-async def state(src):
-    """AT+CGPS?: the text after "+CGPS:" ("1,1" on, "0" off), or None."""
-    r = await src.at.cmd("AT+CGPS?", timeout_ms=src.timeout_ms)
-    return r.value("+CGPS:")
 
 
 async def off(src):

@@ -101,6 +101,12 @@ class ModemGnss(GnssSource):
     def off(self):
         return _cgps("off", self)
 
+    async def state(self):
+        """AT+CGPS?: the text after "+CGPS:" ("1,1" on, "0" off), or None (run() asks it whenever
+        reports are missing: kept here, not in gnss/cgps.py, for a module that is polled)."""
+        r = await self.at.cmd("AT+CGPS?", timeout_ms=self.timeout_ms)
+        return r.value("+CGPS:")
+
     async def query(self):
         """One explicit read (AT+CGPSINFO); True if it updated the fix."""
         r = await self.at.cmd("AT+CGPSINFO", timeout_ms=self.timeout_ms)
@@ -128,7 +134,7 @@ class ModemGnss(GnssSource):
                 # no report for two intervals: is the GNSS still on? then read it (a module
                 # without AT+CGPS? is read all the same)
                 try:
-                    v = await _cgps("state", self)
+                    v = await self.state()
                 except Exception:
                     v = None
                 if v is not None and v.startswith("0"):
