@@ -1,7 +1,8 @@
 # The one GNSS state object every source updates in place (Fix), its plausibility checks (null
 # island, jump filter, staleness), the calendar helpers it needs, and what every source is
-# (GnssSource, GnssError). No parsing here: gnss/fields.py reads fields, gnss/nmea.py sentences,
-# gnss/nmea.py (UartGnss), gnss/modem.py and gnss/coproc.py receivers (gnss/sources.py finds them).
+# (GnssSource, GnssError). No parsing here: gnss/fields.py reads fields, gnss/nmea.py sentences;
+# the receivers are gnss/nmea.py (UartGnss), gnss/modem.py and gnss/coproc.py (gnss/sources.py
+# finds them).
 #
 # GnssSource, the contract of every source (UartGnss, ModemGnss, CoprocGnss), one shared Fix:
 #   src.fix()        -> the Fix, updated in place; its position is current (valid) only while

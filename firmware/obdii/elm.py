@@ -14,6 +14,8 @@ from core.compat import DEFAULT_CLOCK, hexval
 
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
+# The ELM327 reply messages and what they mean: obdii/elmtext.py, read when a reply line may be one.
+
 
 class ElmError(Exception):
     """A failed query: .cmd (str), .reply (str, cleaned reply text), .code (the ELM
