@@ -195,5 +195,6 @@ async def wake(obd, tries=30):
 
 
 def _fail(obd):
+    """Count a failed OBD read, as Obd.read_pid does (errors: consecutive, error_total: all)."""
     obd.errors += 1
     obd.error_total += 1

@@ -148,5 +148,6 @@ def _payload(obd, n, sid, skip, msg):
 
 
 def _fail(obd):
+    """Count a failed OBD read, as Obd.read_pid does (errors: consecutive, error_total: all)."""
     obd.errors += 1
     obd.error_total += 1
