@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gnss.nmea import KNOT_KMH, NMEAParser
+from gnss.fix import KNOT_KMH
+from gnss.nmea import NMEAParser
 from nmeatools import sentence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -293,7 +294,7 @@ def _dist_m(lat1, lon1, lat2, lon2):
 
 
 def test_replay_sentences_agree_with_pynmea2_and_parser(drive):
-    from gnss.nmea import Fix, JumpFilter
+    from gnss.fix import Fix, JumpFilter
 
     # the official firmware's tightest filter (0.001 deg per sample) must not fire on a real drive
     p = NMEAParser(Fix(JumpFilter(max_deg=0.001, max_rejects=0)))
@@ -357,7 +358,7 @@ def test_replay_cold_start_then_fix():
 
 def test_replay_cgps_provider_through_simulator_format(drive):
     """drive -> SIM7600 simulator's +CGPSINFO formatting -> ModemGnss parser."""
-    from gnss.nmea import Fix
+    from gnss.fix import Fix
     from gnss.sources import parse_cgpsinfo
     format_cgpsinfo = pytest.importorskip("peers.sim7600").format_cgpsinfo
 

@@ -1,25 +1,22 @@
 # The ONE+ co-processor's GNSS: started with ATGPSON, read with ATGPS ("$GNIFO,..."), stopped
 # with ATGPSOFF (official FreematicsESP32 gpsBegin/gpsGetData/gpsEnd). The OBD link owner
 # (obdii.obd.Obd) sends the commands: Obd.coproc_gnss() starts the GNSS before its first query.
-import asyncio
-
 from core.compat import sleep_ms
-from gnss.base import GnssSource
 from gnss.fields import FieldReader
-from gnss.fix import KNOT_KMH
+from gnss.fix import KNOT_KMH, GnssSource
 
 
 def _sint(fr, i):
     """Signed integer field i (optional leading '-') of the FieldReader."""
-    if i >= fr.nf:
+    if i >= fr.count:
         return None
-    s = fr.fs[i]
-    if s < fr.fe[i] and fr.buf[s] == 45:
-        fr.fs[i] = s + 1
+    s = fr.start[i]
+    if s < fr.end[i] and fr.buf[s] == 45:
+        fr.start[i] = s + 1
         v = fr.uint(i)
-        fr.fs[i] = s
+        fr.start[i] = s
         if v is None:
-            fr.err = True
+            fr.errorsors = 1
             return None
         return -v
     return fr.uint(i)
@@ -40,7 +37,7 @@ def parse_gnifo(text, fix, fields=None, speed_knots=True, hdop_scale=1.0):
     if i < 0:
         return False
     fr = fields or FieldReader(bytearray(128), 16)
-    if not fr.copy(text, i + 7, b"\r\n>") or fr.nf < 5:
+    if not fr.copy(text, i + 7, b"\r\n>") or fr.count < 5:
         fix.rejected += 1
         return False
     date = fr.uint(0)
@@ -52,14 +49,14 @@ def parse_gnifo(text, fix, fields=None, speed_knots=True, hdop_scale=1.0):
     hdg = fr.uint(6)
     sats = fr.uint(7)
     hdop = fr.num(8)
-    if fr.err or not date or lat is None or lng is None:
-        if fr.err:
+    if fr.errors or not date or lat is None or lng is None:
+        if fr.errors:
             fix.rejected += 1
             return False
         fix.valid = False  # date 0: the co-processor has no fix yet
         fix.ignored += 1
         return False
-    if not fr.set_date_int(date) or tm is None:
+    if not fr.date(0, date) or tm is None:
         fix.rejected += 1
         return False
     h = tm // 1000000
@@ -70,15 +67,15 @@ def parse_gnifo(text, fix, fields=None, speed_knots=True, hdop_scale=1.0):
         return False
     ms = (tm % 100) * 10
     if (fix.valid and s == fix.second and mi == fix.minute and h == fix.hour and ms == fix.ms
-            and fr.d == fix.day and fr.mo == fix.month and fr.y == fix.year):
+            and fr.day == fix.day and fr.month == fix.month and fr.year == fix.year):
         fix.ignored += 1  # the same fix again
         return False
-    latf = lat / 1000000
-    lngf = lng / 1000000
-    if not fix.admit(latf, lngf):
+    fr.hour = h
+    fr.minute = mi
+    fr.second = s
+    fr.ms = ms
+    if not fix.put(fr, lat / 1000000, lng / 1000000, True, True, True):
         return False
-    fix.set_time(h, mi, s, ms)
-    fix.set_date(fr.y, fr.mo, fr.d)
     fix.alt = None if alt is None else alt / 100
     if spd is None:
         fix.speed_kmh = None
@@ -88,13 +85,12 @@ def parse_gnifo(text, fix, fields=None, speed_knots=True, hdop_scale=1.0):
     fix.sats = sats
     fix.hdop = None if hdop is None else hdop * hdop_scale
     fix.quality = 1
-    fix.set_position(latf, lngf, True)
     fix.accepted += 1
     return True
 
 
 class CoprocGnss(GnssSource):
-    """The co-processor's GNSS (contract: gnss/base.py). `query`: an obdii.obd.Obd (its
+    """The co-processor's GNSS (contract: gnss/fix.py GnssSource). `query`: an obdii.obd.Obd (its
     coproc_gnss() starts the GNSS with ATGPSON first, gnss_off() stops it) or any async callable
     returning the ATGPS reply text. poll() reads once; run() polls every period_ms."""
 
@@ -130,8 +126,6 @@ class CoprocGnss(GnssSource):
         while True:
             try:
                 await self.poll()
-            except asyncio.CancelledError:
-                raise
             except Exception as e:  # a link timeout: count it, try again next period
                 self._error("ATGPS", e)
             await sleep_ms(self.period_ms)

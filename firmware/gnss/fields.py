@@ -2,34 +2,30 @@
 # (gnss/nmea.py) and the text replies of the modem (+CGPSINFO) and co-processor ($GNIFO) share it.
 from gnss.fix import valid_date
 
-_POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000)
-
 
 class FieldReader:
-    """load(start, end) splits buf[start:end] at commas; copy(text, start) first copies a reply
-    line (str or bytes, printable ASCII) into buf. Parse methods return None for an empty field
-    and set `self.err` (and return None) for a malformed one."""
+    """load(start, end) splits buf[start:end] at commas (field i is buf[self.start[i]:self.end[i]],
+    `count` fields); copy(text, start) first copies a reply line (str or bytes, printable ASCII)
+    into buf. Parse methods return None for an empty field and, for a malformed one, set
+    `errors` (reset by load) and return None. time() and date() leave their result in hour,
+    minute, second, ms and year, month, day (the names Fix has); n: the most fields a line has."""
 
-    def __init__(self, buf, max_fields=40):
+    def __init__(self, buf, n=40):
         self.buf = buf
-        self.fs = [0] * max_fields  # field start offsets
-        self.fe = [0] * max_fields  # field end offsets (exclusive)
-        self.nf = 0
-        self.err = False
-        # time/date results (set by time()/date())
-        self.h = self.mi = self.s = self.ms = 0
-        self.y = self.mo = self.d = 0
-        self._neg = False
-        self._ip = self._fr = self._nfr = 0
+        self.start = [0] * n
+        self.end = [0] * n
+        self.count = 0
+        self.errors = 0
+        self.hour = self.minute = self.second = self.ms = self.year = self.month = self.day = 0
+        self.data = self.exp = 0  # fraction of the last _dec() and its digits
 
     def copy(self, text, start=0, stop=b""):
         """Copy text[start:] up to the first byte of `stop` (or the end) into buf, trailing
         blanks dropped, and load it. False if it does not fit or has a non-printable byte."""
         buf = self.buf
-        n = len(text)
         is_str = isinstance(text, str)
         w = 0
-        for k in range(start, n):
+        for k in range(start, len(text)):
             c = ord(text[k]) if is_str else text[k]
             if c < 32 or c > 126 or c in stop:
                 if c < 256 and c in stop:
@@ -45,220 +41,179 @@ class FieldReader:
 
     def load(self, start, end):
         buf = self.buf
-        fs = self.fs
-        fe = self.fe
-        cap = len(fs)
+        fs = self.start
+        fe = self.end
         nf = 0
         fs[0] = start
-        i = start
-        while i < end:
+        for i in range(start, end):
             if buf[i] == 44:  # ','
                 fe[nf] = i
                 nf += 1
-                if nf >= cap:
-                    self.nf = nf
+                if nf >= len(fs):
+                    self.count = nf
                     return False
                 fs[nf] = i + 1
-            i += 1
         fe[nf] = end
-        self.nf = nf + 1
-        self.err = False
+        self.count = nf + 1
+        self.errors = 0
         return True
 
     def char(self, i):
         """The single byte of field i (int), None if empty; malformed if longer than one."""
-        if i >= self.nf:
+        if i >= self.count:
             return None
-        s = self.fs[i]
-        e = self.fe[i]
+        s = self.start[i]
+        e = self.end[i]
         if s == e:
             return None
         if e - s != 1:
-            self.err = True
+            self.errors = 1
             return None
         return self.buf[s]
 
-    def uint(self, i):
-        """Unsigned integer field (at most 9 digits)."""
-        if i >= self.nf:
-            return None
+    def _int(self, s, e):
+        # the digits buf[s:e] as an int; -1 if one is not a digit
         buf = self.buf
-        s = self.fs[i]
-        e = self.fe[i]
-        if s == e:
-            return None
-        if e - s > 9:
-            self.err = True
-            return None
         v = 0
         while s < e:
             c = buf[s] - 48
             if c < 0 or c > 9:
-                self.err = True
-                return None
+                return -1
             v = v * 10 + c
             s += 1
         return v
 
+    def uint(self, i):
+        """Unsigned integer field (at most 9 digits)."""
+        if i >= self.count:
+            return None
+        s = self.start[i]
+        e = self.end[i]
+        if s == e:
+            return None
+        v = self._int(s, e) if e - s <= 9 else -1
+        if v < 0:
+            self.errors = 1
+            return None
+        return v
+
     def _dec(self, i):
-        # -> True with self._neg, _ip (int part), _fr (fraction digits as int), _nfr (their
-        # count) set (no tuple per field), or None; sets err on malformed
+        # decimal field i ('-21.3', '4807.038') -> its integer part with the sign (-21, 4807), the
+        # fraction digits as an integer with the same sign in self.data (-3, 38) and their count
+        # in self.exp (at most 9 kept; at most 9 digits before the point); None if empty, or
+        # malformed (errors set). Two small ints rather than one: no long int on the device.
+        if i >= self.count:
+            return None
         buf = self.buf
-        s = self.fs[i]
-        e = self.fe[i]
-        neg = False
-        if buf[s] == 45 or buf[s] == 43:  # '-' '+'
-            neg = buf[s] == 45
+        s = self.start[i]
+        e = self.end[i]
+        if s == e:
+            return None
+        neg = buf[s] == 45
+        if neg or buf[s] == 43:  # '-' '+'
             s += 1
         ip = 0
         nip = 0
         fr = 0
-        nfr = 0
-        dot = False
-        digits = 0
+        nfr = -1  # fraction digits, -1 before the point
         while s < e:
-            c = buf[s]
-            if c == 46:  # '.'
-                if dot:
-                    self.err = True
-                    return None
-                dot = True
-            else:
-                c -= 48
-                if c < 0 or c > 9:
-                    self.err = True
-                    return None
-                digits += 1
-                if dot:
-                    if nfr < 9:
-                        fr = fr * 10 + c
-                        nfr += 1
-                else:
-                    nip += 1
-                    if nip > 9:
-                        self.err = True
-                        return None
-                    ip = ip * 10 + c
+            c = buf[s] - 48
+            if c == -2:  # '.'
+                if nfr >= 0:
+                    nip = 99
+                    break
+                nfr = 0
+            elif c < 0 or c > 9:
+                nip = 99
+                break
+            elif nfr < 0:
+                nip += 1
+                ip = ip * 10 + c
+            elif nfr < 9:
+                nfr += 1
+                fr = fr * 10 + c
             s += 1
-        if not digits:
-            self.err = True
+        if nip > 9 or (nip == 0 and nfr <= 0):
+            self.errors = 1
             return None
-        self._neg = neg
-        self._ip = ip
-        self._fr = fr
-        self._nfr = nfr
-        return True
+        self.exp = nfr if nfr > 0 else 0
+        self.data = -fr if neg else fr
+        return -ip if neg else ip
 
     def num(self, i):
         """Decimal field as float (e.g. '545.4', '-21.3', '0.117')."""
-        if i >= self.nf or self.fs[i] == self.fe[i]:
+        v = self._dec(i)
+        if v is None:
             return None
-        if self._dec(i) is None:
-            return None
-        v = self._ip + self._fr / _POW10[self._nfr] if self._nfr else float(self._ip)
-        return -v if self._neg else v
+        return v + self.data / 10 ** self.exp if self.exp else float(v)
 
-    def latlon(self, i, hemi, max_deg):
-        """(d)ddmm.mmmm field i with hemisphere field `hemi` -> signed float degrees."""
-        if i >= self.nf or self.fs[i] == self.fe[i]:
+    def latlon(self, i, j, limit):
+        """(d)ddmm.mmmm field i with hemisphere field j (N/S when limit is 90, else E/W) ->
+        signed float degrees, at most `limit`."""
+        v = self._dec(i)
+        if v is None:
             return None
-        if self._dec(i) is None:
-            return None
-        if self._neg:
-            self.err = True
-            return None
-        ip = self._ip
-        deg = ip // 100
-        mins = ip % 100 + (self._fr / _POW10[self._nfr] if self._nfr else 0.0)
-        if mins >= 60.0 or deg > max_deg:
-            self.err = True
+        deg = v // 100
+        mins = v % 100 + self.data / 10 ** self.exp
+        if v < 0 or self.data < 0 or mins >= 60.0 or deg > limit:
+            self.errors = 1
             return None
         v = deg + mins / 60.0
-        if v > max_deg:
-            self.err = True
-            return None
-        h = self.char(hemi)
-        if max_deg == 90:
-            if h == 83:  # 'S'
+        h = self.char(j)
+        if v <= limit:
+            if h == (83 if limit == 90 else 87):  # 'S' / 'W'
                 return -v
-            if h == 78:  # 'N'
+            if h == (78 if limit == 90 else 69):  # 'N' / 'E'
                 return v
-        else:
-            if h == 87:  # 'W'
-                return -v
-            if h == 69:  # 'E'
-                return v
-        self.err = True
+        self.errors = 1
         return None
 
     def time(self, i):
-        """hhmmss[.sss] -> True with self.h/mi/s/ms set; None if empty."""
-        if i >= self.nf:
+        """hhmmss[.sss] -> True with hour/minute/second/ms set; None if empty."""
+        if i >= self.count:
             return None
-        buf = self.buf
-        s = self.fs[i]
-        e = self.fe[i]
+        s = self.start[i]
+        e = self.end[i]
         if s == e:
             return None
-        if e - s < 6:
-            self.err = True
-            return None
-        v = 0
-        for k in range(s, s + 6):
-            c = buf[k] - 48
-            if c < 0 or c > 9:
-                self.err = True
-                return None
-            v = v * 10 + c
+        v = self._int(s, s + 6) if e - s >= 6 else -1
         ms = 0
-        k = s + 6
-        if k < e:
-            if buf[k] != 46:
-                self.err = True
-                return None
-            k += 1
-            scale = 100
-            while k < e:
-                c = buf[k] - 48
-                if c < 0 or c > 9:
-                    self.err = True
-                    return None
-                ms += c * scale
-                scale //= 10
-                k += 1
+        if v >= 0 and e > s + 6:  # '.' and the fraction: ms from its first three digits
+            ms = self._int(s + 7, e) if self.buf[s + 6] == 46 else -1
+            if ms >= 0:
+                ms = ms * 1000 // 10 ** (e - s - 7)
         h = v // 10000
         mi = (v // 100) % 100
         sec = v % 100
-        if h > 23 or mi > 59 or sec > 60:
-            self.err = True
+        if v < 0 or ms < 0 or h > 23 or mi > 59 or sec > 60:
+            self.errors = 1
             return None
-        self.h = h
-        self.mi = mi
-        self.s = sec
+        self.hour = h
+        self.minute = mi
+        self.second = sec
         self.ms = ms
         return True
 
-    def date(self, i):
-        """ddmmyy -> True with self.y/mo/d set; None if empty."""
-        if i >= self.nf or self.fs[i] == self.fe[i]:
-            return None
-        if self.fe[i] - self.fs[i] != 6:
-            self.err = True
-            return None
-        v = self.uint(i)
+    def date(self, i, v=None):
+        """ddmmyy field i (or the integer v, e.g. 230394) -> True with year/month/day set
+        (POSIX %y: 69..99 -> 1969..1999, 00..68 -> 2000..2068); None if empty."""
         if v is None:
-            return None
-        return self.set_date_int(v)
-
-    def set_date_int(self, v):
+            if i >= self.count or self.start[i] == self.end[i]:
+                return None
+            if self.end[i] - self.start[i] != 6:
+                self.errors = 1
+                return None
+            v = self.uint(i)
+            if v is None:
+                return None
         d = v // 10000
         mo = (v // 100) % 100
         y = v % 100
-        y += 1900 if y >= 69 else 2000  # POSIX %y: 69..99 -> 1969..1999, 00..68 -> 2000..2068
+        y += 1900 if y >= 69 else 2000
         if not valid_date(y, mo, d):
-            self.err = True
+            self.errors = 1
             return None
-        self.y = y
-        self.mo = mo
-        self.d = d
+        self.year = y
+        self.month = mo
+        self.day = d
         return True

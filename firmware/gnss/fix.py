@@ -1,59 +1,62 @@
-# The one GNSS state object every source updates in place, its plausibility checks (null island,
-# jump filter, staleness) and the calendar helpers it needs. No parsing here: gnss/fields.py
-# reads fields, gnss/nmea.py sentences, gnss/sources.py (and its per-source modules) receivers.
-from core.compat import ticks_diff, ticks_ms
+# The one GNSS state object every source updates in place (Fix), its plausibility checks (null
+# island, jump filter, staleness), the calendar helpers it needs, and what every source is
+# (GnssSource, GnssError). No parsing here: gnss/fields.py reads fields, gnss/nmea.py sentences;
+# the receivers are gnss/nmea.py (UartGnss), gnss/modem.py and gnss/coproc.py (gnss/sources.py
+# finds them).
+#
+# GnssSource, the contract of every source (UartGnss, ModemGnss, CoprocGnss), one shared Fix:
+#   src.fix()        -> the Fix, updated in place; its position is current (valid) only while
+#                       reports keep coming: no fresh one for stale_ms (STALE_MS, 10 s, or three
+#                       report periods when longer) and fix() marks it invalid. (0,0) positions
+#                       and jumps (JumpFilter, on by default) are never taken.
+#   await src.run()  the source's whole life as one task: switch the receiver on, read or poll
+#                       it, switch it on again after it lost its state (module restart), until
+#                       cancelled. Failures are counted (errors, last_error), logged, and retried.
+#                       (asyncio.CancelledError is a BaseException on both runtimes: the
+#                       `except Exception` of a run() loop lets a cancel through.)
+#   src.start()      run() as a task (idempotent); src.stop() cancels it.
+#   src.restart()    the receiver lost its state (power cycle, re-init): run() switches it on again.
+#   await src.off()  switch the receiver off (standby); a later run()/restart() switches it on.
+import asyncio
+
+from core.compat import DEFAULT_CLOCK, ticks_diff, ticks_ms
 
 KNOT_KMH = 1.852
 STALE_MS = 10000  # a position with no fresh report for this long is not current (Fix.expire)
 
-_CUM_DAYS = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
-MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+class GnssError(Exception):
+    """The modem GNSS failed to start or stop; the message names the command and the reason."""
 
 
-def valid_date(y, mo, d):
+def valid_date(year, month, day):
     """A real Gregorian date (29 February only in leap years)."""
-    if not (1 <= mo <= 12 and 1 <= d <= MONTH_DAYS[mo - 1]):
+    if not (1 <= month <= 12 and 1 <= day <= (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[month - 1]):
         return False
-    return mo != 2 or d < 29 or (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0))
+    return month != 2 or day < 29 or (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0))
 
 
-def days_from_epoch(y, m, d):
-    """Days since 1970-01-01 for a proleptic Gregorian date (y >= 1970)."""
-    y1 = y - 1
-    leaps = (y1 // 4 - 1969 // 4) - (y1 // 100 - 1969 // 100) + (y1 // 400 - 1969 // 400)
-    days = (y - 1970) * 365 + leaps + _CUM_DAYS[m - 1] + d - 1
-    if m > 2 and valid_date(y, 2, 29):
-        days += 1
-    return days
+def days_from_epoch(year, month, day):
+    """Days since 1970-01-01 of a proleptic Gregorian date (years counted from March, so the
+    leap day is the last day of the year: 719469 is 1970-01-01 counted from 0000-03-01)."""
+    if month <= 2:
+        year -= 1
+        month += 12
+    return 365 * year + year // 4 - year // 100 + year // 400 + (153 * (month - 3) + 2) // 5 + day - 719469
 
 
 class JumpFilter:
-    """Rejects a position that jumps implausibly far from the last accepted one.
-
-    The official firmware drops any fix more than 0.1 degree (lat or lon) away from the previous
-    one. That can lock out forever after one bad first fix, so here `max_rejects` consecutive
-    rejections re-anchor on the new position. `max_deg=None` disables the filter."""
+    """Rejects a position that jumps implausibly far from the last accepted one (lat, lon; see
+    Fix.put). The official firmware drops any fix more than 0.1 degree (lat or lon) away from the
+    previous one. That can lock out forever after one bad first fix, so here `max_rejects`
+    consecutive rejections (counted in `run`) re-anchor on the new position. `max_deg=None`
+    disables it."""
 
     def __init__(self, max_deg=0.1, max_rejects=5):
         self.max_deg = max_deg
         self.max_rejects = max_rejects
-        self._run = 0
-
-    def accept(self, prev_lat, prev_lon, lat, lon):
-        if self.max_deg is None or prev_lat is None or prev_lon is None:
-            self._run = 0
-            return True
-        if abs(lat - prev_lat) <= self.max_deg and abs(lon - prev_lon) <= self.max_deg:
-            self._run = 0
-            return True
-        self._run += 1
-        if self.max_rejects and self._run > self.max_rejects:
-            self._run = 0
-            return True
-        return False
-
-    def reset(self):
-        self._run = 0
+        self.run = 0
+        self.lat = self.lon = None
 
 
 class Fix:
@@ -69,55 +72,76 @@ class Fix:
 
     def __init__(self, jump_filter=None):
         self.jump_filter = jump_filter
-        self.accepted = 0
-        self.rejected = 0
-        self.ignored = 0
-        self.jumps = 0
-        self.updates = 0
-        self.expired = 0
+        self.accepted = self.rejected = self.ignored = self.jumps = self.updates = self.expired = 0
         self.clear()
 
     def clear(self):
-        self.year = self.month = self.day = None
-        self.hour = self.minute = self.second = self.ms = None
-        self.epoch = None
-        self.lat = self.lon = None
-        self.alt = None
-        self.speed_kmh = None
-        self.course = None
-        self.sats = None
-        self.hdop = None
-        self.quality = None
+        self.year = self.month = self.day = self.hour = self.minute = self.second = self.ms = None
+        self.epoch = self.lat = self.lon = self.alt = self.speed_kmh = self.course = None
+        self.sats = self.hdop = self.quality = self.ticks = None
         self.valid = False
-        self.ticks = None
-        self._last_lat = self._last_lon = None
-        if self.jump_filter:
-            self.jump_filter.reset()
-
-    # --- for sources ---------------------------------------------------------------------------
-    def admit(self, lat, lon):
-        """True if a valid (non-None) position may be taken: not (0,0) (a receiver's "no fix"
-        placeholder, counted as rejected) and not a jump (counted in jumps)."""
-        if lat is None or lon is None:
-            return True
-        if lat == 0 and lon == 0:
-            self.rejected += 1
-            return False
         jf = self.jump_filter
-        if jf is None or jf.accept(self._last_lat, self._last_lon, lat, lon):
-            return True
-        self.jumps += 1
-        return False
+        if jf:
+            jf.run = 0
+            jf.lat = jf.lon = None
 
-    def set_position(self, lat, lon, valid):
+    def put(self, f, lat, lon, valid, time, date):
+        """A source's report: position lat, lon (None = unknown), valid (a fix), and when `time`,
+        the time in f.hour, .minute, .second, .ms, when `date`, the date in f.year, .month, .day (f: a
+        gnss.fields.FieldReader). False (nothing taken) for a valid (0,0) position (a receiver's
+        "no fix" placeholder, counted as rejected) or a jump (counted in jumps). A time-only
+        report (GGA) that went back more than 12 h crossed midnight before the next dated one
+        (RMC): the date moves on by a day. Sets epoch, ticks, and counts the update."""
+        jf = self.jump_filter
+        if valid and lat is not None and lon is not None:
+            if lat == 0 and lon == 0:
+                self.rejected += 1
+                return False
+            if jf is not None:
+                m = jf.max_deg
+                if m is None or jf.lat is None or (abs(lat - jf.lat) <= m and abs(lon - jf.lon) <= m):
+                    jf.run = 0
+                else:
+                    jf.run += 1
+                    if not jf.max_rejects or jf.run <= jf.max_rejects:
+                        self.jumps += 1
+                        return False
+                    jf.run = 0  # re-anchor
+                jf.lat = lat
+                jf.lon = lon
+        if date:
+            self.year = f.year
+            self.month = f.month
+            self.day = f.day
+        y = self.year
+        if time:
+            h = f.hour
+            if not date and y is not None and self.hour is not None and (
+                    h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):
+                d = self.day + 1
+                mo = self.month
+                if not valid_date(y, mo, d):
+                    d = 1
+                    mo += 1
+                    if mo > 12:
+                        mo = 1
+                        y += 1
+                self.year = y
+                self.month = mo
+                self.day = d
+            self.hour = h
+            self.minute = f.minute
+            self.second = f.second
+            self.ms = f.ms
+        h = self.hour
+        self.epoch = None if y is None or h is None else (
+            days_from_epoch(y, self.month, self.day) * 86400 + h * 3600 + self.minute * 60 + self.second)
         self.lat = lat
         self.lon = lon
         self.valid = valid
-        if lat is not None and lon is not None and valid:
-            self._last_lat = lat
-            self._last_lon = lon
         self.ticks = ticks_ms()
         self.updates += 1
+        return True
 
     def expire(self, stale_ms=STALE_MS, now=None):
         """Mark the position not current when its last update is older than stale_ms (the
@@ -127,31 +151,6 @@ class Fix:
                 self.valid = False
                 self.expired += 1
         return self
-
-    def set_time(self, h, mi, s, ms):
-        self.hour = h
-        self.minute = mi
-        self.second = s
-        self.ms = ms
-        self._update_epoch()
-
-    def set_date(self, y, mo, d):
-        self.year = y
-        self.month = mo
-        self.day = d
-        self._update_epoch()
-
-    def _update_epoch(self):
-        y = self.year
-        mo = self.month
-        d = self.day
-        h = self.hour
-        mi = self.minute
-        s = self.second
-        if y is None or mo is None or d is None or h is None or mi is None or s is None:
-            self.epoch = None
-            return
-        self.epoch = days_from_epoch(y, mo, d) * 86400 + (h * 3600 + mi * 60 + s)
 
     # --- accessors -----------------------------------------------------------------------------
     def has_position(self):
@@ -166,3 +165,52 @@ class Fix:
     def __repr__(self):
         return "<Fix valid=%s lat=%s lon=%s alt=%s kmh=%s course=%s sats=%s hdop=%s epoch=%s>" % (
             self.valid, self.lat, self.lon, self.alt, self.speed_kmh, self.course, self.sats, self.hdop, self.epoch)
+
+
+class GnssSource:
+    """The base of every source. fix: a Fix to share (its jump filter replaced when jump_filter
+    is given explicitly), else a new one; jump_filter True (the default) = JumpFilter(), None =
+    none. log: anything with warn(fmt, *args) (core log contract); None: counters only."""
+
+    stale_ms = STALE_MS
+
+    def __init__(self, fix=None, jump_filter=True, clock=None, log=None):
+        if jump_filter is True:
+            if fix is None:
+                fix = Fix(JumpFilter())
+        elif fix is None:
+            fix = Fix(jump_filter)
+        else:
+            fix.jump_filter = jump_filter
+        self._fix = fix
+        self.clock = clock or DEFAULT_CLOCK
+        self.log = log
+        self.errors = 0
+        self.last_error = None
+        self._task = None
+
+    def fix(self):
+        return self._fix.expire(self.stale_ms)
+
+    def start(self):
+        """Start run() as a task (inside a running event loop); returns it."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run())
+        return self._task
+
+    def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def restart(self):
+        pass
+
+    async def off(self):
+        pass
+
+    def _error(self, what, e):
+        self.errors += 1
+        self.last_error = "%s: %s" % (what, e)
+        if self.log is not None:
+            self.log.warn("gnss: %s: %s", what, e)

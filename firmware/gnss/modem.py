@@ -1,35 +1,34 @@
 # The SIM7600's own GNSS through the AT engine: AT+CGPS=1,1, then +CGPSINFO reports every
-# interval_s seconds (URCs), with an AT+CGPSINFO poll when they do not come.
-import asyncio
+# interval_s seconds (URCs), with an AT+CGPSINFO poll when they do not come. Switching it on and
+# off (AT+CGPS..., rare) is gnss/cgps.py, imported for the call.
+import sys
 
-from gnss.base import GnssSource
 from gnss.fields import FieldReader
-from gnss.fix import KNOT_KMH
-
-class GnssError(Exception):
-    """The modem GNSS failed to start or stop; the message names the command and the reason."""
+from gnss.fix import KNOT_KMH, GnssError, GnssSource  # noqa: F401 - GnssError re-exported
 
 
-# SIM7600 AT manual: AT+CVAUXV takes millivolts (1700..3050; the "61" form is the SIM5360's)
-ANTENNA_MV = 3050
+def _cgps(fn, s):
+    from gnss import cgps
+
+    if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
+        from core.unload import forget
+
+        forget("gnss.cgps")
+    return getattr(cgps, fn)(s)
 
 
 def parse_cgpsinfo(text, fix, fields=None):
     """Parse `+CGPSINFO: lat,N/S,lon,E/W,ddmmyy,hhmmss.s,alt,speed(knots),course` (str or bytes,
     prefix optional) into `fix`. All-empty fields (no fix) mark the fix invalid with unknown
-    position. Returns True if accepted, False if malformed or refused by Fix.admit ((0,0), jump)."""
+    position. Returns True if accepted, False if malformed or refused by Fix.put ((0,0), jump)."""
     if not isinstance(text, str):
         text = bytes(text).decode()
-    start = 0
-    if text.startswith("+CGPSINFO"):
-        start = text.find(":") + 1
-        if start == 0:
-            start = len(text)
+    start = 10 if text.startswith("+CGPSINFO:") else 0
     n = len(text)
     while start < n and text[start] == " ":
         start += 1
     fr = fields or FieldReader(bytearray(128), 16)
-    if not fr.copy(text, start, b"\r\n") or fr.nf < 8:
+    if not fr.copy(text, start, b"\r\n") or fr.count < 8:
         fix.rejected += 1
         return False
     lat = fr.latlon(0, 1, 90)
@@ -38,28 +37,23 @@ def parse_cgpsinfo(text, fix, fields=None):
     has_t = fr.time(5)
     alt = fr.num(6)
     kn = fr.num(7)
-    course = fr.num(8) if fr.nf > 8 else None
-    if fr.err or (lat is None) != (lon is None):
+    course = fr.num(8) if fr.count > 8 else None
+    if fr.errors or (lat is None) != (lon is None):
         fix.rejected += 1
         return False
     valid = lat is not None
-    if valid and not fix.admit(lat, lon):
+    if not fix.put(fr, lat, lon, valid, has_t, has_d):
         return False
-    if has_t:
-        fix.set_time(fr.h, fr.mi, fr.s, fr.ms)
-    if has_d:
-        fix.set_date(fr.y, fr.mo, fr.d)
     fix.alt = alt
     fix.speed_kmh = None if kn is None else kn * KNOT_KMH
     fix.course = course
     fix.quality = 1 if valid else 0
-    fix.set_position(lat, lon, valid)
     fix.accepted += 1
     return True
 
 
 class ModemGnss(GnssSource):
-    """The SIM7600's GNSS (contract: gnss/base.py). `at`: the AT engine (cmd, on_urc, stats).
+    """The SIM7600's GNSS (contract: gnss/fix.py GnssSource). `at`: the AT engine (cmd, on_urc, stats).
 
     enable(): [AT+CVAUXV=3050, AT+CVAUXS=1 (active antenna supply; errors ignored)], AT+CGPS=1,1
     (if it answers ERROR, AT+CGPS? telling "+CGPS: 1" means it was already on), then
@@ -101,43 +95,17 @@ class ModemGnss(GnssSource):
 
     power_on = restart  # the standby hook's name (telelogger/standby.py calls it after wake)
 
-    async def enable(self):
-        at = self.at
-        t = self.timeout_ms
-        self._boots = self._reboots()
-        if self.antenna_power:
-            for c in ("AT+CVAUXV=%d" % ANTENNA_MV, "AT+CVAUXS=1"):
-                try:
-                    await at.cmd(c, timeout_ms=t)
-                except Exception:
-                    pass  # not every SIM7600 firmware has these; the GNSS still works on passive antennas
-        try:
-            await at.cmd("AT+CGPS=1,1", timeout_ms=t)
-        except Exception as e:
-            # ERROR is also the answer when the GNSS is already running
-            v = await self._state()
-            if not v or not v.startswith("1"):
-                raise GnssError("AT+CGPS=1,1 failed (%s) and AT+CGPS? says %r: GNSS not started" % (e, v))
-        await at.cmd("AT+CGPSINFO=%d" % self.interval_s, timeout_ms=t)
-        self.running = True
-        self.enables += 1
+    def enable(self):
+        return _cgps("enable", self)
 
-    async def _state(self):
+    def off(self):
+        return _cgps("off", self)
+
+    async def state(self):
+        """AT+CGPS?: the text after "+CGPS:" ("1,1" on, "0" off), or None (run() asks it whenever
+        reports are missing: kept here, not in gnss/cgps.py, for a module that is polled)."""
         r = await self.at.cmd("AT+CGPS?", timeout_ms=self.timeout_ms)
         return r.value("+CGPS:")
-
-    async def off(self):
-        at = self.at
-        t = self.timeout_ms
-        self.running = False
-        try:
-            await at.cmd("AT+CGPSINFO=0", timeout_ms=t)
-        except Exception:
-            pass
-        try:
-            await at.cmd("AT+CGPS=0", timeout_ms=t)
-        except Exception as e:
-            raise GnssError("AT+CGPS=0 failed: %s" % e)
 
     async def query(self):
         """One explicit read (AT+CGPSINFO); True if it updated the fix."""
@@ -156,8 +124,6 @@ class ModemGnss(GnssSource):
             if not self.running:
                 try:
                     await self.enable()
-                except asyncio.CancelledError:
-                    raise
                 except Exception as e:
                     self._error("enable (AT+CGPS=1,1)", e)
                     await clock.sleep_ms(self.retry_ms)
@@ -168,9 +134,7 @@ class ModemGnss(GnssSource):
                 # no report for two intervals: is the GNSS still on? then read it (a module
                 # without AT+CGPS? is read all the same)
                 try:
-                    v = await self._state()
-                except asyncio.CancelledError:
-                    raise
+                    v = await self.state()
                 except Exception:
                     v = None
                 if v is not None and v.startswith("0"):
@@ -178,7 +142,5 @@ class ModemGnss(GnssSource):
                     continue
                 try:
                     await self.query()
-                except asyncio.CancelledError:
-                    raise
                 except Exception as e:
                     self._error("AT+CGPSINFO", e)

@@ -13,40 +13,21 @@
 # the next '$'. Nothing raises out of feed(). Empty fields mean "unknown" and become None.
 #
 # Field parsing lives in gnss/fields.py (shared with the +CGPSINFO and $GNIFO sources), the Fix
-# and date helpers in gnss/fix.py (re-exported here for older imports).
+# and its date handling (Fix.put) in gnss/fix.py.
+#
+# UartGnss(stream) is the source that feeds it: a GNSS module's NMEA on a UART (or a pty on the
+# host); gnss/uart.py keeps that name for older imports.
 #
 # Precision: lat/lon are Python floats. On the ESP32 port MicroPython floats are single precision
 # (~7 significant digits, about 1 m at these magnitudes); the host runtimes use doubles.
-from core.compat import hexval
+from core.compat import const, hexval, sleep_ms
 from gnss.fields import FieldReader
-from gnss.fix import KNOT_KMH, Fix, JumpFilter, days_from_epoch, valid_date  # noqa: F401 - re-exported
-
-
-def set_time(fix, fr):
-    """The sentence's time into the fix; a time-only sentence (GGA) that crossed midnight before
-    the next dated one (RMC) moves the date on by a day."""
-    h = fr.h
-    ph = fix.hour
-    if ph is not None and fix.year is not None:
-        if h * 3600 + fr.mi * 60 + fr.s + 43200 < ph * 3600 + fix.minute * 60 + fix.second:
-            d = fix.day + 1
-            mo = fix.month
-            y = fix.year
-            if not valid_date(y, mo, d):
-                d = 1
-                mo += 1
-                if mo > 12:
-                    mo = 1
-                    y += 1
-            fix.year = y
-            fix.month = mo
-            fix.day = d
-    fix.set_time(h, fr.mi, fr.s, fr.ms)
+from gnss.fix import KNOT_KMH, Fix, GnssSource
 
 # line states
-_IDLE = 0
-_LINE = 1
-_SKIP = 2
+_IDLE = const(0)
+_LINE = const(1)
+_SKIP = const(2)
 
 
 class NMEAParser:
@@ -55,23 +36,23 @@ class NMEAParser:
 
     def __init__(self, fix=None, maxlen=120):
         self.fix = fix if fix is not None else Fix()
-        self._buf = bytearray(maxlen)
-        self._n = 0
-        self._state = _IDLE
-        self._fr = FieldReader(self._buf)
+        self.buf = bytearray(maxlen)
+        self.n = 0  # bytes of the line so far
+        self.state = _IDLE
+        self._fr = FieldReader(self.buf)
 
     def reset(self):
         """Drop any partial line (e.g. after the UART was reopened)."""
-        self._n = 0
-        self._state = _IDLE
+        self.n = 0
+        self.state = _IDLE
 
     def feed(self, data, n=None):
         """Consume bytes (bytes/bytearray/memoryview; only the first n if given). Returns the
         number of sentences accepted (RMC/GGA/VTG that updated the fix) from this call."""
-        buf = self._buf
+        buf = self.buf
         cap = len(buf)
-        ln = self._n
-        st = self._state
+        ln = self.n
+        st = self.state
         got = 0
         if n is None:
             n = len(data)
@@ -87,7 +68,18 @@ class NMEAParser:
             elif st == _LINE:
                 if c == 13 or c == 10:
                     st = _IDLE
-                    got += self._line(ln)
+                    try:
+                        r = self._sentence(ln)
+                    except Exception:  # defensive: a parser bug must never kill the reader task
+                        r = -1
+                    if r > 0:
+                        fix.accepted += 1
+                        got += 1
+                    elif r == 0:
+                        fix.ignored += 1
+                    elif r == -1:
+                        fix.rejected += 1
+                    # r == -2: dropped by Fix.put ((0,0) counted in rejected, jumps in jumps)
                     ln = 0
                 elif ln >= cap or c < 32 or c > 126:
                     fix.rejected += 1  # overlong or non-ASCII: drop until the next '$'
@@ -96,29 +88,13 @@ class NMEAParser:
                 else:
                     buf[ln] = c
                     ln += 1
-        self._n = ln
-        self._state = st
+        self.n = ln
+        self.state = st
         return got
 
-    def _line(self, n):
-        try:
-            r = self._sentence(n)
-        except Exception:  # defensive: a parser bug must never kill the reader task
-            r = -1
-        fix = self.fix
-        if r > 0:
-            fix.accepted += 1
-            return 1
-        if r == 0:
-            fix.ignored += 1
-        elif r == -1:
-            fix.rejected += 1
-        # r == -2: dropped by Fix.admit ((0,0) counted in rejected, jumps in jumps)
-        return 0
-
     def _sentence(self, n):
-        # -> 1 accepted, 0 ignored (well-formed, unused), -1 rejected, -2 jump
-        buf = self._buf
+        # -> 1 accepted, 0 ignored (well-formed, unused), -1 rejected, -2 dropped by Fix.put
+        buf = self.buf
         star = n - 3
         if n < 9 or buf[star] != 42:  # '*'
             return -1
@@ -136,93 +112,116 @@ class NMEAParser:
         if not fr.load(1, star):
             return -1
         # address field: 2-char talker + 3-char sentence type; proprietary ($P...) ignored
-        a = fr.fs[0]
-        if fr.fe[0] - a != 5 or buf[0] != 36 or buf[a] == 80:  # 'P'
+        a = fr.start[0]
+        if fr.end[0] - a != 5 or buf[0] != 36 or buf[a] == 80:  # 'P'
             return 0
         t0 = buf[a + 2]
         t1 = buf[a + 3]
         t2 = buf[a + 4]
+        fix = self.fix
+        has_d = False
         if t0 == 82 and t1 == 77 and t2 == 67:  # RMC
-            return self._rmc(fr)
-        if t0 == 71 and t1 == 71 and t2 == 65:  # GGA
-            return self._gga(fr)
-        if t0 == 86 and t1 == 84 and t2 == 71:  # VTG
-            return self._vtg(fr)
-        return 0
-
-    def _rmc(self, fr):
-        # 1 time, 2 status, 3 lat, 4 N/S, 5 lon, 6 E/W, 7 knots, 8 course, 9 date, 10-11 magvar, 12 mode
-        if fr.nf < 10:
-            return -1
-        has_t = fr.time(1)
-        status = fr.char(2)
-        lat = fr.latlon(3, 4, 90)
-        lon = fr.latlon(5, 6, 180)
-        kn = fr.num(7)
-        course = fr.num(8)
-        has_d = fr.date(9)
-        mode = fr.char(12) if fr.nf > 12 else None
-        if fr.err or (status is not None and status != 65 and status != 86):
-            return -1
-        valid = status == 65 and mode != 78  # 'A' and mode not 'N'
+            # 1 time, 2 status, 3 lat, 4 N/S, 5 lon, 6 E/W, 7 knots, 8 course, 9 date, 10-11 magvar, 12 mode
+            if fr.count < 10:
+                return -1
+            has_t = fr.time(1)
+            status = fr.char(2)
+            lat = fr.latlon(3, 4, 90)
+            lon = fr.latlon(5, 6, 180)
+            kn = fr.num(7)
+            course = fr.num(8)
+            has_d = fr.date(9)
+            mode = fr.char(12) if fr.count > 12 else None
+            if fr.errors or (status is not None and status != 65 and status != 86):
+                return -1
+            valid = status == 65 and mode != 78  # 'A' and mode not 'N'
+        elif t0 == 71 and t1 == 71 and t2 == 65:  # GGA
+            # 1 time, 2 lat, 3 N/S, 4 lon, 5 E/W, 6 quality, 7 sats, 8 hdop, 9 alt, 10 M, 11 geoid sep
+            if fr.count < 10:
+                return -1
+            has_t = fr.time(1)
+            lat = fr.latlon(2, 3, 90)
+            lon = fr.latlon(4, 5, 180)
+            q = fr.uint(6)
+            sats = fr.uint(7)
+            hdop = fr.num(8)
+            alt = fr.num(9)
+            if fr.errors:
+                return -1
+            valid = bool(q)
+        elif t0 == 86 and t1 == 84 and t2 == 71:  # VTG
+            # NMEA 2.3+: 1 course T, 2 'T', 3 course M, 4 'M', 5 knots, 6 'N', 7 km/h, 8 'K', 9 mode
+            # older:     1 course T, 2 course M, 3 knots, 4 km/h
+            if fr.count < 5:
+                return -1
+            course = fr.num(1)
+            if fr.count >= 9 or fr.char(2) == 84:
+                kn = fr.num(5)
+                kmh = fr.num(7)
+            else:
+                kn = fr.num(3)
+                kmh = fr.num(4)
+            if fr.errors:
+                return -1
+            fix.course = course
+            fix.speed_kmh = kn * KNOT_KMH if kmh is None and kn is not None else kmh
+            return 1
+        else:
+            return 0
         if (lat is None) != (lon is None):
             return -1
-        fix = self.fix
-        if valid and not fix.admit(lat, lon):
+        if not fix.put(fr, lat, lon, valid, has_t, has_d):
             return -2
-        if has_t:
-            set_time(fix, fr)
-        if has_d:
-            fix.set_date(fr.y, fr.mo, fr.d)
-        fix.speed_kmh = None if kn is None else kn * KNOT_KMH
-        fix.course = course
-        fix.set_position(lat, lon, valid)
-        return 1
-
-    def _gga(self, fr):
-        # 1 time, 2 lat, 3 N/S, 4 lon, 5 E/W, 6 quality, 7 sats, 8 hdop, 9 alt, 10 M, 11 geoid sep
-        if fr.nf < 10:
-            return -1
-        has_t = fr.time(1)
-        lat = fr.latlon(2, 3, 90)
-        lon = fr.latlon(4, 5, 180)
-        q = fr.uint(6)
-        sats = fr.uint(7)
-        hdop = fr.num(8)
-        alt = fr.num(9)
-        if fr.err or (lat is None) != (lon is None):
-            return -1
-        valid = bool(q)
-        fix = self.fix
-        if valid and not fix.admit(lat, lon):
-            return -2
-        if has_t:
-            set_time(fix, fr)
-        fix.quality = q
-        fix.sats = sats
-        fix.hdop = hdop
-        fix.alt = alt
-        fix.set_position(lat, lon, valid)
-        return 1
-
-    def _vtg(self, fr):
-        # NMEA 2.3+: 1 course T, 2 'T', 3 course M, 4 'M', 5 knots, 6 'N', 7 km/h, 8 'K', 9 mode
-        # older:     1 course T, 2 course M, 3 knots, 4 km/h
-        if fr.nf < 5:
-            return -1
-        if fr.nf >= 9 or fr.char(2) == 84:
-            course = fr.num(1)
-            kn = fr.num(5)
-            kmh = fr.num(7)
+        if t0 == 82:  # RMC
+            fix.speed_kmh = None if kn is None else kn * KNOT_KMH
+            fix.course = course
         else:
-            course = fr.num(1)
-            kn = fr.num(3)
-            kmh = fr.num(4)
-        if fr.err:
-            return -1
-        if kmh is None and kn is not None:
-            kmh = kn * KNOT_KMH
-        fix = self.fix
-        fix.course = course
-        fix.speed_kmh = kmh
+            fix.quality = q
+            fix.sats = sats
+            fix.hdop = hdop
+            fix.alt = alt
         return 1
+
+
+class UartGnss(GnssSource):
+    """Reads NMEA from a stream (core.stream interface: non-blocking readinto). The receiver is
+    on by itself (power is the board's: board.gnss_power), so run() only reads."""
+
+    def __init__(self, stream, parser=None, fix=None, jump_filter=True, poll_ms=20, chunk=128, clock=None, log=None):
+        if parser is not None:
+            fix = parser.fix
+        GnssSource.__init__(self, fix, jump_filter, clock, log)
+        self.parser = parser if parser is not None else NMEAParser(self._fix)
+        self.stream = stream
+        self.poll_ms = poll_ms
+        self.buf = bytearray(chunk)
+        self.bytes_in = 0
+        self.last_rx_ms = None  # ticks of the last byte received
+        self.error = None  # the exception that ended run() (a closed or broken stream)
+
+    def poll(self):
+        """Read and parse whatever is ready now; returns bytes read (0 if none)."""
+        n = self.stream.readinto(self.buf)
+        if n:
+            self.bytes_in += n
+            self.last_rx_ms = self.clock.ticks_ms()
+            self.parser.feed(self.buf, n)
+        return n or 0
+
+    async def run(self):
+        buf_len = len(self.buf)
+        try:
+            while True:
+                n = self.poll()
+                if n < buf_len:  # drained: let other tasks run
+                    await sleep_ms(self.poll_ms)
+        except Exception as e:  # a closed/broken stream: keep the reason, end the task
+            self.error = e
+            self._error("GNSS stream", e)
+            raise
+
+    def silent_ms(self):
+        """ms since the last byte (None if nothing was ever received): a dead-module check."""
+        if self.last_rx_ms is None:
+            return None
+        return self.clock.since(self.last_rx_ms)

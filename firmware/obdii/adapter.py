@@ -1,7 +1,8 @@
 # The adapter's set-up and the co-processor's own commands, the rare paths of obdii.obd.Obd:
 # init (ATZ, ATE0, ATH0, ATSP, supported-PID discovery), identification (ATI -> devType -> ONE+
-# model), its GNSS power (ATGPSON/ATGPSOFF) and low power (ATR + ATLP, ATI to wake). Obd imports
-# this module for the call and drops it from sys.modules afterwards on the device.
+# model), its GNSS power (ATGPSON/ATGPSOFF) and low power (ATR + ATLP, ATI to wake), and the
+# supported-PID list / several-PID read for tools. Each is an Obd method (obd.init(), ...: Obd's
+# __getattr__ imports this module for the call and drops it from sys.modules afterwards on the device).
 from core.compat import DEFAULT_CLOCK
 from obdii.elm import ElmError, ElmTimeout, ObdError, eol, hex_bytes
 
@@ -99,10 +100,17 @@ async def discover(obd):
     for i in range(32):
         sup[i] = 0
     base = 0
+    cmd = obd.cmd
     while base < 0x100:
-        n = await obd._query_pid(base, obd.long_ms)
+        cmd[2] = b"0123456789ABCDEF"[base >> 4]  # "01" + the base PID in hex
+        cmd[3] = 48
+        try:
+            n = await obd.link.query_raw(cmd, obd.long_ms)
+        except ElmError:
+            _fail(obd)
+            raise
         buf = obd.link.buf
-        line = obd._line
+        line = obd.line
         got = False
         s = 0
         while s < n:
@@ -114,13 +122,31 @@ async def discover(obd):
                 got = True
             s = e + 1
         if not got:
-            obd._fail()
-            raise ObdError(obd._cmd.decode(), obd.link.text(), "no 41 %02X bitmap in reply" % base)
+            _fail(obd)
+            raise ObdError(obd.cmd.decode(), obd.link.text(), "no 41 %02X bitmap in reply" % base)
         if not (sup[(base >> 3) + 3] & 1):
             break
         base += 0x20
     obd.errors = 0
-    return len(obd.supported_pids())
+    return len(supported_pids(obd))
+
+
+def supported_pids(obd):
+    """The PIDs the bitmap marks as supported, 1..0xFF."""
+    return [p for p in range(1, 0x100) if obd.is_supported(p)]
+
+
+async def read_pids(obd, pid_list, out=None):
+    """Read each PID; returns (and appends to `out`) (pid, value) pairs for the PIDs that
+    answered. Failures are counted in obd.errors and skipped."""
+    if out is None:
+        out = []
+    for pid in pid_list:
+        try:
+            out.append((pid, await obd.read_pid(pid)))
+        except ElmError:
+            pass
+    return out
 
 
 def _sleep(obd, ms):
@@ -166,3 +192,9 @@ async def wake(obd, tries=30):
         except ElmError:
             pass
     return False
+
+
+def _fail(obd):
+    """Count a failed OBD read, as Obd.read_pid does (errors: consecutive, error_total: all)."""
+    obd.errors += 1
+    obd.error_total += 1

@@ -83,7 +83,7 @@ async def vin(obd, tries=2):
             last = ObdError("0902", obd.link.text(), str(ex))
         except ElmError as ex:
             last = ex
-        obd._fail()
+        _fail(obd)
     if last is None:
         raise ObdError("0902", "", "no attempt made (tries=%d)" % tries)
     raise last
@@ -98,14 +98,14 @@ async def dtcs(obd, mode=3):
     except ElmNoData:
         return []
     except ElmError:
-        obd._fail()
+        _fail(obd)
         raise
     out = []
     msg = bytearray(MSG_MAX)
     m = iso_tp_payload(obd.link.buf, n, sid, msg)
     if m >= 0:
         if m < 1 or msg[0] != sid:
-            obd._fail()
+            _fail(obd)
             raise ObdError(cmd.decode(), obd.link.text(), "no %02X message in reply" % sid)
         return dtc.decode_dtcs(msg, 0, m, out)
     buf = obd.link.buf
@@ -119,7 +119,7 @@ async def dtcs(obd, mode=3):
             dtc.decode_dtcs(msg, 0, k, out)
         s = e + 1
     if not found:
-        obd._fail()
+        _fail(obd)
         raise ObdError(cmd.decode(), obd.link.text(), "no %02X message in reply" % sid)
     return out
 
@@ -131,7 +131,7 @@ def _payload(obd, n, sid, skip, msg):
     if m >= 0:
         return m
     buf = obd.link.buf
-    line = obd._line
+    line = obd.line
     w = 0
     s = 0
     while s < n:
@@ -145,3 +145,9 @@ def _payload(obd, n, sid, skip, msg):
                 j += 1
         s = e + 1
     return w
+
+
+def _fail(obd):
+    """Count a failed OBD read, as Obd.read_pid does (errors: consecutive, error_total: all)."""
+    obd.errors += 1
+    obd.error_total += 1

@@ -14,24 +14,16 @@ from core.compat import DEFAULT_CLOCK, hexval
 
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
-
-# ELM327 reply messages (ELM327 data sheet, "Messages and Alerts"): a line starting with one of
-# these makes the query fail (those in EXACT only as the whole line; BUS INIT only with ERROR in
-# the line). What each means is in obdii/elmtext.py, read when the error happens.
-ERRORS = (b"NO DATA", b"UNABLE TO CONNECT", b"CAN ERROR", b"BUS INIT", b"BUS ERROR", b"BUS BUSY", b"FB ERROR",
-          b"DATA ERROR", b"<DATA ERROR", b"<RX ERROR", b"BUFFER FULL", b"STOPPED", b"LV RESET", b"ACT ALERT",
-          b"LP ALERT", b"ERROR", b"ERR", b"?")
-EXACT = (b"ERROR", b"?")
-CODE_TIMEOUT = "TIMEOUT"
-CODE_OVERFLOW = "OVERFLOW"
-
+# The ELM327 reply messages and what they mean: obdii/elmtext.py, read when a reply line may be one.
 
 
 class ElmError(Exception):
     """A failed query: .cmd (str), .reply (str, cleaned reply text), .code (the ELM
     message, e.g. "NO DATA", or "TIMEOUT"), .meaning."""
 
-    def __init__(self, cmd, reply, code, meaning):
+    def __init__(self, cmd, reply, code, meaning=None):
+        if meaning is None:  # ObdError(cmd, reply, meaning)
+            code, meaning = "BAD REPLY", code
         self.cmd = cmd
         self.reply = reply
         self.code = code
@@ -48,31 +40,30 @@ class ElmTimeout(ElmError):
 
 
 class ObdError(ElmError):
-    """A reply arrived but does not carry what was asked (malformed, wrong PID...)."""
-
-    def __init__(self, cmd, reply, meaning):
-        ElmError.__init__(self, cmd, reply, "BAD REPLY", meaning)
+    """ObdError(cmd, reply, meaning): a reply arrived but does not carry what was asked
+    (malformed, wrong PID...); code "BAD REPLY"."""
 
 
-def meaning(code):
-    """What an ELM327 message means (obdii/elmtext.py, loaded for the lookup)."""
+def meaning(code, text=None):
+    """What the ELM327 message `code` means; with `text` (a cleaned reply), (code, meaning) of the
+    first line of it that is an ELM message, or None. From obdii/elmtext.py, loaded for the lookup."""
     import sys
 
-    from obdii.elmtext import MEANINGS
+    from obdii import elmtext
 
     if sys.implementation.name == "micropython":  # off the package too (its attribute keeps it alive)
         from core.unload import forget
 
         forget("obdii.elmtext")
-    return MEANINGS.get(code, "adapter message")
+    return elmtext.meaning(code) if text is None else elmtext.error(text)
 
 
-def hex_bytes(buf, s, e, out, o):
-    """Decode the hex pairs in buf[s:e] (spaces ignored) into out[o:]. Returns the count,
+def hex_bytes(buf, s, e, data, o):
+    """Decode the hex pairs in buf[s:e] (spaces ignored) into data[o:]. Returns the count,
     or -1 if the text has a non-hex character or an odd digit, or does not fit."""
     k = o
     hi = -1
-    lim = len(out)
+    lim = len(data)
     for i in range(s, e):
         c = buf[i]
         if c == 32:
@@ -85,7 +76,7 @@ def hex_bytes(buf, s, e, out, o):
         else:
             if k >= lim:
                 return -1
-            out[k] = (hi << 4) | v
+            data[k] = (hi << 4) | v
             k += 1
             hi = -1
     if hi >= 0:
@@ -104,10 +95,10 @@ class ElmLink:
     """Query/response link over a stream (readinto/write). `buf` holds the last reply."""
 
     def __init__(self, stream, clock=None, bufsize=384, poll_ms=5, long_timeout_ms=LONG_TIMEOUT_MS, tap=None):
-        self._s = stream
-        self._clock = self.clock = clock or DEFAULT_CLOCK
+        self.stream = stream
+        self.clock = clock or DEFAULT_CLOCK
         self.buf = bytearray(bufsize)
-        self._chunk = bytearray(64)
+        self.rx = bytearray(64)
         self._tx = bytearray(48)
         self._txv = {}  # memoryviews of _tx per command length (a handful), so writes do not allocate
         self.poll_ms = poll_ms
@@ -116,7 +107,6 @@ class ElmLink:
         self.tap = tap  # optional tap(cmd: bytes, raw_reply: bytes) after each exchange
         self._busy = False  # one query at a time (a flag: asyncio.Lock allocates per use)
 
-    # -- public -------------------------------------------------------------------
     async def query(self, cmd, timeout_ms=SHORT_TIMEOUT_MS):
         """Send cmd (str or bytes, no "\r"), return the cleaned reply lines (list of str)."""
         n = await self.query_raw(cmd, timeout_ms)
@@ -130,8 +120,13 @@ class ElmLink:
 
     async def query_raw(self, cmd, timeout_ms=SHORT_TIMEOUT_MS):
         """Like query() but allocation-light: returns n, the cleaned reply is buf[:n]
-        (lines separated by b"\r"). Valid until the next query."""
-        clock = self._clock
+        (lines separated by b"\r"). Valid until the next query.
+
+        The reply is cleaned in place to its meaningful lines joined by b"\r" (echo, blank,
+        SEARCHING... and BUS INIT: ...OK lines and non-printable bytes dropped); a line that may
+        be an ELM message (starting with one of their first letters and not hex data) is looked
+        up in obdii/elmtext.py and raises."""
+        clock = self.clock
         while self._busy:
             await clock.sleep_ms(self.poll_ms)
         self._busy = True
@@ -148,8 +143,8 @@ class ElmLink:
             txv = self._txv.get(lc)
             if txv is None:
                 txv = self._txv[lc] = memoryview(tx)[: lc + 1]
-            s = self._s
-            chunk = self._chunk
+            s = self.stream
+            chunk = self.rx
             # drop a stale reply (e.g. the late answer to a timed-out command); bounded in
             # case the adapter is streaming (monitor mode)
             for _ in range(32):
@@ -169,8 +164,7 @@ class ElmLink:
                 k = s.readinto(chunk)
                 if not k:
                     if clock.diff(clock.ticks_ms(), t0) >= limit:
-                        self.n = self._clean(n, cmd, lc)
-                        raise ElmTimeout(cmd.decode(), self.text(), CODE_TIMEOUT, "no '>' prompt in %d ms" % limit)
+                        break
                     await clock.sleep_ms(self.poll_ms)
                     continue
                 for i in range(k):
@@ -191,92 +185,56 @@ class ElmLink:
                             limit = self.long_timeout_ms
                     else:
                         dots = 0
-            if self.tap is not None:
+            if done and self.tap is not None:
                 self.tap(bytes(cmd), bytes(buf[:n]))
-            n = self._clean(n, cmd, lc)
-            self.n = n
+            # clean buf[:n] in place; w: the cleaned length
+            w = 0
+            p = 0
+            first = True
+            while p < n:
+                e = p
+                while e < n and buf[e] != 13 and buf[e] != 10:
+                    e += 1
+                ls = p
+                le = e
+                p = e + 1
+                while ls < le and buf[ls] <= 32:
+                    ls += 1
+                while le > ls and buf[le - 1] <= 32:
+                    le -= 1
+                if ls == le:
+                    continue
+                if first:
+                    first = False
+                    if le - ls == lc and buf.find(cmd, ls, le) == ls:
+                        continue  # echo
+                if buf.find(b"SEARCHING", ls, le) == ls or (
+                        buf.find(b"BUS INIT", ls, le) == ls and buf.find(b"ERROR", ls, le) < 0):
+                    continue
+                if w:
+                    buf[w] = 13
+                    w += 1
+                for i in range(ls, le):
+                    c = buf[i]
+                    if 32 <= c < 127:
+                        buf[w] = c
+                        w += 1
+            self.n = w
+            if not done:
+                raise ElmTimeout(cmd.decode(), self.text(), "TIMEOUT", "no '>' prompt in %d ms" % limit)
             if overflow:
-                raise ElmError(cmd.decode(), self.text(), CODE_OVERFLOW, "reply longer than %d bytes" % size)
-            self._check(cmd, n)
-            return n
+                raise ElmError(cmd.decode(), self.text(), "OVERFLOW", "reply longer than %d bytes" % size)
+            p = 0
+            while p < w:
+                e = eol(buf, p, w)
+                # first letters of the ELM messages: < ? A B C D E F L N S U
+                if buf[p] in (60, 63, 65, 66, 67, 68, 69, 70, 76, 78, 83, 85) and hex_bytes(buf, p, e, chunk, 0) < 0:
+                    t = meaning(None, self.text())  # (code, meaning) of the ELM message, or None
+                    if t is not None:
+                        raise (ElmNoData if t[0] == "NO DATA" else ElmError)(cmd.decode(), self.text(), t[0], t[1])
+                    break
+                p = e + 1
+            return w
         finally:
             self._busy = False
 
-    def _clean(self, n, cmd, lc):
-        """Compact buf[:n] in place to the meaningful lines joined by b"\r"."""
-        buf = self.buf
-        w = 0
-        s = 0
-        first = True
-        while s < n:
-            e = s
-            while e < n and buf[e] != 13 and buf[e] != 10:
-                e += 1
-            ls = s
-            le = e
-            s = e + 1
-            while ls < le and buf[ls] <= 32:
-                ls += 1
-            while le > ls and buf[le - 1] <= 32:
-                le -= 1
-            if ls == le:
-                continue
-            if first:
-                first = False
-                if le - ls == lc:
-                    same = True
-                    for i in range(lc):
-                        if buf[ls + i] != cmd[i]:
-                            same = False
-                            break
-                    if same:
-                        continue  # echo
-            if _starts(buf, ls, le, b"SEARCHING"):
-                continue
-            if _starts(buf, ls, le, b"BUS INIT") and not _contains(buf, ls, le, b"ERROR"):
-                continue
-            if w:
-                buf[w] = 13
-                w += 1
-            for i in range(ls, le):
-                c = buf[i]
-                if 32 <= c < 127:
-                    buf[w] = c
-                    w += 1
-        return w
-
-    def _check(self, cmd, n):
-        buf = self.buf
-        s = 0
-        while s < n:
-            e = eol(buf, s, n)
-            for text in ERRORS:
-                if text in EXACT:
-                    hit = e - s == len(text) and _starts(buf, s, e, text)
-                else:
-                    hit = _starts(buf, s, e, text)
-                    if hit and text == b"BUS INIT":
-                        hit = _contains(buf, s, e, b"ERROR")
-                if hit:
-                    cls = ElmNoData if text == b"NO DATA" else ElmError
-                    code = text.decode()
-                    raise cls(cmd.decode(), self.text(), code, meaning(code))
-            s = e + 1
-
-
-def _starts(buf, s, e, text):
-    lt = len(text)
-    if e - s < lt:
-        return False
-    for i in range(lt):
-        if buf[s + i] != text[i]:
-            return False
-    return True
-
-
-def _contains(buf, s, e, text):
-    lt = len(text)
-    for j in range(s, e - lt + 1):
-        if _starts(buf, j, e, text):
-            return True
-    return False

@@ -1,5 +1,11 @@
-# What the ELM327 reply messages mean (ELM327 data sheet, "Messages and Alerts"); the messages
-# themselves are obdii.elm.ERRORS. Read by obdii.elm.meaning() when an error happens.
+# The ELM327 reply messages (ELM327 data sheet, "Messages and Alerts") and what each means. A reply
+# line starting with one of ERRORS makes the query fail (those in EXACT only as the whole line; BUS
+# INIT only with ERROR in the line). Read by obdii.elm when a reply line may be one (loaded for the
+# lookup, dropped again on the device).
+ERRORS = ("NO DATA", "UNABLE TO CONNECT", "CAN ERROR", "BUS INIT", "BUS ERROR", "BUS BUSY", "FB ERROR",
+          "DATA ERROR", "<DATA ERROR", "<RX ERROR", "BUFFER FULL", "STOPPED", "LV RESET", "ACT ALERT",
+          "LP ALERT", "ERROR", "ERR", "?")
+EXACT = ("ERROR", "?")
 MEANINGS = {
     "NO DATA": "no ECU answered: PID not supported or ignition off",
     "UNABLE TO CONNECT": "no OBD protocol found: ignition off, no ECU or wrong protocol",
@@ -20,3 +26,20 @@ MEANINGS = {
     "ERR": "adapter internal error (ERRnn)",
     "?": "command not understood",
 }
+
+
+def meaning(code):
+    return MEANINGS.get(code, "adapter message")
+
+
+def error(text):
+    """(code, meaning) of the first line of the cleaned reply `text` that is an ELM message, or None."""
+    for ln in text.split("\r"):
+        for m in ERRORS:
+            if m in EXACT:
+                hit = ln == m
+            else:
+                hit = ln.startswith(m) and (m != "BUS INIT" or "ERROR" in ln)
+            if hit:
+                return m, meaning(m)
+    return None

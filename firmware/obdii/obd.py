@@ -3,32 +3,43 @@
 #
 #   obd = Obd(ElmLink(stream))
 #   await obd.init()                 # ATZ (3 tries), ATE0, ATH0 (replies ignored), [ATSPx], PIDs
-#   rpm = await obd.read_pid(0x0C)   # scaled per obdii.pids.PIDS
+#   rpm = await obd.read_pid(0x0C)   # scaled per obdii.pids
 #   vin = await obd.vin(); codes = await obd.dtcs()   # "WP0ZZZ99ZTS390000", ["P0133"]
+#
+# Resident (the telelogger's every-sample path): read_pid, battery_voltage, is_supported, and
+# coproc_gnss (the co-processor's GNSS source polls it every second). The rest
+# are methods all the same, reached through Obd.__getattr__: functions of a rare module taking the
+# Obd first, imported for the call and dropped afterwards on the device:
+#   obdii/adapter.py  init(protocol=0)   ATZ (up to 3 tries), ATE0, ATH0 (replies not checked, as in
+#                                        the official FreematicsOBD init), [ATSP<protocol>, must answer
+#                                        OK], then discover(); returns the number of supported PIDs;
+#                                        ElmError when the adapter is silent (the ATZ timeout) or the
+#                                        car does not answer
+#                     discover()         the supported-PID bitmaps 0100, 0120, ... (chained while the
+#                                        last bit is set), several ECUs OR-ed; the count
+#                     supported_pids()   [pid, ...] of the bitmap
+#                     read_pids([pid..], out=None)  (pid, value) of the PIDs that answered
+#                     device_type(tries=3)  ATI: (devtype, model, text); "OBD2USART V1.4" -> (14, "B",
+#                                        ...); (0, None, text) for an adapter that is not a Freematics
+#                                        one; the last ElmError when it never answers
+#                     gnss_on()          ATGPSON (reply not checked, as in gpsBegin), then 300 ms
+#                     gnss_off()         ATGPSOFF (standby)
+#                     low_power()        standby: ATR, 1 s, ATLP (enterLowPower); replies not checked
+#                     wake(tries=30)     ATI until the co-processor answers; True when it did
+#   obdii/diag.py     vin(tries=2)       VIN (0902): CAN multi-frame or one line per message (K-line)
+#                     dtcs(mode=3)       stored (3), pending (7) or permanent (0x0A) DTCs as
+#                                        ["P0133", ...]; NO DATA means none stored
 import sys
 
 from obdii import pids
-from obdii.elm import LONG_TIMEOUT_MS, SHORT_TIMEOUT_MS, ElmError, ObdError, eol, hex_bytes
-
-_HEX = b"0123456789ABCDEF"
-_DROP = sys.implementation.name == "micropython"  # rare-path modules leave the heap after use
-
-
-def _rare(name):
-    """Import a rarely used module (VIN/DTC, ATI identification) for one call."""
-    return __import__(name, None, None, ("_",))
-
-
-def _done(name):
-    if _DROP:  # off the package too: a package attribute alone keeps the module alive
-        from core.unload import forget
-
-        forget(name)
+from obdii.elm import SHORT_TIMEOUT_MS, LONG_TIMEOUT_MS, ElmError, ObdError, eol, hex_bytes
 
 
 class Obd:
     """errors: consecutive failed OBD reads (reset by a success; the telelogger treats
-    >= 3 as "ECU off"); error_total: all failures since start."""
+    >= 3 as "ECU off"); error_total: all failures since start. supported: the PID bitmap (bit
+    for PID p at byte (p-1)>>3, mask 0x80>>((p-1)&7)); gnss_started: ATGPSON sent since the
+    co-processor's last reset."""
 
     def __init__(self, link, short_ms=SHORT_TIMEOUT_MS, long_ms=LONG_TIMEOUT_MS, reset_ms=SHORT_TIMEOUT_MS):
         self.link = link
@@ -37,11 +48,31 @@ class Obd:
         self.reset_ms = reset_ms
         self.errors = 0
         self.error_total = 0
-        self.supported = bytearray(32)  # bit for PID p (1..0x100) at byte (p-1)>>3, mask 0x80>>((p-1)&7)
+        self.supported = bytearray(32)
         self.banner = None
-        self.gnss_started = False  # the co-processor's GNSS was switched on (ATGPSON) since its reset
-        self._cmd = bytearray(b"0100")
-        self._line = bytearray(16)
+        self.gnss_started = False
+        self.cmd = bytearray(b"0100")  # the mode-01 query being sent
+        self.line = bytearray(16)  # one reply line decoded
+
+    def __getattr__(self, name):
+        if name in ("vin", "dtcs"):
+            m = "obdii.diag"
+        elif name in ("init", "discover", "supported_pids", "read_pids", "device_type", "gnss_on", "gnss_off",
+                      "low_power", "wake"):
+            m = "obdii.adapter"
+        else:
+            raise AttributeError(name)
+
+        def rare(*a, **k):
+            fn = getattr(__import__(m, None, None, ("_",)), name)
+            if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it
+                from core.unload import forget  # alive (the function holds its module's globals for the call)
+
+                forget(m)
+                forget("obdii.dtc")
+            return fn(self, *a, **k)
+
+        return rare
 
     def is_supported(self, pid):
         if pid == 0:
@@ -50,122 +81,56 @@ class Obd:
             return False
         return bool(self.supported[(pid - 1) >> 3] & (0x80 >> ((pid - 1) & 7)))
 
-    def supported_pids(self):
-        return [p for p in range(1, 0x100) if self.is_supported(p)]
-
-    # -- PIDs -----------------------------------------------------------------------
-    async def _query_pid(self, pid, timeout_ms):
-        cmd = self._pid_cmd(pid)
-        try:
-            return await self.link.query_raw(cmd, timeout_ms)
-        except ElmError:
-            self._fail()
-            raise
-
-    def _pid_cmd(self, pid):
-        cmd = self._cmd
-        cmd[2] = _HEX[pid >> 4]
-        cmd[3] = _HEX[pid & 15]
-        return cmd
-
-    def _fail(self):
-        self.errors += 1
-        self.error_total += 1
-
     async def read_pid(self, pid):
-        """Current value of mode-01 `pid`, scaled per pids.PIDS (raw integer for PIDs not
-        in the table). Raises ElmNoData (unsupported PID), ElmTimeout, ObdError."""
+        """Current value of mode-01 `pid`, scaled per obdii.pids (raw integer for PIDs not in the
+        table). Raises ElmNoData (unsupported PID), ElmTimeout, ObdError. A failure counts in
+        errors and error_total (obdii/adapter.py and diag.py count theirs the same way)."""
+        cmd = self.cmd
+        cmd[2] = b"0123456789ABCDEF"[pid >> 4]
+        cmd[3] = b"0123456789ABCDEF"[pid & 15]
+        link = self.link
         try:
-            n = await self.link.query_raw(self._pid_cmd(pid), self.short_ms)
+            n = await link.query_raw(cmd, self.short_ms)
+            buf = link.buf
+            line = self.line
+            s = 0
+            while s < n:
+                e = eol(buf, s, n)
+                k = hex_bytes(buf, s, e, line, 0)
+                if k >= 2 and line[0] == 0x41 and line[1] == pid:
+                    try:
+                        v = pids.decode(pid, line, 2, k - 2)
+                    except ValueError as ex:
+                        raise ObdError(cmd.decode(), link.text(), str(ex))
+                    self.errors = 0
+                    return v
+                s = e + 1
+            raise ObdError(cmd.decode(), link.text(), "no 41 %02X in reply" % pid)
         except ElmError:
-            self._fail()
+            self.errors += 1
+            self.error_total += 1
             raise
-        buf = self.link.buf
-        line = self._line
+
+    async def battery_voltage(self):
+        """ATRV: the adapter's supply (car battery) voltage in volts (the first line starting with
+        a number: "12.6V")."""
+        link = self.link
+        n = await link.query_raw(b"ATRV", self.short_ms)
+        buf = link.buf
         s = 0
         while s < n:
             e = eol(buf, s, n)
-            k = hex_bytes(buf, s, e, line, 0)
-            if k >= 2 and line[0] == 0x41 and line[1] == pid:
-                try:
-                    v = pids.decode(pid, line, 2, k - 2)
-                except ValueError as ex:
-                    self._fail()
-                    raise ObdError(self._cmd.decode(), self.link.text(), str(ex))
-                self.errors = 0
-                return v
-            s = e + 1
-        self._fail()
-        raise ObdError(self._cmd.decode(), self.link.text(), "no 41 %02X in reply" % pid)
-
-    async def read_pids(self, pid_list, out=None):
-        """Read each PID; returns (and appends to `out`) (pid, value) pairs for the PIDs
-        that answered. Failures are counted in .errors and skipped."""
-        if out is None:
-            out = []
-        for pid in pid_list:
-            try:
-                out.append((pid, await self.read_pid(pid)))
-            except ElmError:
-                pass
-        return out
-
-    # -- adapter ----------------------------------------------------------------------
-    async def battery_voltage(self):
-        """ATRV: the adapter's supply (car battery) voltage in volts."""
-        lines = await self.link.query("ATRV", self.short_ms)
-        for ln in lines:
-            if ln and (ln[0] == "-" or "0" <= ln[0] <= "9"):
-                i = 1
-                while i < len(ln) and (ln[i] == "." or "0" <= ln[i] <= "9"):
+            c = buf[s]
+            if c == 45 or 48 <= c <= 57:  # '-' or a digit
+                i = s + 1
+                while i < e and (buf[i] == 46 or 48 <= buf[i] <= 57):  # '.' or a digit
                     i += 1
                 try:
-                    return float(ln[:i])
+                    return float(bytes(buf[s:i]))
                 except ValueError:  # '-', '1.2.3': line noise, not a voltage
                     break
-        raise ObdError("ATRV", "\r".join(lines), "no voltage in reply")
-
-    # -- set-up and the co-processor's own commands (obdii/adapter.py, loaded for the call) ---
-    async def _adapter(self, fn, *args):
-        try:
-            return await getattr(_rare("obdii.adapter"), fn)(self, *args)
-        finally:
-            _done("obdii.adapter")
-
-    def init(self, protocol=0):
-        """ATZ (up to 3 tries), ATE0, ATH0 (their replies are not checked, as in the official
-        FreematicsOBD init), [ATSP<protocol>, must answer OK], then discover(). Returns the number of
-        supported PIDs; raises ElmError when the adapter is silent (as the ATZ timeout) or the car
-        does not answer."""
-        return self._adapter("init", protocol)
-
-    def discover(self):
-        """Read the supported-PID bitmaps 0100, 0120, ... (each chained while its last bit is
-        set); replies from several ECUs are OR-ed. Returns the number of supported PIDs."""
-        return self._adapter("discover")
-
-    def device_type(self, tries=3):
-        """ATI on the co-processor (up to `tries` times): (devtype, model, text); "OBD2USART
-        V1.4" -> (14, "B", ...); (0, None, text) for an adapter that is not a Freematics one;
-        raises the last ElmError when it never answers."""
-        return self._adapter("device_type", tries)
-
-    def gnss_on(self):
-        """ATGPSON (reply not checked, as in the official gpsBegin), then 300 ms to start."""
-        return self._adapter("gnss_on")
-
-    def gnss_off(self):
-        """ATGPSOFF: the co-processor's GNSS off (standby)."""
-        return self._adapter("gnss_off")
-
-    def low_power(self):
-        """Standby: ATR (reset), 1 s, ATLP (official enterLowPower); replies not checked."""
-        return self._adapter("low_power")
-
-    def wake(self, tries=30):
-        """Leave low power: ATI until the co-processor answers (official: up to 30 times); True
-        when it answered. Call init() afterwards for OBD."""
-        return self._adapter("wake", tries)
+            s = e + 1
+        raise ObdError("ATRV", link.text(), "no voltage in reply")
 
     async def coproc_gnss(self, timeout_ms=500):
         """ATGPS: the raw "$GNIFO,..." line from the co-processor's GNSS, switched on first
@@ -177,22 +142,3 @@ class Obd:
             if ln.startswith("$GNIFO"):
                 return ln
         raise ObdError("ATGPS", "\r".join(lines), "no $GNIFO line in reply")
-
-    # -- mode 09 / mode 03 (obdii/diag.py) ------------------------------------------------------
-    async def vin(self, tries=2):
-        """Vehicle identification number (0902): CAN multi-frame ("014" / "0: 49 02 01 ...")
-        or single-line-per-message (K-line: "49 02 01 00 00 00 57" / "49 02 02 ...")."""
-        try:
-            return await _rare("obdii.diag").vin(self, tries)
-        finally:
-            _done("obdii.diag")
-            _done("obdii.dtc")
-
-    async def dtcs(self, mode=3):
-        """Stored (mode 3), pending (7) or permanent (0x0A) DTCs as ["P0133", ...].
-        NO DATA means none stored."""
-        try:
-            return await _rare("obdii.diag").dtcs(self, mode)
-        finally:
-            _done("obdii.diag")
-            _done("obdii.dtc")

@@ -8,57 +8,33 @@
 # Bitmap ("supported PIDs") and bit-field PIDs (01, 03, 12, 13, 1C, 1D, 1E) are not
 # scaled values and are not listed; decode() returns their raw integer.
 #
-# The table is one string in obdii/pidtable.py, imported only to look a row up (and dropped
-# from sys.modules afterwards on the device); a PID's row is parsed on first use and cached
-# (the telelogger reads a handful), so the table itself does not stay in RAM.
+# The table is one string in obdii/pidtable.py (with the formulas and the row parser), imported only
+# to look a row up (and dropped from sys.modules afterwards on the device); a PID's row is parsed on
+# first use and cached (the telelogger reads a handful), so the table itself does not stay in RAM.
 import sys
 
-FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")
-NEED = (1, 2, 4, 4)  # data bytes each formula reads
-
-
-_cache = {}
-_CACHE_MAX = 32
-
-
-_DROP = sys.implementation.name == "micropython"
+_cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the configured ones)
 
 
 def _table():
-    from obdii.pidtable import TABLE
+    from obdii import pidtable
 
-    if _DROP:  # off the package too: a package attribute alone keeps the module alive
+    if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
         from core.unload import forget
 
         forget("obdii.pidtable")
-    return TABLE
-
-
-def _line(pid):
-    table = _table()
-    key = "\n%02X " % pid
-    i = table.find(key)
-    if i < 0:
-        return None
-    return table[i + 1 : table.find("\n", i + 1)].split()
+    return pidtable
 
 
 def entry(pid):
     """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or None."""
     e = _cache.get(pid)
     if e is None:
-        f = _line(pid)
-        if f is None:
-            return None
-        mul, div = f[5].split("/")
-        e = (f[1], f[2], int(f[3]), FORMULAS.index(f[4]), int(mul), int(div), int(f[6]))
-        if len(_cache) >= _CACHE_MAX:
+        e = _table().row(pid) or 0
+        if len(_cache) >= 32:
             _cache.clear()
         _cache[pid] = e
-    return e
-
-
-# Queries over the whole table (all_pids, by_name: tools and tests) are in obdii/pidtable.py.
+    return e or None
 
 
 def info(pid):
@@ -66,7 +42,10 @@ def info(pid):
     e = entry(pid)
     if e is None:
         return None
-    return (e[0], e[1], e[2], FORMULAS[e[3]], e[4], e[5], e[6])
+    return (e[0], e[1], e[2], _table().FORMULAS[e[3]], e[4], e[5], e[6])
+
+
+# Queries over the whole table (all_pids, by_name: tools and tests) are in obdii/pidtable.py.
 
 
 def decode(pid, data, off, avail):

@@ -1,6 +1,9 @@
 # The OBD-II mode 01 PID table (format: obdii/pids.py). Data only: obdii.pids imports it to
 # decode a PID's row the first time that PID is used, and drops it from sys.modules again on the
 # device, so only the rows of the configured PIDs stay in RAM (as small tuples).
+FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")
+NEED = (1, 2, 4, 4)  # data bytes each formula reads (checked against the table by tests)
+
 TABLE = """
 04 engine_load               %     1 A       100/255   0
 05 coolant_temp              C     1 A       1/1       -40
@@ -87,7 +90,18 @@ A6 odometer                  km    4 A*2^24+B*2^16+C*256+D 1/10      0
 """
 
 
-# -- queries over the whole table (tools, tests; not the telelogger's path; pids.info reads one row) ---
+def row(pid):
+    """(name, unit, nbytes, formula_index, mul, div, offset) from `pid`'s row, or None (obdii.pids.entry
+    caches it)."""
+    i = TABLE.find("\n%02X " % pid)
+    if i < 0:
+        return None
+    f = TABLE[i + 1 : TABLE.find("\n", i + 1)].split()
+    mul, div = f[5].split("/")
+    return (f[1], f[2], int(f[3]), FORMULAS.index(f[4]), int(mul), int(div), int(f[6]))
+
+
+# -- queries over the whole table (tools, tests; not the telelogger's path) ---------------------------
 def all_pids():
     """Every PID in the table, in table order."""
     out = []

@@ -194,11 +194,12 @@ async def test_error_replies_raise_naming_command_and_reply():
         assert "0111" in str(e) and code in str(e)
         assert e.meaning and e.meaning in str(e) and e.meaning != "adapter message", (code, e.meaning)
     # the meanings are read when the error happens, from the one table beside the messages
-    from obdii.elm import ERRORS, meaning
+    from obdii.elm import meaning
+    from obdii.elmtext import ERRORS
 
     seen = set()
     for text in ERRORS:
-        m = meaning(text.decode())
+        m = meaning(text)
         assert m != "adapter message", text
         seen.add(m)
     assert len(seen) >= len(ERRORS) - 1  # DATA ERROR and <DATA ERROR share theirs
@@ -461,11 +462,11 @@ def test_pid_table_shape_and_required_pids():
     names = set()
     for pid in pidtable.all_pids():
         name, unit, nbytes, kind, mul, div, off = pids.entry(pid)
-        assert nbytes >= pids.NEED[kind], hex(pid)
+        assert nbytes >= pidtable.NEED[kind], hex(pid)
         assert div > 0 and unit and name not in names
         names.add(name)
         assert pidtable.by_name(name) == pid
-        assert pids.info(pid)[3] == pids.FORMULAS[kind]
+        assert pids.info(pid)[3] == pidtable.FORMULAS[kind]
     assert len(names) >= len(required)
     assert pids.entry(0x01) is None and pidtable.by_name("nope") is None
     # ranges from the formulas: all-zero and all-FF inputs
@@ -578,3 +579,31 @@ async def test_vin_and_dtc_modules_are_loaded_for_the_call_only():
     if sys.implementation.name == "micropython":
         for m in ("obdii.diag", "obdii.dtc", "obdii.adapter", "obdii.pidtable"):
             assert m not in sys.modules, m
+
+
+async def test_rare_methods_are_attributes_of_obd_and_unknown_names_are_not():
+    import sys
+
+    fake, link = _link(CAR)
+    obd = Obd(link)
+    # what standby and the sampler probe with getattr/hasattr: only the real methods are there
+    for name in ("init", "discover", "supported_pids", "read_pids", "device_type", "gnss_on", "gnss_off",
+                 "coproc_gnss", "low_power", "wake", "vin", "dtcs", "read_pid", "battery_voltage", "is_supported"):
+        assert callable(getattr(obd, name)), name
+    for name in ("voltage", "parse_devtype", "decode_vin", "iso_tp_payload", "_ok", "power_off"):
+        assert not hasattr(obd, name), name
+        assert getattr(obd, name, None) is None, name
+    assert not hasattr(obd, "no_such_method")
+    assert await obd.wake(tries=1) is True  # keyword arguments reach the rare function
+    if sys.implementation.name == "micropython":
+        assert "obdii.adapter" not in sys.modules
+
+
+async def test_a_data_line_starting_with_a_message_letter_is_not_an_error():
+    # hex data beginning with A-F (a letter some ELM messages start with) is data, not a message
+    fake, link = _link({b"0100": b"BE 3F A8 13\r41 00 BE 3F A8 13" + P, b"ATZ": b"ELM327 v1.5" + P,
+                        b"0105": b"41 05 7B\rCAN ERROR" + P})
+    assert await link.query("0100") == ["BE 3F A8 13", "41 00 BE 3F A8 13"]
+    assert await link.query("ATZ") == ["ELM327 v1.5"]  # a banner starting with E is not ERROR / ERR
+    e = await araises(ElmError, link.query("0105"))  # a message after a data line still fails the query
+    assert e.code == "CAN ERROR" and "41 05 7B" in e.reply
