@@ -16,8 +16,7 @@ ALWAYS = ("core.unload", "core.stream", "telelogger.config", "telelogger.store",
 CELLULAR = ("at.engine", "net.cellular", "telelogger.modemctl")
 WIFI = ("net.wifi",)
 OBD = ("obdii.elm", "obdii.obd")
-GNSS = {"modem": ("at.engine", "gnss.sources", "gnss.modem"), "uart": ("gnss.sources", "gnss.uart"),
-        "coproc": ("gnss.sources", "gnss.coproc")}
+GNSS = {"modem": ("at.engine", "gnss.modem"), "uart": ("gnss.nmea",), "coproc": ("gnss.coproc",)}
 
 
 def modules(cfg):
