@@ -2,7 +2,9 @@
 # that hit MemoryError is restarted after gc.collect() and a back-off of MEM_BACKOFF_MS doubling per
 # recent fault (at most MEM_BACKOFF_MAX_MS); MEM_FAULTS_MAX faults within MEM_WINDOW_MS give up: the
 # reason goes to t.reset_path (read back by the next boot: take_reason) and t.reset_cb(reason) or
-# the board's reset() is called. Nothing here allocates much: it runs when the heap is exhausted.
+# the board's reset() is called. Nothing here allocates much: it runs when the heap is exhausted,
+# which is also why it is resident (an import then could fail). The reason is read back at the next
+# boot by telelogger.loopinit.take_reason.
 import gc
 
 from telelogger.tasks import isawait
@@ -18,30 +20,12 @@ def mem_free():
     return f() if f else -1
 
 
-def take_reason(path):
-    """The reason a memory-fault reset left in `path` (then removed), or None."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            why = f.read().strip()
-    except OSError:
-        return None
-    try:
-        import os
-
-        os.remove(path)
-    except OSError:
-        pass
-    return why or None
-
-
-async def guarded(t, name, make):
-    """Runs the task `make()` (a coroutine function); a MemoryError in it is a handled fault
-    (fault) after which the task starts again."""
+async def guarded(t, name, fn, arg=None):
+    """Runs the task `fn()` (`fn(arg)` when arg is given; fn a coroutine function); a MemoryError
+    in it is a handled fault (fault) after which the task starts again."""
     while True:
         try:
-            await make()
+            await (fn() if arg is None else fn(arg))
             return
         except MemoryError:
             await fault(t, name)

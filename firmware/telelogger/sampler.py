@@ -1,7 +1,7 @@
 # Sampling tasks of the telelogger: OBD PIDs on per-PID intervals (with back-off for failing
 # PIDs and a re-init after rounds without any answer), GNSS fixes, battery voltage, signal.
 # Each task puts (key, value) samples into the telelogger; loop.py turns them into records.
-from telelogger.tasks import RUN, acall
+from telelogger.tasks import RUN, acall, unload
 
 MAX_OBD_ROUNDS_FAILED = 3  # like the official MAX_OBD_ERRORS: re-init the link after this
 OBD_BACKOFF_MAX_MS = 60000
@@ -39,23 +39,15 @@ class Pid:
 
 # ---- OBD ----
 async def obd_init(t):
-    t.counters["obd_inits"] += 1
-    await acall(t.obd.init)
-    ok = getattr(t.obd, "is_supported", None)  # obdii.obd.Obd: bitmap from PIDs 00/20/40..
-    if ok is None:
-        sup = getattr(t.obd, "supported", None)
-        if callable(sup):
-            sup = await acall(sup)
-        if not sup:
-            return
-        ok = sup.__contains__
-    keep = [p for p in t.pids if ok(p.pid)]
-    if not keep:
-        t.note("warn", "vehicle reports none of the configured PIDs supported: reading them all anyway")
-        return
-    if len(keep) < len(t.pids):
-        t.note("info", "PIDs not supported by this vehicle: %s", ["%02X" % p.pid for p in t.pids if not ok(p.pid)])
-    t.pids = keep
+    """Initialises the OBD link and keeps the configured PIDs the vehicle supports (telelogger/
+    obdinit.py: imported per (re)initialisation and forgotten again)."""
+    from telelogger import obdinit
+
+    try:
+        await obdinit.init(t)
+    finally:
+        del obdinit
+        unload("obdinit")
 
 
 async def read_pid(t, p, now):
@@ -161,7 +153,7 @@ async def gnss_task(t):
                 utc = fix_utc_ms(f)
                 if utc:
                     # the fix is at most one interval old: good enough for a log timestamp
-                    t.utc_offset_ms = utc - now
+                    t.set_utc(utc, True)
                 if f.hour is not None:
                     t.sample(K_TIME, f.hour * 1000000 + f.minute * 10000 + f.second * 100 + (f.ms or 0) // 10)
                 if f.day is not None:

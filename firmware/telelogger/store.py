@@ -9,7 +9,11 @@
 # (acked-up-to seq + dropped counter, replaced atomically by writing "state.tmp" then rename).
 # Record on flash: magic 0xA7, u16 length, u32 seq, u32 CRC32 (header bytes 0..6 + payload),
 # payload. Segments are never rewritten, except once at open to cut a torn last record.
+# Opening the queue (scanning the folder, reading the state, cutting a torn tail) runs once per
+# boot: telelogger/storeopen.py, imported by Store() and forgotten again.
 from binascii import crc32 as _crc32  # every port we run on has it (ESP32, unix, CPython)
+
+from core.unload import forget
 
 try:
     import os
@@ -95,7 +99,13 @@ class Store:
         self._cursor = None  # (first_seq of segment, offset, seq at offset) for peek
         self._bad = {}  # first_seq -> offset of a damaged record found by peek (read stops there)
         self._roll = False  # a write failed in the active segment: the next append starts a new one
-        self._open()
+        from telelogger import storeopen  # boot only: forgotten again once the queue is open
+
+        try:
+            storeopen.open_store(self, HDR, SEG_SUFFIX, SEG_TMP, STATE, STATE_TMP)
+        finally:
+            del storeopen
+            forget("telelogger.storeopen")
 
     # ------------------------------------------------------------ paths and state
     def _p(self, name):
@@ -104,25 +114,6 @@ class Store:
     @staticmethod
     def _seg_name(first):
         return "%010d%s" % (first, SEG_SUFFIX)
-
-    def _read_state(self, name):
-        try:
-            with self.fs.open(self._p(name), "rb") as f:
-                b = f.read()
-        except OSError:
-            return None
-        parts = b.split()
-        if len(parts) != 3:
-            return None
-        try:
-            acked = int(parts[0])
-            dropped = int(parts[1])
-            c = int(parts[2], 16)
-        except ValueError:
-            return None
-        if crc32(parts[0] + b" " + parts[1]) != c:
-            return None
-        return acked, dropped
 
     def _write_state(self):
         body = ("%d %d" % (self.acked, self.dropped)).encode()
@@ -143,71 +134,6 @@ class Store:
             sync(f)
         else:
             f.flush()
-
-    # ------------------------------------------------------------ open / recovery
-    def _open(self):
-        fs = self.fs
-        try:
-            names = fs.listdir(self.root)
-        except OSError:
-            fs.mkdir(self.root)
-            names = []
-        st = self._read_state(STATE)
-        if st is None:
-            st = self._read_state(STATE_TMP)  # crash between "remove state" and rename
-        segs = []
-        for n in names:
-            if n.endswith(SEG_SUFFIX) and len(n) == 10 + len(SEG_SUFFIX) and n[:10].isdigit():
-                segs.append(int(n[:10]))
-            elif n == SEG_TMP:
-                fs.remove(self._p(n))
-        segs.sort()
-        if st is not None:
-            self.acked, self.dropped = st
-        elif segs:
-            self.acked = segs[0] - 1
-        self._segs = [[s, fs.stat(self._p(self._seg_name(s)))[6]] for s in segs]
-        last_seq = self.acked
-        if self._segs:
-            last_seq = max(last_seq, self._recover_last())
-        self._next = last_seq + 1
-        self._delete_acked()
-        if st is None:
-            self._write_state()
-
-    def _recover_last(self):
-        """Scans the last segment; cuts a torn tail. Returns the last valid seq (or first-1)."""
-        first, size = self._segs[-1]
-        name = self._p(self._seg_name(first))
-        good = 0
-        last = first - 1
-        buf = bytearray(HDR)
-        with self.fs.open(name, "rb") as f:
-            while True:
-                r = self._read_rec(f, good, buf, last)
-                if r is None:
-                    break
-                last = r[0]
-                good += HDR + len(r[1])
-        if good < size:
-            self.recovered += size - good
-            if good == 0:
-                self.fs.remove(name)
-                self._segs.pop()
-                return last
-            tmp = self._p(SEG_TMP)
-            with self.fs.open(name, "rb") as src, self.fs.open(tmp, "wb") as dst:
-                left = good
-                while left:
-                    chunk = src.read(min(left, 512))
-                    if not chunk:
-                        break
-                    dst.write(chunk)
-                    left -= len(chunk)
-                self._sync(dst)
-            self.fs.rename(tmp, name)
-            self._segs[-1][1] = good
-        return last
 
     def _read_rec(self, f, off, hbuf, prev_seq):
         """Reads the record at `off` of open file f -> (seq, payload) or None (end or damage)."""
