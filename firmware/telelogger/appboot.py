@@ -1,0 +1,85 @@
+# The telelogger entry's boot half (telelogger/app.py): waiting for a valid config, the note of why the
+# telelogger is not running. Imported for one job and forgotten again.
+from core.unload import drop
+
+
+def _exists(path):
+    import os
+
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _stamp(paths):
+    """What tells a changed file from an unchanged one: (size, mtime) of each path, None if absent."""
+    import os
+
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((st[6], st[8]))
+        except OSError:
+            out.append(None)
+    return out
+
+
+def note_error(text, path="/last_error.txt"):
+    """Keep the reason the telelogger is not running where an owner finds it (make logs, mpremote cat)."""
+    try:
+        with open(path, "w") as f:
+            f.write(text + "\n")
+    except OSError:
+        pass
+
+
+def drop_modules(prefix, keep=()):
+    """core.unload.drop: forget modules imported for one job (here: boot)."""
+    drop(prefix, keep)
+
+
+def ensure_dir(path):
+    """Creates the folder `path` unless it exists."""
+    if not _exists(path):
+        import os
+
+        os.mkdir(path)
+
+
+def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_ms=5000, sleep_ms=None,
+                        error_path="/last_error.txt", max_polls=None):
+    """The validated config, waiting for a fix when it is missing or invalid: a configuration error
+    never becomes a reset loop. The error is printed once and kept in error_path; the files are
+    re-read when their size or time changes (copy a fixed file with mpremote; Ctrl-C gives the
+    REPL). The validator is imported for this and dropped again: it is needed at boot only.
+    max_polls: give up (return None) after that many polls (tests)."""
+    import sys
+
+    if sleep_ms is None:
+        import time
+
+        sleep_ms = time.sleep_ms if hasattr(time, "sleep_ms") else (lambda ms: time.sleep(ms / 1000))
+    paths = (cfg_path, sec_path)
+    polls = 0
+    while True:
+        stamp = _stamp(paths)
+        loaded = [m for m in sys.modules if m.startswith("telelogger.config")]
+        try:
+            from telelogger import config
+
+            return config.load(cfg_path, sec_path if _exists(sec_path) else None)
+        except (OSError, ValueError) as e:  # ConfigError is a ValueError; OSError: a file is missing
+            msg = "config: %s: fix %s (and %s) and copy it to the board; waiting (every %d s) for a new file" % (
+                e, cfg_path, sec_path, poll_ms // 1000)
+            print(msg)
+            note_error(msg, error_path)
+        finally:
+            drop_modules("telelogger.config", loaded)
+        while _stamp(paths) == stamp:
+            if max_polls is not None and polls >= max_polls:
+                return None
+            polls += 1
+            sleep_ms(poll_ms)
