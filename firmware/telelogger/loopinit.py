@@ -72,7 +72,7 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.log = log
     t.boot = boot  # boot counter: monotonic timestamps are per boot (encode.py)
     if codec is None:
-        from telelogger import encode as codec
+        from telelogger import record as codec  # the device's codec (encode.py: the same, for tools)
     t.codec = codec
     t.device_id = device_id or cfg["device_id"]
     base = "%s/%s/" % (cfg["topic_prefix"], t.device_id)

@@ -1,7 +1,11 @@
-# Records of the telelogger (byte-level layout: telelogger/FORMAT.md): what the loop stores in the
-# flash queue, one timestamp plus samples (key, value), values kept as scaled integers (keys.py
-# gives the decimal places). The format's constants, varints and the record reader that the batch
-# encoders (encode.py, encjson.py) and the tools' decoder (decode.py) share.
+# Records and batches of the telelogger (byte-level layout: telelogger/FORMAT.md): what the loop
+# stores in the flash queue, one timestamp plus samples (key, value), values kept as scaled integers
+# (keys.py gives the decimal places), and the batches that go on the wire, "compact" (binary,
+# varints, CRC32; here) or "json" (telelogger/encjson.py, imported when a JSON batch is first built).
+# This is the device's codec module (the loop's default); telelogger/encode.py is the same API for
+# tools and tests, plus the decoder (telelogger/decode.py), which the device never imports.
+from binascii import crc32  # every port we run on has it (ESP32, unix, CPython)
+
 from telelogger.tasks import unload
 
 RECORD_VERSION = 1
@@ -266,3 +270,75 @@ def _times(entries, utc_offset_ms, boot):
         else:
             off = _offset_for(utc_offset_ms, boot, rb)
             yield seq, rec, (None if off is None else ts + off), rb, ts, i
+
+
+# ---------------------------------------------------------------- batches (compact here)
+
+
+def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
+    """entries: [(seq, record_bytes)] oldest first. fmt "compact" or "json".
+    utc_offset_ms: None, an int (UTC ms = mono ms + offset) for records of boot `boot` (all
+    monotonic records when boot is None), or a dict {boot: offset}. Monotonic records whose
+    boot has no offset stay monotonic (JSON: "ts": null plus "mono" and "boot")."""
+    if fmt == "compact":
+        return _encode_compact(device_id, entries, utc_offset_ms, boot)
+    if fmt == "json":
+        import sys
+
+        from telelogger.encjson import encode_json  # handed this module: importing it there is a circle
+
+        return encode_json(device_id, entries, utc_offset_ms, boot, sys.modules[__name__])
+    raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
+
+
+def _encode_compact(device_id, entries, utc_offset_ms, boot):
+    buf = bytearray((BATCH_MAGIC, BATCH_VERSION))
+    dev = device_id.encode()
+    put_uvarint(buf, len(dev))
+    buf.extend(dev)
+    seq0 = entries[0][0] if entries else 0
+    put_uvarint(buf, seq0)
+    base = 0
+    for _, _, uts, _, _, _ in _times(entries, utc_offset_ms, boot):
+        if uts is not None:
+            base = uts
+            break
+    put_uvarint(buf, base)
+    prev_utc = base
+    prev_mono = 0
+    prev_boot = None  # boot of the previous monotonic record (None: none yet)
+    expect = seq0
+    for seq, rec, uts, rb, mono, i in _times(entries, utc_offset_ms, boot):
+        if seq < expect:
+            raise ValueError("seqs must increase: %d after %d" % (seq, expect - 1))
+        n = _sample_span(rec, i, len(rec))
+        gap = seq - expect
+        if uts is not None:
+            kind = _KIND_UTC
+        elif prev_boot is not None and rb == prev_boot:
+            kind = _KIND_MONO
+        else:
+            kind = _KIND_MONO_BOOT
+        put_uvarint(buf, (n << 3) | (4 if gap else 0) | kind)
+        if gap:
+            put_uvarint(buf, gap)
+        if uts is not None:  # kind == _KIND_UTC
+            put_svarint(buf, uts - prev_utc)
+            prev_utc = uts
+        else:
+            if kind == _KIND_MONO:
+                put_svarint(buf, mono - prev_mono)
+            else:
+                put_uvarint(buf, rb)
+                put_uvarint(buf, mono)
+            prev_mono = mono
+            prev_boot = rb
+        buf.extend(memoryview(rec)[i:])
+        expect = seq + 1
+    put_crc(buf)
+    return bytes(buf)
+
+
+def put_crc(buf):
+    c = crc32(buf) & 0xFFFFFFFF
+    buf.extend(c.to_bytes(4, "little"))

@@ -124,34 +124,23 @@ async def obd_task(t):
 
 
 # ---- GNSS ----
-def gnss_fix(t):
-    """The source's gnss.nmea.Fix: gnss.sources expose it as a .fix() method, simpler sources
-    (test doubles) as a .fix attribute; None without a source."""
-    f = getattr(t.gnss, "fix", None)
-    if f is None or hasattr(f, "valid"):  # the Fix itself
-        return f
-    return f()
-
-
-def fix_utc_ms(f):
-    e = getattr(f, "epoch", None)
-    if e is None:
-        return None
-    return e * 1000 + (getattr(f, "ms", 0) or 0)
-
-
 async def gnss_task(t):
     last = None
     while True:
-        f = gnss_fix(t) if t.state == RUN else None
+        # the source's gnss.nmea.Fix: gnss.sources expose it as a .fix() method, simpler sources
+        # (test doubles) as a .fix attribute
+        f = getattr(t.gnss, "fix", None) if t.state == RUN else None
+        if f is not None and not hasattr(f, "valid"):
+            f = f()
         if f is not None and f.valid and f.lat is not None:
             stamp = getattr(f, "updates", None)
             if stamp is None or stamp != last:
                 last = stamp
                 t.counters["gnss_fixes"] += 1
                 now = t.now()
-                utc = fix_utc_ms(f)
-                if utc:
+                utc = getattr(f, "epoch", None)
+                if utc is not None:
+                    utc = utc * 1000 + (getattr(f, "ms", 0) or 0)
                     # the fix is at most one interval old: good enough for a log timestamp
                     t.set_utc(utc, True)
                 if f.hour is not None:
@@ -196,21 +185,16 @@ async def battery_task(t):
         await t.sleep(t.battery_ms)
 
 
-async def read_signal(t):
-    """dBm from the modem's signal_dbm() (net.cellular's modem: AT+CSQ converted there), or None."""
-    try:
-        return await acall(t.modem.signal_dbm)
-    except MemoryError:
-        raise
-    except Exception as e:
-        t.note("debug", "signal: %s", e)
-    return None
-
-
 async def signal_task(t):
     while True:
         if t.state == RUN:
-            s = await read_signal(t)
+            s = None
+            try:  # dBm from the modem's signal_dbm() (net.cellular's modem: AT+CSQ converted there)
+                s = await acall(t.modem.signal_dbm)
+            except MemoryError:
+                raise
+            except Exception as e:
+                t.note("debug", "signal: %s", e)
             if s is not None and t.last.get(K_SIGNAL) != s:  # official: CSQ stored on change
                 t.sample(K_SIGNAL, s)
             if t.utc_offset_ms is None and hasattr(t.modem, "utc_ms"):

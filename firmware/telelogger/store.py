@@ -36,26 +36,16 @@ class StoreError(Exception):
 
 
 class PosixFS:
-    """The os-module subset the store uses (open, listdir, remove, rename, stat, mkdir).
-    Tests pass their own object with the same methods (e.g. to inject faults)."""
+    """The os-module subset the store uses (open, listdir, remove, rename, stat, mkdir, sync(f)).
+    Tests pass their own object with the same methods (e.g. to inject faults); the os functions
+    are the methods themselves (PosixFS.open(path, mode), no Python wrapper on the heap)."""
 
-    def open(self, path, mode):
-        return open(path, mode)
-
-    def listdir(self, path):
-        return os.listdir(path)
-
-    def remove(self, path):
-        os.remove(path)
-
-    def rename(self, a, b):
-        os.rename(a, b)
-
-    def stat(self, path):
-        return os.stat(path)
-
-    def mkdir(self, path):
-        os.mkdir(path)
+    open = staticmethod(open)
+    listdir = staticmethod(os.listdir)
+    remove = staticmethod(os.remove)
+    rename = staticmethod(os.rename)
+    stat = staticmethod(os.stat)
+    mkdir = staticmethod(os.mkdir)
 
     def sync(self, f):
         """Make written data durable. flush() is a sync on MicroPython (littlefs, FAT, unix);
