@@ -3,12 +3,15 @@
 # that drains the store oldest-first over the publisher, acking only after the broker's PUBACK.
 # Nothing is published directly: every sample goes through the store first, so a network
 # outage or a reset loses nothing that was appended (official firmware issues #69/#185).
-# status.py: status, the command queue, watchdog (cmdhandlers.py + commands.py: imported with the
-# first command); standby.py: when to sleep (standby_io.py: what sleeping does, imported on entry);
-# memfault.py: MemoryError as a handled fault; tasks.py: run states and helpers they all share;
-# loopinit.py: building the Telelogger and starting its tasks (boot only, imported per call).
+# status.py: status, watchdog; cmdrun.py: answering commands (a task started when one arrives;
+# cmdhandlers.py + commands.py: imported with the first); standby.py: when to sleep (standby_io.py:
+# what sleeping does, imported on entry); memfault.py: MemoryError as a handled fault; tasks.py: run
+# states and helpers they all share; loopinit.py: building the Telelogger and starting its tasks
+# (boot only, imported per call).
+import asyncio
 
 from net.publisher import backoff_ms
+from telelogger.memfault import guarded
 from telelogger.sampler import Pid
 from telelogger.tasks import FLUSH, RUN, STANDBY, unload  # noqa: F401 - the run states, importable from here too
 
@@ -280,24 +283,22 @@ class Telelogger:
                 await self.sleep(self.backoff_min_ms)
 
     async def cmd_task(self):
-        """Answers the command messages on_message queued: telelogger/cmdrun.py, imported when one
-        arrives and forgotten again (a running car rarely gets a command)."""
-        while True:
-            await self.cmd_ev.wait()
-            self.cmd_ev.clear()
-            if self.cmdq:
-                from telelogger import cmdrun
+        """Answers the queued command messages (telelogger/cmdrun.py, imported for them and forgotten
+        again), then ends: on_message starts it when a command arrives, no task waits meanwhile."""
+        from telelogger import cmdrun
 
-                try:
-                    await cmdrun.run(self)
-                finally:
-                    del cmdrun
-                    unload("cmdrun")
+        try:
+            await cmdrun.run(self)
+        finally:
+            del cmdrun
+            unload("cmdrun")
+        self.cmd_run = None  # not after a MemoryError: memfault.guarded runs this task again
 
     def on_message(self, topic, payload):
         if topic == self.t_cmd and len(self.cmdq) < 4:
             self.cmdq.append(bytes(payload))
-            self.cmd_ev.set()
+            if self.cmd_run is None:
+                self.cmd_run = asyncio.create_task(guarded(self, "cmd", self.cmd_task))
 
     # ---- run ----
     def start(self):
@@ -313,6 +314,9 @@ class Telelogger:
         for t in self.tasks:
             t.cancel()
         self.tasks = []
+        if self.cmd_run is not None:
+            self.cmd_run.cancel()
+            self.cmd_run = None
 
     async def run(self, duration_ms=None):
         """Runs the tasks for duration_ms (None: until a memory-fault reset gives up, see

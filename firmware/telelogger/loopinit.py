@@ -122,8 +122,8 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.flush_req = False
     t.reboot_req = False
     t.net_allowed = True
-    t.cmdq = []
-    t.cmd_ev = asyncio.Event()
+    t.cmdq = []  # command messages not answered yet (at most 4)
+    t.cmd_run = None  # the task answering them (Telelogger.cmd_task), while there are any
     t.lock = asyncio.Lock()
     t.beats = {}
     t.tasks = []
@@ -162,7 +162,6 @@ def start(t):
     task("record", t.record_task)
     task("send", t.sender_task)
     task("status", status.status_task, t)
-    task("cmd", t.cmd_task)
     task("wdt", status.wdt_task, t)
     task("standby", standby.standby_task, t)
     if t.obd_enabled:
