@@ -183,14 +183,13 @@ class Telelogger:
                     raise
                 except Exception as e:  # a failed flash write is reported, sampling goes on
                     self.note("error", "store append failed: %s", e)
-            await self.sleep(self.record_interval())
-
-    def record_interval(self):
-        still = self.standby.stationary_for(self.now())
-        for ms, k in STATIONARY_TIERS:
-            if still >= ms:
-                return self.record_ms * k
-        return self.record_ms
+            ms = self.record_ms  # parked: longer (STATIONARY_TIERS)
+            still = self.standby.stationary_for(self.now())
+            for tier, k in STATIONARY_TIERS:
+                if still >= tier:
+                    ms *= k
+                    break
+            await self.sleep(ms)
 
     # ---- sending ----
     async def connect(self):
@@ -231,14 +230,6 @@ class Telelogger:
         self.last_send = self.now()
         return len(entries)
 
-    def due(self):
-        n = self.store.pending()
-        if not n:
-            return False
-        if self.flush_req or n >= self.batch_max or self.state != RUN:
-            return True
-        return self.now() - self.last_send >= self.batch_age_ms
-
     async def sender_task(self):
         fails = 0
         while True:
@@ -250,7 +241,9 @@ class Telelogger:
                 if not self.pub.connected():
                     await self.connect()
                     fails = 0
-                if self.due():
+                n = self.store.pending()  # due: a full batch, the batch age, a flush, standby
+                if n and (self.flush_req or n >= self.batch_max or self.state != RUN
+                          or self.now() - self.last_send >= self.batch_age_ms):
                     await self.send_batch()
                     fails = 0
                     if not self.store.pending():

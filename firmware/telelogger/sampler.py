@@ -38,18 +38,6 @@ class Pid:
 
 
 # ---- OBD ----
-async def obd_init(t):
-    """Initialises the OBD link and keeps the configured PIDs the vehicle supports (telelogger/
-    obdinit.py: imported per (re)initialisation and forgotten again)."""
-    from telelogger import obdinit
-
-    try:
-        await obdinit.init(t)
-    finally:
-        del obdinit
-        unload("obdinit")
-
-
 async def read_pid(t, p, now):
     """Reads Pid `p` once; a failure backs it off exponentially (up to OBD_BACKOFF_MAX_MS)."""
     try:
@@ -85,12 +73,23 @@ async def obd_task(t):
             await t.sleep(500)
             continue
         if not up:
+            # the link's (re)initialisation and which PIDs the vehicle supports: telelogger/obdinit.py,
+            # imported for it and forgotten again
+            from telelogger import obdinit
+
+            why = None
             try:
-                await obd_init(t)
+                await obdinit.init(t)
             except MemoryError:
                 raise
             except Exception as e:
-                t.note("warn", "OBD init failed: %s", e)
+                why = str(e)
+            finally:
+                del obdinit
+                unload("obdinit")
+            if why is not None:
+                t.note("warn", "OBD init failed: %s", why)
+                why = None
                 await t.sleep(OBD_REINIT_MS)
                 continue
             up = True

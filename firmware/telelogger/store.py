@@ -283,5 +283,4 @@ class Store:
             self.ack(self._next - 1)
         return out
 
-    def close(self):
-        self._close_active()
+    close = _close_active
