@@ -34,7 +34,7 @@ async def guarded(t, name, fn, arg=None):
 
 
 async def fault(t, where):
-    """Counts, logs once per task, collects, backs off; resets when faults persist."""
+    """Counts, logs once per task, collects, backs off; gives up (resets) when faults persist."""
     gc.collect()
     t.counters["mem_errors"] += 1
     now = t.now()
@@ -48,15 +48,12 @@ async def fault(t, where):
             t.note("error", "out of memory in task %s (free %d bytes): retrying after gc", where, mem_free())
         except MemoryError:
             pass
-    if len(r) >= MEM_FAULTS_MAX:
-        await give_up(t, "memory: %d MemoryErrors within %d s, last in task %s" % (len(r), MEM_WINDOW_MS // 1000, where))
+    if len(r) < MEM_FAULTS_MAX:
+        await t.sleep(min(MEM_BACKOFF_MS << (len(r) - 1), MEM_BACKOFF_MAX_MS))
         return
-    await t.sleep(min(MEM_BACKOFF_MS << (len(r) - 1), MEM_BACKOFF_MAX_MS))
-
-
-async def give_up(t, reason):
-    """Gives up: stores what is still in RAM (best effort: the flash queue is durable),
-    writes `reason` to reset_path for the next boot's status, calls the reset callback."""
+    # give up: store what is still in RAM (best effort: the flash queue is durable), write the
+    # reason to reset_path for the next boot's status, call the reset callback
+    reason = "memory: %d MemoryErrors within %d s, last in task %s" % (len(r), MEM_WINDOW_MS // 1000, where)
     t.reset_reason = reason
     gc.collect()
     try:

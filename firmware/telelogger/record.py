@@ -67,15 +67,6 @@ def get_svarint(b, i, end=None):
 # ---------------------------------------------------------------- values
 
 
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _decimals_of_str(s):
-    p = s.find(".")
-    return 0 if p < 0 else len(s) - p - 1
-
-
 def scale(v, dp):
     """Value -> integer value*10**dp. int, float, bool, or a decimal string ("47.123456", exact:
     use strings for lat/lng on single-precision ports)."""
@@ -127,12 +118,6 @@ def dp_of(key):
     return _dps.get(key)
 
 
-def _name_of(key):
-    from telelogger import keys
-
-    return keys.name_of(key)
-
-
 def _sample_dp(key, vals):
     """(dp, explicit) for a sample: table decimals for known keys; unknown keys keep ints as
     ints and floats/decimal strings with up to keys.UNKNOWN_FLOAT_DP decimals (written explicitly)."""
@@ -144,7 +129,8 @@ def _sample_dp(key, vals):
         if isinstance(v, float):
             dp = _dps[None]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
         elif isinstance(v, str):
-            d = _decimals_of_str(v)
+            d = v.find(".")  # the decimals a decimal string has
+            d = 0 if d < 0 else len(v) - d - 1
             if d > dp:
                 dp = min(d, 9)
     return dp, dp != 0
@@ -171,7 +157,7 @@ def encode_record(ts_ms, utc, samples, boot=0):
         n = len(vals)
         if n < 1 or n > MAX_VALUES:
             raise ValueError("key 0x%x: %d values, expected 1..%d" % (key, n, MAX_VALUES))
-        if not _is_int(key) or key < 0:
+        if not isinstance(key, int) or isinstance(key, bool) or key < 0:
             raise ValueError("sample key must be a non-negative int, got %r" % (key,))
         dp, explicit = _sample_dp(key, vals)
         # key << 1 | ext; ext byte (only when needed): bits 0-1 count-1, bit 2 tuple, bit 3
@@ -185,7 +171,12 @@ def encode_record(ts_ms, utc, samples, boot=0):
             try:
                 put_svarint(buf, scale(x, dp))
             except ValueError as e:
-                raise ValueError("key 0x%x (%s): %s" % (key, _name_of(key), e))
+                from telelogger import keys  # the name, for the message only
+
+                name = keys.name_of(key)
+                del keys
+                unload("keys")
+                raise ValueError("key 0x%x (%s): %s" % (key, name, e))
     return bytes(buf)
 
 
@@ -250,16 +241,6 @@ def _sample_span(b, i, end):
 # ---------------------------------------------------------------- batches
 
 
-def _offset_for(utc_offset_ms, boot, rec_boot):
-    if utc_offset_ms is None:
-        return None
-    if isinstance(utc_offset_ms, dict):
-        return utc_offset_ms.get(rec_boot)
-    if boot is None or boot == rec_boot:
-        return utc_offset_ms
-    return None
-
-
 def _times(entries, utc_offset_ms, boot):
     """Yields (seq, rec, utc_ts_or_None, rec_boot, raw_ts, sample_start); rec_boot is None for a
     UTC record; raw_ts is the record's own ts (monotonic ms for a monotonic record)."""
@@ -267,8 +248,12 @@ def _times(entries, utc_offset_ms, boot):
         utc, rb, ts, i = _record_head(rec)
         if utc:
             yield seq, rec, ts, None, ts, i
-        else:
-            off = _offset_for(utc_offset_ms, boot, rb)
+        else:  # the offset for records of boot rb: an int for boot `boot` (all when None), or {boot: offset}
+            off = utc_offset_ms
+            if isinstance(off, dict):
+                off = off.get(rb)
+            elif boot is not None and boot != rb:
+                off = None
             yield seq, rec, (None if off is None else ts + off), rb, ts, i
 
 
