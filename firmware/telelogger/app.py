@@ -91,9 +91,6 @@ def device_main(restart_delay_ms=10000):
     """ESP32 entry (main.py): /board.json, /config.json (+ /secrets.json), queue in /queue.
     A configuration error waits for a fixed file (load_config_waiting); any other error is printed,
     kept in /last_error.txt, and the board resets after restart_delay_ms."""
-    import sys
-    import time
-
     from board import load_board, make_board
 
     board = None
@@ -114,18 +111,7 @@ def device_main(restart_delay_ms=10000):
     except KeyboardInterrupt:
         raise  # Ctrl-C at the REPL: stop here, no reset
     except Exception as e:
-        pe = getattr(sys, "print_exception", None)
-        if pe:
-            pe(e)
-        else:
-            print("telelogger stopped: %r" % e)
-        from telelogger.appboot import note_error
+        from telelogger.appboot import stopped
 
-        note_error("%s: %s" % (type(e).__name__, e))
-        if board is None:
+        if not stopped(e, board, restart_delay_ms):
             raise  # no board: nothing can reset us; leave the REPL usable
-        if hasattr(time, "sleep_ms"):
-            time.sleep_ms(restart_delay_ms)
-        else:
-            time.sleep(restart_delay_ms / 1000)
-        board.reset()

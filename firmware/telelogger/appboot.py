@@ -83,3 +83,26 @@ def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_
                 return None
             polls += 1
             sleep_ms(poll_ms)
+
+
+def stopped(e, board, restart_delay_ms, error_path="/last_error.txt"):
+    """device_main's end after an error `e`: printed and kept in error_path; with a board, it resets
+    after restart_delay_ms (-> True: the reset does not return on the device); without one -> False
+    (the caller re-raises)."""
+    import sys
+    import time
+
+    pe = getattr(sys, "print_exception", None)
+    if pe:
+        pe(e)
+    else:
+        print("telelogger stopped: %r" % e)
+    note_error("%s: %s" % (type(e).__name__, e), error_path)
+    if board is None:
+        return False
+    if hasattr(time, "sleep_ms"):
+        time.sleep_ms(restart_delay_ms)
+    else:
+        time.sleep(restart_delay_ms / 1000)
+    board.reset()
+    return True
