@@ -33,8 +33,8 @@ UTC_AGREE_MS = 600000
 
 
 def __getattr__(name):
-    """Boot-only names, kept importable from here: telelogger/loopinit.py (imported per call)."""
-    if name in ("next_boot", "take_reason"):
+    """loop.next_boot, kept importable from here: telelogger/loopinit.py (boot only, imported per call)."""
+    if name == "next_boot":
         from telelogger import loopinit
 
         v = getattr(loopinit, name)
@@ -50,7 +50,7 @@ class Telelogger:
     signal (signal_dbm() or csq()), network time (utc_ms()) and power_off()/power_on(). battery:
     optional object with voltage() (ADC) or a callable; else obd.battery_voltage() (ATRV). clock:
     core.compat.Clock (fake in tests). wdt: object with feed(). board: optional light_sleep(ms)
-    (standby), reset(). codec: the encode module (default telelogger.encode); commands: a
+    (standby), reset(). codec: encode_record/encode_batch (default telelogger.record); commands: a
     CommandHandler (default built from cfg['secrets']['hmac_key'] when the first command arrives).
     boot: this boot's number (next_boot()), so records stamped before UTC was known are corrected
     only with this boot's offset. reset: callable(reason) the loop calls when memory faults persist
