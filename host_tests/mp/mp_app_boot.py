@@ -110,3 +110,4 @@ def test_device_main_error_end_notes_and_resets_through_the_board():
     b = Board()
     assert stopped(OSError(5), b, 1, d + "/last_error.txt") is True and b.resets == 1
     assert _read(d + "/last_error.txt").startswith("OSError: ")
+    os.remove(d + "/last_error.txt")
