@@ -15,11 +15,6 @@ MEM_BACKOFF_MS = 500
 MEM_BACKOFF_MAX_MS = 8000
 
 
-def mem_free():
-    f = getattr(gc, "mem_free", None)  # MicroPython only
-    return f() if f else -1
-
-
 async def guarded(t, name, fn, arg=None):
     """Runs the task `fn()` (`fn(arg)` when arg is given; fn a coroutine function); a MemoryError
     in it is a handled fault (fault) after which the task starts again."""
@@ -45,7 +40,8 @@ async def fault(t, where):
     if where not in t._mem_logged:
         t._mem_logged.append(where)
         try:
-            t.note("error", "out of memory in task %s (free %d bytes): retrying after gc", where, mem_free())
+            free = getattr(gc, "mem_free", None)  # MicroPython only
+            t.note("error", "out of memory in task %s (free %d bytes): retrying after gc", where, free() if free else -1)
         except MemoryError:
             pass
     if len(r) < MEM_FAULTS_MAX:
