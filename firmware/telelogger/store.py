@@ -73,26 +73,13 @@ def _hdr(seq, payload):
 
 class Store:
     def __init__(self, root, max_bytes, segment_bytes, fs=None):
-        if segment_bytes * 2 > max_bytes:
-            raise ValueError("segment_bytes (%d) must be at most max_bytes / 2 (%d)" % (segment_bytes, max_bytes // 2))
-        self.root = root.rstrip("/") or "/"
-        self.max_bytes = max_bytes
-        self.segment_bytes = segment_bytes
-        self.fs = fs or PosixFS()
-        self.acked = 0  # every seq <= acked is delivered (or dropped)
-        self.dropped = 0  # records dropped unsent because the queue was full (persisted)
-        self.corrupt = 0  # records found damaged when read (not persisted)
-        self.recovered = 0  # torn bytes cut at open
-        self._segs = []  # [first_seq, size] oldest first; the last one is the active segment
-        self._f = None  # open append handle of the active segment
-        self._next = 1
-        self._cursor = None  # (first_seq of segment, offset, seq at offset) for peek
-        self._bad = {}  # first_seq -> offset of a damaged record found by peek (read stops there)
-        self._roll = False  # a write failed in the active segment: the next append starts a new one
-        from telelogger import storeopen  # boot only: forgotten again once the queue is open
+        # the fields (documented in telelogger/storeopen.py) and the folder's contents: boot only,
+        # forgotten again once the queue is open
+        from telelogger import storeopen
 
         try:
-            storeopen.open_store(self, HDR, SEG_SUFFIX, SEG_TMP, STATE, STATE_TMP)
+            storeopen.open_store(self, root, max_bytes, segment_bytes, fs or PosixFS(),
+                                 (HDR, SEG_SUFFIX, SEG_TMP, STATE, STATE_TMP))
         finally:
             del storeopen
             forget("telelogger.storeopen")

@@ -27,9 +27,26 @@ def read_state(q, name):
     return acked, dropped
 
 
-def open_store(q, hdr, seg_suffix, seg_tmp, state, state_tmp):
-    """Reads the folder of Store `q` into its fields (see the top of this file)."""
-    fs = q.fs
+def open_store(q, root, max_bytes, segment_bytes, fs, names):
+    """Store.__init__: the fields of Store `q`, read from its folder (see the top of this file).
+    names: store.py's (HDR, SEG_SUFFIX, SEG_TMP, STATE, STATE_TMP)."""
+    hdr, seg_suffix, seg_tmp, state, state_tmp = names
+    if segment_bytes * 2 > max_bytes:
+        raise ValueError("segment_bytes (%d) must be at most max_bytes / 2 (%d)" % (segment_bytes, max_bytes // 2))
+    q.root = root.rstrip("/") or "/"
+    q.max_bytes = max_bytes
+    q.segment_bytes = segment_bytes
+    q.fs = fs
+    q.acked = 0  # every seq <= acked is delivered (or dropped)
+    q.dropped = 0  # records dropped unsent because the queue was full (persisted)
+    q.corrupt = 0  # records found damaged when read (not persisted)
+    q.recovered = 0  # torn bytes cut at open
+    q._segs = []  # [first_seq, size] oldest first; the last one is the active segment
+    q._f = None  # open append handle of the active segment
+    q._next = 1
+    q._cursor = None  # (first_seq of segment, offset, seq at offset) for peek
+    q._bad = {}  # first_seq -> offset of a damaged record found by peek (read stops there)
+    q._roll = False  # a write failed in the active segment: the next append starts a new one
     try:
         names = fs.listdir(q.root)
     except OSError:
