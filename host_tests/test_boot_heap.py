@@ -97,9 +97,10 @@ def test_a_normal_boot_does_not_load_the_validator(tmp_path):
 
 def test_make_sim_keeps_imported_what_preload_imported(tmp_path):
     """telelogger.resident's lists against the real entry path: the modules make sim's firmware keeps
-    imported while it runs are the ones preload imported (with what they pull in), plus the board's."""
+    imported while it runs WITHOUT the preload (FM_NO_PRELOAD) are the ones preload imports (with what they
+    pull in), plus the board's: nothing resident is missed, nothing is preloaded that would not stay."""
     out = tmp_path / "sim-out"
-    env = dict(os.environ, FM_HEAPPROF="6")
+    env = dict(os.environ, FM_HEAPPROF="6", FM_NO_PRELOAD="1")
     p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "sim.py"), "--out", str(out), "--duration", "14",
                         "--drain", "3", "--gnss", "modem", "--heap", "320K"], capture_output=True, text=True,
                        timeout=380, cwd=ROOT, env=env)
@@ -120,8 +121,9 @@ def test_make_sim_keeps_imported_what_preload_imported(tmp_path):
     pre = set(json.loads(q.stdout.split("PRE ", 1)[1]))
     pre.discard("telelogger.resident")
     interp = set(m for m in running if "." not in m and not os.path.exists(os.path.join(ROOT, "firmware", m)))
-    # the board's own (board.host and its serial paths, core.serial: the ESP32's board does not load them)
-    boards = ("board", "asyncio", "core.serial")
+    # the board's own (board.host and its serial paths, core.serial; the ESP32's board: core.stream) and the
+    # host runner's progress lines (telelogger.progress: run_host only)
+    boards = ("board", "asyncio", "core.serial", "core.stream", "telelogger.progress")
     missing = sorted(m for m in running - pre - interp if not m.startswith(boards))
     extra = sorted(pre - running)
     assert not missing, "resident while running but not preloaded (add to telelogger/resident.py): %s" % missing

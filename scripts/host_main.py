@@ -83,21 +83,26 @@ def main(argv):
     import asyncio
 
     cfg_path = _opt(argv, "--config", "config.json")
-    from telelogger import app
+    from telelogger import app, appboot
 
-    app.preload_resident(cfg_path)  # as device_main: the resident modules first, before boot's own
+    import os
+
+    if not (hasattr(os, "getenv") and os.getenv("FM_NO_PRELOAD")):  # test_boot_heap: the set without it
+        appboot.preload_resident(cfg_path)  # as device_main: the resident modules first, before boot's own
     from board import load_board, make_board
-    from telelogger import config
 
     store = _opt(argv, "--store", "/tmp/freematics-queue")
     # the validated config from its cache (telelogger.configcache, written by scripts/run_host.py as
     # `make deploy` writes it for the device): a normal boot does not import the validator
     cache = store.rstrip("/") + "_cfg.json"
-    cfg = app.load_config_cached(cfg_path, _opt(argv, "--secrets"), cache)
+    cfg = appboot.load_config_cached(cfg_path, _opt(argv, "--secrets"), cache)
     try:
         if cfg is None:
+            from telelogger import config
+
             cfg = config.load(cfg_path, _opt(argv, "--secrets"))
-            app.save_config_cache(cfg_path, _opt(argv, "--secrets"), cache, cfg)
+            del config
+            appboot.save_config_cache(cfg_path, _opt(argv, "--secrets"), cache, cfg)
     except MemoryError:
         raise
     except Exception as e:  # the user's config: one line per mistake naming it, no traceback (scripts/run_host.py)
@@ -105,6 +110,11 @@ def main(argv):
         for x in errs[:-1]:
             print("run_host: config %s: %s" % (cfg_path, x), file=sys.stderr)
         _fail("config %s: %s" % (cfg_path, errs[-1]))
+    from core.unload import forget
+
+    del appboot
+    for m in ("telelogger.appboot", "telelogger.config", "telelogger.configerror"):
+        forget(m)  # boot only, as on the device (device_main drops them too)
     try:
         desc = load_board(_opt(argv, "--board", "oneplus-b"))
     except MemoryError:

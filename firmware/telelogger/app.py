@@ -4,7 +4,23 @@
 #
 #   t, at = await assemble(board, cfg)                 # a Telelogger (not started) and the modem's ATEngine
 #   await run(board, cfg, duration_ms=None, on_progress=fn, progress_ms=3000)
+# RAM: what runs once at boot (waiting for a valid config, the note of an error) is
+# telelogger/appboot.py, imported for that and forgotten; load_config_waiting, note_error and
+# drop_modules stay importable from here.
 import asyncio
+
+from core.unload import drop, forget
+
+
+def __getattr__(name):
+    if name in ("load_config_waiting", "note_error", "drop_modules", "_exists", "_stamp", "preload_resident",
+                "load_config_cached", "save_config_cache"):
+        from telelogger import appboot
+
+        v = getattr(appboot, name)
+        forget("telelogger.appboot")
+        return v
+    raise AttributeError(name)
 
 
 async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
@@ -19,7 +35,7 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     try:
         return await assembly.assemble(board, cfg, clock, store_root, log, stop_for_reset=_stop_for_reset)
     finally:
-        drop_modules("telelogger.assembly", keep)
+        drop("telelogger.assembly", keep)
 
 
 async def build(board, cfg, clock=None, store_root="/queue", log=None):
@@ -39,6 +55,7 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
     """Run the telelogger (forever, or for duration_ms, then send what is queued for up to
     drain_ms and disconnect)."""
     t, at = await assemble(board, cfg, store_root=store_root, log=log)
+    cfg = None  # the loop keeps what it reads: the config dict need not stay on the heap
     t.start()
     t0 = t.now()
     try:
@@ -71,159 +88,33 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
     return t
 
 
-def _exists(path):
-    import os
-
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _stamp(paths):
-    """What tells a changed file from an unchanged one: (size, mtime) of each path, None if absent."""
-    import os
-
-    out = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-            out.append((st[6], st[8]))
-        except OSError:
-            out.append(None)
-    return out
-
-
-def note_error(text, path="/last_error.txt"):
-    """Keep the reason the telelogger is not running where an owner finds it (make logs, mpremote cat)."""
-    try:
-        with open(path, "w") as f:
-            f.write(text + "\n")
-    except OSError:
-        pass
-
-
-def drop_modules(prefix, keep=()):
-    """core.unload.drop: forget modules imported for one job (here: boot)."""
-    from core.unload import drop
-
-    drop(prefix, keep)
-
-
-def preload_resident(cfg_path):
-    """telelogger.resident.preload: what stays imported is imported first (packed at the heap's bottom)."""
-    from telelogger import resident
-
-    try:
-        return resident.preload(cfg_path)
-    finally:
-        drop_modules("telelogger.resident")
-
-
-def load_config_cached(cfg_path, sec_path, cache):
-    """The config from the cache (telelogger.configcache) when its files are unchanged, else None."""
-    from telelogger import configcache
-
-    try:
-        return configcache.load(cache, cfg_path, sec_path)
-    finally:
-        drop_modules("telelogger.configcache")
-
-
-def save_config_cache(cfg_path, sec_path, cache, cfg):
-    from telelogger import configcache
-
-    try:
-        return configcache.save(cache, cfg_path, sec_path, cfg)
-    finally:
-        drop_modules("telelogger.configcache")
-
-
-def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_ms=5000, sleep_ms=None,
-                        error_path="/last_error.txt", max_polls=None, cache=None, restart=None):
-    """The validated config, waiting for a fix when it is missing or invalid: a configuration error
-    never becomes a reset loop. The error is printed once and kept in error_path; the files are
-    re-read when their size or time changes (copy a fixed file with mpremote; Ctrl-C gives the
-    REPL). The validator is imported for this and dropped again: it is needed at boot only.
-    max_polls: give up (return None) after that many polls (tests). cache: the validated config's
-    cache file (telelogger.configcache): an unchanged config is read from it without the validator;
-    a config validated now is cached, and restart() (the board's reset) is called so that the boot
-    that runs does not carry the validator's interned names."""
-    import sys
-
-    if cache:
-        cfg = load_config_cached(cfg_path, sec_path if _exists(sec_path) else None, cache)
-        if cfg is not None:
-            return cfg
-
-    if sleep_ms is None:
-        import time
-
-        sleep_ms = time.sleep_ms if hasattr(time, "sleep_ms") else (lambda ms: time.sleep(ms / 1000))
-    paths = (cfg_path, sec_path)
-    polls = 0
-    while True:
-        stamp = _stamp(paths)
-        loaded = [m for m in sys.modules if m.startswith("telelogger.config")]
-        try:
-            from telelogger import config
-
-            sec = sec_path if _exists(sec_path) else None
-            cfg = config.load(cfg_path, sec)
-            if cache and save_config_cache(cfg_path, sec, cache, cfg) and restart is not None:
-                print("config: %s validated and cached: restarting without the validator" % cfg_path)
-                restart()
-            return cfg
-        except (OSError, ValueError) as e:  # ConfigError is a ValueError; OSError: a file is missing
-            msg = "config: %s: fix %s (and %s) and copy it to the board; waiting (every %d s) for a new file" % (
-                e, cfg_path, sec_path, poll_ms // 1000)
-            print(msg)
-            note_error(msg, error_path)
-        finally:
-            drop_modules("telelogger.config", loaded)
-        while _stamp(paths) == stamp:
-            if max_polls is not None and polls >= max_polls:
-                return None
-            polls += 1
-            sleep_ms(poll_ms)
-
-
 def device_main(restart_delay_ms=10000):
     """ESP32 entry (main.py): /board.json, /config.json (+ /secrets.json), queue in /queue.
     A configuration error waits for a fixed file (load_config_waiting); any other error is printed,
     kept in /last_error.txt, and the board resets after restart_delay_ms."""
-    import sys
-    import time
-
     from board import load_board, make_board
 
     board = None
     try:
-        preload_resident("/config.json")
-        board = make_board(load_board(None))
-        cfg = load_config_waiting(cache="/queue_cfg.json", restart=board.reset)
-        if not _exists("/queue"):
-            import os
+        from telelogger import appboot
 
-            os.mkdir("/queue")
-        t = asyncio.run(run(board, cfg, store_root="/queue"))
+        appboot.preload_resident("/config.json")  # what stays imported first, packed at the heap's bottom
+        board = make_board(load_board(None))
+        # the validated config's cache beside the queue (configcache.cache_path("/queue"), written by make deploy)
+        cfg = appboot.load_config_waiting(cache="/queue_cfg.json", restart=board.reset)
+        appboot.ensure_dir("/queue")
+        del appboot
+        forget("telelogger.appboot")
+        job = run(board, cfg, store_root="/queue")
+        cfg = None  # run() lets go of it once the loop is built
+        t = asyncio.run(job)
         if t is not None and t.reset_reason is not None:
             print("telelogger: resetting: %s" % t.reset_reason)
             board.reset()  # the reason is in /queue/last_reset: the next boot's status carries it
     except KeyboardInterrupt:
         raise  # Ctrl-C at the REPL: stop here, no reset
     except Exception as e:
-        pe = getattr(sys, "print_exception", None)
-        if pe:
-            pe(e)
-        else:
-            print("telelogger stopped: %r" % e)
-        note_error("%s: %s" % (type(e).__name__, e))
-        if board is None:
+        from telelogger.appboot import stopped
+
+        if not stopped(e, board, restart_delay_ms):
             raise  # no board: nothing can reset us; leave the REPL usable
-        if hasattr(time, "sleep_ms"):
-            time.sleep_ms(restart_delay_ms)
-        else:
-            time.sleep(restart_delay_ms / 1000)
-        board.reset()

@@ -8,7 +8,8 @@
 # RAM: the defaults and schema (telelogger/schema.py) and the checks (telelogger/configcheck.py)
 # are imported for one validation and removed from sys.modules again; what stays is this small
 # module. DEFAULTS, SCHEMA, SECRETS_DEFAULTS, SECRETS_SCHEMA, HMAC_KEY_MIN, PID_INTERVAL read
-# through here come from schema.py (a fresh copy each time).
+# through here come from schema.py (a fresh copy each time); redacted, get, warnings and SECRET_MASK
+# from configview.py (for tools and the boot's report, imported per use).
 import json
 
 from telelogger.configerror import ConfigError  # noqa: F401 - config.ConfigError is the public name
@@ -17,12 +18,14 @@ from telelogger.tasks import unload as _unload
 
 def __getattr__(name):
     if name in ("DEFAULTS", "SCHEMA", "SECRETS_DEFAULTS", "SECRETS_SCHEMA", "HMAC_KEY_MIN", "PID_INTERVAL"):
-        from telelogger import schema
-
-        v = getattr(schema, name)
-        _unload("schema")
-        return v
-    raise AttributeError(name)
+        from telelogger import schema as m
+    elif name in ("redacted", "get", "warnings", "SECRET_MASK"):
+        from telelogger import configview as m
+    else:
+        raise AttributeError(name)
+    v = getattr(m, name)
+    _unload(m.__name__[11:])
+    return v
 
 
 def validate(cfg, complete=True):
@@ -53,8 +56,6 @@ def validate_secrets(sec):
         _unload("schema")
 
 
-
-
 def _read_json(path, what):
     try:
         with open(path) as f:
@@ -67,9 +68,6 @@ def _read_json(path, what):
         return json.loads(text)
     except ValueError as e:
         raise ConfigError(what, "valid JSON in %s" % path, "a syntax error (%s)" % e)
-
-
-SECRET_MASK = "***"
 
 
 def load(cfg_path, secrets_path=None):
@@ -86,53 +84,3 @@ def load(cfg_path, secrets_path=None):
     cfg = validate(cfg)
     cfg["config_path"] = cfg_path  # where a remote config_set writes (telelogger/cfgcmd.py)
     return cfg
-
-
-def redacted(cfg):
-    """Copy of cfg safe to log: every non-empty secret replaced by "***"."""
-    out = {}
-    for k in cfg:
-        v = cfg[k]
-        if k == "secrets" and isinstance(v, dict):
-            out[k] = _mask(v)
-        elif isinstance(v, dict):
-            out[k] = redacted(v)
-        else:
-            out[k] = v
-    return out
-
-
-def _mask(d):
-    out = {}
-    for k in d:
-        v = d[k]
-        if isinstance(v, dict):
-            out[k] = _mask(v)
-        else:
-            out[k] = SECRET_MASK if v else v
-    return out
-
-
-def get(cfg, dotted):
-    """cfg value at a dotted key ("queue.max_bytes")."""
-    v = cfg
-    for part in dotted.split("."):
-        v = v[part]
-    return v
-
-
-def warnings(cfg):
-    """What a validated config allows but is probably not meant: one sentence each, naming the key."""
-    b = cfg.get("broker") or {}
-    out = []
-    port, tls = b.get("port"), b.get("tls")
-    if tls and port == 1883:
-        out.append("broker.port 1883 with broker.tls true: 1883 is MQTT's plain port (TLS is usually 8883)")
-    if not tls and port == 8883:
-        out.append("broker.port 8883 with broker.tls false: 8883 is MQTT over TLS (plain is usually 1883)")
-    if tls and b.get("tls_verify") is False:
-        out.append("broker.tls_verify false: the broker is not verified (anyone on the path can read and change "
-                   "the traffic); the device warns at every boot")
-    if not tls:
-        out.append("broker.tls false: the MQTT password and the data cross the network in the clear")
-    return out

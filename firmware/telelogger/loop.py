@@ -3,17 +3,17 @@
 # that drains the store oldest-first over the publisher, acking only after the broker's PUBACK.
 # Nothing is published directly: every sample goes through the store first, so a network
 # outage or a reset loses nothing that was appended (official firmware issues #69/#185).
-# status.py: status, the command queue, watchdog (cmdhandlers.py + commands.py: imported with the
-# first command); standby.py: when to sleep (standby_io.py: what sleeping does, imported on entry);
-# memfault.py: MemoryError as a handled fault; tasks.py: run states and helpers they all share.
+# status.py: status, watchdog; cmdrun.py: answering commands (a task started when one arrives;
+# cmdhandlers.py + commands.py: imported with the first); standby.py: when to sleep (standby_io.py:
+# what sleeping does, imported on entry); memfault.py: MemoryError as a handled fault; tasks.py: run
+# states and helpers they all share; loopinit.py: building the Telelogger and starting its tasks
+# (boot only, imported per call).
 import asyncio
 
-from core.compat import Clock
-from net.publisher import backoff_ms, jitter_pick
-from telelogger import memfault
+from net.publisher import backoff_ms
+from telelogger.memfault import guarded
 from telelogger.sampler import Pid
-from telelogger.standby import Standby
-from telelogger.tasks import FLUSH, RUN, STANDBY  # noqa: F401 - the run states, importable from here too
+from telelogger.tasks import FLUSH, RUN, STANDBY, unload  # noqa: F401 - the run states, importable from here too
 
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
 # STATIONARY_TIME_TABLE {10, 60} s): (stationary ms, record interval multiplier), longest first.
@@ -22,147 +22,54 @@ STATIONARY_TIERS = ((60000, 5), (10000, 2))
 # Records kept in RAM while the flash refuses writes (full): beyond this the oldest is dropped, counted.
 UNSAVED_MAX = 16
 
-def next_boot(path):
-    """Increments and returns the boot counter kept in the file `path` (0 if unreadable)."""
-    n = 0
-    try:
-        with open(path) as f:
-            n = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        pass
-    n += 1
-    try:
-        with open(path, "w") as f:
-            f.write(str(n))
-    except OSError:
-        pass
-    return n
+# UTC the loop believes (issue 11): a GNSS or network time before UTC_MIN_MS (2024-01-01 00:00 UTC:
+# no build of this firmware is older; raise it with the releases. GPS week-rollover receivers report
+# dates 1024 weeks back, 1999/2006/2019-era) or from UTC_MAX_MS (2100-01-01) on is refused, and so is a
+# GNSS time more than UTC_AGREE_MS (10 min) away from a network time already known. A refusal is
+# logged once per source and changes nothing: UTC stays unknown (or as it was) until a plausible time.
+UTC_MIN_MS = 1704067200000
+UTC_MAX_MS = 4102444800000
+UTC_AGREE_MS = 600000
 
 
-def _validated(cfg):
-    """cfg as telelogger.config.validate returns it (the loop reads no defaults of its own: one
-    home per fact). A validated config carries "secrets"; anything else is validated here,
-    without requiring what only the transports need (broker.host, certificates)."""
-    if cfg is not None and "secrets" in cfg:
-        return cfg
-    from telelogger import config
+def __getattr__(name):
+    """loop.next_boot, kept importable from here: telelogger/loopinit.py (boot only, imported per call)."""
+    if name == "next_boot":
+        from telelogger import loopinit
 
-    return config.validate(cfg or {}, False)
+        v = getattr(loopinit, name)
+        unload("loopinit")
+        return v
+    raise AttributeError(name)
 
 
 class Telelogger:
-    """cfg: the validated config dict (telelogger.config). publisher: net.publisher.Publisher.
-    store: telelogger.store.Store. obd: obdii Obd (init, read_pid, battery_voltage, supported).
-    gnss: a source with a `fix` (gnss.nmea.Fix). modem: optional, for signal (signal_dbm() or
-    csq()), network time (utc_ms()) and power_off()/power_on(). battery: optional object with
-    voltage() (ADC) or a callable; else obd.battery_voltage() (ATRV). clock: core.compat.Clock
-    (fake in tests). wdt: object with feed(). board: optional light_sleep(ms) (standby), reset().
-    codec: the encode module (default telelogger.encode); commands: a CommandHandler (default
-    built from cfg['secrets']['hmac_key'] when the first command arrives). boot: this boot's number
-    (next_boot()), so records stamped before UTC was known are corrected only with this boot's
-    offset. reset: callable(reason) the loop calls when memory faults persist (default
-    board.reset()); reset_path: file where that reason is kept for the next boot's status
-    (None: not kept)."""
+    """cfg: the validated config dict (telelogger.config; anything else is validated). publisher:
+    net.publisher.Publisher. store: telelogger.store.Store. obd: obdii Obd (init, read_pid,
+    battery_voltage, supported). gnss: a source with a `fix` (gnss.nmea.Fix). modem: optional, for
+    signal (signal_dbm() or csq()), network time (utc_ms()) and power_off()/power_on(). battery:
+    optional object with voltage() (ADC) or a callable; else obd.battery_voltage() (ATRV). clock:
+    core.compat.Clock (fake in tests). wdt: object with feed(). board: optional light_sleep(ms)
+    (standby), reset(). codec: encode_record/encode_batch (default telelogger.record); commands: a
+    CommandHandler (default built from cfg['secrets']['hmac_key'] when the first command arrives).
+    boot: this boot's number (next_boot()), so records stamped before UTC was known are corrected
+    only with this boot's offset. reset: callable(reason) the loop calls when memory faults persist
+    (default board.reset()); reset_path: file where that reason is kept for the next boot's status
+    (None: not kept). The config dict is not kept (telelogger/loopinit.py reads what the loop needs)."""
 
-    def __init__(self, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None, clock=None,
-                 wdt=None, board=None, codec=None, commands=None, device_id=None, log=None, boot=0,
-                 cmd_counter_path=None, reset=None, reset_path=None):
-        cfg = _validated(cfg)
-        self.cfg = cfg
-        self.pub = publisher
-        self.store = store
-        self.obd = obd
-        self.gnss = gnss
-        self.modem = modem
-        self.battery = battery
-        self.clock = clock or Clock()
-        self.wdt = wdt
-        self.board = board
-        self.log = log
-        self.boot = boot  # boot counter: monotonic timestamps are per boot (encode.py)
-        if codec is None:
-            from telelogger import encode as codec
-        self.codec = codec
-        self.device_id = device_id or cfg["device_id"]
-        base = "%s/%s/" % (cfg["topic_prefix"], self.device_id)
-        self.t_data = base + "data"
-        self.t_status = base + "status"
-        self.t_cmd = base + "cmd"
-        self.t_reply = base + "reply"
-        self.encoding = cfg["encoding"]
-        b = cfg["batch"]
-        self.batch_max = b["max_records"]
-        self.batch_age_ms = b["max_age_ms"]
-        self.payload_max = b["max_bytes"]
-        iv = cfg["intervals"]
-        self.battery_ms = iv["battery_ms"]
-        self.signal_ms = iv["signal_ms"]
-        self.status_ms = iv["status_ms"]
-        self.gnss_ms = cfg["gnss"]["interval_ms"]
-        self.backoff_min_ms = iv["reconnect_min_ms"]
-        self.backoff_max_ms = iv["reconnect_max_ms"]
-        self.pick = jitter_pick  # backoff jitter source (tests may make it deterministic)
-        self.wdt_ms = iv["wdt_feed_ms"]
-        o = cfg["obd"]
-        self.obd_enabled = o["enabled"] and obd is not None
-        pids = o["pids"]
-        self.pids = [Pid(int(h, 16), pids[h]) for h in sorted(pids)]
-        rec = iv["record_ms"]
-        if rec is None:  # config: the shortest PID interval, 1000 without PIDs
-            rec = min([p.interval_ms for p in self.pids]) if self.pids else 1000
-        self.record_ms = rec
-        sb = cfg["standby"]
-        self.flush_ms = sb["flush_s"] * 1000
-        self._mono = 0
-        self._last_ticks = self.clock.ticks_ms()
-        self.standby = Standby(sb, 0)
-        self.state = RUN
-        self.utc_offset_ms = None  # utc_ms - mono_ms, once GNSS or network time is known
-        self.pending = {}  # key -> value for the record being built
-        self.unsaved = []  # encoded records not on flash yet (sync window, failed write), oldest first
-        self.sync_ms = cfg["queue"]["sync_ms"]  # records reach flash once per window (flash wear)
-        self._synced_ms = 0
-        self.last = {}  # latest value per key, for status/progress
-        self.last_send = 0
-        self.flush_req = False
-        self.reboot_req = False
-        self.net_allowed = True
-        self.cmdq = []
-        self.cmd_ev = asyncio.Event()
-        self.lock = asyncio.Lock()
-        self.beats = {}
-        self.tasks = []
-        self.commands = commands
-        self.cmd_counter_path = cmd_counter_path
-        self.refused_reply_ms = None  # when a refused command last got a reply (status.cmd_task)
-        self.reset_cb = reset
-        self.reset_path = reset_path
-        self.last_reset = memfault.take_reason(reset_path)  # why the previous boot reset itself
-        self.reset_reason = None  # set when this run gave up (memory faults): run() returns
-        self._mem_recent = []  # loop ms of recent memory faults (memfault.py)
-        self._mem_logged = []  # task names whose memory fault was logged already (memfault.py)
-        self._done = asyncio.Event()
-        self.counters = {
-            "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
-            "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
-            "acked_seq": None, "last_seq": None, "last_bytes": 0, "standby": 0, "wakes": 0, "heartbeats": 0,
-            "cmds": 0, "status": 0, "wdt_feeds": 0, "store_errors": 0, "unsaved_dropped": 0, "mem_errors": 0,
-            "cmds_unanswered": 0,
-        }
+    def __init__(self, cfg, publisher, store, **kw):
+        from telelogger import loopinit
+
+        loopinit.init(self, cfg, publisher, store, **kw)
+        unload("loopinit")
 
     def command_handler(self):
-        """The CommandHandler, built on the first command (telelogger.commands is imported only
-        then); None when commands are off or no hmac_key is configured."""
+        """The CommandHandler, built on the first command (cmdrun.command_handler: telelogger.commands
+        is imported only then); None when commands are off or no hmac_key is configured."""
         if self.commands is None:
-            key = self.cfg["secrets"]["hmac_key"]
-            c = self.cfg["commands"]
-            if key and c["enabled"]:
-                from telelogger.commands import CommandHandler
-                from telelogger.cmdhandlers import handlers
+            from telelogger.cmdrun import command_handler
 
-                self.commands = CommandHandler(key, self.clock, handlers(self), utc_ms=self.utc_ms,
-                                               window_s=c["window_s"], nonces=c["nonces"],
-                                               counter_path=self.cmd_counter_path, device_id=self.device_id)
+            self.commands = command_handler(self)
         return self.commands
 
     # ---- helpers ----
@@ -173,9 +80,25 @@ class Telelogger:
         self._last_ticks = t
         return self._mono
 
-    def set_utc(self, utc_ms):
-        """Record that `utc_ms` is the UTC time now (GNSS or network time)."""
-        self.utc_offset_ms = int(utc_ms) - self.now()
+    def set_utc(self, utc_ms, gnss=False):
+        """Record that `utc_ms` is the UTC time now (from GNSS when gnss, else the network's) -> True;
+        a time refused as implausible (UTC_MIN_MS, UTC_MAX_MS, UTC_AGREE_MS above) -> False."""
+        utc_ms = int(utc_ms)
+        off = utc_ms - self.now()
+        net = self.net_offset_ms
+        if UTC_MIN_MS <= utc_ms < UTC_MAX_MS and (not gnss or net is None or abs(off - net) <= UTC_AGREE_MS):
+            self.utc_offset_ms = off
+            if not gnss:
+                self.net_offset_ms = off
+            return True
+        bit = 1 if gnss else 2
+        if not self.utc_refused & bit:  # once per source
+            self.utc_refused |= bit
+            why = ("%d s from the network's time" % ((off - net) // 1000) if UTC_MIN_MS <= utc_ms < UTC_MAX_MS
+                   else "outside 2024..2099 (a GPS week rollover?)")
+            self.note("warn", "%s time %d s (UTC) refused: %s; UTC stays %s", "GNSS" if gnss else "network",
+                      utc_ms // 1000, why, "unknown" if self.utc_offset_ms is None else "as it was")
+        return False
 
     def utc_ms(self):
         """UTC ms now, or None while unknown."""
@@ -260,14 +183,13 @@ class Telelogger:
                     raise
                 except Exception as e:  # a failed flash write is reported, sampling goes on
                     self.note("error", "store append failed: %s", e)
-            await self.sleep(self.record_interval())
-
-    def record_interval(self):
-        still = self.standby.stationary_for(self.now())
-        for ms, k in STATIONARY_TIERS:
-            if still >= ms:
-                return self.record_ms * k
-        return self.record_ms
+            ms = self.record_ms  # parked: longer (STATIONARY_TIERS)
+            still = self.standby.stationary_for(self.now())
+            for tier, k in STATIONARY_TIERS:
+                if still >= tier:
+                    ms *= k
+                    break
+            await self.sleep(ms)
 
     # ---- sending ----
     async def connect(self):
@@ -308,14 +230,6 @@ class Telelogger:
         self.last_send = self.now()
         return len(entries)
 
-    def due(self):
-        n = self.store.pending()
-        if not n:
-            return False
-        if self.flush_req or n >= self.batch_max or self.state != RUN:
-            return True
-        return self.now() - self.last_send >= self.batch_age_ms
-
     async def sender_task(self):
         fails = 0
         while True:
@@ -327,7 +241,9 @@ class Telelogger:
                 if not self.pub.connected():
                     await self.connect()
                     fails = 0
-                if self.due():
+                n = self.store.pending()  # due: a full batch, the batch age, a flush, standby
+                if n and (self.flush_req or n >= self.batch_max or self.state != RUN
+                          or self.now() - self.last_send >= self.batch_age_ms):
                     await self.send_batch()
                     fails = 0
                     if not self.store.pending():
@@ -359,45 +275,41 @@ class Telelogger:
                 self.note("warn", "drain: %s", e)
                 await self.sleep(self.backoff_min_ms)
 
+    async def cmd_task(self):
+        """Answers the queued command messages (telelogger/cmdrun.py, imported for them and forgotten
+        again), then ends: on_message starts it when a command arrives, no task waits meanwhile."""
+        from telelogger import cmdrun
+
+        try:
+            await cmdrun.run(self)
+        finally:
+            del cmdrun
+            unload("cmdrun")
+        self.cmd_run = None  # not after a MemoryError: memfault.guarded runs this task again
+
     def on_message(self, topic, payload):
         if topic == self.t_cmd and len(self.cmdq) < 4:
             self.cmdq.append(bytes(payload))
-            self.cmd_ev.set()
+            if self.cmd_run is None:
+                self.cmd_run = asyncio.create_task(guarded(self, "cmd", self.cmd_task))
 
     # ---- run ----
     def start(self):
         """Create the tasks inside a running event loop."""
-        from telelogger import sampler, standby, status
+        from telelogger import loopinit
 
-        t = self.tasks
-        self._done = asyncio.Event()
-
-        def task(name, fn, *args):
-            t.append(asyncio.create_task(memfault.guarded(self, name, lambda: fn(*args))))
-
-        task("record", self.record_task)
-        task("send", self.sender_task)
-        task("status", status.status_task, self)
-        task("cmd", status.cmd_task, self)
-        task("wdt", status.wdt_task, self)
-        task("standby", standby.standby_task, self)
-        if self.obd_enabled:
-            task("obd", sampler.obd_task, self)
-            task("vehicle", status.vehicle_task, self)
-        if self.gnss is not None:
-            if hasattr(self.gnss, "run"):
-                task("gnss_source", self.gnss.run)
-            task("gnss", sampler.gnss_task, self)
-        if self.battery is not None or self.obd is not None:
-            task("battery", sampler.battery_task, self)
-        if self.modem is not None:
-            task("signal", sampler.signal_task, self)
-        return t
+        try:
+            return loopinit.start(self)
+        finally:
+            unload("loopinit")
 
     def stop(self):
         for t in self.tasks:
             t.cancel()
         self.tasks = []
+        if self.cmd_run is not None:
+            self.cmd_run.cancel()
+            self.cmd_run = None
 
     async def run(self, duration_ms=None):
         """Runs the tasks for duration_ms (None: until a memory-fault reset gives up, see

@@ -2,7 +2,9 @@
 # that hit MemoryError is restarted after gc.collect() and a back-off of MEM_BACKOFF_MS doubling per
 # recent fault (at most MEM_BACKOFF_MAX_MS); MEM_FAULTS_MAX faults within MEM_WINDOW_MS give up: the
 # reason goes to t.reset_path (read back by the next boot: take_reason) and t.reset_cb(reason) or
-# the board's reset() is called. Nothing here allocates much: it runs when the heap is exhausted.
+# the board's reset() is called. Nothing here allocates much: it runs when the heap is exhausted,
+# which is also why it is resident (an import then could fail). The reason is read back at the next
+# boot by telelogger.loopinit.take_reason.
 import gc
 
 from telelogger.tasks import isawait
@@ -13,35 +15,12 @@ MEM_BACKOFF_MS = 500
 MEM_BACKOFF_MAX_MS = 8000
 
 
-def mem_free():
-    f = getattr(gc, "mem_free", None)  # MicroPython only
-    return f() if f else -1
-
-
-def take_reason(path):
-    """The reason a memory-fault reset left in `path` (then removed), or None."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            why = f.read().strip()
-    except OSError:
-        return None
-    try:
-        import os
-
-        os.remove(path)
-    except OSError:
-        pass
-    return why or None
-
-
-async def guarded(t, name, make):
-    """Runs the task `make()` (a coroutine function); a MemoryError in it is a handled fault
-    (fault) after which the task starts again."""
+async def guarded(t, name, fn, arg=None):
+    """Runs the task `fn()` (`fn(arg)` when arg is given; fn a coroutine function); a MemoryError
+    in it is a handled fault (fault) after which the task starts again."""
     while True:
         try:
-            await make()
+            await (fn() if arg is None else fn(arg))
             return
         except MemoryError:
             await fault(t, name)
@@ -50,7 +29,7 @@ async def guarded(t, name, make):
 
 
 async def fault(t, where):
-    """Counts, logs once per task, collects, backs off; resets when faults persist."""
+    """Counts, logs once per task, collects, backs off; gives up (resets) when faults persist."""
     gc.collect()
     t.counters["mem_errors"] += 1
     now = t.now()
@@ -61,18 +40,16 @@ async def fault(t, where):
     if where not in t._mem_logged:
         t._mem_logged.append(where)
         try:
-            t.note("error", "out of memory in task %s (free %d bytes): retrying after gc", where, mem_free())
+            free = getattr(gc, "mem_free", None)  # MicroPython only
+            t.note("error", "out of memory in task %s (free %d bytes): retrying after gc", where, free() if free else -1)
         except MemoryError:
             pass
-    if len(r) >= MEM_FAULTS_MAX:
-        await give_up(t, "memory: %d MemoryErrors within %d s, last in task %s" % (len(r), MEM_WINDOW_MS // 1000, where))
+    if len(r) < MEM_FAULTS_MAX:
+        await t.sleep(min(MEM_BACKOFF_MS << (len(r) - 1), MEM_BACKOFF_MAX_MS))
         return
-    await t.sleep(min(MEM_BACKOFF_MS << (len(r) - 1), MEM_BACKOFF_MAX_MS))
-
-
-async def give_up(t, reason):
-    """Gives up: stores what is still in RAM (best effort: the flash queue is durable),
-    writes `reason` to reset_path for the next boot's status, calls the reset callback."""
+    # give up: store what is still in RAM (best effort: the flash queue is durable), write the
+    # reason to reset_path for the next boot's status, call the reset callback
+    reason = "memory: %d MemoryErrors within %d s, last in task %s" % (len(r), MEM_WINDOW_MS // 1000, where)
     t.reset_reason = reason
     gc.collect()
     try:

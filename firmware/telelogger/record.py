@@ -1,7 +1,11 @@
-# Records of the telelogger (byte-level layout: telelogger/FORMAT.md): what the loop stores in the
-# flash queue, one timestamp plus samples (key, value), values kept as scaled integers (keys.py
-# gives the decimal places). The format's constants, varints and the record reader that the batch
-# encoders (encode.py, encjson.py) and the tools' decoder (decode.py) share.
+# Records and batches of the telelogger (byte-level layout: telelogger/FORMAT.md): what the loop
+# stores in the flash queue, one timestamp plus samples (key, value), values kept as scaled integers
+# (keys.py gives the decimal places), and the batches that go on the wire, "compact" (binary,
+# varints, CRC32; here) or "json" (telelogger/encjson.py, imported when a JSON batch is first built).
+# This is the device's codec module (the loop's default); telelogger/encode.py is the same API for
+# tools and tests, plus the decoder (telelogger/decode.py), which the device never imports.
+from binascii import crc32  # every port we run on has it (ESP32, unix, CPython)
+
 from telelogger.tasks import unload
 
 RECORD_VERSION = 1
@@ -63,15 +67,6 @@ def get_svarint(b, i, end=None):
 # ---------------------------------------------------------------- values
 
 
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _decimals_of_str(s):
-    p = s.find(".")
-    return 0 if p < 0 else len(s) - p - 1
-
-
 def scale(v, dp):
     """Value -> integer value*10**dp. int, float, bool, or a decimal string ("47.123456", exact:
     use strings for lat/lng on single-precision ports)."""
@@ -123,12 +118,6 @@ def dp_of(key):
     return _dps.get(key)
 
 
-def _name_of(key):
-    from telelogger import keys
-
-    return keys.name_of(key)
-
-
 def _sample_dp(key, vals):
     """(dp, explicit) for a sample: table decimals for known keys; unknown keys keep ints as
     ints and floats/decimal strings with up to keys.UNKNOWN_FLOAT_DP decimals (written explicitly)."""
@@ -140,7 +129,8 @@ def _sample_dp(key, vals):
         if isinstance(v, float):
             dp = _dps[None]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
         elif isinstance(v, str):
-            d = _decimals_of_str(v)
+            d = v.find(".")  # the decimals a decimal string has
+            d = 0 if d < 0 else len(v) - d - 1
             if d > dp:
                 dp = min(d, 9)
     return dp, dp != 0
@@ -167,7 +157,7 @@ def encode_record(ts_ms, utc, samples, boot=0):
         n = len(vals)
         if n < 1 or n > MAX_VALUES:
             raise ValueError("key 0x%x: %d values, expected 1..%d" % (key, n, MAX_VALUES))
-        if not _is_int(key) or key < 0:
+        if not isinstance(key, int) or isinstance(key, bool) or key < 0:
             raise ValueError("sample key must be a non-negative int, got %r" % (key,))
         dp, explicit = _sample_dp(key, vals)
         # key << 1 | ext; ext byte (only when needed): bits 0-1 count-1, bit 2 tuple, bit 3
@@ -181,7 +171,12 @@ def encode_record(ts_ms, utc, samples, boot=0):
             try:
                 put_svarint(buf, scale(x, dp))
             except ValueError as e:
-                raise ValueError("key 0x%x (%s): %s" % (key, _name_of(key), e))
+                from telelogger import keys  # the name, for the message only
+
+                name = keys.name_of(key)
+                del keys
+                unload("keys")
+                raise ValueError("key 0x%x (%s): %s" % (key, name, e))
     return bytes(buf)
 
 
@@ -246,16 +241,6 @@ def _sample_span(b, i, end):
 # ---------------------------------------------------------------- batches
 
 
-def _offset_for(utc_offset_ms, boot, rec_boot):
-    if utc_offset_ms is None:
-        return None
-    if isinstance(utc_offset_ms, dict):
-        return utc_offset_ms.get(rec_boot)
-    if boot is None or boot == rec_boot:
-        return utc_offset_ms
-    return None
-
-
 def _times(entries, utc_offset_ms, boot):
     """Yields (seq, rec, utc_ts_or_None, rec_boot, raw_ts, sample_start); rec_boot is None for a
     UTC record; raw_ts is the record's own ts (monotonic ms for a monotonic record)."""
@@ -263,6 +248,82 @@ def _times(entries, utc_offset_ms, boot):
         utc, rb, ts, i = _record_head(rec)
         if utc:
             yield seq, rec, ts, None, ts, i
-        else:
-            off = _offset_for(utc_offset_ms, boot, rb)
+        else:  # the offset for records of boot rb: an int for boot `boot` (all when None), or {boot: offset}
+            off = utc_offset_ms
+            if isinstance(off, dict):
+                off = off.get(rb)
+            elif boot is not None and boot != rb:
+                off = None
             yield seq, rec, (None if off is None else ts + off), rb, ts, i
+
+
+# ---------------------------------------------------------------- batches (compact here)
+
+
+def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
+    """entries: [(seq, record_bytes)] oldest first. fmt "compact" or "json".
+    utc_offset_ms: None, an int (UTC ms = mono ms + offset) for records of boot `boot` (all
+    monotonic records when boot is None), or a dict {boot: offset}. Monotonic records whose
+    boot has no offset stay monotonic (JSON: "ts": null plus "mono" and "boot")."""
+    if fmt == "compact":
+        return _encode_compact(device_id, entries, utc_offset_ms, boot)
+    if fmt == "json":
+        import sys
+
+        from telelogger.encjson import encode_json  # handed this module: importing it there is a circle
+
+        return encode_json(device_id, entries, utc_offset_ms, boot, sys.modules[__name__])
+    raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
+
+
+def _encode_compact(device_id, entries, utc_offset_ms, boot):
+    buf = bytearray((BATCH_MAGIC, BATCH_VERSION))
+    dev = device_id.encode()
+    put_uvarint(buf, len(dev))
+    buf.extend(dev)
+    seq0 = entries[0][0] if entries else 0
+    put_uvarint(buf, seq0)
+    base = 0
+    for _, _, uts, _, _, _ in _times(entries, utc_offset_ms, boot):
+        if uts is not None:
+            base = uts
+            break
+    put_uvarint(buf, base)
+    prev_utc = base
+    prev_mono = 0
+    prev_boot = None  # boot of the previous monotonic record (None: none yet)
+    expect = seq0
+    for seq, rec, uts, rb, mono, i in _times(entries, utc_offset_ms, boot):
+        if seq < expect:
+            raise ValueError("seqs must increase: %d after %d" % (seq, expect - 1))
+        n = _sample_span(rec, i, len(rec))
+        gap = seq - expect
+        if uts is not None:
+            kind = _KIND_UTC
+        elif prev_boot is not None and rb == prev_boot:
+            kind = _KIND_MONO
+        else:
+            kind = _KIND_MONO_BOOT
+        put_uvarint(buf, (n << 3) | (4 if gap else 0) | kind)
+        if gap:
+            put_uvarint(buf, gap)
+        if uts is not None:  # kind == _KIND_UTC
+            put_svarint(buf, uts - prev_utc)
+            prev_utc = uts
+        else:
+            if kind == _KIND_MONO:
+                put_svarint(buf, mono - prev_mono)
+            else:
+                put_uvarint(buf, rb)
+                put_uvarint(buf, mono)
+            prev_mono = mono
+            prev_boot = rb
+        buf.extend(memoryview(rec)[i:])
+        expect = seq + 1
+    put_crc(buf)
+    return bytes(buf)
+
+
+def put_crc(buf):
+    c = crc32(buf) & 0xFFFFFFFF
+    buf.extend(c.to_bytes(4, "little"))

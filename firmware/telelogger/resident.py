@@ -7,12 +7,13 @@
 #
 #   preload(cfg_path)   # in main: before the board, the config and the assembly
 #
-# The lists are per role; the modules each one pulls in come with it. host_tests/test_sim.py checks
+# The lists are per role; the modules each one pulls in come with it. The board's own modules (its
+# streams: core.stream on the ESP32, core.serial on a host) come with the board. host_tests/test_boot_heap.py checks
 # that what make sim keeps imported while it runs is what preload imported.
 import sys
 
-ALWAYS = ("core.unload", "core.stream", "telelogger.config", "telelogger.store", "telelogger.encode",
-          "telelogger.status", "telelogger.loop", "telelogger.progress", "telelogger.app")
+ALWAYS = ("core.unload", "telelogger.store", "telelogger.record", "telelogger.status", "telelogger.sampler",
+          "telelogger.standby", "telelogger.loop", "telelogger.app")
 CELLULAR = ("at.engine", "net.cellular", "telelogger.modemctl")
 WIFI = ("net.wifi",)
 OBD = ("obdii.elm", "obdii.obd")

@@ -1,27 +1,29 @@
 # Sampling tasks of the telelogger: OBD PIDs on per-PID intervals (with back-off for failing
 # PIDs and a re-init after rounds without any answer), GNSS fixes, battery voltage, signal.
 # Each task puts (key, value) samples into the telelogger; loop.py turns them into records.
-from telelogger.tasks import RUN, acall
+from core.compat import const
+from telelogger.tasks import RUN, acall, unload
 
-MAX_OBD_ROUNDS_FAILED = 3  # like the official MAX_OBD_ERRORS: re-init the link after this
-OBD_BACKOFF_MAX_MS = 60000
-OBD_REINIT_MS = 10000
-PID_SPEED = 0x0D
+# const(): inlined by MicroPython; the _names are not even kept as globals (no name on the heap)
+_MAX_OBD_ROUNDS_FAILED = const(3)  # like the official MAX_OBD_ERRORS: re-init the link after this
+_OBD_BACKOFF_MAX_MS = const(60000)
+_OBD_REINIT_MS = const(10000)
+_PID_SPEED = const(0x0D)
 
 # Sample keys (numbers fixed by the architecture contract and telelogger/keys.py, which names
 # them; test_loop_e2e checks they agree). Constants here so the loop does not load the table.
-K_OBD = 0x100
-K_TIME = 0x10
-K_DATE = 0x11
-K_LAT = 0x0A
-K_LNG = 0x0B
-K_ALT = 0x0C
-K_SPEED = 0x0D
-K_HEADING = 0x0E
-K_SATS = 0x0F
-K_HDOP = 0x12
-K_BATTERY = 0x24
-K_SIGNAL = 0x81
+K_OBD = const(0x100)
+K_LAT = const(0x0A)
+K_BATTERY = const(0x24)
+K_SIGNAL = const(0x81)
+_K_TIME = const(0x10)
+_K_DATE = const(0x11)
+_K_LNG = const(0x0B)
+_K_ALT = const(0x0C)
+_K_SPEED = const(0x0D)
+_K_HEADING = const(0x0E)
+_K_SATS = const(0x0F)
+_K_HDOP = const(0x12)
 
 
 class Pid:
@@ -38,28 +40,8 @@ class Pid:
 
 
 # ---- OBD ----
-async def obd_init(t):
-    t.counters["obd_inits"] += 1
-    await acall(t.obd.init)
-    ok = getattr(t.obd, "is_supported", None)  # obdii.obd.Obd: bitmap from PIDs 00/20/40..
-    if ok is None:
-        sup = getattr(t.obd, "supported", None)
-        if callable(sup):
-            sup = await acall(sup)
-        if not sup:
-            return
-        ok = sup.__contains__
-    keep = [p for p in t.pids if ok(p.pid)]
-    if not keep:
-        t.note("warn", "vehicle reports none of the configured PIDs supported: reading them all anyway")
-        return
-    if len(keep) < len(t.pids):
-        t.note("info", "PIDs not supported by this vehicle: %s", ["%02X" % p.pid for p in t.pids if not ok(p.pid)])
-    t.pids = keep
-
-
 async def read_pid(t, p, now):
-    """Reads Pid `p` once; a failure backs it off exponentially (up to OBD_BACKOFF_MAX_MS)."""
+    """Reads Pid `p` once; a failure backs it off exponentially (up to _OBD_BACKOFF_MAX_MS)."""
     try:
         v = await acall(t.obd.read_pid, p.pid)
     except MemoryError:
@@ -72,13 +54,13 @@ async def read_pid(t, p, now):
         p.fails += 1
         p.errors += 1
         t.counters["obd_errors"] += 1
-        p.due_ms = now + min(iv << min(p.fails, 6), max(OBD_BACKOFF_MAX_MS, iv))
+        p.due_ms = now + min(iv << min(p.fails, 6), max(_OBD_BACKOFF_MAX_MS, iv))
         return False
     p.fails = 0
     p.reads += 1
     t.counters["obd_reads"] += 1
     t.sample(K_OBD | p.pid, v)
-    if p.pid == PID_SPEED:
+    if p.pid == _PID_SPEED:
         t.standby.motion(v, now)
     p.due_ms = p.due_ms + iv if p.due_ms + iv > now else now + iv
     return True
@@ -93,13 +75,24 @@ async def obd_task(t):
             await t.sleep(500)
             continue
         if not up:
+            # the link's (re)initialisation and which PIDs the vehicle supports: telelogger/obdinit.py,
+            # imported for it and forgotten again
+            from telelogger import obdinit
+
+            why = None
             try:
-                await obd_init(t)
+                await obdinit.init(t)
             except MemoryError:
                 raise
             except Exception as e:
-                t.note("warn", "OBD init failed: %s", e)
-                await t.sleep(OBD_REINIT_MS)
+                why = str(e)
+            finally:
+                del obdinit
+                unload("obdinit")
+            if why is not None:
+                t.note("warn", "OBD init failed: %s", why)
+                why = None
+                await t.sleep(_OBD_REINIT_MS)
                 continue
             up = True
             failed = 0
@@ -119,7 +112,7 @@ async def obd_task(t):
             failed = 0
         elif bad:
             failed += 1
-            if failed >= MAX_OBD_ROUNDS_FAILED:
+            if failed >= _MAX_OBD_ROUNDS_FAILED:
                 t.note("warn", "OBD: %d rounds without an answer, re-initialising", failed)
                 up = False
                 continue
@@ -132,47 +125,36 @@ async def obd_task(t):
 
 
 # ---- GNSS ----
-def gnss_fix(t):
-    """The source's gnss.nmea.Fix: gnss.sources expose it as a .fix() method, simpler sources
-    (test doubles) as a .fix attribute; None without a source."""
-    f = getattr(t.gnss, "fix", None)
-    if f is None or hasattr(f, "valid"):  # the Fix itself
-        return f
-    return f()
-
-
-def fix_utc_ms(f):
-    e = getattr(f, "epoch", None)
-    if e is None:
-        return None
-    return e * 1000 + (getattr(f, "ms", 0) or 0)
-
-
 async def gnss_task(t):
     last = None
     while True:
-        f = gnss_fix(t) if t.state == RUN else None
+        # the source's gnss.nmea.Fix: gnss.sources expose it as a .fix() method, simpler sources
+        # (test doubles) as a .fix attribute
+        f = getattr(t.gnss, "fix", None) if t.state == RUN else None
+        if f is not None and not hasattr(f, "valid"):
+            f = f()
         if f is not None and f.valid and f.lat is not None:
             stamp = getattr(f, "updates", None)
             if stamp is None or stamp != last:
                 last = stamp
                 t.counters["gnss_fixes"] += 1
                 now = t.now()
-                utc = fix_utc_ms(f)
-                if utc:
+                utc = getattr(f, "epoch", None)
+                if utc is not None:
+                    utc = utc * 1000 + (getattr(f, "ms", 0) or 0)
                     # the fix is at most one interval old: good enough for a log timestamp
-                    t.utc_offset_ms = utc - now
+                    t.set_utc(utc, True)
                 if f.hour is not None:
-                    t.sample(K_TIME, f.hour * 1000000 + f.minute * 10000 + f.second * 100 + (f.ms or 0) // 10)
+                    t.sample(_K_TIME, f.hour * 1000000 + f.minute * 10000 + f.second * 100 + (f.ms or 0) // 10)
                 if f.day is not None:
-                    t.sample(K_DATE, f.day * 10000 + f.month * 100 + f.year % 100)
+                    t.sample(_K_DATE, f.day * 10000 + f.month * 100 + f.year % 100)
                 t.sample(K_LAT, f.lat)
-                t.sample(K_LNG, f.lon)
-                t.sample(K_ALT, f.alt)
-                t.sample(K_SPEED, f.speed_kmh)
-                t.sample(K_HEADING, f.course)
-                t.sample(K_SATS, f.sats)
-                t.sample(K_HDOP, f.hdop)
+                t.sample(_K_LNG, f.lon)
+                t.sample(_K_ALT, f.alt)
+                t.sample(_K_SPEED, f.speed_kmh)
+                t.sample(_K_HEADING, f.course)
+                t.sample(_K_SATS, f.sats)
+                t.sample(_K_HDOP, f.hdop)
                 t.standby.motion(f.speed_kmh, now)
         await t.sleep(t.gnss_ms)
 
@@ -204,21 +186,16 @@ async def battery_task(t):
         await t.sleep(t.battery_ms)
 
 
-async def read_signal(t):
-    """dBm from the modem's signal_dbm() (net.cellular's modem: AT+CSQ converted there), or None."""
-    try:
-        return await acall(t.modem.signal_dbm)
-    except MemoryError:
-        raise
-    except Exception as e:
-        t.note("debug", "signal: %s", e)
-    return None
-
-
 async def signal_task(t):
     while True:
         if t.state == RUN:
-            s = await read_signal(t)
+            s = None
+            try:  # dBm from the modem's signal_dbm() (net.cellular's modem: AT+CSQ converted there)
+                s = await acall(t.modem.signal_dbm)
+            except MemoryError:
+                raise
+            except Exception as e:
+                t.note("debug", "signal: %s", e)
             if s is not None and t.last.get(K_SIGNAL) != s:  # official: CSQ stored on change
                 t.sample(K_SIGNAL, s)
             if t.utc_offset_ms is None and hasattr(t.modem, "utc_ms"):

@@ -1,7 +1,7 @@
-# Status publishing, remote commands (wired to commands.CommandHandler) and watchdog feeding.
+# Status publishing and watchdog feeding (remote commands: Telelogger.cmd_task and telelogger/cmdrun.py).
 import json
 
-from telelogger.tasks import RUN, acall, isawait, unload
+from telelogger.tasks import RUN, unload
 from telelogger.sampler import K_BATTERY, K_SIGNAL
 
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets).
@@ -58,67 +58,6 @@ async def vehicle_task(t):
             ms = await vehicle.check(t)
             del vehicle
             unload("vehicle")
-
-
-# ---- commands (the handlers: telelogger/cmdhandlers.py, imported with the first command) ----
-# Refused messages (unauthenticated, replayed, malformed, or commands off) get at most one reply per
-# REFUSED_REPLY_MS; the others are dropped silently (counted: cmds_unanswered), so that anyone able
-# to publish on the cmd topic cannot make the device publish a (signed) reply per message.
-REFUSED_REPLY_MS = 10000
-
-
-async def cmd_task(t):
-    while True:
-        await t.cmd_ev.wait()
-        t.cmd_ev.clear()
-        while t.cmdq:
-            payload = t.cmdq.pop(0)
-            t.counters["cmds"] += 1
-            h = t.command_handler()
-            refused = True
-            if h is None:
-                reply = b'{"ok":false,"error":"commands disabled (commands.enabled is false or no secrets.hmac_key)"}'
-            else:
-                stats = getattr(h, "stats", None)  # CommandHandler counts what it rejects
-                before = stats["rejected"] if stats else None
-                try:
-                    reply = h.handle(payload)
-                    if isawait(reply):
-                        reply = await reply
-                    refused = stats is not None and stats["rejected"] != before
-                except MemoryError:
-                    raise
-                except Exception as e:
-                    reply = json.dumps({"ok": False, "error": str(e)}).encode()
-            if refused:
-                now = t.now()
-                if t.refused_reply_ms is not None and now - t.refused_reply_ms < REFUSED_REPLY_MS:
-                    t.counters["cmds_unanswered"] += 1
-                    continue
-                t.refused_reply_ms = now
-            try:
-                async with t.lock:
-                    await t.pub.publish(t.t_reply, reply, 1)
-            except MemoryError:
-                raise
-            except Exception as e:
-                t.note("warn", "reply not sent: %s", e)
-            if t.reboot_req:
-                await reboot(t)
-
-
-async def reboot(t):
-    t.note("warn", "reboot requested")
-    try:
-        t.build_record()  # the records of the sync window go to flash first
-    except Exception as e:  # flash full: they are lost with the reboot, say so
-        t.note("warn", "before reboot: %d records not stored: %s", len(t.unsaved), e)
-    try:
-        await t.pub.disconnect()
-    except Exception:
-        pass
-    if t.board is not None and hasattr(t.board, "reset"):
-        await acall(t.board.reset)
 
 
 # ---- watchdog ----

@@ -9,7 +9,11 @@
 # (acked-up-to seq + dropped counter, replaced atomically by writing "state.tmp" then rename).
 # Record on flash: magic 0xA7, u16 length, u32 seq, u32 CRC32 (header bytes 0..6 + payload),
 # payload. Segments are never rewritten, except once at open to cut a torn last record.
+# Opening the queue (scanning the folder, reading the state, cutting a torn tail) runs once per
+# boot: telelogger/storeopen.py, imported by Store() and forgotten again.
 from binascii import crc32 as _crc32  # every port we run on has it (ESP32, unix, CPython)
+
+from core.unload import forget
 
 try:
     import os
@@ -32,26 +36,16 @@ class StoreError(Exception):
 
 
 class PosixFS:
-    """The os-module subset the store uses (open, listdir, remove, rename, stat, mkdir).
-    Tests pass their own object with the same methods (e.g. to inject faults)."""
+    """The os-module subset the store uses (open, listdir, remove, rename, stat, mkdir, sync(f)).
+    Tests pass their own object with the same methods (e.g. to inject faults); the os functions
+    are the methods themselves (PosixFS.open(path, mode), no Python wrapper on the heap)."""
 
-    def open(self, path, mode):
-        return open(path, mode)
-
-    def listdir(self, path):
-        return os.listdir(path)
-
-    def remove(self, path):
-        os.remove(path)
-
-    def rename(self, a, b):
-        os.rename(a, b)
-
-    def stat(self, path):
-        return os.stat(path)
-
-    def mkdir(self, path):
-        os.mkdir(path)
+    open = staticmethod(open)
+    listdir = staticmethod(os.listdir)
+    remove = staticmethod(os.remove)
+    rename = staticmethod(os.rename)
+    stat = staticmethod(os.stat)
+    mkdir = staticmethod(os.mkdir)
 
     def sync(self, f):
         """Make written data durable. flush() is a sync on MicroPython (littlefs, FAT, unix);
@@ -79,23 +73,16 @@ def _hdr(seq, payload):
 
 class Store:
     def __init__(self, root, max_bytes, segment_bytes, fs=None):
-        if segment_bytes * 2 > max_bytes:
-            raise ValueError("segment_bytes (%d) must be at most max_bytes / 2 (%d)" % (segment_bytes, max_bytes // 2))
-        self.root = root.rstrip("/") or "/"
-        self.max_bytes = max_bytes
-        self.segment_bytes = segment_bytes
-        self.fs = fs or PosixFS()
-        self.acked = 0  # every seq <= acked is delivered (or dropped)
-        self.dropped = 0  # records dropped unsent because the queue was full (persisted)
-        self.corrupt = 0  # records found damaged when read (not persisted)
-        self.recovered = 0  # torn bytes cut at open
-        self._segs = []  # [first_seq, size] oldest first; the last one is the active segment
-        self._f = None  # open append handle of the active segment
-        self._next = 1
-        self._cursor = None  # (first_seq of segment, offset, seq at offset) for peek
-        self._bad = {}  # first_seq -> offset of a damaged record found by peek (read stops there)
-        self._roll = False  # a write failed in the active segment: the next append starts a new one
-        self._open()
+        # the fields (documented in telelogger/storeopen.py) and the folder's contents: boot only,
+        # forgotten again once the queue is open
+        from telelogger import storeopen
+
+        try:
+            storeopen.open_store(self, root, max_bytes, segment_bytes, fs or PosixFS(),
+                                 (HDR, SEG_SUFFIX, SEG_TMP, STATE, STATE_TMP))
+        finally:
+            del storeopen
+            forget("telelogger.storeopen")
 
     # ------------------------------------------------------------ paths and state
     def _p(self, name):
@@ -104,25 +91,6 @@ class Store:
     @staticmethod
     def _seg_name(first):
         return "%010d%s" % (first, SEG_SUFFIX)
-
-    def _read_state(self, name):
-        try:
-            with self.fs.open(self._p(name), "rb") as f:
-                b = f.read()
-        except OSError:
-            return None
-        parts = b.split()
-        if len(parts) != 3:
-            return None
-        try:
-            acked = int(parts[0])
-            dropped = int(parts[1])
-            c = int(parts[2], 16)
-        except ValueError:
-            return None
-        if crc32(parts[0] + b" " + parts[1]) != c:
-            return None
-        return acked, dropped
 
     def _write_state(self):
         body = ("%d %d" % (self.acked, self.dropped)).encode()
@@ -143,71 +111,6 @@ class Store:
             sync(f)
         else:
             f.flush()
-
-    # ------------------------------------------------------------ open / recovery
-    def _open(self):
-        fs = self.fs
-        try:
-            names = fs.listdir(self.root)
-        except OSError:
-            fs.mkdir(self.root)
-            names = []
-        st = self._read_state(STATE)
-        if st is None:
-            st = self._read_state(STATE_TMP)  # crash between "remove state" and rename
-        segs = []
-        for n in names:
-            if n.endswith(SEG_SUFFIX) and len(n) == 10 + len(SEG_SUFFIX) and n[:10].isdigit():
-                segs.append(int(n[:10]))
-            elif n == SEG_TMP:
-                fs.remove(self._p(n))
-        segs.sort()
-        if st is not None:
-            self.acked, self.dropped = st
-        elif segs:
-            self.acked = segs[0] - 1
-        self._segs = [[s, fs.stat(self._p(self._seg_name(s)))[6]] for s in segs]
-        last_seq = self.acked
-        if self._segs:
-            last_seq = max(last_seq, self._recover_last())
-        self._next = last_seq + 1
-        self._delete_acked()
-        if st is None:
-            self._write_state()
-
-    def _recover_last(self):
-        """Scans the last segment; cuts a torn tail. Returns the last valid seq (or first-1)."""
-        first, size = self._segs[-1]
-        name = self._p(self._seg_name(first))
-        good = 0
-        last = first - 1
-        buf = bytearray(HDR)
-        with self.fs.open(name, "rb") as f:
-            while True:
-                r = self._read_rec(f, good, buf, last)
-                if r is None:
-                    break
-                last = r[0]
-                good += HDR + len(r[1])
-        if good < size:
-            self.recovered += size - good
-            if good == 0:
-                self.fs.remove(name)
-                self._segs.pop()
-                return last
-            tmp = self._p(SEG_TMP)
-            with self.fs.open(name, "rb") as src, self.fs.open(tmp, "wb") as dst:
-                left = good
-                while left:
-                    chunk = src.read(min(left, 512))
-                    if not chunk:
-                        break
-                    dst.write(chunk)
-                    left -= len(chunk)
-                self._sync(dst)
-            self.fs.rename(tmp, name)
-            self._segs[-1][1] = good
-        return last
 
     def _read_rec(self, f, off, hbuf, prev_seq):
         """Reads the record at `off` of open file f -> (seq, payload) or None (end or damage)."""
@@ -367,5 +270,4 @@ class Store:
             self.ack(self._next - 1)
         return out
 
-    def close(self):
-        self._close_active()
+    close = _close_active

@@ -16,7 +16,7 @@ class FullFlashFS(PosixFS):
         self.spare = spare
 
     def open(self, path, mode):
-        f = PosixFS.open(self, path, mode)
+        f = PosixFS.open(path, mode)
         if ("a" in mode or "w" in mode) and not (self.spare and path.endswith(self.spare)):
             return _FullFile(f, self)
         return f

@@ -93,3 +93,21 @@ def test_drop_modules_frees_the_package_attribute():
     assert getattr(telelogger, "keys", None) is None
     if had:  # leave the suite's other modules as they were
         import telelogger.keys  # noqa: F401
+
+
+def test_device_main_error_end_notes_and_resets_through_the_board():
+    from telelogger.appboot import stopped
+
+    class Board:
+        resets = 0
+
+        def reset(self):
+            self.resets += 1
+
+    d = _dir("stopped")
+    assert stopped(ValueError("no modem"), None, 0, d + "/last_error.txt") is False  # no board: re-raised
+    assert _read(d + "/last_error.txt").strip() == "ValueError: no modem"
+    b = Board()
+    assert stopped(OSError(5), b, 1, d + "/last_error.txt") is True and b.resets == 1
+    assert _read(d + "/last_error.txt").startswith("OSError: ")
+    os.remove(d + "/last_error.txt")

@@ -2,7 +2,7 @@
 # scheduling, store-first, oldest-first sending, ack only after publish, offline then online.
 import json
 
-from loopfakes import Codec, FakeObd, FakeGnss, GatePublisher, MemStore, cfg, make, sent_seqs, stop
+from loopfakes import Codec, FakeObd, FakeGnss, GatePublisher, MemStore, cfg, make, sent_seqs, stop, validated
 from fakepub import FakePublisher
 from telelogger import status
 
@@ -239,9 +239,9 @@ async def test_memory_error_that_persists_resets_with_reason():
     assert t2.last_reset is None  # no reset_path given: nothing read
     from telelogger.loop import Telelogger
 
-    t3 = Telelogger(t.cfg, pub2, store2, clock=clk2, codec=Codec, reset_path=path)
+    t3 = Telelogger(validated(), pub2, store2, clock=clk2, codec=Codec, reset_path=path)
     assert status.status(t3)["last_reset"] == resets[0]
-    t4 = Telelogger(t.cfg, pub2, store2, clock=clk2, codec=Codec, reset_path=path)
+    t4 = Telelogger(validated(), pub2, store2, clock=clk2, codec=Codec, reset_path=path)
     assert t4.last_reset is None  # read once, then removed
 
 

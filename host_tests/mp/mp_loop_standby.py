@@ -134,6 +134,29 @@ async def test_commands_wiring():
     assert t.counters["cmds"] == 4 and not t.reboot_req
 
 
+async def test_command_task_runs_only_while_commands_wait():
+    import sys
+
+    t, clk, pub, store, obd = make()
+    from telelogger.cmdhandlers import handlers
+
+    t.commands = EchoCommands(handlers(t))
+    t.start()
+    await clk.advance(3000)
+    n = len(t.tasks)
+    assert t.cmd_run is None and "telelogger.cmdrun" not in sys.modules  # nothing waits for commands
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"ping"}')
+    assert t.cmd_run is not None  # started by the message
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"ping"}')
+    await clk.advance(100)
+    assert t.cmd_run is None and "telelogger.cmdrun" not in sys.modules  # done: ended, module forgotten
+    assert len([1 for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]) == 2 and len(t.tasks) == n
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"ping"}')  # a later one starts it again
+    await clk.advance(100)
+    await stop(t, clk)
+    assert len([1 for tp, p, q in pub.sent if tp == "fm/TEST01/reply"]) == 3 and t.counters["cmds"] == 3
+
+
 async def test_set_interval_keeps_the_config_limits():
     from telelogger.cmdhandlers import handlers
 

@@ -254,11 +254,11 @@ class _CountingFS(S.PosixFS):
 
     def rename(self, a, b):
         self.renames += 1
-        S.PosixFS.rename(self, a, b)
+        S.PosixFS.rename(a, b)
 
     def open(self, path, mode):
         self.opens[mode] = self.opens.get(mode, 0) + 1
-        return S.PosixFS.open(self, path, mode)
+        return S.PosixFS.open(path, mode)
 
 
 def test_injected_fs_and_write_budget():

@@ -1,0 +1,77 @@
+# What the telelogger does with the command messages it queued (Telelogger.cmd_task imports this module
+# when one arrives and forgets it again: a running car rarely gets a command). The checks are
+# telelogger/commands.py's (a CommandHandler, built here on the first command), the handlers
+# telelogger/cmdhandlers.py's. Nothing of this module may stay referenced after run() returns.
+import json
+
+from telelogger.tasks import acall, isawait
+
+# Refused messages (unauthenticated, replayed, malformed, or commands off) get at most one reply per
+# REFUSED_REPLY_MS; the others are dropped silently (counted: cmds_unanswered), so that anyone able
+# to publish on the cmd topic cannot make the device publish a (signed) reply per message.
+REFUSED_REPLY_MS = 10000
+
+
+def command_handler(t):
+    """A CommandHandler for the telelogger `t` (Telelogger.command_handler keeps it), or None when
+    commands are off or no hmac_key is configured."""
+    key, enabled, window_s, nonces = t.cmd_cfg
+    if not (key and enabled):
+        return None
+    from telelogger.cmdhandlers import handlers
+    from telelogger.commands import CommandHandler
+
+    return CommandHandler(key, t.clock, handlers(t), utc_ms=t.utc_ms, window_s=window_s, nonces=nonces,
+                          counter_path=t.cmd_counter_path, device_id=t.device_id)
+
+
+async def run(t):
+    """Answers every queued command message (t.cmdq), oldest first."""
+    while t.cmdq:
+        payload = t.cmdq.pop(0)
+        t.counters["cmds"] += 1
+        h = t.command_handler()
+        refused = True
+        if h is None:
+            reply = b'{"ok":false,"error":"commands disabled (commands.enabled is false or no secrets.hmac_key)"}'
+        else:
+            stats = getattr(h, "stats", None)  # CommandHandler counts what it rejects
+            before = stats["rejected"] if stats else None
+            try:
+                reply = h.handle(payload)
+                if isawait(reply):
+                    reply = await reply
+                refused = stats is not None and stats["rejected"] != before
+            except MemoryError:
+                raise
+            except Exception as e:
+                reply = json.dumps({"ok": False, "error": str(e)}).encode()
+        if refused:
+            now = t.now()
+            if t.refused_reply_ms is not None and now - t.refused_reply_ms < REFUSED_REPLY_MS:
+                t.counters["cmds_unanswered"] += 1
+                continue
+            t.refused_reply_ms = now
+        try:
+            async with t.lock:
+                await t.pub.publish(t.t_reply, reply, 1)
+        except MemoryError:
+            raise
+        except Exception as e:
+            t.note("warn", "reply not sent: %s", e)
+        if t.reboot_req:
+            await reboot(t)
+
+
+async def reboot(t):
+    t.note("warn", "reboot requested")
+    try:
+        t.build_record()  # the records of the sync window go to flash first
+    except Exception as e:  # flash full: they are lost with the reboot, say so
+        t.note("warn", "before reboot: %d records not stored: %s", len(t.unsaved), e)
+    try:
+        await t.pub.disconnect()
+    except Exception:
+        pass
+    if t.board is not None and hasattr(t.board, "reset"):
+        await acall(t.board.reset)

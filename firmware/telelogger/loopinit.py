@@ -1,0 +1,179 @@
+# The telelogger loop's boot half (telelogger/loop.py is what runs every sample): building a
+# Telelogger from the validated config, starting its tasks, the boot counter and the reason the
+# previous boot reset itself. Imported for one call and forgotten again (core.unload.forget), so it
+# must leave nothing of its own behind: the tasks it starts run functions of resident modules.
+import asyncio
+
+from telelogger.memfault import guarded
+from telelogger.sampler import Pid
+from telelogger.standby import Standby
+from telelogger.tasks import RUN
+
+
+def next_boot(path):
+    """Increments and returns the boot counter kept in the file `path` (0 if unreadable)."""
+    n = 0
+    try:
+        with open(path) as f:
+            n = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        pass
+    n += 1
+    try:
+        with open(path, "w") as f:
+            f.write(str(n))
+    except OSError:
+        pass
+    return n
+
+
+def take_reason(path):
+    """The reason a memory-fault reset left in `path` (then removed), or None."""
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            why = f.read().strip()
+    except OSError:
+        return None
+    try:
+        import os
+
+        os.remove(path)
+    except OSError:
+        pass
+    return why or None
+
+
+def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None, clock=None, wdt=None, board=None,
+         codec=None, commands=None, device_id=None, log=None, boot=0, cmd_counter_path=None, reset=None,
+         reset_path=None):
+    """Telelogger.__init__ (see its docstring). The loop keeps the few config values it reads, not
+    the config: once built, nothing of the config dict needs to stay on the heap."""
+    if cfg is None or "secrets" not in cfg:
+        # anything but telelogger.config.validate's result is validated here (the loop reads no
+        # defaults of its own: one home per fact), without what only the transports need
+        from telelogger import config
+
+        cfg = config.validate(cfg or {}, False)
+    t.cfg = cfg  # the validated config: remote config_get/config_set and the DTC interval read it (cfgcmd, vehicle)
+    t.pub = publisher
+    t.store = store
+    t.obd = obd
+    t.gnss = gnss
+    t.modem = modem
+    t.battery = battery
+    if clock is None:
+        from core.compat import Clock
+
+        clock = Clock()
+    t.clock = clock
+    t.wdt = wdt
+    t.board = board
+    t.log = log
+    t.boot = boot  # boot counter: monotonic timestamps are per boot (encode.py)
+    if codec is None:
+        from telelogger import record as codec  # the device's codec (encode.py: the same, for tools)
+    t.codec = codec
+    t.device_id = device_id or cfg["device_id"]
+    base = "%s/%s/" % (cfg["topic_prefix"], t.device_id)
+    t.t_data = base + "data"
+    t.t_status = base + "status"
+    t.t_cmd = base + "cmd"
+    t.t_reply = base + "reply"
+    t.encoding = cfg["encoding"]
+    b = cfg["batch"]
+    t.batch_max = b["max_records"]
+    t.batch_age_ms = b["max_age_ms"]
+    t.payload_max = b["max_bytes"]
+    iv = cfg["intervals"]
+    t.battery_ms = iv["battery_ms"]
+    t.signal_ms = iv["signal_ms"]
+    t.status_ms = iv["status_ms"]
+    t.gnss_ms = cfg["gnss"]["interval_ms"]
+    t.backoff_min_ms = iv["reconnect_min_ms"]
+    t.backoff_max_ms = iv["reconnect_max_ms"]
+    from net.publisher import jitter_pick
+
+    t.pick = jitter_pick  # backoff jitter source (tests may make it deterministic)
+    t.wdt_ms = iv["wdt_feed_ms"]
+    o = cfg["obd"]
+    t.obd_enabled = o["enabled"] and obd is not None
+    pids = o["pids"]
+    t.pids = [Pid(int(h, 16), pids[h]) for h in sorted(pids)]
+    rec = iv["record_ms"]
+    if rec is None:  # config: the shortest PID interval, 1000 without PIDs
+        rec = min([p.interval_ms for p in t.pids]) if t.pids else 1000
+    t.record_ms = rec
+    sb = cfg["standby"]
+    t.flush_ms = sb["flush_s"] * 1000
+    t._mono = 0
+    t._last_ticks = clock.ticks_ms()
+    t.standby = Standby(sb, 0)
+    t.state = RUN
+    t.utc_offset_ms = None  # utc_ms - mono_ms, once GNSS or network time is known (loop.set_utc)
+    t.net_offset_ms = None  # the same from the network's time alone (GNSS is checked against it)
+    t.utc_refused = 0  # sources whose time was refused already (1 GNSS, 2 network): logged once each
+    t.pending = {}  # key -> value for the record being built
+    t.unsaved = []  # encoded records not on flash yet (sync window, failed write), oldest first
+    t.sync_ms = cfg["queue"]["sync_ms"]  # records reach flash once per window (flash wear)
+    t._synced_ms = 0
+    t.last = {}  # latest value per key, for status/progress
+    t.last_send = 0
+    t.flush_req = False
+    t.reboot_req = False
+    t.net_allowed = True
+    t.cmdq = []  # command messages not answered yet (at most 4)
+    t.cmd_run = None  # the task answering them (Telelogger.cmd_task), while there are any
+    t.lock = asyncio.Lock()
+    t.beats = {}
+    t.tasks = []
+    t.commands = commands
+    c = cfg["commands"]
+    # what the first command needs (status.command_handler): the key, and the commands section
+    t.cmd_cfg = (cfg["secrets"]["hmac_key"], c["enabled"], c["window_s"], c["nonces"])
+    t.cmd_counter_path = cmd_counter_path
+    t.refused_reply_ms = None  # when a refused command last got a reply (cmdrun.run)
+    t.reset_cb = reset
+    t.reset_path = reset_path
+    t.last_reset = take_reason(reset_path)  # why the previous boot reset itself
+    t.reset_reason = None  # set when this run gave up (memory faults): run() returns
+    t._mem_recent = []  # loop ms of recent memory faults (memfault.py)
+    t._mem_logged = []  # task names whose memory fault was logged already (memfault.py)
+    t._done = asyncio.Event()
+    t.counters = {
+        "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
+        "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
+        "acked_seq": None, "last_seq": None, "last_bytes": 0, "standby": 0, "wakes": 0, "heartbeats": 0,
+        "cmds": 0, "status": 0, "wdt_feeds": 0, "store_errors": 0, "unsaved_dropped": 0, "mem_errors": 0,
+        "cmds_unanswered": 0,
+    }
+
+
+def start(t):
+    """Telelogger.start: the tasks, each run by memfault.guarded (a MemoryError restarts it)."""
+    from telelogger import sampler, standby, status
+
+    tl = t.tasks
+    t._done = asyncio.Event()
+
+    def task(name, fn, arg=None):
+        tl.append(asyncio.create_task(guarded(t, name, fn, arg)))
+
+    task("record", t.record_task)
+    task("send", t.sender_task)
+    task("status", status.status_task, t)
+    task("wdt", status.wdt_task, t)
+    task("standby", standby.standby_task, t)
+    if t.obd_enabled:
+        task("obd", sampler.obd_task, t)
+        task("vehicle", status.vehicle_task, t)
+    if t.gnss is not None:
+        if hasattr(t.gnss, "run"):
+            task("gnss_source", t.gnss.run)
+        task("gnss", sampler.gnss_task, t)
+    if t.battery is not None or t.obd is not None:
+        task("battery", sampler.battery_task, t)
+    if t.modem is not None:
+        task("signal", sampler.signal_task, t)
+    return tl
