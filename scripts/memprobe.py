@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 # dropped again, so they are not in this list; `make bench` measures the real entry path too.
 ENTRY_MODULES = [
     "core.compat", "at.engine", "modem.cmqtt", "modem.sim7600", "net.publisher", "net.cellular",
-    "obdii.elm", "obdii.obd", "gnss.modem", "telelogger.encode", "telelogger.store",
+    "obdii.elm", "obdii.obd", "gnss.modem", "telelogger.record", "telelogger.store",
     "telelogger.loop", "telelogger.modemctl", "telelogger.app",
 ]
 
