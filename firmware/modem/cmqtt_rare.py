@@ -1,10 +1,140 @@
-# The rare operations of the modem's MQTT client (modem.cmqtt.Cmqtt): service clean-up and
-# restart, stop/release/disconnect, the will, several topics per SUBSCRIBE, UNSUBSCRIBE, the
-# state query and the recoveries of ACCQ. Cmqtt imports this module for the call (through
-# core.errors.lookup) and drops it again, so none of it is resident on the ESP32. Every function
-# takes the Cmqtt first and is called with its lock held where the original method took it.
+# The connect path and the rare operations of the modem's MQTT client (modem.cmqtt.Cmqtt): START
+# (with the clean-up of a stale service), ACCQ (and its recoveries), CONNECT, SUBSCRIBE, service
+# clean-up and restart, stop/release/disconnect, the will, several topics per SUBSCRIBE,
+# UNSUBSCRIBE, the state query; what a failed AT exchange means as a CmqttError; the words for a
+# session that went down and for a dropped incoming message. Cmqtt looks an attribute it does not
+# have up here (Cmqtt.__getattr__ -> method()) and calls the helpers by name (Cmqtt._rare), through
+# core.errors.lookup: the module is imported for the call and dropped again, so none of it is
+# resident on the ESP32. Every function takes the Cmqtt first and takes its lock where the
+# operation needs it.
+from at.engine import ATCommandError, ATTimeout, ModemRebooted
 from modem import codes
-from modem.cmqtt_errors import CmqttArgError, CmqttError, check_payload, check_topic, parse_code
+from modem.cmqtt_errors import CmqttArgError, CmqttError, _to_bytes, check_payload, check_topic, parse_code
+
+# Cmqtt's methods that live here
+_METHODS = ("start", "acquire", "connect", "subscribe", "subscribe_many", "unsubscribe", "stop", "release",
+            "reset_service", "set_will", "disconnect", "query_connected")
+
+
+def method(mq, name):
+    """Cmqtt.<name>, bound to mq (Cmqtt.__getattr__); AttributeError for any other name."""
+    if name not in _METHODS:
+        raise AttributeError(name)
+    f = globals()[name]
+
+    def bound(*a, **k):
+        return f(mq, *a, **k)
+
+    return bound
+
+
+async def start(mq):
+    """AT+CMQTTSTART; a stale service (23 / 'client used') is cleaned up: DISC, REL, STOP, START."""
+    async with mq._lock:
+        try:
+            await mq._cmd("CMQTTSTART", "AT+CMQTTSTART", None, "+CMQTTSTART: ")
+        except CmqttError as e:
+            if e.code not in (19, 23):
+                raise
+            await cleanup(mq)
+            await mq._cmd("CMQTTSTART", "AT+CMQTTSTART", None, "+CMQTTSTART: ")
+        mq.started = True
+        mq.nonet = False
+        mq.acquired = False
+
+
+async def acquire(mq, client_id, tls=False):
+    """AT+CMQTTACCQ (MQTT 3.1.1) then checkUTF8. A client left acquired (19) is released first.
+    Older module firmware: ACCQ without the version argument (then 3.1.1 is its only
+    protocol), and no checkUTF8 setting (logged; the module keeps its default)."""
+    cid = _to_bytes(client_id)
+    if not 1 <= len(cid) <= codes.CLIENT_ID_MAX or b'"' in cid:
+        raise CmqttArgError("client id must be 1..%d bytes without '\"'" % codes.CLIENT_ID_MAX)
+    base = 'AT+CMQTTACCQ=%d,"%s",%d' % (mq.idx, str(cid, "utf-8"), 1 if tls else 0)
+    async with mq._lock:
+        try:
+            await mq._cmd("CMQTTACCQ", base + ",4" if mq.accq_version else base)
+        except CmqttError as e:
+            if e.code != 19 and (e.code not in (1, 12) or not mq.accq_version):
+                raise
+            await accq_retry(mq, base, e)
+        mq.acquired = True
+        try:
+            await mq._cmd("CMQTTCFG", 'AT+CMQTTCFG="checkUTF8",%d,%d' % (mq.idx, 1 if mq.check_utf8 else 0))
+        except CmqttError as e:
+            if e.code not in (1, 12, 13):
+                raise
+            if mq.log:
+                mq.log.warn("AT+CMQTTCFG=\"checkUTF8\" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)", e)
+
+
+async def connect(mq, host, port=1883, keepalive=60, clean=True, user=None, password=None, ssl_ctx=None, timeout_ms=120000):
+    """AT+CMQTTSSLCFG (re-issued every time: DISC and failed connects clear it) then
+    AT+CMQTTCONNECT, returning only after `+CMQTTCONNECT: <idx>,0`."""
+    addr = "tcp://%s:%d" % (host, port)
+    if not 9 <= len(addr) <= 256:
+        raise CmqttArgError("server address %r must be 9..256 characters" % addr)
+    cmd = 'AT+CMQTTCONNECT=%d,"%s",%d,%d' % (mq.idx, addr, keepalive, 1 if clean else 0)
+    if user is not None:
+        cmd += ',"%s"' % user
+        if password is not None:
+            cmd += ',"%s"' % password
+    async with mq._lock:
+        if ssl_ctx is not None:
+            await mq._cmd("CMQTTSSLCFG", "AT+CMQTTSSLCFG=%d,%d" % (mq.idx, ssl_ctx))
+        mq.last_down = None
+        await mq._cmd("CMQTTCONNECT", cmd, None, "+CMQTTCONNECT: %d," % mq.idx, timeout_ms, 0)
+        mq._connected = True
+        if mq._state_cb:
+            mq._state_cb(True, "connected")
+
+
+async def subscribe(mq, topic, qos=1):
+    """One topic: AT+CMQTTSUB=<idx>,<len>,<qos> with the topic at the prompt."""
+    t = check_topic(topic)
+    async with mq._lock:
+        mq._check_up("CMQTTSUB")
+        await mq._cmd("CMQTTSUB", "AT+CMQTTSUB=%d,%d,%d" % (mq.idx, len(t), qos), t, "+CMQTTSUB: %d," % mq.idx, 70000)
+
+
+def at_error(mq, op, result, e):
+    """The CmqttError a failed AT exchange of `op` means (e: an at.engine.ATError). ModemRebooted
+    takes the session down and is raised as it is."""
+    if isinstance(e, ModemRebooted):
+        mq._set_down("modem rebooted")
+        mq.started = mq.acquired = False
+        raise e
+    if isinstance(e, ATTimeout):
+        return CmqttError(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
+    prefix = "+%s: " % op
+    code = e.code if isinstance(e, ATCommandError) and isinstance(e.code, int) else None
+    if code is None:
+        for ln in getattr(e, "lines", None) or ():
+            if ln.startswith(prefix):
+                code = parse_code(ln[len(prefix) :])
+                break
+    if code is None and result is not None:
+        code = parse_code(getattr(e, "result", None))
+    if code is None:
+        return CmqttError(op, 1, "%s answered ERROR" % e.cmd if isinstance(e, ATCommandError) else str(e))
+    return CmqttError(op, code)
+
+
+_RX_DROP = (
+    "announced topic %d / payload %d bytes, more than this firmware accepts (%d / %d)",
+    "out of memory for a %d-byte message",
+    "more bytes than announced",
+    "over %d bytes (length not announced)",
+    "out of memory",
+    "no +CMQTTRXSTART",
+    "length mismatch: topic %d/%d payload %d/%d",
+)
+
+
+def rx_dropped(mq, drop):
+    """Log why an incoming message was dropped; drop: (n, args...) from Cmqtt's RX handlers."""
+    args = drop[1:] + ((codes.RX_TOPIC_CAP, codes.RX_PAYLOAD_CAP) if drop[0] == 0 else ())
+    mq.log.warn("incoming message dropped: %s", _RX_DROP[drop[0]] % args if args else _RX_DROP[drop[0]])
 
 
 async def cleanup(mq):
@@ -139,11 +269,6 @@ async def accq_retry(mq, base, e):
     if mq.log:
         mq.log.warn("AT+CMQTTACCQ refused the MQTT version argument (%s): retrying without it", e)
     await mq._cmd("CMQTTACCQ", base)
-
-
-def utf8_refused(mq, e):
-    if mq.log:
-        mq.log.warn("AT+CMQTTCFG=\"checkUTF8\" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)", e)
 
 
 def down_reason(mq, line):
