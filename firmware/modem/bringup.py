@@ -1,6 +1,7 @@
 # SIM7600 bring-up (sim7600-mqtt-at.md §2): boot wait, identify, SIM, APN, registration.
 # Boot/recovery only: modem.sim7600.Sim7600 imports this module when a step runs and drops it
-# from sys.modules afterwards (modem.sim7600.unload), so none of it stays resident. Every function
+# from sys.modules again (Sim7600.__getattr__ -> step(), through core.errors.lookup), so none of
+# it stays resident. Every function
 # takes the Sim7600 `m` (its at, clock, cfg, info) first; errors are modem.sim7600.ModemError
 # with .kind saying which step failed.
 #
@@ -28,6 +29,32 @@ DEFAULTS = {
     "poll_ms": 1000,  # pause between polls
     "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
 }
+
+
+# Sim7600's methods that live here
+_STEPS = ("bring_up", "wait_ready", "identify", "sim_ready", "set_apn", "registration", "wait_registered", "cpsi",
+          "ssl_supported")
+
+
+def step(m, name):
+    """Sim7600.<name>, bound to m (Sim7600.__getattr__); AttributeError for any other name."""
+    if name not in _STEPS:
+        raise AttributeError(name)
+    f = globals()[name]
+
+    def bound(*a):
+        return f(m, *a)
+
+    return bound
+
+
+def ssl_supported(m):
+    """False for firmware known to refuse AT+CSSLCFG (codes.FIRMWARE_NO_SSL)."""
+    rev = m.revision or ""
+    for bad in codes.FIRMWARE_NO_SSL:
+        if bad in rev:
+            return False
+    return True
 
 
 def _cfg(m, key):

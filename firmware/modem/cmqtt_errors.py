@@ -1,6 +1,7 @@
 # Errors and argument checks of the modem's MQTT client (modem.cmqtt re-exports every name).
-from core.errors import NetError
+from core.errors import NetError, lookup
 from modem import codes
+from modem.codes import PAYLOAD_MAX, TOPIC_MAX
 
 # ---------------------------------------------------------------------------------------
 # Errors. Every CMQTT <err> 1..35 raises CmqttError carrying .code, .name ("SockConnectFail" for
@@ -87,23 +88,19 @@ def _is_utf8(b):
 
 
 def check_topic(topic, what="topic"):
+    """topic as bytes: 1..codes.TOPIC_MAX bytes of UTF-8, else CmqttArgError ("topic" / "utf8")."""
     b = _to_bytes(topic)
-    if not b:
-        raise CmqttArgError("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX), "topic")
-    if len(b) > codes.TOPIC_MAX:
-        raise CmqttArgError("%s is %d bytes, the SIM7600 allows 1..%d" % (what, len(b), codes.TOPIC_MAX), "topic")
-    if not _is_utf8(b):
-        raise CmqttArgError("%s is not valid UTF-8 (MQTT topics must be)" % what, "utf8")
+    if not 0 < len(b) <= TOPIC_MAX or not _is_utf8(b):
+        raise lookup("modem.cmqtt_rare", "arg_error", b, what)  # the words: modem/cmqtt_rare.py
     return b
 
 
 def check_payload(payload, utf8=False, limit=None):
+    """payload as bytes: at most `limit` (codes.PAYLOAD_MAX) bytes, valid UTF-8 when `utf8`; else
+    CmqttArgError ("payload" / "utf8")."""
     b = _to_bytes(payload)
-    limit = limit or codes.PAYLOAD_MAX
-    if len(b) > limit:
-        raise CmqttArgError("payload is %d bytes, the SIM7600 allows at most %d" % (len(b), limit), "payload")
-    if utf8 and not _is_utf8(b):
-        raise CmqttArgError("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)", "utf8")
+    if len(b) > (limit or PAYLOAD_MAX) or (utf8 and not _is_utf8(b)):
+        raise lookup("modem.cmqtt_rare", "arg_error", b, None, limit or PAYLOAD_MAX)
     return b
 
 

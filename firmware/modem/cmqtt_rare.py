@@ -120,6 +120,21 @@ def at_error(mq, op, result, e):
     return CmqttError(op, code)
 
 
+def arg_error(b, what, limit=None):
+    """The CmqttArgError for a topic (what: "topic", "will topic") or a payload (what None, at most
+    `limit` bytes) that check_topic / check_payload refused."""
+    n = len(b)
+    if what is None:
+        if n > limit:
+            return CmqttArgError("payload is %d bytes, the SIM7600 allows at most %d" % (n, limit), "payload")
+        return CmqttArgError("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)", "utf8")
+    if not n:
+        return CmqttArgError("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX), "topic")
+    if n > codes.TOPIC_MAX:
+        return CmqttArgError("%s is %d bytes, the SIM7600 allows 1..%d" % (what, n, codes.TOPIC_MAX), "topic")
+    return CmqttArgError("%s is not valid UTF-8 (MQTT topics must be)" % what, "utf8")
+
+
 _RX_DROP = (
     "announced topic %d / payload %d bytes, more than this firmware accepts (%d / %d)",
     "out of memory for a %d-byte message",

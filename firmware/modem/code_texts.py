@@ -1,7 +1,8 @@
 # SIM7600 error and state texts (SIMCom SIM7500_SIM7600 Series AT Command Manual V3.00: ch.16
 # MQTT(S) §16.3.1, ch.10 SSL). A table module read on demand: modem.codes' functions import it
 # through core.errors.lookup when an error or a state has to be explained, and drop it again, so
-# none of these strings stays resident on the ESP32. One entry per line.
+# none of these strings stays resident on the ESP32. One entry per line. The functions that read
+# the tables are here too: modem.codes hands them out (its __getattr__ -> attr()).
 
 # CMQTT <err> codes 0..35 ([M] §16.3.1; 35 is from the A76XX manual, treated as possible): line n = code n
 CMQTT = (
@@ -165,3 +166,52 @@ def get(name):
         k, v = ln.split("=", 1)
         d[int(k)] = v
     return d
+
+
+def cmqtt_meaning(code):
+    return line("CMQTT", code) or "unknown CMQTT error %s" % code
+
+
+def cmqtt_hint(code):
+    return keyed("HINTS", code)
+
+
+def connlost_cause(cause):
+    return keyed("CONNLOST", cause) or "unknown cause %s" % cause
+
+
+def cme_meaning(code):
+    from core.errors import lookup
+
+    return (lookup("at.cme", "meaning", code) if isinstance(code, int) else None) or "CME error %s" % code
+
+
+def reg_state(stat):
+    return line("REG", stat) or "unknown state %s" % stat
+
+
+_TABLES = {
+    "CMQTT_ERRORS": "CMQTT",
+    "CMQTT_HINTS": "HINTS",
+    "CMQTT_CONNLOST_CAUSES": "CONNLOST",
+    "REG_STATES": "REG",
+    "FIRMWARE_NO_SSL_FIX": "FIRMWARE_NO_SSL_FIX",
+}
+
+
+def attr(name):
+    """modem.codes.<name> for what is not resident there: a function of this module, or a whole
+    table (built on each access)."""
+    if name in ("cmqtt_info", "cmqtt_meaning", "cmqtt_hint", "connlost_cause", "cme_meaning", "reg_state"):
+        return globals()[name]
+    if name in _TABLES:
+        return get(_TABLES[name])
+    if name == "CME_ERRORS":
+        from core.errors import lookup
+
+        return lookup("at.cme", "table")
+    if name in ("BOOT_URCS", "UNSOLICITED"):
+        from at import engine
+
+        return getattr(engine, name)
+    raise AttributeError(name)

@@ -7,15 +7,17 @@
 #   await modem.network_time()               # CCLK -> (y, mo, d, h, mi, s, tz_quarters) or None
 #
 # The bring-up steps (wait_ready, identify, sim_ready, set_apn, registration, wait_registered,
-# cpsi, bring_up) live in modem/bringup.py: it is imported when a step starts and dropped from
-# sys.modules when it ends (boot and recovery only). Errors: one class, ModemError, whose .kind
-# names the step ('not_responding', 'sim', 'apn', 'reg_denied', 'reg_timeout').
+# cpsi, bring_up) and ssl_supported live in modem/bringup.py: it is imported when a step starts
+# and dropped from sys.modules again (boot and recovery only; Sim7600.__getattr__). Errors: one
+# class, ModemError, whose .kind names the step ('not_responding', 'sim', 'apn', 'reg_denied',
+# 'reg_timeout').
 #
 # Bound of one bring-up: boot_timeout_ms 30 s + sim_timeout_ms 20 s + reg_timeout_ms 120 s +
 # about 14 commands of at most cmd_timeout_ms 5 s: under 4 min, well inside the 900 s heartbeat.
 from at.engine import ATCommandError, CMEError
 from core.compat import DEFAULT_CLOCK
-from modem.errors import ModemError, unload
+from core.errors import lookup
+from modem.errors import ModemError
 
 # Former subclasses, kept as names of the one class (test e.kind to tell them apart).
 ModemNotResponding = SimError = RegistrationDenied = RegistrationTimeout = ModemError
@@ -51,17 +53,12 @@ def parse_cclk(value):
     return (2000 + yy, mo, dd, hh, mi, ss, tz)
 
 
-async def _step(name, *args):
-    """Run modem.bringup.<name>(*args), then drop the module again."""
-    try:
-        from modem import bringup
-
-        return await getattr(bringup, name)(*args)
-    finally:
-        unload("bringup")
-
-
 class Sim7600:
+    """The modem's steady state: signal_dbm(), network_time(). The bring-up steps (bring_up,
+    wait_ready, identify, sim_ready, set_apn, registration, wait_registered, cpsi) and
+    ssl_supported() are modem/bringup.py's: an attribute Sim7600 does not have is looked up there
+    (__getattr__ -> bringup.step), the module imported for the call and dropped when it returns."""
+
     def __init__(self, at, clock=None, config=None, log=None):
         self.at = at
         self.clock = clock or DEFAULT_CLOCK
@@ -78,15 +75,8 @@ class Sim7600:
         self.imei = None
         self.info = {}
 
-    def ssl_supported(self):
-        """False for firmware known to refuse AT+CSSLCFG (codes.FIRMWARE_NO_SSL)."""
-        from modem import codes
-
-        rev = self.revision or ""
-        for bad in codes.FIRMWARE_NO_SSL:
-            if bad in rev:
-                return False
-        return True
+    def __getattr__(self, name):
+        return lookup("modem.bringup", "step", self, name)
 
     # ------------------------------------------------------------------ steady state
     async def signal_dbm(self):
@@ -113,28 +103,3 @@ class Sim7600:
             return None
         self.info["time"] = t
         return t
-
-    # ------------------------------------------------------------------ bring-up (modem/bringup.py)
-    async def bring_up(self):
-        return await _step("bring_up", self)
-
-    async def wait_ready(self, timeout_ms=None):
-        return await _step("wait_ready", self, timeout_ms)
-
-    async def identify(self):
-        return await _step("identify", self)
-
-    async def sim_ready(self):
-        return await _step("sim_ready", self)
-
-    async def set_apn(self, apn=None, user=None, password=None, cid=1):
-        return await _step("set_apn", self, apn, user, password, cid)
-
-    async def registration(self):
-        return await _step("registration", self)
-
-    async def wait_registered(self, timeout_ms=None):
-        return await _step("wait_registered", self, timeout_ms)
-
-    async def cpsi(self):
-        return await _step("cpsi", self)
