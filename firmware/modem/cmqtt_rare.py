@@ -120,7 +120,7 @@ def at_error(mq, op, result, e):
     return CmqttError(op, code)
 
 
-def arg_error(b, what, limit=None):
+def arg_error(b, what, limit=0):
     """The CmqttArgError for a topic (what: "topic", "will topic") or a payload (what None, at most
     `limit` bytes) that check_topic / check_payload refused."""
     n = len(b)
