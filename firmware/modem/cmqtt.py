@@ -28,7 +28,7 @@
 # CmqttArgError are modem/cmqtt_errors.py's, re-exported here.
 import asyncio
 
-from at.engine import ATError, default_meaning
+from at.engine import ATError
 from core.compat import DEFAULT_CLOCK
 from core.errors import lookup
 from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP
@@ -54,43 +54,23 @@ class Cmqtt:
 
     Callbacks: on_message(cb) cb(topic: str, payload: bytes) — called from the engine's reader
     task: it must not block (queue work instead). on_state(cb) cb(connected: bool, why: str).
-    Counters: rx_count, rx_errors, stats["rx"], stats["rx_dropped"], stats["busy_retries"].
     """
 
+    # The attributes, set by modem/cmqtt_rare.py's init (boot-only code is not resident); besides
+    # these: at (the ATEngine), clock (core.compat.Clock), log (core.log.Log or None).
+    idx: int  # the client index
+    check_utf8: bool
+    cmd_timeout_ms: int
+    started: bool  # AT+CMQTTSTART done (the service runs)
+    acquired: bool  # AT+CMQTTACCQ done
+    nonet: bool  # +CMQTTNONET seen: the service needs STOP/START
+    last_down: "str | None"  # why the session last went down
+    disc_in_flight: bool
+    accq_version: bool  # send ACCQ's MQTT-version argument (older firmware refuses it)
+    stats: dict  # busy_retries, rx (messages delivered), rx_dropped (messages dropped)
+
     def __init__(self, at, clock=None, index=0, check_utf8=False, cmd_timeout_ms=5000, log=None):
-        self.at = at
-        self.clock = clock or DEFAULT_CLOCK
-        self.idx = index
-        self.check_utf8 = check_utf8
-        self.cmd_timeout_ms = cmd_timeout_ms
-        self.log = log
-        self._lock = asyncio.Lock()
-        self._connected = False
-        self.started = False
-        self.acquired = False
-        self.nonet = False  # +CMQTTNONET seen: the service needs STOP/START
-        self.last_down = None  # why the session last went down
-        self.disc_in_flight = False
-        self._state_cb = None
-        self._msg_cb = None
-        self.accq_version = True  # send ACCQ's MQTT-version argument (older firmware refuses it)
-        self.stats = {"busy_retries": 0, "rx": 0, "rx_dropped": 0}
-        # incoming: buffers of the announced sizes, filled up to _rx_tpos/_rx_ppos
-        self._rx_idle = asyncio.Event()  # set while no incoming message burst is in flight
-        self._rx_idle.set()
-        self._rx_reset()
-        self._rx_tlen = self._rx_plen = 0
-        self.rx_count = self.rx_errors = 0
-        on = at.on_urc
-        on("+CMQTTCONNLOST:", self._urc_down)
-        on("+CMQTTNONET", self._urc_down)
-        on("+CMQTTPING:", self._urc_down)
-        on("+CMQTTRXSTART:", self._urc_rxstart)
-        on("+CMQTTRXTOPIC:", self._urc_rxtopic, body_len=self._chunk_len)
-        on("+CMQTTRXPAYLOAD:", self._urc_rxpayload, body_len=self._chunk_len, secret=True)
-        on("+CMQTTRXEND:", self._urc_rxend)
-        if at.meaning is default_meaning:
-            at.meaning = _at_meaning
+        lookup(_RARE, "init", self, at, clock, index, check_utf8, cmd_timeout_ms, log)
 
     def __getattr__(self, name):
         # start, acquire, connect, subscribe and the rare operations: modem/cmqtt_rare.py
@@ -209,7 +189,6 @@ class Cmqtt:
         if drop is None and ((tl >= 0 and tpos != tl) or (pl >= 0 and ppos != pl)):
             drop = (6, tpos, tl, ppos, pl)
         if drop is not None:
-            self.rx_errors += 1
             self.stats["rx_dropped"] += 1
             if self.log:
                 try:
@@ -217,7 +196,6 @@ class Cmqtt:
                 except Exception:  # noqa: BLE001 - no memory for the words: dropped and counted all the same
                     self.log.warn("incoming message dropped: %s", drop)
             return
-        self.rx_count += 1
         self.stats["rx"] += 1
         if self._msg_cb:
             try:
@@ -241,10 +219,10 @@ class Cmqtt:
             try:
                 await self.clock.wait_for_ms(self._rx_idle.wait(), 30000)
             except asyncio.TimeoutError:
-                # a burst that never ended (lost bytes): forget it, the next command re-syncs
+                # a burst that never ended (lost bytes): forget it (dropped), the next command re-syncs
                 self._rx_reset()
                 self._rx_idle.set()
-                self.rx_errors += 1
+                self.stats["rx_dropped"] += 1
 
     async def _cmd(self, op, cmd, data=None, result=None, result_timeout_ms=None, busy_retries=3):
         """Send one CMQTT command (caller holds the lock). Returns the <err> of the deferred

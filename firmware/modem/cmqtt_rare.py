@@ -7,9 +7,12 @@
 # core.errors.lookup: the module is imported for the call and dropped again, so none of it is
 # resident on the ESP32. Every function takes the Cmqtt first and takes its lock where the
 # operation needs it.
-from at.engine import ATCommandError, ATTimeout, ModemRebooted
+import asyncio
+
+from at.engine import ATCommandError, ATTimeout, ModemRebooted, default_meaning
+from core.compat import DEFAULT_CLOCK
 from modem import codes
-from modem.cmqtt_errors import CmqttArgError, CmqttError, _to_bytes, check_payload, check_topic, parse_code
+from modem.cmqtt_errors import CmqttArgError, CmqttError, _at_meaning, _to_bytes, check_payload, check_topic, parse_code
 
 # Cmqtt's methods that live here
 _METHODS = ("start", "acquire", "connect", "subscribe", "subscribe_many", "unsubscribe", "stop", "release",
@@ -26,6 +29,42 @@ def method(mq, name):
         return f(mq, *a, **k)
 
     return bound
+
+
+def init(mq, at, clock, index, check_utf8, cmd_timeout_ms, log):
+    """Cmqtt.__init__: the state and the URC handlers on the engine."""
+    mq.at = at
+    mq.clock = clock or DEFAULT_CLOCK
+    mq.idx = index
+    mq.check_utf8 = check_utf8
+    mq.cmd_timeout_ms = cmd_timeout_ms
+    mq.log = log
+    mq._lock = asyncio.Lock()
+    mq._connected = False
+    mq.started = False
+    mq.acquired = False
+    mq.nonet = False
+    mq.last_down = None
+    mq.disc_in_flight = False
+    mq._state_cb = None
+    mq._msg_cb = None
+    mq.accq_version = True
+    mq.stats = {"busy_retries": 0, "rx": 0, "rx_dropped": 0}
+    # incoming: buffers of the announced sizes, filled up to _rx_tpos/_rx_ppos
+    mq._rx_idle = asyncio.Event()  # set while no incoming message burst is in flight
+    mq._rx_idle.set()
+    mq._rx_reset()
+    mq._rx_tlen = mq._rx_plen = 0
+    on = at.on_urc
+    on("+CMQTTCONNLOST:", mq._urc_down)
+    on("+CMQTTNONET", mq._urc_down)
+    on("+CMQTTPING:", mq._urc_down)
+    on("+CMQTTRXSTART:", mq._urc_rxstart)
+    on("+CMQTTRXTOPIC:", mq._urc_rxtopic, body_len=mq._chunk_len)
+    on("+CMQTTRXPAYLOAD:", mq._urc_rxpayload, body_len=mq._chunk_len, secret=True)
+    on("+CMQTTRXEND:", mq._urc_rxend)
+    if at.meaning is default_meaning:
+        at.meaning = _at_meaning
 
 
 async def start(mq):

@@ -26,12 +26,11 @@
 # (core.errors.lookup); the boot-time build (from_config, read_certs), the TLS set-up and the
 # disconnect in net/cellular_setup.py, the same way.
 from at.engine import ATError
-from core.compat import DEFAULT_CLOCK
 from core.errors import NetError, lookup
 from modem.cmqtt import Cmqtt, CmqttArgError, check_payload, check_topic
 from modem.sim7600 import Sim7600
 from modem.tls import Tls
-from net.publisher import Publisher, jitter_pick
+from net.publisher import Publisher
 
 # recovery levels (see the header; net/cellular_rare.py climbs them)
 L_CONNECT = 0
@@ -43,72 +42,24 @@ _RARE = "net.cellular_rare"
 
 
 class CellularPublisher(Publisher):
-    def __init__(
-        self,
-        at,
-        clock=None,
-        client_id="freematics",
-        host="localhost",
-        port=1883,
-        tls=False,
-        keepalive=60,
-        clean=True,
-        user=None,
-        password=None,
-        ssl_ctx=0,
-        certs=None,
-        will=None,
-        modem_cfg=None,
-        bring_up=True,
-        index=0,
-        max_attempts=8,
-        connect_budget_ms=600000,
-        power_on=None,
-        backoff_ms=1000,
-        backoff_max_ms=60000,
-        max_resends=5,
-        pub_timeout_s=60,
-        rng=None,
-        log=None,
-    ):
+    """Publisher over the SIM7600's CMQTT. CellularPublisher(at, clock=None, client_id="freematics",
+    host="localhost", port=1883, tls=False, keepalive=60, clean=True, user=None, password=None,
+    ssl_ctx=0, certs=None, will=None, modem_cfg=None, bring_up=True, index=0, max_attempts=8,
+    connect_budget_ms=600000, power_on=None, backoff_ms=1000, backoff_max_ms=60000, max_resends=5,
+    pub_timeout_s=60, rng=None, log=None): the keywords and what they mean are net/cellular_rare.py's
+    init (boot-only code is not resident)."""
+
+    # set by net/cellular_rare.py's init, among the settings above
+    modem: Sim7600
+    tls_setup: Tls
+    mq: Cmqtt
+    _need: int  # the recovery level the next connect starts from
+    pub_timeout_s: int
+    log = None  # core.log.Log
+
+    def __init__(self, at, clock=None, **kw):
         Publisher.__init__(self)
-        self.at = at
-        self.clock = clock or DEFAULT_CLOCK
-        self.client_id = client_id
-        self.host = host
-        self.port = port
-        self.tls = tls
-        self.keepalive = keepalive
-        self.clean = clean
-        self.user = user
-        self.password = password
-        self.ssl_ctx = ssl_ctx
-        self.certs = certs or {}
-        self.will = will  # (topic, message, qos)
-        self.max_attempts = max_attempts
-        # one connect() gives up after this long (full bring-ups included), so the telelogger's sender
-        # beats its watchdog (900 s) in a garage without coverage instead of resetting in a loop
-        self.connect_budget_ms = connect_budget_ms
-        self.power_on = power_on  # async: press the power key (a module that lost its power answers nothing)
-        self.backoff_ms = backoff_ms
-        self.backoff_max_ms = backoff_max_ms
-        self.max_resends = max_resends
-        self.pub_timeout_s = pub_timeout_s
-        self._rng = rng or jitter_pick
-        self.log = log
-        self.modem = Sim7600(at, self.clock, modem_cfg, log=log)
-        self.tls_setup = Tls(at, self.modem, log=log)
-        self.mq = mq = Cmqtt(at, self.clock, index=index, log=log)
-        mq.on_message(self._deliver)
-        mq.on_state(self._on_state)
-        self._need = L_MODEM if bring_up else L_SERVICE  # the level the next connect starts from
-        self._ever = False
-        self.cert_names = {}
-        st = self.stats
-        st["resends"] = 0
-        st["refusals"] = 0  # CONNECTs refused by the broker / TLS peer
-        st["connect_ms"] = None  # last CMQTTSTART/CONNECT .. connected time
-        at.on_urc("RDY", self._on_rdy)
+        lookup(_RARE, "init", self, at, clock, kw)
 
     # ------------------------------------------------------------------ events
     def _on_rdy(self, line, body=None):

@@ -1,17 +1,93 @@
-# The recovery of net.cellular.CellularPublisher: the connect with its escalating levels and
-# backoff, and what a failed publish/subscribe leads to. Runs after a failure or at (re)connect,
-# so it is not resident: CellularPublisher calls it through core.errors.lookup (imported for the
+# The construction and the recovery of net.cellular.CellularPublisher: its settings (init), the
+# connect with its escalating levels and backoff, and what a failed publish/subscribe leads to.
+# Runs at boot, at (re)connect and after a failure, so it is not resident: CellularPublisher calls it through core.errors.lookup (imported for the
 # call, dropped again). The levels (net/cellular.py's header):
 #   L_CONNECT  SSLCFG + CONNECT                       (after +CMQTTCONNLOST / +CMQTTPING / error 11)
 #   L_ACQUIRE  DISC/REL, ACCQ, CFG, WILL + L_CONNECT  (client wedged: 14 after retries, 19, 20)
 #   L_SERVICE  DISC/REL/STOP, START + L_ACQUIRE       (+CMQTTNONET, 9, 23, timeouts)
 #   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
 from at.engine import ATError, ModemRebooted
+from core.compat import DEFAULT_CLOCK
 from core.errors import NetError, NotConnected, lookup
+from modem.cmqtt import Cmqtt
 from modem.cmqtt_errors import CmqttArgError, CmqttError, is_peer_refusal, is_refused, is_tls
 from modem.errors import ModemError, TlsSetupError
+from modem.sim7600 import Sim7600
+from modem.tls import Tls
 from net.cellular import L_ACQUIRE, L_CONNECT, L_MODEM, L_SERVICE
-from net.publisher import backoff_ms
+from net.publisher import backoff_ms, jitter_pick
+
+
+def init(pub, at, clock, kw):
+    """CellularPublisher.__init__ (after Publisher's): the settings, the drivers, the URC hooks."""
+    _init(pub, at, clock, **kw)
+
+
+def _init(
+    pub,
+    at,
+    clock=None,
+    client_id="freematics",
+    host="localhost",
+    port=1883,
+    tls=False,
+    keepalive=60,
+    clean=True,
+    user=None,
+    password=None,
+    ssl_ctx=0,
+    certs=None,
+    will=None,
+    modem_cfg=None,
+    bring_up=True,
+    index=0,
+    max_attempts=8,
+    connect_budget_ms=600000,
+    power_on=None,
+    backoff_ms=1000,
+    backoff_max_ms=60000,
+    max_resends=5,
+    pub_timeout_s=60,
+    rng=None,
+    log=None,
+):
+    pub.at = at
+    pub.clock = clock or DEFAULT_CLOCK
+    pub.client_id = client_id
+    pub.host = host
+    pub.port = port
+    pub.tls = tls
+    pub.keepalive = keepalive
+    pub.clean = clean
+    pub.user = user
+    pub.password = password
+    pub.ssl_ctx = ssl_ctx
+    pub.certs = certs or {}
+    pub.will = will  # (topic, message, qos)
+    pub.max_attempts = max_attempts
+    # one connect() gives up after this long (full bring-ups included), so the telelogger's sender
+    # beats its watchdog (900 s) in a garage without coverage instead of resetting in a loop
+    pub.connect_budget_ms = connect_budget_ms
+    pub.power_on = power_on  # async: press the power key (a module that lost its power answers nothing)
+    pub.backoff_ms = backoff_ms
+    pub.backoff_max_ms = backoff_max_ms
+    pub.max_resends = max_resends
+    pub.pub_timeout_s = pub_timeout_s
+    pub._rng = rng or jitter_pick
+    pub.log = log
+    pub.modem = Sim7600(at, pub.clock, modem_cfg, log=log)
+    pub.tls_setup = Tls(at, pub.modem, log=log)
+    pub.mq = mq = Cmqtt(at, pub.clock, index=index, log=log)
+    mq.on_message(pub._deliver)
+    mq.on_state(pub._on_state)
+    pub._need = L_MODEM if bring_up else L_SERVICE  # the level the next connect starts from
+    pub._ever = False
+    pub.cert_names = {}
+    st = pub.stats
+    st["resends"] = 0
+    st["refusals"] = 0  # CONNECTs refused by the broker / TLS peer
+    st["connect_ms"] = None  # last CMQTTSTART/CONNECT .. connected time
+    at.on_urc("RDY", pub._on_rdy)
 
 
 def fatal(e):
