@@ -29,7 +29,6 @@
 import asyncio
 
 from at.engine import ATError
-from core.compat import DEFAULT_CLOCK
 from core.errors import lookup
 from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP
 from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
