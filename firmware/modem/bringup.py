@@ -13,9 +13,10 @@
 import asyncio
 
 from at.engine import ATCommandError, ATError, CMEError
-from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
+from core.compat import DEFAULT_CLOCK, TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from modem import codes
 from modem.errors import ModemError
+from modem.sim7600 import CMD_TIMEOUT_MS
 
 # Settings a config may give (Sim7600(config=...)); cmd_timeout_ms is modem.sim7600's (Sim7600.t).
 DEFAULTS = {
@@ -46,6 +47,24 @@ def step(m, name):
         return f(m, *a)
 
     return bound
+
+
+def init(m, at, clock, config, log):
+    """Sim7600.__init__."""
+    m.at = at
+    m.clock = clock or DEFAULT_CLOCK
+    cfg = {}  # the settings given; DEFAULTS has the rest (read when a step runs)
+    if config:
+        for k in config:
+            if config[k] is not None:
+                cfg[k] = config[k]
+    m.cfg = cfg
+    m.t = cfg.get("cmd_timeout_ms") or CMD_TIMEOUT_MS
+    m.log = log
+    m.model = None
+    m.revision = None
+    m.imei = None
+    m.info = {}
 
 
 def ssl_supported(m):

@@ -53,6 +53,7 @@ class Cmqtt:
 
     Callbacks: on_message(cb) cb(topic: str, payload: bytes) — called from the engine's reader
     task: it must not block (queue work instead). on_state(cb) cb(connected: bool, why: str).
+    rx_in_flight(): an incoming message burst is being received (the RX gate is shut).
     """
 
     # The attributes, set by modem/cmqtt_rare.py's init (boot-only code is not resident); besides
@@ -98,17 +99,8 @@ class Cmqtt:
             why = line
         self._set_down(why)
 
-    def on_message(self, cb):
-        self._msg_cb = cb
-
-    def on_state(self, cb):
-        self._state_cb = cb
-
     def connected(self):
         return self._connected
-
-    def rx_in_flight(self):
-        return not self._rx_idle.is_set()
 
     # ------------------------------------------------------------------ incoming messages
     # +CMQTTRXSTART: <idx>,<topic_len>,<payload_len>, +CMQTTRXTOPIC / +CMQTTRXPAYLOAD chunks read by

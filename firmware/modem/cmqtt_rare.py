@@ -16,7 +16,7 @@ from modem.cmqtt_errors import CmqttArgError, CmqttError, _at_meaning, _to_bytes
 
 # Cmqtt's methods that live here
 _METHODS = ("start", "acquire", "connect", "subscribe", "subscribe_many", "unsubscribe", "stop", "release",
-            "reset_service", "set_will", "disconnect", "query_connected")
+            "reset_service", "set_will", "disconnect", "query_connected", "on_message", "on_state", "rx_in_flight")
 
 
 def method(mq, name):
@@ -65,6 +65,18 @@ def init(mq, at, clock, index, check_utf8, cmd_timeout_ms, log):
     on("+CMQTTRXEND:", mq._urc_rxend)
     if at.meaning is default_meaning:
         at.meaning = _at_meaning
+
+
+def on_message(mq, cb):
+    mq._msg_cb = cb
+
+
+def on_state(mq, cb):
+    mq._state_cb = cb
+
+
+def rx_in_flight(mq):
+    return not mq._rx_idle.is_set()
 
 
 async def start(mq):

@@ -15,7 +15,6 @@
 # Bound of one bring-up: boot_timeout_ms 30 s + sim_timeout_ms 20 s + reg_timeout_ms 120 s +
 # about 14 commands of at most cmd_timeout_ms 5 s: under 4 min, well inside the 900 s heartbeat.
 from at.engine import ATCommandError, CMEError
-from core.compat import DEFAULT_CLOCK
 from core.errors import lookup
 from modem.errors import ModemError
 
@@ -59,21 +58,16 @@ class Sim7600:
     ssl_supported() are modem/bringup.py's: an attribute Sim7600 does not have is looked up there
     (__getattr__ -> bringup.step), the module imported for the call and dropped when it returns."""
 
+    # set by modem/bringup.py's init (boot-only code is not resident); besides these: at, clock, log
+    cfg: dict  # the settings given (None left out); modem.bringup.DEFAULTS has the rest
+    t: int  # cmd_timeout_ms
+    model: "str | None"
+    revision: "str | None"
+    imei: "str | None"
+    info: dict  # what bring-up and the steady state learnt: reg, signal_dbm, time, ...
+
     def __init__(self, at, clock=None, config=None, log=None):
-        self.at = at
-        self.clock = clock or DEFAULT_CLOCK
-        cfg = {}  # the settings given; modem.bringup.DEFAULTS has the rest (read when a step runs)
-        if config:
-            for k in config:
-                if config[k] is not None:
-                    cfg[k] = config[k]
-        self.cfg = cfg
-        self.t = cfg.get("cmd_timeout_ms") or CMD_TIMEOUT_MS
-        self.log = log
-        self.model = None
-        self.revision = None
-        self.imei = None
-        self.info = {}
+        lookup("modem.bringup", "init", self, at, clock, config, log)
 
     def __getattr__(self, name):
         return lookup("modem.bringup", "step", self, name)

@@ -117,27 +117,15 @@ class CellularPublisher(Publisher):
             await self._with_retry(self.mq.subscribe, topic, qos)
 
     async def unsubscribe(self, topic):
-        self._subs = [s for s in self._subs if s[0] != topic]
-        if self.mq._connected:
-            await self.mq.unsubscribe(topic)
+        await lookup(_RARE, "unsubscribe", self, topic)
 
     async def disconnect(self):
         """DISC, REL, STOP (best effort: each error is expected when the session is gone)."""
         await lookup("net.cellular_setup", "disconnect", self)
 
 
-# Built once at boot, or used when a refusal has to be explained: net/cellular_setup.py, imported
-# for the call and dropped again (core.errors.lookup).
-def read_certs(certs):
-    """secrets.json certificate entries -> {role: bytes} (see net.cellular_setup.read_certs)."""
-    return lookup("net.cellular_setup", "read_certs", certs)
-
-
-def from_config(at, cfg, clock=None, log=None):
-    """Build a CellularPublisher from the telelogger config dict (see ARCHITECTURE.md)."""
-    return lookup("net.cellular_setup", "from_config", at, cfg, clock, log)
-
-
-def refusal_advice(e, host, port, tls):
-    """What was refused and what to check, for a CONNECT the broker or the TLS peer refused."""
-    return lookup("net.cellular_setup", "refusal_advice", e, host, port, tls)
+def __getattr__(name):
+    # from_config(at, cfg, clock=None, log=None) (boot), read_certs(certs) (secrets.json certificate
+    # entries -> {role: bytes}), refusal_advice(e, host, port, tls): net/cellular_setup.py's,
+    # imported for the access and dropped again (net.cellular_rare.setup)
+    return lookup(_RARE, "setup", name)

@@ -90,6 +90,23 @@ def _init(
     at.on_urc("RDY", pub._on_rdy)
 
 
+def setup(name):
+    """net.cellular.<name> for from_config, read_certs, refusal_advice (net/cellular_setup.py's)."""
+    if name not in ("from_config", "read_certs", "refusal_advice"):
+        raise AttributeError(name)
+    from core.unload import forget
+    from net import cellular_setup
+
+    forget("net.cellular_setup")
+    return getattr(cellular_setup, name)
+
+
+async def unsubscribe(pub, topic):
+    pub._subs = [s for s in pub._subs if s[0] != topic]
+    if pub.mq._connected:
+        await pub.mq.unsubscribe(topic)
+
+
 def fatal(e):
     """Retrying cannot fix it: the configuration must change (credentials, certificates, ...)."""
     if isinstance(e, (TlsSetupError, CmqttArgError)):
