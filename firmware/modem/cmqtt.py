@@ -104,9 +104,11 @@ class Cmqtt:
 
     # ------------------------------------------------------------------ incoming messages
     # +CMQTTRXSTART: <idx>,<topic_len>,<payload_len>, +CMQTTRXTOPIC / +CMQTTRXPAYLOAD chunks read by
-    # byte count, +CMQTTRXEND. Buffers of the announced sizes are allocated once; any error
-    # (MemoryError included) drops the message and leaves no state; the RX gate reopens at RXEND.
-    # _rx_drop: why the message in flight is dropped, (n, args...) worded by cmqtt_rare.rx_drop.
+    # byte count, +CMQTTRXEND. The message in flight is two parts, [topic, payload] (index 0, 1):
+    # _rx_buf (bytearrays of the announced sizes, allocated once), _rx_pos (bytes so far), _rx_len
+    # (announced; -1 unknown: assembled up to the caps and not checked at RXEND). Any error
+    # (MemoryError included) drops the message and leaves no state; the RX gate (_rx_idle) reopens
+    # at RXEND. _rx_drop: why it is dropped, (n, args...) worded by cmqtt_rare.rx_dropped.
     @staticmethod
     def _chunk_len(line):
         # '+CMQTTRXTOPIC: 0,21' -> 21 raw bytes follow the line
@@ -116,8 +118,8 @@ class Cmqtt:
             return 0
 
     def _rx_reset(self, drop=None):
-        self._rx_topic = self._rx_payload = None
-        self._rx_tpos = self._rx_ppos = 0
+        self._rx_buf = [None, None]
+        self._rx_pos = [0, 0]
         self._rx_drop = drop
 
     def _urc_rxstart(self, line, body=None):
@@ -128,51 +130,41 @@ class Cmqtt:
             tl = int(parts[1])
             pl = int(parts[2])
         except (IndexError, ValueError):
-            tl = pl = -1  # unknown: assembled up to the caps and not checked at RXEND
-        self._rx_tlen, self._rx_plen = tl, pl
+            tl = pl = -1
+        self._rx_len = (tl, pl)
         if tl > RX_TOPIC_CAP or pl > RX_PAYLOAD_CAP:
             self._rx_drop = (0, tl, pl)
             return
         try:
-            self._rx_topic = bytearray(tl if tl > 0 else 0)
-            self._rx_payload = bytearray(pl if pl > 0 else 0)
+            self._rx_buf = [bytearray(tl if tl > 0 else 0), bytearray(pl if pl > 0 else 0)]
         except MemoryError:
             self._rx_reset((1, pl))
 
-    def _rx_put(self, buf, pos, known, cap, body):
-        # copy a chunk at pos; returns the new position (or None: the message is being dropped)
+    def _urc_rxpart(self, line, body=None):
+        # +CMQTTRXTOPIC: / +CMQTTRXPAYLOAD: <idx>,<n>, n raw bytes: copied where the part so far ends
+        i = 1 if line[8] == "P" else 0
+        buf = self._rx_buf[i]
+        if not body or self._rx_drop is not None or buf is None:
+            return
+        pos = self._rx_pos[i]
         end = pos + len(body)
         try:
-            if known >= 0:
+            if self._rx_len[i] >= 0:
                 if end > len(buf):
-                    self._rx_reset((2,))
-                    return None
+                    return self._rx_reset((2,))
                 buf[pos:end] = body
-            elif end > cap:
-                self._rx_reset((3, cap))
-                return None
             else:
+                cap = RX_PAYLOAD_CAP if i else RX_TOPIC_CAP
+                if end > cap:
+                    return self._rx_reset((3, cap))
                 buf.extend(body)
         except MemoryError:
-            self._rx_reset((4,))
-            return None
-        return end
-
-    def _urc_rxtopic(self, line, body=None):
-        if body and self._rx_drop is None and self._rx_topic is not None:
-            p = self._rx_put(self._rx_topic, self._rx_tpos, self._rx_tlen, RX_TOPIC_CAP, body)
-            if p is not None:
-                self._rx_tpos = p
-
-    def _urc_rxpayload(self, line, body=None):
-        if body and self._rx_drop is None and self._rx_payload is not None:
-            p = self._rx_put(self._rx_payload, self._rx_ppos, self._rx_plen, RX_PAYLOAD_CAP, body)
-            if p is not None:
-                self._rx_ppos = p
+            return self._rx_reset((4,))
+        self._rx_pos[i] = end
 
     def _urc_rxend(self, line, body=None):
-        t, p, tpos, ppos, drop = self._rx_topic, self._rx_payload, self._rx_tpos, self._rx_ppos, self._rx_drop
-        tl, pl = self._rx_tlen, self._rx_plen
+        (t, p), (tpos, ppos), drop = self._rx_buf, self._rx_pos, self._rx_drop
+        tl, pl = self._rx_len
         self._rx_reset()
         self._rx_idle.set()
         if drop is None and t is None:

@@ -50,18 +50,18 @@ def init(mq, at, clock, index, check_utf8, cmd_timeout_ms, log):
     mq._msg_cb = None
     mq.accq_version = True
     mq.stats = {"busy_retries": 0, "rx": 0, "rx_dropped": 0}
-    # incoming: buffers of the announced sizes, filled up to _rx_tpos/_rx_ppos
+    # incoming (Cmqtt's RX handlers): [topic, payload] buffers, positions, announced lengths
     mq._rx_idle = asyncio.Event()  # set while no incoming message burst is in flight
     mq._rx_idle.set()
     mq._rx_reset()
-    mq._rx_tlen = mq._rx_plen = 0
+    mq._rx_len = (0, 0)
     on = at.on_urc
     on("+CMQTTCONNLOST:", mq._urc_down)
     on("+CMQTTNONET", mq._urc_down)
     on("+CMQTTPING:", mq._urc_down)
     on("+CMQTTRXSTART:", mq._urc_rxstart)
-    on("+CMQTTRXTOPIC:", mq._urc_rxtopic, body_len=mq._chunk_len)
-    on("+CMQTTRXPAYLOAD:", mq._urc_rxpayload, body_len=mq._chunk_len, secret=True)
+    on("+CMQTTRXTOPIC:", mq._urc_rxpart, body_len=mq._chunk_len)
+    on("+CMQTTRXPAYLOAD:", mq._urc_rxpart, body_len=mq._chunk_len, secret=True)
     on("+CMQTTRXEND:", mq._urc_rxend)
     if at.meaning is default_meaning:
         at.meaning = _at_meaning

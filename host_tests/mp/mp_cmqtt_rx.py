@@ -124,14 +124,14 @@ async def test_oversized_announced_message_is_dropped_without_buffering():
     await up(m, mq)
     n = 60 * 1024
     await _feed_drained(m, b"\r\n+CMQTTRXSTART: 0,8,%d\r\n+CMQTTRXTOPIC: 0,8\r\ncmd/dev1" % n)
-    assert mq.rx_in_flight() and mq._rx_payload is None and mq._rx_topic is None
+    assert mq.rx_in_flight() and mq._rx_buf == [None, None]
     chunk = b"\r\n+CMQTTRXPAYLOAD: 0,1500\r\n" + b"Z" * 1500
     left = n
     while left:
         k = min(left, 1500)
         await _feed_drained(m, chunk if k == 1500 else b"\r\n+CMQTTRXPAYLOAD: 0,%d\r\n" % k + b"Z" * k)
         left -= k
-        assert mq._rx_payload is None  # never buffered
+        assert mq._rx_buf[1] is None  # never buffered
     m.feed(b"\r\n+CMQTTRXEND: 0\r\n")
     assert await until(lambda: not mq.rx_in_flight())
     assert got == [] and mq.stats["rx_dropped"] == 1
@@ -154,7 +154,7 @@ async def test_memory_error_mid_burst_leaves_no_state():
     msg = m.rx_message("cmd/dev1", b"P" * 1800)
     k = msg.index(b"\r\n+CMQTTRXPAYLOAD")
     await _feed_drained(m, msg[:k])  # RXSTART and the topic: the buffers of the announced sizes exist
-    assert mq.rx_in_flight() and len(mq._rx_payload) == 1800
+    assert mq.rx_in_flight() and len(mq._rx_buf[1]) == 1800
 
     class NoRoom:  # the first payload chunk runs out of memory
         def __len__(self):
@@ -163,10 +163,10 @@ async def test_memory_error_mid_burst_leaves_no_state():
         def __setitem__(self, i, v):
             raise MemoryError("test")
 
-    mq._rx_payload = NoRoom()
+    mq._rx_buf[1] = NoRoom()
     m.feed(msg[k:])
     assert await until(lambda: mq.stats["rx_dropped"] == 1)
-    assert not mq.rx_in_flight() and mq._rx_payload is None and mq._rx_topic is None and got == []
+    assert not mq.rx_in_flight() and mq._rx_buf == [None, None] and got == []
     m.feed(m.rx_message("cmd/dev1", b"ok"))
     assert await until(lambda: got == [("cmd/dev1", b"ok")])
     await mq.publish("t", b"x")
