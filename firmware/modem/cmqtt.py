@@ -76,9 +76,6 @@ class Cmqtt:
         # start, acquire, connect, subscribe and the rare operations: modem/cmqtt_rare.py
         return lookup(_RARE, "method", self, name)
 
-    def _rare(self, fn, *args):
-        return lookup(_RARE, fn, self, *args)
-
     # ------------------------------------------------------------------ session state (URCs)
     def _set_down(self, why):
         was = self._connected
@@ -94,7 +91,7 @@ class Cmqtt:
         elif line[line.find(":") + 1 :].split(",")[0].strip() != str(self.idx):
             return  # another client's
         try:
-            why = self._rare("down_reason", line)
+            why = lookup(_RARE, "down_reason", self, line)
         except Exception:  # noqa: BLE001 - no memory for the words: the session is down all the same
             why = line
         self._set_down(why)
@@ -175,7 +172,7 @@ class Cmqtt:
             self.stats["rx_dropped"] += 1
             if self.log:
                 try:
-                    self._rare("rx_dropped", drop)
+                    lookup(_RARE, "rx_dropped", self, drop)
                 except Exception:  # noqa: BLE001 - no memory for the words: dropped and counted all the same
                     self.log.warn("incoming message dropped: %s", drop)
             return
@@ -229,7 +226,7 @@ class Cmqtt:
                     return code
                 err = CmqttError(op, code)
             except ATError as e:
-                err = self._rare("at_error", op, result, e)  # the CmqttError it means (ModemRebooted raised)
+                err = lookup(_RARE, "at_error", self, op, result, e)  # the CmqttError it means (ModemRebooted raised)
             if err.code == 11:
                 self._set_down("error 11 (no connection) on %s" % op)
             if err.code == 14 and attempt < busy_retries:

@@ -109,12 +109,7 @@ class CellularPublisher(Publisher):
     async def subscribe(self, topic, qos=1):
         """Remember the topic (re-subscribed after every reconnect) and subscribe now. A topic the
         session already has at this QoS is not sent again, so callers may subscribe on every connect."""
-        check_topic(topic)
-        known = self._remember(topic, qos)
-        if not self.mq._connected:
-            await self._ensure_up()  # subscribes every remembered topic, this one included
-        elif not known:
-            await self._with_retry(self.mq.subscribe, topic, qos)
+        await lookup(_RARE, "subscribe", self, topic, qos)
 
     async def unsubscribe(self, topic):
         await lookup(_RARE, "unsubscribe", self, topic)

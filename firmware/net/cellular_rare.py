@@ -10,7 +10,7 @@ from at.engine import ATError, ModemRebooted
 from core.compat import DEFAULT_CLOCK
 from core.errors import NetError, NotConnected, lookup
 from modem.cmqtt import Cmqtt
-from modem.cmqtt_errors import CmqttArgError, CmqttError, is_peer_refusal, is_refused, is_tls
+from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic, is_peer_refusal, is_refused, is_tls
 from modem.errors import ModemError, TlsSetupError
 from modem.sim7600 import Sim7600
 from modem.tls import Tls
@@ -99,6 +99,16 @@ def setup(name):
 
     forget("net.cellular_setup")
     return getattr(cellular_setup, name)
+
+
+async def subscribe(pub, topic, qos):
+    """CellularPublisher.subscribe."""
+    check_topic(topic)
+    known = pub._remember(topic, qos)
+    if not pub.mq._connected:
+        await pub._ensure_up()  # subscribes every remembered topic, this one included
+    elif not known:
+        await pub._with_retry(pub.mq.subscribe, topic, qos)
 
 
 async def unsubscribe(pub, topic):
