@@ -38,7 +38,6 @@ from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's publ
     _to_bytes,
     check_payload,
     check_topic,
-    cmqtt_error,
     parse_code,
     is_peer_refusal,
     is_refused,

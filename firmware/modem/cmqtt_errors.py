@@ -50,9 +50,6 @@ def is_peer_refusal(code):
     return code == 15 or (code is not None and 27 <= code <= 34)
 
 
-cmqtt_error = CmqttError  # the old factory name
-
-
 def _at_meaning(prefix, code):
     # ATEngine.meaning for ERROR replies with a '+CMQTTxxx: <idx>,<err>' line
     if prefix and prefix.startswith("+CMQTT"):

@@ -16,10 +16,7 @@
 # about 14 commands of at most cmd_timeout_ms 5 s: under 4 min, well inside the 900 s heartbeat.
 from at.engine import ATCommandError, CMEError
 from core.errors import lookup
-from modem.errors import ModemError
-
-# Former subclasses, kept as names of the one class (test e.kind to tell them apart).
-ModemNotResponding = SimError = RegistrationDenied = RegistrationTimeout = ModemError
+from modem.errors import ModemError  # noqa: F401 - re-exported: the bring-up's error
 
 CMD_TIMEOUT_MS = 5000  # every AT exchange of the steady state and the bring-up (cfg cmd_timeout_ms)
 
