@@ -13,18 +13,13 @@ class CmqttError(NetError):
     """A CMQTT <err> from the modem: `.code`, `.name`, `.meaning`, `.hint` (what to do), `.op`
     (the command)."""
 
+    op: str
+    name: str
+    hint: "str | None"
+
     def __init__(self, op, code, detail=None):
-        if code is None:
-            name, meaning, hint = "CmqttError", detail or "error", None
-        else:
-            name, meaning, hint = codes.cmqtt_info(code)
-        msg = "%s failed" % op
-        if detail:
-            msg = "%s: %s" % (msg, detail)
-        NetError.__init__(self, msg, code, meaning)
-        self.op = op
-        self.name = name
-        self.hint = hint
+        # the message, name, meaning and hint: modem/code_texts.py (loaded when an error happens)
+        lookup("modem.code_texts", "cmqtt_error", self, op, code, detail)
 
     def __str__(self):
         s = "%s [%s]" % (NetError.__str__(self), self.name)

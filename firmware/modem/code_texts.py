@@ -168,6 +168,23 @@ def get(name):
     return d
 
 
+def cmqtt_error(e, op, code, detail):
+    """modem.cmqtt_errors.CmqttError.__init__: e.op, e.name, e.meaning, e.hint and the message."""
+    from core.errors import NetError
+
+    if code is None:
+        name, meaning, hint = "CmqttError", detail or "error", None
+    else:
+        name, meaning, hint = cmqtt_info(code)
+    msg = "%s failed" % op
+    if detail:
+        msg = "%s: %s" % (msg, detail)
+    NetError.__init__(e, msg, code, meaning)
+    e.op = op
+    e.name = name
+    e.hint = hint
+
+
 def cmqtt_meaning(code):
     return line("CMQTT", code) or "unknown CMQTT error %s" % code
 
