@@ -32,21 +32,9 @@ DEFAULTS = {
 }
 
 
-# Sim7600's methods that live here
-_STEPS = ("bring_up", "wait_ready", "identify", "sim_ready", "set_apn", "registration", "wait_registered", "cpsi",
-          "ssl_supported")
-
-
-def step(m, name):
-    """Sim7600.<name>, bound to m (Sim7600.__getattr__); AttributeError for any other name."""
-    if name not in _STEPS:
-        raise AttributeError(name)
-    f = globals()[name]
-
-    def bound(*a):
-        return f(m, *a)
-
-    return bound
+def step(m, name, a):
+    """Sim7600.<name>(*a) for the steps that live here (modem.sim7600._STEPS)."""
+    return globals()[name](m, *a)
 
 
 def init(m, at, clock, config, log):

@@ -19,12 +19,12 @@
 #   without it; AT+CMQTTCFG="checkUTF8" refused is logged and skipped.
 #
 # RAM: what stays resident is the publish path, the URC handlers (session state, incoming
-# messages) and the command plumbing. The connect path (start, acquire, connect, subscribe), the
-# rare operations (stop, release, reset_service, set_will, disconnect, query_connected,
-# subscribe_many, unsubscribe), the classification of a failed command and the words for a
-# session that went down or a message that was dropped are in modem/cmqtt_rare.py: an attribute
-# Cmqtt does not have is looked up there (__getattr__), the module imported for the call and
-# dropped again. is_refused / is_tls / is_peer_refusal, check_topic, check_payload, CmqttError and
+# messages) and the command plumbing. The constructor's body and the connect path (start, acquire,
+# connect, subscribe, the setters) are in modem/cmqtt_rare.py, the rare operations (stop, release,
+# reset_service, set_will, disconnect, query_connected, subscribe_many, unsubscribe) in
+# modem/cmqtt_ops.py, the classification of a failed command and the words for a refused
+# argument, a session that went down or a message that was dropped in modem/code_texts.py: each
+# imported for the call (Cmqtt.__getattr__, core.errors.lookup) and dropped again. is_refused / is_tls / is_peer_refusal, check_topic, check_payload, CmqttError and
 # CmqttArgError are modem/cmqtt_errors.py's, re-exported here.
 import asyncio
 
@@ -44,7 +44,10 @@ from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's publ
     is_tls,
 )
 
-_RARE = "modem.cmqtt_rare"
+_TEXTS = "modem.code_texts"
+# Cmqtt's methods that live in modem/cmqtt_rare.py (the connect path) and modem/cmqtt_ops.py (rare)
+_CONNECT = ("start", "acquire", "connect", "subscribe", "on_message", "on_state", "rx_in_flight")
+_OPS = ("subscribe_many", "unsubscribe", "stop", "release", "reset_service", "set_will", "disconnect", "query_connected")
 
 
 class Cmqtt:
@@ -69,11 +72,16 @@ class Cmqtt:
     stats: dict  # busy_retries, rx (messages delivered), rx_dropped (messages dropped)
 
     def __init__(self, at, clock=None, index=0, check_utf8=False, cmd_timeout_ms=5000, log=None):
-        lookup(_RARE, "init", self, at, clock, index, check_utf8, cmd_timeout_ms, log)
+        lookup("modem.cmqtt_rare", "init", self, at, clock, index, check_utf8, cmd_timeout_ms, log)
 
     def __getattr__(self, name):
-        # start, acquire, connect, subscribe and the rare operations: modem/cmqtt_rare.py
-        return lookup(_RARE, "method", self, name)
+        # the connect path and the setters (modem/cmqtt_rare.py), the rare operations
+        # (modem/cmqtt_ops.py): imported when one is called, not when it is looked up (so that
+        # `(mq.release, mq.stop)` holds no copy of the module)
+        mod = "modem.cmqtt_rare" if name in _CONNECT else "modem.cmqtt_ops" if name in _OPS else None
+        if mod is None:
+            raise AttributeError(name)
+        return lambda *a, **k: lookup(mod, "call", self, name, a, k)
 
     # ------------------------------------------------------------------ session state (URCs)
     def _set_down(self, why):
@@ -90,7 +98,7 @@ class Cmqtt:
         elif line[line.find(":") + 1 :].split(",")[0].strip() != str(self.idx):
             return  # another client's
         try:
-            why = lookup(_RARE, "down_reason", self, line)
+            why = lookup(_TEXTS, "down_reason", self, line)
         except Exception:  # noqa: BLE001 - no memory for the words: the session is down all the same
             why = line
         self._set_down(why)
@@ -104,7 +112,7 @@ class Cmqtt:
     # _rx_buf (bytearrays of the announced sizes, allocated once), _rx_pos (bytes so far), _rx_len
     # (announced; -1 unknown: assembled up to the caps and not checked at RXEND). Any error
     # (MemoryError included) drops the message and leaves no state; the RX gate (_rx_idle) reopens
-    # at RXEND. _rx_drop: why it is dropped, (n, args...) worded by cmqtt_rare.rx_dropped.
+    # at RXEND. _rx_drop: why it is dropped, (n, args...) worded by code_texts.rx_dropped.
     @staticmethod
     def _chunk_len(line):
         # '+CMQTTRXTOPIC: 0,21' -> 21 raw bytes follow the line
@@ -171,7 +179,7 @@ class Cmqtt:
             self.stats["rx_dropped"] += 1
             if self.log:
                 try:
-                    lookup(_RARE, "rx_dropped", self, drop)
+                    lookup(_TEXTS, "rx_dropped", self, drop)
                 except Exception:  # noqa: BLE001 - no memory for the words: dropped and counted all the same
                     self.log.warn("incoming message dropped: %s", drop)
             return
@@ -225,7 +233,7 @@ class Cmqtt:
                     return code
                 err = CmqttError(op, code)
             except ATError as e:
-                err = lookup(_RARE, "at_error", self, op, result, e)  # the CmqttError it means (ModemRebooted raised)
+                err = lookup(_TEXTS, "at_error", self, op, result, e)  # the CmqttError it means (ModemRebooted raised)
             if err.code == 11:
                 self._set_down("error 11 (no connection) on %s" % op)
             if err.code == 14 and attempt < busy_retries:

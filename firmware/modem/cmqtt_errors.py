@@ -83,7 +83,7 @@ def check_topic(topic, what="topic"):
     """topic as bytes: 1..codes.TOPIC_MAX bytes of UTF-8, else CmqttArgError ("topic" / "utf8")."""
     b = _to_bytes(topic)
     if not 0 < len(b) <= TOPIC_MAX or not _is_utf8(b):
-        raise lookup("modem.cmqtt_rare", "arg_error", b, what)  # the words: modem/cmqtt_rare.py
+        raise lookup("modem.code_texts", "arg_error", b, what)  # the words: modem/code_texts.py
     return b
 
 
@@ -92,7 +92,7 @@ def check_payload(payload, utf8=False, limit=None):
     CmqttArgError ("payload" / "utf8")."""
     b = _to_bytes(payload)
     if len(b) > (limit or PAYLOAD_MAX) or (utf8 and not _is_utf8(b)):
-        raise lookup("modem.cmqtt_rare", "arg_error", b, None, limit or PAYLOAD_MAX)
+        raise lookup("modem.code_texts", "arg_error", b, None, limit or PAYLOAD_MAX)
     return b
 
 

@@ -18,6 +18,9 @@ from at.engine import ATCommandError, CMEError
 from core.errors import lookup
 from modem.errors import ModemError  # noqa: F401 - re-exported: the bring-up's error
 
+# Sim7600's methods that live in modem/bringup.py
+_STEPS = ("bring_up", "wait_ready", "identify", "sim_ready", "set_apn", "registration", "wait_registered", "cpsi",
+          "ssl_supported")
 CMD_TIMEOUT_MS = 5000  # every AT exchange of the steady state and the bring-up (cfg cmd_timeout_ms)
 
 
@@ -52,8 +55,8 @@ def parse_cclk(value):
 class Sim7600:
     """The modem's steady state: signal_dbm(), network_time(). The bring-up steps (bring_up,
     wait_ready, identify, sim_ready, set_apn, registration, wait_registered, cpsi) and
-    ssl_supported() are modem/bringup.py's: an attribute Sim7600 does not have is looked up there
-    (__getattr__ -> bringup.step), the module imported for the call and dropped when it returns."""
+    ssl_supported() are modem/bringup.py's (__getattr__ -> bringup.step), the module imported for
+    the call and dropped when it returns."""
 
     # set by modem/bringup.py's init (boot-only code is not resident); besides these: at, clock, log
     cfg: dict  # the settings given (None left out); modem.bringup.DEFAULTS has the rest
@@ -67,7 +70,10 @@ class Sim7600:
         lookup("modem.bringup", "init", self, at, clock, config, log)
 
     def __getattr__(self, name):
-        return lookup("modem.bringup", "step", self, name)
+        # the bring-up steps and ssl_supported: modem/bringup.py, imported when one is called
+        if name not in _STEPS:
+            raise AttributeError(name)
+        return lambda *a: lookup("modem.bringup", "step", self, name, a)
 
     # ------------------------------------------------------------------ steady state
     async def signal_dbm(self):

@@ -6,12 +6,14 @@
 #   L_ACQUIRE  DISC/REL, ACCQ, CFG, WILL + L_CONNECT  (client wedged: 14 after retries, 19, 20)
 #   L_SERVICE  DISC/REL/STOP, START + L_ACQUIRE       (+CMQTTNONET, 9, 23, timeouts)
 #   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
+import sys
+
 from at.engine import ATError, ModemRebooted
 from core.compat import DEFAULT_CLOCK
 from core.errors import NetError, NotConnected, lookup
 from modem.cmqtt import Cmqtt
 from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic, is_peer_refusal, is_refused, is_tls
-from modem.errors import ModemError, TlsSetupError
+from modem.errors import ModemError, TlsSetupError, hold
 from modem.sim7600 import Sim7600
 from modem.tls import Tls
 from net.cellular import L_ACQUIRE, L_CONNECT, L_MODEM, L_SERVICE
@@ -101,7 +103,7 @@ def setup(name):
     return getattr(cellular_setup, name)
 
 
-async def subscribe(pub, topic, qos):
+async def _subscribe(pub, topic, qos):
     """CellularPublisher.subscribe."""
     check_topic(topic)
     known = pub._remember(topic, qos)
@@ -111,7 +113,7 @@ async def subscribe(pub, topic, qos):
         await pub._with_retry(pub.mq.subscribe, topic, qos)
 
 
-async def unsubscribe(pub, topic):
+async def _unsubscribe(pub, topic):
     pub._subs = [s for s in pub._subs if s[0] != topic]
     if pub.mq._connected:
         await pub.mq.unsubscribe(topic)
@@ -196,7 +198,24 @@ def refused(pub, e):
         pub.log.warn("MQTT %s", msg)
 
 
-async def connect(pub):
+_SELF = sys.modules[__name__]
+
+
+# The coroutines CellularPublisher awaits keep this module imported while they run (modem.errors.hold):
+# what they look up here again (a nested connect, a failed subscribe) reuses it.
+def connect(pub):
+    return hold(_SELF, _connect(pub))
+
+
+def subscribe(pub, topic, qos):
+    return hold(_SELF, _subscribe(pub, topic, qos))
+
+
+def unsubscribe(pub, topic):
+    return hold(_SELF, _unsubscribe(pub, topic))
+
+
+async def _connect(pub):
     """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
     attempt = 0
     level = pub._need
