@@ -70,6 +70,8 @@ class Cmqtt:
     disc_in_flight: bool
     accq_version: bool  # send ACCQ's MQTT-version argument (older firmware refuses it)
     stats: dict  # busy_retries, rx (messages delivered), rx_dropped (messages dropped)
+    _lock: asyncio.Lock  # one command at a time
+    _rx_idle: asyncio.Event  # set while no incoming message burst is in flight
 
     def __init__(self, at, clock=None, index=0, check_utf8=False, cmd_timeout_ms=5000, log=None):
         lookup("modem.cmqtt_rare", "init", self, at, clock, index, check_utf8, cmd_timeout_ms, log)
