@@ -20,10 +20,11 @@
 # warning says what was refused and what to check. Each completed stage lowers the level the next
 # connect starts from, so a refusal right after a full bring-up does not cause another one.
 #
-# RAM: resident are the publish path and the URC hooks. The connect with its escalation
-# (_session, the levels, the backoff, the advice for a refusal) and what a failed publish or
-# subscribe leads to run in net/cellular_rare.py, imported for the call and dropped again
-# (core.errors.lookup); the boot-time build (from_config, read_certs), the TLS set-up and the
+# RAM: resident are the publish path and the URC hooks. The construction (the settings), the
+# connect with its escalation (session, the levels, the backoff, the advice for a refusal),
+# subscribe/unsubscribe and what a failed publish or subscribe leads to run in
+# net/cellular_rare.py, imported for the call and dropped again (core.errors.lookup); the
+# boot-time build (from_config, read_certs: the module __getattr__), the TLS set-up and the
 # disconnect in net/cellular_setup.py, the same way.
 from at.engine import ATError
 from core.errors import NetError, lookup
