@@ -55,15 +55,6 @@ def init(m, at, clock, config, log):
     m.info = {}
 
 
-def ssl_supported(m):
-    """False for firmware known to refuse AT+CSSLCFG (codes.FIRMWARE_NO_SSL)."""
-    rev = m.revision or ""
-    for bad in codes.FIRMWARE_NO_SSL:
-        if bad in rev:
-            return False
-    return True
-
-
 def _cfg(m, key):
     v = m.cfg.get(key)
     return DEFAULTS[key] if v is None else v

@@ -7,7 +7,7 @@
 #   await modem.network_time()               # CCLK -> (y, mo, d, h, mi, s, tz_quarters) or None
 #
 # The bring-up steps (wait_ready, identify, sim_ready, set_apn, registration, wait_registered,
-# cpsi, bring_up) and ssl_supported live in modem/bringup.py: it is imported when a step starts
+# cpsi, bring_up) live in modem/bringup.py: it is imported when a step starts
 # and dropped from sys.modules again (boot and recovery only; Sim7600.__getattr__). Errors: one
 # class, ModemError, whose .kind names the step ('not_responding', 'sim', 'apn', 'reg_denied',
 # 'reg_timeout').
@@ -16,11 +16,11 @@
 # about 14 commands of at most cmd_timeout_ms 5 s: under 4 min, well inside the 900 s heartbeat.
 from at.engine import ATCommandError, CMEError
 from core.errors import lookup
+from modem.codes import FIRMWARE_NO_SSL
 from modem.errors import ModemError  # noqa: F401 - re-exported: the bring-up's error
 
 # Sim7600's methods that live in modem/bringup.py
-_STEPS = ("bring_up", "wait_ready", "identify", "sim_ready", "set_apn", "registration", "wait_registered", "cpsi",
-          "ssl_supported")
+_STEPS = ("bring_up", "wait_ready", "identify", "sim_ready", "set_apn", "registration", "wait_registered", "cpsi")
 CMD_TIMEOUT_MS = 5000  # every AT exchange of the steady state and the bring-up (cfg cmd_timeout_ms)
 
 
@@ -53,10 +53,10 @@ def parse_cclk(value):
 
 
 class Sim7600:
-    """The modem's steady state: signal_dbm(), network_time(). The bring-up steps (bring_up,
-    wait_ready, identify, sim_ready, set_apn, registration, wait_registered, cpsi) and
-    ssl_supported() are modem/bringup.py's (__getattr__ -> bringup.step), the module imported for
-    the call and dropped when it returns."""
+    """The modem's steady state: signal_dbm(), network_time(), ssl_supported(). The bring-up steps
+    (bring_up, wait_ready, identify, sim_ready, set_apn, registration, wait_registered, cpsi) are
+    modem/bringup.py's (__getattr__ -> bringup.step), the module imported for the call and dropped
+    when it returns."""
 
     # set by modem/bringup.py's init (boot-only code is not resident); besides these: at, clock, log
     cfg: dict  # the settings given (None left out); modem.bringup.DEFAULTS has the rest
@@ -74,6 +74,14 @@ class Sim7600:
         if name not in _STEPS:
             raise AttributeError(name)
         return lambda *a: lookup("modem.bringup", "step", self, name, a)
+
+    def ssl_supported(self):
+        """False for firmware known to refuse AT+CSSLCFG (codes.FIRMWARE_NO_SSL). Resident: the TLS
+        set-up asks while certs and the connect path are loaded (no bring-up module on top)."""
+        for bad in FIRMWARE_NO_SSL:
+            if bad in (self.revision or ""):
+                return False
+        return True
 
     # ------------------------------------------------------------------ steady state
     async def signal_dbm(self):
