@@ -279,14 +279,17 @@ def test_registration_waits_on_the_modules_urcs():
 
 
 def test_bring_up_denied_and_missing_pin_are_clear():
-    from modem.sim7600 import RegistrationDenied, RegistrationTimeout, SimError, csq_to_dbm, parse_cclk
+    from modem.sim7600 import ModemError, csq_to_dbm, parse_cclk
 
-    with pytest.raises(RegistrationDenied, match="denied"):
+    with pytest.raises(ModemError, match="denied") as e:
         _bring_up(Sim7600(powered=True, time_scale=SCALE, network="denied"), {})
-    with pytest.raises(SimError, match="sim_pin"):
+    assert e.value.kind == "reg_denied"
+    with pytest.raises(ModemError, match="sim_pin") as e:
         _bring_up(Sim7600(powered=True, time_scale=SCALE, sim_pin="1234"), {})
-    with pytest.raises(RegistrationTimeout, match="not registered after 300 ms"):
+    assert e.value.kind == "sim"
+    with pytest.raises(ModemError, match="not registered after 300 ms") as e:
         _bring_up(Sim7600(powered=True, time_scale=SCALE, network="none"), {"reg_timeout_ms": 300})
+    assert e.value.kind == "reg_timeout"
     assert csq_to_dbm(0) == -113 and csq_to_dbm(31) == -51 and csq_to_dbm(99) is None
     assert parse_cclk('"20/08/06,11:50:12+40"') == (2020, 8, 6, 11, 50, 12, 40)
     assert parse_cclk('"21/01/02,03:04:05-08"')[6] == -8

@@ -1,6 +1,7 @@
 # SIM7600 bring-up (sim7600-mqtt-at.md §2): boot wait, identify, SIM, APN, registration.
 # Boot/recovery only: modem.sim7600.Sim7600 imports this module when a step runs and drops it
-# from sys.modules afterwards (modem.sim7600.unload), so none of it stays resident. Every function
+# from sys.modules again (Sim7600.__getattr__ -> step(), through core.errors.lookup), so none of
+# it stays resident. Every function
 # takes the Sim7600 `m` (its at, clock, cfg, info) first; errors are modem.sim7600.ModemError
 # with .kind saying which step failed.
 #
@@ -12,9 +13,10 @@
 import asyncio
 
 from at.engine import ATCommandError, ATError, CMEError
-from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
+from core.compat import DEFAULT_CLOCK, TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from modem import codes
 from modem.errors import ModemError
+from modem.sim7600 import CMD_TIMEOUT_MS
 
 # Settings a config may give (Sim7600(config=...)); cmd_timeout_ms is modem.sim7600's (Sim7600.t).
 DEFAULTS = {
@@ -28,6 +30,29 @@ DEFAULTS = {
     "poll_ms": 1000,  # pause between polls
     "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
 }
+
+
+def step(m, name, a):
+    """Sim7600.<name>(*a) for the steps that live here (modem.sim7600._STEPS)."""
+    return globals()[name](m, *a)
+
+
+def init(m, at, clock, config, log):
+    """Sim7600.__init__."""
+    m.at = at
+    m.clock = clock or DEFAULT_CLOCK
+    cfg = {}  # the settings given; DEFAULTS has the rest (read when a step runs)
+    if config:
+        for k in config:
+            if config[k] is not None:
+                cfg[k] = config[k]
+    m.cfg = cfg
+    m.t = cfg.get("cmd_timeout_ms") or CMD_TIMEOUT_MS
+    m.log = log
+    m.model = None
+    m.revision = None
+    m.imei = None
+    m.info = {}
 
 
 def _cfg(m, key):

@@ -1,6 +1,7 @@
 # Errors and argument checks of the modem's MQTT client (modem.cmqtt re-exports every name).
-from core.errors import NetError
+from core.errors import NetError, lookup
 from modem import codes
+from modem.codes import PAYLOAD_MAX, TOPIC_MAX
 
 # ---------------------------------------------------------------------------------------
 # Errors. Every CMQTT <err> 1..35 raises CmqttError carrying .code, .name ("SockConnectFail" for
@@ -12,18 +13,13 @@ class CmqttError(NetError):
     """A CMQTT <err> from the modem: `.code`, `.name`, `.meaning`, `.hint` (what to do), `.op`
     (the command)."""
 
+    op: str
+    name: str
+    hint: "str | None"
+
     def __init__(self, op, code, detail=None):
-        if code is None:
-            name, meaning, hint = "CmqttError", detail or "error", None
-        else:
-            name, meaning, hint = codes.cmqtt_info(code)
-        msg = "%s failed" % op
-        if detail:
-            msg = "%s: %s" % (msg, detail)
-        NetError.__init__(self, msg, code, meaning)
-        self.op = op
-        self.name = name
-        self.hint = hint
+        # the message, name, meaning and hint: modem/code_texts.py (loaded when an error happens)
+        lookup("modem.code_texts", "cmqtt_error", self, op, code, detail)
 
     def __str__(self):
         s = "%s [%s]" % (NetError.__str__(self), self.name)
@@ -47,9 +43,6 @@ def is_tls(code):
 def is_peer_refusal(code):
     """The broker or the TLS peer refused the session: not a modem fault (keep it registered)."""
     return code == 15 or (code is not None and 27 <= code <= 34)
-
-
-cmqtt_error = CmqttError  # the old factory name
 
 
 def _at_meaning(prefix, code):
@@ -87,23 +80,19 @@ def _is_utf8(b):
 
 
 def check_topic(topic, what="topic"):
+    """topic as bytes: 1..codes.TOPIC_MAX bytes of UTF-8, else CmqttArgError ("topic" / "utf8")."""
     b = _to_bytes(topic)
-    if not b:
-        raise CmqttArgError("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX), "topic")
-    if len(b) > codes.TOPIC_MAX:
-        raise CmqttArgError("%s is %d bytes, the SIM7600 allows 1..%d" % (what, len(b), codes.TOPIC_MAX), "topic")
-    if not _is_utf8(b):
-        raise CmqttArgError("%s is not valid UTF-8 (MQTT topics must be)" % what, "utf8")
+    if not 0 < len(b) <= TOPIC_MAX or not _is_utf8(b):
+        raise lookup("modem.code_texts", "arg_error", b, what)  # the words: modem/code_texts.py
     return b
 
 
 def check_payload(payload, utf8=False, limit=None):
+    """payload as bytes: at most `limit` (codes.PAYLOAD_MAX) bytes, valid UTF-8 when `utf8`; else
+    CmqttArgError ("payload" / "utf8")."""
     b = _to_bytes(payload)
-    limit = limit or codes.PAYLOAD_MAX
-    if len(b) > limit:
-        raise CmqttArgError("payload is %d bytes, the SIM7600 allows at most %d" % (len(b), limit), "payload")
-    if utf8 and not _is_utf8(b):
-        raise CmqttArgError("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)", "utf8")
+    if len(b) > (limit or PAYLOAD_MAX) or (utf8 and not _is_utf8(b)):
+        raise lookup("modem.code_texts", "arg_error", b, None, limit or PAYLOAD_MAX)
     return b
 
 

@@ -1,7 +1,12 @@
 # SIM7600 error and state texts (SIMCom SIM7500_SIM7600 Series AT Command Manual V3.00: ch.16
 # MQTT(S) §16.3.1, ch.10 SSL). A table module read on demand: modem.codes' functions import it
 # through core.errors.lookup when an error or a state has to be explained, and drop it again, so
-# none of these strings stays resident on the ESP32. One entry per line.
+# none of these strings stays resident on the ESP32. One entry per line. The functions that read
+# the tables are here too: modem.codes hands them out (its __getattr__ -> attr()), and the words of
+# modem.cmqtt's errors and events (at the end).
+from at.engine import ATCommandError, ATTimeout, ModemRebooted
+from modem import codes
+from modem.cmqtt_errors import CmqttArgError, CmqttError, parse_code
 
 # CMQTT <err> codes 0..35 ([M] §16.3.1; 35 is from the A76XX manual, treated as possible): line n = code n
 CMQTT = (
@@ -165,3 +170,134 @@ def get(name):
         k, v = ln.split("=", 1)
         d[int(k)] = v
     return d
+
+
+def cmqtt_error(e, op, code, detail):
+    """modem.cmqtt_errors.CmqttError.__init__: e.op, e.name, e.meaning, e.hint and the message."""
+    from core.errors import NetError
+
+    if code is None:
+        name, meaning, hint = "CmqttError", detail or "error", None
+    else:
+        name, meaning, hint = cmqtt_info(code)
+    msg = "%s failed" % op
+    if detail:
+        msg = "%s: %s" % (msg, detail)
+    NetError.__init__(e, msg, code, meaning)
+    e.op = op
+    e.name = name
+    e.hint = hint
+
+
+def cmqtt_meaning(code):
+    return line("CMQTT", code) or "unknown CMQTT error %s" % code
+
+
+def cmqtt_hint(code):
+    return keyed("HINTS", code)
+
+
+def connlost_cause(cause):
+    return keyed("CONNLOST", cause) or "unknown cause %s" % cause
+
+
+def cme_meaning(code):
+    from core.errors import lookup
+
+    return (lookup("at.cme", "meaning", code) if isinstance(code, int) else None) or "CME error %s" % code
+
+
+def reg_state(stat):
+    return line("REG", stat) or "unknown state %s" % stat
+
+
+_TABLES = {
+    "CMQTT_ERRORS": "CMQTT",
+    "CMQTT_HINTS": "HINTS",
+    "CMQTT_CONNLOST_CAUSES": "CONNLOST",
+    "REG_STATES": "REG",
+    "FIRMWARE_NO_SSL_FIX": "FIRMWARE_NO_SSL_FIX",
+}
+
+
+def attr(name):
+    """modem.codes.<name> for what is not resident there: a function of this module, or a whole
+    table (built on each access)."""
+    if name in ("cmqtt_info", "cmqtt_meaning", "cmqtt_hint", "connlost_cause", "cme_meaning", "reg_state"):
+        return globals()[name]
+    if name in _TABLES:
+        return get(_TABLES[name])
+    if name == "CME_ERRORS":
+        from core.errors import lookup
+
+        return lookup("at.cme", "table")
+    if name in ("BOOT_URCS", "UNSOLICITED"):
+        from at import engine
+
+        return getattr(engine, name)
+    raise AttributeError(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The words of modem.cmqtt's errors and events, built when one happens: a failed AT exchange as a
+# CmqttError (at_error), a refused topic/payload (arg_error), a dropped incoming message
+# (rx_dropped), a session that went down (down_reason).
+def at_error(mq, op, result, e):
+    """The CmqttError a failed AT exchange of `op` means (e: an at.engine.ATError). ModemRebooted
+    takes the session down and is raised as it is."""
+    if isinstance(e, ModemRebooted):
+        mq._set_down("modem rebooted")
+        mq.started = mq.acquired = False
+        raise e
+    if isinstance(e, ATTimeout):
+        return CmqttError(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
+    prefix = "+%s: " % op
+    code = e.code if isinstance(e, ATCommandError) and isinstance(e.code, int) else None
+    if code is None:
+        for ln in getattr(e, "lines", None) or ():
+            if ln.startswith(prefix):
+                code = parse_code(ln[len(prefix) :])
+                break
+    if code is None and result is not None:
+        code = parse_code(getattr(e, "result", None))
+    if code is None:
+        return CmqttError(op, 1, "%s answered ERROR" % e.cmd if isinstance(e, ATCommandError) else str(e))
+    return CmqttError(op, code)
+
+def arg_error(b, what, limit=0):
+    """The CmqttArgError for a topic (what: "topic", "will topic") or a payload (what None, at most
+    `limit` bytes) that check_topic / check_payload refused."""
+    n = len(b)
+    if what is None:
+        if n > limit:
+            return CmqttArgError("payload is %d bytes, the SIM7600 allows at most %d" % (n, limit), "payload")
+        return CmqttArgError("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)", "utf8")
+    if not n:
+        return CmqttArgError("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX), "topic")
+    if n > codes.TOPIC_MAX:
+        return CmqttArgError("%s is %d bytes, the SIM7600 allows 1..%d" % (what, n, codes.TOPIC_MAX), "topic")
+    return CmqttArgError("%s is not valid UTF-8 (MQTT topics must be)" % what, "utf8")
+
+_RX_DROP = (
+    "announced topic %d / payload %d bytes, more than this firmware accepts (%d / %d)",
+    "out of memory for a %d-byte message",
+    "more bytes than announced",
+    "over %d bytes (length not announced)",
+    "out of memory",
+    "no +CMQTTRXSTART",
+    "length mismatch: topic %d/%d payload %d/%d",
+)
+
+def rx_dropped(mq, drop):
+    """Log why an incoming message was dropped; drop: (n, args...) from Cmqtt's RX handlers."""
+    args = drop[1:] + ((codes.RX_TOPIC_CAP, codes.RX_PAYLOAD_CAP) if drop[0] == 0 else ())
+    mq.log.warn("incoming message dropped: %s", _RX_DROP[drop[0]] % args if args else _RX_DROP[drop[0]])
+
+def down_reason(mq, line):
+    """Why the session went down, from its URC line."""
+    if line.startswith("+CMQTTNONET"):
+        return "no network (+CMQTTNONET): service needs STOP/START"
+    code = parse_code(line.split(":", 1)[1])
+    if line.startswith("+CMQTTCONNLOST"):
+        return "connection lost (cause %s: %s)" % (code, connlost_cause(code))
+    return "keep-alive ping failed (error %s: %s)" % (code, cmqtt_meaning(code or 0))

@@ -3,12 +3,13 @@
 # The firmware and the transcript doctor read these tables.
 #
 # RAM: only the numbers live here. The texts (CMQTT error meanings and hints, CONNLOST causes,
-# registration states, the no-SSL fix) are in modem/code_texts.py and the 3GPP CME texts in
-# at/cme.py: table modules imported by the functions below when an error has to be explained and
-# dropped again (core.errors.lookup). Host tools and tests that want a whole table get it built
-# on demand through the module __getattr__ (PEP 562, which MicroPython supports too):
-# codes.CMQTT_ERRORS, codes.CMQTT_HINTS, codes.CME_ERRORS, codes.CMQTT_CONNLOST_CAUSES,
-# codes.REG_STATES, codes.FIRMWARE_NO_SSL_FIX, codes.BOOT_URCS, codes.UNSOLICITED.
+# registration states, the no-SSL fix) and the functions that read them are in
+# modem/code_texts.py, the 3GPP CME texts in at/cme.py: table modules imported when an error has
+# to be explained and dropped again (core.errors.lookup). Everything else is reached through the
+# module __getattr__ (PEP 562, which MicroPython supports too): the functions codes.cmqtt_info,
+# cmqtt_meaning, cmqtt_hint, connlost_cause, cme_meaning, reg_state, and for host tools and tests
+# the whole tables, built on each access: codes.CMQTT_ERRORS, CMQTT_HINTS, CME_ERRORS,
+# CMQTT_CONNLOST_CAUSES, REG_STATES, FIRMWARE_NO_SSL_FIX, BOOT_URCS, UNSOLICITED.
 from core.errors import lookup
 
 CMQTT_ERROR_COUNT = 36  # <err> 0..35
@@ -38,53 +39,8 @@ CERT_MAX = 10240
 RX_PAYLOAD_CAP = 2048
 RX_TOPIC_CAP = 256
 
-_T = "modem.code_texts"
-
-
-def cmqtt_info(code):
-    """(name, meaning, hint) of CMQTT <err> `code`."""
-    return lookup(_T, "cmqtt_info", code)
-
-
-def cmqtt_meaning(code):
-    if isinstance(code, int) and 0 <= code < CMQTT_ERROR_COUNT:
-        return lookup(_T, "line", "CMQTT", code)
-    return "unknown CMQTT error %s" % code
-
-
-def cmqtt_hint(code):
-    return lookup(_T, "keyed", "HINTS", code) if isinstance(code, int) else None
-
-
-def connlost_cause(cause):
-    return (lookup(_T, "keyed", "CONNLOST", cause) if isinstance(cause, int) else None) or "unknown cause %s" % cause
-
-
-def cme_meaning(code):
-    return (lookup("at.cme", "meaning", code) if isinstance(code, int) else None) or "CME error %s" % code
-
-
-def reg_state(stat):
-    return lookup(_T, "line", "REG", stat) or "unknown state %s" % stat
-
-
-_TABLES = {
-    "CMQTT_ERRORS": "CMQTT",
-    "CMQTT_HINTS": "HINTS",
-    "CMQTT_CONNLOST_CAUSES": "CONNLOST",
-    "REG_STATES": "REG",
-    "FIRMWARE_NO_SSL_FIX": "FIRMWARE_NO_SSL_FIX",
-}
-
-
 def __getattr__(name):
-    # whole tables for host tools and tests; built on each access, so firmware uses the functions
-    if name in _TABLES:
-        return lookup(_T, "get", _TABLES[name])
-    if name == "CME_ERRORS":
-        return lookup("at.cme", "table")
-    if name in ("BOOT_URCS", "UNSOLICITED"):
-        from at import engine
-
-        return getattr(engine, name)
-    raise AttributeError(name)
+    # the functions that explain a code (cmqtt_info, cmqtt_meaning, cmqtt_hint, connlost_cause,
+    # cme_meaning, reg_state) and the whole tables: modem/code_texts.py, imported for the access
+    # and dropped again (a function keeps it alive while it runs)
+    return lookup("modem.code_texts", "attr", name)

@@ -1,6 +1,7 @@
-# The modem layer's two error families and the unloader of its boot-only modules. A module of its
-# own so that the resident drivers (sim7600, tls) and the modules they import per use (bringup,
-# certs) share them without an import circle.
+# The modem layer's two error families and the unloader of its boot-only modules (unload, hold).
+# A module of its own so that the resident drivers (sim7600, tls, cmqtt) and the modules they
+# import per use (bringup, certs, cmqtt_rare, cmqtt_ops; net's cellular_rare) share them without
+# an import circle.
 from core.errors import NetError
 
 
@@ -26,3 +27,23 @@ def unload(name):
     from core.unload import forget
 
     forget("modem." + name)
+
+
+async def hold(mod, coro):
+    """Await coro, a coroutine of the rare module `mod` (imported for the call and already
+    forgotten again by core.errors.lookup), with `mod` back in sys.modules while it runs: what the
+    coroutine looks up in it again (an error's classification, a nested operation) reuses this copy
+    instead of loading a second one. Forgotten again at the end, unless someone else put it back."""
+    import sys
+
+    from core.unload import forget
+
+    name = mod.__name__
+    mine = name not in sys.modules
+    if mine:
+        sys.modules[name] = mod
+    try:
+        return await coro
+    finally:
+        if mine:
+            forget(name)

@@ -7,19 +7,20 @@
 #   await modem.network_time()               # CCLK -> (y, mo, d, h, mi, s, tz_quarters) or None
 #
 # The bring-up steps (wait_ready, identify, sim_ready, set_apn, registration, wait_registered,
-# cpsi, bring_up) live in modem/bringup.py: it is imported when a step starts and dropped from
-# sys.modules when it ends (boot and recovery only). Errors: one class, ModemError, whose .kind
-# names the step ('not_responding', 'sim', 'apn', 'reg_denied', 'reg_timeout').
+# cpsi, bring_up) live in modem/bringup.py: it is imported when a step starts
+# and dropped from sys.modules again (boot and recovery only; Sim7600.__getattr__). Errors: one
+# class, ModemError, whose .kind names the step ('not_responding', 'sim', 'apn', 'reg_denied',
+# 'reg_timeout').
 #
 # Bound of one bring-up: boot_timeout_ms 30 s + sim_timeout_ms 20 s + reg_timeout_ms 120 s +
 # about 14 commands of at most cmd_timeout_ms 5 s: under 4 min, well inside the 900 s heartbeat.
 from at.engine import ATCommandError, CMEError
-from core.compat import DEFAULT_CLOCK
-from modem.errors import ModemError, unload
+from core.errors import lookup
+from modem.codes import FIRMWARE_NO_SSL
+from modem.errors import ModemError  # noqa: F401 - re-exported: the bring-up's error
 
-# Former subclasses, kept as names of the one class (test e.kind to tell them apart).
-ModemNotResponding = SimError = RegistrationDenied = RegistrationTimeout = ModemError
-
+# Sim7600's methods that live in modem/bringup.py
+_STEPS = ("bring_up", "wait_ready", "identify", "sim_ready", "set_apn", "registration", "wait_registered", "cpsi")
 CMD_TIMEOUT_MS = 5000  # every AT exchange of the steady state and the bring-up (cfg cmd_timeout_ms)
 
 
@@ -51,40 +52,34 @@ def parse_cclk(value):
     return (2000 + yy, mo, dd, hh, mi, ss, tz)
 
 
-async def _step(name, *args):
-    """Run modem.bringup.<name>(*args), then drop the module again."""
-    try:
-        from modem import bringup
-
-        return await getattr(bringup, name)(*args)
-    finally:
-        unload("bringup")
-
-
 class Sim7600:
+    """The modem's steady state: signal_dbm(), network_time(), ssl_supported(). The bring-up steps
+    (bring_up, wait_ready, identify, sim_ready, set_apn, registration, wait_registered, cpsi) are
+    modem/bringup.py's (__getattr__ -> bringup.step), the module imported for the call and dropped
+    when it returns."""
+
+    # set by modem/bringup.py's init (boot-only code is not resident); besides these: at, clock, log
+    cfg: dict  # the settings given (None left out); modem.bringup.DEFAULTS has the rest
+    t: int  # cmd_timeout_ms
+    model: "str | None"
+    revision: "str | None"
+    imei: "str | None"
+    info: dict  # what bring-up and the steady state learnt: reg, signal_dbm, time, ...
+
     def __init__(self, at, clock=None, config=None, log=None):
-        self.at = at
-        self.clock = clock or DEFAULT_CLOCK
-        cfg = {}  # the settings given; modem.bringup.DEFAULTS has the rest (read when a step runs)
-        if config:
-            for k in config:
-                if config[k] is not None:
-                    cfg[k] = config[k]
-        self.cfg = cfg
-        self.t = cfg.get("cmd_timeout_ms") or CMD_TIMEOUT_MS
-        self.log = log
-        self.model = None
-        self.revision = None
-        self.imei = None
-        self.info = {}
+        lookup("modem.bringup", "init", self, at, clock, config, log)
+
+    def __getattr__(self, name):
+        # the bring-up steps and ssl_supported: modem/bringup.py, imported when one is called
+        if name not in _STEPS:
+            raise AttributeError(name)
+        return lambda *a: lookup("modem.bringup", "step", self, name, a)
 
     def ssl_supported(self):
-        """False for firmware known to refuse AT+CSSLCFG (codes.FIRMWARE_NO_SSL)."""
-        from modem import codes
-
-        rev = self.revision or ""
-        for bad in codes.FIRMWARE_NO_SSL:
-            if bad in rev:
+        """False for firmware known to refuse AT+CSSLCFG (codes.FIRMWARE_NO_SSL). Resident: the TLS
+        set-up asks while certs and the connect path are loaded (no bring-up module on top)."""
+        for bad in FIRMWARE_NO_SSL:
+            if bad in (self.revision or ""):
                 return False
         return True
 
@@ -113,28 +108,3 @@ class Sim7600:
             return None
         self.info["time"] = t
         return t
-
-    # ------------------------------------------------------------------ bring-up (modem/bringup.py)
-    async def bring_up(self):
-        return await _step("bring_up", self)
-
-    async def wait_ready(self, timeout_ms=None):
-        return await _step("wait_ready", self, timeout_ms)
-
-    async def identify(self):
-        return await _step("identify", self)
-
-    async def sim_ready(self):
-        return await _step("sim_ready", self)
-
-    async def set_apn(self, apn=None, user=None, password=None, cid=1):
-        return await _step("set_apn", self, apn, user, password, cid)
-
-    async def registration(self):
-        return await _step("registration", self)
-
-    async def wait_registered(self, timeout_ms=None):
-        return await _step("wait_registered", self, timeout_ms)
-
-    async def cpsi(self):
-        return await _step("cpsi", self)

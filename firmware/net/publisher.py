@@ -23,7 +23,14 @@ def backoff_ms(attempt, base_ms, max_ms, pick):
 
 
 class Publisher:
-    """Interface. `stats` keys: connects, reconnects, published, errors, last_error."""
+    """The interface (firmware/ARCHITECTURE.md). `stats` keys: connects, reconnects, published,
+    errors, last_error. A transport defines:
+        async _connect()                     the connect itself (connect() below is single-flight)
+        async publish(topic, payload, qos=1) returns once the broker has it (QoS 1: PUBACK)
+        async subscribe(topic, qos=1)        remembered (_remember) and re-subscribed after reconnects
+        connected() -> bool
+        async disconnect()
+    (no stubs here: on the ESP32 each would cost heap for nothing)."""
 
     def __init__(self):
         self.stats = {"connects": 0, "reconnects": 0, "published": 0, "errors": 0, "last_error": None}
@@ -35,14 +42,11 @@ class Publisher:
         """Single-flight: a task that finds a connect already running waits for it instead of
         starting a second one (the SIM7600 refuses a second CONNECT with 19, client is used).
         Transports implement _connect()."""
-        if self.connected():
+        if self.connected():  # pyright: ignore[reportAttributeAccessIssue] - the transport's
             return
         async with self._connecting:
-            if not self.connected():
-                await self._connect()
-
-    async def _connect(self):
-        raise NotImplementedError
+            if not self.connected():  # pyright: ignore[reportAttributeAccessIssue]
+                await self._connect()  # pyright: ignore[reportAttributeAccessIssue]
 
     def _remember(self, topic, qos):
         """Keep (topic, qos) for re-subscribing; True if the session already has it at this QoS."""
@@ -54,24 +58,12 @@ class Publisher:
         self._subs.append((topic, qos))
         return known
 
-    async def publish(self, topic, payload, qos=1):
-        raise NotImplementedError
-
-    async def subscribe(self, topic, qos=1):
-        raise NotImplementedError
-
     def on_message(self, cb):
         self._msg_cb = cb
 
     def _deliver(self, topic, payload):
         if self._msg_cb:
             self._msg_cb(topic, payload)
-
-    def connected(self):
-        raise NotImplementedError
-
-    async def disconnect(self):
-        raise NotImplementedError
 
     def _error(self, e):
         self.stats["errors"] += 1

@@ -17,20 +17,20 @@ from net.publisher import NetError
 def test_every_code_has_a_named_error():
     names = set()
     for code in range(1, len(codes.CMQTT_ERRORS)):
-        e = C.cmqtt_error("CMQTTPUB", code)
+        e = C.CmqttError("CMQTTPUB", code)
         assert type(e) is C.CmqttError and isinstance(e, NetError)
         assert e.code == code and e.meaning == codes.CMQTT_ERRORS[code]
         assert codes.CMQTT_ERRORS[code] in str(e) and e.name in str(e)
         assert e.name == codes.cmqtt_info(code)[0]
         names.add(e.name)
     assert len(names) == len(codes.CMQTT_ERRORS) - 1  # a distinct name per code
-    assert C.cmqtt_error("X", 3).name == "SockConnectFail"
-    assert C.cmqtt_error("X", 11).name == "NoConnection"
-    assert C.cmqtt_error("X", 14).name == "ClientBusy"
-    assert C.cmqtt_error("X", 32).name == "HandshakeFail"
-    e = C.cmqtt_error("CMQTTSTART", 23)
+    assert C.CmqttError("X", 3).name == "SockConnectFail"
+    assert C.CmqttError("X", 11).name == "NoConnection"
+    assert C.CmqttError("X", 14).name == "ClientBusy"
+    assert C.CmqttError("X", 32).name == "HandshakeFail"
+    e = C.CmqttError("CMQTTSTART", 23)
     assert "CMQTTSTART" in str(e) and "REL/STOP" in str(e) and e.hint
-    assert C.cmqtt_error("X", 5).hint is None  # no hint known for this one
+    assert C.CmqttError("X", 5).hint is None  # no hint known for this one
 
 
 def test_error_families():
@@ -44,7 +44,7 @@ def test_error_texts_are_not_resident():
     # the tables are read when an error happens and dropped again
     import sys
 
-    C.cmqtt_error("X", 32)
+    C.CmqttError("X", 32)
     codes.cme_meaning(10)
     assert "modem.code_texts" not in sys.modules and "at.cme" not in sys.modules
     assert codes.cme_meaning(10) == "SIM not inserted" and codes.cme_meaning(9999) == "CME error 9999"

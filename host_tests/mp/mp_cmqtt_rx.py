@@ -21,7 +21,7 @@ async def test_incoming_message_with_crlf_over_1500_bytes():
     assert await until(lambda: len(got) == 2)
     assert got[0] == ("cmd/dev1", payload)
     assert got[1] == ("cmd/dev1", b"")
-    assert mq.rx_errors == 0
+    assert mq.stats["rx_dropped"] == 0 and mq.stats["rx"] == 2
     at.stop()
 
 
@@ -124,17 +124,17 @@ async def test_oversized_announced_message_is_dropped_without_buffering():
     await up(m, mq)
     n = 60 * 1024
     await _feed_drained(m, b"\r\n+CMQTTRXSTART: 0,8,%d\r\n+CMQTTRXTOPIC: 0,8\r\ncmd/dev1" % n)
-    assert mq.rx_in_flight() and mq._rx_payload is None and mq._rx_topic is None
+    assert mq.rx_in_flight() and mq._rx_buf == [None, None]
     chunk = b"\r\n+CMQTTRXPAYLOAD: 0,1500\r\n" + b"Z" * 1500
     left = n
     while left:
         k = min(left, 1500)
         await _feed_drained(m, chunk if k == 1500 else b"\r\n+CMQTTRXPAYLOAD: 0,%d\r\n" % k + b"Z" * k)
         left -= k
-        assert mq._rx_payload is None  # never buffered
+        assert mq._rx_buf[1] is None  # never buffered
     m.feed(b"\r\n+CMQTTRXEND: 0\r\n")
     assert await until(lambda: not mq.rx_in_flight())
-    assert got == [] and mq.stats["rx_dropped"] == 1 and mq.rx_errors == 1
+    assert got == [] and mq.stats["rx_dropped"] == 1
     t0 = len(m.cmds)
     await mq.publish("t", b"x")  # would wait 30 s if the gate had stayed shut
     assert m.cmds[t0].startswith("AT+CMQTTTOPIC") and m.busy_hits == 0
@@ -151,20 +151,22 @@ async def test_memory_error_mid_burst_leaves_no_state():
     got = []
     mq.on_message(lambda t, p: got.append((t, p)))
     await up(m, mq)
-    real = mq._rx_put
-    calls = []
+    msg = m.rx_message("cmd/dev1", b"P" * 1800)
+    k = msg.index(b"\r\n+CMQTTRXPAYLOAD")
+    await _feed_drained(m, msg[:k])  # RXSTART and the topic: the buffers of the announced sizes exist
+    assert mq.rx_in_flight() and len(mq._rx_buf[1]) == 1800
 
-    def failing(*a):
-        calls.append(1)
-        if len(calls) == 2:  # the first payload chunk
+    class NoRoom:  # the first payload chunk runs out of memory
+        def __len__(self):
+            return 1800
+
+        def __setitem__(self, i, v):
             raise MemoryError("test")
-        return real(*a)
 
-    mq._rx_put = failing
-    m.feed(m.rx_message("cmd/dev1", b"P" * 1800))
+    mq._rx_buf[1] = NoRoom()
+    m.feed(msg[k:])
     assert await until(lambda: mq.stats["rx_dropped"] == 1)
-    assert not mq.rx_in_flight() and mq._rx_payload is None and mq._rx_topic is None and got == []
-    mq._rx_put = real
+    assert not mq.rx_in_flight() and mq._rx_buf == [None, None] and got == []
     m.feed(m.rx_message("cmd/dev1", b"ok"))
     assert await until(lambda: got == [("cmd/dev1", b"ok")])
     await mq.publish("t", b"x")
@@ -194,4 +196,36 @@ async def test_older_firmware_accq_without_version_and_no_checkutf8():
     await mq.release()
     await mq.acquire("dev1")  # remembered: no second try with the version argument
     assert m.cmds[-2:] == ['AT+CMQTTACCQ=0,"dev1",0', 'AT+CMQTTCFG="checkUTF8",0,0'], m.cmds
+    at.stop()
+
+
+class _Log:
+    def __init__(self):
+        self.lines = []
+
+    def warn(self, fmt, *a):
+        self.lines.append(fmt % a if a else fmt)
+
+
+async def test_a_dropped_message_is_logged_with_its_reason():
+    # the words come from modem/code_texts.py when a message is dropped (not resident)
+    import sys
+
+    log = _Log()
+    m, at, mq = setup(log=log)
+    await up(m, mq)
+    m.feed(b"\r\n+CMQTTRXSTART: 0,8,60000\r\n+CMQTTRXTOPIC: 0,8\r\ncmd/dev1\r\n+CMQTTRXEND: 0\r\n")
+    assert await until(lambda: len(log.lines) == 1)
+    assert log.lines[0] == ("incoming message dropped: announced topic 8 / payload 60000 bytes, more than this "
+                            "firmware accepts (256 / 2048)"), log.lines
+    m.feed(b"\r\n+CMQTTRXSTART: 0,3,2\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n+CMQTTRXPAYLOAD: 0,5\r\nhello\r\n+CMQTTRXEND: 0\r\n")
+    assert await until(lambda: len(log.lines) == 2)
+    assert log.lines[1] == "incoming message dropped: more bytes than announced", log.lines
+    m.feed(b"\r\n+CMQTTRXSTART: 0,3,4\r\n+CMQTTRXTOPIC: 0,3\r\nabc\r\n+CMQTTRXPAYLOAD: 0,2\r\nhe\r\n+CMQTTRXEND: 0\r\n")
+    assert await until(lambda: len(log.lines) == 3)
+    assert log.lines[2] == "incoming message dropped: length mismatch: topic 3/3 payload 2/4", log.lines
+    m.feed(b"\r\n+CMQTTRXEND: 0\r\n")
+    assert await until(lambda: len(log.lines) == 4)
+    assert log.lines[3] == "incoming message dropped: no +CMQTTRXSTART", log.lines
+    assert "modem.code_texts" not in sys.modules and mq.stats["rx_dropped"] == 4
     at.stop()

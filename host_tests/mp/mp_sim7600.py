@@ -129,13 +129,19 @@ async def test_bring_up_leaves_no_bytecode_resident():
     from modem.errors import unload
 
     unload("bringup")  # an earlier test may have imported it (as a module of the package, too)
+    # warm up: the names (qstrs) a first bring-up interns stay for the interpreter's life, and the
+    # qstr pool may grow by a few KB at that moment; neither is bytecode left resident
+    await Sim7600(modem_at(1, 1, 1), Clock(), FAST).bring_up()
     at = modem_at(1, 1, 1)
     m = Sim7600(at, Clock(), FAST)
     await m.signal_dbm()  # warm up what the steady state allocates anyway
     gc.collect()
     a0 = gc.mem_alloc()
     await m.bring_up()
+    # the steady state goes on: a stale pointer to the finished step in this frame's unused stack
+    # slots (which the GC scans conservatively) is overwritten, as on the device
+    await m.signal_dbm()
     gc.collect()
     grew = gc.mem_alloc() - a0
     print("MPINFO bring_up left %d bytes" % grew)
-    assert grew < 2500, grew  # modem.bringup alone is ~5 KB of bytecode on 32-bit
+    assert grew < 1500, grew  # modem.bringup alone is ~5 KB of bytecode on 32-bit

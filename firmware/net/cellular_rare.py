@@ -1,0 +1,281 @@
+# The construction and the recovery of net.cellular.CellularPublisher: its settings (init), the
+# connect with its escalating levels and backoff, and what a failed publish/subscribe leads to.
+# Runs at boot, at (re)connect and after a failure, so it is not resident: CellularPublisher calls it through core.errors.lookup (imported for the
+# call, dropped again). The levels (net/cellular.py's header):
+#   L_CONNECT  SSLCFG + CONNECT                       (after +CMQTTCONNLOST / +CMQTTPING / error 11)
+#   L_ACQUIRE  DISC/REL, ACCQ, CFG, WILL + L_CONNECT  (client wedged: 14 after retries, 19, 20)
+#   L_SERVICE  DISC/REL/STOP, START + L_ACQUIRE       (+CMQTTNONET, 9, 23, timeouts)
+#   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
+import sys
+
+from at.engine import ATError, ModemRebooted
+from core.compat import DEFAULT_CLOCK
+from core.errors import NetError, NotConnected, lookup
+from modem.cmqtt import Cmqtt
+from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic, is_peer_refusal, is_refused, is_tls
+from modem.errors import ModemError, TlsSetupError, hold
+from modem.sim7600 import Sim7600
+from modem.tls import Tls
+from net.cellular import L_ACQUIRE, L_CONNECT, L_MODEM, L_SERVICE
+from net.publisher import backoff_ms, jitter_pick
+
+
+def init(pub, at, clock, kw):
+    """CellularPublisher.__init__ (after Publisher's): the settings, the drivers, the URC hooks."""
+    _init(pub, at, clock, **kw)
+
+
+def _init(
+    pub,
+    at,
+    clock=None,
+    client_id="freematics",
+    host="localhost",
+    port=1883,
+    tls=False,
+    keepalive=60,
+    clean=True,
+    user=None,
+    password=None,
+    ssl_ctx=0,
+    certs=None,
+    will=None,
+    modem_cfg=None,
+    bring_up=True,
+    index=0,
+    max_attempts=8,
+    connect_budget_ms=600000,
+    power_on=None,
+    backoff_ms=1000,
+    backoff_max_ms=60000,
+    max_resends=5,
+    pub_timeout_s=60,
+    rng=None,
+    log=None,
+):
+    pub.at = at
+    pub.clock = clock or DEFAULT_CLOCK
+    pub.client_id = client_id
+    pub.host = host
+    pub.port = port
+    pub.tls = tls
+    pub.keepalive = keepalive
+    pub.clean = clean
+    pub.user = user
+    pub.password = password
+    pub.ssl_ctx = ssl_ctx
+    pub.certs = certs or {}
+    pub.will = will  # (topic, message, qos)
+    pub.max_attempts = max_attempts
+    # one connect() gives up after this long (full bring-ups included), so the telelogger's sender
+    # beats its watchdog (900 s) in a garage without coverage instead of resetting in a loop
+    pub.connect_budget_ms = connect_budget_ms
+    pub.power_on = power_on  # async: press the power key (a module that lost its power answers nothing)
+    pub.backoff_ms = backoff_ms
+    pub.backoff_max_ms = backoff_max_ms
+    pub.max_resends = max_resends
+    pub.pub_timeout_s = pub_timeout_s
+    pub._rng = rng or jitter_pick
+    pub.log = log
+    pub.modem = Sim7600(at, pub.clock, modem_cfg, log=log)
+    pub.tls_setup = Tls(at, pub.modem, log=log)
+    pub.mq = mq = Cmqtt(at, pub.clock, index=index, log=log)
+    mq.on_message(pub._deliver)
+    mq.on_state(pub._on_state)
+    pub._need = L_MODEM if bring_up else L_SERVICE  # the level the next connect starts from
+    pub._ever = False
+    pub.cert_names = {}
+    st = pub.stats
+    st["resends"] = 0
+    st["refusals"] = 0  # CONNECTs refused by the broker / TLS peer
+    st["connect_ms"] = None  # last CMQTTSTART/CONNECT .. connected time
+    at.on_urc("RDY", pub._on_rdy)
+
+
+def setup(name):
+    """net.cellular.<name> for from_config, read_certs, refusal_advice (net/cellular_setup.py's)."""
+    if name not in ("from_config", "read_certs", "refusal_advice"):
+        raise AttributeError(name)
+    from core.unload import forget
+    from net import cellular_setup
+
+    forget("net.cellular_setup")
+    return getattr(cellular_setup, name)
+
+
+async def _subscribe(pub, topic, qos):
+    """CellularPublisher.subscribe."""
+    check_topic(topic)
+    known = pub._remember(topic, qos)
+    if not pub.mq._connected:
+        await pub._ensure_up()  # subscribes every remembered topic, this one included
+    elif not known:
+        await pub._with_retry(pub.mq.subscribe, topic, qos)
+
+
+async def _unsubscribe(pub, topic):
+    pub._subs = [s for s in pub._subs if s[0] != topic]
+    if pub.mq._connected:
+        await pub.mq.unsubscribe(topic)
+
+
+def fatal(e):
+    """Retrying cannot fix it: the configuration must change (credentials, certificates, ...)."""
+    if isinstance(e, (TlsSetupError, CmqttArgError)):
+        return True
+    return isinstance(e, CmqttError) and (is_refused(e.code) or is_tls(e.code))
+
+
+def peer_refusal(e):
+    return isinstance(e, CmqttError) and e.op == "CMQTTCONNECT" and is_peer_refusal(e.code)
+
+
+def escalate(pub, e):
+    """The recovery level a failure calls for."""
+    if isinstance(e, (ModemRebooted, ModemError)):
+        return L_MODEM
+    if peer_refusal(e):
+        return L_CONNECT
+    code = e.code if isinstance(e, CmqttError) else None
+    if pub.mq.nonet or code in (9, 17, 23):
+        return L_SERVICE
+    if code in (14, 19, 20):
+        return L_ACQUIRE
+    return L_SERVICE if isinstance(e, ATError) else L_CONNECT
+
+
+def reached(pub, level):
+    # a stage completed: the next connect needs to start no higher than `level` (an RDY or a
+    # failure raises _need again)
+    if pub._need > level:
+        pub._need = level
+
+
+async def session(pub, level):
+    mq = pub.mq
+    if level >= L_MODEM:
+        try:
+            await pub.modem.bring_up()
+        except ModemError as e:
+            if pub.power_on is None or getattr(e, "kind", None) != "not_responding":
+                raise
+            if pub.log:
+                pub.log.warn("modem does not answer (%s): pressing its power key", e)
+            await pub.power_on()  # after a power loss the module is off: AT alone never wakes it
+            await pub.modem.bring_up()
+        if pub.tls:
+            await lookup("net.cellular_setup", "tls", pub)  # certificates and the SSL context
+        reached(pub, L_SERVICE)  # registered: a later failure need not register again
+    elif pub.tls and not pub.cert_names and pub.certs:
+        await lookup("net.cellular_setup", "tls", pub)
+    clock = pub.clock
+    t0 = clock.ticks_ms()
+    if level >= L_SERVICE and mq.started:
+        await mq.reset_service()
+    elif level >= L_SERVICE or not mq.started:
+        await mq.start()  # cleans up a stale service (23 / 19) left from before a reset
+    reached(pub, L_ACQUIRE)
+    if level >= L_ACQUIRE or not mq.acquired:
+        if mq.acquired:
+            try:
+                await mq.release()
+            except CmqttError:
+                pass
+        await mq.acquire(pub.client_id, tls=pub.tls)
+        if pub.will:
+            await mq.set_will(*pub.will)
+    reached(pub, L_CONNECT)
+    await mq.connect(pub.host, pub.port, pub.keepalive, pub.clean, pub.user, pub.password,
+                     ssl_ctx=pub.ssl_ctx if pub.tls else None)
+    pub.stats["connect_ms"] = clock.diff(clock.ticks_ms(), t0)
+
+
+def refused(pub, e):
+    msg = lookup("net.cellular_setup", "refusal_advice", e, pub.host, pub.port, pub.tls)
+    pub.stats["last_error"] = msg
+    pub.stats["refusals"] += 1
+    if pub.log:
+        pub.log.warn("MQTT %s", msg)
+
+
+_SELF = sys.modules[__name__]
+
+
+# The coroutines CellularPublisher awaits keep this module imported while they run (modem.errors.hold):
+# what they look up here again (a nested connect, a failed subscribe) reuses it.
+def connect(pub):
+    return hold(_SELF, _connect(pub))
+
+
+def subscribe(pub, topic, qos):
+    return hold(_SELF, _subscribe(pub, topic, qos))
+
+
+def unsubscribe(pub, topic):
+    return hold(_SELF, _unsubscribe(pub, topic))
+
+
+async def _connect(pub):
+    """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
+    attempt = 0
+    level = pub._need
+    clock = pub.clock
+    t0 = clock.ticks_ms()
+    while True:
+        try:
+            await session(pub, level)
+            break
+        except (NetError, ATError) as e:
+            pub._error(e)
+            refusal = peer_refusal(e)
+            if refusal:
+                refused(pub, e)
+            if fatal(e):
+                raise
+            attempt += 1
+            if pub.log and not refusal:
+                pub.log.warn("connect attempt %d (level %d) failed: %s", attempt, level, e)
+            spent = clock.diff(clock.ticks_ms(), t0)
+            if attempt >= pub.max_attempts or spent >= pub.connect_budget_ms:
+                raise NotConnected("MQTT connect failed after %d attempts in %d s: %s" % (attempt, spent // 1000, e),
+                                   getattr(e, "code", None), getattr(e, "meaning", None))
+            if refusal:
+                level = L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
+            else:
+                level = min(max(level + 1, escalate(pub, e)), L_MODEM)
+                if level > pub._need:
+                    pub._need = level
+            await clock.sleep_ms(backoff_ms(attempt, pub.backoff_ms, pub.backoff_max_ms, pub._rng))
+    pub._need = L_CONNECT
+    if pub._ever:
+        pub.stats["reconnects"] += 1
+    pub._ever = True
+    pub.stats["connects"] += 1
+    subs = pub._subs
+    if len(subs) == 1:
+        await pub.mq.subscribe(subs[0][0], subs[0][1])
+    elif subs:
+        for i in range(0, len(subs), 10):  # at most ten topics per SUBSCRIBE
+            await pub.mq.subscribe_many(subs[i : i + 10])
+
+
+def failed(pub, e, tries):
+    """A publish/subscribe raised e (the tries-th failure of this one): raise e when retrying
+    cannot help or the resends are used up; otherwise mark the session for a fresh connect."""
+    pub._error(e)
+    if fatal(e) or not isinstance(e, (CmqttError, ATError)):
+        raise e
+    if isinstance(e, CmqttError) and e.code in (2, 12, 18, 22):
+        raise e  # the modem refused this one message (bad UTF-8, parameter, length)
+    mq = pub.mq
+    lvl = escalate(pub, e)
+    if mq.nonet and lvl < L_SERVICE:
+        lvl = L_SERVICE
+    if lvl > pub._need:
+        pub._need = lvl
+    if mq._connected:
+        # still "up" per the URCs but the command failed: force a fresh session
+        mq._set_down("command failed: %s" % e)
+    if tries > pub.max_resends:
+        raise e
+    pub.stats["resends"] += 1
