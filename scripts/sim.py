@@ -767,7 +767,8 @@ def main(argv=None):
             heap = [m.group(1) for x in fw.lines for m in [re.search(r"heap (\d+[KM]?)\b", x)] if m]
             problems.append("it stopped with %s (MicroPython heap %s; --heap to give it more)" % (
                 crash[-1], heap[0] if heap else args.heap or "run_host's default"))
-        gave_up = [m.group(1) for x in fw.lines for m in [re.search(r'"resetting: ([^"]*)"', x)] if m]
+        with open(os.path.join(args.out, "firmware.log"), errors="replace") as f:  # its JSON log lines too
+            gave_up = re.findall(r'"resetting: ([^"]*)"', f.read())
         if gave_up:  # a handled fault, but at make sim's heap it means the firmware did not fit or did not cope
             problems.append("the firmware gave up and reset itself: %s" % gave_up[0])
         if sim.internal_errors:

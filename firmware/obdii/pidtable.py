@@ -4,7 +4,10 @@
 FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")
 NEED = (1, 2, 4, 4)  # data bytes each formula reads (checked against the table by tests)
 
-TABLE = """
+# One string per 32 PIDs (TABLE[pid >> 5]): loading the module never needs one ~5 KB block of a
+# fragmented heap (each piece is a few hundred bytes). A PID above 0xFF: not in the table.
+TABLE = (
+    """
 04 engine_load               %     1 A       100/255   0
 05 coolant_temp              C     1 A       1/1       -40
 06 short_fuel_trim_1         %     1 A       100/128   -100
@@ -28,6 +31,8 @@ TABLE = """
 1A o2_b2s3_voltage           V     2 A       1/200     0
 1B o2_b2s4_voltage           V     2 A       1/200     0
 1F run_time                  s     2 A*256+B 1/1       0
+""",  # 00-1F
+    """
 21 distance_mil              km    2 A*256+B 1/1       0
 22 fuel_rail_pressure_vac    kPa   2 A*256+B 79/1000   0
 23 fuel_rail_pressure_direct kPa   2 A*256+B 10/1      0
@@ -58,6 +63,8 @@ TABLE = """
 3D catalyst_temp_b2s1        C     2 A*256+B 1/10      -40
 3E catalyst_temp_b1s2        C     2 A*256+B 1/10      -40
 3F catalyst_temp_b2s2        C     2 A*256+B 1/10      -40
+""",  # 20-3F
+    """
 42 module_voltage            V     2 A*256+B 1/1000    0
 43 absolute_load             %     2 A*256+B 100/255   0
 44 equiv_ratio               ratio 2 A*256+B 2/65536   0
@@ -83,20 +90,34 @@ TABLE = """
 5C oil_temp                  C     1 A       1/1       -40
 5D injection_timing          deg   2 A*256+B 1/128     -210
 5E fuel_rate                 L/h   2 A*256+B 1/20      0
+""",  # 40-5F
+    """
 61 demand_torque             %     1 A       1/1       -125
 62 actual_torque             %     1 A       1/1       -125
 63 reference_torque          Nm    2 A*256+B 1/1       0
+""",  # 60-7F
+    """
+""",  # 80-9F
+    """
 A6 odometer                  km    4 A*2^24+B*2^16+C*256+D 1/10      0
-"""
+""",  # A0-BF
+    """
+""",  # C0-DF
+    """
+""",  # E0-FF
+)
 
 
 def row(pid):
     """(name, unit, nbytes, formula_index, mul, div, offset) from `pid`'s row, or None (obdii.pids.entry
     caches it)."""
-    i = TABLE.find("\n%02X " % pid)
+    if not 0 <= pid < 256:
+        return None
+    t = TABLE[pid >> 5]
+    i = t.find("\n%02X " % pid)
     if i < 0:
         return None
-    f = TABLE[i + 1 : TABLE.find("\n", i + 1)].split()
+    f = t[i + 1 : t.find("\n", i + 1)].split()
     mul, div = f[5].split("/")
     return (f[1], f[2], int(f[3]), FORMULAS.index(f[4]), int(mul), int(div), int(f[6]))
 
@@ -105,18 +126,16 @@ def row(pid):
 def all_pids():
     """Every PID in the table, in table order."""
     out = []
-    i = 0
-    while True:
-        i = TABLE.find("\n", i)
-        if i < 0 or i + 3 > len(TABLE):
-            return out
-        if TABLE[i + 1 : i + 3].strip():
-            out.append(int(TABLE[i + 1 : i + 3], 16))
-        i += 1
+    for t in TABLE:
+        for line in t.split("\n"):
+            if line.strip():
+                out.append(int(line[:2], 16))
+    return out
 
 
 def by_name(name):
-    i = TABLE.find(" " + name + " ")
-    if i < 0:
-        return None
-    return int(TABLE[i - 2 : i], 16)
+    for t in TABLE:
+        i = t.find(" " + name + " ")
+        if i >= 0:
+            return int(t[i - 2 : i], 16)
+    return None
