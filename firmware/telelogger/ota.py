@@ -94,6 +94,10 @@ def _session(t):
                 s = json.load(f)
         except (OSError, ValueError):
             return None
+        i = _installed(t)
+        if s.get("slot") == i[0] and s.get("version") == i[1]:  # installed, cut before the record went
+            _rm(d + "stage")
+            return None
         s["p"] = pads(t.cfg["secrets"]["hmac_key"])
         s["d"] = "%s%s/" % (d, s["slot"])
         s["rec"] = None
@@ -231,12 +235,13 @@ def abort(t):
 
 
 def need(t, s):
-    """-> ([file, first chunk still needed], ...) up to NEED_MAX, files complete, bytes staged."""
+    """-> ([file, first chunk still needed], ...) up to NEED_MAX, files complete, bytes staged.
+    Before the manifest is checked its files are not known: all of them are needed from chunk 0."""
     out = []
     ch = s["chunk"]
     if _exists(s["d"] + "manifest") is None:
         m = _exists(s["d"] + "manifest.part") or 0
-        return [[0, m // ch]], 0, m
+        return [[i, m // ch if i == 0 else 0] for i in range(min(s["files"] + 1, NEED_MAX))], 0, m
     done, got = 1, s["size"]
     with open(s["d"] + "manifest") as f:
         f.readline()
@@ -258,7 +263,7 @@ def status(t):
     s = _session(t)
     if s is not None:
         lst, done, got = need(t, s)
-        r.update({"state": "ready" if not lst else "receiving", "version": s["version"], "to": s["slot"],
+        r.update({"state": "ready" if done > s["files"] else "receiving", "version": s["version"], "to": s["slot"],
                   "need": lst, "done": done, "files": s["files"] + 1, "bytes": got, "total": s["total"] + s["size"]})
     return r
 
