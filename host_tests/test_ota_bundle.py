@@ -1,0 +1,113 @@
+"""scripts/ota_bundle.py: the bundle of a real `make build`, its manifest and chunk messages as
+telelogger/OTA.md defines them, checked against the test kit written from that page
+(host_tests/mp/mp_ota_kit.py) and against the device code (telelogger.ota on CPython)."""
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import mp_ota_kit as K  # noqa: E402
+import ota_bundle as OB  # noqa: E402
+from telelogger import ota  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    import build
+
+    out = str(tmp_path_factory.mktemp("otab") / "firmware")
+    build.build(out=out)
+    return out
+
+
+def test_bundle_of_a_real_build_lists_every_module_and_nothing_else(build_dir):
+    b = OB.make(build_dir, 7)
+    paths = [p for p, _ in b["files"]]
+    assert paths == sorted(paths) and "telelogger/ota.mpy" in paths and "telelogger/otaboot.mpy" in paths
+    assert all(p.endswith(".mpy") for p in paths) and "main.py" not in paths and "boot.py" not in paths
+    lines = b["manifest"].decode().splitlines()
+    h = json.loads(lines[0])
+    assert h == b["header"] and h["version"] == 7 and h["files"] == len(paths) == len(lines) - 1
+    assert h["total"] == sum(len(d) for _, d in b["files"]) and h["chunk"] == 1024 and h["rollback"] == 0
+    p, size, sha = json.loads(lines[1])
+    with open(os.path.join(build_dir, p), "rb") as f:
+        data = f.read()
+    assert size == len(data) and sha == hashlib.sha256(data).hexdigest()
+    # a chunk message stays well under the firmware's 2048-byte MQTT receive cap
+    assert max(len(m) for _, _, m in OB.chunks(b, K.KEY, K.DEV)) == 1024 + 42
+
+
+def test_tool_and_kit_agree_on_every_byte(build_dir):
+    """The tool (hmac/hashlib) and the kit (the firmware's cmdseal) both written from OTA.md."""
+    fl = K.files(3)
+    b = OB.make(build_dir, 3, chunk=256)
+    b["files"] = fl
+    kb = K.bundle(3, fl=fl, chunk=256, schema=b["header"]["schema"], min_schema=b["header"]["min_schema"])
+    b["header"] = kb["header"]
+    b["manifest"] = kb["manifest"]
+    assert OB.manifest_mac(K.KEY, K.DEV, b["manifest"]) == K.mac(kb)
+    assert OB.begin_args(b, K.KEY, K.DEV) == K.begin_args(kb)
+    assert [m for _, _, m in OB.chunks(b, K.KEY, K.DEV)] == list(K.all_msgs(kb))
+    assert [m for _, _, m in OB.chunks(b, K.KEY, K.DEV, need=[[2, 1]])] == list(K.all_msgs(kb, [[2, 1]]))
+
+
+def test_the_device_installs_the_tools_bundle(build_dir, tmp_path):
+    root = str(tmp_path) + "/"
+    b = OB.make(build_dir, 2)
+    t = K.T(root)
+    st = asyncio.run(ota.handle(t, "ota_begin", OB.begin_args(b, K.KEY, K.DEV)))
+    assert st["state"] == "receiving" and st["files"] == len(b["files"]) + 1
+    for _, _, m in OB.chunks(b, K.KEY, K.DEV):
+        assert ota.chunk(t, m) is None
+    r = asyncio.run(ota.handle(t, "ota_commit", {}))
+    assert r["installed"] == 2
+    for p, data in b["files"]:
+        with open(root + "ota/a/" + p, "rb") as f:
+            assert f.read() == data
+
+
+def test_bad_input_is_refused_with_a_reason(build_dir, tmp_path):
+    with pytest.raises(OB.BundleError, match="version: expected an integer"):
+        OB.make(build_dir, 0)
+    with pytest.raises(OB.BundleError, match="chunk: 256..1536"):
+        OB.make(build_dir, 1, chunk=2000)
+    with pytest.raises(OB.BundleError, match="no .mpy modules"):
+        OB.make(str(tmp_path), 1)
+
+
+def test_cli_build_begin_chunks_estimate(build_dir, tmp_path):
+    key = tmp_path / "k.txt"
+    key.write_text(K.KEY + "\n")
+    out = str(tmp_path / "bundle")
+    py = [sys.executable, os.path.join(ROOT, "scripts", "ota_bundle.py")]
+    r = subprocess.run(py + ["build", "--build", build_dir, "--version", "4", "--out", out], capture_output=True, text=True)
+    assert r.returncode == 0 and "version 4" in r.stdout, r.stderr
+    r = subprocess.run(py + ["begin", "--bundle", out, "--key", str(key), "--device", K.DEV], capture_output=True, text=True)
+    args = json.loads(r.stdout)
+    assert args == OB.begin_args(OB.load(out), K.KEY, K.DEV)
+    r = subprocess.run(py + ["chunks", "--bundle", out, "--key", str(key), "--device", K.DEV, "--out", str(tmp_path / "c")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    n = len(os.listdir(tmp_path / "c"))
+    r = subprocess.run(py + ["estimate", "--bundle", out], capture_output=True, text=True)
+    assert r.stdout.startswith("%d chunk messages" % n) and "at 115200 baud" in r.stdout, r.stdout
+    # a bundle whose file no longer matches its manifest is refused
+    victim = os.path.join(out, "files", "telelogger", "loop.mpy")
+    with open(victim, "ab") as f:
+        f.write(b"x")
+    r = subprocess.run(py + ["estimate", "--bundle", out], capture_output=True, text=True)
+    assert r.returncode == 2 and "does not match the manifest" in r.stderr
+
+
+def test_estimate_at_115200_baud(build_dir):
+    s, msgs, uart = OB.estimate(OB.make(build_dir, 1))
+    assert 100 < msgs < 400 and 150000 < uart < 400000
+    assert s == pytest.approx(uart / 11520.0 + msgs * 0.04)

@@ -1,0 +1,135 @@
+"""OTA end to end on the host's 32-bit MicroPython: a device tree in a temp folder holds the real
+`make build` (the deployed tree, version 0); bundle 1 is built by scripts/ota_bundle.py from a
+build whose telelogger/tasks.py differs; the device's own .mpy code (telelogger.ota, run from the
+tree, at the ESP32's 96 KB heap) stages it — killed half-way and resumed — and installs it; then
+what main.py does at boot (telelogger.otaboot.select) makes the modules import from the new slot,
+until a build that never becomes healthy is rolled back to the deployed tree by itself."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from mphost import micropython_bin
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import build  # noqa: E402
+import mp_ota_kit as K  # noqa: E402
+import ota_bundle as OB  # noqa: E402
+
+pytestmark = pytest.mark.micropython
+HEAP = "96K"
+
+STAGE = r"""
+import sys
+sys.path[:] = ["", ".frozen"]
+import asyncio, gc, json, os
+from telelogger import ota
+class T:
+    pass
+t = T()
+t.cfg = {"secrets": {"hmac_key": %(key)r}}
+t.device_id = %(dev)r
+t.ota_root = ""
+t.reboot_req = False
+cdir, limit, commit = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+with open(cdir + "/begin.json") as f:
+    args = json.load(f)
+print("BEGIN", json.dumps(asyncio.run(ota.handle(t, "ota_begin", args))))
+st = ota.status(t)
+sent = 0
+while st["need"] and sent < limit:
+    for f, k in st["need"]:
+        for name in sorted(os.listdir(cdir)):
+            if not name.endswith(".bin"):
+                continue
+            fi, ki = int(name[:3]), int(name[4:8])
+            if fi == f and ki >= k and sent < limit:
+                with open(cdir + "/" + name, "rb") as fh:
+                    e = ota.chunk(t, fh.read())
+                sent += 1
+                if e:
+                    print("REFUSED", e)
+    st = ota.status(t)
+    gc.collect()
+print("STATUS", json.dumps(st))
+if commit:
+    print("COMMIT", json.dumps(asyncio.run(ota.handle(t, "ota_commit", {}))))
+"""
+
+BOOT = r"""
+import sys
+sys.path[:] = ["", ".frozen"]
+from telelogger import otaboot
+print("SLOT", otaboot.select(""))
+import telelogger.tasks
+print("FILE", telelogger.tasks.__file__)
+print("MARK", getattr(telelogger.tasks, "OTA_E2E_MARK", None))
+from telelogger import otaboot
+print("INFO", otaboot.info(""))
+"""
+
+
+def _mp(script, cwd, args=()):
+    env = dict(os.environ, MICROPYPATH=".frozen")
+    p = subprocess.run([micropython_bin(), "-X", "heapsize=" + HEAP, script] + list(args), cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+    return p.stdout
+
+
+def _val(out, tag):
+    for line in out.splitlines():
+        if line.startswith(tag + " "):
+            return line[len(tag) + 1 :]
+    raise AssertionError("no %s line in:\n%s" % (tag, out[-3000:]))
+
+
+def test_update_from_a_real_build_to_the_next_and_rollback(tmp_path):
+    dev = tmp_path / "dev"
+    build.build(out=str(dev))  # the deployed tree (boot.py, main.py and the .mpy modules)
+    src = tmp_path / "src"
+    shutil.copytree(os.path.join(ROOT, "firmware"), src)
+    with open(src / "telelogger" / "tasks.py", "a") as f:
+        f.write("\nOTA_E2E_MARK = 1\n")
+    b1 = tmp_path / "b1"
+    build.build(src=str(src), out=str(b1))
+    bundle = OB.make(str(b1), 1)
+    cdir = tmp_path / "chunks"
+    cdir.mkdir()
+    with open(cdir / "begin.json", "w") as f:
+        json.dump(OB.begin_args(bundle, K.KEY, K.DEV), f)
+    n = 0
+    for fi, ki, m in OB.chunks(bundle, K.KEY, K.DEV):
+        (cdir / ("%03d-%04d.bin" % (fi, ki))).write_bytes(m)
+        n += 1
+    stage = tmp_path / "stage.py"
+    stage.write_text(STAGE % {"key": K.KEY, "dev": K.DEV})
+    boot = tmp_path / "boot.py"
+    boot.write_text(BOOT)
+
+    # the transfer stops half-way (the board reset), the next run resumes from what is staged
+    out = _mp(str(stage), str(dev), [str(cdir), str(n // 2), "0"])
+    half = json.loads(_val(out, "STATUS"))
+    assert half["state"] == "receiving" and 0 < half["bytes"] < half["total"], half
+    assert "REFUSED" not in out
+    out = _mp(str(stage), str(dev), [str(cdir), "100000", "1"])
+    assert json.loads(_val(out, "BEGIN"))["bytes"] == half["bytes"]  # resumed, nothing sent twice
+    assert json.loads(_val(out, "STATUS"))["state"] == "ready"
+    assert json.loads(_val(out, "COMMIT")) == {"installed": 1, "slot": "a", "previous": 0, "reboot": True}
+
+    # boots: the new slot's modules, on trial, K times; then back to the deployed tree
+    for i in range(3):
+        out = _mp(str(boot), str(dev))
+        assert _val(out, "SLOT") == "a"
+        assert _val(out, "FILE") == "ota/a/telelogger/tasks.mpy"
+        assert _val(out, "MARK") == "1"
+        assert "'trial': %d" % (i + 1) in _val(out, "INFO") and "'ver': 1" in _val(out, "INFO")
+    out = _mp(str(boot), str(dev))
+    assert _val(out, "SLOT") == "-" and _val(out, "FILE") == "telelogger/tasks.mpy" and _val(out, "MARK") == "None"
+    assert "1 3 boots without a healthy status: rolled back to 0" in _val(out, "INFO")
