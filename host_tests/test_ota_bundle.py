@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import mp_ota_kit as K  # noqa: E402
 import ota_bundle as OB  # noqa: E402
-from telelogger import ota  # noqa: E402
+from telelogger import ota, otacmd  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +63,11 @@ def test_the_device_installs_the_tools_bundle(build_dir, tmp_path):
     root = str(tmp_path) + "/"
     b = OB.make(build_dir, 2)
     t = K.T(root)
-    st = asyncio.run(ota.handle(t, "ota_begin", OB.begin_args(b, K.KEY, K.DEV)))
+    st = asyncio.run(otacmd.handle(t, "ota_begin", OB.begin_args(b, K.KEY, K.DEV)))
     assert st["state"] == "receiving" and st["files"] == len(b["files"]) + 1
     for _, _, m in OB.chunks(b, K.KEY, K.DEV):
         assert ota.chunk(t, m) is None
-    r = asyncio.run(ota.handle(t, "ota_commit", {}))
+    r = asyncio.run(otacmd.handle(t, "ota_commit", {}))
     assert r["installed"] == 2
     for p, data in b["files"]:
         with open(root + "ota/a/" + p, "rb") as f:

@@ -29,7 +29,7 @@ STAGE = r"""
 import sys
 sys.path[:] = ["", ".frozen"]
 import asyncio, gc, json, os
-from telelogger import ota
+from telelogger import ota, otacmd
 class T:
     pass
 t = T()
@@ -40,7 +40,7 @@ t.reboot_req = False
 cdir, limit, commit = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 with open(cdir + "/begin.json") as f:
     args = json.load(f)
-print("BEGIN", json.dumps(asyncio.run(ota.handle(t, "ota_begin", args))))
+print("BEGIN", json.dumps(asyncio.run(otacmd.handle(t, "ota_begin", args))))
 st = ota.status(t)
 sent = 0
 while st["need"] and sent < limit:
@@ -59,7 +59,7 @@ while st["need"] and sent < limit:
     gc.collect()
 print("STATUS", json.dumps(st))
 if commit:
-    print("COMMIT", json.dumps(asyncio.run(ota.handle(t, "ota_commit", {}))))
+    print("COMMIT", json.dumps(asyncio.run(otacmd.handle(t, "ota_commit", {}))))
 """
 
 BOOT = r"""

@@ -8,7 +8,7 @@ import json
 
 import mp_ota_kit as K
 from mptest import raises
-from telelogger import ota, otaboot
+from telelogger import ota, otaboot, otacmd
 
 
 def _dev():
@@ -23,7 +23,7 @@ def _read(p):
 def _begin(t, b, **over):
     a = K.begin_args(b)
     a.update(over)
-    return asyncio.run(ota.handle(t, "ota_begin", a))
+    return asyncio.run(otacmd.handle(t, "ota_begin", a))
 
 
 def _install(root, version, **kw):
@@ -34,7 +34,7 @@ def _install(root, version, **kw):
     assert K.send_all(t, b) == []
     st = ota.status(t)
     assert st["state"] == "ready" and st["need"] == [], st
-    return t, b, asyncio.run(ota.handle(t, "ota_commit", {}))
+    return t, b, asyncio.run(otacmd.handle(t, "ota_commit", {}))
 
 
 def _unchanged_after(root, fn):
@@ -102,7 +102,7 @@ def test_wrong_signature_is_refused_and_nothing_installed():
         assert errs and "manifest refused: bad mac" in errs[0], errs
         assert ota.status(t)["state"] == "idle"  # the session is gone with its staged files
         assert K.snapshot(root) == {}, K.snapshot(root)
-        assert "commit" not in str(raises(ValueError, lambda: asyncio.run(ota.handle(t, "ota_commit", {}))))
+        assert "commit" not in str(raises(ValueError, lambda: asyncio.run(otacmd.handle(t, "ota_commit", {}))))
     finally:
         K.rmtree(root)
 
@@ -137,16 +137,16 @@ def test_rollback_flag_must_match_the_signed_manifest():
 
 def test_too_large_bundle_is_refused_and_nothing_changed():
     root = _dev()
-    saved = ota._free
+    saved = otacmd._free
     try:
         t, _, _ = _install(root, 2)
         otaboot.mark_healthy(root)
-        ota._free = lambda d: (4096, 60000)
+        otacmd._free = lambda d: (4096, 60000)
         b = K.bundle(3)
         e = _unchanged_after(root, lambda: _begin(t, b))
         assert e.startswith("bundle needs ") and e.endswith(" bytes of flash, 60000 free"), e
     finally:
-        ota._free = saved
+        otacmd._free = saved
         K.rmtree(root)
 
 
@@ -161,7 +161,7 @@ def test_bad_arguments_and_trial_are_refused():
         _install(root, 2)
         e = _unchanged_after(root, lambda: _begin(t, K.bundle(3)))
         assert e == "version 2 is on trial: update again once it is marked healthy", e
-        assert "unknown OTA command" in str(raises(ValueError, lambda: asyncio.run(ota.handle(t, "ota_x", {}))))
+        assert "unknown OTA command" in str(raises(ValueError, lambda: asyncio.run(otacmd.handle(t, "ota_x", {}))))
     finally:
         K.rmtree(root)
 
@@ -209,7 +209,7 @@ def test_transfer_resumes_after_a_reboot_from_what_is_staged():
         assert ota.status(t2)["state"] == "ready"
         # a duplicate of a staged chunk is ignored
         assert ota.chunk(t2, msgs[1]) is None
-        r = asyncio.run(ota.handle(t2, "ota_commit", {}))
+        r = asyncio.run(otacmd.handle(t2, "ota_commit", {}))
         assert r["installed"] == 2
     finally:
         K.rmtree(root)
@@ -224,18 +224,18 @@ def test_commit_refuses_when_incomplete_or_a_file_changed_on_flash():
         msgs = list(K.all_msgs(b))
         for p in msgs[:-1]:
             assert ota.chunk(t, p) is None
-        e = _unchanged_after(root, lambda: asyncio.run(ota.handle(t, "ota_commit", {})))
+        e = _unchanged_after(root, lambda: asyncio.run(otacmd.handle(t, "ota_commit", {})))
         assert e.startswith("not all staged: 1 files still needed"), e
         assert ota.chunk(t, msgs[-1]) is None
         p, _ = b["files"][1]
         with open(root + "ota/a/" + p, "r+b") as f:
             f.write(b"X")
-        e = str(raises(ValueError, lambda: asyncio.run(ota.handle(t, "ota_commit", {}))))
+        e = str(raises(ValueError, lambda: asyncio.run(otacmd.handle(t, "ota_commit", {}))))
         assert e == "file 2 %s: SHA-256 mismatch on flash: re-send it" % p, e
         assert ota.status(t)["need"] == [[2, 0]]
         assert otaboot.ptr(root) is None  # still the deployed tree
         assert K.send_all(t, b, [[2, 0]]) == []
-        assert asyncio.run(ota.handle(t, "ota_commit", {}))["installed"] == 2
+        assert asyncio.run(otacmd.handle(t, "ota_commit", {}))["installed"] == 2
     finally:
         K.rmtree(root)
 
@@ -247,7 +247,7 @@ def test_abort_forgets_the_staged_update():
         b = K.bundle(2)
         _begin(t, b)
         K.send_all(t, b)
-        assert asyncio.run(ota.handle(t, "ota_abort", {}))["state"] == "idle"
+        assert asyncio.run(otacmd.handle(t, "ota_abort", {}))["state"] == "idle"
         assert K.snapshot(root) == {} and ota.idle(t)
         assert "no update in progress" in ota.chunk(t, K.msg(b, 0, 0))
     finally:

@@ -11,7 +11,7 @@ import os
 
 import mp_ota_kit as K
 from mptest import Skip
-from telelogger import ota, otaboot
+from telelogger import ota, otaboot, otacmd
 
 try:
     import vfs
@@ -52,11 +52,11 @@ def _boot():
 
 
 def _commit(t):
-    return asyncio.run(ota.handle(t, "ota_commit", {}))
+    return asyncio.run(otacmd.handle(t, "ota_commit", {}))
 
 
 def _begin(t, b):
-    return asyncio.run(ota.handle(t, "ota_begin", K.begin_args(b)))
+    return asyncio.run(otacmd.handle(t, "ota_begin", K.begin_args(b)))
 
 
 def _with(L, image, fn, cut=0):
