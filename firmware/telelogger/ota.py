@@ -240,14 +240,13 @@ def chunk(t, b):
 
 def _manifest(t, s):
     """The manifest is complete: its MAC and its content (telelogger.otaman, loaded for this)."""
-    import sys
-
     from telelogger import otaman
+    from telelogger.tasks import unload
 
     try:
         why = otaman.check(s, _mac_pre(t, b"man"), _schema(t, _installed(t)[0]))
     finally:
-        sys.modules.pop("telelogger.otaman", None)
+        unload("otaman")
     if why:
         abort(t)
         return _fail(t, "manifest refused: " + why)
