@@ -2,6 +2,7 @@
 # always complete: only `make deploy` writes it) or an OTA slot folder /ota/a or /ota/b that
 # telelogger.ota filled and verified. Boot only: main.py imports this, calls select() and it leaves
 # sys.modules again; mark_healthy() and info() are imported, called and dropped the same way.
+# Paths: root "/" on the board (absolute roots elsewhere: tests).
 #
 # Files under <root>ota/ (each replaced atomically: a temporary file renamed over it):
 #   ptr     "SLOT VER PREV PVER TRIAL\n", e.g. "b 8 a 7 1": run slot b (version 8), on trial, the
@@ -96,12 +97,21 @@ def choose(root="/"):
 
 
 def select(root="/"):
-    """main.py: put the chosen slot first on sys.path and forget the modules imported from the root
-    tree so far (this one and its package), so that the app imports from the slot."""
+    """main.py: run the chosen slot. Its folder becomes the current directory, first on sys.path as
+    "" (so a module's __file__ is "telelogger/loop.mpy" as build.py compiles its name: one interned
+    name per module, as in the deployed tree), the deployed tree next (what a slot lacks, e.g.
+    /lib). The modules imported from the deployed tree so far (this one, its package) are
+    forgotten, so that the app imports from the slot."""
     try:
         s = choose(root)
         if s != ROOT_SLOT:
-            sys.path.insert(0, "%sota/%s" % (root, s))
+            import os
+
+            base = root if root[:1] == "/" else os.getcwd().rstrip("/") + "/" + root
+            os.chdir("%sota/%s" % (base, s))
+            while "" in sys.path:
+                sys.path.remove("")
+            sys.path[:0] = ["", base.rstrip("/") or "/"]
         return s
     finally:
         for m in ("telelogger.otaboot", "telelogger"):
@@ -125,11 +135,13 @@ def mark_healthy(root="/"):
 
 
 def running(root="/"):
-    """The slot this interpreter imports from (select() put it first on sys.path)."""
+    """The slot this interpreter runs (select() made its folder the current directory)."""
+    import os
+
+    d = os.getcwd().rstrip("/")
     pre = root + "ota/"
-    for d in sys.path:
-        if d.startswith(pre) and len(d) == len(pre) + 1:
-            return d[-1]
+    if d.startswith(pre) and len(d) == len(pre) + 1 and d[-1] in "ab":
+        return d[-1]
     return ROOT_SLOT
 
 

@@ -296,20 +296,24 @@ def test_boot_falls_back_to_the_deployed_tree_when_a_slot_is_not_complete():
         K.rmtree(root)
 
 
-def test_select_puts_the_slot_first_on_sys_path():
+def test_select_runs_the_slot_from_its_folder_with_the_deployed_tree_next():
+    import os
     import sys
 
     root = _dev()
     saved = list(sys.path)
     mods = dict(sys.modules)
+    cwd = os.getcwd()
     try:
         _install(root, 2)
         assert otaboot.select(root) == "a"
-        assert sys.path[0] == root + "ota/a"
+        assert os.getcwd() == root + "ota/a"
+        assert sys.path[:2] == ["", root[:-1]] and sys.path.count("") == 1, sys.path
         assert "telelogger.otaboot" not in sys.modules and "telelogger" not in sys.modules
         info = json.loads(json.dumps(__import__("telelogger.otaboot").otaboot.info(root)))
         assert info == {"ver": 2, "slot": "a", "trial": 1, "failed": None}, info
     finally:
+        os.chdir(cwd)
         sys.path[:] = saved
         sys.modules.update(mods)
         K.rmtree(root)
