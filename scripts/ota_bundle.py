@@ -83,6 +83,8 @@ def make(build_dir, version, chunk=CHUNK, schema=None, min_schema=None, rollback
     for path, data in files:
         if len(path) > 64 or not re.fullmatch(r"[A-Za-z0-9_./-]+\.mpy", path) or path[0] in "/.":
             raise BundleError("%s: the device takes paths of A-Za-z0-9_-./ ending in .mpy, up to 64 characters" % path)
+        if not data:
+            raise BundleError("%s: an empty module (the device takes files of 1 byte or more)" % path)
         lines.append(json.dumps([path, len(data), hashlib.sha256(data).hexdigest()], separators=(",", ":")))
     manifest = ("\n".join(lines) + "\n").encode("ascii")
     if len(manifest) > 65536:

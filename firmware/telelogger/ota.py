@@ -17,7 +17,7 @@ from hashlib import sha256
 from struct import unpack_from
 
 from telelogger import otaboot
-from telelogger.cmdseal import equal_ct, pads
+from telelogger.cmdseal import equal_ct, hmac256, pads
 
 DOMAIN = b"fm-ota-v1\n"
 MAGIC = b"FOC1"
@@ -83,6 +83,7 @@ def _session(t):
         s["p"] = pads(t.cfg["secrets"]["hmac_key"])
         s["d"] = "%s%s/" % (d, s["slot"])
         s["rec"] = None
+        s["cp"] = _mac_pre(t, b"chunk") + s["mac"].encode() + b"\n"  # what a chunk's MAC covers first
         t.ota = s
         if _exists(s["d"] + "manifest") is None and (_exists(s["d"] + "manifest.part") or 0) >= s["size"]:
             _manifest(t, s)  # complete before a reset, not yet checked
@@ -200,10 +201,8 @@ def chunk(t, b):
     s = _session(t)
     if s is None:
         return _fail(t, "chunk %d/%d: no update in progress (ota_begin first)" % (f, k))
-    from telelogger.cmdseal import hmac256
-
     mv = memoryview(b)
-    if not equal_ct(hmac256(s["p"], _mac_pre(t, b"chunk"), s["mac"].encode(), b"\n", mv[: HEAD + ln]), mv[HEAD + ln :]):
+    if not equal_ct(hmac256(s["p"], s["cp"], mv[: HEAD + ln]), mv[HEAD + ln :]):
         return _fail(t, "chunk %d/%d: bad mac (altered, another bundle or another key)" % (f, k))
     ch = s["chunk"]
     if f == 0:

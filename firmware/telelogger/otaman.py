@@ -81,7 +81,7 @@ def check(s, pre, schema):
                 return "file %d: expected [path .mpy of %s, size, sha256]" % (i, PATH_CHARS[-4:])
             if e[0] <= last:
                 return "file %d %s: paths must be sorted and unique" % (i, e[0])
-            if not _int(e[1], 0, 1 << 22) or not isinstance(e[2], str) or len(e[2]) != 64:
+            if not _int(e[1], 1, 1 << 22) or not isinstance(e[2], str) or len(e[2]) != 64:
                 return "file %d %s: expected size and 64 hex digits of SHA-256" % (i, e[0])
             last = e[0]
             total += e[1]
