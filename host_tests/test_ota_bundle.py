@@ -111,3 +111,67 @@ def test_estimate_at_115200_baud(build_dir):
     s, msgs, uart = OB.estimate(OB.make(build_dir, 1))
     assert 100 < msgs < 400 and 150000 < uart < 400000
     assert s == pytest.approx(uart / 11520.0 + msgs * 0.04)
+
+
+def _example():
+    """The worked example of telelogger/OTA.md, read from the page."""
+    with open(os.path.join(ROOT, "firmware", "telelogger", "OTA.md"), encoding="utf-8") as f:
+        text = f.read()
+    ex = text[text.index("### Worked example"):]
+    v = {}
+    lines = ex.splitlines()
+    for i, ln in enumerate(lines):
+        s = ln.strip()
+        for k in ("key", "device", "mac", "begin", "chunk 1/0"):
+            if s.startswith(k + ":"):
+                v[k] = s[len(k) + 1 :].strip()
+        if s.startswith("manifest:"):
+            v["manifest"] = (s[len("manifest:"):].strip() + "\n" + lines[i + 1].strip() + "\n").encode()
+    return v
+
+
+def test_worked_example_of_the_page_against_an_independent_signer_openssl_and_the_device(tmp_path):
+    import hmac
+    import shutil
+
+    v = _example()
+    key, dev, man = v["key"], v["device"], v["manifest"]
+    assert len(man) == 185
+    # a signer written from the page (hmac/hashlib, not the tool)
+    mac = hmac.new(key.encode(), b"fm-ota-v1\n" + dev.encode() + b"\nman\n" + man, hashlib.sha256).hexdigest()
+    assert mac == v["mac"]
+    args = json.loads(v["begin"])
+    assert args["mac"] == mac and args["size"] == len(man)
+    data = b"example module bytes\n"
+    head = b"FOC1" + (1).to_bytes(2, "little") + (0).to_bytes(2, "little") + len(data).to_bytes(2, "little")
+    tag = hmac.new(key.encode(), b"fm-ota-v1\n" + dev.encode() + b"\nchunk\n" + mac.encode() + b"\n" + head + data,
+                   hashlib.sha256).digest()
+    assert (head + data + tag).hex() == v["chunk 1/0"]
+    if shutil.which("openssl"):
+        (tmp_path / "manifest.jsonl").write_bytes(man)
+        (tmp_path / "chunk.bin").write_bytes(head + data + tag)
+        for cmd, want in (("printf 'fm-ota-v1\\nABC123\\nman\\n' | cat - manifest.jsonl | openssl dgst -sha256 -hmac \"$KEY\"", mac),
+                          ("{ printf 'fm-ota-v1\\nABC123\\nchunk\\n%s\\n' \"$MAC\"; head -c 31 chunk.bin; } | "
+                           "openssl dgst -sha256 -hmac \"$KEY\"", tag.hex())):
+            r = subprocess.run(["sh", "-c", cmd], cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, KEY=key, MAC=mac))
+            assert r.stdout.strip().endswith(want), (cmd, r.stdout, r.stderr)
+    # the device takes it
+    mhead = b"FOC1" + bytes(4) + len(man).to_bytes(2, "little")
+    mtag = hmac.new(key.encode(), b"fm-ota-v1\n" + dev.encode() + b"\nchunk\n" + mac.encode() + b"\n" + mhead + man,
+                    hashlib.sha256).digest()
+    t = K.T(str(tmp_path) + "/", key=key, dev=dev)
+    assert asyncio.run(otacmd.handle(t, "ota_begin", args))["state"] == "receiving"
+    assert ota.chunk(t, mhead + man + mtag) is None
+    assert ota.chunk(t, head + data + tag) is None
+    assert asyncio.run(otacmd.handle(t, "ota_commit", {}))["installed"] == 8
+    with open(str(tmp_path) + "/ota/a/telelogger/x.mpy", "rb") as f:
+        assert f.read() == data
+
+
+def test_estimate_counts_the_simulators_rx_urcs():
+    from peers.sim7600_mqtt import RX_CHUNK, rx_burst
+
+    topic = b"x" * OB.TOPIC
+    for n in (100, 1066, 1442):
+        assert n <= RX_CHUNK
+        assert len(rx_burst(0, topic, b"p" * n)) - len(topic) - n <= OB.URC_OVERHEAD
