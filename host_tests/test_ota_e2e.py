@@ -1,7 +1,8 @@
 """OTA end to end on the host's 32-bit MicroPython: a device tree in a temp folder holds the real
 `make build` (the deployed tree, version 0); bundle 1 is built by scripts/ota_bundle.py from a
 build whose telelogger/tasks.py differs; the device's own .mpy code (telelogger.ota, run from the
-tree, at the ESP32's 96 KB heap) stages it — killed half-way and resumed — and installs it; then
+tree, at the ESP32's 96 KB heap) stages it — stopped half-way and resumed, the resume copying on the
+device the modules the deployed tree already has — and installs it; then
 what main.py does at boot (telelogger.otaboot.select) makes the modules import from the new slot,
 until a build that never becomes healthy is rolled back to the deployed tree by itself."""
 import json
@@ -55,8 +56,9 @@ while st["need"] and sent < limit:
                 sent += 1
                 if e:
                     print("REFUSED", e)
-    st = ota.status(t)
+    st = asyncio.run(otacmd.handle(t, "ota_status", {}))
     gc.collect()
+print("SENT", sent)
 print("STATUS", json.dumps(st))
 if commit:
     print("COMMIT", json.dumps(asyncio.run(otacmd.handle(t, "ota_commit", {}))))
@@ -115,14 +117,22 @@ def test_update_from_a_real_build_to_the_next_and_rollback(tmp_path):
     boot = tmp_path / "boot.py"
     boot.write_text(BOOT)
 
-    # the transfer stops half-way (the board reset), the next run resumes from what is staged
-    out = _mp(str(stage), str(dev), [str(cdir), str(n // 2), "0"])
+    # the transfer stops in the manifest (the board reset); the next run resumes from what is staged
+    mchunks = OB.n_chunks(bundle, 0)
+    out = _mp(str(stage), str(dev), [str(cdir), str(mchunks - 2), "0"])
     half = json.loads(_val(out, "STATUS"))
-    assert half["state"] == "receiving" and 0 < half["bytes"] < half["total"], half
+    assert half["state"] == "receiving" and half["bytes"] == (mchunks - 2) * 1024, half
     assert "REFUSED" not in out
     out = _mp(str(stage), str(dev), [str(cdir), "100000", "1"])
     assert json.loads(_val(out, "BEGIN"))["bytes"] == half["bytes"]  # resumed, nothing sent twice
-    assert json.loads(_val(out, "STATUS"))["state"] == "ready"
+    # once the manifest is in, the modules the deployed tree has byte for byte are copied on the
+    # device (ota_status: reuse); only the changed module is sent
+    changed = [p for p, d in bundle["files"] if (dev / p).read_bytes() != d]
+    assert changed == ["telelogger/tasks.mpy"]
+    done = json.loads(_val(out, "STATUS"))
+    assert done["state"] == "ready" and done["reused"] == len(bundle["files"]) - 1, done
+    assert int(_val(out, "SENT")) == 2 + OB.n_chunks(bundle, [p for p, _ in bundle["files"]].index(changed[0]) + 1)
+    assert "REFUSED" not in out
     assert json.loads(_val(out, "COMMIT")) == {"installed": 1, "slot": "a", "previous": 0, "reboot": True}
 
     # boots: the new slot's modules, on trial, K times; then back to the deployed tree

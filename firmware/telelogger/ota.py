@@ -85,7 +85,8 @@ def _session(t):
         s["rec"] = None
         s["cp"] = _mac_pre(t, b"chunk") + s["mac"].encode() + b"\n"  # what a chunk's MAC covers first
         t.ota = s
-        if _exists(s["d"] + "manifest") is None and (_exists(s["d"] + "manifest.part") or 0) >= s["size"]:
+        s["reuse"] = _exists(s["d"] + "manifest") is not None  # otacmd.reuse: again, after a reset
+        if not s["reuse"] and (_exists(s["d"] + "manifest.part") or 0) >= s["size"]:
             _manifest(t, s)  # complete before a reset, not yet checked
             s = getattr(t, "ota", None)
     return s
@@ -157,12 +158,13 @@ def abort(t):
 
 def need(t, s):
     """-> ([file, first chunk still needed], ...) up to NEED_MAX, files complete, bytes staged.
-    Before the manifest is checked its files are not known: all of them are needed from chunk 0."""
+    Before the manifest is checked only it is listed: once it is in, ota_status copies what the
+    installed build already has (otacmd.reuse), and the next list names what is left to send."""
     out = []
     ch = s["chunk"]
     if _exists(s["d"] + "manifest") is None:
         m = _exists(s["d"] + "manifest.part") or 0
-        return [[i, m // ch if i == 0 else 0] for i in range(min(s["files"] + 1, NEED_MAX))], 0, m
+        return [[0, m // ch]], 0, m
     done, got = 1, s["size"]
     with open(s["d"] + "manifest") as f:
         f.readline()
@@ -184,7 +186,7 @@ def status(t):
     s = _session(t)
     if s is not None:
         lst, done, got = need(t, s)
-        r.update({"state": "ready" if done > s["files"] else "receiving", "version": s["version"], "to": s["slot"],
+        r.update({"state": "ready" if done > s["files"] else "receiving", "reused": s.get("reused", 0), "version": s["version"], "to": s["slot"],
                   "need": lst, "done": done, "files": s["files"] + 1, "bytes": got, "total": s["total"] + s["size"]})
     return r
 
@@ -249,6 +251,7 @@ def _manifest(t, s):
     if why:
         abort(t)
         return _fail(t, "manifest refused: " + why)
+    s["reuse"] = True  # the next ota_status copies the files the installed build has (otacmd.reuse)
     return None
 
 

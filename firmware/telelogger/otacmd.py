@@ -33,17 +33,47 @@ def _free(d):
 
 
 async def handle(t, cmd, args):
-    """-> the result dict of an ota_* command; ValueError(reason) when refused."""
-    if cmd == "ota_begin":
-        return begin(t, args)
-    if cmd == "ota_status":
-        return status(t)
-    if cmd == "ota_commit":
-        return commit(t)
+    """-> the result dict of an ota_* command; ValueError(reason) when refused. ota_begin (a
+    resume), ota_status and ota_commit first copy what the installed build has (reuse)."""
     if cmd == "ota_abort":
         abort(t)
         return status(t)
-    raise ValueError("unknown OTA command %s" % cmd)
+    if cmd not in ("ota_begin", "ota_status", "ota_commit"):
+        raise ValueError("unknown OTA command %s" % cmd)
+    if cmd == "ota_begin":
+        begin(t, args)
+    s = _session(t)
+    if s is not None and s.get("reuse"):
+        await reuse(t, s)
+    return commit(t) if cmd == "ota_commit" else status(t)
+
+
+async def reuse(t, s):
+    """Copies the files the installed build already has (same path, size and SHA-256) into the
+    staged slot instead of waiting for them: an update that changes a few modules sends those.
+    Yields between files (a copy is flash writes: the loop keeps running)."""
+    import asyncio
+
+    s["reuse"] = False
+    slot = _installed(t)[0]
+    src = getattr(t, "ota_root", "/") + ("" if slot == otaboot.ROOT_SLOT else "ota/%s/" % slot)
+    buf = bytearray(512)
+    mv = memoryview(buf)
+    with open(s["d"] + "manifest") as f:
+        f.readline()
+        for _ in range(s["files"]):
+            e = json.loads(f.readline())
+            dst = s["d"] + e[0]
+            if _exists(dst) or _exists(src + e[0]) != e[1] or sha_file(src + e[0]) != e[2]:
+                continue
+            with open(src + e[0], "rb") as r, open(dst, "wb") as w:
+                while True:
+                    k = r.readinto(buf)
+                    if not k:
+                        break
+                    w.write(mv[:k])
+            s["reused"] = s.get("reused", 0) + 1
+            await asyncio.sleep(0)
 
 
 def begin(t, a):

@@ -317,3 +317,36 @@ def test_select_runs_the_slot_from_its_folder_with_the_deployed_tree_next():
         sys.path[:] = saved
         sys.modules.update(mods)
         K.rmtree(root)
+
+
+def test_files_the_installed_build_has_are_copied_not_sent():
+    import os
+
+    root = _dev()
+    try:
+        b = K.bundle(2)
+        fl = b["files"]
+        # the deployed tree has files 1 and 3 byte for byte, file 2 with the same size but other bytes
+        for i, (p, data) in enumerate(fl[:3]):
+            d = root
+            for part in p.split("/")[:-1]:
+                d += part + "/"
+                try:
+                    os.mkdir(d[:-1])
+                except OSError:
+                    pass
+            with open(root + p, "wb") as f:
+                f.write(data if i != 1 else b"x" * len(data))
+        t = K.T(root)
+        _begin(t, b)
+        assert K.send_all(t, b, [[0, 0]]) == []  # the manifest only
+        st = asyncio.run(otacmd.handle(t, "ota_status", {}))
+        assert st["reused"] == 2 and st["need"] == [[2, 0], [4, 0], [5, 0]], st
+        assert K.send_all(t, b, st["need"]) == []
+        r = asyncio.run(otacmd.handle(t, "ota_commit", {}))
+        assert r["installed"] == 2
+        for p, data in fl:
+            with open(root + "ota/a/" + p, "rb") as f:
+                assert f.read() == data, p
+    finally:
+        K.rmtree(root)
