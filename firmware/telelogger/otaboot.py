@@ -12,7 +12,10 @@
 #   <slot>/ok  "VER\n": the slot is complete and verified for that version (written before ptr)
 import sys
 
-K = 3  # boots on trial without mark_healthy(): the next boot rolls back to the previous build
+# Boots on trial without mark_healthy(): the next boot rolls back to the previous build. 4, not 3:
+# the first boot of a new build validates the config against its schema and restarts once
+# (telelogger.configcache), so this leaves the build 3 real attempts.
+K = 4
 TRIAL_S = 600  # the loop resets a build on trial that has not been marked healthy by then (OTA.md)
 ROOT_SLOT = "-"
 
