@@ -147,3 +147,26 @@ def test_update_from_a_real_build_to_the_next_and_rollback(tmp_path):
     out = _mp(str(boot), str(dev))
     assert _val(out, "SLOT") == "-" and _val(out, "MARK") == "None"
     assert "1 %d boots without a healthy status: rolled back to 0" % otaboot.K in _val(out, "INFO")
+
+
+@pytest.mark.parametrize("otaboot,want", [
+    (None, "ota: ImportError"),  # a deployed tree from before OTA
+    ("def select():\n    raise OSError(5)\n", "ota: OSError(5"),  # the flash failed: the deployed tree runs
+    ("def select():\n    print('SELECTED')\n", "SELECTED"),
+])
+def test_main_py_selects_and_always_starts_the_app(tmp_path, otaboot, want):
+    """firmware/main.py as the board runs it (source), with stand-ins for the two modules it calls."""
+    pkg = tmp_path / "telelogger"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "app.py").write_text("def device_main():\n    print('APP STARTED')\n")
+    if otaboot:
+        (pkg / "otaboot.py").write_text(otaboot)
+    shutil.copy(os.path.join(ROOT, "firmware", "main.py"), tmp_path / "main.py")
+    (tmp_path / "run.py").write_text("import sys\nsys.path[:] = ['']\nexec(open('main.py').read())\n")
+    assert not os.path.exists("/safe_mode")
+    for exe in (micropython_bin(), sys.executable):
+        p = subprocess.run([exe, "run.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, MICROPYPATH=".frozen", PYTHONPATH=""))
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert want in p.stdout and p.stdout.rstrip().endswith("APP STARTED"), (exe, p.stdout)
