@@ -170,3 +170,77 @@ def test_main_py_selects_and_always_starts_the_app(tmp_path, otaboot, want):
                            env=dict(os.environ, MICROPYPATH=".frozen", PYTHONPATH=""))
         assert p.returncode == 0, p.stdout + p.stderr
         assert want in p.stdout and p.stdout.rstrip().endswith("APP STARTED"), (exe, p.stdout)
+
+
+CHECK = r"""
+import sys
+sys.path[:] = ["", ".frozen"]
+import json
+from telelogger import otaboot, ota
+p = otaboot.ptr("")
+slot = "-"
+if isinstance(p, list) and otaboot.complete("", p[0], p[1]):
+    slot = p[0]
+    d = "ota/%s/" % slot
+    with open(d + "manifest") as f:
+        h = json.loads(f.readline())
+        for _ in range(h["files"]):
+            path, size, sha = json.loads(f.readline())
+            assert ota.sha_file(d + path) == sha, path
+print("BOOTS", slot)
+"""
+
+
+def test_sigkill_at_random_points_always_leaves_a_bootable_device(tmp_path):
+    """The staging/installing process is SIGKILLed at random moments and started again until its
+    commit went through; after every kill the build the next boot would run is complete."""
+    import random
+    import time
+
+    dev = tmp_path / "dev"
+    build.build(out=str(dev))
+    src = tmp_path / "src"
+    shutil.copytree(os.path.join(ROOT, "firmware"), src)
+    for dirpath, _, names in os.walk(src):  # every module changes: nothing can be reused
+        for n in names:
+            if n.endswith(".py"):
+                with open(os.path.join(dirpath, n), "a") as f:
+                    f.write("\n_OTA_KILL = 1\n")
+    b1 = tmp_path / "b1"
+    build.build(src=str(src), out=str(b1))
+    bundle = OB.make(str(b1), 1)
+    cdir = tmp_path / "chunks"
+    cdir.mkdir()
+    with open(cdir / "begin.json", "w") as f:
+        json.dump(OB.begin_args(bundle, K.KEY, K.DEV), f)
+    for fi, ki, m in OB.chunks(bundle, K.KEY, K.DEV):
+        (cdir / ("%03d-%04d.bin" % (fi, ki))).write_bytes(m)
+    stage = tmp_path / "stage.py"
+    stage.write_text(STAGE % {"key": K.KEY, "dev": K.DEV})
+    check = tmp_path / "check.py"
+    check.write_text(CHECK)
+    env = dict(os.environ, MICROPYPATH=".frozen")
+    rng = random.Random(14)
+    kills = 0
+    for _ in range(40):
+        p = subprocess.Popen([micropython_bin(), "-X", "heapsize=" + HEAP, str(stage), str(cdir), "100000", "1"],
+                             cwd=dev, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(rng.uniform(0.02, 0.2))
+        if p.poll() is None:
+            p.kill()
+            kills += 1
+        out = p.communicate()[0]
+        assert "REFUSED" not in out and "Traceback" not in out, out[-3000:]
+        booted = _val(_mp(str(check), str(dev)), "BOOTS")
+        assert booted in ("-", "a")
+        if "COMMIT" in out:
+            assert booted == "a"
+            break
+    else:
+        raise AssertionError("the update never finished in 40 runs")
+    print("OTA sigkill: %d kills before the commit went through" % kills)
+    assert kills >= 3, "no kill landed during the update: make the delays shorter"
+    boot = tmp_path / "boot.py"
+    boot.write_text(BOOT)
+    out = _mp(str(boot), str(dev))
+    assert _val(out, "SLOT") == "a" and _val(out, "CWD") == "ota/a"
