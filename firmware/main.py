@@ -1,7 +1,8 @@
 # Device entry (ESP32): board from /board.json, config /config.json + /secrets.json, then the
 # telelogger (telelogger/app.py). Create /safe_mode to keep the REPL free (mpremote) instead.
-# The build that runs: an OTA slot (/ota/a or /ota/b) when /ota/ptr selects one, else the deployed
-# tree (telelogger/otaboot.py, telelogger/OTA.md); any trouble there runs the deployed tree.
+# The build that runs: an OTA slot (/ota/a or /ota/b, made the current directory) when /ota/ptr
+# selects one, else the deployed tree (telelogger/otaboot.py, telelogger/OTA.md); any trouble
+# there runs the deployed tree. Ctrl-C (mpremote) leaves the REPL at / whichever build ran.
 try:
     import os
 
@@ -16,4 +17,7 @@ except OSError:
         print("ota: %r: running the deployed tree" % (e,))
     from telelogger import app
 
-    app.device_main()
+    try:
+        app.device_main()
+    finally:
+        os.chdir("/")

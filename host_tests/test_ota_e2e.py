@@ -152,24 +152,30 @@ def test_update_from_a_real_build_to_the_next_and_rollback(tmp_path):
 @pytest.mark.parametrize("otaboot,want", [
     (None, "ota: ImportError"),  # a deployed tree from before OTA
     ("def select():\n    raise OSError(5)\n", "ota: OSError(5"),  # the flash failed: the deployed tree runs
-    ("def select():\n    print('SELECTED')\n", "SELECTED"),
+    ("import os, sys\ndef select():\n    d = os.getcwd()\n    os.chdir('slot')\n    sys.path.append(d)\n"
+     "    sys.modules.pop('telelogger')\n    print('SELECTED')\n", "SELECTED"),  # like otaboot.select
 ])
 def test_main_py_selects_and_always_starts_the_app(tmp_path, otaboot, want):
-    """firmware/main.py as the board runs it (source), with stand-ins for the two modules it calls."""
+    """firmware/main.py as the board runs it (source), with stand-ins for the two modules it calls;
+    Ctrl-C in the app (mpremote, deploy) leaves the REPL at / even when a slot was the cwd."""
     pkg = tmp_path / "telelogger"
     pkg.mkdir()
+    (tmp_path / "slot").mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "app.py").write_text("def device_main():\n    print('APP STARTED')\n")
+    (pkg / "app.py").write_text("def device_main():\n    print('APP STARTED')\n    raise KeyboardInterrupt\n")
     if otaboot:
         (pkg / "otaboot.py").write_text(otaboot)
     shutil.copy(os.path.join(ROOT, "firmware", "main.py"), tmp_path / "main.py")
-    (tmp_path / "run.py").write_text("import sys\nsys.path[:] = ['']\nexec(open('main.py').read())\n")
+    (tmp_path / "run.py").write_text("import os, sys\nsys.path[:] = ['']\ntry:\n    exec(open('main.py').read())\n"
+                                     "except KeyboardInterrupt:\n    print('REPL AT', os.getcwd())\n"
+                                     "sys.exit(0)\n")  # CPython exits 130 after a KeyboardInterrupt from exec otherwise
     assert not os.path.exists("/safe_mode")
     for exe in (micropython_bin(), sys.executable):
         p = subprocess.run([exe, "run.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                            env=dict(os.environ, MICROPYPATH=".frozen", PYTHONPATH=""))
         assert p.returncode == 0, p.stdout + p.stderr
-        assert want in p.stdout and p.stdout.rstrip().endswith("APP STARTED"), (exe, p.stdout)
+        assert want in p.stdout and "APP STARTED" in p.stdout, (exe, p.stdout)
+        assert p.stdout.rstrip().endswith("REPL AT /"), (exe, p.stdout)
 
 
 CHECK = r"""
