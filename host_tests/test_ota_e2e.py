@@ -149,33 +149,61 @@ def test_update_from_a_real_build_to_the_next_and_rollback(tmp_path):
     assert "1 %d boots without a healthy status: rolled back to 0" % otaboot.K in _val(out, "INFO")
 
 
-@pytest.mark.parametrize("otaboot,want", [
-    (None, "ota: ImportError"),  # a deployed tree from before OTA
-    ("def select():\n    raise OSError(5)\n", "ota: OSError(5"),  # the flash failed: the deployed tree runs
-    ("import os, sys\ndef select():\n    d = os.getcwd()\n    os.chdir('slot')\n    sys.path.append(d)\n"
-     "    sys.modules.pop('telelogger')\n    print('SELECTED')\n", "SELECTED"),  # like otaboot.select
-])
-def test_main_py_selects_and_always_starts_the_app(tmp_path, otaboot, want):
-    """firmware/main.py as the board runs it (source), with stand-ins for the two modules it calls;
-    Ctrl-C in the app (mpremote, deploy) leaves the REPL at / even when a slot was the cwd."""
-    pkg = tmp_path / "telelogger"
-    pkg.mkdir()
-    (tmp_path / "slot").mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "app.py").write_text("def device_main():\n    print('APP STARTED')\n    raise KeyboardInterrupt\n")
-    if otaboot:
-        (pkg / "otaboot.py").write_text(otaboot)
-    shutil.copy(os.path.join(ROOT, "firmware", "main.py"), tmp_path / "main.py")
-    (tmp_path / "run.py").write_text("import os, sys\nsys.path[:] = ['']\ntry:\n    exec(open('main.py').read())\n"
-                                     "except KeyboardInterrupt:\n    print('REPL AT', os.getcwd())\n"
-                                     "sys.exit(0)\n")  # CPython exits 130 after a KeyboardInterrupt from exec otherwise
-    assert not os.path.exists("/safe_mode")
+def _main_tree(tmp_path, ptr=None, slot_app=None, root_otaboot=True):
+    """A root with the real telelogger/otaboot.py and a stand-in app, and an OTA slot a with its own
+    stand-in app; -> the script that runs firmware/main.py on that root (R = the folder)."""
+    root = tmp_path / "root"
+    for d, app in ((root, "print('ROOT APP')"), (root / "ota" / "a", slot_app)):
+        if app is None:
+            continue
+        (d / "telelogger").mkdir(parents=True)
+        (d / "telelogger" / "__init__.py").write_text("")
+        (d / "telelogger" / "app.py").write_text(
+            "import os\n%s\ndef device_main():\n    print('CWD', os.getcwd())\n    raise KeyboardInterrupt\n" % app)
+    if root_otaboot:
+        shutil.copy(os.path.join(ROOT, "firmware", "telelogger", "otaboot.py"), root / "telelogger")
+    if ptr:
+        (root / "ota" / "ptr").write_text(ptr)
+        (root / "ota" / "a" / "ok").write_text(ptr.split()[1] + "\n")
+    with open(os.path.join(ROOT, "firmware", "main.py")) as f:
+        src = f.read()
+    assert 'R = "/"' in src
+    (tmp_path / "main_here.py").write_text(src.replace('R = "/"', "R = %r" % (str(root) + "/")))
+    (tmp_path / "run.py").write_text(
+        "import os, sys\nsys.path[:] = ['', '.frozen']\ntry:\n    exec(open(%r).read())\n"
+        "except KeyboardInterrupt:\n    print('REPL AT', os.getcwd())\nsys.exit(0)\n" % str(tmp_path / "main_here.py"))
+    return root
+
+
+def _run_main(tmp_path, root):
+    outs = []
     for exe in (micropython_bin(), sys.executable):
-        p = subprocess.run([exe, "run.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        p = subprocess.run([exe, str(tmp_path / "run.py")], cwd=root, capture_output=True, text=True, timeout=60,
                            env=dict(os.environ, MICROPYPATH=".frozen", PYTHONPATH=""))
         assert p.returncode == 0, p.stdout + p.stderr
-        assert want in p.stdout and "APP STARTED" in p.stdout, (exe, p.stdout)
-        assert p.stdout.rstrip().endswith("REPL AT /"), (exe, p.stdout)
+        assert p.stdout.rstrip().endswith("REPL AT %s" % root), (exe, p.stdout)  # Ctrl-C: the REPL at the root
+        outs.append(p.stdout)
+    return outs
+
+
+def test_main_py_runs_the_deployed_tree_without_ota(tmp_path):
+    root = _main_tree(tmp_path, root_otaboot=False)  # a tree from before OTA
+    for out in _run_main(tmp_path, root):
+        assert "ota: ImportError" in out and "ROOT APP" in out
+
+
+def test_main_py_runs_the_selected_slot(tmp_path):
+    root = _main_tree(tmp_path, ptr="a 2 - 0 0\n", slot_app="print('SLOT APP')")
+    for out in _run_main(tmp_path, root):
+        assert "SLOT APP" in out and "ROOT APP" not in out and "CWD %s/ota/a" % root in out, out
+
+
+def test_main_py_falls_back_when_the_slot_cannot_import_the_app(tmp_path):
+    root = _main_tree(tmp_path, ptr="a 2 - 0 1\n", slot_app="raise ImportError('no module named x')")
+    out = _run_main(tmp_path, root)[0]  # MicroPython first: it rolls the trial build back
+    assert "ota: slot a: ImportError" in out and "ROOT APP" in out and "CWD %s" % root in out, out
+    assert (root / "ota" / "ptr").read_text() == "- 0 - 0 0\n"
+    assert (root / "ota" / "failed").read_text().startswith("2 the app did not start: ImportError")
 
 
 CHECK = r"""

@@ -121,6 +121,25 @@ def select(root="/"):
             sys.modules.pop(m, None)
 
 
+def fallback(e, root="/"):
+    """main.py: the slot chosen at this boot could not import the app (`e`); the caller forgot its
+    modules and changed to the root. This boot runs the deployed tree; the failure is recorded and
+    a build on trial is rolled back for the next boot (one that was healthy is tried again)."""
+    p = ptr(root)
+    if isinstance(p, list):
+        _fail(root, p[1], "the app did not start: %r" % (e,))
+        if p[4]:
+            put(root + "ota/ptr", line(p[2], p[3], ROOT_SLOT, 0, 0))
+    base = root.rstrip("/") or "/"
+    while "" in sys.path:
+        sys.path.remove("")
+    while base in sys.path:
+        sys.path.remove(base)
+    sys.path.insert(0, "")
+    for m in ("telelogger.otaboot", "telelogger"):
+        sys.modules.pop(m, None)
+
+
 def mark_healthy(root="/"):
     """The build on trial connected and published a healthy status: it stays. -> True if it was on
     trial (now no longer), False otherwise. Raises OSError when the flash cannot be written."""
