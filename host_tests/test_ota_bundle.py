@@ -175,3 +175,60 @@ def test_estimate_counts_the_simulators_rx_urcs():
     for n in (100, 1066, 1442):
         assert n <= RX_CHUNK
         assert len(rx_burst(0, topic, b"p" * n)) - len(topic) - n <= OB.URC_OVERHEAD
+
+
+# What the lead adds to telelogger/cmdcheck.SCHEMAS (argument types, checked before the handler runs)
+OTA_SCHEMAS = {
+    "ota_begin": {"version": ("int", 1, 2147483647, True), "size": ("int", 1, 65536, True),
+                  "total": ("int", 1, 4194304, True), "files": ("int", 1, 1000, True),
+                  "chunk": ("int", 256, 1536, True), "mac": ("str", None, 64, True), "rollback": ("int", 0, 1, False)},
+    "ota_status": {}, "ota_commit": {}, "ota_abort": {},
+}
+
+
+def test_signed_ota_commands_through_the_command_handler(build_dir, tmp_path):
+    """scripts/cmdsign.py signs ota_begin with the arguments ota_bundle.py prints; the firmware's
+    CommandHandler checks the envelope and freshness, then telelogger.otacmd runs it."""
+    import cmdsign
+    from telelogger import cmdcheck
+    from telelogger.commands import CommandHandler
+
+    schemas = dict(cmdcheck.SCHEMAS)
+    for k, v in OTA_SCHEMAS.items():
+        schemas.setdefault(k, v)
+    root = str(tmp_path) + "/"
+    t = K.T(root)
+    now_ms = 1764000000000
+
+    def h(name):
+        async def run(args=None):
+            return await otacmd.handle(t, name, args or {})
+        return run
+
+    ch = CommandHandler(K.KEY, None, {n: h(n) for n in OTA_SCHEMAS}, utc_ms=lambda: now_ms, device_id=K.DEV,
+                        schemas=schemas)
+    n = [now_ms]
+
+    def cmd(name, args=None):
+        n[0] += 1
+        body = {"cmd": name, "args": args or {}, "n": n[0], "ts": now_ms // 1000}
+        return cmdsign.verify_reply(K.KEY, K.DEV, asyncio.run(ch.handle(cmdsign.sign(K.KEY, K.DEV, body))))
+
+    b = OB.make(build_dir, 5)
+    r = cmd("ota_begin", OB.begin_args(b, K.KEY, K.DEV))
+    assert r["ok"] and r["result"]["state"] == "receiving", r
+    for _, _, m in OB.chunks(b, K.KEY, K.DEV, need=[[0, 0]]):
+        assert ota.chunk(t, m) is None
+    r = cmd("ota_status")
+    assert r["ok"] and r["result"]["need"] == [[i, 0] for i in range(1, 17)], r  # nothing to reuse here
+    for _, _, m in OB.chunks(b, K.KEY, K.DEV, need=[[i, 0] for i in range(1, len(b["files"]) + 1)]):
+        assert ota.chunk(t, m) is None
+    r = cmd("ota_commit")
+    assert r["ok"] and r["result"] == {"installed": 5, "slot": "a", "previous": 0, "reboot": True}, r
+    assert t.reboot_req
+    # the same bundle again: not newer, refused with the reason in the error reply
+    r = cmd("ota_begin", OB.begin_args(b, K.KEY, K.DEV))
+    assert not r["ok"] and r["error"] == "ota_begin failed: version 5 is on trial: update again once it is marked healthy"
+    bad = dict(OB.begin_args(b, K.KEY, K.DEV), chunk=4096)
+    r = cmd("ota_begin", bad)
+    assert not r["ok"] and r["error"].startswith("args.chunk: expected an integer between 256 and 1536"), r

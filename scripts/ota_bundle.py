@@ -12,8 +12,10 @@ the deployed tree, nor config, secrets or board files, which are the device's ow
 JSON lines, a header object then one [path, size, sha256] per file, sorted by path. The manifest is
 the same for every device; its MAC (per device, with the device's command key) goes in the signed
 `ota_begin` command, and every chunk carries its own MAC bound to the manifest's. `begin` prints
-the ota_begin arguments (sign them with `cmdsign.py sign --cmd ota_begin --args ...`); `chunks`
-writes one file per chunk message (publish each to <prefix>/<id>/ota, e.g. mosquitto_pub -f).
+the ota_begin arguments (sign them: `cmdsign.py sign --key K --device ID ota_begin "$(ota_bundle.py
+begin ...)"`); `chunks` writes one file per chunk message (publish each to <prefix>/<id>/ota with
+QoS 1, e.g. `mosquitto_pub -q 1 -f FILE`): the manifest (000-*.bin) first, then ask `ota_status`
+and send what its `need` lists (the device copies the modules it already has).
 Python stdlib only.
 """
 import argparse
