@@ -9,7 +9,7 @@ import json
 import os
 
 from telelogger import otaboot
-from telelogger.ota import _dir, _exists, _installed, _rm, _session, abort, need, rmtree, sha_file, status
+from telelogger.ota import _dir, _exists, _installed, _rm, _session, abort, need, sha_file, status
 
 CHUNK_MIN, CHUNK_MAX = 256, 1536  # bytes of data per chunk: a message <= 1578 bytes < the 2048-byte RX cap
 MARGIN = 16384  # flash kept free beyond the bundle's estimate
@@ -41,11 +41,11 @@ async def handle(t, cmd, args):
     if cmd not in ("ota_begin", "ota_status", "ota_commit"):
         raise ValueError("unknown OTA command %s" % cmd)
     if cmd == "ota_begin":
-        begin(t, args)
+        await begin(t, args)
     s = _session(t)
     if s is not None and s.get("reuse"):
         await reuse(t, s)
-    return commit(t) if cmd == "ota_commit" else status(t)
+    return (await commit(t)) if cmd == "ota_commit" else status(t)
 
 
 async def reuse(t, s):
@@ -76,7 +76,25 @@ async def reuse(t, s):
             await asyncio.sleep(0)
 
 
-def begin(t, a):
+async def _clear(p):
+    """rmtree, yielding after each file (a full slot is ~100 flash commits: the loop keeps running)."""
+    import asyncio
+
+    try:
+        names = os.listdir(p)
+    except OSError:
+        return
+    for name in names:
+        q = p + "/" + name
+        if os.stat(q)[0] & 0x4000:
+            await _clear(q)
+        else:
+            os.remove(q)
+            await asyncio.sleep(0)
+    os.rmdir(p)
+
+
+async def begin(t, a):
     v, size, total, nf, ch, mac, rb = (a.get(k) for k in ("version", "size", "total", "files", "chunk", "mac", "rollback"))
     for k, x, hi in (("version", v, 2147483647), ("size", size, 65536), ("total", total, 4194304), ("files", nf, 1000),
                      ("chunk", ch, CHUNK_MAX)):
@@ -109,13 +127,16 @@ def begin(t, a):
     if need > free:
         raise ValueError("bundle needs %d bytes of flash, %d free" % (need, free))
     # accepted: from here on the inactive slot is rewritten
-    abort(t)
+    t.ota = None
+    _rm(d + "stage")
+    if s is not None and s["slot"] != target:
+        await _clear(s["d"][:-1])
     if _exists(d) is None:
         os.mkdir(d[:-1])
     if isinstance(p, list) and p[2] == target:  # the previous build goes: nothing may roll back to it
         otaboot.put(d + "ptr", otaboot.line(p[0], p[1], otaboot.ROOT_SLOT, 0, p[4]))
     _rm(d + target + "/ok")
-    rmtree(d + target)
+    await _clear(d + target)
     os.mkdir(d + target)
     rec_ = {"version": v, "size": size, "total": total, "files": nf, "chunk": ch, "mac": mac, "rollback": rb, "slot": target}
     otaboot.put(d + "stage", json.dumps(rec_))
@@ -123,15 +144,17 @@ def begin(t, a):
     return status(t)
 
 
-def commit(t):
+async def commit(t):
     """All files staged: verify every SHA-256 again, mark the slot complete, switch ptr (one
     rename), ask the loop for a reboot. A refusal raises ValueError(reason) and changes nothing."""
     s = _session(t)
     if s is None:
         raise ValueError("no update in progress")
-    lst = need(t, s)[0]
+    import asyncio
+
+    lst, done, _ = need(t, s)
     if lst:
-        raise ValueError("not all staged: %d files still needed, first [file, chunk] %r" % (len(lst), lst[0]))
+        raise ValueError("not all staged: %d files still needed, first [file, chunk] %r" % (s["files"] + 1 - done, lst[0]))
     with open(s["d"] + "manifest") as f:
         f.readline()
         for i in range(1, s["files"] + 1):
@@ -139,6 +162,7 @@ def commit(t):
             if sha_file(s["d"] + e[0]) != e[2]:
                 _rm(s["d"] + e[0])
                 raise ValueError("file %d %s: SHA-256 mismatch on flash: re-send it" % (i, e[0]))
+            await asyncio.sleep(0)
     d = _dir(t)
     slot, cur, p = _installed(t)
     v = s["version"]

@@ -1,4 +1,4 @@
-# mp-heap: 96K
+# mp-heap: 128K
 # OTA update, device side (telelogger/ota.py, otaman.py, otaboot.py; telelogger/OTA.md): verify,
 # stage, resume, install A/B, trial and rollback, and every refusal with its reason and nothing
 # changed. Bundles come from mp_ota_kit (written from OTA.md; test_ota_bundle.py checks it against
