@@ -16,8 +16,8 @@ from binascii import hexlify
 from hashlib import sha256
 from struct import unpack_from
 
-from telelogger import otaboot
 from telelogger.cmdseal import equal_ct, hmac256, pads
+from telelogger.tasks import unload
 
 DOMAIN = b"fm-ota-v1\n"
 MAGIC = b"FOC1"
@@ -95,18 +95,29 @@ def _session(t):
 def _installed(t):
     """(slot, version, ptr) of the installed build: ptr's when its slot is complete (what the next
     boot runs), else the deployed tree ("-", 0). ptr: a list, None or "bad"."""
+    return _boot(t, "installed")
+
+
+def _boot(t, what):
+    """telelogger.otaboot for one look (not kept imported during a transfer): "installed" ->
+    (slot, version, ptr), "running" -> the slot this boot runs."""
+    from telelogger import otaboot as b
+
     root = getattr(t, "ota_root", "/")
-    p = otaboot.ptr(root)
-    if isinstance(p, list) and otaboot.complete(root, p[0], p[1]):
-        return p[0], p[1], p
-    return otaboot.ROOT_SLOT, 0, p
+    try:
+        if what == "running":
+            return b.running(root)
+        p = b.ptr(root)
+        if isinstance(p, list) and b.complete(root, p[0], p[1]):
+            return p[0], p[1], p
+        return b.ROOT_SLOT, 0, p
+    finally:
+        unload("otaboot")
 
 
 def _schema(t, slot):
     """Config schema version the running build implements: its manifest's "schema" (the deployed
-    tree: 1; OTA.md)."""
-    if slot == otaboot.ROOT_SLOT:
-        return 1
+    tree has no manifest: 1; OTA.md)."""
     try:
         with open("%s%s/manifest" % (_dir(t), slot)) as f:
             return json.loads(f.readline()).get("schema", 1)
@@ -181,7 +192,7 @@ def need(t, s):
 
 def status(t):
     cur = _installed(t)[1]
-    r = {"state": "idle", "installed": cur, "running": otaboot.running(getattr(t, "ota_root", "/")),
+    r = {"state": "idle", "installed": cur, "running": _boot(t, "running"),
          "error": getattr(t, "ota_err", None)}
     s = _session(t)
     if s is not None:
@@ -242,7 +253,6 @@ def chunk(t, b):
 def _manifest(t, s):
     """The manifest is complete: its MAC and its content (telelogger.otaman, loaded for this)."""
     from telelogger import otaman
-    from telelogger.tasks import unload
 
     try:
         why = otaman.check(s, _mac_pre(t, b"man"), _schema(t, _installed(t)[0]))
