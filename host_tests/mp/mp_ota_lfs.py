@@ -1,4 +1,4 @@
-# mp-heap: 1024K
+# mp-heap: 2048K
 # OTA update on LittleFS over a NOR-flash block device with the ESP32's geometry
 # (host_tests/mp/lfsflash.py): a power cut at every flash write of the staging, of the install
 # (ota_commit: ok marker, boots, the pointer switch) and of the boot's trial bookkeeping and
@@ -229,3 +229,50 @@ def test_power_cut_during_mark_healthy_keeps_a_bootable_build():
         image, _, _ = _with(L, base, healthy, cut)
         image, boot, _ = _with(L, image, _boot)
         assert boot == ("a", 2), (cut, boot)  # still on trial (counted once more) or healthy
+
+
+def test_power_cut_while_a_new_update_overwrites_the_previous_builds_slot():
+    """Installed: b 3 (healthy), previous a 2. Bundle 4 goes to slot a: the pointer's reference to
+    a is cleared before a is touched, so at every cut the board boots b 3, and 4 then installs."""
+    L = _lf()
+    b2, b3, b4 = K.bundle(2), K.bundle(3), K.bundle(4)
+
+    def setup():
+        os.mkdir(ROOT + "ota")
+        for b in (b2, b3):
+            t = K.T(ROOT)
+            _begin(t, b)
+            assert K.send_all(t, b) == []
+            _commit(t)
+            otaboot.choose(ROOT)
+            otaboot.mark_healthy(ROOT)
+        with open(ROOT + "ota/ptr") as f:
+            assert f.read() == "b 3 a 2 0\n"
+
+    base, _, _ = _with(L, None, setup)
+
+    def update():
+        t = K.T(ROOT)
+        _begin(t, b4)
+        assert K.send_all(t, b4, [[0, 0]]) == []
+        st = _status(t)
+        assert K.send_all(t, b4, st["need"]) == []
+        return _commit(t)
+
+    _, r, total = _with(L, base, update)
+    assert r == {"installed": 4, "slot": "a", "previous": 3, "reboot": True}, r
+    for cut in range(1, total + 1):
+        image, r, _ = _with(L, base, update, cut)
+        image, boot, _ = _with(L, image, _boot)
+        assert boot in (("b", 3), ("a", 4)), (cut, boot)
+
+        def ptr():
+            with open(ROOT + "ota/ptr") as f:
+                return f.read()
+
+        _, p, _ = _with(L, image, ptr)
+        if boot[0] == "b":
+            assert p.split()[2] in ("-", "a"), (cut, p)
+            if p.split()[2] == "a":  # still the old pointer: slot a untouched so far
+                _, v, _ = _with(L, image, lambda: _complete("a"))
+                assert v == 2, (cut, v)
