@@ -154,6 +154,7 @@ def sha_file(path):
 
 def _fail(t, why):
     t.ota_err = why
+    t.ota_refused = getattr(t, "ota_refused", 0) + 1
     return why
 
 
@@ -193,7 +194,7 @@ def need(t, s):
 def status(t):
     cur = _installed(t)[1]
     r = {"state": "idle", "installed": cur, "running": _boot(t, "running"),
-         "error": getattr(t, "ota_err", None)}
+         "error": getattr(t, "ota_err", None), "refused": getattr(t, "ota_refused", 0)}
     s = _session(t)
     if s is not None:
         lst, done, got = need(t, s)

@@ -80,7 +80,7 @@ def test_tampered_chunk_is_refused_and_nothing_written():
         e = ota.chunk(t, bytes(m))
         assert "bad mac" in e and e.startswith("chunk 0/0"), e
         assert ota.status(t)["need"][0] == [0, 0] and ota.status(t)["bytes"] == 0
-        assert ota.status(t)["error"] == e
+        assert ota.status(t)["error"] == e and ota.status(t)["refused"] == 1
         assert "not an OTA chunk" in ota.chunk(t, b"hello")
         assert "header says" in ota.chunk(t, K.msg(b, 0, 0)[:-1])
         # a chunk signed for another device
