@@ -12,6 +12,8 @@ CONFIG ?=
 SECRETS ?=
 DEPLOY_ARGS ?=
 LOG ?=
+# pytest workers (pytest-xdist): the suite is mostly waiting on simulated peers, two share 2 cores well
+TEST_WORKERS ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: venv test test-mpy lint typecheck build validate deploy repl logs check doctor sim bench soak fuzz clean
@@ -24,12 +26,12 @@ venv: $(VENV)/.installed
 
 ## make test: unit + integration tests on CPython and MicroPython, plus the .mpy build
 test: venv
-	$(BIN)/pytest -q -rs -m "not slow" host_tests
+	$(BIN)/pytest -q -rs -n $(TEST_WORKERS) -m "not slow" host_tests
 	$(MAKE) --no-print-directory test-mpy
 
 ## the MicroPython half of the suite again, importing the mpy-cross build instead of sources
 test-mpy: build
-	FIRMWARE_PATH=$(abspath build/firmware) $(BIN)/pytest -q -rs -m micropython host_tests
+	FIRMWARE_PATH=$(abspath build/firmware) $(BIN)/pytest -q -rs -n $(TEST_WORKERS) -m micropython host_tests
 
 lint: venv
 	$(BIN)/ruff check firmware boards host_tests scripts
