@@ -139,31 +139,31 @@ def make_gnss(board, cfg, obd, at, clock, log=None):
     return None
 
 
-def wifi_publisher(board, fc, clock, log=None):
+def wifi_publisher(board, flat, clock, log=None):
     """A net.wifi.WifiPublisher from the flattened config: the board provides the station
     interface (board.wlan(): network.WLAN(STA_IF) on the ESP32, None on the host, whose own
     networking is up); the publisher joins it with secrets wifi_ssid/wifi_password, waiting
     at most wifi_timeout_ms, and says which network it could not join."""
     from net.wifi import WifiPublisher
 
-    b = fc.get("broker") or {}
+    b = flat.get("broker") or {}
     tls = bool(b.get("tls"))
-    ssid = fc.get("wifi_ssid")
+    ssid = flat.get("wifi_ssid")
     wlan = board.wlan() if hasattr(board, "wlan") else None
     if wlan is not None and not ssid:
         raise ValueError("transport 'wifi' needs secrets wifi_ssid (and wifi_password)")
     return WifiPublisher(
-        fc.get("device_id", "freematics"),
+        flat.get("device_id", "freematics"),
         b.get("host", "localhost"),
         port=b.get("port", 8883 if tls else 1883),
-        user=fc.get("mqtt_user") or None,
-        password=fc.get("mqtt_pass") or None,
+        user=flat.get("mqtt_user") or None,
+        password=flat.get("mqtt_pass") or None,
         keepalive=b.get("keepalive", 60),
-        ssl=_tls_context(fc.get("certs") or {}, b.get("tls_verify", True), log) if tls else None,
+        ssl=_tls_context(flat.get("certs") or {}, b.get("tls_verify", True), log) if tls else None,
         clean=b.get("clean_session", True),
         wlan=wlan,
         ssid=ssid,
-        wifi_password=fc.get("wifi_password"),
+        wifi_password=flat.get("wifi_password"),
         clock=clock,
         log=log,
     )
@@ -255,11 +255,11 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_f
     from telelogger.store import Store
 
     clock = clock or Clock()
-    fc = flat_config(cfg)
+    flat = flat_config(cfg)
     dev = cfg.get("device_id", "auto")
     if dev == "auto":
         dev = board.device_id()
-        fc["device_id"] = dev
+        flat["device_id"] = dev
     transport = cfg.get("transport", "cellular")
     if transport not in ("cellular", "wifi"):
         raise ValueError("transport %r: expected 'cellular' or 'wifi'" % (transport,))
@@ -290,14 +290,14 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_f
     if at is not None and transport == "cellular":
         from net.cellular import from_config
 
-        pub = from_config(at, fc, clock, log=log)
+        pub = from_config(at, flat, clock, log=log)
         from telelogger.modemctl import ModemCtl
 
         modem = ModemCtl(pub, board, clock, log)
         if board.has("modem_power"):
             pub.power_on = modem.wake  # a module that lost its power is pressed on again by the recovery
     else:
-        pub = wifi_publisher(board, fc, clock, log)
+        pub = wifi_publisher(board, flat, clock, log)
     gnss = make_gnss(board, cfg, obd, at, clock, log)
     q = cfg.get("queue") or {}
     store = Store(store_root, qmax, q.get("segment_bytes", 16384))
