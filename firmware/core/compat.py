@@ -1,15 +1,15 @@
 # Runtime shims so the same firmware runs on MicroPython (ESP32, unix) and CPython.
 # Nothing here imports `machine`: clocks and pins are passed in by the board layer.
-# Type checking (pyright + the ESP32 stubs): the CPython fallbacks (core/cpython.py) redefine
-# MicroPython's names with plain signatures, so the imports of the real ones carry targeted ignores.
+# Type checking (pyright + the ESP32 stubs): to pyright, core/cpython.py's fallbacks are the
+# MicroPython functions themselves (its TYPE_CHECKING branch), so each name here has one type.
 import asyncio
 
 try:  # MicroPython: the real ones (the CPython fallbacks live in core/cpython.py: no bytecode for them on the device)
-    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback in core.cpython
-    from time import ticks_add, ticks_diff, ticks_ms  # pyright: ignore[reportAssignmentType]
+    from micropython import const
+    from time import ticks_add, ticks_diff, ticks_ms
 
-    sleep_ms = asyncio.sleep_ms  # pyright: ignore[reportAttributeAccessIssue]
-    wait_for_ms = asyncio.wait_for_ms  # pyright: ignore[reportAttributeAccessIssue]
+    sleep_ms = asyncio.sleep_ms
+    wait_for_ms = asyncio.wait_for_ms
 except (ImportError, AttributeError):  # CPython
     from core.cpython import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms  # noqa: F401
 

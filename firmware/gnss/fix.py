@@ -70,6 +70,15 @@ class Fix:
     (well-formed but unused sentences), jumps (positions dropped by the jump filter), updates
     (accepted position updates), expired (valid positions made invalid by expire())."""
 
+    # Set by the sources (gnss/nmea.py, gnss/modem.py, gnss/coproc.py) besides put(), None from
+    # clear(): declared for the type checker only (a bare annotation compiles to nothing on MicroPython)
+    alt: "float | None"
+    speed_kmh: "float | None"
+    course: "float | None"
+    sats: "int | None"
+    hdop: "float | None"
+    quality: "int | None"
+
     def __init__(self, jump_filter=None):
         self.jump_filter = jump_filter
         self.accepted = self.rejected = self.ignored = self.jumps = self.updates = self.expired = 0
@@ -116,13 +125,15 @@ class Fix:
         y = self.year
         if time:
             h = f.hour
+            # a known hour comes with its minute and second, a known year with its month and day (put()
+            # sets them together): no None below (guards would cost bytecode in every report)
             if not date and y is not None and self.hour is not None and (
-                    h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):
-                d = self.day + 1
+                    h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):  # pyright: ignore[reportOptionalOperand]
+                d = self.day + 1  # pyright: ignore[reportOptionalOperand]
                 mo = self.month
                 if not valid_date(y, mo, d):
                     d = 1
-                    mo += 1
+                    mo += 1  # pyright: ignore[reportOperatorIssue]
                     if mo > 12:
                         mo = 1
                         y += 1
@@ -135,7 +146,7 @@ class Fix:
             self.ms = f.ms
         h = self.hour
         self.epoch = None if y is None or h is None else (
-            days_from_epoch(y, self.month, self.day) * 86400 + h * 3600 + self.minute * 60 + self.second)
+            days_from_epoch(y, self.month, self.day) * 86400 + h * 3600 + self.minute * 60 + self.second)  # pyright: ignore[reportOptionalOperand] - see above
         self.lat = lat
         self.lon = lon
         self.valid = valid
@@ -195,7 +206,7 @@ class GnssSource:
     def start(self):
         """Start run() as a task (inside a running event loop); returns it."""
         if self._task is None:
-            self._task = asyncio.create_task(self.run())
+            self._task = asyncio.create_task(self.run())  # pyright: ignore[reportAttributeAccessIssue] - each source's (no stub here: heap)
         return self._task
 
     def stop(self):

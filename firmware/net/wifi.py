@@ -61,7 +61,7 @@ RX_PAYLOAD_CAP = 2048
 
 
 def _read(s, n, keep=True):
-    # exactly n bytes from the socket, or (keep=False) read past them in 256-byte pieces -> None;
+    # exactly n bytes from the socket, or (keep=False) read past them in 256-byte pieces -> b"";
     # the broker closing the link mid-message is an OSError, as in umqtt.simple's own reads
     d = b""
     while n > 0:
@@ -71,7 +71,7 @@ def _read(s, n, keep=True):
         n -= len(k)
         if keep:
             d = d + k if d else k
-    return d if keep else None
+    return d
 
 
 def _b(x):
@@ -233,7 +233,7 @@ class WifiPublisher(Publisher):
         """The client's wait_msg(): one incoming packet. A PUBLISH is read here, by its announced
         lengths (MQTT 3.1.1 fixed header: type 3, QoS in bits 1-2, remaining length as a varint);
         PINGRESP is consumed; any other type is returned for the client to read (PUBACK, SUBACK)."""
-        s = self.client.sock
+        s = self.client.sock  # pyright: ignore[reportOptionalMemberAccess] - called by that client only
         b = s.read(1)
         s.setblocking(True)
         if b is None:
@@ -263,7 +263,7 @@ class WifiPublisher(Publisher):
             raise OSError("MQTT: malformed PUBLISH")
         ok = tl <= RX_TOPIC_CAP and n <= RX_PAYLOAD_CAP
         t = _read(s, tl, ok)
-        pid = _read(s, 2) if q else None
+        pid = _read(s, 2) if q else b""
         m = _read(s, n, ok)
         if ok:
             self._on_msg(t, m)

@@ -28,7 +28,7 @@ def cmd_counter_path(store_root):
 FLASH_MARGIN_BLOCKS = 16  # kept free on the queue's filesystem (flash_budget): 64 KB on the ESP32's 4 KB blocks
 
 
-def _du(os, path, bs):
+def _du(os, path, bs) -> int:
     # bytes the files at path (a folder: its files) hold, in whole blocks of bs; 0 where nothing is
     try:
         if os.stat(path)[0] & 0x4000:

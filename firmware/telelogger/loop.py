@@ -57,6 +57,48 @@ class Telelogger:
     (default board.reset()); reset_path: file where that reason is kept for the next boot's status
     (None: not kept). The config dict is not kept (telelogger/loopinit.py reads what the loop needs)."""
 
+    # Fields set by telelogger/loopinit.py's init() (all of them are there) that this class reads but
+    # does not assign, declared for the type checker (pyright) only: a bare annotation compiles to
+    # nothing on MicroPython, and so does this `if 1 - 1` (mpy-cross folds it to a constant false)
+    # while pyright still reads its imports (typing.TYPE_CHECKING: no such module on MicroPython).
+    # Quoted: CPython evaluates class annotations.
+    if 1 - 1:
+        from typing import Any
+
+        from core.compat import Clock
+        from telelogger.standby import Standby
+        from telelogger.store import Store
+    pub: "Any"  # a net.publisher.Publisher transport (its methods are the transport's: no stubs there)
+    store: "Store"
+    clock: "Clock"
+    codec: "Any"  # telelogger.record, or a test's encode_record/encode_batch
+    log: object
+    pick: object
+    standby: "Standby"
+    lock: asyncio.Lock
+    _done: asyncio.Event
+    boot: int
+    device_id: str
+    t_data: str
+    t_cmd: str
+    encoding: str
+    batch_max: int
+    batch_age_ms: int
+    payload_max: int
+    backoff_min_ms: int
+    backoff_max_ms: int
+    record_ms: int
+    sync_ms: int
+    state: str
+    net_allowed: bool
+    reset_reason: "str | None"
+    pids: list
+    unsaved: list
+    cmdq: list
+    beats: dict
+    last: dict
+    counters: dict
+
     def __init__(self, cfg, publisher, store, **kw):
         from telelogger import loopinit
 

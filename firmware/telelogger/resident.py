@@ -24,7 +24,7 @@ def modules(cfg):
     """The resident modules for a config (raw or validated: only transport, gnss.source and
     obd.enabled are read, with the validator's defaults)."""
     transport = cfg.get("transport", "cellular")
-    out = list(ALWAYS)
+    out: list[str] = list(ALWAYS)
     out += CELLULAR if transport == "cellular" else WIFI
     if (cfg.get("obd") or {}).get("enabled", True):
         out += OBD

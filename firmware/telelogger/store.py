@@ -72,6 +72,21 @@ def _hdr(seq, payload):
 
 
 class Store:
+    # Fields set by telelogger/storeopen.py's open_store (documented there) and not assigned here
+    # again, declared for the type checker (pyright) only: a bare annotation compiles to nothing on
+    # MicroPython, and so does this `if 1 - 1` (mpy-cross folds it to a constant false) while pyright
+    # still reads the import (typing.TYPE_CHECKING: no such module on MicroPython). Quoted: CPython
+    # evaluates class annotations.
+    if 1 - 1:
+        from typing import Any
+    root: str
+    max_bytes: int
+    segment_bytes: int
+    fs: "Any"  # PosixFS or a test's object with the same methods (PosixFS.open's type: text modes only)
+    recovered: int
+    _segs: list
+    _bad: dict
+
     def __init__(self, root, max_bytes, segment_bytes, fs=None):
         # the fields (documented in telelogger/storeopen.py) and the folder's contents: boot only,
         # forgotten again once the queue is open
