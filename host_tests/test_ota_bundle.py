@@ -193,9 +193,9 @@ def test_signed_ota_commands_through_the_command_handler(build_dir, tmp_path):
     from telelogger import cmdcheck
     from telelogger.commands import CommandHandler
 
-    schemas = dict(cmdcheck.SCHEMAS)
-    for k, v in OTA_SCHEMAS.items():
-        schemas.setdefault(k, v)
+    for k, v in OTA_SCHEMAS.items():  # the firmware's own schemas (no test-only additions)
+        assert cmdcheck.SCHEMAS[k] == v, k
+    schemas = cmdcheck.SCHEMAS
     root = str(tmp_path) + "/"
     t = K.T(root)
     now_ms = 1764000000000
