@@ -25,6 +25,7 @@ import fleet  # noqa: E402
 def _page():
     text = open(FORMAT_MD, encoding="utf-8").read()
     ex = text[text.index("### Worked example (") :]
+    ex = ex[: ex.index("\n## ")] if "\n## " in ex else ex  # that section only
     base = {m.group(1): m.group(2) for m in re.finditer(r"^    (\w+): +(\S.*)$", ex, re.M)}
     cs = text[text.index("### Worked example of a config_set request") : text.index("### Worked example (")]
     mine = {m.group(1): m.group(2) for m in re.finditer(r"^    (\w+): +(\S.*)$", cs, re.M)}
@@ -210,7 +211,7 @@ def test_challenge_flow_and_derived_keys_over_mosquitto(tmp_path):
 
 class _DeviceLink:
     """fleet.ota_device's link to one device run in-process: the firmware's otacmd/ota on CPython
-    (telelogger/OTA.md's device side), with chunks dropped or altered on the way as asked."""
+    (telelogger/FORMAT.md "OTA updates"'s device side), with chunks dropped or altered on the way as asked."""
 
     def __init__(self, root, alter=None, drop_every=0):
         sys.path.insert(0, os.path.join(HERE, "mp"))

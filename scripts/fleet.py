@@ -546,7 +546,6 @@ def main(argv=None):
     pd.add_argument("--confirm", action="store_true", help="dtc clear: yes, erase the codes")
     po = sub.add_parser("ota", help="OTA update: ota BUNDLE_OR_BUILD --devices FILE")
     po.add_argument("bundle", help="bundle folder, or a make build output with --version")
-    po.add_argument("--devices", default=argparse.SUPPRESS, help="device list (CSV or JSON)")
     po.add_argument("--version", type=int, help="the version of a bundle made from a build output")
     po.add_argument("--chunk", type=int, help="chunk size of a bundle made from a build output (default 1024)")
     po.add_argument("--wait", type=float, default=0, help="seconds to wait for the rebooted device's status")
@@ -560,6 +559,8 @@ def main(argv=None):
     pb.add_argument("--chunk", type=int)
     pb.add_argument("--min-schema", type=int)
     pb.add_argument("--rollback", action="store_true", help="allow installing it over a newer version")
+    for p in (ps, pc, pd, po):  # --devices also after the operation (fleet.py ota B --devices F)
+        p.add_argument("--devices", default=argparse.SUPPRESS, help="device list (CSV or JSON)")
     a = ap.parse_args(argv)
     try:
         if a.op == "bundle":
@@ -590,8 +591,12 @@ def main(argv=None):
             with lock:
                 results[dev] = out
                 if a.json:
-                    print(json.dumps({"device": dev, "ok": out["ok"], "timeout": bool(out.get("timeout")),
-                                      "s": out["s"], "reply": out["reply"]}, sort_keys=True), flush=True)
+                    line = {"device": dev, "ok": out["ok"], "timeout": bool(out.get("timeout")),
+                            "s": out["s"], "reply": out["reply"]}
+                    for k in ("error", "sent", "reused", "running"):  # ota: what was sent, why it failed
+                        if k in out:
+                            line[k] = out[k]
+                    print(json.dumps(line, sort_keys=True), flush=True)
                 else:
                     tag = "ok" if out["ok"] else ("TIMEOUT" if out.get("timeout") else "FAILED")
                     print("%s %s %s" % (dev, tag, describe(cmd, out, a.timeout)), flush=True)

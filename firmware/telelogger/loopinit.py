@@ -137,6 +137,7 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.t_ota = base + "ota" if c["enabled"] and cfg["secrets"]["hmac_key"] else None
     t.otaq = []  # chunk messages not staged yet (at most loop.OTAQ_MAX)
     t.ota_run = None  # the task staging them (Telelogger.ota_task), while there are any
+    t.ota_root = getattr(board, "ota_root", "/")  # the filesystem root of the OTA files (host runs: a folder)
     ota_info(t)
     t.refused_reply_ms = None  # when a refused command last got a reply (cmdrun.run)
     t.reset_cb = reset

@@ -1,4 +1,4 @@
-# The OTA commands (telelogger/OTA.md), signed like every command (commands.CommandHandler checked
+# The OTA commands (telelogger/FORMAT.md "OTA updates"), signed like every command (commands.CommandHandler checked
 # the MAC, freshness and argument types): ota_begin, ota_status, ota_commit, ota_abort. Imported
 # for one command and dropped again; the chunk path that stays imported during a transfer is
 # telelogger.ota. A refusal raises ValueError(reason) (the error reply carries it) and changes
