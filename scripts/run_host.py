@@ -131,6 +131,8 @@ def check_paths(args):
     for flag, path in (("--modem", args.modem), ("--obd", args.obd), ("--gps", args.gps)):
         if path is not None and not os.path.exists(path):
             return "%s %s: no such port (is the modem plugged in / the simulator started?)" % (flag, path)
+    if args.root is not None and not os.path.isdir(args.root):
+        return "--root %s: no such folder (the device's filesystem root: a `make build` output, say)" % args.root
     if args.power_key is not None:
         d = os.path.dirname(os.path.abspath(args.power_key))
         if not os.path.isdir(d):

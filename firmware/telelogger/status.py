@@ -1,7 +1,7 @@
 # Status publishing and watchdog feeding (remote commands: Telelogger.cmd_task and telelogger/cmdrun.py).
 import json
 
-from telelogger.tasks import RUN, unload
+from telelogger.tasks import RUN, acall, unload
 from telelogger.sampler import K_BATTERY, K_SIGNAL
 
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets).
@@ -53,9 +53,24 @@ async def status_task(t):
             t.ota_trial_ms = None
             t.note("error", "ota: build on trial not healthy within %d s: resetting", t.now() // 1000)
             t.reboot_req = True
-            from telelogger.cmdrun import reboot
-
             await reboot(t)
+
+
+async def reboot(t):
+    """The reboot of a `reboot` or `ota_commit` command (after its reply, telelogger/cmdrun.py) and of
+    a build on trial that did not get healthy: the records of the sync window to flash, disconnect,
+    board reset."""
+    t.note("warn", "reboot requested")
+    try:
+        t.build_record()  # the records of the sync window go to flash first
+    except Exception as e:  # flash full: they are lost with the reboot, say so
+        t.note("warn", "before reboot: %d records not stored: %s", len(t.unsaved), e)
+    try:
+        await t.pub.disconnect()
+    except Exception:
+        pass
+    if t.board is not None and hasattr(t.board, "reset"):
+        await acall(t.board.reset)
 
 
 def healthy(t):
