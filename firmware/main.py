@@ -1,7 +1,7 @@
 # Device entry (ESP32): board from /board.json, config /config.json + /secrets.json, then the
 # telelogger (telelogger/app.py). Create /safe_mode to keep the REPL free (mpremote) instead.
 # The build that runs: an OTA slot (/ota/a or /ota/b, made the current directory) when /ota/ptr
-# selects one, else the deployed tree (telelogger/otaboot.py, telelogger/OTA.md). Trouble choosing,
+# selects one, else the deployed tree (telelogger/otaboot.py, telelogger/FORMAT.md "OTA updates"). Trouble choosing,
 # or a slot that cannot even import the app, runs the deployed tree. Ctrl-C (mpremote) leaves the
 # REPL at /, whichever build ran.
 R = "/"  # the filesystem root (tests run this file on a folder)

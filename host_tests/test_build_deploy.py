@@ -272,6 +272,28 @@ def test_redeploy_keeps_secrets_and_queue_unless_asked(fw_build, hostboard, tmp_
     assert not os.path.exists(os.path.join(fs, "queue"))
 
 
+def test_deploy_removes_the_ota_pointer(fw_build, hostboard, tmp_path):
+    """An OTA update left /ota/ptr selecting a slot: a deploy must make the board boot the tree it
+    copies (the slot folders themselves stay)."""
+    out, _ = fw_build
+    fs = hostboard.fs
+    os.makedirs(os.path.join(fs, "ota", "a"))
+    with open(os.path.join(fs, "ota", "ptr"), "w") as f:
+        f.write("a 8 - 0 0\n")
+    with open(os.path.join(fs, "ota", "a", "ok"), "w") as f:
+        f.write("8\n")
+    cfg_path, sec_path = filled(tmp_path)
+    rc, so, se = deploy("--port", hostboard.port, "--board", "oneplus-h", "--build", out, "--mpremote-args", "resume",
+                        "--no-reset", "--config", cfg_path, "--secrets", sec_path)
+    assert rc == 0, so + se
+    assert "removing ota/ptr: the board boots the deployed tree" in so, so
+    assert not os.path.exists(os.path.join(fs, "ota", "ptr"))
+    assert os.path.exists(os.path.join(fs, "ota", "a", "ok"))
+    rc, so, se = deploy("--port", hostboard.port, "--board", "oneplus-h", "--build", out, "--mpremote-args", "resume",
+                        "--no-reset", "--config", cfg_path, "--secrets", sec_path)
+    assert rc == 0 and "ota/ptr" not in so, so + se  # nothing to remove: nothing said
+
+
 def test_frozen_deploy_copies_no_modules_and_removes_shadowing_copies(fw_build, hostboard, tmp_path):
     out, _ = fw_build
     fs = hostboard.fs

@@ -2,6 +2,7 @@
 signer written here from the page (stdlib hmac, nothing shared with the firmware or cmdsign.py)
 makes the documented MAC, and the firmware's CommandHandler + telelogger/cfgcmd.py give the
 documented reply. The broker path is test_fleet_e2e.py."""
+import argparse
 import asyncio
 import hashlib
 import hmac
@@ -13,7 +14,8 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 FORMAT_MD = os.path.join(ROOT, "firmware", "telelogger", "FORMAT.md")
 FLEET = os.path.join(ROOT, "scripts", "fleet.py")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -23,6 +25,7 @@ import fleet  # noqa: E402
 def _page():
     text = open(FORMAT_MD, encoding="utf-8").read()
     ex = text[text.index("### Worked example (") :]
+    ex = ex[: ex.index("\n## ")] if "\n## " in ex else ex  # that section only
     base = {m.group(1): m.group(2) for m in re.finditer(r"^    (\w+): +(\S.*)$", ex, re.M)}
     cs = text[text.index("### Worked example of a config_set request") : text.index("### Worked example (")]
     mine = {m.group(1): m.group(2) for m in re.finditer(r"^    (\w+): +(\S.*)$", cs, re.M)}
@@ -204,3 +207,84 @@ def test_challenge_flow_and_derived_keys_over_mosquitto(tmp_path):
     lines = p.stdout.splitlines()
     assert 'CAR1 ok {"pong":true}' in lines and 'CAR2 ok {"pong":true}' in lines, p.stdout
     assert "2 of 2 devices ok" in p.stdout
+
+
+class _DeviceLink:
+    """fleet.ota_device's link to one device run in-process: the firmware's otacmd/ota on CPython
+    (telelogger/FORMAT.md "OTA updates"'s device side), with chunks dropped or altered on the way as asked."""
+
+    def __init__(self, root, alter=None, drop_every=0):
+        sys.path.insert(0, os.path.join(HERE, "mp"))
+        import mp_ota_kit as K
+
+        self.K = K
+        self.t = K.T(root)
+        self.a = argparse.Namespace(timeout=5, gap_ms=0, wait=0, ota_rounds=3)
+        self.alter = alter
+        self.drop_every = drop_every
+        self.n = 0
+        self.refusals = []
+
+    def command(self, d, name, args=None):
+        import asyncio
+
+        from telelogger import otacmd
+
+        try:
+            return {"ok": True, "result": asyncio.run(otacmd.handle(self.t, name, args or {}))}
+        except ValueError as e:
+            return {"ok": False, "error": "%s failed: %s" % (name, e)}
+
+    def publish(self, d, topic, payload):
+        from telelogger import ota
+
+        assert topic == "ota"
+        self.n += 1
+        if self.drop_every and self.n % self.drop_every == 0:
+            return  # lost on the way (the device's queue was full): ota_status lists it again
+        if self.alter is not None and self.n == self.alter:
+            payload = payload[:20] + bytes([payload[20] ^ 1]) + payload[21:]
+        why = ota.chunk(self.t, payload)
+        if why:
+            self.refusals.append(why)
+
+
+def test_ota_device_sends_what_the_device_needs_until_ready_then_commits(tmp_path):
+    sys.path.insert(0, os.path.join(HERE, "mp"))
+    import mp_ota_kit as K
+
+    b = K.bundle(8, fl=K.files(8, n=20))  # more files than one ota_status lists (16)
+    bundle = {"header": b["header"], "manifest": b["manifest"], "files": b["files"]}
+    link = _DeviceLink(str(tmp_path) + "/", alter=3, drop_every=7)
+    seen = []
+    out = fleet.ota_device(link, {"id": K.DEV, "_key": K.KEY}, bundle, progress=lambda dev, done, total: seen.append(done))
+    assert out["ok"], out
+    assert out["reply"]["result"] == {"installed": 8, "slot": "a", "previous": 0, "reboot": True}
+    assert link.refusals[0] == "chunk 0/2: bad mac (altered, another bundle or another key)", link.refusals
+    assert all("out of order" in r for r in link.refusals[1:]), link.refusals  # after a loss: re-sent from there
+    assert seen == sorted(seen) and seen[-1] == b["header"]["total"] + len(b["manifest"])
+    assert out["sent"] > 21 and "installed version 8 in slot a" in fleet.describe("ota", out, 5)
+    # the same bundle again: refused by the device with its reason, the tool says so
+    out = fleet.ota_device(_DeviceLink(str(tmp_path) + "/"), {"id": K.DEV, "_key": K.KEY}, bundle)
+    assert not out["ok"] and fleet.describe("ota", out, 5) == (
+        "ota_begin failed: version 8 is on trial: update again once it is marked healthy"), out
+
+
+def test_ota_device_fails_when_the_device_makes_no_progress(tmp_path):
+    sys.path.insert(0, os.path.join(HERE, "mp"))
+    import mp_ota_kit as K
+
+    b = K.bundle(3)
+    link = _DeviceLink(str(tmp_path) + "/", drop_every=1)  # nothing arrives
+    out = fleet.ota_device(link, {"id": K.DEV, "_key": K.KEY}, b)
+    assert not out["ok"] and out["error"].startswith("no progress in 3 rounds"), out
+
+
+def test_ota_cli_usage_errors(tmp_path):
+    (tmp_path / "d.csv").write_text("id,key\nX,x.key\n")
+    for args, msg in ((["ota", str(tmp_path / "nope"), "--devices", str(tmp_path / "d.csv")], "neither a bundle"),
+                      (["ota", str(tmp_path), "--devices", str(tmp_path / "d.csv")], "give --version V"),
+                      (["ota", str(tmp_path), "--version", "3"], None)):
+        p = subprocess.run([sys.executable, FLEET] + args, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2, p
+        assert (msg or "fleet: ") in p.stderr, p.stderr

@@ -1,5 +1,5 @@
 """scripts/ota_bundle.py: the bundle of a real `make build`, its manifest and chunk messages as
-telelogger/OTA.md defines them, checked against the test kit written from that page
+telelogger/FORMAT.md "OTA updates" defines them, checked against the test kit written from that page
 (host_tests/mp/mp_ota_kit.py) and against the device code (telelogger.ota on CPython)."""
 import asyncio
 import hashlib
@@ -46,7 +46,7 @@ def test_bundle_of_a_real_build_lists_every_module_and_nothing_else(build_dir):
 
 
 def test_tool_and_kit_agree_on_every_byte(build_dir):
-    """The tool (hmac/hashlib) and the kit (the firmware's cmdseal) both written from OTA.md."""
+    """The tool (hmac/hashlib) and the kit (the firmware's cmdseal) both written from FORMAT.md "OTA updates"."""
     fl = K.files(3)
     b = OB.make(build_dir, 3, chunk=256)
     b["files"] = fl
@@ -114,9 +114,10 @@ def test_estimate_at_115200_baud(build_dir):
 
 
 def _example():
-    """The worked example of telelogger/OTA.md, read from the page."""
-    with open(os.path.join(ROOT, "firmware", "telelogger", "OTA.md"), encoding="utf-8") as f:
+    """The worked example of FORMAT.md's "OTA updates", read from the page."""
+    with open(os.path.join(ROOT, "firmware", "telelogger", "FORMAT.md"), encoding="utf-8") as f:
         text = f.read()
+    text = text[text.index("## OTA updates"):]
     ex = text[text.index("### Worked example"):]
     v = {}
     lines = ex.splitlines()
@@ -193,9 +194,9 @@ def test_signed_ota_commands_through_the_command_handler(build_dir, tmp_path):
     from telelogger import cmdcheck
     from telelogger.commands import CommandHandler
 
-    schemas = dict(cmdcheck.SCHEMAS)
-    for k, v in OTA_SCHEMAS.items():
-        schemas.setdefault(k, v)
+    for k, v in OTA_SCHEMAS.items():  # the firmware's own schemas (no test-only additions)
+        assert cmdcheck.SCHEMAS[k] == v, k
+    schemas = cmdcheck.SCHEMAS
     root = str(tmp_path) + "/"
     t = K.T(root)
     now_ms = 1764000000000

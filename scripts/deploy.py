@@ -251,6 +251,10 @@ _f = (_s[1] or _s[0]) * _s[4]
 print('DEPLOYINFO ' + json.dumps({'free': _f, 'sizes': [_sz(p) for p in %s], 'secrets_sha256': _h('secrets.json')}))
 """
 
+# The pointer that selects an OTA slot (telelogger/otaboot.py): a deploy removes it, so that the
+# board runs the tree just copied (the slots stay: the next update reuses their space)
+OTA_PTR = "ota/ptr"
+
 _PREP = """
 import os
 def _mk(p):
@@ -340,12 +344,13 @@ def deploy(a):
         mods = [r for _, r in plan(a.build, board_path, a.board, None, None) if r.endswith(".mpy")]
         shadows = mods + [r[:-4] + ".py" for r in mods]
         say("frozen firmware image: copying only boot/main, board, config and secrets")
-    info = board_info(remote, remotes + ["secrets.json", a.queue_dir] + shadows)
+    info = board_info(remote, remotes + ["secrets.json", a.queue_dir, OTA_PTR] + shadows)
     sizes = info["sizes"]
     existing = dict(zip(remotes, sizes[: len(remotes)]))
     has_secrets = sizes[len(remotes)] >= 0
     has_queue = sizes[len(remotes) + 1] >= 0
-    stale = [p for p, s in zip(shadows, sizes[len(remotes) + 2 :]) if s >= 0]
+    has_ptr = sizes[len(remotes) + 2] >= 0
+    stale = [p for p, s in zip(shadows, sizes[len(remotes) + 3 :]) if s >= 0]
 
     if a.secrets and has_secrets and not a.overwrite_secrets:
         files = [f for f in files if f[1] != "secrets.json"]
@@ -388,6 +393,9 @@ def deploy(a):
         say("wiping the queue folder %s (--wipe-queue)" % a.queue_dir)
     elif has_queue:
         say("kept the queue folder %s (pass --wipe-queue to clear it)" % a.queue_dir)
+    if has_ptr:  # the board would keep booting an OTA slot instead of this tree (FORMAT.md "OTA updates")
+        remove.append(OTA_PTR)
+        say("removing %s: the board boots the deployed tree, not an OTA slot" % OTA_PTR)
     if stale:
         say("removing %d stale file(s) that would shadow the %s" % (len(stale), "frozen modules" if a.frozen else ".mpy build"))
     remote.exec(_PREP % (json.dumps(expanded), json.dumps(remove)), what="preparing folders")

@@ -7,6 +7,8 @@ the broker, wait for the signed replies, print one line per device and a summary
     fleet.py --devices FILE config set KEY=VALUE [KEY=VALUE ...]
     fleet.py --devices FILE dtc read
     fleet.py --devices FILE dtc clear --confirm
+    fleet.py ota BUNDLE_OR_BUILD --devices FILE [--version V]  # OTA update (FORMAT.md "OTA updates")
+    fleet.py bundle BUILD --version V [--out DIR]          # an OTA bundle folder from a make build
 
 Common options: --broker HOST[:PORT] (default 127.0.0.1:1883), --tls, --ca FILE, --username NAME,
 --password-file FILE, --prefix P (default freematics), --master FILE (the fleet master key: each
@@ -25,6 +27,12 @@ tracked by git is refused, as by cmdsign.py): the list itself holds no key.
 VALUE in `config set` is JSON when it parses as JSON (60000, true, null, {"0C": 1000}, "text"),
 else the text itself (encoding=json, broker.host=mqtt.my-fleet.net). A device that has no UTC time
 yet answers with a challenge: the command is signed again with it and sent once more.
+`ota`: BUNDLE_OR_BUILD is a bundle folder (`fleet.py bundle`, scripts/ota_bundle.py) or a `make build`
+output (then --version V makes the bundle on the fly). Per device: ota_begin (signed), the manifest
+chunks, ota_status, the chunks its `need` lists, again until `ready`, then ota_commit; with --wait S
+the tool then waits up to S seconds for a status of the rebooted device that reports the version.
+Progress per device (rich). A device fails when it refuses (the reason is printed), stops making
+progress, or does not answer.
 Exit status: 0 when every device answered ok, 1 when any failed, did not answer or sits behind a
 broker that cannot be reached, 2 on a usage error (command line, device list, key file).
 """
@@ -203,16 +211,15 @@ def _broker_of(d, a):
             d.get("password_file") or a.password_file)
 
 
-def run_group(broker, devs, cmd, args, a, signer, on_result):
-    """Devices behind one broker: subscribe to their replies, publish, collect until each answered
-    or the timeout. on_result(dev, outcome dict)."""
+def _client(broker, topics, inbox, tag):
+    """A connected paho client subscribed to `topics` (QoS 1), every message put on `inbox` as
+    (topic, payload); UsageError when the broker cannot be reached."""
     import paho.mqtt.client as mqtt
 
     host, port, tls, ca, user, pw_file = broker
-    inbox = queue.Queue()
     subscribed = threading.Event()
     connected = threading.Event()
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-%d-%d" % (os.getpid(), id(devs)),
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-%d-%d" % (os.getpid(), tag),
                     clean_session=True)
     if user:
         pw = None
@@ -222,8 +229,6 @@ def run_group(broker, devs, cmd, args, a, signer, on_result):
         c.username_pw_set(user, pw)
     if tls:
         c.tls_set(ca_certs=ca)
-    prefix = {d["id"]: d.get("prefix") or a.prefix for d in devs}
-    topics = {"%s/%s/reply" % (prefix[d["id"]], d["id"]): d for d in devs}
 
     def on_connect(client, userdata, flags, rc, props=None):
         if rc == 0:
@@ -238,9 +243,20 @@ def run_group(broker, devs, cmd, args, a, signer, on_result):
     except OSError as e:
         raise UsageError("broker %s:%d: %s" % (host, port, e))
     c.loop_start()
+    if not (connected.wait(10) and subscribed.wait(10)):
+        c.loop_stop()
+        raise UsageError("broker %s:%d: no connection/subscription within 10 s" % (host, port))
+    return c
+
+
+def run_group(broker, devs, cmd, args, a, signer, on_result):
+    """Devices behind one broker: subscribe to their replies, publish, collect until each answered
+    or the timeout. on_result(dev, outcome dict)."""
+    inbox = queue.Queue()
+    prefix = {d["id"]: d.get("prefix") or a.prefix for d in devs}
+    topics = {"%s/%s/reply" % (prefix[d["id"]], d["id"]): d for d in devs}
+    c = _client(broker, topics, inbox, id(devs))
     try:
-        if not (connected.wait(10) and subscribed.wait(10)):
-            raise UsageError("broker %s:%d: no connection/subscription within 10 s" % (host, port))
         state = {}
         for d in devs:
             p, re_ = signer.payload(d["_key"], d["id"], cmd, args)
@@ -277,6 +293,164 @@ def run_group(broker, devs, cmd, args, a, signer, on_result):
         c.disconnect()
 
 
+# ------------------------------------------------------------------ OTA (FORMAT.md "OTA updates")
+def load_bundle(path, version=None, chunk=None):
+    """A bundle folder (manifest.jsonl) or a make build output (needs version) -> ota_bundle's dict."""
+    import ota_bundle as OB
+
+    try:
+        if os.path.isfile(os.path.join(path, "manifest.jsonl")):
+            b = OB.load(path)
+            if version is not None and version != b["header"]["version"]:
+                raise UsageError("%s is version %d, not %d" % (path, b["header"]["version"], version))
+            return b
+        if not os.path.isdir(path):
+            raise UsageError("%s: neither a bundle folder nor a build output" % path)
+        if version is None:
+            raise UsageError("%s is a build output: give --version V to make its bundle" % path)
+        return OB.make(path, version, chunk or OB.CHUNK)
+    except (OB.BundleError, OSError, ValueError) as e:
+        raise UsageError("bundle %s: %s" % (path, e))
+
+
+class Link:
+    """One broker's paho client for the OTA sessions of its devices (one device at a time)."""
+
+    def __init__(self, broker, devs, a, signer):
+        self.a = a
+        self.signer = signer
+        self.inbox = queue.Queue()
+        self.pre = {d["id"]: "%s/%s/" % (d.get("prefix") or a.prefix, d["id"]) for d in devs}
+        topics = [self.pre[d["id"]] + t for d in devs for t in ("reply", "status")]
+        self.c = _client(broker, topics, self.inbox, id(devs))
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+    def publish(self, d, topic, payload):
+        self.c.publish(self.pre[d["id"]] + topic, payload, qos=1).wait_for_publish(10)
+
+    def _get(self, deadline):
+        try:
+            return self.inbox.get(timeout=max(0.05, deadline - time.monotonic()))
+        except queue.Empty:
+            return None, None
+
+    def command(self, d, cmd, args=None):
+        """The verified reply of a signed command (a challenge answered once), None on a timeout."""
+        args = args or {}
+        p, re_ = self.signer.payload(d["_key"], d["id"], cmd, args)
+        self.publish(d, "cmd", p)
+        chal_sent = False
+        deadline = time.monotonic() + self.a.timeout
+        while time.monotonic() < deadline:
+            topic, payload = self._get(deadline)
+            if topic != self.pre[d["id"]] + "reply":
+                continue
+            try:
+                r = cmdsign.verify_reply(d["_key"], d["id"], payload)
+            except ValueError:
+                continue
+            if r.get("re") != re_:
+                continue
+            if r.get("ok") is False and NO_UTC in str(r.get("error")) and r.get("chal") and not chal_sent:
+                p, re_ = self.signer.payload(d["_key"], d["id"], cmd, args, chal=r["chal"])
+                chal_sent = True
+                self.publish(d, "cmd", p)
+                continue
+            return r
+        return None
+
+    def wait_version(self, d, version, seconds):
+        """A status of the device reporting `version` installed and running (its "ota" field)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            topic, payload = self._get(deadline)
+            if topic != self.pre[d["id"]] + "status":
+                continue
+            try:
+                o = json.loads(payload).get("ota") or {}
+            except ValueError:
+                continue
+            if o.get("ver") == version:
+                return o
+        return None
+
+
+def ota_device(link, d, bundle, progress=None):
+    """One device's update; -> outcome dict (ok, reply, error, s)."""
+    import ota_bundle as OB
+
+    a = link.a
+    t0 = time.monotonic()
+    key, dev = d["_key"], d["id"]
+    mac = OB.manifest_mac(key, dev, bundle["manifest"])
+    version = bundle["header"]["version"]
+
+    def out(ok, reply=None, error=None, **kw):
+        o = {"ok": ok, "reply": reply, "s": round(time.monotonic() - t0, 2)}
+        if error:
+            o["error"] = error
+        o.update(kw)
+        return o
+
+    def cmd(name, args=None):
+        r = link.command(d, name, args)
+        if r is None:
+            raise _Stop(out(False, timeout=True))
+        if not r.get("ok"):
+            raise _Stop(out(False, r, "%s" % r.get("error")))
+        return r
+
+    try:
+        st = cmd("ota_begin", OB.begin_args(bundle, key, dev))["result"]
+        best, stale, sent = -1, 0, 0
+        while st.get("state") != "ready":
+            if progress:
+                progress(dev, st.get("bytes", 0), st.get("total", 1))
+            if st.get("bytes", 0) > best:
+                best, stale = st["bytes"], 0
+            else:
+                stale += 1
+                if stale >= a.ota_rounds:
+                    return out(False, {"result": st}, "no progress in %d rounds (%s)" % (stale, st.get("error")))
+            for _f, _k, m in OB.chunks(bundle, key, dev, need=st.get("need") or [], mac_hex=mac):
+                link.publish(d, "ota", m)
+                sent += 1
+                if a.gap_ms:
+                    time.sleep(a.gap_ms / 1000.0)
+            st = cmd("ota_status")["result"]
+            if st.get("state") == "idle":  # the manifest was refused: the staged update is gone
+                return out(False, {"result": st}, "update dropped by the device: %s" % st.get("error"))
+        if progress:
+            progress(dev, st["total"], st["total"])
+        r = cmd("ota_commit")
+        extra = {"sent": sent, "reused": st.get("reused", 0)}
+        if a.wait:
+            o = link.wait_version(d, version, a.wait)
+            if o is None:
+                return out(False, r, "installed %d, but no status reporting it within %g s after the reboot"
+                           % (version, a.wait), **extra)
+            extra["running"] = o
+        return out(True, r, **extra)
+    except _Stop as e:
+        return e.args[0]
+
+
+class _Stop(Exception):
+    pass
+
+
+def ota_group(broker, devs, bundle, a, signer, on_result, progress):
+    link = Link(broker, devs, a, signer)
+    try:
+        for d in devs:
+            on_result(d["id"], ota_device(link, d, bundle, progress))
+    finally:
+        link.close()
+
+
 # ------------------------------------------------------------------ output
 def _short(v, n=120):
     s = json.dumps(v, sort_keys=True, separators=(",", ":"))
@@ -311,6 +485,12 @@ def describe(cmd, out, timeout):
         if res.get("restart"):
             s += " (saved, applies at next restart: %s)" % _short(res["restart"], 60)
         return s
+    if cmd == "ota":
+        s = "installed version %s in slot %s (previous %s), %d chunks sent, %d files reused" % (
+            res.get("installed"), res.get("slot"), res.get("previous"), out.get("sent", 0), out.get("reused", 0))
+        if out.get("running"):
+            s += "; rebooted, status reports version %s" % out["running"].get("ver")
+        return s
     if cmd in ("dtc_read", "dtc_clear"):
         s = "VIN %s; stored: %s; pending: %s" % (res.get("vin") or "unknown", ", ".join(res.get("stored") or []) or "none",
                                                  ", ".join(res.get("pending") or []) or "none")
@@ -343,7 +523,7 @@ def print_table(rows, n_ok):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("--devices", required=True, help="device list (CSV or JSON)")
+    ap.add_argument("--devices", help="device list (CSV or JSON)")
     ap.add_argument("--device", action="append", default=[], help="only this device id (repeatable)")
     ap.add_argument("--broker", default="127.0.0.1", help="HOST[:PORT] (default 127.0.0.1:1883)")
     ap.add_argument("--tls", action="store_true", help="MQTT over TLS (port 8883 unless given)")
@@ -364,9 +544,35 @@ def main(argv=None):
     pd = sub.add_parser("dtc", help="dtc read | dtc clear --confirm")
     pd.add_argument("what", choices=("read", "clear"))
     pd.add_argument("--confirm", action="store_true", help="dtc clear: yes, erase the codes")
+    po = sub.add_parser("ota", help="OTA update: ota BUNDLE_OR_BUILD --devices FILE")
+    po.add_argument("bundle", help="bundle folder, or a make build output with --version")
+    po.add_argument("--version", type=int, help="the version of a bundle made from a build output")
+    po.add_argument("--chunk", type=int, help="chunk size of a bundle made from a build output (default 1024)")
+    po.add_argument("--wait", type=float, default=0, help="seconds to wait for the rebooted device's status")
+    po.add_argument("--gap-ms", type=float, default=20, help="pause between chunk messages (default 20)")
+    po.add_argument("--rounds", dest="ota_rounds", type=int, default=4,
+                    help="ota_status rounds without progress before a device fails (default 4)")
+    pb = sub.add_parser("bundle", help="bundle BUILD --version V [--out DIR]")
+    pb.add_argument("build", help="a make build output folder")
+    pb.add_argument("--version", type=int, required=True)
+    pb.add_argument("--out", help="bundle folder (default build/ota-V)")
+    pb.add_argument("--chunk", type=int)
+    pb.add_argument("--min-schema", type=int)
+    pb.add_argument("--rollback", action="store_true", help="allow installing it over a newer version")
+    for p in (ps, pc, pd, po):  # --devices also after the operation (fleet.py ota B --devices F)
+        p.add_argument("--devices", default=argparse.SUPPRESS, help="device list (CSV or JSON)")
     a = ap.parse_args(argv)
     try:
-        cmd, args = build_command(a)
+        if a.op == "bundle":
+            return make_bundle(a)
+        bundle = None
+        if a.op == "ota":
+            cmd, args = "ota", None
+            bundle = load_bundle(a.bundle, a.version, a.chunk)
+        else:
+            cmd, args = build_command(a)
+        if not a.devices:
+            raise UsageError("--devices FILE is required")
         devs = load_devices(a.devices)
         if a.device:
             missing = [x for x in a.device if x not in {d["id"] for d in devs}]
@@ -385,19 +591,26 @@ def main(argv=None):
             with lock:
                 results[dev] = out
                 if a.json:
-                    print(json.dumps({"device": dev, "ok": out["ok"], "timeout": bool(out.get("timeout")),
-                                      "s": out["s"], "reply": out["reply"]}, sort_keys=True), flush=True)
+                    line = {"device": dev, "ok": out["ok"], "timeout": bool(out.get("timeout")),
+                            "s": out["s"], "reply": out["reply"]}
+                    for k in ("error", "sent", "reused", "running"):  # ota: what was sent, why it failed
+                        if k in out:
+                            line[k] = out[k]
+                    print(json.dumps(line, sort_keys=True), flush=True)
                 else:
                     tag = "ok" if out["ok"] else ("TIMEOUT" if out.get("timeout") else "FAILED")
                     print("%s %s %s" % (dev, tag, describe(cmd, out, a.timeout)), flush=True)
 
         signer = Signer()
-        threads = [threading.Thread(target=_guard, args=(b, g, cmd, args, a, signer, on_result))
-                   for b, g in groups.items()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        if bundle is not None:
+            _ota_all(groups, bundle, a, signer, on_result)
+        else:
+            threads = [threading.Thread(target=_guard, args=(b, g, cmd, args, a, signer, on_result))
+                       for b, g in groups.items()]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
     except UsageError as e:
         print("fleet: %s" % e, file=sys.stderr)
         return 2
@@ -413,13 +626,58 @@ def main(argv=None):
     return 0 if n_ok == len(devs) else 1
 
 
-def _guard(broker, devs, cmd, args, a, signer, on_result):
-    """run_group; a broker that cannot be reached fails its devices (the others go on)."""
+def _guard(broker, devs, cmd, args, a, signer, on_result, fn=None):
+    """run_group (or fn); a broker that cannot be reached fails its devices (the others go on)."""
     try:
-        run_group(broker, devs, cmd, args, a, signer, on_result)
+        if fn is None:
+            run_group(broker, devs, cmd, args, a, signer, on_result)
+        else:
+            fn()
     except (UsageError, OSError) as e:
         for d in devs:
             on_result(d["id"], {"ok": False, "error": str(e), "reply": None, "s": ""})
+
+
+def _ota_all(groups, bundle, a, signer, on_result):
+    """One thread per broker, its devices one after the other; a rich progress bar per device."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    devs = [d for g in groups.values() for d in g]
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                  disable=a.json) as bar:
+        tasks = {d["id"]: bar.add_task(d["id"], total=None) for d in devs}
+        lock = threading.Lock()
+
+        def progress(dev, done, total):
+            with lock:
+                bar.update(tasks[dev], completed=done, total=total)
+
+        def result(dev, out):
+            on_result(dev, out)
+
+        threads = [threading.Thread(target=_guard, args=(b, g, "ota", None, a, signer, result,
+                                                         lambda b=b, g=g: ota_group(b, g, bundle, a, signer, result, progress)))
+                   for b, g in groups.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+
+def make_bundle(a):
+    import ota_bundle as OB
+
+    try:
+        b = OB.make(a.build, a.version, a.chunk or OB.CHUNK, min_schema=a.min_schema, rollback=a.rollback)
+        out = a.out or os.path.join(OB.ROOT, "build", "ota-%d" % a.version)
+        OB.write(b, out)
+    except (OB.BundleError, OSError, ValueError) as e:
+        print("fleet: bundle: %s" % e, file=sys.stderr)
+        return 2
+    h = b["header"]
+    print("bundle %s: version %d, %d files, %d bytes + manifest %d bytes, chunk %d" % (
+        out, h["version"], h["files"], h["total"], len(b["manifest"]), h["chunk"]))
+    return 0
 
 
 if __name__ == "__main__":

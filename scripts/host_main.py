@@ -3,11 +3,20 @@
 #
 #   micropython scripts/host_main.py --modem PATH [--obd PATH] [--gps PATH] --config FILE
 #       [--secrets FILE] [--board NAME] [--store DIR] [--duration S] [--drain S] [--status-ms MS]
-#       [--power-key PATH]
+#       [--power-key PATH] [--root DIR]
 #
 # Prints one JSON line per status interval: {"progress": {...}} (see telelogger.progress).
+# --root DIR: the device's filesystem root on this machine (OTA updates, FORMAT.md "OTA updates"): as
+# main.py does on the board, the build to run is chosen first (telelogger.otaboot.select: DIR/ota/ptr
+# selects DIR/ota/a or b, made the current directory, else the tree on MICROPYPATH runs), an OTA slot
+# that cannot import the app falls back to that tree (otaboot.fallback), the telelogger's OTA files
+# live under DIR/ota/, and a board reset (a reboot command, ota_commit, a trial timeout) ends the
+# process with exit status 3 ({"reset": ...} on stdout first), for a supervisor to start it again as
+# the ESP32 boots again. Without --root nothing of this happens (the board reset raises DeepSleep).
 import json
 import sys
+
+RESET_EXIT = 3  # exit status of a board reset under --root (the supervisor restarts the firmware)
 
 
 def _opt(argv, name, default=None):
@@ -79,11 +88,73 @@ def _heap_profile():
     return _probe
 
 
+def _select(root):
+    """main.py's choice of the build on the folder `root` (absolute, ending in "/"): -> (slot, the
+    module names imported before it)."""
+    keep = list(sys.modules)
+    slot = "-"
+    try:
+        from telelogger import otaboot
+
+        slot = otaboot.select(root)
+    except Exception as e:  # a tree without OTA, a flash it cannot read: the tree on MICROPYPATH
+        print(json.dumps({"log": "warn", "msg": "ota: %r: running the deployed tree" % (e,)}))
+    print(json.dumps({"ota": {"slot": slot, "root": root}}))
+    return slot, keep
+
+
+def _import_app(root, slot, keep):
+    """telelogger.app and appboot from the chosen build; a slot that cannot import them: the
+    deployed tree in this boot (otaboot.fallback records it, a build on trial is rolled back)."""
+    try:
+        from telelogger import app, appboot
+
+        return app, appboot
+    except Exception as e:
+        if slot == "-":
+            raise
+        import os
+
+        print(json.dumps({"log": "error", "msg": "ota: slot %s: %r: running the deployed tree" % (slot, e)}))
+        for m in [m for m in sys.modules if m not in keep]:
+            del sys.modules[m]
+        os.chdir(root)
+        from telelogger import otaboot
+
+        otaboot.fallback(e, root)
+        from telelogger import app, appboot
+
+        return app, appboot
+
+
+def _exit_on_reset(board):
+    def reset():
+        print(json.dumps({"reset": True}))
+        sys.exit(RESET_EXIT)  # SystemExit leaves the event loop on both runtimes
+
+    board.reset = reset
+
+
 def main(argv):
     import asyncio
 
     cfg_path = _opt(argv, "--config", "config.json")
-    from telelogger import app, appboot
+    root = _opt(argv, "--root")
+    board_name = _opt(argv, "--board", "oneplus-b")
+    if root:
+        import os
+
+        root = root.rstrip("/") + "/"
+        bp = "%s/boards/%s.json" % (os.getcwd(), board_name)  # found before select() changes the directory
+        try:
+            os.stat(bp)
+            board_name = bp
+        except OSError:
+            pass
+        slot, keep = _select(root)
+        app, appboot = _import_app(root, slot, keep)
+    else:
+        from telelogger import app, appboot
 
     import os
 
@@ -116,15 +187,18 @@ def main(argv):
     for m in ("telelogger.appboot", "telelogger.config", "telelogger.configerror"):
         forget(m)  # boot only, as on the device (device_main drops them too)
     try:
-        desc = load_board(_opt(argv, "--board", "oneplus-b"))
+        desc = load_board(board_name)
     except MemoryError:
         raise
     except Exception as e:
-        _fail("board %s: %s" % (_opt(argv, "--board", "oneplus-b"), e))
+        _fail("board %s: %s" % (board_name, e))
     kw = {}
     if _opt(argv, "--power-key"):
         kw["power_key"] = _opt(argv, "--power-key")  # board.host.pin_file: the power-key pin to a file
     board = make_board(desc, argv, **kw)
+    if root:
+        board.ota_root = root  # telelogger/loopinit.py: where the OTA files are (the board's "/")
+        _exit_on_reset(board)
     dur = _opt(argv, "--duration")
     try:
         import os

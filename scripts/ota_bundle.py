@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build, sign and chunk an OTA bundle for the telelogger (wire format: firmware/telelogger/OTA.md).
+"""Build, sign and chunk an OTA bundle for the telelogger (wire format: firmware/telelogger/FORMAT.md "OTA updates").
 
     python scripts/ota_bundle.py build --version N [--build build/firmware] [--out build/ota-N]
         [--chunk 1024] [--min-schema S] [--rollback]

@@ -60,13 +60,13 @@ def interpreter_note(exe, bits):
     return "MicroPython of unknown word size: %s" % exe
 
 
-_PATHS = ("modem", "obd", "gps", "config", "secrets", "store", "power_key")
+_PATHS = ("modem", "obd", "gps", "config", "secrets", "store", "power_key", "root")
 
 
 def build_command(args):
     fw_args = []
     for name in ("modem", "obd", "gps", "config", "secrets", "board", "store", "duration", "drain", "status_ms",
-                 "power_key"):
+                 "power_key", "root"):
         v = getattr(args, name)
         if v is not None:
             if name in _PATHS:  # the firmware runs in ROOT (os.chdir below): paths as the user meant them
@@ -108,6 +108,9 @@ def parse(argv=None):
     ap.add_argument("--status-ms", type=int, default=2000, help="progress line interval")
     ap.add_argument("--power-key", metavar="PATH", default=None,
                     help="append the modem power-key pin's changes to PATH (1 pressed, 0 released)")
+    ap.add_argument("--root", metavar="DIR", default=None,
+                    help="the device's filesystem root here: OTA slots under DIR/ota/ chosen at start as main.py "
+                         "does; a board reset exits with status 3 (scripts/host_main.py)")
     default_rt = "micropython" if micropython_bin() else "cpython"
     ap.add_argument("--runtime", choices=("micropython", "cpython"), default=default_rt)
     ap.add_argument("--heap", default=DEFAULT_HEAP,
@@ -128,6 +131,8 @@ def check_paths(args):
     for flag, path in (("--modem", args.modem), ("--obd", args.obd), ("--gps", args.gps)):
         if path is not None and not os.path.exists(path):
             return "%s %s: no such port (is the modem plugged in / the simulator started?)" % (flag, path)
+    if args.root is not None and not os.path.isdir(args.root):
+        return "--root %s: no such folder (the device's filesystem root: a `make build` output, say)" % args.root
     if args.power_key is not None:
         d = os.path.dirname(os.path.abspath(args.power_key))
         if not os.path.isdir(d):

@@ -27,6 +27,11 @@ SCHEMAS = {
     "config_set": {"set": ("obj", 1, 8, True)},
     "dtc_read": {},
     "dtc_clear": {"confirm": ("bool", None, None, False)},
+    # OTA updates (telelogger/otacmd.py, FORMAT.md "OTA updates"); mac: the manifest's MAC (otacmd checks its form)
+    "ota_begin": {"version": ("int", 1, 2147483647, True), "size": ("int", 1, 65536, True),
+                  "total": ("int", 1, 4194304, True), "files": ("int", 1, 1000, True),
+                  "chunk": ("int", 256, 1536, True), "mac": ("str", None, 64, True), "rollback": ("int", 0, 1, False)},
+    "ota_status": {}, "ota_commit": {}, "ota_abort": {},
 }
 
 
@@ -71,6 +76,7 @@ def check_args(cmd, args, schemas=SCHEMAS):
         elif t == "target":
             out[k] = _check_target(v)
         elif t == "str":
+            lo = lo or 0
             if not isinstance(v, str) or not lo <= len(v) <= hi:
                 raise CommandError("args.%s: expected a string of %d..%d characters" % (k, lo, hi))
             out[k] = v

@@ -54,7 +54,10 @@ def handlers(t):
 
     def rare(mod, fn):
         # a command whose code is imported per call and dropped after (never resident): config_get/
-        # config_set (telelogger/cfgcmd.py), dtc_read/dtc_clear (telelogger/vehicle.py)
+        # config_set (telelogger/cfgcmd.py), dtc_read/dtc_clear (telelogger/vehicle.py), ota_*
+        # (telelogger/otacmd.py: it drops otaboot, and telelogger.ota when no update is staged; a
+        # refusal raises ValueError(reason), the error reply; ota_commit sets t.reboot_req: cmdrun.run
+        # reboots once the reply is sent)
         async def run(args):
             m = __import__("telelogger." + mod, None, None, ("_",))
             try:
@@ -67,4 +70,6 @@ def handlers(t):
 
     return {"ping": ping, "status": stat, "set_interval": set_interval, "flush": flush, "reboot": reboot,
             "config_get": rare("cfgcmd", "get"), "config_set": rare("cfgcmd", "put"),
-            "dtc_read": rare("vehicle", "read"), "dtc_clear": rare("vehicle", "clear")}
+            "dtc_read": rare("vehicle", "read"), "dtc_clear": rare("vehicle", "clear"),
+            "ota_begin": rare("otacmd", "ota_begin"), "ota_status": rare("otacmd", "ota_status"),
+            "ota_commit": rare("otacmd", "ota_commit"), "ota_abort": rare("otacmd", "ota_abort")}

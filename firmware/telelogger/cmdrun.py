@@ -4,7 +4,8 @@
 # telelogger/cmdhandlers.py's. Nothing of this module may stay referenced after run() returns.
 import json
 
-from telelogger.tasks import acall, isawait
+from telelogger.status import reboot  # the reboot after a reply (status.py: a build on trial uses it too)
+from telelogger.tasks import isawait
 
 # Refused messages (unauthenticated, replayed, malformed, or commands off) get at most one reply per
 # REFUSED_REPLY_MS; the others are dropped silently (counted: cmds_unanswered), so that anyone able
@@ -61,17 +62,3 @@ async def run(t):
             t.note("warn", "reply not sent: %s", e)
         if t.reboot_req:
             await reboot(t)
-
-
-async def reboot(t):
-    t.note("warn", "reboot requested")
-    try:
-        t.build_record()  # the records of the sync window go to flash first
-    except Exception as e:  # flash full: they are lost with the reboot, say so
-        t.note("warn", "before reboot: %d records not stored: %s", len(t.unsaved), e)
-    try:
-        await t.pub.disconnect()
-    except Exception:
-        pass
-    if t.board is not None and hasattr(t.board, "reset"):
-        await acall(t.board.reset)

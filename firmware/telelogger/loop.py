@@ -22,6 +22,9 @@ STATIONARY_TIERS = ((60000, 5), (10000, 2))
 # Records kept in RAM while the flash refuses writes (full): beyond this the oldest is dropped, counted.
 UNSAVED_MAX = 16
 
+# OTA chunk messages queued for Telelogger.ota_task: beyond this they are dropped (counted: ota_dropped)
+OTAQ_MAX = 3
+
 # UTC the loop believes (issue 11): a GNSS or network time before UTC_MIN_MS (2024-01-01 00:00 UTC:
 # no build of this firmware is older; raise it with the releases. GPS week-rollover receivers report
 # dates 1024 weeks back, 1999/2006/2019-era) or from UTC_MAX_MS (2100-01-01) on is refused, and so is a
@@ -245,6 +248,8 @@ class Telelogger:
         self.counters["connects"] += 1
         self.pub.on_message(self.on_message)
         await self.pub.subscribe(self.t_cmd, 1)
+        if self.t_ota:  # OTA chunks (FORMAT.md "OTA updates"): only with commands on and a key
+            await self.pub.subscribe(self.t_ota, 1)
         self.note("info", "connected; %d records queued", self.store.pending())
 
     async def send_batch(self):
@@ -329,11 +334,34 @@ class Telelogger:
             unload("cmdrun")
         self.cmd_run = None  # not after a MemoryError: memfault.guarded runs this task again
 
+    async def ota_task(self):
+        """Stages the queued OTA chunks (telelogger/ota.py, imported for them), then ends; drops
+        telelogger.ota when no update is in progress (ota.idle)."""
+        from telelogger import ota
+
+        q = self.otaq
+        while q:
+            why = ota.chunk(self, q.pop(0))
+            if why:
+                self.note("warn", "ota: %s", why)
+            await asyncio.sleep(0)
+        if ota.idle(self):
+            del ota
+            unload("ota")
+        self.ota_run = None
+
     def on_message(self, topic, payload):
         if topic == self.t_cmd and len(self.cmdq) < 4:
             self.cmdq.append(bytes(payload))
             if self.cmd_run is None:
                 self.cmd_run = asyncio.create_task(guarded(self, "cmd", self.cmd_task))
+        elif topic == self.t_ota and self.t_ota:
+            if len(self.otaq) >= OTAQ_MAX:
+                self.counters["ota_dropped"] += 1  # QoS 1: the sender re-sends what ota_status lists
+                return
+            self.otaq.append(bytes(payload))
+            if self.ota_run is None:
+                self.ota_run = asyncio.create_task(guarded(self, "ota", self.ota_task))
 
     # ---- run ----
     def start(self):
@@ -352,6 +380,9 @@ class Telelogger:
         if self.cmd_run is not None:
             self.cmd_run.cancel()
             self.cmd_run = None
+        if self.ota_run is not None:
+            self.ota_run.cancel()
+            self.ota_run = None
 
     async def run(self, duration_ms=None):
         """Runs the tasks for duration_ms (None: until a memory-fault reset gives up, see

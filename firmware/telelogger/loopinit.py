@@ -7,7 +7,7 @@ import asyncio
 from telelogger.memfault import guarded
 from telelogger.sampler import Pid
 from telelogger.standby import Standby
-from telelogger.tasks import RUN
+from telelogger.tasks import RUN, unload
 
 
 def next_boot(path):
@@ -133,6 +133,12 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     # what the first command needs (status.command_handler): the key, and the commands section
     t.cmd_cfg = (cfg["secrets"]["hmac_key"], c["enabled"], c["window_s"], c["nonces"])
     t.cmd_counter_path = cmd_counter_path
+    # OTA chunks (telelogger/ota.py) arrive on <prefix>/<id>/ota, subscribed only when commands could run
+    t.t_ota = base + "ota" if c["enabled"] and cfg["secrets"]["hmac_key"] else None
+    t.otaq = []  # chunk messages not staged yet (at most loop.OTAQ_MAX)
+    t.ota_run = None  # the task staging them (Telelogger.ota_task), while there are any
+    t.ota_root = getattr(board, "ota_root", "/")  # the filesystem root of the OTA files (host runs: a folder)
+    ota_info(t)
     t.refused_reply_ms = None  # when a refused command last got a reply (cmdrun.run)
     t.reset_cb = reset
     t.reset_path = reset_path
@@ -146,8 +152,26 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
         "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
         "acked_seq": None, "last_seq": None, "last_bytes": 0, "standby": 0, "wakes": 0, "heartbeats": 0,
         "cmds": 0, "status": 0, "wdt_feeds": 0, "store_errors": 0, "unsaved_dropped": 0, "mem_errors": 0,
-        "cmds_unanswered": 0,
+        "cmds_unanswered": 0, "ota_dropped": 0,
     }
+
+
+def ota_info(t):
+    """Sets t.ota_info, otaboot.info() of this boot's build ({ver, slot, trial, failed}; None on a tree
+    without otaboot or a flash it cannot read), for the status, and t.ota_trial_ms: while the build is
+    on trial, the loop ms by which it must be healthy (status.status_task resets it then), else None.
+    otaboot is imported for this and dropped (status.py does the same after mark_healthy)."""
+    t.ota_trial_ms = None
+    try:
+        from telelogger import otaboot
+
+        t.ota_info = i = otaboot.info(getattr(t, "ota_root", "/"))
+        if i["trial"]:
+            t.ota_trial_ms = otaboot.TRIAL_S * 1000
+    except Exception:
+        t.ota_info = None
+    finally:
+        unload("otaboot")
 
 
 def start(t):

@@ -1,4 +1,4 @@
-# OTA update over MQTT, device side: the chunk path (telelogger/OTA.md has the wire format; the
+# OTA update over MQTT, device side: the chunk path (telelogger/FORMAT.md "OTA updates" has the wire format; the
 # commands are telelogger.otacmd). Imported when an OTA chunk or command arrives, dropped when no
 # update is in progress (idle(t)): nothing stays resident.
 #
@@ -117,7 +117,7 @@ def _boot(t, what):
 
 def _schema(t, slot):
     """Config schema version the running build implements: its manifest's "schema" (the deployed
-    tree has no manifest: 1; OTA.md)."""
+    tree has no manifest: 1; FORMAT.md "OTA updates")."""
     try:
         with open("%s%s/manifest" % (_dir(t), slot)) as f:
             return json.loads(f.readline()).get("schema", 1)
@@ -204,7 +204,7 @@ def status(t):
 
 
 def chunk(t, b):
-    """One chunk message (OTA.md "Chunk"): authenticated, then appended to its staged file when it
+    """One chunk message (FORMAT.md "OTA updates", chunk): authenticated, then appended to its staged file when it
     is the next one. -> None, or why it was refused (nothing written)."""
     n = len(b)
     if n < HEAD + TAG or b[:4] != MAGIC:

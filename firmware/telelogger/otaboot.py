@@ -1,4 +1,4 @@
-# Which build the board runs (telelogger/OTA.md): the deployed tree at the filesystem root (slot "-",
+# Which build the board runs (telelogger/FORMAT.md "OTA updates"): the deployed tree at the filesystem root (slot "-",
 # always complete: only `make deploy` writes it) or an OTA slot folder /ota/a or /ota/b that
 # telelogger.ota filled and verified. Boot only: main.py imports this, calls select() and it leaves
 # sys.modules again; mark_healthy() and info() are imported, called and dropped the same way.
@@ -16,7 +16,7 @@ import sys
 # the first boot of a new build validates the config against its schema and restarts once
 # (telelogger.configcache), so this leaves the build 3 real attempts.
 K = 4
-TRIAL_S = 600  # the loop resets a build on trial that has not been marked healthy by then (OTA.md)
+TRIAL_S = 600  # the loop resets a build on trial that has not been marked healthy by then (FORMAT.md "OTA updates")
 ROOT_SLOT = "-"
 
 

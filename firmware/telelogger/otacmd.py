@@ -1,4 +1,4 @@
-# The OTA commands (telelogger/OTA.md), signed like every command (commands.CommandHandler checked
+# The OTA commands (telelogger/FORMAT.md "OTA updates"), signed like every command (commands.CommandHandler checked
 # the MAC, freshness and argument types): ota_begin, ota_status, ota_commit, ota_abort. Imported
 # for one command and dropped again; the chunk path that stays imported during a transfer is
 # telelogger.ota. A refusal raises ValueError(reason) (the error reply carries it) and changes
@@ -7,8 +7,10 @@
 #   result = await handle(t, "ota_begin" | "ota_status" | "ota_commit" | "ota_abort", args)
 import json
 import os
+import sys
 
 from telelogger import otaboot
+from telelogger.tasks import unload
 from telelogger.ota import _dir, _exists, _installed, _rm, _session, abort, need, sha_file, status
 
 CHUNK_MIN, CHUNK_MAX = 256, 1536  # bytes of data per chunk: a message <= 1578 bytes < the 2048-byte RX cap
@@ -46,6 +48,27 @@ async def handle(t, cmd, args):
     if s is not None and s.get("reuse"):
         await reuse(t, s)
     return (await commit(t)) if cmd == "ota_commit" else status(t)
+
+
+def _entry(name):
+    # the command `name` for cmdhandlers (run(t, args)); otaboot is dropped after it, and
+    # telelogger.ota when no update is staged (cmdhandlers drops this module)
+    async def run(t, args):
+        try:
+            return await handle(t, name, args or {})
+        finally:
+            unload("otaboot")
+            m = sys.modules.get("telelogger.ota")
+            if m is not None and m.idle(t):
+                unload("ota")
+
+    return run
+
+
+ota_begin = _entry("ota_begin")
+ota_status = _entry("ota_status")
+ota_commit = _entry("ota_commit")
+ota_abort = _entry("ota_abort")
 
 
 async def reuse(t, s):

@@ -1,4 +1,4 @@
-# The checks of a staged OTA manifest (telelogger/OTA.md "Manifest"), once its last chunk is on
+# The checks of a staged OTA manifest (telelogger/FORMAT.md "OTA updates", "Manifest"), once its last chunk is on
 # flash: its MAC, its header against the signed ota_begin, every file line. Imported by
 # telelogger.ota for this one call and dropped again.
 import json

@@ -57,6 +57,10 @@ SECRETS_DEFAULTS = {
 # AT: any characters but `"` and control characters (the value goes into a quoted AT command
 # argument, where `"` ends it and CR/LF start another command).
 AT = "AT"
+# The version of this schema: an OTA bundle's manifest carries it ("schema"; scripts/ota_bundle.py
+# reads it from this source) and a device refuses a bundle whose min_schema is above it (FORMAT.md
+# "OTA updates"). Raise it when a key is added, removed or changes meaning.
+SCHEMA_VERSION = 1
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 _HOST_CHARS = _ID_CHARS + "."
 SCHEMA = {

@@ -1,7 +1,7 @@
 # Status publishing and watchdog feeding (remote commands: Telelogger.cmd_task and telelogger/cmdrun.py).
 import json
 
-from telelogger.tasks import RUN, unload
+from telelogger.tasks import RUN, acall, unload
 from telelogger.sampler import K_BATTERY, K_SIGNAL
 
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets).
@@ -22,6 +22,7 @@ def status(t):
         "pid_errors": dict(("%02X" % p.pid, p.errors) for p in t.pids if p.errors),
         "mem_errors": c["mem_errors"], "last_reset": t.last_reset,
         "vin": getattr(t, "vin", None), "cfg": getattr(t, "cfg_note", None),  # vehicle.py, cfgcmd.py
+        "ota": getattr(t, "ota_info", None),  # otaboot.info(): {ver, slot, trial, failed} (loopinit.ota_info, healthy())
     }
 
 
@@ -35,15 +36,59 @@ async def publish_status(t, extra=None):
 
 
 async def status_task(t):
+    first = True  # the first acked status of this boot marks the build healthy (OTA trial, healthy())
     while True:
         await t.sleep(t.status_ms)
         if t.state == RUN and t.pub.connected():
             try:
                 await publish_status(t)
+                if first:
+                    first = False
+                    healthy(t)
             except MemoryError:
                 raise
             except Exception as e:
                 t.note("debug", "status: %s", e)
+        if t.ota_trial_ms is not None and t.now() >= t.ota_trial_ms:  # on trial, never healthy: reset
+            t.ota_trial_ms = None
+            t.note("error", "ota: build on trial not healthy within %d s: resetting", t.now() // 1000)
+            t.reboot_req = True
+            await reboot(t)
+
+
+async def reboot(t):
+    """The reboot of a `reboot` or `ota_commit` command (after its reply, telelogger/cmdrun.py) and of
+    a build on trial that did not get healthy: the records of the sync window to flash, disconnect,
+    board reset."""
+    t.note("warn", "reboot requested")
+    try:
+        t.build_record()  # the records of the sync window go to flash first
+    except Exception as e:  # flash full: they are lost with the reboot, say so
+        t.note("warn", "before reboot: %d records not stored: %s", len(t.unsaved), e)
+    try:
+        await t.pub.disconnect()
+    except Exception:
+        pass
+    if t.board is not None and hasattr(t.board, "reset"):
+        await acall(t.board.reset)
+
+
+def healthy(t):
+    """The build connected and published a status (PUBACK): otaboot.mark_healthy() (imported, called,
+    dropped) ends a trial; t.ota_info is read again for the status."""
+    from telelogger import otaboot
+
+    root = getattr(t, "ota_root", "/")
+    try:
+        if otaboot.mark_healthy(root):
+            t.note("info", "ota: version %d marked healthy", t.ota_info["ver"] if t.ota_info else 0)
+        t.ota_trial_ms = None
+        t.ota_info = otaboot.info(root)
+    except OSError as e:
+        t.note("error", "ota: mark_healthy: %s", e)
+    finally:
+        otaboot = None
+        unload("otaboot")
 
 
 async def vehicle_task(t):

@@ -1,7 +1,7 @@
 # mp-heap: 128K
-# OTA update, device side (telelogger/ota.py, otaman.py, otaboot.py; telelogger/OTA.md): verify,
+# OTA update, device side (telelogger/ota.py, otaman.py, otaboot.py; telelogger/FORMAT.md "OTA updates"): verify,
 # stage, resume, install A/B, trial and rollback, and every refusal with its reason and nothing
-# changed. Bundles come from mp_ota_kit (written from OTA.md; test_ota_bundle.py checks it against
+# changed. Bundles come from mp_ota_kit (written from FORMAT.md "OTA updates"; test_ota_bundle.py checks it against
 # scripts/ota_bundle.py).
 import asyncio
 import json

@@ -1,5 +1,5 @@
 # The sender side of OTA bundles for the mp_ota*.py tests on both runtimes (no test_ functions here):
-# manifest, ota_begin args and chunk messages as telelogger/OTA.md defines them, written from that
+# manifest, ota_begin args and chunk messages as telelogger/FORMAT.md "OTA updates" defines them, written from that
 # page on MicroPython's stdlib. scripts/ota_bundle.py is the tool; host_tests/test_ota_bundle.py
 # checks the device against the tool (and the tool against this kit).
 import json
