@@ -58,7 +58,7 @@ class Telelogger:
     boot: this boot's number (next_boot()), so records stamped before UTC was known are corrected
     only with this boot's offset. reset: callable(reason) the loop calls when memory faults persist
     (default board.reset()); reset_path: file where that reason is kept for the next boot's status
-    (None: not kept). The config dict is not kept (telelogger/loopinit.py reads what the loop needs)."""
+    (None: not kept). The validated config is kept as t.cfg (remote config_get/config_set, the DTC interval)."""
 
     # Fields set by telelogger/loopinit.py's init() (all of them are there) that this class reads but
     # does not assign, declared for the type checker (pyright) only: a bare annotation compiles to
@@ -84,6 +84,8 @@ class Telelogger:
     device_id: str
     t_data: str
     t_cmd: str
+    t_ota: "str | None"  # <prefix>/<id>/ota, None when commands are off or no key (telelogger/ota.py)
+    otaq: list
     encoding: str
     batch_max: int
     batch_age_ms: int
