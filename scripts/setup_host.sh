@@ -27,10 +27,10 @@ if [ ! -e "$VENV/bin/micropython64" ]; then
 fi
 rm -f "$VENV/bin/micropython"
 if [ -x "$VENV/mp32/micropython" ] || { [ -f "$SHARED_MP/build-unix32.sh" ] && bash "$SHARED_MP/build-unix32.sh" "$VENV/mp32"; }; then
-  ln -s "$(cd "$VENV" && pwd)/mp32/micropython" "$VENV/bin/micropython"
+  ln -s ../mp32/micropython "$VENV/bin/micropython"  # relative: the venv still works when its folder moves
 else
   echo "setup: the 32-bit MicroPython could not be built (needs ../shared/micropython and gcc-multilib): using the 64-bit wheel, whose heap figures overstate the ESP32's ~1.5x" >&2
-  ln -s "$(cd "$VENV" && pwd)/bin/micropython64" "$VENV/bin/micropython"
+  ln -s micropython64 "$VENV/bin/micropython"
 fi
 "$VENV/bin/micropython" -c "import sys, asyncio; print('setup: host MicroPython ok: %s, %d-bit' % (sys.implementation._build if hasattr(sys.implementation, '_build') else sys.version, 32 if sys.maxsize < 2**32 else 64))"
 # micropython-lib's umqtt.simple from PyPI, for the local mip index the deploy tests install from
