@@ -99,7 +99,10 @@ def compile_tree(src, dst, release=False):
 
 
 def _build():
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    """scripts/build.py (the one mpy-cross command line), importable from here."""
+    scripts = os.path.join(ROOT, "scripts")
+    if scripts not in sys.path:  # called per compiled file: put the folder on the path once
+        sys.path.insert(0, scripts)
     import build
 
     return build

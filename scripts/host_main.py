@@ -165,15 +165,16 @@ def main(argv):
     store = _opt(argv, "--store", "/tmp/freematics-queue")
     # the validated config from its cache (telelogger.configcache, written by scripts/run_host.py as
     # `make deploy` writes it for the device): a normal boot does not import the validator
-    cache = store.rstrip("/") + "_cfg.json"
-    cfg = appboot.load_config_cached(cfg_path, _opt(argv, "--secrets"), cache)
+    cache = store.rstrip("/") + "_cfg.json"  # configcache.cache_path(store), without importing it here
+    sec_path = _opt(argv, "--secrets")
+    cfg = appboot.load_config_cached(cfg_path, sec_path, cache)
     try:
         if cfg is None:
             from telelogger import config
 
-            cfg = config.load(cfg_path, _opt(argv, "--secrets"))
+            cfg = config.load(cfg_path, sec_path)
             del config
-            appboot.save_config_cache(cfg_path, _opt(argv, "--secrets"), cache, cfg)
+            appboot.save_config_cache(cfg_path, sec_path, cache, cfg)
     except MemoryError:
         raise
     except Exception as e:  # the user's config: one line per mistake naming it, no traceback (scripts/run_host.py)

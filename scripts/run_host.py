@@ -141,8 +141,10 @@ def check_paths(args):
 
 
 def cache_file(args):
-    """Where the firmware looks for its validated config (telelogger.configcache: beside the queue)."""
-    return (os.path.abspath(args.store) if args.store else "/tmp/freematics-queue").rstrip("/") + "_cfg.json"
+    """Where the firmware looks for its validated config: configcache.cache_path of the queue folder."""
+    from telelogger import configcache  # seed_config_cache put firmware/ on sys.path
+
+    return configcache.cache_path(os.path.abspath(args.store) if args.store else "/tmp/freematics-queue")
 
 
 def seed_config_cache(args, env):
