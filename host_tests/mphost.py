@@ -56,15 +56,17 @@ def spawn_mp(script, args=(), heap=DEFAULT_HEAP, extra_path=(), **kw):
     return subprocess.Popen(cmd, env=mp_env(extra_path), cwd=ROOT, **kw)
 
 
-def compile_tree(src, dst, release=False):
+def compile_tree(src, dst, release=False, device_names=False):
     """mpy-cross every .py under src into dst (bytecode is arch-independent): test modules are
     imported precompiled so compiling them does not eat the emulated heap. release=True (the
     firmware): `make build`'s flags (scripts/build.py: -O2, no line tables), so the host runs and
     measures the bytecode the device runs, with the source name equal to the path the host imports
-    it from (one interned name per module, as on the device). Test modules keep their asserts
-    (release=False). A cache built with other flags is rebuilt."""
+    it from (one interned name per module, as on the device). device_names=True: the source name is
+    the device's (`telelogger/loop.mpy`, scripts/build.py source_name), for a run with dst as the
+    current directory and '' on the path, as the board imports (scripts/run_host.py). Test modules
+    keep their asserts (release=False). A cache built with other flags is rebuilt."""
     exe = MPY_CROSS if os.path.exists(MPY_CROSS) else shutil.which("mpy-cross")
-    flags = " ".join(_build().FLAGS) if release else ""
+    flags = " ".join(_build().FLAGS) + (" device-names" if device_names else "") if release else ""
     stamp = os.path.join(dst, ".flags")
     try:
         with open(stamp) as f:
@@ -84,7 +86,9 @@ def compile_tree(src, dst, release=False):
                 continue
             tmp = "%s.%d.tmp" % (out, os.getpid())  # several pytest processes may share the cache
             if release:
-                cmd = _build().mpy_cross_cmd(exe, inp, tmp, os.path.abspath(out))
+                name = _build().source_name(os.path.normpath(os.path.join(rel, f))) if device_names \
+                    else os.path.abspath(out)
+                cmd = _build().mpy_cross_cmd(exe, inp, tmp, name)
             else:
                 cmd = [exe, "-o", tmp, inp]
             subprocess.run(cmd, check=True, capture_output=True)

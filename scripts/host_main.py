@@ -226,4 +226,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    import os
+
+    # scripts/run_host.py passes the arguments in FM_HOST_ARGV (argv strings would be interned names)
+    main(os.getenv("FM_HOST_ARGV").split("\n") if os.getenv("FM_HOST_ARGV") else sys.argv[1:])

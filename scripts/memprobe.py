@@ -32,11 +32,15 @@ ENTRY_MODULES = [
 ]
 
 PROBE = r"""
-import gc, sys
-mods = sys.argv[1:]  # run with -c: argv[0] is "-c"
+import gc, sys, micropython
+mods = sys.argv[1:]  # run with -c: argv[0] is "-c" (the unix port interns argv: the names are counted before)
+names = 1 if mods[:1] == ["--names"] else 0
+if names:
+    mods = mods[1:]
 gc.collect()
 base = gc.mem_alloc()
 prev = base
+micropython.qstr_info(names)
 for m in mods:
     try:
         __import__(m)
@@ -46,6 +50,7 @@ for m in mods:
     gc.collect()
     a = gc.mem_alloc()
     print("MOD %s %d" % (m, a - prev))
+    micropython.qstr_info(names)  # "qstr pool: ... n_qstr=N ..." (and with names, every dynamic one)
     prev = a
 print("TOTAL %d" % (prev - base))
 print("BITS %d" % (32 if sys.maxsize < 2 ** 32 else 64))
@@ -57,9 +62,10 @@ def micropython_bin():
     return exe if os.path.exists(exe) else "micropython"
 
 
-def measure(modules, firmware=None, heap="1M"):
+def measure(modules, firmware=None, heap="1M", names=None):
     """[(module, bytes)], total bytes, word bits. `firmware`: a folder of .mpy files (default: a fresh
-    -O2 build of firmware/)."""
+    -O2 build of firmware/). `names`: a dict filled with module -> [the interned names (qstrs) its
+    import added] (never freed on MicroPython; ~22 bytes each with the pool's table)."""
     with tempfile.TemporaryDirectory() as tmp:
         if firmware is None:
             import build
@@ -69,19 +75,30 @@ def measure(modules, firmware=None, heap="1M"):
         # imported as on the device: from the current folder (sys.path ''), so each module's __file__
         # is the name compiled into it (scripts/build.py source_name) and the two are one interned name
         env = dict(os.environ, MICROPYPATH=":.frozen")
-        p = subprocess.run([micropython_bin(), "-X", "heapsize=%s" % heap, "-c", PROBE] + list(modules), env=env,
+        p = subprocess.run([micropython_bin(), "-X", "heapsize=%s" % heap, "-c", PROBE]
+                           + (["--names"] if names is not None else []) + list(modules), env=env,
                            capture_output=True, text=True, timeout=60, cwd=firmware)
     rows, total, bits = [], 0, 0
+    dumps = []  # per qstr_info call: [n_qstr, names]; its "qstr pool:" line comes before its Q(...) lines
     for line in (p.stdout + p.stderr).splitlines():
         parts = line.split()
-        if parts[:1] == ["MOD"]:
-            rows.append((parts[1], int(parts[2])))
+        if line.startswith("Q(") and line.endswith(")") and dumps:
+            dumps[-1][1].add(line[2:-1])
+        elif line.startswith("qstr pool:"):
+            dumps.append([int(line.split("n_qstr=")[1].split(",")[0]), set()])
+            if rows:
+                rows[-1] = rows[-1][:2] + (dumps[-1][0],)
+        elif parts[:1] == ["MOD"]:
+            rows.append((parts[1], int(parts[2]), 0))
         elif parts[:1] == ["TOTAL"]:
             total = int(parts[1])
         elif parts[:1] == ["BITS"]:
             bits = int(parts[1])
         elif parts[:1] == ["ERR"]:
             raise RuntimeError("import failed: " + line)
+    if names is not None:
+        for (m, _, _), before, after in zip(rows, dumps, dumps[1:]):
+            names[m] = sorted(after[1] - before[1])
     return rows, total, bits
 
 
@@ -90,14 +107,20 @@ def main(argv=None):
     ap.add_argument("modules", nargs="*", help="modules in import order (default: the telelogger's)")
     ap.add_argument("--firmware", help="folder of .mpy files (default: a fresh build)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--names", action="store_true", help="list the interned names each import added")
     a = ap.parse_args(argv)
-    rows, total, bits = measure(a.modules or ENTRY_MODULES, a.firmware)
+    added = {} if a.names else None
+    rows, total, bits = measure(a.modules or ENTRY_MODULES, a.firmware, names=added)
     if a.json:
-        print(json.dumps({"bits": bits, "modules": dict(rows), "total": total}))
+        print(json.dumps({"bits": bits, "modules": {m: n for m, n, _ in rows}, "total": total,
+                          "names": rows[-1][2] if rows else 0, "added": added}))
         return
-    print("heap cost of importing .mpy on the %d-bit MicroPython (gc.mem_alloc after collect)" % bits)
-    for m, n in rows:
-        print("  %-24s %7.1f KB" % (m, n / 1024))
+    print("heap cost of importing .mpy on the %d-bit MicroPython (gc.mem_alloc after collect; "
+          "names: interned names in the pool after the import)" % bits)
+    for m, n, q in rows:
+        print("  %-24s %7.1f KB %6d names" % (m, n / 1024, q))
+        if added is not None:
+            print("      " + " ".join(added.get(m, [])))
     print("  %-24s %7.1f KB" % ("total", total / 1024))
 
 

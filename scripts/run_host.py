@@ -69,8 +69,10 @@ def build_command(args):
                  "power_key", "root"):
         v = getattr(args, name)
         if v is not None:
-            if name in _PATHS:  # the firmware runs in ROOT (os.chdir below): paths as the user meant them
+            if name in _PATHS:  # the firmware runs elsewhere (os.chdir below): paths as the user meant them
                 v = os.path.abspath(v)
+            elif name == "board" and os.path.exists(os.path.join(ROOT, "boards", v + ".json")):
+                v = os.path.join(ROOT, "boards", v + ".json")  # found here: the firmware's folder has no boards/
             fw_args += ["--" + name.replace("_", "-"), str(v)]
     env = dict(os.environ)
     if args.runtime == "micropython":
@@ -78,10 +80,18 @@ def build_command(args):
 
         # `make test-mpy` sets FIRMWARE_PATH to the release build; otherwise an incremental mpy-cross cache
         fw = os.environ.get("FIRMWARE_PATH") or compile_tree(os.path.join(ROOT, "firmware"),
-                                                             os.path.join(ROOT, "build", "fw-mpy"), release=True)
-        env["MICROPYPATH"] = ":".join([fw, ".frozen"])
-        cmd = [micropython_bin(), "-X", "heapsize=%s" % args.heap, HOST_MAIN] + fw_args
-        shown = "MICROPYPATH=%s %s" % (env["MICROPYPATH"], " ".join(cmd))
+                                                             os.path.join(ROOT, "build", "fw-dev"), release=True,
+                                                             device_names=True)
+        # Run as the device imports (scripts/build.py source_name): from the build's folder as the current
+        # directory (sys.path ''), so each module's __file__ is the name compiled into it, one interned name
+        # per module as on the board, not two (an absolute MICROPYPATH made __file__ a second, longer name).
+        # The arguments go in FM_HOST_ARGV, not argv: the unix port interns every argv string for good (a
+        # device has no argv); host_main.py reads either.
+        env["MICROPYPATH"] = "::.frozen"  # the unix port puts the script's folder over the first entry
+        env["FM_HOST_CWD"] = fw
+        env["FM_HOST_ARGV"] = "\n".join(fw_args)
+        cmd = [micropython_bin(), "-X", "heapsize=%s" % args.heap, HOST_MAIN]
+        shown = "cd %s && MICROPYPATH=%s %s %s" % (fw, env["MICROPYPATH"], " ".join(cmd), " ".join(fw_args))
     else:
         env["PYTHONPATH"] = os.path.join(ROOT, "firmware")
         cmd = [sys.executable, "-u", HOST_MAIN] + fw_args
@@ -159,7 +169,7 @@ def seed_config_cache(args, env):
     except ImportError:
         return False
     if args.runtime == "micropython":
-        schema = os.path.join(env["MICROPYPATH"].split(":")[0], "telelogger", "schema.mpy")
+        schema = os.path.join(env["FM_HOST_CWD"], "telelogger", "schema.mpy")  # the tree it runs
     else:
         schema = os.path.join(fw_src, "telelogger", "schema.py")
     path = os.path.abspath(args.config)
@@ -187,7 +197,7 @@ def main(argv=None):
     else:
         print("run_host: CPython %s (no heap limit)" % sys.version.split()[0], file=sys.stderr)
     print("run_host: %s" % shown, file=sys.stderr, flush=True)
-    os.chdir(ROOT)
+    os.chdir(env.pop("FM_HOST_CWD", ROOT))
     os.execvpe(cmd[0], cmd, env)
 
 
