@@ -13,23 +13,18 @@ import sys
 
 from gnss.fix import GnssError, GnssSource  # noqa: F401 - re-exported
 
-_WHERE = {
-    "wait_fix": "gnss.wait",
-    "UartGnss": "gnss.nmea",
-    "ModemGnss": "gnss.modem",
-    "parse_cgpsinfo": "gnss.modem",
-    "CoprocGnss": "gnss.coproc",
-    "parse_gnifo": "gnss.coproc",
-}
-
 
 def __getattr__(name):
-    m = _WHERE.get(name)
-    if m is None:
-        raise AttributeError(name)
-    v = getattr(__import__(m, None, None, (name,)), name)
-    if sys.implementation.name == "micropython":
-        from core.unload import forget
+    # name and its module, pair after pair: one string interns no name (a dict's short keys and
+    # values would stay interned for the life of the interpreter, for a finder used once at boot)
+    w = ("wait_fix gnss.wait  UartGnss gnss.nmea  ModemGnss gnss.modem  parse_cgpsinfo gnss.modem  "
+         "CoprocGnss gnss.coproc  parse_gnifo gnss.coproc").split()
+    for i in range(0, len(w), 2):
+        if w[i] == name:
+            v = getattr(__import__(w[i + 1], None, None, (name,)), name)
+            if sys.implementation.name == "micropython":
+                from core.unload import forget
 
-        forget("gnss.sources")
-    return v
+                forget("gnss.sources")
+            return v
+    raise AttributeError(name)

@@ -7,8 +7,9 @@ from core.compat import DEFAULT_CLOCK
 from obdii.elm import ElmError, ElmTimeout, ObdError, eol, hex_bytes
 
 # Co-processor "ATI" version (e.g. "OBD2USART V1.4" -> devType 14) to ONE+ model
-# (Freematics telelogger dashboard.js).
-COPROC_MODELS = {11: "A", 16: "A", 12: "B", 13: "B", 14: "B", 15: "H"}
+# (Freematics telelogger dashboard.js): the letter of devType 11, 12, ... 16 (one string: no
+# interned names for the letters).
+COPROC_MODELS = "ABBBHA"
 
 
 def parse_devtype(text):
@@ -21,13 +22,13 @@ def parse_devtype(text):
     if i < 0:
         return 0
     n = len(text)
-    while i < n and not ("0" <= text[i] <= "9"):
+    while i < n and not text[i].isdigit():
         i += 1
     x = 0
-    while i < n and "0" <= text[i] <= "9":
+    while i < n and text[i].isdigit():
         x = x * 10 + ord(text[i]) - 48
         i += 1
-    if i + 1 >= n or text[i] != "." or not ("0" <= text[i + 1] <= "9"):
+    if i + 1 >= n or text[i] != "." or not text[i + 1].isdigit():
         return 0
     return x * 10 + ord(text[i + 1]) - 48
 
@@ -47,7 +48,7 @@ async def device_type(obd, tries=3):
         for ln in lines:
             t = parse_devtype(ln)
             if t:
-                return t, COPROC_MODELS.get(t), ln
+                return t, COPROC_MODELS[t - 11] if 11 <= t <= 16 else None, ln
         last = "\r".join(lines)
     if isinstance(last, str):
         return 0, None, last
@@ -66,7 +67,7 @@ async def init(obd, protocol=0):
     silent = None
     for _ in range(3):
         try:
-            lines = await obd.link.query("ATZ", obd.reset_ms)
+            lines = await obd.link.query(b"ATZ", obd.reset_ms)
             obd.banner = lines[-1] if lines else ""
             silent = None
             break
@@ -75,7 +76,7 @@ async def init(obd, protocol=0):
         except ElmError:
             silent = None  # it answered (something): the reset happened
             break
-    for cmd in ("ATE0", "ATH0"):
+    for cmd in (b"ATE0", b"ATH0"):
         try:
             await obd.link.query(cmd, obd.short_ms)
         except ElmTimeout:
@@ -85,13 +86,10 @@ async def init(obd, protocol=0):
             pass
         silent = None
     if protocol:
-        await _ok(obd, "ATSP%X" % protocol)
+        cmd = b"ATSP%X" % protocol
+        if "OK" not in await obd.link.query(cmd, obd.short_ms):
+            raise ObdError(cmd, obd.link.text(), "expected OK")
     return await discover(obd)
-
-async def _ok(obd, cmd):
-    lines = await obd.link.query(cmd, obd.short_ms)
-    if "OK" not in lines:
-        raise ObdError(cmd, "\r".join(lines), "expected OK")
 
 async def discover(obd):
     """Read the supported-PID bitmaps 0100, 0120, ... (each chained while its last
@@ -106,24 +104,24 @@ async def discover(obd):
         cmd[3] = 48
         try:
             n = await obd.link.query_raw(cmd, obd.long_ms)
-        except ElmError:
-            _fail(obd)
+            buf = obd.link.buf
+            line = obd.line
+            got = False
+            s = 0
+            while s < n:
+                e = eol(buf, s, n)
+                k = hex_bytes(buf, s, e, line, 0)
+                if k >= 6 and line[0] == 0x41 and line[1] == base:
+                    for j in range(4):
+                        sup[(base >> 3) + j] |= line[2 + j]
+                    got = True
+                s = e + 1
+            if not got:
+                raise ObdError(cmd, obd.link.text(), "no 41 %02X bitmap in reply" % base)
+        except ElmError:  # counted as Obd.read_pid counts a failed read (errors: consecutive, error_total: all)
+            obd.errors += 1
+            obd.error_total += 1
             raise
-        buf = obd.link.buf
-        line = obd.line
-        got = False
-        s = 0
-        while s < n:
-            e = eol(buf, s, n)
-            k = hex_bytes(buf, s, e, line, 0)
-            if k >= 6 and line[0] == 0x41 and line[1] == base:
-                for j in range(4):
-                    sup[(base >> 3) + j] |= line[2 + j]
-                got = True
-            s = e + 1
-        if not got:
-            _fail(obd)
-            raise ObdError(obd.cmd.decode(), obd.link.text(), "no 41 %02X bitmap in reply" % base)
         if not (sup[(base >> 3) + 3] & 1):
             break
         base += 0x20
@@ -136,12 +134,12 @@ def supported_pids(obd):
     return [p for p in range(1, 0x100) if obd.is_supported(p)]
 
 
-async def read_pids(obd, pid_list, out=None):
-    """Read each PID; returns (and appends to `out`) (pid, value) pairs for the PIDs that
+async def read_pids(obd, pids, out=None):
+    """Read each PID of `pids`; returns (and appends to `out`) (pid, value) pairs for the PIDs that
     answered. Failures are counted in obd.errors and skipped."""
     if out is None:
         out = []
-    for pid in pid_list:
+    for pid in pids:
         try:
             out.append((pid, await obd.read_pid(pid)))
         except ElmError:
@@ -149,36 +147,32 @@ async def read_pids(obd, pid_list, out=None):
     return out
 
 
-def _sleep(obd, ms):
-    return (getattr(obd.link, "clock", None) or DEFAULT_CLOCK).sleep_ms(ms)
-
-
 # -- co-processor GNSS (official gpsBegin / gpsGetData / gpsEnd) ---------------------------
 async def gnss_on(obd):
     """ATGPSON: switch the co-processor's GNSS on (its reply is not checked, as in the official
     gpsBegin), then let it start (300 ms)."""
     try:
-        await obd.link.query("ATGPSON", obd.short_ms)
+        await obd.link.query(b"ATGPSON", obd.short_ms)
     except ElmError:
         pass
     obd.gnss_started = True
-    await _sleep(obd, 300)
+    await (getattr(obd.link, "clock", None) or DEFAULT_CLOCK).sleep_ms(300)
 
 async def gnss_off(obd):
     """ATGPSOFF: switch the co-processor's GNSS off (standby)."""
     obd.gnss_started = False
-    await obd.link.query("ATGPSOFF", obd.short_ms)
+    await obd.link.query(b"ATGPSOFF", obd.short_ms)
 
 async def low_power(obd):
     """Put the co-processor in low power for standby: ATR (reset), 1 s, ATLP. Replies are not
     checked (a co-processor going to sleep may not finish its answer)."""
-    for cmd, pause in (("ATR", 1000), ("ATLP", 0)):
+    for cmd, pause in ((b"ATR", 1000), (b"ATLP", 0)):
         try:
             await obd.link.query(cmd, obd.short_ms)
         except ElmError:
             pass
         if pause:
-            await _sleep(obd, pause)
+            await (getattr(obd.link, "clock", None) or DEFAULT_CLOCK).sleep_ms(pause)
     obd.gnss_started = False
 
 async def wake(obd, tries=30):
@@ -193,8 +187,3 @@ async def wake(obd, tries=30):
             pass
     return False
 
-
-def _fail(obd):
-    """Count a failed OBD read, as Obd.read_pid does (errors: consecutive, error_total: all)."""
-    obd.errors += 1
-    obd.error_total += 1

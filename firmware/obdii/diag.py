@@ -1,13 +1,74 @@
 # OBD-II diagnostics, the rare path: VIN (mode 09 PID 02) and DTCs (modes 03/07/0A), with the
-# ISO-TP multi-frame reassembly they need. Obd.vin()/dtcs() import this for the call (dropped
-# from sys.modules afterwards on the device). Decoding of the bytes is obdii/dtc.py.
-from core.compat import hexval
-from obdii import dtc
+# ISO-TP multi-frame reassembly they need and the decoding of their bytes. Obd.vin()/dtcs() import
+# this for the call (dropped from sys.modules afterwards on the device); obdii/dtc.py keeps the
+# decoders' old module name for tools.
+from core.compat import const, hexval
 from obdii.elm import ElmError, ElmNoData, ObdError, eol, hex_bytes
 
-MSG_MAX = 256  # an assembled message (a VIN is 20 bytes, 0x7F DTCs fit 256)
+_MSG_MAX = const(256)  # an assembled message (a VIN is 20 bytes, 0x7F DTCs fit 256)
+_VIN_LEN = const(17)
 
 
+# -- decoding (inputs: the assembled reply payload, bytes from the service byte on) -----------------
+def dtc_str(code):
+    """A 16-bit raw DTC -> "P0133". SAE J2012: the two top bits select the system letter (P C B U),
+    then a digit 0-3 and three hex digits: the low 14 bits as four hex digits."""
+    return "%c%04X" % (b"PCBU"[code >> 14], code & 0x3FFF)
+
+
+def dtc_code(text):
+    """Inverse of dtc_str: "C0123" -> 0x4123 (the 16-bit raw code)."""
+    if len(text) != 5:
+        raise ValueError("DTC %r: expected a letter and 4 hex digits" % (text,))
+    hi = b"PCBU".find(text[0].upper().encode())
+    if hi < 0:
+        raise ValueError("DTC %r: the letter must be one of P, C, B, U" % (text,))
+    d = int(text[1], 16)
+    if d > 3:
+        raise ValueError("DTC %r: second character must be 0-3" % (text,))
+    return (hi << 14) | (d << 12) | int(text[2:], 16)
+
+
+def decode_dtcs(payload, off, end, out=None):
+    """Append the DTCs in payload[off:end] (payload[off] is the service byte 0x43/0x47/0x4A)
+    to `out` (a list, created when None) and return it.
+
+    ISO 15765-4 (CAN) replies carry a count byte after the service byte, so the
+    remainder has odd length (1 + 2*count); legacy protocols (and the elm327-emulator)
+    send pairs only (even length, 00 00 padding). 0000 pairs are padding and skipped.
+    """
+    if out is None:
+        out = []
+    i = off + 1
+    rest = end - i
+    if rest & 1:
+        count = payload[i]
+        i += 1
+        if count * 2 < rest - 1:
+            end = i + count * 2
+    while i + 1 < end:
+        code = (payload[i] << 8) | payload[i + 1]
+        if code:
+            out.append(dtc_str(code))
+        i += 2
+    return out
+
+
+def decode_vin(payload, off, end):
+    """VIN characters in payload[off:end] (the bytes after "49 02 01"). NUL and other
+    non-printable pad bytes are dropped; returns the last 17 characters. Raises
+    ValueError when fewer than 17 printable characters are present."""
+    chars = bytearray()
+    for i in range(off, end):
+        c = payload[i]
+        if 0x20 < c < 0x7F:
+            chars.append(c)
+    if len(chars) < _VIN_LEN:
+        raise ValueError("VIN has %d characters, expected %d: %r" % (len(chars), _VIN_LEN, bytes(chars)))
+    return bytes(chars[len(chars) - _VIN_LEN :]).decode()
+
+
+# -- the link --------------------------------------------------------------------------------------
 def iso_tp_payload(buf, n, sid, out):
     """Reassemble a multi-frame (ISO-TP) reply shown with headers off. Two forms:
       ELM327:             "014" / "0: 49 02 01 57 50 30" / "1: ..." (length line + "N:" lines)
@@ -67,25 +128,41 @@ def iso_tp_payload(buf, n, sid, out):
 
 async def vin(obd, tries=2):
     """Vehicle identification number (0902): CAN multi-frame ("014" / "0: 49 02 01 ...")
-    or single-line-per-message (K-line: "49 02 01 00 00 00 57" / "49 02 02 ...")."""
+    or single-line-per-message (K-line: "49 02 01 00 00 00 57" / "49 02 02 ...": every line
+    starting with 49 is one message, the lines after the first lose their 3 header bytes)."""
     last = None
-    msg = bytearray(MSG_MAX)
+    msg = bytearray(_MSG_MAX)
     for _ in range(tries):
         try:
             n = await obd.link.query_raw(b"0902", obd.long_ms)
-            m = _payload(obd, n, 0x49, 3, msg)
+            buf = obd.link.buf
+            m = iso_tp_payload(buf, n, 0x49, msg)
+            if m < 0:  # one message per line
+                line = obd.line
+                m = 0
+                s = 0
+                while s < n:
+                    e = eol(buf, s, n)
+                    k = hex_bytes(buf, s, e, line, 0)
+                    if k >= 1 and line[0] == 0x49:
+                        j = 0 if m == 0 else 3
+                        while j < k and m < _MSG_MAX:
+                            msg[m] = line[j]
+                            m += 1
+                            j += 1
+                    s = e + 1
             if m < 3 or msg[0] != 0x49 or msg[1] != 0x02:
                 raise ValueError("no 49 02 message in reply")
-            v = dtc.decode_vin(msg, 3, m)
+            v = decode_vin(msg, 3, m)
             obd.errors = 0
             return v
         except ValueError as ex:
-            last = ObdError("0902", obd.link.text(), str(ex))
+            last = ObdError(b"0902", obd.link.text(), str(ex))
         except ElmError as ex:
             last = ex
         _fail(obd)
     if last is None:
-        raise ObdError("0902", "", "no attempt made (tries=%d)" % tries)
+        raise ObdError(b"0902", "", "no attempt made (tries=%d)" % tries)
     raise last
 
 async def dtcs(obd, mode=3):
@@ -101,13 +178,13 @@ async def dtcs(obd, mode=3):
         _fail(obd)
         raise
     out = []
-    msg = bytearray(MSG_MAX)
+    msg = bytearray(_MSG_MAX)
     m = iso_tp_payload(obd.link.buf, n, sid, msg)
     if m >= 0:
         if m < 1 or msg[0] != sid:
             _fail(obd)
-            raise ObdError(cmd.decode(), obd.link.text(), "no %02X message in reply" % sid)
-        return dtc.decode_dtcs(msg, 0, m, out)
+            raise ObdError(cmd, obd.link.text(), "no %02X message in reply" % sid)
+        return decode_dtcs(msg, 0, m, out)
     buf = obd.link.buf
     s = 0
     found = False
@@ -116,36 +193,12 @@ async def dtcs(obd, mode=3):
         k = hex_bytes(buf, s, e, msg, 0)
         if k >= 1 and msg[0] == sid:
             found = True
-            dtc.decode_dtcs(msg, 0, k, out)
+            decode_dtcs(msg, 0, k, out)
         s = e + 1
     if not found:
         _fail(obd)
-        raise ObdError(cmd.decode(), obd.link.text(), "no %02X message in reply" % sid)
+        raise ObdError(cmd, obd.link.text(), "no %02X message in reply" % sid)
     return out
-
-def _payload(obd, n, sid, skip, msg):
-    """Assemble the reply in link.buf[:n] into msg; returns its length. Multi-
-    frame forms go through iso_tp_payload; otherwise every line starting with `sid`
-    is one message and the lines after the first lose their `skip` header bytes."""
-    m = iso_tp_payload(obd.link.buf, n, sid, msg)
-    if m >= 0:
-        return m
-    buf = obd.link.buf
-    line = obd.line
-    w = 0
-    s = 0
-    while s < n:
-        e = eol(buf, s, n)
-        k = hex_bytes(buf, s, e, line, 0)
-        if k >= 1 and line[0] == sid:
-            j = 0 if w == 0 else skip
-            while j < k and w < len(msg):
-                msg[w] = line[j]
-                w += 1
-                j += 1
-        s = e + 1
-    return w
-
 
 def _fail(obd):
     """Count a failed OBD read, as Obd.read_pid does (errors: consecutive, error_total: all)."""

@@ -18,17 +18,18 @@ LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING
 
 
 class ElmError(Exception):
-    """A failed query: .cmd (str), .reply (str, cleaned reply text), .code (the ELM
+    """A failed query: .cmd (str; given as str, bytes or bytearray), .reply (str, cleaned reply text), .code (the ELM
     message, e.g. "NO DATA", or "TIMEOUT"), .meaning."""
 
     def __init__(self, cmd, reply, code, meaning=None):
         if meaning is None:  # ObdError(cmd, reply, meaning)
             code, meaning = "BAD REPLY", code
-        self.cmd = cmd
+        # the command as sent (bytes: a literal b"ATRV" interns no name) or as text; .cmd is text
+        self.cmd = cmd if isinstance(cmd, str) else bytes(cmd).decode()
         self.reply = reply
         self.code = code
         self.meaning = meaning
-        super().__init__("%s -> %r: %s (%s)" % (cmd, reply, code, meaning))
+        super().__init__("%s -> %r: %s (%s)" % (self.cmd, reply, code, meaning))
 
 
 class ElmNoData(ElmError):
@@ -94,7 +95,7 @@ def eol(buf, s, n):
 class ElmLink:
     """Query/response link over a stream (readinto/write). `buf` holds the last reply."""
 
-    def __init__(self, stream, clock=None, bufsize=384, poll_ms=5, long_timeout_ms=LONG_TIMEOUT_MS, tap=None):
+    def __init__(self, stream, clock=None, bufsize=384, poll_ms=5, long_ms=LONG_TIMEOUT_MS, tap=None):
         self.stream = stream
         self.clock = clock or DEFAULT_CLOCK
         self.buf = bytearray(bufsize)
@@ -102,7 +103,7 @@ class ElmLink:
         self._tx = bytearray(48)
         self._txv = {}  # memoryviews of _tx per command length (a handful), so writes do not allocate
         self.poll_ms = poll_ms
-        self.long_timeout_ms = long_timeout_ms
+        self.long_ms = long_ms  # the wait granted again when "..." (SEARCHING...) arrives
         self.n = 0  # length of the cleaned reply in buf
         self.tap = tap  # optional tap(cmd: bytes, raw_reply: bytes) after each exchange
         self._busy = False  # one query at a time (a flag: asyncio.Lock allocates per use)
@@ -182,7 +183,7 @@ class ElmLink:
                         if dots >= 3 and not extended:
                             extended = True
                             t0 = clock.ticks_ms()
-                            limit = self.long_timeout_ms
+                            limit = self.long_ms
                     else:
                         dots = 0
             if done and self.tap is not None:
@@ -221,9 +222,9 @@ class ElmLink:
                         w += 1
             self.n = w
             if not done:
-                raise ElmTimeout(cmd.decode(), self.text(), "TIMEOUT", "no '>' prompt in %d ms" % limit)
+                raise ElmTimeout(cmd, self.text(), "TIMEOUT", "no '>' prompt in %d ms" % limit)
             if overflow:
-                raise ElmError(cmd.decode(), self.text(), "OVERFLOW", "reply longer than %d bytes" % size)
+                raise ElmError(cmd, self.text(), "OVERFLOW", "reply longer than %d bytes" % size)
             p = 0
             while p < w:
                 e = eol(buf, p, w)
@@ -231,7 +232,7 @@ class ElmLink:
                 if buf[p] in (60, 63, 65, 66, 67, 68, 69, 70, 76, 78, 83, 85) and hex_bytes(buf, p, e, chunk, 0) < 0:
                     t = meaning(None, self.text())  # (code, meaning) of the ELM message, or None
                     if t is not None:
-                        raise (ElmNoData if t[0] == "NO DATA" else ElmError)(cmd.decode(), self.text(), t[0], t[1])
+                        raise (ElmNoData if t[0] == "NO DATA" else ElmError)(cmd, self.text(), t[0], t[1])
                     break
                 p = e + 1
             return w

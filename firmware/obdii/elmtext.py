@@ -1,45 +1,48 @@
 # The ELM327 reply messages (ELM327 data sheet, "Messages and Alerts") and what each means. A reply
-# line starting with one of ERRORS makes the query fail (those in EXACT only as the whole line; BUS
-# INIT only with ERROR in the line). Read by obdii.elm when a reply line may be one (loaded for the
-# lookup, dropped again on the device).
-ERRORS = ("NO DATA", "UNABLE TO CONNECT", "CAN ERROR", "BUS INIT", "BUS ERROR", "BUS BUSY", "FB ERROR",
-          "DATA ERROR", "<DATA ERROR", "<RX ERROR", "BUFFER FULL", "STOPPED", "LV RESET", "ACT ALERT",
-          "LP ALERT", "ERROR", "ERR", "?")
-EXACT = ("ERROR", "?")
-MEANINGS = {
-    "NO DATA": "no ECU answered: PID not supported or ignition off",
-    "UNABLE TO CONNECT": "no OBD protocol found: ignition off, no ECU or wrong protocol",
-    "CAN ERROR": "CAN bus error: not connected, wrong bit rate or bus fault",
-    "BUS INIT": "K-line bus initialisation failed",
-    "BUS ERROR": "bus fault: wiring or a generic bus error",
-    "BUS BUSY": "bus too busy to send",
-    "FB ERROR": "feedback error: wiring problem on the bus",
-    "DATA ERROR": "reply had a data or checksum error",
-    "<DATA ERROR": "reply had a data or checksum error",
-    "<RX ERROR": "CAN receive error",
-    "BUFFER FULL": "adapter buffer overflow",
-    "STOPPED": "command interrupted (a byte arrived while the adapter was busy)",
-    "LV RESET": "adapter reset on low voltage",
-    "ACT ALERT": "adapter going to low power after inactivity",
-    "LP ALERT": "adapter going to low power",
-    "ERROR": "adapter error",
-    "ERR": "adapter internal error (ERRnn)",
-    "?": "command not understood",
-}
+# line matching one of them makes the query fail. Read by obdii.elm when a reply line may be one
+# (loaded for the lookup, dropped again on the device).
+#
+# One text table, one message per row in the data sheet's order: the message (columns 0-17), how a
+# reply line matches it (column 18: "." the line starts with it, "=" the line is it, "E" it starts
+# with it and has ERROR in it: BUS INIT: ...OK is informational) and the meaning (from column 20).
+# The first match wins: longer messages come before their prefixes (ERROR before ERR). One string
+# interns no name (separate short literals or dict keys would, for the life of the interpreter).
+MESSAGES = """\
+NO DATA           . no ECU answered: PID not supported or ignition off
+UNABLE TO CONNECT . no OBD protocol found: ignition off, no ECU or wrong protocol
+CAN ERROR         . CAN bus error: not connected, wrong bit rate or bus fault
+BUS INIT          E K-line bus initialisation failed
+BUS ERROR         . bus fault: wiring or a generic bus error
+BUS BUSY          . bus too busy to send
+FB ERROR          . feedback error: wiring problem on the bus
+DATA ERROR        . reply had a data or checksum error
+<DATA ERROR       . reply had a data or checksum error
+<RX ERROR         . CAN receive error
+BUFFER FULL       . adapter buffer overflow
+STOPPED           . command interrupted (a byte arrived while the adapter was busy)
+LV RESET          . adapter reset on low voltage
+ACT ALERT         . adapter going to low power after inactivity
+LP ALERT          . adapter going to low power
+ERROR             = adapter error
+ERR               . adapter internal error (ERRnn)
+?                 = command not understood"""
 
 
 def meaning(code):
-    return MEANINGS.get(code, "adapter message")
+    """What the ELM message `code` means ("adapter message" for one not in the table)."""
+    for row in MESSAGES.split("\n"):
+        if row[:18].rstrip() == code:
+            return row[20:]
+    return "adapter message"
 
 
 def error(text):
     """(code, meaning) of the first line of the cleaned reply `text` that is an ELM message, or None."""
+    rows = MESSAGES.split("\n")
     for ln in text.split("\r"):
-        for m in ERRORS:
-            if m in EXACT:
-                hit = ln == m
-            else:
-                hit = ln.startswith(m) and (m != "BUS INIT" or "ERROR" in ln)
-            if hit:
-                return m, meaning(m)
+        for row in rows:
+            m = row[:18].rstrip()
+            how = ord(row[18])  # '.' 46, '=' 61, 'E' 69
+            if (ln == m) if how == 61 else (ln.startswith(m) and (how == 46 or "ERROR" in ln)):
+                return m, row[20:]
     return None

@@ -63,16 +63,15 @@ class Obd:
         else:
             raise AttributeError(name)
 
-        def rare(*a, **k):
-            fn = getattr(__import__(m, None, None, ("_",)), name)
+        def fn(*a, **k):
+            f = getattr(__import__(m, None, None, ("_",)), name)
             if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it
                 from core.unload import forget  # alive (the function holds its module's globals for the call)
 
                 forget(m)
-                forget("obdii.dtc")
-            return fn(self, *a, **k)
+            return f(self, *a, **k)
 
-        return rare
+        return fn
 
     def is_supported(self, pid):
         if pid == 0:
@@ -101,11 +100,11 @@ class Obd:
                     try:
                         v = pids.decode(pid, line, 2, k - 2)
                     except ValueError as ex:
-                        raise ObdError(cmd.decode(), link.text(), str(ex))
+                        raise ObdError(cmd, link.text(), str(ex))
                     self.errors = 0
                     return v
                 s = e + 1
-            raise ObdError(cmd.decode(), link.text(), "no 41 %02X in reply" % pid)
+            raise ObdError(cmd, link.text(), "no 41 %02X in reply" % pid)
         except ElmError:
             self.errors += 1
             self.error_total += 1
@@ -130,15 +129,20 @@ class Obd:
                 except ValueError:  # '-', '1.2.3': line noise, not a voltage
                     break
             s = e + 1
-        raise ObdError("ATRV", link.text(), "no voltage in reply")
+        raise ObdError(b"ATRV", link.text(), "no voltage in reply")
 
     async def coproc_gnss(self, timeout_ms=500):
         """ATGPS: the raw "$GNIFO,..." line from the co-processor's GNSS, switched on first
         (gnss_on) after every reset of the co-processor."""
         if not self.gnss_started:
             await self.gnss_on()
-        lines = await self.link.query("ATGPS", timeout_ms)
-        for ln in lines:
-            if ln.startswith("$GNIFO"):
-                return ln
-        raise ObdError("ATGPS", "\r".join(lines), "no $GNIFO line in reply")
+        link = self.link
+        n = await link.query_raw(b"ATGPS", timeout_ms)
+        buf = link.buf
+        s = 0
+        while s < n:
+            e = eol(buf, s, n)
+            if buf.find(b"$GNIFO", s, e) == s:
+                return bytes(buf[s:e]).decode()
+            s = e + 1
+        raise ObdError(b"ATGPS", link.text(), "no $GNIFO line in reply")

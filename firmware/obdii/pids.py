@@ -45,22 +45,19 @@ def info(pid):
     return (e[0], e[1], e[2], _table().FORMULAS[e[3]], e[4], e[5], e[6])
 
 
-# Queries over the whole table (all_pids, by_name: tools and tests) are in obdii/pidtable.py.
-
-
-def decode(pid, data, off, avail):
-    """Scale the reply bytes data[off:off+avail] (the bytes after "41 <pid>") of `pid`.
+def decode(pid, data, off, n):
+    """Scale the reply bytes data[off:off+n] (the bytes after "41 <pid>") of `pid`.
 
     Listed PIDs need at least their table size; unlisted PIDs return the big-endian raw
     integer of the available bytes. Raises ValueError on a short reply."""
     e = entry(pid)
     if e is None:
         raw = 0
-        for i in range(avail):
+        for i in range(n):
             raw = (raw << 8) | data[off + i]
         return raw
-    if avail < e[2]:
-        raise ValueError("PID %02X (%s) needs %d data bytes, reply has %d" % (pid, e[0], e[2], avail))
+    if n < e[2]:
+        raise ValueError("PID %02X (%s) needs %d data bytes, reply has %d" % (pid, e[0], e[2], n))
     kind = e[3]
     if kind == 0:
         raw = data[off]

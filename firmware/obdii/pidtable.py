@@ -1,8 +1,7 @@
 # The OBD-II mode 01 PID table (format: obdii/pids.py). Data only: obdii.pids imports it to
 # decode a PID's row the first time that PID is used, and drops it from sys.modules again on the
 # device, so only the rows of the configured PIDs stay in RAM (as small tuples).
-FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")
-NEED = (1, 2, 4, 4)  # data bytes each formula reads (checked against the table by tests)
+FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")  # a row's `bytes` covers what its formula reads (tests)
 
 # One string per 32 PIDs (TABLE[pid >> 5]): loading the module never needs one ~5 KB block of a
 # fragmented heap (each piece is a few hundred bytes). A PID above 0xFF: not in the table.
@@ -120,22 +119,3 @@ def row(pid):
     f = t[i + 1 : t.find("\n", i + 1)].split()
     mul, div = f[5].split("/")
     return (f[1], f[2], int(f[3]), FORMULAS.index(f[4]), int(mul), int(div), int(f[6]))
-
-
-# -- queries over the whole table (tools, tests; not the telelogger's path) ---------------------------
-def all_pids():
-    """Every PID in the table, in table order."""
-    out = []
-    for t in TABLE:
-        for line in t.split("\n"):
-            if line.strip():
-                out.append(int(line[:2], 16))
-    return out
-
-
-def by_name(name):
-    for t in TABLE:
-        i = t.find(" " + name + " ")
-        if i >= 0:
-            return int(t[i - 2 : i], 16)
-    return None

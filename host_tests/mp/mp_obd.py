@@ -5,7 +5,8 @@ import asyncio
 
 from core.compat import ticks_diff, ticks_ms
 from mptest import Skip, araises, raises
-from obdii import dtc, pids, pidtable
+from obdii import diag as dtc  # the DTC/VIN decoders (obdii.dtc re-exports them for tools: never loaded here)
+from obdii import pids, pidtable
 from obdii.adapter import COPROC_MODELS, parse_devtype
 from obdii.diag import iso_tp_payload
 from obdii.elm import ElmError, ElmLink, ElmNoData, ElmTimeout, ObdError
@@ -166,12 +167,12 @@ async def test_searching_is_dropped_and_extends_wait():
 
     fake = Slow({b"0100": b"SEARCHING...\r"})
     fake._t0 = ticks_ms()
-    link = ElmLink(fake, poll_ms=2, long_timeout_ms=5000)
+    link = ElmLink(fake, poll_ms=2, long_ms=5000)
     assert await link.query("0100", 40) == ["41 00 BE 3F A8 13"]
     # the same delay without SEARCHING... is a timeout
     fake2 = Slow({b"0100": b"41"})
     fake2._t0 = ticks_ms()
-    link2 = ElmLink(fake2, poll_ms=2, long_timeout_ms=5000)
+    link2 = ElmLink(fake2, poll_ms=2, long_ms=5000)
     e = await araises(ElmTimeout, link2.query("0100", 40))
     assert e.cmd == "0100" and e.code == "TIMEOUT" and "0100" in str(e)
 
@@ -195,8 +196,10 @@ async def test_error_replies_raise_naming_command_and_reply():
         assert e.meaning and e.meaning in str(e) and e.meaning != "adapter message", (code, e.meaning)
     # the meanings are read when the error happens, from the one table beside the messages
     from obdii.elm import meaning
-    from obdii.elmtext import ERRORS
+    from obdii.elmtext import MESSAGES
 
+    ERRORS = [row[:18].rstrip() for row in MESSAGES.split("\n")]
+    assert len(ERRORS) == 18 and ERRORS[0] == "NO DATA" and ERRORS[-1] == "?"
     seen = set()
     for text in ERRORS:
         m = meaning(text)
@@ -410,12 +413,12 @@ async def test_dtcs_forms():
 
 
 def test_dtc_str_and_code_roundtrip():
-    assert dtc.dtc_str(0x01, 0x33) == "P0133"
-    assert dtc.dtc_str(0x41, 0x23) == "C0123"
-    assert dtc.dtc_str(0x80, 0x01) == "B0001"
-    assert dtc.dtc_str(0xD2, 0xAB) == "U12AB"
+    assert dtc.dtc_str(0x0133) == "P0133"
+    assert dtc.dtc_str(0x4123) == "C0123"
+    assert dtc.dtc_str(0x8001) == "B0001"
+    assert dtc.dtc_str(0xD2AB) == "U12AB"
     for raw in range(0, 0x10000, 97):
-        s = dtc.dtc_str(raw >> 8, raw & 255)
+        s = dtc.dtc_str(raw)
         assert len(s) == 5 and dtc.dtc_code(s) == raw, (raw, s)
     raises(ValueError, dtc.dtc_code, "X0123")
     raises(ValueError, dtc.dtc_code, "P4123")
@@ -436,7 +439,7 @@ async def test_device_type_and_gnss_passthrough():
     )
     obd = Obd(link)
     t, model, text = await obd.device_type()
-    assert t == 14 and model == COPROC_MODELS[14] == "B" and text == "OBD2USART V1.4"
+    assert t == 14 and model == "B" and text == "OBD2USART V1.4"
     line = await obd.coproc_gnss()
     assert line.startswith("$GNIFO,241125,") and line.endswith(",0.9")
     assert fake.cmds[-2:] == [b"ATGPSON", b"ATGPS"]  # started before its first query, once
@@ -447,12 +450,19 @@ async def test_device_type_and_gnss_passthrough():
     assert e.cmd == "ATGPS" and e.code == "?"
 
 
-def test_parse_devtype_and_models():
+async def test_parse_devtype_and_models():
     assert parse_devtype("OBD2USART V1.4") == 14
     assert parse_devtype("OBD2USART V1.6") == 16
     assert parse_devtype("OBDII to USART Interpreter") == 0
     assert parse_devtype("ELM327 v1.5") == 0
-    assert [COPROC_MODELS.get(t) for t in (11, 12, 13, 14, 15, 16, 17)] == ["A", "B", "B", "B", "H", "A", None]
+    assert parse_devtype("OBD2USART V1.") == 0 and parse_devtype("OBD2USART Vx") == 0
+    assert len(COPROC_MODELS) == 6
+    got = []
+    for t in (10, 11, 12, 13, 14, 15, 16, 17):
+        fake, link = _link({b"ATI": ("OBD2USART V%d.%d" % (t // 10, t % 10)).encode() + P})
+        got.append((await Obd(link).device_type())[:2])
+    # Freematics dashboard.js: 11/16 ONE+ model A, 12-14 model B, 15 model H; others unknown
+    assert got == [(10, None), (11, "A"), (12, "B"), (13, "B"), (14, "B"), (15, "H"), (16, "A"), (17, None)], got
 
 
 def test_pid_table_shape_and_required_pids():
@@ -460,15 +470,18 @@ def test_pid_table_shape_and_required_pids():
     for pid in required:
         assert pids.entry(pid) is not None, hex(pid)
     names = set()
-    for pid in pidtable.all_pids():
+    listed = [p for p in range(256) if pidtable.row(p)]
+    assert len(listed) == sum(1 for t in pidtable.TABLE for ln in t.split("\n") if ln.strip())
+    for pid in listed:
         name, unit, nbytes, kind, mul, div, off = pids.entry(pid)
-        assert nbytes >= pidtable.NEED[kind], hex(pid)
+        formula = pidtable.FORMULAS[kind]
+        # the data bytes the formula reads (A is the first, D the fourth) fit in the row's size
+        assert nbytes >= "ABCD".index(max(c for c in formula if c in "ABCD")) + 1, hex(pid)
         assert div > 0 and unit and name not in names
         names.add(name)
-        assert pidtable.by_name(name) == pid
-        assert pids.info(pid)[3] == pidtable.FORMULAS[kind]
+        assert pids.info(pid)[3] == formula
     assert len(names) >= len(required)
-    assert pids.entry(0x01) is None and pidtable.by_name("nope") is None
+    assert pids.entry(0x01) is None and pidtable.row(0x01) is None and pidtable.row(0x100) is None
     # ranges from the formulas: all-zero and all-FF inputs
     assert pids.decode(0x0C, b"\xff\xff", 0, 2) == 0xFFFF / 4
     assert pids.decode(0x05, b"\x00", 0, 1) == -40
@@ -577,7 +590,7 @@ async def test_vin_and_dtc_modules_are_loaded_for_the_call_only():
     await obd.dtcs()
     await obd.device_type()
     if sys.implementation.name == "micropython":
-        for m in ("obdii.diag", "obdii.dtc", "obdii.adapter", "obdii.pidtable"):
+        for m in ("obdii.diag", "obdii.dtc", "obdii.adapter", "obdii.pidtable", "obdii.elmtext"):
             assert m not in sys.modules, m
 
 
