@@ -8,10 +8,10 @@
 #
 # Recovery is layered; each failed attempt escalates one level, with exponential backoff + jitter
 # between attempts (bounded by max_attempts):
-#   L_CONNECT  SSLCFG + CONNECT                       (after +CMQTTCONNLOST / +CMQTTPING / error 11)
-#   L_ACQUIRE  DISC/REL, ACCQ, CFG, WILL + L_CONNECT  (client wedged: 14 after retries, 19, 20)
-#   L_SERVICE  DISC/REL/STOP, START + L_ACQUIRE       (+CMQTTNONET, 9, 23, timeouts)
-#   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
+#   0 L_CONNECT  SSLCFG + CONNECT                       (after +CMQTTCONNLOST / +CMQTTPING / error 11)
+#   1 L_ACQUIRE  DISC/REL, ACCQ, CFG, WILL + L_CONNECT  (client wedged: 14 after retries, 19, 20)
+#   2 L_SERVICE  DISC/REL/STOP, START + L_ACQUIRE       (+CMQTTNONET, 9, 23, timeouts)
+#   3 L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
 # Configuration errors (bad credentials, not authorized, TLS handshake/certificates, firmware
 # without SSL) are raised at once: retrying cannot fix them.
 # A session refused by the broker or the TLS peer (CMQTT 15 "require connection fail", 27..31
@@ -27,19 +27,20 @@
 # boot-time build (from_config, read_certs: the module __getattr__), the TLS set-up and the
 # disconnect in net/cellular_setup.py, the same way.
 from at.engine import ATError
+from core.compat import const
 from core.errors import NetError, lookup
 from modem.cmqtt import Cmqtt, CmqttArgError, check_payload, check_topic
 from modem.sim7600 import Sim7600
 from modem.tls import Tls
 from net.publisher import Publisher
 
-# recovery levels (see the header; net/cellular_rare.py climbs them)
-L_CONNECT = 0
-L_ACQUIRE = 1
-L_SERVICE = 2
-L_MODEM = 3
+# recovery levels (see the header; net/cellular_rare.py climbs them and net/cellular_setup.py uses
+# one): const() names cost no interned name, so each module that uses a level has its own copy of
+# these values (host_tests/mp/mp_cellular.py checks they agree)
+_L_SERVICE = const(2)
+_L_MODEM = const(3)
 
-_RARE = "net.cellular_rare"
+# the rare half, "net.cellular_rare", is imported per call (a long literal: not an interned name)
 
 
 class CellularPublisher(Publisher):
@@ -60,11 +61,11 @@ class CellularPublisher(Publisher):
 
     def __init__(self, at, clock=None, **kw):
         Publisher.__init__(self)
-        lookup(_RARE, "init", self, at, clock, kw)
+        lookup("net.cellular_rare", "init", self, at, clock, kw)
 
     # ------------------------------------------------------------------ events
     def _on_rdy(self, line, body=None):
-        self._need = L_MODEM
+        self._need = _L_MODEM
         mq = self.mq
         mq._set_down("modem rebooted (RDY)")
         mq.started = mq.acquired = False
@@ -78,14 +79,14 @@ class CellularPublisher(Publisher):
 
     def _connect(self):
         """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
-        return lookup(_RARE, "connect", self)
+        return lookup("net.cellular_rare", "connect", self)
 
     # ------------------------------------------------------------------ publish / subscribe
     async def _ensure_up(self):
         mq = self.mq
         if not mq._connected:
-            if mq.nonet and self._need < L_SERVICE:
-                self._need = L_SERVICE
+            if mq.nonet and self._need < _L_SERVICE:
+                self._need = _L_SERVICE
             await self.connect()
 
     async def _with_retry(self, op, *args):
@@ -98,7 +99,7 @@ class CellularPublisher(Publisher):
                 raise
             except (NetError, ATError) as e:
                 tries += 1
-                lookup(_RARE, "failed", self, e, tries)  # raises e unless a fresh session may help
+                lookup("net.cellular_rare", "failed", self, e, tries)  # raises e unless a fresh session may help
 
     async def publish(self, topic, payload, qos=1):
         # limits and UTF-8 before anything is sent (raises CmqttArgError, a ValueError)
@@ -110,10 +111,10 @@ class CellularPublisher(Publisher):
     async def subscribe(self, topic, qos=1):
         """Remember the topic (re-subscribed after every reconnect) and subscribe now. A topic the
         session already has at this QoS is not sent again, so callers may subscribe on every connect."""
-        await lookup(_RARE, "subscribe", self, topic, qos)
+        await lookup("net.cellular_rare", "subscribe", self, topic, qos)
 
     async def unsubscribe(self, topic):
-        await lookup(_RARE, "unsubscribe", self, topic)
+        await lookup("net.cellular_rare", "unsubscribe", self, topic)
 
     async def disconnect(self):
         """DISC, REL, STOP (best effort: each error is expected when the session is gone)."""
@@ -124,4 +125,4 @@ def __getattr__(name):
     # from_config(at, cfg, clock=None, log=None) (boot), read_certs(certs) (secrets.json certificate
     # entries -> {role: bytes}), refusal_advice(e, host, port, tls): net/cellular_setup.py's,
     # imported for the access and dropped again (net.cellular_rare.setup)
-    return lookup(_RARE, "setup", name)
+    return lookup("net.cellular_rare", "setup", name)

@@ -9,15 +9,20 @@
 import sys
 
 from at.engine import ATError, ModemRebooted
-from core.compat import DEFAULT_CLOCK
+from core.compat import DEFAULT_CLOCK, const
 from core.errors import NetError, NotConnected, lookup
 from modem.cmqtt import Cmqtt
 from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic, is_peer_refusal, is_refused, is_tls
 from modem.errors import ModemError, TlsSetupError, hold
 from modem.sim7600 import Sim7600
 from modem.tls import Tls
-from net.cellular import L_ACQUIRE, L_CONNECT, L_MODEM, L_SERVICE
 from net.publisher import backoff_ms, jitter_pick
+
+# the recovery levels (net/cellular.py's header; const(): no interned names, the same values there)
+_L_CONNECT = const(0)
+_L_ACQUIRE = const(1)
+_L_SERVICE = const(2)
+_L_MODEM = const(3)
 
 
 def init(pub, at, clock, kw):
@@ -82,8 +87,7 @@ def _init(
     pub.mq = mq = Cmqtt(at, pub.clock, index=index, log=log)
     mq.on_message(pub._deliver)
     mq.on_state(pub._on_state)
-    pub._need = L_MODEM if bring_up else L_SERVICE  # the level the next connect starts from
-    pub._ever = False
+    pub._need = _L_MODEM if bring_up else _L_SERVICE  # the level the next connect starts from
     pub.cert_names = {}
     st = pub.stats
     st["resends"] = 0
@@ -113,7 +117,8 @@ async def _subscribe(pub, topic, qos):
         await pub._with_retry(pub.mq.subscribe, topic, qos)
 
 
-async def _unsubscribe(pub, topic):
+async def unsubscribe(pub, topic):
+    """CellularPublisher.unsubscribe (it looks nothing up here again: no hold)."""
     pub._subs = [s for s in pub._subs if s[0] != topic]
     if pub.mq._connected:
         await pub.mq.unsubscribe(topic)
@@ -133,27 +138,22 @@ def peer_refusal(e):
 def escalate(pub, e):
     """The recovery level a failure calls for."""
     if isinstance(e, (ModemRebooted, ModemError)):
-        return L_MODEM
+        return _L_MODEM
     if peer_refusal(e):
-        return L_CONNECT
+        return _L_CONNECT
     code = e.code if isinstance(e, CmqttError) else None
     if pub.mq.nonet or code in (9, 17, 23):
-        return L_SERVICE
+        return _L_SERVICE
     if code in (14, 19, 20):
-        return L_ACQUIRE
-    return L_SERVICE if isinstance(e, ATError) else L_CONNECT
-
-
-def reached(pub, level):
-    # a stage completed: the next connect needs to start no higher than `level` (an RDY or a
-    # failure raises _need again)
-    if pub._need > level:
-        pub._need = level
+        return _L_ACQUIRE
+    return _L_SERVICE if isinstance(e, ATError) else _L_CONNECT
 
 
 async def session(pub, level):
+    # each stage completed lowers the level the next connect needs to start from (pub._need = min(..));
+    # an RDY or a failure raises it again
     mq = pub.mq
-    if level >= L_MODEM:
+    if level >= _L_MODEM:
         try:
             await pub.modem.bring_up()
         except ModemError as e:
@@ -165,17 +165,17 @@ async def session(pub, level):
             await pub.modem.bring_up()
         if pub.tls:
             await lookup("net.cellular_setup", "tls", pub)  # certificates and the SSL context
-        reached(pub, L_SERVICE)  # registered: a later failure need not register again
+        pub._need = min(pub._need, _L_SERVICE)  # registered: a later failure need not register again
     elif pub.tls and not pub.cert_names and pub.certs:
         await lookup("net.cellular_setup", "tls", pub)
     clock = pub.clock
     t0 = clock.ticks_ms()
-    if level >= L_SERVICE and mq.started:
+    if level >= _L_SERVICE and mq.started:
         await mq.reset_service()
-    elif level >= L_SERVICE or not mq.started:
+    elif level >= _L_SERVICE or not mq.started:
         await mq.start()  # cleans up a stale service (23 / 19) left from before a reset
-    reached(pub, L_ACQUIRE)
-    if level >= L_ACQUIRE or not mq.acquired:
+    pub._need = min(pub._need, _L_ACQUIRE)
+    if level >= _L_ACQUIRE or not mq.acquired:
         if mq.acquired:
             try:
                 await mq.release()
@@ -184,7 +184,7 @@ async def session(pub, level):
         await mq.acquire(pub.client_id, tls=pub.tls)
         if pub.will:
             await mq.set_will(*pub.will)
-    reached(pub, L_CONNECT)
+    pub._need = min(pub._need, _L_CONNECT)
     await mq.connect(pub.host, pub.port, pub.keepalive, pub.clean, pub.user, pub.password,
                      ssl_ctx=pub.ssl_ctx if pub.tls else None)
     pub.stats["connect_ms"] = clock.diff(clock.ticks_ms(), t0)
@@ -195,7 +195,7 @@ def refused(pub, e):
     pub.stats["last_error"] = msg
     pub.stats["refusals"] += 1
     if pub.log:
-        pub.log.warn("MQTT %s", msg)
+        pub.log.warn("MQTT CONNECT: %s", msg)
 
 
 _SELF = sys.modules[__name__]
@@ -209,10 +209,6 @@ def connect(pub):
 
 def subscribe(pub, topic, qos):
     return hold(_SELF, _subscribe(pub, topic, qos))
-
-
-def unsubscribe(pub, topic):
-    return hold(_SELF, _unsubscribe(pub, topic))
 
 
 async def _connect(pub):
@@ -240,17 +236,17 @@ async def _connect(pub):
                 raise NotConnected("MQTT connect failed after %d attempts in %d s: %s" % (attempt, spent // 1000, e),
                                    getattr(e, "code", None), getattr(e, "meaning", None))
             if refusal:
-                level = L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
+                level = _L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
             else:
-                level = min(max(level + 1, escalate(pub, e)), L_MODEM)
+                level = min(max(level + 1, escalate(pub, e)), _L_MODEM)
                 if level > pub._need:
                     pub._need = level
             await clock.sleep_ms(backoff_ms(attempt, pub.backoff_ms, pub.backoff_max_ms, pub._rng))
-    pub._need = L_CONNECT
-    if pub._ever:
-        pub.stats["reconnects"] += 1
-    pub._ever = True
-    pub.stats["connects"] += 1
+    pub._need = _L_CONNECT
+    st = pub.stats
+    if st["connects"]:  # connected before: this one is a reconnect
+        st["reconnects"] += 1
+    st["connects"] += 1
     subs = pub._subs
     if len(subs) == 1:
         await pub.mq.subscribe(subs[0][0], subs[0][1])
@@ -269,8 +265,8 @@ def failed(pub, e, tries):
         raise e  # the modem refused this one message (bad UTF-8, parameter, length)
     mq = pub.mq
     lvl = escalate(pub, e)
-    if mq.nonet and lvl < L_SERVICE:
-        lvl = L_SERVICE
+    if mq.nonet and lvl < _L_SERVICE:
+        lvl = _L_SERVICE
     if lvl > pub._need:
         pub._need = lvl
     if mq._connected:

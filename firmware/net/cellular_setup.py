@@ -3,8 +3,11 @@
 # a refused CONNECT. net.cellular imports this module for one call (core.errors.lookup) and drops
 # it again.
 from at.engine import ATError
+from core.compat import const
 from core.errors import NetError
 from modem.cmqtt_errors import CmqttError
+
+_L_SERVICE = const(2)  # net/cellular.py's recovery level (const(): no interned name; the same value there)
 
 
 async def tls(pub):
@@ -35,9 +38,7 @@ async def disconnect(pub):
             await fn()
         except (CmqttError, ATError):
             pass
-    from net.cellular import L_SERVICE
-
-    pub._need = L_SERVICE  # the next connect starts the service again
+    pub._need = _L_SERVICE  # the next connect starts the service again
 
 
 def refusal_advice(e, host, port, tls):

@@ -13,11 +13,11 @@ def jitter_pick(n):
     return random.getrandbits(16) % n if n > 0 else 0
 
 
-def backoff_ms(attempt, base_ms, max_ms, pick):
+def backoff_ms(n, ms, max_ms, pick):
     """Reconnect delay for the n-th failed attempt (1, 2, ...): exponential with jitter, a value in
-    [b/2, b] where b = base_ms * 2^(attempt-1) capped at max_ms. pick(n) returns an int in 0..n-1,
-    so tests can make it deterministic. One rule for every transport."""
-    b = min(base_ms << min(attempt - 1, 16), max_ms)
+    [b/2, b] where b = ms * 2^(n-1) capped at max_ms. pick(k) returns an int in 0..k-1, so tests
+    can make it deterministic. One rule for every transport."""
+    b = min(ms << min(n - 1, 16), max_ms)
     half = b // 2
     return half + pick(half + 1)
 

@@ -5,7 +5,7 @@
 from cmqttfake import setup
 from core.errors import NotConnected
 from modem import cmqtt as C
-from mptest import araises
+from mptest import Skip, araises
 from net.cellular import CellularPublisher
 
 
@@ -98,3 +98,17 @@ async def test_a_connect_is_bounded_in_time():
     e = await araises(NotConnected, pub.connect())
     assert "after 1 attempts" in str(e), str(e)
     at.stop()
+
+
+def test_recovery_levels_agree_in_every_module():
+    # const() levels leave no name on MicroPython, so each net module that uses one has its copy
+    import sys
+
+    if sys.implementation.name == "micropython":
+        raise Skip("const() names are not module attributes on MicroPython")
+    from net import cellular, cellular_rare, cellular_setup
+
+    levels = [cellular_rare._L_CONNECT, cellular_rare._L_ACQUIRE, cellular_rare._L_SERVICE, cellular_rare._L_MODEM]
+    assert levels == [0, 1, 2, 3]
+    assert cellular._L_SERVICE == cellular_setup._L_SERVICE == cellular_rare._L_SERVICE
+    assert cellular._L_MODEM == cellular_rare._L_MODEM
