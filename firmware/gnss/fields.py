@@ -147,9 +147,9 @@ class FieldReader:
             return None
         return v + self.data / 10 ** self.exp if self.exp else float(v)
 
-    def latlon(self, i, j, limit):
-        """(d)ddmm.mmmm field i with hemisphere field j (N/S when limit is 90, else E/W) ->
-        signed float degrees, at most `limit`."""
+    def latlon(self, i, limit):
+        """(d)ddmm.mmmm field i with its hemisphere in field i + 1 (N/S when limit is 90, else E/W)
+        -> signed float degrees, at most `limit`."""
         v = self._dec(i)
         if v is None:
             return None
@@ -159,7 +159,7 @@ class FieldReader:
             self.errors = 1
             return None
         v = deg + mins / 60.0
-        h = self.char(j)
+        h = self.char(i + 1)
         if v <= limit:
             if h == (83 if limit == 90 else 87):  # 'S' / 'W'
                 return -v

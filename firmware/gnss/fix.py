@@ -22,7 +22,7 @@ import asyncio
 from core.compat import DEFAULT_CLOCK, ticks_diff, ticks_ms
 
 KNOT_KMH = 1.852
-STALE_MS = 10000  # a position with no fresh report for this long is not current (Fix.expire)
+STALE_MS = 10000  # a position with no fresh report for this long is not current (GnssSource.fix)
 
 
 class GnssError(Exception):
@@ -68,7 +68,7 @@ class Fix:
     quality 0..8); valid (bool: a current position); ticks (ticks_ms of the last position
     update, or None). Counters: accepted, rejected (malformed, and (0,0) positions), ignored
     (well-formed but unused sentences), jumps (positions dropped by the jump filter), updates
-    (accepted position updates), expired (valid positions made invalid by expire())."""
+    (accepted position updates), expired (valid positions made invalid by GnssSource.fix())."""
 
     # Set by the sources (gnss/nmea.py, gnss/modem.py, gnss/coproc.py) besides put(), None from
     # clear(): declared for the type checker only (a bare annotation compiles to nothing on MicroPython)
@@ -154,15 +154,6 @@ class Fix:
         self.updates += 1
         return True
 
-    def expire(self, stale_ms=STALE_MS, now=None):
-        """Mark the position not current when its last update is older than stale_ms (the
-        receiver went silent or kept repeating an old fix). Returns self."""
-        if self.valid and self.ticks is not None:
-            if ticks_diff(ticks_ms() if now is None else now, self.ticks) > stale_ms:
-                self.valid = False
-                self.expired += 1
-        return self
-
     # --- accessors -----------------------------------------------------------------------------
     def has_position(self):
         return self.valid and self.lat is not None and self.lon is not None
@@ -201,7 +192,13 @@ class GnssSource:
         self._task = None
 
     def fix(self):
-        return self._fix.expire(self.stale_ms)
+        """The shared Fix, its position marked not current (valid False, counted in expired) when its
+        last update is older than stale_ms (the receiver went silent or kept repeating an old fix)."""
+        f = self._fix
+        if f.valid and f.ticks is not None and ticks_diff(ticks_ms(), f.ticks) > self.stale_ms:
+            f.valid = False
+            f.expired += 1
+        return f
 
     def start(self):
         """Start run() as a task (inside a running event loop); returns it."""

@@ -31,8 +31,8 @@ def parse_cgpsinfo(text, fix, fields=None):
     if not fr.copy(text, start, b"\r\n") or fr.count < 8:
         fix.rejected += 1
         return False
-    lat = fr.latlon(0, 1, 90)
-    lon = fr.latlon(2, 3, 180)
+    lat = fr.latlon(0, 90)
+    lon = fr.latlon(2, 180)
     has_d = fr.date(4)
     has_t = fr.time(5)
     alt = fr.num(6)

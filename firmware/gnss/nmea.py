@@ -126,8 +126,8 @@ class NMEAParser:
                 return -1
             has_t = fr.time(1)
             status = fr.char(2)
-            lat = fr.latlon(3, 4, 90)
-            lon = fr.latlon(5, 6, 180)
+            lat = fr.latlon(3, 90)
+            lon = fr.latlon(5, 180)
             kn = fr.num(7)
             course = fr.num(8)
             has_d = fr.date(9)
@@ -140,8 +140,8 @@ class NMEAParser:
             if fr.count < 10:
                 return -1
             has_t = fr.time(1)
-            lat = fr.latlon(2, 3, 90)
-            lon = fr.latlon(4, 5, 180)
+            lat = fr.latlon(2, 90)
+            lon = fr.latlon(4, 180)
             q = fr.uint(6)
             sats = fr.uint(7)
             hdop = fr.num(8)
@@ -196,7 +196,7 @@ class UartGnss(GnssSource):
         self.poll_ms = poll_ms
         self.buf = bytearray(chunk)
         self.bytes_in = 0
-        self.last_rx_ms = None  # ticks of the last byte received
+        self.ticks = None  # ticks_ms of the last byte received (None: nothing yet)
         self.error = None  # the exception that ended run() (a closed or broken stream)
 
     def poll(self):
@@ -204,7 +204,7 @@ class UartGnss(GnssSource):
         n = self.stream.readinto(self.buf)
         if n:
             self.bytes_in += n
-            self.last_rx_ms = self.clock.ticks_ms()
+            self.ticks = self.clock.ticks_ms()
             self.parser.feed(self.buf, n)
         return n or 0
 
@@ -222,6 +222,6 @@ class UartGnss(GnssSource):
 
     def silent_ms(self):
         """ms since the last byte (None if nothing was ever received): a dead-module check."""
-        if self.last_rx_ms is None:
+        if self.ticks is None:
             return None
-        return self.clock.since(self.last_rx_ms)
+        return self.clock.since(self.ticks)

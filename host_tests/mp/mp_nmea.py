@@ -458,9 +458,9 @@ def test_field_reader_numbers_times_and_dates():
     fr = FieldReader(bytearray(96), 16)
     assert fr.copy("4851.417800,N,00221.213400,W,-21.30,+0.5,.5,7.,123519.5678,123519,290224,290223", 0)
     assert fr.count == 12 and not fr.errors
-    lat = fr.latlon(0, 1, 90)
+    lat = fr.latlon(0, 90)
     assert abs(lat - (48 + 51.4178 / 60)) < 1e-5, lat  # six fraction digits (the modem's form) stay exact
-    assert abs(fr.latlon(2, 3, 180) + (2 + 21.2134 / 60)) < 1e-5
+    assert abs(fr.latlon(2, 180) + (2 + 21.2134 / 60)) < 1e-5
     assert abs(fr.num(4) + 21.3) < 1e-6 and fr.num(5) == 0.5 and fr.num(6) == 0.5 and fr.num(7) == 7.0
     assert fr.time(8) and (fr.hour, fr.minute, fr.second, fr.ms) == (12, 35, 19, 567)
     assert fr.time(9) and fr.ms == 0
@@ -471,8 +471,8 @@ def test_field_reader_numbers_times_and_dates():
         assert fr.copy(bad, 0) and fr.num(0) is None and fr.errors, bad
     for bad in ("12:35:19", "1235.19", "+12351", "123519.5.1", "123519.5x", "246000"):
         assert fr.copy(bad, 0) and fr.time(0) is None and fr.errors, bad
-    assert fr.copy("-4851.4178,N", 0) and fr.latlon(0, 1, 90) is None and fr.errors  # sign in a latitude
-    assert fr.copy("4861.0000,N", 0) and fr.latlon(0, 1, 90) is None and fr.errors  # 61 minutes
-    assert fr.copy("4851.4178,E", 0) and fr.latlon(0, 1, 90) is None and fr.errors  # wrong hemisphere
+    assert fr.copy("-4851.4178,N", 0) and fr.latlon(0, 90) is None and fr.errors  # sign in a latitude
+    assert fr.copy("4861.0000,N", 0) and fr.latlon(0, 90) is None and fr.errors  # 61 minutes
+    assert fr.copy("4851.4178,E", 0) and fr.latlon(0, 90) is None and fr.errors  # wrong hemisphere
     assert fr.copy(",,", 0) and fr.num(0) is None and fr.time(1) is None and fr.date(2) is None and not fr.errors
     assert fr.date(None, 150324) and (fr.year, fr.month, fr.day) == (2024, 3, 15)  # the integer form ($GNIFO)
