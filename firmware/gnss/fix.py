@@ -158,12 +158,6 @@ class Fix:
     def has_position(self):
         return self.valid and self.lat is not None and self.lon is not None
 
-    def datetime(self):
-        """(year, month, day, hour, minute, second) or None when date or time is unknown."""
-        if self.year is None or self.hour is None:
-            return None
-        return (self.year, self.month, self.day, self.hour, self.minute, self.second)
-
     def __repr__(self):
         return "<Fix valid=%s lat=%s lon=%s alt=%s kmh=%s course=%s sats=%s hdop=%s epoch=%s>" % (
             self.valid, self.lat, self.lon, self.alt, self.speed_kmh, self.course, self.sats, self.hdop, self.epoch)

@@ -70,8 +70,8 @@ class CellularPublisher(Publisher):
         mq._set_down("modem rebooted (RDY)")
         mq.started = mq.acquired = False
 
-    def _on_state(self, up, why):
-        if not up and self.log:
+    def _on_state(self, connected, why):  # Cmqtt.on_state's cb(connected, why)
+        if not connected and self.log:
             self.log.warn("MQTT down: %s", why)
 
     def connected(self):

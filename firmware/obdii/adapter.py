@@ -7,9 +7,9 @@ from core.compat import DEFAULT_CLOCK
 from obdii.elm import ElmError, ElmTimeout, ObdError, eol, hex_bytes
 
 # Co-processor "ATI" version (e.g. "OBD2USART V1.4" -> devType 14) to ONE+ model
-# (Freematics telelogger dashboard.js): the letter of devType 11, 12, ... 16 (one string: no
-# interned names for the letters).
-COPROC_MODELS = "ABBBHA"
+# (Freematics telelogger dashboard.js): the letter of devType 11, 12, ... 16 (bytes: a short str
+# literal would be an interned name, and so would each letter of a dict).
+COPROC_MODELS = b"ABBBHA"
 
 
 def parse_devtype(text):
@@ -48,7 +48,7 @@ async def device_type(obd, tries=3):
         for ln in lines:
             t = parse_devtype(ln)
             if t:
-                return t, COPROC_MODELS[t - 11] if 11 <= t <= 16 else None, ln
+                return t, chr(COPROC_MODELS[t - 11]) if 11 <= t <= 16 else None, ln
         last = "\r".join(lines)
     if isinstance(last, str):
         return 0, None, last

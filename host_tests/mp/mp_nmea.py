@@ -19,6 +19,13 @@ NOFIX_GGA = b"$GPGGA,081420.000,,,,,0,0,,,M,,M,,*47\r\n"
 NOFIX_RMC = b"$GNRMC,081420.000,V,,,,,0.00,340.16,260514,,,N*58\r\n"
 
 
+def _datetime(f):
+    """(year, month, day, hour, minute, second) of a Fix, or None when its date or time is unknown."""
+    if f.year is None or f.hour is None:
+        return None
+    return (f.year, f.month, f.day, f.hour, f.minute, f.second)
+
+
 def _fixture_dir():
     # the MicroPython runner imports this module precompiled from a cache dir; the project root
     # is on sys.path on both runtimes
@@ -67,7 +74,7 @@ def test_gga_and_vtg_fields():
     assert _close(f.hdop, 0.9) and _close(f.alt, 545.4)
     assert _close(f.course, 54.7) and _close(f.speed_kmh, 10.2)
     assert f.epoch is None  # time only, no date yet
-    assert f.datetime() is None
+    assert _datetime(f) is None
 
 
 def test_south_and_west_are_negative():
@@ -254,7 +261,7 @@ def test_ublox_fixture_values():
     assert _close(f.lat, 44 + 4.13951 / 60) and _close(f.lon, -(121 + 18.85376 / 60))
     assert _close(f.alt, 1141.4) and _close(f.hdop, 1.12) and _close(f.speed_kmh, 0.091)
     assert f.course is None  # VTG course empty while almost stationary
-    assert f.datetime() == (2015, 3, 18, 17, 19, 42)
+    assert _datetime(f) == (2015, 3, 18, 17, 19, 42)
 
 
 # --- sources -------------------------------------------------------------------------------
@@ -309,7 +316,7 @@ async def test_modem_gnss_start_urc_stop():
     assert f.valid and f.has_position()
     assert _close(f.lat, 31 + 13.343286 / 60, 1e-9) and _close(f.lon, 121 + 21.234064 / 60, 1e-9)
     assert _close(f.alt, 44.1) and f.speed_kmh == 0.0 and f.course == 0.0
-    assert f.datetime() == (2011, 3, 25, 7, 28, 9) and f.ms == 300
+    assert _datetime(f) == (2011, 3, 25, 7, 28, 9) and f.ms == 300
     at.urc("+CGPSINFO: 3113.343286,S,12121.234064,W,250311,072810.3,44.1,10.0,")
     assert f.lat < 0 and f.lon < 0 and f.course is None and _close(f.speed_kmh, 18.52)
     at.urc("+CGPSINFO: 3113.3x3286,N,12121.234064,E,250311,072809.3,44.1,0.0,0")
@@ -355,7 +362,7 @@ async def test_coproc_gnss():
     assert f.valid and _close(f.lat, 31.222389) and _close(f.lon, 121.353901)
     assert _close(f.alt, 44.1) and _close(f.speed_kmh, 10 * 1.852) and _close(f.course, 90.5)
     assert f.sats == 9 and f.hdop == 12
-    assert f.datetime() == (2011, 3, 25, 7, 28, 9) and f.ms == 300
+    assert _datetime(f) == (2011, 3, 25, 7, 28, 9) and f.ms == 300
     assert await g.poll()  # date without leading zero: 05/03/2011
     assert (f.day, f.month) == (5, 3) and f.lat < 0 and _close(f.alt, -5.1)
     assert not await g.poll() and f.rejected == 1
