@@ -1,9 +1,10 @@
 # The SIM7600 GNSS's switching, the rare path of gnss.modem.ModemGnss (at boot, after a module
 # restart, standby): imported for the call and dropped again on the device.
+from core.compat import const
 from gnss.fix import GnssError
 
 # SIM7600 AT manual: AT+CVAUXV takes millivolts (1700..3050; the "61" form is the SIM5360's)
-ANTENNA_MV = 3050
+_ANTENNA_MV = const(3050)
 
 
 async def enable(src):
@@ -13,7 +14,7 @@ async def enable(src):
     t = src.timeout_ms
     src._boots = src._reboots()
     if src.antenna_power:
-        for c in ("AT+CVAUXV=%d" % ANTENNA_MV, "AT+CVAUXS=1"):
+        for c in ("AT+CVAUXV=%d" % _ANTENNA_MV, "AT+CVAUXS=1"):
             try:
                 await at.cmd(c, timeout_ms=t)
             except Exception:

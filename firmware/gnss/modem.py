@@ -1,20 +1,9 @@
 # The SIM7600's own GNSS through the AT engine: AT+CGPS=1,1, then +CGPSINFO reports every
 # interval_s seconds (URCs), with an AT+CGPSINFO poll when they do not come. Switching it on and
 # off (AT+CGPS..., rare) is gnss/cgps.py, imported for the call.
-import sys
-
+from core.errors import lookup
 from gnss.fields import FieldReader
 from gnss.fix import KNOT_KMH, GnssError, GnssSource  # noqa: F401 - GnssError re-exported
-
-
-def _cgps(fn, s):
-    from gnss import cgps
-
-    if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
-        from core.unload import forget
-
-        forget("gnss.cgps")
-    return getattr(cgps, fn)(s)
 
 
 def parse_cgpsinfo(text, fix, fields=None):
@@ -96,10 +85,10 @@ class ModemGnss(GnssSource):
     power_on = restart  # the standby hook's name (telelogger/standby.py calls it after wake)
 
     def enable(self):
-        return _cgps("enable", self)
+        return lookup("gnss.cgps", "enable", self)  # imported for the call, dropped again
 
     def off(self):
-        return _cgps("off", self)
+        return lookup("gnss.cgps", "off", self)
 
     async def state(self):
         """AT+CGPS?: the text after "+CGPS:" ("1,1" on, "0" off), or None (run() asks it whenever
