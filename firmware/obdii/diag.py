@@ -1,7 +1,7 @@
 # OBD-II diagnostics, the rare path: VIN (mode 09 PID 02) and DTCs (modes 03/07/0A), with the
 # ISO-TP multi-frame reassembly they need and the decoding of their bytes. Obd.vin()/dtcs() import
 # this for the call (dropped from sys.modules afterwards on the device); obdii/dtc.py keeps the
-# decoders' old module name for tools.
+# decoders' old module name for tools, with dtc_code (text -> raw code: tools only).
 from core.compat import const, hexval
 from obdii.elm import ElmError, ElmNoData, ObdError, eol, hex_bytes
 
@@ -11,22 +11,10 @@ _VIN_LEN = const(17)
 
 # -- decoding (inputs: the assembled reply payload, bytes from the service byte on) -----------------
 def dtc_str(code):
-    """A 16-bit raw DTC -> "P0133". SAE J2012: the two top bits select the system letter (P C B U),
-    then a digit 0-3 and three hex digits: the low 14 bits as four hex digits."""
+    """A 16-bit raw DTC -> "P0133" (obdii.dtc.dtc_code is the inverse). SAE J2012: the two top bits
+    select the system letter (P C B U), then a digit 0-3 and three hex digits: the low 14 bits as
+    four hex digits."""
     return "%c%04X" % (b"PCBU"[code >> 14], code & 0x3FFF)
-
-
-def dtc_code(text):
-    """Inverse of dtc_str: "C0123" -> 0x4123 (the 16-bit raw code)."""
-    if len(text) != 5:
-        raise ValueError("DTC %r: expected a letter and 4 hex digits" % (text,))
-    hi = b"PCBU".find(text[0].upper().encode())
-    if hi < 0:
-        raise ValueError("DTC %r: the letter must be one of P, C, B, U" % (text,))
-    d = int(text[1], 16)
-    if d > 3:
-        raise ValueError("DTC %r: second character must be 0-3" % (text,))
-    return (hi << 14) | (d << 12) | int(text[2:], 16)
 
 
 def decode_dtcs(payload, off, end, out=None):
