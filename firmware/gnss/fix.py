@@ -6,7 +6,7 @@
 #
 # GnssSource, the contract of every source (UartGnss, ModemGnss, CoprocGnss), one shared Fix:
 #   src.fix()        -> the Fix, updated in place; its position is current (valid) only while
-#                       reports keep coming: no fresh one for stale_ms (STALE_MS, 10 s, or three
+#                       reports keep coming: no fresh one for stale_ms (10 s, or three
 #                       report periods when longer) and fix() marks it invalid. (0,0) positions
 #                       and jumps (JumpFilter, on by default) are never taken.
 #   await src.run()  the source's whole life as one task: switch the receiver on, read or poll
@@ -19,10 +19,10 @@
 #   await src.off()  switch the receiver off (standby); a later run()/restart() switches it on.
 import asyncio
 
-from core.compat import DEFAULT_CLOCK, ticks_diff, ticks_ms
+from core.compat import DEFAULT_CLOCK, const, ticks_diff, ticks_ms
 
 KNOT_KMH = 1.852
-STALE_MS = 10000  # a position with no fresh report for this long is not current (GnssSource.fix)
+_STALE_MS = const(10000)  # a position with no fresh report for this long is not current (GnssSource.stale_ms)
 
 
 class GnssError(Exception):
@@ -168,7 +168,7 @@ class GnssSource:
     is given explicitly), else a new one; jump_filter True (the default) = JumpFilter(), None =
     none. log: anything with warn(fmt, *args) (core log contract); None: counters only."""
 
-    stale_ms = STALE_MS
+    stale_ms = _STALE_MS
 
     def __init__(self, fix=None, jump_filter=True, clock=None, log=None):
         if jump_filter is True:

@@ -16,21 +16,17 @@ import sys
 _cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the configured ones)
 
 
-def _table():
-    from obdii import pidtable
-
-    if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
-        from core.unload import forget
-
-        forget("obdii.pidtable")
-    return pidtable
-
-
 def entry(pid):
     """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or None."""
     e = _cache.get(pid)
     if e is None:
-        e = _table().row(pid) or 0
+        from obdii import pidtable
+
+        if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
+            from core.unload import forget
+
+            forget("obdii.pidtable")
+        e = pidtable.row(pid) or 0
         if len(_cache) >= 32:
             _cache.clear()
         _cache[pid] = e
@@ -42,7 +38,9 @@ def info(pid):
     e = entry(pid)
     if e is None:
         return None
-    return (e[0], e[1], e[2], _table().FORMULAS[e[3]], e[4], e[5], e[6])
+    from obdii import pidtable  # (tools: the table module stays imported)
+
+    return (e[0], e[1], e[2], pidtable.FORMULAS[e[3]], e[4], e[5], e[6])
 
 
 def decode(pid, data, off, n):

@@ -3,7 +3,7 @@
 
 from core.compat import sleep_ms, ticks_add, ticks_ms
 from fakestream import BufferStream
-from gnss.fix import STALE_MS, Fix
+from gnss.fix import Fix, GnssSource
 from gnss.nmea import NMEAParser
 from gnss.sources import CoprocGnss, ModemGnss, UartGnss, parse_cgpsinfo
 from nmeatools import sentence
@@ -164,7 +164,7 @@ def test_a_stale_position_is_not_current():
     g.parser.feed(sentence("GPRMC,101500,A,4851.3931,N,00220.2933,E,0.0,0.0,011226,,,A"))
     f = g.fix()
     assert f.valid and f.has_position() and f.expired == 0
-    f.ticks = ticks_add(ticks_ms(), -(STALE_MS + 1))  # no fresh sentence for longer than the bound
+    f.ticks = ticks_add(ticks_ms(), -(GnssSource.stale_ms + 1))  # no fresh sentence for longer than the bound
     assert not g.fix().valid and not g.fix().has_position() and f.expired == 1
     g.parser.feed(sentence("GPRMC,101511,A,4851.3931,N,00220.2933,E,0.0,0.0,011226,,,A"))
     assert g.fix().valid
@@ -173,7 +173,7 @@ def test_a_stale_position_is_not_current():
 def test_modem_position_goes_stale_without_reports():
     g = ModemGnss(FakeAT())
     assert g.feed(PARIS) and g.fix().valid
-    g._fix.ticks = ticks_add(ticks_ms(), -(STALE_MS + 1))
+    g._fix.ticks = ticks_add(ticks_ms(), -(GnssSource.stale_ms + 1))
     assert not g.fix().valid
 
 
@@ -190,7 +190,7 @@ async def test_coproc_repeating_the_same_fix_does_not_keep_it_current():
     u = g.fix().updates
     assert not await g.poll()  # same date and time: the same fix again
     assert g.fix().updates == u and g.fix().ignored == 1
-    g._fix.ticks = ticks_add(ticks_ms(), -(STALE_MS + 1))
+    g._fix.ticks = ticks_add(ticks_ms(), -(GnssSource.stale_ms + 1))
     assert not g.fix().valid
     reply = "$GNIFO,11226,10150100,48856550,2347220,3500,0,0,9,12"
     assert await g.poll() and g.fix().valid
@@ -304,6 +304,6 @@ async def test_modem_gnss_on_the_real_engine_comes_back_after_rdy():
 
 
 def test_stale_bound_covers_slow_report_periods():
-    assert ModemGnss(FakeAT()).stale_ms == STALE_MS
+    assert ModemGnss(FakeAT()).stale_ms == GnssSource.stale_ms == 10000
     assert ModemGnss(FakeAT(), interval_s=30).stale_ms == 90000
     assert CoprocGnss(None, period_ms=5000).stale_ms == 15000
