@@ -48,7 +48,8 @@ async def device_type(obd, tries=3):
         for ln in lines:
             t = parse_devtype(ln)
             if t:
-                return t, chr(COPROC_MODELS[t - 11]) if 11 <= t <= 16 else None, ln
+                # (a slice, decoded: chr() would intern the letter)
+                return t, COPROC_MODELS[t - 11 : t - 10].decode() if 11 <= t <= 16 else None, ln
         last = "\r".join(lines)
     if isinstance(last, str):
         return 0, None, last

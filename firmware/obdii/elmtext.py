@@ -42,7 +42,7 @@ def error(text):
     for ln in text.split("\r"):
         for row in rows:
             m = row[:18].rstrip()
-            how = ord(row[18])  # '.' 46, '=' 61, 'E' 69
+            how = ord(row[18:19])  # '.' 46, '=' 61, 'E' 69 (a slice: row[18] would intern the letter)
             if (ln == m) if how == 61 else (ln.startswith(m) and (how == 46 or "ERROR" in ln)):
                 return m, row[20:]
     return None
