@@ -73,7 +73,7 @@ class CoprocCheck:
 
     def board_for(self, devtype, letter):
         """Board name for a devType: the boards/*.json that list it (host checkout or /boards on
-        the device), else the co-processor model letter (obdii.elm.COPROC_MODELS)."""
+        the device), else the co-processor model letter (obdii.adapter.COPROC_MODELS, bytes)."""
         try:
             from board import desc as bdesc
 
