@@ -6,6 +6,8 @@ from loopfakes import Codec, FakeObd, FakeGnss, GatePublisher, MemStore, cfg, ma
 from fakepub import FakePublisher
 from telelogger import status
 
+UNSAVED_MAX = 16  # records kept in RAM while the flash refuses writes (telelogger/loop.py _UNSAVED_MAX)
+
 
 
 async def test_pid_intervals_and_supported():
@@ -140,7 +142,7 @@ def test_flash_full_keeps_records_in_ram_in_order_and_counts_overflow():
 
     from loopfakes import make
 
-    from telelogger import loop, status
+    from telelogger import status
 
     t, clk, pub, store, obd = make()
     real = store.append
@@ -152,7 +154,7 @@ def test_flash_full_keeps_records_in_ram_in_order_and_counts_overflow():
         return real(rec, sync)
 
     store.append = append
-    n = loop.UNSAVED_MAX + 3
+    n = UNSAVED_MAX + 3
     for i in range(n):
         t.sample(0x10C, 1000 + i)
         try:
@@ -160,7 +162,7 @@ def test_flash_full_keeps_records_in_ram_in_order_and_counts_overflow():
             raise AssertionError("append on a full flash must raise")
         except OSError:
             pass
-    assert store.recs == [] and len(t.unsaved) == loop.UNSAVED_MAX
+    assert store.recs == [] and len(t.unsaved) == UNSAVED_MAX
     assert t.counters["store_errors"] == n and t.counters["unsaved_dropped"] == 3
     st = status.status(t)
     assert st["unsaved_dropped"] == 3 and st["store_errors"] == n
