@@ -4,9 +4,9 @@ import json
 from telelogger.tasks import RUN, acall, unload
 from telelogger.sampler import K_BATTERY, K_SIGNAL
 
-# A task silent for longer than this stops the watchdog feeding (the board's WDT then resets).
-# The sender may legitimately sit in CellularPublisher.connect()'s bounded retries for minutes.
-BEAT_STALE_MS = {"record": 120000, "standby": 120000, "send": 900000}
+# A task silent for longer than this stops the watchdog feeding (the board's WDT then resets): the
+# record and standby polls 120 s, the sender 900 s (it may legitimately sit in
+# CellularPublisher.connect()'s bounded retries for minutes), any other task 300 s (wdt_task).
 
 
 def status(t):
@@ -26,10 +26,11 @@ def status(t):
     }
 
 
-async def publish_status(t, extra=None):
+async def publish_status(t, data=None):
+    """Publishes status(t), updated with the dict `data` when given (standby_io: standby, heartbeat)."""
     st = status(t)
-    if extra:
-        st.update(extra)
+    if data:
+        st.update(data)
     async with t.lock:
         await t.pub.publish(t.t_status, json.dumps(st).encode(), 1)
     t.counters["status"] += 1
@@ -48,7 +49,7 @@ async def status_task(t):
             except MemoryError:
                 raise
             except Exception as e:
-                t.note("debug", "status: %s", e)
+                t.note("debug", "status not published: %s", e)
         if t.ota_trial_ms is not None and t.now() >= t.ota_trial_ms:  # on trial, never healthy: reset
             t.ota_trial_ms = None
             t.note("error", "ota: build on trial not healthy within %d s: resetting", t.now() // 1000)
@@ -112,7 +113,8 @@ async def wdt_task(t):
         fresh = True
         if t.state == RUN:
             for name in t.beats:
-                if now - t.beats[name] > BEAT_STALE_MS.get(name, 300000):
+                if now - t.beats[name] > (900000 if name == "send" else 120000 if name in ("record", "standby")
+                                          else 300000):  # the limits above
                     fresh = False
                     t.note("error", "task %s silent for %d ms: letting the watchdog fire", name, now - t.beats[name])
         if fresh and t.wdt is not None:
