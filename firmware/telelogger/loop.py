@@ -15,6 +15,11 @@ from net.publisher import backoff_ms
 from telelogger.sampler import Pid
 from telelogger.tasks import FLUSH, RUN, STANDBY, guarded, unload  # noqa: F401 - the run states, importable from here too
 
+# telelogger/loopinit.py still imports guarded from telelogger.memfault (now a re-export of tasks.py):
+# imported here so that it is preloaded with the loop, not left behind by the boot half. Once loopinit
+# imports it from telelogger.tasks, this line and memfault.py go (3 names fewer).
+import telelogger.memfault  # noqa: E402, F401
+
 # const(): inlined by MicroPython, no name on the heap (tests use the documented values).
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
 # STATIONARY_TIME_TABLE {10, 60} s): (stationary ms, record interval multiplier), longest first.
