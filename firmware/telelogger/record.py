@@ -101,24 +101,31 @@ def scale(v, dp):
     raise ValueError("cannot encode value of type %s" % type(v).__name__)
 
 
-_dps = None  # type: dict | None  # key -> decimal places, from keys.KEYS; None entry: UNKNOWN_FLOAT_DP
+# Decimal places of the known keys (keys.KEYS: all below 0x200, OBD PIDs 0x100|pid), read once into
+# one bytearray of 0x201 bytes (half the heap of a dict of them): _dps[key] for key < 0x200, 255 for a
+# key the table does not have; _dps[0x200]: keys.UNKNOWN_FLOAT_DP.
+_NKEYS = const(0x200)
+_dps = None  # type: bytearray | None
 
 
 def dp_of(key):
     """Decimal places of a known key (keys.KEYS), or None for unknown keys. The table is read
-    once into a small dict of ints and keys.py is unloaded again."""
+    once into a bytearray (_dps above) and keys.py is unloaded again."""
     global _dps
     if _dps is None:
         from telelogger import keys
 
-        d = {}
+        d = bytearray(_NKEYS + 1)
+        for k in range(_NKEYS):
+            d[k] = 255
         for k in keys.KEYS:
             d[k] = keys.KEYS[k][1]
-        d[None] = keys.UNKNOWN_FLOAT_DP
+        d[_NKEYS] = keys.UNKNOWN_FLOAT_DP
         _dps = d
         del keys
         unload("keys")
-    return _dps.get(key)
+    dp = _dps[key] if 0 <= key < _NKEYS else 255
+    return None if dp == 255 else dp
 
 
 # ---------------------------------------------------------------- records
@@ -152,7 +159,7 @@ def encode_record(ts_ms, utc, samples, boot=0):
             dp = 0
             for x in vals:
                 if isinstance(x, float):
-                    dp = _dps[None]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
+                    dp = _dps[_NKEYS]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
                 elif isinstance(x, str):
                     d = x.find(".")  # the decimals a decimal string has
                     d = 0 if d < 0 else len(x) - d - 1
