@@ -28,14 +28,13 @@ _K_HDOP = const(0x12)
 
 class Pid:
     """One configured OBD PID and its schedule: interval_ms, due_ms (loop ms of the next read),
-    fails (consecutive failures: back-off), reads and errors (totals, for the status)."""
+    fails (consecutive failures: back-off) and errors (total, for the status's pid_errors)."""
 
     def __init__(self, pid, interval_ms, due_ms=0):
         self.pid = pid
         self.interval_ms = interval_ms
         self.due_ms = due_ms
         self.fails = 0
-        self.reads = 0
         self.errors = 0
 
 
@@ -57,7 +56,6 @@ async def read_pid(t, p, now):
         p.due_ms = now + min(iv << min(p.fails, 6), max(_OBD_BACKOFF_MAX_MS, iv))
         return False
     p.fails = 0
-    p.reads += 1
     t.counters["obd_reads"] += 1
     t.sample(_K_OBD | p.pid, v)
     if p.pid == _PID_SPEED:

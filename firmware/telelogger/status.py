@@ -37,15 +37,29 @@ async def publish_status(t, data=None):
 
 
 async def status_task(t):
-    first = True  # the first acked status of this boot marks the build healthy (OTA trial, healthy())
+    first = True  # the first acked status of this boot marks the build healthy (OTA trial, below)
     while True:
         await t.sleep(t.status_ms)
         if t.state == RUN and t.pub.connected():
             try:
                 await publish_status(t)
                 if first:
+                    # the build connected and published a status (PUBACK): otaboot.mark_healthy() (imported,
+                    # called, dropped) ends a trial; t.ota_info is read again for the status
                     first = False
-                    healthy(t)
+                    from telelogger import otaboot
+
+                    root = getattr(t, "ota_root", "/")
+                    try:
+                        if otaboot.mark_healthy(root):
+                            t.note("info", "ota: version %d marked healthy", t.ota_info["ver"] if t.ota_info else 0)
+                        t.ota_trial_ms = None
+                        t.ota_info = otaboot.info(root)
+                    except OSError as e:
+                        t.note("error", "ota: mark_healthy: %s", e)
+                    finally:
+                        otaboot = None
+                        unload("otaboot")
             except MemoryError:
                 raise
             except Exception as e:
@@ -72,24 +86,6 @@ async def reboot(t):
         pass
     if t.board is not None and hasattr(t.board, "reset"):
         await acall(t.board.reset)
-
-
-def healthy(t):
-    """The build connected and published a status (PUBACK): otaboot.mark_healthy() (imported, called,
-    dropped) ends a trial; t.ota_info is read again for the status."""
-    from telelogger import otaboot
-
-    root = getattr(t, "ota_root", "/")
-    try:
-        if otaboot.mark_healthy(root):
-            t.note("info", "ota: version %d marked healthy", t.ota_info["ver"] if t.ota_info else 0)
-        t.ota_trial_ms = None
-        t.ota_info = otaboot.info(root)
-    except OSError as e:
-        t.note("error", "ota: mark_healthy: %s", e)
-    finally:
-        otaboot = None
-        unload("otaboot")
 
 
 async def vehicle_task(t):
