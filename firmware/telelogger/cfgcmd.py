@@ -6,6 +6,7 @@
 import json
 import os
 
+from core.compat import const
 from telelogger.tasks import unload
 
 # config key -> the Telelogger attribute the loop reads each cycle (so a new value applies at the
@@ -34,9 +35,9 @@ LIVE_STANDBY = {
 }
 # read from t.cfg where they are used (telelogger/vehicle.py, the next command), or handled below
 LIVE_OTHER = ("obd.dtc_interval_s", "obd.pids", "intervals.record_ms", "commands.window_s")
-LEAVES = ("obd.pids",)  # objects that are one value (replaced as a whole)
-NOT_CONFIG = ("secrets", "config_path")
-RESTART = "applies at next restart (reboot command or power cycle)"
+_LEAVES = const(("obd.pids",))  # objects that are one value (replaced as a whole)
+_NOT_CONFIG = const(("secrets", "config_path"))
+_RESTART = const("applies at next restart (reboot command or power cycle)")
 
 
 def path_of(t):
@@ -54,7 +55,7 @@ def path_of(t):
 
 def _no_secret(key):
     top = key.split(".")[0]
-    if top in NOT_CONFIG:
+    if top in _NOT_CONFIG:
         raise ValueError("%s: secrets are not config (secrets.json is changed over USB only, never remotely)" % key)
 
 
@@ -75,7 +76,7 @@ async def get(t, args):
         _no_secret(key)
         out = {"key": key, "value": _at(c, key)}
     else:
-        out = {"config": dict((k, c[k]) for k in c if k not in NOT_CONFIG)}
+        out = {"config": dict((k, c[k]) for k in c if k not in _NOT_CONFIG)}
     note = getattr(t, "cfg_note", None)
     if note and note["restart"]:
         out["restart"] = note["restart"]
@@ -125,11 +126,11 @@ def _set(d, key, v):
 def _leaves(new, old, prefix, out):
     """Dotted keys whose value differs between two validated configs."""
     for k in new:
-        if not prefix and k in NOT_CONFIG:
+        if not prefix and k in _NOT_CONFIG:
             continue
         key = prefix + k
         a, b = new[k], old.get(k) if isinstance(old, dict) else None
-        if isinstance(a, dict) and isinstance(b, dict) and key not in LEAVES:
+        if isinstance(a, dict) and isinstance(b, dict) and key not in _LEAVES:
             _leaves(a, b, key + ".", out)
         elif a != b:
             out.append(key)
@@ -167,7 +168,7 @@ async def put(t, args):
         unload("schema")
     for key in want:  # the file gets the normalised value ("0c" -> "0C", 12 -> 12.0)
         v = _at(full, key)
-        if not isinstance(v, dict) or key in LEAVES:
+        if not isinstance(v, dict) or key in _LEAVES:
             _set(new, key, v)
     changed = []
     _leaves(full, t.cfg, "", changed)
@@ -194,7 +195,7 @@ async def put(t, args):
                     note["restart"].pop(k)
     out = {"now": now, "restart": later, "unchanged": sorted(same)}
     if later:
-        out["note"] = "%s %s" % (", ".join(sorted(later)), RESTART)
+        out["note"] = "%s %s" % (", ".join(sorted(later)), _RESTART)
     return out
 
 
