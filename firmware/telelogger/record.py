@@ -236,15 +236,6 @@ def _iter_samples(b, i, end):
         yield key, dp, multi, vals
 
 
-def _sample_span(b, i, end):
-    """Length check + count of the samples in b[i:end]."""
-    n = 0
-    while i < end:
-        i = _read_sample(b, i, end, None)[4]
-        n += 1
-    return n
-
-
 # ---------------------------------------------------------------- batches
 
 
@@ -272,18 +263,16 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
     utc_offset_ms: None, an int (UTC ms = mono ms + offset) for records of boot `boot` (all
     monotonic records when boot is None), or a dict {boot: offset}. Monotonic records whose
     boot has no offset stay monotonic (JSON: "ts": null plus "mono" and "boot")."""
-    if fmt == "compact":
-        return _encode_compact(device_id, entries, utc_offset_ms, boot)
     if fmt == "json":
         import sys
 
         from telelogger.encjson import encode_json  # handed this module: importing it there is a circle
 
         return encode_json(device_id, entries, utc_offset_ms, boot, sys.modules[__name__])
-    raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
-
-
-def _encode_compact(device_id, entries, utc_offset_ms, boot):
+    if fmt != "compact":
+        raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
+    # compact (FORMAT.md): magic, version, device id, first seq, base UTC, then per record its kind,
+    # sample count, seq gap, time delta and the record's own samples; CRC32 at the end
     buf = bytearray((BATCH_MAGIC, BATCH_VERSION))
     dev = device_id.encode()
     put_uvarint(buf, len(dev))
@@ -303,7 +292,11 @@ def _encode_compact(device_id, entries, utc_offset_ms, boot):
     for seq, rec, uts, rb, mono, i in _times(entries, utc_offset_ms, boot):
         if seq < expect:
             raise ValueError("seqs must increase: %d after %d" % (seq, expect - 1))
-        n = _sample_span(rec, i, len(rec))
+        n = 0  # the samples of the record (checking their lengths)
+        j = i
+        while j < len(rec):
+            j = _read_sample(rec, j, len(rec), None)[4]
+            n += 1
         gap = seq - expect
         if uts is not None:
             kind = _KIND_UTC
@@ -327,10 +320,5 @@ def _encode_compact(device_id, entries, utc_offset_ms, boot):
             prev_boot = rb
         buf.extend(memoryview(rec)[i:])
         expect = seq + 1
-    put_crc(buf)
+    buf.extend(crc32(buf).to_bytes(4, "little"))  # unsigned on every port we run on
     return bytes(buf)
-
-
-def put_crc(buf):
-    c = crc32(buf) & 0xFFFFFFFF
-    buf.extend(c.to_bytes(4, "little"))
