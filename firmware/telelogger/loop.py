@@ -31,6 +31,11 @@ _UNSAVED_MAX = const(16)
 # OTA chunk messages queued for Telelogger.ota_task: beyond this they are dropped (counted: ota_dropped)
 _OTAQ_MAX = const(3)
 
+# The sample keys whose latest value t.last keeps: what the status (signal, battery) and the host
+# runner's progress line (telelogger/progress.py: rpm, speed, lat, lng too) show. The other keys go
+# only into the record being built (t.pending): no table of every key's latest value on the heap.
+_SHOWN = const((0x10C, 0x10D, 0x0A, 0x0B, 0x24, 0x81))
+
 # UTC the loop believes (issue 11): a GNSS or network time before _UTC_MIN_MS (2024-01-01 00:00 UTC:
 # no build of this firmware is older; raise it with the releases. GPS week-rollover receivers report
 # dates 1024 weeks back, 1999/2006/2019-era) or from _UTC_MAX_MS (2100-01-01) on is refused, and so is a
@@ -168,7 +173,8 @@ class Telelogger:
         if value is None:
             return
         self.pending[key] = value
-        self.last[key] = value
+        if key in _SHOWN:
+            self.last[key] = value
         self.counters["samples"] += 1
 
     def sleep(self, ms):

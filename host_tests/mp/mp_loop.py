@@ -317,3 +317,21 @@ async def test_sync_window_zero_syncs_every_record():
     await clk.advance(5500)
     assert store.pending() >= 5 and store.syncs >= store.pending()
     await stop(t, clk)
+
+
+def test_last_keeps_only_the_shown_keys_every_sample_goes_into_the_record():
+    """t.last holds the latest value of what the status and the progress line show (rpm, speed, lat,
+    lng, battery, signal); every other sample only goes into the record being built."""
+    t, clk, pub, store, obd = make()
+    t.sample(0x10C, 1800)  # rpm
+    t.sample(0x105, 88)  # coolant: recorded, not shown
+    t.sample(0x24, 13.6)  # battery
+    t.sample(0x81, -73)  # signal
+    t.sample(0x0F, 9)  # satellites: recorded, not shown
+    assert t.last == {0x10C: 1800, 0x24: 13.6, 0x81: -73}, t.last
+    st = status.status(t)
+    assert st["voltage"] == 13.6 and st["signal"] == -73
+    t.build_record()
+    assert sorted(k for k, v in json.loads(store.recs[-1][1])[2]) == [0x0F, 0x24, 0x81, 0x105, 0x10C]
+    t.sample(0x10C, 1900)
+    assert t.last[0x10C] == 1900 and t.pending == {0x10C: 1900}
