@@ -147,21 +147,9 @@ class Store:
         need = _HDR + n
         segs = self._segs
         while segs and self.size() + need > self.max_bytes:
-            # full: drop the oldest segment, delivered or not (counted in .dropped)
             if len(segs) == 1:
                 self.close()
-            first = segs[0][0]
-            end = segs[1][0] - 1 if len(segs) > 1 else self._next - 1
-            lost = end - max(first - 1, self.acked)
-            if lost > 0:
-                self.dropped += lost
-            if end > self.acked:
-                self.acked = end
-            self._write_state()  # state first: a crash before the remove leaves an acked segment
-            self.fs.remove(self._p(self._seg_name(first)))
-            segs.pop(0)
-            self._bad.pop(first, None)
-            self._cursor = None
+            self._drop_oldest()
         if self._roll and segs and segs[-1][1] == 0:
             # the failed write was the first of its segment: start that file over (nothing good in it)
             self.close()
@@ -208,6 +196,22 @@ class Store:
         if self._f is not None:
             self._f.close()
             self._f = None
+
+    def _drop_oldest(self):
+        """Full: drops the oldest segment, delivered or not (counted in .dropped). A method of its own:
+        scripts/soak.py's TrackStore overrides it to record what was dropped."""
+        first = self._segs[0][0]
+        end = self._segs[1][0] - 1 if len(self._segs) > 1 else self._next - 1
+        lost = end - max(first - 1, self.acked)
+        if lost > 0:
+            self.dropped += lost
+        if end > self.acked:
+            self.acked = end
+        self._write_state()  # state first: a crash before the remove leaves an acked segment
+        self.fs.remove(self._p(self._seg_name(first)))
+        self._segs.pop(0)
+        self._bad.pop(first, None)
+        self._cursor = None
 
     def _delete_acked(self):
         while self._segs:
