@@ -29,13 +29,13 @@ KEY = "e2e-Key-9fQ2vXz7LmN4rTb8WcY3hJd6"
 
 def test_sample_keys_agree_with_keys_table():
     names = {
-        "_K_TIME": "gps_time", "_K_DATE": "gps_date", "K_LAT": "lat", "_K_LNG": "lng", "_K_ALT": "alt",
+        "_K_TIME": "gps_time", "_K_DATE": "gps_date", "_K_LAT": "lat", "_K_LNG": "lng", "_K_ALT": "alt",
         "_K_SPEED": "gps_speed", "_K_HEADING": "heading", "_K_SATS": "sats", "_K_HDOP": "hdop",
         "K_BATTERY": "battery", "K_SIGNAL": "signal",
     }  # _K_*: const() names MicroPython keeps no global for (CPython does)
     for const, name in names.items():
         assert getattr(sampler, const) == keys.key_of(name), const
-    assert sampler.K_OBD == keys.OBD_BASE
+    assert sampler._K_OBD == keys.OBD_BASE
 
 
 def make_cfg():
@@ -128,7 +128,7 @@ def test_loop_end_to_end(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/dev/ptmx"), reason="needs ptys")
 def test_keys_of_samples_decode_with_names():
-    rec = encode.encode_record(1000, True, [(sampler.K_LAT, -37.8), (keys.OBD_BASE | 0x0C, 1800)])
+    rec = encode.encode_record(1000, True, [(sampler._K_LAT, -37.8), (keys.OBD_BASE | 0x0C, 1800)])
     d = encode.decode_batch(encode.encode_batch("X", [(1, rec)], "json"))
     assert d["recs"][0]["lat"] == -37.8 and d["recs"][0]["rpm"] == 1800
 

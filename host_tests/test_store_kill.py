@@ -11,10 +11,18 @@ import subprocess
 import pytest
 
 from mphost import spawn_mp
-from telelogger import store as S
 from telelogger.store import Store
 
 MAX_BYTES = 65536
+HDR = 11  # the record header (telelogger/FORMAT.md): magic 0xA7, u16 length, u32 seq, u32 CRC32
+
+
+def _hdr(seq, payload):
+    """A record header written from FORMAT.md (not the store's code): the CRC covers bytes 0..6 and the payload."""
+    import binascii
+
+    h = bytes([0xA7, len(payload) & 0xFF, len(payload) >> 8]) + seq.to_bytes(4, "little")
+    return h + binascii.crc32(payload, binascii.crc32(h)).to_bytes(4, "little")
 SEG = 2048
 
 WRITER = r"""
@@ -74,8 +82,8 @@ def _tear(root, rng):
     if not segs:
         return 0
     body = b"t" * rng.randint(1, 60)
-    h = S._hdr(10**9, body)  # a seq no one was given; never fully written
-    cut = rng.randint(1, S.HDR + len(body) - 1)
+    h = _hdr(10**9, body)  # a seq no one was given; never fully written
+    cut = rng.randint(1, HDR + len(body) - 1)
     with open(os.path.join(root, segs[-1]), "ab") as f:
         f.write((h + body)[:cut])
     return cut

@@ -6,37 +6,39 @@
 import json
 import os
 
+from core.compat import const
 from telelogger.tasks import unload
 
-# config key -> the Telelogger attribute the loop reads each cycle (so a new value applies at the
-# next cycle of that task), or (attribute, scale) when the loop keeps it in other units.
-LIVE = {
-    "encoding": "encoding",
-    "gnss.interval_ms": "gnss_ms",
-    "batch.max_records": "batch_max",
-    "batch.max_age_ms": "batch_age_ms",
-    "batch.max_bytes": "payload_max",
-    "queue.sync_ms": "sync_ms",
-    "intervals.battery_ms": "battery_ms",
-    "intervals.signal_ms": "signal_ms",
-    "intervals.status_ms": "status_ms",
-    "intervals.reconnect_min_ms": "backoff_min_ms",
-    "intervals.reconnect_max_ms": "backoff_max_ms",
-    "intervals.wdt_feed_ms": "wdt_ms",
-    "standby.flush_s": ("flush_ms", 1000),
-}
+# (config key, the Telelogger attribute the loop reads each cycle (so a new value applies at the
+# next cycle of that task), or (attribute, scale) when the loop keeps it in other units); const()
+# pairs, no names on the heap (a dict of them is built per config_set, in _apply)
+_LIVE = const((
+    ("encoding", "encoding"),
+    ("gnss.interval_ms", "gnss_ms"),
+    ("batch.max_records", "batch_max"),
+    ("batch.max_age_ms", "batch_age_ms"),
+    ("batch.max_bytes", "payload_max"),
+    ("queue.sync_ms", "sync_ms"),
+    ("intervals.battery_ms", "battery_ms"),
+    ("intervals.signal_ms", "signal_ms"),
+    ("intervals.status_ms", "status_ms"),
+    ("intervals.reconnect_min_ms", "backoff_min_ms"),
+    ("intervals.reconnect_max_ms", "backoff_max_ms"),
+    ("intervals.wdt_feed_ms", "wdt_ms"),
+    ("standby.flush_s", ("flush_ms", 1000)),
+))
 # ... and those the standby rules keep (telelogger/standby.py Standby), the same way
-LIVE_STANDBY = {
-    "standby.voltage_off": ("voltage_off", 1),
-    "standby.voltage_wake": ("voltage_wake", 1),
-    "standby.stationary_s": ("stationary_ms", 1000),
-    "standby.heartbeat_s": ("heartbeat_ms", 1000),
-}
+_LIVE_STANDBY = const((
+    ("standby.voltage_off", ("voltage_off", 1)),
+    ("standby.voltage_wake", ("voltage_wake", 1)),
+    ("standby.stationary_s", ("stationary_ms", 1000)),
+    ("standby.heartbeat_s", ("heartbeat_ms", 1000)),
+))
 # read from t.cfg where they are used (telelogger/vehicle.py, the next command), or handled below
-LIVE_OTHER = ("obd.dtc_interval_s", "obd.pids", "intervals.record_ms", "commands.window_s")
-LEAVES = ("obd.pids",)  # objects that are one value (replaced as a whole)
-NOT_CONFIG = ("secrets", "config_path")
-RESTART = "applies at next restart (reboot command or power cycle)"
+_LIVE_OTHER = const(("obd.dtc_interval_s", "obd.pids", "intervals.record_ms", "commands.window_s"))
+_LEAVES = const(("obd.pids",))  # objects that are one value (replaced as a whole)
+_NOT_CONFIG = const(("secrets", "config_path"))
+_RESTART = const("applies at next restart (reboot command or power cycle)")
 
 
 def path_of(t):
@@ -54,7 +56,7 @@ def path_of(t):
 
 def _no_secret(key):
     top = key.split(".")[0]
-    if top in NOT_CONFIG:
+    if top in _NOT_CONFIG:
         raise ValueError("%s: secrets are not config (secrets.json is changed over USB only, never remotely)" % key)
 
 
@@ -75,7 +77,7 @@ async def get(t, args):
         _no_secret(key)
         out = {"key": key, "value": _at(c, key)}
     else:
-        out = {"config": dict((k, c[k]) for k in c if k not in NOT_CONFIG)}
+        out = {"config": dict((k, c[k]) for k in c if k not in _NOT_CONFIG)}
     note = getattr(t, "cfg_note", None)
     if note and note["restart"]:
         out["restart"] = note["restart"]
@@ -125,11 +127,11 @@ def _set(d, key, v):
 def _leaves(new, old, prefix, out):
     """Dotted keys whose value differs between two validated configs."""
     for k in new:
-        if not prefix and k in NOT_CONFIG:
+        if not prefix and k in _NOT_CONFIG:
             continue
         key = prefix + k
         a, b = new[k], old.get(k) if isinstance(old, dict) else None
-        if isinstance(a, dict) and isinstance(b, dict) and key not in LEAVES:
+        if isinstance(a, dict) and isinstance(b, dict) and key not in _LEAVES:
             _leaves(a, b, key + ".", out)
         elif a != b:
             out.append(key)
@@ -167,7 +169,7 @@ async def put(t, args):
         unload("schema")
     for key in want:  # the file gets the normalised value ("0c" -> "0C", 12 -> 12.0)
         v = _at(full, key)
-        if not isinstance(v, dict) or key in LEAVES:
+        if not isinstance(v, dict) or key in _LEAVES:
             _set(new, key, v)
     changed = []
     _leaves(full, t.cfg, "", changed)
@@ -194,7 +196,7 @@ async def put(t, args):
                     note["restart"].pop(k)
     out = {"now": now, "restart": later, "unchanged": sorted(same)}
     if later:
-        out["note"] = "%s %s" % (", ".join(sorted(later)), RESTART)
+        out["note"] = "%s %s" % (", ".join(sorted(later)), _RESTART)
     return out
 
 
@@ -217,15 +219,15 @@ def _put_cfg(t, key, v):
 
 def _apply(t, key, v):
     """Sets a changed value in the running loop -> True, or False when it waits for a restart."""
-    a = LIVE.get(key)
+    a = dict(_LIVE).get(key)
+    sb = dict(_LIVE_STANDBY).get(key)
     if a is not None:
         if isinstance(a, tuple):
             setattr(t, a[0], v * a[1])
         else:
             setattr(t, a, v)
-    elif key in LIVE_STANDBY:
-        a = LIVE_STANDBY[key]
-        setattr(t.standby, a[0], v * a[1])
+    elif sb is not None:
+        setattr(t.standby, sb[0], v * sb[1])
     elif key == "obd.pids":
         _pids(t, v)
     elif key == "intervals.record_ms":
@@ -233,7 +235,7 @@ def _apply(t, key, v):
     elif key == "commands.window_s":
         if t.commands is not None and hasattr(t.commands, "window_ms"):
             t.commands.window_ms = v * 1000
-    elif key not in LIVE_OTHER:
+    elif key not in _LIVE_OTHER:
         return False
     _put_cfg(t, key, v)
     return True

@@ -5,13 +5,14 @@
 # module only after a MAC matched, and drops it again (telelogger.tasks.unload).
 import json
 
+from core.compat import const
 from telelogger.cmdseal import CommandError
 
-MAX_NEST = 8  # '{' plus '[' characters in a request body (a command needs 2)
+_MAX_NEST = const(8)  # '{' plus '[' characters in a request body (a command needs 2)
 MAX_N = 9007199254740991  # 2**53 - 1: n fits a double, for signers in any language
-MAX_NONCE = 64
-MEMBERS = ("cmd", "args", "n", "ts", "chal", "nonce")
-COUNTER_HELP = "every command is refused until deploy provisions the counter file (FORMAT.md)"
+_MAX_NONCE = const(64)
+_MEMBERS = const(("cmd", "args", "n", "ts", "chal", "nonce"))
+_COUNTER_HELP = const("every command is refused until deploy provisions the counter file (FORMAT.md)")
 
 INTERVAL_TARGETS = ("intervals.battery_ms", "intervals.signal_ms", "intervals.status_ms", "gnss.interval_ms", "batch.max_age_ms")
 # cmd -> {arg: (type, lo, hi, required)}; "target" is a dotted config key (see INTERVAL_TARGETS or obd.pids.XX);
@@ -92,9 +93,9 @@ def check_args(cmd, args, schemas=SCHEMAS):
 
 
 def parse_body(body):
-    """Authentic body bytes -> dict, bounded: ASCII, at most MAX_NEST objects/arrays."""
-    if body.count(b"{") + body.count(b"[") > MAX_NEST:
-        raise CommandError("body: more than %d '{' or '[' (nested too deeply)" % MAX_NEST)
+    """Authentic body bytes -> dict, bounded: ASCII, at most _MAX_NEST objects/arrays."""
+    if body.count(b"{") + body.count(b"[") > _MAX_NEST:
+        raise CommandError("body: more than %d '{' or '[' (nested too deeply)" % _MAX_NEST)
     try:
         s = body.decode()
     except UnicodeError:
@@ -136,7 +137,7 @@ def load_counter(h):
 
 
 def _broken(path, why):
-    return MAX_N, "command counter unreadable (%s: %s): %s" % (path, why, COUNTER_HELP)
+    return MAX_N, "command counter unreadable (%s: %s): %s" % (path, why, _COUNTER_HELP)
 
 
 def save_counter(h, n):
@@ -184,7 +185,7 @@ def check(h, body):
         raise CommandError(h.stats["counter_error"])
     d = parse_body(body)
     for k in d:
-        if k not in MEMBERS:
+        if k not in _MEMBERS:
             raise CommandError("unknown member %s" % json.dumps(k))
     cmd = d.get("cmd")
     schemas = h.schemas or SCHEMAS
@@ -199,8 +200,8 @@ def check(h, body):
         raise CommandError("ts: expected unix seconds (integer)")
     if chal is not None and not isinstance(chal, str):
         raise CommandError("chal: expected the string of a reply")
-    if nonce is not None and (not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE):
-        raise CommandError("nonce: expected a string of 1..%d characters" % MAX_NONCE)
+    if nonce is not None and (not isinstance(nonce, str) or not 0 < len(nonce) <= _MAX_NONCE):
+        raise CommandError("nonce: expected a string of 1..%d characters" % _MAX_NONCE)
     args = d.get("args", {})
     if not isinstance(args, dict):
         raise CommandError("args: expected an object")

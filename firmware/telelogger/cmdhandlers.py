@@ -1,11 +1,13 @@
 # What a remote command does to the running telelogger `t` (commands.CommandHandler checks the
 # signature and the argument types first). Imported with the first command message.
+from core.compat import const
 from telelogger.status import status
 from telelogger.tasks import unload
 
-# set_interval target -> the Telelogger attribute it sets
-_TARGETS = {"intervals.battery_ms": "battery_ms", "intervals.signal_ms": "signal_ms",
-            "intervals.status_ms": "status_ms", "gnss.interval_ms": "gnss_ms", "batch.max_age_ms": "batch_age_ms"}
+# (set_interval target, the Telelogger attribute it sets): const() pairs, no name on the heap
+_TARGETS = const((("intervals.battery_ms", "battery_ms"), ("intervals.signal_ms", "signal_ms"),
+                  ("intervals.status_ms", "status_ms"), ("gnss.interval_ms", "gnss_ms"),
+                  ("batch.max_age_ms", "batch_age_ms")))
 
 
 def limits(target):
@@ -33,7 +35,8 @@ def handlers(t):
     async def set_interval(args):
         target = args["target"]
         ms = int(args["ms"])
-        if not (target.startswith("obd.pids.") or target in _TARGETS):
+        attrs = dict(_TARGETS)
+        if not (target.startswith("obd.pids.") or target in attrs):
             raise ValueError("unknown interval %s" % target)
         lo, hi = limits(target)
         if ms < lo or (hi is not None and ms > hi):
@@ -41,7 +44,7 @@ def handlers(t):
         if target.startswith("obd.pids."):
             t.set_pid_interval(int(target[9:], 16), ms)
         else:
-            setattr(t, _TARGETS[target], ms)
+            setattr(t, attrs[target], ms)
         return {"target": target, "ms": ms}
 
     async def flush(args=None):

@@ -4,13 +4,14 @@
 # telelogger/cmdhandlers.py's. Nothing of this module may stay referenced after run() returns.
 import json
 
+from core.compat import const
 from telelogger.status import reboot  # the reboot after a reply (status.py: a build on trial uses it too)
 from telelogger.tasks import isawait
 
 # Refused messages (unauthenticated, replayed, malformed, or commands off) get at most one reply per
-# REFUSED_REPLY_MS; the others are dropped silently (counted: cmds_unanswered), so that anyone able
+# _REFUSED_REPLY_MS; the others are dropped silently (counted: cmds_unanswered), so that anyone able
 # to publish on the cmd topic cannot make the device publish a (signed) reply per message.
-REFUSED_REPLY_MS = 10000
+_REFUSED_REPLY_MS = const(10000)
 
 
 def command_handler(t):
@@ -49,7 +50,7 @@ async def run(t):
                 reply = json.dumps({"ok": False, "error": str(e)}).encode()
         if refused:
             now = t.now()
-            if t.refused_reply_ms is not None and now - t.refused_reply_ms < REFUSED_REPLY_MS:
+            if t.refused_reply_ms is not None and now - t.refused_reply_ms < _REFUSED_REPLY_MS:
                 t.counters["cmds_unanswered"] += 1
                 continue
             t.refused_reply_ms = now

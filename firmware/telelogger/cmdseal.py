@@ -7,12 +7,14 @@
 from binascii import hexlify, unhexlify
 from hashlib import sha256
 
+from core.compat import const
+
 DOMAIN = b"fm-cmd-v2\n"
 REQ = b"req"
 REP = b"rep"
-TAIL = b',"mac":"'  # a payload ends with TAIL + 64 lowercase hex digits + '"}'
-TAIL_LEN = 74
-MAX_PAYLOAD = 1024  # bytes of a request payload, mac included
+_TAIL = const(b',"mac":"')  # a payload ends with _TAIL + 64 lowercase hex digits + '"}'
+_TAIL_LEN = const(74)
+_MAX_PAYLOAD = const(1024)  # bytes of a request payload, mac included
 
 
 class CommandError(ValueError):
@@ -63,10 +65,10 @@ def seal(pad, pre, body):
     """body: JSON object bytes ending in '}' -> payload with the mac as its last member."""
     if body[-1:] != b"}":
         raise ValueError("a body is a JSON object text ending in }")
-    return body[:-1] + TAIL + hexlify(hmac256(pad, pre, body)) + b'"}'
+    return body[:-1] + _TAIL + hexlify(hmac256(pad, pre, body)) + b'"}'
 
 
-def split(payload, cap=MAX_PAYLOAD):
+def split(payload, cap=_MAX_PAYLOAD):
     """-> (signed body, mac hex) of a payload shaped like a sealed one; raises CommandError
     saying what is wrong. Length checks and slicing only: nothing is parsed."""
     if isinstance(payload, str):
@@ -75,14 +77,14 @@ def split(payload, cap=MAX_PAYLOAD):
     if cap is not None and n > cap:
         raise CommandError("payload of %d bytes: at most %d" % (n, cap))
     payload = bytes(payload)
-    if n < TAIL_LEN + 2 or payload[n - TAIL_LEN : n - 66] != TAIL or payload[n - 2 :] != b'"}':
+    if n < _TAIL_LEN + 2 or payload[n - _TAIL_LEN : n - 66] != _TAIL or payload[n - 2 :] != b'"}':
         raise CommandError('no mac: a payload ends with ,"mac":"<64 hex digits>"} (FORMAT.md)')
     mac = payload[n - 66 : n - 2]
     try:
         unhexlify(mac)
     except ValueError:
         raise CommandError("malformed mac: expected 64 hex digits")
-    return payload[: n - TAIL_LEN] + b"}", mac
+    return payload[: n - _TAIL_LEN] + b"}", mac
 
 
 def verify(pad, pre, body, mac):

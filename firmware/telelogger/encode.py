@@ -5,9 +5,9 @@
 # (encode.decode_batch, .decode_record, .record_samples, .official_text, .official_value and
 # .fmt_scaled still work: they are looked up there on first use).
 from telelogger.record import (_KIND_MONO, _KIND_MONO_BOOT, _KIND_UTC, BATCH_MAGIC, BATCH_VERSION,  # noqa: F401
-                               MAX_VALUES, RECORD_VERSION, FormatError, _encode_compact, _iter_samples,
-                               _read_sample, _record_head, _sample_span, _times, dp_of, encode_batch, encode_record,
-                               get_svarint, get_uvarint, put_crc, put_svarint, put_uvarint, scale)
+                               FormatError, _iter_samples,
+                               _read_sample, _record_head, _times, dp_of, encode_batch, encode_record,
+                               get_svarint, get_uvarint, put_svarint, put_uvarint, scale)
 
 _DECODE_NAMES = ("decode_batch", "decode_record", "record_samples", "official_text", "official_value", "fmt_scaled")
 

@@ -5,34 +5,45 @@
 # outage or a reset loses nothing that was appended (official firmware issues #69/#185).
 # status.py: status, watchdog; cmdrun.py: answering commands (a task started when one arrives;
 # cmdhandlers.py + commands.py: imported with the first); standby.py: when to sleep (standby_io.py:
-# what sleeping does, imported on entry); memfault.py: MemoryError as a handled fault; tasks.py: run
-# states and helpers they all share; loopinit.py: building the Telelogger and starting its tasks
+# what sleeping does, imported on entry); tasks.py: run states, helpers they all share and
+# MemoryError as a handled fault (guarded); loopinit.py: building the Telelogger and starting its tasks
 # (boot only, imported per call).
 import asyncio
 
+from core.compat import const
 from net.publisher import backoff_ms
-from telelogger.memfault import guarded
 from telelogger.sampler import Pid
-from telelogger.tasks import FLUSH, RUN, STANDBY, unload  # noqa: F401 - the run states, importable from here too
+from telelogger.tasks import FLUSH, RUN, STANDBY, guarded, unload  # noqa: F401 - the run states, importable from here too
 
+# telelogger/loopinit.py still imports guarded from telelogger.memfault (now a re-export of tasks.py):
+# imported here so that it is preloaded with the loop, not left behind by the boot half. Once loopinit
+# imports it from telelogger.tasks, this line and memfault.py go (3 names fewer).
+import telelogger.memfault  # noqa: E402, F401
+
+# const(): inlined by MicroPython, no name on the heap (tests use the documented values).
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
 # STATIONARY_TIME_TABLE {10, 60} s): (stationary ms, record interval multiplier), longest first.
-STATIONARY_TIERS = ((60000, 5), (10000, 2))
+_STATIONARY_TIERS = const(((60000, 5), (10000, 2)))
 
 # Records kept in RAM while the flash refuses writes (full): beyond this the oldest is dropped, counted.
-UNSAVED_MAX = 16
+_UNSAVED_MAX = const(16)
 
 # OTA chunk messages queued for Telelogger.ota_task: beyond this they are dropped (counted: ota_dropped)
-OTAQ_MAX = 3
+_OTAQ_MAX = const(3)
 
-# UTC the loop believes (issue 11): a GNSS or network time before UTC_MIN_MS (2024-01-01 00:00 UTC:
+# The sample keys whose latest value t.last keeps: what the status (signal, battery) and the host
+# runner's progress line (telelogger/progress.py: rpm, speed, lat, lng too) show. The other keys go
+# only into the record being built (t.pending): no table of every key's latest value on the heap.
+_SHOWN = const((0x10C, 0x10D, 0x0A, 0x0B, 0x24, 0x81))
+
+# UTC the loop believes (issue 11): a GNSS or network time before _UTC_MIN_MS (2024-01-01 00:00 UTC:
 # no build of this firmware is older; raise it with the releases. GPS week-rollover receivers report
-# dates 1024 weeks back, 1999/2006/2019-era) or from UTC_MAX_MS (2100-01-01) on is refused, and so is a
-# GNSS time more than UTC_AGREE_MS (10 min) away from a network time already known. A refusal is
+# dates 1024 weeks back, 1999/2006/2019-era) or from _UTC_MAX_MS (2100-01-01) on is refused, and so is a
+# GNSS time more than _UTC_AGREE_MS (10 min) away from a network time already known. A refusal is
 # logged once per source and changes nothing: UTC stays unknown (or as it was) until a plausible time.
-UTC_MIN_MS = 1704067200000
-UTC_MAX_MS = 4102444800000
-UTC_AGREE_MS = 600000
+_UTC_MIN_MS = const(1704067200000)
+_UTC_MAX_MS = const(4102444800000)
+_UTC_AGREE_MS = const(600000)
 
 
 def __getattr__(name):
@@ -114,9 +125,9 @@ class Telelogger:
         """The CommandHandler, built on the first command (cmdrun.command_handler: telelogger.commands
         is imported only then); None when commands are off or no hmac_key is configured."""
         if self.commands is None:
-            from telelogger.cmdrun import command_handler
+            from telelogger import cmdrun
 
-            self.commands = command_handler(self)
+            self.commands = cmdrun.command_handler(self)
         return self.commands
 
     # ---- helpers ----
@@ -129,11 +140,11 @@ class Telelogger:
 
     def set_utc(self, utc_ms, gnss=False):
         """Record that `utc_ms` is the UTC time now (from GNSS when gnss, else the network's) -> True;
-        a time refused as implausible (UTC_MIN_MS, UTC_MAX_MS, UTC_AGREE_MS above) -> False."""
+        a time refused as implausible (_UTC_MIN_MS, _UTC_MAX_MS, _UTC_AGREE_MS above) -> False."""
         utc_ms = int(utc_ms)
         off = utc_ms - self.now()
         net = self.net_offset_ms
-        if UTC_MIN_MS <= utc_ms < UTC_MAX_MS and (not gnss or net is None or abs(off - net) <= UTC_AGREE_MS):
+        if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS and (not gnss or net is None or abs(off - net) <= _UTC_AGREE_MS):
             self.utc_offset_ms = off
             if not gnss:
                 self.net_offset_ms = off
@@ -141,10 +152,10 @@ class Telelogger:
         bit = 1 if gnss else 2
         if not self.utc_refused & bit:  # once per source
             self.utc_refused |= bit
-            why = ("%d s from the network's time" % ((off - net) // 1000) if UTC_MIN_MS <= utc_ms < UTC_MAX_MS
+            why = ("%d s from the network's time" % ((off - net) // 1000) if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS
                    else "outside 2024..2099 (a GPS week rollover?)")
-            self.note("warn", "%s time %d s (UTC) refused: %s; UTC stays %s", "GNSS" if gnss else "network",
-                      utc_ms // 1000, why, "unknown" if self.utc_offset_ms is None else "as it was")
+            self.note("warn", "%s time %d s (UTC) refused: %s; %s", "GNSS" if gnss else "network", utc_ms // 1000,
+                      why, "UTC stays unknown" if self.utc_offset_ms is None else "UTC stays as it was")
         return False
 
     def utc_ms(self):
@@ -162,7 +173,8 @@ class Telelogger:
         if value is None:
             return
         self.pending[key] = value
-        self.last[key] = value
+        if key in _SHOWN:
+            self.last[key] = value
         self.counters["samples"] += 1
 
     def sleep(self, ms):
@@ -177,12 +189,12 @@ class Telelogger:
         self.pids.append(Pid(pid, ms, self.now()))
 
     # ---- records ----
-    def build_record(self, force=True):
+    def build_record(self, flush=True):
         """Turn the samples gathered since the last record into one record -> seq of the last record
         stored. Records are written to flash once per queue.sync_ms window with one sync (flash wear:
-        each synced append costs LittleFS about one erase): force=False (the record task) keeps the
-        record in RAM until the window is over; force=True (sending, standby, stopping) writes now.
-        A failed flash write (full, I/O error) keeps the records in RAM (up to UNSAVED_MAX, oldest
+        each synced append costs LittleFS about one erase): flush=False (the record task) keeps the
+        record in RAM until the window is over; flush=True (sending, standby, stopping) writes now.
+        A failed flash write (full, I/O error) keeps the records in RAM (up to _UNSAVED_MAX, oldest
         first out, counted in counters['unsaved_dropped']) and re-raises; the next call stores the kept
         records first, in order."""
         if self.pending:
@@ -197,8 +209,8 @@ class Telelogger:
         seq = None
         u = self.unsaved
         now = self.now()
-        if not u or (not force and self.sync_ms and now - self._synced_ms < self.sync_ms
-                     and len(u) < UNSAVED_MAX):
+        if not u or (not flush and self.sync_ms and now - self._synced_ms < self.sync_ms
+                     and len(u) < _UNSAVED_MAX):
             return seq
         try:
             while u:
@@ -208,7 +220,7 @@ class Telelogger:
                     raise
                 except Exception:
                     self.counters["store_errors"] += 1
-                    while len(u) > UNSAVED_MAX:
+                    while len(u) > _UNSAVED_MAX:
                         u.pop(0)
                         self.counters["unsaved_dropped"] += 1
                     raise
@@ -225,14 +237,14 @@ class Telelogger:
             self.beat("record")
             if self.state == RUN:
                 try:
-                    self.build_record(force=False)
+                    self.build_record(False)
                 except MemoryError:
                     raise
                 except Exception as e:  # a failed flash write is reported, sampling goes on
                     self.note("error", "store append failed: %s", e)
-            ms = self.record_ms  # parked: longer (STATIONARY_TIERS)
+            ms = self.record_ms  # parked: longer (_STATIONARY_TIERS)
             still = self.standby.stationary_for(self.now())
-            for tier, k in STATIONARY_TIERS:
+            for tier, k in _STATIONARY_TIERS:
                 if still >= tier:
                     ms *= k
                     break
@@ -310,10 +322,10 @@ class Telelogger:
                 continue
             await self.sleep(min(200, self.batch_age_ms))
 
-    async def drain(self, budget_ms):
-        """Send what we can within budget_ms (before sleeping, at heartbeats)."""
+    async def drain(self, ms):
+        """Send what we can within ms (before sleeping, at heartbeats)."""
         t0 = self.now()
-        while self.store.pending() and self.now() - t0 < budget_ms:
+        while self.store.pending() and self.now() - t0 < ms:
             try:
                 if not self.pub.connected():
                     await self.connect()
@@ -321,7 +333,7 @@ class Telelogger:
             except MemoryError:
                 raise
             except Exception as e:
-                self.note("warn", "drain: %s", e)
+                self.note("warn", "drain: sending failed: %s", e)
                 await self.sleep(self.backoff_min_ms)
 
     async def cmd_task(self):
@@ -334,7 +346,7 @@ class Telelogger:
         finally:
             del cmdrun
             unload("cmdrun")
-        self.cmd_run = None  # not after a MemoryError: memfault.guarded runs this task again
+        self.cmd_run = None  # not after a MemoryError: tasks.guarded runs this task again
 
     async def ota_task(self):
         """Stages the queued OTA chunks (telelogger/ota.py, imported for them), then ends; drops
@@ -345,7 +357,7 @@ class Telelogger:
         while q:
             why = ota.chunk(self, q.pop(0))
             if why:
-                self.note("warn", "ota: %s", why)
+                self.note("warn", "ota: refused %s", why)
             await asyncio.sleep(0)
         if ota.idle(self):
             del ota
@@ -358,7 +370,7 @@ class Telelogger:
             if self.cmd_run is None:
                 self.cmd_run = asyncio.create_task(guarded(self, "cmd", self.cmd_task))
         elif topic == self.t_ota and self.t_ota:
-            if len(self.otaq) >= OTAQ_MAX:
+            if len(self.otaq) >= _OTAQ_MAX:
                 self.counters["ota_dropped"] += 1  # QoS 1: the sender re-sends what ota_status lists
                 return
             self.otaq.append(bytes(payload))

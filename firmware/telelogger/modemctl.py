@@ -2,14 +2,6 @@
 # (the power key / AT+CPOF for standby). Built by telelogger.assembly; resident while the loop runs.
 
 
-def _utc_ms(t):
-    """AT+CCLK tuple (y, mo, d, h, mi, s, tz quarter hours, local time) -> UTC ms."""
-    from gnss.fix import days_from_epoch
-
-    y, mo, d, h, mi, s, tzq = t[:7]
-    return ((days_from_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - tzq * 900) * 1000
-
-
 class ModemCtl:
     """What the loop needs from the modem: signal, network time, power (PWRKEY / AT+CPOF)."""
 
@@ -24,8 +16,15 @@ class ModemCtl:
         return await self.pub.modem.signal_dbm()
 
     async def utc_ms(self):
+        """The network's time (AT+CCLK tuple: y, mo, d, h, mi, s, tz quarter hours, local time) -> UTC
+        ms, or None while the module has none."""
         t = await self.pub.modem.network_time()
-        return _utc_ms(t) if t else None
+        if not t:
+            return None
+        from gnss.fix import days_from_epoch
+
+        y, mo, d, h, mi, s, tzq = t[:7]
+        return ((days_from_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - tzq * 900) * 1000
 
     def _pw(self):
         if self._power is None:

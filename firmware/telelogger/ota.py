@@ -16,14 +16,15 @@ from binascii import hexlify
 from hashlib import sha256
 from struct import unpack_from
 
+from core.compat import const
 from telelogger.cmdseal import equal_ct, hmac256, pads
 from telelogger.tasks import unload
 
-DOMAIN = b"fm-ota-v1\n"
-MAGIC = b"FOC1"
-HEAD = 10  # MAGIC, file u16, chunk u16, data length u16 (little-endian)
-TAG = 32  # raw HMAC-SHA256 after the data
-NEED_MAX = 16  # [file, chunk] entries in a status reply
+_DOMAIN = const(b"fm-ota-v1\n")
+_MAGIC = const(b"FOC1")
+_HEAD = const(10)  # _MAGIC, file u16, chunk u16, data length u16 (little-endian)
+_TAG = const(32)  # raw HMAC-SHA256 after the data
+_NEED_MAX = const(16)  # [file, chunk] entries in a status reply
 
 
 def _dir(t):
@@ -63,7 +64,7 @@ def rmtree(p):
 
 
 def _mac_pre(t, kind):
-    return DOMAIN + t.device_id.encode() + b"\n" + kind + b"\n"
+    return _DOMAIN + t.device_id.encode() + b"\n" + kind + b"\n"
 
 
 def _session(t):
@@ -169,7 +170,7 @@ def abort(t):
 
 
 def need(t, s):
-    """-> ([file, first chunk still needed], ...) up to NEED_MAX, files complete, bytes staged.
+    """-> ([file, first chunk still needed], ...) up to _NEED_MAX, files complete, bytes staged.
     Before the manifest is checked only it is listed: once it is in, ota_status copies what the
     installed build already has (otacmd.reuse), and the next list names what is left to send."""
     out = []
@@ -186,7 +187,7 @@ def need(t, s):
             got += n
             if n >= e[1]:
                 done += 1
-            elif len(out) < NEED_MAX:
+            elif len(out) < _NEED_MAX:
                 out.append([i, n // ch])
     return out, done, got
 
@@ -207,16 +208,16 @@ def chunk(t, b):
     """One chunk message (FORMAT.md "OTA updates", chunk): authenticated, then appended to its staged file when it
     is the next one. -> None, or why it was refused (nothing written)."""
     n = len(b)
-    if n < HEAD + TAG or b[:4] != MAGIC:
+    if n < _HEAD + _TAG or b[:4] != _MAGIC:
         return _fail(t, "chunk: not an OTA chunk (%d bytes)" % n)
     f, k, ln = unpack_from("<HHH", b, 4)
-    if n != HEAD + ln + TAG:
+    if n != _HEAD + ln + _TAG:
         return _fail(t, "chunk %d/%d: %d bytes, header says %d of data" % (f, k, n, ln))
     s = _session(t)
     if s is None:
         return _fail(t, "chunk %d/%d: no update in progress (ota_begin first)" % (f, k))
     mv = memoryview(b)
-    if not equal_ct(hmac256(s["p"], s["cp"], mv[: HEAD + ln]), mv[HEAD + ln :]):
+    if not equal_ct(hmac256(s["p"], s["cp"], mv[: _HEAD + ln]), mv[_HEAD + ln :]):
         return _fail(t, "chunk %d/%d: bad mac (altered, another bundle or another key)" % (f, k))
     ch = s["chunk"]
     if f == 0:
@@ -240,7 +241,7 @@ def chunk(t, b):
     if ln != min(ch, size - off):
         return _fail(t, "chunk %d/%d: %d bytes of data, expected %d" % (f, k, ln, min(ch, size - off)))
     with open(path, "ab") as w:
-        w.write(mv[HEAD : HEAD + ln])
+        w.write(mv[_HEAD : _HEAD + ln])
     if off + ln < size:
         return None
     if f == 0:

@@ -9,12 +9,15 @@ import json
 import os
 import sys
 
+from core.compat import const
 from telelogger import otaboot
 from telelogger.tasks import unload
 from telelogger.ota import _dir, _exists, _installed, _rm, _session, abort, need, sha_file, status
 
-CHUNK_MIN, CHUNK_MAX = 256, 1536  # bytes of data per chunk: a message <= 1578 bytes < the 2048-byte RX cap
-MARGIN = 16384  # flash kept free beyond the bundle's estimate
+# const(): inlined, no names on the heap
+_CHUNK_MIN = const(256)  # bytes of data per chunk (with _CHUNK_MAX): a message <= 1578 bytes < the 2048-byte RX cap
+_CHUNK_MAX = const(1536)
+_MARGIN = const(16384)  # flash kept free beyond the bundle's estimate
 
 
 def _du(p):
@@ -120,11 +123,11 @@ async def _clear(p):
 async def begin(t, a):
     v, size, total, nf, ch, mac, rb = (a.get(k) for k in ("version", "size", "total", "files", "chunk", "mac", "rollback"))
     for k, x, hi in (("version", v, 2147483647), ("size", size, 65536), ("total", total, 4194304), ("files", nf, 1000),
-                     ("chunk", ch, CHUNK_MAX)):
+                     ("chunk", ch, _CHUNK_MAX)):
         if not isinstance(x, int) or isinstance(x, bool) or not 1 <= x <= hi:
             raise ValueError("args.%s: expected an integer 1..%d" % (k, hi))
-    if ch < CHUNK_MIN:
-        raise ValueError("args.chunk: at least %d bytes" % CHUNK_MIN)
+    if ch < _CHUNK_MIN:
+        raise ValueError("args.chunk: at least %d bytes" % _CHUNK_MIN)
     if not isinstance(mac, str) or len(mac) != 64 or mac.lower() != mac:
         raise ValueError("args.mac: expected 64 lowercase hex digits (the manifest's MAC)")
     rb = 1 if rb else 0
@@ -146,7 +149,7 @@ async def begin(t, a):
         free += _du(s["d"][:-1])
     if s is None or s["slot"] != target:
         free += _du(d + target)
-    need = total + size + (nf + 12) * bs + MARGIN
+    need = total + size + (nf + 12) * bs + _MARGIN
     if need > free:
         raise ValueError("bundle needs %d bytes of flash, %d free" % (need, free))
     # accepted: from here on the inactive slot is rewritten

@@ -5,11 +5,12 @@ import json
 import os
 from binascii import hexlify
 
+from core.compat import const
 from telelogger.cmdseal import equal_ct
 
-PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
-PATH_MAX = 64
-HEADER = ("fmt", "version", "schema", "min_schema", "chunk", "files", "total", "rollback")
+_PATH_CHARS = const("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./")
+_PATH_MAX = const(64)
+_HEADER = const(("fmt", "version", "schema", "min_schema", "chunk", "files", "total", "rollback"))
 
 
 def _mac(s, pre, path):
@@ -32,12 +33,12 @@ def _mac(s, pre, path):
 
 
 def _path_ok(p):
-    if not isinstance(p, str) or not 4 < len(p) <= PATH_MAX or not p.endswith(".mpy"):
+    if not isinstance(p, str) or not 4 < len(p) <= _PATH_MAX or not p.endswith(".mpy"):
         return False
     if p[0] in "/." or "//" in p or "/." in p:
         return False
     for c in p:
-        if c not in PATH_CHARS:
+        if c not in _PATH_CHARS:
             return False
     return True
 
@@ -60,7 +61,7 @@ def check(s, pre, schema):
             return "header: bad JSON"
         if not isinstance(h, dict):
             return "header: expected an object"
-        for k in HEADER:
+        for k in _HEADER:
             if not _int(h.get(k), 0, 1 << 31):
                 return "header.%s: expected an integer" % k
         if h["fmt"] != 1:
@@ -78,7 +79,7 @@ def check(s, pre, schema):
             except ValueError:
                 return "file %d: bad JSON" % i
             if not isinstance(e, list) or len(e) != 3 or not _path_ok(e[0]):
-                return "file %d: expected [path .mpy of %s, size, sha256]" % (i, PATH_CHARS[-4:])
+                return "file %d: expected [path .mpy of %s, size, sha256]" % (i, _PATH_CHARS[-4:])
             if e[0] <= last:
                 return "file %d %s: paths must be sorted and unique" % (i, e[0])
             if not _int(e[1], 1, 1 << 22) or not isinstance(e[2], str) or len(e[2]) != 64:

@@ -3,7 +3,13 @@
 
 
 def progress(t):
-    """One line of live progress (a dict) for run_host.py / sim.py."""
+    """One line of live progress (a dict) for run_host.py / sim.py; mem_free: heap bytes free after a
+    collection (MicroPython), None on CPython."""
+    import gc
+
+    free = getattr(gc, "mem_free", None)
+    if free:
+        gc.collect()
     c = t.counters
     last = t.last
     return {
@@ -14,16 +20,6 @@ def progress(t):
         "obd_reads": c["obd_reads"], "obd_errors": c["obd_errors"], "gnss_fixes": c["gnss_fixes"],
         "connected": t.pub.connected(), "utc": t.utc_offset_ms is not None,
         "rpm": last.get(0x10C), "speed": last.get(0x10D), "lat": last.get(0x0A), "lng": last.get(0x0B),
-        "voltage": last.get(0x24), "signal": last.get(0x81), "mem_free": _mem_free(),
+        "voltage": last.get(0x24), "signal": last.get(0x81), "mem_free": free() if free else None,
     }
 
-
-def _mem_free():
-    """Heap bytes free after a collection (MicroPython), None on CPython."""
-    import gc
-
-    f = getattr(gc, "mem_free", None)
-    if not f:
-        return None
-    gc.collect()
-    return f()

@@ -6,19 +6,22 @@
 # tools and tests, plus the decoder (telelogger/decode.py), which the device never imports.
 from binascii import crc32  # every port we run on has it (ESP32, unix, CPython)
 
+from core.compat import const
 from telelogger.tasks import unload
 
-RECORD_VERSION = 1
+# const() with a leading underscore: inlined, no name on the heap
+_RECORD_VERSION = const(1)
 BATCH_MAGIC = 0xF7
 BATCH_VERSION = 1
-_UTC_FLAG = 0x10
-MAX_VALUES = 4  # values per sample (x;y;z tuples and the like)
+_UTC_FLAG = const(0x10)
+_MAX_VALUES = const(4)  # values per sample (x;y;z tuples and the like)
 
+# the kind of a record in a compact batch (FORMAT.md), also read by telelogger/decode.py
 _KIND_UTC = 0
 _KIND_MONO = 1
 _KIND_MONO_BOOT = 2
 
-_POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000)
+_POW10 = const((1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000))
 
 
 class FormatError(ValueError):
@@ -76,7 +79,7 @@ def scale(v, dp):
     if isinstance(v, int):
         return v * p
     if isinstance(v, float):
-        if v != v or v in (float("inf"), float("-inf")):
+        if v - v != 0:  # nan or an infinity (inf - inf is nan)
             raise ValueError("cannot encode %r" % v)
         x = v * p
         return int(x + 0.5) if x >= 0 else -int(-x + 0.5)
@@ -92,48 +95,37 @@ def scale(v, dp):
         if dp:
             f = (fp + "0" * dp)[:dp]
             r += int(f)
-        if len(fp) > dp and fp[dp] >= "5":  # round half away from zero
+        if len(fp) > dp and int(fp[dp]) >= 5:  # round half away from zero
             r += 1
         return -r if neg else r
     raise ValueError("cannot encode value of type %s" % type(v).__name__)
 
 
-_dps = None  # type: dict | None  # key -> decimal places, from keys.KEYS; None entry: UNKNOWN_FLOAT_DP
+# Decimal places of the known keys (keys.KEYS: all below 0x200, OBD PIDs 0x100|pid), read once into
+# one bytearray of 0x201 bytes (half the heap of a dict of them): _dps[key] for key < 0x200, 255 for a
+# key the table does not have; _dps[0x200]: keys.UNKNOWN_FLOAT_DP.
+_NKEYS = const(0x200)
+_dps = None  # type: bytearray | None
 
 
 def dp_of(key):
     """Decimal places of a known key (keys.KEYS), or None for unknown keys. The table is read
-    once into a small dict of ints and keys.py is unloaded again."""
+    once into a bytearray (_dps above) and keys.py is unloaded again."""
     global _dps
     if _dps is None:
         from telelogger import keys
 
-        d = {}
+        d = bytearray(_NKEYS + 1)
+        for k in range(_NKEYS):
+            d[k] = 255
         for k in keys.KEYS:
             d[k] = keys.KEYS[k][1]
-        d[None] = keys.UNKNOWN_FLOAT_DP
+        d[_NKEYS] = keys.UNKNOWN_FLOAT_DP
         _dps = d
         del keys
         unload("keys")
-    return _dps.get(key)
-
-
-def _sample_dp(key, vals):
-    """(dp, explicit) for a sample: table decimals for known keys; unknown keys keep ints as
-    ints and floats/decimal strings with up to keys.UNKNOWN_FLOAT_DP decimals (written explicitly)."""
-    dp = dp_of(key)
-    if dp is not None:
-        return dp, False
-    dp = 0
-    for v in vals:
-        if isinstance(v, float):
-            dp = _dps[None]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
-        elif isinstance(v, str):
-            d = v.find(".")  # the decimals a decimal string has
-            d = 0 if d < 0 else len(v) - d - 1
-            if d > dp:
-                dp = min(d, 9)
-    return dp, dp != 0
+    dp = _dps[key] if 0 <= key < _NKEYS else 255
+    return None if dp == 255 else dp
 
 
 # ---------------------------------------------------------------- records
@@ -145,21 +137,35 @@ def encode_record(ts_ms, utc, samples, boot=0):
     of up to 4 of those (e.g. accelerometer x;y;z)."""
     buf = bytearray()
     if utc:
-        buf.append(RECORD_VERSION | _UTC_FLAG)
+        buf.append(_RECORD_VERSION | _UTC_FLAG)
         put_uvarint(buf, int(ts_ms))
     else:
-        buf.append(RECORD_VERSION)
+        buf.append(_RECORD_VERSION)
         put_uvarint(buf, int(boot))
         put_uvarint(buf, int(ts_ms))
     for key, v in samples:
         multi = isinstance(v, (tuple, list))
         vals = v if multi else (v,)
         n = len(vals)
-        if n < 1 or n > MAX_VALUES:
-            raise ValueError("key 0x%x: %d values, expected 1..%d" % (key, n, MAX_VALUES))
+        if n < 1 or n > _MAX_VALUES:
+            raise ValueError("key 0x%x: %d values, expected 1..%d" % (key, n, _MAX_VALUES))
         if not isinstance(key, int) or isinstance(key, bool) or key < 0:
             raise ValueError("sample key must be a non-negative int, got %r" % (key,))
-        dp, explicit = _sample_dp(key, vals)
+        # decimals: the table's for known keys; unknown keys keep ints as ints and floats/decimal
+        # strings with up to keys.UNKNOWN_FLOAT_DP decimals (written explicitly)
+        dp = dp_of(key)
+        explicit = False
+        if dp is None:
+            dp = 0
+            for x in vals:
+                if isinstance(x, float):
+                    dp = _dps[_NKEYS]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
+                elif isinstance(x, str):
+                    d = x.find(".")  # the decimals a decimal string has
+                    d = 0 if d < 0 else len(x) - d - 1
+                    if d > dp:
+                        dp = min(d, 9)
+            explicit = dp != 0
         # key << 1 | ext; ext byte (only when needed): bits 0-1 count-1, bit 2 tuple, bit 3
         # explicit decimals in bits 4-7
         if multi or explicit:
@@ -185,8 +191,8 @@ def _record_head(rec):
     if not rec:
         raise FormatError("empty record")
     h = rec[0]
-    if h & 0x0F != RECORD_VERSION:
-        raise FormatError("record version %d, expected %d" % (h & 0x0F, RECORD_VERSION))
+    if h & 0x0F != _RECORD_VERSION:
+        raise FormatError("record version %d, expected %d" % (h & 0x0F, _RECORD_VERSION))
     if h & _UTC_FLAG:
         ts, i = get_uvarint(rec, 1)
         return True, None, ts, i
@@ -195,8 +201,9 @@ def _record_head(rec):
     return False, boot, ts, i
 
 
-def _read_sample(b, i, end, want_dp=True):
-    """-> (key, dp, multi, [scaled ints], next index); dp is None without want_dp (only skipping)."""
+def _read_sample(b, i, end, fn=dp_of):
+    """-> (key, dp, multi, [scaled ints], next index). fn(key): the decimals of a sample that does
+    not carry its own (dp_of); fn None: dp stays None then (only skipping)."""
     h, i = get_uvarint(b, i, end)
     key = h >> 1
     n = 1
@@ -213,8 +220,8 @@ def _read_sample(b, i, end, want_dp=True):
             dp = e >> 4
             if dp > 9:
                 raise FormatError("sample 0x%x: %d decimals" % (key, dp))
-    if dp is None and want_dp:
-        dp = dp_of(key) or 0
+    if dp is None and fn:
+        dp = fn(key) or 0
     vals = []
     for _ in range(n):
         v, i = get_svarint(b, i, end)
@@ -227,15 +234,6 @@ def _iter_samples(b, i, end):
     while i < end:
         key, dp, multi, vals, i = _read_sample(b, i, end)
         yield key, dp, multi, vals
-
-
-def _sample_span(b, i, end):
-    """Length check + count of the samples in b[i:end]."""
-    n = 0
-    while i < end:
-        i = _read_sample(b, i, end, False)[4]
-        n += 1
-    return n
 
 
 # ---------------------------------------------------------------- batches
@@ -265,18 +263,16 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
     utc_offset_ms: None, an int (UTC ms = mono ms + offset) for records of boot `boot` (all
     monotonic records when boot is None), or a dict {boot: offset}. Monotonic records whose
     boot has no offset stay monotonic (JSON: "ts": null plus "mono" and "boot")."""
-    if fmt == "compact":
-        return _encode_compact(device_id, entries, utc_offset_ms, boot)
     if fmt == "json":
         import sys
 
         from telelogger.encjson import encode_json  # handed this module: importing it there is a circle
 
         return encode_json(device_id, entries, utc_offset_ms, boot, sys.modules[__name__])
-    raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
-
-
-def _encode_compact(device_id, entries, utc_offset_ms, boot):
+    if fmt != "compact":
+        raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
+    # compact (FORMAT.md): magic, version, device id, first seq, base UTC, then per record its kind,
+    # sample count, seq gap, time delta and the record's own samples; CRC32 at the end
     buf = bytearray((BATCH_MAGIC, BATCH_VERSION))
     dev = device_id.encode()
     put_uvarint(buf, len(dev))
@@ -296,7 +292,11 @@ def _encode_compact(device_id, entries, utc_offset_ms, boot):
     for seq, rec, uts, rb, mono, i in _times(entries, utc_offset_ms, boot):
         if seq < expect:
             raise ValueError("seqs must increase: %d after %d" % (seq, expect - 1))
-        n = _sample_span(rec, i, len(rec))
+        n = 0  # the samples of the record (checking their lengths)
+        j = i
+        while j < len(rec):
+            j = _read_sample(rec, j, len(rec), None)[4]
+            n += 1
         gap = seq - expect
         if uts is not None:
             kind = _KIND_UTC
@@ -320,10 +320,5 @@ def _encode_compact(device_id, entries, utc_offset_ms, boot):
             prev_boot = rb
         buf.extend(memoryview(rec)[i:])
         expect = seq + 1
-    put_crc(buf)
+    buf.extend(crc32(buf).to_bytes(4, "little"))  # unsigned on every port we run on
     return bytes(buf)
-
-
-def put_crc(buf):
-    c = crc32(buf) & 0xFFFFFFFF
-    buf.extend(c.to_bytes(4, "little"))

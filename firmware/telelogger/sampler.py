@@ -12,8 +12,8 @@ _PID_SPEED = const(0x0D)
 
 # Sample keys (numbers fixed by the architecture contract and telelogger/keys.py, which names
 # them; test_loop_e2e checks they agree). Constants here so the loop does not load the table.
-K_OBD = const(0x100)
-K_LAT = const(0x0A)
+_K_OBD = const(0x100)
+_K_LAT = const(0x0A)
 K_BATTERY = const(0x24)
 K_SIGNAL = const(0x81)
 _K_TIME = const(0x10)
@@ -28,14 +28,13 @@ _K_HDOP = const(0x12)
 
 class Pid:
     """One configured OBD PID and its schedule: interval_ms, due_ms (loop ms of the next read),
-    fails (consecutive failures: back-off), reads and errors (totals, for the status)."""
+    fails (consecutive failures: back-off) and errors (total, for the status's pid_errors)."""
 
     def __init__(self, pid, interval_ms, due_ms=0):
         self.pid = pid
         self.interval_ms = interval_ms
         self.due_ms = due_ms
         self.fails = 0
-        self.reads = 0
         self.errors = 0
 
 
@@ -57,9 +56,8 @@ async def read_pid(t, p, now):
         p.due_ms = now + min(iv << min(p.fails, 6), max(_OBD_BACKOFF_MAX_MS, iv))
         return False
     p.fails = 0
-    p.reads += 1
     t.counters["obd_reads"] += 1
-    t.sample(K_OBD | p.pid, v)
+    t.sample(_K_OBD | p.pid, v)
     if p.pid == _PID_SPEED:
         t.standby.motion(v, now)
     p.due_ms = p.due_ms + iv if p.due_ms + iv > now else now + iv
@@ -148,7 +146,7 @@ async def gnss_task(t):
                     t.sample(_K_TIME, f.hour * 1000000 + f.minute * 10000 + f.second * 100 + (f.ms or 0) // 10)
                 if f.day is not None:
                     t.sample(_K_DATE, f.day * 10000 + f.month * 100 + f.year % 100)
-                t.sample(K_LAT, f.lat)
+                t.sample(_K_LAT, f.lat)
                 t.sample(_K_LNG, f.lon)
                 t.sample(_K_ALT, f.alt)
                 t.sample(_K_SPEED, f.speed_kmh)
@@ -195,7 +193,7 @@ async def signal_task(t):
             except MemoryError:
                 raise
             except Exception as e:
-                t.note("debug", "signal: %s", e)
+                t.note("debug", "signal not read: %s", e)
             if s is not None and t.last.get(K_SIGNAL) != s:  # official: CSQ stored on change
                 t.sample(K_SIGNAL, s)
             if t.utc_offset_ms is None and hasattr(t.modem, "utc_ms"):

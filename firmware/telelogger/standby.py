@@ -4,67 +4,68 @@
 #    battery at 12.6 V sleeps, like the official firmware) -- unless the last voltage is at or
 #    above `voltage_wake`: the alternator is charging, the engine idles (official issue 165),
 #    and standby would wake again at once;
-#  - or when the voltage stayed below `voltage_off` for LOW_CONFIRM_MS (protects the battery;
+#  - or when the voltage stayed below `voltage_off` for _LOW_CONFIRM_MS (protects the battery;
 #    a short dip while cranking is not enough).
+from core.compat import const
 from telelogger.tasks import RUN, unload
 
-MOTION_KMH = 2  # "motion" means OBD or GNSS speed >= 2 km/h (official firmware)
-LOW_CONFIRM_MS = 10000  # voltage below voltage_off this long: standby
+_MOTION_KMH = const(2)  # "motion" means OBD or GNSS speed >= 2 km/h (official firmware)
+_LOW_CONFIRM_MS = const(10000)  # voltage below voltage_off this long: standby
 
 
 class Standby:
     """cfg: the `standby` section: voltage_off, voltage_wake, stationary_s, heartbeat_s.
     All times are the loop's monotonic milliseconds."""
 
-    def __init__(self, cfg, now_ms=0):
+    def __init__(self, cfg, now=0):
         cfg = cfg or {}
         self.voltage_off = cfg.get("voltage_off", 12.9)
         self.voltage_wake = cfg.get("voltage_wake", 13.4)
         self.stationary_ms = int(cfg.get("stationary_s", 600) * 1000)
         hb = cfg.get("heartbeat_s", 0) or 0
         self.heartbeat_ms = int(hb * 1000)
-        self.last_motion_ms = now_ms
+        self.last_motion_ms = now
         self.low_since_ms = None
         self.voltage = None
         self.speed = None
 
-    def motion(self, speed_kmh, now_ms):
+    def motion(self, speed_kmh, now):
         """Feed a speed reading (OBD or GNSS)."""
         if speed_kmh is None:
             return
         self.speed = speed_kmh
-        if speed_kmh >= MOTION_KMH:
-            self.last_motion_ms = now_ms
+        if speed_kmh >= _MOTION_KMH:
+            self.last_motion_ms = now
 
-    def battery(self, volts, now_ms):
-        """Feed a battery voltage reading."""
-        if volts is None:
+    def battery(self, v, now):
+        """Feed a battery voltage reading (volts)."""
+        if v is None:
             return
-        self.voltage = volts
-        if self.voltage_off and volts < self.voltage_off:
+        self.voltage = v
+        if self.voltage_off and v < self.voltage_off:
             if self.low_since_ms is None:
-                self.low_since_ms = now_ms
+                self.low_since_ms = now
         else:
             self.low_since_ms = None
 
-    def stationary_for(self, now_ms):
-        return now_ms - self.last_motion_ms
+    def stationary_for(self, now):
+        return now - self.last_motion_ms
 
-    def should_sleep(self, now_ms):
+    def should_sleep(self, now):
         """True when it is time for standby (rules at the top of this file). stationary_s 0 turns
         the stationary rule off; voltage_off 0 the low-voltage one."""
-        if self.low_since_ms is not None and now_ms - self.low_since_ms >= LOW_CONFIRM_MS:
+        if self.low_since_ms is not None and now - self.low_since_ms >= _LOW_CONFIRM_MS:
             return True
-        if not self.stationary_ms or self.stationary_for(now_ms) < self.stationary_ms:
+        if not self.stationary_ms or self.stationary_for(now) < self.stationary_ms:
             return False
         return self.voltage is None or self.voltage < self.voltage_wake
 
-    def should_wake(self, volts):
-        return volts is not None and volts >= self.voltage_wake
+    def should_wake(self, v):
+        return v is not None and v >= self.voltage_wake
 
-    def reset(self, now_ms):
+    def reset(self, now):
         """After waking: motion timer restarts so we do not fall asleep again at once."""
-        self.last_motion_ms = now_ms
+        self.last_motion_ms = now
         self.low_since_ms = None
 
 

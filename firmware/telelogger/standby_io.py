@@ -119,7 +119,7 @@ async def enter(t):
     t.note("info", "awake: %s V", v)
 
 
-async def heartbeat(t, volts):
+async def heartbeat(t, v):
     """While asleep: modem up, say we are alive, send what is queued, modem down."""
     from telelogger.status import publish_status
 
@@ -127,7 +127,7 @@ async def heartbeat(t, volts):
     await _power(t, True)
     try:
         await t.connect()
-        await publish_status(t, {"standby": True, "heartbeat": True, "voltage": volts})
+        await publish_status(t, {"standby": True, "heartbeat": True, "voltage": v})
         await t.drain(t.flush_ms)
     except MemoryError:
         raise

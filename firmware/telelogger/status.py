@@ -4,9 +4,9 @@ import json
 from telelogger.tasks import RUN, acall, unload
 from telelogger.sampler import K_BATTERY, K_SIGNAL
 
-# A task silent for longer than this stops the watchdog feeding (the board's WDT then resets).
-# The sender may legitimately sit in CellularPublisher.connect()'s bounded retries for minutes.
-BEAT_STALE_MS = {"record": 120000, "standby": 120000, "send": 900000}
+# A task silent for longer than this stops the watchdog feeding (the board's WDT then resets): the
+# record and standby polls 120 s, the sender 900 s (it may legitimately sit in
+# CellularPublisher.connect()'s bounded retries for minutes), any other task 300 s (wdt_task).
 
 
 def status(t):
@@ -26,29 +26,44 @@ def status(t):
     }
 
 
-async def publish_status(t, extra=None):
+async def publish_status(t, data=None):
+    """Publishes status(t), updated with the dict `data` when given (standby_io: standby, heartbeat)."""
     st = status(t)
-    if extra:
-        st.update(extra)
+    if data:
+        st.update(data)
     async with t.lock:
         await t.pub.publish(t.t_status, json.dumps(st).encode(), 1)
     t.counters["status"] += 1
 
 
 async def status_task(t):
-    first = True  # the first acked status of this boot marks the build healthy (OTA trial, healthy())
+    first = True  # the first acked status of this boot marks the build healthy (OTA trial, below)
     while True:
         await t.sleep(t.status_ms)
         if t.state == RUN and t.pub.connected():
             try:
                 await publish_status(t)
                 if first:
+                    # the build connected and published a status (PUBACK): otaboot.mark_healthy() (imported,
+                    # called, dropped) ends a trial; t.ota_info is read again for the status
                     first = False
-                    healthy(t)
+                    from telelogger import otaboot
+
+                    root = getattr(t, "ota_root", "/")
+                    try:
+                        if otaboot.mark_healthy(root):
+                            t.note("info", "ota: version %d marked healthy", t.ota_info["ver"] if t.ota_info else 0)
+                        t.ota_trial_ms = None
+                        t.ota_info = otaboot.info(root)
+                    except OSError as e:
+                        t.note("error", "ota: mark_healthy: %s", e)
+                    finally:
+                        otaboot = None
+                        unload("otaboot")
             except MemoryError:
                 raise
             except Exception as e:
-                t.note("debug", "status: %s", e)
+                t.note("debug", "status not published: %s", e)
         if t.ota_trial_ms is not None and t.now() >= t.ota_trial_ms:  # on trial, never healthy: reset
             t.ota_trial_ms = None
             t.note("error", "ota: build on trial not healthy within %d s: resetting", t.now() // 1000)
@@ -73,24 +88,6 @@ async def reboot(t):
         await acall(t.board.reset)
 
 
-def healthy(t):
-    """The build connected and published a status (PUBACK): otaboot.mark_healthy() (imported, called,
-    dropped) ends a trial; t.ota_info is read again for the status."""
-    from telelogger import otaboot
-
-    root = getattr(t, "ota_root", "/")
-    try:
-        if otaboot.mark_healthy(root):
-            t.note("info", "ota: version %d marked healthy", t.ota_info["ver"] if t.ota_info else 0)
-        t.ota_trial_ms = None
-        t.ota_info = otaboot.info(root)
-    except OSError as e:
-        t.note("error", "ota: mark_healthy: %s", e)
-    finally:
-        otaboot = None
-        unload("otaboot")
-
-
 async def vehicle_task(t):
     """VIN and trouble codes once the ECU answers (telelogger/vehicle.py, imported per check, dropped)."""
     ms = 5000
@@ -112,7 +109,8 @@ async def wdt_task(t):
         fresh = True
         if t.state == RUN:
             for name in t.beats:
-                if now - t.beats[name] > BEAT_STALE_MS.get(name, 300000):
+                if now - t.beats[name] > (900000 if name == "send" else 120000 if name in ("record", "standby")
+                                          else 300000):  # the limits above
                     fresh = False
                     t.note("error", "task %s silent for %d ms: letting the watchdog fire", name, now - t.beats[name])
         if fresh and t.wdt is not None:

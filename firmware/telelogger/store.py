@@ -11,24 +11,19 @@
 # payload. Segments are never rewritten, except once at open to cut a torn last record.
 # Opening the queue (scanning the folder, reading the state, cutting a torn tail) runs once per
 # boot: telelogger/storeopen.py, imported by Store() and forgotten again.
-from binascii import crc32 as _crc32  # every port we run on has it (ESP32, unix, CPython)
+from binascii import crc32  # every port we run on has it (ESP32, unix, CPython); unsigned on all of them
+import os
 
+from core.compat import const
 from core.unload import forget
 
-try:
-    import os
-except ImportError:  # pragma: no cover
-    import uos as os
-
-_fsync = getattr(os, "fsync", None)
-
-MAGIC = 0xA7
-HDR = 11
-MAX_RECORD = 8192  # records are a few hundred bytes; the length field allows 65535
-SEG_SUFFIX = ".seg"
-STATE = "state"
-STATE_TMP = "state.tmp"
-SEG_TMP = "seg.tmp"
+# const(): inlined, no name on the heap. The record header (FORMAT.md): magic, u16 length, u32 seq, u32 CRC32.
+_MAGIC = const(0xA7)
+_HDR = const(11)
+_MAX_RECORD = const(8192)  # records are a few hundred bytes; the length field allows 65535
+# The file names in root, one string split once (heap strs, no interned names): the segments'
+# suffix, a segment's copy while its torn tail is cut, the state and its replacement copy.
+_FILES = ".seg seg.tmp state state.tmp".split()
 
 
 class StoreError(Exception):
@@ -48,27 +43,11 @@ class PosixFS:
     mkdir = staticmethod(os.mkdir)
 
     def sync(self, f):
-        """Make written data durable. flush() is a sync on MicroPython (littlefs, FAT, unix);
-        CPython also needs fsync."""
+        """Make written data durable. flush() is a sync on MicroPython (littlefs, FAT, unix: no
+        os.fsync there); CPython also needs fsync."""
         f.flush()
-        if _fsync is not None:
-            _fsync(f.fileno())
-
-
-def crc32(data, crc=0):
-    return _crc32(data, crc) & 0xFFFFFFFF
-
-
-def _hdr(seq, payload):
-    h = bytearray(HDR)
-    h[0] = MAGIC
-    n = len(payload)
-    h[1] = n & 0xFF
-    h[2] = n >> 8
-    h[3:7] = seq.to_bytes(4, "little")
-    c = crc32(payload, crc32(memoryview(h)[:7]))
-    h[7:11] = c.to_bytes(4, "little")
-    return h
+        if hasattr(os, "fsync"):
+            os.fsync(f.fileno())
 
 
 class Store:
@@ -93,8 +72,7 @@ class Store:
         from telelogger import storeopen
 
         try:
-            storeopen.open_store(self, root, max_bytes, segment_bytes, fs or PosixFS(),
-                                 (HDR, SEG_SUFFIX, SEG_TMP, STATE, STATE_TMP))
+            storeopen.open_store(self, root, max_bytes, segment_bytes, fs or PosixFS(), [_HDR] + _FILES)
         finally:
             del storeopen
             forget("telelogger.storeopen")
@@ -104,21 +82,21 @@ class Store:
         return self.root + "/" + name
 
     @staticmethod
-    def _seg_name(first):
-        return "%010d%s" % (first, SEG_SUFFIX)
+    def _seg_name(n):
+        return "%010d%s" % (n, _FILES[0])
 
     def _write_state(self):
         body = ("%d %d" % (self.acked, self.dropped)).encode()
         data = body + (" %08x\n" % crc32(body)).encode()
-        tmp = self._p(STATE_TMP)
+        tmp = self._p(_FILES[3])
         with self.fs.open(tmp, "wb") as f:
             f.write(data)
             self._sync(f)
         try:
-            self.fs.rename(tmp, self._p(STATE))
+            self.fs.rename(tmp, self._p(_FILES[2]))
         except OSError:  # file systems whose rename does not replace: remove then rename
-            self.fs.remove(self._p(STATE))
-            self.fs.rename(tmp, self._p(STATE))
+            self.fs.remove(self._p(_FILES[2]))
+            self.fs.rename(tmp, self._p(_FILES[2]))
 
     def _sync(self, f):
         sync = getattr(self.fs, "sync", None)
@@ -127,19 +105,20 @@ class Store:
         else:
             f.flush()
 
-    def _read_rec(self, f, off, hbuf, prev_seq):
-        """Reads the record at `off` of open file f -> (seq, payload) or None (end or damage)."""
+    def _read_rec(self, f, off, buf, last):
+        """Reads the record at `off` of open file f into header buffer `buf` -> (seq, payload) or
+        None (end or damage; a seq not after `last` is damage too)."""
         f.seek(off)
-        n = f.readinto(hbuf)
-        if n != HDR or hbuf[0] != MAGIC:
+        n = f.readinto(buf)
+        if n != _HDR or buf[0] != _MAGIC:
             return None
-        ln = hbuf[1] | (hbuf[2] << 8)
-        seq = int.from_bytes(bytes(hbuf[3:7]), "little")
+        ln = buf[1] | (buf[2] << 8)
+        seq = int.from_bytes(bytes(buf[3:7]), "little")
         payload = f.read(ln)
-        if payload is None or len(payload) != ln or seq <= prev_seq:
+        if payload is None or len(payload) != ln or seq <= last:
             return None
-        c = crc32(payload, crc32(memoryview(hbuf)[:7]))
-        if c != int.from_bytes(bytes(hbuf[7:11]), "little"):
+        c = crc32(payload, crc32(memoryview(buf)[:7]))
+        if c != int.from_bytes(bytes(buf[7:11]), "little"):
             return None
         return seq, payload
 
@@ -163,27 +142,33 @@ class Store:
         append costs LittleFS about one block erase). peek() must not run before that sync: on LittleFS
         a new read handle does not see a writer's unsynced data."""
         n = len(record)
-        if n > MAX_RECORD:
-            raise StoreError("record of %d bytes (max %d)" % (n, MAX_RECORD))
-        need = HDR + n
-        while self._segs and self.size() + need > self.max_bytes:
-            if len(self._segs) == 1:
-                self._close_active()
+        if n > _MAX_RECORD:
+            raise StoreError("record of %d bytes (max %d)" % (n, _MAX_RECORD))
+        need = _HDR + n
+        segs = self._segs
+        while segs and self.size() + need > self.max_bytes:
+            if len(segs) == 1:
+                self.close()
             self._drop_oldest()
-        if self._roll and self._segs and self._segs[-1][1] == 0:
+        if self._roll and segs and segs[-1][1] == 0:
             # the failed write was the first of its segment: start that file over (nothing good in it)
-            self._close_active()
+            self.close()
             self._f = self.fs.open(self._p(self._seg_name(self._segs[-1][0])), "wb")
             self._roll = False
-        elif not self._segs or self._roll or (self._segs[-1][1] > 0 and self._segs[-1][1] + need > self.segment_bytes):
-            self._close_active()
+        elif not segs or self._roll or (segs[-1][1] > 0 and segs[-1][1] + need > self.segment_bytes):
+            self.close()
             self._roll = False
-            self._segs.append([self._next, 0])
-        seg = self._segs[-1]
+            segs.append([self._next, 0])
+        seg = segs[-1]
         if self._f is None:
             self._f = self.fs.open(self._p(self._seg_name(seg[0])), "ab")
         seq = self._next
-        h = _hdr(seq, record)
+        h = bytearray(_HDR)  # the header (FORMAT.md): magic, u16 length, u32 seq, u32 CRC of bytes 0..6 + payload
+        h[0] = _MAGIC
+        h[1] = n & 0xFF
+        h[2] = n >> 8
+        h[3:7] = seq.to_bytes(4, "little")
+        h[7:11] = crc32(record, crc32(memoryview(h)[:7])).to_bytes(4, "little")
         try:
             self._f.write(h + record)  # one write: header and payload land together
             if sync:
@@ -193,7 +178,7 @@ class Store:
             # damaged record, so nothing may follow it in this segment: the next record starts a new one.
             self._roll = True
             try:
-                self._close_active()
+                self.close()
             except OSError:
                 self._f = None
             raise
@@ -206,13 +191,16 @@ class Store:
         if self._f is not None:
             self._sync(self._f)
 
-    def _close_active(self):
+    def close(self):
+        """Closes the active segment's append handle (the next append opens it again)."""
         if self._f is not None:
             self._f.close()
             self._f = None
 
     def _drop_oldest(self):
-        first, _ = self._segs[0]
+        """Full: drops the oldest segment, delivered or not (counted in .dropped). A method of its own:
+        scripts/soak.py's TrackStore overrides it to record what was dropped."""
+        first = self._segs[0][0]
         end = self._segs[1][0] - 1 if len(self._segs) > 1 else self._next - 1
         lost = end - max(first - 1, self.acked)
         if lost > 0:
@@ -232,15 +220,15 @@ class Store:
             if end > self.acked:
                 break
             if len(self._segs) == 1:
-                self._close_active()
+                self.close()
             self.fs.remove(self._p(self._seg_name(first)))
             self._segs.pop(0)
             self._bad.pop(first, None)
             self._cursor = None
 
-    def ack(self, upto_seq):
-        """Marks every record <= upto_seq delivered (one state write), deletes fully acked segments."""
-        upto = min(upto_seq, self._next - 1)
+    def ack(self, seq):
+        """Marks every record <= seq delivered (one state write), deletes fully acked segments."""
+        upto = min(seq, self._next - 1)
         if upto <= self.acked:
             return
         self.acked = upto
@@ -253,7 +241,7 @@ class Store:
         out = []
         if n <= 0:
             return out
-        hbuf = bytearray(HDR)
+        hbuf = bytearray(_HDR)
         cur = self._cursor
         for idx in range(len(self._segs)):
             first, size = self._segs[idx]
@@ -278,11 +266,9 @@ class Store:
                         out.append((seq, payload))
                         if len(out) >= n:
                             return out
-                    off += HDR + len(payload)
+                    off += _HDR + len(payload)
                     prev = seq
         if not out and self._next - 1 > self.acked:
             # everything left is unreadable: count it as delivered so pending() reaches 0
             self.ack(self._next - 1)
         return out
-
-    close = _close_active

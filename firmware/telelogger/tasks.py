@@ -1,5 +1,9 @@
 # What the telelogger's modules share, so none of them imports another for it: the run states,
-# calling a function that may be sync or async, and forgetting a module imported for one job.
+# calling a function that may be sync or async, forgetting a module imported for one job, and
+# running a task with MemoryError as a handled fault (guarded, fault: below).
+import gc
+
+from core.compat import const
 
 RUN = "run"  # sampling and sending
 FLUSH = "flush"  # entering standby: last record, draining the queue
@@ -24,3 +28,75 @@ def unload(name):
     from core.unload import forget
 
     forget("telelogger." + name)
+
+
+# ---- memory faults
+# Running out of memory is a handled fault (telelogger/CONFIG.md "Memory faults"): the loop task
+# that hit MemoryError is restarted after gc.collect() and a back-off of _MEM_BACKOFF_MS doubling per
+# recent fault (at most _MEM_BACKOFF_MAX_MS); _MEM_FAULTS_MAX faults within _MEM_WINDOW_MS give up: the
+# reason goes to t.reset_path (read back by the next boot: take_reason) and t.reset_cb(reason) or
+# the board's reset() is called. Nothing here allocates much: it runs when the heap is exhausted,
+# which is also why it is resident (an import then could fail). The reason is read back at the next
+# boot by telelogger.loopinit.take_reason.
+_MEM_FAULTS_MAX = const(5)
+_MEM_WINDOW_MS = const(60000)
+_MEM_BACKOFF_MS = const(500)
+_MEM_BACKOFF_MAX_MS = const(8000)
+
+
+async def guarded(t, name, fn, arg=None):
+    """Runs the task `fn()` (`fn(arg)` when arg is given; fn a coroutine function); a MemoryError
+    in it is a handled fault (fault) after which the task starts again."""
+    while True:
+        try:
+            await (fn() if arg is None else fn(arg))
+            return
+        except MemoryError:
+            await fault(t, name)
+            if t.reset_reason is not None:
+                return
+
+
+async def fault(t, name):
+    """Counts, logs once per task, collects, backs off; gives up (resets) when faults persist."""
+    gc.collect()
+    t.counters["mem_errors"] += 1
+    now = t.now()
+    r = t._mem_recent
+    while r and (now - r[0] >= _MEM_WINDOW_MS or len(r) >= _MEM_FAULTS_MAX):
+        r.pop(0)
+    r.append(now)
+    if name not in t._mem_logged:
+        t._mem_logged.append(name)
+        try:
+            free = getattr(gc, "mem_free", None)  # MicroPython only
+            t.note("error", "out of memory in task %s (free %d bytes): retrying after gc", name, free() if free else -1)
+        except MemoryError:
+            pass
+    if len(r) < _MEM_FAULTS_MAX:
+        await t.sleep(min(_MEM_BACKOFF_MS << (len(r) - 1), _MEM_BACKOFF_MAX_MS))
+        return
+    # give up: store what is still in RAM (best effort: the flash queue is durable), write the
+    # reason to reset_path for the next boot's status, call the reset callback
+    reason = "memory: %d MemoryErrors within %d s, last in task %s" % (len(r), _MEM_WINDOW_MS // 1000, name)
+    t.reset_reason = reason
+    gc.collect()
+    try:
+        t.build_record()
+    except Exception as e:  # the records stay where they are; flash holds all stored ones
+        t.note("warn", "before reset: %d records not stored: %s", len(t.unsaved), e)
+    if t.reset_path:
+        try:
+            with open(t.reset_path, "w") as f:
+                f.write(reason + "\n")
+        except OSError as e:
+            t.note("warn", "cannot write %s: %s", t.reset_path, e)
+    t.note("error", "resetting: %s", reason)
+    t._done.set()
+    fn = t.reset_cb
+    if fn is None and t.board is not None and hasattr(t.board, "reset"):
+        fn = t.board.reset
+    if fn is not None:
+        r = fn(reason) if t.reset_cb is not None else fn()
+        if isawait(r):
+            await r

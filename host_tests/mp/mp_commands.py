@@ -100,8 +100,9 @@ def test_hmac_matches_cpython_hmac():
 def test_mac_input_is_domain_device_direction_body():
     """FORMAT.md: MAC = HMAC(key, "fm-cmd-v2\\n" + id + "\\nreq\\n" + BODY), payload = BODY[:-1] + mac."""
     p = _cmd("ping")
-    body = p[: -E.TAIL_LEN] + b"}"
-    assert p[-E.TAIL_LEN :] == b',"mac":"' + S.hmac_hex(KEY, b"fm-cmd-v2\nDEV01\nreq\n" + body).encode() + b'"}'
+    tail = 74  # len(',"mac":"') + 64 hex digits + len('"}') (FORMAT.md)
+    body = p[:-tail] + b"}"
+    assert p[-tail:] == b',"mac":"' + S.hmac_hex(KEY, b"fm-cmd-v2\nDEV01\nreq\n" + body).encode() + b'"}'
     assert json.loads(body) == {"cmd": "ping", "args": {}, "ts": TS, "n": 1}
 
 

@@ -6,6 +6,8 @@ from loopfakes import Codec, FakeObd, FakeGnss, GatePublisher, MemStore, cfg, ma
 from fakepub import FakePublisher
 from telelogger import status
 
+UNSAVED_MAX = 16  # records kept in RAM while the flash refuses writes (telelogger/loop.py _UNSAVED_MAX)
+
 
 
 async def test_pid_intervals_and_supported():
@@ -140,7 +142,7 @@ def test_flash_full_keeps_records_in_ram_in_order_and_counts_overflow():
 
     from loopfakes import make
 
-    from telelogger import loop, status
+    from telelogger import status
 
     t, clk, pub, store, obd = make()
     real = store.append
@@ -152,7 +154,7 @@ def test_flash_full_keeps_records_in_ram_in_order_and_counts_overflow():
         return real(rec, sync)
 
     store.append = append
-    n = loop.UNSAVED_MAX + 3
+    n = UNSAVED_MAX + 3
     for i in range(n):
         t.sample(0x10C, 1000 + i)
         try:
@@ -160,7 +162,7 @@ def test_flash_full_keeps_records_in_ram_in_order_and_counts_overflow():
             raise AssertionError("append on a full flash must raise")
         except OSError:
             pass
-    assert store.recs == [] and len(t.unsaved) == loop.UNSAVED_MAX
+    assert store.recs == [] and len(t.unsaved) == UNSAVED_MAX
     assert t.counters["store_errors"] == n and t.counters["unsaved_dropped"] == 3
     st = status.status(t)
     assert st["unsaved_dropped"] == 3 and st["store_errors"] == n
@@ -315,3 +317,21 @@ async def test_sync_window_zero_syncs_every_record():
     await clk.advance(5500)
     assert store.pending() >= 5 and store.syncs >= store.pending()
     await stop(t, clk)
+
+
+def test_last_keeps_only_the_shown_keys_every_sample_goes_into_the_record():
+    """t.last holds the latest value of what the status and the progress line show (rpm, speed, lat,
+    lng, battery, signal); every other sample only goes into the record being built."""
+    t, clk, pub, store, obd = make()
+    t.sample(0x10C, 1800)  # rpm
+    t.sample(0x105, 88)  # coolant: recorded, not shown
+    t.sample(0x24, 13.6)  # battery
+    t.sample(0x81, -73)  # signal
+    t.sample(0x0F, 9)  # satellites: recorded, not shown
+    assert t.last == {0x10C: 1800, 0x24: 13.6, 0x81: -73}, t.last
+    st = status.status(t)
+    assert st["voltage"] == 13.6 and st["signal"] == -73
+    t.build_record()
+    assert sorted(k for k, v in json.loads(store.recs[-1][1])[2]) == [0x0F, 0x24, 0x81, 0x105, 0x10C]
+    t.sample(0x10C, 1900)
+    assert t.last[0x10C] == 1900 and t.pending == {0x10C: 1900}

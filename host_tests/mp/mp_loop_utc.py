@@ -5,7 +5,6 @@ import json
 
 from loopfakes import FakeGnss, FakeModem, make, stop
 
-from telelogger import loop
 
 Y2006 = 1155600000  # 2006-08-15: a receiver 1024 weeks behind in 2026
 Y2025 = 1764000000  # 2025-11-24
@@ -61,11 +60,20 @@ def _records(store, pub):
 
 
 def test_bounds_are_documented_dates():
+    # CONFIG.md: UTC from 2024-01-01 00:00 (accepted) up to 2100-01-01 (refused); GNSS within 10 min of
+    # a known network time
     from gnss.fix import days_from_epoch
 
-    assert loop.UTC_MIN_MS == days_from_epoch(2024, 1, 1) * 86400000
-    assert loop.UTC_MAX_MS == days_from_epoch(2100, 1, 1) * 86400000
-    assert loop.UTC_AGREE_MS == 600000
+    lo = days_from_epoch(2024, 1, 1) * 86400000
+    hi = days_from_epoch(2100, 1, 1) * 86400000
+    t, clk, pub, store, obd = make()
+    t.log = Log()
+    assert not t.set_utc(lo - 1, True) and t.set_utc(lo, True)
+    assert t.set_utc(hi - 1) and not t.set_utc(hi)
+    t, clk, pub, store, obd = make()
+    t.log = Log()
+    assert t.set_utc(Y2025 * 1000)  # network time, then GNSS 10 min off (accepted) and 10 min + 1 ms (not)
+    assert t.set_utc(Y2025 * 1000 + 600000, True) and not t.set_utc(Y2025 * 1000 + 600001, True)
 
 
 async def test_gnss_week_rollover_date_is_refused_once_and_utc_stays_unknown():
@@ -88,10 +96,12 @@ async def test_gnss_week_rollover_date_is_refused_once_and_utc_stays_unknown():
 
 
 def test_implausible_times_refused_plausible_accepted():
+    from gnss.fix import days_from_epoch
+
     t, clk, pub, store, obd = make()
     t.log = log = Log()
-    assert not t.set_utc(loop.UTC_MIN_MS - 1, True)
-    assert not t.set_utc(loop.UTC_MAX_MS, True)
+    assert not t.set_utc(days_from_epoch(2024, 1, 1) * 86400000 - 1, True)
+    assert not t.set_utc(days_from_epoch(2100, 1, 1) * 86400000, True)
     assert not t.set_utc(0)  # network time from a module that never got NITZ
     assert t.utc_offset_ms is None
     assert len(log.refusals()) == 2  # once per source (GNSS, network)
@@ -108,7 +118,7 @@ def test_gnss_far_from_known_network_time_is_refused():
     assert t.utc_ms() == (Y2025 + 5) * 1000  # the network's time stays
     assert len(log.refusals()) == 1 and "3600 s from the network" in log.refusals()[0], log.lines
     assert "as it was" in log.refusals()[0]
-    assert t.set_utc((Y2025 + 5 + 2) * 1000, True)  # within UTC_AGREE_MS: GNSS refines it
+    assert t.set_utc((Y2025 + 5 + 2) * 1000, True)  # within 10 min (loop._UTC_AGREE_MS): GNSS refines it
     assert t.utc_ms() == (Y2025 + 7) * 1000
 
 

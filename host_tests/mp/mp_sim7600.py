@@ -109,16 +109,31 @@ async def test_sim_errors_are_modem_errors_with_kind_sim():
     assert e.kind == "sim" and "cellular.sim_pin is empty" in str(e)
 
 
-def test_cclk_time_zone_is_quarter_hours_and_utc_conversion_subtracts_it():
+async def test_cclk_time_zone_is_quarter_hours_and_utc_conversion_subtracts_it():
     t = parse_cclk('"26/12/01,10:00:00+40"')
     assert t == (2026, 12, 1, 10, 0, 0, 40)  # +40 quarter hours = UTC+10
     assert parse_cclk('"26/12/01,10:00:00-20"')[6] == -20
-    from telelogger.modemctl import _utc_ms
+    from telelogger.modemctl import ModemCtl
 
-    utc0 = _utc_ms((2026, 12, 1, 0, 0, 0, 0))
-    assert _utc_ms(t) == utc0  # 10:00 at UTC+10 is 00:00 UTC
-    assert _utc_ms(parse_cclk('"26/12/01,10:00:00-20"')) == utc0 + 15 * 3600 * 1000
+    class Pub:  # ModemCtl reads the network time through pub.modem.network_time()
+        class modem:
+            cclk = None
+
+            @classmethod
+            async def network_time(cls):
+                return cls.cclk
+
+    ctl = ModemCtl(Pub, None, Clock())
+
+    async def utc_ms(cclk):
+        Pub.modem.cclk = cclk
+        return await ctl.utc_ms()
+
+    utc0 = await utc_ms((2026, 12, 1, 0, 0, 0, 0))
+    assert await utc_ms(t) == utc0  # 10:00 at UTC+10 is 00:00 UTC
+    assert await utc_ms(parse_cclk('"26/12/01,10:00:00-20"')) == utc0 + 15 * 3600 * 1000
     assert utc0 == 1796083200 * 1000  # 2026-12-01T00:00:00Z
+    assert await utc_ms(None) is None  # no network time yet
 
 
 async def test_bring_up_leaves_no_bytecode_resident():

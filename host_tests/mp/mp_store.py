@@ -28,6 +28,17 @@ def _size(path):
     return os.stat(path)[6]
 
 
+HDR = 11  # the record header (telelogger/FORMAT.md): magic 0xA7, u16 length, u32 seq, u32 CRC32
+
+
+def _hdr(seq, payload):
+    """A record header written from FORMAT.md (not the store's code): the CRC covers bytes 0..6 and the payload."""
+    from binascii import crc32
+
+    h = bytes([0xA7, len(payload) & 0xFF, len(payload) >> 8]) + seq.to_bytes(4, "little")
+    return h + crc32(payload, crc32(h)).to_bytes(4, "little")
+
+
 def _segs(d):
     return sorted(n for n in os.listdir(d) if n.endswith(".seg"))
 
@@ -124,10 +135,10 @@ def test_torn_last_record_is_cut():
         seg = d + "/" + _segs(d)[-1]
         good = _size(seg)
         with open(seg, "ab") as f:  # a record whose payload never fully reached flash
-            h = S._hdr(7, b"y" * 30)
+            h = _hdr(7, b"y" * 30)
             f.write(h + b"y" * 10)
         q = Store(d, 8192, 4096)
-        assert q.recovered == S.HDR + 10
+        assert q.recovered == HDR + 10
         assert _size(seg) == good
         assert [s for s, _ in q.peek(100)] == [1, 2, 3, 4, 5, 6]
         assert q.append(b"next") == 7
@@ -149,7 +160,7 @@ def test_corrupted_payload_is_never_returned():
         seg = d + "/" + _segs(d)[-1]
         with open(seg, "rb") as f:
             b = bytearray(f.read())
-        b[3 * (S.HDR + 30) + S.HDR + 5] ^= 0x40  # flip a bit in record 4's payload
+        b[3 * (HDR + 30) + HDR + 5] ^= 0x40  # flip a bit in record 4's payload
         with open(seg, "wb") as f:
             f.write(b)
         q = Store(d, 8192, 4096)
@@ -289,7 +300,7 @@ def test_damage_found_by_peek_is_skipped_and_not_pending():
         seg = d + "/" + _segs(d)[-1]
         with open(seg, "rb") as f:
             b = bytearray(f.read())
-        b[S.HDR + 3] ^= 0x01  # record 1's payload, damaged while the store is open
+        b[HDR + 3] ^= 0x01  # record 1's payload, damaged while the store is open
         with open(seg, "wb") as f:
             f.write(b)
         assert q.peek(10) == []
