@@ -33,21 +33,12 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     from telelogger import assembly
 
     try:
-        return await assembly.assemble(board, cfg, clock, store_root, log, stop_for_reset=_stop_for_reset)
+        # the loop's reset callback: when it gives up on a persistent fault (memory) it has stored what it
+        # could and written the reason to reset_path; run() sees t.reset_reason, returns, and the caller
+        # resets the board (device_main: machine.reset(); the host runner exits with its reset code)
+        return await assembly.assemble(board, cfg, clock, store_root, log, lambda reason: None)
     finally:
         drop("telelogger.assembly", keep)
-
-
-async def build(board, cfg, clock=None, store_root="/queue", log=None):
-    """A Telelogger (not started) for the board and config. See assemble()."""
-    return (await assemble(board, cfg, clock, store_root, log))[0]
-
-
-def _stop_for_reset(reason):
-    """The loop gave up on a persistent fault (memory): it has stored what it could and written the
-    reason to reset_path; run() sees t.reset_reason, returns, and the caller resets the board
-    (device_main: machine.reset(); the host runner exits with its reset code)."""
-    return None
 
 
 async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=None, progress_ms=3000, log=None,
