@@ -153,31 +153,32 @@ def main(argv):
     except OSError:
         pass
 
-    s = getenv("FM_HEAPPROF")
+    # FM_HEAPPROF=S, FM_QSTRS, FM_HEAPMAP (one string split: no names)
+    data = [getenv(s) for s in "FM_HEAPPROF FM_QSTRS FM_HEAPMAP".split()]
     try:
         import gc
         import micropython
     except ImportError:
-        s = None
+        data[0] = None
 
     async def probe():
         # FM_HEAPPROF=S (MicroPython): every S seconds, after gc.collect(), one {"heapprof": ...} line with the
         # live heap, the interned names (FM_QSTRS=1: each one) and the loaded modules (scripts/bench.py's 'heap'
         # attribution); FM_HEAPMAP=1: the heap's block map too
         while True:
-            await asyncio.sleep(float(s))
+            await asyncio.sleep(float(data[0]))
             gc.collect()
             print('{"heapprof": {"alloc": %d, "free": %d, "modules": %s}}' % (
                 gc.mem_alloc(), gc.mem_free(), json.dumps(sorted(sys.modules))))
-            micropython.qstr_info(1 if getenv("FM_QSTRS") else 0)
-            if getenv("FM_HEAPMAP"):
+            micropython.qstr_info(1 if data[1] else 0)
+            if data[2]:
                 micropython.mem_info(1)
 
     print('{"start": {"device_id": %s, "store": %s, "impl": %s}}' % (
         json.dumps(cfg.get("device_id")), json.dumps(store), json.dumps(sys.implementation.name)))
 
     async def run():
-        if s:
+        if data[0]:
             asyncio.create_task(probe())
         await app.run(board, cfg, duration_ms=None if duration_ms is None else int(float(duration_ms) * 1000),
                       store_root=store, on_progress=lambda v: print(json.dumps({"progress": v})),
