@@ -109,7 +109,7 @@ def main(argv):
 
     # the validated config from its cache (telelogger.configcache, written by scripts/run_host.py as
     # `make deploy` writes it for the device): a normal boot does not import the validator
-    s = store.rstrip("/") + "_cfg.json"  # configcache.cache_path(store), without importing it here
+    s = "%s_cfg.json" % store.rstrip("/")  # configcache.cache_path(store), without importing it here
     cfg = appboot.load_config_cached(path, sec_path, s)
     try:
         if cfg is None:

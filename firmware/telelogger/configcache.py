@@ -15,14 +15,15 @@
 #   {"v": 1, "files": [[size, crc], ...] (config, secrets or null, schema), "cfg": {...}}
 import json
 
-VERSION = 1
-SCHEMA_FILES = ("telelogger/schema.mpy", "telelogger/schema.py")
+from core.compat import const
+
+_VERSION = const(1)  # the cache format's "v"
 
 
 def cache_path(store_root):
     """Beside the queue folder (/queue -> /queue_cfg.json), like the command counter: `deploy
     --wipe-queue` does not remove it."""
-    return store_root.rstrip("/") + "_cfg.json"
+    return "%s_cfg.json" % store_root.rstrip("/")
 
 
 def file_digest(path):
@@ -55,7 +56,7 @@ def schema_file(path=None):
     import sys
 
     for d in path if path is not None else sys.path:
-        for name in SCHEMA_FILES:
+        for name in ("telelogger/schema.mpy", "telelogger/schema.py"):
             p = (d.rstrip("/") + "/" + name) if d else name
             try:
                 open(p, "rb").close()
@@ -78,7 +79,7 @@ def load(path, cfg_path, sec_path=None, schema=None):
             c = json.load(f)
     except (OSError, ValueError):
         return None
-    if not isinstance(c, dict) or c.get("v") != VERSION or not isinstance(c.get("cfg"), dict):
+    if not isinstance(c, dict) or c.get("v") != _VERSION or not isinstance(c.get("cfg"), dict):
         return None
     want = digests(cfg_path, sec_path, schema)
     if want[0] is None or want[2] is None or c.get("files") != want:
@@ -100,7 +101,7 @@ def save(path, cfg_path, sec_path, cfg, schema=None):
     tmp = path + ".tmp"
     try:
         with open(tmp, "w") as f:
-            json.dump({"v": VERSION, "files": files, "cfg": cfg}, f)
+            json.dump({"v": _VERSION, "files": files, "cfg": cfg}, f)
         os.rename(tmp, path)
     except OSError:
         try:

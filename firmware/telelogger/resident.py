@@ -9,28 +9,26 @@
 #
 # The lists are per role; the modules each one pulls in come with it. The board's own modules (its
 # streams: core.stream on the ESP32, core.serial on a host) come with the board. host_tests/test_boot_heap.py checks
-# that what make sim keeps imported while it runs is what preload imported.
+# that what make sim keeps imported while it runs is what preload imported. The lists are strings split
+# on use: a short module name as a literal would be an interned name even where that module is never
+# loaded (net.wifi on a cellular device).
 import sys
-
-ALWAYS = ("core.unload", "telelogger.store", "telelogger.record", "telelogger.status", "telelogger.sampler",
-          "telelogger.standby", "telelogger.loop", "telelogger.app")
-CELLULAR = ("at.engine", "net.cellular", "telelogger.modemctl")
-WIFI = ("net.wifi",)
-OBD = ("obdii.elm", "obdii.obd")
-GNSS = {"modem": ("at.engine", "gnss.modem"), "uart": ("gnss.nmea",), "coproc": ("gnss.coproc",)}
 
 
 def modules(cfg):
     """The resident modules for a config (raw or validated: only transport, gnss.source and
     obd.enabled are read, with the validator's defaults)."""
     transport = cfg.get("transport", "cellular")
-    out: list[str] = list(ALWAYS)
-    out += CELLULAR if transport == "cellular" else WIFI
+    out = ("core.unload telelogger.store telelogger.record telelogger.status telelogger.sampler "
+           "telelogger.standby telelogger.loop telelogger.app").split()  # always
+    out += ("at.engine net.cellular telelogger.modemctl" if transport == "cellular" else "net.wifi").split()
     if (cfg.get("obd") or {}).get("enabled", True):
-        out += OBD
-    out += GNSS.get((cfg.get("gnss") or {}).get("source", "uart"), ())
+        out += "obdii.elm obdii.obd".split()
+    # per gnss.source
+    out += {"modem": "at.engine gnss.modem", "uart": "gnss.nmea", "coproc": "gnss.coproc"}.get(
+        (cfg.get("gnss") or {}).get("source", "uart"), "").split()
     if (cfg.get("debug") or {}).get("at_log"):
-        out.append("at.atlog")
+        out += "at.atlog".split()
     return out
 
 
