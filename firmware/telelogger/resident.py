@@ -9,26 +9,35 @@
 #
 # The lists are per role; the modules each one pulls in come with it. The board's own modules (its
 # streams: core.stream on the ESP32, core.serial on a host) come with the board. host_tests/test_boot_heap.py checks
-# that what make sim keeps imported while it runs is what preload imported. The lists are strings split
-# on use: a short module name as a literal would be an interned name even where that module is never
-# loaded (net.wifi on a cellular device).
+# that what make sim keeps imported while it runs is what preload imported.
 import sys
 
 
 def modules(cfg):
     """The resident modules for a config (raw or validated: only transport, gnss.source and
     obd.enabled are read, with the validator's defaults)."""
+    # "role: modules", one line each, in one string: a short module name as a literal would be an
+    # interned name even where that module is never loaded (net.wifi on a cellular device)
+    roles = {}
+    for ln in ("telelogger: core.unload telelogger.store telelogger.record telelogger.status telelogger.sampler "
+               "telelogger.standby telelogger.loop telelogger.app\n"  # always
+               "cellular: at.engine net.cellular telelogger.modemctl\n"
+               "wifi: net.wifi\n"
+               "obd: obdii.elm obdii.obd\n"  # obd.enabled
+               "modem: at.engine gnss.modem\n"  # gnss.source
+               "uart: gnss.nmea\n"
+               "coproc: gnss.coproc\n"
+               "at_log: at.atlog").split("\n"):  # debug.at_log
+        k, _, v = ln.partition(": ")
+        roles[k] = v.split()
     transport = cfg.get("transport", "cellular")
-    out = ("core.unload telelogger.store telelogger.record telelogger.status telelogger.sampler "
-           "telelogger.standby telelogger.loop telelogger.app").split()  # always
-    out += ("at.engine net.cellular telelogger.modemctl" if transport == "cellular" else "net.wifi").split()
+    out = roles["telelogger"]
+    out += roles["cellular" if transport == "cellular" else "wifi"]
     if (cfg.get("obd") or {}).get("enabled", True):
-        out += "obdii.elm obdii.obd".split()
-    # per gnss.source
-    out += {"modem": "at.engine gnss.modem", "uart": "gnss.nmea", "coproc": "gnss.coproc"}.get(
-        (cfg.get("gnss") or {}).get("source", "uart"), "").split()
+        out += roles["obd"]
+    out += roles.get((cfg.get("gnss") or {}).get("source", "uart"), [])
     if (cfg.get("debug") or {}).get("at_log"):
-        out += "at.atlog".split()
+        out += roles["at_log"]
     return out
 
 
