@@ -13,8 +13,9 @@ from core.unload import drop, forget
 
 
 def __getattr__(name):
-    if name in ("load_config_waiting", "note_error", "drop_modules", "_exists", "_stamp", "preload_resident",
-                "load_config_cached", "save_config_cache"):
+    if name == "drop_modules":  # core.unload.drop, kept importable from here
+        return drop
+    if name in ("load_config_waiting", "note_error", "preload_resident", "load_config_cached", "save_config_cache"):
         from telelogger import appboot
 
         v = getattr(appboot, name)

@@ -13,16 +13,6 @@ from core.unload import drop
 _VERSION = const(1)  # the config cache format's "v" (telelogger/configcache.py)
 
 
-def _exists(path):
-    import os
-
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def _stamp(paths):
     """What tells a changed file from an unchanged one: (size, mtime) of each path, None if absent."""
     import os
@@ -46,16 +36,13 @@ def note_error(text, path="/last_error.txt"):
         pass
 
 
-def drop_modules(prefix, keep=()):
-    """core.unload.drop: forget modules imported for one job (here: boot)."""
-    drop(prefix, keep)
-
-
 def ensure_dir(path):
     """Creates the folder `path` unless it exists."""
-    if not _exists(path):
-        import os
+    import os
 
+    try:
+        os.stat(path)
+    except OSError:
         os.mkdir(path)
 
 
@@ -208,7 +195,7 @@ def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_
     a config validated now is cached, and restart() (the board's reset) is called so that the boot
     that runs does not carry the validator's interned names."""
     if cache:
-        cfg = load_config_cached(cfg_path, sec_path if _exists(sec_path) else None, cache)
+        cfg = load_config_cached(cfg_path, sec_path if _stamp((sec_path,))[0] else None, cache)  # (present)
         if cfg is not None:
             return cfg
 
@@ -224,7 +211,7 @@ def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_
         try:
             from telelogger import config
 
-            sec = sec_path if _exists(sec_path) else None
+            sec = sec_path if _stamp((sec_path,))[0] else None  # (present)
             cfg = config.load(cfg_path, sec)
             if cache and save_config_cache(cfg_path, sec, cache, cfg) and restart is not None:
                 print("config: %s validated and cached: restarting without the validator" % cfg_path)
@@ -236,7 +223,7 @@ def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_
             print(msg)
             note_error(msg, error_path)
         finally:
-            drop_modules("telelogger.config", loaded)
+            drop("telelogger.config", loaded)
         while _stamp(paths) == stamp:
             if max_polls is not None and polls >= max_polls:
                 return None

@@ -4,7 +4,7 @@
 # modules (loop, store, drivers, telelogger.modemctl).
 from core.compat import Clock, const
 from core.errors import lookup
-from core.unload import drop as drop_modules
+from core.unload import drop
 
 _WDT_TIMEOUT_MS = const(60000)  # the hardware watchdog; the loop feeds it while every task is alive (status.py)
 _FLASH_MARGIN_BLOCKS = const(16)  # kept free on the queue's filesystem (flash_budget): 64 KB on 4 KB blocks
@@ -207,7 +207,7 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
             except Exception as e:  # BoardError (key not wired) and the like: keep running, say why
                 print("modem: power on failed: %s" % e)
             finally:
-                drop_modules("modem.power")
+                drop("modem.power")
     modem = None
     if at is not None and transport == "cellular":
         from net.cellular import from_config
@@ -245,11 +245,12 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
         gnss = ModemGnss(at, clock=clock, log=log)  # its run() turns GNSS on again after RDY / a power cycle
     q = cfg.get("queue") or {}
     store = Store(store_root, qmax, q.get("segment_bytes", 16384))
-    boot = next_boot(store_root + "/boot")
+    boot_path, reset_path = [store_root + s for s in "/boot /last_reset".split()]  # (as data: no names)
+    boot = next_boot(boot_path)
 
     wdt = board.wdt_start(_WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
     t = Telelogger(cfg, pub, store, obd=obd, gnss=gnss, modem=modem,
                    battery=board.battery_voltage, clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
                    cmd_counter_path=cmd_counter_path(store_root), reset=reset,
-                   reset_path=store_root + "/last_reset")
+                   reset_path=reset_path)
     return t, at
