@@ -109,9 +109,11 @@ def test_wifi_transport_publishes_through_the_boards_wlan(tmp_path, umqtt_double
     board = HostBoard(_desc(), wlan=wlan)  # no modem path: the WiFi build must not open the modem
 
     async def main():
+        sys.modules.pop("telelogger.wifiboot", None)
         t, at = await app.assemble(board, _wifi_cfg(), store_root=str(tmp_path))
         assert at is None and t.modem is None
         assert isinstance(t.pub, WifiPublisher)
+        assert "telelogger.wifiboot" not in sys.modules  # boot only: dropped after building the publisher
         await t.connect()
         c = MemoryClient.instances[-1]
         assert wlan.joined == ("car", "pw") and wlan.is_active
@@ -230,10 +232,12 @@ def test_one_plus_cellular_build_uses_the_modems_gnss(tmp_path, capsys):
     cfg = config.validate({"obd": {"enabled": False}}, False)
 
     async def main():
+        sys.modules.pop("telelogger.wifiboot", None)
         t, at = await app.assemble(board, cfg, store_root=str(tmp_path))
         try:
             assert at is not None and t.modem is not None
             assert isinstance(t.gnss, ModemGnss) and t.gnss.at is at
+            assert "telelogger.wifiboot" not in sys.modules  # a cellular boot never loads the WiFi half
         finally:
             at.stop()
             t.store.close()
