@@ -46,6 +46,10 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
               drain_ms=0):
     """Run the telelogger (forever, or for duration_ms, then send what is queued for up to
     drain_ms and disconnect)."""
+    if on_progress is not None:
+        # the host runner's progress lines (telelogger.progress: resident there): imported before the boot's
+        # peak, not in the middle of it (its names may be the ones that make the name pool grow)
+        from telelogger.progress import progress
     t, at = await assemble(board, cfg, store_root=store_root, log=log)
     cfg = None  # the loop keeps what it reads: the config dict need not stay on the heap
     t.start()
@@ -55,17 +59,13 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
             step = progress_ms if duration_ms is None else min(progress_ms, duration_ms - (t.now() - t0))
             await t.sleep(max(1, step))
             if on_progress is not None:
-                from telelogger.progress import progress
-
-                on_progress(progress(t))
+                on_progress(progress(t))  # pyright: ignore[reportPossiblyUnboundVariable]
         t.stop()
         t.build_record()
         if drain_ms:
             await t.drain(drain_ms)
         if on_progress is not None:
-            from telelogger.progress import progress
-
-            on_progress(progress(t))
+            on_progress(progress(t))  # pyright: ignore[reportPossiblyUnboundVariable]
     finally:
         t.stop()
         try:
