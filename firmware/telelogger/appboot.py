@@ -92,6 +92,10 @@ def preload_resident(cfg_path):
         if m not in sys.modules:
             __import__(m)
             done.append(m)
+    if "telelogger.record" in done:
+        # the codec's table of decimal places (read once from telelogger.keys, which is dropped again) stays
+        # too: built now, beside what stays, rather than at the first record in the middle of the bring-up
+        sys.modules["telelogger.record"].dp_of(None)
     return done
 
 
