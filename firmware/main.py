@@ -8,7 +8,7 @@ R = "/"  # the filesystem root (tests run this file on a folder)
 try:
     import os
 
-    os.stat(R + "safe_mode")
+    os.stat("%ssafe_mode" % R)  # (a literal of up to 10 characters would be an interned name: this runs as source)
     print("safe mode: %ssafe_mode exists, telelogger not started" % R)
 except OSError:
     import sys

@@ -18,7 +18,7 @@ from board.esp32 import Board
 from board.host import HostBoard
 from gnss.sources import CoprocGnss, ModemGnss
 from net.wifi import WifiPublisher
-from telelogger import app, assembly, config, encode
+from telelogger import app, assembly, config, encode, wifiboot
 from test_wifi import FakeWlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,9 +109,11 @@ def test_wifi_transport_publishes_through_the_boards_wlan(tmp_path, umqtt_double
     board = HostBoard(_desc(), wlan=wlan)  # no modem path: the WiFi build must not open the modem
 
     async def main():
+        sys.modules.pop("telelogger.wifiboot", None)
         t, at = await app.assemble(board, _wifi_cfg(), store_root=str(tmp_path))
         assert at is None and t.modem is None
         assert isinstance(t.pub, WifiPublisher)
+        assert "telelogger.wifiboot" not in sys.modules  # boot only: dropped after building the publisher
         await t.connect()
         c = MemoryClient.instances[-1]
         assert wlan.joined == ("car", "pw") and wlan.is_active
@@ -166,7 +168,7 @@ def test_wifi_tls_context_from_certs(tmp_path, umqtt_double):
         _wifi_cfg(broker={"host": "broker.test", "tls": True})
     assert "certs.ca" in str(ce.value) and "tls_verify" in str(ce.value)
     with pytest.raises(WifiError) as ei:
-        assembly._tls_context({}, True)
+        wifiboot._tls_context({}, True)
     assert "certs.ca" in str(ei.value) and "tls_verify" in str(ei.value)
     # ... unless the config opts out explicitly (warned)
     pub = asyncio.run(main(_wifi_cfg(broker={"host": "broker.test", "tls": True, "tls_verify": False})))
@@ -174,7 +176,7 @@ def test_wifi_tls_context_from_certs(tmp_path, umqtt_double):
     assert isinstance(pub.ssl, ssl.SSLContext) and pub.ssl.verify_mode == ssl.CERT_NONE
     assert "net.wifi_tls" not in sys.modules  # boot-only: dropped after use
     with pytest.raises(OSError):  # certs.ca is a path on the device's file system: it is read
-        assembly._tls_context({"ca": str(tmp_path / "missing-ca.pem")})
+        wifiboot._tls_context({"ca": str(tmp_path / "missing-ca.pem")})
 
 
 def test_esp32_board_wlan_is_the_active_station_interface():
@@ -230,10 +232,12 @@ def test_one_plus_cellular_build_uses_the_modems_gnss(tmp_path, capsys):
     cfg = config.validate({"obd": {"enabled": False}}, False)
 
     async def main():
+        sys.modules.pop("telelogger.wifiboot", None)
         t, at = await app.assemble(board, cfg, store_root=str(tmp_path))
         try:
             assert at is not None and t.modem is not None
             assert isinstance(t.gnss, ModemGnss) and t.gnss.at is at
+            assert "telelogger.wifiboot" not in sys.modules  # a cellular boot never loads the WiFi half
         finally:
             at.stop()
             t.store.close()

@@ -96,7 +96,7 @@ def test_a_normal_boot_does_not_load_the_validator(tmp_path):
 
 
 def test_make_sim_keeps_imported_what_preload_imported(tmp_path):
-    """telelogger.resident's lists against the real entry path: the modules make sim's firmware keeps
+    """The resident lists (telelogger.appboot.modules) against the real entry path: the modules make sim's firmware keeps
     imported while it runs WITHOUT the preload (FM_NO_PRELOAD) are the ones preload imports (with what they
     pull in), plus the board's: nothing resident is missed, nothing is preloaded that would not stay."""
     out = tmp_path / "sim-out"
@@ -110,8 +110,8 @@ def test_make_sim_keeps_imported_what_preload_imported(tmp_path):
     assert prof, "no heap profile in firmware.log"
     running = set(prof[-1]["modules"])
     fw = compile_tree(os.path.join(ROOT, "firmware"), os.path.join(ROOT, "build", "fw-mpy"), release=True)
-    probe = ("import sys, json\nbase = set(sys.modules)\nfrom telelogger import resident\n"
-             "resident.preload(%r)\nprint('PRE', json.dumps(sorted(set(sys.modules) - base)))\n")
+    probe = ("import sys, json\nbase = set(sys.modules)\nfrom telelogger import appboot\n"
+             "appboot.preload_resident(%r)\nprint('PRE', json.dumps(sorted(set(sys.modules) - base)))\n")
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import sim  # the config make sim gives the firmware
 
@@ -119,12 +119,12 @@ def test_make_sim_keeps_imported_what_preload_imported(tmp_path):
     q = subprocess.run([micropython_bin(), "-X", "heapsize=512K", "-c", probe % cfg_path], capture_output=True,
                        text=True, timeout=60, env=dict(os.environ, MICROPYPATH=":".join([fw, ".frozen"])))
     pre = set(json.loads(q.stdout.split("PRE ", 1)[1]))
-    pre.discard("telelogger.resident")
+    pre.discard("telelogger.appboot")
     interp = set(m for m in running if "." not in m and not os.path.exists(os.path.join(ROOT, "firmware", m)))
     # the board's own (board.host and its serial paths, core.serial; the ESP32's board: core.stream) and the
     # host runner's progress lines (telelogger.progress: run_host only)
     boards = ("board", "asyncio", "core.serial", "core.stream", "telelogger.progress")
     missing = sorted(m for m in running - pre - interp if not m.startswith(boards))
     extra = sorted(pre - running)
-    assert not missing, "resident while running but not preloaded (add to telelogger/resident.py): %s" % missing
-    assert not extra, "preloaded but dropped again (remove from telelogger/resident.py): %s" % extra
+    assert not missing, "resident while running but not preloaded (add to telelogger/appboot.py modules()): %s" % missing
+    assert not extra, "preloaded but dropped again (remove from telelogger/appboot.py modules()): %s" % extra

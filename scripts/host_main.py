@@ -13,32 +13,22 @@
 # live under DIR/ota/, and a board reset (a reboot command, ota_commit, a trial timeout) ends the
 # process with exit status 3 ({"reset": ...} on stdout first), for a supervisor to start it again as
 # the ESP32 boots again. Without --root nothing of this happens (the board reset raises DeepSleep).
+# Names: this file runs as source, so every identifier in it (locals too) and every string of up to 10
+# characters is an interned name of the run it measures (ARCHITECTURE.md "RAM"): the option names and
+# defaults are one string split on use, locals reuse names the interpreter already has.
 import json
 import sys
 
-RESET_EXIT = 3  # exit status of a board reset under --root (the supervisor restarts the firmware)
-
-
-def _opt(argv, name, default=None):
-    for i in range(len(argv)):
-        a = argv[i]
-        if a == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith(name + "="):
-            return a[len(name) + 1 :]
-    return default
-
 
 class _Log:
-    def __init__(self, quiet):
-        self.quiet = quiet
+    """The telelogger's log as JSON lines ({"log": level, "msg": text}); debug lines are left out."""
 
-    def _p(self, lvl, fmt, args):
+    def _p(self, level, fmt, a):
         try:
-            msg = fmt % args if args else fmt
+            msg = fmt % a if a else fmt
         except (TypeError, ValueError):
-            msg = "%s %r" % (fmt, args)
-        print(json.dumps({"log": lvl, "msg": msg}))
+            msg = fmt + " " + repr(a)
+        print(json.dumps({"log": level, "msg": msg}))
 
     def info(self, fmt, *a):
         self._p("info", fmt, a)
@@ -50,178 +40,151 @@ class _Log:
         self._p("error", fmt, a)
 
     def debug(self, fmt, *a):
-        if not self.quiet:
-            self._p("debug", fmt, a)
+        pass
 
 
 def _fail(msg):
-    print("run_host: " + msg, file=sys.stderr)
+    print("run_host: %s" % msg, file=sys.stderr)
     sys.exit(2)
-
-
-def _heap_profile():
-    """FM_HEAPPROF=S (MicroPython): every S seconds, after gc.collect(), one {"heapprof": ...} line with the live
-    heap, the interned names and the loaded modules (scripts/bench.py's 'heap' attribution)."""
-    import os
-
-    every = os.getenv("FM_HEAPPROF") if hasattr(os, "getenv") else None
-    if not every:
-        return
-    import asyncio
-    import gc
-
-    try:
-        import micropython
-    except ImportError:
-        return
-
-    async def _probe():
-        while True:
-            await asyncio.sleep(float(every))
-            gc.collect()
-            print(json.dumps({"heapprof": {"alloc": gc.mem_alloc(), "free": gc.mem_free(),
-                                           "modules": sorted(sys.modules)}}))
-            micropython.qstr_info(1 if os.getenv("FM_QSTRS") else 0)
-            if os.getenv("FM_HEAPMAP"):
-                micropython.mem_info(1)
-
-    return _probe
-
-
-def _select(root):
-    """main.py's choice of the build on the folder `root` (absolute, ending in "/"): -> (slot, the
-    module names imported before it)."""
-    keep = list(sys.modules)
-    slot = "-"
-    try:
-        from telelogger import otaboot
-
-        slot = otaboot.select(root)
-    except Exception as e:  # a tree without OTA, a flash it cannot read: the tree on MICROPYPATH
-        print(json.dumps({"log": "warn", "msg": "ota: %r: running the deployed tree" % (e,)}))
-    print(json.dumps({"ota": {"slot": slot, "root": root}}))
-    return slot, keep
-
-
-def _import_app(root, slot, keep):
-    """telelogger.app and appboot from the chosen build; a slot that cannot import them: the
-    deployed tree in this boot (otaboot.fallback records it, a build on trial is rolled back)."""
-    try:
-        from telelogger import app, appboot
-
-        return app, appboot
-    except Exception as e:
-        if slot == "-":
-            raise
-        import os
-
-        print(json.dumps({"log": "error", "msg": "ota: slot %s: %r: running the deployed tree" % (slot, e)}))
-        for m in [m for m in sys.modules if m not in keep]:
-            del sys.modules[m]
-        os.chdir(root)
-        from telelogger import otaboot
-
-        otaboot.fallback(e, root)
-        from telelogger import app, appboot
-
-        return app, appboot
-
-
-def _exit_on_reset(board):
-    def reset():
-        print(json.dumps({"reset": True}))
-        sys.exit(RESET_EXIT)  # SystemExit leaves the event loop on both runtimes
-
-    board.reset = reset
 
 
 def main(argv):
     import asyncio
+    import os
 
-    cfg_path = _opt(argv, "--config", "config.json")
-    root = _opt(argv, "--root")
-    board_name = _opt(argv, "--board", "oneplus-b")
+    # --NAME VALUE or --NAME=VALUE (the first of each wins); the names and their defaults
+    args = {}
+    for n in range(len(argv)):
+        s = argv[n]
+        if s[:2] == "--":
+            if "=" in s:
+                s, _, v = s.partition("=")
+                args.setdefault(s, v)
+            elif n + 1 < len(argv):
+                args.setdefault(s, argv[n + 1])
+    path, root, name, store, sec_path, duration_ms, drain_ms, progress_ms, power_key = [
+        args.get("--" + s.partition(":")[0], s.partition(":")[2] or None) for s in (
+            "config:config.json root board:oneplus-b store:/tmp/freematics-queue secrets duration drain:0 "
+            "status-ms:2000 power-key").split()]
+    getenv = getattr(os, "getenv", None) or (lambda s: None)
     if root:
-        import os
-
+        # main.py's choice of the build on the folder root (telelogger.otaboot.select)
         root = root.rstrip("/") + "/"
-        bp = "%s/boards/%s.json" % (os.getcwd(), board_name)  # found before select() changes the directory
+        s = "%s/boards/%s.json" % (os.getcwd(), name)  # found before select() changes the directory
         try:
-            os.stat(bp)
-            board_name = bp
+            os.stat(s)
+            name = s
         except OSError:
             pass
-        slot, keep = _select(root)
-        app, appboot = _import_app(root, slot, keep)
+        keep = list(sys.modules)
+        slot = "-"
+        try:
+            from telelogger import otaboot
+
+            slot = otaboot.select(root)
+        except Exception as e:  # a tree without OTA, a flash it cannot read: the tree on MICROPYPATH
+            print(json.dumps({"log": "warn", "msg": "ota: %r: running the deployed tree" % (e,)}))
+        print(json.dumps({"ota": {"slot": slot, "root": root}}))
+        try:
+            from telelogger import app, appboot
+        except Exception as e:
+            # a slot that cannot import the app: the deployed tree in this boot (otaboot.fallback records it,
+            # a build on trial is rolled back)
+            if slot == "-":
+                raise
+            print(json.dumps({"log": "error", "msg": "ota: slot %s: %r: running the deployed tree" % (slot, e)}))
+            for s in [s for s in sys.modules if s not in keep]:
+                del sys.modules[s]
+            os.chdir(root)
+            from telelogger import otaboot
+
+            otaboot.fallback(e, root)
+            from telelogger import app, appboot
     else:
         from telelogger import app, appboot
 
-    import os
-
-    if not (hasattr(os, "getenv") and os.getenv("FM_NO_PRELOAD")):  # test_boot_heap: the set without it
-        appboot.preload_resident(cfg_path)  # as device_main: the resident modules first, before boot's own
+    if not getenv("FM_NO_PRELOAD"):  # test_boot_heap: the set without it
+        appboot.preload_resident(path)  # as device_main: the resident modules first, before boot's own
     from board import load_board, make_board
 
-    store = _opt(argv, "--store", "/tmp/freematics-queue")
     # the validated config from its cache (telelogger.configcache, written by scripts/run_host.py as
     # `make deploy` writes it for the device): a normal boot does not import the validator
-    cache = store.rstrip("/") + "_cfg.json"  # configcache.cache_path(store), without importing it here
-    sec_path = _opt(argv, "--secrets")
-    cfg = appboot.load_config_cached(cfg_path, sec_path, cache)
+    s = "%s_cfg.json" % store.rstrip("/")  # configcache.cache_path(store), without importing it here
+    cfg = appboot.load_config_cached(path, sec_path, s)
     try:
         if cfg is None:
             from telelogger import config
 
-            cfg = config.load(cfg_path, sec_path)
+            cfg = config.load(path, sec_path)
             del config
-            appboot.save_config_cache(cfg_path, sec_path, cache, cfg)
+            appboot.save_config_cache(path, sec_path, s, cfg)
     except MemoryError:
         raise
     except Exception as e:  # the user's config: one line per mistake naming it, no traceback (scripts/run_host.py)
-        errs = getattr(e, "errors", None) or [e]
-        for x in errs[:-1]:
-            print("run_host: config %s: %s" % (cfg_path, x), file=sys.stderr)
-        _fail("config %s: %s" % (cfg_path, errs[-1]))
+        errors = getattr(e, "errors", None) or [e]
+        for v in errors[:-1]:
+            print("run_host: config %s: %s" % (path, v), file=sys.stderr)
+        _fail("config %s: %s" % (path, errors[-1]))
     from core.unload import forget
 
     del appboot
-    for m in ("telelogger.appboot", "telelogger.config", "telelogger.configerror"):
-        forget(m)  # boot only, as on the device (device_main drops them too)
+    for s in ("telelogger.appboot", "telelogger.config", "telelogger.configerror"):
+        forget(s)  # boot only, as on the device (device_main drops them too)
     try:
-        desc = load_board(board_name)
+        desc = load_board(name)
     except MemoryError:
         raise
     except Exception as e:
-        _fail("board %s: %s" % (board_name, e))
+        _fail("board %s: %s" % (name, e))
     kw = {}
-    if _opt(argv, "--power-key"):
-        kw["power_key"] = _opt(argv, "--power-key")  # board.host.pin_file: the power-key pin to a file
+    if power_key:
+        kw["power_key"] = power_key  # board.host.pin_file: the power-key pin to a file
     board = make_board(desc, argv, **kw)
     if root:
         board.ota_root = root  # telelogger/loopinit.py: where the OTA files are (the board's "/")
-        _exit_on_reset(board)
-    dur = _opt(argv, "--duration")
-    try:
-        import os
 
+        def reset():  # a board reset: exit status 3, for the supervisor to start the firmware again
+            print(json.dumps({"reset": True}))
+            sys.exit(3)  # SystemExit leaves the event loop on both runtimes
+
+        board.reset = reset
+    try:
         os.mkdir(store)
     except OSError:
         pass
 
-    def show(p):
-        print(json.dumps({"progress": p}))
+    # FM_HEAPPROF=S, FM_QSTRS, FM_HEAPMAP (one string split: no names)
+    data = [getenv(s) for s in "FM_HEAPPROF FM_QSTRS FM_HEAPMAP".split()]
+    try:
+        import gc
+        import micropython
+    except ImportError:
+        data[0] = None
 
-    probe = _heap_profile()
-    print(json.dumps({"start": {"device_id": cfg.get("device_id"), "store": store, "impl": sys.implementation.name}}))
-    job = app.run(board, cfg, duration_ms=None if dur is None else int(float(dur) * 1000), store_root=store,
-                  on_progress=show, progress_ms=int(_opt(argv, "--status-ms", "2000")),
-                  log=_Log(True), drain_ms=int(float(_opt(argv, "--drain", "0")) * 1000))
+    async def probe():
+        # FM_HEAPPROF=S (MicroPython): every S seconds, after gc.collect(), one {"heapprof": ...} line with the
+        # live heap, the interned names (FM_QSTRS=1: each one) and the loaded modules (scripts/bench.py's 'heap'
+        # attribution); FM_HEAPMAP=1: the heap's block map too
+        while True:
+            await asyncio.sleep(float(data[0]))
+            gc.collect()
+            print('{"heapprof": {"alloc": %d, "free": %d, "modules": %s}}' % (
+                gc.mem_alloc(), gc.mem_free(), json.dumps(sorted(sys.modules))))
+            micropython.qstr_info(1 if data[1] else 0)
+            if data[2]:
+                micropython.mem_info(1)
 
-    async def _with_probe():
-        asyncio.create_task(probe())
-        await job
+    print('{"start": {"device_id": %s, "store": %s, "impl": %s}}' % (
+        json.dumps(cfg.get("device_id")), json.dumps(store), json.dumps(sys.implementation.name)))
 
-    asyncio.run(_with_probe() if probe else job)
+    async def run():
+        if data[0]:
+            asyncio.create_task(probe())
+        await app.run(board, cfg, duration_ms=None if duration_ms is None else int(float(duration_ms) * 1000),
+                      store_root=store, on_progress=lambda v: print(json.dumps({"progress": v})),
+                      progress_ms=int(progress_ms), log=_Log(), drain_ms=int(float(drain_ms) * 1000))
+
+    asyncio.run(run())
     print(json.dumps({"done": True}))
 
 

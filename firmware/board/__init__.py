@@ -53,7 +53,7 @@ class ActivePin:
 # ---- BoardBase ---------------------------------------------------------------------------
 # Roles from the board description, lazily built and cached streams and pins, battery voltage,
 # device id, watchdog. Subclasses provide the hardware hooks: _open_stream(role, sec) -> stream,
-# _make_pin(num, level, ident) -> pin, _adc_read(pin) -> raw 0..4095 or None, _make_wdt(timeout_ms)
+# _make_pin(num, level, name) -> pin, _adc_read(pin) -> raw 0..4095 or None, _make_wdt(timeout_ms)
 # -> wdt, mac() -> 6 bytes (no stubs here: each would cost a function on the device's heap).
 
 # Role names used by the rest of the firmware -> sections of the board description.
@@ -116,8 +116,9 @@ class BoardBase:
         self._streams = {}
 
     # -- outputs --
-    def out_pin(self, role, key="pin", active_key="active", default_active=1):
-        """A cached ActivePin for section[role][key], released (not asserted) on creation."""
+    def out_pin(self, role, key="pin", active="active", default=1):
+        """A cached ActivePin for section[role][key], released (not asserted) on creation; its
+        polarity is section[role][active] (default when absent)."""
         ident = role + "." + key
         p = self._pins.get(ident)
         if p is None:
@@ -125,8 +126,8 @@ class BoardBase:
             num = sec.get(key)
             if num is None:
                 raise BoardError("board %s: %s.%s is not wired (null)" % (self.name, role, key))
-            active = sec.get(active_key, default_active)
-            p = ActivePin(self._make_pin(num, 1 - active, ident), active, ident)  # pyright: ignore[reportAttributeAccessIssue]
+            a = sec.get(active, default)
+            p = ActivePin(self._make_pin(num, 1 - a, ident), a, ident)  # pyright: ignore[reportAttributeAccessIssue]
             self._pins[ident] = p
         return p
 
@@ -178,25 +179,26 @@ def __getattr__(name):
     # the boot-time and host-only names, from the module that has them (imported, and kept, on use)
     import sys
 
-    mod = "board.host" if name == "DeepSleep" else "board.desc"
-    if name not in ("DeepSleep", "SCHEMA", "BOARD_DIRS", "DEVICE_BOARD_FILE", "device_id_from_mac"):
-        # `from board import desc`: MicroPython asks a package's __getattr__ before its submodules
-        mod = "board." + name
-        if name[0] == "_":
-            raise AttributeError(name)
-        try:
-            __import__(mod)
-        except ImportError:
-            raise AttributeError(name)
-        return sys.modules[mod]
-    __import__(mod)
-    return getattr(sys.modules[mod], name)
+    names = "DeepSleep SCHEMA BOARD_DIRS DEVICE_BOARD_FILE device_id_from_mac".split()  # (as data: no names)
+    if name in names:
+        mod = "board.host" if name == names[0] else "board.desc"
+        __import__(mod)
+        return getattr(sys.modules[mod], name)
+    # `from board import desc`: MicroPython asks a package's __getattr__ before its submodules
+    if name[0] == "_":
+        raise AttributeError(name)
+    mod = __name__ + "." + name
+    try:
+        __import__(mod)
+    except ImportError:
+        raise AttributeError(name)
+    return sys.modules[mod]
 
 
-def load_board(name_or_path=None, devtype=None, dirs=None):
+def load_board(name=None, devtype=None, dirs=None):
     """Load and validate a board description (see board.desc.load_board). board.desc is
     dropped again afterwards: on the device its bytecode (~5 KB of RAM) is needed once."""
-    return lookup("board.desc", "load_board", name_or_path, devtype, dirs)
+    return lookup("board.desc", "load_board", name, devtype, dirs)
 
 
 def make_board(desc=None, argv=None, **kw):

@@ -12,44 +12,30 @@ SCHEMA = 1
 BOARD_DIRS = ("boards", "/boards", "../boards")
 DEVICE_BOARD_FILE = "board.json"
 
-GNSS_SOURCES = ("uart", "modem", "coproc", "none")
-BATTERY_SOURCES = ("adc", "coproc", "none")
 
-
-def _is_path(s):
-    return "/" in s or s.endswith(".json")
-
-
-def _find(name, dirs):
-    for d in dirs:
-        p = d + "/" + name + ".json"
-        try:
-            open(p).close()
-            return p
-        except OSError:
-            pass
-    return None
-
-
-def load_board(name_or_path=None, devtype=None, dirs=None):
+def load_board(name=None, devtype=None, dirs=None):
     """Load and validate a board description.
 
-    `name_or_path`: a dict (validated and returned), a path to a .json file, a board name
+    `name`: a dict (validated and returned), a path to a .json file, a board name
     looked up in `dirs` (e.g. "oneplus-b"), or None for the deployed /board.json.
     `devtype`: apply the file's per-devType overrides (see apply_devtype)."""
     dirs = dirs or BOARD_DIRS
-    if isinstance(name_or_path, dict):
-        desc = name_or_path
-        where = "<dict>"
+    where = "board"  # a dict: validate_board adds its name
+    if isinstance(name, dict):
+        desc = name
     else:
-        if name_or_path is None:
-            path = DEVICE_BOARD_FILE
-        elif _is_path(name_or_path):
-            path = name_or_path
-        else:
-            path = _find(name_or_path, dirs)
+        path = name or DEVICE_BOARD_FILE
+        if not ("/" in path or path.endswith(".json")):  # a name: the first dirs/<name>.json that opens
+            path = None
+            for d in dirs:
+                try:
+                    open(d + "/" + name + ".json").close()
+                    path = d + "/" + name + ".json"
+                    break
+                except OSError:
+                    pass
             if path is None:
-                raise BoardError("board %r not found (looked for %s.json in %s)" % (name_or_path, name_or_path, ", ".join(dirs)))
+                raise BoardError("board %r not found (looked for %s.json in %s)" % (name, name, ", ".join(dirs)))
         try:
             with open(path) as f:
                 desc = json.load(f)
@@ -64,82 +50,76 @@ def load_board(name_or_path=None, devtype=None, dirs=None):
     return desc
 
 
-def _need(d, key, types, where, allow_none=False):
-    """d[key], checked against `types` (null allowed when allow_none; bools never pass as int)."""
+def _need(d, key, t, where):
+    """d[key], checked against the type or tuple of types `t` (None among them: null allowed; bools
+    never pass as int)."""
     if key not in d:
         raise BoardError("%s: missing key %r" % (where, key))
     v = d[key]
-    if v is None and allow_none:
+    t = t if isinstance(t, tuple) else (t,)
+    if v is None and None in t:
         return None
-    if isinstance(v, bool) or not isinstance(v, types):
-        raise BoardError("%s: %r must be %s, got %r" % (where, key, _tname(types), v))
+    t = tuple([x for x in t if x is not None])
+    if isinstance(v, bool) or not isinstance(v, t):
+        raise BoardError("%s: %r must be %s, got %r" % (where, key, " or ".join([x.__name__ for x in t]), v))
     return v
-
-
-def _section(d, key, where):
-    """A present, non-null JSON object."""
-    v = _need(d, key, dict, where)
-    return v if isinstance(v, dict) else {}
-
-
-def _tname(types):
-    if isinstance(types, tuple):
-        return " or ".join(t.__name__ for t in types)
-    return types.__name__
-
-
-def _uart_section(d, role, where, pins_optional=False):
-    sec = _section(d, role, where)
-    w = "%s: %s" % (where, role)
-    _need(sec, "uart", int, w, allow_none=True)
-    _need(sec, "rx", int, w, allow_none=pins_optional)
-    _need(sec, "tx", int, w, allow_none=pins_optional)
-    _need(sec, "baud", int, w)
-    return sec
 
 
 def validate_board(desc, where="board"):
     """Check the schema documented in boards/README.md; raise BoardError naming the key."""
+    # names as data (split on use): each short literal would be an interned name for good
+    uart, rx, tx, baud, pin, source, battery, coproc, gnss = "uart rx tx baud pin source battery coproc gnss".split()
     if not isinstance(desc, dict):
         raise BoardError("%s: a board description is a JSON object, got %r" % (where, type(desc).__name__))
     if desc.get("schema") != SCHEMA:
         raise BoardError("%s: 'schema' must be %d, got %r" % (where, SCHEMA, desc.get("schema")))
     name = _need(desc, "name", str, where)
-    where = "%s (%s)" % (where, name) if where == "<dict>" else where
+    if where == "board":
+        where += " " + name
     _need(desc, "model", str, where)
     for n in _need(desc, "devtypes", list, where) or ():
         if not isinstance(n, int):
             raise BoardError("%s: 'devtypes' entries must be integers, got %r" % (where, n))
-    _uart_section(desc, "modem", where)
-    pk = _section(desc, "modem_power", where)
-    _need(pk, "pin", int, where + ": modem_power")
+    uarts = ["modem"]  # the sections with a UART: uart (null: none assigned), rx, tx, baud
+    pk = _need(desc, "modem_power", dict, where)
+    _need(pk, pin, int, where + ": modem_power")
     if pk.get("active") not in (0, 1):
         raise BoardError("%s: modem_power.active must be 0 or 1, got %r" % (where, pk.get("active")))
-    if desc.get("coproc") is not None:
-        cp = _uart_section(desc, "coproc", where)
-        _need(cp, "reset", int, where + ": coproc", allow_none=True)
-    g = _section(desc, "gnss", where)
-    if g.get("source") not in GNSS_SOURCES:
-        raise BoardError("%s: gnss.source must be one of %s, got %r" % (where, "/".join(GNSS_SOURCES), g.get("source")))
-    if g["source"] == "uart":
-        _uart_section(desc, "gnss", where)
-    b = _need(desc, "battery", dict, where, allow_none=True)
+    if desc.get(coproc) is not None:
+        uarts.append(coproc)
+        _need(_need(desc, coproc, dict, where), "reset", (int, None), "%s: %s" % (where, coproc))
+    g = _need(desc, gnss, dict, where)
+    srcs = ("uart", "modem", "coproc", "none")
+    if g.get(source) not in srcs:
+        raise BoardError("%s: gnss.source must be one of %s, got %r" % (where, "/".join(srcs), g.get(source)))
+    if g[source] == uart:
+        uarts.append(gnss)
+    for role in uarts:
+        sec = _need(desc, role, dict, where)
+        w = "%s: %s" % (where, role)
+        _need(sec, uart, (int, None), w)
+        _need(sec, rx, int, w)
+        _need(sec, tx, int, w)
+        _need(sec, baud, int, w)
+    b = _need(desc, battery, (dict, None), where)
     if isinstance(b, dict):
-        if b.get("source") not in BATTERY_SOURCES:
-            raise BoardError("%s: battery.source must be one of %s, got %r" % (where, "/".join(BATTERY_SOURCES), b.get("source")))
-        if b["source"] == "adc":
-            _need(b, "pin", int, where + ": battery")
-            _need(b, "scale_num", (int, float), where + ": battery")
-            if not _need(b, "scale_den", (int, float), where + ": battery"):
+        srcs = ("adc", "coproc", "none")
+        if b.get(source) not in srcs:
+            raise BoardError("%s: battery.source must be one of %s, got %r" % (where, "/".join(srcs), b.get(source)))
+        if b[source] == "adc":
+            w = "%s: %s" % (where, battery)
+            _need(b, pin, int, w)
+            _need(b, "scale_num", (int, float), w)
+            if not _need(b, "scale_den", (int, float), w):
                 raise BoardError("%s: battery.scale_den must not be 0" % where)
     for role in ("led", "buzzer"):
         sec = desc.get(role)
         if sec is not None:
-            _need(sec, "pin", int, "%s: %s" % (where, role))
+            _need(sec, pin, int, "%s: %s" % (where, role))
     for rule in desc.get("by_devtype") or ():
         w = where + ": by_devtype"
         _need(rule, "devtypes", list, w)
-        for k in _section(rule, "set", w):
+        for k in _need(rule, "set", dict, w):
             sec, _, key = k.partition(".")
             if not key or not isinstance(desc.get(sec), dict):
                 raise BoardError("%s: override key %r must be <section>.<key> of an existing section" % (w, k))
@@ -191,8 +171,8 @@ def device_id_from_mac(mac):
         x = seed & 0x1F
         seed >>= 5
         c = chr(48 + x if x < 10 else 55 + x)  # 10 -> 'A'
-        k = "BDIO".find(c)
-        out += c if k < 0 else "WXYZ"[k]
+        k = "B>W D>X I>Y O>Z".find(c)  # never finds W..Z: c is 0-9 or A-V
+        out += c if k < 0 else "B>W D>X I>Y O>Z"[k + 2]
     return out
 
 
@@ -239,19 +219,19 @@ def make_board(desc, argv, kw):
     return HostBoard(desc, **kw)
 
 
-def parse_devtype(ati_reply):
+def parse_devtype(text):
     """The co-processor's ATI answer -> devType int, as the official getDeviceType():
     find 'OBD', then the next space, skip 2 characters, parse X.Y -> X*10+Y.
     'OBD2USART V1.4' -> 14. None when the text does not have that shape."""
-    if isinstance(ati_reply, (bytes, bytearray)):
-        ati_reply = bytes(ati_reply).decode()
-    i = ati_reply.find("OBD")
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode()
+    i = text.find("OBD")
     if i < 0:
         return None
-    sp = ati_reply.find(" ", i)
+    sp = text.find(" ", i)
     if sp < 0:
         return None
-    s = ati_reply[sp + 2 :]
+    s = text[sp + 2 :]
     dot = s.find(".")
     if dot <= 0 or not s[:dot].isdigit() or len(s) <= dot + 1 or not s[dot + 1].isdigit():
         return None

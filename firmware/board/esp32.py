@@ -23,7 +23,7 @@ class Board(BoardBase):
         u = m.UART(sec["uart"], baudrate=sec["baud"], tx=sec["tx"], rx=sec["rx"], rxbuf=sec.get("rxbuf", 256), timeout=0)
         return UartStream(u)
 
-    def _make_pin(self, num, level, ident):
+    def _make_pin(self, num, level, name):
         return self._m.Pin(num, self._m.Pin.OUT, value=level)
 
     def _adc_read(self, pin):

@@ -5,8 +5,6 @@
 from board import BoardBase, BoardError
 from core.serial import SerialPath
 
-HOST_MAC = b"\x24\x0a\xc4\x00\x00\x01"
-_FLAGS = ("modem", "obd", "gps", "board", "config", "secrets")
 
 
 class DeepSleep(Exception):
@@ -21,14 +19,15 @@ class DeepSleep(Exception):
 def parse_host_args(argv):
     """`--modem PATH --obd PATH --gps PATH [--board NAME] [--config F] [--secrets F]`
     (also --name=value) -> dict; other arguments are kept in 'rest'."""
+    flags = "modem obd gps board config secrets".split()  # (as data: no interned names)
     out = {"rest": []}
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a.startswith("--") and "=" in a and a[2:].split("=", 1)[0] in _FLAGS:
+        if a.startswith("--") and "=" in a and a[2:].split("=", 1)[0] in flags:
             k, v = a[2:].split("=", 1)
             out[k] = v
-        elif a.startswith("--") and a[2:] in _FLAGS:
+        elif a.startswith("--") and a[2:] in flags:
             if i + 1 >= len(argv):
                 raise BoardError("%s needs a value" % a)
             out[a[2:]] = argv[i + 1]
@@ -45,22 +44,19 @@ class FakePin:
     def __init__(self, num, level=0, clock=None, name=""):
         self.num = num
         self.name = name
-        self._clock = clock
-        self._level = level
-        self.history = [(level, self._now())]
+        self.clock = clock
+        self.level = level
+        self.history = [(level, clock.ticks_ms() if clock else 0)]
         self.listeners = []
-
-    def _now(self):
-        return self._clock.ticks_ms() if self._clock else 0
 
     def value(self, v=None):
         if v is None:
-            return self._level
-        self._level = 1 if v else 0
-        t = self._now()
-        self.history.append((self._level, t))
+            return self.level
+        self.level = 1 if v else 0
+        t = self.clock.ticks_ms() if self.clock else 0
+        self.history.append((self.level, t))
         for fn in self.listeners:
-            fn(self._level, t)
+            fn(self.level, t)
 
     def on(self):
         self.value(1)
@@ -72,18 +68,18 @@ class FakePin:
 class FakeWDT:
     def __init__(self, timeout_ms, clock=None):
         self.timeout_ms = timeout_ms
-        self._clock = clock
+        self.clock = clock
         self.feeds = 0
         self.last_feed = clock.ticks_ms() if clock else 0
 
     def feed(self):
         self.feeds += 1
-        if self._clock:
-            self.last_feed = self._clock.ticks_ms()
+        if self.clock:
+            self.last_feed = self.clock.ticks_ms()
 
     def expired(self):
         """True when the last feed is older than the timeout (a real one would reset)."""
-        return bool(self._clock) and self._clock.diff(self._clock.ticks_ms(), self.last_feed) > self.timeout_ms
+        return bool(self.clock) and self.clock.diff(self.clock.ticks_ms(), self.last_feed) > self.timeout_ms
 
 
 def pin_file(path, active):
@@ -94,21 +90,21 @@ def pin_file(path, active):
     f = open(path, "a")
     last = [0]  # created released (BoardBase.out_pin): a first release is no change
 
-    def changed(level, t):
+    def cb(level, t):
         v = 1 if level == active else 0
         if v != last[0]:
             last[0] = v
             f.write("1\n" if v else "0\n")
             f.flush()
 
-    return changed
+    return cb
 
 
 class HostBoard(BoardBase):
-    def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=HOST_MAC, adc_raw=None, wlan=None,
-                 power_key=None):
+    def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=b"\x24\x0a\xc4\x00\x00\x01", adc_raw=None,
+                 wlan=None, power_key=None):
         BoardBase.__init__(self, desc, clock)
-        self.power_key_path = power_key  # a file the modem power-key pin's changes go to (see pin_file)
+        self.power_key = power_key  # a file the modem power-key pin's changes go to (see pin_file)
         self._wlan = wlan  # a WLAN-like test double, or None: the host's own networking
         self.paths = {"modem": modem, "coproc": obd, "gnss": gps}
         self._mac = bytes(mac)
@@ -119,17 +115,17 @@ class HostBoard(BoardBase):
     def _open_stream(self, role, sec):
         path = self.paths.get(role)
         if not path:
-            flag = {"modem": "--modem", "coproc": "--obd", "gnss": "--gps"}.get(role, role)
+            flag = "--" + {"coproc": "obd", "gnss": "gps"}.get(role, role)
             raise BoardError("host board: no serial path for the %s (pass %s PATH)" % (role, flag))
         try:
             return SerialPath(path)
         except OSError as e:
             raise BoardError("host board: cannot open %s for the %s: %s" % (path, role, e))
 
-    def _make_pin(self, num, level, ident):
-        pin = FakePin(num, level, self.clock, ident)
-        if ident == "modem_power.pin" and self.power_key_path:
-            pin.listeners.append(pin_file(self.power_key_path, self.section("modem_power").get("active", 1)))
+    def _make_pin(self, num, level, name):
+        pin = FakePin(num, level, self.clock, name)
+        if name == "modem_power.pin" and self.power_key:
+            pin.listeners.append(pin_file(self.power_key, self.section("modem_power").get("active", 1)))
         return pin
 
     def fake_pin(self, role, key="pin"):

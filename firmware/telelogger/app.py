@@ -13,8 +13,9 @@ from core.unload import drop, forget
 
 
 def __getattr__(name):
-    if name in ("load_config_waiting", "note_error", "drop_modules", "_exists", "_stamp", "preload_resident",
-                "load_config_cached", "save_config_cache"):
+    if name == "drop_modules":  # core.unload.drop, kept importable from here
+        return drop
+    if name in ("load_config_waiting", "note_error", "preload_resident", "load_config_cached", "save_config_cache"):
         from telelogger import appboot
 
         v = getattr(appboot, name)
@@ -33,27 +34,22 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     from telelogger import assembly
 
     try:
-        return await assembly.assemble(board, cfg, clock, store_root, log, stop_for_reset=_stop_for_reset)
+        # the loop's reset callback: when it gives up on a persistent fault (memory) it has stored what it
+        # could and written the reason to reset_path; run() sees t.reset_reason, returns, and the caller
+        # resets the board (device_main: machine.reset(); the host runner exits with its reset code)
+        return await assembly.assemble(board, cfg, clock, store_root, log, lambda reason: None)
     finally:
         drop("telelogger.assembly", keep)
-
-
-async def build(board, cfg, clock=None, store_root="/queue", log=None):
-    """A Telelogger (not started) for the board and config. See assemble()."""
-    return (await assemble(board, cfg, clock, store_root, log))[0]
-
-
-def _stop_for_reset(reason):
-    """The loop gave up on a persistent fault (memory): it has stored what it could and written the
-    reason to reset_path; run() sees t.reset_reason, returns, and the caller resets the board
-    (device_main: machine.reset(); the host runner exits with its reset code)."""
-    return None
 
 
 async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=None, progress_ms=3000, log=None,
               drain_ms=0):
     """Run the telelogger (forever, or for duration_ms, then send what is queued for up to
     drain_ms and disconnect)."""
+    if on_progress is not None:
+        # the host runner's progress lines (telelogger.progress: resident there): imported before the boot's
+        # peak, not in the middle of it (its names may be the ones that make the name pool grow)
+        from telelogger.progress import progress
     t, at = await assemble(board, cfg, store_root=store_root, log=log)
     cfg = None  # the loop keeps what it reads: the config dict need not stay on the heap
     t.start()
@@ -63,17 +59,13 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
             step = progress_ms if duration_ms is None else min(progress_ms, duration_ms - (t.now() - t0))
             await t.sleep(max(1, step))
             if on_progress is not None:
-                from telelogger.progress import progress
-
-                on_progress(progress(t))
+                on_progress(progress(t))  # pyright: ignore[reportPossiblyUnboundVariable]
         t.stop()
         t.build_record()
         if drain_ms:
             await t.drain(drain_ms)
         if on_progress is not None:
-            from telelogger.progress import progress
-
-            on_progress(progress(t))
+            on_progress(progress(t))  # pyright: ignore[reportPossiblyUnboundVariable]
     finally:
         t.stop()
         try:

@@ -1,16 +1,16 @@
-# The telelogger entry's boot half (telelogger/app.py): waiting for a valid config, the note of why the
-# telelogger is not running. Imported for one job and forgotten again.
+# The telelogger entry's boot half (telelogger/app.py): the resident modules imported first, the
+# validated config from its cache, waiting for a valid config, the note of why the telelogger is not
+# running. Imported for one job and forgotten again. What preload imports (per role) and the config
+# cache are here, not in modules of their own, because boot always needs all three: each module costs
+# ~3 interned names (its dotted name, its package attribute, its file name) for good.
+# telelogger/resident.py and telelogger/configcache.py keep the tools' API (and the cache's format).
+import json
+import sys
+
+from core.compat import const
 from core.unload import drop
 
-
-def _exists(path):
-    import os
-
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
+_VERSION = const(1)  # the config cache format's "v" (telelogger/configcache.py)
 
 
 def _stamp(paths):
@@ -36,46 +36,156 @@ def note_error(text, path="/last_error.txt"):
         pass
 
 
-def drop_modules(prefix, keep=()):
-    """core.unload.drop: forget modules imported for one job (here: boot)."""
-    drop(prefix, keep)
-
-
 def ensure_dir(path):
     """Creates the folder `path` unless it exists."""
-    if not _exists(path):
-        import os
+    import os
 
+    try:
+        os.stat(path)
+    except OSError:
         os.mkdir(path)
 
 
+# ---- what stays imported (telelogger/resident.py tells why) ----------------------------------------
+
+
+def modules(cfg):
+    """The resident modules for a config (raw or validated: only transport, gnss.source and
+    obd.enabled are read, with the validator's defaults)."""
+    # "role: modules", one line each, in one string: a short module name as a literal would be an
+    # interned name even where that module is never loaded (net.wifi on a cellular device)
+    roles = {}
+    for ln in ("telelogger: core.unload telelogger.store telelogger.record telelogger.status telelogger.sampler "
+               "telelogger.standby telelogger.loop telelogger.app\n"  # always
+               "cellular: at.engine net.cellular telelogger.modemctl\n"
+               "wifi: net.wifi\n"
+               "obd: obdii.elm obdii.obd\n"  # obd.enabled
+               "modem: at.engine gnss.modem\n"  # gnss.source
+               "uart: gnss.nmea\n"
+               "coproc: gnss.coproc\n"
+               "at_log: at.atlog").split("\n"):  # debug.at_log
+        k, _, v = ln.partition(": ")
+        roles[k] = v.split()
+    transport = cfg.get("transport", "cellular")
+    out = roles["telelogger"]
+    out += roles["cellular" if transport == "cellular" else "wifi"]
+    if (cfg.get("obd") or {}).get("enabled", True):
+        out += roles["obd"]
+    out += roles.get((cfg.get("gnss") or {}).get("source", "uart"), [])
+    if (cfg.get("debug") or {}).get("at_log"):
+        out += roles["at_log"]
+    return out
+
+
 def preload_resident(cfg_path):
-    """telelogger.resident.preload: what stays imported is imported first (packed at the heap's bottom)."""
-    from telelogger import resident
+    """Imports modules(config file) in order: what stays imported is imported first (packed at the
+    heap's bottom). A config that cannot be read is the validator's to report (later): nothing is
+    preloaded then. -> the modules imported."""
+    try:
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        names = modules(cfg if isinstance(cfg, dict) else {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    done = []
+    for m in names:
+        if m not in sys.modules:
+            __import__(m)
+            done.append(m)
+    if "telelogger.record" in done:
+        # the codec's table of decimal places (read once from telelogger.keys, which is dropped again) stays
+        # too: built now, beside what stays, rather than at the first record in the middle of the bring-up
+        sys.modules["telelogger.record"].dp_of(None)
+    return done
+
+
+# ---- the validated config's cache (telelogger/configcache.py: why, and the format) ------------------
+
+
+def _digest(path):
+    """[size, crc32] of a file's bytes, or None when it cannot be read."""
+    from binascii import crc32
 
     try:
-        return resident.preload(cfg_path)
-    finally:
-        drop_modules("telelogger.resident")
-
-
-def load_config_cached(cfg_path, sec_path, cache):
-    """The config from the cache (telelogger.configcache) when its files are unchanged, else None."""
-    from telelogger import configcache
-
+        f = open(path, "rb")
+    except OSError:
+        return None
+    c = n = 0
+    buf = bytearray(256)
+    mv = memoryview(buf)
     try:
-        return configcache.load(cache, cfg_path, sec_path)
+        while True:
+            k = f.readinto(buf)
+            if not k:
+                break
+            c = crc32(mv[:k], c)
+            n += k
+    except OSError:
+        return None
     finally:
-        drop_modules("telelogger.configcache")
+        f.close()
+    return [n, c & 0xFFFFFFFF]
 
 
-def save_config_cache(cfg_path, sec_path, cache, cfg):
-    from telelogger import configcache
+def _digests(cfg_path, sec_path, schema=None):
+    """The digests of the config, the secrets (or None) and the compiled defaults the firmware would
+    import (schema: that file; None: telelogger/schema.(m)py on sys.path)."""
+    if schema is None:
+        for d in sys.path:
+            for n in ("telelogger/schema.mpy", "telelogger/schema.py"):
+                p = (d.rstrip("/") + "/" + n) if d else n
+                try:
+                    open(p, "rb").close()
+                    schema = p
+                    break
+                except OSError:
+                    pass
+            if schema is not None:
+                break
+    return [_digest(cfg_path), _digest(sec_path) if sec_path else None, _digest(schema or "")]
 
+
+def load_config_cached(cfg_path, sec_path, cache, schema=None):
+    """The cached config (the file `cache`) when every file it was made from is unchanged, else None
+    (absent, stale, unreadable or damaged cache: the caller validates again)."""
     try:
-        return configcache.save(cache, cfg_path, sec_path, cfg)
-    finally:
-        drop_modules("telelogger.configcache")
+        with open(cache) as f:
+            c = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(c, dict) or c.get("v") != _VERSION or not isinstance(c.get("cfg"), dict):
+        return None
+    want = _digests(cfg_path, sec_path, schema)
+    if want[0] is None or want[2] is None or c.get("files") != want:
+        return None
+    cfg = c["cfg"]
+    if "config_path" in cfg:
+        cfg["config_path"] = cfg_path  # where it was validated (make deploy: on the host) is not where it is
+    return cfg
+
+
+def save_config_cache(cfg_path, sec_path, cache, cfg, schema=None):
+    """Writes the cache file `cache` atomically (a temporary file renamed over it). -> True when it
+    was written and reads back as valid (the caller may then reset to boot without the validator's
+    names)."""
+    import os
+
+    files = _digests(cfg_path, sec_path, schema)
+    if files[0] is None or files[2] is None:
+        return False
+    tmp = cache + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump({"v": _VERSION, "files": files, "cfg": cfg}, f)
+        os.rename(tmp, cache)
+    except OSError:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        return False
+    back = load_config_cached(cfg_path, sec_path, cache, schema)
+    return back is not None and back == dict(cfg, config_path=cfg_path) if "config_path" in cfg else back == cfg
 
 
 def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_ms=5000, sleep_ms=None,
@@ -88,10 +198,8 @@ def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_
     cache file (telelogger.configcache): an unchanged config is read from it without the validator;
     a config validated now is cached, and restart() (the board's reset) is called so that the boot
     that runs does not carry the validator's interned names."""
-    import sys
-
     if cache:
-        cfg = load_config_cached(cfg_path, sec_path if _exists(sec_path) else None, cache)
+        cfg = load_config_cached(cfg_path, sec_path if _stamp((sec_path,))[0] else None, cache)  # (present)
         if cfg is not None:
             return cfg
 
@@ -107,7 +215,7 @@ def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_
         try:
             from telelogger import config
 
-            sec = sec_path if _exists(sec_path) else None
+            sec = sec_path if _stamp((sec_path,))[0] else None  # (present)
             cfg = config.load(cfg_path, sec)
             if cache and save_config_cache(cfg_path, sec, cache, cfg) and restart is not None:
                 print("config: %s validated and cached: restarting without the validator" % cfg_path)
@@ -119,7 +227,7 @@ def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_
             print(msg)
             note_error(msg, error_path)
         finally:
-            drop_modules("telelogger.config", loaded)
+            drop("telelogger.config", loaded)
         while _stamp(paths) == stamp:
             if max_polls is not None and polls >= max_polls:
                 return None
@@ -131,7 +239,6 @@ def stopped(e, board, restart_delay_ms, error_path="/last_error.txt"):
     """device_main's end after an error `e`: printed and kept in error_path; with a board, it resets
     after restart_delay_ms (-> True: the reset does not return on the device); without one -> False
     (the caller re-raises)."""
-    import sys
     import time
 
     pe = getattr(sys, "print_exception", None)

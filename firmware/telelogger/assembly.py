@@ -2,10 +2,12 @@
 # this module for assemble() and drops it again (app.drop_modules): none of it is needed once the
 # loop runs, so its bytecode does not stay on the heap. The objects it builds live in their own
 # modules (loop, store, drivers, telelogger.modemctl).
-from core.compat import Clock
-from core.unload import drop as drop_modules
+from core.compat import Clock, const
+from core.errors import lookup
+from core.unload import drop
 
-WDT_TIMEOUT_MS = 60000  # the hardware watchdog; the loop feeds it while every task is alive (status.py)
+_WDT_TIMEOUT_MS = const(60000)  # the hardware watchdog; the loop feeds it while every task is alive (status.py)
+_FLASH_MARGIN_BLOCKS = const(16)  # kept free on the queue's filesystem (flash_budget): 64 KB on 4 KB blocks
 
 
 def cmd_counter_path(store_root):
@@ -14,34 +16,21 @@ def cmd_counter_path(store_root):
     the queue folder by an older build is moved there once."""
     import os
 
-    path = store_root.rstrip("/") + "_cmd_n"
+    path, old = [store_root.rstrip("/") + s for s in "_cmd_n /cmd_n".split()]  # (as data: no names)
     try:
         os.stat(path)
     except OSError:
         try:
-            os.rename(store_root + "/cmd_n", path)
+            os.rename(old, path)
         except OSError:
             pass
     return path
 
 
-FLASH_MARGIN_BLOCKS = 16  # kept free on the queue's filesystem (flash_budget): 64 KB on the ESP32's 4 KB blocks
-
-
-def _du(os, path, bs) -> int:
-    # bytes the files at path (a folder: its files) hold, in whole blocks of bs; 0 where nothing is
-    try:
-        if os.stat(path)[0] & 0x4000:
-            return sum(_du(os, path + "/" + n, bs) for n in os.listdir(path))
-        return -(-os.stat(path)[6] // bs) * bs
-    except OSError:
-        return 0
-
-
 def flash_budget(cfg, store_root, statvfs=None):
     """queue.max_bytes (+ 2 x debug.at_log_max when the AT log is on: it keeps two files) checked
     against the filesystem the queue is on (os.statvfs; skipped where it is missing): the free space
-    plus what the queue and the AT log already hold (in whole blocks), less FLASH_MARGIN_BLOCKS blocks
+    plus what the queue and the AT log already hold (in whole blocks), less _FLASH_MARGIN_BLOCKS (16) blocks
     (LittleFS's copy-on-write metadata, the small state files, a segment being rolled). When
     the budget does not fit, the queue is clamped to what does (at least 2 x queue.segment_bytes),
     then the AT log. -> (queue max_bytes, at_log_max, [one warning per clamped key])."""
@@ -67,11 +56,22 @@ def flash_budget(cfg, store_root, statvfs=None):
     if st is None:
         return qmax, amax, out
     bs = st[1] or st[0]
-    held = _du(os, store_root, bs) + (_du(os, alog, bs) + _du(os, alog + ".1", bs) if alog else 0)
-    usable = st[4] * bs + held - FLASH_MARGIN_BLOCKS * bs
+    held = 0  # what the files of the queue (a folder) and the AT log hold, in whole blocks
+    walk = [store_root] + ([alog, alog + ".1"] if alog else [])
+    while walk:
+        p = walk.pop()
+        try:
+            s = os.stat(p)
+            if s[0] & 0x4000:
+                walk += [p + "/" + n for n in os.listdir(p)]
+            else:
+                held += -(-s[6] // bs) * bs
+        except OSError:
+            pass
+    usable = st[4] * bs + held - _FLASH_MARGIN_BLOCKS * bs
     if qmax + 2 * amax <= usable:
         return qmax, amax, out
-    why = "free %d + held by the queue/AT log %d - margin %d" % (st[4] * bs, held, FLASH_MARGIN_BLOCKS * bs)
+    why = "free %d + held by the queue/AT log %d - margin %d" % (st[4] * bs, held, _FLASH_MARGIN_BLOCKS * bs)
     q2 = max(usable - 2 * amax, 2 * seg)
     if q2 < qmax:
         out.append("queue.max_bytes: %d configured, %d usable on this flash (%s%s): using %d%s"
@@ -80,8 +80,9 @@ def flash_budget(cfg, store_root, statvfs=None):
         qmax = q2
     if amax and qmax + 2 * amax > usable:
         a2 = (usable - qmax) // 2
+        what = "using %d|AT log off".split("|")  # (as data: no names)
         out.append("debug.at_log_max: %d configured, %d usable on this flash beside the queue (%s): %s"
-                   % (amax, a2, why, "using %d" % a2 if a2 >= 1024 else "AT log off"))
+                   % (amax, a2, why, what[0] % a2 if a2 >= 1024 else what[1]))
         amax = a2 if a2 >= 1024 else 0
     return qmax, amax, out
 
@@ -106,78 +107,6 @@ def gnss_source(board, cfg):
         return alt, "gnss: board %s has no GNSS UART: using the %s's GNSS (set gnss.source to say so)" % (
             getattr(board, "name", "?"), "modem" if alt == "modem" else "co-processor")
     return src, None
-
-
-def make_gnss(board, cfg, obd, at, clock, log=None):
-    """The GNSS source for cfg gnss.source (after gnss_source's fallback), or None. `at`: the
-    modem's ATEngine (None without one: no modem GNSS)."""
-    src, note = gnss_source(board, cfg)
-    if note:
-        print(note)
-    if src == "uart":
-        from gnss.sources import UartGnss
-
-        try:
-            return UartGnss(board.stream("gnss"), clock=clock, log=log)
-        except Exception as e:  # host without --gps: run without GNSS
-            print("gnss: none (%s)" % e)
-            return None
-    if src == "coproc":
-        if obd is None:
-            print("gnss: none (source coproc, but no co-processor link)")
-            return None
-        from gnss.sources import CoprocGnss
-
-        return CoprocGnss(obd, clock=clock, log=log)
-    if src == "modem":
-        if at is None:
-            print("gnss: none (source modem, but the board has no modem)")
-            return None
-        from gnss.sources import ModemGnss
-
-        return ModemGnss(at, clock=clock, log=log)  # its run() turns GNSS on again after RDY / a power cycle
-    return None
-
-
-def wifi_publisher(board, flat, clock, log=None):
-    """A net.wifi.WifiPublisher from the flattened config: the board provides the station
-    interface (board.wlan(): network.WLAN(STA_IF) on the ESP32, None on the host, whose own
-    networking is up); the publisher joins it with secrets wifi_ssid/wifi_password, waiting
-    at most wifi_timeout_ms, and says which network it could not join."""
-    from net.wifi import WifiPublisher
-
-    b = flat.get("broker") or {}
-    tls = bool(b.get("tls"))
-    ssid = flat.get("wifi_ssid")
-    wlan = board.wlan() if hasattr(board, "wlan") else None
-    if wlan is not None and not ssid:
-        raise ValueError("transport 'wifi' needs secrets wifi_ssid (and wifi_password)")
-    return WifiPublisher(
-        flat.get("device_id", "freematics"),
-        b.get("host", "localhost"),
-        port=b.get("port", 8883 if tls else 1883),
-        user=flat.get("mqtt_user") or None,
-        password=flat.get("mqtt_pass") or None,
-        keepalive=b.get("keepalive", 60),
-        ssl=_tls_context(flat.get("certs") or {}, b.get("tls_verify", True), log) if tls else None,
-        clean=b.get("clean_session", True),
-        wlan=wlan,
-        ssid=ssid,
-        wifi_password=flat.get("wifi_password"),
-        clock=clock,
-        log=log,
-    )
-
-
-def _tls_context(certs, verify=True, log=None):
-    """ssl.SSLContext for umqtt over WiFi (net.wifi_tls, boot only: dropped after use): the broker
-    verified against certs.ca, or refused unless broker.tls_verify is false."""
-    try:
-        from net.wifi_tls import tls_context
-
-        return tls_context(certs, verify=verify, log=log)
-    finally:
-        drop_modules("net.wifi_tls")
 
 
 def at_log(cfg, clock, max_bytes=None):
@@ -225,32 +154,10 @@ def _release_coproc_reset(board):
         print("obd: co-processor reset line not driven (%s)" % e)
 
 
-async def power_on_modem(board, at, clock, log=None):
-    """A cold plug-in or a battery disconnect leaves the module off: press its power key (GPIO27 on
-    the ONE+) until it answers AT, as the official firmware does at every start. A module that
-    already answers is left alone. Failure is logged, not fatal: records are stored meanwhile and
-    the publisher's recovery tries again. modem.power is dropped again (standby imports it when
-    it needs it). -> True/False."""
-    if not board.has("modem_power"):
-        return None
-    from modem.power import ModemPower
-
-    try:
-        pw = ModemPower(board.modem_power_pin(), at, clock, log=log)
-        ok = await pw.ensure_on()
-        print("modem: %s" % pw.reason if ok else "modem: power on failed: %s" % pw.reason)
-        return ok
-    except Exception as e:  # BoardError (key not wired) and the like: keep running, say why
-        print("modem: power on failed: %s" % e)
-        return False
-    finally:
-        drop_modules("modem.power")
-
-
-async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_for_reset=None):
+async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=None):
     """-> (telelogger, at): the Telelogger (not started) and the modem's ATEngine (started;
     None when nothing uses the modem: WiFi transport without modem GNSS). Stop `at` after the
-    telelogger."""
+    telelogger. reset: the loop's reset callback (telelogger.loopinit)."""
     from telelogger.loop import Telelogger, next_boot
     from telelogger.store import Store
 
@@ -278,14 +185,29 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_f
     qmax, amax, notes = flash_budget(cfg, store_root)
     for n in notes:
         print(n)
-    src, _ = gnss_source(board, cfg)
+    src, note = gnss_source(board, cfg)
     at = None
     if transport == "cellular" or (src == "modem" and board.has("modem")):
         from at.engine import ATEngine
 
         at = ATEngine(board.stream("modem"), clock, log=at_log(cfg, clock, amax))
         at.start()
-        await power_on_modem(board, at, clock, log)
+        if board.has("modem_power"):
+            # A cold plug-in or a battery disconnect leaves the module off: press its power key (GPIO27 on
+            # the ONE+) until it answers AT, as the official firmware does at every start. A module that
+            # already answers is left alone. Failure is logged, not fatal: records are stored meanwhile and
+            # the publisher's recovery tries again. modem.power is dropped again (standby imports it when
+            # it needs it).
+            from modem.power import ModemPower
+
+            try:
+                pw = ModemPower(board.modem_power_pin(), at, clock, log=log)
+                ok = await pw.ensure_on()
+                print("modem: %s%s" % ("" if ok else "power on failed: ", pw.reason))
+            except Exception as e:  # BoardError (key not wired) and the like: keep running, say why
+                print("modem: power on failed: %s" % e)
+            finally:
+                drop("modem.power")
     modem = None
     if at is not None and transport == "cellular":
         from net.cellular import from_config
@@ -296,16 +218,39 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, stop_f
         modem = ModemCtl(pub, board, clock, log)
         if board.has("modem_power"):
             pub.power_on = modem.wake  # a module that lost its power is pressed on again by the recovery
-    else:
-        pub = wifi_publisher(board, flat, clock, log)
-    gnss = make_gnss(board, cfg, obd, at, clock, log)
+    else:  # boot only and WiFi only: a cellular boot does not load its module (nor intern its names)
+        pub = lookup("telelogger.wifiboot", "publisher", board, flat, clock, log)
+    # the GNSS source for gnss.source (after gnss_source's fallback), or None
+    if note:
+        print(note)
+    gnss = None
+    if src == "uart":
+        from gnss.sources import UartGnss
+
+        try:
+            gnss = UartGnss(board.stream("gnss"), clock=clock, log=log)
+        except Exception as e:  # host without --gps: run without GNSS
+            print("gnss: none (%s)" % e)
+    elif src == "coproc" and obd is None:
+        print("gnss: none (source coproc, but no co-processor link)")
+    elif src == "coproc":
+        from gnss.sources import CoprocGnss
+
+        gnss = CoprocGnss(obd, clock=clock, log=log)
+    elif src == "modem" and at is None:
+        print("gnss: none (source modem, but the board has no modem)")
+    elif src == "modem":
+        from gnss.sources import ModemGnss
+
+        gnss = ModemGnss(at, clock=clock, log=log)  # its run() turns GNSS on again after RDY / a power cycle
     q = cfg.get("queue") or {}
     store = Store(store_root, qmax, q.get("segment_bytes", 16384))
-    boot = next_boot(store_root + "/boot")
+    boot_path, reset_path = [store_root + s for s in "/boot /last_reset".split()]  # (as data: no names)
+    boot = next_boot(boot_path)
 
-    wdt = board.wdt_start(WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
+    wdt = board.wdt_start(_WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
     t = Telelogger(cfg, pub, store, obd=obd, gnss=gnss, modem=modem,
                    battery=board.battery_voltage, clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
-                   cmd_counter_path=cmd_counter_path(store_root), reset=stop_for_reset,
-                   reset_path=store_root + "/last_reset")
+                   cmd_counter_path=cmd_counter_path(store_root), reset=reset,
+                   reset_path=reset_path)
     return t, at

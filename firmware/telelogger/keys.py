@@ -66,8 +66,6 @@ RESERVED = ("seq", "ts", "mono", "boot")
 
 OBD_BASE = 0x100
 
-_BY_NAME = None
-
 
 def obd_key(pid):
     """Key of OBD-II mode 01 PID `pid` (int)."""
@@ -88,16 +86,11 @@ def dp_of(key):
 
 
 def key_of(name):
-    """Inverse of name_of; raises KeyError for a name that is neither in the table nor k<hex>."""
-    global _BY_NAME
-    if _BY_NAME is None:
-        d = {}
-        for k in KEYS:
-            d[KEYS[k][0]] = k
-        _BY_NAME = d
-    k = _BY_NAME.get(name)
-    if k is not None:
-        return k
+    """Inverse of name_of; raises KeyError for a name that is neither in the table nor k<hex>.
+    (For tools and tests: the device never calls it, so it keeps no reverse table.)"""
+    for k in KEYS:
+        if KEYS[k][0] == name:
+            return k
     if len(name) > 1 and name[0] == UNKNOWN_PREFIX:
         try:
             return int(name[1:], 16)

@@ -27,29 +27,14 @@ def next_boot(path):
     return n
 
 
-def take_reason(path):
-    """The reason a memory-fault reset left in `path` (then removed), or None."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            why = f.read().strip()
-    except OSError:
-        return None
-    try:
-        import os
-
-        os.remove(path)
-    except OSError:
-        pass
-    return why or None
-
-
 def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None, clock=None, wdt=None, board=None,
          codec=None, commands=None, device_id=None, log=None, boot=0, cmd_counter_path=None, reset=None,
          reset_path=None):
     """Telelogger.__init__ (see its docstring). The loop keeps the few config values it reads, not
     the config: once built, nothing of the config dict needs to stay on the heap."""
+    # the config's section and key names this reads, as data (each short literal would be an interned name)
+    batch, max_age_ms, intervals, flush_s, hmac_key, window_s, nonces = (
+        "batch max_age_ms intervals flush_s hmac_key window_s nonces".split())
     if cfg is None or "secrets" not in cfg:
         # anything but telelogger.config.validate's result is validated here (the loop reads no
         # defaults of its own: one home per fact), without what only the transports need
@@ -76,17 +61,17 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
         from telelogger import record as codec  # the device's codec (encode.py: the same, for tools)
     t.codec = codec
     t.device_id = device_id or cfg["device_id"]
-    base = "%s/%s/" % (cfg["topic_prefix"], t.device_id)
+    base = cfg["topic_prefix"] + "/" + t.device_id + "/"
     t.t_data = base + "data"
     t.t_status = base + "status"
     t.t_cmd = base + "cmd"
     t.t_reply = base + "reply"
     t.encoding = cfg["encoding"]
-    b = cfg["batch"]
+    b = cfg[batch]
     t.batch_max = b["max_records"]
-    t.batch_age_ms = b["max_age_ms"]
+    t.batch_age_ms = b[max_age_ms]
     t.payload_max = b["max_bytes"]
-    iv = cfg["intervals"]
+    iv = cfg[intervals]
     t.battery_ms = iv["battery_ms"]
     t.signal_ms = iv["signal_ms"]
     t.status_ms = iv["status_ms"]
@@ -97,16 +82,14 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
 
     t.pick = jitter_pick  # backoff jitter source (tests may make it deterministic)
     t.wdt_ms = iv["wdt_feed_ms"]
-    o = cfg["obd"]
-    t.obd_enabled = o["enabled"] and obd is not None
-    pids = o["pids"]
+    pids = cfg["obd"]["pids"]
     t.pids = [Pid(int(h, 16), pids[h]) for h in sorted(pids)]
     rec = iv["record_ms"]
     if rec is None:  # config: the shortest PID interval, 1000 without PIDs
         rec = min([p.interval_ms for p in t.pids]) if t.pids else 1000
     t.record_ms = rec
     sb = cfg["standby"]
-    t.flush_ms = sb["flush_s"] * 1000
+    t.flush_ms = sb[flush_s] * 1000
     t._mono = 0
     t._last_ticks = clock.ticks_ms()
     t.standby = Standby(sb, 0)
@@ -131,10 +114,10 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.commands = commands
     c = cfg["commands"]
     # what the first command needs (status.command_handler): the key, and the commands section
-    t.cmd_cfg = (cfg["secrets"]["hmac_key"], c["enabled"], c["window_s"], c["nonces"])
+    t.cmd_cfg = (cfg["secrets"][hmac_key], c["enabled"], c[window_s], c[nonces])
     t.cmd_counter_path = cmd_counter_path
     # OTA chunks (telelogger/ota.py) arrive on <prefix>/<id>/ota, subscribed only when commands could run
-    t.t_ota = base + "ota" if c["enabled"] and cfg["secrets"]["hmac_key"] else None
+    t.t_ota = base + "ota" if c["enabled"] and cfg["secrets"][hmac_key] else None
     t.otaq = []  # chunk messages not staged yet (at most loop.OTAQ_MAX)
     t.ota_run = None  # the task staging them (Telelogger.ota_task), while there are any
     t.ota_root = getattr(board, "ota_root", "/")  # the filesystem root of the OTA files (host runs: a folder)
@@ -142,7 +125,16 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.refused_reply_ms = None  # when a refused command last got a reply (cmdrun.run)
     t.reset_cb = reset
     t.reset_path = reset_path
-    t.last_reset = take_reason(reset_path)  # why the previous boot reset itself
+    t.last_reset = None  # why the previous boot reset itself: the reason a memory-fault reset left in reset_path
+    if reset_path:
+        try:
+            with open(reset_path) as f:
+                t.last_reset = f.read().strip() or None
+            import os
+
+            os.remove(reset_path)  # read once
+        except OSError:
+            pass
     t.reset_reason = None  # set when this run gave up (memory faults): run() returns
     t._mem_recent = []  # loop ms of recent memory faults (memfault.py)
     t._mem_logged = []  # task names whose memory fault was logged already (memfault.py)
@@ -189,7 +181,7 @@ def start(t):
     task("status", status.status_task, t)
     task("wdt", status.wdt_task, t)
     task("standby", standby.standby_task, t)
-    if t.obd_enabled:
+    if t.obd is not None and t.cfg["obd"]["enabled"]:
         task("obd", sampler.obd_task, t)
         task("vehicle", status.vehicle_task, t)
     if t.gnss is not None:

@@ -20,6 +20,11 @@ TRIAL_S = 600  # the loop resets a build on trial that has not been marked healt
 ROOT_SLOT = "-"
 
 
+def _p(root, name):
+    # <root>ota/<name>: one format for every file and slot folder (each "ota/..." literal was an interned name)
+    return "%sota/%s" % (root, name)
+
+
 def _read(path):
     try:
         with open(path) as f:
@@ -40,20 +45,22 @@ def put(path, text):
 
 def ptr(root="/"):
     """[slot, ver, prev, pver, trial] of <root>ota/ptr, None when absent, "bad" when unreadable."""
-    t = _read(root + "ota/ptr")
+    t = _read(_p(root, "ptr"))
     if t is None:
         return None
     p = t.split()
+    slots = (ROOT_SLOT, "a", "b")
     try:
-        if len(p) == 5 and p[0] in "-ab" and p[2] in "-ab" and len(p[0]) == len(p[2]) == 1:
+        if len(p) == 5 and p[0] in slots and p[2] in slots:
             return [p[0], int(p[1]), p[2], int(p[3]), int(p[4])]
     except ValueError:
         pass
     return "bad"
 
 
-def line(slot, ver, prev, pver, trial):
-    return "%s %d %s %d %d\n" % (slot, ver, prev, pver, trial)
+def line(*p):
+    """The ptr line of (slot, ver, prev, pver, trial)."""
+    return "%s %d %s %d %d\n" % p
 
 
 def complete(root, slot, ver):
@@ -65,7 +72,7 @@ def complete(root, slot, ver):
 
 
 def _boots(root):
-    t = _read(root + "ota/boots")
+    t = _read(_p(root, "boots"))
     if t is None:
         return 0
     t = t.strip()
@@ -73,7 +80,7 @@ def _boots(root):
 
 
 def _fail(root, ver, why):
-    put(root + "ota/failed", "%d %s\n" % (ver, why))
+    put(_p(root, "failed"), "%d %s\n" % (ver, why))
 
 
 def choose(root="/"):
@@ -89,10 +96,10 @@ def choose(root="/"):
         n = _boots(root)
         if n >= K:  # rolled back: the record first, then the switch (a cut between repeats both)
             _fail(root, ver, "%d boots without a healthy status: rolled back to %d" % (n, pver))
-            put(root + "ota/ptr", line(prev, pver, ROOT_SLOT, 0, 0))
+            put(_p(root, "ptr"), line(prev, pver, ROOT_SLOT, 0, 0))
             slot, ver = prev, pver
         else:
-            put(root + "ota/boots", "%d\n" % (n + 1))
+            put(_p(root, "boots"), "%d\n" % (n + 1))
     if complete(root, slot, ver):
         return slot
     _fail(root, ver, "slot %s incomplete: running the deployed tree" % slot)
@@ -111,7 +118,7 @@ def select(root="/"):
             import os
 
             base = root if root[:1] == "/" else os.getcwd().rstrip("/") + "/" + root
-            os.chdir("%sota/%s" % (base, s))
+            os.chdir(_p(base, s))
             while "" in sys.path:
                 sys.path.remove("")
             sys.path[:0] = ["", base.rstrip("/") or "/"]
@@ -129,7 +136,7 @@ def fallback(e, root="/"):
     if isinstance(p, list):
         _fail(root, p[1], "the app did not start: %r" % (e,))
         if p[4]:
-            put(root + "ota/ptr", line(p[2], p[3], ROOT_SLOT, 0, 0))
+            put(_p(root, "ptr"), line(p[2], p[3], ROOT_SLOT, 0, 0))
     base = root.rstrip("/") or "/"
     while "" in sys.path:
         sys.path.remove("")
@@ -146,11 +153,11 @@ def mark_healthy(root="/"):
     p = ptr(root)
     if not isinstance(p, list) or not p[4]:
         return False
-    put(root + "ota/ptr", line(p[0], p[1], p[2], p[3], 0))
+    put(_p(root, "ptr"), line(p[0], p[1], p[2], p[3], 0))
     try:
         import os
 
-        os.remove(root + "ota/boots")
+        os.remove(_p(root, "boots"))
     except OSError:
         pass
     return True
@@ -161,7 +168,7 @@ def running(root="/"):
     import os
 
     d = os.getcwd().rstrip("/")
-    pre = root + "ota/"
+    pre = _p(root, "")
     if d.startswith(pre) and len(d) == len(pre) + 1 and d[-1] in "ab":
         return d[-1]
     return ROOT_SLOT
@@ -172,7 +179,7 @@ def info(root="/"):
     trial so far (0: not on trial), "failed": "VER why" of the last rollback or None}."""
     p = ptr(root)
     s = running(root)
-    f = _read(root + "ota/failed")
+    f = _read(_p(root, "failed"))
     d = {"ver": 0, "slot": s, "trial": 0, "failed": f.strip() if f else None}
     if isinstance(p, list) and p[0] == s:
         d["ver"] = p[1]

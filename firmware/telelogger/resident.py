@@ -10,44 +10,7 @@
 # The lists are per role; the modules each one pulls in come with it. The board's own modules (its
 # streams: core.stream on the ESP32, core.serial on a host) come with the board. host_tests/test_boot_heap.py checks
 # that what make sim keeps imported while it runs is what preload imported.
-import sys
-
-ALWAYS = ("core.unload", "telelogger.store", "telelogger.record", "telelogger.status", "telelogger.sampler",
-          "telelogger.standby", "telelogger.loop", "telelogger.app")
-CELLULAR = ("at.engine", "net.cellular", "telelogger.modemctl")
-WIFI = ("net.wifi",)
-OBD = ("obdii.elm", "obdii.obd")
-GNSS = {"modem": ("at.engine", "gnss.modem"), "uart": ("gnss.nmea",), "coproc": ("gnss.coproc",)}
-
-
-def modules(cfg):
-    """The resident modules for a config (raw or validated: only transport, gnss.source and
-    obd.enabled are read, with the validator's defaults)."""
-    transport = cfg.get("transport", "cellular")
-    out: list[str] = list(ALWAYS)
-    out += CELLULAR if transport == "cellular" else WIFI
-    if (cfg.get("obd") or {}).get("enabled", True):
-        out += OBD
-    out += GNSS.get((cfg.get("gnss") or {}).get("source", "uart"), ())
-    if (cfg.get("debug") or {}).get("at_log"):
-        out.append("at.atlog")
-    return out
-
-
-def preload(cfg_path):
-    """Imports modules(config file) in order. A config that cannot be read is the validator's to
-    report (later): nothing is preloaded then. -> the modules imported."""
-    import json
-
-    try:
-        with open(cfg_path) as f:
-            cfg = json.load(f)
-        names = modules(cfg if isinstance(cfg, dict) else {})
-    except (OSError, ValueError, AttributeError):
-        return []
-    done = []
-    for m in names:
-        if m not in sys.modules:
-            __import__(m)
-            done.append(m)
-    return done
+# The code is telelogger/appboot.py's (modules, preload_resident): the device boots with that one
+# module. This module keeps the tools' and tests' API.
+from telelogger.appboot import modules  # noqa: F401
+from telelogger.appboot import preload_resident as preload  # noqa: F401

@@ -44,7 +44,7 @@ async def _read(t, d, o, codes=True):
             raise
         except Exception as e:  # no answer (ECU off, mode 09 unsupported): retried later
             d[_TRIES] += 1
-            t.note("debug", "VIN: %s", e)
+            t.note("debug", "VIN not read: %s", e)
     if codes:
         d[_STORED] = await o.dtcs(3)
         d[_PENDING] = await o.dtcs(7)
@@ -80,7 +80,7 @@ async def check(t):
     except MemoryError:
         raise
     except Exception as e:
-        t.note("debug", "DTCs: %s", e)
+        t.note("debug", "DTCs not read: %s", e)
         d[_DUE] = t.now() + min(iv, _VIN_RETRY_MS)
     wait = d[_DUE] - t.now()
     if t.vin is None:
@@ -104,8 +104,9 @@ async def clear(t, args):
                          'monitors of the ECU: send args {"confirm": true}')
     d, o = _state(t)
     if o is not None:
-        lines = await o.link.query("04", o.long_ms)
-        if not [1 for ln in lines if ln.replace(" ", "").startswith("44")]:
+        # mode 04; its positive answer starts 44 (the mode + 0x40). "%02X": a format the run has (no new names)
+        lines = await o.link.query("%02X" % 4, o.long_ms)
+        if not [1 for ln in lines if ln.replace(" ", "").startswith("%02X" % (4 + 0x40))]:
             raise ValueError("the ECU did not confirm mode 04 (reply %s)" % json.dumps("|".join(lines)))
     await _read(t, d, o)
     return {"cleared": True, "vin": t.vin, "stored": d[_STORED], "pending": d[_PENDING]}

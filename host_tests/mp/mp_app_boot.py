@@ -111,3 +111,29 @@ def test_device_main_error_end_notes_and_resets_through_the_board():
     assert stopped(OSError(5), b, 1, d + "/last_error.txt") is True and b.resets == 1
     assert _read(d + "/last_error.txt").startswith("OSError: ")
     os.remove(d + "/last_error.txt")
+
+
+def test_preload_imports_the_resident_modules_and_builds_the_codecs_table():
+    # what stays imported is imported first (telelogger.appboot.preload_resident, per the config's roles),
+    # and the record codec's table of decimal places is built then too, with telelogger.keys dropped again
+    import sys
+
+    from core.unload import forget
+    from telelogger import appboot
+
+    d = _dir("preload")
+    _write(d + "/config.json", {"transport": "wifi", "obd": {"enabled": False}, "gnss": {"source": "none"}})
+    had = [m for m in ("telelogger.record", "telelogger.keys") if m in sys.modules]
+    forget("telelogger.record")
+    forget("telelogger.keys")
+    try:
+        done = appboot.preload_resident(d + "/config.json")
+        assert "telelogger.record" in done and "net.wifi" in sys.modules, done
+        assert "at.engine" not in done and "obdii.obd" not in done  # not this config's roles
+        rec = sys.modules["telelogger.record"]
+        assert rec._dps is not None and rec._dps[0x24] == 2  # built at preload (battery: 2 decimals)
+        assert "telelogger.keys" not in sys.modules  # read once and dropped
+        assert appboot.preload_resident(d + "/missing.json") == []  # unreadable: the validator reports it later
+    finally:
+        for m in had:
+            __import__(m)

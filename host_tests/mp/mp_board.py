@@ -101,6 +101,9 @@ BAD = (  # (section, key, bad value or None to delete, text the error must conta
     ("modem_power", "active", 2, "modem_power.active"),
     ("gnss", "source", "wifi", "gnss.source"),
     ("modem", "baud", "fast", "'baud' must be int"),
+    ("modem", "uart", "1", "'uart' must be int"),  # null allowed, a string is not
+    ("coproc", "reset", True, "'reset' must be int"),  # null allowed, a bool never passes as int
+    ("battery", "scale_num", "45", "'scale_num' must be int or float"),
     (None, "by_devtype", [{"devtypes": [1], "set": {"nosuch.rx": 1}}], "nosuch.rx"),
     (None, "schema", 2, "schema"),
 )
