@@ -95,7 +95,7 @@ def preload_resident(cfg_path):
     if "telelogger.record" in done:
         # the codec's table of decimal places (read once from telelogger.keys, which is dropped again) stays
         # too: built now, beside what stays, rather than at the first record in the middle of the bring-up
-        sys.modules["telelogger.record"].dp_of(None)
+        sys.modules["telelogger.record"].dp_of(0)  # any key: the first call builds it
     return done
 
 

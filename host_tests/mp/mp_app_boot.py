@@ -2,6 +2,7 @@
 # 10 s): the device says what is wrong once, keeps it in /last_error.txt, and waits for a fixed file.
 import json
 import os
+import sys
 
 from telelogger.app import load_config_waiting
 
@@ -9,7 +10,8 @@ GOOD = {"broker": {"host": "broker.local", "port": 1883, "tls": False}, "command
 
 
 def _dir(name):
-    d = "mpboot_" + name
+    # per runtime: the CPython and the MicroPython run of a test may run at once (make test's workers)
+    d = "mpboot_%s_%s" % (name, sys.implementation.name)
     try:
         os.mkdir(d)
     except OSError:
