@@ -50,7 +50,7 @@ KINDS = (
     "urc_in_reply", "modem_reboot", "broker_down_long", "esp32_reboot", "flash_full",
 )
 RECOVER_MS = 20 * 60000  # after the last fault ends, everything recorded by then must be acked within this
-WDT_MS = 60000  # assembly.WDT_TIMEOUT_MS: a longer gap between feeds would have reset the board
+WDT_MS = 60000  # assembly._WDT_TIMEOUT_MS: a longer gap between feeds would have reset the board
 DEVICE = "SOAK01"
 URCS = ("+CGEV: ME PDN ACT 1", "+CTZV: +40,0", "+CREG: 1", "+CPIN: READY", "SMS DONE")
 
