@@ -18,16 +18,17 @@ LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING
 
 
 class ElmError(Exception):
-    """A failed query: .cmd (str; given as str, bytes or bytearray), .reply (str, cleaned reply text), .code (the ELM
-    message, e.g. "NO DATA", or "TIMEOUT"), .meaning."""
+    """A failed query: .cmd (str; given as str, bytes or bytearray), .reply (str, cleaned reply text), .code (str;
+    given as str or bytes: the ELM message, e.g. "NO DATA", or "TIMEOUT", "OVERFLOW", "BAD REPLY"), .meaning."""
 
     def __init__(self, cmd, reply, code, meaning=None):
         if meaning is None:  # ObdError(cmd, reply, meaning)
-            code, meaning = "BAD REPLY", code
-        # the command as sent (bytes: a literal b"ATRV" interns no name) or as text; .cmd is text
+            code, meaning = b"BAD REPLY", code
+        # the command as sent (bytes: a literal b"ATRV" interns no name, a short str literal would)
+        # or as text, the code the same way; .cmd and .code are text
         self.cmd = cmd if isinstance(cmd, str) else bytes(cmd).decode()
         self.reply = reply
-        self.code = code
+        self.code = code = code if isinstance(code, str) else code.decode()
         self.meaning = meaning
         super().__init__("%s -> %r: %s (%s)" % (self.cmd, reply, code, meaning))
 
@@ -46,8 +47,9 @@ class ObdError(ElmError):
 
 
 def meaning(code, text=None):
-    """What the ELM327 message `code` means; with `text` (a cleaned reply), (code, meaning) of the
-    first line of it that is an ELM message, or None. From obdii/elmtext.py, loaded for the lookup."""
+    """What the ELM327 message `code` means; with `text` (a cleaned reply), (code, meaning, row) of the
+    first line of it that is an ELM message (row: its index in the table, 0 for NO DATA), or None.
+    From obdii/elmtext.py, loaded for the lookup."""
     import sys
 
     from obdii import elmtext
@@ -222,17 +224,17 @@ class ElmLink:
                         w += 1
             self.n = w
             if not done:
-                raise ElmTimeout(cmd, self.text(), "TIMEOUT", "no '>' prompt in %d ms" % limit)
+                raise ElmTimeout(cmd, self.text(), b"TIMEOUT", "no '>' prompt in %d ms" % limit)
             if overflow:
-                raise ElmError(cmd, self.text(), "OVERFLOW", "reply longer than %d bytes" % size)
+                raise ElmError(cmd, self.text(), b"OVERFLOW", "reply longer than %d bytes" % size)
             p = 0
             while p < w:
                 e = eol(buf, p, w)
                 # first letters of the ELM messages: < ? A B C D E F L N S U
                 if buf[p] in (60, 63, 65, 66, 67, 68, 69, 70, 76, 78, 83, 85) and hex_bytes(buf, p, e, chunk, 0) < 0:
-                    t = meaning(None, self.text())  # (code, meaning) of the ELM message, or None
-                    if t is not None:
-                        raise (ElmNoData if t[0] == "NO DATA" else ElmError)(cmd, self.text(), t[0], t[1])
+                    t = meaning(None, self.text())  # (code, meaning, row) of the ELM message, or None
+                    if t is not None:  # row 0: NO DATA
+                        raise (ElmError if t[2] else ElmNoData)(cmd, self.text(), t[0], t[1])
                     break
                 p = e + 1
             return w
