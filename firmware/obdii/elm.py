@@ -11,6 +11,7 @@
 # that waiters poll: asyncio.Lock costs ~0.5 KB of garbage per use under MicroPython).
 # tap(cmd, raw) (optional) sees every exchange's raw reply, before cleaning.
 from core.compat import DEFAULT_CLOCK, hexval
+from core.errors import lookup
 
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
@@ -49,22 +50,14 @@ class ObdError(ElmError):
 def meaning(code, text=None):
     """What the ELM327 message `code` means; with `text` (a cleaned reply), (code, meaning, row) of the
     first line of it that is an ELM message (row: its index in the table, 0 for NO DATA), or None.
-    From obdii/elmtext.py, loaded for the lookup."""
-    import sys
-
-    from obdii import elmtext
-
-    if sys.implementation.name == "micropython":  # off the package too (its attribute keeps it alive)
-        from core.unload import forget
-
-        forget("obdii.elmtext")
-    return elmtext.meaning(code) if text is None else elmtext.error(text)
+    From obdii/elmtext.py, imported for the lookup and dropped again (core.errors.lookup)."""
+    return lookup("obdii.elmtext", "meaning", code) if text is None else lookup("obdii.elmtext", "error", text)
 
 
-def hex_bytes(buf, s, e, data, o):
-    """Decode the hex pairs in buf[s:e] (spaces ignored) into data[o:]. Returns the count,
+def hex_bytes(buf, s, e, data, off):
+    """Decode the hex pairs in buf[s:e] (spaces ignored) into data[off:]. Returns the count,
     or -1 if the text has a non-hex character or an odd digit, or does not fit."""
-    k = o
+    k = off
     hi = -1
     lim = len(data)
     for i in range(s, e):
@@ -84,7 +77,7 @@ def hex_bytes(buf, s, e, data, o):
             hi = -1
     if hi >= 0:
         return -1
-    return k - o
+    return k - off
 
 
 def eol(buf, s, n):
@@ -112,10 +105,9 @@ class ElmLink:
 
     async def query(self, cmd, timeout_ms=SHORT_TIMEOUT_MS):
         """Send cmd (str or bytes, no "\r"), return the cleaned reply lines (list of str)."""
-        n = await self.query_raw(cmd, timeout_ms)
-        if n == 0:
+        if await self.query_raw(cmd, timeout_ms) == 0:
             return []
-        return bytes(self.buf[:n]).decode().split("\r")
+        return self.text().split("\r")
 
     def text(self):
         """The last cleaned reply as text (for messages and logs)."""

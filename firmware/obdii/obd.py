@@ -36,6 +36,7 @@
 # telelogger reads a handful), so the table itself does not stay in RAM.
 import sys
 
+from core.errors import lookup
 from obdii.elm import SHORT_TIMEOUT_MS, LONG_TIMEOUT_MS, ElmError, ObdError, eol, hex_bytes
 
 _cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the configured ones)
@@ -45,13 +46,7 @@ def entry(pid):
     """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or None."""
     e = _cache.get(pid)
     if e is None:
-        from obdii import pidtable
-
-        if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it alive
-            from core.unload import forget
-
-            forget("obdii.pidtable")
-        e = pidtable.row(pid) or 0
+        e = lookup("obdii.pidtable", "row", pid) or 0  # the table imported for the lookup, dropped again
         if len(_cache) >= 32:
             _cache.clear()
         _cache[pid] = e
