@@ -123,17 +123,14 @@ def fatal(e):
     return isinstance(e, CmqttError) and (is_refused(e.code) or is_tls(e.code))
 
 
-def peer_refusal(e):
-    return isinstance(e, CmqttError) and e.op == "CMQTTCONNECT" and is_peer_refusal(e.code)
-
-
 def escalate(pub, e):
-    """The recovery level a failure calls for."""
+    """The recovery level a failure calls for; -1 for a session the broker or the TLS peer refused
+    (a CONNECT refusal: not a modem fault, the retry is at the MQTT level)."""
     if isinstance(e, (ModemRebooted, ModemError)):
         return _L_MODEM
-    if peer_refusal(e):
-        return _L_CONNECT
     code = e.code if isinstance(e, CmqttError) else None
+    if code is not None and e.op == "CMQTTCONNECT" and is_peer_refusal(code):
+        return -1
     if pub.mq.nonet or code in (9, 17, 23):
         return _L_SERVICE
     if code in (14, 19, 20):
@@ -215,7 +212,8 @@ async def _connect(pub):
             break
         except (NetError, ATError) as e:
             pub._error(e)
-            refusal = peer_refusal(e)
+            lvl = escalate(pub, e)
+            refusal = lvl < 0
             if refusal:
                 refused(pub, e)
             if fatal(e):
@@ -230,7 +228,7 @@ async def _connect(pub):
             if refusal:
                 level = _L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
             else:
-                level = min(max(level + 1, escalate(pub, e)), _L_MODEM)
+                level = min(max(level + 1, lvl), _L_MODEM)
                 if level > pub._need:
                     pub._need = level
             await clock.sleep_ms(backoff_ms(attempt, pub.backoff_ms, pub.backoff_max_ms, pub.rng))
@@ -256,7 +254,7 @@ def failed(pub, e, tries):
     if isinstance(e, CmqttError) and e.code in (2, 12, 18, 22):
         raise e  # the modem refused this one message (bad UTF-8, parameter, length)
     mq = pub.mq
-    lvl = escalate(pub, e)
+    lvl = escalate(pub, e)  # (a refusal's -1 raises no level, as L_CONNECT)
     if mq.nonet and lvl < _L_SERVICE:
         lvl = _L_SERVICE
     if lvl > pub._need:
