@@ -72,15 +72,17 @@ def test_mutual_tls_aws_shaped_connect_and_publish(tls_broker):
             await pub.publish("dt/thing-1/data", b'{"n":%d}' % i, 1)
         sim.connlost(0, 2)  # reconnect must re-issue AT+CMQTTSSLCFG (DISC/failed connects clear it)
         await pub.publish("dt/thing-1/data", b'{"n":5}', 1)
-        # a second provisioning finds the same hashed names and uploads nothing
-        names = await pub.tls_setup.provision(**certs)
-        return pub, names
+        # a second provisioning finds the same hashed names and uploads nothing (the publisher makes
+        # its TLS driver per use: a driver of its own here)
+        tls = T.Tls(at, pub.modem)
+        names = await tls.provision(**certs)
+        return pub, names, tls
 
-    pub, names = _run(sim, go)
+    pub, names, tls = _run(sim, go)
     assert sorted(sim.certs) == sorted(names.values())
     for role in ("ca", "cert", "key"):
         assert sim.certs[names[role]] == certs[role]  # exact bytes, exact length
-    assert pub.tls_setup.uploaded == []
+    assert tls.uploaded == []
     text = log.getvalue()
     assert 'AT+CSSLCFG="authmode",0,2' in text and 'AT+CSSLCFG="enableSNI",0,1' in text
     assert text.count("AT+CMQTTSSLCFG=0,0") >= 2
@@ -98,7 +100,7 @@ def test_truncated_key_upload_surfaces_ssl_session_failed_by_name(tls_broker):
         # the firmware's own PEM check would refuse this before sending: bypass it, as a modem
         # that got a short file from another tool would have it
         await pub.modem.bring_up()
-        pub.cert_names = await pub.tls_setup.provision(check=False, **certs)
+        pub.cert_names = await T.Tls(at, pub.modem).provision(check=False, **certs)
         pub.certs = {}  # already on the module
         try:
             await pub.connect()

@@ -57,4 +57,5 @@ def test_modem_source_does_not_load_the_nmea_parser_nor_the_other_sources(firmwa
     for m in ("gnss.nmea", "gnss.uart", "gnss.coproc", "gnss.cgps", "gnss.base", "gnss.sources", "obdii.pidtable",
               "obdii.diag", "obdii.adapter", "obdii.dtc", "obdii.elmtext"):
         assert "'%s'" % m not in loaded, loaded
-    assert "'gnss.modem'" in loaded and "'obdii.pids'" in loaded, loaded
+    assert "'gnss.modem'" in loaded and "'obdii.obd'" in loaded, loaded
+    assert "'obdii.pids'" not in loaded, loaded  # the PID scaling is obdii.obd's (obdii.pids: tools, config check)

@@ -24,14 +24,13 @@
 # connect with its escalation (session, the levels, the backoff, the advice for a refusal),
 # subscribe/unsubscribe and what a failed publish or subscribe leads to run in
 # net/cellular_rare.py, imported for the call and dropped again (core.errors.lookup); the
-# boot-time build (from_config, read_certs: the module __getattr__), the TLS set-up and the
-# disconnect in net/cellular_setup.py, the same way.
+# boot-time build (from_config, read_certs: the module __getattr__), the TLS set-up (with its
+# driver, modem.tls, made for the call) and the disconnect in net/cellular_setup.py, the same way.
 from at.engine import ATError
 from core.compat import const
 from core.errors import NetError, lookup
 from modem.cmqtt import Cmqtt, CmqttArgError, check_payload, check_topic
 from modem.sim7600 import Sim7600
-from modem.tls import Tls
 from net.publisher import Publisher
 
 # recovery levels (see the header; net/cellular_rare.py climbs them and net/cellular_setup.py uses
@@ -52,8 +51,7 @@ class CellularPublisher(Publisher):
     init (boot-only code is not resident)."""
 
     # set by net/cellular_rare.py's init, among the settings above
-    modem: Sim7600
-    tls_setup: Tls
+    modem: Sim7600  # (the TLS driver, modem.tls.Tls, is made per use: net/cellular_setup.py's tls)
     mq: Cmqtt
     _need: int  # the recovery level the next connect starts from
     pub_timeout_s: int
@@ -124,5 +122,5 @@ class CellularPublisher(Publisher):
 def __getattr__(name):
     # from_config(at, cfg, clock=None, log=None) (boot), read_certs(certs) (secrets.json certificate
     # entries -> {role: bytes}), refusal_advice(e, host, port, tls): net/cellular_setup.py's,
-    # imported for the access and dropped again (net.cellular_rare.setup)
-    return lookup("net.cellular_rare", "setup", name)
+    # imported for the access and dropped again (any other name: AttributeError from there)
+    return lookup("net.cellular_setup", "get", name)

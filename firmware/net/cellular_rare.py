@@ -15,7 +15,6 @@ from modem.cmqtt import Cmqtt
 from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic, is_peer_refusal, is_refused, is_tls
 from modem.errors import ModemError, TlsSetupError, hold
 from modem.sim7600 import Sim7600
-from modem.tls import Tls
 from net.publisher import backoff_ms, jitter_pick
 
 # the recovery levels (net/cellular.py's header; const(): no interned names, the same values there)
@@ -23,6 +22,11 @@ _L_CONNECT = const(0)
 _L_ACQUIRE = const(1)
 _L_SERVICE = const(2)
 _L_MODEM = const(3)
+
+# Cmqtt's rare operations this module calls (modem/cmqtt_ops.py, through Cmqtt.__getattr__), by name:
+# the strings of a constant tuple intern no name (mq.set_will would, whenever this module loads, while
+# cmqtt_ops itself is loaded only when one of them runs); getattr(mq, _OPS[i]) is mq.<name>
+_OPS = ("reset_service", "set_will", "subscribe_many")
 
 
 def init(pub, at, clock, kw):
@@ -80,10 +84,9 @@ def _init(
     pub.backoff_max_ms = backoff_max_ms
     pub.max_resends = max_resends
     pub.pub_timeout_s = pub_timeout_s
-    pub._rng = rng or jitter_pick
+    pub.rng = rng or jitter_pick
     pub.log = log
-    pub.modem = Sim7600(at, pub.clock, modem_cfg, log=log)
-    pub.tls_setup = Tls(at, pub.modem, log=log)
+    pub.modem = Sim7600(at, pub.clock, modem_cfg, log=log)  # (the TLS driver is net/cellular_setup.py's, per use)
     pub.mq = mq = Cmqtt(at, pub.clock, index=index, log=log)
     mq.on_message(pub._deliver)
     mq.on_state(pub._on_state)
@@ -94,17 +97,6 @@ def _init(
     st["refusals"] = 0  # CONNECTs refused by the broker / TLS peer
     st["connect_ms"] = None  # last CMQTTSTART/CONNECT .. connected time
     at.on_urc("RDY", pub._on_rdy)
-
-
-def setup(name):
-    """net.cellular.<name> for from_config, read_certs, refusal_advice (net/cellular_setup.py's)."""
-    if name not in ("from_config", "read_certs", "refusal_advice"):
-        raise AttributeError(name)
-    from core.unload import forget
-    from net import cellular_setup
-
-    forget("net.cellular_setup")
-    return getattr(cellular_setup, name)
 
 
 async def _subscribe(pub, topic, qos):
@@ -131,17 +123,14 @@ def fatal(e):
     return isinstance(e, CmqttError) and (is_refused(e.code) or is_tls(e.code))
 
 
-def peer_refusal(e):
-    return isinstance(e, CmqttError) and e.op == "CMQTTCONNECT" and is_peer_refusal(e.code)
-
-
 def escalate(pub, e):
-    """The recovery level a failure calls for."""
+    """The recovery level a failure calls for; -1 for a session the broker or the TLS peer refused
+    (a CONNECT refusal: not a modem fault, the retry is at the MQTT level)."""
     if isinstance(e, (ModemRebooted, ModemError)):
         return _L_MODEM
-    if peer_refusal(e):
-        return _L_CONNECT
     code = e.code if isinstance(e, CmqttError) else None
+    if code is not None and e.op == "CMQTTCONNECT" and is_peer_refusal(code):
+        return -1
     if pub.mq.nonet or code in (9, 17, 23):
         return _L_SERVICE
     if code in (14, 19, 20):
@@ -171,7 +160,7 @@ async def session(pub, level):
     clock = pub.clock
     t0 = clock.ticks_ms()
     if level >= _L_SERVICE and mq.started:
-        await mq.reset_service()
+        await getattr(mq, _OPS[0])()  # reset_service
     elif level >= _L_SERVICE or not mq.started:
         await mq.start()  # cleans up a stale service (23 / 19) left from before a reset
     pub._need = min(pub._need, _L_ACQUIRE)
@@ -183,7 +172,7 @@ async def session(pub, level):
                 pass
         await mq.acquire(pub.client_id, tls=pub.tls)
         if pub.will:
-            await mq.set_will(*pub.will)
+            await getattr(mq, _OPS[1])(*pub.will)  # set_will
     pub._need = min(pub._need, _L_CONNECT)
     await mq.connect(pub.host, pub.port, pub.keepalive, pub.clean, pub.user, pub.password,
                      ssl_ctx=pub.ssl_ctx if pub.tls else None)
@@ -223,7 +212,8 @@ async def _connect(pub):
             break
         except (NetError, ATError) as e:
             pub._error(e)
-            refusal = peer_refusal(e)
+            lvl = escalate(pub, e)
+            refusal = lvl < 0
             if refusal:
                 refused(pub, e)
             if fatal(e):
@@ -238,10 +228,10 @@ async def _connect(pub):
             if refusal:
                 level = _L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
             else:
-                level = min(max(level + 1, escalate(pub, e)), _L_MODEM)
+                level = min(max(level + 1, lvl), _L_MODEM)
                 if level > pub._need:
                     pub._need = level
-            await clock.sleep_ms(backoff_ms(attempt, pub.backoff_ms, pub.backoff_max_ms, pub._rng))
+            await clock.sleep_ms(backoff_ms(attempt, pub.backoff_ms, pub.backoff_max_ms, pub.rng))
     pub._need = _L_CONNECT
     st = pub.stats
     if st["connects"]:  # connected before: this one is a reconnect
@@ -252,7 +242,7 @@ async def _connect(pub):
         await pub.mq.subscribe(subs[0][0], subs[0][1])
     elif subs:
         for i in range(0, len(subs), 10):  # at most ten topics per SUBSCRIBE
-            await pub.mq.subscribe_many(subs[i : i + 10])
+            await getattr(pub.mq, _OPS[2])(subs[i : i + 10])  # subscribe_many
 
 
 def failed(pub, e, tries):
@@ -264,7 +254,7 @@ def failed(pub, e, tries):
     if isinstance(e, CmqttError) and e.code in (2, 12, 18, 22):
         raise e  # the modem refused this one message (bad UTF-8, parameter, length)
     mq = pub.mq
-    lvl = escalate(pub, e)
+    lvl = escalate(pub, e)  # (a refusal's -1 raises no level, as L_CONNECT)
     if mq.nonet and lvl < _L_SERVICE:
         lvl = _L_SERVICE
     if lvl > pub._need:

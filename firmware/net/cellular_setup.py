@@ -1,10 +1,10 @@
 # The boot-time and rare parts of net.cellular: building a CellularPublisher from the telelogger
 # config, reading the certificate files it names, the TLS set-up, the disconnect and the advice for
-# a refused CONNECT. net.cellular imports this module for one call (core.errors.lookup) and drops
-# it again.
+# a refused CONNECT. net.cellular imports this module for one call or one attribute (get, for its
+# module __getattr__; core.errors.lookup) and drops it again.
 from at.engine import ATError
 from core.compat import const
-from core.errors import NetError
+from core.errors import NetError, lookup
 from modem.cmqtt_errors import CmqttError
 
 _L_SERVICE = const(2)  # net/cellular.py's recovery level (const(): no interned name; the same value there)
@@ -14,16 +14,17 @@ async def tls(pub):
     """Upload the certificates (when given) and configure the SSL context of a CellularPublisher.
     A revision known to have no SSL (codes.FIRMWARE_NO_SSL) is refused before anything is sent; any
     other finds out from its answer to the first AT+CSSLCFG (an ERROR there: TlsSetupError 'unsupported',
-    naming the command, the revision and the fix), after the upload."""
+    naming the command, the revision and the fix), after the upload. The driver (modem.tls.Tls: at,
+    modem, cmd_timeout_ms, log) is made for this call and its module dropped again: nothing of it
+    stays resident, and a publisher without TLS never loads it."""
+    t = lookup("modem.tls", "Tls", pub.at, pub.modem, pub.mq.cmd_timeout_ms, pub.log)
     if not pub.modem.ssl_supported():
-        from modem.tls import check_firmware
-
-        check_firmware(pub.tls_setup)  # raises
+        lookup("modem.certs", "check_firmware", t)  # raises
     c = pub.certs
     if c:
-        pub.cert_names = await pub.tls_setup.provision(ca=c.get("ca"), cert=c.get("cert"), key=c.get("key"))
+        pub.cert_names = await t.provision(ca=c.get("ca"), cert=c.get("cert"), key=c.get("key"))
     n = pub.cert_names
-    await pub.tls_setup.configure(pub.ssl_ctx, ca=n.get("ca"), cert=n.get("cert"), key=n.get("key"))
+    await t.configure(pub.ssl_ctx, ca=n.get("ca"), cert=n.get("cert"), key=n.get("key"))
 
 
 async def disconnect(pub):
@@ -96,3 +97,10 @@ def from_config(at, cfg, clock=None, log=None):
         modem_cfg=mcfg,
         log=log,
     )
+
+
+def get(name):
+    """net.cellular.<name> (its module __getattr__): from_config, read_certs, refusal_advice."""
+    if name not in ("from_config", "read_certs", "refusal_advice"):
+        raise AttributeError(name)
+    return globals()[name]

@@ -13,11 +13,11 @@ def jitter_pick(n):
     return random.getrandbits(16) % n if n > 0 else 0
 
 
-def backoff_ms(n, ms, max_ms, pick):
+def backoff_ms(n, ms, limit, pick):
     """Reconnect delay for the n-th failed attempt (1, 2, ...): exponential with jitter, a value in
-    [b/2, b] where b = ms * 2^(n-1) capped at max_ms. pick(k) returns an int in 0..k-1, so tests
+    [b/2, b] where b = ms * 2^(n-1) capped at limit. pick(k) returns an int in 0..k-1, so tests
     can make it deterministic. One rule for every transport."""
-    b = min(ms << min(n - 1, 16), max_ms)
+    b = min(ms << min(n - 1, 16), limit)
     half = b // 2
     return half + pick(half + 1)
 
@@ -36,7 +36,7 @@ class Publisher:
         self.stats = {"connects": 0, "reconnects": 0, "published": 0, "errors": 0, "last_error": None}
         self._msg_cb = None
         self._subs = []  # [(topic, qos)] a transport re-subscribes after every reconnect
-        self._connecting = asyncio.Lock()
+        self.lock = asyncio.Lock()  # connect() is single-flight
 
     async def connect(self):
         """Single-flight: a task that finds a connect already running waits for it instead of
@@ -44,7 +44,7 @@ class Publisher:
         Transports implement _connect()."""
         if self.connected():  # pyright: ignore[reportAttributeAccessIssue] - the transport's
             return
-        async with self._connecting:
+        async with self.lock:
             if not self.connected():  # pyright: ignore[reportAttributeAccessIssue]
                 await self._connect()  # pyright: ignore[reportAttributeAccessIssue]
 

@@ -53,7 +53,7 @@ async def device_type(obd, tries=3):
         last = "\r".join(lines)
     if isinstance(last, str):
         return 0, None, last
-    raise last if last is not None else ElmError("ATI", "", "TIMEOUT", "ATI was not tried (tries = 0)")
+    raise last if last is not None else ElmError("ATI", "", b"TIMEOUT", "ATI was not tried (tries = 0)")
 
 
 async def init(obd, protocol=0):

@@ -11,6 +11,7 @@
 # that waiters poll: asyncio.Lock costs ~0.5 KB of garbage per use under MicroPython).
 # tap(cmd, raw) (optional) sees every exchange's raw reply, before cleaning.
 from core.compat import DEFAULT_CLOCK, hexval
+from core.errors import lookup
 
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
@@ -18,16 +19,17 @@ LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING
 
 
 class ElmError(Exception):
-    """A failed query: .cmd (str; given as str, bytes or bytearray), .reply (str, cleaned reply text), .code (the ELM
-    message, e.g. "NO DATA", or "TIMEOUT"), .meaning."""
+    """A failed query: .cmd (str; given as str, bytes or bytearray), .reply (str, cleaned reply text), .code (str;
+    given as str or bytes: the ELM message, e.g. "NO DATA", or "TIMEOUT", "OVERFLOW", "BAD REPLY"), .meaning."""
 
     def __init__(self, cmd, reply, code, meaning=None):
         if meaning is None:  # ObdError(cmd, reply, meaning)
-            code, meaning = "BAD REPLY", code
-        # the command as sent (bytes: a literal b"ATRV" interns no name) or as text; .cmd is text
+            code, meaning = b"BAD REPLY", code
+        # the command as sent (bytes: a literal b"ATRV" interns no name, a short str literal would)
+        # or as text, the code the same way; .cmd and .code are text
         self.cmd = cmd if isinstance(cmd, str) else bytes(cmd).decode()
         self.reply = reply
-        self.code = code
+        self.code = code = code if isinstance(code, str) else code.decode()
         self.meaning = meaning
         super().__init__("%s -> %r: %s (%s)" % (self.cmd, reply, code, meaning))
 
@@ -46,23 +48,16 @@ class ObdError(ElmError):
 
 
 def meaning(code, text=None):
-    """What the ELM327 message `code` means; with `text` (a cleaned reply), (code, meaning) of the
-    first line of it that is an ELM message, or None. From obdii/elmtext.py, loaded for the lookup."""
-    import sys
-
-    from obdii import elmtext
-
-    if sys.implementation.name == "micropython":  # off the package too (its attribute keeps it alive)
-        from core.unload import forget
-
-        forget("obdii.elmtext")
-    return elmtext.meaning(code) if text is None else elmtext.error(text)
+    """What the ELM327 message `code` means; with `text` (a cleaned reply), (code, meaning, row) of the
+    first line of it that is an ELM message (row: its index in the table, 0 for NO DATA), or None.
+    From obdii/elmtext.py, imported for the lookup and dropped again (core.errors.lookup)."""
+    return lookup("obdii.elmtext", "meaning", code) if text is None else lookup("obdii.elmtext", "error", text)
 
 
-def hex_bytes(buf, s, e, data, o):
-    """Decode the hex pairs in buf[s:e] (spaces ignored) into data[o:]. Returns the count,
+def hex_bytes(buf, s, e, data, off):
+    """Decode the hex pairs in buf[s:e] (spaces ignored) into data[off:]. Returns the count,
     or -1 if the text has a non-hex character or an odd digit, or does not fit."""
-    k = o
+    k = off
     hi = -1
     lim = len(data)
     for i in range(s, e):
@@ -82,7 +77,7 @@ def hex_bytes(buf, s, e, data, o):
             hi = -1
     if hi >= 0:
         return -1
-    return k - o
+    return k - off
 
 
 def eol(buf, s, n):
@@ -110,10 +105,9 @@ class ElmLink:
 
     async def query(self, cmd, timeout_ms=SHORT_TIMEOUT_MS):
         """Send cmd (str or bytes, no "\r"), return the cleaned reply lines (list of str)."""
-        n = await self.query_raw(cmd, timeout_ms)
-        if n == 0:
+        if await self.query_raw(cmd, timeout_ms) == 0:
             return []
-        return bytes(self.buf[:n]).decode().split("\r")
+        return self.text().split("\r")
 
     def text(self):
         """The last cleaned reply as text (for messages and logs)."""
@@ -222,17 +216,17 @@ class ElmLink:
                         w += 1
             self.n = w
             if not done:
-                raise ElmTimeout(cmd, self.text(), "TIMEOUT", "no '>' prompt in %d ms" % limit)
+                raise ElmTimeout(cmd, self.text(), b"TIMEOUT", "no '>' prompt in %d ms" % limit)
             if overflow:
-                raise ElmError(cmd, self.text(), "OVERFLOW", "reply longer than %d bytes" % size)
+                raise ElmError(cmd, self.text(), b"OVERFLOW", "reply longer than %d bytes" % size)
             p = 0
             while p < w:
                 e = eol(buf, p, w)
                 # first letters of the ELM messages: < ? A B C D E F L N S U
                 if buf[p] in (60, 63, 65, 66, 67, 68, 69, 70, 76, 78, 83, 85) and hex_bytes(buf, p, e, chunk, 0) < 0:
-                    t = meaning(None, self.text())  # (code, meaning) of the ELM message, or None
-                    if t is not None:
-                        raise (ElmNoData if t[0] == "NO DATA" else ElmError)(cmd, self.text(), t[0], t[1])
+                    t = meaning(None, self.text())  # (code, meaning, row) of the ELM message, or None
+                    if t is not None:  # row 0: NO DATA
+                        raise (ElmError if t[2] else ElmNoData)(cmd, self.text(), t[0], t[1])
                     break
                 p = e + 1
             return w

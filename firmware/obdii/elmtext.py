@@ -37,12 +37,14 @@ def meaning(code):
 
 
 def error(text):
-    """(code, meaning) of the first line of the cleaned reply `text` that is an ELM message, or None."""
+    """(code, meaning, row) of the first line of the cleaned reply `text` that is an ELM message, or
+    None; row: its index in MESSAGES (0: NO DATA, which obdii.elm raises as ElmNoData)."""
     rows = MESSAGES.split("\n")
     for ln in text.split("\r"):
-        for row in rows:
+        for i in range(len(rows)):
+            row = rows[i]
             m = row[:18].rstrip()
             how = ord(row[18:19])  # '.' 46, '=' 61, 'E' 69 (a slice: row[18] would intern the letter)
             if (ln == m) if how == 61 else (ln.startswith(m) and (how == 46 or "ERROR" in ln)):
-                return m, row[20:]
+                return m, row[20:], i
     return None

@@ -3,7 +3,7 @@
 #
 #   obd = Obd(ElmLink(stream))
 #   await obd.init()                 # ATZ (3 tries), ATE0, ATH0 (replies ignored), [ATSPx], PIDs
-#   rpm = await obd.read_pid(0x0C)   # scaled per obdii.pids
+#   rpm = await obd.read_pid(0x0C)   # scaled per the PID table (decode below)
 #   vin = await obd.vin(); codes = await obd.dtcs()   # "WP0ZZZ99ZTS390000", ["P0133"]
 #
 # Resident (the telelogger's every-sample path): read_pid, battery_voltage, is_supported, and
@@ -29,10 +29,57 @@
 #   obdii/diag.py     vin(tries=2)       VIN (0902): CAN multi-frame or one line per message (K-line)
 #                     dtcs(mode=3)       stored (3), pending (7) or permanent (0x0A) DTCs as
 #                                        ["P0133", ...]; NO DATA means none stored
+#
+# PID values (entry, decode; obdii.pids keeps these names for the config check, tools and tests): the
+# table is obdii/pidtable.py (its format, the formulas and the row parser there), imported only to
+# look a row up and dropped again on the device; a PID's row is parsed on first use and cached (the
+# telelogger reads a handful), so the table itself does not stay in RAM.
 import sys
 
-from obdii import pids
+from core.errors import lookup
 from obdii.elm import SHORT_TIMEOUT_MS, LONG_TIMEOUT_MS, ElmError, ObdError, eol, hex_bytes
+
+_cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the configured ones)
+
+
+def entry(pid):
+    """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or None."""
+    e = _cache.get(pid)
+    if e is None:
+        e = lookup("obdii.pidtable", "row", pid) or 0  # the table imported for the lookup, dropped again
+        if len(_cache) >= 32:
+            _cache.clear()
+        _cache[pid] = e
+    return e or None
+
+
+def decode(pid, data, off, n):
+    """Scale the reply bytes data[off:off+n] (the bytes after "41 <pid>") of `pid`.
+
+    Listed PIDs need at least their table size; unlisted PIDs return the big-endian raw
+    integer of the available bytes. Raises ValueError on a short reply."""
+    e = entry(pid)
+    if e is None:
+        raw = 0
+        for i in range(n):
+            raw = (raw << 8) | data[off + i]
+        return raw
+    if n < e[2]:
+        raise ValueError("PID %02X (%s) needs %d data bytes, reply has %d" % (pid, e[0], e[2], n))
+    kind = e[3]
+    if kind == 0:
+        raw = data[off]
+    elif kind == 1:
+        raw = (data[off] << 8) | data[off + 1]
+    elif kind == 2:
+        raw = (data[off + 2] << 8) | data[off + 3]
+    else:
+        raw = (data[off] << 24) + (data[off + 1] << 16) + (data[off + 2] << 8) + data[off + 3]
+    if e[5] == 1:
+        return raw * e[4] + e[6]
+    if e[6]:
+        return raw * e[4] / e[5] + e[6]
+    return raw * e[4] / e[5]
 
 
 class Obd:
@@ -81,7 +128,7 @@ class Obd:
         return bool(self.supported[(pid - 1) >> 3] & (0x80 >> ((pid - 1) & 7)))
 
     async def read_pid(self, pid):
-        """Current value of mode-01 `pid`, scaled per obdii.pids (raw integer for PIDs not in the
+        """Current value of mode-01 `pid`, scaled per the PID table (decode; raw integer for PIDs not in the
         table). Raises ElmNoData (unsupported PID), ElmTimeout, ObdError. A failure counts in
         errors and error_total (obdii/adapter.py and diag.py count theirs the same way)."""
         cmd = self.cmd
@@ -98,7 +145,7 @@ class Obd:
                 k = hex_bytes(buf, s, e, line, 0)
                 if k >= 2 and line[0] == 0x41 and line[1] == pid:
                     try:
-                        v = pids.decode(pid, line, 2, k - 2)
+                        v = decode(pid, line, 2, k - 2)
                     except ValueError as ex:
                         raise ObdError(cmd, link.text(), str(ex))
                     self.errors = 0

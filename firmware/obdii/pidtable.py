@@ -1,6 +1,15 @@
-# The OBD-II mode 01 PID table (format: obdii/pids.py). Data only: obdii.pids imports it to
-# decode a PID's row the first time that PID is used, and drops it from sys.modules again on the
-# device, so only the rows of the configured PIDs stay in RAM (as small tuples).
+# The OBD-II mode 01 PID table: the one place where names, units, sizes and scaling live. Data only:
+# obdii.obd (entry) imports it to decode a PID's row the first time that PID is used, and drops it
+# from sys.modules again on the device, so only the rows of the configured PIDs stay in RAM (as
+# small tuples).
+#
+# One line per PID:  PID name unit bytes formula mul/div offset
+#   formula picks the reply bytes that make the raw integer (A is the first data byte
+#   after "41 <pid>", B the second, ...); then  value = raw * mul / div + offset
+#   (an int when div is 1, else a float).
+# Formulas are SAE J1979 / ISO 15031-5 ones, fractions kept exact (100/255, 8/65536).
+# Bitmap ("supported PIDs") and bit-field PIDs (01, 03, 12, 13, 1C, 1D, 1E) are not
+# scaled values and are not listed; decode() returns their raw integer.
 FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")  # a row's `bytes` covers what its formula reads (tests)
 
 # One string per 32 PIDs (TABLE[pid >> 5]): loading the module never needs one ~5 KB block of a
@@ -108,7 +117,7 @@ A6 odometer                  km    4 A*2^24+B*2^16+C*256+D 1/10      0
 
 
 def row(pid):
-    """(name, unit, nbytes, formula_index, mul, div, offset) from `pid`'s row, or None (obdii.pids.entry
+    """(name, unit, nbytes, formula_index, mul, div, offset) from `pid`'s row, or None (obdii.obd.entry
     caches it)."""
     if not 0 <= pid < 256:
         return None

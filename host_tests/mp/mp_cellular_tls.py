@@ -6,7 +6,7 @@ import sys
 
 from at.engine import ATCommandError
 from modem.sim7600 import Sim7600
-from modem.tls import Tls, TlsSetupError
+from modem.errors import TlsSetupError
 from mp_sim7600 import ScriptAT
 from mptest import araises
 
@@ -33,9 +33,12 @@ class Pub:
     """The CellularPublisher attributes cellular_setup.tls reads and writes."""
 
     def __init__(self, at, revision):
+        self.at = at
+        self.log = None
+        self.mq = self  # cellular_setup.tls reads pub.mq.cmd_timeout_ms for the Tls it makes
+        self.cmd_timeout_ms = 1000
         self.modem = Sim7600(at)
         self.modem.revision = revision  # as bring-up read it from ATI / AT+CGMR
-        self.tls_setup = Tls(at, self.modem)
         self.certs = {"ca": CA}
         self.cert_names = {}
         self.ssl_ctx = 0
@@ -62,6 +65,7 @@ async def test_unknown_revision_learns_it_from_the_csslcfg_error():
     rev = "LE20B09SIM7600X-T"
     at = CertAT({SSLVERSION: ATCommandError(SSLVERSION, msg="ERROR")})
     pub = Pub(at, rev)
+    sys.modules.pop("modem.tls", None)  # (as on the device: nothing else has it imported)
     e = await araises(TlsSetupError, _tls(pub))
     assert e.kind == "unsupported", e.kind
     msg = str(e)
@@ -71,4 +75,4 @@ async def test_unknown_revision_learns_it_from_the_csslcfg_error():
     assert ssl == [SSLVERSION], at.sent  # stopped at the first refused setting
     assert [c for c in at.sent if c.startswith("AT+CCERTDOWN")] and at.files, at.sent  # the upload went first
     assert pub.cert_names["ca"] == at.files[0], pub.cert_names
-    assert "modem.certs" not in sys.modules
+    assert "modem.certs" not in sys.modules and "modem.tls" not in sys.modules  # made for the call, dropped

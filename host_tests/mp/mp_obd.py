@@ -584,10 +584,15 @@ async def test_low_power_and_wake():
 async def test_vin_and_dtc_modules_are_loaded_for_the_call_only():
     import sys
 
+    from core.unload import forget
+
+    for m in ("obdii.pidtable", "obdii.elmtext"):  # (this file's table tests import them: as on the device,
+        forget(m)  # nothing has them imported)
     fake, link = _link(CAR)
     obd = Obd(link)
     await obd.dtcs()
     await obd.device_type()
+    assert await obd.read_pid(0x05) == 0x5F - 40  # a row read from the table, which is dropped again
     if sys.implementation.name == "micropython":
         for m in ("obdii.diag", "obdii.adapter", "obdii.pidtable", "obdii.elmtext"):  # (obdii.dtc: imported above)
             assert m not in sys.modules, m
