@@ -12,7 +12,6 @@ import asyncio
 
 from core.compat import const
 from net.publisher import backoff_ms
-from telelogger.sampler import Pid
 from telelogger.tasks import FLUSH, RUN, STANDBY, guarded, unload  # noqa: F401 - the run states, importable from here too
 
 # telelogger/loopinit.py still imports guarded from telelogger.memfault (now a re-export of tasks.py):
@@ -121,15 +120,6 @@ class Telelogger:
         loopinit.init(self, cfg, publisher, store, **kw)
         unload("loopinit")
 
-    def command_handler(self):
-        """The CommandHandler, built on the first command (cmdrun.command_handler: telelogger.commands
-        is imported only then); None when commands are off or no hmac_key is configured."""
-        if self.commands is None:
-            from telelogger import cmdrun
-
-            self.commands = cmdrun.command_handler(self)
-        return self.commands
-
     # ---- helpers ----
     def now(self):
         """Monotonic ms since start that never wraps (ticks_ms wraps on MicroPython)."""
@@ -166,10 +156,8 @@ class Telelogger:
         if self.log is not None:
             getattr(self.log, level)(fmt, *args)
 
-    def beat(self, name):
-        self.beats[name] = self.now()
-
     def sample(self, key, value):
+        """A sample for the record being built (t.pending: its keys stay, a value None is not taken)."""
         if value is None:
             return
         self.pending[key] = value
@@ -180,14 +168,6 @@ class Telelogger:
     def sleep(self, ms):
         return self.clock.sleep_ms(ms)
 
-    def set_pid_interval(self, pid, ms):
-        for p in self.pids:
-            if p.pid == pid:
-                p.interval_ms = ms
-                p.due_ms = self.now()
-                return
-        self.pids.append(Pid(pid, ms, self.now()))
-
     # ---- records ----
     def build_record(self, flush=True):
         """Turn the samples gathered since the last record into one record -> seq of the last record
@@ -197,15 +177,17 @@ class Telelogger:
         A failed flash write (full, I/O error) keeps the records in RAM (up to _UNSAVED_MAX, oldest
         first out, counted in counters['unsaved_dropped']) and re-raises; the next call stores the kept
         records first, in order."""
-        if self.pending:
-            samples = sorted(self.pending.items())
+        p = self.pending  # keys stay from record to record: no dict rebuilt per record
+        samples = sorted([kv for kv in p.items() if kv[1] is not None])
+        if samples:
             now = self.now()
             if self.utc_offset_ms is not None:
                 rec = self.codec.encode_record(now + self.utc_offset_ms, True, samples)
             else:
                 rec = self.codec.encode_record(now, False, samples, self.boot)
             self.unsaved.append(rec)
-            self.pending = {}  # only now: a MemoryError above keeps the samples for the next try
+            for k in p:  # only now: a MemoryError above keeps the samples for the next try
+                p[k] = None
         seq = None
         u = self.unsaved
         now = self.now()
@@ -234,7 +216,7 @@ class Telelogger:
 
     async def record_task(self):
         while True:
-            self.beat("record")
+            self.beats["record"] = self.now()
             if self.state == RUN:
                 try:
                     self.build_record(False)
@@ -294,7 +276,7 @@ class Telelogger:
     async def sender_task(self):
         fails = 0
         while True:
-            self.beat("send")
+            self.beats["send"] = self.now()
             if not self.net_allowed:
                 await self.sleep(500)
                 continue
@@ -388,15 +370,11 @@ class Telelogger:
             unload("loopinit")
 
     def stop(self):
-        for t in self.tasks:
-            t.cancel()
+        for x in self.tasks + [self.cmd_run, self.ota_run]:
+            if x is not None:
+                x.cancel()
         self.tasks = []
-        if self.cmd_run is not None:
-            self.cmd_run.cancel()
-            self.cmd_run = None
-        if self.ota_run is not None:
-            self.ota_run.cancel()
-            self.ota_run = None
+        self.cmd_run = self.ota_run = None
 
     async def run(self, duration_ms=None):
         """Runs the tasks for duration_ms (None: until a memory-fault reset gives up, see

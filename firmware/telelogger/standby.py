@@ -80,7 +80,7 @@ async def standby_task(t):
         await standby_io.resume(t)
     while True:
         await t.sleep(1000)
-        t.beat("standby")
+        t.beats["standby"] = t.now()
         if t.state == RUN and t.standby.should_sleep(t.now()):
             from telelogger import standby_io
 
