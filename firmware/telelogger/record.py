@@ -229,13 +229,6 @@ def _read_sample(b, i, end, fn=dp_of):
     return key, dp, multi, vals, i
 
 
-def _iter_samples(b, i, end):
-    """Yields (key, dp, multi, [scaled ints]) from b[i:end]."""
-    while i < end:
-        key, dp, multi, vals, i = _read_sample(b, i, end)
-        yield key, dp, multi, vals
-
-
 # ---------------------------------------------------------------- batches
 
 
