@@ -1,4 +1,4 @@
-# What the telelogger does with the command messages it queued (Telelogger.cmd_task imports this module
+# What the telelogger does with the command messages it queued (Telelogger.msg_task imports this module
 # when one arrives and forgets it again: a running car rarely gets a command). The checks are
 # telelogger/commands.py's (a CommandHandler, built here on the first command), the handlers
 # telelogger/cmdhandlers.py's. Nothing of this module may stay referenced after run() returns.
@@ -31,7 +31,8 @@ def command_handler(t):
 
 
 async def run(t):
-    """Answers every queued command message (t.cmdq), oldest first."""
+    """Answers every queued command message (t.cmdq), oldest first -> True: this module may be
+    forgotten (Telelogger.msg_task)."""
     while t.cmdq:
         payload = t.cmdq.pop(0)
         t.counters["cmds"] += 1
@@ -66,3 +67,4 @@ async def run(t):
             t.note("warn", "reply not sent: %s", e)
         if t.reboot_req:
             await reboot(t)
+    return True

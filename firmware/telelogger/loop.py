@@ -27,7 +27,7 @@ _STATIONARY_TIERS = const(((60000, 5), (10000, 2)))
 # Records kept in RAM while the flash refuses writes (full): beyond this the oldest is dropped, counted.
 _UNSAVED_MAX = const(16)
 
-# OTA chunk messages queued for Telelogger.ota_task: beyond this they are dropped (counted: ota_dropped)
+# OTA chunk messages queued for Telelogger.msg_task: beyond this they are dropped (counted: ota_dropped)
 _OTAQ_MAX = const(3)
 
 # The sample keys whose latest value t.last keeps: what the status (signal, battery) and the host
@@ -178,8 +178,9 @@ class Telelogger:
         first out, counted in counters['unsaved_dropped']) and re-raises; the next call stores the kept
         records first, in order."""
         p = self.pending  # keys stay from record to record: no dict rebuilt per record
-        samples = sorted([kv for kv in p.items() if kv[1] is not None])
+        samples = [kv for kv in p.items() if kv[1] is not None]
         if samples:
+            samples.sort()  # in place: one list per record
             now = self.now()
             if self.utc_offset_ms is not None:
                 rec = self.codec.encode_record(now + self.utc_offset_ms, True, samples)
@@ -318,46 +319,35 @@ class Telelogger:
                 self.note("warn", "drain: sending failed: %s", e)
                 await self.sleep(self.backoff_min_ms)
 
-    async def cmd_task(self):
-        """Answers the queued command messages (telelogger/cmdrun.py, imported for them and forgotten
-        again), then ends: on_message starts it when a command arrives, no task waits meanwhile."""
-        from telelogger import cmdrun
-
-        try:
-            await cmdrun.run(self)
-        finally:
-            del cmdrun
-            unload("cmdrun")
-        self.cmd_run = None  # not after a MemoryError: tasks.guarded runs this task again
-
-    async def ota_task(self):
-        """Stages the queued OTA chunks (telelogger/ota.py, imported for them), then ends; drops
-        telelogger.ota when no update is in progress (ota.idle)."""
-        from telelogger import ota
-
-        q = self.otaq
-        while q:
-            why = ota.chunk(self, q.pop(0))
-            if why:
-                self.note("warn", "ota: refused %s", why)
-            await asyncio.sleep(0)
-        if ota.idle(self):
-            del ota
-            unload("ota")
-        self.ota_run = None
+    async def msg_task(self, ota=False):
+        """Works off what on_message queued, then ends (on_message starts it when a message arrives, no
+        task waits meanwhile): the commands (t.cmdq, telelogger/cmdrun.py) or with ota the OTA chunks
+        (t.otaq, telelogger/ota.py). The module is imported for them; its run() says whether it may be
+        forgotten again (cmdrun: always; ota: when no update is in progress, ota.idle)."""
+        if ota:
+            from telelogger import ota as m
+        else:
+            from telelogger import cmdrun as m
+        if await m.run(self):
+            del m
+            unload("ota" if ota else "cmdrun")
+        if ota:  # not after a MemoryError: tasks.guarded runs this task again
+            self.ota_run = None
+        else:
+            self.cmd_run = None
 
     def on_message(self, topic, payload):
         if topic == self.t_cmd and len(self.cmdq) < 4:
             self.cmdq.append(bytes(payload))
             if self.cmd_run is None:
-                self.cmd_run = asyncio.create_task(guarded(self, "cmd", self.cmd_task))
+                self.cmd_run = asyncio.create_task(guarded(self, "cmd", self.msg_task))
         elif topic == self.t_ota and self.t_ota:
             if len(self.otaq) >= _OTAQ_MAX:
                 self.counters["ota_dropped"] += 1  # QoS 1: the sender re-sends what ota_status lists
                 return
             self.otaq.append(bytes(payload))
             if self.ota_run is None:
-                self.ota_run = asyncio.create_task(guarded(self, "ota", self.ota_task))
+                self.ota_run = asyncio.create_task(guarded(self, "ota", self.msg_task, True))
 
     # ---- run ----
     def start(self):
