@@ -226,7 +226,7 @@ class Telelogger:
                 except Exception as e:  # a failed flash write is reported, sampling goes on
                     self.note("error", "store append failed: %s", e)
             ms = self.record_ms  # parked: longer (_STATIONARY_TIERS)
-            still = self.standby.stationary_for(self.now())
+            still = self.now() - self.standby.last_motion_ms
             for tier, k in _STATIONARY_TIERS:
                 if still >= tier:
                     ms *= k
