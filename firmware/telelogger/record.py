@@ -102,8 +102,9 @@ def scale(v, dp):
 
 
 # Decimal places of the known keys (keys.KEYS: all below 0x200, OBD PIDs 0x100|pid), read once into
-# one bytearray of 0x201 bytes (half the heap of a dict of them): _dps[key] for key < 0x200, 255 for a
-# key the table does not have; _dps[0x200]: keys.UNKNOWN_FLOAT_DP.
+# one bytearray of 257 bytes, two keys a byte (a dict of them would take four times the heap): key k in
+# the low (k even) or high (k odd) 4 bits of _dps[k >> 1], 15 for a key the table does not have; the
+# last byte: keys.UNKNOWN_FLOAT_DP.
 _NKEYS = const(0x200)
 _dps = None  # type: bytearray | None
 
@@ -115,17 +116,18 @@ def dp_of(key):
     if _dps is None:
         from telelogger import keys
 
-        d = bytearray(_NKEYS + 1)
-        for k in range(_NKEYS):
-            d[k] = 255
+        d = bytearray(_NKEYS // 2 + 1)
+        for k in range(_NKEYS // 2):
+            d[k] = 0xFF
         for k in keys.KEYS:
-            d[k] = keys.KEYS[k][1]
-        d[_NKEYS] = keys.UNKNOWN_FLOAT_DP
+            s = (k & 1) << 2
+            d[k >> 1] = (d[k >> 1] & (0xF0 >> s)) | (keys.KEYS[k][1] << s)
+        d[-1] = keys.UNKNOWN_FLOAT_DP
         _dps = d
         del keys
         unload("keys")
-    dp = _dps[key] if 0 <= key < _NKEYS else 255
-    return None if dp == 255 else dp
+    dp = (_dps[key >> 1] >> ((key & 1) << 2)) & 15 if 0 <= key < _NKEYS else 15
+    return None if dp == 15 else dp
 
 
 # ---------------------------------------------------------------- records
@@ -159,7 +161,7 @@ def encode_record(ts_ms, utc, samples, boot=0):
             dp = 0
             for x in vals:
                 if isinstance(x, float):
-                    dp = _dps[_NKEYS]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
+                    dp = _dps[-1]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
                 elif isinstance(x, str):
                     d = x.find(".")  # the decimals a decimal string has
                     d = 0 if d < 0 else len(x) - d - 1
