@@ -146,9 +146,9 @@ def encode_record(ts_ms, utc, samples, boot=0):
         put_uvarint(buf, int(boot))
         put_uvarint(buf, int(ts_ms))
     for key, v in samples:
-        multi = isinstance(v, (tuple, list))
-        vals = v if multi else (v,)
-        n = len(vals)
+        # no tuple allocated per sample (neither (tuple, list) nor (v,)): values indexed, range() loops
+        multi = isinstance(v, tuple) or isinstance(v, list)
+        n = len(v) if multi else 1
         if n < 1 or n > _MAX_VALUES:
             raise ValueError("key 0x%x: %d values, expected 1..%d" % (key, n, _MAX_VALUES))
         if not isinstance(key, int) or isinstance(key, bool) or key < 0:
@@ -159,7 +159,8 @@ def encode_record(ts_ms, utc, samples, boot=0):
         explicit = False
         if dp is None:
             dp = 0
-            for x in vals:
+            for j in range(n):
+                x = v[j] if multi else v
                 if isinstance(x, float):
                     dp = _dps[-1]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
                 elif isinstance(x, str):
@@ -175,9 +176,9 @@ def encode_record(ts_ms, utc, samples, boot=0):
             buf.append((n - 1) | (4 if multi else 0) | ((8 | (dp << 4)) if explicit else 0))
         else:
             put_uvarint(buf, key << 1)
-        for x in vals:
+        for j in range(n):
             try:
-                put_svarint(buf, scale(x, dp))
+                put_svarint(buf, scale(v[j] if multi else v, dp))
             except ValueError as e:
                 from telelogger import keys  # the name, for the message only
 
