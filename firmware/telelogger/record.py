@@ -62,6 +62,19 @@ def get_uvarint(b, i, end=None):
             raise FormatError("varint too long at byte %d" % i)
 
 
+def _skip(b, i, end):
+    """The index after the varint at b[i] (get_uvarint's checks, nothing decoded)."""
+    k = i
+    while True:
+        if k >= end:
+            raise FormatError("truncated varint at byte %d" % k)
+        k += 1
+        if b[k - 1] < 0x80:
+            return k
+        if k - i > 10:
+            raise FormatError("varint too long at byte %d" % k)
+
+
 def get_svarint(b, i, end=None):
     z, i = get_uvarint(b, i, end)
     return (z >> 1) if not (z & 1) else -((z + 1) >> 1), i
@@ -288,10 +301,24 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
     for seq, rec, uts, rb, mono, i in _times(entries, utc_offset_ms, boot):
         if seq < expect:
             raise ValueError("seqs must increase: %d after %d" % (seq, expect - 1))
-        n = 0  # the samples of the record (checking their lengths)
-        j = i
-        while j < len(rec):
-            j = _read_sample(rec, j, len(rec), None)[4]
+        n = 0  # the samples of the record, counted and their lengths checked without decoding them
+        j = i  # (_read_sample's checks; no tuple or list per sample: this runs for every record sent)
+        end = len(rec)
+        while j < end:
+            ext = rec[j] & 1  # the key's bit 0: an ext byte follows the key
+            j = _skip(rec, j, end)
+            c = 1
+            if ext:
+                if j >= end:
+                    raise FormatError("truncated sample at byte %d" % j)
+                c = rec[j]
+                if c & 8 and c >> 4 > 9:
+                    raise FormatError("sample at byte %d: %d decimals" % (j, c >> 4))
+                c = (c & 3) + 1
+                j += 1
+            while c:
+                j = _skip(rec, j, end)
+                c -= 1
             n += 1
         gap = seq - expect
         if uts is not None:

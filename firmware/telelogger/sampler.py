@@ -2,7 +2,7 @@
 # PIDs and a re-init after rounds without any answer), GNSS fixes, battery voltage, signal.
 # Each task puts (key, value) samples into the telelogger; loop.py turns them into records.
 from core.compat import const
-from telelogger.tasks import RUN, acall, unload
+from telelogger.tasks import RUN, acall, isawait, unload
 
 # const(): inlined by MicroPython; the _names are not even kept as globals (no name on the heap)
 _MAX_OBD_ROUNDS_FAILED = const(3)  # like the official MAX_OBD_ERRORS: re-init the link after this
@@ -81,7 +81,9 @@ async def obd_task(t):
             # one read of a due PID; a failure backs it off exponentially (up to _OBD_BACKOFF_MAX_MS)
             at = t.now()
             try:
-                v = await acall(t.obd.read_pid, p.pid)
+                v = t.obd.read_pid(p.pid)  # not acall(): no generator and args tuple per read
+                if isawait(v):
+                    v = await v
             except MemoryError:
                 raise  # the loop's memory fault handling, not a PID failure
             except Exception as e:  # one PID failing must not stop the others
