@@ -57,8 +57,8 @@ def __getattr__(name):
 
 
 class Telelogger:
-    """cfg: the validated config dict (telelogger.config; anything else is validated). publisher:
-    net.publisher.Publisher. store: telelogger.store.Store. obd: obdii Obd (init, read_pid,
+    """cfg: the validated config dict (telelogger.config; anything else is validated). pub (the
+    publisher): net.publisher.Publisher. store: telelogger.store.Store. obd: obdii Obd (init, read_pid,
     battery_voltage, supported). gnss: a source with a `fix` (gnss.nmea.Fix). modem: optional, for
     signal (signal_dbm() or csq()), network time (utc_ms()) and power_off()/power_on(). battery:
     optional object with voltage() (ADC) or a callable; else obd.battery_voltage() (ATRV). clock:
@@ -114,10 +114,10 @@ class Telelogger:
     last: dict
     counters: dict
 
-    def __init__(self, cfg, publisher, store, **kw):
+    def __init__(self, cfg, pub, store, **kw):
         from telelogger import loopinit
 
-        loopinit.init(self, cfg, publisher, store, **kw)
+        loopinit.init(self, cfg, pub, store, **kw)
         unload("loopinit")
 
     # ---- helpers ----

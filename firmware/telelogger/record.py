@@ -83,10 +83,10 @@ def get_svarint(b, i, end=None):
 # ---------------------------------------------------------------- values
 
 
-def scale(v, dp):
-    """Value -> integer value*10**dp. int, float, bool, or a decimal string ("47.123456", exact:
+def scale(v, n):
+    """Value -> integer value*10**n. int, float, bool, or a decimal string ("47.123456", exact:
     use strings for lat/lng on single-precision ports)."""
-    p = _POW10[dp]
+    p = _POW10[n]
     if isinstance(v, bool):
         return p if v else 0
     if isinstance(v, int):
@@ -104,11 +104,11 @@ def scale(v, dp):
         ip, _, fp = s.partition(".")
         if not (ip or fp) or (ip and not ip.isdigit()) or (fp and not fp.isdigit()):
             raise ValueError("not a decimal number: %r" % v)
-        r = int(ip or "0") * p
-        if dp:
-            f = (fp + "0" * dp)[:dp]
-            r += int(f)
-        if len(fp) > dp and int(fp[dp]) >= 5:  # round half away from zero
+        r = int(ip) * p if ip else 0
+        f = fp[:n]  # the decimals kept, padded with zeros to n
+        if f:
+            r += int(f) * _POW10[n - len(f)]
+        if len(fp) > n and int(fp[n]) >= 5:  # round half away from zero
             r += 1
         return -r if neg else r
     raise ValueError("cannot encode value of type %s" % type(v).__name__)
@@ -146,18 +146,18 @@ def dp_of(key):
 # ---------------------------------------------------------------- records
 
 
-def encode_record(ts_ms, utc, samples, boot=0):
-    """One record. `utc` True: ts_ms is UTC ms since 1970; False: ts_ms is monotonic ms of boot
+def encode_record(ms, utc, samples, boot=0):
+    """One record. `utc` True: ms is UTC ms since 1970; False: ms is monotonic ms of boot
     number `boot`. samples: list of (key, value), value int/float/bool/decimal str or a tuple/list
     of up to 4 of those (e.g. accelerometer x;y;z)."""
     buf = bytearray()
     if utc:
         buf.append(_RECORD_VERSION | _UTC_FLAG)
-        put_uvarint(buf, int(ts_ms))
+        put_uvarint(buf, int(ms))
     else:
         buf.append(_RECORD_VERSION)
         put_uvarint(buf, int(boot))
-        put_uvarint(buf, int(ts_ms))
+        put_uvarint(buf, int(ms))
     for key, v in samples:
         # no tuple allocated per sample (neither (tuple, list) nor (v,)): values indexed, range() loops
         multi = isinstance(v, tuple) or isinstance(v, list)
@@ -202,18 +202,18 @@ def encode_record(ts_ms, utc, samples, boot=0):
     return bytes(buf)
 
 
-def _record_head(rec):
+def _record_head(b):
     """-> (utc, boot, ts, index of first sample)"""
-    if not rec:
+    if not b:
         raise FormatError("empty record")
-    h = rec[0]
+    h = b[0]
     if h & 0x0F != _RECORD_VERSION:
         raise FormatError("record version %d, expected %d" % (h & 0x0F, _RECORD_VERSION))
     if h & _UTC_FLAG:
-        ts, i = get_uvarint(rec, 1)
+        ts, i = get_uvarint(b, 1)
         return True, None, ts, i
-    boot, i = get_uvarint(rec, 1)
-    ts, i = get_uvarint(rec, i)
+    boot, i = get_uvarint(b, 1)
+    ts, i = get_uvarint(b, i)
     return False, boot, ts, i
 
 
@@ -248,10 +248,10 @@ def _read_sample(b, i, end, fn=dp_of):
 # ---------------------------------------------------------------- batches
 
 
-def _times(entries, utc_offset_ms, boot):
+def _times(data, utc_offset_ms, boot):
     """Yields (seq, rec, utc_ts_or_None, rec_boot, raw_ts, sample_start); rec_boot is None for a
     UTC record; raw_ts is the record's own ts (monotonic ms for a monotonic record)."""
-    for seq, rec in entries:
+    for seq, rec in data:
         utc, rb, ts, i = _record_head(rec)
         if utc:
             yield seq, rec, ts, None, ts, i
@@ -267,8 +267,8 @@ def _times(entries, utc_offset_ms, boot):
 # ---------------------------------------------------------------- batches (compact here)
 
 
-def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
-    """entries: [(seq, record_bytes)] oldest first. fmt "compact" or "json".
+def encode_batch(device_id, data, fmt, utc_offset_ms=None, boot=None):
+    """data: [(seq, record_bytes)] oldest first. fmt "compact" or "json".
     utc_offset_ms: None, an int (UTC ms = mono ms + offset) for records of boot `boot` (all
     monotonic records when boot is None), or a dict {boot: offset}. Monotonic records whose
     boot has no offset stay monotonic (JSON: "ts": null plus "mono" and "boot")."""
@@ -277,7 +277,7 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
 
         from telelogger.encjson import encode_json  # handed this module: importing it there is a circle
 
-        return encode_json(device_id, entries, utc_offset_ms, boot, sys.modules[__name__])
+        return encode_json(device_id, data, utc_offset_ms, boot, sys.modules[__name__])
     if fmt != "compact":
         raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
     # compact (FORMAT.md): magic, version, device id, first seq, base UTC, then per record its kind,
@@ -286,10 +286,10 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
     dev = device_id.encode()
     put_uvarint(buf, len(dev))
     buf.extend(dev)
-    seq0 = entries[0][0] if entries else 0
+    seq0 = data[0][0] if data else 0
     put_uvarint(buf, seq0)
     base = 0
-    for _, _, uts, _, _, _ in _times(entries, utc_offset_ms, boot):
+    for _, _, uts, _, _, _ in _times(data, utc_offset_ms, boot):
         if uts is not None:
             base = uts
             break
@@ -298,7 +298,7 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
     prev_mono = 0
     prev_boot = None  # boot of the previous monotonic record (None: none yet)
     expect = seq0
-    for seq, rec, uts, rb, mono, i in _times(entries, utc_offset_ms, boot):
+    for seq, rec, uts, rb, mono, i in _times(data, utc_offset_ms, boot):
         if seq < expect:
             raise ValueError("seqs must increase: %d after %d" % (seq, expect - 1))
         n = 0  # the samples of the record, counted and their lengths checked without decoding them
