@@ -144,7 +144,7 @@ class Telelogger:
             self.utc_refused |= bit
             why = ("%d s from the network's time" % ((off - net) // 1000) if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS
                    else "outside 2024..2099 (a GPS week rollover?)")
-            self.note("warn", "%s time %d s (UTC) refused: %s; %s", "GNSS" if gnss else "network", utc_ms // 1000,
+            self.note("warn", "%s time %d s (UTC) refused: %s; %s", "network GNSS".split()[gnss], utc_ms // 1000,
                       why, "UTC stays unknown" if self.utc_offset_ms is None else "UTC stays as it was")
         return False
 
