@@ -62,19 +62,6 @@ def get_uvarint(b, i, end=None):
             raise FormatError("varint too long at byte %d" % i)
 
 
-def _skip(b, i, end):
-    """The index after the varint at b[i] (get_uvarint's checks, nothing decoded)."""
-    k = i
-    while True:
-        if k >= end:
-            raise FormatError("truncated varint at byte %d" % k)
-        k += 1
-        if b[k - 1] < 0x80:
-            return k
-        if k - i > 10:
-            raise FormatError("varint too long at byte %d" % k)
-
-
 def get_svarint(b, i, end=None):
     z, i = get_uvarint(b, i, end)
     return (z >> 1) if not (z & 1) else -((z + 1) >> 1), i
@@ -301,23 +288,22 @@ def encode_batch(device_id, data, fmt, utc_offset_ms=None, boot=None):
     for seq, rec, uts, rb, mono, i in _times(data, utc_offset_ms, boot):
         if seq < expect:
             raise ValueError("seqs must increase: %d after %d" % (seq, expect - 1))
-        n = 0  # the samples of the record, counted and their lengths checked without decoding them
-        j = i  # (_read_sample's checks; no tuple or list per sample: this runs for every record sent)
+        n = 0  # the samples of the record, counted and their lengths checked without decoding the values
+        j = i  # (_read_sample's checks, one tuple per varint: this runs for every record sent)
         end = len(rec)
         while j < end:
-            ext = rec[j] & 1  # the key's bit 0: an ext byte follows the key
-            j = _skip(rec, j, end)
-            c = 1
-            if ext:
+            c, j = get_uvarint(rec, j, end)  # the key << 1 | 1 when an ext byte follows
+            if c & 1:
                 if j >= end:
-                    raise FormatError("truncated sample at byte %d" % j)
-                c = rec[j]
-                if c & 8 and c >> 4 > 9:
-                    raise FormatError("sample at byte %d: %d decimals" % (j, c >> 4))
-                c = (c & 3) + 1
+                    raise FormatError("truncated sample 0x%x" % (c >> 1))
+                if rec[j] & 8 and rec[j] >> 4 > 9:
+                    raise FormatError("sample 0x%x: %d decimals" % (c >> 1, rec[j] >> 4))
+                c = rec[j] & 3
                 j += 1
-            while c:
-                j = _skip(rec, j, end)
+            else:
+                c = 0
+            while c >= 0:  # the values
+                j = get_uvarint(rec, j, end)[1]
                 c -= 1
             n += 1
         gap = seq - expect

@@ -138,8 +138,8 @@ def test_compact_corruption_detected():
 
 
 def test_compact_batch_refuses_a_damaged_record():
-    """encode_batch counts each record's samples (skipping them, nothing decoded): a record whose
-    samples do not add up is refused with the byte it broke at, not sent."""
+    """encode_batch counts each record's samples (their values skipped, not decoded): a record whose
+    samples do not add up is refused, saying what broke, not sent."""
     rec = E.encode_record(T0, True, [(0x10C, 1800), (0x200, (1, 2, 3)), (0x201, 1.5)])
     assert E.encode_batch("D", [(1, rec)], "compact")  # the whole record is fine
     i = 1 + len(_uv(T0))  # the first sample's key
