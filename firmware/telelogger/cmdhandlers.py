@@ -42,7 +42,16 @@ def handlers(t):
         if ms < lo or (hi is not None and ms > hi):
             raise ValueError("args.ms: %s takes %s..%s ms (as in the config), got %d" % (target, lo, hi, ms))
         if target.startswith("obd.pids."):
-            t.set_pid_interval(int(target[9:], 16), ms)
+            pid = int(target[9:], 16)
+            for p in t.pids:
+                if p.pid == pid:
+                    p.interval_ms = ms
+                    p.due_ms = t.now()
+                    break
+            else:  # a PID not configured yet: sampled from now on
+                from telelogger.sampler import Pid
+
+                t.pids.append(Pid(pid, ms, t.now()))
         else:
             setattr(t, attrs[target], ms)
         return {"target": target, "ms": ms}

@@ -1,4 +1,4 @@
-# What the telelogger does with the command messages it queued (Telelogger.cmd_task imports this module
+# What the telelogger does with the command messages it queued (Telelogger.msg_task imports this module
 # when one arrives and forgets it again: a running car rarely gets a command). The checks are
 # telelogger/commands.py's (a CommandHandler, built here on the first command), the handlers
 # telelogger/cmdhandlers.py's. Nothing of this module may stay referenced after run() returns.
@@ -15,24 +15,28 @@ _REFUSED_REPLY_MS = const(10000)
 
 
 def command_handler(t):
-    """A CommandHandler for the telelogger `t` (Telelogger.command_handler keeps it), or None when
-    commands are off or no hmac_key is configured."""
+    """The CommandHandler of the telelogger `t`, built on the first command and kept as t.commands
+    (telelogger.commands is imported only then); None when commands are off or no hmac_key is configured."""
+    if t.commands is not None:
+        return t.commands
     key, enabled, window_s, nonces = t.cmd_cfg
     if not (key and enabled):
         return None
     from telelogger.cmdhandlers import handlers
     from telelogger.commands import CommandHandler
 
-    return CommandHandler(key, t.clock, handlers(t), utc_ms=t.utc_ms, window_s=window_s, nonces=nonces,
-                          counter_path=t.cmd_counter_path, device_id=t.device_id)
+    t.commands = CommandHandler(key, t.clock, handlers(t), utc_ms=t.utc_ms, window_s=window_s, nonces=nonces,
+                                counter_path=t.cmd_counter_path, device_id=t.device_id)
+    return t.commands
 
 
 async def run(t):
-    """Answers every queued command message (t.cmdq), oldest first."""
+    """Answers every queued command message (t.cmdq), oldest first -> True: this module may be
+    forgotten (Telelogger.msg_task)."""
     while t.cmdq:
         payload = t.cmdq.pop(0)
         t.counters["cmds"] += 1
-        h = t.command_handler()
+        h = command_handler(t)
         refused = True
         if h is None:
             reply = b'{"ok":false,"error":"commands disabled (commands.enabled is false or no secrets.hmac_key)"}'
@@ -63,3 +67,4 @@ async def run(t):
             t.note("warn", "reply not sent: %s", e)
         if t.reboot_req:
             await reboot(t)
+    return True

@@ -8,7 +8,7 @@ from binascii import crc32
 from telelogger import keys as K
 from telelogger.encjson import fmt_scaled
 from telelogger.record import (_KIND_MONO, _KIND_MONO_BOOT, _KIND_UTC, BATCH_MAGIC, BATCH_VERSION,  # noqa: F401
-                               FormatError, _iter_samples, _read_sample, _record_head, get_svarint, get_uvarint,
+                               FormatError, _read_sample, _record_head, get_svarint, get_uvarint,
                                scale)
 
 
@@ -23,7 +23,8 @@ def decode_record(rec):
     int (0 decimals), float, or list for tuples."""
     utc, boot, ts, i = _record_head(rec)
     out = []
-    for key, dp, multi, vals in _iter_samples(rec, i, len(rec)):
+    while i < len(rec):
+        key, dp, multi, vals, i = _read_sample(rec, i, len(rec))
         if multi:
             out.append((key, [_value(v, dp) for v in vals]))
         else:

@@ -35,7 +35,8 @@ def fmt_scaled(v, dp):
 
 
 def _json_samples(parts, b, i, end, R):
-    for key, dp, multi, vals in R._iter_samples(b, i, end):
+    while i < end:
+        key, dp, multi, vals, i = R._read_sample(b, i, end)
         parts.append(',"%s":' % name_of(key))
         if multi:
             parts.append("[" + ",".join([fmt_scaled(v, dp) for v in vals]) + "]")

@@ -5,7 +5,7 @@
 # (encode.decode_batch, .decode_record, .record_samples, .official_text, .official_value and
 # .fmt_scaled still work: they are looked up there on first use).
 from telelogger.record import (_KIND_MONO, _KIND_MONO_BOOT, _KIND_UTC, BATCH_MAGIC, BATCH_VERSION,  # noqa: F401
-                               FormatError, _iter_samples,
+                               FormatError,
                                _read_sample, _record_head, _times, dp_of, encode_batch, encode_record,
                                get_svarint, get_uvarint, put_svarint, put_uvarint, scale)
 

@@ -12,7 +12,6 @@ import asyncio
 
 from core.compat import const
 from net.publisher import backoff_ms
-from telelogger.sampler import Pid
 from telelogger.tasks import FLUSH, RUN, STANDBY, guarded, unload  # noqa: F401 - the run states, importable from here too
 
 # telelogger/loopinit.py still imports guarded from telelogger.memfault (now a re-export of tasks.py):
@@ -28,7 +27,7 @@ _STATIONARY_TIERS = const(((60000, 5), (10000, 2)))
 # Records kept in RAM while the flash refuses writes (full): beyond this the oldest is dropped, counted.
 _UNSAVED_MAX = const(16)
 
-# OTA chunk messages queued for Telelogger.ota_task: beyond this they are dropped (counted: ota_dropped)
+# OTA chunk messages queued for Telelogger.msg_task: beyond this they are dropped (counted: ota_dropped)
 _OTAQ_MAX = const(3)
 
 # The sample keys whose latest value t.last keeps: what the status (signal, battery) and the host
@@ -58,8 +57,8 @@ def __getattr__(name):
 
 
 class Telelogger:
-    """cfg: the validated config dict (telelogger.config; anything else is validated). publisher:
-    net.publisher.Publisher. store: telelogger.store.Store. obd: obdii Obd (init, read_pid,
+    """cfg: the validated config dict (telelogger.config; anything else is validated). pub (the
+    publisher): net.publisher.Publisher. store: telelogger.store.Store. obd: obdii Obd (init, read_pid,
     battery_voltage, supported). gnss: a source with a `fix` (gnss.nmea.Fix). modem: optional, for
     signal (signal_dbm() or csq()), network time (utc_ms()) and power_off()/power_on(). battery:
     optional object with voltage() (ADC) or a callable; else obd.battery_voltage() (ATRV). clock:
@@ -115,20 +114,11 @@ class Telelogger:
     last: dict
     counters: dict
 
-    def __init__(self, cfg, publisher, store, **kw):
+    def __init__(self, cfg, pub, store, **kw):
         from telelogger import loopinit
 
-        loopinit.init(self, cfg, publisher, store, **kw)
+        loopinit.init(self, cfg, pub, store, **kw)
         unload("loopinit")
-
-    def command_handler(self):
-        """The CommandHandler, built on the first command (cmdrun.command_handler: telelogger.commands
-        is imported only then); None when commands are off or no hmac_key is configured."""
-        if self.commands is None:
-            from telelogger import cmdrun
-
-            self.commands = cmdrun.command_handler(self)
-        return self.commands
 
     # ---- helpers ----
     def now(self):
@@ -154,7 +144,7 @@ class Telelogger:
             self.utc_refused |= bit
             why = ("%d s from the network's time" % ((off - net) // 1000) if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS
                    else "outside 2024..2099 (a GPS week rollover?)")
-            self.note("warn", "%s time %d s (UTC) refused: %s; %s", "GNSS" if gnss else "network", utc_ms // 1000,
+            self.note("warn", "%s time %d s (UTC) refused: %s; %s", "network GNSS".split()[gnss], utc_ms // 1000,
                       why, "UTC stays unknown" if self.utc_offset_ms is None else "UTC stays as it was")
         return False
 
@@ -166,10 +156,8 @@ class Telelogger:
         if self.log is not None:
             getattr(self.log, level)(fmt, *args)
 
-    def beat(self, name):
-        self.beats[name] = self.now()
-
     def sample(self, key, value):
+        """A sample for the record being built (t.pending: its keys stay, a value None is not taken)."""
         if value is None:
             return
         self.pending[key] = value
@@ -180,14 +168,6 @@ class Telelogger:
     def sleep(self, ms):
         return self.clock.sleep_ms(ms)
 
-    def set_pid_interval(self, pid, ms):
-        for p in self.pids:
-            if p.pid == pid:
-                p.interval_ms = ms
-                p.due_ms = self.now()
-                return
-        self.pids.append(Pid(pid, ms, self.now()))
-
     # ---- records ----
     def build_record(self, flush=True):
         """Turn the samples gathered since the last record into one record -> seq of the last record
@@ -197,15 +177,18 @@ class Telelogger:
         A failed flash write (full, I/O error) keeps the records in RAM (up to _UNSAVED_MAX, oldest
         first out, counted in counters['unsaved_dropped']) and re-raises; the next call stores the kept
         records first, in order."""
-        if self.pending:
-            samples = sorted(self.pending.items())
+        p = self.pending  # keys stay from record to record: no dict rebuilt per record
+        samples = [kv for kv in p.items() if kv[1] is not None]
+        if samples:
+            samples.sort()  # in place: one list per record
             now = self.now()
             if self.utc_offset_ms is not None:
                 rec = self.codec.encode_record(now + self.utc_offset_ms, True, samples)
             else:
                 rec = self.codec.encode_record(now, False, samples, self.boot)
             self.unsaved.append(rec)
-            self.pending = {}  # only now: a MemoryError above keeps the samples for the next try
+            for k in p:  # only now: a MemoryError above keeps the samples for the next try
+                p[k] = None
         seq = None
         u = self.unsaved
         now = self.now()
@@ -234,7 +217,7 @@ class Telelogger:
 
     async def record_task(self):
         while True:
-            self.beat("record")
+            self.beats["record"] = self.now()
             if self.state == RUN:
                 try:
                     self.build_record(False)
@@ -243,7 +226,7 @@ class Telelogger:
                 except Exception as e:  # a failed flash write is reported, sampling goes on
                     self.note("error", "store append failed: %s", e)
             ms = self.record_ms  # parked: longer (_STATIONARY_TIERS)
-            still = self.standby.stationary_for(self.now())
+            still = self.now() - self.standby.last_motion_ms
             for tier, k in _STATIONARY_TIERS:
                 if still >= tier:
                     ms *= k
@@ -294,7 +277,7 @@ class Telelogger:
     async def sender_task(self):
         fails = 0
         while True:
-            self.beat("send")
+            self.beats["send"] = self.now()
             if not self.net_allowed:
                 await self.sleep(500)
                 continue
@@ -336,46 +319,35 @@ class Telelogger:
                 self.note("warn", "drain: sending failed: %s", e)
                 await self.sleep(self.backoff_min_ms)
 
-    async def cmd_task(self):
-        """Answers the queued command messages (telelogger/cmdrun.py, imported for them and forgotten
-        again), then ends: on_message starts it when a command arrives, no task waits meanwhile."""
-        from telelogger import cmdrun
-
-        try:
-            await cmdrun.run(self)
-        finally:
-            del cmdrun
-            unload("cmdrun")
-        self.cmd_run = None  # not after a MemoryError: tasks.guarded runs this task again
-
-    async def ota_task(self):
-        """Stages the queued OTA chunks (telelogger/ota.py, imported for them), then ends; drops
-        telelogger.ota when no update is in progress (ota.idle)."""
-        from telelogger import ota
-
-        q = self.otaq
-        while q:
-            why = ota.chunk(self, q.pop(0))
-            if why:
-                self.note("warn", "ota: refused %s", why)
-            await asyncio.sleep(0)
-        if ota.idle(self):
-            del ota
-            unload("ota")
-        self.ota_run = None
+    async def msg_task(self, ota=False):
+        """Works off what on_message queued, then ends (on_message starts it when a message arrives, no
+        task waits meanwhile): the commands (t.cmdq, telelogger/cmdrun.py) or with ota the OTA chunks
+        (t.otaq, telelogger/ota.py). The module is imported for them; its run() says whether it may be
+        forgotten again (cmdrun: always; ota: when no update is in progress, ota.idle)."""
+        if ota:
+            from telelogger import ota as m
+        else:
+            from telelogger import cmdrun as m
+        if await m.run(self):
+            del m
+            unload("ota" if ota else "cmdrun")
+        if ota:  # not after a MemoryError: tasks.guarded runs this task again
+            self.ota_run = None
+        else:
+            self.cmd_run = None
 
     def on_message(self, topic, payload):
         if topic == self.t_cmd and len(self.cmdq) < 4:
             self.cmdq.append(bytes(payload))
             if self.cmd_run is None:
-                self.cmd_run = asyncio.create_task(guarded(self, "cmd", self.cmd_task))
+                self.cmd_run = asyncio.create_task(guarded(self, "cmd", self.msg_task))
         elif topic == self.t_ota and self.t_ota:
             if len(self.otaq) >= _OTAQ_MAX:
                 self.counters["ota_dropped"] += 1  # QoS 1: the sender re-sends what ota_status lists
                 return
             self.otaq.append(bytes(payload))
             if self.ota_run is None:
-                self.ota_run = asyncio.create_task(guarded(self, "ota", self.ota_task))
+                self.ota_run = asyncio.create_task(guarded(self, "ota", self.msg_task, True))
 
     # ---- run ----
     def start(self):
@@ -388,15 +360,11 @@ class Telelogger:
             unload("loopinit")
 
     def stop(self):
-        for t in self.tasks:
-            t.cancel()
+        for x in self.tasks + [self.cmd_run, self.ota_run]:
+            if x is not None:
+                x.cancel()
         self.tasks = []
-        if self.cmd_run is not None:
-            self.cmd_run.cancel()
-            self.cmd_run = None
-        if self.ota_run is not None:
-            self.ota_run.cancel()
-            self.ota_run = None
+        self.cmd_run = self.ota_run = None
 
     async def run(self, duration_ms=None):
         """Runs the tasks for duration_ms (None: until a memory-fault reset gives up, see

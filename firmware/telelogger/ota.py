@@ -4,12 +4,14 @@
 #
 #   err = chunk(t, payload)        # a message of <prefix>/<id>/ota: None (written or a duplicate) or why not
 #   st = status(t)                 # what ota_status replies
+#   await run(t)                   # chunk() for each queued message (t.otaq): Telelogger.msg_task
 #
 # Staging is the inactive slot folder itself (<root>ota/a or b): chunks are appended to the files at
 # their final paths, each chunk opened/appended/closed (LittleFS commits at close: a power cut
 # keeps whole chunks). Progress is the staged files' sizes, so nothing else needs saving; the
 # session (begin's arguments) is <root>ota/stage, written atomically. ota_commit (otacmd) re-verifies
 # every SHA-256, writes the slot's ok marker, then switches <root>ota/ptr (telelogger.otaboot) in one rename.
+import asyncio
 import json
 import os
 from binascii import hexlify
@@ -265,6 +267,17 @@ def _manifest(t, s):
         return _fail(t, "manifest refused: " + why)
     s["reuse"] = True  # the next ota_status copies the files the installed build has (otacmd.reuse)
     return None
+
+
+async def run(t):
+    """Stages the queued OTA chunks (t.otaq, oldest first; Telelogger.msg_task) -> idle(t) after."""
+    q = t.otaq
+    while q:
+        why = chunk(t, q.pop(0))
+        if why:
+            t.note("warn", "ota: refused %s", why)
+        await asyncio.sleep(0)
+    return idle(t)
 
 
 def idle(t):

@@ -70,10 +70,10 @@ def get_svarint(b, i, end=None):
 # ---------------------------------------------------------------- values
 
 
-def scale(v, dp):
-    """Value -> integer value*10**dp. int, float, bool, or a decimal string ("47.123456", exact:
+def scale(v, n):
+    """Value -> integer value*10**n. int, float, bool, or a decimal string ("47.123456", exact:
     use strings for lat/lng on single-precision ports)."""
-    p = _POW10[dp]
+    p = _POW10[n]
     if isinstance(v, bool):
         return p if v else 0
     if isinstance(v, int):
@@ -91,19 +91,20 @@ def scale(v, dp):
         ip, _, fp = s.partition(".")
         if not (ip or fp) or (ip and not ip.isdigit()) or (fp and not fp.isdigit()):
             raise ValueError("not a decimal number: %r" % v)
-        r = int(ip or "0") * p
-        if dp:
-            f = (fp + "0" * dp)[:dp]
-            r += int(f)
-        if len(fp) > dp and int(fp[dp]) >= 5:  # round half away from zero
+        r = int(ip) * p if ip else 0
+        f = fp[:n]  # the decimals kept, padded with zeros to n
+        if f:
+            r += int(f) * _POW10[n - len(f)]
+        if len(fp) > n and int(fp[n]) >= 5:  # round half away from zero
             r += 1
         return -r if neg else r
     raise ValueError("cannot encode value of type %s" % type(v).__name__)
 
 
 # Decimal places of the known keys (keys.KEYS: all below 0x200, OBD PIDs 0x100|pid), read once into
-# one bytearray of 0x201 bytes (half the heap of a dict of them): _dps[key] for key < 0x200, 255 for a
-# key the table does not have; _dps[0x200]: keys.UNKNOWN_FLOAT_DP.
+# one bytearray of 257 bytes, two keys a byte (a dict of them would take four times the heap): key k in
+# the low (k even) or high (k odd) 4 bits of _dps[k >> 1], 15 for a key the table does not have; the
+# last byte: keys.UNKNOWN_FLOAT_DP.
 _NKEYS = const(0x200)
 _dps = None  # type: bytearray | None
 
@@ -115,38 +116,39 @@ def dp_of(key):
     if _dps is None:
         from telelogger import keys
 
-        d = bytearray(_NKEYS + 1)
-        for k in range(_NKEYS):
-            d[k] = 255
+        d = bytearray(_NKEYS // 2 + 1)
+        for k in range(_NKEYS // 2):
+            d[k] = 0xFF
         for k in keys.KEYS:
-            d[k] = keys.KEYS[k][1]
-        d[_NKEYS] = keys.UNKNOWN_FLOAT_DP
+            s = (k & 1) << 2
+            d[k >> 1] = (d[k >> 1] & (0xF0 >> s)) | (keys.KEYS[k][1] << s)
+        d[-1] = keys.UNKNOWN_FLOAT_DP
         _dps = d
         del keys
         unload("keys")
-    dp = _dps[key] if 0 <= key < _NKEYS else 255
-    return None if dp == 255 else dp
+    dp = (_dps[key >> 1] >> ((key & 1) << 2)) & 15 if 0 <= key < _NKEYS else 15
+    return None if dp == 15 else dp
 
 
 # ---------------------------------------------------------------- records
 
 
-def encode_record(ts_ms, utc, samples, boot=0):
-    """One record. `utc` True: ts_ms is UTC ms since 1970; False: ts_ms is monotonic ms of boot
+def encode_record(ms, utc, samples, boot=0):
+    """One record. `utc` True: ms is UTC ms since 1970; False: ms is monotonic ms of boot
     number `boot`. samples: list of (key, value), value int/float/bool/decimal str or a tuple/list
     of up to 4 of those (e.g. accelerometer x;y;z)."""
     buf = bytearray()
     if utc:
         buf.append(_RECORD_VERSION | _UTC_FLAG)
-        put_uvarint(buf, int(ts_ms))
+        put_uvarint(buf, int(ms))
     else:
         buf.append(_RECORD_VERSION)
         put_uvarint(buf, int(boot))
-        put_uvarint(buf, int(ts_ms))
+        put_uvarint(buf, int(ms))
     for key, v in samples:
-        multi = isinstance(v, (tuple, list))
-        vals = v if multi else (v,)
-        n = len(vals)
+        # no tuple allocated per sample (neither (tuple, list) nor (v,)): values indexed, range() loops
+        multi = isinstance(v, tuple) or isinstance(v, list)
+        n = len(v) if multi else 1
         if n < 1 or n > _MAX_VALUES:
             raise ValueError("key 0x%x: %d values, expected 1..%d" % (key, n, _MAX_VALUES))
         if not isinstance(key, int) or isinstance(key, bool) or key < 0:
@@ -157,9 +159,10 @@ def encode_record(ts_ms, utc, samples, boot=0):
         explicit = False
         if dp is None:
             dp = 0
-            for x in vals:
+            for j in range(n):
+                x = v[j] if multi else v
                 if isinstance(x, float):
-                    dp = _dps[_NKEYS]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
+                    dp = _dps[-1]  # pyright: ignore[reportOptionalSubscript] - dp_of() above filled it
                 elif isinstance(x, str):
                     d = x.find(".")  # the decimals a decimal string has
                     d = 0 if d < 0 else len(x) - d - 1
@@ -173,9 +176,9 @@ def encode_record(ts_ms, utc, samples, boot=0):
             buf.append((n - 1) | (4 if multi else 0) | ((8 | (dp << 4)) if explicit else 0))
         else:
             put_uvarint(buf, key << 1)
-        for x in vals:
+        for j in range(n):
             try:
-                put_svarint(buf, scale(x, dp))
+                put_svarint(buf, scale(v[j] if multi else v, dp))
             except ValueError as e:
                 from telelogger import keys  # the name, for the message only
 
@@ -186,18 +189,18 @@ def encode_record(ts_ms, utc, samples, boot=0):
     return bytes(buf)
 
 
-def _record_head(rec):
+def _record_head(b):
     """-> (utc, boot, ts, index of first sample)"""
-    if not rec:
+    if not b:
         raise FormatError("empty record")
-    h = rec[0]
+    h = b[0]
     if h & 0x0F != _RECORD_VERSION:
         raise FormatError("record version %d, expected %d" % (h & 0x0F, _RECORD_VERSION))
     if h & _UTC_FLAG:
-        ts, i = get_uvarint(rec, 1)
+        ts, i = get_uvarint(b, 1)
         return True, None, ts, i
-    boot, i = get_uvarint(rec, 1)
-    ts, i = get_uvarint(rec, i)
+    boot, i = get_uvarint(b, 1)
+    ts, i = get_uvarint(b, i)
     return False, boot, ts, i
 
 
@@ -229,20 +232,13 @@ def _read_sample(b, i, end, fn=dp_of):
     return key, dp, multi, vals, i
 
 
-def _iter_samples(b, i, end):
-    """Yields (key, dp, multi, [scaled ints]) from b[i:end]."""
-    while i < end:
-        key, dp, multi, vals, i = _read_sample(b, i, end)
-        yield key, dp, multi, vals
-
-
 # ---------------------------------------------------------------- batches
 
 
-def _times(entries, utc_offset_ms, boot):
+def _times(data, utc_offset_ms, boot):
     """Yields (seq, rec, utc_ts_or_None, rec_boot, raw_ts, sample_start); rec_boot is None for a
     UTC record; raw_ts is the record's own ts (monotonic ms for a monotonic record)."""
-    for seq, rec in entries:
+    for seq, rec in data:
         utc, rb, ts, i = _record_head(rec)
         if utc:
             yield seq, rec, ts, None, ts, i
@@ -258,8 +254,8 @@ def _times(entries, utc_offset_ms, boot):
 # ---------------------------------------------------------------- batches (compact here)
 
 
-def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
-    """entries: [(seq, record_bytes)] oldest first. fmt "compact" or "json".
+def encode_batch(device_id, data, fmt, utc_offset_ms=None, boot=None):
+    """data: [(seq, record_bytes)] oldest first. fmt "compact" or "json".
     utc_offset_ms: None, an int (UTC ms = mono ms + offset) for records of boot `boot` (all
     monotonic records when boot is None), or a dict {boot: offset}. Monotonic records whose
     boot has no offset stay monotonic (JSON: "ts": null plus "mono" and "boot")."""
@@ -268,7 +264,7 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
 
         from telelogger.encjson import encode_json  # handed this module: importing it there is a circle
 
-        return encode_json(device_id, entries, utc_offset_ms, boot, sys.modules[__name__])
+        return encode_json(device_id, data, utc_offset_ms, boot, sys.modules[__name__])
     if fmt != "compact":
         raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
     # compact (FORMAT.md): magic, version, device id, first seq, base UTC, then per record its kind,
@@ -277,10 +273,10 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
     dev = device_id.encode()
     put_uvarint(buf, len(dev))
     buf.extend(dev)
-    seq0 = entries[0][0] if entries else 0
+    seq0 = data[0][0] if data else 0
     put_uvarint(buf, seq0)
     base = 0
-    for _, _, uts, _, _, _ in _times(entries, utc_offset_ms, boot):
+    for _, _, uts, _, _, _ in _times(data, utc_offset_ms, boot):
         if uts is not None:
             base = uts
             break
@@ -289,13 +285,26 @@ def encode_batch(device_id, entries, fmt, utc_offset_ms=None, boot=None):
     prev_mono = 0
     prev_boot = None  # boot of the previous monotonic record (None: none yet)
     expect = seq0
-    for seq, rec, uts, rb, mono, i in _times(entries, utc_offset_ms, boot):
+    for seq, rec, uts, rb, mono, i in _times(data, utc_offset_ms, boot):
         if seq < expect:
             raise ValueError("seqs must increase: %d after %d" % (seq, expect - 1))
-        n = 0  # the samples of the record (checking their lengths)
-        j = i
-        while j < len(rec):
-            j = _read_sample(rec, j, len(rec), None)[4]
+        n = 0  # the samples of the record, counted and their lengths checked without decoding the values
+        j = i  # (_read_sample's checks, one tuple per varint: this runs for every record sent)
+        end = len(rec)
+        while j < end:
+            c, j = get_uvarint(rec, j, end)  # the key << 1 | 1 when an ext byte follows
+            if c & 1:
+                if j >= end:
+                    raise FormatError("truncated sample 0x%x" % (c >> 1))
+                if rec[j] & 8 and rec[j] >> 4 > 9:
+                    raise FormatError("sample 0x%x: %d decimals" % (c >> 1, rec[j] >> 4))
+                c = rec[j] & 3
+                j += 1
+            else:
+                c = 0
+            while c >= 0:  # the values
+                j = get_uvarint(rec, j, end)[1]
+                c -= 1
             n += 1
         gap = seq - expect
         if uts is not None:

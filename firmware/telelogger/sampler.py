@@ -2,7 +2,7 @@
 # PIDs and a re-init after rounds without any answer), GNSS fixes, battery voltage, signal.
 # Each task puts (key, value) samples into the telelogger; loop.py turns them into records.
 from core.compat import const
-from telelogger.tasks import RUN, acall, unload
+from telelogger.tasks import RUN, acall, isawait, unload
 
 # const(): inlined by MicroPython; the _names are not even kept as globals (no name on the heap)
 _MAX_OBD_ROUNDS_FAILED = const(3)  # like the official MAX_OBD_ERRORS: re-init the link after this
@@ -39,31 +39,6 @@ class Pid:
 
 
 # ---- OBD ----
-async def read_pid(t, p, now):
-    """Reads Pid `p` once; a failure backs it off exponentially (up to _OBD_BACKOFF_MAX_MS)."""
-    try:
-        v = await acall(t.obd.read_pid, p.pid)
-    except MemoryError:
-        raise  # the loop's memory fault handling, not a PID failure
-    except Exception as e:  # one PID failing must not stop the others
-        v = None
-        t.note("debug", "PID %02X: %s", p.pid, e)
-    iv = p.interval_ms
-    if v is None:
-        p.fails += 1
-        p.errors += 1
-        t.counters["obd_errors"] += 1
-        p.due_ms = now + min(iv << min(p.fails, 6), max(_OBD_BACKOFF_MAX_MS, iv))
-        return False
-    p.fails = 0
-    t.counters["obd_reads"] += 1
-    t.sample(_K_OBD | p.pid, v)
-    if p.pid == _PID_SPEED:
-        t.standby.motion(v, now)
-    p.due_ms = p.due_ms + iv if p.due_ms + iv > now else now + iv
-    return True
-
-
 async def obd_task(t):
     up = False
     failed = 0
@@ -101,11 +76,34 @@ async def obd_task(t):
         now = t.now()
         ok = bad = 0
         for p in t.pids:
-            if p.due_ms <= now:
-                if await read_pid(t, p, t.now()):
-                    ok += 1
-                else:
-                    bad += 1
+            if p.due_ms > now:
+                continue
+            # one read of a due PID; a failure backs it off exponentially (up to _OBD_BACKOFF_MAX_MS)
+            at = t.now()
+            try:
+                v = t.obd.read_pid(p.pid)  # not acall(): no generator and args tuple per read
+                if isawait(v):
+                    v = await v
+            except MemoryError:
+                raise  # the loop's memory fault handling, not a PID failure
+            except Exception as e:  # one PID failing must not stop the others
+                v = None
+                t.note("debug", "PID %02X: %s", p.pid, e)
+            iv = p.interval_ms
+            if v is None:
+                bad += 1
+                p.fails += 1
+                p.errors += 1
+                t.counters["obd_errors"] += 1
+                p.due_ms = at + min(iv << min(p.fails, 6), max(_OBD_BACKOFF_MAX_MS, iv))
+                continue
+            ok += 1
+            p.fails = 0
+            t.counters["obd_reads"] += 1
+            t.sample(_K_OBD | p.pid, v)
+            if p.pid == _PID_SPEED:
+                t.standby.motion(v, at)
+            p.due_ms = p.due_ms + iv if p.due_ms + iv > at else at + iv
         if ok:
             failed = 0
         elif bad:

@@ -15,7 +15,8 @@ _LOW_CONFIRM_MS = const(10000)  # voltage below voltage_off this long: standby
 
 class Standby:
     """cfg: the `standby` section: voltage_off, voltage_wake, stationary_s, heartbeat_s.
-    All times are the loop's monotonic milliseconds."""
+    All times are the loop's monotonic milliseconds; stationary for: now - last_motion_ms. Waking
+    (voltage_wake reached) and what it resets: telelogger/standby_io.py, which runs standby."""
 
     def __init__(self, cfg, now=0):
         cfg = cfg or {}
@@ -48,25 +49,15 @@ class Standby:
         else:
             self.low_since_ms = None
 
-    def stationary_for(self, now):
-        return now - self.last_motion_ms
-
     def should_sleep(self, now):
         """True when it is time for standby (rules at the top of this file). stationary_s 0 turns
         the stationary rule off; voltage_off 0 the low-voltage one."""
         if self.low_since_ms is not None and now - self.low_since_ms >= _LOW_CONFIRM_MS:
             return True
-        if not self.stationary_ms or self.stationary_for(now) < self.stationary_ms:
+        if not self.stationary_ms or now - self.last_motion_ms < self.stationary_ms:
             return False
         return self.voltage is None or self.voltage < self.voltage_wake
 
-    def should_wake(self, v):
-        return v is not None and v >= self.voltage_wake
-
-    def reset(self, now):
-        """After waking: motion timer restarts so we do not fall asleep again at once."""
-        self.last_motion_ms = now
-        self.low_since_ms = None
 
 
 # ---- the loop's side: the poll that decides; what standby does is in standby_io.py, imported
@@ -80,7 +71,7 @@ async def standby_task(t):
         await standby_io.resume(t)
     while True:
         await t.sleep(1000)
-        t.beat("standby")
+        t.beats["standby"] = t.now()
         if t.state == RUN and t.standby.should_sleep(t.now()):
             from telelogger import standby_io
 

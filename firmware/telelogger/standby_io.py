@@ -76,7 +76,7 @@ async def enter(t):
     from telelogger.status import publish_status
 
     sb = t.standby
-    t.note("info", "standby: %s V, stationary %d s", sb.voltage, sb.stationary_for(t.now()) // 1000)
+    t.note("info", "standby: %s V, stationary %d s", sb.voltage, (t.now() - sb.last_motion_ms) // 1000)
     t.counters["standby"] += 1
     t.state = FLUSH
     try:
@@ -106,14 +106,15 @@ async def enter(t):
         v = await read_voltage(t)
         if v is not None:
             sb.battery(v, t.now())
-        if sb.should_wake(v):
+        if v is not None and v >= sb.voltage_wake:  # the alternator charges: the engine runs
             break
         if sb.heartbeat_ms and t.now() - last_hb >= sb.heartbeat_ms:
             last_hb = t.now()
             await heartbeat(t, v)
     t.counters["wakes"] += 1
     await _power(t, True)
-    sb.reset(t.now())
+    sb.last_motion_ms = t.now()  # the motion timer restarts: no standby again at once
+    sb.low_since_ms = None
     t.net_allowed = True
     t.state = RUN
     t.note("info", "awake: %s V", v)

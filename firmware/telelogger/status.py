@@ -1,4 +1,4 @@
-# Status publishing and watchdog feeding (remote commands: Telelogger.cmd_task and telelogger/cmdrun.py).
+# Status publishing and watchdog feeding (remote commands: Telelogger.msg_task and telelogger/cmdrun.py).
 import json
 
 from telelogger.tasks import RUN, acall, unload

@@ -137,6 +137,29 @@ def test_compact_corruption_detected():
     raises(E.FormatError, E.decode_batch, b"{not json")
 
 
+def test_compact_batch_refuses_a_damaged_record():
+    """encode_batch counts each record's samples (their values skipped, not decoded): a record whose
+    samples do not add up is refused, saying what broke, not sent."""
+    rec = E.encode_record(T0, True, [(0x10C, 1800), (0x200, (1, 2, 3)), (0x201, 1.5)])
+    assert E.encode_batch("D", [(1, rec)], "compact")  # the whole record is fine
+    i = 1 + len(_uv(T0))  # the first sample's key
+    cases = (
+        (rec[:-1], "truncated varint"),  # the last value cut
+        (rec[:i] + _uv(0x201 << 1 | 1), "truncated sample"),  # a key whose ext byte is missing
+        (rec[:i] + bytes((0x81, 0x04, 0xA8, 0x02)), "decimals"),  # key 0x100 with an ext byte of 10 decimals
+        (rec[:i] + b"\x80" * 11 + b"\x01", "varint too long"),
+    )
+    for bad, why in cases:
+        e = raises(E.FormatError, E.encode_batch, "D", [(1, bytes(bad))], "compact")
+        assert why in str(e), (why, str(e))
+
+
+def _uv(v):
+    b = bytearray()
+    E.put_uvarint(b, v)
+    return b
+
+
 def test_empty_batch():
     for fmt in ("compact", "json"):
         d = E.decode_batch(E.encode_batch("X", [], fmt))

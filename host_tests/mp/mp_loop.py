@@ -334,4 +334,10 @@ def test_last_keeps_only_the_shown_keys_every_sample_goes_into_the_record():
     t.build_record()
     assert sorted(k for k, v in json.loads(store.recs[-1][1])[2]) == [0x0F, 0x24, 0x81, 0x105, 0x10C]
     t.sample(0x10C, 1900)
-    assert t.last[0x10C] == 1900 and t.pending == {0x10C: 1900}
+    # t.pending keeps its keys from record to record (no dict rebuilt per record): None = no sample yet
+    assert t.last[0x10C] == 1900 and {k: v for k, v in t.pending.items() if v is not None} == {0x10C: 1900}
+    n = len(store.recs)
+    t.build_record()  # the next record: only what was sampled since the last one
+    assert len(store.recs) == n + 1 and json.loads(store.recs[-1][1])[2] == [[0x10C, 1900]], store.recs[-1]
+    t.build_record()  # nothing sampled since: no record
+    assert len(store.recs) == n + 1

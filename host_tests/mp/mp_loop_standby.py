@@ -134,6 +134,22 @@ async def test_commands_wiring():
     assert t.counters["cmds"] == 4 and not t.reboot_req
 
 
+async def test_set_interval_of_a_pid_not_configured_adds_it():
+    t, clk, pub, store, obd = make()
+    from telelogger.cmdhandlers import handlers
+
+    t.commands = EchoCommands(handlers(t))
+    assert 0x0F not in [p.pid for p in t.pids]
+    t.start()
+    await clk.advance(3000)
+    pub.inject("fm/TEST01/cmd", b'{"cmd":"set_interval","args":{"target":"obd.pids.0F","ms":500}}')
+    await clk.advance(3000)
+    await stop(t, clk)
+    p = [p for p in t.pids if p.pid == 0x0F]
+    assert len(p) == 1 and p[0].interval_ms == 500, [(x.pid, x.interval_ms) for x in t.pids]
+    assert obd.reads.get(0x0F, 0) >= 1  # sampled from then on (the fake has no value: backed off)
+
+
 async def test_command_task_runs_only_while_commands_wait():
     import sys
 

@@ -138,5 +138,6 @@ async def test_network_time_checked_then_gnss_against_it():
     await clk.advance(2000)
     await stop(t, clk)
     assert t.utc_offset_ms == net
-    assert [m for m in log.refusals() if m.startswith("GNSS")], log.lines
+    assert [m for m in log.refusals() if m.startswith("GNSS time")], log.lines
+    assert [m for m in log.refusals() if m.startswith("network time")], log.lines  # the 2006 one
     assert len(log.refusals()) == 2, log.lines
