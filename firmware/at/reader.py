@@ -119,8 +119,13 @@ class Reply:
         self.result = None
         self.echo = False
 
-    def value(self, prefix):
-        """Text after `prefix` of the first intermediate line that starts with it, stripped."""
+    def value(self, prefix=None):
+        """Text after `prefix` of the first intermediate line that starts with it, stripped. prefix
+        None: the command's own response prefix ('+CSQ:' for AT+CSQ, response_prefix)."""
+        if prefix is None:
+            prefix = response_prefix(self.cmd)
+            if prefix is None:
+                return None
         for ln in self.lines:
             if ln.startswith(prefix):
                 return ln[len(prefix) :].strip()
