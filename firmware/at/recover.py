@@ -62,9 +62,9 @@ async def sync(at):
     at._resync = False
     cmd, p = "AT+CMEE? +CMEE:".split()
     r = Reply(cmd)
-    at._pending = r
-    at._pending_prefix = p
-    at._pending_terms = None
+    at.pending = r
+    at.prefix = p
+    at.terminators = None
     at._done.clear()
     t0 = at.clock.ticks_ms()
     try:
@@ -87,15 +87,15 @@ async def sync(at):
             r.lines = []
             at._done.clear()
     finally:
-        at._pending = None
-        at._pending_prefix = None
+        at.pending = None
+        at.prefix = None
 
 
 def rebooted(at):
     at.stats["reboots"] += 1
     at.echo = True  # a fresh boot has echo on again
     at.framer.reset()
-    r = at._pending
+    r = at.pending
     if r is not None:
         if r.final is None:
             r.final = ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command")
@@ -186,7 +186,7 @@ def reader_failed(at, e):
 
 
 def body_timed_out(at):
-    cb = at.framer._body_cb
+    cb = at.framer.cb
     at.framer.abort_body()
     at.stats["timeouts"] += 1
     if cb:
