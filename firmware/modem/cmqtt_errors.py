@@ -17,9 +17,9 @@ class CmqttError(NetError):
     name: str
     hint: "str | None"
 
-    def __init__(self, op, code, detail=None):
+    def __init__(self, op, code, text=None):
         # the message, name, meaning and hint: modem/code_texts.py (loaded when an error happens)
-        lookup("modem.code_texts", "cmqtt_error", self, op, code, detail)
+        lookup("modem.code_texts", "cmqtt_error", self, op, code, text)
 
     def __str__(self):
         s = "%s [%s]" % (NetError.__str__(self), self.name)
