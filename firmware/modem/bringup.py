@@ -38,7 +38,7 @@ DEFAULTS = {
 
 
 def step(m, name, a):
-    """Sim7600.<name>(*a) for the steps that live here (modem.sim7600._STEPS)."""
+    """Sim7600.<name>(*a) for the steps that live here (modem.sim7600.Sim7600.__getattr__)."""
     return globals()[name](m, *a)
 
 
