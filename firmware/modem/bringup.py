@@ -2,7 +2,7 @@
 # Boot/recovery only: modem.sim7600.Sim7600 imports this module when a step runs and drops it
 # from sys.modules again (Sim7600.__getattr__ -> step(), through core.errors.lookup), so none of
 # it stays resident. Every function
-# takes the Sim7600 `m` (its at, clock, cfg, info) first; errors are modem.sim7600.ModemError
+# takes the Sim7600 (`self`) (its at, clock, cfg, info) first; errors are modem.sim7600.ModemError
 # with .kind saying which step failed.
 #
 # Every wait is bounded, and every wait is for a reply: polling loops send a command, read its
@@ -37,31 +37,31 @@ DEFAULTS = {
 }
 
 
-def step(m, name, a):
+def step(self, name, a):
     """Sim7600.<name>(*a) for the steps that live here (modem.sim7600.Sim7600.__getattr__)."""
-    return globals()[name](m, *a)
+    return globals()[name](self, *a)
 
 
-def init(m, at, clock, config, log):
+def init(self, at, clock, config, log):
     """Sim7600.__init__."""
-    m.at = at
-    m.clock = clock or DEFAULT_CLOCK
+    self.at = at
+    self.clock = clock or DEFAULT_CLOCK
     cfg = {}  # the settings given; DEFAULTS has the rest (read when a step runs)
     if config:
         for k in config:
             if config[k] is not None:
                 cfg[k] = config[k]
-    m.cfg = cfg
-    m.t = cfg.get("cmd_timeout_ms") or CMD_TIMEOUT_MS
-    m.log = log
-    m.model = None
-    m.revision = None
-    m.imei = None
-    m.info = {}
+    self.cfg = cfg
+    self.t = cfg.get("cmd_timeout_ms") or CMD_TIMEOUT_MS
+    self.log = log
+    self.model = None
+    self.revision = None
+    self.imei = None
+    self.info = {}
 
 
-def _cfg(m, key):
-    return m.cfg.get(key, DEFAULTS[key])
+def _cfg(self, key):
+    return self.cfg.get(key, DEFAULTS[key])
 
 
 # circuit-switched, GPRS and EPS registration: the query and its reply/URC prefix
@@ -77,25 +77,6 @@ def parse_reg(value):
         return int(parts[0] if len(parts) == 1 else parts[1])
     except ValueError:
         return None
-
-
-def parse_cpsi(value):
-    """'+CPSI:' value -> dict: system, mode, operator, band (where present), rsrp/rsrq for LTE."""
-    if not value:
-        return None
-    f = [x.strip() for x in value.split(",")]
-    # <System Mode>,<Operation Mode>,<MCC>-<MNC>,...; LTE: field 6 the band, 10..12 RSRQ, RSRP,
-    # RSSI in tenths of dB
-    d = {"system": f[0], "mode": f[1] if len(f) > 1 else ""}
-    lte = f[0] == "LTE" and len(f) >= 13
-    for k, i in zip("operator band rsrq rsrp rssi".split(), (2, 6, 10, 11, 12)):
-        if i >= len(f) or (i > 2 and not lte):
-            break
-        try:
-            d[k] = int(f[i]) / 10 if i > 6 else f[i]
-        except ValueError:
-            break
-    return d
 
 
 def reg_verdict(*st):
@@ -115,47 +96,47 @@ def reg_verdict(*st):
     return None
 
 
-async def wait_ready(m, timeout_ms=None):
+async def wait_ready(self, timeout_ms=None):
     """Send AT until the module answers OK (boot URCs are dropped by the engine)."""
-    timeout_ms = timeout_ms or _cfg(m, "boot_timeout_ms")
-    c = m.clock
+    timeout_ms = timeout_ms or _cfg(self, "boot_timeout_ms")
+    c = self.clock
     t0 = c.ticks_ms()
     last = None
     while True:
         try:
-            await m.at.cmd("AT", timeout_ms=min(1000, timeout_ms))
+            await self.at.cmd("AT", timeout_ms=min(1000, timeout_ms))
             return
         except ATError as e:  # timeout, garbage, ERROR while booting, reboot
             last = e
         if c.diff(c.ticks_ms(), t0) >= timeout_ms:
             raise ModemError("modem did not answer AT within %d ms (last: %s)" % (timeout_ms, last), kind="not_responding")
-        await c.sleep_ms(_cfg(m, "poll_ms"))
+        await c.sleep_ms(_cfg(self, "poll_ms"))
 
 
-async def identify(m):
+async def identify(self):
     """ATI + AT+CGMR: model and firmware revision (and IMEI)."""
     ati, cgmr = "ATI AT+CGMR".split()
-    r = await m.at.cmd(ati, timeout_ms=m.t)
+    r = await self.at.cmd(ati, timeout_ms=self.t)
     for ln in r.lines:  # Manufacturer: / Model: / Revision: / IMEI: ...
         k, _, v = ln.partition(":")
         k = k.lower()
         if k == "model" or k == "revision" or k == "imei":
-            setattr(m, k, v.strip())
+            setattr(self, k, v.strip())
     try:
-        v = (await m.at.cmd(cgmr, timeout_ms=m.t)).value()
+        v = (await self.at.cmd(cgmr, timeout_ms=self.t)).value()
         if v:
-            m.revision = v.strip()
+            self.revision = v.strip()
     except ATCommandError:
         pass
-    m.info["model"] = m.model
-    m.info["revision"] = m.revision
-    return m.model, m.revision
+    self.info["model"] = self.model
+    self.info["revision"] = self.revision
+    return self.model, self.revision
 
 
-async def sim_ready(m):
+async def sim_ready(self):
     """AT+CPIN? until READY; enters the PIN from config once if asked; 'SIM busy' while booting
     is retried (bounded by sim_timeout_ms)."""
-    c = m.clock
+    c = self.clock
     t0 = c.ticks_ms()
     pin_sent = False
     cmd, p, pin_state = "AT+CPIN?|+CPIN:|SIM PIN".split("|")  # the query, its reply, the state asking for the PIN
@@ -163,69 +144,69 @@ async def sim_ready(m):
     while True:
         state = None
         try:
-            state = ((await m.at.cmd(cmd, timeout_ms=m.t)).value(p) or "").strip()
+            state = ((await self.at.cmd(cmd, timeout_ms=self.t)).value(p) or "").strip()
         except CMEError as e:
             if not (e.code == 14 or "busy" in str(e.meaning).lower()):
                 raise ModemError("SIM not usable: %s" % (e.meaning or e), e.code, e.meaning, kind=kind)
         if state == codes.CPIN_READY:
-            m.info[kind] = state
+            self.info[kind] = state
             return
         if state == pin_state:
-            pin = _cfg(m, "sim_pin")
+            pin = _cfg(self, "sim_pin")
             if not pin:
                 raise ModemError("the SIM asks for a PIN and config cellular.sim_pin is empty", kind=kind)
             if pin_sent:
                 raise ModemError("the SIM still asks for a PIN after entering cellular.sim_pin", kind=kind)
             try:
-                await m.at.cmd('AT+CPIN="%s"' % pin, timeout_ms=m.t)
+                await self.at.cmd('AT+CPIN="%s"' % pin, timeout_ms=self.t)
             except CMEError as e:
                 raise ModemError("SIM PIN refused: %s (check cellular.sim_pin)" % e.meaning, e.code, e.meaning, kind=kind)
             pin_sent = True
         elif state:
             raise ModemError("SIM is locked (%s): needs a PUK or unlock on another phone" % state, kind=kind)
-        if c.diff(c.ticks_ms(), t0) >= _cfg(m, "sim_timeout_ms"):
-            raise ModemError("SIM not ready after %d ms (state %s)" % (_cfg(m, "sim_timeout_ms"), state or "busy"), kind=kind)
-        await c.sleep_ms(_cfg(m, "poll_ms"))
+        if c.diff(c.ticks_ms(), t0) >= _cfg(self, "sim_timeout_ms"):
+            raise ModemError("SIM not ready after %d ms (state %s)" % (_cfg(self, "sim_timeout_ms"), state or "busy"), kind=kind)
+        await c.sleep_ms(_cfg(self, "poll_ms"))
 
 
-async def registration(m):
+async def registration(self):
     """(creg, cgreg, cereg) stats, None for a query the module refused."""
     st = []
     for cmd, p in REG_QUERIES:
         try:
-            st.append(parse_reg((await m.at.cmd(cmd, timeout_ms=m.t)).value(p)))
+            st.append(parse_reg((await self.at.cmd(cmd, timeout_ms=self.t)).value(p)))
         except (ATCommandError, CMEError):
             st.append(None)
     return tuple(st)
 
 
-async def wait_registered(m, timeout_ms=None):
+async def wait_registered(self, timeout_ms=None):
     """Until reg_verdict says 'ok'; 'denied' raises at once (kind 'reg_denied'); after timeout_ms
     (cfg reg_timeout_ms) kind 'reg_timeout'. Waits on the module's +CREG/+CGREG/+CEREG: <stat> URCs
     (asked for with =1), re-querying every reg_poll_ms (poll_ms if the module refuses the URCs)."""
-    timeout_ms = timeout_ms or _cfg(m, "reg_timeout_ms")
-    c = m.clock
+    timeout_ms = timeout_ms or _cfg(self, "reg_timeout_ms")
+    c = self.clock
     t0 = c.ticks_ms()
     ev = asyncio.Event()
 
     def on_urc(line, body):  # registration changed: wake the wait below, which re-reads all three
         i = line.find(":")
-        m.info["reg_urc"] = (line[1:i], parse_reg(line[i + 1 :].strip()))
+        self.info["reg_urc"] = (line[1:i], parse_reg(line[i + 1 :].strip()))
         ev.set()
 
-    pause = _cfg(m, "poll_ms")
+    pause = _cfg(self, "poll_ms")
     try:
         for q in REG_QUERIES:
-            m.at.on_urc(q[1], on_urc)
+            self.at.on_urc(q[1], on_urc)
             try:
-                await m.at.cmd(q[0][:-1] + "=1", timeout_ms=m.t)
-                pause = _cfg(m, "reg_poll_ms")  # the module took at least one
+                await self.at.cmd(q[0][:-1] + "=1", timeout_ms=self.t)
+                pause = _cfg(self, "reg_poll_ms")  # the module took at least one
             except (ATCommandError, CMEError):
                 pass
         while True:
             ev.clear()  # a URC during the queries below makes the next wait return at once
-            st = await registration(m)
-            m.info["reg"] = st
+            st = await registration(self)
+            self.info["reg"] = st
             v = reg_verdict(*st)
             if v == "ok":
                 return
@@ -253,59 +234,72 @@ async def wait_registered(m, timeout_ms=None):
         # the URC handler closes over this module: 'known, ignore' (None) again when the wait ends,
         # so nothing of the bring-up stays referenced from the engine
         for q in REG_QUERIES:
-            m.at.on_urc(q[1], None)
+            self.at.on_urc(q[1], None)
 
 
-async def cpsi(m):
-    cmd, p = "AT+CPSI? +CPSI:".split()
+async def cpsi(self):
+    """AT+CPSI? -> dict: system, mode, operator, band (where present), rsrp/rsrq/rssi for LTE."""
     try:
-        r = await m.at.cmd(cmd, timeout_ms=m.t)
+        value = (await self.at.cmd("AT+CPSI?", timeout_ms=self.t)).value()
     except (ATCommandError, CMEError):
         return None
-    d = parse_cpsi(r.value(p))
-    m.info["cpsi"] = d
+    d = None
+    if value:
+        f = [x.strip() for x in value.split(",")]
+        # <System Mode>,<Operation Mode>,<MCC>-<MNC>,...; LTE: field 6 the band, 10..12 RSRQ, RSRP,
+        # RSSI in tenths of dB
+        d = {"system": f[0], "mode": f[1] if len(f) > 1 else ""}
+        lte = f[0] == "LTE" and len(f) >= 13
+        for k, i in zip("operator band rsrq rsrp rssi".split(), (2, 6, 10, 11, 12)):
+            if i >= len(f) or (i > 2 and not lte):
+                break
+            try:
+                d[k] = int(f[i]) / 10 if i > 6 else f[i]
+            except ValueError:
+                break
+    self.info["cpsi"] = d
     return d
 
 
-async def set_apn(m, apn=None, user=None, password=None, index=1):
+async def set_apn(self, apn=None, user=None, password=None, index=1):
     """AT+CGDCONT for PDP context `index` (its cid), and AT+CGAUTH when there is an APN user."""
-    apn = _cfg(m, "apn") if apn is None else apn
+    apn = _cfg(self, "apn") if apn is None else apn
     if not apn:
         return False
-    await m.at.cmd('AT+CGDCONT=%d,"IP","%s"' % (index, apn), timeout_ms=m.t)
-    user = _cfg(m, "apn_user") if user is None else user
-    password = _cfg(m, "apn_pass") if password is None else password
+    await self.at.cmd('AT+CGDCONT=%d,"IP","%s"' % (index, apn), timeout_ms=self.t)
+    user = _cfg(self, "apn_user") if user is None else user
+    password = _cfg(self, "apn_pass") if password is None else password
     if user:
         try:
-            await m.at.cmd('AT+CGAUTH=%d,1,"%s","%s"' % (index, password or "", user), timeout_ms=m.t)
+            await self.at.cmd('AT+CGAUTH=%d,1,"%s","%s"' % (index, password or "", user), timeout_ms=self.t)
         except (ATCommandError, CMEError) as e:
             raise ModemError("AT+CGAUTH refused for APN user %r: %s" % (user, e), kind="apn")
     return True
 
 
-async def bring_up(m):
+async def bring_up(self):
     """Boot wait, ATE0, identify, CMEE=2, SIM, CTZU=1, APN, registration, signal, CPSI, time.
     Returns the info dict. Raises ModemError (.kind) with what to fix."""
-    at = m.at
+    at = self.at
     echo_off, cmee, cmee1, ctzu = "ATE0 AT+CMEE=2 AT+CMEE=1 AT+CTZU=1".split()
-    await wait_ready(m)
-    await at.cmd(echo_off, timeout_ms=m.t)
-    await identify(m)
+    await wait_ready(self)
+    await at.cmd(echo_off, timeout_ms=self.t)
+    await identify(self)
     try:
-        await at.cmd(cmee, timeout_ms=m.t)  # verbose +CME ERROR texts; numeric where refused
+        await at.cmd(cmee, timeout_ms=self.t)  # verbose +CME ERROR texts; numeric where refused
     except ATCommandError:
-        await at.cmd(cmee1, timeout_ms=m.t)
-    await sim_ready(m)
+        await at.cmd(cmee1, timeout_ms=self.t)
+    await sim_ready(self)
     # network time zone updates (NITZ) into the clock, so AT+CCLK? carries network time
     try:
-        await at.cmd(ctzu, timeout_ms=m.t)
+        await at.cmd(ctzu, timeout_ms=self.t)
     except (ATCommandError, CMEError):
         pass
-    await set_apn(m)
-    await wait_registered(m)
-    await m.signal_dbm()
-    await cpsi(m)
-    await m.network_time()
-    if m.log:
-        m.log.info("modem %s rev %s up: %s", m.model, m.revision, m.info)
-    return m.info
+    await set_apn(self)
+    await wait_registered(self)
+    await self.signal_dbm()
+    await cpsi(self)
+    await self.network_time()
+    if self.log:
+        self.log.info("modem %s rev %s up: %s", self.model, self.revision, self.info)
+    return self.info

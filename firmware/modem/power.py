@@ -121,7 +121,7 @@ class ModemPower:
             on = await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"])
         ms = c.diff(c.ticks_ms(), t0)
         if on:
-            self.last = {"already_on": n == 0, "pulses": n, "ms": ms}
+            self.last = dict(zip(("already_on", "pulses", "ms"), (n == 0, n, ms)))
             self.reason = "modem on after %d press(es) of the power key (%d ms)" % (n, ms) if n else "modem already on (%d ms)" % ms
             self._log(self.reason)
             return True

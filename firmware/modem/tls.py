@@ -14,10 +14,6 @@
 # 'config', 'no_ca'. cert_name, check_pem, ROLES, AUTH_* are read from modem/certs.py on access.
 from modem.errors import TlsSetupError, unload
 
-# Tls's operations: modem/certs.py's functions of these names (list: its list_certificates)
-_OPS = ("list", "delete", "upload", "ensure", "provision", "configure")
-
-
 def __getattr__(name):  # cert_name, check_pem, ROLES, AUTH_*, _is_scheme_name: tools and tests
     if name in ("TlsUnsupported", "CertUploadError"):  # former subclasses: names of the one class (test e.kind)
         return TlsSetupError
@@ -62,7 +58,8 @@ class Tls:
         self.sni = None
 
     def __getattr__(self, name):
-        if name not in _OPS:
+        # the operations: modem/certs.py's functions of these names (list: its list_certificates)
+        if name not in ("list", "delete", "upload", "ensure", "provision", "configure"):
             raise AttributeError(name)
         fn = "list_certificates" if name == "list" else name
         return lambda *a, **k: _step(fn, (self,) + a, k)
