@@ -134,13 +134,15 @@ class Reply:
 
 def response_prefix(cmd):
     """'AT+CSQ' -> '+CSQ:'; 'AT+CMQTTTOPIC=0,5' -> '+CMQTTTOPIC:'; 'ATI' -> None."""
-    if not cmd.startswith("AT+") and not cmd.startswith("at+"):
+    if cmd.find("+") != 2 or not (cmd.startswith("AT") or cmd.startswith("at")):
         return None
     end = len(cmd)
-    for ch in "=?":
-        k = cmd.find(ch)
-        if 0 < k < end:
-            end = k
+    k = cmd.find("=")
+    if k > 0:
+        end = k
+    k = cmd.find("?")
+    if 0 < k < end:
+        end = k
     return cmd[2:end].upper() + ":"
 
 
