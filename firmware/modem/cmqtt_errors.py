@@ -65,10 +65,10 @@ class CmqttArgError(ValueError):
 # ---------------------------------------------------------------------------------------
 
 
-def _to_bytes(x):
-    if isinstance(x, str):
-        return x.encode()
-    return bytes(x)
+def _to_bytes(data):
+    if isinstance(data, str):
+        return data.encode()
+    return bytes(data)
 
 
 def _is_utf8(b):
