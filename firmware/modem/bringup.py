@@ -64,8 +64,13 @@ def _cfg(self, key):
     return self.cfg.get(key, DEFAULTS[key])
 
 
-# circuit-switched, GPRS and EPS registration: the query and its reply/URC prefix
-REG_QUERIES = (("AT+CREG?", "+CREG:"), ("AT+CGREG?", "+CGREG:"), ("AT+CEREG?", "+CEREG:"))
+# circuit-switched, GPRS and EPS registration: the query, its reply/URC prefix, the command that
+# turns the URC on (<n> = 1: +CxREG: <stat> on every change)
+REG_QUERIES = (
+    ("AT+CREG?", "+CREG:", "AT+CREG=1"),
+    ("AT+CGREG?", "+CGREG:", "AT+CGREG=1"),
+    ("AT+CEREG?", "+CEREG:", "AT+CEREG=1"),
+)
 
 
 def parse_reg(value):
@@ -172,7 +177,7 @@ async def sim_ready(self):
 async def registration(self):
     """(creg, cgreg, cereg) stats, None for a query the module refused."""
     st = []
-    for cmd, p in REG_QUERIES:
+    for cmd, p, _ in REG_QUERIES:
         try:
             st.append(parse_reg((await self.at.cmd(cmd, timeout_ms=self.t)).value(p)))
         except (ATCommandError, CMEError):
@@ -199,7 +204,7 @@ async def wait_registered(self, timeout_ms=None):
         for q in REG_QUERIES:
             self.at.on_urc(q[1], on_urc)
             try:
-                await self.at.cmd(q[0][:-1] + "=1", timeout_ms=self.t)
+                await self.at.cmd(q[2], timeout_ms=self.t)
                 pause = _cfg(self, "reg_poll_ms")  # the module took at least one
             except (ATCommandError, CMEError):
                 pass
