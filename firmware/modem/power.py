@@ -22,7 +22,7 @@ POWER_TIMING = {
     "tries": 3,  # ours: presses before giving up (official: 30 presses 2.2 s apart)
     # ours: after a press, wait this long for RDY or an answer to AT (the SIM7600 prints RDY
     # about 10-15 s after power-on). Bound of ensure_on: the probes + tries x (press + boot wait
-    # + one probe); with at.engine a probe after a silent one first resyncs (SYNC_MS, 3 s), so a
+    # + one probe); with at.engine a probe after a silent one first resyncs (at.recover._SYNC_MS, 3 s), so a
     # probe of a silent modem takes ~3.3 s: about 80 s in all (official: 30 x 2.2 s = 66 s)
     "boot_wait_ms": 20000,
     "rdy_slice_ms": 1000,  # ours: between AT probes while booting, listen this long for RDY
