@@ -105,35 +105,48 @@ class ModemPower:
         to `tries` presses of pulse_ms, each followed by up to boot_wait_ms for RDY / an answer.
         True when the modem answers; False when it never did. self.reason says which, in words
         (with what to check); self.last has the figures."""
-        t = self.t
-        c = self.clock
-        t0 = c.ticks_ms()
-        self.pin.value(0)  # key released (its idle level) before anything else
-        on = False
-        for _ in range(t["already_on_probes"]):
-            on = await self.probe()
+        # a silent modem's probes time out: each next one resyncs first, and the wait for RDY listens:
+        # both are at.recover's, imported once for the whole wait (not per probe: less heap churn)
+        import sys
+
+        had = "at.recover" in sys.modules
+        if not had:
+            __import__("at.recover")
+        try:
+            t = self.t
+            c = self.clock
+            t0 = c.ticks_ms()
+            self.pin.value(0)  # key released (its idle level) before anything else
+            on = False
+            for _ in range(t["already_on_probes"]):
+                on = await self.probe()
+                if on:
+                    break
+            n = 0  # presses
+            while not on and n < t["tries"]:
+                n += 1
+                await self.pulse(t["pulse_ms"])
+                on = await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"])
+            ms = c.diff(c.ticks_ms(), t0)
             if on:
-                break
-        n = 0  # presses
-        while not on and n < t["tries"]:
-            n += 1
-            await self.pulse(t["pulse_ms"])
-            on = await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"])
-        ms = c.diff(c.ticks_ms(), t0)
-        if on:
-            self.last = dict(zip(("already_on", "pulses", "ms"), (n == 0, n, ms)))
-            self.reason = "modem on after %d press(es) of the power key (%d ms)" % (n, ms) if n else "modem already on (%d ms)" % ms
-            self._log(self.reason)
-            return True
-        self.last = None
-        self.reason = (
-            "modem did not answer AT after %d power-key presses of %d ms over %d ms%s: check the modem supply "
-            "(the ONE+ modem needs the OBD port's 12 V), the power-key wiring and its polarity (modem_power.active "
-            "in the board file)" % (t["tries"], t["pulse_ms"], ms, self._pin_name())
-        )
-        if self.log:
-            self.log.error("%s", self.reason)
-        return False
+                self.last = dict(zip(("already_on", "pulses", "ms"), (n == 0, n, ms)))
+                self.reason = "modem on after %d press(es) of the power key (%d ms)" % (n, ms) if n else "modem already on (%d ms)" % ms
+                self._log(self.reason)
+                return True
+            self.last = None
+            self.reason = (
+                "modem did not answer AT after %d power-key presses of %d ms over %d ms%s: check the modem supply "
+                "(the ONE+ modem needs the OBD port's 12 V), the power-key wiring and its polarity (modem_power.active "
+                "in the board file)" % (t["tries"], t["pulse_ms"], ms, self._pin_name())
+            )
+            if self.log:
+                self.log.error("%s", self.reason)
+            return False
+        finally:
+            if not had:
+                from core.unload import forget
+
+                forget("at.recover")
 
     async def power_on(self):
         """ensure_on() that raises ModemPowerError(reason) instead of returning False; returns self.last."""
