@@ -106,12 +106,11 @@ class ModemPower:
         True when the modem answers; False when it never did. self.reason says which, in words
         (with what to check); self.last has the figures."""
         # a silent modem's probes time out: each next one resyncs first, and the wait for RDY listens:
-        # both are at.recover's, imported once for the whole wait (not per probe: less heap churn)
+        # both are at.recover's, imported once (after the first silent probe) for the whole wait, not
+        # per probe (less heap churn)
         import sys
 
         had = "at.recover" in sys.modules
-        if not had:
-            __import__("at.recover")
         try:
             t = self.t
             c = self.clock
@@ -122,6 +121,7 @@ class ModemPower:
                 on = await self.probe()
                 if on:
                     break
+                __import__("at.recover")
             n = 0  # presses
             while not on and n < t["tries"]:
                 n += 1
