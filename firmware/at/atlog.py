@@ -3,11 +3,9 @@
 # (telelogger.app imports it only then).
 from at.lines import to_text
 from at.reader import REDACTED, redact, secret_at
-from core.compat import DEFAULT_CLOCK
+from core.compat import DEFAULT_CLOCK, const
 
-# Commands whose '>' data body is secret (certificates and private keys)
-SECRET_BODY = ("AT+CCERTDOWN=",)
-_HOLD_MAX = 4096
+_HOLD_MAX = const(4096)  # RECV bytes held back at most while a command with credentials is in flight
 
 
 class ATLog:
@@ -19,8 +17,8 @@ class ATLog:
         self.write = write
         self.clock = clock or DEFAULT_CLOCK
         self.t0 = self.clock.ticks_ms()
-        self._hold = None  # RECV bytes held back while a command with credentials is in flight
-        self._secrets = None  # what to mask in them
+        self.hold = None  # RECV bytes held back while a command with credentials is in flight
+        self.secret = None  # what to mask in them
 
     # -- what the engine calls ---------------------------------------------------------------
     def command(self, cmd):
@@ -28,17 +26,16 @@ class ATLog:
         until done() so the module's echo of it can be masked too."""
         i = secret_at(cmd)
         sec = [cmd[i:].encode()] if i >= 0 else []
-        for p in SECRET_BODY:
-            if cmd.startswith(p):
-                sec.append(None)  # the data body, known at data()
+        if cmd.startswith("AT+CCERTDOWN="):  # its '>' data body is secret (certificates and private keys)
+            sec.append(None)  # the data body, known at data()
         if sec:
-            self._secrets = sec
-            self._hold = bytearray()
+            self.secret = sec
+            self.hold = bytearray()
         self.sent((redact(cmd) + "\r").encode())
 
     def data(self, cmd, data):
         """A '>' data body went out (certificates and keys only as their size)."""
-        sec = self._secrets
+        sec = self.secret
         if sec and None in sec:
             sec[sec.index(None)] = bytes(data)
             self.sent(("<%d bytes redacted>" % len(data)).encode())
@@ -55,7 +52,7 @@ class ATLog:
             data = b
         else:
             data = memoryview(buf)[:n]
-        h = self._hold
+        h = self.hold
         if h is None:
             self.recv(data)
         elif len(h) < _HOLD_MAX:
@@ -65,27 +62,28 @@ class ATLog:
 
     def done(self):
         """The command in flight completed: log what was held, secrets masked."""
-        h = self._hold
+        h = self.hold
         if h is None:
             return
-        self._hold = None
+        self.hold = None
         b = bytes(h)
-        for x in self._secrets or ():
+        for x in self.secret or ():
             if x:
                 b = b.replace(x, REDACTED.encode())
-        self._secrets = None
+        self.secret = None
         if b:
             self.recv(b)
 
-    def _block(self, kind, data):
+    def _block(self, name, data):
+        # name: "sent" / "recv", the block's kind in capitals
         t = self.clock.diff(self.clock.ticks_ms(), self.t0)
-        self.write("=== %s@%d ===\n%s\n==================\n" % (kind, t, to_text(data)))
+        self.write("=== %s@%d ===\n%s\n==================\n" % (name.upper(), t, to_text(data)))
 
     def sent(self, data):
-        self._block("SENT", data)
+        self._block("sent", data)
 
     def recv(self, data):
-        self._block("RECV", data)
+        self._block("recv", data)
 
     def note(self, text):
         """A line of our own between the blocks (the doctor shows it as an application print)."""

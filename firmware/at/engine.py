@@ -42,7 +42,7 @@ class ATEngine(ATReader):
     """Commands on top of the reader: one at a time under a lock, complete on a final result
     code, deferred results awaited after it (see the header)."""
 
-    # ATEngine(stream, clock=None, log=None, poll_ms=POLL_MS, meaning=default_meaning): ATReader.__init__
+    # ATEngine(stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=default_meaning): ATReader.__init__
 
     # -- commands --------------------------------------------------------------------------------
     async def cmd(
@@ -112,16 +112,17 @@ class ATEngine(ATReader):
                 if w in self._waiters:
                     self._waiters.remove(w)
 
-    async def _run_exchange(self, box, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, w, rt):
+    async def _run_exchange(self, state, r, cmd, timeout_ms, data, prompt_timeout_ms, terminators, waiter, timeout):
+        # state: cmd()'s [error, done, abandoned]; waiter: the deferred result's (or None); timeout: its ms
         try:
             async with self._lock:
                 if self._resync:
                     await self._rare("sync")
-                if w is not None:
-                    self._waiters.append(w)
-                self._pending = r
-                self._pending_prefix = response_prefix(cmd)
-                self._pending_terms = terminators
+                if waiter is not None:
+                    self._waiters.append(waiter)
+                self.pending = r
+                self.prefix = response_prefix(cmd)
+                self.terminators = terminators
                 self._done.clear()
                 self._prompt.clear()
                 self.framer.want_prompt = data is not None
@@ -133,7 +134,9 @@ class ATEngine(ATReader):
                         try:  # the prompt, or a final result instead of it (ERROR): both set _prompt
                             await wait_for_ms(self._prompt.wait(), ms)
                         except asyncio.TimeoutError:
-                            self._timeout(cmd, "no '>' prompt within %d ms" % ms)
+                            self.stats["timeouts"] += 1
+                            self._resync = True  # a late reply must not complete the next command
+                            raise ATTimeout(cmd, msg="no '>' prompt within %d ms" % ms)
                         if r.final is None:
                             self.framer.expect_echo(data)
                             mv = memoryview(data)
@@ -153,10 +156,12 @@ class ATEngine(ATReader):
                         try:
                             await wait_for_ms(self._done.wait(), timeout_ms)
                         except asyncio.TimeoutError:
-                            self._timeout(cmd, "no final result within %d ms" % timeout_ms)
+                            self.stats["timeouts"] += 1
+                            self._resync = True
+                            raise ATTimeout(cmd, msg="no final result within %d ms" % timeout_ms)
                 finally:
-                    self._pending = None
-                    self._pending_prefix = None
+                    self.pending = None
+                    self.prefix = None
                     self.framer.want_prompt = False
                     if self.log:
                         self._log("done")
@@ -166,16 +171,16 @@ class ATEngine(ATReader):
                     raise f
                 if f is not None and (f == "ERROR" or f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:")):
                     self.stats["errors"] += 1
-                    raise self._rare("final_error", r, w)  # the error, its code and meaning (at/recover.py)
+                    raise self._rare("final_error", r, waiter)  # the error, its code and meaning (at/recover.py)
                 # else OK, or a caller-given terminator: the command succeeded
         except Exception as e:  # handed to the caller: a task's own exception would go unretrieved
-            box[0] = e
-        if box[2] and w is not None:  # the caller is gone
-            if box[0] is None:
-                self._rare("keep_owed", w, rt)
+            state[0] = e
+        if state[2] and waiter is not None:  # the caller is gone
+            if state[0] is None:
+                self._rare("keep_owed", waiter, timeout)
             else:
-                self._rare("release_owed", w, box[0])  # not sent/refused: nothing is owed
-        box[1].set()
+                self._rare("release_owed", waiter, state[0])  # not sent/refused: nothing is owed
+        state[1].set()
 
     # -- results owed to callers that were cancelled ------------------------------------------
     def owed(self, prefix):
@@ -185,12 +190,6 @@ class ATEngine(ATReader):
             if w.line is None and w.error is None and w.prefix.startswith(prefix):
                 return w
         return None
-
-    def _timeout(self, cmd, why):
-        self.stats["timeouts"] += 1
-        # a late reply to this command must not complete the next one: re-synchronise first
-        self._resync = True
-        raise ATTimeout(cmd, msg=why)
 
     def _send(self, cmd):
         self.stream.write(cmd.encode() + b"\r")

@@ -14,7 +14,7 @@ from at.lines import Framer
 from core.compat import DEFAULT_CLOCK, const, sleep_ms
 from core.errors import lookup
 
-POLL_MS = const(5)  # idle poll interval of the reader
+_POLL_MS = const(5)  # idle poll interval of the reader
 _FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is awaited
 _CHUNK = const(256)  # read size
 
@@ -119,8 +119,13 @@ class Reply:
         self.result = None
         self.echo = False
 
-    def value(self, prefix):
-        """Text after `prefix` of the first intermediate line that starts with it, stripped."""
+    def value(self, prefix=None):
+        """Text after `prefix` of the first intermediate line that starts with it, stripped. prefix
+        None: the command's own response prefix ('+CSQ:' for AT+CSQ, response_prefix)."""
+        if prefix is None:
+            prefix = response_prefix(self.cmd)
+            if prefix is None:
+                return None
         for ln in self.lines:
             if ln.startswith(prefix):
                 return ln[len(prefix) :].strip()
@@ -129,13 +134,15 @@ class Reply:
 
 def response_prefix(cmd):
     """'AT+CSQ' -> '+CSQ:'; 'AT+CMQTTTOPIC=0,5' -> '+CMQTTTOPIC:'; 'ATI' -> None."""
-    if not cmd.startswith("AT+") and not cmd.startswith("at+"):
+    if cmd.find("+") != 2 or not (cmd.startswith("AT") or cmd.startswith("at")):
         return None
     end = len(cmd)
-    for ch in "=?":
-        k = cmd.find(ch)
-        if 0 < k < end:
-            end = k
+    k = cmd.find("=")
+    if k > 0:
+        end = k
+    k = cmd.find("?")
+    if 0 < k < end:
+        end = k
     return cmd[2:end].upper() + ":"
 
 
@@ -162,18 +169,18 @@ class ATReader:
     the whole engine's state (one __init__ for both: meaning and the command side's lock/owed/resync
     too)."""
 
-    def __init__(self, stream, clock=None, log=None, poll_ms=POLL_MS, meaning=default_meaning):
+    def __init__(self, stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=default_meaning):
         self.stream = stream
         self.clock = clock or DEFAULT_CLOCK
         self.log = log
         self.poll_ms = poll_ms
         self._prompt = asyncio.Event()
-        self.framer = Framer(self._on_line, self._prompt.set)
-        self._urcs = []  # [prefix, fn, body_len_fn, secret]
+        self.framer = Framer(self.on_line, self._prompt.set)
+        self.urcs = []  # [prefix, fn, body_len_fn, secret]
         self._waiters = []
-        self._pending = None  # Reply of the command in flight
-        self._pending_prefix = None
-        self._pending_terms = None  # type: tuple | None
+        self.pending = None  # Reply of the command in flight
+        self.prefix = None  # its response prefix ('+CSQ:' for AT+CSQ)
+        self.terminators = None  # type: tuple | None - its caller-given final lines
         self._done = asyncio.Event()
         self._task = None
         self.body_timeout_ms = 2000
@@ -194,7 +201,7 @@ class ATReader:
     def start(self):
         """Start the reader task (call inside a running event loop)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._reader())
+            self._task = asyncio.create_task(self.reader())
         return self._task
 
     def stop(self):
@@ -212,13 +219,13 @@ class ATReader:
         engine reads exactly n raw bytes after the line and passes them as `body` (secret: the
         body's bytes are masked with '*' in the AT log). fn None means 'known unsolicited,
         ignore'. A later registration for the same prefix replaces it."""
-        for e in self._urcs:
+        for e in self.urcs:
             if e[0] == prefix:
                 e[1] = fn
                 e[2] = body_len
                 e[3] = secret
                 return
-        self._urcs.append([prefix, fn, body_len, secret])
+        self.urcs.append([prefix, fn, body_len, secret])
 
     def _rare(self, fn, *args):
         # a rare path (at/recover.py): its code is loaded for the call only
@@ -245,7 +252,7 @@ class ATReader:
         return self._rare("wait_urc", prefix, timeout_ms)
 
     # -- the reader ------------------------------------------------------------------------------
-    async def _reader(self):
+    async def reader(self):
         # Nothing may end this task: it is the only reader of the UART. Every exception (a stream
         # error, the log, the framer, MemoryError) is counted and survived; a body being read when
         # it happened is given up as after a body timeout.
@@ -288,11 +295,11 @@ class ATReader:
                 await sleep_ms(0)  # let the waiters run; a stream that is never empty must not starve them
                 continue
             # a reply is due: look again soon; idle: the relaxed interval (URCs are not urgent)
-            busy = self._pending is not None or fr.in_body()
+            busy = self.pending is not None or fr.in_body()
             await sleep_ms(_FAST_POLL_MS if busy else self.poll_ms)
 
-    def _on_line(self, line):
-        r = self._pending
+    def on_line(self, line):
+        r = self.pending
         # 1. the echo of the command in flight
         if r is not None and line == r.cmd:
             r.echo = True
@@ -311,8 +318,8 @@ class ATReader:
         # 4. a final result code
         if r is not None:
             fin = line == "OK" or line == "ERROR" or line.startswith("+CME ERROR:") or line.startswith("+CMS ERROR:")
-            if not fin and self._pending_terms:
-                for t in self._pending_terms:
+            if not fin and self.terminators:
+                for t in self.terminators:
                     if line.startswith(t):
                         r.lines.append(line)  # a caller-given terminator is also a line of the reply
                         fin = True
@@ -324,7 +331,7 @@ class ATReader:
                 self._prompt.set()  # a data-entry command waiting for '>' got its final result instead
                 return
             # 5. the command's own response lines ('+CSQ: ...' for AT+CSQ)
-            p = self._pending_prefix
+            p = self.prefix
             if p is not None and line.startswith(p):
                 r.lines.append(line)
                 return
@@ -336,7 +343,7 @@ class ATReader:
                     w.ev.set()
                     return
         # 7. registered URCs
-        for e in self._urcs:
+        for e in self.urcs:
             if line.startswith(e[0]):
                 self.stats["urcs"] += 1
                 fn, bl = e[1], e[2]
@@ -361,7 +368,7 @@ class ATReader:
                 return
         # 8. anything else is part of the reply in flight (ATI, CCERTLIST...), except a '+XYZ:'
         # line of another command while a '+CMD' command is pending: an unregistered URC
-        if r is not None and not (self._pending_prefix and line[0] == "+" and not line.startswith("+IP ERROR:")):
+        if r is not None and not (self.prefix and line[0] == "+" and not line.startswith("+IP ERROR:")):
             r.lines.append(line)
         else:
             self.stats["stray"] += 1

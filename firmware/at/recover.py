@@ -6,11 +6,10 @@
 import asyncio
 
 from at.engine import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
-from core.compat import wait_for_ms
+from core.compat import const, wait_for_ms
 from core.errors import lookup
 
-SYNC_CMD = "AT+CMEE?"  # its reply carries its own '+CMEE:' line: unmistakable after a timeout
-SYNC_MS = 3000
+_SYNC_MS = const(3000)  # how long sync() waits for its own reply
 
 
 def revive(at):
@@ -44,11 +43,11 @@ async def expire_owed(at, w, ms):
         release_owed(at, w, ATTimeout(w.prefix.strip(), msg="owed result not received within %d ms" % ms))
 
 
-def release_owed(at, w, err=None):
+def release_owed(at, w, e=None):
     if w in at._owed:
         at._owed.remove(w)
     if w.line is None and w.error is None:
-        w.error = err or ATError(w.prefix.strip(), msg="no result owed")
+        w.error = e or ATError(w.prefix.strip(), msg="no result owed")
     w.ev.set()  # wakes whoever waits in owed()
     if w in at._waiters:
         at._waiters.remove(w)
@@ -57,20 +56,21 @@ def release_owed(at, w, err=None):
 async def sync(at):
     """After a timeout, the timed-out command's reply may still come (the module answers in
     order). Send AT+CMEE? and swallow everything up to ITS reply, recognised by its own
-    '+CMEE:' line, so a late final result cannot complete the next command. Bounded by
-    SYNC_MS; if the module stays silent the next command goes out anyway (and syncs again
-    after its own timeout)."""
+    '+CMEE:' line (unmistakable after a timeout), so a late final result cannot complete the next
+    command. Bounded by _SYNC_MS; if the module stays silent the next command goes out anyway
+    (and syncs again after its own timeout)."""
     at._resync = False
-    r = Reply(SYNC_CMD)
-    at._pending = r
-    at._pending_prefix = "+CMEE:"
-    at._pending_terms = None
+    cmd, p = "AT+CMEE? +CMEE:".split()
+    r = Reply(cmd)
+    at.pending = r
+    at.prefix = p
+    at.terminators = None
     at._done.clear()
     t0 = at.clock.ticks_ms()
     try:
-        at._send(SYNC_CMD)
+        at._send(cmd)
         while True:
-            left = SYNC_MS - at.clock.since(t0)
+            left = _SYNC_MS - at.clock.since(t0)
             if left <= 0:
                 at._resync = True
                 return
@@ -81,21 +81,21 @@ async def sync(at):
                 return
             if isinstance(r.final, ATError):  # rebooted: nothing late can come any more
                 return
-            if r.value("+CMEE:") is not None or r.final != "OK":
+            if r.value(p) is not None or r.final != "OK":
                 return  # our reply (ERROR: a module without CMEE; then the stream is quiet too)
             r.final = None  # a late OK of the timed-out command: keep waiting for ours
             r.lines = []
             at._done.clear()
     finally:
-        at._pending = None
-        at._pending_prefix = None
+        at.pending = None
+        at.prefix = None
 
 
 def rebooted(at):
     at.stats["reboots"] += 1
     at.echo = True  # a fresh boot has echo on again
     at.framer.reset()
-    r = at._pending
+    r = at.pending
     if r is not None:
         if r.final is None:
             r.final = ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command")
@@ -111,50 +111,36 @@ def final_error(at, r, w):
     """The exception for a final ERROR / +CME ERROR / +CMS ERROR of r (code and meaning looked up)."""
     f = r.final
     cmd = r.cmd
-    if f.startswith("+CME ERROR:"):
-        code = _num(f[11:].strip())
-        return CMEError(cmd, code, cme_meaning(code) if isinstance(code, int) else code, r.lines, "+CME ERROR")
-    if f.startswith("+CMS ERROR:"):
-        code = _num(f[11:].strip())
-        return CMSError(cmd, code, "message service error", r.lines, "+CMS ERROR")
+    if f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:"):
+        code = f[11:].strip()
+        try:
+            code = int(code)
+        except ValueError:  # a text (AT+CMEE=2 on some firmware)
+            pass
+        if f.startswith("+CMS ERROR:"):
+            return CMSError(cmd, code, "message service error", r.lines, f[:10])
+        # the 3GPP text of a numeric code: table at/cme.py, read on demand
+        meaning = (lookup("at.cme", "meaning", code) or "CME error %s" % code) if isinstance(code, int) else code
+        return CMEError(cmd, code, meaning, r.lines, f[:10])
     if f == "ERROR":
-        code, meaning, pfx = None, None, response_prefix(cmd)
-        if w is not None and w.line is not None:  # '+CMD: 0,<err>' then ERROR
-            code = _last_int(w.line[len(w.prefix) :])
-            pfx = w.prefix
+        # '+CMD: 0,<err>' then ERROR: the deferred result's line, else the command's own lines
+        code, meaning, pfx, text = None, None, response_prefix(cmd), None
+        if w is not None and w.line is not None:
+            text, pfx = w.line[len(w.prefix) :], w.prefix
         else:
             for ln in r.lines:
                 if pfx and ln.startswith(pfx):
-                    code = _last_int(ln[len(pfx) :])
+                    text = ln[len(pfx) :]
                 elif ln.startswith("+IP ERROR:"):
-                    code, meaning = "IP", ln[10:].strip()
+                    code, meaning, text = "IP", ln[10:].strip(), None
+        if text is not None:  # the last number: '<idx>,<err>' or '<err>'
+            try:
+                code = int(text[text.rfind(",") + 1 :].strip())
+            except ValueError:
+                code = None
         if isinstance(code, int):
             meaning = at.meaning(pfx, code)
         return ATCommandError(cmd, code, meaning, r.lines, "ERROR")
-
-
-def _num(s):
-    try:
-        return int(s)
-    except ValueError:
-        return s
-
-
-def _last_int(s):
-    k = s.rfind(",")
-    try:
-        return int(s[k + 1 :].strip())
-    except ValueError:
-        return None
-
-
-def cme_meaning(code):
-    """The 3GPP text of +CME ERROR <code> (table at/cme.py, read on demand)."""
-    if isinstance(code, int):
-        m = lookup("at.cme", "meaning", code)
-        if m:
-            return m
-    return "CME error %s" % code
 
 
 async def wait_urc(at, prefix, timeout_ms):
@@ -181,12 +167,12 @@ def handler_failed(at, line, e):
     at._log("note", "URC handler for %r failed: %r" % (line, e))
 
 
-def log_failed(at, lg, e):
+def log_failed(at, log, e):
     """Writing the AT log raised e (OSError: the flash is full; MemoryError; a bad writer): the log
     is off (the engine already dropped it), said once; the modem link goes on without it."""
     at.warn("AT log off: writing it failed (%r); the modem link goes on without it" % e)
     try:
-        lg.close()
+        log.close()
     except Exception:  # noqa: BLE001
         pass
 
@@ -200,7 +186,7 @@ def reader_failed(at, e):
 
 
 def body_timed_out(at):
-    cb = at.framer._body_cb
+    cb = at.framer.cb
     at.framer.abort_body()
     at.stats["timeouts"] += 1
     if cb:

@@ -62,7 +62,7 @@ def check_firmware(t):
         raise TlsSetupError("modem firmware %s: %s" % (m.revision, codes.FIRMWARE_NO_SSL_FIX), kind="unsupported")
 
 
-async def list_certs(t):
+async def list_certificates(t):
     r = await t.at.cmd("AT+CCERTLIST", timeout_ms=t.t)
     return [ln[11:].strip().strip('"') for ln in r.lines if ln.startswith("+CCERTLIST:")]
 
@@ -87,7 +87,7 @@ async def upload(t, name, data, verify=True):
         await t.at.cmd('AT+CCERTDOWN="%s",%d' % (name, len(data)), timeout_ms=tmo, data=data)
     except ATError as e:
         raise _upload_error("upload of %s (%d bytes) failed: %s" % (name, len(data), e))
-    if verify and name not in await list_certs(t):
+    if verify and name not in await list_certificates(t):
         raise _upload_error("%s uploaded but missing from AT+CCERTLIST" % name)
 
 
@@ -96,7 +96,7 @@ async def ensure(t, role, data, listing=None, progress=None):
     of the same role. Returns (name, uploaded: bool)."""
     name = cert_name(role, data)
     if listing is None:
-        listing = await list_certs(t)
+        listing = await list_certificates(t)
     uploaded = False
     if name in listing:
         if progress:
@@ -116,7 +116,7 @@ async def ensure(t, role, data, listing=None, progress=None):
 
 async def provision(t, ca=None, cert=None, key=None, progress=None, check=True):
     """Ensure each given file is on the module. Returns {role: name}; sets t.uploaded."""
-    listing = await list_certs(t)
+    listing = await list_certificates(t)
     names = {}
     t.uploaded = []
     for role, data in (("ca", ca), ("cert", cert), ("key", key)):
@@ -167,7 +167,7 @@ def pick_authmode(t, ca, cert, key, authmode, verify):
     return authmode
 
 
-async def configure(t, ctx, ca, cert, key, authmode, sni, sslversion, ignore_time, verify):
+async def configure(t, ctx=0, ca=None, cert=None, key=None, authmode=None, sni=True, sslversion=4, ignore_time=True, verify=None):
     check_firmware(t)
     authmode = pick_authmode(t, ca, cert, key, authmode, t.verify if verify is None else verify)
     await _cfg(t, "sslversion", ctx, sslversion)

@@ -28,7 +28,8 @@
 # CmqttArgError are modem/cmqtt_errors.py's, re-exported here.
 import asyncio
 
-from at.engine import ATError
+from at.engine import ATError, response_prefix
+from core.compat import const
 from core.errors import lookup
 from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP
 from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
@@ -45,9 +46,7 @@ from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's publ
 )
 
 _TEXTS = "modem.code_texts"
-# Cmqtt's methods that live in modem/cmqtt_rare.py (the connect path) and modem/cmqtt_ops.py (rare)
-_CONNECT = ("start", "acquire", "connect", "subscribe", "on_message", "on_state", "rx_in_flight")
-_OPS = ("subscribe_many", "unsubscribe", "stop", "release", "reset_service", "set_will", "disconnect", "query_connected")
+_P = const(80)  # 'P' of +CMQTTRXPAYLOAD (+CMQTTRXTOPIC has a 'T' there)
 
 
 class Cmqtt:
@@ -80,8 +79,12 @@ class Cmqtt:
         # the connect path and the setters (modem/cmqtt_rare.py), the rare operations
         # (modem/cmqtt_ops.py): imported when one is called, not when it is looked up (so that
         # `(mq.release, mq.stop)` holds no copy of the module)
-        mod = "modem.cmqtt_rare" if name in _CONNECT else "modem.cmqtt_ops" if name in _OPS else None
-        if mod is None:
+        if name in ("start", "acquire", "connect", "subscribe", "on_message", "on_state", "rx_in_flight"):
+            mod = "modem.cmqtt_rare"
+        elif name in ("subscribe_many", "unsubscribe", "stop", "release", "reset_service", "set_will", "disconnect",
+                      "query_connected"):
+            mod = "modem.cmqtt_ops"
+        else:
             raise AttributeError(name)
         return lambda *a, **k: lookup(mod, "call", self, name, a, k)
 
@@ -148,7 +151,7 @@ class Cmqtt:
 
     def _urc_rxpart(self, line, body=None):
         # +CMQTTRXTOPIC: / +CMQTTRXPAYLOAD: <idx>,<n>, n raw bytes: copied where the part so far ends
-        i = 1 if line[8] == "P" else 0
+        i = 1 if ord(line[8]) == _P else 0
         buf = self._rx_buf[i]
         if not body or self._rx_drop is not None or buf is None:
             return
@@ -215,7 +218,10 @@ class Cmqtt:
 
     async def _cmd(self, op, cmd, data=None, result=None, result_timeout_ms=None, busy_retries=3):
         """Send one CMQTT command (caller holds the lock). Returns the <err> of the deferred
-        result (0) or None for commands without one; raises CmqttError (ModemRebooted as is)."""
+        result (0) or None for commands without one; raises CmqttError (ModemRebooted as is).
+        op: the command's name in errors ('CMQTTPUB'); None: taken from cmd."""
+        if op is None:
+            op = response_prefix(cmd)[1:-1]  # 'AT+CMQTTREL=0' -> 'CMQTTREL'
         attempt = 0
         while True:
             await self._gate()

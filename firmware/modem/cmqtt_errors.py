@@ -17,9 +17,9 @@ class CmqttError(NetError):
     name: str
     hint: "str | None"
 
-    def __init__(self, op, code, detail=None):
+    def __init__(self, op, code, text=None):
         # the message, name, meaning and hint: modem/code_texts.py (loaded when an error happens)
-        lookup("modem.code_texts", "cmqtt_error", self, op, code, detail)
+        lookup("modem.code_texts", "cmqtt_error", self, op, code, text)
 
     def __str__(self):
         s = "%s [%s]" % (NetError.__str__(self), self.name)
@@ -65,10 +65,10 @@ class CmqttArgError(ValueError):
 # ---------------------------------------------------------------------------------------
 
 
-def _to_bytes(x):
-    if isinstance(x, str):
-        return x.encode()
-    return bytes(x)
+def _to_bytes(data):
+    if isinstance(data, str):
+        return data.encode()
+    return bytes(data)
 
 
 def _is_utf8(b):

@@ -8,6 +8,10 @@ from at.engine import ATCommandError, ATTimeout, ModemRebooted
 from modem import codes
 from modem.cmqtt_errors import CmqttArgError, CmqttError, parse_code
 
+# Limits of [M] ch.16 that only host tools and tests read (modem.codes.<name>)
+CMQTT_ERROR_COUNT = 36  # <err> 0..35
+RX_CHUNK_MAX = 1500  # +CMQTTRXTOPIC / +CMQTTRXPAYLOAD: chunks of at most this many bytes
+
 # CMQTT <err> codes 0..35 ([M] §16.3.1; 35 is from the A76XX manual, treated as possible): line n = code n
 CMQTT = (
     "operation succeeded\n"
@@ -172,17 +176,17 @@ def get(name):
     return d
 
 
-def cmqtt_error(e, op, code, detail):
+def cmqtt_error(e, op, code, text):
     """modem.cmqtt_errors.CmqttError.__init__: e.op, e.name, e.meaning, e.hint and the message."""
     from core.errors import NetError
 
     if code is None:
-        name, meaning, hint = "CmqttError", detail or "error", None
+        name, meaning, hint = "CmqttError", text or "error", None
     else:
         name, meaning, hint = cmqtt_info(code)
     msg = "%s failed" % op
-    if detail:
-        msg = "%s: %s" % (msg, detail)
+    if text:
+        msg = "%s: %s" % (msg, text)
     NetError.__init__(e, msg, code, meaning)
     e.op = op
     e.name = name
@@ -231,6 +235,8 @@ def attr(name):
         from core.errors import lookup
 
         return lookup("at.cme", "table")
+    if name in ("CMQTT_ERROR_COUNT", "RX_CHUNK_MAX"):
+        return globals()[name]
     if name in ("BOOT_URCS", "UNSOLICITED"):
         from at import engine
 
@@ -242,12 +248,12 @@ def attr(name):
 # The words of modem.cmqtt's errors and events, built when one happens: a failed AT exchange as a
 # CmqttError (at_error), a refused topic/payload (arg_error), a dropped incoming message
 # (rx_dropped), a session that went down (down_reason).
-def at_error(mq, op, result, e):
+def at_error(self, op, result, e):
     """The CmqttError a failed AT exchange of `op` means (e: an at.engine.ATError). ModemRebooted
     takes the session down and is raised as it is."""
     if isinstance(e, ModemRebooted):
-        mq._set_down("modem rebooted")
-        mq.started = mq.acquired = False
+        self._set_down("modem rebooted")
+        self.started = self.acquired = False
         raise e
     if isinstance(e, ATTimeout):
         return CmqttError(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
@@ -288,12 +294,12 @@ _RX_DROP = (
     "length mismatch: topic %d/%d payload %d/%d",
 )
 
-def rx_dropped(mq, drop):
+def rx_dropped(self, drop):
     """Log why an incoming message was dropped; drop: (n, args...) from Cmqtt's RX handlers."""
     args = drop[1:] + ((codes.RX_TOPIC_CAP, codes.RX_PAYLOAD_CAP) if drop[0] == 0 else ())
-    mq.log.warn("incoming message dropped: %s", _RX_DROP[drop[0]] % args if args else _RX_DROP[drop[0]])
+    self.log.warn("incoming message dropped: %s", _RX_DROP[drop[0]] % args if args else _RX_DROP[drop[0]])
 
-def down_reason(mq, line):
+def down_reason(self, line):
     """Why the session went down, from its URC line."""
     if line.startswith("+CMQTTNONET"):
         return "no network (+CMQTTNONET): service needs STOP/START"

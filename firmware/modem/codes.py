@@ -9,10 +9,9 @@
 # module __getattr__ (PEP 562, which MicroPython supports too): the functions codes.cmqtt_info,
 # cmqtt_meaning, cmqtt_hint, connlost_cause, cme_meaning, reg_state, and for host tools and tests
 # the whole tables, built on each access: codes.CMQTT_ERRORS, CMQTT_HINTS, CME_ERRORS,
-# CMQTT_CONNLOST_CAUSES, REG_STATES, FIRMWARE_NO_SSL_FIX, BOOT_URCS, UNSOLICITED.
+# CMQTT_CONNLOST_CAUSES, REG_STATES, FIRMWARE_NO_SSL_FIX, BOOT_URCS, UNSOLICITED, and the limits no
+# device code reads (CMQTT_ERROR_COUNT, RX_CHUNK_MAX: modem/code_texts.py).
 from core.errors import lookup
-
-CMQTT_ERROR_COUNT = 36  # <err> 0..35
 
 REG_OK = (1, 5)
 REG_DENIED = 3
@@ -28,7 +27,6 @@ FIRMWARE_NO_SSL = ("LE11B02SIM7500A",)
 TOPIC_MAX = 1024
 PAYLOAD_MAX = 10240
 CLIENT_ID_MAX = 128
-RX_CHUNK_MAX = 1500
 PUB_TIMEOUT_MIN = 60
 PUB_TIMEOUT_MAX = 180
 CERT_MAX = 10240

@@ -42,8 +42,10 @@ async def hold(mod, coro):
     mine = name not in sys.modules
     if mine:
         sys.modules[name] = mod
+    mod = None  # a finished coroutine keeps its locals: none may hold the module once it returns
     try:
         return await coro
     finally:
+        coro = None
         if mine:
             forget(name)

@@ -22,7 +22,7 @@ POWER_TIMING = {
     "tries": 3,  # ours: presses before giving up (official: 30 presses 2.2 s apart)
     # ours: after a press, wait this long for RDY or an answer to AT (the SIM7600 prints RDY
     # about 10-15 s after power-on). Bound of ensure_on: the probes + tries x (press + boot wait
-    # + one probe); with at.engine a probe after a silent one first resyncs (SYNC_MS, 3 s), so a
+    # + one probe); with at.engine a probe after a silent one first resyncs (at.recover._SYNC_MS, 3 s), so a
     # probe of a silent modem takes ~3.3 s: about 80 s in all (official: 30 x 2.2 s = 66 s)
     "boot_wait_ms": 20000,
     "rdy_slice_ms": 1000,  # ours: between AT probes while booting, listen this long for RDY
@@ -52,9 +52,9 @@ class ModemPower:
         self.last = None  # {'already_on', 'pulses', 'ms'} of the last successful ensure_on()
         self.reason = None  # what the last ensure_on() found, in words
 
-    def _log(self, fmt, *args):
+    def _log(self, text):
         if self.log:
-            self.log.info(fmt, *args)
+            self.log.info("%s", text)
 
     def _pin_name(self):
         n = getattr(self.pin, "name", "")
@@ -79,24 +79,24 @@ class ModemPower:
         finally:
             self.pin.value(0)
 
-    async def _until(self, answering, window_ms, pause_ms):
-        """Probe until the modem's answering is `answering` (True: it answers AT, False: it is
-        silent): True, or False after window_ms. Between probes: pause_ms, or while waiting for it
-        to answer, a wait for RDY of rdy_slice_ms when the engine can (RDY ends it at once)."""
+    async def _until(self, value, timeout, ms):
+        """Probe until the modem's answering is `value` (True: it answers AT, False: it is silent):
+        True, or False after `timeout` ms. Between probes: `ms`, or while waiting for it to answer,
+        a wait for RDY of `ms` when the engine can (RDY ends it at once)."""
         c = self.clock
         t0 = c.ticks_ms()
-        wait_urc = getattr(self.at, "wait_urc", None) if answering else None
+        wait_urc = getattr(self.at, "wait_urc", None) if value else None
         while True:
-            if await self.probe() == answering:
+            if await self.probe() == value:
                 return True
-            left = window_ms - c.diff(c.ticks_ms(), t0)
+            left = timeout - c.diff(c.ticks_ms(), t0)
             if left <= 0:
                 return False
             if wait_urc is None:
-                await c.sleep_ms(min(pause_ms, left))
+                await c.sleep_ms(min(ms, left))
                 continue
             try:
-                await wait_urc("RDY", min(pause_ms, left))
+                await wait_urc("RDY", min(ms, left))
             except ATTimeout:
                 pass
 
@@ -105,42 +105,54 @@ class ModemPower:
         to `tries` presses of pulse_ms, each followed by up to boot_wait_ms for RDY / an answer.
         True when the modem answers; False when it never did. self.reason says which, in words
         (with what to check); self.last has the figures."""
-        t = self.t
-        c = self.clock
-        t0 = c.ticks_ms()
-        self.pin.value(0)  # key released (its idle level) before anything else
-        for _ in range(t["already_on_probes"]):
-            if await self.probe():
-                return self._on(0, t0, "modem already on")
-        for n in range(1, t["tries"] + 1):
-            await self.pulse(t["pulse_ms"])
-            if await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"]):
-                return self._on(n, t0, "modem on after %d press(es) of the power key" % n)
-        self.last = None
-        self.reason = (
-            "modem did not answer AT after %d power-key presses of %d ms over %d ms%s: check the modem supply "
-            "(the ONE+ modem needs the OBD port's 12 V), the power-key wiring and its polarity (modem_power.active "
-            "in the board file)" % (t["tries"], t["pulse_ms"], c.diff(c.ticks_ms(), t0), self._pin_name())
-        )
-        if self.log:
-            self.log.error("%s", self.reason)
-        return False
+        # a silent modem's probes time out: each next one resyncs first, and the wait for RDY listens:
+        # both are at.recover's, imported once (after the first silent probe) for the whole wait, not
+        # per probe (less heap churn)
+        import sys
 
-    def _on(self, presses, t0, why):
-        ms = self.clock.diff(self.clock.ticks_ms(), t0)
-        self.last = {"already_on": presses == 0, "pulses": presses, "ms": ms}
-        self.reason = "%s (%d ms)" % (why, ms)
-        self._log("%s", self.reason)
-        return True
+        had = "at.recover" in sys.modules
+        try:
+            t = self.t
+            c = self.clock
+            t0 = c.ticks_ms()
+            self.pin.value(0)  # key released (its idle level) before anything else
+            on = False
+            for _ in range(t["already_on_probes"]):
+                on = await self.probe()
+                if on:
+                    break
+                __import__("at.recover")
+            n = 0  # presses
+            while not on and n < t["tries"]:
+                n += 1
+                await self.pulse(t["pulse_ms"])
+                on = await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"])
+            ms = c.diff(c.ticks_ms(), t0)
+            if on:
+                self.last = dict(zip(("already_on", "pulses", "ms"), (n == 0, n, ms)))
+                self.reason = "modem on after %d press(es) of the power key (%d ms)" % (n, ms) if n else "modem already on (%d ms)" % ms
+                self._log(self.reason)
+                return True
+            self.last = None
+            self.reason = (
+                "modem did not answer AT after %d power-key presses of %d ms over %d ms%s: check the modem supply "
+                "(the ONE+ modem needs the OBD port's 12 V), the power-key wiring and its polarity (modem_power.active "
+                "in the board file)" % (t["tries"], t["pulse_ms"], ms, self._pin_name())
+            )
+            if self.log:
+                self.log.error("%s", self.reason)
+            return False
+        finally:
+            if not had:
+                from core.unload import forget
+
+                forget("at.recover")
 
     async def power_on(self):
         """ensure_on() that raises ModemPowerError(reason) instead of returning False; returns self.last."""
         if not await self.ensure_on():
             raise ModemPowerError(self.reason)
         return self.last
-
-    async def _silent_within(self, window_ms):
-        return await self._until(False, window_ms, self.t["off_probe_interval_ms"])
 
     async def power_off(self):
         """AT+CPOF, then wait off_silence_window_ms for the modem to fall silent. The long key press
@@ -159,7 +171,8 @@ class ModemPower:
                 return "already_off"
         except ATError:
             cpof_ok = False
-        if await self._silent_within(t["off_silence_window_ms"]):
+        silent = t["off_silence_window_ms"], t["off_probe_interval_ms"]
+        if await self._until(False, *silent):
             self._log("modem off (AT+CPOF)")
             return "cpof"
         if cpof_ok:
@@ -168,7 +181,7 @@ class ModemPower:
                 "(a press during its shutdown can switch it back on)%s" % (t["off_silence_window_ms"], self._pin_name())
             )
         await self.pulse(t["off_pulse_ms"])
-        if await self._silent_within(t["off_silence_window_ms"]):
+        if await self._until(False, *silent):
             self._log("modem off (power-key press)")
             return "pulse"
         raise ModemPowerError(

@@ -19,16 +19,14 @@ from core.errors import lookup
 from modem.codes import FIRMWARE_NO_SSL
 from modem.errors import ModemError  # noqa: F401 - re-exported: the bring-up's error
 
-# Sim7600's methods that live in modem/bringup.py
-_STEPS = ("bring_up", "wait_ready", "identify", "sim_ready", "set_apn", "registration", "wait_registered", "cpsi")
 CMD_TIMEOUT_MS = 5000  # every AT exchange of the steady state and the bring-up (cfg cmd_timeout_ms)
 
 
-def csq_to_dbm(rssi):
-    """+CSQ rssi 0..31 -> dBm (-113 + 2*rssi); 99 (and anything outside 0..31) -> None."""
-    if rssi is None or rssi < 0 or rssi > 31:
+def csq_to_dbm(n):
+    """+CSQ <rssi> n 0..31 -> dBm (-113 + 2*n); 99 (and anything outside 0..31) -> None."""
+    if n is None or n < 0 or n > 31:
         return None
-    return -113 + 2 * rssi
+    return -113 + 2 * n
 
 
 def parse_cclk(value):
@@ -40,12 +38,11 @@ def parse_cclk(value):
     try:
         date, rest = v.split(",")
         yy, mo, dd = [int(x) for x in date.split("/")]
+        i = max(rest.find("+"), rest.find("-"))  # the zone, signed
         tz = 0
-        for ch in "+-":
-            if ch in rest:
-                rest, z = rest.split(ch)
-                tz = int(z) if ch == "+" else -int(z)
-                break
+        if i >= 0:
+            tz = int(rest[i:])
+            rest = rest[:i]
         hh, mi, ss = [int(x) for x in rest.split(":")]
     except ValueError:
         return None
@@ -71,7 +68,8 @@ class Sim7600:
 
     def __getattr__(self, name):
         # the bring-up steps and ssl_supported: modem/bringup.py, imported when one is called
-        if name not in _STEPS:
+        if name not in ("bring_up", "wait_ready", "identify", "sim_ready", "set_apn", "registration", "wait_registered",
+                        "cpsi"):
             raise AttributeError(name)
         return lambda *a: lookup("modem.bringup", "step", self, name, a)
 
@@ -86,7 +84,7 @@ class Sim7600:
     # ------------------------------------------------------------------ steady state
     async def signal_dbm(self):
         r = await self.at.cmd("AT+CSQ", timeout_ms=self.t)
-        v = r.value("+CSQ:")
+        v = r.value()  # +CSQ: <rssi>,<ber>
         try:
             rssi = int(v.split(",")[0])
         except (AttributeError, ValueError):
@@ -103,7 +101,7 @@ class Sim7600:
             r = await self.at.cmd("AT+CCLK?", timeout_ms=self.t)
         except (ATCommandError, CMEError):
             return None
-        t = parse_cclk(r.value("+CCLK:"))
+        t = parse_cclk(r.value())
         if t is None or t[0] < 2020 or t[0] >= 2080:
             return None
         self.info["time"] = t

@@ -14,11 +14,9 @@
 # 'config', 'no_ca'. cert_name, check_pem, ROLES, AUTH_* are read from modem/certs.py on access.
 from modem.errors import TlsSetupError, unload
 
-# Former subclasses, kept as names of the one class (test e.kind to tell them apart).
-TlsUnsupported = CertUploadError = TlsSetupError
-
-
 def __getattr__(name):  # cert_name, check_pem, ROLES, AUTH_*, _is_scheme_name: tools and tests
+    if name in ("TlsUnsupported", "CertUploadError"):  # former subclasses: names of the one class (test e.kind)
+        return TlsSetupError
     try:
         from modem import certs
 
@@ -27,16 +25,29 @@ def __getattr__(name):  # cert_name, check_pem, ROLES, AUTH_*, _is_scheme_name: 
         unload("certs")
 
 
-async def _step(name, *args):
+async def _step(name, a, k):
     try:
         from modem import certs
 
-        return await getattr(certs, name)(*args)
+        fn = getattr(certs, name)
+        certs = None  # a finished coroutine keeps its locals: none may hold modem.certs
+        return await fn(*a, **k)
     finally:
+        fn = None
         unload("certs")
 
 
 class Tls:
+    """The operations (modem/certs.py, imported per call):
+    await list() -> names on the module; delete(name); upload(name, data, verify=True);
+    ensure(role, data, listing=None, progress=None) -> (name, uploaded);
+    provision(ca=None, cert=None, key=None, progress=None, check=True) -> {role: name}, sets .uploaded;
+    configure(ctx=0, ca=None, cert=None, key=None, authmode=None, sni=True, sslversion=4, ignore_time=True,
+    verify=None) -> authmode: AT+CSSLCFG for one context: sslversion, authmode (1 = verify server when a
+    CA is given; 2 = mutual TLS when cert+key are given too; 0 only without a CA and with verify False),
+    ignorelocaltime, cacert/clientcert/clientkey, enableSNI (.sni says whether it took). verify None:
+    self.verify."""
+
     def __init__(self, at, modem=None, cmd_timeout_ms=5000, log=None, verify=True):
         self.at = at
         self.modem = modem
@@ -46,25 +57,9 @@ class Tls:
         self.uploaded = []
         self.sni = None
 
-    async def list(self):
-        return await _step("list_certs", self)
-
-    async def delete(self, name):
-        return await _step("delete", self, name)
-
-    async def upload(self, name, data, verify=True):
-        return await _step("upload", self, name, data, verify)
-
-    async def ensure(self, role, data, listing=None, progress=None):
-        return await _step("ensure", self, role, data, listing, progress)
-
-    async def provision(self, ca=None, cert=None, key=None, progress=None, check=True):
-        """Ensure each given file is on the module. Returns {role: name}; sets self.uploaded."""
-        return await _step("provision", self, ca, cert, key, progress, check)
-
-    async def configure(self, ctx=0, ca=None, cert=None, key=None, authmode=None, sni=True, sslversion=4, ignore_time=True,
-                        verify=None):
-        """AT+CSSLCFG for one context: sslversion, authmode (1 = verify server when a CA is given; 2 =
-        mutual TLS when cert+key are given too; 0 only without a CA and with verify False),
-        ignorelocaltime, cacert/clientcert/clientkey, enableSNI. verify None: self.verify."""
-        return await _step("configure", self, ctx, ca, cert, key, authmode, sni, sslversion, ignore_time, verify)
+    def __getattr__(self, name):
+        # the operations: modem/certs.py's functions of these names (list: its list_certificates)
+        if name not in ("list", "delete", "upload", "ensure", "provision", "configure"):
+            raise AttributeError(name)
+        fn = "list_certificates" if name == "list" else name
+        return lambda *a, **k: _step(fn, (self,) + a, k)

@@ -7,7 +7,7 @@ from cmqttfake import setup, until, up
 from core.compat import sleep_ms
 from modem import cmqtt as C
 from modem import codes
-from mptest import araises, raises
+from mptest import Skip, araises, raises
 from net.publisher import NetError
 
 
@@ -175,4 +175,26 @@ async def test_connect_error_result_raises_named_error():
     e = await araises(C.CmqttError, mq.connect("broker.local", 8883, ssl_ctx=0))
     assert e.code == 32 and e.name == "HandshakeFail" and C.is_tls(e.code)
     assert "handshake" in str(e) and e.hint
+    at.stop()
+
+
+async def test_a_rare_operation_leaves_no_bytecode_resident():
+    # modem.errors.hold keeps modem.cmqtt_rare imported while an operation runs; a finished
+    # coroutine keeps its locals, so none may hold the module (it kept ~3.7 KB alive before)
+    import sys
+
+    if sys.implementation.name != "micropython":
+        raise Skip("heap figures are MicroPython's")
+    import gc
+
+    m, at, mq = setup()
+    await up(m, mq)  # modem.cmqtt_rare's names are interned now (they stay for good)
+    await sleep_ms(0)  # the slot that awaited up() now holds something else
+    gc.collect()
+    a0 = gc.mem_alloc()
+    await mq.subscribe("t/x")  # the awaiting slot keeps the finished coroutine chain
+    gc.collect()
+    grew = gc.mem_alloc() - a0
+    assert "modem.cmqtt_rare" not in sys.modules
+    assert grew < 1500, grew  # modem.cmqtt_rare alone is ~3.7 KB of bytecode on 32-bit
     at.stop()
