@@ -45,48 +45,43 @@ from obdii.elm import SHORT_TIMEOUT_MS, LONG_TIMEOUT_MS, ElmError, ObdError, eol
 _cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the configured ones)
 
 
-def _row(pid):
-    """The text of `pid`'s row read from the table's file (pidtable.row's result), None when the file
-    has none; OSError without the file."""
-    key = b"\n%02X " % pid
-    buf = bytearray(128)
-    p = __file__
-    p = p[: p.rfind("/") + 1] + "pidtable"
-    try:
-        f = open(p + ".py", "rb")  # the one the import would load: .py first, as MicroPython's import
-    except OSError:
-        f = open(p + ".mpy", "rb")
-    with f:
-        pos = 0
-        while True:
-            f.seek(pos)
-            n = f.readinto(buf)
-            i = buf.find(key, 0, n)
-            if i >= 0:  # the row: up to the end of its line (<= 80 characters)
-                f.seek(pos + i + 1)
-                n = f.readinto(buf)
-                j = buf.find(b"\n", 0, n)
-                if j > 0:
-                    t = buf[:j].decode()
-                    if len(t.split()) == 7:  # (bytes of the .mpy's code that happen to match are not a row)
-                        return t
-                pos += i + 1
-            elif n < 128:
-                return None
-            else:
-                pos += 125  # the key (4 bytes) may straddle two reads
-
-
 def entry(pid):
     """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or None."""
     e = _cache.get(pid)
     if e is None:
-        e = 0
+        e = t = 0
         if 0 <= pid < 256:
+            p = __file__
+            p = p[: p.rfind("/") + 1]
             try:
-                t = _row(pid)
+                try:
+                    f = open(p + "pidtable.py", "rb")  # the one the import would load: .py first, as MicroPython
+                except OSError:
+                    f = open(p + "pidtable.mpy", "rb")
             except OSError:  # no table file (a frozen image): the table imported for the lookup, dropped again
                 t = lookup("obdii.pidtable", "row", pid)
+            if t == 0:
+                key = b"\n%02X " % pid
+                buf = bytearray(128)
+                with f:
+                    p = 0
+                    while True:
+                        f.seek(p)
+                        n = f.readinto(buf)
+                        i = buf.find(key, 0, n)
+                        if i >= 0:  # the row: up to the end of its line (< 80 characters)
+                            f.seek(p + i + 1)
+                            n = f.readinto(buf)
+                            j = buf.find(b"\n", 0, n)
+                            t = buf[:j].decode() if j > 0 else ""
+                            if len(t.split()) == 7:  # (bytes of the .mpy's code that happen to match are not a row)
+                                break
+                            p += i + 1
+                        elif n < 128:
+                            t = None
+                            break
+                        else:
+                            p += 125  # the key (4 bytes) may straddle two reads
             if t:
                 f = t.split()
                 mul, div = f[5].split("/")
