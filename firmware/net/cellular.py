@@ -59,7 +59,13 @@ class CellularPublisher(Publisher):
 
     def __init__(self, at, clock=None, **kw):
         Publisher.__init__(self)
-        lookup("net.cellular_rare", "init", self, at, clock, kw)
+        lookup("net.cellular_rare", "init", self, at, clock, kw)  # the settings (checked there)
+        # the drivers, with net.cellular_rare dropped again (Cmqtt's set-up imports modem.cmqtt_rare)
+        log = kw.get("log")
+        self.modem = Sim7600(at, self.clock, kw.get("modem_cfg"), log=log)  # (TLS: net/cellular_setup.py's, per use)
+        self.mq = mq = Cmqtt(at, self.clock, index=kw.get("index", 0), log=log)
+        mq.on_message(self._deliver)
+        mq.on_state(self._on_state)
 
     # ------------------------------------------------------------------ events
     def _on_rdy(self, line, body=None):
