@@ -126,7 +126,12 @@ class CellularPublisher(Publisher):
 
 
 def __getattr__(name):
-    # from_config(at, cfg, clock=None, log=None) (boot), read_certs(certs) (secrets.json certificate
+    # from_config(at, cfg, clock=None, log=None) (boot): a CellularPublisher with the keyword arguments
+    # net/cellular_setup.py reads from the telelogger config dict (that module dropped again before
+    # the publisher is made: the boot's heap peak). read_certs(certs) (secrets.json certificate
     # entries -> {role: bytes}), refusal_advice(e, host, port, tls): net/cellular_setup.py's,
     # imported for the access and dropped again (any other name: AttributeError from there)
+    if name == "from_config":
+        return lambda at, cfg, clock=None, log=None: CellularPublisher(
+            at, clock, **lookup("net.cellular_setup", "from_config", cfg, log))
     return lookup("net.cellular_setup", "get", name)
