@@ -51,14 +51,15 @@ def entry(pid):
     if e is None:
         e = t = 0
         if 0 <= pid < 256:
-            p = __file__
-            p = p[: p.rfind("/") + 1]
             try:
+                p = __file__
+                p = p[: p.rfind("/") + 1]
                 try:
                     f = open(p + "pidtable.py", "rb")  # the one the import would load: .py first, as MicroPython
                 except OSError:
                     f = open(p + "pidtable.mpy", "rb")
-            except OSError:  # no table file (a frozen image): the table imported for the lookup, dropped again
+            except (OSError, NameError):  # no table file (a frozen image; a port without __file__): the table
+                # imported for the lookup, dropped again
                 t = lookup("obdii.pidtable", "row", pid)
             if t == 0:
                 key = b"\n%02X " % pid

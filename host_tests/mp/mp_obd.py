@@ -676,3 +676,14 @@ def test_table_lookups_need_no_large_block_and_do_not_import_the_pid_table():
         if t:
             f = t.split()
             assert pidtable.FORMULAS[pids.entry(p)[3]] == f[4] and pids.entry(p)[0] == f[1], t
+    # no table file beside obdii/obd (a frozen image): the row from the table module, imported for the lookup
+    here = obd.__file__
+    obd._cache.clear()
+    obd.__file__ = "/nonexistent/obdii/obd.py"
+    try:
+        assert pids.entry(0x0C) == rpm and pids.entry(0xA6) == odo and pids.entry(0x01) is None
+    finally:
+        obd.__file__ = here
+        obd._cache.clear()
+    if sys.implementation.name == "micropython":
+        assert "obdii.pidtable" not in sys.modules  # dropped again
