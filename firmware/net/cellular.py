@@ -59,7 +59,13 @@ class CellularPublisher(Publisher):
 
     def __init__(self, at, clock=None, **kw):
         Publisher.__init__(self)
-        lookup("net.cellular_rare", "init", self, at, clock, kw)
+        lookup("net.cellular_rare", "init", self, at, clock, kw)  # the settings (checked there)
+        # the drivers, with net.cellular_rare dropped again (Cmqtt's set-up imports modem.cmqtt_rare)
+        log = kw.get("log")
+        self.modem = Sim7600(at, self.clock, kw.get("modem_cfg"), log=log)  # (TLS: net/cellular_setup.py's, per use)
+        self.mq = mq = Cmqtt(at, self.clock, index=kw.get("index", 0), log=log)
+        mq.on_message(self._deliver)
+        mq.on_state(self._on_state)
 
     # ------------------------------------------------------------------ events
     def _on_rdy(self, line, body=None):
@@ -120,7 +126,12 @@ class CellularPublisher(Publisher):
 
 
 def __getattr__(name):
-    # from_config(at, cfg, clock=None, log=None) (boot), read_certs(certs) (secrets.json certificate
+    # from_config(at, cfg, clock=None, log=None) (boot): a CellularPublisher with the keyword arguments
+    # net/cellular_setup.py reads from the telelogger config dict (that module dropped again before
+    # the publisher is made: the boot's heap peak). read_certs(certs) (secrets.json certificate
     # entries -> {role: bytes}), refusal_advice(e, host, port, tls): net/cellular_setup.py's,
     # imported for the access and dropped again (any other name: AttributeError from there)
+    if name == "from_config":
+        return lambda at, cfg, clock=None, log=None: CellularPublisher(
+            at, clock, **lookup("net.cellular_setup", "from_config", cfg, log))
     return lookup("net.cellular_setup", "get", name)

@@ -11,10 +11,8 @@ import sys
 from at.engine import ATError, ModemRebooted
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import NetError, NotConnected, lookup
-from modem.cmqtt import Cmqtt
 from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic, is_peer_refusal, is_refused, is_tls
 from modem.errors import ModemError, TlsSetupError, hold
-from modem.sim7600 import Sim7600
 from net.publisher import backoff_ms, jitter_pick
 
 # the recovery levels (net/cellular.py's header; const(): no interned names, the same values there)
@@ -86,10 +84,8 @@ def _init(
     pub.pub_timeout_s = pub_timeout_s
     pub.rng = rng or jitter_pick
     pub.log = log
-    pub.modem = Sim7600(at, pub.clock, modem_cfg, log=log)  # (the TLS driver is net/cellular_setup.py's, per use)
-    pub.mq = mq = Cmqtt(at, pub.clock, index=index, log=log)
-    mq.on_message(pub._deliver)
-    mq.on_state(pub._on_state)
+    # the drivers (modem, mq; modem_cfg, index) are made by CellularPublisher.__init__ once this module is
+    # dropped again: Cmqtt's set-up imports modem.cmqtt_rare, three times (the boot's heap peak)
     pub._need = _L_MODEM if bring_up else _L_SERVICE  # the level the next connect starts from
     pub.cert_names = {}
     st = pub.stats

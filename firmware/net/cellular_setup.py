@@ -73,34 +73,33 @@ def read_certs(certs):
     return out
 
 
-def from_config(at, cfg, clock=None, log=None):
-    """Build a CellularPublisher from the telelogger config dict (see ARCHITECTURE.md)."""
+def from_config(cfg, log=None):
+    """CellularPublisher's keyword arguments from the telelogger config dict (see ARCHITECTURE.md).
+    net.cellular.from_config(at, cfg, clock=None, log=None) makes the publisher with them once this
+    module is dropped again (the boot's heap peak: the publisher's set-up imports net.cellular_rare
+    and the drivers' rare modules)."""
     b = cfg.get("broker", {})
     cell = cfg.get("cellular", {})
     tls = bool(b.get("tls"))
     mcfg = {"apn": cell.get("apn"), "sim_pin": cell.get("sim_pin"), "apn_user": cfg.get("apn_user"), "apn_pass": cfg.get("apn_pass")}
-    from net.cellular import CellularPublisher
-
-    return CellularPublisher(
-        at,
-        clock,
-        client_id=cfg.get("device_id", "freematics"),
-        host=b.get("host", "localhost"),
-        port=b.get("port", 8883 if tls else 1883),
-        tls=tls,
-        keepalive=b.get("keepalive", 60),
-        clean=b.get("clean_session", True),
-        user=cfg.get("mqtt_user") or None,
-        password=cfg.get("mqtt_pass") or None,
-        ssl_ctx=cell.get("ssl_ctx", 0),
-        certs=read_certs(cfg.get("certs")) if tls else None,
-        modem_cfg=mcfg,
-        log=log,
-    )
+    return {
+        "client_id": cfg.get("device_id", "freematics"),
+        "host": b.get("host", "localhost"),
+        "port": b.get("port", 8883 if tls else 1883),
+        "tls": tls,
+        "keepalive": b.get("keepalive", 60),
+        "clean": b.get("clean_session", True),
+        "user": cfg.get("mqtt_user") or None,
+        "password": cfg.get("mqtt_pass") or None,
+        "ssl_ctx": cell.get("ssl_ctx", 0),
+        "certs": read_certs(cfg.get("certs")) if tls else None,
+        "modem_cfg": mcfg,
+        "log": log,
+    }
 
 
 def get(name):
-    """net.cellular.<name> (its module __getattr__): from_config, read_certs, refusal_advice."""
-    if name not in ("from_config", "read_certs", "refusal_advice"):
+    """net.cellular.<name> (its module __getattr__): read_certs, refusal_advice (from_config: net.cellular's)."""
+    if name not in ("read_certs", "refusal_advice"):
         raise AttributeError(name)
     return globals()[name]

@@ -6,31 +6,34 @@
 # reply line matches it (column 18: "." the line starts with it, "=" the line is it, "E" it starts
 # with it and has ERROR in it: BUS INIT: ...OK is informational) and the meaning (from column 20).
 # The first match wins: longer messages come before their prefixes (ERROR before ERR). One string
-# interns no name (separate short literals or dict keys would, for the life of the interpreter).
-MESSAGES = """\
-NO DATA           . no ECU answered: PID not supported or ignition off
-UNABLE TO CONNECT . no OBD protocol found: ignition off, no ECU or wrong protocol
-CAN ERROR         . CAN bus error: not connected, wrong bit rate or bus fault
-BUS INIT          E K-line bus initialisation failed
-BUS ERROR         . bus fault: wiring or a generic bus error
-BUS BUSY          . bus too busy to send
-FB ERROR          . feedback error: wiring problem on the bus
-DATA ERROR        . reply had a data or checksum error
-<DATA ERROR       . reply had a data or checksum error
-<RX ERROR         . CAN receive error
-BUFFER FULL       . adapter buffer overflow
-STOPPED           . command interrupted (a byte arrived while the adapter was busy)
-LV RESET          . adapter reset on low voltage
-ACT ALERT         . adapter going to low power after inactivity
-LP ALERT          . adapter going to low power
-ERROR             = adapter error
-ERR               . adapter internal error (ERRnn)
-?                 = command not understood"""
+# per row (~70 bytes): loading the table needs no block bigger than that (one string of the whole
+# table was 1 KB, a block a fragmented heap may not have); a row of more than 10 characters interns
+# no name (separate short literals or dict keys would, for the life of the interpreter).
+MESSAGES = (
+    "NO DATA           . no ECU answered: PID not supported or ignition off",
+    "UNABLE TO CONNECT . no OBD protocol found: ignition off, no ECU or wrong protocol",
+    "CAN ERROR         . CAN bus error: not connected, wrong bit rate or bus fault",
+    "BUS INIT          E K-line bus initialisation failed",
+    "BUS ERROR         . bus fault: wiring or a generic bus error",
+    "BUS BUSY          . bus too busy to send",
+    "FB ERROR          . feedback error: wiring problem on the bus",
+    "DATA ERROR        . reply had a data or checksum error",
+    "<DATA ERROR       . reply had a data or checksum error",
+    "<RX ERROR         . CAN receive error",
+    "BUFFER FULL       . adapter buffer overflow",
+    "STOPPED           . command interrupted (a byte arrived while the adapter was busy)",
+    "LV RESET          . adapter reset on low voltage",
+    "ACT ALERT         . adapter going to low power after inactivity",
+    "LP ALERT          . adapter going to low power",
+    "ERROR             = adapter error",
+    "ERR               . adapter internal error (ERRnn)",
+    "?                 = command not understood",
+)
 
 
 def meaning(code):
     """What the ELM message `code` means ("adapter message" for one not in the table)."""
-    for row in MESSAGES.split("\n"):
+    for row in MESSAGES:
         if row[:18].rstrip() == code:
             return row[20:]
     return "adapter message"
@@ -39,10 +42,9 @@ def meaning(code):
 def error(text):
     """(code, meaning, row) of the first line of the cleaned reply `text` that is an ELM message, or
     None; row: its index in MESSAGES (0: NO DATA, which obdii.elm raises as ElmNoData)."""
-    rows = MESSAGES.split("\n")
     for ln in text.split("\r"):
-        for i in range(len(rows)):
-            row = rows[i]
+        for i in range(len(MESSAGES)):
+            row = MESSAGES[i]
             m = row[:18].rstrip()
             how = ord(row[18:19])  # '.' 46, '=' 61, 'E' 69 (a slice: row[18] would intern the letter)
             if (ln == m) if how == 61 else (ln.startswith(m) and (how == 46 or "ERROR" in ln)):

@@ -1,5 +1,5 @@
 # OBD-II mode 01 PIDs as data: names, units, sizes and scaling. The table is obdii/pidtable.py (one
-# row per PID, its format there); entry() and decode() (the row of a PID, cached, and the scaling of
+# row per PID, its format there; obdii.obd reads the rows from its file); entry() and decode() (the row of a PID, cached, and the scaling of
 # a reply) are obdii.obd's, beside Obd.read_pid, their one caller on the device (one module less
 # resident). This module keeps the names for the config check, tools and tests, and adds info().
 from obdii.obd import decode, entry  # noqa: F401 - re-exported

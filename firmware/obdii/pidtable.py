@@ -1,7 +1,8 @@
-# The OBD-II mode 01 PID table: the one place where names, units, sizes and scaling live. Data only:
-# obdii.obd (entry) imports it to decode a PID's row the first time that PID is used, and drops it
-# from sys.modules again on the device, so only the rows of the configured PIDs stay in RAM (as
-# small tuples).
+# The OBD-II mode 01 PID table: the one place where names, units, sizes and scaling live. Data only,
+# and not imported on the device: obdii.obd (entry) reads a PID's row from this module's file (.py or
+# .mpy: the rows are stored there verbatim) the first time that PID is used, 128 bytes at a time, and
+# caches it parsed, so only the rows of the configured PIDs stay in RAM (as small tuples). Without
+# the file (a frozen image) it imports the module for the lookup (row) and drops it again.
 #
 # One line per PID:  PID name unit bytes formula mul/div offset
 #   formula picks the reply bytes that make the raw integer (A is the first data byte
@@ -11,9 +12,10 @@
 # Bitmap ("supported PIDs") and bit-field PIDs (01, 03, 12, 13, 1C, 1D, 1E) are not
 # scaled values and are not listed; decode() returns their raw integer.
 FORMULAS = ("A", "A*256+B", "C*256+D", "A*2^24+B*2^16+C*256+D")  # a row's `bytes` covers what its formula reads (tests)
+# (obdii.obd's parser knows them in this order: formula_index; obdii.obd.decode computes them)
 
-# One string per 32 PIDs (TABLE[pid >> 5]): loading the module never needs one ~5 KB block of a
-# fragmented heap (each piece is a few hundred bytes). A PID above 0xFF: not in the table.
+# One string per 32 PIDs (TABLE[pid >> 5]; a PID above 0xFF: not in the table). Each row starts a line
+# with its two hex digits and a space: the key obdii.obd searches the file for.
 TABLE = (
     """
 04 engine_load               %     1 A       100/255   0
@@ -117,14 +119,13 @@ A6 odometer                  km    4 A*2^24+B*2^16+C*256+D 1/10      0
 
 
 def row(pid):
-    """(name, unit, nbytes, formula_index, mul, div, offset) from `pid`'s row, or None (obdii.obd.entry
-    caches it)."""
+    """The text of `pid`'s row ("0C rpm  rpm  2 A*256+B 1/4  0"), or None. obdii.obd reads the rows from this
+    module's file instead (they are stored verbatim in its .py and its .mpy) and imports the module only when
+    there is no such file (a frozen image); it parses and caches them."""
     if not 0 <= pid < 256:
         return None
     t = TABLE[pid >> 5]
     i = t.find("\n%02X " % pid)
     if i < 0:
         return None
-    f = t[i + 1 : t.find("\n", i + 1)].split()
-    mul, div = f[5].split("/")
-    return (f[1], f[2], int(f[3]), FORMULAS.index(f[4]), int(mul), int(div), int(f[6]))
+    return t[i + 1 : t.find("\n", i + 1)]

@@ -197,7 +197,7 @@ async def test_error_replies_raise_naming_command_and_reply():
     from obdii.elm import meaning
     from obdii.elmtext import MESSAGES
 
-    ERRORS = [row[:18].rstrip() for row in MESSAGES.split("\n")]
+    ERRORS = [row[:18].rstrip() for row in MESSAGES]
     assert len(ERRORS) == 18 and ERRORS[0] == "NO DATA" and ERRORS[-1] == "?"
     seen = set()
     for text in ERRORS:
@@ -624,3 +624,66 @@ async def test_a_data_line_starting_with_a_message_letter_is_not_an_error():
     assert await link.query("ATZ") == ["ELM327 v1.5"]  # a banner starting with E is not ERROR / ERR
     e = await araises(ElmError, link.query("0105"))  # a message after a data line still fails the query
     assert e.code == "CAN ERROR" and "41 05 7B" in e.reply
+
+
+def _fragment(hole):
+    """Fill the MicroPython heap with blocks of `hole` bytes and free every second one: what is free
+    then is holes of about that size (and smaller leftovers), no block bigger than twice it."""
+    import gc
+
+    gc.collect()
+    blocks = [None] * (gc.mem_free() // hole + 8)
+    try:
+        for i in range(len(blocks)):
+            blocks[i] = bytearray(hole)
+    except MemoryError:
+        pass
+    for i in range(1, len(blocks), 2):
+        blocks[i] = None
+    gc.collect()
+    return blocks
+
+
+def test_table_lookups_need_no_large_block_and_do_not_import_the_pid_table():
+    import sys
+
+    from core.errors import lookup
+    from core.unload import forget
+    from obdii import obd
+    from obdii.elm import meaning
+
+    meaning("NO DATA")  # (its names interned before the heap is cut up: a qstr pool table may be a big block)
+    for m in ("obdii.pidtable", "obdii.elmtext"):
+        forget(m)
+    obd._cache.clear()
+    frag = _fragment(400) if sys.implementation.name == "micropython" else None
+    try:
+        rpm, odo, none = pids.entry(0x0C), pids.entry(0xA6), pids.entry(0x01)
+        text = meaning("CAN ERROR")
+        if frag is not None:  # the heap is cut up enough: importing the PID table (1.7 KB strings) fails
+            raises(MemoryError, lookup, "obdii.pidtable", "row", 0x0C)
+    finally:
+        frag = None
+        forget("obdii.pidtable")
+    assert rpm == ("rpm", "rpm", 2, 1, 1, 4, 0) and none is None
+    assert odo == ("odometer", "km", 4, 3, 1, 10, 0)
+    assert "bus" in text
+    assert "obdii.pidtable" not in sys.modules  # read from its file (.py or .mpy), not imported
+    # every row as the table module parses it (the file reader and the import fallback agree)
+    for p in range(256):
+        t = pidtable.row(p)
+        assert (pids.entry(p) is None) == (t is None), hex(p)
+        if t:
+            f = t.split()
+            assert pidtable.FORMULAS[pids.entry(p)[3]] == f[4] and pids.entry(p)[0] == f[1], t
+    # no table file beside obdii/obd (a frozen image): the row from the table module, imported for the lookup
+    here = obd.__file__
+    obd._cache.clear()
+    obd.__file__ = "/nonexistent/obdii/obd.py"
+    try:
+        assert pids.entry(0x0C) == rpm and pids.entry(0xA6) == odo and pids.entry(0x01) is None
+    finally:
+        obd.__file__ = here
+        obd._cache.clear()
+    if sys.implementation.name == "micropython":
+        assert "obdii.pidtable" not in sys.modules  # dropped again
