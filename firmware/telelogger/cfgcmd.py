@@ -84,7 +84,7 @@ def _cache(t):
         with open(p) as f:
             c = json.load(f)
         if c.get("v") == 1 and isinstance(c.get("cfg"), dict) and len(c["files"]) == 3:
-            return [p, c]
+            return [p, c]  # (v: appboot's _VERSION, the cache format)
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         pass  # absent or damaged: the file is validated instead
     return [p, None]
