@@ -101,12 +101,12 @@ def _check(cfg, complete):
         unload("schema")
 
 
-def _running(t, path, c, raw=None):
-    """The running config (with its secrets): c["cfg"] when the cache c was made from the config file
-    as it is (and these defaults), else the file (raw: already read) validated with the secrets this
-    boot runs (the cache's; none cached: the command key alone, from t.cmd_cfg); the values
-    config_set saved that wait for a restart are put back as they run (t.cfg_was). Marks c["ok"]
-    when the cache was that file's."""
+def _running(t, path, c, data=None):
+    """The running config (with its secrets): c["cfg"] itself when the cache c was made from the
+    config file as it is (and these defaults), else the file (data: already read) validated with the
+    secrets this boot runs (the cache's; none cached: the command key alone, from t.cmd_cfg); the
+    values config_set saved that wait for a restart are put back as they run (t.cfg_was)."""
+    run = None
     if c is not None:
         from telelogger import appboot
 
@@ -115,22 +115,16 @@ def _running(t, path, c, raw=None):
         finally:
             del appboot
             unload("appboot")
-        c["ok"] = c["files"][0] == d[0] and c["files"][2] == d[2]
-    if c is not None and c["ok"]:
-        run = c["cfg"]
-    else:
-        run = dict(raw if raw is not None else _read(path))
-        run["secrets"] = _secrets(t, c)
+        if c["files"][0] == d[0] and c["files"][2] == d[2]:
+            run = c["cfg"]
+    if run is None:
+        run = dict(data if data is not None else _read(path))
+        sec = c["cfg"].get("secrets") if c is not None else None
+        run["secrets"] = sec if isinstance(sec, dict) else {"hmac_key": t.cmd_cfg[0]}
         run = _check(run, False)
     for key in getattr(t, "cfg_was", None) or {}:
         _set(run, key, t.cfg_was[key])
     return run
-
-
-def _secrets(t, c):
-    if c is not None and isinstance(c["cfg"].get("secrets"), dict):
-        return c["cfg"]["secrets"]
-    return {"hmac_key": t.cmd_cfg[0]}
 
 
 async def get(t, args):
@@ -237,7 +231,7 @@ async def put(t, args):
     _leaves(full, run, "", changed)
     if new != raw:
         _write(path, json.dumps(new))
-        if c is not None and c["ok"]:
+        if c is not None and run is c["cfg"]:
             # the cache follows (the same secrets, so their digest too): the next boot and command
             # need no validator
             from telelogger import appboot
@@ -290,9 +284,9 @@ def _touched(key, keys):
     return False
 
 
-def _apply(t, key, v, full):
+def _apply(t, key, v, cfg):
     """Sets a changed value in the running loop -> True, or False when it waits for a restart.
-    full: the new config (validated)."""
+    cfg: the new config (validated)."""
     a = dict(_LIVE).get(key)
     sb = dict(_LIVE_STANDBY).get(key)
     if a is not None:
@@ -303,7 +297,7 @@ def _apply(t, key, v, full):
     elif sb is not None:
         setattr(t.standby, sb[0], v * sb[1])
     elif key == "obd.pids":
-        _pids(t, v, full)
+        _pids(t, v, cfg)
     elif key == "intervals.record_ms":
         t.record_ms = v if v is not None else _shortest(t)
     elif key == "commands.window_s":
@@ -320,7 +314,7 @@ def _shortest(t):
     return min([p.interval_ms for p in t.pids]) if t.pids else 1000
 
 
-def _pids(t, pids, full):
+def _pids(t, pids, cfg):
     from telelogger.sampler import Pid
 
     now = t.now()
@@ -336,5 +330,5 @@ def _pids(t, pids, full):
             p.due_ms = now
         keep.append(p)
     t.pids = keep
-    if full["intervals"]["record_ms"] is None:
+    if cfg["intervals"]["record_ms"] is None:
         t.record_ms = _shortest(t)
