@@ -112,6 +112,7 @@ def test_wifi_transport_publishes_through_the_boards_wlan(tmp_path, umqtt_double
         sys.modules.pop("telelogger.wifiboot", None)
         t, at = await app.assemble(board, _wifi_cfg(), store_root=str(tmp_path))
         assert at is None and t.modem is None
+        assert not hasattr(t, "cfg") and t.dtc_ms is None  # the values it reads, not the config (obd off)
         assert isinstance(t.pub, WifiPublisher)
         assert "telelogger.wifiboot" not in sys.modules  # boot only: dropped after building the publisher
         await t.connect()

@@ -51,7 +51,7 @@ def test_format_md_config_set_example_against_the_firmware(tmp_path):
     cfg_file.write_text(json.dumps(running))
     c = dict(running, secrets={"hmac_key": key})
     t = make(c)[0]
-    t.cfg["config_path"] = str(cfg_file)
+    t.cfg_path = str(cfg_file)  # config.load's config_path, as loopinit keeps it
     h = CommandHandler(key, None, handlers(t), utc_ms=lambda: json.loads(body)["ts"] * 1000, device_id=dev)
     reply = asyncio.run(h.handle(payload))
     rb, rmac = reply[:-74] + b"}", reply[-66:-2].decode()

@@ -34,7 +34,7 @@ from telelogger import ota, otacmd
 class T:
     pass
 t = T()
-t.cfg = {"secrets": {"hmac_key": %(key)r}}
+t.cmd_cfg = (%(key)r, True, 300, 32)
 t.device_id = %(dev)r
 t.ota_root = ""
 t.reboot_req = False

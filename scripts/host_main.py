@@ -177,12 +177,16 @@ def main(argv):
     print('{"start": {"device_id": %s, "store": %s, "impl": %s}}' % (
         json.dumps(cfg.get("device_id")), json.dumps(store), json.dumps(sys.implementation.name)))
 
+    # ("coro": a name the interpreter has)
+    coro = app.run(board, cfg, duration_ms=None if duration_ms is None else int(float(duration_ms) * 1000),
+                   store_root=store, on_progress=lambda v: print(json.dumps({"progress": v})),
+                   progress_ms=int(progress_ms), log=_Log(), drain_ms=int(float(drain_ms) * 1000))
+    cfg = None  # as device_main: app.run lets go of the config once the loop is built (the loop keeps what it reads)
+
     async def run():
         if data[0]:
             asyncio.create_task(probe())
-        await app.run(board, cfg, duration_ms=None if duration_ms is None else int(float(duration_ms) * 1000),
-                      store_root=store, on_progress=lambda v: print(json.dumps({"progress": v})),
-                      progress_ms=int(progress_ms), log=_Log(), drain_ms=int(float(drain_ms) * 1000))
+        await coro
 
     asyncio.run(run())
     print(json.dumps({"done": True}))

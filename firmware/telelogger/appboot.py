@@ -128,8 +128,9 @@ def _digest(path):
 
 
 def _digests(cfg_path, sec_path, schema=None):
-    """The digests of the config, the secrets (or None) and the compiled defaults the firmware would
-    import (schema: that file; None: telelogger/schema.(m)py on sys.path)."""
+    """The digests of the config, the secrets (or None; a list: that digest, as a cache has it:
+    telelogger/cfgcmd.py) and the compiled defaults the firmware would import (schema: that file;
+    None: telelogger/schema.(m)py on sys.path)."""
     if schema is None:
         for d in sys.path:
             for n in ("telelogger/schema.mpy", "telelogger/schema.py"):
@@ -142,7 +143,8 @@ def _digests(cfg_path, sec_path, schema=None):
                     pass
             if schema is not None:
                 break
-    return [_digest(cfg_path), _digest(sec_path) if sec_path else None, _digest(schema or "")]
+    sec = sec_path if isinstance(sec_path, list) else _digest(sec_path) if sec_path else None
+    return [_digest(cfg_path), sec, _digest(schema or "")]
 
 
 def load_config_cached(cfg_path, sec_path, cache, schema=None):

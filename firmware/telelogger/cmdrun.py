@@ -54,13 +54,14 @@ async def run(t):
                 reply = json.dumps({"ok": False, "error": str(e)}).encode()
         if refused:
             now = t.now()
-            if t.refused_reply_ms is not None and now - t.refused_reply_ms < _REFUSED_REPLY_MS:
+            last = getattr(t, "refused_reply_ms", None)  # when a refused command last got a reply
+            if last is not None and now - last < _REFUSED_REPLY_MS:
                 t.counters["cmds_unanswered"] += 1
                 continue
             t.refused_reply_ms = now
         try:
             async with t.lock:
-                await t.pub.publish(t.t_reply, reply, 1)
+                await t.pub.publish(t.t_cmd[:-3] + "reply", reply, 1)  # <prefix>/<id>/reply
         except MemoryError:
             raise
         except Exception as e:

@@ -41,7 +41,8 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
         from telelogger import config
 
         cfg = config.validate(cfg or {}, False)
-    t.cfg = cfg  # the validated config: remote config_get/config_set and the DTC interval read it (cfgcmd, vehicle)
+    # where config_set writes (telelogger/cfgcmd.py rebuilds the running config from flash per command)
+    t.cfg_path = cfg.get("config_path")
     t.pub = publisher
     t.store = store
     t.obd = obd
@@ -64,8 +65,7 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     base = cfg["topic_prefix"] + "/" + t.device_id + "/"
     t.t_data = base + "data"
     t.t_status = base + "status"
-    t.t_cmd = base + "cmd"
-    t.t_reply = base + "reply"
+    t.t_cmd = base + "cmd"  # (replies go to <prefix>/<id>/reply: cmdrun.run)
     t.encoding = cfg["encoding"]
     b = cfg[batch]
     t.batch_max = b["max_records"]
@@ -82,7 +82,10 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
 
     t.pick = jitter_pick  # backoff jitter source (tests may make it deterministic)
     t.wdt_ms = iv["wdt_feed_ms"]
-    pids = cfg["obd"]["pids"]
+    o = cfg["obd"]
+    # the VIN/DTC checks' interval (telelogger/vehicle.py); None: obd.enabled is false (no OBD tasks)
+    t.dtc_ms = o["dtc_interval_s"] * 1000 if o["enabled"] else None
+    pids = o["pids"]
     t.pids = [Pid(int(h, 16), pids[h]) for h in sorted(pids)]
     rec = iv["record_ms"]
     if rec is None:  # config: the shortest PID interval, 1000 without PIDs
@@ -113,7 +116,8 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.tasks = []
     t.commands = commands
     c = cfg["commands"]
-    # what the first command needs (status.command_handler): the key, and the commands section
+    # what the first command needs (cmdrun.command_handler): the key, and the commands section; the key
+    # also signs OTA (telelogger/ota.py)
     t.cmd_cfg = (cfg["secrets"][hmac_key], c["enabled"], c[window_s], c[nonces])
     t.cmd_counter_path = cmd_counter_path
     # OTA chunks (telelogger/ota.py) arrive on <prefix>/<id>/ota, subscribed only when commands could run
@@ -122,7 +126,6 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.ota_run = None  # the task staging them (Telelogger.ota_task), while there are any
     t.ota_root = getattr(board, "ota_root", "/")  # the filesystem root of the OTA files (host runs: a folder)
     ota_info(t)
-    t.refused_reply_ms = None  # when a refused command last got a reply (cmdrun.run)
     t.reset_cb = reset
     t.reset_path = reset_path
     t.last_reset = None  # why the previous boot reset itself: the reason a memory-fault reset left in reset_path
@@ -142,10 +145,10 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.counters = {
         "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
         "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
-        "acked_seq": None, "last_seq": None, "last_bytes": 0, "standby": 0, "wakes": 0, "heartbeats": 0,
+        "acked_seq": None, "last_seq": None, "last_bytes": 0, "standby": 0,
         "cmds": 0, "status": 0, "wdt_feeds": 0, "store_errors": 0, "unsaved_dropped": 0, "mem_errors": 0,
         "cmds_unanswered": 0, "ota_dropped": 0,
-    }
+    }  # (standby_io adds "wakes" and "heartbeats" at the first of each)
 
 
 def ota_info(t):
@@ -181,7 +184,7 @@ def start(t):
     task("status", status.status_task, t)
     task("wdt", status.wdt_task, t)
     task("standby", standby.standby_task, t)
-    if t.obd is not None and t.cfg["obd"]["enabled"]:
+    if t.obd is not None and t.dtc_ms is not None:
         task("obd", sampler.obd_task, t)
         task("vehicle", status.vehicle_task, t)
     if t.gnss is not None:

@@ -83,7 +83,7 @@ def _session(t):
         if s.get("slot") == i[0] and s.get("version") == i[1]:  # installed, cut before the record went
             _rm(d + "stage")
             return None
-        s["p"] = pads(t.cfg["secrets"]["hmac_key"])
+        s["p"] = pads(t.cmd_cfg[0])  # secrets.hmac_key (loopinit: what the command checker needs)
         s["d"] = "%s%s/" % (d, s["slot"])
         s["rec"] = None
         s["cp"] = _mac_pre(t, b"chunk") + s["mac"].encode() + b"\n"  # what a chunk's MAC covers first

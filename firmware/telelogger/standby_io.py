@@ -111,7 +111,8 @@ async def enter(t):
         if sb.heartbeat_ms and t.now() - last_hb >= sb.heartbeat_ms:
             last_hb = t.now()
             await heartbeat(t, v)
-    t.counters["wakes"] += 1
+    c = t.counters
+    c["wakes"] = c.get("wakes", 0) + 1  # (counted from the first: not a boot name)
     await _power(t, True)
     sb.last_motion_ms = t.now()  # the motion timer restarts: no standby again at once
     sb.low_since_ms = None
@@ -124,7 +125,8 @@ async def heartbeat(t, v):
     """While asleep: modem up, say we are alive, send what is queued, modem down."""
     from telelogger.status import publish_status
 
-    t.counters["heartbeats"] += 1
+    c = t.counters
+    c["heartbeats"] = c.get("heartbeats", 0) + 1
     await _power(t, True)
     try:
         await t.connect()

@@ -24,12 +24,12 @@ _AT = const(5)
 
 
 def _state(t):
-    """-> (t.dtc, the obd link or None)."""
+    """-> (t.dtc, the obd link or None: none, or obd.enabled is false (t.dtc_ms None))."""
     d = getattr(t, "dtc", None)
     if d is None:
         d = t.dtc = [0, 0, None, None, None, None]
         t.vin = None
-    return d, t.obd if t.obd is not None and hasattr(t.obd, "dtcs") else None
+    return d, t.obd if t.obd is not None and hasattr(t.obd, "dtcs") and t.dtc_ms is not None else None
 
 
 async def _read(t, d, o, codes=True):
@@ -49,7 +49,7 @@ async def _read(t, d, o, codes=True):
         d[_STORED] = await o.dtcs(3)
         d[_PENDING] = await o.dtcs(7)
         d[_AT] = (t.utc_ms(), t.now())
-        d[_DUE] = t.now() + t.cfg["obd"]["dtc_interval_s"] * 1000
+        d[_DUE] = t.now() + t.dtc_ms
     if d[_STORED] is None:
         return
     now = [d[_STORED], d[_PENDING]]
@@ -72,7 +72,7 @@ async def check(t):
     """One periodic check (the ECU answers): VIN while unknown, codes when due, an unsent event.
     -> ms until the next check."""
     d, o = _state(t)
-    iv = t.cfg["obd"]["dtc_interval_s"] * 1000
+    iv = t.dtc_ms  # obd.dtc_interval_s (telelogger/loopinit.py; config_set changes it live)
     if t.state != RUN or o is None:
         return iv
     try:

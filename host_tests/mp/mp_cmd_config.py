@@ -47,7 +47,7 @@ class Dev:
         c = json.loads(json.dumps(FILE_CFG))  # the running config is the file's
         c["secrets"] = {"hmac_key": KEY, "mqtt_pass": "very-secret-pass"}
         self.t, self.clk, self.pub, self.store, self.obd = make(c)
-        self.t.cfg["config_path"] = self.path  # what config.load records
+        self.t.cfg_path = self.path  # what config.load records (config_path), loopinit keeps
         self.t.set_utc(NOW_MS)
         self.n = 0
 
@@ -124,7 +124,6 @@ async def test_restart_keys_are_saved_and_reported_in_reply_and_status():
         assert r["ok"] is True and res["now"] == {"intervals.battery_ms": 4000}, r
         assert res["restart"] == {"broker.port": 8883, "broker.tls": True, "broker.tls_verify": False}, res
         assert "applies at next restart" in res["note"] and "broker.port" in res["note"]
-        assert d.t.cfg["broker"]["port"] == 1883  # the running value until the restart
         st = status.status(d.t)
         assert st["cfg"] == {"changes": 1, "restart": res["restart"]}, st
         g = (await d.cmd("config_get", {"key": "broker.port"}))["result"]
@@ -217,8 +216,7 @@ async def test_one_pid_changes_the_running_set():
             fh.write(json.dumps(f))
         from telelogger import config as C
 
-        d.t.cfg["obd"]["pids"] = C.DEFAULTS["obd"]["pids"]
-        n = len(d.t.cfg["obd"]["pids"])
+        n = len(C.DEFAULTS["obd"]["pids"])  # what runs now, by the file
         r = await d.cmd("config_set", {"set": {"obd.pids.0c": 500}})
         assert r["ok"] and list(r["result"]["now"]) == ["obd.pids"], r
         pids = json.loads(_read(d.path))["obd"]["pids"]
@@ -227,3 +225,93 @@ async def test_one_pid_changes_the_running_set():
         assert r["result"]["unchanged"] == ["obd.pids.0C"], r
     finally:
         d.done()
+
+
+def _cached(d, status_ms=None):
+    """Gives d's loop a queue folder with appboot's validated-config cache beside it (as make deploy
+    and the boot leave it on the device), made from d's file and a secrets file; status_ms: a value
+    written into the cached config only (it shows which one a command read). -> (cache path, secrets path)."""
+    from telelogger import appboot
+
+    d.t.store.root = d.path + ".q"
+    cache, sec = d.path + ".q_cfg.json", d.path + ".sec"
+    with open(sec, "w") as f:
+        f.write(json.dumps({"hmac_key": KEY, "mqtt_pass": "very-secret-pass"}))
+    c = config.load(d.path, sec)
+    if status_ms is not None:
+        c["intervals"]["status_ms"] = status_ms
+    assert appboot.save_config_cache(d.path, sec, cache, c)
+    d.extra = (cache, sec)
+    return cache, sec
+
+
+def _done(d):
+    for p in getattr(d, "extra", ()):
+        _rm(p)
+    d.done()
+
+
+async def test_the_loop_keeps_no_config_and_config_get_answers_what_runs():
+    """The Telelogger keeps the values it reads, not the config dict (3-4 KB of live heap): config_get
+    rebuilds the running config from flash, with what config_set applied at once and, for what waits
+    for a restart, the value that still runs."""
+    d = Dev()
+    try:
+        t = d.t
+        assert not hasattr(t, "cfg") and t.cfg_path == d.path
+        assert t.dtc_ms == 600000 and t.cmd_cfg[0] == KEY  # obd.dtc_interval_s's default; the command key
+        assert len(t.__dict__) <= 73, sorted(t.__dict__)  # 74 and more: a bigger instance table (+192 B)
+        r = await d.cmd("config_set", {"set": {"intervals.status_ms": 45000, "broker.keepalive": 90,
+                                               "obd.dtc_interval_s": 120, "commands.window_s": 120}})
+        assert r["result"]["now"] == {"intervals.status_ms": 45000, "obd.dtc_interval_s": 120,
+                                      "commands.window_s": 120}, r
+        assert t.status_ms == 45000 and t.dtc_ms == 120000 and t.cmd_cfg[2] == 120
+        assert t.commands.window_ms == 120000
+        assert not hasattr(t, "cfg")
+        get = {}
+        for k in ("intervals.status_ms", "broker.keepalive", "obd.dtc_interval_s", "intervals.battery_ms"):
+            get[k] = (await d.cmd("config_get", {"key": k}))["result"]["value"]
+        assert get == {"intervals.status_ms": 45000, "broker.keepalive": 60, "obd.dtc_interval_s": 120,
+                       "intervals.battery_ms": 2000}, get  # keepalive: 90 saved, 60 runs until the restart
+        whole = (await d.cmd("config_get"))["result"]
+        assert whole["config"]["broker"]["keepalive"] == 60 and whole["restart"] == {"broker.keepalive": 90}
+        assert json.loads(_read(d.path))["broker"]["keepalive"] == 90
+        r = await d.cmd("config_set", {"set": {"broker.keepalive": 60}})  # back to what runs
+        assert r["result"]["unchanged"] == ["broker.keepalive"] and r["result"]["restart"] == {}, r
+        assert (await d.cmd("config_get", {"key": "broker.keepalive"}))["result"] == {
+            "key": "broker.keepalive", "value": 60}
+        assert _dropped() and "telelogger.appboot" not in sys.modules
+    finally:
+        d.done()
+
+
+async def test_config_commands_read_the_cache_beside_the_queue_and_keep_it_current():
+    """With appboot's cache beside the queue (the device's /queue_cfg.json) a command reads it while
+    it was made from the config file as it is; config_set writes it again with the file (same
+    secrets), so the next boot needs no validator and the next command reads it too."""
+    from telelogger import appboot
+
+    d = Dev()
+    try:
+        cache, sec = _cached(d, status_ms=12345)
+        g = (await d.cmd("config_get", {"key": "intervals.status_ms"}))["result"]
+        assert g["value"] == 12345, g  # the cache's (the validator did not run)
+        cache, sec = _cached(d)  # the true one
+        r = await d.cmd("config_set", {"set": {"intervals.battery_ms": 3000, "broker.port": 8883}})
+        assert r["ok"] and r["result"]["now"] == {"intervals.battery_ms": 3000}, r
+        assert r["result"]["restart"] == {"broker.port": 8883}, r
+        boot = appboot.load_config_cached(d.path, sec, cache)  # what the next boot gets, without the validator
+        assert boot is not None and boot == config.load(d.path, sec), boot
+        assert boot["broker"]["port"] == 8883 and boot["secrets"]["mqtt_pass"] == "very-secret-pass"
+        g = (await d.cmd("config_get", {"key": "broker.port"}))["result"]
+        assert g["value"] == 1883 and g["restart"] == {"broker.port": 8883}, g  # 1883 runs
+        assert (await d.cmd("config_get", {"key": "intervals.battery_ms"}))["result"]["value"] == 3000
+        f = json.loads(_read(d.path))
+        f["intervals"]["status_ms"] = 20000  # changed over USB: the cache is stale, the file is validated
+        with open(d.path, "w") as fh:
+            fh.write(json.dumps(f))
+        assert (await d.cmd("config_get", {"key": "intervals.status_ms"}))["result"]["value"] == 20000
+        assert (await d.cmd("config_get", {"key": "broker.port"}))["result"]["value"] == 1883
+        assert _dropped() and "telelogger.appboot" not in sys.modules
+    finally:
+        _done(d)

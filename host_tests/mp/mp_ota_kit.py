@@ -18,7 +18,7 @@ class T:
     """The part of the Telelogger telelogger.ota uses."""
 
     def __init__(self, root, key=KEY, dev=DEV):
-        self.cfg = {"secrets": {"hmac_key": key}}
+        self.cmd_cfg = (key, True, 300, 32)  # (secrets.hmac_key, commands.enabled, window_s, nonces)
         self.device_id = dev
         self.ota_root = root
         self.reboot_req = False
