@@ -14,11 +14,6 @@ from core.compat import const
 from net.publisher import backoff_ms
 from telelogger.tasks import FLUSH, RUN, STANDBY, guarded, unload  # noqa: F401 - the run states, importable from here too
 
-# telelogger/loopinit.py still imports guarded from telelogger.memfault (now a re-export of tasks.py):
-# imported here so that it is preloaded with the loop, not left behind by the boot half. Once loopinit
-# imports it from telelogger.tasks, this line and memfault.py go (3 names fewer).
-import telelogger.memfault  # noqa: E402, F401
-
 # const(): inlined by MicroPython, no name on the heap (tests use the documented values).
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
 # STATIONARY_TIME_TABLE {10, 60} s): (stationary ms, record interval multiplier), longest first.
@@ -68,7 +63,9 @@ class Telelogger:
     boot: this boot's number (next_boot()), so records stamped before UTC was known are corrected
     only with this boot's offset. reset: callable(reason) the loop calls when memory faults persist
     (default board.reset()); reset_path: file where that reason is kept for the next boot's status
-    (None: not kept). The validated config is kept as t.cfg (remote config_get/config_set, the DTC interval)."""
+    (None: not kept). Of the config the loop keeps only the values it reads (telelogger/loopinit.py):
+    t.cfg_path (where config_set writes; telelogger/cfgcmd.py reads the running config from flash per
+    command), t.dtc_ms (the VIN/DTC checks' interval) and t.cmd_cfg (the command key and settings)."""
 
     # Fields set by telelogger/loopinit.py's init() (all of them are there) that this class reads but
     # does not assign, declared for the type checker (pyright) only: a bare annotation compiles to

@@ -4,10 +4,9 @@
 # must leave nothing of its own behind: the tasks it starts run functions of resident modules.
 import asyncio
 
-from telelogger.memfault import guarded
 from telelogger.sampler import Pid
 from telelogger.standby import Standby
-from telelogger.tasks import RUN, unload
+from telelogger.tasks import RUN, guarded, unload
 
 
 def next_boot(path):
@@ -139,8 +138,8 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
         except OSError:
             pass
     t.reset_reason = None  # set when this run gave up (memory faults): run() returns
-    t._mem_recent = []  # loop ms of recent memory faults (memfault.py)
-    t._mem_logged = []  # task names whose memory fault was logged already (memfault.py)
+    t._mem_recent = []  # loop ms of recent memory faults (tasks.fault)
+    t._mem_logged = []  # task names whose memory fault was logged already (tasks.fault)
     t._done = asyncio.Event()
     t.counters = {
         "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
@@ -170,7 +169,9 @@ def ota_info(t):
 
 
 def start(t):
-    """Telelogger.start: the tasks, each run by memfault.guarded (a MemoryError restarts it)."""
+    """Telelogger.start: the tasks, each run by tasks.guarded (a MemoryError restarts it). Few: each
+    costs ~430 bytes while it runs, so the vehicle checks run in the OBD task and the signal poll
+    with the battery's (telelogger/sampler.py: their faults still carry their own names)."""
     from telelogger import sampler, standby, status
 
     tl = t.tasks
@@ -186,13 +187,10 @@ def start(t):
     task("standby", standby.standby_task, t)
     if t.obd is not None and t.dtc_ms is not None:
         task("obd", sampler.obd_task, t)
-        task("vehicle", status.vehicle_task, t)
     if t.gnss is not None:
         if hasattr(t.gnss, "run"):
             task("gnss_source", t.gnss.run)
         task("gnss", sampler.gnss_task, t)
-    if t.battery is not None or t.obd is not None:
-        task("battery", sampler.battery_task, t)
-    if t.modem is not None:
-        task("signal", sampler.signal_task, t)
+    if t.battery is not None or t.obd is not None or t.modem is not None:
+        task("poll", sampler.poll_task, t)
     return tl

@@ -1,13 +1,18 @@
 # Sampling tasks of the telelogger: OBD PIDs on per-PID intervals (with back-off for failing
-# PIDs and a re-init after rounds without any answer), GNSS fixes, battery voltage, signal.
-# Each task puts (key, value) samples into the telelogger; loop.py turns them into records.
+# PIDs and a re-init after rounds without any answer) and the vehicle checks (VIN, DTCs), GNSS
+# fixes, battery voltage and signal (one task). Each task puts (key, value) samples into the
+# telelogger; loop.py turns them into records. Few tasks: each costs ~430 bytes of heap while it
+# runs, so jobs that share a link or are short polls share a task; a MemoryError in such a job
+# is still a handled fault of its own (tasks.fault, under the job's name) that leaves the other
+# job's state as it was.
 from core.compat import const
-from telelogger.tasks import RUN, acall, isawait, unload
+from telelogger.tasks import RUN, acall, fault, isawait, unload
 
 # const(): inlined by MicroPython; the _names are not even kept as globals (no name on the heap)
 _MAX_OBD_ROUNDS_FAILED = const(3)  # like the official MAX_OBD_ERRORS: re-init the link after this
 _OBD_BACKOFF_MAX_MS = const(60000)
 _OBD_REINIT_MS = const(10000)
+_VEHICLE_MS = const(5000)  # the vehicle check's first run, and its retry while the ECU never answered
 _PID_SPEED = const(0x0D)
 
 # Sample keys (numbers fixed by the architecture contract and telelogger/keys.py, which names
@@ -40,12 +45,40 @@ class Pid:
 
 # ---- OBD ----
 async def obd_task(t):
+    """The PID reads, and the vehicle checks (telelogger/vehicle.py: VIN, DTCs) on the same link:
+    the first _VEHICLE_MS in, again after the ms vehicle.check returns (_VEHICLE_MS while no PID
+    was read yet). Sleeps until whichever is due first: the OBD part's `wake` or the check's `due`."""
     up = False
     failed = 0
+    wake = 0
+    due = t.now() + _VEHICLE_MS
     while True:
+        now = t.now()
+        if now < wake and now < due:
+            await t.sleep(min(wake, due) - now)
+            continue
+        if now >= due:
+            ms = _VEHICLE_MS
+            if t.counters["obd_reads"]:
+                try:  # imported per check, dropped after (its state lives on t)
+                    from telelogger import vehicle
+
+                    ms = await vehicle.check(t)
+                except MemoryError as e:
+                    # the check's own handled fault: the OBD part keeps its state
+                    await fault(t, "vehicle", e)
+                    if t.reset_reason is not None:
+                        return
+                except Exception as e:  # a defect in the check must not stop the PID reads
+                    t.note("warn", "vehicle check: %s", e)
+                finally:
+                    vehicle = None
+                    unload("vehicle")
+            due = t.now() + ms
+            continue
         if t.state != RUN:
             up = False
-            await t.sleep(500)
+            wake = now + 500
             continue
         if not up:
             # the link's (re)initialisation and which PIDs the vehicle supports: telelogger/obdinit.py,
@@ -65,7 +98,7 @@ async def obd_task(t):
             if why is not None:
                 t.note("warn", "OBD init failed: %s", why)
                 why = None
-                await t.sleep(_OBD_REINIT_MS)
+                wake = t.now() + _OBD_REINIT_MS
                 continue
             up = True
             failed = 0
@@ -111,13 +144,14 @@ async def obd_task(t):
             if failed >= _MAX_OBD_ROUNDS_FAILED:
                 t.note("warn", "OBD: %d rounds without an answer, re-initialising", failed)
                 up = False
+                wake = 0
                 continue
         now = t.now()
         nxt = now + 1000
         for p in t.pids:
             if p.due_ms < nxt:
                 nxt = p.due_ms
-        await t.sleep(max(10, min(nxt - now, 1000)))
+        wake = now + max(10, min(nxt - now, 1000))
 
 
 # ---- GNSS ----
@@ -172,35 +206,52 @@ async def read_voltage(t):
     return None
 
 
-async def battery_task(t):
+async def poll_task(t):
+    """The battery voltage every t.battery_ms (a battery or an OBD link: read_voltage) and the signal
+    and network time every t.signal_ms (a modem), both at start. One task; a MemoryError in either
+    poll is a handled fault under its name ("battery", "signal"), after which that poll runs again."""
+    b = s = t.now()  # when each poll is due; None: nothing to poll
+    if t.battery is None and t.obd is None:
+        b = None
+    if t.modem is None:
+        s = None
     while True:
-        if t.state == RUN:
-            v = await read_voltage(t)
-            if v is not None:
-                t.sample(K_BATTERY, v)
-                t.standby.battery(v, t.now())
-        await t.sleep(t.battery_ms)
+        name = "battery"
+        try:
+            if b is not None and t.now() >= b:
+                if t.state == RUN:
+                    v = await read_voltage(t)
+                    if v is not None:
+                        t.sample(K_BATTERY, v)
+                        t.standby.battery(v, t.now())
+                b = t.now() + t.battery_ms
+            name = "signal"
+            if s is not None and t.now() >= s:
+                if t.state == RUN:
+                    v = None
+                    try:  # dBm from the modem's signal_dbm() (net.cellular's modem: AT+CSQ converted there)
+                        v = await acall(t.modem.signal_dbm)
+                    except MemoryError:
+                        raise
+                    except Exception as e:
+                        t.note("debug", "signal not read: %s", e)
+                    if v is not None and t.last.get(K_SIGNAL) != v:  # official: CSQ stored on change
+                        t.sample(K_SIGNAL, v)
+                    if t.utc_offset_ms is None and hasattr(t.modem, "utc_ms"):
+                        try:
+                            v = await acall(t.modem.utc_ms)
+                            if v:
+                                t.set_utc(v)
+                        except MemoryError:
+                            raise
+                        except Exception as e:
+                            t.note("debug", "network time: %s", e)
+                s = t.now() + t.signal_ms
+        except MemoryError as e:
+            await fault(t, name, e)
+            if t.reset_reason is not None:
+                return
+            continue
+        w = b if s is None or (b is not None and b < s) else s
+        await t.sleep(max(0, w - t.now()))
 
-
-async def signal_task(t):
-    while True:
-        if t.state == RUN:
-            s = None
-            try:  # dBm from the modem's signal_dbm() (net.cellular's modem: AT+CSQ converted there)
-                s = await acall(t.modem.signal_dbm)
-            except MemoryError:
-                raise
-            except Exception as e:
-                t.note("debug", "signal not read: %s", e)
-            if s is not None and t.last.get(K_SIGNAL) != s:  # official: CSQ stored on change
-                t.sample(K_SIGNAL, s)
-            if t.utc_offset_ms is None and hasattr(t.modem, "utc_ms"):
-                try:
-                    u = await acall(t.modem.utc_ms)
-                    if u:
-                        t.set_utc(u)
-                except MemoryError:
-                    raise
-                except Exception as e:
-                    t.note("debug", "network time: %s", e)
-        await t.sleep(t.signal_ms)

@@ -88,20 +88,6 @@ async def reboot(t):
         await acall(t.board.reset)
 
 
-async def vehicle_task(t):
-    """VIN and trouble codes once the ECU answers (telelogger/vehicle.py, imported per check, dropped)."""
-    ms = 5000
-    while True:
-        await t.sleep(ms)
-        ms = 5000
-        if t.counters["obd_reads"]:
-            from telelogger import vehicle
-
-            ms = await vehicle.check(t)
-            del vehicle
-            unload("vehicle")
-
-
 # ---- watchdog ----
 async def wdt_task(t):
     while True:

@@ -34,10 +34,10 @@ def unload(name):
 # Running out of memory is a handled fault (telelogger/CONFIG.md "Memory faults"): the loop task
 # that hit MemoryError is restarted after gc.collect() and a back-off of _MEM_BACKOFF_MS doubling per
 # recent fault (at most _MEM_BACKOFF_MAX_MS); _MEM_FAULTS_MAX faults within _MEM_WINDOW_MS give up: the
-# reason goes to t.reset_path (read back by the next boot: take_reason) and t.reset_cb(reason) or
+# reason goes to t.reset_path (read back by the next boot, below) and t.reset_cb(reason) or
 # the board's reset() is called. Nothing here allocates much: it runs when the heap is exhausted,
-# which is also why it is resident (an import then could fail). The reason is read back at the next
-# boot by telelogger.loopinit.take_reason.
+# which is also why it is resident (an import then could fail). The next boot reads the reason back
+# (telelogger/loopinit.py init: t.last_reset, shown once in the status, then the file is removed).
 _MEM_FAULTS_MAX = const(5)
 _MEM_WINDOW_MS = const(60000)
 _MEM_BACKOFF_MS = const(500)
@@ -51,14 +51,19 @@ async def guarded(t, name, fn, arg=None):
         try:
             await (fn() if arg is None else fn(arg))
             return
-        except MemoryError:
-            await fault(t, name)
+        except MemoryError as e:
+            await fault(t, name, e)
             if t.reset_reason is not None:
                 return
 
 
-async def fault(t, name):
-    """Counts, logs once per task, collects, backs off; gives up (resets) when faults persist."""
+async def fault(t, name, e=None):
+    """Counts, logs once per task (`name`) with the failed allocation (the MemoryError `e`'s text,
+    "memory allocation failed, allocating N bytes" on MicroPython), collects, backs off; gives up
+    (resets) when faults persist."""
+    # the exception's own message object (e.args[0]: no str(e) formatted while the heap is exhausted);
+    # a MemoryError without one (MicroPython's preallocated one, CPython's allocator) says so
+    e = e.args[0] if e is not None and e.args else "no allocation size"
     gc.collect()
     t.counters["mem_errors"] += 1
     now = t.now()
@@ -70,7 +75,8 @@ async def fault(t, name):
         t._mem_logged.append(name)
         try:
             free = getattr(gc, "mem_free", None)  # MicroPython only
-            t.note("error", "out of memory in task %s (free %d bytes): retrying after gc", name, free() if free else -1)
+            t.note("error", "out of memory in task %s (%s; free %d bytes): retrying after gc", name, e,
+                   free() if free else -1)
         except MemoryError:
             pass
     if len(r) < _MEM_FAULTS_MAX:
@@ -78,7 +84,7 @@ async def fault(t, name):
         return
     # give up: store what is still in RAM (best effort: the flash queue is durable), write the
     # reason to reset_path for the next boot's status, call the reset callback
-    reason = "memory: %d MemoryErrors within %d s, last in task %s" % (len(r), _MEM_WINDOW_MS // 1000, name)
+    reason = "memory: %d MemoryErrors within %d s, last in task %s (%s)" % (len(r), _MEM_WINDOW_MS // 1000, name, e)
     t.reset_reason = reason
     gc.collect()
     try:

@@ -232,6 +232,7 @@ async def test_memory_error_that_persists_resets_with_reason():
     await stop(t, clk)
     assert len(resets) == 1 and t.reset_reason == resets[0], resets
     assert "record" in resets[0] and "MemoryError" in resets[0]
+    assert resets[0].endswith("last in task record (memory allocation failed, allocating 279 bytes)"), resets
     assert t.counters["mem_errors"] == 5  # 5 faults within 60 s, then no livelock: the tasks ended
     assert store.recs == queued  # the queue is intact for the next boot
     with open(path) as f:

@@ -1,0 +1,154 @@
+# mp-heap: 256K
+# The loop's task set on both runtimes (telelogger/loopinit.py start, telelogger/sampler.py): the
+# vehicle checks run in the OBD task and the signal poll with the battery's, on their own timings,
+# and a MemoryError in either shared job is a handled fault under the job's name (logged once, with
+# the failed allocation's text) that leaves the other job running as it was.
+from loopfakes import FakeModem, FakeObd, FakeGnss, make, stop
+
+VIN = "WP0ZZZ99ZTS390000"
+OOM = "memory allocation failed, allocating 96 bytes"  # MicroPython's text for a failed allocation
+
+
+class Log:
+    def __init__(self):
+        self.lines = []
+
+    def _add(self, level, fmt, args):
+        self.lines.append((level, fmt % args))
+
+    def info(self, fmt, *a):
+        self._add("info", fmt, a)
+
+    def warn(self, fmt, *a):
+        self._add("warn", fmt, a)
+
+    def error(self, fmt, *a):
+        self._add("error", fmt, a)
+
+    def debug(self, fmt, *a):
+        self._add("debug", fmt, a)
+
+    def oom(self):
+        return [s for lv, s in self.lines if lv == "error" and s.startswith("out of memory")]
+
+
+class Battery:
+    def __init__(self):
+        self.at = []
+
+    def voltage(self):
+        self.at.append(self.clk.t)
+        return 13.6
+
+
+class CountingModem(FakeModem):
+    def __init__(self, clk, fails=0):
+        FakeModem.__init__(self)
+        self.clk = clk
+        self.at = []
+        self.fails = fails
+
+    async def signal_dbm(self):
+        self.at.append(self.clk.t)
+        if self.fails:
+            self.fails -= 1
+            raise MemoryError(OOM)
+        self.rssi += 1  # a new value each poll: the loop keeps signal samples only on change
+        return -113 + 2 * self.rssi
+
+
+class VinObd(FakeObd):
+    """An OBD link with a VIN and trouble codes whose VIN read runs out of memory `fails` times."""
+
+    def __init__(self, clk, fails=0):
+        FakeObd.__init__(self, {0x0C: 1800, 0x0D: 50, 0x05: 88})
+        self.clk = clk
+        self.fails = fails
+        self.vin_at = []
+
+    async def vin(self, tries=2):
+        self.vin_at.append(self.clk.t)
+        if self.fails:
+            self.fails -= 1
+            raise MemoryError(OOM)
+        return VIN
+
+    async def dtcs(self, mode):
+        return []
+
+
+def _setup(gnss=None):
+    t, clk, pub, store, obd = make(gnss=gnss)
+    t.log = Log()
+    return t, clk, obd
+
+
+async def test_shared_tasks_keep_their_timings():
+    t, clk, obd = _setup(gnss=FakeGnss())
+    obd = t.obd = VinObd(clk)
+    t.modem = modem = CountingModem(clk)
+    t.battery = bat = Battery()
+    bat.clk = clk
+    t.start()
+    # record, send, status, wdt, standby, obd (+ vehicle checks), gnss, poll (battery + signal)
+    assert len(t.tasks) == 8, len(t.tasks)
+    await clk.advance(21000)
+    await stop(t, clk)
+    assert bat.at == list(range(0, 21000, 2000)), bat.at  # intervals.battery_ms 2000, from the start
+    assert modem.at == [0, 10000, 20000], modem.at  # intervals.signal_ms 10000, from the start
+    assert obd.vin_at == [5000], obd.vin_at  # the first vehicle check 5 s in; the VIN then known
+    assert t.vin == VIN and t.dtc[2] == [] and obd.inits == 1
+    assert 19 <= obd.reads[0x0C] <= 22, obd.reads  # the PID reads go on around the checks
+    assert t.counters["mem_errors"] == 0 and t.log.oom() == []
+
+
+async def test_vehicle_memory_fault_is_its_own():
+    t, clk, obd = _setup()
+    obd = t.obd = VinObd(clk, fails=2)
+    t.start()
+    await clk.advance(20000)
+    await stop(t, clk)
+    # 5000: fault (back-off 0.5 s), again 5 s later: fault (back-off 1 s), again 5 s later: the VIN
+    assert obd.vin_at == [5000, 10500, 16500], obd.vin_at
+    assert t.counters["mem_errors"] == 2 and t.vin == VIN and t.reset_reason is None
+    lines = t.log.oom()
+    assert len(lines) == 1 and lines[0].startswith("out of memory in task vehicle (" + OOM + "; free "), lines
+    assert obd.inits == 1  # the OBD part kept its link: no re-init for the check's fault
+    assert obd.reads[0x0C] >= 16, obd.reads  # PID reads went on (paused only by the back-offs)
+
+
+async def test_signal_memory_fault_is_its_own():
+    t, clk, obd = _setup()
+    t.modem = modem = CountingModem(clk, fails=1)
+    t.start()
+    await clk.advance(12000)
+    await stop(t, clk)
+    # the fault at 0, the signal poll again after the 0.5 s back-off, then every 10 s
+    assert modem.at == [0, 500, 10500], modem.at
+    assert t.counters["mem_errors"] == 1
+    lines = t.log.oom()
+    assert len(lines) == 1 and lines[0].startswith("out of memory in task signal (" + OOM + "; "), lines
+    assert t.last.get(0x24) == obd.volts and t.last.get(0x81) is not None  # battery (ATRV) and signal
+
+
+async def test_fault_without_a_text_says_so():
+    """A MemoryError without a message (MicroPython's preallocated one when even the exception could
+    not be allocated; CPython's allocator) is logged as such, once per task."""
+    import asyncio
+
+    from telelogger import tasks
+
+    t, clk, obd = _setup()
+    n = []
+
+    async def boom():
+        n.append(clk.t)
+        if len(n) <= 2:
+            raise MemoryError()
+
+    asyncio.create_task(tasks.guarded(t, "x", boom))
+    await clk.advance(5000)
+    await stop(t, clk)
+    assert n == [0, 500, 1500] and t.counters["mem_errors"] == 2, n
+    lines = t.log.oom()
+    assert len(lines) == 1 and lines[0].startswith("out of memory in task x (no allocation size; free "), lines
