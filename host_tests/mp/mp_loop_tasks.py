@@ -152,3 +152,28 @@ async def test_fault_without_a_text_says_so():
     assert n == [0, 500, 1500] and t.counters["mem_errors"] == 2, n
     lines = t.log.oom()
     assert len(lines) == 1 and lines[0].startswith("out of memory in task x (no allocation size; free "), lines
+
+
+async def test_status_interval_module_is_dropped_after_each_status():
+    """The status message is built by telelogger/statusmsg.py, imported per status interval and
+    dropped again; status.status / publish_status / reboot stay importable from telelogger.status."""
+    import json
+    import sys
+
+    from telelogger import status
+
+    t, clk, obd = _setup()
+    sys.modules.pop("telelogger.statusmsg", None)
+    t.start()
+    await clk.advance(25000)  # intervals.status_ms 10000: two statuses
+    assert "telelogger.statusmsg" not in sys.modules
+    await stop(t, clk)
+    sts = [json.loads(p) for tp, p, q in t.pub.sent if tp == "fm/TEST01/status"]
+    assert len(sts) == 2 and sts[-1]["id"] == "TEST01" and sts[-1]["uptime_ms"] == 20000 and sts[-1]["records"] >= 10, sts
+    assert t.counters["status"] == 2
+    st = status.status(t)
+    assert st["voltage"] == obd.volts and st["queue"] == t.store.pending()
+    assert "telelogger.statusmsg" not in sys.modules  # forwarded, then dropped again
+    from telelogger.status import publish_status, reboot  # noqa: F401 - importable from their old home
+
+    assert getattr(status, "no_such_name", None) is None and "telelogger.statusmsg" not in sys.modules
