@@ -255,8 +255,6 @@ async def test_the_loop_keeps_no_config_and_config_get_answers_what_runs():
     """The Telelogger keeps the values it reads, not the config dict (3-4 KB of live heap): config_get
     rebuilds the running config from flash, with what config_set applied at once and, for what waits
     for a restart, the value that still runs."""
-    # (CPython runs every mp_ module in one process: mp_app_boot leaves telelogger.appboot imported)
-    sys.modules.pop("telelogger.appboot", None)
     d = Dev()
     try:
         t = d.t
