@@ -56,6 +56,7 @@ class CellularPublisher(Publisher):
     _need: int  # the recovery level the next connect starts from
     pub_timeout_s: int
     log = None  # core.log.Log
+    clock: object  # a core.compat.Clock, set by net.cellular_rare.init
 
     def __init__(self, at, clock=None, **kw):
         Publisher.__init__(self)

@@ -50,6 +50,7 @@ def entry(pid):
     e = _cache.get(pid)
     if e is None:
         e = t = 0
+        f = None  # the table file
         if 0 <= pid < 256:
             try:
                 p = __file__
@@ -61,7 +62,7 @@ def entry(pid):
             except (OSError, NameError):  # no table file (a frozen image; a port without __file__): the table
                 # imported for the lookup, dropped again
                 t = lookup("obdii.pidtable", "row", pid)
-            if t == 0:
+            if t == 0 and f is not None:
                 key = b"\n%02X " % pid
                 buf = bytearray(128)
                 with f:
@@ -87,8 +88,8 @@ def entry(pid):
                 f = t.split()
                 mul, div = f[5].split("/")
                 # formula_index: pidtable.FORMULAS in order (a test checks)
-                e = (f[1], f[2], int(f[3]), "A A*256+B C*256+D A*2^24+B*2^16+C*256+D".split().index(f[4]),
-                     int(mul), int(div), int(f[6]))
+                fs = "A A*256+B C*256+D A*2^24+B*2^16+C*256+D".split()
+                e = (f[1], f[2], int(f[3]), fs.index(f[4]), int(mul), int(div), int(f[6]))  # pyright: ignore[reportArgumentType]
         if len(_cache) >= 32:
             _cache.clear()
         _cache[pid] = e

@@ -65,6 +65,12 @@ class Dev:
         _rm(self.path)
 
 
+def _no_appboot():
+    """Start without telelogger.appboot loaded (another test in this process may have imported it), so a
+    test can see that a command does not leave it behind."""
+    sys.modules.pop("telelogger.appboot", None)
+
+
 def _dropped():
     return "telelogger.cfgcmd" not in sys.modules and "telelogger.configcheck" not in sys.modules
 
@@ -255,6 +261,7 @@ async def test_the_loop_keeps_no_config_and_config_get_answers_what_runs():
     """The Telelogger keeps the values it reads, not the config dict (3-4 KB of live heap): config_get
     rebuilds the running config from flash, with what config_set applied at once and, for what waits
     for a restart, the value that still runs."""
+    _no_appboot()
     d = Dev()
     try:
         t = d.t
@@ -280,7 +287,7 @@ async def test_the_loop_keeps_no_config_and_config_get_answers_what_runs():
         assert r["result"]["unchanged"] == ["broker.keepalive"] and r["result"]["restart"] == {}, r
         assert (await d.cmd("config_get", {"key": "broker.keepalive"}))["result"] == {
             "key": "broker.keepalive", "value": 60}
-        assert _dropped() and "telelogger.appboot" not in sys.modules
+        assert _dropped() and "telelogger.appboot" not in sys.modules, "the command left appboot loaded"
     finally:
         d.done()
 
@@ -291,6 +298,7 @@ async def test_config_commands_read_the_cache_beside_the_queue_and_keep_it_curre
     secrets), so the next boot needs no validator and the next command reads it too."""
     from telelogger import appboot
 
+    _no_appboot()
     d = Dev()
     try:
         cache, sec = _cached(d, status_ms=12345)
@@ -312,6 +320,6 @@ async def test_config_commands_read_the_cache_beside_the_queue_and_keep_it_curre
             fh.write(json.dumps(f))
         assert (await d.cmd("config_get", {"key": "intervals.status_ms"}))["result"]["value"] == 20000
         assert (await d.cmd("config_get", {"key": "broker.port"}))["result"]["value"] == 1883
-        assert _dropped() and "telelogger.appboot" not in sys.modules
+        assert _dropped() and "telelogger.appboot" not in sys.modules, "the command left appboot loaded"
     finally:
         _done(d)
