@@ -18,10 +18,9 @@
 import asyncio
 
 from at.engine import ATCommandError, ATError, CMEError
-from core.compat import DEFAULT_CLOCK, TimeoutError  # noqa: A004 - asyncio's, on both runtimes
+from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from modem import codes
 from modem.errors import ModemError
-from modem.sim7600 import CMD_TIMEOUT_MS
 
 # Settings a config may give (Sim7600(config=...)); cmd_timeout_ms is modem.sim7600's (Sim7600.t).
 DEFAULTS = {
@@ -40,24 +39,6 @@ DEFAULTS = {
 def step(self, name, a):
     """Sim7600.<name>(*a) for the steps that live here (modem.sim7600.Sim7600.__getattr__)."""
     return globals()[name](self, *a)
-
-
-def init(self, at, clock, config, log):
-    """Sim7600.__init__."""
-    self.at = at
-    self.clock = clock or DEFAULT_CLOCK
-    cfg = {}  # the settings given; DEFAULTS has the rest (read when a step runs)
-    if config:
-        for k in config:
-            if config[k] is not None:
-                cfg[k] = config[k]
-    self.cfg = cfg
-    self.t = cfg.get("cmd_timeout_ms") or CMD_TIMEOUT_MS
-    self.log = log
-    self.model = None
-    self.revision = None
-    self.imei = None
-    self.info = {}
 
 
 def _cfg(self, key):

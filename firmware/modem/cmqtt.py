@@ -19,8 +19,8 @@
 #   without it; AT+CMQTTCFG="checkUTF8" refused is logged and skipped.
 #
 # RAM: what stays resident is the publish path, the URC handlers (session state, incoming
-# messages) and the command plumbing. The constructor's body and the connect path (start, acquire,
-# connect, subscribe, the setters) are in modem/cmqtt_rare.py, the rare operations (stop, release,
+# messages), the constructor, the callback setters and the command plumbing. The connect path
+# (start, acquire, connect, subscribe) is in modem/cmqtt_rare.py, the rare operations (stop, release,
 # reset_service, set_will, disconnect, query_connected, subscribe_many, unsubscribe) in
 # modem/cmqtt_ops.py, the classification of a failed command and the words for a refused
 # argument, a session that went down or a message that was dropped in modem/code_texts.py: each
@@ -28,8 +28,8 @@
 # CmqttArgError are modem/cmqtt_errors.py's, re-exported here.
 import asyncio
 
-from at.engine import ATError, response_prefix
-from core.compat import const
+from at.engine import ATError, default_meaning, response_prefix
+from core.compat import DEFAULT_CLOCK, const
 from core.errors import lookup
 from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP
 from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
@@ -57,8 +57,7 @@ class Cmqtt:
     rx_in_flight(): an incoming message burst is being received (the RX gate is shut).
     """
 
-    # The attributes, set by modem/cmqtt_rare.py's init (boot-only code is not resident); besides
-    # these: at (the ATEngine), clock (core.compat.Clock), log (core.log.Log or None).
+    # The attributes (set by __init__); besides these: at (the ATEngine), clock (core.compat.Clock), log (core.log.Log or None).
     idx: int  # the client index
     check_utf8: bool
     cmd_timeout_ms: int
@@ -73,13 +72,46 @@ class Cmqtt:
     _rx_idle: asyncio.Event  # set while no incoming message burst is in flight
 
     def __init__(self, at, clock=None, index=0, check_utf8=False, cmd_timeout_ms=5000, log=None):
-        lookup("modem.cmqtt_rare", "init", self, at, clock, index, check_utf8, cmd_timeout_ms, log)
+        # resident (not cmqtt_rare's): the publisher is built on the boot peak, where importing
+        # modem/cmqtt_rare.py for the constructor and the setters is what does not fit
+        self.at = at
+        self.clock = clock or DEFAULT_CLOCK
+        self.idx = index
+        self.check_utf8 = check_utf8
+        self.cmd_timeout_ms = cmd_timeout_ms
+        self.log = log
+        self._lock = asyncio.Lock()
+        self._connected = self.started = self.acquired = self.nonet = self.disc_in_flight = False
+        self.last_down = self._state_cb = self._msg_cb = None
+        self.accq_version = True
+        self.stats = {"busy_retries": 0, "rx": 0, "rx_dropped": 0}
+        # incoming (the RX handlers below): [topic, payload] buffers, positions, announced lengths
+        self._rx_idle = asyncio.Event()  # set while no incoming message burst is in flight
+        self._rx_idle.set()
+        self._rx_reset()
+        self._rx_len = (0, 0)
+        on = at.on_urc
+        on("+CMQTTCONNLOST:", self._urc_down)
+        on("+CMQTTNONET", self._urc_down)
+        on("+CMQTTPING:", self._urc_down)
+        on("+CMQTTRXSTART:", self._urc_rxstart)
+        on("+CMQTTRXTOPIC:", self._urc_rxpart, body_len=self._chunk_len)
+        on("+CMQTTRXPAYLOAD:", self._urc_rxpart, body_len=self._chunk_len, secret=True)
+        on("+CMQTTRXEND:", self._urc_rxend)
+        if at.meaning is default_meaning:
+            at.meaning = _at_meaning
+
+    def on_message(self, cb):
+        self._msg_cb = cb
+
+    def on_state(self, cb):
+        self._state_cb = cb
 
     def __getattr__(self, name):
         # the connect path and the setters (modem/cmqtt_rare.py), the rare operations
         # (modem/cmqtt_ops.py): imported when one is called, not when it is looked up (so that
         # `(mq.release, mq.stop)` holds no copy of the module)
-        if name in ("start", "acquire", "connect", "subscribe", "on_message", "on_state", "rx_in_flight"):
+        if name in ("start", "acquire", "connect", "subscribe", "rx_in_flight"):
             mod = "modem.cmqtt_rare"
         elif name in ("subscribe_many", "unsubscribe", "stop", "release", "reset_service", "set_will", "disconnect",
                       "query_connected"):

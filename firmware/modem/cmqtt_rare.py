@@ -1,19 +1,16 @@
-# The connect path of the modem's MQTT client (modem.cmqtt.Cmqtt): its construction (init), START
-# (with the clean-up of a stale service), ACCQ (and its recoveries), CONNECT, SUBSCRIBE and the
-# callback setters. Cmqtt reaches these through Cmqtt.__getattr__ -> call() and core.errors.lookup:
+# The connect path of the modem's MQTT client (modem.cmqtt.Cmqtt): START (with the clean-up of a
+# stale service), ACCQ (and its recoveries), CONNECT, SUBSCRIBE (the constructor and the callback
+# setters are resident: they run on the boot peak). Cmqtt reaches these through Cmqtt.__getattr__ -> call() and core.errors.lookup:
 # the module is imported for the call and dropped again, so none of it is resident on the ESP32;
 # an operation keeps it imported while it runs (modem.errors.hold). The rare operations (stop,
 # release, reset, will, disconnect, state query, several topics, unsubscribe) are in
 # modem/cmqtt_ops.py, the words for errors in modem/code_texts.py. Every function takes the Cmqtt
 # first and takes its lock where the operation needs it.
-import asyncio
 import sys
 
-from at.engine import default_meaning
-from core.compat import DEFAULT_CLOCK
 from core.errors import lookup
 from modem import codes
-from modem.cmqtt_errors import CmqttArgError, CmqttError, _at_meaning, _to_bytes, check_topic
+from modem.cmqtt_errors import CmqttArgError, CmqttError, _to_bytes, check_topic
 from modem.errors import hold
 
 _SELF = sys.modules[__name__]
@@ -22,48 +19,7 @@ def call(self, name, a, k):
     """Cmqtt.<name>(*a, **k) for the methods that live here (modem.cmqtt._CONNECT). An operation
     (a coroutine) keeps this module imported while it runs (modem.errors.hold)."""
     r = globals()[name](self, *a, **k)
-    return r if name in ("on_message", "on_state", "rx_in_flight") else hold(_SELF, r)
-
-def init(self, at, clock, index, check_utf8, cmd_timeout_ms, log):
-    """Cmqtt.__init__: the state and the URC handlers on the engine."""
-    self.at = at
-    self.clock = clock or DEFAULT_CLOCK
-    self.idx = index
-    self.check_utf8 = check_utf8
-    self.cmd_timeout_ms = cmd_timeout_ms
-    self.log = log
-    self._lock = asyncio.Lock()
-    self._connected = False
-    self.started = False
-    self.acquired = False
-    self.nonet = False
-    self.last_down = None
-    self.disc_in_flight = False
-    self._state_cb = None
-    self._msg_cb = None
-    self.accq_version = True
-    self.stats = {"busy_retries": 0, "rx": 0, "rx_dropped": 0}
-    # incoming (Cmqtt's RX handlers): [topic, payload] buffers, positions, announced lengths
-    self._rx_idle = asyncio.Event()  # set while no incoming message burst is in flight
-    self._rx_idle.set()
-    self._rx_reset()
-    self._rx_len = (0, 0)
-    on = at.on_urc
-    on("+CMQTTCONNLOST:", self._urc_down)
-    on("+CMQTTNONET", self._urc_down)
-    on("+CMQTTPING:", self._urc_down)
-    on("+CMQTTRXSTART:", self._urc_rxstart)
-    on("+CMQTTRXTOPIC:", self._urc_rxpart, body_len=self._chunk_len)
-    on("+CMQTTRXPAYLOAD:", self._urc_rxpart, body_len=self._chunk_len, secret=True)
-    on("+CMQTTRXEND:", self._urc_rxend)
-    if at.meaning is default_meaning:
-        at.meaning = _at_meaning
-
-def on_message(self, cb):
-    self._msg_cb = cb
-
-def on_state(self, cb):
-    self._state_cb = cb
+    return r if name == "rx_in_flight" else hold(_SELF, r)
 
 def rx_in_flight(self):
     return not self._rx_idle.is_set()

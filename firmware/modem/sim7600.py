@@ -15,6 +15,7 @@
 # Bound of one bring-up: boot_timeout_ms 30 s + sim_timeout_ms 20 s + reg_timeout_ms 120 s +
 # about 14 commands of at most cmd_timeout_ms 5 s: under 4 min, well inside the 900 s heartbeat.
 from at.engine import ATCommandError, CMEError
+from core.compat import DEFAULT_CLOCK
 from core.errors import lookup
 from modem.codes import FIRMWARE_NO_SSL
 from modem.errors import ModemError  # noqa: F401 - re-exported: the bring-up's error
@@ -55,7 +56,7 @@ class Sim7600:
     modem/bringup.py's (__getattr__ -> bringup.step), the module imported for the call and dropped
     when it returns."""
 
-    # set by modem/bringup.py's init (boot-only code is not resident); besides these: at, clock, log
+    # besides these: at, clock, log
     cfg: dict  # the settings given (None left out); modem.bringup.DEFAULTS has the rest
     t: int  # cmd_timeout_ms
     model: "str | None"
@@ -64,7 +65,21 @@ class Sim7600:
     info: dict  # what bring-up and the steady state learnt: reg, signal_dbm, time, ...
 
     def __init__(self, at, clock=None, config=None, log=None):
-        lookup("modem.bringup", "init", self, at, clock, config, log)
+        # resident (not bringup's): the publisher is built on the boot peak, where importing
+        # modem/bringup.py for these few lines is what does not fit
+        self.at = at
+        self.clock = clock or DEFAULT_CLOCK
+        self.cfg = cfg = {}  # the settings given; bringup.DEFAULTS has the rest (read when a step runs)
+        if config:
+            for k in config:
+                if config[k] is not None:
+                    cfg[k] = config[k]
+        self.t = cfg.get("cmd_timeout_ms") or CMD_TIMEOUT_MS
+        self.log = log
+        self.model = None
+        self.revision = None
+        self.imei = None
+        self.info = {}
 
     def __getattr__(self, name):
         # the bring-up steps and ssl_supported: modem/bringup.py, imported when one is called

@@ -198,3 +198,31 @@ async def test_a_rare_operation_leaves_no_bytecode_resident():
     assert "modem.cmqtt_rare" not in sys.modules
     assert grew < 1500, grew  # modem.cmqtt_rare alone is ~3.7 KB of bytecode on 32-bit
     at.stop()
+
+
+async def test_construction_and_setters_import_no_rare_module():
+    # the publisher is built on the boot peak: Cmqtt() and on_message/on_state are resident (a
+    # stand-in with no attributes in sys.modules fails the test if either imports cmqtt_rare)
+    import sys
+
+    class Trap:
+        pass
+
+    states = []
+    seen = states.append
+    saved = sys.modules.pop("modem.cmqtt_rare", None)
+    sys.modules["modem.cmqtt_rare"] = Trap()
+    try:
+        m, at, mq = setup(cmd_timeout_ms=700)
+        mq.on_message(print)
+        mq.on_state(lambda up, why: seen(up))
+    finally:
+        del sys.modules["modem.cmqtt_rare"]
+        if saved is not None:
+            sys.modules["modem.cmqtt_rare"] = saved
+    assert mq.idx == 0 and mq.cmd_timeout_ms == 700 and not mq.connected() and not mq.started
+    assert mq._msg_cb is print
+    assert at.meaning is C._at_meaning  # CMQTT's words for a failed command
+    await up(m, mq)  # the URC handlers are on the engine: the session comes up
+    assert mq.connected() and states == [True], states  # the state callback set above is called
+    at.stop()

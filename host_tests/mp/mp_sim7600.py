@@ -103,6 +103,26 @@ async def test_bringup_module_is_dropped_after_each_step():
     assert e.kind == "not_responding" and "modem.bringup" not in sys.modules
 
 
+def test_construction_imports_no_bringup():
+    # the publisher is built on the boot peak: Sim7600() is resident (a stand-in with no
+    # attributes in sys.modules fails the test if the constructor imports modem.bringup)
+    class Trap:
+        pass
+
+    saved = sys.modules.pop("modem.bringup", None)
+    sys.modules["modem.bringup"] = Trap()
+    try:
+        m = Sim7600(ScriptAT({}), None, {"apn": "web", "sim_pin": None, "cmd_timeout_ms": 700})
+        d = Sim7600(ScriptAT({}))
+    finally:
+        del sys.modules["modem.bringup"]
+        if saved is not None:
+            sys.modules["modem.bringup"] = saved
+    assert m.cfg == {"apn": "web", "cmd_timeout_ms": 700} and m.t == 700  # None settings left out
+    assert m.model is None and m.revision is None and m.imei is None and m.info == {}
+    assert d.cfg == {} and d.t == 5000 and d.clock is not None
+
+
 async def test_sim_errors_are_modem_errors_with_kind_sim():
     at = modem_at(1, 1, 1, **{"AT+CPIN?": ["+CPIN: SIM PIN"]})
     e = await araises(ModemError, Sim7600(at, Clock(), FAST).bring_up())
