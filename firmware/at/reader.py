@@ -180,7 +180,8 @@ class ATReader:
         self._waiters = []
         self.pending = None  # Reply of the command in flight
         self.prefix = None  # its response prefix ('+CSQ:' for AT+CSQ)
-        self.terminators = None  # type: tuple | None - its caller-given final lines
+        # its caller-given final lines
+        self.terminators = None  # type: tuple | None
         self._done = asyncio.Event()
         self._task = None
         self.body_timeout_ms = 2000

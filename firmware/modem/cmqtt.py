@@ -253,7 +253,7 @@ class Cmqtt:
         result (0) or None for commands without one; raises CmqttError (ModemRebooted as is).
         op: the command's name in errors ('CMQTTPUB'); None: taken from cmd."""
         if op is None:
-            op = response_prefix(cmd)[1:-1]  # 'AT+CMQTTREL=0' -> 'CMQTTREL'
+            op = response_prefix(cmd)[1:-1]  # pyright: ignore[reportOptionalSubscript] - 'AT+CMQTTREL=0' -> 'CMQTTREL'
         attempt = 0
         while True:
             await self._gate()

@@ -109,6 +109,7 @@ class Telelogger:
     cmdq: list
     beats: dict
     last: dict
+    pending: dict
     counters: dict
 
     def __init__(self, cfg, pub, store, **kw):

@@ -226,20 +226,21 @@ async def poll_task(t):
                         t.standby.battery(v, t.now())
                 b = t.now() + t.battery_ms
             name = "signal"
-            if s is not None and t.now() >= s:
+            m = t.modem  # (s is None without one)
+            if s is not None and m is not None and t.now() >= s:
                 if t.state == RUN:
                     v = None
                     try:  # dBm from the modem's signal_dbm() (net.cellular's modem: AT+CSQ converted there)
-                        v = await acall(t.modem.signal_dbm)
+                        v = await acall(m.signal_dbm)
                     except MemoryError:
                         raise
                     except Exception as e:
                         t.note("debug", "signal not read: %s", e)
                     if v is not None and t.last.get(K_SIGNAL) != v:  # official: CSQ stored on change
                         t.sample(K_SIGNAL, v)
-                    if t.utc_offset_ms is None and hasattr(t.modem, "utc_ms"):
+                    if t.utc_offset_ms is None and hasattr(m, "utc_ms"):
                         try:
-                            v = await acall(t.modem.utc_ms)
+                            v = await acall(m.utc_ms)
                             if v:
                                 t.set_utc(v)
                         except MemoryError:
