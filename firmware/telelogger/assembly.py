@@ -180,7 +180,6 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
     builds the cellular publisher and the Telelogger from them once this module is dropped: the
     publisher's build imports its own rare modules, not beside this code. reset: the loop's reset
     callback (telelogger.loopinit)."""
-    from telelogger.loop import next_boot
     from telelogger.store import Store
 
     clock = clock or Clock()
@@ -245,7 +244,10 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
     q = cfg.get("queue") or {}
     store = Store(store_root, qmax, q.get("segment_bytes", 16384))
     boot_path, reset_path = [store_root + s for s in "/boot /last_reset".split()]  # (as data: no names)
+    from telelogger.loop import next_boot  # loopinit's: while this name is held, so is loopinit's code
+
     boot = next_boot(boot_path)
+    next_boot = None
 
     wdt = board.wdt_start(_WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
     return at, pub, flat, dict(store=store, obd=obd, gnss=gnss, modem=None, battery=board.battery_voltage,
