@@ -154,7 +154,7 @@ def _release_coproc_reset(board):
         print("obd: co-processor reset line not driven (%s)" % e)
 
 
-async def _power_on(board, at, clock, log):
+async def power_on(board, at, clock, log):
     """A cold plug-in or a battery disconnect leaves the module off: press its power key (GPIO27 on
     the ONE+) until it answers AT, as the official firmware does at every start. A module that
     already answers is left alone. Failure is logged, not fatal: records are stored meanwhile and
@@ -214,7 +214,7 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
         at = ATEngine(board.stream("modem"), clock, log=at_log(cfg, clock, amax))
         at.start()
         if board.has("modem_power"):
-            await _power_on(board, at, clock, log)
+            await power_on(board, at, clock, log)
     pub = None  # the cellular publisher: telelogger.app builds it
     if at is None or transport != "cellular":  # boot only and WiFi only: a cellular boot does not load its module
         pub = lookup("telelogger.wifiboot", "publisher", board, flat, clock, log)
