@@ -210,13 +210,36 @@ def make_board(desc, argv, kw):
         from board.esp32 import Board
 
         return Board(desc, **kw)
-    from board.host import HostBoard, parse_host_args
+    from board.host import HostBoard
 
     opts = parse_host_args(argv if argv is not None else sys.argv[1:])
     for k in ("modem", "obd", "gps"):
         if k not in kw and opts.get(k):
             kw[k] = opts[k]
     return HostBoard(desc, **kw)
+
+
+def parse_host_args(argv):
+    """make_board's `--modem PATH --obd PATH --gps PATH [--board NAME] [--config F] [--secrets F]`
+    (also --name=value) -> dict; other arguments are kept in 'rest'. (The host board's: here, boot only,
+    not in board.host, which stays imported while the host runs.)"""
+    flags = "modem obd gps board config secrets".split()  # (as data: no interned names)
+    out = {"rest": []}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--") and "=" in a and a[2:].split("=", 1)[0] in flags:
+            k, v = a[2:].split("=", 1)
+            out[k] = v
+        elif a.startswith("--") and a[2:] in flags:
+            if i + 1 >= len(argv):
+                raise BoardError("%s needs a value" % a)
+            out[a[2:]] = argv[i + 1]
+            i += 1
+        else:
+            out["rest"].append(a)
+        i += 1
+    return out
 
 
 def parse_devtype(text):

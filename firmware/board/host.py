@@ -16,28 +16,6 @@ class DeepSleep(Exception):
         self.ms = ms
 
 
-def parse_host_args(argv):
-    """`--modem PATH --obd PATH --gps PATH [--board NAME] [--config F] [--secrets F]`
-    (also --name=value) -> dict; other arguments are kept in 'rest'."""
-    flags = "modem obd gps board config secrets".split()  # (as data: no interned names)
-    out = {"rest": []}
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a.startswith("--") and "=" in a and a[2:].split("=", 1)[0] in flags:
-            k, v = a[2:].split("=", 1)
-            out[k] = v
-        elif a.startswith("--") and a[2:] in flags:
-            if i + 1 >= len(argv):
-                raise BoardError("%s needs a value" % a)
-            out[a[2:]] = argv[i + 1]
-            i += 1
-        else:
-            out["rest"].append(a)
-        i += 1
-    return out
-
-
 class FakePin:
     """Records every level written with the clock's time: history = [(level, ms), ...]."""
 

@@ -1,6 +1,7 @@
 # The telelogger's entry: main.py (ESP32) calls device_main(); scripts/host_main.py (host MicroPython /
-# CPython against serial paths) calls run(). Building everything is telelogger.assembly's job (boot
-# only: imported for assemble() and dropped again).
+# CPython against serial paths) calls run(). Building the parts is telelogger.assembly's job (boot
+# only: imported for assemble() and dropped again); the cellular publisher and the Telelogger are built
+# here once it is gone (the boot's peak: not both at once).
 #
 #   t, at = await assemble(board, cfg)                 # a Telelogger (not started) and the modem's ATEngine
 #   await run(board, cfg, duration_ms=None, on_progress=fn, progress_ms=3000)
@@ -27,7 +28,8 @@ def __getattr__(name):
 async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     """-> (telelogger, at): the Telelogger (not started) and the modem's ATEngine (started;
     None when nothing uses the modem: WiFi transport without modem GNSS). Stop `at` after the
-    telelogger. The assembly code is dropped from the heap when it is done."""
+    telelogger. The assembly code is dropped from the heap before the cellular publisher and the
+    Telelogger are built (their builds import boot modules of their own: not beside it)."""
     import sys
 
     keep = list(sys.modules)
@@ -37,9 +39,23 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
         # the loop's reset callback: when it gives up on a persistent fault (memory) it has stored what it
         # could and written the reason to reset_path; run() sees t.reset_reason, returns, and the caller
         # resets the board (device_main: machine.reset(); the host runner exits with its reset code)
-        return await assembly.assemble(board, cfg, clock, store_root, log, lambda reason: None)
+        at, pub, flat, kw = await assembly.assemble(board, cfg, clock, store_root, log, lambda reason: None)
     finally:
+        assembly = None  # (a local: it would keep the module's code alive)
         drop("telelogger.assembly", keep)
+    if pub is None:  # cellular
+        from net.cellular import from_config
+        from telelogger.modemctl import ModemCtl
+
+        clock = kw["clock"]
+        pub = from_config(at, flat, clock, log=log)
+        kw["modem"] = m = ModemCtl(pub, board, clock, log)
+        if board.has("modem_power"):
+            pub.power_on = m.wake  # a module that lost its power is pressed on again by the recovery
+    flat = None
+    from telelogger.loop import Telelogger
+
+    return Telelogger(cfg, pub, kw.pop("store"), **kw), at
 
 
 async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=None, progress_ms=3000, log=None,

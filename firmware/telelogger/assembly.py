@@ -154,11 +154,32 @@ def _release_coproc_reset(board):
         print("obd: co-processor reset line not driven (%s)" % e)
 
 
+async def power_on(board, at, clock, log):
+    """A cold plug-in or a battery disconnect leaves the module off: press its power key (GPIO27 on
+    the ONE+) until it answers AT, as the official firmware does at every start. A module that
+    already answers is left alone. Failure is logged, not fatal: records are stored meanwhile and
+    the publisher's recovery tries again. modem.power is dropped again (standby imports it when
+    it needs it). A coroutine of its own: its finished frame, not assemble()'s, held ModemPower, so
+    modem.power's code is freed as soon as it is dropped rather than kept through the boot."""
+    from modem.power import ModemPower
+
+    try:
+        pw = ModemPower(board.modem_power_pin(), at, clock, log=log)
+        ok = await pw.ensure_on()
+        print("modem: %s%s" % ("" if ok else "power on failed: ", pw.reason))
+    except Exception as e:  # BoardError (key not wired) and the like: keep running, say why
+        print("modem: power on failed: %s" % e)
+    finally:
+        drop("modem.power")
+
+
 async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=None):
-    """-> (telelogger, at): the Telelogger (not started) and the modem's ATEngine (started;
-    None when nothing uses the modem: WiFi transport without modem GNSS). Stop `at` after the
-    telelogger. reset: the loop's reset callback (telelogger.loopinit)."""
-    from telelogger.loop import Telelogger, next_boot
+    """-> (at, pub, flat, kw): the modem's ATEngine (started; None when nothing uses the modem: WiFi
+    transport without modem GNSS), the WiFi publisher or None for the cellular one, the flat config the
+    publisher is built from, and the Telelogger's other arguments (store among them). telelogger.app
+    builds the cellular publisher and the Telelogger from them once this module is dropped: the
+    publisher's build imports its own rare modules, not beside this code. reset: the loop's reset
+    callback (telelogger.loopinit)."""
     from telelogger.store import Store
 
     clock = clock or Clock()
@@ -193,32 +214,9 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
         at = ATEngine(board.stream("modem"), clock, log=at_log(cfg, clock, amax))
         at.start()
         if board.has("modem_power"):
-            # A cold plug-in or a battery disconnect leaves the module off: press its power key (GPIO27 on
-            # the ONE+) until it answers AT, as the official firmware does at every start. A module that
-            # already answers is left alone. Failure is logged, not fatal: records are stored meanwhile and
-            # the publisher's recovery tries again. modem.power is dropped again (standby imports it when
-            # it needs it).
-            from modem.power import ModemPower
-
-            try:
-                pw = ModemPower(board.modem_power_pin(), at, clock, log=log)
-                ok = await pw.ensure_on()
-                print("modem: %s%s" % ("" if ok else "power on failed: ", pw.reason))
-            except Exception as e:  # BoardError (key not wired) and the like: keep running, say why
-                print("modem: power on failed: %s" % e)
-            finally:
-                drop("modem.power")
-    modem = None
-    if at is not None and transport == "cellular":
-        from net.cellular import from_config
-
-        pub = from_config(at, flat, clock, log=log)
-        from telelogger.modemctl import ModemCtl
-
-        modem = ModemCtl(pub, board, clock, log)
-        if board.has("modem_power"):
-            pub.power_on = modem.wake  # a module that lost its power is pressed on again by the recovery
-    else:  # boot only and WiFi only: a cellular boot does not load its module (nor intern its names)
+            await power_on(board, at, clock, log)
+    pub = None  # the cellular publisher: telelogger.app builds it
+    if at is None or transport != "cellular":  # boot only and WiFi only: a cellular boot does not load its module
         pub = lookup("telelogger.wifiboot", "publisher", board, flat, clock, log)
     # the GNSS source for gnss.source (after gnss_source's fallback), or None
     if note:
@@ -246,11 +244,12 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
     q = cfg.get("queue") or {}
     store = Store(store_root, qmax, q.get("segment_bytes", 16384))
     boot_path, reset_path = [store_root + s for s in "/boot /last_reset".split()]  # (as data: no names)
+    from telelogger.loop import next_boot  # loopinit's: while this name is held, so is loopinit's code
+
     boot = next_boot(boot_path)
+    next_boot = None
 
     wdt = board.wdt_start(_WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
-    t = Telelogger(cfg, pub, store, obd=obd, gnss=gnss, modem=modem,
-                   battery=board.battery_voltage, clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
-                   cmd_counter_path=cmd_counter_path(store_root), reset=reset,
-                   reset_path=reset_path)
-    return t, at
+    return at, pub, flat, dict(store=store, obd=obd, gnss=gnss, modem=None, battery=board.battery_voltage,
+                               clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
+                               cmd_counter_path=cmd_counter_path(store_root), reset=reset, reset_path=reset_path)

@@ -5,9 +5,9 @@ import json
 from board import BoardError, DeepSleep, battery_volts, device_id_from_mac
 from board import load_board as _load
 from board.esp32 import Board
-from board.host import FakePin, HostBoard, parse_host_args
+from board.host import FakePin, HostBoard
 from core.stream import UartStream
-from board.desc import apply_devtype, board_for_devtype, parse_devtype, validate_board
+from board.desc import apply_devtype, board_for_devtype, parse_devtype, parse_host_args, validate_board
 from mptest import raises
 
 NAMES = ("oneplus-a", "oneplus-b", "oneplus-h", "esp32-sim7600")
