@@ -29,8 +29,8 @@ def load_board(name=None, devtype=None, dirs=None):
             path = None
             for d in dirs:
                 try:
-                    open(d + "/" + name + ".json").close()
-                    path = d + "/" + name + ".json"
+                    open(d + "/" + name + ".json").close()  # pyright: ignore[reportOperatorIssue] - a name here
+                    path = d + "/" + name + ".json"  # pyright: ignore[reportOperatorIssue]
                     break
                 except OSError:
                     pass
@@ -50,7 +50,11 @@ def load_board(name=None, devtype=None, dirs=None):
     return desc
 
 
-def _need(d, key, t, where):
+if 1 - 1:  # pyright reads it, mpy-cross folds it away (nothing on the device)
+    from typing import Any  # noqa: F401 - used by the type comment below
+
+
+def _need(d, key, t, where):  # type: (dict, str, Any, str) -> Any
     """d[key], checked against the type or tuple of types `t` (None among them: null allowed; bools
     never pass as int)."""
     if key not in d:
@@ -58,7 +62,7 @@ def _need(d, key, t, where):
     v = d[key]
     t = t if isinstance(t, tuple) else (t,)
     if v is None and None in t:
-        return None
+        return v  # (None)
     t = tuple([x for x in t if x is not None])
     if isinstance(v, bool) or not isinstance(v, t):
         raise BoardError("%s: %r must be %s, got %r" % (where, key, " or ".join([x.__name__ for x in t]), v))

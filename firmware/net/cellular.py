@@ -50,7 +50,11 @@ class CellularPublisher(Publisher):
     pub_timeout_s=60, rng=None, log=None): the keywords and what they mean are net/cellular_rare.py's
     init (boot-only code is not resident)."""
 
-    # set by net/cellular_rare.py's init, among the settings above
+    # set by net/cellular_rare.py's init, among the settings above (annotations only: nothing on the device;
+    # `if 1 - 1` is folded away by mpy-cross while pyright reads the import)
+    if 1 - 1:
+        from typing import Any
+    power_on: "Any"  # None or a coroutine function pressing the modem's power key (app.assemble sets it)
     modem: Sim7600  # (the TLS driver, modem.tls.Tls, is made per use: net/cellular_setup.py's tls)
     mq: Cmqtt
     _need: int  # the recovery level the next connect starts from

@@ -75,13 +75,13 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
             step = progress_ms if duration_ms is None else min(progress_ms, duration_ms - (t.now() - t0))
             await t.sleep(max(1, step))
             if on_progress is not None:
-                on_progress(progress(t))  # pyright: ignore[reportPossiblyUnboundVariable]
+                on_progress(progress(t))
         t.stop()
         t.build_record()
         if drain_ms:
             await t.drain(drain_ms)
         if on_progress is not None:
-            on_progress(progress(t))  # pyright: ignore[reportPossiblyUnboundVariable]
+            on_progress(progress(t))
     finally:
         t.stop()
         try:
