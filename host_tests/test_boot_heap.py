@@ -102,7 +102,7 @@ def test_make_sim_keeps_imported_what_preload_imported(tmp_path):
     out = tmp_path / "sim-out"
     env = dict(os.environ, FM_HEAPPROF="6", FM_NO_PRELOAD="1")
     p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "sim.py"), "--out", str(out), "--duration", "14",
-                        "--drain", "3", "--gnss", "modem", "--heap", "320K"], capture_output=True, text=True,
+                        "--drain", "3", "--gnss", "modem", "--heap", "192K"], capture_output=True, text=True,
                        timeout=380, cwd=ROOT, env=env)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
     assert "config validated here and cached" in p.stdout + p.stderr

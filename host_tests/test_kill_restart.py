@@ -22,7 +22,7 @@ from peers.sim7600 import Sim7600, SimPty  # noqa: E402
 KILLS = 4
 # The budget is 96K (run_host's default, issue 9); until the RAM work is merged the telelogger does not fit
 # there, so this test says what it uses: KILL_TEST_HEAP=96K checks the budget.
-HEAP = os.environ.get("KILL_TEST_HEAP", "256K")
+HEAP = os.environ.get("KILL_TEST_HEAP", "176K")  # the entry path needs ~136K today
 
 
 class Collector:

@@ -153,7 +153,7 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
 def ota_info(t):
     """Sets t.ota_info, otaboot.info() of this boot's build ({ver, slot, trial, failed}; None on a tree
     without otaboot or a flash it cannot read), for the status, and t.ota_trial_ms: while the build is
-    on trial, the loop ms by which it must be healthy (status.status_task resets it then), else None.
+    on trial, the loop ms by which it must be healthy (statusmsg.tick resets it then), else None.
     otaboot is imported for this and dropped (status.py does the same after mark_healthy)."""
     t.ota_trial_ms = None
     try:

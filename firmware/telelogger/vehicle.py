@@ -3,7 +3,7 @@
 # trouble codes, read when the ECU first answers and then every obd.dtc_interval_s, published as a
 # "dtc" event on <prefix>/<id>/event whenever they differ from the last event of this boot (the first
 # read of a boot is always published). Commands dtc_read / dtc_clear (FORMAT.md "Commands").
-# Imported per check by status.vehicle_task and per command by cmdhandlers, and dropped after: the
+# Imported per check by sampler.obd_task and per command by cmdhandlers, and dropped after: the
 # state lives on the telelogger (t.vin, t.dtc), never in this module. Few names: each one a module
 # interns stays in RAM for good (ARCHITECTURE.md "RAM").
 import json
