@@ -66,6 +66,28 @@ async def stop(t, clk):
     clk._sl = []
 
 
+class LogLines:
+    """A core.log-shaped logger keeping (level, text) lines (the loop's notes)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def _add(self, level, fmt, args):
+        self.lines.append((level, fmt % args))
+
+    def info(self, fmt, *a):
+        self._add("info", fmt, a)
+
+    def warn(self, fmt, *a):
+        self._add("warn", fmt, a)
+
+    def error(self, fmt, *a):
+        self._add("error", fmt, a)
+
+    def debug(self, fmt, *a):
+        self._add("debug", fmt, a)
+
+
 class MemStore:
     """The store in RAM; max_records (None: unbounded) drops the oldest, as the flash store does
     when full (long tests with a stuck sender would otherwise fill the test heap)."""

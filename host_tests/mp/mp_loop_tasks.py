@@ -3,31 +3,13 @@
 # vehicle checks run in the OBD task and the signal poll with the battery's, on their own timings,
 # and a MemoryError in either shared job is a handled fault under the job's name (logged once, with
 # the failed allocation's text) that leaves the other job running as it was.
-from loopfakes import FakeModem, FakeObd, FakeGnss, make, stop
+from loopfakes import LogLines, FakeModem, FakeObd, FakeGnss, make, stop
 
 VIN = "WP0ZZZ99ZTS390000"
 OOM = "memory allocation failed, allocating 96 bytes"  # MicroPython's text for a failed allocation
 
 
-class Log:
-    def __init__(self):
-        self.lines = []
-
-    def _add(self, level, fmt, args):
-        self.lines.append((level, fmt % args))
-
-    def info(self, fmt, *a):
-        self._add("info", fmt, a)
-
-    def warn(self, fmt, *a):
-        self._add("warn", fmt, a)
-
-    def error(self, fmt, *a):
-        self._add("error", fmt, a)
-
-    def debug(self, fmt, *a):
-        self._add("debug", fmt, a)
-
+class Log(LogLines):
     def oom(self):
         return [s for lv, s in self.lines if lv == "error" and s.startswith("out of memory")]
 

@@ -3,32 +3,14 @@
 # unknown and records stay monotonic; a GNSS time far from a network time already known is refused.
 import json
 
-from loopfakes import FakeGnss, FakeModem, make, stop
+from loopfakes import LogLines, FakeGnss, FakeModem, make, stop
 
 
 Y2006 = 1155600000  # 2006-08-15: a receiver 1024 weeks behind in 2026
 Y2025 = 1764000000  # 2025-11-24
 
 
-class Log:
-    def __init__(self):
-        self.lines = []
-
-    def _add(self, level, fmt, args):
-        self.lines.append((level, fmt % args))
-
-    def info(self, fmt, *a):
-        self._add("info", fmt, a)
-
-    def warn(self, fmt, *a):
-        self._add("warn", fmt, a)
-
-    def error(self, fmt, *a):
-        self._add("error", fmt, a)
-
-    def debug(self, fmt, *a):
-        self._add("debug", fmt, a)
-
+class Log(LogLines):
     def refusals(self):
         return [m for lv, m in self.lines if "refused" in m]
 
