@@ -10,10 +10,11 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
+
+from peers.watch import Watcher
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -29,45 +30,6 @@ VINS = ("WP0ZZZ99ZTS390000", "MAT403096BNL00000")  # the emulator's car answers 
 
 pytestmark = pytest.mark.skipif(not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")),
                                 reason="mosquitto not installed")
-
-
-class Watcher:
-    """paho subscriber: status, event and reply messages of the device, with arrival times."""
-
-    def __init__(self, port):
-        import paho.mqtt.client as mqtt
-
-        self.msgs = []
-        self.lock = threading.Lock()
-        self.ready = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-e2e-watch")
-        c.on_connect = lambda cl, u, f, rc, p=None: cl.subscribe([("fm/%s/status" % DEV, 1), ("fm/%s/event" % DEV, 1)])
-        c.on_subscribe = lambda *a: self.ready.set()
-        c.on_message = self._msg
-        c.connect("127.0.0.1", port, 30)
-        c.loop_start()
-        self.c = c
-
-    def _msg(self, client, userdata, m):
-        with self.lock:
-            self.msgs.append((time.monotonic(), m.topic.rsplit("/", 1)[1], json.loads(m.payload)))
-
-    def of(self, kind, since=0.0):
-        with self.lock:
-            return [(t, d) for t, k, d in self.msgs if k == kind and t >= since]
-
-    def wait(self, kind, pred, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for _t, d in self.of(kind):
-                if pred(d):
-                    return d
-            time.sleep(0.2)
-        raise AssertionError("no %s message as expected within %s s: %s" % (kind, timeout, self.of(kind)[-3:]))
-
-    def stop(self):
-        self.c.loop_stop()
-        self.c.disconnect()
 
 
 def _elm_with_codes(workdir):
@@ -100,7 +62,7 @@ def rig(tmp_path_factory):
     try:
         broker = Broker(workdir=str(work), persistence=True).start()
         _fleet.port = broker.port
-        watch = Watcher(broker.port)
+        watch = Watcher(broker.port, DEV, ("status", "event"), client_id="fleet-e2e-watch")
         assert watch.ready.wait(10)
         power = str(work / "power-key")
         sim, pty, keys = start_modem(broker.port, str(work), 0.05, power, modem_on=True)

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from peers.watch import Watcher
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -29,45 +31,6 @@ KEY = "ota-e2e-key-" + "Pq7Lm2Xz9Rt4" * 3
 
 pytestmark = pytest.mark.skipif(not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")),
                                 reason="mosquitto not installed")
-
-
-class Watcher:
-    def __init__(self, port):
-        import paho.mqtt.client as mqtt
-
-        self.msgs = []
-        self.lock = threading.Lock()
-        self.ready = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ota-e2e-watch")
-        c.on_connect = lambda cl, u, f, rc, p=None: cl.subscribe([("fm/%s/status" % DEV, 1)])
-        c.on_subscribe = lambda *a: self.ready.set()
-        c.on_message = self._msg
-        c.connect("127.0.0.1", port, 30)
-        c.loop_start()
-        self.c = c
-
-    def _msg(self, client, userdata, m):
-        with self.lock:
-            self.msgs.append(json.loads(m.payload))
-
-    def wait(self, pred, timeout, what):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                for d in self.msgs:
-                    if pred(d):
-                        return d
-            time.sleep(0.2)
-        with self.lock:
-            raise AssertionError("no status with %s within %s s: %s" % (what, timeout, self.msgs[-2:]))
-
-    def clear(self):
-        with self.lock:
-            self.msgs = []
-
-    def stop(self):
-        self.c.loop_stop()
-        self.c.disconnect()
 
 
 class Supervisor(threading.Thread):
@@ -142,7 +105,7 @@ def test_fleet_ota_moves_the_device_to_the_next_version(tmp_path):
     log = open(work / "firmware.log", "w")
     try:
         broker = Broker(workdir=str(work)).start()
-        watch = Watcher(broker.port)
+        watch = Watcher(broker.port, DEV, ("status",), client_id="ota-e2e-watch")
         assert watch.ready.wait(10)
         power = str(work / "power-key")
         sim, pty, keys = start_modem(broker.port, str(work), 0.05, power, modem_on=True)
@@ -164,7 +127,7 @@ def test_fleet_ota_moves_the_device_to_the_next_version(tmp_path):
         def fwlog():
             return (work / "firmware.log").read_text()[-4000:]
 
-        st = watch.wait(lambda d: d.get("ota") is not None, 180, "an ota field")
+        st = watch.wait("status", lambda d: d.get("ota") is not None, 180, "with an ota field")
         assert st["ota"] == {"ver": 0, "slot": "-", "trial": 0, "failed": None}, st
 
         # a tampered chunk: refused with its reason (ota_status says it), nothing staged from it
@@ -195,7 +158,7 @@ def test_fleet_ota_moves_the_device_to_the_next_version(tmp_path):
         nman = OB.n_chunks(OB.load(str(b7)), 0)
         assert o["reused"] == len(OB.load(str(b7))["files"]) and o["sent"] == nman, o  # all copied from the tree
         assert sup.starts == 2 and sup.codes == [3], (sup.starts, sup.codes)
-        st = watch.wait(lambda d: (d.get("ota") or {}).get("ver") == 7 and d["ota"]["trial"] == 0, 120, "7, healthy")
+        st = watch.wait("status", lambda d: (d.get("ota") or {}).get("ver") == 7 and d["ota"]["trial"] == 0, 120, "with 7, healthy")
         assert st["ota"]["slot"] == "a" and st["ota"]["failed"] is None, st
 
         t0 = time.monotonic()
@@ -207,7 +170,7 @@ def test_fleet_ota_moves_the_device_to_the_next_version(tmp_path):
         bb8 = OB.load(str(b8))
         i = [p for p, _ in bb8["files"]].index("telelogger/progress.mpy") + 1
         assert o["reused"] == len(bb8["files"]) - 1 and o["sent"] == OB.n_chunks(bb8, 0) + OB.n_chunks(bb8, i), o
-        st = watch.wait(lambda d: (d.get("ota") or {}).get("ver") == 8 and d["ota"]["trial"] == 0, 120, "8, healthy")
+        st = watch.wait("status", lambda d: (d.get("ota") or {}).get("ver") == 8 and d["ota"]["trial"] == 0, 120, "with 8, healthy")
         assert st["ota"]["slot"] == "b" and sup.starts == 3, (st, sup.starts)
         with open(dev_root / "ota" / "ptr") as f:
             assert f.read() == "b 8 a 7 0\n"
