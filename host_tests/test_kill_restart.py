@@ -96,6 +96,9 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path):
     sim = Sim7600(ready=True, broker_map={"*": ("127.0.0.1", broker.port)}, time_scale=0.05)
     pty = SimPty(sim)
     kills = []
+    from mphost import compile_tree  # run_host's firmware cache: compiled before the kill timers start
+
+    compile_tree(os.path.join(ROOT, "firmware"), os.path.join(ROOT, "build", "fw-dev"), release=True, device_names=True)
     try:
         with ElmPeer("car") as peer:
             for _ in range(KILLS):
