@@ -22,8 +22,7 @@ from peers.sim7600 import Sim7600, SimPty  # noqa: E402
 KILLS = 4
 # The budget is 96K (run_host's default, issue 9); until the RAM work is merged the telelogger does not fit
 # there, so this test says what it uses: KILL_TEST_HEAP=96K checks the budget.
-# 256K, not the entry path's ~136K: at 176K the boot (more collections) was slow enough that kills at 3.6 and
-# 4.6 s came before the first record (seed 246868742), and the kills must land while records are written
+# 256K, not the entry path's ~136K: the margin keeps collections (and the reconnects after each kill) short
 HEAP = os.environ.get("KILL_TEST_HEAP", "256K")
 
 
@@ -60,6 +59,17 @@ def _run(cfg, store, modem, obd, duration, drain=0):
     if drain:
         cmd += ["--drain", str(drain)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+
+
+def _read(p, lines, writing):
+    """The firmware's output line by line; `writing` is set at the first progress line counting a record
+    written by this run (last_seq alone is restored from the flash queue at a restart)."""
+    for line in p.stdout:
+        lines.append(line)
+        if not writing.is_set() and '"progress"' in line:
+            m = _progress(line)
+            if m and m.get("records"):
+                writing.set()
 
 
 def _progress(out):
@@ -103,13 +113,20 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path):
         with ElmPeer("car") as peer:
             for _ in range(KILLS):
                 p = _run(str(cfg), store, pty.path, peer.path, 60)
-                at = rng.uniform(2.0, 6.0)
-                time.sleep(at)
-                assert p.poll() is None, "firmware exited early (seed %d):\n%s" % (seed, p.stdout.read()[-3000:])
+                t0 = time.monotonic()
+                lines, writing = [], threading.Event()
+                reader = threading.Thread(target=_read, args=(p, lines, writing), daemon=True)
+                reader.start()
+                # a random point once records are being written: a fixed delay from the start lands in the
+                # boot on a loaded machine (a fresh-clone CI run killed four times before the first record)
+                assert writing.wait(60), "no record within 60 s (seed %d):\n%s" % (seed, "".join(lines)[-3000:])
+                time.sleep(rng.uniform(0.0, 3.0))
+                assert p.poll() is None, "firmware exited early (seed %d):\n%s" % (seed, "".join(lines)[-3000:])
                 p.send_signal(signal.SIGKILL)
-                out = p.communicate(timeout=10)[0]
-                prog = _progress(out) or {}
-                kills.append((round(at, 2), prog.get("last_seq"), prog.get("acked_seq")))
+                p.wait(10)
+                reader.join(10)
+                prog = _progress("".join(lines)) or {}
+                kills.append((round(time.monotonic() - t0, 2), prog.get("records"), prog.get("last_seq"), prog.get("acked_seq")))
             p = _run(str(cfg), store, pty.path, peer.path, 4, drain=30)
             out = p.communicate(timeout=120)[0]
             assert p.returncode == 0, "seed %d:\n%s" % (seed, out[-4000:])
@@ -132,10 +149,9 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path):
     uniq = set(got)
     missing = sorted(set(range(1, last + 1)) - uniq)
     dups = len(got) - len(uniq)
-    print("seed %d kills (at s, last_seq, acked_seq) %s: %d records, %d received, %d duplicates" % (
+    print("seed %d kills (at s, records, last_seq, acked_seq) %s: %d records, %d received, %d duplicates" % (
         seed, kills, last, len(got), dups))
     assert not missing, "seed %d: records never delivered: %s (kills %s)" % (seed, missing, kills)
     assert max(uniq) == last
-    assert sum(1 for k in kills if k[1]) >= KILLS - 1  # the kills landed while records were being written
     # duplicates only come from a batch re-sent after a kill: never more than a batch per kill
     assert dups <= KILLS * 3, (dups, kills)
