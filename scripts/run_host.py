@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 
 HOST_MAIN = os.path.join(ROOT, "scripts", "host_main.py")
+HOST_MODULES = ("host_main", "host_boot")  # compiled for a MicroPython run (host_main's header)
 # The ESP32's budget (issue 9): a ONE+ without PSRAM gives MicroPython ~150 KB in all and the firmware
 # must boot and run in a 96 KB heap on the 32-bit interpreter, .mpy files loaded into that heap.
 DEFAULT_HEAP = "96K"
@@ -87,16 +88,36 @@ def build_command(args):
         # per module as on the board, not two (an absolute MICROPYPATH made __file__ a second, longer name).
         # The arguments go in FM_HOST_ARGV, not argv: the unix port interns every argv string for good (a
         # device has no argv); host_main.py reads either.
-        env["MICROPYPATH"] = "::.frozen"  # the unix port puts the script's folder over the first entry
+        # the host entry as bytecode too (`-m host_main`): a source script would be compiled in the heap it measures
+        env["MICROPYPATH"] = ":%s:.frozen" % compile_host()
         env["FM_HOST_CWD"] = fw
         env["FM_HOST_ARGV"] = "\n".join(fw_args)
-        cmd = [micropython_bin(), "-X", "heapsize=%s" % args.heap, HOST_MAIN]
+        cmd = [micropython_bin(), "-X", "heapsize=%s" % args.heap, "-m", "host_main"]
         shown = "cd %s && MICROPYPATH=%s %s %s" % (fw, env["MICROPYPATH"], " ".join(cmd), " ".join(fw_args))
     else:
         env["PYTHONPATH"] = os.path.join(ROOT, "firmware")
         cmd = [sys.executable, "-u", HOST_MAIN] + fw_args
         shown = "PYTHONPATH=%s %s" % (env["PYTHONPATH"], " ".join(cmd))
     return cmd, env, shown
+
+
+def compile_host(out=None):
+    """scripts/host_main.py and host_boot.py compiled with the firmware's flags into `out` (default build/host-mpy)
+    when stale -> out."""
+    out = out or os.path.join(ROOT, "build", "host-mpy")
+    from mphost import MPY_CROSS, _build
+
+    exe = MPY_CROSS if os.path.exists(MPY_CROSS) else shutil.which("mpy-cross")
+    os.makedirs(out, exist_ok=True)
+    for name in HOST_MODULES:
+        src = os.path.join(ROOT, "scripts", name + ".py")
+        dst = os.path.join(out, name + ".mpy")
+        if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
+            continue
+        tmp = "%s.%d.tmp" % (dst, os.getpid())  # several test processes may share the folder
+        subprocess.run(_build().mpy_cross_cmd(exe, src, tmp, name + ".py"), check=True, capture_output=True)
+        os.replace(tmp, dst)
+    return out
 
 
 class _Parser(argparse.ArgumentParser):
