@@ -100,10 +100,23 @@ class Sub:
         self.c.reconnect_delay_set(0.1, 0.5)
         self.c.on_connect = self._on_connect
         self.c.on_subscribe = lambda *a: self.subscribed.set()
-        self.c.on_message = lambda c, u, m: self.got.put((m.topic, m.payload))
+        self.c.on_message = self._on_message
+        self.redelivered = []  # the broker's own re-deliveries (DUP) of what this subscriber already had
+        self.seen = set()
         self.c.connect("127.0.0.1", port, 30)
         self.c.loop_start()
         assert self.subscribed.wait(10), "subscriber not subscribed"
+
+    def _on_message(self, c, u, m):
+        # QoS 1 between the broker and this subscriber is at least once too: a message whose PUBACK was in flight
+        # when the broker stopped is delivered again with DUP set after the restart (seen in a loaded CI run:
+        # rec9, published and acked before the stop, arrived twice). That is the subscriber's leg, not the
+        # publisher's resend, which the test judges: such a copy is counted apart.
+        if m.dup and (m.topic, m.payload) in self.seen:
+            self.redelivered.append(m.payload)
+            return
+        self.seen.add((m.topic, m.payload))
+        self.got.put((m.topic, m.payload))
 
     def _on_connect(self, c, u, flags, rc, props):
         self.connects += 1
