@@ -544,6 +544,7 @@ def bench_entry(quick):
     seconds = 15 if quick else 30
     lo, hi = 64, 320
     step = 32 if quick else 8
+    reps = 1 if quick else 2
     tried = []
     tmp = tempfile.mkdtemp(prefix="bench-entry-")
     try:
@@ -553,8 +554,13 @@ def bench_entry(quick):
             return [na("smallest -X heapsize, entry path (make sim)", "did not run at %dK: %s" % (hi, why))], {"tried": tried}
         while hi - lo > step:
             mid = (lo + hi) // 2
-            ok, why = _entry_run(mid, seconds, os.path.join(tmp, str(mid)))
-            tried.append((mid, why))
+            # a size passes only when every one of `reps` runs passes: near the limit a single run passes by luck
+            # (the heap's layout varies with timings; 136K passed 2 of 4 times once)
+            for n in range(reps):
+                ok, why = _entry_run(mid, seconds, os.path.join(tmp, "%d-%d" % (mid, n)))
+                if not ok:
+                    break
+            tried.append((mid, why if not ok or reps == 1 else "ok x%d" % reps))
             log("entry: %dK -> %s" % (mid, why))
             if ok:
                 hi = mid
@@ -573,8 +579,8 @@ def bench_entry(quick):
         pass
     rows = [row("smallest -X heapsize, entry path (%d-bit)" % bits, "%d KB" % hi, "<= 96 KB (goal 64 KB)",
                 "main.py's path as make sim runs it (config, board, power key, bring-up, CMQTT, OBD, modem GNSS, store, "
-                "commands, status), %d s per run, .mpy from the filesystem; bisection to %d KB: %s" % (
-                    seconds, step, ", ".join("%dK %s" % t for t in tried)))]
+                "commands, status), %d s per run, .mpy from the filesystem; bisection to %d KB, a size passing %d of %d "
+                "runs: %s" % (seconds, step, reps, reps, ", ".join("%dK %s" % t for t in tried)))]
     return rows, {"min_heap_kb": hi, "tried": tried, "bits": bits}
 
 
