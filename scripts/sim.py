@@ -595,6 +595,9 @@ def main(argv=None):
     ap.add_argument("--heap", default=SIM_HEAP,
                     help="MicroPython heap for the firmware (default %s: the whole telelogger does not fit the ESP32's "
                          "96K yet, see README 'What fits'; make bench row 'entry' measures the smallest)" % SIM_HEAP)
+    ap.add_argument("--no-at-log", action="store_true",
+                    help="the device's default config: no AT log (debug.at_log off), so no doctor; make bench's "
+                         "smallest-heap runs use it")
     ap.add_argument("--modem-on", action="store_true",
                     help="start the modem switched on and registered (default: OFF, as after a cold plug-in)")
     ap.add_argument("--urc-between", type=float, default=0.1, metavar="P",
@@ -641,7 +644,8 @@ def main(argv=None):
             gps_path = None
             sim.position_provider = Drive().cgps_provider(speedup=args.gnss_speedup)
             log("GNSS: the modem's own (+CGPSINFO) following the replayed drive")
-        config = write_config(work, args.encoding, args.batch, args.gnss, at_log=os.path.abspath(os.path.join(args.out, "at.log")))
+        config = write_config(work, args.encoding, args.batch, args.gnss,
+                              at_log="" if args.no_at_log else os.path.abspath(os.path.join(args.out, "at.log")))
         store = os.path.join(work, "queue")
         fw = Firmware(args, pty.path, obd_path, gps_path, config, store, args.out)
         log("firmware: scripts/run_host.py for %.0f s (+ up to %.0f s to drain the queue), MicroPython heap %s%s" % (
