@@ -146,7 +146,9 @@ class Fix:
             self.ms = f.ms
         h = self.hour
         self.epoch = None if y is None or h is None else (
-            days_from_epoch(y, self.month, self.day) * 86400 + h * 3600 + self.minute * 60 + self.second)  # pyright: ignore[reportOptionalOperand] - see above
+            days_from_epoch(y, self.month, self.day) * 86400 + (h * 3600 + self.minute * 60 + self.second))  # pyright: ignore[reportOptionalOperand] - see above
+        # (the seconds of the day summed first: a small int; the sum with the day's seconds is past 2^30, a long int on
+        # the 32-bit device, made once per report, not once per term)
         self.lat = lat
         self.lon = lon
         self.valid = valid

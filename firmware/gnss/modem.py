@@ -10,14 +10,17 @@ def parse_cgpsinfo(text, fix, fields=None):
     """Parse `+CGPSINFO: lat,N/S,lon,E/W,ddmmyy,hhmmss.s,alt,speed(knots),course` (str or bytes,
     prefix optional) into `fix`. All-empty fields (no fix) mark the fix invalid with unknown
     position. Returns True if accepted, False if malformed or refused by Fix.put ((0,0), jump)."""
-    if not isinstance(text, str):
-        text = bytes(text).decode()
-    start = 10 if text.startswith("+CGPSINFO:") else 0
-    n = len(text)
-    while start < n and text[start] == " ":
-        start += 1
     fr = fields or FieldReader(bytearray(128), 16)
-    if not fr.copy(text, start, b"\r\n") or fr.count < 8:
+    if not fr.copy(text, 0, b"\r\n"):
+        fix.rejected += 1
+        return False
+    # the prefix and the blanks after it, skipped in the copy (bytes: no text made or interned)
+    buf = fr.buf
+    s = 10 if buf.find(b"+CGPSINFO:", 0, 10) == 0 else 0
+    e = fr.end[fr.count - 1]  # the copy's length
+    while s < e and buf[s] == 32:
+        s += 1
+    if (s and not fr.load(s, e)) or fr.count < 8:
         fix.rejected += 1
         return False
     lat = fr.latlon(0, 90)
