@@ -8,6 +8,11 @@ ADC_FULL_SCALE_UV = 3300000  # the 0..4095 raw scale of Arduino's analogRead at 
 
 
 class Board(BoardBase):
+    """The ESP32's hooks (UARTs, pins, ADC, watchdog, MAC); its rare methods wlan(), buzzer(on),
+    light_sleep(ms), deep_sleep(ms), reset_cause(), reset() are board/esp32_more.py's, reached through
+    BoardBase.__getattr__ per call (board.rare)."""
+
+    _more = "board.esp32_more"  # the module of this board's rare methods (board.rare.method)
     def __init__(self, desc, clock=None, machine=None, network=None):
         BoardBase.__init__(self, desc, clock)
         if machine is None:
@@ -47,36 +52,3 @@ class Board(BoardBase):
 
     def mac(self):
         return self._m.unique_id()  # the 6-byte efuse base MAC on the ESP32
-
-    def wlan(self):
-        """The WiFi station interface (network.WLAN(STA_IF)), active, for transport 'wifi'.
-        net.wifi.WifiPublisher joins it with secrets wifi_ssid/wifi_password and waits at most
-        its wifi_timeout_ms (20 s) for the association, raising WifiError naming the SSID.
-        (Built once, at boot: board.desc.esp32_wlan.)"""
-        if self._wlan is None:
-            self._wlan = lookup("board.desc", "esp32_wlan", self.name, self._net)
-        return self._wlan
-
-    def buzzer(self, on):
-        """Buzzer on (PWM at the board's frequency, 50 % duty) or off."""
-        b = self.section("buzzer")
-        pwm = self._pins.get("buzzer.pwm")
-        if on:
-            if pwm is None:
-                pwm = self._m.PWM(self._m.Pin(b["pin"]), freq=b.get("freq", 2000), duty_u16=32768)
-                self._pins["buzzer.pwm"] = pwm
-        elif pwm is not None:
-            pwm.deinit()
-            del self._pins["buzzer.pwm"]
-
-    def light_sleep(self, ms):
-        self._m.lightsleep(ms)
-
-    def deep_sleep(self, ms):
-        self._m.deepsleep(ms)  # does not return: the chip restarts from boot.py
-
-    def reset_cause(self):
-        return self._m.reset_cause()
-
-    def reset(self):
-        self._m.reset()

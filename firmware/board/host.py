@@ -79,6 +79,12 @@ def pin_file(path, active):
 
 
 class HostBoard(BoardBase):
+    """The host's hooks; its rare methods fake_pin(role, key="pin"), wlan(), buzzer(on), light_sleep(ms),
+    deep_sleep(ms), reset_cause(), reset() are board/host_more.py's, reached through
+    BoardBase.__getattr__ per call (board.rare)."""
+
+    _more = "board.host_more"  # the module of this board's rare methods (board.rare.method)
+
     def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=b"\x24\x0a\xc4\x00\x00\x01", adc_raw=None,
                  wlan=None, power_key=None):
         BoardBase.__init__(self, desc, clock)
@@ -106,10 +112,6 @@ class HostBoard(BoardBase):
             pin.listeners.append(pin_file(self.power_key, self.section("modem_power").get("active", 1)))
         return pin
 
-    def fake_pin(self, role, key="pin"):
-        """The FakePin under a role's logical pin (its .history), for tests and sims."""
-        return self._pins[role + "." + key].pin
-
     def _adc_read(self, pin):
         return self.adc_raw
 
@@ -126,32 +128,3 @@ class HostBoard(BoardBase):
     def gnss_uart(self):
         """On the host the GNSS stream is a serial path (--gps), whatever the description says."""
         return bool(self.paths.get("gnss"))
-
-    def wlan(self):
-        """None (the host is already networked, so transport 'wifi' just opens the broker's
-        socket), or the WLAN-like object a test passed."""
-        return self._wlan
-
-    def buzzer(self, on):
-        self.section("buzzer")
-        self.buzzing = bool(on)
-
-    def light_sleep(self, ms):
-        import time
-
-        self.sleeps.append(("light", ms))
-        fn = getattr(time, "sleep_ms", None)
-        if fn is not None:
-            fn(ms)  # MicroPython unix
-        else:
-            time.sleep(ms / 1000)
-
-    def deep_sleep(self, ms):
-        self.sleeps.append(("deep", ms))
-        raise DeepSleep(ms)
-
-    def reset_cause(self):
-        return 0
-
-    def reset(self):
-        raise DeepSleep(0)

@@ -12,7 +12,10 @@ def method(board, name):
     """board.<name> for BoardBase.__getattr__: this module's function of that name bound to board."""
     f = _METHODS.get(name)
     if f is None:
-        raise AttributeError(name)
+        more = getattr(board, "_more", None)  # the board class's module of rare methods (esp32_more, host_more)
+        f = more and lookup(more, "get", name)
+        if f is None:
+            raise AttributeError(name)
     return lambda *a: f(board, *a)
 
 
