@@ -86,7 +86,7 @@ class BoardBase:
         b = self.desc.get("battery")
         if not b or b.get("source") != "adc":
             return None
-        raw = self._adc_read(b["pin"])  # pyright: ignore[reportAttributeAccessIssue] - a hook
+        raw = self._adc_read(b["pin"])  # a hook (found through __getattr__ to the type checker)
         if raw is None:
             return None
         return raw * b["scale_num"] / b["scale_den"]

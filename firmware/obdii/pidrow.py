@@ -52,4 +52,4 @@ def entry(pid, here):
     mul, div = f[5].split("/")
     # formula_index: pidtable.FORMULAS in order (a test checks)
     fs = "A A*256+B C*256+D A*2^24+B*2^16+C*256+D".split()
-    return (f[1], f[2], int(f[3]), fs.index(f[4]), int(mul), int(div), int(f[6]))
+    return (f[1], f[2], int(f[3]), fs.index(f[4]), int(mul), int(div), int(f[6]))  # pyright: ignore[reportArgumentType]
