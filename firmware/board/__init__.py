@@ -12,7 +12,7 @@
 # this package's other names), board.esp32.Board (imports machine), board.host.HostBoard (unix
 # port / CPython: serial paths and fake pins).
 # RAM: board.desc and board.rare are imported per call and forgotten again (core.errors.lookup); the
-# package's names load_board, make_board, battery_volts, SCHEMA, BOARD_DIRS, DEVICE_BOARD_FILE,
+# package's names battery_volts, SCHEMA, BOARD_DIRS, DEVICE_BOARD_FILE,
 # device_id_from_mac and board.host's DeepSleep are found through its __getattr__ (board.rare's attr).
 from core.compat import Clock
 from core.errors import lookup
@@ -102,3 +102,17 @@ def __getattr__(name):
     if name[0] == "_":
         raise AttributeError(name)
     return lookup("board.rare", "attr", name)
+
+
+# (here, not in board.rare: `from board import load_board` would keep that module alive in the importer's globals)
+def load_board(name=None, devtype=None, dirs=None):
+    """Load and validate a board description (see board.desc.load_board). board.desc is
+    dropped again afterwards: on the device its bytecode (~5 KB of RAM) is needed once."""
+    return lookup("board.desc", "load_board", name, devtype, dirs)
+
+
+def make_board(desc=None, argv=None, **kw):
+    """The board object for this runtime: board.esp32.Board on an ESP32, else
+    board.host.HostBoard configured from argv (--modem PATH --obd PATH --gps PATH).
+    (board.desc.make_board, boot only.)"""
+    return lookup("board.desc", "make_board", desc, argv, kw)

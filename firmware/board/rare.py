@@ -10,7 +10,7 @@ from core.errors import lookup
 
 def method(board, name):
     """board.<name> for BoardBase.__getattr__: this module's function of that name bound to board."""
-    f = _METHODS.get(name)
+    f = METHODS.get(name)
     if f is None:
         more = getattr(board, "_more", None)  # the board class's module of rare methods (esp32_more, host_more)
         f = more and lookup(more, "get", name)
@@ -21,10 +21,7 @@ def method(board, name):
 
 def attr(name):
     """board.<name> for the package's __getattr__."""
-    if name in ("load_board", "make_board"):
-        # board.desc's, dropped again after the call (its bytecode, ~5 KB of RAM, is needed once)
-        return load_board if name == "load_board" else make_board
-    if name == "battery_volts":
+    if name == "battery_volts":  # (the tests': a function held by an importer keeps this module alive)
         return battery_volts
     if name == "DeepSleep" or name in ("SCHEMA", "BOARD_DIRS", "DEVICE_BOARD_FILE", "device_id_from_mac"):
         mod = "board.host" if name == "DeepSleep" else "board.desc"
@@ -42,18 +39,6 @@ def battery_volts(raw, desc):
     """ADC reading -> volts with the board's scale (ONE+: raw * 45 / 4095)."""
     b = desc["battery"]
     return raw * b["scale_num"] / b["scale_den"]
-
-
-def load_board(name=None, devtype=None, dirs=None):
-    """Load and validate a board description (see board.desc.load_board)."""
-    return lookup("board.desc", "load_board", name, devtype, dirs)
-
-
-def make_board(desc=None, argv=None, **kw):
-    """The board object for this runtime: board.esp32.Board on an ESP32, else
-    board.host.HostBoard configured from argv (--modem PATH --obd PATH --gps PATH).
-    (board.desc.make_board, boot only.)"""
-    return lookup("board.desc", "make_board", desc, argv, kw)
 
 
 # ---- BoardBase's methods -----------------------------------------------------------------------
@@ -121,7 +106,7 @@ def wdt_start(board, timeout_ms):
     return board._wdt
 
 
-_METHODS = {
+METHODS = {
     "has": has,
     "gnss_uart": gnss_uart,
     "apply_devtype": apply_devtype,

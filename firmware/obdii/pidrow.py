@@ -7,17 +7,17 @@
 from core.errors import lookup
 
 
-def entry(pid, here):
+def entry(pid, path):
     """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or 0 (not in the table).
-    here: obdii/obd's __file__ (None: none, e.g. a frozen image)."""
+    path: obdii/obd's __file__ (None: none, e.g. a frozen image)."""
     t = 0
     f = None  # the table file
     if not 0 <= pid < 256:
         return 0
     try:
-        if here is None:
+        if path is None:
             raise OSError
-        p = here[: here.rfind("/") + 1]
+        p = path[: path.rfind("/") + 1]
         try:
             f = open(p + "pidtable.py", "rb")  # the one the import would load: .py first, as MicroPython
         except OSError:
