@@ -225,6 +225,43 @@ class FakeMachine:
 MADE = []
 
 
+def test_uart_stream_writes_everything_and_reads_zero_when_idle():
+    class PartialUart:  # a UART whose write takes at most `step` bytes (None: none this time)
+        def __init__(self, step):
+            self.step = step
+            self.out = bytearray()
+            self.calls = 0
+            self.rx = b""
+
+        def write(self, data):
+            self.calls += 1
+            if self.calls % 3 == 0:
+                return None
+            k = min(self.step, len(data))
+            self.out += bytes(data[:k])
+            return k
+
+        def any(self):
+            return len(self.rx)
+
+        def readinto(self, buf):
+            n = len(self.rx)
+            buf[:n] = self.rx
+            self.rx = b""
+            return n
+
+    data = bytes(range(200))
+    u = PartialUart(7)
+    assert UartStream(u).write(data) == 200 and bytes(u.out) == data
+    u = PartialUart(1000)
+    s = UartStream(u)
+    assert s.write(bytearray(data)) == 200 and bytes(u.out) == data and u.calls == 1  # all at once: one call
+    buf = bytearray(8)
+    assert s.readinto(buf) == 0  # nothing waiting
+    u.rx = b"OK"
+    assert s.readinto(buf) == 2 and buf[:2] == b"OK"
+
+
 def test_esp32_board_builds_lazily():
     del MADE[:]
     m = FakeMachine()
