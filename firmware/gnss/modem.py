@@ -50,7 +50,7 @@ class ModemGnss(GnssSource):
     enable(): [AT+CVAUXV=3050, AT+CVAUXS=1 (active antenna supply; errors ignored)], AT+CGPS=1,1
     (if it answers ERROR, AT+CGPS? telling "+CGPS: 1" means it was already on), then
     AT+CGPSINFO=<interval_s> so the module reports `+CGPSINFO:` every interval_s seconds.
-    off(): AT+CGPSINFO=0, AT+CGPS=0. query(): one AT+CGPSINFO read.
+    off(): AT+CGPSINFO=0, AT+CGPS=0.
     run() enables, and enables again whenever the GNSS is off on the module: after the module
     restarted (an RDY, counted by the engine in at.stats["reboots"]: an unasked reset, a power
     cycle after AT+CPOF), after restart() (cellular re-init, standby wake), and when AT+CGPS?
@@ -69,12 +69,10 @@ class ModemGnss(GnssSource):
         self.enables = 0  # successful enable() calls
         self.reports = 0  # +CGPSINFO lines seen (URC or query)
         self._fields = FieldReader(bytearray(128), 16)
-        self._boots = self._reboots()
+        st = getattr(at, "stats", None)
+        self._st = st if st is not None else {}  # the engine's counters: "reboots" (RDY seen)
+        self._boots = self._st.get("reboots", 0)  # at the last enable
         at.on_urc("+CGPSINFO:", self.feed)
-
-    def _reboots(self):
-        st = getattr(self.at, "stats", None)
-        return st.get("reboots", 0) if st else 0
 
     def feed(self, line, body=None):
         """Parse one `+CGPSINFO: ...` line (or its body; also the engine's URC handler); True if
@@ -93,25 +91,13 @@ class ModemGnss(GnssSource):
     def off(self):
         return lookup("gnss.cgps", "off", self)
 
-    async def state(self):
-        """AT+CGPS?: the text after "+CGPS:" ("1,1" on, "0" off), or None (run() asks it whenever
-        reports are missing: kept here, not in gnss/cgps.py, for a module that is polled)."""
-        r = await self.at.cmd("AT+CGPS?", timeout_ms=self.timeout_ms)
-        return r.value("+CGPS:")
-
-    async def query(self):
-        """One explicit read (AT+CGPSINFO); True if it updated the fix."""
-        r = await self.at.cmd("AT+CGPSINFO", timeout_ms=self.timeout_ms)
-        v = r.value("+CGPSINFO:")
-        if v is None:
-            return False
-        return self.feed(v)
-
     async def run(self):
         clock = self.clock
+        at = self.at
+        st = self._st
         period = self.interval_s * 1000
         while True:
-            if self._reboots() != self._boots:
+            if st.get("reboots", 0) != self._boots:
                 self.running = False  # the module restarted: its GNSS is off again
             if not self.running:
                 try:
@@ -122,17 +108,19 @@ class ModemGnss(GnssSource):
                     continue
             seen = self.reports
             await clock.sleep_ms(2 * period)
-            if self.running and self.reports == seen and self._reboots() == self._boots:
-                # no report for two intervals: is the GNSS still on? then read it (a module
-                # without AT+CGPS? is read all the same)
+            if self.running and self.reports == seen and st.get("reboots", 0) == self._boots:
+                # no report for two intervals: is the GNSS still on (AT+CGPS?: "1,1" on, "0" off)? then
+                # read it (AT+CGPSINFO; a module without AT+CGPS? is read all the same)
                 try:
-                    v = await self.state()
+                    v = (await at.cmd("AT+CGPS?", timeout_ms=self.timeout_ms)).value("+CGPS:")
                 except Exception:
                     v = None
                 if v is not None and v.startswith("0"):
                     self.running = False
                     continue
                 try:
-                    await self.query()
+                    v = (await at.cmd("AT+CGPSINFO", timeout_ms=self.timeout_ms)).value("+CGPSINFO:")
+                    if v is not None:
+                        self.feed(v)
                 except Exception as e:
                     self._error("AT+CGPSINFO", e)
