@@ -50,7 +50,7 @@ class ModemGnss(GnssSource):
     enable(): [AT+CVAUXV=3050, AT+CVAUXS=1 (active antenna supply; errors ignored)], AT+CGPS=1,1
     (if it answers ERROR, AT+CGPS? telling "+CGPS: 1" means it was already on), then
     AT+CGPSINFO=<interval_s> so the module reports `+CGPSINFO:` every interval_s seconds.
-    off(): AT+CGPSINFO=0, AT+CGPS=0.
+    off(): AT+CGPSINFO=0, AT+CGPS=0. query(): one AT+CGPSINFO read.
     run() enables, and enables again whenever the GNSS is off on the module: after the module
     restarted (an RDY, counted by the engine in at.stats["reboots"]: an unasked reset, a power
     cycle after AT+CPOF), after restart() (cellular re-init, standby wake), and when AT+CGPS?
@@ -91,6 +91,11 @@ class ModemGnss(GnssSource):
     def off(self):
         return lookup("gnss.cgps", "off", self)
 
+    async def query(self):
+        """One explicit read (AT+CGPSINFO); True if it updated the fix."""
+        v = (await self.at.cmd("AT+CGPSINFO", timeout_ms=self.timeout_ms)).value("+CGPSINFO:")
+        return False if v is None else self.feed(v)
+
     async def run(self):
         clock = self.clock
         at = self.at
@@ -119,8 +124,6 @@ class ModemGnss(GnssSource):
                     self.running = False
                     continue
                 try:
-                    v = (await at.cmd("AT+CGPSINFO", timeout_ms=self.timeout_ms)).value("+CGPSINFO:")
-                    if v is not None:
-                        self.feed(v)
+                    await self.query()
                 except Exception as e:
                     self._error("AT+CGPSINFO", e)
