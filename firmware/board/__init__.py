@@ -53,11 +53,12 @@ class BoardBase:
     _make_pin(num, level, name) -> pin, _adc_read(pin) -> raw 0..4095 or None, _make_wdt(timeout_ms)
     -> wdt, mac() -> 6 bytes (no stubs here: each would cost a function on the device's heap).
 
-    Resident: section, battery_voltage (the sampler's), wdt_feed (the loop's). The other methods
+    Resident: section, battery_voltage (the sampler's). The other methods
     are board/rare.py's functions taking the board first, reached through __getattr__ and imported
     per call: has(role), gnss_uart(), apply_devtype(devtype), stream(role), modem_stream(),
     obd_stream(), gps_stream(), close(), out_pin(role, key="pin", active="active", default=1),
-    modem_power_pin(), coproc_reset_pin(), led(), gnss_power(on), device_id(), wdt_start(ms)."""
+    modem_power_pin(), coproc_reset_pin(), led(), gnss_power(on), device_id(), wdt_start(ms),
+    wdt_feed() (the loop feeds the watchdog wdt_start returned itself)."""
 
     def __init__(self, desc, clock=None):
         self.desc = desc
@@ -90,10 +91,6 @@ class BoardBase:
         if raw is None:
             return None
         return raw * b["scale_num"] / b["scale_den"]
-
-    def wdt_feed(self):
-        if self._wdt is not None:
-            self._wdt.feed()
 
 
 def __getattr__(name):

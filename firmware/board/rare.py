@@ -106,6 +106,11 @@ def wdt_start(board, timeout_ms):
     return board._wdt
 
 
+def wdt_feed(board):
+    if board._wdt is not None:
+        board._wdt.feed()
+
+
 METHODS = {
     "has": has,
     "gnss_uart": gnss_uart,
@@ -124,4 +129,5 @@ METHODS = {
     "gnss_power": gnss_power,
     "device_id": lambda b: lookup("board.desc", "device_id_from_mac", b.mac()),
     "wdt_start": wdt_start,
+    "wdt_feed": wdt_feed,
 }

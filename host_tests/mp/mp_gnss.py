@@ -263,6 +263,17 @@ def test_parse_cgpsinfo_allocates_little():
 
 
 
+def test_fix_repr_names_its_fields_and_leaves_no_module_behind():
+    import sys
+
+    f = Fix()
+    assert parse_cgpsinfo(PARIS, f)
+    had = "gnss.wait" in sys.modules
+    r = repr(f)
+    assert r.startswith("<Fix valid=True lat=48.85") and "alt=35.0" in r and "epoch=%d>" % f.epoch in r, r
+    assert ("gnss.wait" in sys.modules) == had  # its text read for the call only
+
+
 def test_parse_cgpsinfo_reads_str_bytes_and_bytearray_alike():
     # the engine hands URC lines as str: read through its bytes (a str indexed by position interns
     # each character as a name on MicroPython); the prefix and the blanks after it are optional
