@@ -1,18 +1,18 @@
 # The ESP32 board: machine.UART/Pin/ADC/WDT built lazily from the board description.
 # This and nothing else in the firmware imports `machine` (tests pass a fake module).
 from board import BoardBase
-from core.errors import lookup
-from core.stream import UartStream
 
 ADC_FULL_SCALE_UV = 3300000  # the 0..4095 raw scale of Arduino's analogRead at 11 dB, as the official factor assumes
 
 
 class Board(BoardBase):
-    """The ESP32's hooks (UARTs, pins, ADC, watchdog, MAC); its rare methods wlan(), buzzer(on),
-    light_sleep(ms), deep_sleep(ms), reset_cause(), reset() are board/esp32_more.py's, reached through
-    BoardBase.__getattr__ per call (board.rare)."""
+    """The ESP32's hooks. Resident: _adc_read (the battery, every battery interval). The others, used at
+    boot or rarely, are board/esp32_more.py's, imported per call (board.rare): the hooks _open_stream (a
+    machine.UART in a core.stream.UartStream), _make_pin, _make_wdt, and the methods mac(), wlan(),
+    buzzer(on), light_sleep(ms), deep_sleep(ms), reset_cause(), reset() (through BoardBase.__getattr__)."""
 
-    _more = "board.esp32_more"  # the module of this board's rare methods (board.rare.method)
+    _more = "board.esp32_more"  # the module of this board's rare methods and hooks (board.rare)
+
     def __init__(self, desc, clock=None, machine=None, network=None):
         BoardBase.__init__(self, desc, clock)
         if machine is None:
@@ -20,16 +20,6 @@ class Board(BoardBase):
         self._m = machine
         self._net = network  # the `network` module (tests pass a fake); imported on first wlan()
         self._wlan = None
-
-    def _open_stream(self, role, sec):
-        if sec.get("uart") is None or sec.get("rx") is None or sec.get("tx") is None:
-            raise lookup("board.desc", "no_uart", self.name, role, sec)  # the error's text: boot only
-        m = self._m
-        u = m.UART(sec["uart"], baudrate=sec["baud"], tx=sec["tx"], rx=sec["rx"], rxbuf=sec.get("rxbuf", 256), timeout=0)
-        return UartStream(u)
-
-    def _make_pin(self, num, level, name):
-        return self._m.Pin(num, self._m.Pin.OUT, value=level)
 
     def _adc_read(self, pin):
         m = self._m
@@ -45,10 +35,3 @@ class Board(BoardBase):
             # reading differs by several % between units, a lot against 11.8 V / 13.6 V thresholds.
             return read_uv() * 4095 // ADC_FULL_SCALE_UV
         return adc.read_u16() >> 4  # a port without read_uv: uncalibrated 0..4095
-
-    def _make_wdt(self, timeout_ms):
-        # Once started the ESP32 watchdog cannot be stopped: feed it from the main loop.
-        return self._m.WDT(timeout=timeout_ms)
-
-    def mac(self):
-        return self._m.unique_id()  # the 6-byte efuse base MAC on the ESP32

@@ -1,6 +1,29 @@
-# board.esp32.Board's rare methods (WiFi at boot, buzzer, sleep, reset): functions taking the board
-# first, imported per call through BoardBase.__getattr__ (board.rare.method) and forgotten again.
+# board.esp32.Board's boot-time hooks (UARTs, pins, watchdog) and rare methods (MAC, WiFi at boot,
+# buzzer, sleep, reset): functions taking the board first, imported per call through board.rare
+# (BoardBase.__getattr__ for the methods, board.rare's hook() for the hooks) and forgotten again.
 from core.errors import lookup
+from core.stream import UartStream
+
+
+def _open_stream(board, role, sec):
+    if sec.get("uart") is None or sec.get("rx") is None or sec.get("tx") is None:
+        raise lookup("board.desc", "no_uart", board.name, role, sec)  # the error's text: boot only
+    m = board._m
+    u = m.UART(sec["uart"], baudrate=sec["baud"], tx=sec["tx"], rx=sec["rx"], rxbuf=sec.get("rxbuf", 256), timeout=0)
+    return UartStream(u)
+
+
+def _make_pin(board, num, level, name):
+    return board._m.Pin(num, board._m.Pin.OUT, value=level)
+
+
+def _make_wdt(board, timeout_ms):
+    # Once started the ESP32 watchdog cannot be stopped: feed it from the main loop.
+    return board._m.WDT(timeout=timeout_ms)
+
+
+def mac(board):
+    return board._m.unique_id()  # the 6-byte efuse base MAC on the ESP32
 
 
 def wlan(board):
@@ -46,5 +69,5 @@ def get(name):
     return METHODS.get(name)
 
 
-METHODS = {"wlan": wlan, "buzzer": buzzer, "light_sleep": light_sleep, "deep_sleep": deep_sleep,
+METHODS = {"_open_stream": _open_stream, "_make_pin": _make_pin, "_make_wdt": _make_wdt, "mac": mac, "wlan": wlan, "buzzer": buzzer, "light_sleep": light_sleep, "deep_sleep": deep_sleep,
            "reset_cause": reset_cause, "reset": reset}

@@ -19,6 +19,15 @@ def method(board, name):
     return lambda *a: f(board, *a)
 
 
+def hook(board, name, *a):
+    """A hardware hook of the board (_open_stream, _make_pin, _make_wdt): the class's own method (a test's
+    board), else the function of the board class's module of rare methods and hooks (boot-time code)."""
+    f = getattr(board, name, None)  # (BoardBase.__getattr__ refuses "_" names: None)
+    if f is not None:
+        return f(*a)
+    return lookup(board._more, "get", name)(board, *a)
+
+
 def attr(name):
     """board.<name> for the package's __getattr__."""
     if name == "battery_volts":  # (the tests': a function held by an importer keeps this module alive)
@@ -65,7 +74,7 @@ def stream(board, role):
     key = ROLES.get(role, role)
     s = board._streams.get(key)
     if s is None:
-        s = board._open_stream(key, board.section(key))
+        s = hook(board, "_open_stream", key, board.section(key))
         board._streams[key] = s
     return s
 
@@ -87,7 +96,7 @@ def out_pin(board, role, key="pin", active="active", default=1):
         if num is None:
             raise BoardError("board %s: %s.%s is not wired (null)" % (board.name, role, key))
         a = sec.get(active, default)
-        p = ActivePin(board._make_pin(num, 1 - a, ident), a, ident)
+        p = ActivePin(hook(board, "_make_pin", num, 1 - a, ident), a, ident)
         board._pins[ident] = p
     return p
 
@@ -102,7 +111,7 @@ def gnss_power(board, on):
 
 def wdt_start(board, timeout_ms):
     if board._wdt is None:
-        board._wdt = board._make_wdt(timeout_ms)
+        board._wdt = hook(board, "_make_wdt", timeout_ms)
     return board._wdt
 
 
