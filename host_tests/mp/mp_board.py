@@ -221,6 +221,15 @@ class FakeMachine:
     def deepsleep(self, ms):
         MADE.append(("deepsleep", ms))
 
+    def lightsleep(self, ms):
+        MADE.append(("lightsleep", ms))
+
+    def reset_cause(self):
+        return 4
+
+    def reset(self):
+        MADE.append(("reset",))
+
 
 MADE = []
 
@@ -284,6 +293,21 @@ def test_esp32_board_builds_lazily():
     assert w.timeout == 30000 and w.feeds == 1
     b.deep_sleep(5000)
     assert MADE[-1] == ("deepsleep", 5000)
+    b.light_sleep(200)
+    assert MADE[-1] == ("lightsleep", 200) and b.reset_cause() == 4
+    b.reset()
+    assert MADE[-1] == ("reset",)
+    p = b.modem_power_pin()
+    assert MADE[-1] == ("Pin", 27, _Pin.OUT, 0) and p is b.modem_power_pin()  # released, cached
+    p.value(1)
+    assert p.pin.level == 1
+    for name in ("stream", "out_pin", "wlan", "buzzer", "light_sleep", "mac"):
+        assert hasattr(b, name), name
+    assert not hasattr(b, "no_such_method") and not hasattr(b, "_no_such_hook")
+    import sys
+
+    if sys.implementation.name == "micropython":  # the rare methods' modules were read for the calls only
+        assert "board.rare" not in sys.modules and "board.esp32_more" not in sys.modules
 
 
 def test_boot_only_board_code_leaves_no_module_behind():
