@@ -1,13 +1,18 @@
 # The ESP32 board: machine.UART/Pin/ADC/WDT built lazily from the board description.
 # This and nothing else in the firmware imports `machine` (tests pass a fake module).
 from board import BoardBase
-from core.errors import lookup
-from core.stream import UartStream
 
 ADC_FULL_SCALE_UV = 3300000  # the 0..4095 raw scale of Arduino's analogRead at 11 dB, as the official factor assumes
 
 
 class Board(BoardBase):
+    """The ESP32's hooks. Resident: _adc_read (the battery, every battery interval). The others, used at
+    boot or rarely, are board/esp32_more.py's, imported per call (board.rare): the hooks _open_stream (a
+    machine.UART in a core.stream.UartStream), _make_pin, _make_wdt, and the methods mac(), wlan(),
+    buzzer(on), light_sleep(ms), deep_sleep(ms), reset_cause(), reset() (through BoardBase.__getattr__)."""
+
+    _more = "board.esp32_more"  # the module of this board's rare methods and hooks (board.rare)
+
     def __init__(self, desc, clock=None, machine=None, network=None):
         BoardBase.__init__(self, desc, clock)
         if machine is None:
@@ -15,16 +20,6 @@ class Board(BoardBase):
         self._m = machine
         self._net = network  # the `network` module (tests pass a fake); imported on first wlan()
         self._wlan = None
-
-    def _open_stream(self, role, sec):
-        if sec.get("uart") is None or sec.get("rx") is None or sec.get("tx") is None:
-            raise lookup("board.desc", "no_uart", self.name, role, sec)  # the error's text: boot only
-        m = self._m
-        u = m.UART(sec["uart"], baudrate=sec["baud"], tx=sec["tx"], rx=sec["rx"], rxbuf=sec.get("rxbuf", 256), timeout=0)
-        return UartStream(u)
-
-    def _make_pin(self, num, level, name):
-        return self._m.Pin(num, self._m.Pin.OUT, value=level)
 
     def _adc_read(self, pin):
         m = self._m
@@ -40,43 +35,3 @@ class Board(BoardBase):
             # reading differs by several % between units, a lot against 11.8 V / 13.6 V thresholds.
             return read_uv() * 4095 // ADC_FULL_SCALE_UV
         return adc.read_u16() >> 4  # a port without read_uv: uncalibrated 0..4095
-
-    def _make_wdt(self, timeout_ms):
-        # Once started the ESP32 watchdog cannot be stopped: feed it from the main loop.
-        return self._m.WDT(timeout=timeout_ms)
-
-    def mac(self):
-        return self._m.unique_id()  # the 6-byte efuse base MAC on the ESP32
-
-    def wlan(self):
-        """The WiFi station interface (network.WLAN(STA_IF)), active, for transport 'wifi'.
-        net.wifi.WifiPublisher joins it with secrets wifi_ssid/wifi_password and waits at most
-        its wifi_timeout_ms (20 s) for the association, raising WifiError naming the SSID.
-        (Built once, at boot: board.desc.esp32_wlan.)"""
-        if self._wlan is None:
-            self._wlan = lookup("board.desc", "esp32_wlan", self.name, self._net)
-        return self._wlan
-
-    def buzzer(self, on):
-        """Buzzer on (PWM at the board's frequency, 50 % duty) or off."""
-        b = self.section("buzzer")
-        pwm = self._pins.get("buzzer.pwm")
-        if on:
-            if pwm is None:
-                pwm = self._m.PWM(self._m.Pin(b["pin"]), freq=b.get("freq", 2000), duty_u16=32768)
-                self._pins["buzzer.pwm"] = pwm
-        elif pwm is not None:
-            pwm.deinit()
-            del self._pins["buzzer.pwm"]
-
-    def light_sleep(self, ms):
-        self._m.lightsleep(ms)
-
-    def deep_sleep(self, ms):
-        self._m.deepsleep(ms)  # does not return: the chip restarts from boot.py
-
-    def reset_cause(self):
-        return self._m.reset_cause()
-
-    def reset(self):
-        self._m.reset()

@@ -2,9 +2,7 @@
 # mapped to serial paths (a USB SIM7600's AT port, an ELM327 emulator's pty, a GNSS
 # simulator), fake pins that record (level, ms), a fake watchdog and a fixed MAC. With power_key=PATH
 # the modem power-key pin's changes are also written to PATH (pin_file), for a simulator in another process.
-from board import BoardBase, BoardError
-from core.serial import SerialPath
-
+from board import BoardBase
 
 
 class DeepSleep(Exception):
@@ -79,6 +77,14 @@ def pin_file(path, active):
 
 
 class HostBoard(BoardBase):
+    """The host's hooks. Resident: _adc_read, the wdt property, gnss_uart(). The others are
+    board/host_more.py's, imported per call (board.rare): the hooks _open_stream (a core.serial.SerialPath),
+    _make_pin (a FakePin; the power key's changes to power_key's file), _make_wdt (a FakeWDT), and the
+    methods mac(), fake_pin(role, key="pin"), wlan(), buzzer(on), light_sleep(ms), deep_sleep(ms),
+    reset_cause(), reset() (through BoardBase.__getattr__)."""
+
+    _more = "board.host_more"  # the module of this board's rare methods and hooks (board.rare)
+
     def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=b"\x24\x0a\xc4\x00\x00\x01", adc_raw=None,
                  wlan=None, power_key=None):
         BoardBase.__init__(self, desc, clock)
@@ -90,68 +96,13 @@ class HostBoard(BoardBase):
         self.sleeps = []
         self.buzzing = False
 
-    def _open_stream(self, role, sec):
-        path = self.paths.get(role)
-        if not path:
-            flag = "--" + {"coproc": "obd", "gnss": "gps"}.get(role, role)
-            raise BoardError("host board: no serial path for the %s (pass %s PATH)" % (role, flag))
-        try:
-            return SerialPath(path)
-        except OSError as e:
-            raise BoardError("host board: cannot open %s for the %s: %s" % (path, role, e))
-
-    def _make_pin(self, num, level, name):
-        pin = FakePin(num, level, self.clock, name)
-        if name == "modem_power.pin" and self.power_key:
-            pin.listeners.append(pin_file(self.power_key, self.section("modem_power").get("active", 1)))
-        return pin
-
-    def fake_pin(self, role, key="pin"):
-        """The FakePin under a role's logical pin (its .history), for tests and sims."""
-        return self._pins[role + "." + key].pin
-
     def _adc_read(self, pin):
         return self.adc_raw
-
-    def _make_wdt(self, timeout_ms):
-        return FakeWDT(timeout_ms, self.clock)
 
     @property
     def wdt(self):
         return self._wdt
 
-    def mac(self):
-        return self._mac
-
     def gnss_uart(self):
         """On the host the GNSS stream is a serial path (--gps), whatever the description says."""
         return bool(self.paths.get("gnss"))
-
-    def wlan(self):
-        """None (the host is already networked, so transport 'wifi' just opens the broker's
-        socket), or the WLAN-like object a test passed."""
-        return self._wlan
-
-    def buzzer(self, on):
-        self.section("buzzer")
-        self.buzzing = bool(on)
-
-    def light_sleep(self, ms):
-        import time
-
-        self.sleeps.append(("light", ms))
-        fn = getattr(time, "sleep_ms", None)
-        if fn is not None:
-            fn(ms)  # MicroPython unix
-        else:
-            time.sleep(ms / 1000)
-
-    def deep_sleep(self, ms):
-        self.sleeps.append(("deep", ms))
-        raise DeepSleep(ms)
-
-    def reset_cause(self):
-        return 0
-
-    def reset(self):
-        raise DeepSleep(0)

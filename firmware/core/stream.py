@@ -23,13 +23,13 @@ class UartStream:
         return n or 0
 
     def write(self, data):
-        mv = memoryview(data)
-        done = 0
-        while done < len(mv):
-            n = self._u.write(mv[done:])
-            if n:
-                done += n
-        return done
+        # the ESP32 port copies all of it into the TX ring buffer at once: no memoryview made then
+        n = self._u.write(data) or 0
+        if n < len(data):
+            mv = memoryview(data)
+            while n < len(mv):
+                n += self._u.write(mv[n:]) or 0
+        return n
 
     def close(self):
         try:

@@ -12,7 +12,7 @@ async def enable(src):
     answers ERROR, AT+CGPS? telling "+CGPS: 1" means it was already on), AT+CGPSINFO=<interval_s>."""
     at = src.at
     t = src.timeout_ms
-    src._boots = src._reboots()
+    src._boots = src._st.get("reboots", 0)
     if src.antenna_power:
         for c in ("AT+CVAUXV=%d" % _ANTENNA_MV, "AT+CVAUXS=1"):
             try:
@@ -23,7 +23,7 @@ async def enable(src):
         await at.cmd("AT+CGPS=1,1", timeout_ms=t)
     except Exception as e:
         # ERROR is also the answer when the GNSS is already running
-        v = await src.state()
+        v = (await at.cmd("AT+CGPS?", timeout_ms=t)).value("+CGPS:")
         if not v or not v.startswith("1"):
             raise GnssError("AT+CGPS=1,1 failed (%s) and AT+CGPS? says %r: GNSS not started" % (e, v))
     await at.cmd("AT+CGPSINFO=%d" % src.interval_s, timeout_ms=t)

@@ -12,8 +12,10 @@ class FieldReader:
 
     def __init__(self, buf, n=40):
         self.buf = buf
-        self.start = [0] * n
-        self.end = [0] * n
+        # field offsets: a bytearray when they fit in a byte (the modem's and co-processor's 128-byte
+        # lines: 2 x n bytes instead of 2 x 4n), else lists
+        self.start = bytearray(n) if len(buf) < 256 else [0] * n
+        self.end = bytearray(n) if len(buf) < 256 else [0] * n
         self.count = 0
         self.errors = 0
         self.hour = self.minute = self.second = self.ms = self.year = self.month = self.day = 0
@@ -21,14 +23,20 @@ class FieldReader:
 
     def copy(self, text, start=0, stop=b""):
         """Copy text[start:] up to the first byte of `stop` (or the end) into buf, trailing
-        blanks dropped, and load it. False if it does not fit or has a non-printable byte."""
+        blanks dropped, and load it. False if it does not fit or has a non-printable byte.
+        text: str (its UTF-8 bytes: a str indexed by position would intern each character as a
+        name on MicroPython), bytes, bytearray or memoryview."""
         buf = self.buf
-        is_str = isinstance(text, str)
+        if isinstance(text, str):
+            try:
+                text = memoryview(text)  # pyright: ignore[reportArgumentType] - MicroPython: the str's bytes, no copy
+            except TypeError:
+                text = text.encode()  # CPython
         w = 0
         for k in range(start, len(text)):
-            c = ord(text[k]) if is_str else text[k]
+            c = text[k]
             if c < 32 or c > 126 or c in stop:
-                if c < 256 and c in stop:
+                if c in stop:
                     break
                 return False
             if w >= len(buf):

@@ -20,6 +20,7 @@
 import asyncio
 
 from core.compat import DEFAULT_CLOCK, const, ticks_diff, ticks_ms
+from core.errors import lookup
 
 KNOT_KMH = 1.852
 _STALE_MS = const(10000)  # a position with no fresh report for this long is not current (GnssSource.stale_ms)
@@ -146,7 +147,9 @@ class Fix:
             self.ms = f.ms
         h = self.hour
         self.epoch = None if y is None or h is None else (
-            days_from_epoch(y, self.month, self.day) * 86400 + h * 3600 + self.minute * 60 + self.second)  # pyright: ignore[reportOptionalOperand] - see above
+            days_from_epoch(y, self.month, self.day) * 86400 + (h * 3600 + self.minute * 60 + self.second))  # pyright: ignore[reportOptionalOperand] - see above
+        # (the seconds of the day summed first: a small int; the sum with the day's seconds is past 2^30, a long int on
+        # the 32-bit device, made once per report, not once per term)
         self.lat = lat
         self.lon = lon
         self.valid = valid
@@ -158,9 +161,8 @@ class Fix:
     def has_position(self):
         return self.valid and self.lat is not None and self.lon is not None
 
-    def __repr__(self):
-        return "<Fix valid=%s lat=%s lon=%s alt=%s kmh=%s course=%s sats=%s hdop=%s epoch=%s>" % (
-            self.valid, self.lat, self.lon, self.alt, self.speed_kmh, self.course, self.sats, self.hdop, self.epoch)
+    def __repr__(self):  # (for people and tools: its text is gnss/wait.py's, imported for the call)
+        return lookup("gnss.wait", "describe", self)
 
 
 class GnssSource:

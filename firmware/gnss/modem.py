@@ -10,14 +10,17 @@ def parse_cgpsinfo(text, fix, fields=None):
     """Parse `+CGPSINFO: lat,N/S,lon,E/W,ddmmyy,hhmmss.s,alt,speed(knots),course` (str or bytes,
     prefix optional) into `fix`. All-empty fields (no fix) mark the fix invalid with unknown
     position. Returns True if accepted, False if malformed or refused by Fix.put ((0,0), jump)."""
-    if not isinstance(text, str):
-        text = bytes(text).decode()
-    start = 10 if text.startswith("+CGPSINFO:") else 0
-    n = len(text)
-    while start < n and text[start] == " ":
-        start += 1
     fr = fields or FieldReader(bytearray(128), 16)
-    if not fr.copy(text, start, b"\r\n") or fr.count < 8:
+    if not fr.copy(text, 0, b"\r\n"):
+        fix.rejected += 1
+        return False
+    # the prefix and the blanks after it, skipped in the copy (bytes: no text made or interned)
+    buf = fr.buf
+    s = 10 if buf.find(b"+CGPSINFO:", 0, 10) == 0 else 0
+    e = fr.end[fr.count - 1]  # the copy's length
+    while s < e and buf[s] == 32:
+        s += 1
+    if (s and not fr.load(s, e)) or fr.count < 8:
         fix.rejected += 1
         return False
     lat = fr.latlon(0, 90)
@@ -66,12 +69,10 @@ class ModemGnss(GnssSource):
         self.enables = 0  # successful enable() calls
         self.reports = 0  # +CGPSINFO lines seen (URC or query)
         self._fields = FieldReader(bytearray(128), 16)
-        self._boots = self._reboots()
+        st = getattr(at, "stats", None)
+        self._st = st if st is not None else {}  # the engine's counters: "reboots" (RDY seen)
+        self._boots = self._st.get("reboots", 0)  # at the last enable
         at.on_urc("+CGPSINFO:", self.feed)
-
-    def _reboots(self):
-        st = getattr(self.at, "stats", None)
-        return st.get("reboots", 0) if st else 0
 
     def feed(self, line, body=None):
         """Parse one `+CGPSINFO: ...` line (or its body; also the engine's URC handler); True if
@@ -90,25 +91,18 @@ class ModemGnss(GnssSource):
     def off(self):
         return lookup("gnss.cgps", "off", self)
 
-    async def state(self):
-        """AT+CGPS?: the text after "+CGPS:" ("1,1" on, "0" off), or None (run() asks it whenever
-        reports are missing: kept here, not in gnss/cgps.py, for a module that is polled)."""
-        r = await self.at.cmd("AT+CGPS?", timeout_ms=self.timeout_ms)
-        return r.value("+CGPS:")
-
     async def query(self):
         """One explicit read (AT+CGPSINFO); True if it updated the fix."""
-        r = await self.at.cmd("AT+CGPSINFO", timeout_ms=self.timeout_ms)
-        v = r.value("+CGPSINFO:")
-        if v is None:
-            return False
-        return self.feed(v)
+        v = (await self.at.cmd("AT+CGPSINFO", timeout_ms=self.timeout_ms)).value("+CGPSINFO:")
+        return False if v is None else self.feed(v)
 
     async def run(self):
         clock = self.clock
+        at = self.at
+        st = self._st
         period = self.interval_s * 1000
         while True:
-            if self._reboots() != self._boots:
+            if st.get("reboots", 0) != self._boots:
                 self.running = False  # the module restarted: its GNSS is off again
             if not self.running:
                 try:
@@ -119,11 +113,11 @@ class ModemGnss(GnssSource):
                     continue
             seen = self.reports
             await clock.sleep_ms(2 * period)
-            if self.running and self.reports == seen and self._reboots() == self._boots:
-                # no report for two intervals: is the GNSS still on? then read it (a module
-                # without AT+CGPS? is read all the same)
+            if self.running and self.reports == seen and st.get("reboots", 0) == self._boots:
+                # no report for two intervals: is the GNSS still on (AT+CGPS?: "1,1" on, "0" off)? then
+                # read it (AT+CGPSINFO; a module without AT+CGPS? is read all the same)
                 try:
-                    v = await self.state()
+                    v = (await at.cmd("AT+CGPS?", timeout_ms=self.timeout_ms)).value("+CGPS:")
                 except Exception:
                     v = None
                 if v is not None and v.startswith("0"):

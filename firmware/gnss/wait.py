@@ -1,4 +1,4 @@
-# Waiting for a first fix (hwcheck, tools): not on the telelogger's path.
+# Waiting for a first fix (hwcheck, tools), and a Fix's repr: not on the telelogger's path.
 from core.compat import DEFAULT_CLOCK
 
 
@@ -13,3 +13,9 @@ async def wait_fix(src, timeout_ms, poll_ms=100, clock=None):
         if clock.diff(clock.ticks_ms(), t0) >= timeout_ms:
             return None
         await clock.sleep_ms(poll_ms)
+
+
+def describe(f):
+    """repr(Fix): its position, motion, quality and time."""
+    return "<Fix valid=%s lat=%s lon=%s alt=%s kmh=%s course=%s sats=%s hdop=%s epoch=%s>" % (
+        f.valid, f.lat, f.lon, f.alt, f.speed_kmh, f.course, f.sats, f.hdop, f.epoch)

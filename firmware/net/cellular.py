@@ -86,10 +86,6 @@ class CellularPublisher(Publisher):
     def connected(self):
         return self.mq._connected
 
-    def _connect(self):
-        """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
-        return lookup("net.cellular_rare", "connect", self)
-
     # ------------------------------------------------------------------ publish / subscribe
     async def _ensure_up(self):
         mq = self.mq
@@ -117,17 +113,24 @@ class CellularPublisher(Publisher):
         await self._with_retry(self.mq.publish, topic, payload, qos, False, self.pub_timeout_s)
         self.stats["published"] += 1
 
-    async def subscribe(self, topic, qos=1):
-        """Remember the topic (re-subscribed after every reconnect) and subscribe now. A topic the
-        session already has at this QoS is not sent again, so callers may subscribe on every connect."""
-        await lookup("net.cellular_rare", "subscribe", self, topic, qos)
-
-    async def unsubscribe(self, topic):
-        await lookup("net.cellular_rare", "unsubscribe", self, topic)
-
-    async def disconnect(self):
-        """DISC, REL, STOP (best effort: each error is expected when the session is gone)."""
-        await lookup("net.cellular_setup", "disconnect", self)
+    def __getattr__(self, name):
+        # the rare operations: functions of net/cellular_rare.py (disconnect: net/cellular_setup.py's)
+        # taking the publisher first, imported for the call and dropped again:
+        #   _connect()              bring the session up: escalating recovery with backoff
+        #                           (Publisher.connect is single-flight): cellular_rare.connect
+        #   subscribe(topic, qos)   remember the topic (re-subscribed after every reconnect) and subscribe
+        #                           now; a topic the session already has at this QoS is not sent again,
+        #                           so callers may subscribe on every connect
+        #   unsubscribe(topic)
+        #   disconnect()            DISC, REL, STOP (best effort: each error is expected when the
+        #                           session is gone)
+        if name in ("_connect", "subscribe", "unsubscribe"):
+            m = "net.cellular_rare"
+        elif name == "disconnect":
+            m = "net.cellular_setup"
+        else:
+            raise AttributeError(name)
+        return lambda *a: lookup(m, "connect" if name == "_connect" else name, self, *a)
 
 
 def __getattr__(name):

@@ -192,7 +192,7 @@ def connect(pub):
     return hold(_SELF, _connect(pub))
 
 
-def subscribe(pub, topic, qos):
+def subscribe(pub, topic, qos=1):
     return hold(_SELF, _subscribe(pub, topic, qos))
 
 

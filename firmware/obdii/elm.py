@@ -47,13 +47,6 @@ class ObdError(ElmError):
     (malformed, wrong PID...); code "BAD REPLY"."""
 
 
-def meaning(code, text=None):
-    """What the ELM327 message `code` means; with `text` (a cleaned reply), (code, meaning, row) of the
-    first line of it that is an ELM message (row: its index in the table, 0 for NO DATA), or None.
-    From obdii/elmtext.py, imported for the lookup and dropped again (core.errors.lookup)."""
-    return lookup("obdii.elmtext", "meaning", code) if text is None else lookup("obdii.elmtext", "error", text)
-
-
 def hex_bytes(buf, s, e, data, off):
     """Decode the hex pairs in buf[s:e] (spaces ignored) into data[off:]. Returns the count,
     or -1 if the text has a non-hex character or an odd digit, or does not fit."""
@@ -224,7 +217,9 @@ class ElmLink:
                 e = eol(buf, p, w)
                 # first letters of the ELM messages: < ? A B C D E F L N S U
                 if buf[p] in (60, 63, 65, 66, 67, 68, 69, 70, 76, 78, 83, 85) and hex_bytes(buf, p, e, chunk, 0) < 0:
-                    t = meaning(None, self.text())  # (code, meaning, row) of the ELM message, or None
+                    # (code, meaning, row) of the first line that is an ELM message, or None: from
+                    # obdii/elmtext.py, imported for the lookup and dropped again
+                    t = lookup("obdii.elmtext", "error", self.text())
                     if t is not None:  # row 0: NO DATA
                         raise (ElmError if t[2] else ElmNoData)(cmd, self.text(), t[0], t[1])
                     break

@@ -32,11 +32,8 @@
 #
 # PID values (entry, decode; obdii.pids keeps these names for the config check, tools and tests): the
 # table is obdii/pidtable.py (its format and the formulas there). A PID's row is read from that
-# module's file on first use (its .py, else its .mpy beside this module: the rows are stored
-# verbatim in both), 128 bytes at a time, then parsed and cached (the telelogger reads a handful):
-# a lookup needs no block bigger than that and never loads the table (strings of up to 1.7 KB, a
-# block a fragmented heap may not have), only the configured PIDs' rows stay in RAM. Without the
-# file (a frozen image) the table is imported for the lookup and dropped again.
+# module's file on first use by obdii/pidrow.py (imported for the lookup, dropped again), then
+# cached here (the telelogger reads a handful): only the configured PIDs' rows stay in RAM.
 import sys
 
 from core.errors import lookup
@@ -46,50 +43,12 @@ _cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the co
 
 
 def entry(pid):
-    """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or None."""
+    """(name, unit, nbytes, formula_index, mul, div, offset) for `pid`, or None. The row is read on a
+    first use (obdii/pidrow.py, imported for the lookup and dropped again) and cached."""
     e = _cache.get(pid)
     if e is None:
-        e = t = 0
-        f = None  # the table file
-        if 0 <= pid < 256:
-            try:
-                p = __file__
-                p = p[: p.rfind("/") + 1]
-                try:
-                    f = open(p + "pidtable.py", "rb")  # the one the import would load: .py first, as MicroPython
-                except OSError:
-                    f = open(p + "pidtable.mpy", "rb")
-            except (OSError, NameError):  # no table file (a frozen image; a port without __file__): the table
-                # imported for the lookup, dropped again
-                t = lookup("obdii.pidtable", "row", pid)
-            if t == 0 and f is not None:
-                key = b"\n%02X " % pid
-                buf = bytearray(128)
-                with f:
-                    p = 0
-                    while True:
-                        f.seek(p)
-                        n = f.readinto(buf)
-                        i = buf.find(key, 0, n)
-                        if i >= 0:  # the row: up to the end of its line (< 80 characters)
-                            f.seek(p + i + 1)
-                            n = f.readinto(buf)
-                            j = buf.find(b"\n", 0, n)
-                            t = buf[:j].decode() if j > 0 else ""
-                            if len(t.split()) == 7:  # (bytes of the .mpy's code that happen to match are not a row)
-                                break
-                            p += i + 1
-                        elif n < 128:
-                            t = None
-                            break
-                        else:
-                            p += 125  # the key (4 bytes) may straddle two reads
-            if t:
-                f = t.split()
-                mul, div = f[5].split("/")
-                # formula_index: pidtable.FORMULAS in order (a test checks)
-                fs = "A A*256+B C*256+D A*2^24+B*2^16+C*256+D".split()
-                e = (f[1], f[2], int(f[3]), fs.index(f[4]), int(mul), int(div), int(f[6]))  # pyright: ignore[reportArgumentType]
+        # (globals().get: a frozen image has no __file__; the reader then imports the table)
+        e = lookup("obdii.pidrow", "entry", pid, globals().get("__file__"))
         if len(_cache) >= 32:
             _cache.clear()
         _cache[pid] = e

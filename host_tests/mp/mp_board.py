@@ -221,8 +221,54 @@ class FakeMachine:
     def deepsleep(self, ms):
         MADE.append(("deepsleep", ms))
 
+    def lightsleep(self, ms):
+        MADE.append(("lightsleep", ms))
+
+    def reset_cause(self):
+        return 4
+
+    def reset(self):
+        MADE.append(("reset",))
+
 
 MADE = []
+
+
+def test_uart_stream_writes_everything_and_reads_zero_when_idle():
+    class PartialUart:  # a UART whose write takes at most `step` bytes (None: none this time)
+        def __init__(self, step):
+            self.step = step
+            self.out = bytearray()
+            self.calls = 0
+            self.rx = b""
+
+        def write(self, data):
+            self.calls += 1
+            if self.calls % 3 == 0:
+                return None
+            k = min(self.step, len(data))
+            self.out += bytes(data[:k])
+            return k
+
+        def any(self):
+            return len(self.rx)
+
+        def readinto(self, buf):
+            n = len(self.rx)
+            buf[:n] = self.rx
+            self.rx = b""
+            return n
+
+    data = bytes(range(200))
+    u = PartialUart(7)
+    assert UartStream(u).write(data) == 200 and bytes(u.out) == data
+    u = PartialUart(1000)
+    s = UartStream(u)
+    assert s.write(bytearray(data)) == 200 and bytes(u.out) == data and u.calls == 1  # all at once: one call
+    buf = bytearray(8)
+    assert s.readinto(buf) == 0  # nothing waiting
+    u.rx = b"OK"
+    assert s.readinto(buf) == 2 and buf[:2] == b"OK"
 
 
 def test_esp32_board_builds_lazily():
@@ -247,6 +293,21 @@ def test_esp32_board_builds_lazily():
     assert w.timeout == 30000 and w.feeds == 1
     b.deep_sleep(5000)
     assert MADE[-1] == ("deepsleep", 5000)
+    b.light_sleep(200)
+    assert MADE[-1] == ("lightsleep", 200) and b.reset_cause() == 4
+    b.reset()
+    assert MADE[-1] == ("reset",)
+    p = b.modem_power_pin()
+    assert MADE[-1] == ("Pin", 27, _Pin.OUT, 0) and p is b.modem_power_pin()  # released, cached
+    p.value(1)
+    assert p.pin.level == 1
+    for name in ("stream", "out_pin", "wlan", "buzzer", "light_sleep", "mac"):
+        assert hasattr(b, name), name
+    assert not hasattr(b, "no_such_method") and not hasattr(b, "_no_such_hook")
+    import sys
+
+    if sys.implementation.name == "micropython":  # the rare methods' modules were read for the calls only
+        assert "board.rare" not in sys.modules and "board.esp32_more" not in sys.modules
 
 
 def test_boot_only_board_code_leaves_no_module_behind():

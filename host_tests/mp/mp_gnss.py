@@ -263,6 +263,32 @@ def test_parse_cgpsinfo_allocates_little():
 
 
 
+def test_fix_repr_names_its_fields_and_leaves_no_module_behind():
+    import sys
+
+    f = Fix()
+    assert parse_cgpsinfo(PARIS, f)
+    had = "gnss.wait" in sys.modules
+    r = repr(f)
+    assert r.startswith("<Fix valid=True lat=48.85") and "alt=35.0" in r and "epoch=%d>" % f.epoch in r, r
+    assert ("gnss.wait" in sys.modules) == had  # its text read for the call only
+
+
+def test_parse_cgpsinfo_reads_str_bytes_and_bytearray_alike():
+    # the engine hands URC lines as str: read through its bytes (a str indexed by position interns
+    # each character as a name on MicroPython); the prefix and the blanks after it are optional
+    got = []
+    for line in (PARIS, PARIS.encode(), bytearray(PARIS.encode()), PARIS[10:], "  " + PARIS[11:] + "\r\n"):
+        f = Fix()
+        assert parse_cgpsinfo(line, f), line
+        got.append((f.lat, f.lon, f.alt, f.epoch, f.hour, f.day))
+    assert all(g == got[0] for g in got), got
+    assert abs(got[0][0] - 48.8565516) < 1e-6 and abs(got[0][1] - 2.3382226) < 1e-6
+    f = Fix()
+    assert not parse_cgpsinfo(PARIS.replace("N", "\u00d1"), f) and f.rejected == 1  # a non-ASCII byte
+    assert not parse_cgpsinfo("+CGPSINFO: 4851.393100,N,00220.293354", f) and f.rejected == 2  # too few fields
+
+
 async def test_modem_gnss_without_cgps_query_is_still_polled():
     at = FakeAT()
     at.fail.add("AT+CGPS?")
