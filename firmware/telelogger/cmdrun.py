@@ -47,7 +47,7 @@ async def run(t):
     try:
         return await _answer(t, h, built)
     finally:
-        if built:  # its state for the next one; the command code leaves the heap
+        if built and h is not None:  # its state for the next one; the command code leaves the heap
             t.cmd_state = (h.last_n, h.chal, h.stats)
             h = None
             for m in ("commands", "cmdhandlers", "cmdseal"):
