@@ -139,7 +139,7 @@ def final_error(at, r, w):
             except ValueError:
                 code = None
         if isinstance(code, int):
-            meaning = at.meaning(pfx, code)
+            meaning = at.meaning(pfx, code) if at.meaning else "error %s" % code
         return ATCommandError(cmd, code, meaning, r.lines, "ERROR")
 
 
@@ -160,7 +160,7 @@ async def wait_urc(at, prefix, timeout_ms):
 
 
 def refused(at, n, line):
-    at._log("note", "body of %d bytes refused (buffer %d): %s" % (n, at.framer.body_max(), line))
+    at._log("note", "body of %d bytes refused (buffer %d): %s" % (n, at.framer.body_max, line))
 
 
 def handler_failed(at, line, e):
@@ -180,14 +180,17 @@ def log_failed(at, log, e):
 def reader_failed(at, e):
     """The reader survived e: a body being read is given up (its handler hears None), noted."""
     at.framer.masked = []
-    if at.framer.in_body():
+    if at.framer.body_len:
         body_timed_out(at)
     at._log("note", "AT reader survived %r" % e)
 
 
 def body_timed_out(at):
-    cb = at.framer.cb
-    at.framer.abort_body()
+    """A raw body that never completed: given up (its partial bytes dropped), its handler hears None."""
+    fr = at.framer
+    cb = fr.cb
+    fr.body = fr.cb = None
+    fr.body_len = fr.body_pos = 0
     at.stats["timeouts"] += 1
     if cb:
         cb(None)

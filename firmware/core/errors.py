@@ -7,13 +7,15 @@
 
 class NetError(Exception):
     """A transport failure. `code` is the transport's own code (CMQTT <err>, MQTT rc, errno) or None,
-    `meaning` says what it is; str() gives the whole story."""
+    `meaning` says what it is; str() gives the whole story. `kind`: the failure's family where a
+    subclass names them (modem.errors.ModemError, TlsSetupError), else None."""
 
-    def __init__(self, msg, code=None, meaning=None):
+    def __init__(self, msg, code=None, meaning=None, kind=None):
         super().__init__(msg)
         self.msg = msg
         self.code = code
         self.meaning = meaning
+        self.kind = kind
 
     def __str__(self):
         if self.code is None:

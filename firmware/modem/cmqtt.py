@@ -28,7 +28,7 @@
 # CmqttArgError are modem/cmqtt_errors.py's, re-exported here.
 import asyncio
 
-from at.engine import ATError, default_meaning, response_prefix
+from at.engine import ATError, response_prefix
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import lookup
 from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP
@@ -98,7 +98,7 @@ class Cmqtt:
         on("+CMQTTRXTOPIC:", self._urc_rxpart, body_len=self._chunk_len)
         on("+CMQTTRXPAYLOAD:", self._urc_rxpart, body_len=self._chunk_len, secret=True)
         on("+CMQTTRXEND:", self._urc_rxend)
-        if at.meaning is default_meaning:
+        if at.meaning is None:  # the engine's default: 'error <code>'
             at.meaning = _at_meaning
 
     def on_message(self, cb):

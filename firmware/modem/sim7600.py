@@ -38,16 +38,18 @@ def parse_cclk(value):
     v = value.strip().strip('"')
     try:
         date, rest = v.split(",")
-        yy, mo, dd = [int(x) for x in date.split("/")]
         i = max(rest.find("+"), rest.find("-"))  # the zone, signed
         tz = 0
         if i >= 0:
             tz = int(rest[i:])
             rest = rest[:i]
-        hh, mi, ss = [int(x) for x in rest.split(":")]
+        # yy/mm/dd,hh:mm:ss: six numbers (a wrong count is a ValueError too)
+        t = tuple(map(int, (date + "/" + rest.replace(":", "/")).split("/"))) + (tz,)
+        if len(t) != 7:
+            return None
     except ValueError:
         return None
-    return (2000 + yy, mo, dd, hh, mi, ss, tz)
+    return (2000 + t[0],) + t[1:]
 
 
 class Sim7600:

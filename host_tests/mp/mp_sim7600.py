@@ -87,9 +87,9 @@ async def test_bring_up_asks_for_network_time_zone_updates():
 
 
 async def test_bringup_module_is_dropped_after_each_step():
-    from modem.errors import unload
+    from core.unload import forget
 
-    unload("bringup")
+    forget("modem.bringup")
     at = modem_at(1, 1, 1)
     m = Sim7600(at, Clock(), FAST)
     await m.wait_ready()
@@ -161,9 +161,9 @@ async def test_bring_up_leaves_no_bytecode_resident():
         raise Skip("heap figures are MicroPython's")
     import gc
 
-    from modem.errors import unload
+    from core.unload import forget
 
-    unload("bringup")  # an earlier test may have imported it (as a module of the package, too)
+    forget("modem.bringup")  # an earlier test may have imported it (as a module of the package, too)
     # warm up: the names (qstrs) a first bring-up interns stay for the interpreter's life, and the
     # qstr pool may grow by a few KB at that moment; neither is bytecode left resident
     await Sim7600(modem_at(1, 1, 1), Clock(), FAST).bring_up()
