@@ -128,7 +128,9 @@ class ATEngine(ATReader):
                 self.framer.want_prompt = data is not None
                 self.stats["cmds"] += 1
                 try:
-                    self._send(cmd)
+                    self.stream.write(cmd.encode() + b"\r")
+                    if self.log:
+                        self._log("command", cmd)
                     if data is not None:
                         ms = prompt_timeout_ms or timeout_ms
                         try:  # the prompt, or a final result instead of it (ERROR): both set _prompt
@@ -190,8 +192,3 @@ class ATEngine(ATReader):
             if w.line is None and w.error is None and w.prefix.startswith(prefix):
                 return w
         return None
-
-    def _send(self, cmd):
-        self.stream.write(cmd.encode() + b"\r")
-        if self.log:
-            self._log("command", cmd)

@@ -111,7 +111,7 @@ class Framer:
                 k = self.body_len - p
                 if k > n - i:
                     k = n - i
-                self.body[p : p + k] = mv[i : i + k]
+                self.body[p : p + k] = mv[i : i + k]  # pyright: ignore[reportOptionalSubscript] - set while body_len is
                 if self.secret:
                     self.masked.append(i)
                     self.masked.append(i + k)

@@ -68,7 +68,9 @@ async def sync(at):
     at._done.clear()
     t0 = at.clock.ticks_ms()
     try:
-        at._send(cmd)
+        at.stream.write(cmd.encode() + b"\r")
+        if at.log:
+            at._log("command", cmd)
         while True:
             left = _SYNC_MS - at.clock.since(t0)
             if left <= 0:
