@@ -42,7 +42,7 @@ class ATEngine(ATReader):
     """Commands on top of the reader: one at a time under a lock, complete on a final result
     code, deferred results awaited after it (see the header)."""
 
-    # ATEngine(stream, clock=None, log=None, poll_ms=_POLL_MS): ATReader.__init__
+    # ATEngine(stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=None): ATReader.__init__
 
     # -- commands --------------------------------------------------------------------------------
     async def cmd(

@@ -166,8 +166,10 @@ class ATReader:
     # None: "error <code>"
     meaning = None
 
-    def __init__(self, stream, clock=None, log=None, poll_ms=_POLL_MS):
+    def __init__(self, stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=None):
         self.stream = stream
+        if meaning is not None:
+            self.meaning = meaning
         self.clock = clock or DEFAULT_CLOCK
         self.log = log
         self.poll_ms = poll_ms
