@@ -45,11 +45,11 @@ class Framer:
         self.line = memoryview(bytearray(_LINE_MAX))  # the line buffer
         self.end = 0  # bytes in it so far
         self._over = False
-        # the raw body being read: its buffer (None between bodies), bytes wanted (0: none, so
-        # `if framer.body_len` is "in a body"), bytes so far, its callback; the AT engine gives it
-        # up after a timeout (at/recover.py)
+        # the raw body being read: its buffer (None between bodies, else of the announced size),
+        # the bytes of it still to come (0: none, so `if framer.body_len` is "in a body"), its
+        # callback; the AT engine gives it up after a timeout (at/recover.py)
         self.body = None
-        self.body_len = self.body_pos = 0
+        self.body_len = 0
         self.cb = None
         self.secret = False  # the body's bytes are masked in the log
         self.masked = []  # [start, end, ...] of masked body bytes in the current feed (the log's)
@@ -77,7 +77,6 @@ class Framer:
             raise ValueError("body of %d bytes exceeds the %d-byte limit" % (n, _BODY_MAX))
         self.body = bytearray(n)
         self.body_len = n
-        self.body_pos = 0
         self.cb = cb
         self.secret = secret
 
@@ -85,7 +84,7 @@ class Framer:
         self.end = 0
         self._over = False
         self.body = self.cb = None
-        self.body_len = self.body_pos = 0
+        self.body_len = 0
         self.skip = 0
         self.echo = None
         self._echo_pos = 0
@@ -107,21 +106,20 @@ class Framer:
             if self.body_len:  # raw body bytes, as many as it still wants
                 if mv is None:
                     mv = memoryview(buf)
-                p = self.body_pos
-                k = self.body_len - p
+                body = self.body
+                k = self.body_len
                 if k > n - i:
                     k = n - i
-                self.body[p : p + k] = mv[i : i + k]  # pyright: ignore[reportOptionalSubscript] - set while body_len is
+                p = len(body) - self.body_len  # pyright: ignore[reportArgumentType] - set while body_len is
+                body[p : p + k] = mv[i : i + k]  # pyright: ignore[reportOptionalSubscript]
                 if self.secret:
                     self.masked.append(i)
                     self.masked.append(i + k)
                 i += k
-                self.body_pos = p = p + k
-                if p == self.body_len:
+                self.body_len -= k
+                if not self.body_len:
                     cb = self.cb
-                    body = self.body
                     self.body = self.cb = None
-                    self.body_len = self.body_pos = 0
                     # the module ends the body with CRLF; let it be an empty line
                     if cb is not None:  # always set by expect_body while a body is wanted
                         cb(body)

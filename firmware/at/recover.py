@@ -192,7 +192,7 @@ def body_timed_out(at):
     fr = at.framer
     cb = fr.cb
     fr.body = fr.cb = None
-    fr.body_len = fr.body_pos = 0
+    fr.body_len = 0
     at.stats["timeouts"] += 1
     if cb:
         cb(None)
