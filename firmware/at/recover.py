@@ -114,16 +114,7 @@ def final_error(at, r, w):
     f = r.final
     cmd = r.cmd
     if f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:"):
-        code = f[11:].strip()
-        try:
-            code = int(code)
-        except ValueError:  # a text (AT+CMEE=2 on some firmware)
-            pass
-        if f.startswith("+CMS ERROR:"):
-            return CMSError(cmd, code, "message service error", r.lines, f[:10])
-        # the 3GPP text of a numeric code: table at/cme.py, read on demand
-        meaning = (lookup("at.cme", "meaning", code) or "CME error %s" % code) if isinstance(code, int) else code
-        return CMEError(cmd, code, meaning, r.lines, f[:10])
+        return cme_error(r, f)
     if f == "ERROR":
         # '+CMD: 0,<err>' then ERROR: the deferred result's line, else the command's own lines
         code, meaning, pfx, text = None, None, response_prefix(cmd), None
@@ -143,6 +134,20 @@ def final_error(at, r, w):
         if isinstance(code, int):
             meaning = at.meaning(pfx, code) if at.meaning else "error %s" % code
         return ATCommandError(cmd, code, meaning, r.lines, "ERROR")
+
+
+def cme_error(r, f):
+    """final_error's +CME ERROR / +CMS ERROR (its own function: each stays a small block)."""
+    code = f[11:].strip()
+    try:
+        code = int(code)
+    except ValueError:  # a text (AT+CMEE=2 on some firmware)
+        pass
+    if f.startswith("+CMS ERROR:"):
+        return CMSError(r.cmd, code, "message service error", r.lines, f[:10])
+    # the 3GPP text of a numeric code: table at/cme.py, read on demand
+    meaning = (lookup("at.cme", "meaning", code) or "CME error %s" % code) if isinstance(code, int) else code
+    return CMEError(r.cmd, code, meaning, r.lines, f[:10])
 
 
 async def wait_urc(at, prefix, timeout_ms):

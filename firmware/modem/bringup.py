@@ -81,21 +81,27 @@ async def sim_ready(self):
             self.info[kind] = state
             return
         if state == pin_state:
-            pin = self.setting("sim_pin")
-            if not pin:
-                raise ModemError("the SIM asks for a PIN and config cellular.sim_pin is empty", kind=kind)
-            if pin_sent:
-                raise ModemError("the SIM still asks for a PIN after entering cellular.sim_pin", kind=kind)
-            try:
-                await self.at.cmd('AT+CPIN="%s"' % pin, timeout_ms=self.t)
-            except CMEError as e:
-                raise ModemError("SIM PIN refused: %s (check cellular.sim_pin)" % e.meaning, e.code, e.meaning, kind=kind)
+            await _enter_pin(self, pin_sent)
             pin_sent = True
         elif state:
             raise ModemError("SIM is locked (%s): needs a PUK or unlock on another phone" % state, kind=kind)
         if c.diff(c.ticks_ms(), t0) >= self.setting("sim_timeout_ms"):
             raise ModemError("SIM not ready after %d ms (state %s)" % (self.setting("sim_timeout_ms"), state or "busy"), kind=kind)
         await c.sleep_ms(self.setting("poll_ms"))
+
+
+async def _enter_pin(self, pin_sent):
+    """sim_ready's answer to 'SIM PIN': the PIN from config, once (its own function: each stays a
+    small block)."""
+    pin = self.setting("sim_pin")
+    if not pin:
+        raise ModemError("the SIM asks for a PIN and config cellular.sim_pin is empty", kind="sim")
+    if pin_sent:
+        raise ModemError("the SIM still asks for a PIN after entering cellular.sim_pin", kind="sim")
+    try:
+        await self.at.cmd('AT+CPIN="%s"' % pin, timeout_ms=self.t)
+    except CMEError as e:
+        raise ModemError("SIM PIN refused: %s (check cellular.sim_pin)" % e.meaning, e.code, e.meaning, kind="sim")
 
 
 async def set_apn(self, apn=None, user=None, password=None, index=1):

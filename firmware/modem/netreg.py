@@ -98,22 +98,9 @@ async def wait_registered(self, timeout_ms=None):
             v = reg_verdict(*st)
             if v == "ok":
                 return
-            if v == "denied":
-                raise ModemError(
-                    "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed "
-                    "on this network; check the SIM is activated for data" % st,
-                    codes.REG_DENIED,
-                    codes.reg_state(codes.REG_DENIED),
-                    kind="reg_denied",
-                )
             left = timeout_ms - c.diff(c.ticks_ms(), t0)
-            if left <= 0:
-                names = ", ".join(codes.reg_state(s) for s in st if s is not None) or "no answer to any query"
-                raise ModemError(
-                    "not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage"
-                    % ((timeout_ms,) + st + (names,)),
-                    kind="reg_timeout",
-                )
+            if v == "denied" or left <= 0:
+                raise _not_registered(st, v, timeout_ms)
             try:
                 await c.wait_for_ms(ev.wait(), min(pause, left))
             except TimeoutError:
@@ -123,6 +110,25 @@ async def wait_registered(self, timeout_ms=None):
         # so nothing of the bring-up stays referenced from the engine
         for q in REG_QUERIES:
             self.at.on_urc(q[1], None)
+
+
+def _not_registered(st, verdict, timeout_ms):
+    """wait_registered's ModemError: 'reg_denied' (verdict 'denied') or 'reg_timeout' (its own
+    function: each stays a small block)."""
+    if verdict == "denied":
+        return ModemError(
+            "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed "
+            "on this network; check the SIM is activated for data" % st,
+            codes.REG_DENIED,
+            codes.reg_state(codes.REG_DENIED),
+            kind="reg_denied",
+        )
+    names = ", ".join(codes.reg_state(s) for s in st if s is not None) or "no answer to any query"
+    return ModemError(
+        "not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage"
+        % ((timeout_ms,) + st + (names,)),
+        kind="reg_timeout",
+    )
 
 
 async def cpsi(self):

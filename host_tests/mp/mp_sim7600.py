@@ -168,6 +168,20 @@ async def test_sim_errors_are_modem_errors_with_kind_sim():
     assert e.kind == "sim" and "cellular.sim_pin is empty" in str(e)
 
 
+async def test_sim_pin_is_entered_once_and_a_refusal_names_the_key():
+    from at.engine import CMEError
+
+    cfg = dict(FAST, sim_pin="1234")
+    at = modem_at(1, 1, 1, **{"AT+CPIN?": ["+CPIN: SIM PIN"]})  # still asking after the PIN went in
+    e = await araises(ModemError, Sim7600(at, Clock(), cfg).sim_ready())
+    assert e.kind == "sim" and "still asks for a PIN" in str(e) and at.sent.count('AT+CPIN="1234"') == 1, at.sent
+    bad = CMEError('AT+CPIN="1234"', 16, "incorrect password")
+    at = modem_at(1, 1, 1, **{"AT+CPIN?": ["+CPIN: SIM PIN"], 'AT+CPIN="1234"': bad})
+    e = await araises(ModemError, Sim7600(at, Clock(), cfg).sim_ready())
+    assert e.kind == "sim" and e.code == 16 and "SIM PIN refused: incorrect password" in str(e), str(e)
+    assert "1234" not in str(e)  # the PIN itself is in no error text
+
+
 async def test_cclk_time_zone_is_quarter_hours_and_utc_conversion_subtracts_it():
     t = parse_cclk('"26/12/01,10:00:00+40"')
     assert t == (2026, 12, 1, 10, 0, 0, 40)  # +40 quarter hours = UTC+10
