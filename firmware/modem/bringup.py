@@ -3,8 +3,8 @@
 # Boot/recovery only: modem.sim7600.Sim7600 imports this module when a step runs and drops it
 # from sys.modules again (Sim7600.__getattr__ -> step(), through core.errors.lookup), so none of
 # it stays resident, and the two halves of a bring-up are never in the heap together. Every
-# function takes the Sim7600 (`self`) (its at, clock, cfg, info; its settings through
-# self.setting(), defaults modem.sim7600.DEFAULTS) first; errors are modem.errors.ModemError
+# function takes the Sim7600 (`self`) (its at, clock, cfg, info; a setting is the config's, else
+# modem.sim7600.DEFAULTS': _cfg) first; errors are modem.errors.ModemError
 # with .kind saying which step failed.
 #
 # Every wait is bounded, and every wait is for a reply: polling loops send a command, read its
@@ -18,6 +18,7 @@
 from at.engine import ATCommandError, ATError, CMEError
 from modem import codes
 from modem.errors import ModemError
+from modem.sim7600 import DEFAULTS
 
 
 def step(self, name, a):
@@ -25,9 +26,14 @@ def step(self, name, a):
     return globals()[name](self, *a)
 
 
+def _cfg(self, key):
+    # a bring-up setting: the config's, else modem.sim7600.DEFAULTS'
+    return self.cfg.get(key, DEFAULTS[key])
+
+
 async def wait_ready(self, timeout_ms=None):
     """Send AT until the module answers OK (boot URCs are dropped by the engine)."""
-    timeout_ms = timeout_ms or self.setting("boot_timeout_ms")
+    timeout_ms = timeout_ms or _cfg(self, "boot_timeout_ms")
     c = self.clock
     t0 = c.ticks_ms()
     last = None
@@ -39,7 +45,7 @@ async def wait_ready(self, timeout_ms=None):
             last = e
         if c.diff(c.ticks_ms(), t0) >= timeout_ms:
             raise ModemError("modem did not answer AT within %d ms (last: %s)" % (timeout_ms, last), kind="not_responding")
-        await c.sleep_ms(self.setting("poll_ms"))
+        await c.sleep_ms(_cfg(self, "poll_ms"))
 
 
 async def identify(self):
@@ -85,15 +91,15 @@ async def sim_ready(self):
             pin_sent = True
         elif state:
             raise ModemError("SIM is locked (%s): needs a PUK or unlock on another phone" % state, kind=kind)
-        if c.diff(c.ticks_ms(), t0) >= self.setting("sim_timeout_ms"):
-            raise ModemError("SIM not ready after %d ms (state %s)" % (self.setting("sim_timeout_ms"), state or "busy"), kind=kind)
-        await c.sleep_ms(self.setting("poll_ms"))
+        if c.diff(c.ticks_ms(), t0) >= _cfg(self, "sim_timeout_ms"):
+            raise ModemError("SIM not ready after %d ms (state %s)" % (_cfg(self, "sim_timeout_ms"), state or "busy"), kind=kind)
+        await c.sleep_ms(_cfg(self, "poll_ms"))
 
 
 async def _enter_pin(self, pin_sent):
     """sim_ready's answer to 'SIM PIN': the PIN from config, once (its own function: each stays a
     small block)."""
-    pin = self.setting("sim_pin")
+    pin = _cfg(self, "sim_pin")
     if not pin:
         raise ModemError("the SIM asks for a PIN and config cellular.sim_pin is empty", kind="sim")
     if pin_sent:
@@ -106,12 +112,12 @@ async def _enter_pin(self, pin_sent):
 
 async def set_apn(self, apn=None, user=None, password=None, index=1):
     """AT+CGDCONT for PDP context `index` (its cid), and AT+CGAUTH when there is an APN user."""
-    apn = self.setting("apn") if apn is None else apn
+    apn = _cfg(self, "apn") if apn is None else apn
     if not apn:
         return False
     await self.at.cmd('AT+CGDCONT=%d,"IP","%s"' % (index, apn), timeout_ms=self.t)
-    user = self.setting("apn_user") if user is None else user
-    password = self.setting("apn_pass") if password is None else password
+    user = _cfg(self, "apn_user") if user is None else user
+    password = _cfg(self, "apn_pass") if password is None else password
     if user:
         try:
             await self.at.cmd('AT+CGAUTH=%d,1,"%s","%s"' % (index, password or "", user), timeout_ms=self.t)

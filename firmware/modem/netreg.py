@@ -13,11 +13,17 @@ from at.engine import ATCommandError, CMEError
 from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from modem import codes
 from modem.errors import ModemError
+from modem.sim7600 import DEFAULTS
 
 
 def step(self, name, a):
     """Sim7600.<name>(*a) for the steps that live here (modem.sim7600.Sim7600.__getattr__)."""
     return globals()[name](self, *a)
+
+
+def _cfg(self, key):
+    # a bring-up setting: the config's, else modem.sim7600.DEFAULTS'
+    return self.cfg.get(key, DEFAULTS[key])
 
 
 # circuit-switched, GPRS and EPS registration: the query, its reply/URC prefix, the command that
@@ -72,7 +78,7 @@ async def wait_registered(self, timeout_ms=None):
     """Until reg_verdict says 'ok'; 'denied' raises at once (kind 'reg_denied'); after timeout_ms
     (cfg reg_timeout_ms) kind 'reg_timeout'. Waits on the module's +CREG/+CGREG/+CEREG: <stat> URCs
     (asked for with =1), re-querying every reg_poll_ms (poll_ms if the module refuses the URCs)."""
-    timeout_ms = timeout_ms or self.setting("reg_timeout_ms")
+    timeout_ms = timeout_ms or _cfg(self, "reg_timeout_ms")
     c = self.clock
     t0 = c.ticks_ms()
     ev = asyncio.Event()
@@ -82,13 +88,13 @@ async def wait_registered(self, timeout_ms=None):
         self.info["reg_urc"] = (line[1:i], parse_reg(line[i + 1 :].strip()))
         ev.set()
 
-    pause = self.setting("poll_ms")
+    pause = _cfg(self, "poll_ms")
     try:
         for q in REG_QUERIES:
             self.at.on_urc(q[1], on_urc)
             try:
                 await self.at.cmd(q[2], timeout_ms=self.t)
-                pause = self.setting("reg_poll_ms")  # the module took at least one
+                pause = _cfg(self, "reg_poll_ms")  # the module took at least one
             except (ATCommandError, CMEError):
                 pass
         while True:

@@ -23,7 +23,7 @@ from modem.errors import ModemError  # noqa: F401 - re-exported: the bring-up's 
 
 CMD_TIMEOUT_MS = 5000  # every AT exchange of the steady state and the bring-up (cfg cmd_timeout_ms)
 # The bring-up's settings a config may give (Sim7600(config=...)), read by modem/bringup.py and
-# modem/netreg.py through Sim7600.setting(); cmd_timeout_ms is CMD_TIMEOUT_MS (Sim7600.t).
+# modem/netreg.py (the config's value, else this); cmd_timeout_ms is CMD_TIMEOUT_MS (Sim7600.t).
 DEFAULTS = {
     "apn": "",  # empty: leave the module's automatic APN alone
     "apn_user": "",
@@ -108,10 +108,6 @@ class Sim7600:
         else:
             raise AttributeError(name)
         return lambda *a: lookup(mod, "step", self, name, a)
-
-    def setting(self, key):
-        """A bring-up setting (DEFAULTS' keys): the config's, else the default."""
-        return self.cfg.get(key, DEFAULTS[key])
 
     async def bring_up(self):
         """Boot wait, ATE0, identify, CMEE=2, SIM, CTZU=1, APN (modem/bringup.py's boot), then
