@@ -52,7 +52,7 @@ def test_cold_start_press_bring_up_and_network_time():
     assert info["reg"][2] in (1, 5) and info["time"][0] >= 2020, info
     text = log.getvalue()
     assert "AT+CTZU=1" in text and text.index("AT+CTZU=1") < text.index("AT+CREG?")
-    assert "modem.bringup" not in sys.modules
+    assert "modem.bringup" not in sys.modules and "modem.netreg" not in sys.modules
 
 
 def test_cold_start_without_the_press_never_answers():

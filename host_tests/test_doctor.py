@@ -270,7 +270,7 @@ def fw_log(script):
     log = ATLog(out.append, clock)
     for t, direction, data in script:
         clock.now = t
-        (log.sent if direction == "S" else log.recv)(data)
+        log.block("SENT" if direction == "S" else "RECV", data)
     return "".join(out)
 
 

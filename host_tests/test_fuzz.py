@@ -79,7 +79,7 @@ def test_framer_any_bytes(data, cuts, body_at):
         buf = bytearray(c)
         fr.feed(buf, len(buf))
     # after any garbage, a complete line framed as the module frames it still comes through whole
-    fr.abort_body()
+    fr.body_len = 0  # a body still wanted is given up (as after the engine's body timeout)
     after[0] = True
     fr.feed(bytearray(b"\r\nOK\r\n"), 6)
     assert lines[-1] == "OK"

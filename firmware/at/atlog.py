@@ -2,7 +2,7 @@
 # the transcript doctor reads. Its own module so that it costs no RAM unless the log is on
 # (telelogger.app imports it only then).
 from at.lines import to_text
-from at.reader import REDACTED, redact, secret_at
+from at.reader import REDACTED, secret_at
 from core.compat import DEFAULT_CLOCK, const
 
 _HOLD_MAX = const(4096)  # RECV bytes held back at most while a command with credentials is in flight
@@ -31,16 +31,16 @@ class ATLog:
         if sec:
             self.secret = sec
             self.hold = bytearray()
-        self.sent((redact(cmd) + "\r").encode())
+        self.block("SENT", ((cmd[:i] + REDACTED if i >= 0 else cmd) + "\r").encode())
 
     def data(self, cmd, data):
         """A '>' data body went out (certificates and keys only as their size)."""
         sec = self.secret
         if sec and None in sec:
             sec[sec.index(None)] = bytes(data)
-            self.sent(("<%d bytes redacted>" % len(data)).encode())
+            self.block("SENT", ("<%d bytes redacted>" % len(data)).encode())
         else:
-            self.sent(data)
+            self.block("SENT", data)
 
     def received(self, buf, n, masked):
         """buf[:n] arrived; masked = [start, end, ...] of secret body bytes in it ('*' in the log)."""
@@ -54,7 +54,7 @@ class ATLog:
             data = memoryview(buf)[:n]
         h = self.hold
         if h is None:
-            self.recv(data)
+            self.block("RECV", data)
         elif len(h) < _HOLD_MAX:
             h.extend(data)
         else:  # bounded: the rest of a long exchange is logged by size only
@@ -72,18 +72,12 @@ class ATLog:
                 b = b.replace(x, REDACTED.encode())
         self.secret = None
         if b:
-            self.recv(b)
+            self.block("RECV", b)
 
-    def _block(self, name, data):
-        # name: "sent" / "recv", the block's kind in capitals
+    def block(self, name, data):
+        """One '=== <name>@<ms> ===' block of data: name "SENT" or "RECV"."""
         t = self.clock.diff(self.clock.ticks_ms(), self.t0)
-        self.write("=== %s@%d ===\n%s\n==================\n" % (name.upper(), t, to_text(data)))
-
-    def sent(self, data):
-        self._block("sent", data)
-
-    def recv(self, data):
-        self._block("recv", data)
+        self.write("=== %s@%d ===\n%s\n==================\n" % (name, t, to_text(data)))
 
     def note(self, text):
         """A line of our own between the blocks (the doctor shows it as an application print)."""

@@ -11,7 +11,7 @@
 #
 # Secrets: the engine knows which commands carry credentials (MQTT/APN user and password, the SIM
 # PIN) and which data bodies are certificates or keys; they reach neither the AT log nor any
-# exception text (redact()). Incoming bodies registered secret (MQTT payloads) are masked in the log.
+# exception text (ATError). Incoming bodies registered secret (MQTT payloads) are masked in the log.
 #
 # The transcript log (at.atlog.ATLog, RotatingFile) is a module of its own, imported only when
 # debug.at_log is on; `from at.engine import ATLog` still works (module __getattr__), as do all of
@@ -27,7 +27,7 @@ _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a
 
 
 def __getattr__(name):
-    # at.reader's names (BOOT_URCS, UNSOLICITED, SECRET_ARGS, REDACTED, redact, the ATError family) are
+    # at.reader's names (BOOT_URCS, UNSOLICITED, SECRET_ARGS, REDACTED, secret_at, the ATError family) are
     # the engine's public names too, found there on use (a copy of each here would cost a global),
     # in the module this engine was built with (hwcheck may drop at.reader from sys.modules);
     # the transcript log lives in at/atlog.py (imported only when it is used)
@@ -42,7 +42,7 @@ class ATEngine(ATReader):
     """Commands on top of the reader: one at a time under a lock, complete on a final result
     code, deferred results awaited after it (see the header)."""
 
-    # ATEngine(stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=default_meaning): ATReader.__init__
+    # ATEngine(stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=None): ATReader.__init__
 
     # -- commands --------------------------------------------------------------------------------
     async def cmd(
@@ -128,7 +128,9 @@ class ATEngine(ATReader):
                 self.framer.want_prompt = data is not None
                 self.stats["cmds"] += 1
                 try:
-                    self._send(cmd)
+                    self.stream.write(cmd.encode() + b"\r")
+                    if self.log:
+                        self._log("command", cmd)
                     if data is not None:
                         ms = prompt_timeout_ms or timeout_ms
                         try:  # the prompt, or a final result instead of it (ERROR): both set _prompt
@@ -138,7 +140,7 @@ class ATEngine(ATReader):
                             self._resync = True  # a late reply must not complete the next command
                             raise ATTimeout(cmd, msg="no '>' prompt within %d ms" % ms)
                         if r.final is None:
-                            self.framer.expect_echo(data)
+                            self.framer.echo = data  # its echo (ATE1) is skipped
                             mv = memoryview(data)
                             for i in range(0, len(mv), _CHUNK):
                                 self.stream.write(mv[i : i + _CHUNK])
@@ -190,8 +192,3 @@ class ATEngine(ATReader):
             if w.line is None and w.error is None and w.prefix.startswith(prefix):
                 return w
         return None
-
-    def _send(self, cmd):
-        self.stream.write(cmd.encode() + b"\r")
-        if self.log:
-            self._log("command", cmd)

@@ -3,13 +3,15 @@
 # (e.g. +CMQTTRXPAYLOAD: 0,<n> then n bytes that may contain CR/LF); and skipping the modem's echo
 # of data we just wrote. Pure and synchronous: the AT engine's reader task feeds it bytes.
 #
-# Everything is preallocated: one line buffer, one body buffer. Lines are handed on as str; bytes
-# that are not valid UTF-8 (line noise) become '?' so a garbage burst never raises.
+# The line buffer is preallocated; a body's buffer is allocated when its line announces it, of its
+# exact size, and handed to its callback (the one object a body costs; no buffer is held between
+# bodies: they are rare, incoming MQTT messages). Lines are handed on as str; bytes that are not
+# valid UTF-8 (line noise) become '?' so a garbage burst never raises.
 
 from core.compat import const
 
 _LINE_MAX = const(560)  # longest line we keep whole (CPSI/CGPSINFO/CSSLCFG read are < 200)
-_BODY_MAX = const(1536)  # CMQTT RX chunks are <= 1500 bytes
+_BODY_MAX = const(1536)  # the longest body accepted: CMQTT RX chunks are <= 1500 bytes
 _CR = const(13)
 _LF = const(10)
 _GT = const(62)
@@ -34,23 +36,30 @@ class Framer:
 
     Counters: `lines`, `overflows` (over-long lines, truncated), `noise` (bytes dropped)."""
 
-    def __init__(self, on_line, on_prompt=None, line_max=_LINE_MAX, body_max=_BODY_MAX):
+    body_max = _BODY_MAX  # the longest body expect_body accepts
+
+    def __init__(self, on_line, on_prompt=None):
         self.on_line = on_line
         self.on_prompt = on_prompt
         self.want_prompt = False
-        self.line = memoryview(bytearray(line_max))  # the line buffer
+        self.line = memoryview(bytearray(_LINE_MAX))  # the line buffer
         self.end = 0  # bytes in it so far
         self._over = False
-        self.body = memoryview(bytearray(body_max))  # the body buffer
-        self._body_len = 0  # bytes wanted
-        self._body_pos = 0
-        self.cb = None  # the body's callback
+        # the raw body being read: its buffer (None between bodies, else of the announced size),
+        # the bytes of it still to come (0: none, so `if framer.body_len` is "in a body"), its
+        # callback; the AT engine gives it up after a timeout (at/recover.py)
+        self.body = None
+        self.body_len = 0
+        self.cb = None
         self.secret = False  # the body's bytes are masked in the log
         self.masked = []  # [start, end, ...] of masked body bytes in the current feed (the log's)
         # a byte dropped if it comes next: the LF of a line that a CR ended, the one space the
         # module may send after '>' (0: none)
         self.skip = 0
-        self.echo = None  # the data whose echo is skipped
+        # the data whose echo is skipped (the AT engine sets it before writing data: the module may
+        # echo it with ATE1), byte for byte while it matches (the first mismatch ends the
+        # skipping); how much of it matched (0 whenever echo is None)
+        self.echo = None
         self._echo_pos = 0
         self.lines = 0
         self.overflows = 0
@@ -58,45 +67,27 @@ class Framer:
     # -- requests from the engine -------------------------------------------------------------
     def expect_body(self, n, cb, secret=False):
         """Called from inside on_line: the next n raw bytes (after the line's own CRLF) are a
-        body for cb(bytes). A body larger than the buffer is refused with ValueError. secret: the
+        body for cb(bytearray of n bytes). A body larger than body_max is refused with ValueError
+        (a MemoryError for its buffer is raised as is: either way no body is expected). secret: the
         positions of its bytes in each feed() are appended to `masked` (for a redacted log)."""
         if n <= 0:
             cb(b"")
             return
-        if n > len(self.body):
-            raise ValueError("body of %d bytes exceeds the %d-byte buffer" % (n, len(self.body)))
-        self._body_len = n
-        self._body_pos = 0
+        if n > _BODY_MAX:
+            raise ValueError("body of %d bytes exceeds the %d-byte limit" % (n, _BODY_MAX))
+        self.body = bytearray(n)
+        self.body_len = n
         self.cb = cb
         self.secret = secret
-
-    def body_max(self):
-        """The longest body expect_body accepts (the body buffer's size)."""
-        return len(self.body)
-
-    def in_body(self):
-        return self._body_len > 0
-
-    def abort_body(self):
-        """Give up on a body that never completed (timeout): returns the partial bytes."""
-        got = bytes(self.body[: self._body_pos])
-        self._body_len = self._body_pos = 0
-        self.cb = None
-        return got
-
-    def expect_echo(self, data):
-        """The modem may echo the data we are about to write (ATE1): skip it byte for byte while
-        it matches; the first mismatch ends the skipping."""
-        self.echo = data
-        self._echo_pos = 0
 
     def reset(self):
         self.end = 0
         self._over = False
-        self._body_len = self._body_pos = 0
-        self.cb = None
+        self.body = self.cb = None
+        self.body_len = 0
         self.skip = 0
-        self.echo = None  # the data whose echo is skipped
+        self.echo = None
+        self._echo_pos = 0
         self.want_prompt = False
 
     # -- the byte path -------------------------------------------------------------------------
@@ -112,24 +103,23 @@ class Framer:
                 if c == k:
                     i += 1
                     continue
-            if self._body_len:  # raw body bytes, as many as it still wants
+            if self.body_len:  # raw body bytes, as many as it still wants
                 if mv is None:
                     mv = memoryview(buf)
-                p = self._body_pos
-                k = self._body_len - p
+                body = self.body
+                k = self.body_len
                 if k > n - i:
                     k = n - i
-                self.body[p : p + k] = mv[i : i + k]
+                p = len(body) - self.body_len  # pyright: ignore[reportArgumentType] - set while body_len is
+                body[p : p + k] = mv[i : i + k]  # pyright: ignore[reportOptionalSubscript]
                 if self.secret:
                     self.masked.append(i)
                     self.masked.append(i + k)
                 i += k
-                self._body_pos = p = p + k
-                if p == self._body_len:
+                self.body_len -= k
+                if not self.body_len:
                     cb = self.cb
-                    body = bytes(self.body[:p])
-                    self._body_len = self._body_pos = 0
-                    self.cb = None
+                    self.body = self.cb = None
                     # the module ends the body with CRLF; let it be an empty line
                     if cb is not None:  # always set by expect_body while a body is wanted
                         cb(body)
@@ -140,9 +130,11 @@ class Framer:
                     self._echo_pos += 1
                     if self._echo_pos == len(e):
                         self.echo = None
+                        self._echo_pos = 0
                     i += 1
                     continue
                 self.echo = None
+                self._echo_pos = 0
             if c == _GT and self.end == 0 and self.want_prompt:
                 self.want_prompt = False
                 self.skip = _SP

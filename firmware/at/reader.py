@@ -7,7 +7,7 @@
 #   hands every line to the command in flight, to a waiter of a deferred result or awaited URC, or
 #   to the URC handler registered for its prefix (also in the middle of a reply). Nothing may end
 #   the reader task: every exception is counted and survived, and a reader that ended anyway is
-#   restarted by the next command (ATEngine.cmd, alive()).
+#   restarted by the next command (ATEngine.cmd).
 import asyncio
 
 from at.lines import Framer
@@ -58,20 +58,14 @@ def secret_at(cmd):
     return -1
 
 
-def redact(cmd):
-    """cmd with its credentials replaced by '<redacted>' (unchanged when it carries none)."""
-    if not isinstance(cmd, str):
-        return cmd
-    i = secret_at(cmd)
-    return cmd if i < 0 else cmd[:i] + REDACTED
-
-
 class ATError(Exception):
     """Base of the engine's errors: `cmd` (the command line), `code` (int or text or None),
     `meaning` (what the code means), `lines` (intermediate lines received)."""
 
     def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None):
-        cmd = redact(cmd)
+        i = secret_at(cmd) if isinstance(cmd, str) else -1
+        if i >= 0:  # its credentials never reach an error text
+            cmd = cmd[:i] + REDACTED
         super().__init__(cmd)
         self.cmd = cmd
         self.code = code
@@ -146,12 +140,6 @@ def response_prefix(cmd):
     return cmd[2:end].upper() + ":"
 
 
-def default_meaning(prefix, code):
-    """Meaning of an error code reported on a '+CMD:' line. The engine knows no command family's
-    table; a driver installs its own (modem.cmqtt sets ATEngine.meaning for +CMQTT codes)."""
-    return "error %s" % code
-
-
 class Waiter:
     """A deferred result or awaited URC: the first line starting with `prefix`."""
 
@@ -167,16 +155,28 @@ class Waiter:
 class ATReader:
     """Base of ATEngine: the reader task, URC registration and line dispatch. Its __init__ sets up
     the whole engine's state (one __init__ for both: meaning and the command side's lock/owed/resync
-    too)."""
+    too). The settings and diagnostics below are class defaults an instance may override."""
 
-    def __init__(self, stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=default_meaning):
+    body_timeout_ms = 2000  # a raw body announced by a URC line must be complete within this
+    unhandled = None  # optional fn(line) for lines nobody claimed
+    warn = print  # fn(text): says once that the AT log went off
+    log_error = None  # why the AT log was turned off
+    reader_error = None  # the last exception the reader survived
+    # fn(prefix, code) -> text for '+CMD: <err>' codes: a driver's table (modem.cmqtt sets its own);
+    # None: "error <code>"
+    meaning = None
+
+    def __init__(self, stream, clock=None, log=None, poll_ms=_POLL_MS, meaning=None):
         self.stream = stream
+        if meaning is not None:
+            self.meaning = meaning
         self.clock = clock or DEFAULT_CLOCK
         self.log = log
         self.poll_ms = poll_ms
         self._prompt = asyncio.Event()
         self.framer = Framer(self.on_line, self._prompt.set)
-        self.urcs = []  # [prefix, fn, body_len_fn, secret]
+        # [prefix, fn, body_len_fn, secret] per registered prefix (UNSOLICITED: known without one)
+        self.urcs = []
         self._waiters = []
         self.pending = None  # Reply of the command in flight
         self.prefix = None  # its response prefix ('+CSQ:' for AT+CSQ)
@@ -184,23 +184,16 @@ class ATReader:
         self.terminators = None  # type: tuple | None
         self._done = asyncio.Event()
         self._task = None
-        self.body_timeout_ms = 2000
         self.echo = True  # the module boots with echo on; updated from each reply
-        self.unhandled = None  # optional fn(line) for lines nobody claimed
-        self.warn = print  # fn(text): says once that the AT log went off
         self.stats = {"cmds": 0, "urcs": 0, "timeouts": 0, "errors": 0, "reboots": 0, "stray": 0, "reader_errors": 0, "restarts": 0}
-        self.log_error = None  # why the AT log was turned off
-        self.reader_error = None  # the last exception the reader survived
-        self.meaning = meaning  # fn(prefix, code) -> text for '+CMD: <err>' codes (a driver's table)
         self._lock = asyncio.Lock()  # one command at a time
         self._owed = []  # waiters of deferred results whose callers were cancelled
         self._resync = False
-        for p in UNSOLICITED:
-            self.on_urc(p, None)
 
     # -- set-up ----------------------------------------------------------------------------------
     def start(self):
-        """Start the reader task (call inside a running event loop)."""
+        """Start the reader task (call inside a running event loop); it runs while `_task` is
+        not done (it survives every exception; a command restarts one that ended anyway)."""
         if self._task is None:
             self._task = asyncio.create_task(self.reader())
         return self._task
@@ -210,23 +203,17 @@ class ATReader:
             self._task.cancel()
             self._task = None
 
-    def alive(self):
-        """True while the reader task runs (it survives every exception; this catches the rest)."""
-        t = self._task
-        return t is not None and not t.done()
-
     def on_urc(self, prefix, fn, body_len=None, secret=False):
         """Register fn(line, body) for lines starting with `prefix`. With body_len(line) -> n, the
         engine reads exactly n raw bytes after the line and passes them as `body` (secret: the
         body's bytes are masked with '*' in the AT log). fn None means 'known unsolicited,
         ignore'. A later registration for the same prefix replaces it."""
-        for e in self.urcs:
-            if e[0] == prefix:
-                e[1] = fn
-                e[2] = body_len
-                e[3] = secret
+        u = self.urcs
+        for i in range(len(u)):
+            if u[i][0] == prefix:
+                u[i] = [prefix, fn, body_len, secret]
                 return
-        self.urcs.append([prefix, fn, body_len, secret])
+        u.append([prefix, fn, body_len, secret])
 
     def _rare(self, fn, *args):
         # a rare path (at/recover.py): its code is loaded for the call only
@@ -267,7 +254,7 @@ class ATReader:
                 except OSError:
                     n = 0
                 if n:
-                    if fr.in_body() and not t0:
+                    if fr.body_len and not t0:
                         t0 = self.clock.ticks_ms()
                     try:
                         fr.feed(buf, n)
@@ -276,9 +263,9 @@ class ATReader:
                             self._log("received", buf, n, fr.masked)
                         if fr.masked:
                             fr.masked.clear()
-                    if not fr.in_body():
+                    if not fr.body_len:
                         t0 = 0
-                elif fr.in_body():  # a raw body is due: bounded by body_timeout_ms
+                elif fr.body_len:  # a raw body is due: bounded by body_timeout_ms
                     if not t0:
                         t0 = self.clock.ticks_ms()
                     elif self.clock.since(t0) > self.body_timeout_ms:
@@ -296,7 +283,7 @@ class ATReader:
                 await sleep_ms(0)  # let the waiters run; a stream that is never empty must not starve them
                 continue
             # a reply is due: look again soon; idle: the relaxed interval (URCs are not urgent)
-            busy = self.pending is not None or fr.in_body()
+            busy = self.pending is not None or fr.body_len
             await sleep_ms(_FAST_POLL_MS if busy else self.poll_ms)
 
     def on_line(self, line):
@@ -366,6 +353,10 @@ class ATReader:
                             if self.log:
                                 self._rare("refused", n, line)  # a note in the AT log
                 self._handle(fn, line, None)
+                return
+        for p in UNSOLICITED:  # known, nobody asked for them: ignored
+            if line.startswith(p):
+                self.stats["urcs"] += 1
                 return
         # 8. anything else is part of the reply in flight (ATI, CCERTLIST...), except a '+XYZ:'
         # line of another command while a '+CMD' command is pending: an unregistered URC

@@ -68,7 +68,9 @@ async def sync(at):
     at._done.clear()
     t0 = at.clock.ticks_ms()
     try:
-        at._send(cmd)
+        at.stream.write(cmd.encode() + b"\r")
+        if at.log:
+            at._log("command", cmd)
         while True:
             left = _SYNC_MS - at.clock.since(t0)
             if left <= 0:
@@ -112,16 +114,7 @@ def final_error(at, r, w):
     f = r.final
     cmd = r.cmd
     if f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:"):
-        code = f[11:].strip()
-        try:
-            code = int(code)
-        except ValueError:  # a text (AT+CMEE=2 on some firmware)
-            pass
-        if f.startswith("+CMS ERROR:"):
-            return CMSError(cmd, code, "message service error", r.lines, f[:10])
-        # the 3GPP text of a numeric code: table at/cme.py, read on demand
-        meaning = (lookup("at.cme", "meaning", code) or "CME error %s" % code) if isinstance(code, int) else code
-        return CMEError(cmd, code, meaning, r.lines, f[:10])
+        return cme_error(r, f)
     if f == "ERROR":
         # '+CMD: 0,<err>' then ERROR: the deferred result's line, else the command's own lines
         code, meaning, pfx, text = None, None, response_prefix(cmd), None
@@ -139,8 +132,22 @@ def final_error(at, r, w):
             except ValueError:
                 code = None
         if isinstance(code, int):
-            meaning = at.meaning(pfx, code)
+            meaning = at.meaning(pfx, code) if at.meaning else "error %s" % code
         return ATCommandError(cmd, code, meaning, r.lines, "ERROR")
+
+
+def cme_error(r, f):
+    """final_error's +CME ERROR / +CMS ERROR (its own function: each stays a small block)."""
+    code = f[11:].strip()
+    try:
+        code = int(code)
+    except ValueError:  # a text (AT+CMEE=2 on some firmware)
+        pass
+    if f.startswith("+CMS ERROR:"):
+        return CMSError(r.cmd, code, "message service error", r.lines, f[:10])
+    # the 3GPP text of a numeric code: table at/cme.py, read on demand
+    meaning = (lookup("at.cme", "meaning", code) or "CME error %s" % code) if isinstance(code, int) else code
+    return CMEError(r.cmd, code, meaning, r.lines, f[:10])
 
 
 async def wait_urc(at, prefix, timeout_ms):
@@ -160,7 +167,7 @@ async def wait_urc(at, prefix, timeout_ms):
 
 
 def refused(at, n, line):
-    at._log("note", "body of %d bytes refused (buffer %d): %s" % (n, at.framer.body_max(), line))
+    at._log("note", "body of %d bytes refused (buffer %d): %s" % (n, at.framer.body_max, line))
 
 
 def handler_failed(at, line, e):
@@ -180,14 +187,17 @@ def log_failed(at, log, e):
 def reader_failed(at, e):
     """The reader survived e: a body being read is given up (its handler hears None), noted."""
     at.framer.masked = []
-    if at.framer.in_body():
+    if at.framer.body_len:
         body_timed_out(at)
     at._log("note", "AT reader survived %r" % e)
 
 
 def body_timed_out(at):
-    cb = at.framer.cb
-    at.framer.abort_body()
+    """A raw body that never completed: given up (its partial bytes dropped), its handler hears None."""
+    fr = at.framer
+    cb = fr.cb
+    fr.body = fr.cb = None
+    fr.body_len = 0
     at.stats["timeouts"] += 1
     if cb:
         cb(None)

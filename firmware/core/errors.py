@@ -7,18 +7,30 @@
 
 class NetError(Exception):
     """A transport failure. `code` is the transport's own code (CMQTT <err>, MQTT rc, errno) or None,
-    `meaning` says what it is; str() gives the whole story."""
+    `meaning` says what it is; str() gives the whole story. `kind`: the failure's family where a
+    subclass names them (modem.errors.ModemError, TlsSetupError), else None. `name` and `hint`:
+    the code's name and what to do, where the transport's table gives them (modem.cmqtt's
+    CmqttError: "msg (error 3: meaning) [SockConnectFail]; hint")."""
 
-    def __init__(self, msg, code=None, meaning=None):
+    name = None  # type: str | None
+    hint = None  # type: str | None
+
+    def __init__(self, msg, code=None, meaning=None, kind=None):
         super().__init__(msg)
         self.msg = msg
         self.code = code
         self.meaning = meaning
+        self.kind = kind
 
     def __str__(self):
-        if self.code is None:
-            return self.msg
-        return "%s (error %s: %s)" % (self.msg, self.code, self.meaning)
+        s = self.msg
+        if self.code is not None:
+            s = "%s (error %s: %s)" % (s, self.code, self.meaning)
+        if self.name:
+            s = "%s [%s]" % (s, self.name)
+        if self.hint:
+            s = "%s; %s" % (s, self.hint)
+        return s
 
 
 class NotConnected(NetError):

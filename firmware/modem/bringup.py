@@ -1,39 +1,24 @@
-# SIM7600 bring-up (sim7600-mqtt-at.md §2): boot wait, identify, SIM, APN, registration.
+# SIM7600 bring-up (sim7600-mqtt-at.md §2), its first half: boot wait, identify, SIM, APN
+# (Sim7600.bring_up: boot here, then modem/netreg.py's attach: registration, signal, CPSI, time).
 # Boot/recovery only: modem.sim7600.Sim7600 imports this module when a step runs and drops it
 # from sys.modules again (Sim7600.__getattr__ -> step(), through core.errors.lookup), so none of
-# it stays resident. Every function
-# takes the Sim7600 (`self`) (its at, clock, cfg, info) first; errors are modem.sim7600.ModemError
+# it stays resident, and the two halves of a bring-up are never in the heap together. Every
+# function takes the Sim7600 (`self`) (its at, clock, cfg, info; a setting is the config's, else
+# modem.sim7600.DEFAULTS': _cfg) first; errors are modem.errors.ModemError
 # with .kind saying which step failed.
 #
 # Every wait is bounded, and every wait is for a reply: polling loops send a command, read its
-# reply and pause poll_ms between attempts; the total is capped by a *_timeout_ms. Registration
-# waits on the module's own +CREG/+CGREG/+CEREG URCs (enabled with =1), re-querying every
-# reg_poll_ms in case a URC line was lost. Boot URCs (RDY, +CPIN: READY, SMS DONE, PB DONE) are
-# URCs to the engine: never answers here.
+# reply and pause poll_ms between attempts; the total is capped by a *_timeout_ms. Boot URCs (RDY,
+# +CPIN: READY, SMS DONE, PB DONE) are URCs to the engine: never answers here.
 #
 # Names (MicroPython interns every identifier and every string literal of <= 10 characters, for
 # good): short commands and reply prefixes are written as one longer literal split where they are
 # used ('cmd, p = "AT+CPIN? +CPIN:".split()'), a plain string freed with this module; the helpers
 # are few.
-import asyncio
-
 from at.engine import ATCommandError, ATError, CMEError
-from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from modem import codes
 from modem.errors import ModemError
-
-# Settings a config may give (Sim7600(config=...)); cmd_timeout_ms is modem.sim7600's (Sim7600.t).
-DEFAULTS = {
-    "apn": "",  # empty: leave the module's automatic APN alone
-    "apn_user": "",
-    "apn_pass": "",
-    "sim_pin": "",
-    "boot_timeout_ms": 30000,  # AT answered with OK
-    "sim_timeout_ms": 20000,  # SIM busy -> READY
-    "reg_timeout_ms": 120000,  # registration, per bring-up (see modem/sim7600.py for the whole bound)
-    "poll_ms": 1000,  # pause between polls
-    "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
-}
+from modem.sim7600 import DEFAULTS
 
 
 def step(self, name, a):
@@ -42,44 +27,8 @@ def step(self, name, a):
 
 
 def _cfg(self, key):
+    # a bring-up setting: the config's, else modem.sim7600.DEFAULTS'
     return self.cfg.get(key, DEFAULTS[key])
-
-
-# circuit-switched, GPRS and EPS registration: the query, its reply/URC prefix, the command that
-# turns the URC on (<n> = 1: +CxREG: <stat> on every change)
-REG_QUERIES = (
-    ("AT+CREG?", "+CREG:", "AT+CREG=1"),
-    ("AT+CGREG?", "+CGREG:", "AT+CGREG=1"),
-    ("AT+CEREG?", "+CEREG:", "AT+CEREG=1"),
-)
-
-
-def parse_reg(value):
-    """'+CREG: 0,1' value part ('0,1' or '2,1,"1A2B",...' or an unsolicited '1') -> stat int."""
-    if value is None:
-        return None
-    parts = value.split(",")
-    try:
-        return int(parts[0] if len(parts) == 1 else parts[1])
-    except ValueError:
-        return None
-
-
-def reg_verdict(*st):
-    """'ok', 'denied' or None (keep waiting) for one set of (CREG, CGREG, CEREG) stats (None = the
-    module refused that query). Registered: packet service (CGREG or CEREG; CREG only when
-    neither answers) is 1 (home) or 5 (roaming). Denied only when every domain that reports is 3:
-    a data-only SIM shows +CREG: 3 beside +CEREG: 1/5 (registered) or 2 (still searching)."""
-    ps = [s for s in st[1:] if s is not None]
-    if not ps and st[0] is not None:
-        ps = [st[0]]
-    for s in ps:
-        if s in codes.REG_OK:
-            return "ok"
-    st = [s for s in st if s is not None]
-    if st and all(s == codes.REG_DENIED for s in st):
-        return "denied"
-    return None
 
 
 async def wait_ready(self, timeout_ms=None):
@@ -138,15 +87,7 @@ async def sim_ready(self):
             self.info[kind] = state
             return
         if state == pin_state:
-            pin = _cfg(self, "sim_pin")
-            if not pin:
-                raise ModemError("the SIM asks for a PIN and config cellular.sim_pin is empty", kind=kind)
-            if pin_sent:
-                raise ModemError("the SIM still asks for a PIN after entering cellular.sim_pin", kind=kind)
-            try:
-                await self.at.cmd('AT+CPIN="%s"' % pin, timeout_ms=self.t)
-            except CMEError as e:
-                raise ModemError("SIM PIN refused: %s (check cellular.sim_pin)" % e.meaning, e.code, e.meaning, kind=kind)
+            await _enter_pin(self, pin_sent)
             pin_sent = True
         elif state:
             raise ModemError("SIM is locked (%s): needs a PUK or unlock on another phone" % state, kind=kind)
@@ -155,96 +96,18 @@ async def sim_ready(self):
         await c.sleep_ms(_cfg(self, "poll_ms"))
 
 
-async def registration(self):
-    """(creg, cgreg, cereg) stats, None for a query the module refused."""
-    st = []
-    for cmd, p, _ in REG_QUERIES:
-        try:
-            st.append(parse_reg((await self.at.cmd(cmd, timeout_ms=self.t)).value(p)))
-        except (ATCommandError, CMEError):
-            st.append(None)
-    return tuple(st)
-
-
-async def wait_registered(self, timeout_ms=None):
-    """Until reg_verdict says 'ok'; 'denied' raises at once (kind 'reg_denied'); after timeout_ms
-    (cfg reg_timeout_ms) kind 'reg_timeout'. Waits on the module's +CREG/+CGREG/+CEREG: <stat> URCs
-    (asked for with =1), re-querying every reg_poll_ms (poll_ms if the module refuses the URCs)."""
-    timeout_ms = timeout_ms or _cfg(self, "reg_timeout_ms")
-    c = self.clock
-    t0 = c.ticks_ms()
-    ev = asyncio.Event()
-
-    def on_urc(line, body):  # registration changed: wake the wait below, which re-reads all three
-        i = line.find(":")
-        self.info["reg_urc"] = (line[1:i], parse_reg(line[i + 1 :].strip()))
-        ev.set()
-
-    pause = _cfg(self, "poll_ms")
+async def _enter_pin(self, pin_sent):
+    """sim_ready's answer to 'SIM PIN': the PIN from config, once (its own function: each stays a
+    small block)."""
+    pin = _cfg(self, "sim_pin")
+    if not pin:
+        raise ModemError("the SIM asks for a PIN and config cellular.sim_pin is empty", kind="sim")
+    if pin_sent:
+        raise ModemError("the SIM still asks for a PIN after entering cellular.sim_pin", kind="sim")
     try:
-        for q in REG_QUERIES:
-            self.at.on_urc(q[1], on_urc)
-            try:
-                await self.at.cmd(q[2], timeout_ms=self.t)
-                pause = _cfg(self, "reg_poll_ms")  # the module took at least one
-            except (ATCommandError, CMEError):
-                pass
-        while True:
-            ev.clear()  # a URC during the queries below makes the next wait return at once
-            st = await registration(self)
-            self.info["reg"] = st
-            v = reg_verdict(*st)
-            if v == "ok":
-                return
-            if v == "denied":
-                raise ModemError(
-                    "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed "
-                    "on this network; check the SIM is activated for data" % st,
-                    codes.REG_DENIED,
-                    codes.reg_state(codes.REG_DENIED),
-                    kind="reg_denied",
-                )
-            left = timeout_ms - c.diff(c.ticks_ms(), t0)
-            if left <= 0:
-                names = ", ".join(codes.reg_state(s) for s in st if s is not None) or "no answer to any query"
-                raise ModemError(
-                    "not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage"
-                    % ((timeout_ms,) + st + (names,)),
-                    kind="reg_timeout",
-                )
-            try:
-                await c.wait_for_ms(ev.wait(), min(pause, left))
-            except TimeoutError:
-                pass
-    finally:
-        # the URC handler closes over this module: 'known, ignore' (None) again when the wait ends,
-        # so nothing of the bring-up stays referenced from the engine
-        for q in REG_QUERIES:
-            self.at.on_urc(q[1], None)
-
-
-async def cpsi(self):
-    """AT+CPSI? -> dict: system, mode, operator, band (where present), rsrp/rsrq/rssi for LTE."""
-    try:
-        value = (await self.at.cmd("AT+CPSI?", timeout_ms=self.t)).value()
-    except (ATCommandError, CMEError):
-        return None
-    d = None
-    if value:
-        f = [x.strip() for x in value.split(",")]
-        # <System Mode>,<Operation Mode>,<MCC>-<MNC>,...; LTE: field 6 the band, 10..12 RSRQ, RSRP,
-        # RSSI in tenths of dB
-        d = {"system": f[0], "mode": f[1] if len(f) > 1 else ""}
-        lte = f[0] == "LTE" and len(f) >= 13
-        for k, i in zip("operator band rsrq rsrp rssi".split(), (2, 6, 10, 11, 12)):
-            if i >= len(f) or (i > 2 and not lte):
-                break
-            try:
-                d[k] = int(f[i]) / 10 if i > 6 else f[i]
-            except ValueError:
-                break
-    self.info["cpsi"] = d
-    return d
+        await self.at.cmd('AT+CPIN="%s"' % pin, timeout_ms=self.t)
+    except CMEError as e:
+        raise ModemError("SIM PIN refused: %s (check cellular.sim_pin)" % e.meaning, e.code, e.meaning, kind="sim")
 
 
 async def set_apn(self, apn=None, user=None, password=None, index=1):
@@ -263,9 +126,9 @@ async def set_apn(self, apn=None, user=None, password=None, index=1):
     return True
 
 
-async def bring_up(self):
-    """Boot wait, ATE0, identify, CMEE=2, SIM, CTZU=1, APN, registration, signal, CPSI, time.
-    Returns the info dict. Raises ModemError (.kind) with what to fix."""
+async def boot(self):
+    """The first half of Sim7600.bring_up: boot wait, ATE0, identify, CMEE=2, SIM, CTZU=1, APN.
+    Raises ModemError (.kind) with what to fix."""
     at = self.at
     echo_off, cmee, cmee1, ctzu = "ATE0 AT+CMEE=2 AT+CMEE=1 AT+CTZU=1".split()
     await wait_ready(self)
@@ -282,10 +145,3 @@ async def bring_up(self):
     except (ATCommandError, CMEError):
         pass
     await set_apn(self)
-    await wait_registered(self)
-    await self.signal_dbm()
-    await cpsi(self)
-    await self.network_time()
-    if self.log:
-        self.log.info("modem %s rev %s up: %s", self.model, self.revision, self.info)
-    return self.info

@@ -28,7 +28,7 @@
 # CmqttArgError are modem/cmqtt_errors.py's, re-exported here.
 import asyncio
 
-from at.engine import ATError, default_meaning, response_prefix
+from at.engine import ATError, response_prefix
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import lookup
 from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP
@@ -95,10 +95,11 @@ class Cmqtt:
         on("+CMQTTNONET", self._urc_down)
         on("+CMQTTPING:", self._urc_down)
         on("+CMQTTRXSTART:", self._urc_rxstart)
-        on("+CMQTTRXTOPIC:", self._urc_rxpart, body_len=self._chunk_len)
-        on("+CMQTTRXPAYLOAD:", self._urc_rxpart, body_len=self._chunk_len, secret=True)
+        # '+CMQTTRXTOPIC: 0,21': 21 raw bytes follow the line (the number after the last comma)
+        on("+CMQTTRXTOPIC:", self._urc_rxpart, body_len=parse_code)
+        on("+CMQTTRXPAYLOAD:", self._urc_rxpart, body_len=parse_code, secret=True)
         on("+CMQTTRXEND:", self._urc_rxend)
-        if at.meaning is default_meaning:
+        if at.meaning is None:  # the engine's default: 'error <code>'
             at.meaning = _at_meaning
 
     def on_message(self, cb):
@@ -150,14 +151,6 @@ class Cmqtt:
     # (announced; -1 unknown: assembled up to the caps and not checked at RXEND). Any error
     # (MemoryError included) drops the message and leaves no state; the RX gate (_rx_idle) reopens
     # at RXEND. _rx_drop: why it is dropped, (n, args...) worded by code_texts.rx_dropped.
-    @staticmethod
-    def _chunk_len(line):
-        # '+CMQTTRXTOPIC: 0,21' -> 21 raw bytes follow the line
-        try:
-            return int(line.rsplit(",", 1)[1])
-        except (IndexError, ValueError):
-            return 0
-
     def _rx_reset(self, drop=None):
         self._rx_buf = [None, None]
         self._rx_pos = [0, 0]

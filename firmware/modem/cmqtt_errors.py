@@ -11,21 +11,13 @@ from modem.codes import PAYLOAD_MAX, TOPIC_MAX
 
 class CmqttError(NetError):
     """A CMQTT <err> from the modem: `.code`, `.name`, `.meaning`, `.hint` (what to do), `.op`
-    (the command)."""
+    (the command); str(): NetError's, with the name and the hint."""
 
     op: str
-    name: str
-    hint: "str | None"
 
     def __init__(self, op, code, text=None):
         # the message, name, meaning and hint: modem/code_texts.py (loaded when an error happens)
         lookup("modem.code_texts", "cmqtt_error", self, op, code, text)
-
-    def __str__(self):
-        s = "%s [%s]" % (NetError.__str__(self), self.name)
-        if self.hint:
-            s = "%s; %s" % (s, self.hint)
-        return s
 
 
 # Families of <err> codes (modem/code_texts.py): the broker's CONNACK refusals (27..31), TLS

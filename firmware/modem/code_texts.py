@@ -52,33 +52,41 @@ CMQTT = (
     "disconnect from server failed\n"
 )
 
-# What a fleet engineer should do about each code that has a known cause/fix: "<code>=<hint>"
+# What a fleet engineer should do about each code that has a known cause/fix: "<code>=<hint>".
+# In chunks of a few lines: loading this module on a fragmented heap (an error after a network
+# cut) then needs no ~2 KB block for one string. NAMES and CONNLOST are one chunk each.
 HINTS = (
-    "2=payload/topic is not valid UTF-8: set AT+CMQTTCFG=\"checkUTF8\",<idx>,0 for binary payloads\n"
-    "3=socket connect failed: broker host/port unreachable from the mobile network, or a firewall; check the tcp:// address and port\n"
-    "6=message receive failed: the link dropped mid-message; reconnect\n"
-    "9=network not opened: CMQTTSTART activates the PDP context; check registration and APN\n"
-    "11=no connection: the MQTT session is down (CONNECT never completed or was lost); reconnect\n"
-    "12=invalid parameter: check lengths and ranges (keepalive 1-64800, pub_timeout 60-180, address starts with tcp://)\n"
-    "14=client is busy: a previous asynchronous CMQTT result or an incoming message was still in flight\n"
-    "17=timeout: the broker did not answer in time (PUBACK/SUBACK/CONNACK); check the link and raise pub_timeout/optimeout\n"
-    "19=client is used: a stale session from before a reset; DISC/REL/STOP then START again\n"
-    "20=client not acquired: run AT+CMQTTACCQ after AT+CMQTTSTART before using the client\n"
-    "21=client not released: run AT+CMQTTREL before AT+CMQTTSTOP/ACCQ\n"
-    "23=network is opened: the MQTT service is still running from before an MCU reset; REL/STOP first\n"
-    "25=DNS error: check the broker host name and the APN's DNS\n"
-    "26=socket closed by the server: the broker dropped the session (policy, duplicate client id, or a protocol error)\n"
-    "28=identifier rejected: the broker refused the client id (empty, too long, or not allowed by its policy)\n"
-    "29=server unavailable: the broker is up but refuses service; retry later\n"
-    "30=bad user name or password\n"
-    "31=not authorized: check the device certificate/policy on the broker\n"
-    "32=TLS handshake failed: wrong/truncated CA, client cert or key, SNI off for a cloud broker, or clock\n"
-    "33=certificate not set: upload with AT+CCERTDOWN and set cacert/clientcert/clientkey in AT+CSSLCFG\n"
-    "34=SSL session could not be opened: check sslversion/authmode and the certificate files\n"
+    (
+        "2=payload/topic is not valid UTF-8: set AT+CMQTTCFG=\"checkUTF8\",<idx>,0 for binary payloads\n"
+        "3=socket connect failed: broker host/port unreachable from the mobile network, or a firewall; check the tcp:// address and port\n"
+        "6=message receive failed: the link dropped mid-message; reconnect\n"
+        "9=network not opened: CMQTTSTART activates the PDP context; check registration and APN\n"
+        "11=no connection: the MQTT session is down (CONNECT never completed or was lost); reconnect\n"
+        "12=invalid parameter: check lengths and ranges (keepalive 1-64800, pub_timeout 60-180, address starts with tcp://)\n"
+        "14=client is busy: a previous asynchronous CMQTT result or an incoming message was still in flight\n"
+    ),
+    (
+        "17=timeout: the broker did not answer in time (PUBACK/SUBACK/CONNACK); check the link and raise pub_timeout/optimeout\n"
+        "19=client is used: a stale session from before a reset; DISC/REL/STOP then START again\n"
+        "20=client not acquired: run AT+CMQTTACCQ after AT+CMQTTSTART before using the client\n"
+        "21=client not released: run AT+CMQTTREL before AT+CMQTTSTOP/ACCQ\n"
+        "23=network is opened: the MQTT service is still running from before an MCU reset; REL/STOP first\n"
+        "25=DNS error: check the broker host name and the APN's DNS\n"
+        "26=socket closed by the server: the broker dropped the session (policy, duplicate client id, or a protocol error)\n"
+    ),
+    (
+        "28=identifier rejected: the broker refused the client id (empty, too long, or not allowed by its policy)\n"
+        "29=server unavailable: the broker is up but refuses service; retry later\n"
+        "30=bad user name or password\n"
+        "31=not authorized: check the device certificate/policy on the broker\n"
+        "32=TLS handshake failed: wrong/truncated CA, client cert or key, SNI off for a cloud broker, or clock\n"
+        "33=certificate not set: upload with AT+CCERTDOWN and set cacert/clientcert/clientkey in AT+CSSLCFG\n"
+        "34=SSL session could not be opened: check sslversion/authmode and the certificate files\n"
+    ),
 )
 
 # Names that differ from the meaning in CamelCase (the names the firmware always gave them)
-NAMES = (
+NAMES = ((
     "11=NoConnection\n"
     "14=ClientBusy\n"
     "17=CmqttTimeout\n"
@@ -88,14 +96,14 @@ NAMES = (
     "32=HandshakeFail\n"
     "33=NotSetCertificate\n"
     "34=SslSessionFailed\n"
-)
+),)
 
 # +CMQTTCONNLOST: <idx>,<cause>
-CONNLOST = (
+CONNLOST = ((
     "1=socket closed passively\n"
     "2=socket reset\n"
     "3=network closed\n"
-)
+),)
 
 # +CREG/+CGREG/+CEREG <stat>: line n = stat n
 REG = (
@@ -132,18 +140,18 @@ def line(name, n):
 
 
 def keyed(name, code):
-    """The text after '<code>=' in keyed table `name`, or None."""
+    """The text after '<code>=' in keyed table `name` (chunks of "<code>=<text>" lines), or None."""
     if not isinstance(code, int):
         return None
-    t = globals()[name]
     key = "%d=" % code
-    i = 0 if t.startswith(key) else t.find("\n" + key)
-    if i < 0:
-        return None
-    if i:
-        i += 1
-    i += len(key)
-    return t[i : t.find("\n", i)]
+    for t in globals()[name]:
+        i = 0 if t.startswith(key) else t.find("\n" + key)
+        if i >= 0:
+            if i:
+                i += 1
+            i += len(key)
+            return t[i : t.find("\n", i)]
+    return None
 
 
 def cmqtt_info(code):
@@ -166,13 +174,13 @@ def get(name):
     if name == "FIRMWARE_NO_SSL_FIX":
         return FIRMWARE_NO_SSL_FIX
     t = globals()[name]
-    rows = t.split("\n")[:-1]
     if name in ("CMQTT", "REG"):
-        return tuple(rows)
+        return tuple(t.split("\n")[:-1])
     d = {}
-    for ln in rows:
-        k, v = ln.split("=", 1)
-        d[int(k)] = v
+    for chunk in t:
+        for ln in chunk.split("\n")[:-1]:
+            k, v = ln.split("=", 1)
+            d[int(k)] = v
     return d
 
 

@@ -1,16 +1,17 @@
 # SIM7600 network state over an ATEngine (sim7600-mqtt-at.md §2, §4): what stays resident.
 #
-#   modem = Sim7600(at, clock, config)       # config: dict (cellular section + secrets), see bringup.DEFAULTS
+#   modem = Sim7600(at, clock, config)       # config: dict (cellular section + secrets), see DEFAULTS
 #   info = await modem.bring_up()            # boot, ATE0, identify, CMEE, SIM, CTZU, APN, registration
 #   modem.model, modem.revision, modem.ssl_supported()
 #   await modem.signal_dbm()                 # CSQ -> dBm or None (99 = unknown)
 #   await modem.network_time()               # CCLK -> (y, mo, d, h, mi, s, tz_quarters) or None
 #
-# The bring-up steps (wait_ready, identify, sim_ready, set_apn, registration, wait_registered,
-# cpsi, bring_up) live in modem/bringup.py: it is imported when a step starts
-# and dropped from sys.modules again (boot and recovery only; Sim7600.__getattr__). Errors: one
-# class, ModemError, whose .kind names the step ('not_responding', 'sim', 'apn', 'reg_denied',
-# 'reg_timeout').
+# The bring-up steps live in modem/bringup.py (wait_ready, identify, sim_ready, set_apn; boot: the
+# first half of bring_up) and modem/netreg.py (registration, wait_registered, cpsi; attach: the
+# second half): each module is imported when one of its steps starts and dropped from sys.modules
+# again (boot and recovery only; Sim7600.__getattr__), so bring_up() has one half in the heap at a
+# time. Errors: one class, ModemError, whose .kind names the step ('not_responding', 'sim', 'apn',
+# 'reg_denied', 'reg_timeout').
 #
 # Bound of one bring-up: boot_timeout_ms 30 s + sim_timeout_ms 20 s + reg_timeout_ms 120 s +
 # about 14 commands of at most cmd_timeout_ms 5 s: under 4 min, well inside the 900 s heartbeat.
@@ -21,6 +22,21 @@ from modem.codes import FIRMWARE_NO_SSL
 from modem.errors import ModemError  # noqa: F401 - re-exported: the bring-up's error
 
 CMD_TIMEOUT_MS = 5000  # every AT exchange of the steady state and the bring-up (cfg cmd_timeout_ms)
+# The bring-up's settings a config may give (Sim7600(config=...)), read by modem/bringup.py and
+# modem/netreg.py (the config's value, else this); cmd_timeout_ms is CMD_TIMEOUT_MS (Sim7600.t).
+DEFAULTS = {
+    "apn": "",  # empty: leave the module's automatic APN alone
+    "apn_user": "",
+    "apn_pass": "",
+    "sim_pin": "",
+    "boot_timeout_ms": 30000,  # AT answered with OK
+    "sim_timeout_ms": 20000,  # SIM busy -> READY
+    "reg_timeout_ms": 120000,  # registration, per bring-up (see modem/sim7600.py for the whole bound)
+    "poll_ms": 1000,  # pause between polls
+    "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
+}
+
+
 
 
 def csq_to_dbm(n):
@@ -38,26 +54,28 @@ def parse_cclk(value):
     v = value.strip().strip('"')
     try:
         date, rest = v.split(",")
-        yy, mo, dd = [int(x) for x in date.split("/")]
         i = max(rest.find("+"), rest.find("-"))  # the zone, signed
         tz = 0
         if i >= 0:
             tz = int(rest[i:])
             rest = rest[:i]
-        hh, mi, ss = [int(x) for x in rest.split(":")]
+        # yy/mm/dd,hh:mm:ss: six numbers (a wrong count is a ValueError too)
+        t = tuple(map(int, (date + "/" + rest.replace(":", "/")).split("/"))) + (tz,)
+        if len(t) != 7:
+            return None
     except ValueError:
         return None
-    return (2000 + yy, mo, dd, hh, mi, ss, tz)
+    return (2000 + t[0],) + t[1:]
 
 
 class Sim7600:
-    """The modem's steady state: signal_dbm(), network_time(), ssl_supported(). The bring-up steps
-    (bring_up, wait_ready, identify, sim_ready, set_apn, registration, wait_registered, cpsi) are
-    modem/bringup.py's (__getattr__ -> bringup.step), the module imported for the call and dropped
-    when it returns."""
+    """The modem's steady state: signal_dbm(), network_time(), ssl_supported(), and bring_up(). The
+    bring-up steps (boot, wait_ready, identify, sim_ready, set_apn: modem/bringup.py; attach,
+    registration, wait_registered, cpsi: modem/netreg.py) are found by __getattr__ (the step() of
+    their module), the module imported for the call and dropped when it returns."""
 
     # besides these: at, clock, log
-    cfg: dict  # the settings given (None left out); modem.bringup.DEFAULTS has the rest
+    cfg: dict  # the settings given (None left out); DEFAULTS has the rest
     t: int  # cmd_timeout_ms
     model: "str | None"
     revision: "str | None"
@@ -69,7 +87,7 @@ class Sim7600:
         # modem/bringup.py for these few lines is what does not fit
         self.at = at
         self.clock = clock or DEFAULT_CLOCK
-        self.cfg = cfg = {}  # the settings given; bringup.DEFAULTS has the rest (read when a step runs)
+        self.cfg = cfg = {}  # the settings given; DEFAULTS has the rest (read when a step runs)
         if config:
             for k in config:
                 if config[k] is not None:
@@ -82,11 +100,22 @@ class Sim7600:
         self.info = {}
 
     def __getattr__(self, name):
-        # the bring-up steps and ssl_supported: modem/bringup.py, imported when one is called
-        if name not in ("bring_up", "wait_ready", "identify", "sim_ready", "set_apn", "registration", "wait_registered",
-                        "cpsi"):
+        # the bring-up steps: modem/bringup.py's and modem/netreg.py's, imported when one is called
+        if name in ("boot", "wait_ready", "identify", "sim_ready", "set_apn"):
+            mod = "modem.bringup"
+        elif name in ("attach", "registration", "wait_registered", "cpsi"):
+            mod = "modem.netreg"
+        else:
             raise AttributeError(name)
-        return lambda *a: lookup("modem.bringup", "step", self, name, a)
+        return lambda *a: lookup(mod, "step", self, name, a)
+
+    async def bring_up(self):
+        """Boot wait, ATE0, identify, CMEE=2, SIM, CTZU=1, APN (modem/bringup.py's boot), then
+        registration, signal, CPSI, network time (modem/netreg.py's attach): each half's module
+        loaded for it and dropped, never both at once. Returns the info dict; raises ModemError
+        (.kind) with what to fix."""
+        await self.boot()
+        return await self.attach()
 
     def ssl_supported(self):
         """False for firmware known to refuse AT+CSSLCFG (codes.FIRMWARE_NO_SSL). Resident: the TLS

@@ -12,7 +12,8 @@
 # the module refuses is a warning, not a failure (tls.sni says whether it took).
 # Errors: one class, TlsSetupError, .kind 'unsupported' (firmware without SSL), 'upload',
 # 'config', 'no_ca'. cert_name, check_pem, ROLES, AUTH_* are read from modem/certs.py on access.
-from modem.errors import TlsSetupError, unload
+from core.unload import forget
+from modem.errors import TlsSetupError
 
 def __getattr__(name):  # cert_name, check_pem, ROLES, AUTH_*, _is_scheme_name: tools and tests
     if name in ("TlsUnsupported", "CertUploadError"):  # former subclasses: names of the one class (test e.kind)
@@ -22,7 +23,7 @@ def __getattr__(name):  # cert_name, check_pem, ROLES, AUTH_*, _is_scheme_name: 
 
         return getattr(certs, name)
     finally:
-        unload("certs")
+        forget("modem.certs")
 
 
 async def _step(name, a, k):
@@ -34,7 +35,7 @@ async def _step(name, a, k):
         return await fn(*a, **k)
     finally:
         fn = None
-        unload("certs")
+        forget("modem.certs")
 
 
 class Tls:

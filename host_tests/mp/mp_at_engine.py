@@ -165,10 +165,10 @@ async def test_body_length_beyond_the_buffer_does_not_stop_the_reader():
     m, at = _setup()
     got = []
     at.on_urc("+CMQTTRXTOPIC:", lambda ln, b: got.append((ln, b)), body_len=lambda ln: int(ln.split(",")[1]))
-    m.feed(b"\r\n+CMQTTRXTOPIC: 0,%d\r\n" % (at.framer.body_max() + 181))
+    m.feed(b"\r\n+CMQTTRXTOPIC: 0,%d\r\n" % (at.framer.body_max + 181))
     m.rules["AT+CSQ"] = b"\r\n+CSQ: 20,99\r\n" + OK
     r = await at.cmd("AT+CSQ")
-    assert r.value("+CSQ:") == "20,99" and got == [("+CMQTTRXTOPIC: 0,%d" % (at.framer.body_max() + 181), None)]
+    assert r.value("+CSQ:") == "20,99" and got == [("+CMQTTRXTOPIC: 0,%d" % (at.framer.body_max + 181), None)]
     assert at.stats["errors"] == 1 and not at._task.done()
     at.stop()
 
@@ -378,7 +378,7 @@ def test_at_log_file_is_size_capped_with_one_old_file():
     w = RotatingFile(path, 1024)
     log = ATLog(w)
     for _ in range(60):
-        log.sent(b"AT+CSQ\r")
+        log.block("SENT", b"AT+CSQ\r")
     w.close()
     cur = os.stat(path)[6]
     old = os.stat(path + ".1")[6]

@@ -1,4 +1,4 @@
-# modem.sim7600 / modem.bringup against a scripted AT peer (both runtimes): registration verdicts,
+# modem.sim7600 / modem.bringup / modem.netreg against a scripted AT peer (both runtimes): registration verdicts,
 # AT+CTZU=1, CCLK time zones, one error class with .kind, the bring-up module dropped after use.
 import sys
 
@@ -71,7 +71,7 @@ async def test_denied_only_when_every_reporting_domain_is_denied():
 
 
 def test_reg_verdict_table():
-    from modem.bringup import reg_verdict
+    from modem.netreg import reg_verdict
 
     assert reg_verdict(3, None, 1) == "ok" and reg_verdict(None, None, 5) == "ok"
     assert reg_verdict(1, None, None) == "ok"  # CREG counts only when neither packet domain answers
@@ -87,20 +87,59 @@ async def test_bring_up_asks_for_network_time_zone_updates():
 
 
 async def test_bringup_module_is_dropped_after_each_step():
-    from modem.errors import unload
+    from core.unload import forget
 
-    unload("bringup")
+    forget("modem.bringup")
+    forget("modem.netreg")  # test_reg_verdict_table imports it
     at = modem_at(1, 1, 1)
     m = Sim7600(at, Clock(), FAST)
     await m.wait_ready()
     assert "modem.bringup" not in sys.modules
     assert "bringup" not in sys.modules["modem"].__dict__
     await m.bring_up()
-    assert "modem.bringup" not in sys.modules
+    assert "modem.bringup" not in sys.modules and "modem.netreg" not in sys.modules
+    assert "netreg" not in sys.modules["modem"].__dict__
     for p in ("+CREG:", "+CGREG:", "+CEREG:"):
         assert at.urcs[p] is None, p  # no handler of the dropped module left in the engine
     e = await araises(ModemError, Sim7600(ScriptAT({"AT": ATCommandError("AT", msg="ERROR")}), Clock(), FAST).wait_ready(50))
     assert e.kind == "not_responding" and "modem.bringup" not in sys.modules
+
+
+async def test_bring_up_has_one_half_loaded_at_a_time():
+    # boot (modem/bringup.py) until the APN, then attach (modem/netreg.py) from the registration
+    # on: two step calls, each importing its own half for the call (core.errors.lookup drops it
+    # again), the second only after the first returned, so a bring-up's peak is one half
+    import modem.sim7600 as S
+    from core.unload import forget
+
+    forget("modem.bringup")
+    forget("modem.netreg")  # test_reg_verdict_table imports it
+    at = modem_at(1, 1, 1)
+    calls = []
+    seen = {}
+    cmd = at.cmd
+    real = S.lookup
+
+    def lookup(mod, fn, *a):
+        calls.append((mod, a[1]))  # step(self, name, args)
+        return real(mod, fn, *a)
+
+    async def watching(c, timeout_ms=1000, **kw):
+        seen[c] = calls[-1]
+        return await cmd(c, timeout_ms, **kw)
+
+    at.cmd = watching
+    S.lookup = lookup
+    try:
+        await Sim7600(at, Clock(), FAST).bring_up()
+    finally:
+        S.lookup = real
+    assert calls == [("modem.bringup", "boot"), ("modem.netreg", "attach")], calls
+    for c in ("AT", "ATI", "AT+CPIN?", "AT+CTZU=1"):
+        assert seen[c] == calls[0], (c, seen[c])
+    for c in ("AT+CREG=1", "AT+CREG?", "AT+CSQ", "AT+CCLK?"):
+        assert seen[c] == calls[1], (c, seen[c])
+    assert "modem.bringup" not in sys.modules and "modem.netreg" not in sys.modules
 
 
 def test_construction_imports_no_bringup():
@@ -127,6 +166,20 @@ async def test_sim_errors_are_modem_errors_with_kind_sim():
     at = modem_at(1, 1, 1, **{"AT+CPIN?": ["+CPIN: SIM PIN"]})
     e = await araises(ModemError, Sim7600(at, Clock(), FAST).bring_up())
     assert e.kind == "sim" and "cellular.sim_pin is empty" in str(e)
+
+
+async def test_sim_pin_is_entered_once_and_a_refusal_names_the_key():
+    from at.engine import CMEError
+
+    cfg = dict(FAST, sim_pin="1234")
+    at = modem_at(1, 1, 1, **{"AT+CPIN?": ["+CPIN: SIM PIN"]})  # still asking after the PIN went in
+    e = await araises(ModemError, Sim7600(at, Clock(), cfg).sim_ready())
+    assert e.kind == "sim" and "still asks for a PIN" in str(e) and at.sent.count('AT+CPIN="1234"') == 1, at.sent
+    bad = CMEError('AT+CPIN="1234"', 16, "incorrect password")
+    at = modem_at(1, 1, 1, **{"AT+CPIN?": ["+CPIN: SIM PIN"], 'AT+CPIN="1234"': bad})
+    e = await araises(ModemError, Sim7600(at, Clock(), cfg).sim_ready())
+    assert e.kind == "sim" and e.code == 16 and "SIM PIN refused: incorrect password" in str(e), str(e)
+    assert "1234" not in str(e)  # the PIN itself is in no error text
 
 
 async def test_cclk_time_zone_is_quarter_hours_and_utc_conversion_subtracts_it():
@@ -161,9 +214,9 @@ async def test_bring_up_leaves_no_bytecode_resident():
         raise Skip("heap figures are MicroPython's")
     import gc
 
-    from modem.errors import unload
+    from core.unload import forget
 
-    unload("bringup")  # an earlier test may have imported it (as a module of the package, too)
+    forget("modem.bringup")  # an earlier test may have imported it (as a module of the package, too)
     # warm up: the names (qstrs) a first bring-up interns stay for the interpreter's life, and the
     # qstr pool may grow by a few KB at that moment; neither is bytecode left resident
     await Sim7600(modem_at(1, 1, 1), Clock(), FAST).bring_up()

@@ -99,9 +99,9 @@ async def test_tls_set_up_leaves_no_bytecode_resident():
         raise Skip("heap figures are MicroPython's")
     import gc
 
-    from modem.errors import unload
+    from core.unload import forget
 
-    unload("certs")
+    forget("modem.certs")
     t = Tls(ScriptAT({"AT+CCERTLIST": ['+CCERTLIST: "ca-00000000.pem"']}))
     # once first: the names modem.certs interns stay for good (Tls itself holds none of them), and
     # a pool table they may open is no bytecode

@@ -1,0 +1,173 @@
+# SIM7600 network registration (sim7600-mqtt-at.md §2): the second half of the bring-up
+# (Sim7600.bring_up: modem/bringup.py's boot, then attach here). Boot/recovery only, like
+# modem/bringup.py: modem.sim7600.Sim7600 imports this module when one of its steps runs and drops it
+# again (Sim7600.__getattr__ -> step(), through core.errors.lookup), so the two halves of a bring-up
+# are never in the heap together. Every function takes the Sim7600 (`self`) first; errors are
+# modem.errors.ModemError with .kind 'reg_denied' / 'reg_timeout'.
+#
+# Registration waits on the module's own +CREG/+CGREG/+CEREG URCs (enabled with =1), re-querying
+# every reg_poll_ms in case a URC line was lost; the total is capped by reg_timeout_ms.
+import asyncio
+
+from at.engine import ATCommandError, CMEError
+from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
+from modem import codes
+from modem.errors import ModemError
+from modem.sim7600 import DEFAULTS
+
+
+def step(self, name, a):
+    """Sim7600.<name>(*a) for the steps that live here (modem.sim7600.Sim7600.__getattr__)."""
+    return globals()[name](self, *a)
+
+
+def _cfg(self, key):
+    # a bring-up setting: the config's, else modem.sim7600.DEFAULTS'
+    return self.cfg.get(key, DEFAULTS[key])
+
+
+# circuit-switched, GPRS and EPS registration: the query, its reply/URC prefix, the command that
+# turns the URC on (<n> = 1: +CxREG: <stat> on every change)
+REG_QUERIES = (
+    ("AT+CREG?", "+CREG:", "AT+CREG=1"),
+    ("AT+CGREG?", "+CGREG:", "AT+CGREG=1"),
+    ("AT+CEREG?", "+CEREG:", "AT+CEREG=1"),
+)
+
+
+def parse_reg(value):
+    """'+CREG: 0,1' value part ('0,1' or '2,1,"1A2B",...' or an unsolicited '1') -> stat int."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        return int(parts[0] if len(parts) == 1 else parts[1])
+    except ValueError:
+        return None
+
+
+def reg_verdict(*st):
+    """'ok', 'denied' or None (keep waiting) for one set of (CREG, CGREG, CEREG) stats (None = the
+    module refused that query). Registered: packet service (CGREG or CEREG; CREG only when
+    neither answers) is 1 (home) or 5 (roaming). Denied only when every domain that reports is 3:
+    a data-only SIM shows +CREG: 3 beside +CEREG: 1/5 (registered) or 2 (still searching)."""
+    ps = [s for s in st[1:] if s is not None]
+    if not ps and st[0] is not None:
+        ps = [st[0]]
+    for s in ps:
+        if s in codes.REG_OK:
+            return "ok"
+    st = [s for s in st if s is not None]
+    if st and all(s == codes.REG_DENIED for s in st):
+        return "denied"
+    return None
+
+
+async def registration(self):
+    """(creg, cgreg, cereg) stats, None for a query the module refused."""
+    st = []
+    for cmd, p, _ in REG_QUERIES:
+        try:
+            st.append(parse_reg((await self.at.cmd(cmd, timeout_ms=self.t)).value(p)))
+        except (ATCommandError, CMEError):
+            st.append(None)
+    return tuple(st)
+
+
+async def wait_registered(self, timeout_ms=None):
+    """Until reg_verdict says 'ok'; 'denied' raises at once (kind 'reg_denied'); after timeout_ms
+    (cfg reg_timeout_ms) kind 'reg_timeout'. Waits on the module's +CREG/+CGREG/+CEREG: <stat> URCs
+    (asked for with =1), re-querying every reg_poll_ms (poll_ms if the module refuses the URCs)."""
+    timeout_ms = timeout_ms or _cfg(self, "reg_timeout_ms")
+    c = self.clock
+    t0 = c.ticks_ms()
+    ev = asyncio.Event()
+
+    def on_urc(line, body):  # registration changed: wake the wait below, which re-reads all three
+        i = line.find(":")
+        self.info["reg_urc"] = (line[1:i], parse_reg(line[i + 1 :].strip()))
+        ev.set()
+
+    pause = _cfg(self, "poll_ms")
+    try:
+        for q in REG_QUERIES:
+            self.at.on_urc(q[1], on_urc)
+            try:
+                await self.at.cmd(q[2], timeout_ms=self.t)
+                pause = _cfg(self, "reg_poll_ms")  # the module took at least one
+            except (ATCommandError, CMEError):
+                pass
+        while True:
+            ev.clear()  # a URC during the queries below makes the next wait return at once
+            st = await registration(self)
+            self.info["reg"] = st
+            v = reg_verdict(*st)
+            if v == "ok":
+                return
+            left = timeout_ms - c.diff(c.ticks_ms(), t0)
+            if v == "denied" or left <= 0:
+                raise _not_registered(st, v, timeout_ms)
+            try:
+                await c.wait_for_ms(ev.wait(), min(pause, left))
+            except TimeoutError:
+                pass
+    finally:
+        # the URC handler closes over this module: 'known, ignore' (None) again when the wait ends,
+        # so nothing of the bring-up stays referenced from the engine
+        for q in REG_QUERIES:
+            self.at.on_urc(q[1], None)
+
+
+def _not_registered(st, verdict, timeout_ms):
+    """wait_registered's ModemError: 'reg_denied' (verdict 'denied') or 'reg_timeout' (its own
+    function: each stays a small block)."""
+    if verdict == "denied":
+        return ModemError(
+            "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed "
+            "on this network; check the SIM is activated for data" % st,
+            codes.REG_DENIED,
+            codes.reg_state(codes.REG_DENIED),
+            kind="reg_denied",
+        )
+    names = ", ".join(codes.reg_state(s) for s in st if s is not None) or "no answer to any query"
+    return ModemError(
+        "not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage"
+        % ((timeout_ms,) + st + (names,)),
+        kind="reg_timeout",
+    )
+
+
+async def cpsi(self):
+    """AT+CPSI? -> dict: system, mode, operator, band (where present), rsrp/rsrq/rssi for LTE."""
+    try:
+        value = (await self.at.cmd("AT+CPSI?", timeout_ms=self.t)).value()
+    except (ATCommandError, CMEError):
+        return None
+    d = None
+    if value:
+        f = [x.strip() for x in value.split(",")]
+        # <System Mode>,<Operation Mode>,<MCC>-<MNC>,...; LTE: field 6 the band, 10..12 RSRQ, RSRP,
+        # RSSI in tenths of dB
+        d = {"system": f[0], "mode": f[1] if len(f) > 1 else ""}
+        lte = f[0] == "LTE" and len(f) >= 13
+        for k, i in zip("operator band rsrq rsrp rssi".split(), (2, 6, 10, 11, 12)):
+            if i >= len(f) or (i > 2 and not lte):
+                break
+            try:
+                d[k] = int(f[i]) / 10 if i > 6 else f[i]
+            except ValueError:
+                break
+    self.info["cpsi"] = d
+    return d
+
+
+async def attach(self):
+    """The second half of Sim7600.bring_up: registration, signal, CPSI, network time. Returns the
+    info dict."""
+    await wait_registered(self)
+    await self.signal_dbm()
+    await cpsi(self)
+    await self.network_time()
+    if self.log:
+        self.log.info("modem %s rev %s up: %s", self.model, self.revision, self.info)
+    return self.info
