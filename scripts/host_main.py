@@ -82,8 +82,14 @@ def main(argv):
         json.dumps(cfg.get("device_id")), json.dumps(store), json.dumps(sys.implementation.name)))
 
     # ("coro": a name the interpreter has)
+    def show(v):  # the host runner's own output: a line it cannot make for want of heap is skipped, not fatal
+        try:
+            print(json.dumps({"progress": v}))
+        except MemoryError:
+            print('{"log": "warn", "msg": "progress line skipped: out of memory"}')
+
     coro = app.run(board, cfg, duration_ms=None if duration_ms is None else int(float(duration_ms) * 1000),
-                   store_root=store, on_progress=lambda v: print(json.dumps({"progress": v})),
+                   store_root=store, on_progress=show,
                    progress_ms=int(progress_ms), log=_Log(), drain_ms=int(float(drain_ms) * 1000))
     cfg = None  # as device_main: app.run lets go of the config once the loop is built (the loop keeps what it reads)
 
