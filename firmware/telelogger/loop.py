@@ -12,7 +12,7 @@ import asyncio
 
 from core.compat import const
 from net.publisher import backoff_ms
-from telelogger.tasks import FLUSH, RUN, STANDBY, guarded, unload  # noqa: F401 - the run states, importable from here too
+from telelogger.tasks import FLUSH, RUN, STANDBY, fault, guarded, unload  # noqa: F401 - the run states, importable from here too
 
 # const(): inlined by MicroPython, no name on the heap (tests use the documented values).
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
@@ -214,22 +214,66 @@ class Telelogger:
         return seq
 
     async def record_task(self):
+        """The loop's clock for what needs no I/O of its own, in one task (each task costs ~460 bytes
+        while it runs): a record of the samples gathered every record_ms (longer while parked:
+        _STATIONARY_TIERS), the standby rules every second (telelogger/standby.py; standby_io.enter
+        runs standby from here and returns once awake) and the GNSS fix's samples every gnss_ms
+        (sampler.gnss_sample). A MemoryError in one part is a handled fault under that part's name
+        ("record", "standby", "gnss"), after which the task goes on."""
+        from telelogger.sampler import gnss_sample
+
+        rec = fix = 0  # when the record and the GNSS samples are due
+        sb = self.now() + 1000  # the standby rules: once a second, the first a second in
+        last = None  # the fix's update count at the last GNSS samples
         while True:
-            self.beats["record"] = self.now()
-            if self.state == RUN:
-                try:
-                    self.build_record(False)
-                except MemoryError:
-                    raise
-                except Exception as e:  # a failed flash write is reported, sampling goes on
-                    self.note("error", "store append failed: %s", e)
-            ms = self.record_ms  # parked: longer (_STATIONARY_TIERS)
-            still = self.now() - self.standby.last_motion_ms
-            for tier, k in _STATIONARY_TIERS:
-                if still >= tier:
-                    ms *= k
-                    break
-            await self.sleep(ms)
+            now = self.now()
+            self.beats["record"] = now
+            name = "standby"
+            try:
+                if self.state != RUN:  # a memory fault inside standby: wake fully, then judge again
+                    from telelogger import standby_io
+
+                    await standby_io.resume(self)
+                    del standby_io
+                    unload("standby_io")
+                name = "record"
+                if now >= rec:
+                    try:
+                        self.build_record(False)
+                    except MemoryError:
+                        raise
+                    except Exception as e:  # a failed flash write is reported, sampling goes on
+                        self.note("error", "store append failed: %s", e)
+                    ms = self.record_ms  # parked: longer (_STATIONARY_TIERS)
+                    still = now - self.standby.last_motion_ms
+                    for tier, k in _STATIONARY_TIERS:
+                        if still >= tier:
+                            ms *= k
+                            break
+                    rec = now + ms
+                name = "standby"
+                if now >= sb:
+                    sb = now + 1000
+                    if self.standby.should_sleep(now):
+                        from telelogger import standby_io
+
+                        await standby_io.enter(self)
+                        del standby_io
+                        unload("standby_io")
+                        continue
+                name = "gnss"
+                if self.gnss is not None and now >= fix:
+                    last = gnss_sample(self, last)
+                    fix = now + self.gnss_ms
+            except MemoryError as e:
+                await fault(self, name, e)
+                if self.reset_reason is not None:
+                    return
+                continue
+            w = rec if rec < sb else sb
+            if self.gnss is not None and fix < w:
+                w = fix
+            await self.sleep(w - now)
 
     # ---- sending ----
     async def connect(self):

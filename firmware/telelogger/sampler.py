@@ -1,7 +1,7 @@
 # Sampling tasks of the telelogger: OBD PIDs on per-PID intervals (with back-off for failing
-# PIDs and a re-init after rounds without any answer) and the vehicle checks (VIN, DTCs), GNSS
-# fixes, battery voltage and signal (one task). Each task puts (key, value) samples into the
-# telelogger; loop.py turns them into records. Few tasks: each costs ~430 bytes of heap while it
+# PIDs and a re-init after rounds without any answer) and the vehicle checks (VIN, DTCs), battery
+# voltage and signal (one task), GNSS fixes (no task: the record task takes them, gnss_sample). Each
+# puts (key, value) samples into the telelogger; loop.py turns them into records. Few tasks: each costs ~430 bytes of heap while it
 # runs, so jobs that share a link or are short polls share a task; a MemoryError in such a job
 # is still a handled fault of its own (tasks.fault, under the job's name) that leaves the other
 # job's state as it was.
@@ -155,38 +155,40 @@ async def obd_task(t):
 
 
 # ---- GNSS ----
-async def gnss_task(t):
-    last = None
-    while True:
-        # the source's gnss.nmea.Fix: gnss.sources expose it as a .fix() method, simpler sources
-        # (test doubles) as a .fix attribute
-        f = getattr(t.gnss, "fix", None) if t.state == RUN else None
-        if f is not None and not hasattr(f, "valid"):
-            f = f()
-        if f is not None and f.valid and f.lat is not None:
-            stamp = getattr(f, "updates", None)
-            if stamp is None or stamp != last:
-                last = stamp
-                t.counters["gnss_fixes"] += 1
-                now = t.now()
-                utc = getattr(f, "epoch", None)
-                if utc is not None:
-                    utc = utc * 1000 + (getattr(f, "ms", 0) or 0)
-                    # the fix is at most one interval old: good enough for a log timestamp
-                    t.set_utc(utc, True)
-                if f.hour is not None:
-                    t.sample(_K_TIME, f.hour * 1000000 + f.minute * 10000 + f.second * 100 + (f.ms or 0) // 10)
-                if f.day is not None:
-                    t.sample(_K_DATE, f.day * 10000 + f.month * 100 + f.year % 100)
-                t.sample(_K_LAT, f.lat)
-                t.sample(_K_LNG, f.lon)
-                t.sample(_K_ALT, f.alt)
-                t.sample(_K_SPEED, f.speed_kmh)
-                t.sample(_K_HEADING, f.course)
-                t.sample(_K_SATS, f.sats)
-                t.sample(_K_HDOP, f.hdop)
-                t.standby.motion(f.speed_kmh, now)
-        await t.sleep(t.gnss_ms)
+def gnss_sample(t, last):
+    """The GNSS fix's samples, taken by the record task (Telelogger.record_task) every t.gnss_ms: no
+    I/O here, so no task of its own. `last`: the fix's update count at the previous call -> the
+    current one (a fix not updated since is not taken twice)."""
+    # the source's gnss.nmea.Fix: gnss.sources expose it as a .fix() method, simpler sources
+    # (test doubles) as a .fix attribute
+    f = getattr(t.gnss, "fix", None)
+    if f is not None and not hasattr(f, "valid"):
+        f = f()
+    if f is None or not f.valid or f.lat is None:
+        return last
+    stamp = getattr(f, "updates", None)
+    if stamp is not None and stamp == last:
+        return last
+    t.counters["gnss_fixes"] += 1
+    now = t.now()
+    utc = getattr(f, "epoch", None)
+    if utc is not None:
+        utc = utc * 1000 + (getattr(f, "ms", 0) or 0)
+        # the fix is at most one interval old: good enough for a log timestamp
+        t.set_utc(utc, True)
+    if f.hour is not None:
+        t.sample(_K_TIME, f.hour * 1000000 + f.minute * 10000 + f.second * 100 + (f.ms or 0) // 10)
+    if f.day is not None:
+        t.sample(_K_DATE, f.day * 10000 + f.month * 100 + f.year % 100)
+    t.sample(_K_LAT, f.lat)
+    t.sample(_K_LNG, f.lon)
+    t.sample(_K_ALT, f.alt)
+    t.sample(_K_SPEED, f.speed_kmh)
+    t.sample(_K_HEADING, f.course)
+    t.sample(_K_SATS, f.sats)
+    t.sample(_K_HDOP, f.hdop)
+    t.standby.motion(f.speed_kmh, now)
+    return stamp
 
 
 # ---- battery / signal ----

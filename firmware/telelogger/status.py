@@ -5,7 +5,7 @@
 from telelogger.tasks import RUN, unload
 
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets): the
-# record and standby polls 120 s, the sender 900 s (it may legitimately sit in
+# record task (which also runs the standby rules and the GNSS samples) 120 s, the sender 900 s (it may legitimately sit in
 # CellularPublisher.connect()'s bounded retries for minutes), any other task 300 s (wdt_task).
 
 
@@ -43,8 +43,7 @@ async def wdt_task(t):
         fresh = True
         if t.state == RUN:
             for name in t.beats:
-                if now - t.beats[name] > (900000 if name == "send" else 120000 if name in ("record", "standby")
-                                          else 300000):  # the limits above
+                if now - t.beats[name] > (900000 if name == "send" else 120000 if name == "record" else 300000):  # the limits above
                     fresh = False
                     t.note("error", "task %s silent for %d ms: letting the watchdog fire", name, now - t.beats[name])
         if fresh and t.wdt is not None:

@@ -72,8 +72,8 @@ async def test_shared_tasks_keep_their_timings():
     t.battery = bat = Battery()
     bat.clk = clk
     t.start()
-    # record, send, status, wdt, standby, obd (+ vehicle checks), gnss, poll (battery + signal)
-    assert len(t.tasks) == 8, len(t.tasks)
+    # record (+ standby rules, GNSS samples), send, status, wdt, obd (+ vehicle checks), poll (battery + signal)
+    assert len(t.tasks) == 6, len(t.tasks)
     await clk.advance(21000)
     await stop(t, clk)
     assert bat.at == list(range(0, 21000, 2000)), bat.at  # intervals.battery_ms 2000, from the start
@@ -159,3 +159,57 @@ async def test_status_interval_module_is_dropped_after_each_status():
     from telelogger.status import publish_status, reboot  # noqa: F401 - importable from their old home
 
     assert getattr(status, "no_such_name", None) is None and "telelogger.statusmsg" not in sys.modules
+
+
+class FlakyGnss(FakeGnss):
+    """A GNSS source whose fix is read through fix() (as gnss.sources expose it), a new update each
+    read, and runs out of memory on the reads numbered in `fails`."""
+
+    def __init__(self, clk, fails=()):
+        FakeGnss.__init__(self)
+        self._fix = self.fix
+        self.fix = self.read
+        self.clk = clk
+        self.at = []
+        self.fails = fails
+
+    def read(self):
+        self.at.append(self.clk.t)
+        if len(self.at) in self.fails:
+            raise MemoryError(OOM)
+        self._fix.updates += 1
+        return self._fix
+
+
+async def test_record_task_takes_gnss_and_standby_on_their_timings():
+    """GNSS samples and the standby rules run in the record task (no task of their own), each on its
+    own timing: records every record_ms (1000), the fix every gnss.interval_ms (here 3000)."""
+    from loopfakes import cfg
+
+    c = cfg()
+    c["gnss"] = {"interval_ms": 3000}
+    t, clk, pub, store, obd = make(c)
+    t.log = Log()
+    t.gnss = gnss = FlakyGnss(clk)
+    t.start()
+    assert len(t.tasks) == 6  # record, send, status, wdt, obd, poll (the OBD fake): GNSS has no task
+    await clk.advance(10500)
+    await stop(t, clk)
+    assert gnss.at == [0, 3000, 6000, 9000], gnss.at
+    assert t.counters["gnss_fixes"] == 4 and t.last[0x0A] == 52.5
+    assert 10 <= t.counters["records"] <= 11, t.counters
+    assert t.beats.get("standby") is None and t.counters["mem_errors"] == 0
+
+
+async def test_gnss_memory_fault_is_its_own():
+    t, clk, obd = _setup()
+    t.gnss = gnss = FlakyGnss(clk, fails=(2,))
+    t.start()
+    await clk.advance(6000)
+    await stop(t, clk)
+    # read 1 at 0, read 2 at 1000 runs out of memory (back-off 0.5 s), read 3 at 1500, then every second
+    assert gnss.at == [0, 1000, 1500, 2500, 3500, 4500, 5500], gnss.at
+    assert t.counters["mem_errors"] == 1 and t.counters["gnss_fixes"] == 6
+    lines = t.log.oom()
+    assert len(lines) == 1 and lines[0].startswith("out of memory in task gnss (" + OOM + "; free "), lines
+    assert t.counters["records"] >= 5  # the records went on (paused only by the back-off)
