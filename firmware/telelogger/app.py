@@ -36,10 +36,10 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     from telelogger import assembly
 
     try:
-        # the loop's reset callback: when it gives up on a persistent fault (memory) it has stored what it
-        # could and written the reason to reset_path; run() sees t.reset_reason, returns, and the caller
+        # the loop's reset callback False: when it gives up on a persistent fault (memory) it has stored what
+        # it could and written the reason to reset_path; run() sees t.reset_reason, returns, and the caller
         # resets the board (device_main: machine.reset(); the host runner exits with its reset code)
-        at, pub, flat, kw = await assembly.assemble(board, cfg, clock, store_root, log, lambda reason: None)
+        at, pub, flat, kw = await assembly.assemble(board, cfg, clock, store_root, log, False)
     finally:
         assembly = None  # (a local: it would keep the module's code alive)
         drop("telelogger.assembly", keep)

@@ -62,7 +62,7 @@ class Telelogger:
     CommandHandler (default built from cfg['secrets']['hmac_key'] when the first command arrives).
     boot: this boot's number (next_boot()), so records stamped before UTC was known are corrected
     only with this boot's offset. reset: callable(reason) the loop calls when memory faults persist
-    (default board.reset()); reset_path: file where that reason is kept for the next boot's status
+    (default board.reset(); False: none, the caller resets once run() returns); reset_path: file where that reason is kept for the next boot's status
     (None: not kept). Of the config the loop keeps only the values it reads (telelogger/loopinit.py):
     t.cfg_path (where config_set writes; telelogger/cfgcmd.py reads the running config from flash per
     command), t.dtc_ms (the VIN/DTC checks' interval) and t.cmd_cfg (the command key and settings)."""
@@ -84,6 +84,8 @@ class Telelogger:
     codec: "Any"  # telelogger.record, or a test's encode_record/encode_batch
     log: object
     pick: object
+    gnss: "Any"  # a GNSS source with a fix (gnss.sources), or None
+    gnss_ms: int
     standby: "Standby"
     lock: asyncio.Lock
     _done: asyncio.Event

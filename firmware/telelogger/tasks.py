@@ -35,7 +35,8 @@ def unload(name):
 # that hit MemoryError is restarted after gc.collect() and a back-off of _MEM_BACKOFF_MS doubling per
 # recent fault (at most _MEM_BACKOFF_MAX_MS); _MEM_FAULTS_MAX faults within _MEM_WINDOW_MS give up: the
 # reason goes to t.reset_path (read back by the next boot, below) and t.reset_cb(reason) or
-# the board's reset() is called. Nothing here allocates much: it runs when the heap is exhausted,
+# the board's reset() is called (t.reset_cb False: neither, the caller resets when run() returns).
+# Nothing here allocates much: it runs when the heap is exhausted,
 # which is also why it is resident (an import then could fail). The next boot reads the reason back
 # (telelogger/loopinit.py init: t.last_reset, shown once in the status, then the file is removed).
 _MEM_FAULTS_MAX = const(5)
@@ -99,10 +100,10 @@ async def fault(t, name, e=None):
             t.note("warn", "cannot write %s: %s", t.reset_path, e)
     t.note("error", "resetting: %s", reason)
     t._done.set()
-    fn = t.reset_cb
+    fn = t.reset_cb  # False: the caller resets once run() returns (telelogger.app)
     if fn is None and t.board is not None and hasattr(t.board, "reset"):
         fn = t.board.reset
-    if fn is not None:
+    if fn:
         r = fn(reason) if t.reset_cb is not None else fn()
         if isawait(r):
             await r
