@@ -12,7 +12,7 @@ import asyncio
 
 from core.compat import const
 from net.publisher import backoff_ms
-from telelogger.tasks import FLUSH, RUN, STANDBY, fault, guarded, unload  # noqa: F401 - the run states, importable from here too
+from telelogger.tasks import FLUSH, RUN, STANDBY, fault, guarded, text, unload  # noqa: F401 - the run states, importable from here too
 
 # const(): inlined by MicroPython, no name on the heap (tests use the documented values).
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
@@ -35,6 +35,17 @@ _SHOWN = const((0x10C, 0x10D, 0x0A, 0x0B, 0x24, 0x81))
 # dates 1024 weeks back, 1999/2006/2019-era) or from _UTC_MAX_MS (2100-01-01) on is refused, and so is a
 # GNSS time more than _UTC_AGREE_MS (10 min) away from a network time already known. A refusal is
 # logged once per source and changes nothing: UTC stays unknown (or as it was) until a plausible time.
+# the log texts (telelogger/texts.py, looked up when one is written: note), by number
+_T_UTC_REFUSED = const(15)
+_T_UTC_DISAGREE = const(16)
+_T_UTC_RANGE = const(17)
+_T_UTC_UNKNOWN = const(18)
+_T_UTC_KEPT = const(19)
+_T_STORE_FAILED = const(20)
+_T_CONNECTED = const(21)
+_T_NET_RETRY = const(22)
+_T_DRAIN_FAILED = const(23)
+_T_UTC_SOURCES = const(29)
 _UTC_MIN_MS = const(1704067200000)
 _UTC_MAX_MS = const(4102444800000)
 _UTC_AGREE_MS = const(600000)
@@ -142,10 +153,10 @@ class Telelogger:
         bit = 1 if gnss else 2
         if not self.utc_refused & bit:  # once per source
             self.utc_refused |= bit
-            why = ("%d s from the network's time" % ((off - net) // 1000) if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS
-                   else "outside 2024..2099 (a GPS week rollover?)")
-            self.note("warn", "%s time %d s (UTC) refused: %s; %s", "network GNSS".split()[gnss], utc_ms // 1000,
-                      why, "UTC stays unknown" if self.utc_offset_ms is None else "UTC stays as it was")
+            why = (text(_T_UTC_DISAGREE) % ((off - net) // 1000) if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS
+                   else text(_T_UTC_RANGE))
+            self.note("warn", _T_UTC_REFUSED, text(_T_UTC_SOURCES).split()[gnss], utc_ms // 1000,
+                      why, text(_T_UTC_UNKNOWN if self.utc_offset_ms is None else _T_UTC_KEPT))
         return False
 
     def utc_ms(self):
@@ -153,8 +164,10 @@ class Telelogger:
         return None if self.utc_offset_ms is None else self.now() + self.utc_offset_ms
 
     def note(self, level, fmt, *args):
+        """A log line: fmt % args at `level` (the logger's method name); fmt a text's number
+        (telelogger/texts.py, looked up only when there is a logger) or the text itself."""
         if self.log is not None:
-            getattr(self.log, level)(fmt, *args)
+            getattr(self.log, level)(text(fmt) if isinstance(fmt, int) else fmt, *args)
 
     def sample(self, key, value):
         """A sample for the record being built (t.pending: its keys stay, a value None is not taken)."""
@@ -245,7 +258,7 @@ class Telelogger:
                     except MemoryError:
                         raise
                     except Exception as e:  # a failed flash write is reported, sampling goes on
-                        self.note("error", "store append failed: %s", e)
+                        self.note("error", _T_STORE_FAILED, e)
                     ms = self.record_ms  # parked: longer (_STATIONARY_TIERS)
                     still = now - self.standby.last_motion_ms
                     for tier, k in _STATIONARY_TIERS:
@@ -291,7 +304,7 @@ class Telelogger:
         await self.pub.subscribe(self.t_cmd, 1)
         if self.t_ota:  # OTA chunks (FORMAT.md "OTA updates"): only with commands on and a key
             await self.pub.subscribe(self.t_ota, 1)
-        self.note("info", "connected; %d records queued", self.store.pending())
+        self.note("info", _T_CONNECTED, self.store.pending())
 
     async def send_batch(self):
         """Publish the oldest pending records as one batch; ack them after PUBACK.
@@ -344,7 +357,7 @@ class Telelogger:
                 # exponential with jitter: a fleet that lost the same broker does not come back in step
                 wait = backoff_ms(fails, self.backoff_min_ms, self.backoff_max_ms, self.pick)
                 self.counters["send_errors"] += 1
-                self.note("warn", "network: %s; %d records kept, retry in %d ms", e, self.store.pending(), wait)
+                self.note("warn", _T_NET_RETRY, e, self.store.pending(), wait)
                 await self.sleep(wait)
                 continue
             await self.sleep(min(200, self.batch_age_ms))
@@ -360,7 +373,7 @@ class Telelogger:
             except MemoryError:
                 raise
             except Exception as e:
-                self.note("warn", "drain: sending failed: %s", e)
+                self.note("warn", _T_DRAIN_FAILED, e)
                 await self.sleep(self.backoff_min_ms)
 
     async def msg_task(self, ota=False):

@@ -15,6 +15,11 @@ _OBD_REINIT_MS = const(10000)
 _VEHICLE_MS = const(5000)  # the vehicle check's first run, and its retry while the ECU never answered
 _PID_SPEED = const(0x0D)
 
+# the log texts (telelogger/texts.py, looked up when one is written: Telelogger.note), by number
+_T_VEHICLE_CHECK = const(24)
+_T_OBD_INIT = const(25)
+_T_OBD_SILENT = const(26)
+
 # Sample keys (numbers fixed by the architecture contract and telelogger/keys.py, which names
 # them; test_loop_e2e checks they agree). Constants here so the loop does not load the table.
 _K_OBD = const(0x100)
@@ -70,7 +75,7 @@ async def obd_task(t):
                     if t.reset_reason is not None:
                         return
                 except Exception as e:  # a defect in the check must not stop the PID reads
-                    t.note("warn", "vehicle check: %s", e)
+                    t.note("warn", _T_VEHICLE_CHECK, e)
                 finally:
                     vehicle = None
                     unload("vehicle")
@@ -96,7 +101,7 @@ async def obd_task(t):
                 del obdinit
                 unload("obdinit")
             if why is not None:
-                t.note("warn", "OBD init failed: %s", why)
+                t.note("warn", _T_OBD_INIT, why)
                 why = None
                 wake = t.now() + _OBD_REINIT_MS
                 continue
@@ -142,7 +147,7 @@ async def obd_task(t):
         elif bad:
             failed += 1
             if failed >= _MAX_OBD_ROUNDS_FAILED:
-                t.note("warn", "OBD: %d rounds without an answer, re-initialising", failed)
+                t.note("warn", _T_OBD_SILENT, failed)
                 up = False
                 wake = 0
                 continue

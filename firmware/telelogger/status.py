@@ -2,7 +2,10 @@
 # Resident: the two tasks' loops only. What a status interval does (the status message, the OTA trial's
 # healthy mark, the reboot) is telelogger/statusmsg.py, imported per interval and dropped again;
 # status, publish_status and reboot stay importable from here (forwarded, __getattr__ below).
+from core.compat import const
 from telelogger.tasks import RUN, unload
+
+_T_TASK_SILENT = const(27)  # the log text (telelogger/texts.py, looked up when written: Telelogger.note)
 
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets): the
 # record task (which also runs the standby rules and the GNSS samples) 120 s, the sender 900 s (it may legitimately sit in
@@ -45,7 +48,7 @@ async def wdt_task(t):
             for name in t.beats:
                 if now - t.beats[name] > (900000 if name == "send" else 120000 if name == "record" else 300000):  # the limits above
                     fresh = False
-                    t.note("error", "task %s silent for %d ms: letting the watchdog fire", name, now - t.beats[name])
+                    t.note("error", _T_TASK_SILENT, name, now - t.beats[name])
         if fresh and t.wdt is not None:
             t.wdt.feed()
             t.counters["wdt_feeds"] += 1

@@ -22,6 +22,18 @@ async def acall(fn, *args):
     return r
 
 
+def text(n):
+    """Text number n of telelogger/texts.py (the resident modules' error and log texts), imported for
+    the lookup and forgotten again."""
+    from telelogger import texts
+
+    try:
+        return texts.TEXTS[n]
+    finally:
+        texts = None
+        unload("texts")
+
+
 def unload(name):
     """Forgets module telelogger.<name> (imported for one job: validation, a key table, standby)
     so that its heap can be collected: out of sys.modules and off the package."""
