@@ -10,7 +10,13 @@
 # drop_modules stay importable from here.
 import asyncio
 
+from core.compat import const
 from core.unload import drop, forget
+from telelogger.tasks import text
+
+# the texts it prints (telelogger/texts.py, looked up when printed: tasks.text), by number
+_T_DISCONNECT = const(30)
+_T_RESETTING = const(31)
 
 
 def __getattr__(name):
@@ -87,7 +93,7 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
         try:
             await asyncio.wait_for(t.pub.disconnect(), 5)
         except Exception as e:
-            print("disconnect: %s" % e)
+            print(text(_T_DISCONNECT) % e)
         if at is not None:
             at.stop()
         close = getattr(t.store, "close", None)
@@ -117,7 +123,7 @@ def device_main(restart_delay_ms=10000):
         cfg = None  # run() lets go of it once the loop is built
         t = asyncio.run(job)
         if t is not None and t.reset_reason is not None:
-            print("telelogger: resetting: %s" % t.reset_reason)
+            print(text(_T_RESETTING) % t.reset_reason)
             board.reset()  # the reason is in /queue/last_reset: the next boot's status carries it
     except KeyboardInterrupt:
         raise  # Ctrl-C at the REPL: stop here, no reset

@@ -191,7 +191,10 @@ class Telelogger:
         first out, counted in counters['unsaved_dropped']) and re-raises; the next call stores the kept
         records first, in order."""
         p = self.pending  # keys stay from record to record: no dict rebuilt per record
-        samples = [kv for kv in p.items() if kv[1] is not None]
+        samples = []  # (a loop, not a comprehension: that would be one more function on the heap)
+        for kv in p.items():
+            if kv[1] is not None:
+                samples.append(kv)
         if samples:
             samples.sort()  # in place: one list per record
             now = self.now()

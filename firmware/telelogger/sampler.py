@@ -19,6 +19,9 @@ _PID_SPEED = const(0x0D)
 _T_VEHICLE_CHECK = const(24)
 _T_OBD_INIT = const(25)
 _T_OBD_SILENT = const(26)
+_T_BATTERY = const(32)
+_T_SIGNAL = const(33)
+_T_NET_TIME = const(34)
 
 # Sample keys (numbers fixed by the architecture contract and telelogger/keys.py, which names
 # them; test_loop_e2e checks they agree). Constants here so the loop does not load the table.
@@ -209,7 +212,7 @@ async def read_voltage(t):
     except MemoryError:
         raise
     except Exception as e:
-        t.note("debug", "battery: %s", e)
+        t.note("debug", _T_BATTERY, e)
     return None
 
 
@@ -242,7 +245,7 @@ async def poll_task(t):
                     except MemoryError:
                         raise
                     except Exception as e:
-                        t.note("debug", "signal not read: %s", e)
+                        t.note("debug", _T_SIGNAL, e)
                     if v is not None and t.last.get(K_SIGNAL) != v:  # official: CSQ stored on change
                         t.sample(K_SIGNAL, v)
                     if t.utc_offset_ms is None and hasattr(m, "utc_ms"):
@@ -253,7 +256,7 @@ async def poll_task(t):
                         except MemoryError:
                             raise
                         except Exception as e:
-                            t.note("debug", "network time: %s", e)
+                            t.note("debug", _T_NET_TIME, e)
                 s = t.now() + t.signal_ms
         except MemoryError as e:
             await fault(t, name, e)

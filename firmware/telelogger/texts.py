@@ -1,11 +1,11 @@
 # The texts of the resident telelogger modules' errors and log lines (record.py, loop.py, sampler.py,
-# status.py, store.py), looked up when one is raised or written (tasks.text: this module is imported
-# for the lookup and forgotten again). A str constant of more than 10 characters is a heap object for
-# as long as the module holding it is loaded: here they cost nothing while nothing goes wrong. Each
-# text keeps the wording it had inline; a module names it by number (`_T_NAME = const(n)`, the name
-# in the comment beside it), and host_tests/test_texts.py checks every number against these names
-# and each use's % arguments against its text. Not here: what must work with the heap exhausted
-# (tasks.fault's texts) and the debug lines of the sample loops (written per failed read).
+# status.py, store.py, app.py), looked up when one is raised or written (tasks.text: this module is
+# imported for the lookup and forgotten again). A str constant of more than 10 characters is a heap
+# object for as long as the module holding it is loaded: here they cost nothing while nothing goes
+# wrong. Each text keeps the wording it had inline; a module names it by number (`_T_NAME = const(n)`,
+# the name in the comment beside it), and host_tests/test_texts.py checks every number against these
+# names and each use's % arguments against its text. Not here: what must work with the heap
+# exhausted (tasks.fault's texts) and the OBD task's debug line per failed PID read.
 TEXTS = (
     # record.py
     "uvarint of negative %d",  # 0 NEG_UVARINT
@@ -43,4 +43,11 @@ TEXTS = (
     "record of %d bytes (max %d)",  # 28 RECORD_SIZE
     # loop.py (set_utc: the source, by its gnss flag)
     "network GNSS",  # 29 UTC_SOURCES
+    # app.py
+    "disconnect: %s",  # 30 DISCONNECT
+    "telelogger: resetting: %s",  # 31 RESETTING
+    # sampler.py (the polls' debug lines: at most one per poll interval)
+    "battery: %s",  # 32 BATTERY
+    "signal not read: %s",  # 33 SIGNAL
+    "network time: %s",  # 34 NET_TIME
 )
