@@ -7,7 +7,8 @@
 # cmdhandlers.py + commands.py: imported with the first); standby.py: when to sleep (standby_io.py:
 # what sleeping does, imported on entry); tasks.py: run states, helpers they all share and
 # MemoryError as a handled fault (guarded); loopinit.py: building the Telelogger and starting its tasks
-# (boot only, imported per call).
+# (boot only, imported per call); loopnet.py: connecting, draining and answering messages (per call:
+# Telelogger.__getattr__).
 import asyncio
 
 from core.compat import const
@@ -42,10 +43,8 @@ _T_UTC_RANGE = const(17)
 _T_UTC_UNKNOWN = const(18)
 _T_UTC_KEPT = const(19)
 _T_STORE_FAILED = const(20)
-_T_CONNECTED = const(21)
-_T_NET_RETRY = const(22)
-_T_DRAIN_FAILED = const(23)
-_T_UTC_SOURCES = const(29)
+_T_NET_RETRY = const(21)
+_T_UTC_SOURCES = const(27)
 _UTC_MIN_MS = const(1704067200000)
 _UTC_MAX_MS = const(4102444800000)
 _UTC_AGREE_MS = const(600000)
@@ -130,6 +129,26 @@ class Telelogger:
 
         loopinit.init(self, cfg, pub, store, **kw)
         unload("loopinit")
+
+    def __getattr__(self, name):
+        """The loop's operations that do not run per sample: functions of a module imported for the
+        call and forgotten again, taking the Telelogger first (as obdii.Obd's rare methods do) --
+        connect() (each (re)connect), drain(ms) (standby, the host runner's end), msg_task(ota=False)
+        (the commands or OTA chunks on_message queued): telelogger/loopnet.py; start(),
+        run(duration_ms=None): telelogger/loopinit.py. Any other name: AttributeError."""
+        if name in ("connect", "drain", "msg_task"):
+            m = "loopnet"
+        elif name in ("start", "run"):
+            m = "loopinit"
+        else:
+            raise AttributeError(name)
+
+        def op(*a):
+            f = getattr(__import__("telelogger." + m, None, None, ("_",)), name)
+            unload(m)  # the call holds the function (and its module's globals) for as long as it runs
+            return f(self, *a)
+
+        return op
 
     # ---- helpers ----
     def now(self):
@@ -294,21 +313,6 @@ class Telelogger:
             await self.sleep(w - now)
 
     # ---- sending ----
-    async def connect(self):
-        try:
-            await self.pub.connect()
-        except Exception:
-            self.counters["connect_errors"] += 1
-            raise
-        if self.counters["connects"]:
-            self.counters["reconnects"] += 1
-        self.counters["connects"] += 1
-        self.pub.on_message(self.on_message)
-        await self.pub.subscribe(self.t_cmd, 1)
-        if self.t_ota:  # OTA chunks (FORMAT.md "OTA updates"): only with commands on and a key
-            await self.pub.subscribe(self.t_ota, 1)
-        self.note("info", _T_CONNECTED, self.store.pending())
-
     async def send_batch(self):
         """Publish the oldest pending records as one batch; ack them after PUBACK.
         Returns the number of records sent (0 if none pending). Raises on failure (nothing acked)."""
@@ -365,37 +369,6 @@ class Telelogger:
                 continue
             await self.sleep(min(200, self.batch_age_ms))
 
-    async def drain(self, ms):
-        """Send what we can within ms (before sleeping, at heartbeats)."""
-        t0 = self.now()
-        while self.store.pending() and self.now() - t0 < ms:
-            try:
-                if not self.pub.connected():
-                    await self.connect()
-                await self.send_batch()
-            except MemoryError:
-                raise
-            except Exception as e:
-                self.note("warn", _T_DRAIN_FAILED, e)
-                await self.sleep(self.backoff_min_ms)
-
-    async def msg_task(self, ota=False):
-        """Works off what on_message queued, then ends (on_message starts it when a message arrives, no
-        task waits meanwhile): the commands (t.cmdq, telelogger/cmdrun.py) or with ota the OTA chunks
-        (t.otaq, telelogger/ota.py). The module is imported for them; its run() says whether it may be
-        forgotten again (cmdrun: always; ota: when no update is in progress, ota.idle)."""
-        if ota:
-            from telelogger import ota as m
-        else:
-            from telelogger import cmdrun as m
-        if await m.run(self):
-            del m
-            unload("ota" if ota else "cmdrun")
-        if ota:  # not after a MemoryError: tasks.guarded runs this task again
-            self.ota_run = None
-        else:
-            self.cmd_run = None
-
     def on_message(self, topic, payload):
         if topic == self.t_cmd and len(self.cmdq) < 4:
             self.cmdq.append(bytes(payload))
@@ -410,30 +383,9 @@ class Telelogger:
                 self.ota_run = asyncio.create_task(guarded(self, "ota", self.msg_task, True))
 
     # ---- run ----
-    def start(self):
-        """Create the tasks inside a running event loop."""
-        from telelogger import loopinit
-
-        try:
-            return loopinit.start(self)
-        finally:
-            unload("loopinit")
-
     def stop(self):
         for x in self.tasks + [self.cmd_run, self.ota_run]:
             if x is not None:
                 x.cancel()
         self.tasks = []
         self.cmd_run = self.ota_run = None
-
-    async def run(self, duration_ms=None):
-        """Runs the tasks for duration_ms (None: until a memory-fault reset gives up, see
-        reset_reason)."""
-        self.start()
-        try:
-            if duration_ms is None:
-                await self._done.wait()
-            else:
-                await self.sleep(duration_ms)
-        finally:
-            self.stop()

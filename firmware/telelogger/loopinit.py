@@ -192,3 +192,16 @@ def start(t):
     if t.battery is not None or t.obd is not None or t.modem is not None:
         task("poll", sampler.poll_task, t)
     return tl
+
+
+async def run(t, duration_ms=None):
+    """Telelogger.run: runs the tasks for duration_ms (None: until a memory-fault reset gives up, see
+    t.reset_reason)."""
+    t.start()
+    try:
+        if duration_ms is None:
+            await t._done.wait()
+        else:
+            await t.sleep(duration_ms)
+    finally:
+        t.stop()

@@ -30,24 +30,22 @@ TEXTS = (
     "UTC stays unknown",  # 18 UTC_UNKNOWN
     "UTC stays as it was",  # 19 UTC_KEPT
     "store append failed: %s",  # 20 STORE_FAILED
-    "connected; %d records queued",  # 21 CONNECTED
-    "network: %s; %d records kept, retry in %d ms",  # 22 NET_RETRY
-    "drain: sending failed: %s",  # 23 DRAIN_FAILED
+    "network: %s; %d records kept, retry in %d ms",  # 21 NET_RETRY
     # sampler.py
-    "vehicle check: %s",  # 24 VEHICLE_CHECK
-    "OBD init failed: %s",  # 25 OBD_INIT
-    "OBD: %d rounds without an answer, re-initialising",  # 26 OBD_SILENT
+    "vehicle check: %s",  # 22 VEHICLE_CHECK
+    "OBD init failed: %s",  # 23 OBD_INIT
+    "OBD: %d rounds without an answer, re-initialising",  # 24 OBD_SILENT
     # status.py
-    "task %s silent for %d ms: letting the watchdog fire",  # 27 TASK_SILENT
+    "task %s silent for %d ms: letting the watchdog fire",  # 25 TASK_SILENT
     # store.py
-    "record of %d bytes (max %d)",  # 28 RECORD_SIZE
+    "record of %d bytes (max %d)",  # 26 RECORD_SIZE
     # loop.py (set_utc: the source, by its gnss flag)
-    "network GNSS",  # 29 UTC_SOURCES
+    "network GNSS",  # 27 UTC_SOURCES
     # app.py
-    "disconnect: %s",  # 30 DISCONNECT
-    "telelogger: resetting: %s",  # 31 RESETTING
+    "disconnect: %s",  # 28 DISCONNECT
+    "telelogger: resetting: %s",  # 29 RESETTING
     # sampler.py (the polls' debug lines: at most one per poll interval)
-    "battery: %s",  # 32 BATTERY
-    "signal not read: %s",  # 33 SIGNAL
-    "network time: %s",  # 34 NET_TIME
+    "battery: %s",  # 30 BATTERY
+    "signal not read: %s",  # 31 SIGNAL
+    "network time: %s",  # 32 NET_TIME
 )

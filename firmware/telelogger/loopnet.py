@@ -1,0 +1,55 @@
+# The Telelogger's operations that run per connect, per standby flush or per incoming message, not per
+# sample (telelogger/loop.py is what runs every sample): reached as methods through
+# Telelogger.__getattr__, which imports this module for the call and forgets it again, so none of
+# this code stays on the heap between calls. Each function takes the Telelogger first.
+from telelogger.tasks import unload
+
+
+async def connect(t):
+    """Connects the publisher, counts it, subscribes the command (and OTA) topics."""
+    try:
+        await t.pub.connect()
+    except Exception:
+        t.counters["connect_errors"] += 1
+        raise
+    if t.counters["connects"]:
+        t.counters["reconnects"] += 1
+    t.counters["connects"] += 1
+    t.pub.on_message(t.on_message)
+    await t.pub.subscribe(t.t_cmd, 1)
+    if t.t_ota:  # OTA chunks (FORMAT.md "OTA updates"): only with commands on and a key
+        await t.pub.subscribe(t.t_ota, 1)
+    t.note("info", "connected; %d records queued", t.store.pending())
+
+
+async def drain(t, ms):
+    """Send what we can within ms (before sleeping, at heartbeats, the host runner's end)."""
+    t0 = t.now()
+    while t.store.pending() and t.now() - t0 < ms:
+        try:
+            if not t.pub.connected():
+                await t.connect()
+            await t.send_batch()
+        except MemoryError:
+            raise
+        except Exception as e:
+            t.note("warn", "drain: sending failed: %s", e)
+            await t.sleep(t.backoff_min_ms)
+
+
+async def msg_task(t, ota=False):
+    """Works off what on_message queued, then ends (on_message starts it when a message arrives, no
+    task waits meanwhile): the commands (t.cmdq, telelogger/cmdrun.py) or with ota the OTA chunks
+    (t.otaq, telelogger/ota.py). The module is imported for them; its run() says whether it may be
+    forgotten again (cmdrun: always; ota: when no update is in progress, ota.idle)."""
+    if ota:
+        from telelogger import ota as m
+    else:
+        from telelogger import cmdrun as m
+    if await m.run(t):
+        del m
+        unload("ota" if ota else "cmdrun")
+    if ota:  # not after a MemoryError: tasks.guarded runs this task again
+        t.ota_run = None
+    else:
+        t.cmd_run = None
