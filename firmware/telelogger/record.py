@@ -41,6 +41,17 @@ _T_SEQ_ORDER = const(14)
 _POW10 = const((1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000))
 
 
+def __getattr__(name):
+    """_read_sample and get_svarint, the reading of a record's samples: telelogger/encjson.py's (the
+    device reads samples back only for a JSON batch), kept importable from here (telelogger/decode.py,
+    encode.py, tests)."""
+    if name in ("_read_sample", "get_svarint"):
+        from telelogger import encjson
+
+        return getattr(encjson, name)
+    raise AttributeError(name)
+
+
 class FormatError(ValueError):
     """A payload or record that cannot be decoded; the message says where and why."""
 
@@ -77,11 +88,6 @@ def get_uvarint(b, i, end=None):
         shift += 7
         if shift > 70:
             raise FormatError(text(_T_VARINT_LONG) % i)
-
-
-def get_svarint(b, i, end=None):
-    z, i = get_uvarint(b, i, end)
-    return (z >> 1) if not (z & 1) else -((z + 1) >> 1), i
 
 
 # ---------------------------------------------------------------- values
@@ -219,34 +225,6 @@ def _record_head(b):
     boot, i = get_uvarint(b, 1)
     ts, i = get_uvarint(b, i)
     return False, boot, ts, i
-
-
-def _read_sample(b, i, end, fn=dp_of):
-    """-> (key, dp, multi, [scaled ints], next index). fn(key): the decimals of a sample that does
-    not carry its own (dp_of); fn None: dp stays None then (only skipping)."""
-    h, i = get_uvarint(b, i, end)
-    key = h >> 1
-    n = 1
-    multi = False
-    dp = None
-    if h & 1:
-        if i >= end:
-            raise FormatError(text(_T_SAMPLE_CUT) % key)
-        e = b[i]
-        i += 1
-        n = (e & 3) + 1
-        multi = bool(e & 4)
-        if e & 8:
-            dp = e >> 4
-            if dp > 9:
-                raise FormatError(text(_T_SAMPLE_DP) % (key, dp))
-    if dp is None and fn:
-        dp = fn(key) or 0
-    vals = []
-    for _ in range(n):
-        v, i = get_svarint(b, i, end)
-        vals.append(v)
-    return key, dp, multi, vals, i
 
 
 # ---------------------------------------------------------------- batches
