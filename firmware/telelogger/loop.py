@@ -72,8 +72,8 @@ class Telelogger:
     CommandHandler (default built from cfg['secrets']['hmac_key'] when the first command arrives).
     boot: this boot's number (next_boot()), so records stamped before UTC was known are corrected
     only with this boot's offset. reset: callable(reason) the loop calls when memory faults persist
-    (default board.reset(); False: none, the caller resets once run() returns); reset_path: file where that reason is kept for the next boot's status
-    (None: not kept). Of the config the loop keeps only the values it reads (telelogger/loopinit.py):
+    (default board.reset(); False: none, the caller resets once run() returns); reset_path: file
+    where that reason is kept for the next boot's status (None: not kept). Of the config the loop keeps only the values it reads (telelogger/loopinit.py):
     t.cfg_path (where config_set writes; telelogger/cfgcmd.py reads the running config from flash per
     command), t.dtc_ms (the VIN/DTC checks' interval) and t.cmd_cfg (the command key and settings)."""
 
@@ -98,7 +98,6 @@ class Telelogger:
     gnss_ms: int
     standby: "Standby"
     lock: asyncio.Lock
-    _done: asyncio.Event
     boot: int
     device_id: str
     t_data: str

@@ -138,9 +138,9 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
         except OSError:
             pass
     t.reset_reason = None  # set when this run gave up (memory faults): run() returns
-    t._mem_recent = []  # loop ms of recent memory faults (tasks.fault)
-    t._mem_logged = []  # task names whose memory fault was logged already (tasks.fault)
-    t._done = asyncio.Event()
+    # tasks.fault's memory: the loop ms of recent memory faults, and the task names whose fault was
+    # logged already (one attribute: the instance's attribute table stays in a smaller size)
+    t._mem = ([], [])
     t.counters = {
         "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
         "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
@@ -176,7 +176,6 @@ def start(t):
     from telelogger import sampler, status
 
     tl = t.tasks
-    t._done = asyncio.Event()
 
     def task(name, fn, arg=None):
         tl.append(asyncio.create_task(guarded(t, name, fn, arg)))
@@ -196,12 +195,11 @@ def start(t):
 
 async def run(t, duration_ms=None):
     """Telelogger.run: runs the tasks for duration_ms (None: until a memory-fault reset gives up, see
-    t.reset_reason)."""
+    t.reset_reason, looked at every second as telelogger.app's run does)."""
     t.start()
+    t0 = t.now()
     try:
-        if duration_ms is None:
-            await t._done.wait()
-        else:
-            await t.sleep(duration_ms)
+        while t.reset_reason is None and (duration_ms is None or t.now() - t0 < duration_ms):
+            await t.sleep(1000 if duration_ms is None else min(1000, duration_ms - (t.now() - t0)))
     finally:
         t.stop()

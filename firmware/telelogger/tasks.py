@@ -80,12 +80,12 @@ async def fault(t, name, e=None):
     gc.collect()
     t.counters["mem_errors"] += 1
     now = t.now()
-    r = t._mem_recent
+    r, logged = t._mem  # recent faults' loop ms, task names logged already
     while r and (now - r[0] >= _MEM_WINDOW_MS or len(r) >= _MEM_FAULTS_MAX):
         r.pop(0)
     r.append(now)
-    if name not in t._mem_logged:
-        t._mem_logged.append(name)
+    if name not in logged:
+        logged.append(name)
         try:
             free = getattr(gc, "mem_free", None)  # MicroPython only
             t.note("error", "out of memory in task %s (%s; free %d bytes): retrying after gc", name, e,
@@ -110,8 +110,7 @@ async def fault(t, name, e=None):
                 f.write(reason + "\n")
         except OSError as e:
             t.note("warn", "cannot write %s: %s", t.reset_path, e)
-    t.note("error", "resetting: %s", reason)
-    t._done.set()
+    t.note("error", "resetting: %s", reason)  # run() returns: it sees t.reset_reason
     fn = t.reset_cb  # False: the caller resets once run() returns (telelogger.app)
     if fn is None and t.board is not None and hasattr(t.board, "reset"):
         fn = t.board.reset
