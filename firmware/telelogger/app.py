@@ -15,8 +15,8 @@ from core.unload import drop, forget
 from telelogger.tasks import text
 
 # the texts it prints (telelogger/texts.py, looked up when printed: tasks.text), by number
-_T_DISCONNECT = const(28)
-_T_RESETTING = const(29)
+_T_DISCONNECT = const(22)
+_T_RESETTING = const(23)
 
 
 def __getattr__(name):

@@ -37,14 +37,8 @@ _SHOWN = const((0x10C, 0x10D, 0x0A, 0x0B, 0x24, 0x81))
 # GNSS time more than _UTC_AGREE_MS (10 min) away from a network time already known. A refusal is
 # logged once per source and changes nothing: UTC stays unknown (or as it was) until a plausible time.
 # the log texts (telelogger/texts.py, looked up when one is written: note), by number
-_T_UTC_REFUSED = const(15)
-_T_UTC_DISAGREE = const(16)
-_T_UTC_RANGE = const(17)
-_T_UTC_UNKNOWN = const(18)
-_T_UTC_KEPT = const(19)
-_T_STORE_FAILED = const(20)
-_T_NET_RETRY = const(21)
-_T_UTC_SOURCES = const(27)
+_T_STORE_FAILED = const(15)
+_T_NET_RETRY = const(16)
 _UTC_MIN_MS = const(1704067200000)
 _UTC_MAX_MS = const(4102444800000)
 _UTC_AGREE_MS = const(600000)
@@ -133,9 +127,10 @@ class Telelogger:
         """The loop's operations that do not run per sample: functions of a module imported for the
         call and forgotten again, taking the Telelogger first (as obdii.Obd's rare methods do) --
         connect() (each (re)connect), drain(ms) (standby, the host runner's end), msg_task(ota=False)
-        (the commands or OTA chunks on_message queued): telelogger/loopnet.py; start(),
+        (the commands or OTA chunks on_message queued), refuse_utc(...) (set_utc's refusal, logged once
+        per source): telelogger/loopnet.py; start(),
         run(duration_ms=None): telelogger/loopinit.py. Any other name: AttributeError."""
-        if name in ("connect", "drain", "msg_task"):
+        if name in ("connect", "drain", "msg_task", "refuse_utc"):
             m = "loopnet"
         elif name in ("start", "run"):
             m = "loopinit"
@@ -163,18 +158,16 @@ class Telelogger:
         utc_ms = int(utc_ms)
         off = utc_ms - self.now()
         net = self.net_offset_ms
-        if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS and (not gnss or net is None or abs(off - net) <= _UTC_AGREE_MS):
+        ok = _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS
+        if ok and (not gnss or net is None or abs(off - net) <= _UTC_AGREE_MS):
             self.utc_offset_ms = off
             if not gnss:
                 self.net_offset_ms = off
             return True
         bit = 1 if gnss else 2
-        if not self.utc_refused & bit:  # once per source
+        if not self.utc_refused & bit:  # once per source: what was refused and why (loopnet.refuse_utc)
             self.utc_refused |= bit
-            why = (text(_T_UTC_DISAGREE) % ((off - net) // 1000) if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS
-                   else text(_T_UTC_RANGE))
-            self.note("warn", _T_UTC_REFUSED, text(_T_UTC_SOURCES).split()[gnss], utc_ms // 1000,
-                      why, text(_T_UTC_UNKNOWN if self.utc_offset_ms is None else _T_UTC_KEPT))
+            self.refuse_utc(utc_ms, off - net if ok else None, gnss)
         return False
 
     def utc_ms(self):

@@ -53,3 +53,13 @@ async def msg_task(t, ota=False):
         t.ota_run = None
     else:
         t.cmd_run = None
+
+
+def refuse_utc(t, utc_ms, apart_ms, gnss):
+    """Telelogger.set_utc refused `utc_ms` (from GNSS when gnss, else the network's): the warning, once
+    per source (set_utc counts). apart_ms: how far a GNSS time is from the network's, None for a time
+    outside the years set_utc believes (telelogger/loop.py _UTC_MIN_MS, _UTC_MAX_MS)."""
+    why = ("%d s from the network's time" % (apart_ms // 1000) if apart_ms is not None
+           else "outside 2024..2099 (a GPS week rollover?)")
+    t.note("warn", "%s time %d s (UTC) refused: %s; %s", ("network", "GNSS")[gnss], utc_ms // 1000, why,
+           "UTC stays unknown" if t.utc_offset_ms is None else "UTC stays as it was")

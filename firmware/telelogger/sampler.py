@@ -16,12 +16,12 @@ _VEHICLE_MS = const(5000)  # the vehicle check's first run, and its retry while 
 _PID_SPEED = const(0x0D)
 
 # the log texts (telelogger/texts.py, looked up when one is written: Telelogger.note), by number
-_T_VEHICLE_CHECK = const(22)
-_T_OBD_INIT = const(23)
-_T_OBD_SILENT = const(24)
-_T_BATTERY = const(30)
-_T_SIGNAL = const(31)
-_T_NET_TIME = const(32)
+_T_VEHICLE_CHECK = const(17)
+_T_OBD_INIT = const(18)
+_T_OBD_SILENT = const(19)
+_T_BATTERY = const(24)
+_T_SIGNAL = const(25)
+_T_NET_TIME = const(26)
 
 # Sample keys (numbers fixed by the architecture contract and telelogger/keys.py, which names
 # them; test_loop_e2e checks they agree). Constants here so the loop does not load the table.

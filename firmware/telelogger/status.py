@@ -5,7 +5,7 @@
 from core.compat import const
 from telelogger.tasks import RUN, unload
 
-_T_TASK_SILENT = const(25)  # the log text (telelogger/texts.py, looked up when written: Telelogger.note)
+_T_TASK_SILENT = const(20)  # the log text (telelogger/texts.py, looked up when written: Telelogger.note)
 
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets): the
 # record task (which also runs the standby rules and the GNSS samples) 120 s, the sender 900 s (it may legitimately sit in

@@ -21,7 +21,7 @@ from telelogger.tasks import text
 # const(): inlined, no name on the heap. The record header (FORMAT.md): magic, u16 length, u32 seq, u32 CRC32.
 _MAGIC = const(0xA7)
 _HDR = const(11)
-_T_RECORD_SIZE = const(26)  # the error text (telelogger/texts.py, looked up when raised: tasks.text)
+_T_RECORD_SIZE = const(21)  # the error text (telelogger/texts.py, looked up when raised: tasks.text)
 _MAX_RECORD = const(8192)  # records are a few hundred bytes; the length field allows 65535
 # The file names in root, one string split once (heap strs, no interned names): the segments'
 # suffix, a segment's copy while its torn tail is cut, the state and its replacement copy.

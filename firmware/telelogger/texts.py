@@ -24,28 +24,21 @@ TEXTS = (
     "unknown batch format %r (compact|json)",  # 13 BATCH_FORMAT
     "seqs must increase: %d after %d",  # 14 SEQ_ORDER
     # loop.py
-    "%s time %d s (UTC) refused: %s; %s",  # 15 UTC_REFUSED
-    "%d s from the network's time",  # 16 UTC_DISAGREE
-    "outside 2024..2099 (a GPS week rollover?)",  # 17 UTC_RANGE
-    "UTC stays unknown",  # 18 UTC_UNKNOWN
-    "UTC stays as it was",  # 19 UTC_KEPT
-    "store append failed: %s",  # 20 STORE_FAILED
-    "network: %s; %d records kept, retry in %d ms",  # 21 NET_RETRY
+    "store append failed: %s",  # 15 STORE_FAILED
+    "network: %s; %d records kept, retry in %d ms",  # 16 NET_RETRY
     # sampler.py
-    "vehicle check: %s",  # 22 VEHICLE_CHECK
-    "OBD init failed: %s",  # 23 OBD_INIT
-    "OBD: %d rounds without an answer, re-initialising",  # 24 OBD_SILENT
+    "vehicle check: %s",  # 17 VEHICLE_CHECK
+    "OBD init failed: %s",  # 18 OBD_INIT
+    "OBD: %d rounds without an answer, re-initialising",  # 19 OBD_SILENT
     # status.py
-    "task %s silent for %d ms: letting the watchdog fire",  # 25 TASK_SILENT
+    "task %s silent for %d ms: letting the watchdog fire",  # 20 TASK_SILENT
     # store.py
-    "record of %d bytes (max %d)",  # 26 RECORD_SIZE
-    # loop.py (set_utc: the source, by its gnss flag)
-    "network GNSS",  # 27 UTC_SOURCES
+    "record of %d bytes (max %d)",  # 21 RECORD_SIZE
     # app.py
-    "disconnect: %s",  # 28 DISCONNECT
-    "telelogger: resetting: %s",  # 29 RESETTING
+    "disconnect: %s",  # 22 DISCONNECT
+    "telelogger: resetting: %s",  # 23 RESETTING
     # sampler.py (the polls' debug lines: at most one per poll interval)
-    "battery: %s",  # 30 BATTERY
-    "signal not read: %s",  # 31 SIGNAL
-    "network time: %s",  # 32 NET_TIME
+    "battery: %s",  # 24 BATTERY
+    "signal not read: %s",  # 25 SIGNAL
+    "network time: %s",  # 26 NET_TIME
 )
