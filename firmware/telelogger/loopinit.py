@@ -170,9 +170,9 @@ def ota_info(t):
 
 def start(t):
     """Telelogger.start: the tasks, each run by tasks.guarded (a MemoryError restarts it). Few: each
-    costs ~460 bytes while it runs, so the vehicle checks run in the OBD task, the signal poll with
-    the battery's (telelogger/sampler.py) and the GNSS samples and the standby rules in the record
-    task (Telelogger.record_task): their faults still carry their own names."""
+    costs ~460 bytes while it runs, so the vehicle checks run in the OBD task, the signal poll and the
+    status with the battery's poll (telelogger/sampler.py) and the GNSS samples and the standby rules
+    in the record task (Telelogger.record_task): their faults still carry their own names."""
     from telelogger import sampler, status
 
     tl = t.tasks
@@ -182,14 +182,12 @@ def start(t):
 
     task("record", t.record_task)
     task("send", t.sender_task)
-    task("status", status.status_task, t)
     task("wdt", status.wdt_task, t)
     if t.obd is not None and t.dtc_ms is not None:
         task("obd", sampler.obd_task, t)
     if t.gnss is not None and hasattr(t.gnss, "run"):
         task("gnss_source", t.gnss.run)
-    if t.battery is not None or t.obd is not None or t.modem is not None:
-        task("poll", sampler.poll_task, t)
+    task("poll", sampler.poll_task, t)  # (the status too: always)
     return tl
 
 

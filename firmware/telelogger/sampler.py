@@ -1,12 +1,12 @@
 # Sampling tasks of the telelogger: OBD PIDs on per-PID intervals (with back-off for failing
 # PIDs and a re-init after rounds without any answer) and the vehicle checks (VIN, DTCs), battery
-# voltage and signal (one task), GNSS fixes (no task: the record task takes them, gnss_sample). Each
+# voltage, signal and the status (one task), GNSS fixes (no task: the record task takes them, gnss_sample). Each
 # puts (key, value) samples into the telelogger; loop.py turns them into records. Few tasks: each costs ~430 bytes of heap while it
 # runs, so jobs that share a link or are short polls share a task; a MemoryError in such a job
 # is still a handled fault of its own (tasks.fault, under the job's name) that leaves the other
 # job's state as it was.
 from core.compat import const
-from telelogger.tasks import RUN, acall, fault, isawait, unload
+from telelogger.tasks import K_BATTERY, K_SIGNAL, RUN, acall, fault, isawait, unload
 
 # const(): inlined by MicroPython; the _names are not even kept as globals (no name on the heap)
 _MAX_OBD_ROUNDS_FAILED = const(3)  # like the official MAX_OBD_ERRORS: re-init the link after this
@@ -27,8 +27,6 @@ _T_NET_TIME = const(26)
 # them; test_loop_e2e checks they agree). Constants here so the loop does not load the table.
 _K_OBD = const(0x100)
 _K_LAT = const(0x0A)
-K_BATTERY = const(0x24)
-K_SIGNAL = const(0x81)
 _K_TIME = const(0x10)
 _K_DATE = const(0x11)
 _K_LNG = const(0x0B)
@@ -218,9 +216,13 @@ async def read_voltage(t):
 
 async def poll_task(t):
     """The battery voltage every t.battery_ms (a battery or an OBD link: read_voltage) and the signal
-    and network time every t.signal_ms (a modem), both at start. One task; a MemoryError in either
-    poll is a handled fault under its name ("battery", "signal"), after which that poll runs again."""
+    and network time every t.signal_ms (a modem), both at start, and the status every t.status_ms,
+    the first one interval in (telelogger/statusmsg.py's tick, imported per interval and dropped
+    again: the status message, the OTA trial's healthy mark). One task; a MemoryError in one job is
+    a handled fault under its name ("battery", "signal", "status"), after which that job runs again."""
     b = s = t.now()  # when each poll is due; None: nothing to poll
+    st = b + t.status_ms  # when the status is due
+    first = True  # the first acked status of this boot marks the build healthy (OTA trial: statusmsg.tick)
     if t.battery is None and t.obd is None:
         b = None
     if t.modem is None:
@@ -258,11 +260,25 @@ async def poll_task(t):
                         except Exception as e:
                             t.note("debug", _T_NET_TIME, e)
                 s = t.now() + t.signal_ms
+            name = "status"
+            if t.now() >= st:
+                from telelogger import statusmsg
+
+                try:
+                    first = await statusmsg.tick(t, first)
+                finally:
+                    statusmsg = None
+                    unload("statusmsg")
+                st = t.now() + t.status_ms
         except MemoryError as e:
             await fault(t, name, e)
             if t.reset_reason is not None:
                 return
             continue
-        w = b if s is None or (b is not None and b < s) else s
+        w = st
+        if b is not None and b < w:
+            w = b
+        if s is not None and s < w:
+            w = s
         await t.sleep(max(0, w - t.now()))
 

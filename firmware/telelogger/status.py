@@ -1,7 +1,8 @@
-# Status publishing and watchdog feeding (remote commands: Telelogger.msg_task and telelogger/cmdrun.py).
-# Resident: the two tasks' loops only. What a status interval does (the status message, the OTA trial's
-# healthy mark, the reboot) is telelogger/statusmsg.py, imported per interval and dropped again;
-# status, publish_status and reboot stay importable from here (forwarded, __getattr__ below).
+# Watchdog feeding, and the status's names (remote commands: Telelogger.msg_task and telelogger/cmdrun.py).
+# Resident: the watchdog task's loop only. What a status interval does (the status message, the OTA
+# trial's healthy mark, the reboot) is telelogger/statusmsg.py, imported per interval by the poll task
+# (telelogger/sampler.py poll_task) and dropped again; status, publish_status and reboot stay
+# importable from here (forwarded, __getattr__ below).
 from core.compat import const
 from telelogger.tasks import RUN, unload
 
@@ -24,19 +25,6 @@ def __getattr__(name):
     finally:
         statusmsg = None
         unload("statusmsg")
-
-
-async def status_task(t):
-    first = True  # the first acked status of this boot marks the build healthy (OTA trial: statusmsg.tick)
-    while True:
-        await t.sleep(t.status_ms)
-        from telelogger import statusmsg
-
-        try:
-            first = await statusmsg.tick(t, first)
-        finally:
-            statusmsg = None
-            unload("statusmsg")
 
 
 # ---- watchdog ----

@@ -1,6 +1,7 @@
-# What the telelogger's modules share, so none of them imports another for it: the run states,
-# calling a function that may be sync or async, forgetting a module imported for one job, and
-# running a task with MemoryError as a handled fault (guarded, fault: below).
+# What the telelogger's modules share, so none of them imports another for it: the run states, the
+# sample keys both the sampler and the status read, calling a function that may be sync or async,
+# forgetting a module imported for one job, and running a task with MemoryError as a handled fault
+# (guarded, fault: below).
 import gc
 
 from core.compat import const
@@ -8,6 +9,12 @@ from core.compat import const
 RUN = "run"  # sampling and sending
 FLUSH = "flush"  # entering standby: last record, draining the queue
 STANDBY = "standby"  # modem off, polling the battery voltage
+
+# Sample keys of the battery voltage and the signal (the numbers fixed by the architecture contract and
+# telelogger/keys.py, which names them; test_loop_e2e checks they agree): telelogger/sampler.py takes
+# them, telelogger/statusmsg.py shows their latest values
+K_BATTERY = const(0x24)
+K_SIGNAL = const(0x81)
 
 
 def isawait(r):

@@ -72,8 +72,8 @@ async def test_shared_tasks_keep_their_timings():
     t.battery = bat = Battery()
     bat.clk = clk
     t.start()
-    # record (+ standby rules, GNSS samples), send, status, wdt, obd (+ vehicle checks), poll (battery + signal)
-    assert len(t.tasks) == 6, len(t.tasks)
+    # record (+ standby rules, GNSS samples), send, wdt, obd (+ vehicle checks), poll (battery + signal + status)
+    assert len(t.tasks) == 5, len(t.tasks)
     await clk.advance(21000)
     await stop(t, clk)
     assert bat.at == list(range(0, 21000, 2000)), bat.at  # intervals.battery_ms 2000, from the start
@@ -192,7 +192,7 @@ async def test_record_task_takes_gnss_and_standby_on_their_timings():
     t.log = Log()
     t.gnss = gnss = FlakyGnss(clk)
     t.start()
-    assert len(t.tasks) == 6  # record, send, status, wdt, obd, poll (the OBD fake): GNSS has no task
+    assert len(t.tasks) == 5  # record, send, wdt, obd, poll (the OBD fake): GNSS and the status have no task
     await clk.advance(10500)
     await stop(t, clk)
     assert gnss.at == [0, 3000, 6000, 9000], gnss.at
@@ -213,3 +213,32 @@ async def test_gnss_memory_fault_is_its_own():
     lines = t.log.oom()
     assert len(lines) == 1 and lines[0].startswith("out of memory in task gnss (" + OOM + "; free "), lines
     assert t.counters["records"] >= 5  # the records went on (paused only by the back-off)
+
+
+async def test_status_memory_fault_is_its_own():
+    """The status runs in the poll task (on its own timing: the first one interval in, then every
+    status_ms after the last); a MemoryError in it is a handled fault under its name that leaves the
+    battery poll on its timing."""
+    t, clk, obd = _setup()
+    t.battery = bat = Battery()
+    bat.clk = clk
+    pub = t.pub
+    publish = pub.publish
+    at = []
+
+    async def flaky_publish(topic, payload, qos=1):
+        if topic.endswith("/status"):
+            at.append(clk.t)
+            if len(at) == 1:
+                raise MemoryError(OOM)
+        return await publish(topic, payload, qos)
+
+    pub.publish = flaky_publish
+    t.start()
+    await clk.advance(21000)
+    await stop(t, clk)
+    assert at == [10000, 10500, 20500], at  # the fault at 10 s, again after the 0.5 s back-off
+    assert t.counters["status"] == 2 and t.counters["mem_errors"] == 1
+    lines = t.log.oom()
+    assert len(lines) == 1 and lines[0].startswith("out of memory in task status (" + OOM + "; "), lines
+    assert bat.at == list(range(0, 21000, 2000)), bat.at  # intervals.battery_ms 2000, unchanged
