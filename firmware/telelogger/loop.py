@@ -7,8 +7,8 @@
 # cmdhandlers.py + commands.py: imported with the first); standby.py: when to sleep (standby_io.py:
 # what sleeping does, imported on entry); tasks.py: run states, helpers they all share and
 # MemoryError as a handled fault (guarded); loopinit.py: building the Telelogger and starting its tasks
-# (boot only, imported per call); loopnet.py: connecting, draining and answering messages (per call:
-# Telelogger.__getattr__).
+# (boot only, imported per call); loopnet.py: draining, answering messages, a refused time's warning
+# (per call: Telelogger.__getattr__).
 import asyncio
 
 from core.compat import const
@@ -39,6 +39,7 @@ _SHOWN = const((0x10C, 0x10D, 0x0A, 0x0B, 0x24, 0x81))
 # the log texts (telelogger/texts.py, looked up when one is written: note), by number
 _T_STORE_FAILED = const(15)
 _T_NET_RETRY = const(16)
+_T_CONNECTED = const(27)
 _UTC_MIN_MS = const(1704067200000)
 _UTC_MAX_MS = const(4102444800000)
 _UTC_AGREE_MS = const(600000)
@@ -126,11 +127,11 @@ class Telelogger:
     def __getattr__(self, name):
         """The loop's operations that do not run per sample: functions of a module imported for the
         call and forgotten again, taking the Telelogger first (as obdii.Obd's rare methods do) --
-        connect() (each (re)connect), drain(ms) (standby, the host runner's end), msg_task(ota=False)
+        drain(ms) (standby, the host runner's end), msg_task(ota=False)
         (the commands or OTA chunks on_message queued), refuse_utc(...) (set_utc's refusal, logged once
         per source): telelogger/loopnet.py; start(),
         run(duration_ms=None): telelogger/loopinit.py. Any other name: AttributeError."""
-        if name in ("connect", "drain", "msg_task", "refuse_utc"):
+        if name in ("drain", "msg_task", "refuse_utc"):
             m = "loopnet"
         elif name in ("start", "run"):
             m = "loopinit"
@@ -305,6 +306,23 @@ class Telelogger:
             await self.sleep(w - now)
 
     # ---- sending ----
+    async def connect(self):
+        """Connects the publisher, counts it, subscribes the command (and OTA) topics. Resident: the
+        first connect is the boot's peak (the bring-up's modules in flight)."""
+        try:
+            await self.pub.connect()
+        except Exception:
+            self.counters["connect_errors"] += 1
+            raise
+        if self.counters["connects"]:
+            self.counters["reconnects"] += 1
+        self.counters["connects"] += 1
+        self.pub.on_message(self.on_message)
+        await self.pub.subscribe(self.t_cmd, 1)
+        if self.t_ota:  # OTA chunks (FORMAT.md "OTA updates"): only with commands on and a key
+            await self.pub.subscribe(self.t_ota, 1)
+        self.note("info", _T_CONNECTED, self.store.pending())
+
     async def send_batch(self):
         """Publish the oldest pending records as one batch; ack them after PUBACK.
         Returns the number of records sent (0 if none pending). Raises on failure (nothing acked)."""

@@ -1,25 +1,9 @@
-# The Telelogger's operations that run per connect, per standby flush or per incoming message, not per
-# sample (telelogger/loop.py is what runs every sample): reached as methods through
+# The Telelogger's operations that run per standby flush, per incoming message or per refused time,
+# not per sample (telelogger/loop.py is what runs every sample; connect stays there: the first one is
+# the boot's peak, with the bring-up's modules in flight, and this module would add to it): reached as methods through
 # Telelogger.__getattr__, which imports this module for the call and forgets it again, so none of
 # this code stays on the heap between calls. Each function takes the Telelogger first.
 from telelogger.tasks import unload
-
-
-async def connect(t):
-    """Connects the publisher, counts it, subscribes the command (and OTA) topics."""
-    try:
-        await t.pub.connect()
-    except Exception:
-        t.counters["connect_errors"] += 1
-        raise
-    if t.counters["connects"]:
-        t.counters["reconnects"] += 1
-    t.counters["connects"] += 1
-    t.pub.on_message(t.on_message)
-    await t.pub.subscribe(t.t_cmd, 1)
-    if t.t_ota:  # OTA chunks (FORMAT.md "OTA updates"): only with commands on and a key
-        await t.pub.subscribe(t.t_ota, 1)
-    t.note("info", "connected; %d records queued", t.store.pending())
 
 
 async def drain(t, ms):

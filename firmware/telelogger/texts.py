@@ -41,4 +41,6 @@ TEXTS = (
     "battery: %s",  # 24 BATTERY
     "signal not read: %s",  # 25 SIGNAL
     "network time: %s",  # 26 NET_TIME
+    # loop.py (connect)
+    "connected; %d records queued",  # 27 CONNECTED
 )
