@@ -1,14 +1,13 @@
-# The telelogger: asyncio tasks that sample the vehicle (sampler.py: OBD PIDs on per-PID
-# intervals, GNSS, battery, signal), build records, append them to the flash store, and a sender
-# that drains the store oldest-first over the publisher, acking only after the broker's PUBACK.
-# Nothing is published directly: every sample goes through the store first, so a network
-# outage or a reset loses nothing that was appended (official firmware issues #69/#185).
-# status.py: status, watchdog; cmdrun.py: answering commands (a task started when one arrives;
-# cmdhandlers.py + commands.py: imported with the first); standby.py: when to sleep (standby_io.py:
-# what sleeping does, imported on entry); tasks.py: run states, helpers they all share and
-# MemoryError as a handled fault (guarded); loopinit.py: building the Telelogger and starting its tasks
-# (boot only, imported per call); loopnet.py: draining, answering messages, a refused time's warning
-# (per call: Telelogger.__getattr__).
+# The telelogger: asyncio tasks that sample the vehicle (sampler.py: OBD PIDs on per-PID intervals,
+# battery, signal, status; GNSS and the standby rules in the record task), build records, append them
+# to the flash store, and a sender that drains the store oldest-first over the publisher, acking only
+# after the broker's PUBACK. Nothing is published directly: every sample goes through the store first,
+# so a network outage or a reset loses nothing that was appended (official firmware issues #69/#185).
+# status.py: watchdog; cmdrun.py: answering commands (cmdhandlers.py + commands.py: imported with the
+# first); standby.py: when to sleep (standby_io.py: what sleeping does, imported on entry); tasks.py:
+# run states, shared helpers, MemoryError as a handled fault (guarded); loopinit.py: building the
+# Telelogger, starting its tasks (boot only); loopnet.py: draining, messages, a refused time's warning
+# (both imported per call: Telelogger.__getattr__).
 import asyncio
 
 from core.compat import const
@@ -26,6 +25,11 @@ _UNSAVED_MAX = const(16)
 # OTA chunk messages queued for Telelogger.msg_task: beyond this they are dropped (counted: ota_dropped)
 _OTAQ_MAX = const(3)
 
+# the log texts (telelogger/texts.py, looked up when one is written: note), by number
+_T_STORE_FAILED = const(15)
+_T_NET_RETRY = const(16)
+_T_CONNECTED = const(27)
+
 # The sample keys whose latest value t.last keeps: what the status (signal, battery) and the host
 # runner's progress line (telelogger/progress.py: rpm, speed, lat, lng too) show. The other keys go
 # only into the record being built (t.pending): no table of every key's latest value on the heap.
@@ -36,10 +40,6 @@ _SHOWN = const((0x10C, 0x10D, 0x0A, 0x0B, 0x24, 0x81))
 # dates 1024 weeks back, 1999/2006/2019-era) or from _UTC_MAX_MS (2100-01-01) on is refused, and so is a
 # GNSS time more than _UTC_AGREE_MS (10 min) away from a network time already known. A refusal is
 # logged once per source and changes nothing: UTC stays unknown (or as it was) until a plausible time.
-# the log texts (telelogger/texts.py, looked up when one is written: note), by number
-_T_STORE_FAILED = const(15)
-_T_NET_RETRY = const(16)
-_T_CONNECTED = const(27)
 _UTC_MIN_MS = const(1704067200000)
 _UTC_MAX_MS = const(4102444800000)
 _UTC_AGREE_MS = const(600000)
@@ -127,9 +127,8 @@ class Telelogger:
     def __getattr__(self, name):
         """The loop's operations that do not run per sample: functions of a module imported for the
         call and forgotten again, taking the Telelogger first (as obdii.Obd's rare methods do) --
-        drain(ms) (standby, the host runner's end), msg_task(ota=False)
-        (the commands or OTA chunks on_message queued), refuse_utc(...) (set_utc's refusal, logged once
-        per source): telelogger/loopnet.py; start(),
+        drain(ms) (standby, the host runner's end), msg_task(ota=False) (the commands or OTA chunks
+        on_message queued), refuse_utc(...) (set_utc's warning): telelogger/loopnet.py; start(),
         run(duration_ms=None): telelogger/loopinit.py. Any other name: AttributeError."""
         if name in ("drain", "msg_task", "refuse_utc"):
             m = "loopnet"
