@@ -261,14 +261,19 @@ async def poll_task(t):
                             t.note("debug", _T_NET_TIME, e)
                 s = t.now() + t.signal_ms
             name = "status"
-            if t.now() >= st:
-                from telelogger import statusmsg
+            now = t.now()
+            if now >= st:
+                trial = t.ota_trial_ms
+                # statusmsg.tick's two jobs: a status to publish (RUN, connected), a build on trial past
+                # its deadline; neither: nothing imported (an outage, the bring-up at boot)
+                if (t.state == RUN and t.pub.connected()) or (trial is not None and now >= trial):
+                    from telelogger import statusmsg
 
-                try:
-                    first = await statusmsg.tick(t, first)
-                finally:
-                    statusmsg = None
-                    unload("statusmsg")
+                    try:
+                        first = await statusmsg.tick(t, first)
+                    finally:
+                        statusmsg = None
+                        unload("statusmsg")
                 st = t.now() + t.status_ms
         except MemoryError as e:
             await fault(t, name, e)

@@ -242,3 +242,41 @@ async def test_status_memory_fault_is_its_own():
     lines = t.log.oom()
     assert len(lines) == 1 and lines[0].startswith("out of memory in task status (" + OOM + "; "), lines
     assert bat.at == list(range(0, 21000, 2000)), bat.at  # intervals.battery_ms 2000, unchanged
+
+
+async def test_no_status_module_while_there_is_nothing_to_publish():
+    """While the publisher is down (an outage, the bring-up at boot) a status interval imports nothing:
+    statusmsg.tick runs only with a status to publish or a build on trial past its deadline."""
+    import sys
+
+    ticks = []
+
+    class FakeStatusmsg:  # stands in for telelogger.statusmsg (the poll task imports it per interval)
+        @staticmethod
+        async def tick(t, first):
+            ticks.append(t.now())
+            return False
+
+    t, clk, obd = _setup()
+    t.pub.up = False
+    saved = sys.modules.pop("telelogger.statusmsg", None)
+    try:
+        t.start()
+        for _ in range(3):
+            sys.modules["telelogger.statusmsg"] = FakeStatusmsg  # (each tick forgets it again)
+            await clk.advance(10000)
+        assert ticks == [], ticks  # statuses due at 10 s, 20 s, 30 s: not connected, none imported
+        t.ota_trial_ms = 35000  # a build on trial, not healthy by 35 s: the tick must run (it reboots)
+        sys.modules["telelogger.statusmsg"] = FakeStatusmsg
+        await clk.advance(10000)
+        assert ticks == [40000], ticks
+        t.ota_trial_ms = None
+        t.pub.up = True  # connected again: statuses
+        sys.modules["telelogger.statusmsg"] = FakeStatusmsg
+        await clk.advance(10000)
+        assert len(ticks) == 2, ticks
+        await stop(t, clk)
+    finally:
+        sys.modules.pop("telelogger.statusmsg", None)
+        if saved is not None:
+            sys.modules["telelogger.statusmsg"] = saved
