@@ -1,61 +1,34 @@
 # The telelogger's entry: main.py (ESP32) calls device_main(); scripts/host_main.py (host MicroPython /
-# CPython against serial paths) calls run(). Building the parts is telelogger.assembly's job (boot
-# only: imported for assemble() and dropped again); the cellular publisher and the Telelogger are built
-# here once it is gone (the boot's peak: not both at once).
+# CPython against serial paths) calls run(). Building the parts is telelogger/appasm.py's job (boot
+# only: imported for assemble() and forgotten again; it drops telelogger.assembly before the cellular
+# publisher and the Telelogger are built: the boot's peak, not both at once).
 #
 #   t, at = await assemble(board, cfg)                 # a Telelogger (not started) and the modem's ATEngine
 #   await run(board, cfg, duration_ms=None, on_progress=fn, progress_ms=3000)
 # RAM: what runs once at boot (waiting for a valid config, the note of an error) is
-# telelogger/appboot.py, imported for that and forgotten; load_config_waiting, note_error and
-# drop_modules stay importable from here.
+# telelogger/appboot.py, imported for that and forgotten; load_config_waiting, note_error,
+# drop_modules and assemble stay importable from here.
 import asyncio
 
+from core.compat import const
 from core.unload import drop, forget
+from telelogger.tasks import text
+
+# the texts it prints (telelogger/texts.py, looked up when printed: tasks.text), by number
+_T_DISCONNECT = const(22)
+_T_RESETTING = const(23)
 
 
 def __getattr__(name):
     if name == "drop_modules":  # core.unload.drop, kept importable from here
         return drop
-    if name in ("load_config_waiting", "note_error", "preload_resident", "load_config_cached", "save_config_cache"):
-        from telelogger import appboot
-
-        v = getattr(appboot, name)
-        forget("telelogger.appboot")
+    if name in ("load_config_waiting", "note_error", "preload_resident", "load_config_cached", "save_config_cache",
+                "assemble"):
+        m = "telelogger.appasm" if name == "assemble" else "telelogger.appboot"
+        v = getattr(__import__(m, None, None, ("_",)), name)
+        forget(m)
         return v
     raise AttributeError(name)
-
-
-async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
-    """-> (telelogger, at): the Telelogger (not started) and the modem's ATEngine (started;
-    None when nothing uses the modem: WiFi transport without modem GNSS). Stop `at` after the
-    telelogger. The assembly code is dropped from the heap before the cellular publisher and the
-    Telelogger are built (their builds import boot modules of their own: not beside it)."""
-    import sys
-
-    keep = list(sys.modules)
-    from telelogger import assembly
-
-    try:
-        # the loop's reset callback: when it gives up on a persistent fault (memory) it has stored what it
-        # could and written the reason to reset_path; run() sees t.reset_reason, returns, and the caller
-        # resets the board (device_main: machine.reset(); the host runner exits with its reset code)
-        at, pub, flat, kw = await assembly.assemble(board, cfg, clock, store_root, log, lambda reason: None)
-    finally:
-        assembly = None  # (a local: it would keep the module's code alive)
-        drop("telelogger.assembly", keep)
-    if pub is None:  # cellular
-        from net.cellular import from_config
-        from telelogger.modemctl import ModemCtl
-
-        clock = kw["clock"]
-        pub = from_config(at, flat, clock, log=log)
-        kw["modem"] = m = ModemCtl(pub, board, clock, log)
-        if board.has("modem_power"):
-            pub.power_on = m.wake  # a module that lost its power is pressed on again by the recovery
-    flat = None
-    from telelogger.loop import Telelogger
-
-    return Telelogger(cfg, pub, kw.pop("store"), **kw), at
 
 
 async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=None, progress_ms=3000, log=None,
@@ -66,7 +39,13 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
         # the host runner's progress lines (telelogger.progress: resident there): imported before the boot's
         # peak, not in the middle of it (its names may be the ones that make the name pool grow)
         from telelogger.progress import progress
-    t, at = await assemble(board, cfg, store_root=store_root, log=log)
+    from telelogger import appasm  # boot only: the parts built, then forgotten
+
+    try:
+        t, at = await appasm.assemble(board, cfg, store_root=store_root, log=log)
+    finally:
+        appasm = None  # (a local: it would keep the module's code alive)
+        forget("telelogger.appasm")
     cfg = None  # the loop keeps what it reads: the config dict need not stay on the heap
     t.start()
     t0 = t.now()
@@ -87,7 +66,7 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
         try:
             await asyncio.wait_for(t.pub.disconnect(), 5)
         except Exception as e:
-            print("disconnect: %s" % e)
+            print(text(_T_DISCONNECT) % e)
         if at is not None:
             at.stop()
         close = getattr(t.store, "close", None)
@@ -117,7 +96,7 @@ def device_main(restart_delay_ms=10000):
         cfg = None  # run() lets go of it once the loop is built
         t = asyncio.run(job)
         if t is not None and t.reset_reason is not None:
-            print("telelogger: resetting: %s" % t.reset_reason)
+            print(text(_T_RESETTING) % t.reset_reason)
             board.reset()  # the reason is in /queue/last_reset: the next boot's status carries it
     except KeyboardInterrupt:
         raise  # Ctrl-C at the REPL: stop here, no reset

@@ -1,9 +1,19 @@
 # The "json" batch format (telelogger/FORMAT.md), written by hand so numbers are exact decimals
 # on single-precision ports too. Imported by record.encode_batch for the first JSON batch, which
-# hands it the record module itself (its reader and version): imported here, it would be a circle.
+# hands it the record module itself (its varints, times and version): imported here, it would be a
+# circle. Also the reading of a record's samples (_read_sample, get_svarint: the device reads samples
+# back only for a JSON batch; telelogger.record forwards the two names here for decode.py, encode.py
+# and tests), which finds telelogger.record in sys.modules for the same reason: it is loaded whenever
+# they run.
 import json
+import sys
 
-from telelogger.tasks import unload
+from core.compat import const
+from telelogger.tasks import text, unload
+
+# the error texts (telelogger/texts.py, looked up when one is raised: tasks.text), by number
+_T_SAMPLE_CUT = const(11)
+_T_SAMPLE_DP = const(12)
 
 _names = None  # key -> JSON name, read once from keys.py (which is unloaded again)
 
@@ -24,6 +34,43 @@ def name_of(key):
     return n if n is not None else "%s%x" % (_names[None], key)
 
 
+def get_svarint(b, i, end=None):
+    """The zigzag varint (FORMAT.md) at b[i] -> (value, next index)."""
+    z, i = sys.modules["telelogger.record"].get_uvarint(b, i, end)
+    return (z >> 1) if not (z & 1) else -((z + 1) >> 1), i
+
+
+def _read_sample(b, i, end, fn=True):
+    """-> (key, dp, multi, [scaled ints], next index). fn(key): the decimals of a sample that does
+    not carry its own (True: telelogger.record.dp_of); fn None: dp stays None then (only skipping)."""
+    R = sys.modules["telelogger.record"]
+    if fn is True:
+        fn = R.dp_of
+    h, i = R.get_uvarint(b, i, end)
+    key = h >> 1
+    n = 1
+    multi = False
+    dp = None
+    if h & 1:
+        if i >= end:
+            raise R.FormatError(text(_T_SAMPLE_CUT) % key)
+        e = b[i]
+        i += 1
+        n = (e & 3) + 1
+        multi = bool(e & 4)
+        if e & 8:
+            dp = e >> 4
+            if dp > 9:
+                raise R.FormatError(text(_T_SAMPLE_DP) % (key, dp))
+    if dp is None and fn:
+        dp = fn(key) or 0
+    vals = []
+    for _ in range(n):
+        v, i = get_svarint(b, i, end)
+        vals.append(v)
+    return key, dp, multi, vals, i
+
+
 def fmt_scaled(v, dp):
     """Scaled integer -> exact decimal text (no float round trip)."""
     if dp == 0:
@@ -36,7 +83,7 @@ def fmt_scaled(v, dp):
 
 def _json_samples(parts, b, i, end, R):
     while i < end:
-        key, dp, multi, vals, i = R._read_sample(b, i, end)
+        key, dp, multi, vals, i = _read_sample(b, i, end)
         parts.append(',"%s":' % name_of(key))
         if multi:
             parts.append("[" + ",".join([fmt_scaled(v, dp) for v in vals]) + "]")

@@ -1,18 +1,18 @@
-# The telelogger: asyncio tasks that sample the vehicle (sampler.py: OBD PIDs on per-PID
-# intervals, GNSS, battery, signal), build records, append them to the flash store, and a sender
-# that drains the store oldest-first over the publisher, acking only after the broker's PUBACK.
-# Nothing is published directly: every sample goes through the store first, so a network
-# outage or a reset loses nothing that was appended (official firmware issues #69/#185).
-# status.py: status, watchdog; cmdrun.py: answering commands (a task started when one arrives;
-# cmdhandlers.py + commands.py: imported with the first); standby.py: when to sleep (standby_io.py:
-# what sleeping does, imported on entry); tasks.py: run states, helpers they all share and
-# MemoryError as a handled fault (guarded); loopinit.py: building the Telelogger and starting its tasks
-# (boot only, imported per call).
+# The telelogger: asyncio tasks that sample the vehicle (sampler.py: OBD PIDs on per-PID intervals,
+# battery, signal, status; GNSS and the standby rules in the record task), build records, append them
+# to the flash store, and a sender that drains the store oldest-first over the publisher, acking only
+# after the broker's PUBACK. Nothing is published directly: every sample goes through the store first,
+# so a network outage or a reset loses nothing that was appended (official firmware issues #69/#185).
+# status.py: watchdog; cmdrun.py: answering commands (cmdhandlers.py + commands.py: imported with the
+# first); standby.py: when to sleep (standby_io.py: what sleeping does, imported on entry); tasks.py:
+# run states, shared helpers, MemoryError as a handled fault (guarded); loopinit.py: building the
+# Telelogger, starting its tasks (boot only); loopnet.py: draining, messages, a refused time's warning
+# (both imported per call: Telelogger.__getattr__).
 import asyncio
 
 from core.compat import const
 from net.publisher import backoff_ms
-from telelogger.tasks import FLUSH, RUN, STANDBY, guarded, unload  # noqa: F401 - the run states, importable from here too
+from telelogger.tasks import FLUSH, RUN, STANDBY, fault, guarded, text, unload  # noqa: F401 - the run states, importable from here too
 
 # const(): inlined by MicroPython, no name on the heap (tests use the documented values).
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
@@ -24,6 +24,11 @@ _UNSAVED_MAX = const(16)
 
 # OTA chunk messages queued for Telelogger.msg_task: beyond this they are dropped (counted: ota_dropped)
 _OTAQ_MAX = const(3)
+
+# the log texts (telelogger/texts.py, looked up when one is written: note), by number
+_T_STORE_FAILED = const(15)
+_T_NET_RETRY = const(16)
+_T_CONNECTED = const(27)
 
 # The sample keys whose latest value t.last keeps: what the status (signal, battery) and the host
 # runner's progress line (telelogger/progress.py: rpm, speed, lat, lng too) show. The other keys go
@@ -62,8 +67,8 @@ class Telelogger:
     CommandHandler (default built from cfg['secrets']['hmac_key'] when the first command arrives).
     boot: this boot's number (next_boot()), so records stamped before UTC was known are corrected
     only with this boot's offset. reset: callable(reason) the loop calls when memory faults persist
-    (default board.reset()); reset_path: file where that reason is kept for the next boot's status
-    (None: not kept). Of the config the loop keeps only the values it reads (telelogger/loopinit.py):
+    (default board.reset(); False: none, the caller resets once run() returns); reset_path: file
+    where that reason is kept for the next boot's status (None: not kept). Of the config the loop keeps only the values it reads (telelogger/loopinit.py):
     t.cfg_path (where config_set writes; telelogger/cfgcmd.py reads the running config from flash per
     command), t.dtc_ms (the VIN/DTC checks' interval) and t.cmd_cfg (the command key and settings)."""
 
@@ -84,9 +89,10 @@ class Telelogger:
     codec: "Any"  # telelogger.record, or a test's encode_record/encode_batch
     log: object
     pick: object
+    gnss: "Any"  # a GNSS source with a fix (gnss.sources), or None
+    gnss_ms: int
     standby: "Standby"
     lock: asyncio.Lock
-    _done: asyncio.Event
     boot: int
     device_id: str
     t_data: str
@@ -118,6 +124,26 @@ class Telelogger:
         loopinit.init(self, cfg, pub, store, **kw)
         unload("loopinit")
 
+    def __getattr__(self, name):
+        """The loop's operations that do not run per sample: functions of a module imported for the
+        call and forgotten again, taking the Telelogger first (as obdii.Obd's rare methods do) --
+        drain(ms) (standby, the host runner's end), msg_task(ota=False) (the commands or OTA chunks
+        on_message queued), refuse_utc(...) (set_utc's warning): telelogger/loopnet.py; start(),
+        run(duration_ms=None): telelogger/loopinit.py. Any other name: AttributeError."""
+        if name in ("drain", "msg_task", "refuse_utc"):
+            m = "loopnet"
+        elif name in ("start", "run"):
+            m = "loopinit"
+        else:
+            raise AttributeError(name)
+
+        def op(*a):
+            f = getattr(__import__("telelogger." + m, None, None, ("_",)), name)
+            unload(m)  # the call holds the function (and its module's globals) for as long as it runs
+            return f(self, *a)
+
+        return op
+
     # ---- helpers ----
     def now(self):
         """Monotonic ms since start that never wraps (ticks_ms wraps on MicroPython)."""
@@ -132,18 +158,16 @@ class Telelogger:
         utc_ms = int(utc_ms)
         off = utc_ms - self.now()
         net = self.net_offset_ms
-        if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS and (not gnss or net is None or abs(off - net) <= _UTC_AGREE_MS):
+        ok = _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS
+        if ok and (not gnss or net is None or abs(off - net) <= _UTC_AGREE_MS):
             self.utc_offset_ms = off
             if not gnss:
                 self.net_offset_ms = off
             return True
         bit = 1 if gnss else 2
-        if not self.utc_refused & bit:  # once per source
+        if not self.utc_refused & bit:  # once per source: what was refused and why (loopnet.refuse_utc)
             self.utc_refused |= bit
-            why = ("%d s from the network's time" % ((off - net) // 1000) if _UTC_MIN_MS <= utc_ms < _UTC_MAX_MS
-                   else "outside 2024..2099 (a GPS week rollover?)")
-            self.note("warn", "%s time %d s (UTC) refused: %s; %s", "network GNSS".split()[gnss], utc_ms // 1000,
-                      why, "UTC stays unknown" if self.utc_offset_ms is None else "UTC stays as it was")
+            self.refuse_utc(utc_ms, off - net if ok else None, gnss)
         return False
 
     def utc_ms(self):
@@ -151,8 +175,10 @@ class Telelogger:
         return None if self.utc_offset_ms is None else self.now() + self.utc_offset_ms
 
     def note(self, level, fmt, *args):
+        """A log line: fmt % args at `level` (the logger's method name); fmt a text's number
+        (telelogger/texts.py, looked up only when there is a logger) or the text itself."""
         if self.log is not None:
-            getattr(self.log, level)(fmt, *args)
+            getattr(self.log, level)(text(fmt) if isinstance(fmt, int) else fmt, *args)
 
     def sample(self, key, value):
         """A sample for the record being built (t.pending: its keys stay, a value None is not taken)."""
@@ -176,7 +202,10 @@ class Telelogger:
         first out, counted in counters['unsaved_dropped']) and re-raises; the next call stores the kept
         records first, in order."""
         p = self.pending  # keys stay from record to record: no dict rebuilt per record
-        samples = [kv for kv in p.items() if kv[1] is not None]
+        samples = []  # (a loop, not a comprehension: that would be one more function on the heap)
+        for kv in p.items():
+            if kv[1] is not None:
+                samples.append(kv)
         if samples:
             samples.sort()  # in place: one list per record
             now = self.now()
@@ -214,25 +243,71 @@ class Telelogger:
         return seq
 
     async def record_task(self):
+        """The loop's clock for what needs no I/O of its own, in one task (each task costs ~460 bytes
+        while it runs): a record of the samples gathered every record_ms (longer while parked:
+        _STATIONARY_TIERS), the standby rules every second (telelogger/standby.py; standby_io.enter
+        runs standby from here and returns once awake) and the GNSS fix's samples every gnss_ms
+        (sampler.gnss_sample). A MemoryError in one part is a handled fault under that part's name
+        ("record", "standby", "gnss"), after which the task goes on."""
+        from telelogger.sampler import gnss_sample
+
+        rec = fix = 0  # when the record and the GNSS samples are due
+        sb = self.now() + 1000  # the standby rules: once a second, the first a second in
+        last = None  # the fix's update count at the last GNSS samples
         while True:
-            self.beats["record"] = self.now()
-            if self.state == RUN:
-                try:
-                    self.build_record(False)
-                except MemoryError:
-                    raise
-                except Exception as e:  # a failed flash write is reported, sampling goes on
-                    self.note("error", "store append failed: %s", e)
-            ms = self.record_ms  # parked: longer (_STATIONARY_TIERS)
-            still = self.now() - self.standby.last_motion_ms
-            for tier, k in _STATIONARY_TIERS:
-                if still >= tier:
-                    ms *= k
-                    break
-            await self.sleep(ms)
+            now = self.now()
+            self.beats["record"] = now
+            name = "standby"
+            try:
+                if self.state != RUN:  # a memory fault inside standby: wake fully, then judge again
+                    from telelogger import standby_io
+
+                    await standby_io.resume(self)
+                    del standby_io
+                    unload("standby_io")
+                name = "record"
+                if now >= rec:
+                    try:
+                        self.build_record(False)
+                    except MemoryError:
+                        raise
+                    except Exception as e:  # a failed flash write is reported, sampling goes on
+                        self.note("error", _T_STORE_FAILED, e)
+                    ms = self.record_ms  # parked: longer (_STATIONARY_TIERS)
+                    still = now - self.standby.last_motion_ms
+                    for tier, k in _STATIONARY_TIERS:
+                        if still >= tier:
+                            ms *= k
+                            break
+                    rec = now + ms
+                name = "standby"
+                if now >= sb:
+                    sb = now + 1000
+                    if self.standby.should_sleep(now):
+                        from telelogger import standby_io
+
+                        await standby_io.enter(self)
+                        del standby_io
+                        unload("standby_io")
+                        continue
+                name = "gnss"
+                if self.gnss is not None and now >= fix:
+                    last = gnss_sample(self, last)
+                    fix = now + self.gnss_ms
+            except MemoryError as e:
+                await fault(self, name, e)
+                if self.reset_reason is not None:
+                    return
+                continue
+            w = rec if rec < sb else sb
+            if self.gnss is not None and fix < w:
+                w = fix
+            await self.sleep(w - now)
 
     # ---- sending ----
     async def connect(self):
+        """Connects the publisher, counts it, subscribes the command (and OTA) topics. Resident: the
+        first connect is the boot's peak (the bring-up's modules in flight)."""
         try:
             await self.pub.connect()
         except Exception:
@@ -245,7 +320,7 @@ class Telelogger:
         await self.pub.subscribe(self.t_cmd, 1)
         if self.t_ota:  # OTA chunks (FORMAT.md "OTA updates"): only with commands on and a key
             await self.pub.subscribe(self.t_ota, 1)
-        self.note("info", "connected; %d records queued", self.store.pending())
+        self.note("info", _T_CONNECTED, self.store.pending())
 
     async def send_batch(self):
         """Publish the oldest pending records as one batch; ack them after PUBACK.
@@ -298,41 +373,10 @@ class Telelogger:
                 # exponential with jitter: a fleet that lost the same broker does not come back in step
                 wait = backoff_ms(fails, self.backoff_min_ms, self.backoff_max_ms, self.pick)
                 self.counters["send_errors"] += 1
-                self.note("warn", "network: %s; %d records kept, retry in %d ms", e, self.store.pending(), wait)
+                self.note("warn", _T_NET_RETRY, e, self.store.pending(), wait)
                 await self.sleep(wait)
                 continue
             await self.sleep(min(200, self.batch_age_ms))
-
-    async def drain(self, ms):
-        """Send what we can within ms (before sleeping, at heartbeats)."""
-        t0 = self.now()
-        while self.store.pending() and self.now() - t0 < ms:
-            try:
-                if not self.pub.connected():
-                    await self.connect()
-                await self.send_batch()
-            except MemoryError:
-                raise
-            except Exception as e:
-                self.note("warn", "drain: sending failed: %s", e)
-                await self.sleep(self.backoff_min_ms)
-
-    async def msg_task(self, ota=False):
-        """Works off what on_message queued, then ends (on_message starts it when a message arrives, no
-        task waits meanwhile): the commands (t.cmdq, telelogger/cmdrun.py) or with ota the OTA chunks
-        (t.otaq, telelogger/ota.py). The module is imported for them; its run() says whether it may be
-        forgotten again (cmdrun: always; ota: when no update is in progress, ota.idle)."""
-        if ota:
-            from telelogger import ota as m
-        else:
-            from telelogger import cmdrun as m
-        if await m.run(self):
-            del m
-            unload("ota" if ota else "cmdrun")
-        if ota:  # not after a MemoryError: tasks.guarded runs this task again
-            self.ota_run = None
-        else:
-            self.cmd_run = None
 
     def on_message(self, topic, payload):
         if topic == self.t_cmd and len(self.cmdq) < 4:
@@ -348,30 +392,9 @@ class Telelogger:
                 self.ota_run = asyncio.create_task(guarded(self, "ota", self.msg_task, True))
 
     # ---- run ----
-    def start(self):
-        """Create the tasks inside a running event loop."""
-        from telelogger import loopinit
-
-        try:
-            return loopinit.start(self)
-        finally:
-            unload("loopinit")
-
     def stop(self):
         for x in self.tasks + [self.cmd_run, self.ota_run]:
             if x is not None:
                 x.cancel()
         self.tasks = []
         self.cmd_run = self.ota_run = None
-
-    async def run(self, duration_ms=None):
-        """Runs the tasks for duration_ms (None: until a memory-fault reset gives up, see
-        reset_reason)."""
-        self.start()
-        try:
-            if duration_ms is None:
-                await self._done.wait()
-            else:
-                await self.sleep(duration_ms)
-        finally:
-            self.stop()

@@ -138,9 +138,9 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
         except OSError:
             pass
     t.reset_reason = None  # set when this run gave up (memory faults): run() returns
-    t._mem_recent = []  # loop ms of recent memory faults (tasks.fault)
-    t._mem_logged = []  # task names whose memory fault was logged already (tasks.fault)
-    t._done = asyncio.Event()
+    # tasks.fault's memory: the loop ms of recent memory faults, and the task names whose fault was
+    # logged already (one attribute: the instance's attribute table stays in a smaller size)
+    t._mem = ([], [])
     t.counters = {
         "records": 0, "samples": 0, "obd_reads": 0, "obd_errors": 0, "obd_inits": 0, "gnss_fixes": 0,
         "batches": 0, "sent": 0, "send_errors": 0, "connects": 0, "connect_errors": 0, "reconnects": 0,
@@ -170,27 +170,34 @@ def ota_info(t):
 
 def start(t):
     """Telelogger.start: the tasks, each run by tasks.guarded (a MemoryError restarts it). Few: each
-    costs ~430 bytes while it runs, so the vehicle checks run in the OBD task and the signal poll
-    with the battery's (telelogger/sampler.py: their faults still carry their own names)."""
-    from telelogger import sampler, standby, status
+    costs ~460 bytes while it runs, so the vehicle checks run in the OBD task, the signal poll and the
+    status with the battery's poll (telelogger/sampler.py) and the GNSS samples and the standby rules
+    in the record task (Telelogger.record_task): their faults still carry their own names."""
+    from telelogger import sampler, status
 
     tl = t.tasks
-    t._done = asyncio.Event()
 
     def task(name, fn, arg=None):
         tl.append(asyncio.create_task(guarded(t, name, fn, arg)))
 
     task("record", t.record_task)
     task("send", t.sender_task)
-    task("status", status.status_task, t)
     task("wdt", status.wdt_task, t)
-    task("standby", standby.standby_task, t)
     if t.obd is not None and t.dtc_ms is not None:
         task("obd", sampler.obd_task, t)
-    if t.gnss is not None:
-        if hasattr(t.gnss, "run"):
-            task("gnss_source", t.gnss.run)
-        task("gnss", sampler.gnss_task, t)
-    if t.battery is not None or t.obd is not None or t.modem is not None:
-        task("poll", sampler.poll_task, t)
+    if t.gnss is not None and hasattr(t.gnss, "run"):
+        task("gnss_source", t.gnss.run)
+    task("poll", sampler.poll_task, t)  # (the status too: always)
     return tl
+
+
+async def run(t, duration_ms=None):
+    """Telelogger.run: runs the tasks for duration_ms (None: until a memory-fault reset gives up, see
+    t.reset_reason, looked at every second as telelogger.app's run does)."""
+    t.start()
+    t0 = t.now()
+    try:
+        while t.reset_reason is None and (duration_ms is None or t.now() - t0 < duration_ms):
+            await t.sleep(1000 if duration_ms is None else min(1000, duration_ms - (t.now() - t0)))
+    finally:
+        t.stop()

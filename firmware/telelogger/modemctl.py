@@ -26,20 +26,19 @@ class ModemCtl:
         y, mo, d, h, mi, s, tzq = t[:7]
         return ((days_from_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - tzq * 900) * 1000
 
-    def _pw(self):
-        if self._power is None:
-            from modem.power import ModemPower
+    def __getattr__(self, name):
+        """power_off(), power_on() and wake() (the publisher's hook for a module that stopped answering,
+        a power loss switching it off: press the key until it answers -> True, or False, the
+        publisher's recovery goes on: ModemPower.ensure_on), coroutine functions of the modem's power
+        key, a modem.power.ModemPower made at the first call. One lookup instead of three wrappers."""
+        if name not in ("power_off", "power_on", "wake"):
+            raise AttributeError(name)
 
-            self._power = ModemPower(self.board.modem_power_pin(), self.pub.at, self.clock, log=self.log)
-        return self._power
+        async def op():
+            if self._power is None:
+                from modem.power import ModemPower
 
-    async def power_off(self):
-        return await self._pw().power_off()
+                self._power = ModemPower(self.board.modem_power_pin(), self.pub.at, self.clock, log=self.log)
+            return await getattr(self._power, "ensure_on" if name == "wake" else name)()
 
-    async def power_on(self):
-        return await self._pw().power_on()
-
-    async def wake(self):
-        """The publisher's hook for a module that stopped answering (a power loss switches it off):
-        press the key until it answers -> True, or False (the publisher's recovery goes on)."""
-        return await self._pw().ensure_on()
+        return op

@@ -7,7 +7,7 @@
 from binascii import crc32  # every port we run on has it (ESP32, unix, CPython)
 
 from core.compat import const
-from telelogger.tasks import unload
+from telelogger.tasks import text, unload
 
 # const() with a leading underscore: inlined, no name on the heap
 _RECORD_VERSION = const(1)
@@ -21,7 +21,35 @@ _KIND_UTC = 0
 _KIND_MONO = 1
 _KIND_MONO_BOOT = 2
 
+# the error texts (telelogger/texts.py, looked up when one is raised: tasks.text), by number
+_T_NEG_UVARINT = const(0)
+_T_VARINT_CUT = const(1)
+_T_VARINT_LONG = const(2)
+_T_NOT_FINITE = const(3)
+_T_NOT_DECIMAL = const(4)
+_T_VALUE_TYPE = const(5)
+_T_VALUE_COUNT = const(6)
+_T_SAMPLE_KEY = const(7)
+_T_KEY_VALUE = const(8)
+_T_EMPTY_RECORD = const(9)
+_T_RECORD_VERSION = const(10)
+_T_SAMPLE_CUT = const(11)
+_T_SAMPLE_DP = const(12)
+_T_BATCH_FORMAT = const(13)
+_T_SEQ_ORDER = const(14)
+
 _POW10 = const((1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000))
+
+
+def __getattr__(name):
+    """_read_sample and get_svarint, the reading of a record's samples: telelogger/encjson.py's (the
+    device reads samples back only for a JSON batch), kept importable from here (telelogger/decode.py,
+    encode.py, tests)."""
+    if name in ("_read_sample", "get_svarint"):
+        from telelogger import encjson
+
+        return getattr(encjson, name)
+    raise AttributeError(name)
 
 
 class FormatError(ValueError):
@@ -33,7 +61,7 @@ class FormatError(ValueError):
 
 def put_uvarint(buf, v):
     if v < 0:
-        raise ValueError("uvarint of negative %d" % v)
+        raise ValueError(text(_T_NEG_UVARINT) % v)
     while v >= 0x80:
         buf.append((v & 0x7F) | 0x80)
         v >>= 7
@@ -51,7 +79,7 @@ def get_uvarint(b, i, end=None):
     shift = 0
     while True:
         if i >= end:
-            raise FormatError("truncated varint at byte %d" % i)
+            raise FormatError(text(_T_VARINT_CUT) % i)
         c = b[i]
         i += 1
         v |= (c & 0x7F) << shift
@@ -59,12 +87,7 @@ def get_uvarint(b, i, end=None):
             return v, i
         shift += 7
         if shift > 70:
-            raise FormatError("varint too long at byte %d" % i)
-
-
-def get_svarint(b, i, end=None):
-    z, i = get_uvarint(b, i, end)
-    return (z >> 1) if not (z & 1) else -((z + 1) >> 1), i
+            raise FormatError(text(_T_VARINT_LONG) % i)
 
 
 # ---------------------------------------------------------------- values
@@ -80,7 +103,7 @@ def scale(v, n):
         return v * p
     if isinstance(v, float):
         if v - v != 0:  # nan or an infinity (inf - inf is nan)
-            raise ValueError("cannot encode %r" % v)
+            raise ValueError(text(_T_NOT_FINITE) % v)
         x = v * p
         return int(x + 0.5) if x >= 0 else -int(-x + 0.5)
     if isinstance(v, str):
@@ -90,7 +113,7 @@ def scale(v, n):
             s = s[1:]
         ip, _, fp = s.partition(".")
         if not (ip or fp) or (ip and not ip.isdigit()) or (fp and not fp.isdigit()):
-            raise ValueError("not a decimal number: %r" % v)
+            raise ValueError(text(_T_NOT_DECIMAL) % v)
         r = int(ip) * p if ip else 0
         f = fp[:n]  # the decimals kept, padded with zeros to n
         if f:
@@ -98,7 +121,7 @@ def scale(v, n):
         if len(fp) > n and int(fp[n]) >= 5:  # round half away from zero
             r += 1
         return -r if neg else r
-    raise ValueError("cannot encode value of type %s" % type(v).__name__)
+    raise ValueError(text(_T_VALUE_TYPE) % type(v).__name__)
 
 
 # Decimal places of the known keys (keys.KEYS: all below 0x200, OBD PIDs 0x100|pid), read once into
@@ -150,9 +173,9 @@ def encode_record(ms, utc, samples, boot=0):
         multi = isinstance(v, tuple) or isinstance(v, list)
         n = len(v) if multi else 1
         if n < 1 or n > _MAX_VALUES:
-            raise ValueError("key 0x%x: %d values, expected 1..%d" % (key, n, _MAX_VALUES))
+            raise ValueError(text(_T_VALUE_COUNT) % (key, n, _MAX_VALUES))
         if not isinstance(key, int) or isinstance(key, bool) or key < 0:
-            raise ValueError("sample key must be a non-negative int, got %r" % (key,))
+            raise ValueError(text(_T_SAMPLE_KEY) % (key,))
         # decimals: the table's for known keys; unknown keys keep ints as ints and floats/decimal
         # strings with up to keys.UNKNOWN_FLOAT_DP decimals (written explicitly)
         dp = dp_of(key)
@@ -185,51 +208,23 @@ def encode_record(ms, utc, samples, boot=0):
                 name = keys.name_of(key)
                 del keys
                 unload("keys")
-                raise ValueError("key 0x%x (%s): %s" % (key, name, e))
+                raise ValueError(text(_T_KEY_VALUE) % (key, name, e))
     return bytes(buf)
 
 
 def _record_head(b):
     """-> (utc, boot, ts, index of first sample)"""
     if not b:
-        raise FormatError("empty record")
+        raise FormatError(text(_T_EMPTY_RECORD))
     h = b[0]
     if h & 0x0F != _RECORD_VERSION:
-        raise FormatError("record version %d, expected %d" % (h & 0x0F, _RECORD_VERSION))
+        raise FormatError(text(_T_RECORD_VERSION) % (h & 0x0F, _RECORD_VERSION))
     if h & _UTC_FLAG:
         ts, i = get_uvarint(b, 1)
         return True, None, ts, i
     boot, i = get_uvarint(b, 1)
     ts, i = get_uvarint(b, i)
     return False, boot, ts, i
-
-
-def _read_sample(b, i, end, fn=dp_of):
-    """-> (key, dp, multi, [scaled ints], next index). fn(key): the decimals of a sample that does
-    not carry its own (dp_of); fn None: dp stays None then (only skipping)."""
-    h, i = get_uvarint(b, i, end)
-    key = h >> 1
-    n = 1
-    multi = False
-    dp = None
-    if h & 1:
-        if i >= end:
-            raise FormatError("truncated sample 0x%x" % key)
-        e = b[i]
-        i += 1
-        n = (e & 3) + 1
-        multi = bool(e & 4)
-        if e & 8:
-            dp = e >> 4
-            if dp > 9:
-                raise FormatError("sample 0x%x: %d decimals" % (key, dp))
-    if dp is None and fn:
-        dp = fn(key) or 0
-    vals = []
-    for _ in range(n):
-        v, i = get_svarint(b, i, end)
-        vals.append(v)
-    return key, dp, multi, vals, i
 
 
 # ---------------------------------------------------------------- batches
@@ -266,7 +261,7 @@ def encode_batch(device_id, data, fmt, utc_offset_ms=None, boot=None):
 
         return encode_json(device_id, data, utc_offset_ms, boot, sys.modules[__name__])
     if fmt != "compact":
-        raise ValueError("unknown batch format %r (compact|json)" % (fmt,))
+        raise ValueError(text(_T_BATCH_FORMAT) % (fmt,))
     # compact (FORMAT.md): magic, version, device id, first seq, base UTC, then per record its kind,
     # sample count, seq gap, time delta and the record's own samples; CRC32 at the end
     buf = bytearray((BATCH_MAGIC, BATCH_VERSION))
@@ -287,7 +282,7 @@ def encode_batch(device_id, data, fmt, utc_offset_ms=None, boot=None):
     expect = seq0
     for seq, rec, uts, rb, mono, i in _times(data, utc_offset_ms, boot):
         if seq < expect:
-            raise ValueError("seqs must increase: %d after %d" % (seq, expect - 1))
+            raise ValueError(text(_T_SEQ_ORDER) % (seq, expect - 1))
         n = 0  # the samples of the record, counted and their lengths checked without decoding the values
         j = i  # (_read_sample's checks, one tuple per varint: this runs for every record sent)
         end = len(rec)
@@ -295,9 +290,9 @@ def encode_batch(device_id, data, fmt, utc_offset_ms=None, boot=None):
             c, j = get_uvarint(rec, j, end)  # the key << 1 | 1 when an ext byte follows
             if c & 1:
                 if j >= end:
-                    raise FormatError("truncated sample 0x%x" % (c >> 1))
+                    raise FormatError(text(_T_SAMPLE_CUT) % (c >> 1))
                 if rec[j] & 8 and rec[j] >> 4 > 9:
-                    raise FormatError("sample 0x%x: %d decimals" % (c >> 1, rec[j] >> 4))
+                    raise FormatError(text(_T_SAMPLE_DP) % (c >> 1, rec[j] >> 4))
                 c = rec[j] & 3
                 j += 1
             else:

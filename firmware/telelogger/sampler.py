@@ -1,12 +1,12 @@
 # Sampling tasks of the telelogger: OBD PIDs on per-PID intervals (with back-off for failing
-# PIDs and a re-init after rounds without any answer) and the vehicle checks (VIN, DTCs), GNSS
-# fixes, battery voltage and signal (one task). Each task puts (key, value) samples into the
-# telelogger; loop.py turns them into records. Few tasks: each costs ~430 bytes of heap while it
+# PIDs and a re-init after rounds without any answer) and the vehicle checks (VIN, DTCs), battery
+# voltage, signal and the status (one task), GNSS fixes (no task: the record task takes them, gnss_sample). Each
+# puts (key, value) samples into the telelogger; loop.py turns them into records. Few tasks: each costs ~430 bytes of heap while it
 # runs, so jobs that share a link or are short polls share a task; a MemoryError in such a job
 # is still a handled fault of its own (tasks.fault, under the job's name) that leaves the other
 # job's state as it was.
 from core.compat import const
-from telelogger.tasks import RUN, acall, fault, isawait, unload
+from telelogger.tasks import K_BATTERY, K_SIGNAL, RUN, acall, fault, isawait, unload
 
 # const(): inlined by MicroPython; the _names are not even kept as globals (no name on the heap)
 _MAX_OBD_ROUNDS_FAILED = const(3)  # like the official MAX_OBD_ERRORS: re-init the link after this
@@ -15,12 +15,18 @@ _OBD_REINIT_MS = const(10000)
 _VEHICLE_MS = const(5000)  # the vehicle check's first run, and its retry while the ECU never answered
 _PID_SPEED = const(0x0D)
 
+# the log texts (telelogger/texts.py, looked up when one is written: Telelogger.note), by number
+_T_VEHICLE_CHECK = const(17)
+_T_OBD_INIT = const(18)
+_T_OBD_SILENT = const(19)
+_T_BATTERY = const(24)
+_T_SIGNAL = const(25)
+_T_NET_TIME = const(26)
+
 # Sample keys (numbers fixed by the architecture contract and telelogger/keys.py, which names
 # them; test_loop_e2e checks they agree). Constants here so the loop does not load the table.
 _K_OBD = const(0x100)
 _K_LAT = const(0x0A)
-K_BATTERY = const(0x24)
-K_SIGNAL = const(0x81)
 _K_TIME = const(0x10)
 _K_DATE = const(0x11)
 _K_LNG = const(0x0B)
@@ -70,7 +76,7 @@ async def obd_task(t):
                     if t.reset_reason is not None:
                         return
                 except Exception as e:  # a defect in the check must not stop the PID reads
-                    t.note("warn", "vehicle check: %s", e)
+                    t.note("warn", _T_VEHICLE_CHECK, e)
                 finally:
                     vehicle = None
                     unload("vehicle")
@@ -96,7 +102,7 @@ async def obd_task(t):
                 del obdinit
                 unload("obdinit")
             if why is not None:
-                t.note("warn", "OBD init failed: %s", why)
+                t.note("warn", _T_OBD_INIT, why)
                 why = None
                 wake = t.now() + _OBD_REINIT_MS
                 continue
@@ -142,7 +148,7 @@ async def obd_task(t):
         elif bad:
             failed += 1
             if failed >= _MAX_OBD_ROUNDS_FAILED:
-                t.note("warn", "OBD: %d rounds without an answer, re-initialising", failed)
+                t.note("warn", _T_OBD_SILENT, failed)
                 up = False
                 wake = 0
                 continue
@@ -155,38 +161,40 @@ async def obd_task(t):
 
 
 # ---- GNSS ----
-async def gnss_task(t):
-    last = None
-    while True:
-        # the source's gnss.nmea.Fix: gnss.sources expose it as a .fix() method, simpler sources
-        # (test doubles) as a .fix attribute
-        f = getattr(t.gnss, "fix", None) if t.state == RUN else None
-        if f is not None and not hasattr(f, "valid"):
-            f = f()
-        if f is not None and f.valid and f.lat is not None:
-            stamp = getattr(f, "updates", None)
-            if stamp is None or stamp != last:
-                last = stamp
-                t.counters["gnss_fixes"] += 1
-                now = t.now()
-                utc = getattr(f, "epoch", None)
-                if utc is not None:
-                    utc = utc * 1000 + (getattr(f, "ms", 0) or 0)
-                    # the fix is at most one interval old: good enough for a log timestamp
-                    t.set_utc(utc, True)
-                if f.hour is not None:
-                    t.sample(_K_TIME, f.hour * 1000000 + f.minute * 10000 + f.second * 100 + (f.ms or 0) // 10)
-                if f.day is not None:
-                    t.sample(_K_DATE, f.day * 10000 + f.month * 100 + f.year % 100)
-                t.sample(_K_LAT, f.lat)
-                t.sample(_K_LNG, f.lon)
-                t.sample(_K_ALT, f.alt)
-                t.sample(_K_SPEED, f.speed_kmh)
-                t.sample(_K_HEADING, f.course)
-                t.sample(_K_SATS, f.sats)
-                t.sample(_K_HDOP, f.hdop)
-                t.standby.motion(f.speed_kmh, now)
-        await t.sleep(t.gnss_ms)
+def gnss_sample(t, last):
+    """The GNSS fix's samples, taken by the record task (Telelogger.record_task) every t.gnss_ms: no
+    I/O here, so no task of its own. `last`: the fix's update count at the previous call -> the
+    current one (a fix not updated since is not taken twice)."""
+    # the source's gnss.nmea.Fix: gnss.sources expose it as a .fix() method, simpler sources
+    # (test doubles) as a .fix attribute
+    f = getattr(t.gnss, "fix", None)
+    if f is not None and not hasattr(f, "valid"):
+        f = f()
+    if f is None or not f.valid or f.lat is None:
+        return last
+    stamp = getattr(f, "updates", None)
+    if stamp is not None and stamp == last:
+        return last
+    t.counters["gnss_fixes"] += 1
+    now = t.now()
+    utc = getattr(f, "epoch", None)
+    if utc is not None:
+        utc = utc * 1000 + (getattr(f, "ms", 0) or 0)
+        # the fix is at most one interval old: good enough for a log timestamp
+        t.set_utc(utc, True)
+    if f.hour is not None:
+        t.sample(_K_TIME, f.hour * 1000000 + f.minute * 10000 + f.second * 100 + (f.ms or 0) // 10)
+    if f.day is not None:
+        t.sample(_K_DATE, f.day * 10000 + f.month * 100 + f.year % 100)
+    t.sample(_K_LAT, f.lat)
+    t.sample(_K_LNG, f.lon)
+    t.sample(_K_ALT, f.alt)
+    t.sample(_K_SPEED, f.speed_kmh)
+    t.sample(_K_HEADING, f.course)
+    t.sample(_K_SATS, f.sats)
+    t.sample(_K_HDOP, f.hdop)
+    t.standby.motion(f.speed_kmh, now)
+    return stamp
 
 
 # ---- battery / signal ----
@@ -202,15 +210,19 @@ async def read_voltage(t):
     except MemoryError:
         raise
     except Exception as e:
-        t.note("debug", "battery: %s", e)
+        t.note("debug", _T_BATTERY, e)
     return None
 
 
 async def poll_task(t):
     """The battery voltage every t.battery_ms (a battery or an OBD link: read_voltage) and the signal
-    and network time every t.signal_ms (a modem), both at start. One task; a MemoryError in either
-    poll is a handled fault under its name ("battery", "signal"), after which that poll runs again."""
+    and network time every t.signal_ms (a modem), both at start, and the status every t.status_ms,
+    the first one interval in (telelogger/statusmsg.py's tick, imported per interval and dropped
+    again: the status message, the OTA trial's healthy mark). One task; a MemoryError in one job is
+    a handled fault under its name ("battery", "signal", "status"), after which that job runs again."""
     b = s = t.now()  # when each poll is due; None: nothing to poll
+    st = b + t.status_ms  # when the status is due
+    first = True  # the first acked status of this boot marks the build healthy (OTA trial: statusmsg.tick)
     if t.battery is None and t.obd is None:
         b = None
     if t.modem is None:
@@ -235,7 +247,7 @@ async def poll_task(t):
                     except MemoryError:
                         raise
                     except Exception as e:
-                        t.note("debug", "signal not read: %s", e)
+                        t.note("debug", _T_SIGNAL, e)
                     if v is not None and t.last.get(K_SIGNAL) != v:  # official: CSQ stored on change
                         t.sample(K_SIGNAL, v)
                     if t.utc_offset_ms is None and hasattr(m, "utc_ms"):
@@ -246,13 +258,32 @@ async def poll_task(t):
                         except MemoryError:
                             raise
                         except Exception as e:
-                            t.note("debug", "network time: %s", e)
+                            t.note("debug", _T_NET_TIME, e)
                 s = t.now() + t.signal_ms
+            name = "status"
+            now = t.now()
+            if now >= st:
+                trial = t.ota_trial_ms
+                # statusmsg.tick's two jobs: a status to publish (RUN, connected), a build on trial past
+                # its deadline; neither: nothing imported (an outage, the bring-up at boot)
+                if (t.state == RUN and t.pub.connected()) or (trial is not None and now >= trial):
+                    from telelogger import statusmsg
+
+                    try:
+                        first = await statusmsg.tick(t, first)
+                    finally:
+                        statusmsg = None
+                        unload("statusmsg")
+                st = t.now() + t.status_ms
         except MemoryError as e:
             await fault(t, name, e)
             if t.reset_reason is not None:
                 return
             continue
-        w = b if s is None or (b is not None and b < s) else s
+        w = st
+        if b is not None and b < w:
+            w = b
+        if s is not None and s < w:
+            w = s
         await t.sleep(max(0, w - t.now()))
 

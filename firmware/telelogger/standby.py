@@ -7,7 +7,6 @@
 #  - or when the voltage stayed below `voltage_off` for _LOW_CONFIRM_MS (protects the battery;
 #    a short dip while cranking is not enough).
 from core.compat import const
-from telelogger.tasks import RUN, unload
 
 _MOTION_KMH = const(2)  # "motion" means OBD or GNSS speed >= 2 km/h (official firmware)
 _LOW_CONFIRM_MS = const(10000)  # voltage below voltage_off this long: standby
@@ -16,7 +15,8 @@ _LOW_CONFIRM_MS = const(10000)  # voltage below voltage_off this long: standby
 class Standby:
     """cfg: the `standby` section: voltage_off, voltage_wake, stationary_s, heartbeat_s.
     All times are the loop's monotonic milliseconds; stationary for: now - last_motion_ms. Waking
-    (voltage_wake reached) and what it resets: telelogger/standby_io.py, which runs standby."""
+    (voltage_wake reached) and what it resets: telelogger/standby_io.py, which runs standby (entered
+    from the record task, Telelogger.record_task, when should_sleep says so)."""
 
     def __init__(self, cfg, now=0):
         cfg = cfg or {}
@@ -57,24 +57,3 @@ class Standby:
         if not self.stationary_ms or now - self.last_motion_ms < self.stationary_ms:
             return False
         return self.voltage is None or self.voltage < self.voltage_wake
-
-
-
-# ---- the loop's side: the poll that decides; what standby does is in standby_io.py, imported
-# on entry and unloaded after waking (a running car never needs it in RAM)
-
-
-async def standby_task(t):
-    if t.state != RUN:  # restarted after a memory fault inside standby: wake fully, then judge again
-        from telelogger import standby_io
-
-        await standby_io.resume(t)
-    while True:
-        await t.sleep(1000)
-        t.beats["standby"] = t.now()
-        if t.state == RUN and t.standby.should_sleep(t.now()):
-            from telelogger import standby_io
-
-            await standby_io.enter(t)
-            del standby_io
-            unload("standby_io")

@@ -1,11 +1,15 @@
-# Status publishing and watchdog feeding (remote commands: Telelogger.msg_task and telelogger/cmdrun.py).
-# Resident: the two tasks' loops only. What a status interval does (the status message, the OTA trial's
-# healthy mark, the reboot) is telelogger/statusmsg.py, imported per interval and dropped again;
-# status, publish_status and reboot stay importable from here (forwarded, __getattr__ below).
+# Watchdog feeding, and the status's names (remote commands: Telelogger.msg_task and telelogger/cmdrun.py).
+# Resident: the watchdog task's loop only. What a status interval does (the status message, the OTA
+# trial's healthy mark, the reboot) is telelogger/statusmsg.py, imported per interval by the poll task
+# (telelogger/sampler.py poll_task) and dropped again; status, publish_status and reboot stay
+# importable from here (forwarded, __getattr__ below).
+from core.compat import const
 from telelogger.tasks import RUN, unload
 
+_T_TASK_SILENT = const(20)  # the log text (telelogger/texts.py, looked up when written: Telelogger.note)
+
 # A task silent for longer than this stops the watchdog feeding (the board's WDT then resets): the
-# record and standby polls 120 s, the sender 900 s (it may legitimately sit in
+# record task (which also runs the standby rules and the GNSS samples) 120 s, the sender 900 s (it may legitimately sit in
 # CellularPublisher.connect()'s bounded retries for minutes), any other task 300 s (wdt_task).
 
 
@@ -23,19 +27,6 @@ def __getattr__(name):
         unload("statusmsg")
 
 
-async def status_task(t):
-    first = True  # the first acked status of this boot marks the build healthy (OTA trial: statusmsg.tick)
-    while True:
-        await t.sleep(t.status_ms)
-        from telelogger import statusmsg
-
-        try:
-            first = await statusmsg.tick(t, first)
-        finally:
-            statusmsg = None
-            unload("statusmsg")
-
-
 # ---- watchdog ----
 async def wdt_task(t):
     while True:
@@ -43,10 +34,9 @@ async def wdt_task(t):
         fresh = True
         if t.state == RUN:
             for name in t.beats:
-                if now - t.beats[name] > (900000 if name == "send" else 120000 if name in ("record", "standby")
-                                          else 300000):  # the limits above
+                if now - t.beats[name] > (900000 if name == "send" else 120000 if name == "record" else 300000):  # the limits above
                     fresh = False
-                    t.note("error", "task %s silent for %d ms: letting the watchdog fire", name, now - t.beats[name])
+                    t.note("error", _T_TASK_SILENT, name, now - t.beats[name])
         if fresh and t.wdt is not None:
             t.wdt.feed()
             t.counters["wdt_feeds"] += 1

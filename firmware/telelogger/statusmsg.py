@@ -1,10 +1,9 @@
-# The status message and what a status interval does (telelogger/status.py's status_task imports this
+# The status message and what a status interval does (telelogger/sampler.py's poll_task imports this
 # per interval and drops it again; status.status / publish_status / reboot forward here), and the
 # reboot of commands and of a build on trial. Not resident: only the watchdog and the task's timer are.
 import json
 
-from telelogger.tasks import RUN, acall, unload
-from telelogger.sampler import K_BATTERY, K_SIGNAL
+from telelogger.tasks import K_BATTERY, K_SIGNAL, RUN, acall, unload
 
 
 def status(t):
@@ -35,7 +34,7 @@ async def publish_status(t, data=None):
 
 
 async def tick(t, first):
-    """One status interval of status.status_task -> `first` for the next one: the status published
+    """One status interval of sampler.poll_task -> `first` for the next one: the status published
     (RUN, connected); after the first acked one of this boot the build is marked healthy (OTA trial);
     a build on trial not healthy in time reboots."""
     if t.state == RUN and t.pub.connected():

@@ -16,10 +16,12 @@ import os
 
 from core.compat import const
 from core.unload import forget
+from telelogger.tasks import text
 
 # const(): inlined, no name on the heap. The record header (FORMAT.md): magic, u16 length, u32 seq, u32 CRC32.
 _MAGIC = const(0xA7)
 _HDR = const(11)
+_T_RECORD_SIZE = const(21)  # the error text (telelogger/texts.py, looked up when raised: tasks.text)
 _MAX_RECORD = const(8192)  # records are a few hundred bytes; the length field allows 65535
 # The file names in root, one string split once (heap strs, no interned names): the segments'
 # suffix, a segment's copy while its torn tail is cut, the state and its replacement copy.
@@ -79,11 +81,10 @@ class Store:
 
     # ------------------------------------------------------------ paths and state
     def _p(self, name):
+        """The path of file `name` in root; an int: the segment whose first seq it is."""
+        if isinstance(name, int):
+            name = "%010d%s" % (name, _FILES[0])
         return self.root + "/" + name
-
-    @staticmethod
-    def _seg_name(n):
-        return "%010d%s" % (n, _FILES[0])
 
     def _write_state(self):
         body = ("%d %d" % (self.acked, self.dropped)).encode()
@@ -143,7 +144,7 @@ class Store:
         a new read handle does not see a writer's unsynced data."""
         n = len(record)
         if n > _MAX_RECORD:
-            raise StoreError("record of %d bytes (max %d)" % (n, _MAX_RECORD))
+            raise StoreError(text(_T_RECORD_SIZE) % (n, _MAX_RECORD))
         need = _HDR + n
         segs = self._segs
         while segs and self.size() + need > self.max_bytes:
@@ -153,7 +154,7 @@ class Store:
         if self._roll and segs and segs[-1][1] == 0:
             # the failed write was the first of its segment: start that file over (nothing good in it)
             self.close()
-            self._f = self.fs.open(self._p(self._seg_name(self._segs[-1][0])), "wb")
+            self._f = self.fs.open(self._p(self._segs[-1][0]), "wb")
             self._roll = False
         elif not segs or self._roll or (segs[-1][1] > 0 and segs[-1][1] + need > self.segment_bytes):
             self.close()
@@ -161,7 +162,7 @@ class Store:
             segs.append([self._next, 0])
         seg = segs[-1]
         if self._f is None:
-            self._f = self.fs.open(self._p(self._seg_name(seg[0])), "ab")
+            self._f = self.fs.open(self._p(seg[0]), "ab")
         seq = self._next
         h = bytearray(_HDR)  # the header (FORMAT.md): magic, u16 length, u32 seq, u32 CRC of bytes 0..6 + payload
         h[0] = _MAGIC
@@ -208,7 +209,7 @@ class Store:
         if end > self.acked:
             self.acked = end
         self._write_state()  # state first: a crash before the remove leaves an acked segment
-        self.fs.remove(self._p(self._seg_name(first)))
+        self.fs.remove(self._p(first))
         self._segs.pop(0)
         self._bad.pop(first, None)
         self._cursor = None
@@ -221,7 +222,7 @@ class Store:
                 break
             if len(self._segs) == 1:
                 self.close()
-            self.fs.remove(self._p(self._seg_name(first)))
+            self.fs.remove(self._p(first))
             self._segs.pop(0)
             self._bad.pop(first, None)
             self._cursor = None
@@ -251,7 +252,7 @@ class Store:
             off, prev = 0, first - 1
             if cur is not None and cur[0] == first and cur[2] - 1 <= self.acked:
                 off, prev = cur[1], cur[2] - 1
-            with self.fs.open(self._p(self._seg_name(first)), "rb") as f:
+            with self.fs.open(self._p(first), "rb") as f:
                 limit = self._bad.get(first, size)
                 while off < limit:
                     r = self._read_rec(f, off, hbuf, prev)

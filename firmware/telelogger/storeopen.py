@@ -64,12 +64,12 @@ def open_store(self, root, max_bytes, segment_bytes, fs, names):
         self.acked, self.dropped = st
     elif segs:
         self.acked = segs[0] - 1
-    self._segs = [[s, fs.stat(self._p(self._seg_name(s)))[6]] for s in segs]
+    self._segs = [[s, fs.stat(self._p(s))[6]] for s in segs]
     last_seq = self.acked
     if self._segs:
         # the last segment scanned; a torn tail cut (the last valid seq, or first-1)
         first, size = self._segs[-1]
-        name = self._p(self._seg_name(first))
+        name = self._p(first)
         good = 0
         last = first - 1
         buf = bytearray(hdr)

@@ -1,6 +1,7 @@
-# What the telelogger's modules share, so none of them imports another for it: the run states,
-# calling a function that may be sync or async, forgetting a module imported for one job, and
-# running a task with MemoryError as a handled fault (guarded, fault: below).
+# What the telelogger's modules share, so none of them imports another for it: the run states, the
+# sample keys both the sampler and the status read, calling a function that may be sync or async,
+# forgetting a module imported for one job, and running a task with MemoryError as a handled fault
+# (guarded, fault: below).
 import gc
 
 from core.compat import const
@@ -8,6 +9,12 @@ from core.compat import const
 RUN = "run"  # sampling and sending
 FLUSH = "flush"  # entering standby: last record, draining the queue
 STANDBY = "standby"  # modem off, polling the battery voltage
+
+# Sample keys of the battery voltage and the signal (the numbers fixed by the architecture contract and
+# telelogger/keys.py, which names them; test_loop_e2e checks they agree): telelogger/sampler.py takes
+# them, telelogger/statusmsg.py shows their latest values
+K_BATTERY = const(0x24)
+K_SIGNAL = const(0x81)
 
 
 def isawait(r):
@@ -20,6 +27,18 @@ async def acall(fn, *args):
     if isawait(r):
         r = await r
     return r
+
+
+def text(n):
+    """Text number n of telelogger/texts.py (the resident modules' error and log texts), imported for
+    the lookup and forgotten again."""
+    from telelogger import texts
+
+    try:
+        return texts.TEXTS[n]
+    finally:
+        texts = None
+        unload("texts")
 
 
 def unload(name):
@@ -35,7 +54,8 @@ def unload(name):
 # that hit MemoryError is restarted after gc.collect() and a back-off of _MEM_BACKOFF_MS doubling per
 # recent fault (at most _MEM_BACKOFF_MAX_MS); _MEM_FAULTS_MAX faults within _MEM_WINDOW_MS give up: the
 # reason goes to t.reset_path (read back by the next boot, below) and t.reset_cb(reason) or
-# the board's reset() is called. Nothing here allocates much: it runs when the heap is exhausted,
+# the board's reset() is called (t.reset_cb False: neither, the caller resets when run() returns).
+# Nothing here allocates much: it runs when the heap is exhausted,
 # which is also why it is resident (an import then could fail). The next boot reads the reason back
 # (telelogger/loopinit.py init: t.last_reset, shown once in the status, then the file is removed).
 _MEM_FAULTS_MAX = const(5)
@@ -67,12 +87,12 @@ async def fault(t, name, e=None):
     gc.collect()
     t.counters["mem_errors"] += 1
     now = t.now()
-    r = t._mem_recent
+    r, logged = t._mem  # recent faults' loop ms, task names logged already
     while r and (now - r[0] >= _MEM_WINDOW_MS or len(r) >= _MEM_FAULTS_MAX):
         r.pop(0)
     r.append(now)
-    if name not in t._mem_logged:
-        t._mem_logged.append(name)
+    if name not in logged:
+        logged.append(name)
         try:
             free = getattr(gc, "mem_free", None)  # MicroPython only
             t.note("error", "out of memory in task %s (%s; free %d bytes): retrying after gc", name, e,
@@ -97,12 +117,11 @@ async def fault(t, name, e=None):
                 f.write(reason + "\n")
         except OSError as e:
             t.note("warn", "cannot write %s: %s", t.reset_path, e)
-    t.note("error", "resetting: %s", reason)
-    t._done.set()
-    fn = t.reset_cb
+    t.note("error", "resetting: %s", reason)  # run() returns: it sees t.reset_reason
+    fn = t.reset_cb  # False: the caller resets once run() returns (telelogger.app)
     if fn is None and t.board is not None and hasattr(t.board, "reset"):
         fn = t.board.reset
-    if fn is not None:
+    if fn:
         r = fn(reason) if t.reset_cb is not None else fn()
         if isawait(r):
             await r

@@ -72,8 +72,8 @@ async def test_shared_tasks_keep_their_timings():
     t.battery = bat = Battery()
     bat.clk = clk
     t.start()
-    # record, send, status, wdt, standby, obd (+ vehicle checks), gnss, poll (battery + signal)
-    assert len(t.tasks) == 8, len(t.tasks)
+    # record (+ standby rules, GNSS samples), send, wdt, obd (+ vehicle checks), poll (battery + signal + status)
+    assert len(t.tasks) == 5, len(t.tasks)
     await clk.advance(21000)
     await stop(t, clk)
     assert bat.at == list(range(0, 21000, 2000)), bat.at  # intervals.battery_ms 2000, from the start
@@ -159,3 +159,124 @@ async def test_status_interval_module_is_dropped_after_each_status():
     from telelogger.status import publish_status, reboot  # noqa: F401 - importable from their old home
 
     assert getattr(status, "no_such_name", None) is None and "telelogger.statusmsg" not in sys.modules
+
+
+class FlakyGnss(FakeGnss):
+    """A GNSS source whose fix is read through fix() (as gnss.sources expose it), a new update each
+    read, and runs out of memory on the reads numbered in `fails`."""
+
+    def __init__(self, clk, fails=()):
+        FakeGnss.__init__(self)
+        self._fix = self.fix
+        self.fix = self.read
+        self.clk = clk
+        self.at = []
+        self.fails = fails
+
+    def read(self):
+        self.at.append(self.clk.t)
+        if len(self.at) in self.fails:
+            raise MemoryError(OOM)
+        self._fix.updates += 1
+        return self._fix
+
+
+async def test_record_task_takes_gnss_and_standby_on_their_timings():
+    """GNSS samples and the standby rules run in the record task (no task of their own), each on its
+    own timing: records every record_ms (1000), the fix every gnss.interval_ms (here 3000)."""
+    from loopfakes import cfg
+
+    c = cfg()
+    c["gnss"] = {"interval_ms": 3000}
+    t, clk, pub, store, obd = make(c)
+    t.log = Log()
+    t.gnss = gnss = FlakyGnss(clk)
+    t.start()
+    assert len(t.tasks) == 5  # record, send, wdt, obd, poll (the OBD fake): GNSS and the status have no task
+    await clk.advance(10500)
+    await stop(t, clk)
+    assert gnss.at == [0, 3000, 6000, 9000], gnss.at
+    assert t.counters["gnss_fixes"] == 4 and t.last[0x0A] == 52.5
+    assert 10 <= t.counters["records"] <= 11, t.counters
+    assert t.beats.get("standby") is None and t.counters["mem_errors"] == 0
+
+
+async def test_gnss_memory_fault_is_its_own():
+    t, clk, obd = _setup()
+    t.gnss = gnss = FlakyGnss(clk, fails=(2,))
+    t.start()
+    await clk.advance(6000)
+    await stop(t, clk)
+    # read 1 at 0, read 2 at 1000 runs out of memory (back-off 0.5 s), read 3 at 1500, then every second
+    assert gnss.at == [0, 1000, 1500, 2500, 3500, 4500, 5500], gnss.at
+    assert t.counters["mem_errors"] == 1 and t.counters["gnss_fixes"] == 6
+    lines = t.log.oom()
+    assert len(lines) == 1 and lines[0].startswith("out of memory in task gnss (" + OOM + "; free "), lines
+    assert t.counters["records"] >= 5  # the records went on (paused only by the back-off)
+
+
+async def test_status_memory_fault_is_its_own():
+    """The status runs in the poll task (on its own timing: the first one interval in, then every
+    status_ms after the last); a MemoryError in it is a handled fault under its name that leaves the
+    battery poll on its timing."""
+    t, clk, obd = _setup()
+    t.battery = bat = Battery()
+    bat.clk = clk
+    pub = t.pub
+    publish = pub.publish
+    at = []
+
+    async def flaky_publish(topic, payload, qos=1):
+        if topic.endswith("/status"):
+            at.append(clk.t)
+            if len(at) == 1:
+                raise MemoryError(OOM)
+        return await publish(topic, payload, qos)
+
+    pub.publish = flaky_publish
+    t.start()
+    await clk.advance(21000)
+    await stop(t, clk)
+    assert at == [10000, 10500, 20500], at  # the fault at 10 s, again after the 0.5 s back-off
+    assert t.counters["status"] == 2 and t.counters["mem_errors"] == 1
+    lines = t.log.oom()
+    assert len(lines) == 1 and lines[0].startswith("out of memory in task status (" + OOM + "; "), lines
+    assert bat.at == list(range(0, 21000, 2000)), bat.at  # intervals.battery_ms 2000, unchanged
+
+
+async def test_no_status_module_while_there_is_nothing_to_publish():
+    """While the publisher is down (an outage, the bring-up at boot) a status interval imports nothing:
+    statusmsg.tick runs only with a status to publish or a build on trial past its deadline."""
+    import sys
+
+    ticks = []
+
+    class FakeStatusmsg:  # stands in for telelogger.statusmsg (the poll task imports it per interval)
+        @staticmethod
+        async def tick(t, first):
+            ticks.append(t.now())
+            return False
+
+    t, clk, obd = _setup()
+    t.pub.up = False
+    saved = sys.modules.pop("telelogger.statusmsg", None)
+    try:
+        t.start()
+        for _ in range(3):
+            sys.modules["telelogger.statusmsg"] = FakeStatusmsg  # (each tick forgets it again)
+            await clk.advance(10000)
+        assert ticks == [], ticks  # statuses due at 10 s, 20 s, 30 s: not connected, none imported
+        t.ota_trial_ms = 35000  # a build on trial, not healthy by 35 s: the tick must run (it reboots)
+        sys.modules["telelogger.statusmsg"] = FakeStatusmsg
+        await clk.advance(10000)
+        assert ticks == [40000], ticks
+        t.ota_trial_ms = None
+        t.pub.up = True  # connected again: statuses
+        sys.modules["telelogger.statusmsg"] = FakeStatusmsg
+        await clk.advance(10000)
+        assert len(ticks) == 2, ticks
+        await stop(t, clk)
+    finally:
+        sys.modules.pop("telelogger.statusmsg", None)
+        if saved is not None:
+            sys.modules["telelogger.statusmsg"] = saved
