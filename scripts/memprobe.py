@@ -22,14 +22,24 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 
 # What stays imported on the device while the cellular telelogger runs with the shipped default
-# (gnss.source "modem"), in the order boot reaches them. Boot-only modules (telelogger.assembly, the
-# config validator, board.desc, modem.power, the bring-up and TLS set-up steps) are imported and
-# dropped again, so they are not in this list; `make bench` measures the real entry path too.
-ENTRY_MODULES = [
-    "core.compat", "at.engine", "modem.cmqtt", "modem.sim7600", "net.publisher", "net.cellular",
-    "obdii.elm", "obdii.obd", "gnss.modem", "telelogger.record", "telelogger.store",
-    "telelogger.loop", "telelogger.modemctl", "telelogger.app",
-]
+# (gnss.source "modem"), in the order boot imports it: the preload list of telelogger/appboot.py
+# (modules(cfg)), read from the firmware so the two cannot differ. Boot-only modules (telelogger.assembly,
+# the config validator, board.desc, modem.power, the bring-up and TLS set-up steps) are imported and
+# dropped again, so they are not in it; `make bench` measures the real entry path too.
+def entry_modules():
+    sys.path.insert(0, os.path.join(ROOT, "firmware"))
+    try:
+        from telelogger.appboot import modules
+    finally:
+        sys.path.pop(0)
+    out = ["core.compat"]
+    for m in modules({"gnss": {"source": "modem"}}):
+        if m not in out:
+            out.append(m)
+    return out
+
+
+ENTRY_MODULES = entry_modules()
 
 PROBE = r"""
 import gc, sys, micropython

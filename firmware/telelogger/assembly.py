@@ -132,6 +132,8 @@ async def _identify(board, obd):
     co-processor that does not answer leaves the description as it is (logged)."""
     try:
         devtype, model, text = await obd.device_type()
+    except MemoryError:  # a memory fault, not a missing part: the boot's handler resets with it
+        raise
     except Exception as e:
         print("board: co-processor did not identify itself (%s): pins as in the board file" % e)
         return
@@ -150,6 +152,8 @@ def _release_coproc_reset(board):
         return
     try:
         board.coproc_reset_pin().value(0)
+    except MemoryError:
+        raise
     except Exception as e:  # a board without the line wired: nothing to drive
         print("obd: co-processor reset line not driven (%s)" % e)
 
@@ -167,6 +171,8 @@ async def power_on(board, at, clock, log):
         pw = ModemPower(board.modem_power_pin(), at, clock, log=log)
         ok = await pw.ensure_on()
         print("modem: %s%s" % ("" if ok else "power on failed: ", pw.reason))
+    except MemoryError:
+        raise
     except Exception as e:  # BoardError (key not wired) and the like: keep running, say why
         print("modem: power on failed: %s" % e)
     finally:
@@ -199,6 +205,8 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
         _release_coproc_reset(board)
         try:
             obd = Obd(ElmLink(board.stream("coproc"), clock))
+        except MemoryError:
+            raise
         except Exception as e:
             print("obd: none (%s)" % e)
     if obd is not None and board.desc.get("by_devtype"):
@@ -227,6 +235,8 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
 
         try:
             gnss = UartGnss(board.stream("gnss"), clock=clock, log=log)
+        except MemoryError:
+            raise
         except Exception as e:  # host without --gps: run without GNSS
             print("gnss: none (%s)" % e)
     elif src == "coproc" and obd is None:
