@@ -43,6 +43,18 @@ def test_every_number_names_its_text_and_every_text_is_used():
     assert used == set(table), "texts no module uses: %s" % sorted(set(table) - used)
 
 
+def _commas(src, i):
+    """-> (commas at the top level, index after the closing bracket) of the call or tuple open at src[i - 1]."""
+    depth, commas = 1, 0
+    while depth:
+        c = src[i]
+        depth += c in "([{"
+        depth -= c in ")]}"
+        commas += c == "," and depth == 1
+        i += 1
+    return commas, i
+
+
 @pytest.mark.parametrize("f", USERS)
 def test_each_use_gives_its_text_the_arguments_it_formats(f):
     """`text(_T_X) % (a, b)` and `note(level, _T_X, a, b)`: as many arguments as the text has % conversions."""
@@ -54,25 +66,13 @@ def test_each_use_gives_its_text_the_arguments_it_formats(f):
         if m.group(2) == ")":  # used as it is (no arguments), or split
             continue
         if m.group(2) == " % (":  # a tuple: count its top-level commas
-            depth, i, args = 1, m.end(), 1
-            while depth:
-                c = src[i]
-                depth += c in "([{"
-                depth -= c in ")]}"
-                args += c == "," and depth == 1
-                i += 1
-            args -= src[m.end():i - 1].rstrip().endswith(",")
+            commas, end = _commas(src, m.end())
+            args = commas + 1 - src[m.end():end - 1].rstrip().endswith(",")
             assert args == n, (f, m.group(1), args, n)
         else:
             assert n == 1, (f, m.group(1), n)
     for m in re.finditer(r"note\(\"\w+\", (_T_\w+)", src):
-        depth, i, args = 1, m.end(), 0
-        while depth:
-            c = src[i]
-            depth += c in "([{"
-            depth -= c in ")]}"
-            args += c == "," and depth == 1
-            i += 1
+        args = _commas(src, m.end())[0]
         assert args == _conversions(table[consts[m.group(1)]][1]), (f, m.group(1), args)
 
 
