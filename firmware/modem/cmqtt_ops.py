@@ -1,5 +1,5 @@
 # The rare operations of the modem's MQTT client (modem.cmqtt.Cmqtt): service clean-up and restart,
-# stop/release/disconnect, the will, several topics per SUBSCRIBE, UNSUBSCRIBE, the state query.
+# the recovery of a refused ACCQ (cmqtt_rare's acquire), stop/release/disconnect, the will, several topics per SUBSCRIBE, UNSUBSCRIBE, the state query.
 # Cmqtt reaches them through Cmqtt.__getattr__ -> call() and core.errors.lookup: the module is
 # imported for the call and dropped again (an operation keeps it imported while it runs:
 # modem.errors.hold), so none of it is resident on the ESP32. Every function takes the Cmqtt first
@@ -35,6 +35,36 @@ async def cleanup(self):
     self._connected = False
     self.acquired = False
     self.started = False
+
+async def accq_refused(self, accq, e):
+    """modem/cmqtt_rare.py acquire()'s AT+CMQTTACCQ failed with e (the lock is held): a client left
+    acquired (19) is released (DISC/REL) and acquired again; ERROR / invalid parameter (1, 12) while the version
+    argument is sent: this firmware does not know it, ACCQ without it (remembered). Anything else
+    is raised. Here, not in cmqtt_rare: only a failed ACCQ needs it, not every connect."""
+    if e.code != 19 and (e.code not in (1, 12) or not self.accq_version):
+        raise e
+    if e.code == 19:  # a client left acquired: DISC/REL, then again
+        for c, res in (
+            ("AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
+            ("AT+CMQTTREL=%d" % self.idx, None),
+        ):
+            try:
+                await self._cmd(None, c, result=res, busy_retries=1)
+            except CmqttError:
+                pass
+        try:
+            await self._cmd(None, accq if self.accq_version else accq[:-2])
+            return
+        except CmqttError as e2:
+            if e2.code not in (1, 12) or not self.accq_version:
+                raise
+            e = e2
+    # ERROR / invalid parameter: this firmware does not know the 4th argument
+    self.accq_version = False
+    if self.log:
+        self.log.warn("AT+CMQTTACCQ refused the MQTT version argument (%s): retrying without it", e)
+    await self._cmd(None, accq[:-2])
+
 
 async def stop(self):
     async with self._lock:

@@ -1,5 +1,5 @@
 # The connect path of the modem's MQTT client (modem.cmqtt.Cmqtt): START (with the clean-up of a
-# stale service), ACCQ (and its recoveries), CONNECT, SUBSCRIBE (the constructor and the callback
+# stale service), ACCQ (its recoveries: modem/cmqtt_ops.py), CONNECT, SUBSCRIBE (the constructor and the callback
 # setters are resident: they run on the boot peak). Cmqtt reaches these through Cmqtt.__getattr__ -> call() and core.errors.lookup:
 # the module is imported for the call and dropped again, so none of it is resident on the ESP32;
 # an operation keeps it imported while it runs (modem.errors.hold). The rare operations (stop,
@@ -52,7 +52,7 @@ async def acquire(self, client_id, tls=False):
         try:
             await self._cmd(None, accq if self.accq_version else accq[:-2])
         except CmqttError as e:
-            await _accq_refused(self, accq, e)
+            await lookup("modem.cmqtt_ops", "accq_refused", self, accq, e)  # a stale client, an older firmware
         self.acquired = True
         try:
             await self._cmd(None, 'AT+CMQTTCFG="checkUTF8",%d,%d' % (self.idx, 1 if self.check_utf8 else 0))
@@ -61,36 +61,6 @@ async def acquire(self, client_id, tls=False):
                 raise
             if self.log:
                 self.log.warn("AT+CMQTTCFG=\"checkUTF8\" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)", e)
-
-async def _accq_refused(self, accq, e):
-    """acquire()'s AT+CMQTTACCQ failed with e (the lock is held): a client left acquired (19) is
-    released (DISC/REL) and acquired again; ERROR / invalid parameter (1, 12) while the version
-    argument is sent: this firmware does not know it, ACCQ without it (remembered). Anything else
-    is raised. Its own function: acquire()'s bytecode stays a small block."""
-    if e.code != 19 and (e.code not in (1, 12) or not self.accq_version):
-        raise e
-    if e.code == 19:  # a client left acquired: DISC/REL, then again
-        for c, res in (
-            ("AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
-            ("AT+CMQTTREL=%d" % self.idx, None),
-        ):
-            try:
-                await self._cmd(None, c, result=res, busy_retries=1)
-            except CmqttError:
-                pass
-        try:
-            await self._cmd(None, accq if self.accq_version else accq[:-2])
-            return
-        except CmqttError as e2:
-            if e2.code not in (1, 12) or not self.accq_version:
-                raise
-            e = e2
-    # ERROR / invalid parameter: this firmware does not know the 4th argument
-    self.accq_version = False
-    if self.log:
-        self.log.warn("AT+CMQTTACCQ refused the MQTT version argument (%s): retrying without it", e)
-    await self._cmd(None, accq[:-2])
-
 
 async def connect(self, host, port=1883, keepalive=60, clean=True, user=None, password=None, ssl_ctx=None, timeout_ms=120000):
     """AT+CMQTTSSLCFG (re-issued every time: DISC and failed connects clear it) then

@@ -7,6 +7,7 @@
 from at.engine import ATCommandError, ATTimeout, ModemRebooted
 from modem import codes
 from modem.cmqtt_errors import CmqttArgError, CmqttError, parse_code
+from modem.errors import ModemError
 
 # Limits of [M] ch.16 that only host tools and tests read (modem.codes.<name>)
 CMQTT_ERROR_COUNT = 36  # <err> 0..35
@@ -230,6 +231,25 @@ _TABLES = {
     "REG_STATES": "REG",
     "FIRMWARE_NO_SSL_FIX": "FIRMWARE_NO_SSL_FIX",
 }
+
+
+def reg_error(st, verdict, timeout_ms):
+    """modem/netreg.py wait_registered's ModemError for the stats `st` (CREG, CGREG, CEREG):
+    'reg_denied' (verdict 'denied') or 'reg_timeout' after timeout_ms."""
+    if verdict == "denied":
+        return ModemError(
+            "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed "
+            "on this network; check the SIM is activated for data" % st,
+            codes.REG_DENIED,
+            reg_state(codes.REG_DENIED),
+            kind="reg_denied",
+        )
+    names = ", ".join(reg_state(s) for s in st if s is not None) or "no answer to any query"
+    return ModemError(
+        "not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage"
+        % ((timeout_ms,) + st + (names,)),
+        kind="reg_timeout",
+    )
 
 
 def attr(name):

@@ -3,7 +3,8 @@
 # modem/bringup.py: modem.sim7600.Sim7600 imports this module when one of its steps runs and drops it
 # again (Sim7600.__getattr__ -> step(), through core.errors.lookup), so the two halves of a bring-up
 # are never in the heap together. Every function takes the Sim7600 (`self`) first; errors are
-# modem.errors.ModemError with .kind 'reg_denied' / 'reg_timeout'.
+# modem.errors.ModemError with .kind 'reg_denied' / 'reg_timeout' (made, with their words, by
+# modem/code_texts.py's reg_error when registration fails: not in the heap through every bring-up).
 #
 # Registration waits on the module's own +CREG/+CGREG/+CEREG URCs (enabled with =1), re-querying
 # every reg_poll_ms in case a URC line was lost; the total is capped by reg_timeout_ms.
@@ -11,8 +12,8 @@ import asyncio
 
 from at.engine import ATCommandError, CMEError
 from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
+from core.errors import lookup
 from modem import codes
-from modem.errors import ModemError
 from modem.sim7600 import DEFAULTS
 
 
@@ -106,7 +107,7 @@ async def wait_registered(self, timeout_ms=None):
                 return
             left = timeout_ms - c.diff(c.ticks_ms(), t0)
             if v == "denied" or left <= 0:
-                raise _not_registered(st, v, timeout_ms)
+                raise lookup("modem.code_texts", "reg_error", st, v, timeout_ms)  # its words: on demand
             try:
                 await c.wait_for_ms(ev.wait(), min(pause, left))
             except TimeoutError:
@@ -116,25 +117,6 @@ async def wait_registered(self, timeout_ms=None):
         # so nothing of the bring-up stays referenced from the engine
         for q in REG_QUERIES:
             self.at.on_urc(q[1], None)
-
-
-def _not_registered(st, verdict, timeout_ms):
-    """wait_registered's ModemError: 'reg_denied' (verdict 'denied') or 'reg_timeout' (its own
-    function: each stays a small block)."""
-    if verdict == "denied":
-        return ModemError(
-            "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed "
-            "on this network; check the SIM is activated for data" % st,
-            codes.REG_DENIED,
-            codes.reg_state(codes.REG_DENIED),
-            kind="reg_denied",
-        )
-    names = ", ".join(codes.reg_state(s) for s in st if s is not None) or "no answer to any query"
-    return ModemError(
-        "not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage"
-        % ((timeout_ms,) + st + (names,)),
-        kind="reg_timeout",
-    )
 
 
 async def cpsi(self):

@@ -47,10 +47,10 @@ class CellularPublisher(Publisher):
     host="localhost", port=1883, tls=False, keepalive=60, clean=True, user=None, password=None,
     ssl_ctx=0, certs=None, will=None, modem_cfg=None, bring_up=True, index=0, max_attempts=8,
     connect_budget_ms=600000, power_on=None, backoff_ms=1000, backoff_max_ms=60000, max_resends=5,
-    pub_timeout_s=60, rng=None, log=None): the keywords and what they mean are net/cellular_rare.py's
+    pub_timeout_s=60, rng=None, log=None): the keywords and what they mean are net/cellular_setup.py's
     init (boot-only code is not resident)."""
 
-    # set by net/cellular_rare.py's init, among the settings above (annotations only: nothing on the device;
+    # set by net/cellular_setup.py's init, among the settings above (annotations only: nothing on the device;
     # `if 1 - 1` is folded away by mpy-cross while pyright reads the import)
     if 1 - 1:
         from typing import Any
@@ -60,12 +60,12 @@ class CellularPublisher(Publisher):
     _need: int  # the recovery level the next connect starts from
     pub_timeout_s: int
     log = None  # core.log.Log
-    clock: object  # a core.compat.Clock, set by net.cellular_rare.init
+    clock: object  # a core.compat.Clock, set by net.cellular_setup.init
 
     def __init__(self, at, clock=None, **kw):
         Publisher.__init__(self)
-        lookup("net.cellular_rare", "init", self, at, clock, kw)  # the settings (checked there)
-        # the drivers, with net.cellular_rare dropped again (Cmqtt's set-up imports modem.cmqtt_rare)
+        lookup("net.cellular_setup", "init", self, at, clock, kw)  # the settings (boot only)
+        # the drivers, with net.cellular_setup dropped again (Cmqtt's set-up imports modem.cmqtt_rare)
         log = kw.get("log")
         self.modem = Sim7600(at, self.clock, kw.get("modem_cfg"), log=log)  # (TLS: net/cellular_setup.py's, per use)
         self.mq = mq = Cmqtt(at, self.clock, index=kw.get("index", 0), log=log)

@@ -1,7 +1,8 @@
-# The construction and the recovery of net.cellular.CellularPublisher: its settings (init), the
-# connect with its escalating levels and backoff, and what a failed publish/subscribe leads to.
-# Runs at boot, at (re)connect and after a failure, so it is not resident: CellularPublisher calls it through core.errors.lookup (imported for the
-# call, dropped again). The levels (net/cellular.py's header):
+# The recovery of net.cellular.CellularPublisher: the connect with its escalating levels and backoff, and what a failed publish/subscribe leads to.
+# Runs at (re)connect and after a failure, so it is not resident: CellularPublisher calls it
+# through core.errors.lookup (imported for the call, dropped again; the settings, boot only, are
+# net/cellular_setup.py's init: this module is in the heap through the whole connect, under the
+# bring-up's and the CMQTT connect path's modules). The levels (net/cellular.py's header):
 #   L_CONNECT  SSLCFG + CONNECT                       (after +CMQTTCONNLOST / +CMQTTPING / error 11)
 #   L_ACQUIRE  DISC/REL, ACCQ, CFG, WILL + L_CONNECT  (client wedged: 14 after retries, 19, 20)
 #   L_SERVICE  DISC/REL/STOP, START + L_ACQUIRE       (+CMQTTNONET, 9, 23, timeouts)
@@ -9,11 +10,11 @@
 import sys
 
 from at.engine import ATError, ModemRebooted
-from core.compat import DEFAULT_CLOCK, const
+from core.compat import const
 from core.errors import NetError, NotConnected, lookup
 from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic, is_peer_refusal, is_refused, is_tls
 from modem.errors import ModemError, TlsSetupError, hold
-from net.publisher import backoff_ms, jitter_pick
+from net.publisher import backoff_ms
 
 # the recovery levels (net/cellular.py's header; const(): no interned names, the same values there)
 _L_CONNECT = const(0)
@@ -25,74 +26,6 @@ _L_MODEM = const(3)
 # the strings of a constant tuple intern no name (mq.set_will would, whenever this module loads, while
 # cmqtt_ops itself is loaded only when one of them runs); getattr(mq, _OPS[i]) is mq.<name>
 _OPS = ("reset_service", "set_will", "subscribe_many")
-
-
-def init(pub, at, clock, kw):
-    """CellularPublisher.__init__ (after Publisher's): the settings, the drivers, the URC hooks."""
-    _init(pub, at, clock, **kw)
-
-
-def _init(
-    pub,
-    at,
-    clock=None,
-    client_id="freematics",
-    host="localhost",
-    port=1883,
-    tls=False,
-    keepalive=60,
-    clean=True,
-    user=None,
-    password=None,
-    ssl_ctx=0,
-    certs=None,
-    will=None,
-    modem_cfg=None,
-    bring_up=True,
-    index=0,
-    max_attempts=8,
-    connect_budget_ms=600000,
-    power_on=None,
-    backoff_ms=1000,
-    backoff_max_ms=60000,
-    max_resends=5,
-    pub_timeout_s=60,
-    rng=None,
-    log=None,
-):
-    pub.at = at
-    pub.clock = clock or DEFAULT_CLOCK
-    pub.client_id = client_id
-    pub.host = host
-    pub.port = port
-    pub.tls = tls
-    pub.keepalive = keepalive
-    pub.clean = clean
-    pub.user = user
-    pub.password = password
-    pub.ssl_ctx = ssl_ctx
-    pub.certs = certs or {}
-    pub.will = will  # (topic, message, qos)
-    pub.max_attempts = max_attempts
-    # one connect() gives up after this long (full bring-ups included), so the telelogger's sender
-    # beats its watchdog (900 s) in a garage without coverage instead of resetting in a loop
-    pub.connect_budget_ms = connect_budget_ms
-    pub.power_on = power_on  # async: press the power key (a module that lost its power answers nothing)
-    pub.backoff_ms = backoff_ms
-    pub.backoff_max_ms = backoff_max_ms
-    pub.max_resends = max_resends
-    pub.pub_timeout_s = pub_timeout_s
-    pub.rng = rng or jitter_pick
-    pub.log = log
-    # the drivers (modem, mq; modem_cfg, index) are made by CellularPublisher.__init__ once this module is
-    # dropped again: Cmqtt's set-up imports modem.cmqtt_rare, three times (the boot's heap peak)
-    pub._need = _L_MODEM if bring_up else _L_SERVICE  # the level the next connect starts from
-    pub.cert_names = {}
-    st = pub.stats
-    st["resends"] = 0
-    st["refusals"] = 0  # CONNECTs refused by the broker / TLS peer
-    st["connect_ms"] = None  # last CMQTTSTART/CONNECT .. connected time
-    at.on_urc("RDY", pub._on_rdy)
 
 
 async def _subscribe(pub, topic, qos):
@@ -153,6 +86,10 @@ async def session(pub, level):
         pub._need = min(pub._need, _L_SERVICE)  # registered: a later failure need not register again
     elif pub.tls and not pub.cert_names and pub.certs:
         await lookup("net.cellular_setup", "tls", pub)
+    # the CMQTT connect path (start, acquire, connect, the subscribes after): modem/cmqtt_rare.py
+    # loaded once for all of them instead of once per call (each load's transient allocations, on a
+    # heap fragmented by the bring-up); _connect forgets it when the session is up or the attempt failed
+    __import__("modem.cmqtt_rare")
     clock = pub.clock
     t0 = clock.ticks_ms()
     if level >= _L_SERVICE and mq.started:
@@ -198,47 +135,56 @@ def subscribe(pub, topic, qos=1):
 
 async def _connect(pub):
     """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
-    attempt = 0
-    level = pub._need
-    clock = pub.clock
-    t0 = clock.ticks_ms()
-    while True:
-        try:
-            await session(pub, level)
-            break
-        except (NetError, ATError) as e:
-            pub._error(e)
-            lvl = escalate(pub, e)
-            refusal = lvl < 0
-            if refusal:
-                refused(pub, e)
-            if fatal(e):
-                raise
-            attempt += 1
-            if pub.log and not refusal:
-                pub.log.warn("connect attempt %d (level %d) failed: %s", attempt, level, e)
-            spent = clock.diff(clock.ticks_ms(), t0)
-            if attempt >= pub.max_attempts or spent >= pub.connect_budget_ms:
-                raise NotConnected("MQTT connect failed after %d attempts in %d s: %s" % (attempt, spent // 1000, e),
-                                   getattr(e, "code", None), getattr(e, "meaning", None))
-            if refusal:
-                level = _L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
-            else:
-                level = min(max(level + 1, lvl), _L_MODEM)
-                if level > pub._need:
-                    pub._need = level
-            await clock.sleep_ms(backoff_ms(attempt, pub.backoff_ms, pub.backoff_max_ms, pub.rng))
-    pub._need = _L_CONNECT
-    st = pub.stats
-    if st["connects"]:  # connected before: this one is a reconnect
-        st["reconnects"] += 1
-    st["connects"] += 1
-    subs = pub._subs
-    if len(subs) == 1:
-        await pub.mq.subscribe(subs[0][0], subs[0][1])
-    elif subs:
-        for i in range(0, len(subs), 10):  # at most ten topics per SUBSCRIBE
-            await getattr(pub.mq, _OPS[2])(subs[i : i + 10])  # subscribe_many
+    from core.unload import forget
+
+    had = "modem.cmqtt_rare" in sys.modules  # (session loads it; forgotten again unless someone else had it)
+    try:
+        attempt = 0
+        level = pub._need
+        clock = pub.clock
+        t0 = clock.ticks_ms()
+        while True:
+            try:
+                await session(pub, level)
+                break
+            except (NetError, ATError) as e:
+                if not had:
+                    forget("modem.cmqtt_rare")  # not through the backoff and the next attempt's bring-up
+                pub._error(e)
+                lvl = escalate(pub, e)
+                refusal = lvl < 0
+                if refusal:
+                    refused(pub, e)
+                if fatal(e):
+                    raise
+                attempt += 1
+                if pub.log and not refusal:
+                    pub.log.warn("connect attempt %d (level %d) failed: %s", attempt, level, e)
+                spent = clock.diff(clock.ticks_ms(), t0)
+                if attempt >= pub.max_attempts or spent >= pub.connect_budget_ms:
+                    raise NotConnected("MQTT connect failed after %d attempts in %d s: %s" % (attempt, spent // 1000, e),
+                                       getattr(e, "code", None), getattr(e, "meaning", None))
+                if refusal:
+                    level = _L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
+                else:
+                    level = min(max(level + 1, lvl), _L_MODEM)
+                    if level > pub._need:
+                        pub._need = level
+                await clock.sleep_ms(backoff_ms(attempt, pub.backoff_ms, pub.backoff_max_ms, pub.rng))
+        pub._need = _L_CONNECT
+        st = pub.stats
+        if st["connects"]:  # connected before: this one is a reconnect
+            st["reconnects"] += 1
+        st["connects"] += 1
+        subs = pub._subs
+        if len(subs) == 1:
+            await pub.mq.subscribe(subs[0][0], subs[0][1])
+        elif subs:
+            for i in range(0, len(subs), 10):  # at most ten topics per SUBSCRIBE
+                await getattr(pub.mq, _OPS[2])(subs[i : i + 10])  # subscribe_many
+    finally:
+        if not had:
+            forget("modem.cmqtt_rare")
 
 
 def failed(pub, e, tries):

@@ -1,13 +1,84 @@
 # The boot-time and rare parts of net.cellular: building a CellularPublisher from the telelogger
-# config, reading the certificate files it names, the TLS set-up, the disconnect and the advice for
+# config and its settings (init: CellularPublisher.__init__'s body, boot only, so net.cellular_rare,
+# in the heap through every connect, does not carry it), reading the certificate files it names, the TLS set-up, the disconnect and the advice for
 # a refused CONNECT. net.cellular imports this module for one call or one attribute (get, for its
 # module __getattr__; core.errors.lookup) and drops it again.
 from at.engine import ATError
-from core.compat import const
+from core.compat import DEFAULT_CLOCK, const
 from core.errors import NetError, lookup
 from modem.cmqtt_errors import CmqttError
+from net.publisher import jitter_pick
 
-_L_SERVICE = const(2)  # net/cellular.py's recovery level (const(): no interned name; the same value there)
+_L_SERVICE = const(2)  # net/cellular.py's recovery levels (const(): no interned name; the same values there)
+_L_MODEM = const(3)
+
+
+def init(pub, at, clock, kw):
+    """CellularPublisher.__init__ (after Publisher's): the settings, the drivers, the URC hooks."""
+    _init(pub, at, clock, **kw)
+
+
+def _init(
+    pub,
+    at,
+    clock=None,
+    client_id="freematics",
+    host="localhost",
+    port=1883,
+    tls=False,
+    keepalive=60,
+    clean=True,
+    user=None,
+    password=None,
+    ssl_ctx=0,
+    certs=None,
+    will=None,
+    modem_cfg=None,
+    bring_up=True,
+    index=0,
+    max_attempts=8,
+    connect_budget_ms=600000,
+    power_on=None,
+    backoff_ms=1000,
+    backoff_max_ms=60000,
+    max_resends=5,
+    pub_timeout_s=60,
+    rng=None,
+    log=None,
+):
+    pub.at = at
+    pub.clock = clock or DEFAULT_CLOCK
+    pub.client_id = client_id
+    pub.host = host
+    pub.port = port
+    pub.tls = tls
+    pub.keepalive = keepalive
+    pub.clean = clean
+    pub.user = user
+    pub.password = password
+    pub.ssl_ctx = ssl_ctx
+    pub.certs = certs or {}
+    pub.will = will  # (topic, message, qos)
+    pub.max_attempts = max_attempts
+    # one connect() gives up after this long (full bring-ups included), so the telelogger's sender
+    # beats its watchdog (900 s) in a garage without coverage instead of resetting in a loop
+    pub.connect_budget_ms = connect_budget_ms
+    pub.power_on = power_on  # async: press the power key (a module that lost its power answers nothing)
+    pub.backoff_ms = backoff_ms
+    pub.backoff_max_ms = backoff_max_ms
+    pub.max_resends = max_resends
+    pub.pub_timeout_s = pub_timeout_s
+    pub.rng = rng or jitter_pick
+    pub.log = log
+    # the drivers (modem, mq; modem_cfg, index) are made by CellularPublisher.__init__ once this module is
+    # dropped again: Cmqtt's set-up imports modem.cmqtt_rare, three times (the boot's heap peak)
+    pub._need = _L_MODEM if bring_up else _L_SERVICE  # the level the next connect starts from
+    pub.cert_names = {}
+    st = pub.stats
+    st["resends"] = 0
+    st["refusals"] = 0  # CONNECTs refused by the broker / TLS peer
+    st["connect_ms"] = None  # last CMQTTSTART/CONNECT .. connected time
+    at.on_urc("RDY", pub._on_rdy)
 
 
 async def tls(pub):
@@ -76,7 +147,7 @@ def read_certs(certs):
 def from_config(cfg, log=None):
     """CellularPublisher's keyword arguments from the telelogger config dict (see ARCHITECTURE.md).
     net.cellular.from_config(at, cfg, clock=None, log=None) makes the publisher with them once this
-    module is dropped again (the boot's heap peak: the publisher's set-up imports net.cellular_rare
+    module is dropped again (the boot's heap peak: the publisher's set-up imports this module again
     and the drivers' rare modules)."""
     b = cfg.get("broker", {})
     cell = cfg.get("cellular", {})

@@ -111,4 +111,39 @@ def test_recovery_levels_agree_in_every_module():
     levels = [cellular_rare._L_CONNECT, cellular_rare._L_ACQUIRE, cellular_rare._L_SERVICE, cellular_rare._L_MODEM]
     assert levels == [0, 1, 2, 3]
     assert cellular._L_SERVICE == cellular_setup._L_SERVICE == cellular_rare._L_SERVICE
-    assert cellular._L_MODEM == cellular_rare._L_MODEM
+    assert cellular._L_MODEM == cellular_setup._L_MODEM == cellular_rare._L_MODEM
+
+
+async def test_a_connect_loads_the_cmqtt_connect_path_once_and_drops_it():
+    """START, ACCQ, CFG, CONNECT and the SUBSCRIBE after it run on one copy of modem.cmqtt_rare
+    (one load per connect, not one per command: each load's allocations on a fragmented heap),
+    and neither it nor net.cellular_rare stays imported once the connect ended, failed or not."""
+    import sys
+
+    m, at, _ = setup()
+    pub, ups = _pub(at)
+    pub._remember("dev1/cmd", 1)
+    seen = []
+    cmd = m._command
+
+    def spy(c):
+        if c.startswith("AT+CMQTT"):
+            seen.append((c.split("=")[0], sys.modules.get("modem.cmqtt_rare")))
+        return cmd(c)
+
+    m._command = spy
+    assert "modem.cmqtt_rare" not in sys.modules
+    rare = "net.cellular_rare" in sys.modules  # (imported by a test above on CPython: kept then)
+    await pub.connect()
+    assert pub.connected() and m.subs, m.cmds
+    ops = [s[0] for s in seen]
+    assert ops[0] == "AT+CMQTTSTART" and "AT+CMQTTCONNECT" in ops and ops[-1] == "AT+CMQTTSUB", ops
+    mods = [s[1] for s in seen]
+    assert mods[0] is not None and all(x is mods[0] for x in mods), ops
+    assert "modem.cmqtt_rare" not in sys.modules and ("net.cellular_rare" in sys.modules) == rare
+    # a connect that fails lets go of it as well
+    pub.mq._set_down("test")
+    m.connect_code = 9
+    await araises(NotConnected, pub.connect())
+    assert "modem.cmqtt_rare" not in sys.modules and ("net.cellular_rare" in sys.modules) == rare
+    at.stop()
