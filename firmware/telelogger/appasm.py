@@ -71,7 +71,8 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
 
         clock = kw["clock"]
         t.pub = pub = from_config(at, flat, clock, log=log)
-        t.modem = m = ModemCtl(pub, board, clock, log)
+        m = ModemCtl(pub, board, clock, log)
+        t.modem = m  # pyright: ignore[reportAttributeAccessIssue] (loop.Telelogger declares no modem attribute)
         if board.has("modem_power"):
             pub.power_on = m.wake  # a module that lost its power is pressed on again by the recovery
     flat = None
