@@ -35,6 +35,8 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     Telelogger are built (their builds import boot modules of their own: not beside it)."""
     import sys
 
+    if isinstance(cfg, list):  # [cfg] (telelogger.app's run): the caller keeps no reference to it
+        cfg = cfg.pop()
     keep = list(sys.modules)
     collect()  # between the boot's steps (telelogger.assembly.assemble says why)
     from telelogger import assembly
@@ -60,7 +62,9 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None):
     kw["boot"] = loopinit.next_boot(store_root + "/boot")
     loopinit = None
     t = Telelogger(cfg, pub, store, **kw)
-    store = None
+    store = cfg = None  # the loop keeps what it reads: the config dict leaves the heap before the publisher's build
+    for k in "obd intervals standby batch queue gnss commands debug secrets".split():
+        flat.pop(k, None)
     collect()
     if at is not None and board.has("modem_power"):
         await power_on(board, at, kw["clock"], log)
