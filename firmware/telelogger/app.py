@@ -41,12 +41,13 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
         from telelogger.progress import progress
     from telelogger import appasm  # boot only: the parts built, then forgotten
 
+    box = [cfg]  # (appasm takes the config out: it lets go of it once the Telelogger is built)
+    cfg = None
     try:
-        t, at = await appasm.assemble(board, cfg, store_root=store_root, log=log)
+        t, at = await appasm.assemble(board, box, store_root=store_root, log=log)
     finally:
         appasm = None  # (a local: it would keep the module's code alive)
         forget("telelogger.appasm")
-    cfg = None  # the loop keeps what it reads: the config dict need not stay on the heap
     t.start()
     t0 = t.now()
     try:

@@ -2,9 +2,10 @@
 # this module for assemble() and drops it again (app.drop_modules): none of it is needed once the
 # loop runs, so its bytecode does not stay on the heap. The objects it builds live in their own
 # modules (loop, store, drivers, telelogger.modemctl).
+from gc import collect
+
 from core.compat import Clock, const
 from core.errors import lookup
-from core.unload import drop
 
 _WDT_TIMEOUT_MS = const(60000)  # the hardware watchdog; the loop feeds it while every task is alive (status.py)
 _FLASH_MARGIN_BLOCKS = const(16)  # kept free on the queue's filesystem (flash_budget): 64 KB on 4 KB blocks
@@ -158,35 +159,20 @@ def _release_coproc_reset(board):
         print("obd: co-processor reset line not driven (%s)" % e)
 
 
-async def power_on(board, at, clock, log):
-    """A cold plug-in or a battery disconnect leaves the module off: press its power key (GPIO27 on
-    the ONE+) until it answers AT, as the official firmware does at every start. A module that
-    already answers is left alone. Failure is logged, not fatal: records are stored meanwhile and
-    the publisher's recovery tries again. modem.power is dropped again (standby imports it when
-    it needs it). A coroutine of its own: its finished frame, not assemble()'s, held ModemPower, so
-    modem.power's code is freed as soon as it is dropped rather than kept through the boot."""
-    from modem.power import ModemPower
-
-    try:
-        pw = ModemPower(board.modem_power_pin(), at, clock, log=log)
-        ok = await pw.ensure_on()
-        print("modem: %s%s" % ("" if ok else "power on failed: ", pw.reason))
-    except MemoryError:
-        raise
-    except Exception as e:  # BoardError (key not wired) and the like: keep running, say why
-        print("modem: power on failed: %s" % e)
-    finally:
-        drop("modem.power")
-
-
 async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=None):
     """-> (at, pub, flat, kw): the modem's ATEngine (started; None when nothing uses the modem: WiFi
     transport without modem GNSS), the WiFi publisher or None for the cellular one, the flat config the
-    publisher is built from, and the Telelogger's other arguments (store among them). telelogger.app
+    publisher is built from, and the Telelogger's other arguments (store among them: the arguments of
+    telelogger.store.Store, (root, max_bytes, segment_bytes), which appasm opens). telelogger.app
     builds the cellular publisher and the Telelogger from them once this module is dropped: the
     publisher's build imports its own rare modules, not beside this code. reset: the loop's reset
-    callback (telelogger.loopinit)."""
-    from telelogger.store import Store
+    callback (telelogger.loopinit).
+    RAM: a gc.collect() between the boot's steps. Without one, what a step leaves behind (a module's
+    loading, replies, formatting) is still allocated when the next step's long-lived objects (pins,
+    streams, drivers, the interned names) are placed, so those land scattered above it and cut the heap
+    into holes too small for the next module's functions: the boot failed at 116K with 24 KB free in
+    pieces under 184 bytes. Collected first, the garbage's room is reused from the bottom up."""
+    collect()
 
     clock = clock or Clock()
     flat = flat_config(cfg)
@@ -202,7 +188,9 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
         from obdii.elm import ElmLink
         from obdii.obd import Obd
 
+        collect()
         _release_coproc_reset(board)
+        collect()
         try:
             obd = Obd(ElmLink(board.stream("coproc"), clock))
         except MemoryError:
@@ -211,6 +199,7 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
             print("obd: none (%s)" % e)
     if obd is not None and board.desc.get("by_devtype"):
         await _identify(board, obd)  # before the modem's UART opens: devType 13 moves it
+    collect()
     qmax, amax, notes = flash_budget(cfg, store_root)
     for n in notes:
         print(n)
@@ -221,8 +210,8 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
 
         at = ATEngine(board.stream("modem"), clock, log=at_log(cfg, clock, amax))
         at.start()
-        if board.has("modem_power"):
-            await power_on(board, at, clock, log)
+        # the modem's power key: telelogger.appasm's power_on, once this module is dropped
+    collect()
     pub = None  # the cellular publisher: telelogger.app builds it
     if at is None or transport != "cellular":  # boot only and WiFi only: a cellular boot does not load its module
         pub = lookup("telelogger.wifiboot", "publisher", board, flat, clock, log)
@@ -251,15 +240,14 @@ async def assemble(board, cfg, clock=None, store_root="/queue", log=None, reset=
         from gnss.sources import ModemGnss
 
         gnss = ModemGnss(at, clock=clock, log=log)  # its run() turns GNSS on again after RDY / a power cycle
-    q = cfg.get("queue") or {}
-    store = Store(store_root, qmax, q.get("segment_bytes", 16384))
-    boot_path, reset_path = [store_root + s for s in "/boot /last_reset".split()]  # (as data: no names)
-    from telelogger.loop import next_boot  # loopinit's: while this name is held, so is loopinit's code
-
-    boot = next_boot(boot_path)
-    next_boot = None
-
+    collect()
+    # the queue (telelogger.store.Store) is opened by telelogger.appasm once this module is dropped (its
+    # boot half, storeopen, not beside this code): its arguments
+    store = (store_root, qmax, (cfg.get("queue") or {}).get("segment_bytes", 16384))
+    # the boot counter (loopinit.next_boot) is telelogger.appasm's, once this module is dropped: loopinit is
+    # loaded there once for it and the Telelogger's constructor, not beside this code
     wdt = board.wdt_start(_WDT_TIMEOUT_MS) if hasattr(board, "wdt_start") else None
     return at, pub, flat, dict(store=store, obd=obd, gnss=gnss, modem=None, battery=board.battery_voltage,
-                               clock=clock, wdt=wdt, board=board, device_id=dev, log=log, boot=boot,
-                               cmd_counter_path=cmd_counter_path(store_root), reset=reset, reset_path=reset_path)
+                               clock=clock, wdt=wdt, board=board, device_id=dev, log=log,
+                               cmd_counter_path=cmd_counter_path(store_root), reset=reset,
+                               reset_path=store_root + "/last_reset")

@@ -31,9 +31,6 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
          reset_path=None):
     """Telelogger.__init__ (see its docstring). The loop keeps the few config values it reads, not
     the config: once built, nothing of the config dict needs to stay on the heap."""
-    # the config's section and key names this reads, as data (each short literal would be an interned name)
-    batch, max_age_ms, intervals, flush_s, hmac_key, window_s, nonces = (
-        "batch max_age_ms intervals flush_s hmac_key window_s nonces".split())
     if cfg is None or "secrets" not in cfg:
         # anything but telelogger.config.validate's result is validated here (the loop reads no
         # defaults of its own: one home per fact), without what only the transports need
@@ -61,6 +58,21 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
         from telelogger import record as codec  # the device's codec (encode.py: the same, for tools)
     t.codec = codec
     t.device_id = device_id or cfg["device_id"]
+    t.commands = commands
+    t.cmd_counter_path = cmd_counter_path
+    t.reset_cb = reset
+    t.reset_path = reset_path
+    # the rest in two functions: each function's bytecode is one allocation, and a boot's heap has more
+    # room in small pieces than in one large one (this one was 869 bytes)
+    _config(t, cfg)
+    _state(t, reset_path)
+
+
+def _config(t, cfg):
+    """init's half that reads the validated config."""
+    # the config's section and key names this reads, as data (each short literal would be an interned name)
+    batch, max_age_ms, intervals, flush_s, hmac_key, window_s, nonces = (
+        "batch max_age_ms intervals flush_s hmac_key window_s nonces".split())
     base = cfg["topic_prefix"] + "/" + t.device_id + "/"
     t.t_data = base + "data"
     t.t_status = base + "status"
@@ -92,16 +104,26 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.record_ms = rec
     sb = cfg["standby"]
     t.flush_ms = sb[flush_s] * 1000
-    t._mono = 0
-    t._last_ticks = clock.ticks_ms()
     t.standby = Standby(sb, 0)
+    t.sync_ms = cfg["queue"]["sync_ms"]  # records reach flash once per window (flash wear)
+    c = cfg["commands"]
+    # what the first command needs (cmdrun.command_handler): the key, and the commands section; the key
+    # also signs OTA (telelogger/ota.py)
+    t.cmd_cfg = (cfg["secrets"][hmac_key], c["enabled"], c[window_s], c[nonces])
+    # OTA chunks (telelogger/ota.py) arrive on <prefix>/<id>/ota, subscribed only when commands could run
+    t.t_ota = base + "ota" if c["enabled"] and cfg["secrets"][hmac_key] else None
+
+
+def _state(t, reset_path):
+    """init's half that sets the loop's state."""
+    t._mono = 0
+    t._last_ticks = t.clock.ticks_ms()
     t.state = RUN
     t.utc_offset_ms = None  # utc_ms - mono_ms, once GNSS or network time is known (loop.set_utc)
     t.net_offset_ms = None  # the same from the network's time alone (GNSS is checked against it)
     t.utc_refused = 0  # sources whose time was refused already (1 GNSS, 2 network): logged once each
     t.pending = {}  # key -> value for the record being built
     t.unsaved = []  # encoded records not on flash yet (sync window, failed write), oldest first
-    t.sync_ms = cfg["queue"]["sync_ms"]  # records reach flash once per window (flash wear)
     t._synced_ms = 0
     t.last = {}  # latest value per key, for status/progress
     t.last_send = 0
@@ -113,20 +135,10 @@ def init(t, cfg, publisher, store, obd=None, gnss=None, modem=None, battery=None
     t.lock = asyncio.Lock()
     t.beats = {}
     t.tasks = []
-    t.commands = commands
-    c = cfg["commands"]
-    # what the first command needs (cmdrun.command_handler): the key, and the commands section; the key
-    # also signs OTA (telelogger/ota.py)
-    t.cmd_cfg = (cfg["secrets"][hmac_key], c["enabled"], c[window_s], c[nonces])
-    t.cmd_counter_path = cmd_counter_path
-    # OTA chunks (telelogger/ota.py) arrive on <prefix>/<id>/ota, subscribed only when commands could run
-    t.t_ota = base + "ota" if c["enabled"] and cfg["secrets"][hmac_key] else None
     t.otaq = []  # chunk messages not staged yet (at most loop.OTAQ_MAX)
     t.ota_run = None  # the task staging them (Telelogger.ota_task), while there are any
-    t.ota_root = getattr(board, "ota_root", "/")  # the filesystem root of the OTA files (host runs: a folder)
+    t.ota_root = getattr(t.board, "ota_root", "/")  # the filesystem root of the OTA files (host runs: a folder)
     ota_info(t)
-    t.reset_cb = reset
-    t.reset_path = reset_path
     t.last_reset = None  # why the previous boot reset itself: the reason a memory-fault reset left in reset_path
     if reset_path:
         try:

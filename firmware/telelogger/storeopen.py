@@ -2,8 +2,9 @@
 # folder is scanned, the state read (or its temporary copy after a crash mid-replace), a leftover
 # segment copy removed, acked segments deleted and a torn last record cut. Runs once per boot:
 # Store() imports this module and forgets it again; it passes the file names and the header size
-# (store.py's constants: one home), so this module imports nothing of the store's. One function:
-# each function name (and each parameter name) would be an interned name for good.
+# (store.py's constants: one home), so this module imports nothing of the store's. Two functions, not
+# more (each function name and parameter name is an interned name for good), not one (a function's
+# bytecode is one allocation: the boot's heap has room for two halves where one 785-byte piece failed).
 from binascii import crc32
 
 
@@ -65,6 +66,14 @@ def open_store(self, root, max_bytes, segment_bytes, fs, names):
     elif segs:
         self.acked = segs[0] - 1
     self._segs = [[s, fs.stat(self._p(s))[6]] for s in segs]
+    self._next = _tail(self, fs, hdr, seg_tmp) + 1
+    self._delete_acked()
+    if st is None:
+        self._write_state()
+
+
+def _tail(self, fs, hdr, seg_tmp):
+    """open_store's scan of the last segment: a torn tail cut. -> the last seq in the queue."""
     last_seq = self.acked
     if self._segs:
         # the last segment scanned; a torn tail cut (the last valid seq, or first-1)
@@ -99,7 +108,4 @@ def open_store(self, root, max_bytes, segment_bytes, fs, names):
                 fs.rename(tmp, name)
                 self._segs[-1][1] = good
         last_seq = max(last_seq, last)
-    self._next = last_seq + 1
-    self._delete_acked()
-    if st is None:
-        self._write_state()
+    return last_seq
