@@ -69,16 +69,8 @@ def test_the_command_counter_lives_beside_the_queue_not_in_it():
 
     from telelogger.assembly import cmd_counter_path
 
-    root = "mpq_counter"
-    for p in (root + "/cmd_n", root + "_cmd_n"):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    try:
-        os.mkdir(root)
-    except OSError:
-        pass
+    root = "/tmp/mpq-" + "".join("%02x" % b for b in os.urandom(5))  # not the working tree
+    os.mkdir(root)
     with open(root + "/cmd_n", "w") as f:  # where an older build kept it
         f.write("41")
     path = cmd_counter_path(root)
@@ -86,3 +78,5 @@ def test_the_command_counter_lives_beside_the_queue_not_in_it():
     with open(path) as f:
         assert f.read() == "41"  # moved, not reset
     assert cmd_counter_path(root) == path
+    os.remove(path)
+    os.rmdir(root)
