@@ -6,7 +6,7 @@
 # status.py: watchdog; cmdrun.py: answering commands (cmdhandlers.py + commands.py: imported with the
 # first); standby.py: when to sleep (standby_io.py: what sleeping does, imported on entry); tasks.py:
 # run states, shared helpers, MemoryError as a handled fault (guarded); loopinit.py: building the
-# Telelogger, starting its tasks (boot only); loopnet.py: draining, messages, a refused time's warning
+# Telelogger, loopstart.py: starting its tasks (boot only); loopnet.py: draining, messages, a refused time's warning
 # (both imported per call: Telelogger.__getattr__).
 import asyncio
 
@@ -129,11 +129,11 @@ class Telelogger:
         call and forgotten again, taking the Telelogger first (as obdii.Obd's rare methods do) --
         drain(ms) (standby, the host runner's end), msg_task(ota=False) (the commands or OTA chunks
         on_message queued), refuse_utc(...) (set_utc's warning): telelogger/loopnet.py; start(),
-        run(duration_ms=None): telelogger/loopinit.py. Any other name: AttributeError."""
+        run(duration_ms=None): telelogger/loopstart.py. Any other name: AttributeError."""
         if name in ("drain", "msg_task", "refuse_utc"):
             m = "loopnet"
         elif name in ("start", "run"):
-            m = "loopinit"
+            m = "loopstart"
         else:
             raise AttributeError(name)
 

@@ -1,12 +1,13 @@
 # The telelogger loop's boot half (telelogger/loop.py is what runs every sample): building a
-# Telelogger from the validated config, starting its tasks, the boot counter and the reason the
-# previous boot reset itself. Imported for one call and forgotten again (core.unload.forget), so it
+# Telelogger from the validated config, the boot counter and the reason the previous boot reset
+# itself (starting its tasks: telelogger/loopstart.py, loaded apart: the start comes after the
+# publisher's build, and this module would be loaded again for it). Imported for one call and forgotten again (core.unload.forget), so it
 # must leave nothing of its own behind: the tasks it starts run functions of resident modules.
 import asyncio
 
 from telelogger.sampler import Pid
 from telelogger.standby import Standby
-from telelogger.tasks import RUN, guarded, unload
+from telelogger.tasks import RUN, unload
 
 
 def next_boot(path):
@@ -178,38 +179,3 @@ def ota_info(t):
         t.ota_info = None
     finally:
         unload("otaboot")
-
-
-def start(t):
-    """Telelogger.start: the tasks, each run by tasks.guarded (a MemoryError restarts it). Few: each
-    costs ~460 bytes while it runs, so the vehicle checks run in the OBD task, the signal poll and the
-    status with the battery's poll (telelogger/sampler.py) and the GNSS samples and the standby rules
-    in the record task (Telelogger.record_task): their faults still carry their own names."""
-    from telelogger import sampler, status
-
-    tl = t.tasks
-
-    def task(name, fn, arg=None):
-        tl.append(asyncio.create_task(guarded(t, name, fn, arg)))
-
-    task("record", t.record_task)
-    task("send", t.sender_task)
-    task("wdt", status.wdt_task, t)
-    if t.obd is not None and t.dtc_ms is not None:
-        task("obd", sampler.obd_task, t)
-    if t.gnss is not None and hasattr(t.gnss, "run"):
-        task("gnss_source", t.gnss.run)
-    task("poll", sampler.poll_task, t)  # (the status too: always)
-    return tl
-
-
-async def run(t, duration_ms=None):
-    """Telelogger.run: runs the tasks for duration_ms (None: until a memory-fault reset gives up, see
-    t.reset_reason, looked at every second as telelogger.app's run does)."""
-    t.start()
-    t0 = t.now()
-    try:
-        while t.reset_reason is None and (duration_ms is None or t.now() - t0 < duration_ms):
-            await t.sleep(1000 if duration_ms is None else min(1000, duration_ms - (t.now() - t0)))
-    finally:
-        t.stop()
