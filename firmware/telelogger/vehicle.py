@@ -34,24 +34,33 @@ def _state(t):
 
 async def _read(t, d, o, codes=True):
     """The VIN while unknown (a failure is counted, not raised), then (codes) both code lists, and
-    the event when they changed. Raises on a link error reading the codes."""
+    the event when they changed. Raises on a link error reading the codes. (Three functions: each
+    one's bytecode is one allocation, on a heap that has more room in small pieces.)"""
     if o is None:
         raise ValueError("no OBD link (obd.enabled is false or the board has no co-processor)")
     if t.vin is None:
-        try:
-            t.vin = await o.vin()
-        except MemoryError:
-            raise
-        except Exception as e:  # no answer (ECU off, mode 09 unsupported): retried later
-            d[_TRIES] += 1
-            t.note("debug", "VIN not read: %s", e)
+        await _vin(t, d, o)
     if codes:
         d[_STORED] = await o.dtcs(3)
         d[_PENDING] = await o.dtcs(7)
         d[_AT] = (t.utc_ms(), t.now())
         d[_DUE] = t.now() + t.dtc_ms
-    if d[_STORED] is None:
-        return
+    if d[_STORED] is not None:
+        await _event(t, d)
+
+
+async def _vin(t, d, o):
+    try:
+        t.vin = await o.vin()
+    except MemoryError:
+        raise
+    except Exception as e:  # no answer (ECU off, mode 09 unsupported): retried later
+        d[_TRIES] += 1
+        t.note("debug", "VIN not read: %s", e)
+
+
+async def _event(t, d):
+    """The "dtc" event when the codes differ from the last one published (and we are connected)."""
     now = [d[_STORED], d[_PENDING]]
     if d[_SENT] == now or not t.pub.connected():
         return
