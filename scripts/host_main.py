@@ -83,10 +83,14 @@ def main(argv):
 
     # ("coro": a name the interpreter has)
     def show(v):  # the host runner's own output: a line it cannot make for want of heap is skipped, not fatal
+        # written as json.dump goes (small pieces), not built as one string: the device has no such line
+        out = sys.stdout
         try:
-            print(json.dumps({"progress": v}))
-        except MemoryError:
-            print('{"log": "warn", "msg": "progress line skipped: out of memory"}')
+            out.write('{"progress": ')
+            json.dump(v, out)
+            print("}")
+        except MemoryError:  # (a line cut short ends here: the runner skips what is not JSON)
+            print('\n{"log": "warn", "msg": "progress line skipped: out of memory"}')
 
     coro = app.run(board, cfg, duration_ms=None if duration_ms is None else int(float(duration_ms) * 1000),
                    store_root=store, on_progress=show,
