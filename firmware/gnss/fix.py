@@ -130,17 +130,7 @@ class Fix:
             # sets them together): no None below (guards would cost bytecode in every report)
             if not date and y is not None and self.hour is not None and (
                     h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):  # pyright: ignore[reportOptionalOperand]
-                d = self.day + 1  # pyright: ignore[reportOptionalOperand]
-                mo = self.month
-                if not valid_date(y, mo, d):
-                    d = 1
-                    mo += 1  # pyright: ignore[reportOperatorIssue]
-                    if mo > 12:
-                        mo = 1
-                        y += 1
-                self.year = y
-                self.month = mo
-                self.day = d
+                y = lookup("gnss.wait", "next_day", self)  # once a day at most: gnss/wait.py, imported for it
             self.hour = h
             self.minute = f.minute
             self.second = f.second
