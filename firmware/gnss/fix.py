@@ -80,20 +80,36 @@ class Fix:
     hdop: "float | None"
     quality: "int | None"
 
-    def __init__(self, jump_filter=None):
-        self.jump_filter = jump_filter
-        self.accepted = self.rejected = self.ignored = self.jumps = self.updates = self.expired = 0
-        self.clear()
+    # set by clear() and the constructor (gnss/wait.py): declared for the type checker only (as above;
+    # `if 1 - 1` compiles to nothing too: see telelogger/loop.py)
+    if 1 - 1:
+        from typing import Any
+    year: "int | None"
+    month: "int | None"
+    day: "int | None"
+    hour: "int | None"
+    minute: "Any"
+    second: "Any"
+    ms: "int | None"
+    epoch: "int | None"
+    lat: "float | None"
+    lon: "float | None"
+    ticks: "Any"
+    valid: bool
+    jump_filter: "Any"
+    accepted: int
+    rejected: int
+    ignored: int
+    jumps: int
+    updates: int
+    expired: int
+
+    def __init__(self, jump_filter=None):  # (run once: its body and clear()'s are gnss/wait.py's)
+        lookup("gnss.wait", "new", self, jump_filter)
 
     def clear(self):
-        self.year = self.month = self.day = self.hour = self.minute = self.second = self.ms = None
-        self.epoch = self.lat = self.lon = self.alt = self.speed_kmh = self.course = None
-        self.sats = self.hdop = self.quality = self.ticks = None
-        self.valid = False
-        jf = self.jump_filter
-        if jf:
-            jf.run = 0
-            jf.lat = jf.lon = None
+        """Every field unknown, valid False, the jump filter's anchor dropped (counters kept)."""
+        lookup("gnss.wait", "clear", self)
 
     def put(self, f, lat, lon, valid, time, date):
         """A source's report: position lat, lon (None = unknown), valid (a fix), and when `time`,
@@ -129,7 +145,7 @@ class Fix:
             # a known hour comes with its minute and second, a known year with its month and day (put()
             # sets them together): no None below (guards would cost bytecode in every report)
             if not date and y is not None and self.hour is not None and (
-                    h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):  # pyright: ignore[reportOptionalOperand]
+                    h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):
                 y = lookup("gnss.wait", "next_day", self)  # once a day at most: gnss/wait.py, imported for it
             self.hour = h
             self.minute = f.minute
@@ -137,7 +153,7 @@ class Fix:
             self.ms = f.ms
         h = self.hour
         self.epoch = None if y is None or h is None else (
-            days_from_epoch(y, self.month, self.day) * 86400 + (h * 3600 + self.minute * 60 + self.second))  # pyright: ignore[reportOptionalOperand] - see above
+            days_from_epoch(y, self.month, self.day) * 86400 + (h * 3600 + self.minute * 60 + self.second))  # (see above)
         # (the seconds of the day summed first: a small int; the sum with the day's seconds is past 2^30, a long int on
         # the 32-bit device, made once per report, not once per term)
         self.lat = lat

@@ -1,7 +1,38 @@
-# Waiting for a first fix (hwcheck, tools), a Fix's repr, and its date moved on at midnight (gnss.fix
-# Fix.put, once a day at most): not on the telelogger's every-report path.
+# Waiting for a first fix (hwcheck, tools), a Fix's repr, its set-up and clear(), its date moved on at
+# midnight (gnss.fix Fix.put, once a day at most), and a FieldReader's set-up (gnss.fields): not on the
+# telelogger's every-report path (imported for the call, dropped again on the device).
 from core.compat import DEFAULT_CLOCK
-from gnss.fix import valid_date
+from gnss.fix import Fix, valid_date
+
+
+def new(o, a, n=40):
+    """Fix(jump_filter=a) or gnss.fields.FieldReader(buf=a, n): their __init__ (run once, so not resident)."""
+    if isinstance(o, Fix):
+        o.jump_filter = a
+        o.accepted = o.rejected = o.ignored = o.jumps = o.updates = o.expired = 0
+        clear(o)
+        return
+    o.buf = a
+    # field offsets: a bytearray when they fit in a byte (the modem's and co-processor's 128-byte
+    # lines: 2 x n bytes instead of 2 x 4n), else lists
+    o.start = bytearray(n) if len(a) < 256 else [0] * n
+    o.end = bytearray(n) if len(a) < 256 else [0] * n
+    o.count = 0
+    o.errors = 0
+    o.hour = o.minute = o.second = o.ms = o.year = o.month = o.day = 0
+    o.data = o.exp = 0  # fraction of the last _dec() and its digits
+
+
+def clear(f):
+    """Fix.clear()."""
+    f.year = f.month = f.day = f.hour = f.minute = f.second = f.ms = None
+    f.epoch = f.lat = f.lon = f.alt = f.speed_kmh = f.course = None
+    f.sats = f.hdop = f.quality = f.ticks = None
+    f.valid = False
+    jf = f.jump_filter
+    if jf:
+        jf.run = 0
+        jf.lat = jf.lon = None
 
 
 async def wait_fix(src, timeout_ms, poll_ms=100, clock=None):
