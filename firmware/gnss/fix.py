@@ -17,9 +17,7 @@
 #   src.start()      run() as a task (idempotent); src.stop() cancels it.
 #   src.restart()    the receiver lost its state (power cycle, re-init): run() switches it on again.
 #   await src.off()  switch the receiver off (standby); a later run()/restart() switches it on.
-import asyncio
-
-from core.compat import DEFAULT_CLOCK, const, ticks_diff, ticks_ms
+from core.compat import const, ticks_diff, ticks_ms
 from core.errors import lookup
 
 KNOT_KMH = 1.852
@@ -178,20 +176,17 @@ class GnssSource:
 
     stale_ms = _STALE_MS
 
-    def __init__(self, fix=None, jump_filter=True, clock=None, log=None):
-        if jump_filter is True:
-            if fix is None:
-                fix = Fix(JumpFilter())
-        elif fix is None:
-            fix = Fix(jump_filter)
-        else:
-            fix.jump_filter = jump_filter
-        self._fix = fix
-        self.clock = clock or DEFAULT_CLOCK
-        self.log = log
-        self.errors = 0
-        self.last_error = None
-        self._task = None
+    if 1 - 1:  # set by the constructor (gnss/wait.py): declared for the type checker only (as Fix's)
+        from typing import Any
+    _fix: Fix
+    clock: "Any"
+    log: "Any"
+    errors: int
+    last_error: "str | None"
+    _task: "Any"
+
+    def __init__(self, fix=None, jump_filter=True, clock=None, log=None):  # (run once: gnss/wait.py's)
+        lookup("gnss.wait", "source", self, fix, jump_filter, clock, log)
 
     def fix(self):
         """The shared Fix, its position marked not current (valid False, counted in expired) when its
@@ -204,14 +199,10 @@ class GnssSource:
 
     def start(self):
         """Start run() as a task (inside a running event loop); returns it."""
-        if self._task is None:
-            self._task = asyncio.create_task(self.run())  # pyright: ignore[reportAttributeAccessIssue] - each source's (no stub here: heap)
-        return self._task
+        return lookup("gnss.wait", "start", self)  # (not the telelogger's: its loop runs run() itself)
 
     def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        lookup("gnss.wait", "start", self, 1)
 
     def restart(self):
         pass

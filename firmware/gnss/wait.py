@@ -2,7 +2,7 @@
 # midnight (gnss.fix Fix.put, once a day at most), and a FieldReader's set-up (gnss.fields): not on the
 # telelogger's every-report path (imported for the call, dropped again on the device).
 from core.compat import DEFAULT_CLOCK
-from gnss.fix import Fix, valid_date
+from gnss.fix import Fix, JumpFilter, valid_date
 
 
 def new(o, a, n=40):
@@ -21,6 +21,37 @@ def new(o, a, n=40):
     o.errors = 0
     o.hour = o.minute = o.second = o.ms = o.year = o.month = o.day = 0
     o.data = o.exp = 0  # fraction of the last _dec() and its digits
+
+
+def source(o, fix, jump_filter, clock, log):
+    """GnssSource.__init__ (its arguments: gnss/fix.py)."""
+    if jump_filter is True:
+        if fix is None:
+            fix = Fix(JumpFilter())
+    elif fix is None:
+        fix = Fix(jump_filter)
+    else:
+        fix.jump_filter = jump_filter
+    o._fix = fix
+    o.clock = clock or DEFAULT_CLOCK
+    o.log = log
+    o.errors = 0
+    o.last_error = None
+    o._task = None
+
+
+def start(o, stop=0):
+    """GnssSource.start() (run() as a task, idempotent: the task), and with stop, GnssSource.stop()."""
+    if stop:
+        if o._task is not None:
+            o._task.cancel()
+            o._task = None
+        return None
+    if o._task is None:
+        import asyncio
+
+        o._task = asyncio.create_task(o.run())
+    return o._task
 
 
 def clear(f):
