@@ -1,10 +1,36 @@
-# The SIM7600 GNSS's switching, the rare path of gnss.modem.ModemGnss (at boot, after a module
-# restart, standby): imported for the call and dropped again on the device.
+# The SIM7600 GNSS's set-up and switching, the rare path of gnss.modem.ModemGnss (its construction, and
+# switching at boot, after a module restart, standby): imported for the call and dropped again on the device.
 from core.compat import const
-from gnss.fix import GnssError
+from gnss.fields import FieldReader
+from gnss.fix import GnssError, GnssSource
 
 # SIM7600 AT manual: AT+CVAUXV takes millivolts (1700..3050; the "61" form is the SIM5360's)
 _ANTENNA_MV = const(3050)
+
+
+def init(src, at, a, k):
+    """ModemGnss.__init__(at, *a, **k) (its arguments and defaults: _init)."""
+    _init(src, at, *a, **k)
+
+
+def _init(self, at, fix=None, jump_filter=True, interval_s=1, antenna_power=True, timeout_ms=3000, retry_ms=10000,
+         clock=None, log=None):
+    """ModemGnss.__init__ (its arguments and defaults: gnss/modem.py)."""
+    GnssSource.__init__(self, fix, jump_filter, clock, log)
+    self.at = at
+    self.interval_s = interval_s
+    self.stale_ms = max(self.stale_ms, 3000 * interval_s)  # three missed reports at least
+    self.antenna_power = antenna_power
+    self.timeout_ms = timeout_ms
+    self.retry_ms = retry_ms
+    self.running = False  # GNSS enabled in the module's current session
+    self.enables = 0  # successful enable() calls
+    self.reports = 0  # +CGPSINFO lines seen (URC or query)
+    self._fields = FieldReader(bytearray(128), 16)
+    st = getattr(at, "stats", None)
+    self._st = st if st is not None else {}  # the engine's counters: "reboots" (RDY seen)
+    self._boots = self._st.get("reboots", 0)  # at the last enable
+    at.on_urc("+CGPSINFO:", self.feed)
 
 
 async def enable(src):
@@ -44,3 +70,20 @@ async def off(src):
         await at.cmd("AT+CGPS=0", timeout_ms=t)
     except Exception as e:
         raise GnssError("AT+CGPS=0 failed: %s" % e)
+
+
+async def silent(src):
+    """ModemGnss.run() saw no report for two intervals: is the GNSS still on (AT+CGPS?: "1,1" on, "0"
+    off)? Off: running False (run() enables it again); else read it (AT+CGPSINFO; a module without
+    AT+CGPS? is read all the same), a failure logged."""
+    try:
+        v = (await src.at.cmd("AT+CGPS?", timeout_ms=src.timeout_ms)).value("+CGPS:")
+    except Exception:
+        v = None
+    if v is not None and v.startswith("0"):
+        src.running = False
+        return
+    try:
+        await src.query()
+    except Exception as e:
+        src._error("AT+CGPSINFO", e)

@@ -16,7 +16,7 @@ def _sint(fr, i):
         v = fr.uint(i)
         fr.start[i] = s
         if v is None:
-            fr.errorsors = 1
+            fr.errors = 1
             return None
         return -v
     return fr.uint(i)

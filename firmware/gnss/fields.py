@@ -1,5 +1,6 @@
 # Comma-separated fields over a preallocated bytearray, parsed without slicing: the NMEA parser
 # (gnss/nmea.py) and the text replies of the modem (+CGPSINFO) and co-processor ($GNIFO) share it.
+from core.errors import lookup
 from gnss.fix import valid_date
 
 
@@ -10,16 +11,25 @@ class FieldReader:
     `errors` (reset by load) and return None. time() and date() leave their result in hour,
     minute, second, ms and year, month, day (the names Fix has); n: the most fields a line has."""
 
-    def __init__(self, buf, n=40):
-        self.buf = buf
-        # field offsets: a bytearray when they fit in a byte (the modem's and co-processor's 128-byte
-        # lines: 2 x n bytes instead of 2 x 4n), else lists
-        self.start = bytearray(n) if len(buf) < 256 else [0] * n
-        self.end = bytearray(n) if len(buf) < 256 else [0] * n
-        self.count = 0
-        self.errors = 0
-        self.hour = self.minute = self.second = self.ms = self.year = self.month = self.day = 0
-        self.data = self.exp = 0  # fraction of the last _dec() and its digits
+    def __init__(self, buf, n=40):  # (run once: its body is gnss/wait.py's)
+        lookup("gnss.wait", "new", self, buf, n)
+
+    if 1 - 1:  # set by the constructor: declared for the type checker only (see telelogger/loop.py)
+        from typing import Any
+    buf: "Any"
+    start: "Any"
+    end: "Any"
+    count: int
+    errors: int
+    hour: int
+    minute: int
+    second: int
+    ms: int
+    year: int
+    month: int
+    day: int
+    data: int
+    exp: int
 
     def copy(self, text, start=0, stop=b""):
         """Copy text[start:] up to the first byte of `stop` (or the end) into buf, trailing

@@ -17,9 +17,7 @@
 #   src.start()      run() as a task (idempotent); src.stop() cancels it.
 #   src.restart()    the receiver lost its state (power cycle, re-init): run() switches it on again.
 #   await src.off()  switch the receiver off (standby); a later run()/restart() switches it on.
-import asyncio
-
-from core.compat import DEFAULT_CLOCK, const, ticks_diff, ticks_ms
+from core.compat import const, ticks_diff, ticks_ms
 from core.errors import lookup
 
 KNOT_KMH = 1.852
@@ -80,20 +78,36 @@ class Fix:
     hdop: "float | None"
     quality: "int | None"
 
-    def __init__(self, jump_filter=None):
-        self.jump_filter = jump_filter
-        self.accepted = self.rejected = self.ignored = self.jumps = self.updates = self.expired = 0
-        self.clear()
+    # set by clear() and the constructor (gnss/wait.py): declared for the type checker only (as above;
+    # `if 1 - 1` compiles to nothing too: see telelogger/loop.py)
+    if 1 - 1:
+        from typing import Any
+    year: "int | None"
+    month: "int | None"
+    day: "int | None"
+    hour: "int | None"
+    minute: "Any"
+    second: "Any"
+    ms: "int | None"
+    epoch: "int | None"
+    lat: "float | None"
+    lon: "float | None"
+    ticks: "Any"
+    valid: bool
+    jump_filter: "Any"
+    accepted: int
+    rejected: int
+    ignored: int
+    jumps: int
+    updates: int
+    expired: int
+
+    def __init__(self, jump_filter=None):  # (run once: its body and clear()'s are gnss/wait.py's)
+        lookup("gnss.wait", "new", self, jump_filter)
 
     def clear(self):
-        self.year = self.month = self.day = self.hour = self.minute = self.second = self.ms = None
-        self.epoch = self.lat = self.lon = self.alt = self.speed_kmh = self.course = None
-        self.sats = self.hdop = self.quality = self.ticks = None
-        self.valid = False
-        jf = self.jump_filter
-        if jf:
-            jf.run = 0
-            jf.lat = jf.lon = None
+        """Every field unknown, valid False, the jump filter's anchor dropped (counters kept)."""
+        lookup("gnss.wait", "clear", self)
 
     def put(self, f, lat, lon, valid, time, date):
         """A source's report: position lat, lon (None = unknown), valid (a fix), and when `time`,
@@ -129,25 +143,15 @@ class Fix:
             # a known hour comes with its minute and second, a known year with its month and day (put()
             # sets them together): no None below (guards would cost bytecode in every report)
             if not date and y is not None and self.hour is not None and (
-                    h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):  # pyright: ignore[reportOptionalOperand]
-                d = self.day + 1  # pyright: ignore[reportOptionalOperand]
-                mo = self.month
-                if not valid_date(y, mo, d):
-                    d = 1
-                    mo += 1  # pyright: ignore[reportOperatorIssue]
-                    if mo > 12:
-                        mo = 1
-                        y += 1
-                self.year = y
-                self.month = mo
-                self.day = d
+                    h * 3600 + f.minute * 60 + f.second + 43200 < self.hour * 3600 + self.minute * 60 + self.second):
+                y = lookup("gnss.wait", "next_day", self)  # once a day at most: gnss/wait.py, imported for it
             self.hour = h
             self.minute = f.minute
             self.second = f.second
             self.ms = f.ms
         h = self.hour
         self.epoch = None if y is None or h is None else (
-            days_from_epoch(y, self.month, self.day) * 86400 + (h * 3600 + self.minute * 60 + self.second))  # pyright: ignore[reportOptionalOperand] - see above
+            days_from_epoch(y, self.month, self.day) * 86400 + (h * 3600 + self.minute * 60 + self.second))  # (see above)
         # (the seconds of the day summed first: a small int; the sum with the day's seconds is past 2^30, a long int on
         # the 32-bit device, made once per report, not once per term)
         self.lat = lat
@@ -172,20 +176,17 @@ class GnssSource:
 
     stale_ms = _STALE_MS
 
-    def __init__(self, fix=None, jump_filter=True, clock=None, log=None):
-        if jump_filter is True:
-            if fix is None:
-                fix = Fix(JumpFilter())
-        elif fix is None:
-            fix = Fix(jump_filter)
-        else:
-            fix.jump_filter = jump_filter
-        self._fix = fix
-        self.clock = clock or DEFAULT_CLOCK
-        self.log = log
-        self.errors = 0
-        self.last_error = None
-        self._task = None
+    if 1 - 1:  # set by the constructor (gnss/wait.py): declared for the type checker only (as Fix's)
+        from typing import Any
+    _fix: Fix
+    clock: "Any"
+    log: "Any"
+    errors: int
+    last_error: "str | None"
+    _task: "Any"
+
+    def __init__(self, fix=None, jump_filter=True, clock=None, log=None):  # (run once: gnss/wait.py's)
+        lookup("gnss.wait", "source", self, fix, jump_filter, clock, log)
 
     def fix(self):
         """The shared Fix, its position marked not current (valid False, counted in expired) when its
@@ -198,14 +199,10 @@ class GnssSource:
 
     def start(self):
         """Start run() as a task (inside a running event loop); returns it."""
-        if self._task is None:
-            self._task = asyncio.create_task(self.run())  # pyright: ignore[reportAttributeAccessIssue] - each source's (no stub here: heap)
-        return self._task
+        return lookup("gnss.wait", "start", self)  # (not the telelogger's: its loop runs run() itself)
 
     def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        lookup("gnss.wait", "start", self, 1)
 
     def restart(self):
         pass

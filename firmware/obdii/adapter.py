@@ -3,13 +3,47 @@
 # model), its GNSS power (ATGPSON/ATGPSOFF) and low power (ATR + ATLP, ATI to wake), and the
 # supported-PID list / several-PID read for tools. Each is an Obd method (obd.init(), ...: Obd's
 # __getattr__ imports this module for the call and drops it from sys.modules afterwards on the device).
+# Also the constructors of ElmLink and Obd (run once each: new).
 from core.compat import DEFAULT_CLOCK
-from obdii.elm import ElmError, ElmTimeout, ObdError, eol, hex_bytes
+from obdii.elm import LONG_TIMEOUT_MS, SHORT_TIMEOUT_MS, ElmError, ElmLink, ElmTimeout, ObdError, eol, hex_bytes
 
 # Co-processor "ATI" version (e.g. "OBD2USART V1.4" -> devType 14) to ONE+ model
 # (Freematics telelogger dashboard.js): the letter of devType 11, 12, ... 16 (bytes: a short str
 # literal would be an interned name, and so would each letter of a dict).
 COPROC_MODELS = b"ABBBHA"
+
+
+def new(o, a, k):
+    """ElmLink(*a, **k) or obdii.obd.Obd(*a, **k) initialised: their __init__ (run once, so not resident)."""
+    (_link if isinstance(o, ElmLink) else _obd)(o, *a, **k)
+
+
+def _link(self, stream, clock=None, bufsize=384, poll_ms=5, long_ms=LONG_TIMEOUT_MS, tap=None):
+    self.stream = stream
+    self.clock = clock or DEFAULT_CLOCK
+    self.buf = bytearray(bufsize)
+    self.rx = bytearray(64)
+    self._tx = bytearray(48)
+    self._txv = {}  # memoryviews of _tx per command length (a handful), so writes do not allocate
+    self.poll_ms = poll_ms
+    self.long_ms = long_ms  # the wait granted again when "..." (SEARCHING...) arrives
+    self.n = 0  # length of the cleaned reply in buf
+    self.tap = tap  # optional tap(cmd: bytes, raw_reply: bytes) after each exchange
+    self._busy = False  # one query at a time (a flag: asyncio.Lock allocates per use)
+
+
+def _obd(self, link, short_ms=SHORT_TIMEOUT_MS, long_ms=LONG_TIMEOUT_MS, reset_ms=SHORT_TIMEOUT_MS):
+    self.link = link
+    self.short_ms = short_ms
+    self.long_ms = long_ms
+    self.reset_ms = reset_ms
+    self.errors = 0
+    self.error_total = 0
+    self.supported = bytearray(32)
+    self.banner = None
+    self.gnss_started = False
+    self.cmd = bytearray(b"0100")  # the mode-01 query being sent
+    self.line = bytearray(16)  # one reply line decoded
 
 
 def parse_devtype(text):

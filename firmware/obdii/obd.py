@@ -6,9 +6,10 @@
 #   rpm = await obd.read_pid(0x0C)   # scaled per the PID table (decode below)
 #   vin = await obd.vin(); codes = await obd.dtcs()   # "WP0ZZZ99ZTS390000", ["P0133"]
 #
-# Resident (the telelogger's every-sample path): read_pid, battery_voltage, is_supported, and
-# coproc_gnss (the co-processor's GNSS source polls it every second). The rest
-# are methods all the same, reached through Obd.__getattr__: functions of a rare module taking the
+# Resident (the telelogger's every-sample path): read_pid, battery_voltage, is_supported. Their
+# constructor's body is obdii/adapter.py's new() (run once). coproc_gnss (ATGPS, "$GNIFO,..."; the
+# co-processor's GNSS source polls it every second) is obdii/gnifo.py's, bound to the Obd when the
+# attribute is read (the source keeps it: that module lives with the source). The rest are methods all the same, reached through Obd.__getattr__: functions of a rare module taking the
 # Obd first, imported for the call and dropped afterwards on the device:
 #   obdii/adapter.py  init(protocol=0)   ATZ (up to 3 tries), ATE0, ATH0 (replies not checked, as in
 #                                        the official FreematicsOBD init), [ATSP<protocol>, must answer
@@ -37,7 +38,7 @@
 import sys
 
 from core.errors import lookup
-from obdii.elm import SHORT_TIMEOUT_MS, LONG_TIMEOUT_MS, ElmError, ObdError, eol, hex_bytes
+from obdii.elm import ElmError, ObdError, eol, hex_bytes
 
 _cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the configured ones)
 
@@ -90,20 +91,28 @@ class Obd:
     for PID p at byte (p-1)>>3, mask 0x80>>((p-1)&7)); gnss_started: ATGPSON sent since the
     co-processor's last reset."""
 
-    def __init__(self, link, short_ms=SHORT_TIMEOUT_MS, long_ms=LONG_TIMEOUT_MS, reset_ms=SHORT_TIMEOUT_MS):
-        self.link = link
-        self.short_ms = short_ms
-        self.long_ms = long_ms
-        self.reset_ms = reset_ms
-        self.errors = 0
-        self.error_total = 0
-        self.supported = bytearray(32)
-        self.banner = None
-        self.gnss_started = False
-        self.cmd = bytearray(b"0100")  # the mode-01 query being sent
-        self.line = bytearray(16)  # one reply line decoded
+    # set by the constructor's body (obdii/adapter.py): declared for the type checker only (as ElmLink's)
+    if 1 - 1:
+        from obdii.elm import ElmLink
+    link: "ElmLink"
+    short_ms: int
+    long_ms: int
+    reset_ms: int
+    errors: int
+    error_total: int
+    supported: bytearray
+    banner: "str | None"
+    gnss_started: bool
+    cmd: bytearray
+    line: bytearray
+
+    def __init__(self, *a, **k):  # (link, short_ms=SHORT_TIMEOUT_MS, long_ms=LONG_TIMEOUT_MS,
+        # reset_ms=SHORT_TIMEOUT_MS): run once, so its body is obdii/adapter.py's (imported for the call)
+        lookup("obdii.adapter", "new", self, a, k)
 
     def __getattr__(self, name):
+        if name == "coproc_gnss":  # bound now (obdii/gnifo.py): its source reads it once and polls it every second
+            return lookup("obdii.gnifo", "bind", self)
         if name in ("vin", "dtcs"):
             m = "obdii.diag"
         elif name in ("init", "discover", "supported_pids", "read_pids", "device_type", "gnss_on", "gnss_off",
@@ -179,19 +188,3 @@ class Obd:
                     break
             s = e + 1
         raise ObdError(b"ATRV", link.text(), "no voltage in reply")
-
-    async def coproc_gnss(self, timeout_ms=500):
-        """ATGPS: the raw "$GNIFO,..." line from the co-processor's GNSS, switched on first
-        (gnss_on) after every reset of the co-processor."""
-        if not self.gnss_started:
-            await self.gnss_on()
-        link = self.link
-        n = await link.query_raw(b"ATGPS", timeout_ms)
-        buf = link.buf
-        s = 0
-        while s < n:
-            e = eol(buf, s, n)
-            if buf.find(b"$GNIFO", s, e) == s:
-                return bytes(buf[s:e]).decode()
-            s = e + 1
-        raise ObdError(b"ATGPS", link.text(), "no $GNIFO line in reply")

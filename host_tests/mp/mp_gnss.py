@@ -158,6 +158,16 @@ def test_null_island_is_never_a_position():
     assert not c.fix().valid and c.fix().rejected == 1
 
 
+def test_coproc_sign_without_digits_is_malformed():
+    from gnss.coproc import parse_gnifo
+
+    f = Fix()
+    assert parse_gnifo("$GNIFO,11226,10150100,48856550,2347220,-3500,0,0,9,12", f) and f.alt == -35.0
+    for bad in ("-", "-x"):
+        assert not parse_gnifo("$GNIFO,11226,10150200,%s,2347220,3500,0,0,9,12" % bad, f)
+    assert f.rejected == 2 and f.ignored == 0 and f.accepted == 1
+
+
 def test_a_stale_position_is_not_current():
     s = BufferStream()
     g = UartGnss(s)
