@@ -28,7 +28,7 @@
 # CmqttArgError are modem/cmqtt_errors.py's, re-exported here.
 import asyncio
 
-from at.engine import ATError, response_prefix
+from at.engine import ATCommandError, ATError, response_prefix
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import lookup
 from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP
@@ -266,7 +266,10 @@ class Cmqtt:
                     return code
                 err = CmqttError(op, code)
             except ATError as e:
-                err = lookup(_TEXTS, "at_error", self, op, result, e)  # the CmqttError it means (ModemRebooted raised)
+                if isinstance(e, ATCommandError) and isinstance(e.code, int):
+                    err = CmqttError(op, e.code)  # an ERROR with its <err>: what at_error gives, without loading it
+                else:
+                    err = lookup(_TEXTS, "at_error", self, op, result, e)  # the CmqttError it means (ModemRebooted raised)
             if err.code == 11:
                 self._set_down("error 11 (no connection) on %s" % op)
             if err.code == 14 and attempt < busy_retries:

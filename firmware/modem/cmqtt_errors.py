@@ -5,8 +5,11 @@ from modem.codes import PAYLOAD_MAX, TOPIC_MAX
 
 # ---------------------------------------------------------------------------------------
 # Errors. Every CMQTT <err> 1..35 raises CmqttError carrying .code, .name ("SockConnectFail" for
-# 3), .meaning and .hint, looked up in modem/code_texts.py when the error happens (the texts are
-# not resident). One class: callers test .code or the family predicates below.
+# 3), .meaning and .hint, looked up in modem/code_texts.py when one of them (or str()) is first
+# read, not when the error is made: an error that is only classified by its code (the recovery's
+# escalate, an expected failure) loads no texts, and one that is logged loads them after the
+# command's rare modules are gone (the texts are not resident). One class: callers test .code or
+# the family predicates below.
 
 
 class CmqttError(NetError):
@@ -16,8 +19,26 @@ class CmqttError(NetError):
     op: str
 
     def __init__(self, op, code, text=None):
-        # the message, name, meaning and hint: modem/code_texts.py (loaded when an error happens)
-        lookup("modem.code_texts", "cmqtt_error", self, op, code, text)
+        msg = "%s failed" % op
+        if text:
+            msg = "%s: %s" % (msg, text)
+        super(NetError, self).__init__(msg)  # (Exception's: NetError's would set meaning, a property here)
+        self.msg = msg
+        self.code = code
+        self.kind = None
+        self.op = op
+        self._w = text  # until a word is read: the text; then (name, meaning, hint)
+
+    def _word(self, i):
+        w = self._w
+        if not isinstance(w, tuple):
+            c = self.code
+            w = self._w = ("CmqttError", w or "error", None) if c is None else lookup("modem.code_texts", "cmqtt_info", c)
+        return w[i]
+
+    name = property(lambda self: self._word(0))  # pyright: ignore[reportAssignmentType]
+    meaning = property(lambda self: self._word(1))
+    hint = property(lambda self: self._word(2))  # pyright: ignore[reportAssignmentType]
 
 
 # Families of <err> codes (modem/code_texts.py): the broker's CONNACK refusals (27..31), TLS

@@ -20,18 +20,28 @@ def call(self, name, a, k):
 
 async def cleanup(self):
     """Best effort: leave the modem's MQTT service stopped. Errors are expected here."""
-    for cmd, res in (
-        ("AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
-        ("AT+CMQTTREL=%d" % self.idx, None),
-        ("AT+CMQTTSTOP", "+CMQTTSTOP: "),
-    ):
-        try:
-            self.disc_in_flight = res is not None and res.startswith("+CMQTTDISC")
-            await self._cmd(None, cmd, result=res, result_timeout_ms=70000, busy_retries=1)
-        except CmqttError:
-            pass
-        finally:
-            self.disc_in_flight = False
+    # they are ignored, so nothing words them: a CmqttError looks its words up only when they are
+    # read, and the engine's at.meaning, which would load modem/code_texts.py for the ERROR after
+    # '+CMQTTDISC: 0,11' (a meaning _cmd drops: it makes the CmqttError from the code), is off
+    # meanwhile (every CMQTT command waits for this lock; other commands' meaning is 'error <code>'
+    # either way)
+    at = self.at
+    meaning, at.meaning = at.meaning, None
+    try:
+        for cmd, res in (
+            ("AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
+            ("AT+CMQTTREL=%d" % self.idx, None),
+            ("AT+CMQTTSTOP", "+CMQTTSTOP: "),
+        ):
+            try:
+                self.disc_in_flight = res is not None and res.startswith("+CMQTTDISC")
+                await self._cmd(None, cmd, result=res, result_timeout_ms=70000, busy_retries=1)
+            except CmqttError:
+                pass
+            finally:
+                self.disc_in_flight = False
+    finally:
+        at.meaning = meaning
     self._connected = False
     self.acquired = False
     self.started = False
