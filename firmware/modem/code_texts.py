@@ -14,7 +14,7 @@ CMQTT_ERROR_COUNT = 36  # <err> 0..35
 RX_CHUNK_MAX = 1500  # +CMQTTRXTOPIC / +CMQTTRXPAYLOAD: chunks of at most this many bytes
 
 # CMQTT <err> codes 0..35 ([M] §16.3.1; 35 is from the A76XX manual, treated as possible): line n = code n,
-# in chunks of twelve lines (a line table may be a tuple of chunks: no 766-byte block on a fragmented heap)
+# in chunks of at most ~200 bytes (a line table may be a tuple of chunks: no 766-byte block on a fragmented heap)
 CMQTT = (
     (
         "operation succeeded\n"
@@ -28,9 +28,9 @@ CMQTT = (
         "network close fail\n"
         "network not opened\n"
         "client index error\n"
-        "no connection\n"
     ),
     (
+        "no connection\n"
         "invalid parameter\n"
         "not supported operation\n"
         "client is busy\n"
@@ -41,59 +41,75 @@ CMQTT = (
         "client is used\n"
         "client not acquired\n"
         "client not released\n"
-        "length out of range\n"
-        "network is opened\n"
     ),
     (
+        "length out of range\n"
+        "network is opened\n"
         "packet fail\n"
         "DNS error\n"
         "socket is closed by server\n"
         "connection refused: unaccepted protocol version\n"
         "connection refused: identifier rejected\n"
+    ),
+    (
         "connection refused: server unavailable\n"
         "connection refused: bad user name or password\n"
         "connection refused: not authorized\n"
         "handshake fail\n"
         "not set certificate\n"
         "open SSL session failed\n"
+    ),
+    (
         "disconnect from server failed\n"
     ),
 )
 
 # What a fleet engineer should do about each code that has a known cause/fix: "<code>=<hint>".
 # In chunks of a few lines: loading this module on a fragmented heap (an error after a network
-# cut) then needs no block of more than ~350 bytes for one string. NAMES and CONNLOST are one chunk each.
+# cut) then needs no block of more than ~200 bytes for one string. NAMES and CONNLOST are one chunk each.
 HINTS = (
     (
         "2=payload/topic is not valid UTF-8: set AT+CMQTTCFG=\"checkUTF8\",<idx>,0 for binary payloads\n"
-        "3=socket connect failed: broker host/port unreachable from the mobile network, or a firewall; check the tcp:// address and port\n"
-        "6=message receive failed: the link dropped mid-message; reconnect\n"
-        "9=network not opened: CMQTTSTART activates the PDP context; check registration and APN\n"
     ),
     (
+        "3=socket connect failed: broker host/port unreachable from the mobile network, or a firewall; check the tcp:// address and port\n"
+        "6=message receive failed: the link dropped mid-message; reconnect\n"
+    ),
+    (
+        "9=network not opened: CMQTTSTART activates the PDP context; check registration and APN\n"
         "11=no connection: the MQTT session is down (CONNECT never completed or was lost); reconnect\n"
+    ),
+    (
         "12=invalid parameter: check lengths and ranges (keepalive 1-64800, pub_timeout 60-180, address starts with tcp://)\n"
+    ),
+    (
         "14=client is busy: a previous asynchronous CMQTT result or an incoming message was still in flight\n"
     ),
     (
         "17=timeout: the broker did not answer in time (PUBACK/SUBACK/CONNACK); check the link and raise pub_timeout/optimeout\n"
-        "19=client is used: a stale session from before a reset; DISC/REL/STOP then START again\n"
-        "20=client not acquired: run AT+CMQTTACCQ after AT+CMQTTSTART before using the client\n"
-        "21=client not released: run AT+CMQTTREL before AT+CMQTTSTOP/ACCQ\n"
     ),
     (
+        "19=client is used: a stale session from before a reset; DISC/REL/STOP then START again\n"
+        "20=client not acquired: run AT+CMQTTACCQ after AT+CMQTTSTART before using the client\n"
+    ),
+    (
+        "21=client not released: run AT+CMQTTREL before AT+CMQTTSTOP/ACCQ\n"
         "23=network is opened: the MQTT service is still running from before an MCU reset; REL/STOP first\n"
+    ),
+    (
         "25=DNS error: check the broker host name and the APN's DNS\n"
         "26=socket closed by the server: the broker dropped the session (policy, duplicate client id, or a protocol error)\n"
     ),
     (
         "28=identifier rejected: the broker refused the client id (empty, too long, or not allowed by its policy)\n"
         "29=server unavailable: the broker is up but refuses service; retry later\n"
-        "30=bad user name or password\n"
-        "31=not authorized: check the device certificate/policy on the broker\n"
     ),
     (
+        "30=bad user name or password\n"
+        "31=not authorized: check the device certificate/policy on the broker\n"
         "32=TLS handshake failed: wrong/truncated CA, client cert or key, SNI off for a cloud broker, or clock\n"
+    ),
+    (
         "33=certificate not set: upload with AT+CCERTDOWN and set cacert/clientcert/clientkey in AT+CSSLCFG\n"
         "34=SSL session could not be opened: check sslversion/authmode and the certificate files\n"
     ),
