@@ -76,6 +76,7 @@ def settle(board, desc):
         except AttributeError:
             pass
     else:
+        board._file = None
         board.desc = desc
 
 
@@ -109,7 +110,9 @@ def apply_overrides(desc, devtype):
 # ---- BoardBase's methods -----------------------------------------------------------------------
 def section(board, role):
     k = ROLES.get(role, role)
-    sec = board.desc.get(k)
+    # (not board.desc for a file's: called through a bound lambda this module is forgotten already, and
+    # BoardBase.__getattr__ would import it a second time)
+    sec = (desc(board) if getattr(board, "_file", None) else board.desc).get(k)
     if sec is None:
         raise BoardError("board %s has no %s (its '%s' entry is null)" % (board.name, role, k))
     return sec
