@@ -43,54 +43,49 @@ class ActivePin:
         self.value(0)
 
 
-# Role names used by the rest of the firmware -> sections of the board description.
-ROLES = {"modem": "modem", "obd": "coproc", "coproc": "coproc", "gps": "gnss", "gnss": "gnss"}
-
-
 class BoardBase:
     """Roles from the board description, lazily built and cached streams and pins, battery voltage,
     device id, watchdog. Subclasses provide the hardware hooks: _open_stream(role, sec) -> stream,
     _make_pin(num, level, name) -> pin, _adc_read(pin) -> raw 0..4095 or None, _make_wdt(timeout_ms)
     -> wdt, mac() -> 6 bytes (no stubs here: each would cost a function on the device's heap).
 
-    Resident: section, battery_voltage (the sampler's). The other methods
+    Resident: battery_voltage (the sampler's). The other methods
     are board/rare.py's functions taking the board first, reached through __getattr__ and imported
-    per call: has(role), gnss_uart(), apply_devtype(devtype), stream(role), modem_stream(),
+    per call: section(role), has(role), gnss_uart(), apply_devtype(devtype), stream(role), modem_stream(),
     obd_stream(), gps_stream(), close(), out_pin(role, key="pin", active="active", default=1),
     modem_power_pin(), coproc_reset_pin(), led(), gnss_power(on), device_id(), wdt_start(ms),
-    wdt_feed() (the loop feeds the watchdog wdt_start returned itself)."""
+    wdt_feed() (the loop feeds the watchdog wdt_start returned itself).
+    RAM: the running board keeps no description. `board.desc` (the validated description, overrides
+    applied) is read from its board file again on each access (board.rare.desc, boot and rare paths);
+    only a description given as a dict that came from no file (a test's) is kept as the attribute."""
 
     def __init__(self, desc, clock=None):
-        self.desc = desc
         self.name = desc["name"]
         self.model = desc["model"]
         self.clock = clock or Clock()
         self._streams = {}
         self._pins = {}
         self._wdt = None
+        # what running reads of the description (board.rare.settle): the battery's ADC pin and scale, the
+        # sections present; `desc` itself is read from its file again when asked for (board.rare)
+        lookup("board.rare", "settle", self, desc)
 
     def __getattr__(self, name):
         if name[0] == "_":  # (not a method of board.rare: no import for it)
             raise AttributeError(name)
         return lookup("board.rare", "method", self, name)
 
-    def section(self, role):
-        sec = self.desc.get(ROLES.get(role, role))
-        if sec is None:
-            raise BoardError("board %s has no %s (its '%s' entry is null)" % (self.name, role, ROLES.get(role, role)))
-        return sec
-
     def battery_voltage(self):
         """Volts from the battery ADC (ONE+: raw * 45 / 4095, the description's scale), or None when
         this board/devType reads the battery another way (battery.source 'coproc': ask the
         co-processor with ATRV)."""
-        b = self.desc.get("battery")
-        if not b or b.get("source") != "adc":
+        b = self._bat  # (pin, scale_num, scale_den) or None: board.rare.settle
+        if b is None:
             return None
-        raw = self._adc_read(b["pin"])  # a hook (found through __getattr__ to the type checker)
+        raw = self._adc_read(b[0])  # a hook (found through __getattr__ to the type checker)
         if raw is None:
             return None
-        return raw * b["scale_num"] / b["scale_den"]
+        return raw * b[1] / b[2]
 
 
 def __getattr__(name):

@@ -5,6 +5,7 @@
 import json
 
 from board import BoardError
+from core.errors import lookup
 
 SCHEMA = 1
 # Where a board name is looked up, in order: the repo layout when running from the checkout,
@@ -18,7 +19,8 @@ def load_board(name=None, devtype=None, dirs=None):
 
     `name`: a dict (validated and returned), a path to a .json file, a board name
     looked up in `dirs` (e.g. "oneplus-b"), or None for the deployed /board.json.
-    `devtype`: apply the file's per-devType overrides (see apply_devtype)."""
+    `devtype`: apply the file's per-devType overrides (see apply_devtype). A description read from
+    a file has that file's path as its "file" entry (BoardBase keeps no description, board.rare.desc)."""
     dirs = dirs or BOARD_DIRS
     where = "board"  # a dict: validate_board adds its name
     if isinstance(name, dict):
@@ -45,6 +47,8 @@ def load_board(name=None, devtype=None, dirs=None):
             raise BoardError("board file %s is not valid JSON: %s" % (path, e))
         where = path
     validate_board(desc, where)
+    if where != "board":
+        desc["file"] = where  # where it came from: a board keeps no description, it reads this file again
     if devtype is not None:
         desc = apply_devtype(desc, devtype)
     return desc
@@ -132,17 +136,9 @@ def validate_board(desc, where="board"):
 
 def apply_devtype(desc, devtype):
     """A copy of `desc` with the overrides for `devtype` applied (later rules win) and
-    desc['devtype'] set. Only the touched sections are copied."""
-    out = dict(desc)
-    for rule in desc.get("by_devtype") or ():
-        if devtype in rule["devtypes"]:
-            for k, v in rule["set"].items():
-                sec, _, key = k.partition(".")
-                if out[sec] is desc.get(sec):
-                    out[sec] = dict(desc[sec])
-                out[sec][key] = v
-    out["devtype"] = devtype
-    return out
+    desc['devtype'] set. Only the touched sections are copied. (board.rare's: board.desc is read
+    from its file again there, without this module.)"""
+    return lookup("board.rare", "apply_overrides", desc, devtype)
 
 
 def board_devtype(board, devtype):
@@ -157,7 +153,9 @@ def board_devtype(board, devtype):
     busy = [k for k in changed if k in board._streams]
     if busy:
         raise BoardError("devType %d moves the %s pins, but that UART is already open" % (devtype, ", ".join(busy)))
-    board.desc = new
+    lookup("board.rare", "settle", board, new)  # the battery, the sections; board.desc now with the overrides
+    if "gnss" in changed:
+        board._pins.pop("gnss", None)  # gnss_power's pins: looked up again
     return changed
 
 

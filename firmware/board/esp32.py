@@ -23,11 +23,11 @@ class Board(BoardBase):
 
     def _adc_read(self, pin):
         m = self._m
-        adc = self._pins.get("adc.%d" % pin)
+        adc = self._pins.get(pin)  # (the GPIO number as the key: a sample formats no "adc.%d" name)
         if adc is None:
             adc = m.ADC(m.Pin(pin))
             adc.atten(m.ADC.ATTN_11DB)  # full 0..3.3 V range, as Arduino's analogRead default
-            self._pins["adc.%d" % pin] = adc
+            self._pins[pin] = adc
         read_uv = getattr(adc, "read_uv", None)
         if read_uv is not None:
             # calibrated (eFuse) microvolts, as the ESP32 port gives them; expressed on the 0..4095 scale

@@ -21,7 +21,7 @@ def _open_stream(board, role, sec):
 def _make_pin(board, num, level, name):
     pin = FakePin(num, level, board.clock, name)
     if name == "modem_power.pin" and board.power_key:
-        pin.listeners.append(pin_file(board.power_key, board.section("modem_power").get("active", 1)))
+        pin.listeners.append(pin_file(board.power_key, 1 - level))  # created released: the active level is the other
     return pin
 
 

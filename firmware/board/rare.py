@@ -4,12 +4,18 @@
 # taking the board first; `method` hands it out bound (a lambda made for the access).
 import sys
 
-from board import ROLES, ActivePin, BoardError
+from board import ActivePin, BoardError
 from core.errors import lookup
+
+# Role names used by the rest of the firmware -> sections of the board description.
+ROLES = {"modem": "modem", "obd": "coproc", "coproc": "coproc", "gps": "gnss", "gnss": "gnss"}
 
 
 def method(board, name):
-    """board.<name> for BoardBase.__getattr__: this module's function of that name bound to board."""
+    """board.<name> for BoardBase.__getattr__: this module's function of that name bound to board;
+    board.desc: the description read from its file again (desc)."""
+    if name == "desc":
+        return desc(board)
     f = METHODS.get(name)
     if f is None:
         more = getattr(board, "_more", None)  # the board class's module of rare methods (esp32_more, host_more)
@@ -50,16 +56,76 @@ def battery_volts(raw, desc):
     return raw * b["scale_num"] / b["scale_den"]
 
 
+def settle(board, desc):
+    """What the board keeps of a validated description `desc` (BoardBase.__init__, apply_devtype):
+    _bat, the battery's (ADC pin, scale_num, scale_den) or None (no ADC battery: battery_voltage None);
+    _has, the keys whose value is not null (has); _gu, gnss_uart(). A description load_board read from
+    a file (its "file" entry) and nobody changed since (the file read again gives the same) is not
+    kept: board.desc reads that file again (desc). Any other (a dict a caller built or changed) is
+    kept as board.desc."""
+    b = desc.get("battery")
+    board._bat = (b["pin"], b["scale_num"], b["scale_den"]) if b and b.get("source") == "adc" else None
+    board._has = tuple([k for k in desc if desc[k] is not None])
+    g = desc.get("gnss")
+    board._gu = g is not None and g.get("uart") is not None
+    f, dt = desc.get("file"), desc.get("devtype")
+    if f is not None and desc == lookup("board.desc", "load_board", f, dt, None):
+        board._file, board._devtype = f, dt
+        try:
+            del board.desc  # (a changed one kept before)
+        except AttributeError:
+            pass
+    else:
+        board._file = None
+        board.desc = desc
+
+
+def desc(board):
+    """board.desc of a board whose description came from a file: that file read again (validated when
+    the board was made: settle compared it), with the devType's overrides when apply_devtype applied
+    them. (Without board.desc: its ~5 KB of bytecode would be a rare path's peak.)"""
+    import json
+
+    with open(board._file) as f:
+        d = json.load(f)
+    d["file"] = board._file
+    return d if board._devtype is None else apply_overrides(d, board._devtype)
+
+
+def apply_overrides(desc, devtype):
+    """board.desc.apply_devtype: a copy of `desc` with the overrides for `devtype` applied (later rules
+    win) and desc['devtype'] set. Only the touched sections are copied."""
+    out = dict(desc)
+    for rule in desc.get("by_devtype") or ():
+        if devtype in rule["devtypes"]:
+            for k, v in rule["set"].items():
+                sec, _, key = k.partition(".")
+                if out[sec] is desc.get(sec):
+                    out[sec] = dict(desc[sec])
+                out[sec][key] = v
+    out["devtype"] = devtype
+    return out
+
+
 # ---- BoardBase's methods -----------------------------------------------------------------------
+def section(board, role):
+    k = ROLES.get(role, role)
+    # (not board.desc for a file's: called through a bound lambda this module is forgotten already, and
+    # BoardBase.__getattr__ would import it a second time)
+    sec = (desc(board) if getattr(board, "_file", None) else board.desc).get(k)
+    if sec is None:
+        raise BoardError("board %s has no %s (its '%s' entry is null)" % (board.name, role, k))
+    return sec
+
+
 def has(board, role):
-    return board.desc.get(ROLES.get(role, role)) is not None
+    return ROLES.get(role, role) in board._has
 
 
 def gnss_uart(board):
     """True when a GNSS receiver is on a UART this board can open. The ONE+ descriptions
     have a gnss section with uart null (every hardware UART is taken)."""
-    g = board.desc.get("gnss")
-    return g is not None and g.get("uart") is not None
+    return board._gu
 
 
 def apply_devtype(board, devtype):
@@ -74,7 +140,7 @@ def stream(board, role):
     key = ROLES.get(role, role)
     s = board._streams.get(key)
     if s is None:
-        s = hook(board, "_open_stream", key, board.section(key))
+        s = hook(board, "_open_stream", key, section(board, key))
         board._streams[key] = s
     return s
 
@@ -91,7 +157,7 @@ def out_pin(board, role, key="pin", active="active", default=1):
     ident = role + "." + key
     p = board._pins.get(ident)
     if p is None:
-        sec = board.section(role)
+        sec = section(board, role)
         num = sec.get(key)
         if num is None:
             raise BoardError("board %s: %s.%s is not wired (null)" % (board.name, role, key))
@@ -102,11 +168,15 @@ def out_pin(board, role, key="pin", active="active", default=1):
 
 
 def gnss_power(board, on):
-    """Switch the GNSS receiver's power pin(s) (power, and power2 where the devType uses it)."""
-    g = board.section("gnss")
-    for key in ("power", "power2"):
-        if g.get(key) is not None:
-            out_pin(board, "gnss", key, "power_active", 1).value(1 if on else 0)
+    """Switch the GNSS receiver's power pin(s) (power, and power2 where the devType uses it). The pins
+    are looked up in the description once (_pins["gnss"]: a standby's later switches read no file)."""
+    pins = board._pins.get("gnss")
+    if pins is None:
+        g = section(board, "gnss")
+        pins = [out_pin(board, "gnss", k, "power_active", 1) for k in ("power", "power2") if g.get(k) is not None]
+        board._pins["gnss"] = pins
+    for p in pins:
+        p.value(1 if on else 0)
 
 
 def wdt_start(board, timeout_ms):
@@ -121,6 +191,7 @@ def wdt_feed(board):
 
 
 METHODS = {
+    "section": section,
     "has": has,
     "gnss_uart": gnss_uart,
     "apply_devtype": apply_devtype,
