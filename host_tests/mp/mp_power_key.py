@@ -13,7 +13,7 @@ def load_board(name):
 
 
 def _path(name):
-    p = "/tmp/mp_power_key_%s_%d" % (name, os.getpid() if hasattr(os, "getpid") else 0)
+    p = "/tmp/mp_power_key_%s_%s" % (name, "".join("%02x" % b for b in os.urandom(5)))  # unique per run (no getpid on MicroPython)
     try:
         os.remove(p)
     except OSError:
