@@ -35,10 +35,7 @@ def _is_scheme_name(role, name):
     h = name[len(role) + 1 : -4]
     if len(h) != 8:
         return False
-    for c in h:
-        if c not in "0123456789abcdef":
-            return False
-    return True
+    return not h.strip("0123456789abcdef")  # lower-case hex only (strip: no per-character names)
 
 
 def _upload_error(msg):

@@ -52,8 +52,10 @@ def range_text(kind, lo, hi):
 
 
 def _at_safe(v):
-    for c in v:
-        if c == '"' or c < " " or c == "\x7f":
+    # over the bytes: iterating a str makes each character an interned name for good (MicroPython
+    # interns one-character strings), and a secret's characters would fill the name pool
+    for c in v.encode():
+        if c == 34 or c < 32 or c == 127:  # '"', control characters, DEL
             return False
     return True
 
@@ -91,10 +93,8 @@ def _check(key, spec, v, secret=False):
             if not _at_safe(v):
                 raise ConfigError(key, what + ' without " or control characters (it goes into an AT command)',
                                   "a hidden string with one" if secret else _show(v))
-        elif chars is not None:
-            for c in v:
-                if c not in chars:
-                    raise ConfigError(key, what, _show(v, secret))
+        elif chars is not None and v.strip(chars):  # a character outside chars (strip: no per-character names)
+            raise ConfigError(key, what, _show(v, secret))
         return v
     if t == "key":  # its policy depends on commands.enabled: see _cross
         if not isinstance(v, str):
@@ -195,11 +195,9 @@ def _placeholder_host(h):
 
 
 def _distinct(s):
-    seen = ""
-    for c in s:
-        if c not in seen:
-            seen += c
-    return len(seen)
+    """Distinct characters of s (of its UTF-8 bytes when not ASCII: the bytes are the key material).
+    Not by iterating the str: each one-character string would be an interned name for good."""
+    return len(set(s.encode()))
 
 
 def _cross(out, complete, errs):

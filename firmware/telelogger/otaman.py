@@ -37,10 +37,7 @@ def _path_ok(p):
         return False
     if p[0] in "/." or "//" in p or "/." in p:
         return False
-    for c in p:
-        if c not in _PATH_CHARS:
-            return False
-    return True
+    return not p.strip(_PATH_CHARS)  # every character allowed (strip: iterating would intern each one)
 
 
 def _int(v, lo, hi):
