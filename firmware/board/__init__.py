@@ -56,7 +56,7 @@ class BoardBase:
     modem_power_pin(), coproc_reset_pin(), led(), gnss_power(on), device_id(), wdt_start(ms),
     wdt_feed() (the loop feeds the watchdog wdt_start returned itself).
     RAM: the running board keeps no description. `board.desc` (the validated description, overrides
-    applied) is read from its board file again on each access (board.rare.desc, boot and rare paths);
+    applied) is read from its board file again on each access (board.rare._desc, boot and rare paths);
     only a description given as a dict that came from no file (a test's) is kept as the attribute."""
 
     def __init__(self, desc, clock=None):

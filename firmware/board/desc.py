@@ -20,7 +20,7 @@ def load_board(name=None, devtype=None, dirs=None):
     `name`: a dict (validated and returned), a path to a .json file, a board name
     looked up in `dirs` (e.g. "oneplus-b"), or None for the deployed /board.json.
     `devtype`: apply the file's per-devType overrides (see apply_devtype). A description read from
-    a file has that file's path as its "file" entry (BoardBase keeps no description, board.rare.desc)."""
+    a file has that file's path as its "file" entry (BoardBase keeps no description, board.rare._desc)."""
     dirs = dirs or BOARD_DIRS
     where = "board"  # a dict: validate_board adds its name
     if isinstance(name, dict):

@@ -13,9 +13,9 @@ ROLES = {"modem": "modem", "obd": "coproc", "coproc": "coproc", "gps": "gnss", "
 
 def method(board, name):
     """board.<name> for BoardBase.__getattr__: this module's function of that name bound to board;
-    board.desc: the description read from its file again (desc)."""
+    board.desc: the description read from its file again (_desc)."""
     if name == "desc":
-        return desc(board)
+        return _desc(board)
     f = METHODS.get(name)
     if f is None:
         more = getattr(board, "_more", None)  # the board class's module of rare methods (esp32_more, host_more)
@@ -61,16 +61,17 @@ def settle(board, desc):
     _bat, the battery's (ADC pin, scale_num, scale_den) or None (no ADC battery: battery_voltage None);
     _has, the keys whose value is not null (has); _gu, gnss_uart(). A description load_board read from
     a file (its "file" entry) and nobody changed since (the file read again gives the same) is not
-    kept: board.desc reads that file again (desc). Any other (a dict a caller built or changed) is
+    kept: board.desc reads that file again (_desc). Any other (a dict a caller built or changed) is
     kept as board.desc."""
     b = desc.get("battery")
     board._bat = (b["pin"], b["scale_num"], b["scale_den"]) if b and b.get("source") == "adc" else None
     board._has = tuple([k for k in desc if desc[k] is not None])
     g = desc.get("gnss")
     board._gu = g is not None and g.get("uart") is not None
-    f, dt = desc.get("file"), desc.get("devtype")
-    if f is not None and desc == lookup("board.desc", "load_board", f, dt, None):
-        board._file, board._devtype = f, dt
+    board._file, board._devtype = desc.get("file"), desc.get("devtype")
+    # compared with what a later board.desc gives (the file read again: validate_board changes nothing),
+    # not with a second load_board: that would load board.desc's bytecode and validate again at every boot
+    if board._file is not None and desc == _desc(board):
         try:
             del board.desc  # (a changed one kept before)
         except AttributeError:
@@ -80,7 +81,7 @@ def settle(board, desc):
         board.desc = desc
 
 
-def desc(board):
+def _desc(board):
     """board.desc of a board whose description came from a file: that file read again (validated when
     the board was made: settle compared it), with the devType's overrides when apply_devtype applied
     them. (Without board.desc: its ~5 KB of bytecode would be a rare path's peak.)"""
@@ -112,7 +113,7 @@ def section(board, role):
     k = ROLES.get(role, role)
     # (not board.desc for a file's: called through a bound lambda this module is forgotten already, and
     # BoardBase.__getattr__ would import it a second time)
-    sec = (desc(board) if getattr(board, "_file", None) else board.desc).get(k)
+    sec = (_desc(board) if getattr(board, "_file", None) else board.desc).get(k)
     if sec is None:
         raise BoardError("board %s has no %s (its '%s' entry is null)" % (board.name, role, k))
     return sec
