@@ -24,26 +24,19 @@ import sys
 
 
 class _Log:
-    """The telelogger's log as JSON lines ({"log": level, "msg": text}); debug lines are left out."""
+    """The telelogger's log as JSON lines ({"log": level, "msg": text}): log.info/warn/error(fmt, *args); debug lines
+    are left out. One method for every level (each method would cost the heap a function)."""
 
-    def _p(self, level, fmt, a):
-        try:
-            msg = fmt % a if a else fmt
-        except (TypeError, ValueError):
-            msg = fmt + " " + repr(a)
-        print(json.dumps({"log": level, "msg": msg}))
+    def __getattr__(self, level):
+        def p(fmt, *a):
+            if level != "debug":
+                try:
+                    msg = fmt % a if a else fmt
+                except (TypeError, ValueError):
+                    msg = fmt + " " + repr(a)
+                print(json.dumps({"log": level, "msg": msg}))
 
-    def info(self, fmt, *a):
-        self._p("info", fmt, a)
-
-    def warn(self, fmt, *a):
-        self._p("warn", fmt, a)
-
-    def error(self, fmt, *a):
-        self._p("error", fmt, a)
-
-    def debug(self, fmt, *a):
-        pass
+        return p
 
 
 def main(argv):
