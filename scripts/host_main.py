@@ -41,6 +41,16 @@ class _Log:
 
 def main(argv):
     import asyncio
+
+    # the boot in a frame of its own (_start) that is gone before the run: a long-lived frame's dead value-stack
+    # slots would keep what the boot handled (the config, the boot module's functions) on the heap for good
+    asyncio.run(_start(argv))
+    print(json.dumps({"done": True}))
+
+
+def _start(argv):
+    """The boot (host_boot) and the coroutine that runs the telelogger."""
+    import asyncio
     import os
 
     import host_boot
@@ -95,8 +105,7 @@ def main(argv):
             asyncio.create_task(probe())
         await coro
 
-    asyncio.run(run())
-    print(json.dumps({"done": True}))
+    return run()
 
 
 if __name__ == "__main__":
