@@ -80,29 +80,33 @@ def device_main(restart_delay_ms=10000):
     """ESP32 entry (main.py): /board.json, /config.json (+ /secrets.json), queue in /queue.
     A configuration error waits for a fixed file (load_config_waiting); any other error is printed,
     kept in /last_error.txt, and the board resets after restart_delay_ms."""
-    from board import load_board, make_board
-
-    board = None
+    box = [None]  # the board once made (the error path resets through it)
     try:
-        from telelogger import appboot
-
-        appboot.preload_resident("/config.json")  # what stays imported first, packed at the heap's bottom
-        board = make_board(load_board(None))
-        # the validated config's cache beside the queue (configcache.cache_path("/queue"), written by make deploy)
-        cfg = appboot.load_config_waiting(cache="/queue_cfg.json", restart=board.reset)
-        appboot.ensure_dir("/queue")
-        del appboot
-        forget("telelogger.appboot")
-        job = run(board, cfg, store_root="/queue")
-        cfg = None  # run() lets go of it once the loop is built
-        t = asyncio.run(job)
+        # the boot in a frame of its own (_boot), gone before the run: this frame lives as long as the loop, and
+        # its dead value-stack slots would keep what the boot handled (the board's description, the config)
+        t = asyncio.run(_boot(box))
         if t is not None and t.reset_reason is not None:
             print(text(_T_RESETTING) % t.reset_reason)
-            board.reset()  # the reason is in /queue/last_reset: the next boot's status carries it
+            box[0].reset()  # the reason is in /queue/last_reset: the next boot's status carries it
     except KeyboardInterrupt:
         raise  # Ctrl-C at the REPL: stop here, no reset
     except Exception as e:
         from telelogger.appboot import stopped
 
-        if not stopped(e, board, restart_delay_ms):
+        if not stopped(e, box[0], restart_delay_ms):
             raise  # no board: nothing can reset us; leave the REPL usable
+
+
+def _boot(box):
+    """device_main's boot: the resident modules, the board (into box), the validated config -> run()'s coroutine."""
+    from board import load_board, make_board
+    from telelogger import appboot
+
+    appboot.preload_resident("/config.json")  # what stays imported first, packed at the heap's bottom
+    box[0] = board = make_board(load_board(None))
+    # the validated config's cache beside the queue (configcache.cache_path("/queue"), written by make deploy)
+    cfg = appboot.load_config_waiting(cache="/queue_cfg.json", restart=board.reset)
+    appboot.ensure_dir("/queue")
+    del appboot
+    forget("telelogger.appboot")
+    return run(board, cfg, store_root="/queue")  # (run() lets go of the config once the loop is built)
