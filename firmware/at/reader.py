@@ -1,7 +1,7 @@
 # The AT engine's input side and what it hands back.
 # - What it hands back: the Reply of a command, the exceptions of a failed one (all ATError: `.cmd`
-#   redacted, `.code`, `.meaning`, `.lines`), the URC prefixes the engine knows without a handler,
-#   and the redaction of credentials in command lines. at.engine re-exports every name here
+#   redacted (at/redact.py, on demand), `.code`, `.meaning`, `.lines`), the URC prefixes the engine
+#   knows without a handler. at.engine re-exports every name here
 #   (`from at.engine import ATTimeout` keeps working).
 # - The reader: one reader task owns the modem's input stream, frames it (at.lines.Framer) and
 #   hands every line to the command in flight, to a waiter of a deferred result or awaited URC, or
@@ -33,39 +33,13 @@ UNSOLICITED = BOOT_URCS + (
     "+CPIN: NOT READY",
 )
 
-# Commands whose arguments from the k-th on (0-based) are credentials: (prefix, k).
-# AT+CMQTTCONNECT=<idx>,"<addr>",<keepalive>,<clean>[,"<user>"[,"<pass>"]]; AT+CGAUTH=<cid>,
-# <type>,"<passwd>","<user>" (the order differs between manuals: both are hidden); AT+CPIN="<pin>"[,"<new>"].
-SECRET_ARGS = (("AT+CMQTTCONNECT=", 4), ("AT+CGAUTH=", 2), ("AT+CPIN=", 0))
-REDACTED = "<redacted>"
-
-
-def secret_at(cmd):
-    """Index in cmd where its credentials start, or -1."""
-    for p, k in SECRET_ARGS:
-        if cmd.startswith(p):
-            i = len(p)
-            n = 0
-            q = False
-            while n < k and i < len(cmd):
-                c = cmd[i]
-                if c == '"':
-                    q = not q
-                elif c == "," and not q:
-                    n += 1
-                i += 1
-            return i if n == k and i < len(cmd) else -1
-    return -1
-
-
 class ATError(Exception):
     """Base of the engine's errors: `cmd` (the command line), `code` (int or text or None),
     `meaning` (what the code means), `lines` (intermediate lines received)."""
 
     def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None):
-        i = secret_at(cmd) if isinstance(cmd, str) else -1
-        if i >= 0:  # its credentials never reach an error text
-            cmd = cmd[:i] + REDACTED
+        if isinstance(cmd, str) and cmd[:4] == "AT+C":  # its credentials never reach an error text
+            cmd = lookup("at.redact", "redact", cmd)  # (every command with credentials is an AT+C...)
         super().__init__(cmd)
         self.cmd = cmd
         self.code = code
