@@ -280,8 +280,8 @@ class Cmqtt:
             raise err
 
     def _check_up(self, op):
-        if not self._connected:
-            raise CmqttError(op, 11, "not connected (%s)" % (self.last_down or "never connected"))
+        if not self._connected:  # the error 11 and its words: modem/code_texts.py
+            raise lookup(_TEXTS, "not_up", self, op)
 
     # ------------------------------------------------------------------ publish (the hot path)
     async def publish(self, topic, payload, qos=1, retain=False, timeout_s=60):

@@ -373,3 +373,8 @@ def down_reason(self, line):
     if line.startswith("+CMQTTCONNLOST"):
         return "connection lost (cause %s: %s)" % (code, connlost_cause(code))
     return "keep-alive ping failed (error %s: %s)" % (code, cmqtt_meaning(code or 0))
+
+
+def not_up(self, op):
+    """Cmqtt._check_up's error: op needs a session and there is none."""
+    return CmqttError(op, 11, "not connected (%s)" % (self.last_down or "never connected"))

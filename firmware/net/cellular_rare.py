@@ -32,8 +32,11 @@ async def _subscribe(pub, topic, qos):
     """CellularPublisher.subscribe."""
     check_topic(topic)
     known = pub._remember(topic, qos)
-    if not pub.mq._connected:
-        await pub._ensure_up()  # subscribes every remembered topic, this one included
+    mq = pub.mq
+    if not mq._connected:  # up first, as CellularPublisher._with_retry: the connect subscribes every
+        if mq.nonet and pub._need < _L_SERVICE:  # remembered topic, this one included
+            pub._need = _L_SERVICE
+        await pub.connect()
     elif not known:
         await pub._with_retry(pub.mq.subscribe, topic, qos)
 
