@@ -28,7 +28,7 @@ _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a
 
 
 def __getattr__(name):
-    # at.reader's names (BOOT_URCS, UNSOLICITED, the ATError family; the redaction: at/redact.py) are
+    # at.reader's names (UNSOLICITED, the ATError family; the redaction: at/redact.py) are
     # the engine's public names too, found there on use (a copy of each here would cost a global),
     # in the module this engine was built with (hwcheck may drop at.reader from sys.modules);
     # the transcript log lives in at/atlog.py (imported only when it is used)

@@ -19,12 +19,15 @@ _FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is
 _CHUNK = const(256)  # read size
 
 # ---- what the engine hands back ---------------------------------------------------------------
-# Boot-time URCs the module prints unasked (seed thread; LilyGO T-SIM7600X#100)
-BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
-
 # Lines the module prints unasked that the engine recognises even with no handler registered,
-# so they never pollute a reply in flight (T-SIM7600X#100, TinyGSM#309, [M] ch.16 URCs).
-UNSOLICITED = BOOT_URCS + (
+# so they never pollute a reply in flight (T-SIM7600X#100, TinyGSM#309, [M] ch.16 URCs). The first
+# four are the boot-time URCs (seed thread; LilyGO T-SIM7600X#100): modem.codes.BOOT_URCS, sliced
+# off this tuple where it is asked for (modem/code_texts.py).
+UNSOLICITED = (
+    "RDY",
+    "+CPIN: READY",
+    "SMS DONE",
+    "PB DONE",
     "+CGEV:",
     "+CIPEVENT:",
     "+CMQTTNONET",

@@ -329,7 +329,8 @@ def attr(name):
     if name in ("BOOT_URCS", "UNSOLICITED"):
         from at import engine
 
-        return getattr(engine, name)
+        u = engine.UNSOLICITED
+        return u if name == "UNSOLICITED" else u[:4]  # the boot-time URCs: its first four
     raise AttributeError(name)
 
 
