@@ -279,7 +279,8 @@ def test_registration_waits_on_the_modules_urcs():
 
 
 def test_bring_up_denied_and_missing_pin_are_clear():
-    from modem.sim7600 import ModemError, csq_to_dbm, parse_cclk
+    from modem.nettime import parse_cclk
+    from modem.sim7600 import ModemError, csq_to_dbm
 
     with pytest.raises(ModemError, match="denied") as e:
         _bring_up(Sim7600(powered=True, time_scale=SCALE, network="denied"), {})

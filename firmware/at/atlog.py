@@ -2,7 +2,7 @@
 # the transcript doctor reads. Its own module so that it costs no RAM unless the log is on
 # (telelogger.app imports it only then).
 from at.lines import to_text
-from at.reader import REDACTED, secret_at
+from at.redact import REDACTED, secret_at
 from core.compat import DEFAULT_CLOCK, const
 
 _HOLD_MAX = const(4096)  # RECV bytes held back at most while a command with credentials is in flight

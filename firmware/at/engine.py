@@ -7,7 +7,8 @@
 # Nothing here sleeps in place of waiting for the modem: every wait is on a reply, bounded by a
 # timeout, and every failure is an exception naming the command, the code and its meaning.
 # The input side (reader task, URC dispatch) is at/reader.py; rare paths (resync after a timeout,
-# results owed to cancelled callers, RDY, error decoding) are at/recover.py, loaded when needed.
+# results owed to cancelled callers, RDY, error decoding, the engine's own failures and their
+# words) are at/recover.py, loaded when needed.
 #
 # Secrets: the engine knows which commands carry credentials (MQTT/APN user and password, the SIM
 # PIN) and which data bodies are certificates or keys; they reach neither the AT log nor any
@@ -20,14 +21,14 @@
 import asyncio
 
 from at import reader  # the module the engine's classes come from (see __getattr__)
-from at.reader import ATError, ATReader, ATNoPrompt, ATTimeout, Reply, Waiter, response_prefix
+from at.reader import ATError, ATReader, Reply, Waiter, response_prefix
 from core.compat import const, sleep_ms, wait_for_ms
 
 _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a 10 KB upload
 
 
 def __getattr__(name):
-    # at.reader's names (BOOT_URCS, UNSOLICITED, SECRET_ARGS, REDACTED, secret_at, the ATError family) are
+    # at.reader's names (UNSOLICITED, the ATError family; the redaction: at/redact.py) are
     # the engine's public names too, found there on use (a copy of each here would cost a global),
     # in the module this engine was built with (hwcheck may drop at.reader from sys.modules);
     # the transcript log lives in at/atlog.py (imported only when it is used)
@@ -93,9 +94,8 @@ class ATEngine(ATReader):
             if w.line is None and w.error is None:
                 try:
                     await wait_for_ms(w.ev.wait(), rt)
-                except asyncio.TimeoutError:
-                    self.stats["timeouts"] += 1
-                    raise ATTimeout(cmd, msg="OK, but no %s result within %d ms" % (w.prefix.strip(), rt))
+                except asyncio.TimeoutError:  # an ATTimeout, counted (its words: at/recover.py)
+                    raise self._rare("failed", 0, cmd, w.prefix.strip(), rt)
                 except BaseException:  # cancelled while the result is owed: the module is still busy
                     self._rare("keep_owed", w, rt)
                     w = None
@@ -104,7 +104,7 @@ class ATEngine(ATReader):
                 raise w.error
             line = w.line
             if line is None:  # the event is set only with a line or an error
-                raise ATError(cmd, msg="result %s signalled without a line" % w.prefix.strip())
+                raise self._rare("failed", 4, cmd, w.prefix.strip())
             r.result = line[len(w.prefix) :].strip()
             return r
         finally:
@@ -136,9 +136,8 @@ class ATEngine(ATReader):
                         try:  # the prompt, or a final result instead of it (ERROR): both set _prompt
                             await wait_for_ms(self._prompt.wait(), ms)
                         except asyncio.TimeoutError:
-                            self.stats["timeouts"] += 1
                             self._resync = True  # a late reply must not complete the next command
-                            raise ATTimeout(cmd, msg="no '>' prompt within %d ms" % ms)
+                            raise self._rare("failed", 1, cmd, ms)
                         if r.final is None:
                             self.framer.echo = data  # its echo (ATE1) is skipped
                             mv = memoryview(data)
@@ -153,14 +152,13 @@ class ATEngine(ATReader):
                             # never written and the module may still be waiting for it. Success here would
                             # e.g. publish an empty payload; fail, and re-synchronise before the next command.
                             self._resync = True
-                            raise ATNoPrompt(cmd, msg="final result %s before the '>' prompt: data not sent" % r.final)
+                            raise self._rare("failed", 3, cmd, r.final)  # an ATNoPrompt
                     if r.final is None:
                         try:
                             await wait_for_ms(self._done.wait(), timeout_ms)
                         except asyncio.TimeoutError:
-                            self.stats["timeouts"] += 1
                             self._resync = True
-                            raise ATTimeout(cmd, msg="no final result within %d ms" % timeout_ms)
+                            raise self._rare("failed", 2, cmd, timeout_ms)
                 finally:
                     self.pending = None
                     self.prefix = None

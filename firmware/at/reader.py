@@ -1,7 +1,7 @@
 # The AT engine's input side and what it hands back.
 # - What it hands back: the Reply of a command, the exceptions of a failed one (all ATError: `.cmd`
-#   redacted, `.code`, `.meaning`, `.lines`), the URC prefixes the engine knows without a handler,
-#   and the redaction of credentials in command lines. at.engine re-exports every name here
+#   redacted (at/redact.py, on demand), `.code`, `.meaning`, `.lines`), the URC prefixes the engine
+#   knows without a handler. at.engine re-exports every name here
 #   (`from at.engine import ATTimeout` keeps working).
 # - The reader: one reader task owns the modem's input stream, frames it (at.lines.Framer) and
 #   hands every line to the command in flight, to a waiter of a deferred result or awaited URC, or
@@ -19,12 +19,15 @@ _FAST_POLL_MS = const(1)  # while a command's reply, its prompt or a raw body is
 _CHUNK = const(256)  # read size
 
 # ---- what the engine hands back ---------------------------------------------------------------
-# Boot-time URCs the module prints unasked (seed thread; LilyGO T-SIM7600X#100)
-BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
-
 # Lines the module prints unasked that the engine recognises even with no handler registered,
-# so they never pollute a reply in flight (T-SIM7600X#100, TinyGSM#309, [M] ch.16 URCs).
-UNSOLICITED = BOOT_URCS + (
+# so they never pollute a reply in flight (T-SIM7600X#100, TinyGSM#309, [M] ch.16 URCs). The first
+# four are the boot-time URCs (seed thread; LilyGO T-SIM7600X#100): modem.codes.BOOT_URCS, sliced
+# off this tuple where it is asked for (modem/code_texts.py).
+UNSOLICITED = (
+    "RDY",
+    "+CPIN: READY",
+    "SMS DONE",
+    "PB DONE",
     "+CGEV:",
     "+CIPEVENT:",
     "+CMQTTNONET",
@@ -33,39 +36,13 @@ UNSOLICITED = BOOT_URCS + (
     "+CPIN: NOT READY",
 )
 
-# Commands whose arguments from the k-th on (0-based) are credentials: (prefix, k).
-# AT+CMQTTCONNECT=<idx>,"<addr>",<keepalive>,<clean>[,"<user>"[,"<pass>"]]; AT+CGAUTH=<cid>,
-# <type>,"<passwd>","<user>" (the order differs between manuals: both are hidden); AT+CPIN="<pin>"[,"<new>"].
-SECRET_ARGS = (("AT+CMQTTCONNECT=", 4), ("AT+CGAUTH=", 2), ("AT+CPIN=", 0))
-REDACTED = "<redacted>"
-
-
-def secret_at(cmd):
-    """Index in cmd where its credentials start, or -1."""
-    for p, k in SECRET_ARGS:
-        if cmd.startswith(p):
-            i = len(p)
-            n = 0
-            q = False
-            while n < k and i < len(cmd):
-                c = cmd[i]
-                if c == '"':
-                    q = not q
-                elif c == "," and not q:
-                    n += 1
-                i += 1
-            return i if n == k and i < len(cmd) else -1
-    return -1
-
-
 class ATError(Exception):
     """Base of the engine's errors: `cmd` (the command line), `code` (int or text or None),
     `meaning` (what the code means), `lines` (intermediate lines received)."""
 
     def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None):
-        i = secret_at(cmd) if isinstance(cmd, str) else -1
-        if i >= 0:  # its credentials never reach an error text
-            cmd = cmd[:i] + REDACTED
+        if isinstance(cmd, str) and cmd[:4] == "AT+C":  # its credentials never reach an error text
+            cmd = lookup("at.redact", "redact", cmd)  # (every command with credentials is an AT+C...)
         super().__init__(cmd)
         self.cmd = cmd
         self.code = code

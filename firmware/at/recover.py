@@ -5,7 +5,18 @@
 # module it was built with: the same classes as the engine's even if at.reader left sys.modules.
 import asyncio
 
-from at.engine import ATCommandError, ATError, ATTimeout, CMEError, CMSError, ModemRebooted, Reply, Waiter, response_prefix
+from at.engine import (
+    ATCommandError,
+    ATError,
+    ATNoPrompt,
+    ATTimeout,
+    CMEError,
+    CMSError,
+    ModemRebooted,
+    Reply,
+    Waiter,
+    response_prefix,
+)
 from core.compat import const, wait_for_ms
 from core.errors import lookup
 
@@ -107,6 +118,26 @@ def rebooted(at):
         if w.owner is not None and w.line is None:
             w.error = ModemRebooted(w.owner.cmd, msg="the modem rebooted (RDY) before the result")
             w.ev.set()
+
+
+# The engine's own failures (ATEngine.cmd, _run_exchange), by number: the class and the words
+_FAILED = (
+    "OK, but no %s result within %d ms",  # 0 ATTimeout: the deferred result
+    "no '>' prompt within %d ms",  # 1 ATTimeout
+    "no final result within %d ms",  # 2 ATTimeout
+    "final result %s before the '>' prompt: data not sent",  # 3 ATNoPrompt
+    "result %s signalled without a line",  # 4 ATError
+)
+
+
+def failed(at, k, cmd, *a):
+    """The exception of the engine's failure k (_FAILED) for cmd; a timeout (0..2) is counted."""
+    if k < 3:
+        at.stats["timeouts"] += 1
+        c = ATTimeout
+    else:
+        c = ATNoPrompt if k == 3 else ATError
+    return c(cmd, msg=_FAILED[k] % a)
 
 
 def final_error(at, r, w):

@@ -4,7 +4,7 @@
 # from sys.modules again (Sim7600.__getattr__ -> step(), through core.errors.lookup), so none of
 # it stays resident, and the two halves of a bring-up are never in the heap together. Every
 # function takes the Sim7600 (`self`) (its at, clock, cfg, info; a setting is the config's, else
-# modem.sim7600.DEFAULTS': _cfg) first; errors are modem.errors.ModemError
+# DEFAULTS' below: _cfg) first; errors are modem.errors.ModemError
 # with .kind saying which step failed.
 #
 # Every wait is bounded, and every wait is for a reply: polling loops send a command, read its
@@ -18,7 +18,17 @@
 from at.engine import ATCommandError, ATError, CMEError
 from modem import codes
 from modem.errors import ModemError
-from modem.sim7600 import DEFAULTS
+
+# The settings of this half a config may give (Sim7600(config=...)): the config's value, else this.
+DEFAULTS = {
+    "apn": "",  # empty: leave the module's automatic APN alone
+    "apn_user": "",
+    "apn_pass": "",
+    "sim_pin": "",
+    "boot_timeout_ms": 30000,  # AT answered with OK
+    "sim_timeout_ms": 20000,  # SIM busy -> READY
+    "poll_ms": 1000,  # pause between polls
+}
 
 
 def step(self, name, a):
@@ -27,7 +37,7 @@ def step(self, name, a):
 
 
 def _cfg(self, key):
-    # a bring-up setting: the config's, else modem.sim7600.DEFAULTS'
+    # a bring-up setting: the config's, else DEFAULTS'
     return self.cfg.get(key, DEFAULTS[key])
 
 

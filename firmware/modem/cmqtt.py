@@ -24,8 +24,9 @@
 # reset_service, set_will, disconnect, query_connected, subscribe_many, unsubscribe) in
 # modem/cmqtt_ops.py, the classification of a failed command and the words for a refused
 # argument, a session that went down or a message that was dropped in modem/code_texts.py: each
-# imported for the call (Cmqtt.__getattr__, core.errors.lookup) and dropped again. is_refused / is_tls / is_peer_refusal, check_topic, check_payload, CmqttError and
-# CmqttArgError are modem/cmqtt_errors.py's, re-exported here.
+# imported for the call (Cmqtt.__getattr__, core.errors.lookup) and dropped again. check_topic,
+# check_payload, CmqttError and CmqttArgError are modem/cmqtt_errors.py's, re-exported here; the code
+# families is_refused / is_tls / is_peer_refusal modem/code_texts.py's (the module __getattr__).
 import asyncio
 
 from at.engine import ATCommandError, ATError, response_prefix
@@ -40,12 +41,15 @@ from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's publ
     check_payload,
     check_topic,
     parse_code,
-    is_peer_refusal,
-    is_refused,
-    is_tls,
 )
 
 _TEXTS = "modem.code_texts"
+
+
+def __getattr__(name):
+    # the families of <err> codes (is_refused, is_tls, is_peer_refusal): modem/code_texts.py's, for
+    # tools and tests (the recovery, net/cellular_rare.py, looks them up there per failure)
+    return lookup(_TEXTS, "attr", name)
 _P = const(80)  # 'P' of +CMQTTRXPAYLOAD (+CMQTTRXTOPIC has a 'T' there)
 
 
@@ -280,8 +284,8 @@ class Cmqtt:
             raise err
 
     def _check_up(self, op):
-        if not self._connected:
-            raise CmqttError(op, 11, "not connected (%s)" % (self.last_down or "never connected"))
+        if not self._connected:  # the error 11 and its words: modem/code_texts.py
+            raise lookup(_TEXTS, "not_up", self, op)
 
     # ------------------------------------------------------------------ publish (the hot path)
     async def publish(self, topic, payload, qos=1, retain=False, timeout_s=60):

@@ -9,7 +9,8 @@ from modem.codes import PAYLOAD_MAX, TOPIC_MAX
 # read, not when the error is made: an error that is only classified by its code (the recovery's
 # escalate, an expected failure) loads no texts, and one that is logged loads them after the
 # command's rare modules are gone (the texts are not resident). One class: callers test .code or
-# the family predicates below.
+# the family predicates (is_refused, is_tls, is_peer_refusal: modem/code_texts.py's, reached as
+# modem.cmqtt.<name>).
 
 
 class CmqttError(NetError):
@@ -39,23 +40,6 @@ class CmqttError(NetError):
     name = property(lambda self: self._word(0))  # pyright: ignore[reportAssignmentType]
     meaning = property(lambda self: self._word(1))
     hint = property(lambda self: self._word(2))  # pyright: ignore[reportAssignmentType]
-
-
-# Families of <err> codes (modem/code_texts.py): the broker's CONNACK refusals (27..31), TLS
-# failures (32 handshake, 33 certificate not set, 34 SSL session), and the peer refusing the
-# session at all: 15 "require connection fail" is what a broker asking for a client certificate
-# it does not trust (mosquitto require_certificate) gives.
-def is_refused(code):
-    return code is not None and 27 <= code <= 31
-
-
-def is_tls(code):
-    return code is not None and 32 <= code <= 34
-
-
-def is_peer_refusal(code):
-    """The broker or the TLS peer refused the session: not a modem fault (keep it registered)."""
-    return code == 15 or (code is not None and 27 <= code <= 34)
 
 
 def _at_meaning(prefix, code):

@@ -290,10 +290,33 @@ def reg_error(st, verdict, timeout_ms):
     )
 
 
+# Families of <err> codes: the broker's CONNACK refusals (27..31), TLS
+# failures (32 handshake, 33 certificate not set, 34 SSL session), and the peer refusing the
+# session at all: 15 "require connection fail" is what a broker asking for a client certificate
+# it does not trust (mosquitto require_certificate) gives.
+def is_refused(code):
+    return code is not None and 27 <= code <= 31
+
+
+def is_tls(code):
+    return code is not None and 32 <= code <= 34
+
+
+def is_config_refusal(code):
+    """A CONNACK refusal or a TLS failure: the configuration must change (net/cellular_rare.py's fatal)."""
+    return is_refused(code) or is_tls(code)
+
+
+def is_peer_refusal(code):
+    """The broker or the TLS peer refused the session: not a modem fault (keep it registered)."""
+    return code == 15 or (code is not None and 27 <= code <= 34)
+
+
 def attr(name):
     """modem.codes.<name> for what is not resident there: a function of this module, or a whole
     table (built on each access)."""
-    if name in ("cmqtt_info", "cmqtt_meaning", "cmqtt_hint", "connlost_cause", "cme_meaning", "reg_state"):
+    if name in ("cmqtt_info", "cmqtt_meaning", "cmqtt_hint", "connlost_cause", "cme_meaning", "reg_state", "is_refused",
+                "is_tls", "is_peer_refusal"):
         return globals()[name]
     if name in _TABLES:
         return get(_TABLES[name])
@@ -306,7 +329,8 @@ def attr(name):
     if name in ("BOOT_URCS", "UNSOLICITED"):
         from at import engine
 
-        return getattr(engine, name)
+        u = engine.UNSOLICITED
+        return u if name == "UNSOLICITED" else u[:4]  # the boot-time URCs: its first four
     raise AttributeError(name)
 
 
@@ -373,3 +397,8 @@ def down_reason(self, line):
     if line.startswith("+CMQTTCONNLOST"):
         return "connection lost (cause %s: %s)" % (code, connlost_cause(code))
     return "keep-alive ping failed (error %s: %s)" % (code, cmqtt_meaning(code or 0))
+
+
+def not_up(self, op):
+    """Cmqtt._check_up's error: op needs a session and there is none."""
+    return CmqttError(op, 11, "not connected (%s)" % (self.last_down or "never connected"))

@@ -14,7 +14,13 @@ from at.engine import ATCommandError, CMEError
 from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from core.errors import lookup
 from modem import codes
-from modem.sim7600 import DEFAULTS
+
+# The settings of this half a config may give (Sim7600(config=...)): the config's value, else this.
+DEFAULTS = {
+    "reg_timeout_ms": 120000,  # registration, per bring-up (see modem/sim7600.py for the whole bound)
+    "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
+    "poll_ms": 1000,  # the first pause (as modem/bringup.py's)
+}
 
 
 def step(self, name, a):
@@ -23,7 +29,7 @@ def step(self, name, a):
 
 
 def _cfg(self, key):
-    # a bring-up setting: the config's, else modem.sim7600.DEFAULTS'
+    # a bring-up setting: the config's, else DEFAULTS'
     return self.cfg.get(key, DEFAULTS[key])
 
 

@@ -1,6 +1,8 @@
 # SIM7600 network state over an ATEngine (sim7600-mqtt-at.md §2, §4): what stays resident.
 #
-#   modem = Sim7600(at, clock, config)       # config: dict (cellular section + secrets), see DEFAULTS
+#   modem = Sim7600(at, clock, config)       # config: dict (cellular section + secrets): cmd_timeout_ms
+#                                            # and the bring-up's settings (modem/bringup.py's and
+#                                            # modem/netreg.py's DEFAULTS)
 #   info = await modem.bring_up()            # boot, ATE0, identify, CMEE, SIM, CTZU, APN, registration
 #   modem.model, modem.revision, modem.ssl_supported()
 #   await modem.signal_dbm()                 # CSQ -> dBm or None (99 = unknown)
@@ -10,33 +12,18 @@
 # first half of bring_up) and modem/netreg.py (registration, wait_registered, cpsi; attach: the
 # second half): each module is imported when one of its steps starts and dropped from sys.modules
 # again (boot and recovery only; Sim7600.__getattr__), so bring_up() has one half in the heap at a
-# time. Errors: one class, ModemError, whose .kind names the step ('not_responding', 'sim', 'apn',
+# time. network_time() (AT+CCLK?, asked until UTC is known) is modem/nettime.py's, the same way.
+# Errors: one class, ModemError, whose .kind names the step ('not_responding', 'sim', 'apn',
 # 'reg_denied', 'reg_timeout').
 #
 # Bound of one bring-up: boot_timeout_ms 30 s + sim_timeout_ms 20 s + reg_timeout_ms 120 s +
 # about 14 commands of at most cmd_timeout_ms 5 s: under 4 min, well inside the 900 s heartbeat.
-from at.engine import ATCommandError, CMEError
 from core.compat import DEFAULT_CLOCK
 from core.errors import lookup
 from modem.codes import FIRMWARE_NO_SSL
 from modem.errors import ModemError  # noqa: F401 - re-exported: the bring-up's error
 
 CMD_TIMEOUT_MS = 5000  # every AT exchange of the steady state and the bring-up (cfg cmd_timeout_ms)
-# The bring-up's settings a config may give (Sim7600(config=...)), read by modem/bringup.py and
-# modem/netreg.py (the config's value, else this); cmd_timeout_ms is CMD_TIMEOUT_MS (Sim7600.t).
-DEFAULTS = {
-    "apn": "",  # empty: leave the module's automatic APN alone
-    "apn_user": "",
-    "apn_pass": "",
-    "sim_pin": "",
-    "boot_timeout_ms": 30000,  # AT answered with OK
-    "sim_timeout_ms": 20000,  # SIM busy -> READY
-    "reg_timeout_ms": 120000,  # registration, per bring-up (see modem/sim7600.py for the whole bound)
-    "poll_ms": 1000,  # pause between polls
-    "reg_poll_ms": 10000,  # registration: re-query this often while waiting for the URCs
-}
-
-
 
 
 def csq_to_dbm(n):
@@ -46,36 +33,15 @@ def csq_to_dbm(n):
     return -113 + 2 * n
 
 
-def parse_cclk(value):
-    """'"20/08/06,11:50:12+40"' (local time, zone in quarter hours) -> (2020, 8, 6, 11, 50, 12, 40),
-    or None."""
-    if not value:
-        return None
-    v = value.strip().strip('"')
-    try:
-        date, rest = v.split(",")
-        i = max(rest.find("+"), rest.find("-"))  # the zone, signed
-        tz = 0
-        if i >= 0:
-            tz = int(rest[i:])
-            rest = rest[:i]
-        # yy/mm/dd,hh:mm:ss: six numbers (a wrong count is a ValueError too)
-        t = tuple(map(int, (date + "/" + rest.replace(":", "/")).split("/"))) + (tz,)
-        if len(t) != 7:
-            return None
-    except ValueError:
-        return None
-    return (2000 + t[0],) + t[1:]
-
-
 class Sim7600:
     """The modem's steady state: signal_dbm(), network_time(), ssl_supported(), and bring_up(). The
     bring-up steps (boot, wait_ready, identify, sim_ready, set_apn: modem/bringup.py; attach,
-    registration, wait_registered, cpsi: modem/netreg.py) are found by __getattr__ (the step() of
-    their module), the module imported for the call and dropped when it returns."""
+    registration, wait_registered, cpsi: modem/netreg.py) and network_time (modem/nettime.py) are
+    found by __getattr__ (the step() of their module), the module imported for the call and dropped
+    when it returns."""
 
     # besides these: at, clock, log
-    cfg: dict  # the settings given (None left out); DEFAULTS has the rest
+    cfg: dict  # the settings given (None left out); modem/bringup.py's and modem/netreg.py's DEFAULTS the rest
     t: int  # cmd_timeout_ms
     model: "str | None"
     revision: "str | None"
@@ -87,7 +53,7 @@ class Sim7600:
         # modem/bringup.py for these few lines is what does not fit
         self.at = at
         self.clock = clock or DEFAULT_CLOCK
-        self.cfg = cfg = {}  # the settings given; DEFAULTS has the rest (read when a step runs)
+        self.cfg = cfg = {}  # the settings given; the steps' DEFAULTS have the rest (read when a step runs)
         if config:
             for k in config:
                 if config[k] is not None:
@@ -100,11 +66,14 @@ class Sim7600:
         self.info = {}
 
     def __getattr__(self, name):
-        # the bring-up steps: modem/bringup.py's and modem/netreg.py's, imported when one is called
+        # the bring-up steps (modem/bringup.py's, modem/netreg.py's) and the network time
+        # (modem/nettime.py's), imported when one is called
         if name in ("boot", "wait_ready", "identify", "sim_ready", "set_apn"):
             mod = "modem.bringup"
         elif name in ("attach", "registration", "wait_registered", "cpsi"):
             mod = "modem.netreg"
+        elif name == "network_time":
+            mod = "modem.nettime"
         else:
             raise AttributeError(name)
         return lambda *a: lookup(mod, "step", self, name, a)
@@ -136,17 +105,3 @@ class Sim7600:
         dbm = csq_to_dbm(rssi)
         self.info["signal_dbm"] = dbm
         return dbm
-
-    async def network_time(self):
-        """AT+CCLK? -> (year, month, day, h, m, s, tz_quarter_hours) in local time, or None when the
-        module has no network time yet (it reports its default year 1980/2080 until NITZ arrives;
-        bring-up sends AT+CTZU=1 so that it does)."""
-        try:
-            r = await self.at.cmd("AT+CCLK?", timeout_ms=self.t)
-        except (ATCommandError, CMEError):
-            return None
-        t = parse_cclk(r.value())
-        if t is None or t[0] < 2020 or t[0] >= 2080:
-            return None
-        self.info["time"] = t
-        return t

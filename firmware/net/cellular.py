@@ -87,17 +87,14 @@ class CellularPublisher(Publisher):
         return self.mq._connected
 
     # ------------------------------------------------------------------ publish / subscribe
-    async def _ensure_up(self):
-        mq = self.mq
-        if not mq._connected:
-            if mq.nonet and self._need < _L_SERVICE:
-                self._need = _L_SERVICE
-            await self.connect()
-
     async def _with_retry(self, op, *args):
         tries = 0
         while True:
-            await self._ensure_up()
+            mq = self.mq
+            if not mq._connected:  # up first (as net/cellular_rare.py's subscribe)
+                if mq.nonet and self._need < _L_SERVICE:
+                    self._need = _L_SERVICE
+                await self.connect()
             try:
                 return await op(*args)
             except CmqttArgError:

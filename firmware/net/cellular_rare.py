@@ -12,7 +12,7 @@ import sys
 from at.engine import ATError, ModemRebooted
 from core.compat import const
 from core.errors import NetError, NotConnected, lookup
-from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic, is_peer_refusal, is_refused, is_tls
+from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic
 from modem.errors import ModemError, TlsSetupError, hold
 from net.publisher import backoff_ms
 
@@ -21,6 +21,8 @@ _L_CONNECT = const(0)
 _L_ACQUIRE = const(1)
 _L_SERVICE = const(2)
 _L_MODEM = const(3)
+
+_TEXTS = "modem.code_texts"  # the families of CMQTT <err> codes (a long literal: no interned name)
 
 # Cmqtt's rare operations this module calls (modem/cmqtt_ops.py, through Cmqtt.__getattr__), by name:
 # the strings of a constant tuple intern no name (mq.set_will would, whenever this module loads, while
@@ -32,8 +34,11 @@ async def _subscribe(pub, topic, qos):
     """CellularPublisher.subscribe."""
     check_topic(topic)
     known = pub._remember(topic, qos)
-    if not pub.mq._connected:
-        await pub._ensure_up()  # subscribes every remembered topic, this one included
+    mq = pub.mq
+    if not mq._connected:  # up first, as CellularPublisher._with_retry: the connect subscribes every
+        if mq.nonet and pub._need < _L_SERVICE:  # remembered topic, this one included
+            pub._need = _L_SERVICE
+        await pub.connect()
     elif not known:
         await pub._with_retry(pub.mq.subscribe, topic, qos)
 
@@ -49,7 +54,8 @@ def fatal(e):
     """Retrying cannot fix it: the configuration must change (credentials, certificates, ...)."""
     if isinstance(e, (TlsSetupError, CmqttArgError)):
         return True
-    return isinstance(e, CmqttError) and (is_refused(e.code) or is_tls(e.code))
+    # the code families: modem/code_texts.py's (the words of e are read from there when it is logged)
+    return isinstance(e, CmqttError) and lookup(_TEXTS, "is_config_refusal", e.code)
 
 
 def escalate(pub, e):
@@ -58,7 +64,7 @@ def escalate(pub, e):
     if isinstance(e, (ModemRebooted, ModemError)):
         return _L_MODEM
     code = e.code if isinstance(e, CmqttError) else None
-    if code is not None and e.op == "CMQTTCONNECT" and is_peer_refusal(code):
+    if code is not None and e.op == "CMQTTCONNECT" and lookup(_TEXTS, "is_peer_refusal", code):
         return -1
     if pub.mq.nonet or code in (9, 17, 23):
         return _L_SERVICE

@@ -4,7 +4,7 @@ import sys
 
 from at.engine import ATCommandError, Reply
 from core.compat import Clock
-from modem.sim7600 import ModemError, Sim7600, parse_cclk
+from modem.sim7600 import ModemError, Sim7600
 from mptest import Skip, araises
 
 FAST = {"poll_ms": 5, "reg_poll_ms": 20, "reg_timeout_ms": 200, "boot_timeout_ms": 200, "sim_timeout_ms": 200}
@@ -134,12 +134,15 @@ async def test_bring_up_has_one_half_loaded_at_a_time():
         await Sim7600(at, Clock(), FAST).bring_up()
     finally:
         S.lookup = real
-    assert calls == [("modem.bringup", "boot"), ("modem.netreg", "attach")], calls
+    # the network time (modem/nettime.py, its own small module: the loop asks for it too) last, from attach
+    assert calls == [("modem.bringup", "boot"), ("modem.netreg", "attach"), ("modem.nettime", "network_time")], calls
     for c in ("AT", "ATI", "AT+CPIN?", "AT+CTZU=1"):
         assert seen[c] == calls[0], (c, seen[c])
-    for c in ("AT+CREG=1", "AT+CREG?", "AT+CSQ", "AT+CCLK?"):
+    for c in ("AT+CREG=1", "AT+CREG?", "AT+CSQ"):
         assert seen[c] == calls[1], (c, seen[c])
+    assert seen["AT+CCLK?"] == calls[2], seen["AT+CCLK?"]
     assert "modem.bringup" not in sys.modules and "modem.netreg" not in sys.modules
+    assert "modem.nettime" not in sys.modules
 
 
 def test_construction_imports_no_bringup():
@@ -183,6 +186,10 @@ async def test_sim_pin_is_entered_once_and_a_refusal_names_the_key():
 
 
 async def test_cclk_time_zone_is_quarter_hours_and_utc_conversion_subtracts_it():
+    from core.unload import forget
+    from modem.nettime import parse_cclk
+
+    forget("modem.nettime")  # the parser alone is what this test needs (Sim7600 imports the module per call)
     t = parse_cclk('"26/12/01,10:00:00+40"')
     assert t == (2026, 12, 1, 10, 0, 0, 40)  # +40 quarter hours = UTC+10
     assert parse_cclk('"26/12/01,10:00:00-20"')[6] == -20
