@@ -114,7 +114,7 @@ class TrackStore(Store):
 
     def _drop_oldest(self):
         first = self._segs[0][0]
-        end = self._segs[1][0] - 1 if len(self._segs) > 1 else self._next - 1
+        end = self._segs[1][0] - 1 if len(self._segs) > 1 else self.next_seq - 1
         lo = max(first - 1, self.acked) + 1
         Store._drop_oldest(self)
         if end >= lo and self.drops is not None:

@@ -1,5 +1,6 @@
 # The SIM7600 GNSS's set-up and switching, the rare path of gnss.modem.ModemGnss (its construction, and
-# switching at boot, after a module restart, standby): imported for the call and dropped again on the device.
+# switching at boot, after a module restart, standby; its explicit read when the reports stop): imported
+# for the call and dropped again on the device.
 from core.compat import const
 from gnss.fields import FieldReader
 from gnss.fix import GnssError, GnssSource
@@ -84,6 +85,12 @@ async def silent(src):
         src.running = False
         return
     try:
-        await src.query()
+        await query(src)
     except Exception as e:
         src._error("AT+CGPSINFO", e)
+
+
+async def query(src):
+    """ModemGnss.query(): one AT+CGPSINFO read; True if it updated the fix."""
+    v = (await src.at.cmd("AT+CGPSINFO", timeout_ms=src.timeout_ms)).value("+CGPSINFO:")
+    return False if v is None else src.feed(v)

@@ -24,8 +24,10 @@ KNOT_KMH = 1.852
 _STALE_MS = const(10000)  # a position with no fresh report for this long is not current (GnssSource.stale_ms)
 
 
-class GnssError(Exception):
-    """The modem GNSS failed to start or stop; the message names the command and the reason."""
+# The modem GNSS failed to start or stop (gnss/cgps.py); the message names the command and the reason.
+# RuntimeError itself, not a class of its own (a class costs ~140 bytes of resident heap): no except site
+# tells it apart (a source's run() and standby catch any Exception).
+GnssError = RuntimeError
 
 
 def valid_date(year, month, day):
@@ -211,7 +213,5 @@ class GnssSource:
         pass
 
     def _error(self, what, e):
-        self.errors += 1
-        self.last_error = "%s: %s" % (what, e)
-        if self.log is not None:
-            self.log.warn("gnss: %s: %s", what, e)
+        """A failure of `what`: counted (errors), kept (last_error), logged (rare: gnss/wait.py's)."""
+        lookup("gnss.wait", "error", self, what, e)

@@ -92,10 +92,10 @@ class ModemGnss(GnssSource):
     def off(self):
         return lookup("gnss.cgps", "off", self)
 
-    async def query(self):
-        """One explicit read (AT+CGPSINFO); True if it updated the fix."""
-        v = (await self.at.cmd("AT+CGPSINFO", timeout_ms=self.timeout_ms)).value("+CGPSINFO:")
-        return False if v is None else self.feed(v)
+    def query(self):
+        """One explicit read (AT+CGPSINFO; awaited): True if it updated the fix. Run when the reports stop
+        (gnss/cgps.py silent), so its body is gnss/cgps.py's."""
+        return lookup("gnss.cgps", "query", self)
 
     async def run(self):
         clock = self.clock

@@ -1,6 +1,7 @@
 # Waiting for a first fix (hwcheck, tools), a Fix's repr, its set-up and clear(), its date moved on at
-# midnight (gnss.fix Fix.put, once a day at most), and a FieldReader's set-up (gnss.fields): not on the
-# telelogger's every-report path (imported for the call, dropped again on the device).
+# midnight (gnss.fix Fix.put, once a day at most), a FieldReader's set-up (gnss.fields) and a source's
+# failure counted and logged (GnssSource._error): not on the telelogger's every-report path (imported
+# for the call, dropped again on the device).
 from core.compat import DEFAULT_CLOCK
 from gnss.fix import Fix, JumpFilter, valid_date
 
@@ -52,6 +53,14 @@ def start(o, stop=0):
 
         o._task = asyncio.create_task(o.run())
     return o._task
+
+
+def error(o, what, e):
+    """GnssSource._error(what, e): a failure counted (errors), kept (last_error) and logged."""
+    o.errors += 1
+    o.last_error = "%s: %s" % (what, e)
+    if o.log is not None:
+        o.log.warn("gnss: %s: %s", what, e)
 
 
 def clear(f):

@@ -5,7 +5,7 @@
 # __getattr__ imports this module for the call and drops it from sys.modules afterwards on the device).
 # Also the constructors of ElmLink and Obd (run once each: new).
 from core.compat import DEFAULT_CLOCK
-from obdii.elm import LONG_TIMEOUT_MS, SHORT_TIMEOUT_MS, ElmError, ElmLink, ElmTimeout, ObdError, eol, hex_bytes
+from obdii.elm import LONG_TIMEOUT_MS, SHORT_TIMEOUT_MS, ElmError, ElmLink, eol, hex_bytes
 
 # Co-processor "ATI" version (e.g. "OBD2USART V1.4" -> devType 14) to ONE+ model
 # (Freematics telelogger dashboard.js): the letter of devType 11, 12, ... 16 (bytes: a short str
@@ -106,24 +106,22 @@ async def init(obd, protocol=0):
             obd.banner = lines[-1] if lines else ""
             silent = None
             break
-        except ElmTimeout as e:
+        except ElmError as e:
+            if e.code != "TIMEOUT":
+                silent = None  # it answered (something): the reset happened
+                break
             silent = e
-        except ElmError:
-            silent = None  # it answered (something): the reset happened
-            break
     for cmd in (b"ATE0", b"ATH0"):
         try:
             await obd.link.query(cmd, obd.short_ms)
-        except ElmTimeout:
-            if silent is not None:
+        except ElmError as e:
+            if e.code == "TIMEOUT" and silent is not None:
                 raise silent
-        except ElmError:
-            pass
         silent = None
     if protocol:
         cmd = b"ATSP%X" % protocol
         if "OK" not in await obd.link.query(cmd, obd.short_ms):
-            raise ObdError(cmd, obd.link.text(), "expected OK")
+            raise ElmError(cmd, obd.link.text(), "expected OK")
     return await discover(obd)
 
 async def discover(obd):
@@ -152,7 +150,7 @@ async def discover(obd):
                     got = True
                 s = e + 1
             if not got:
-                raise ObdError(cmd, obd.link.text(), "no 41 %02X bitmap in reply" % base)
+                raise ElmError(cmd, obd.link.text(), "no 41 %02X bitmap in reply" % base)
         except ElmError:  # counted as Obd.read_pid counts a failed read (errors: consecutive, error_total: all)
             obd.errors += 1
             obd.error_total += 1

@@ -3,7 +3,7 @@
 # this for the call (dropped from sys.modules afterwards on the device); obdii/dtc.py keeps the
 # decoders' old module name for tools, with dtc_code (text -> raw code: tools only).
 from core.compat import const, hexval
-from obdii.elm import ElmError, ElmNoData, ObdError, eol, hex_bytes
+from obdii.elm import ElmError, eol, hex_bytes
 
 _MSG_MAX = const(256)  # an assembled message (a VIN is 20 bytes, 0x7F DTCs fit 256)
 _VIN_LEN = const(17)
@@ -145,12 +145,12 @@ async def vin(obd, tries=2):
             obd.errors = 0
             return v
         except ValueError as ex:
-            last = ObdError(b"0902", obd.link.text(), str(ex))
+            last = ElmError(b"0902", obd.link.text(), str(ex))
         except ElmError as ex:
             last = ex
         _fail(obd)
     if last is None:
-        raise ObdError(b"0902", "", "no attempt made (tries=%d)" % tries)
+        raise ElmError(b"0902", "", "no attempt made (tries=%d)" % tries)
     raise last
 
 async def dtcs(obd, mode=3):
@@ -160,9 +160,9 @@ async def dtcs(obd, mode=3):
     sid = 0x40 | mode
     try:
         n = await obd.link.query_raw(cmd, obd.long_ms)
-    except ElmNoData:
-        return []
-    except ElmError:
+    except ElmError as e:
+        if e.code == "NO DATA":
+            return []
         _fail(obd)
         raise
     out = []
@@ -171,7 +171,7 @@ async def dtcs(obd, mode=3):
     if m >= 0:
         if m < 1 or msg[0] != sid:
             _fail(obd)
-            raise ObdError(cmd, obd.link.text(), "no %02X message in reply" % sid)
+            raise ElmError(cmd, obd.link.text(), "no %02X message in reply" % sid)
         return decode_dtcs(msg, 0, m, out)
     buf = obd.link.buf
     s = 0
@@ -185,7 +185,7 @@ async def dtcs(obd, mode=3):
         s = e + 1
     if not found:
         _fail(obd)
-        raise ObdError(cmd, obd.link.text(), "no %02X message in reply" % sid)
+        raise ElmError(cmd, obd.link.text(), "no %02X message in reply" % sid)
     return out
 
 def _fail(obd):

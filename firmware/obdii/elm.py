@@ -20,10 +20,14 @@ LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING
 
 class ElmError(Exception):
     """A failed query: .cmd (str; given as str, bytes or bytearray), .reply (str, cleaned reply text), .code (str;
-    given as str or bytes: the ELM message, e.g. "NO DATA", or "TIMEOUT", "OVERFLOW", "BAD REPLY"), .meaning."""
+    given as str or bytes: the ELM message, e.g. "NO DATA", or "TIMEOUT", "OVERFLOW", "BAD REPLY"), .meaning.
+    One class for every failure, told apart by .code (a class each cost ~140 bytes of resident heap):
+    "NO DATA" (no ECU answered: an unsupported PID or the ignition off), "TIMEOUT" (no prompt in
+    time), "BAD REPLY" (ElmError(cmd, reply, meaning): a reply arrived but does not carry what was
+    asked, malformed, wrong PID...), else the ELM message or "OVERFLOW"."""
 
     def __init__(self, cmd, reply, code, meaning=None):
-        if meaning is None:  # ObdError(cmd, reply, meaning)
+        if meaning is None:  # ElmError(cmd, reply, meaning): a bad reply
             code, meaning = b"BAD REPLY", code
         # the command as sent (bytes: a literal b"ATRV" interns no name, a short str literal would)
         # or as text, the code the same way; .cmd and .code are text
@@ -32,19 +36,6 @@ class ElmError(Exception):
         self.code = code = code if isinstance(code, str) else code.decode()
         self.meaning = meaning
         super().__init__("%s -> %r: %s (%s)" % (self.cmd, reply, code, meaning))
-
-
-class ElmNoData(ElmError):
-    pass
-
-
-class ElmTimeout(ElmError):
-    pass
-
-
-class ObdError(ElmError):
-    """ObdError(cmd, reply, meaning): a reply arrived but does not carry what was asked
-    (malformed, wrong PID...); code "BAD REPLY"."""
 
 
 def hex_bytes(buf, s, e, data, off):
@@ -216,7 +207,7 @@ class ElmLink:
                         w += 1
             self.n = w
             if not done:
-                raise ElmTimeout(cmd, self.text(), b"TIMEOUT", "no '>' prompt in %d ms" % limit)
+                raise ElmError(cmd, self.text(), b"TIMEOUT", "no '>' prompt in %d ms" % limit)
             if overflow:
                 raise ElmError(cmd, self.text(), b"OVERFLOW", "reply longer than %d bytes" % size)
             p = 0
@@ -227,8 +218,8 @@ class ElmLink:
                     # (code, meaning, row) of the first line that is an ELM message, or None: from
                     # obdii/elmtext.py, imported for the lookup and dropped again
                     t = lookup("obdii.elmtext", "error", self.text())
-                    if t is not None:  # row 0: NO DATA
-                        raise (ElmError if t[2] else ElmNoData)(cmd, self.text(), t[0], t[1])
+                    if t is not None:
+                        raise ElmError(cmd, self.text(), t[0], t[1])
                     break
                 p = e + 1
             return w

@@ -41,7 +41,7 @@ def meaning(code):
 
 def error(text):
     """(code, meaning, row) of the first line of the cleaned reply `text` that is an ELM message, or
-    None; row: its index in MESSAGES (0: NO DATA, which obdii.elm raises as ElmNoData)."""
+    None; row: its index in MESSAGES (0: NO DATA)."""
     for ln in text.split("\r"):
         for i in range(len(MESSAGES)):
             row = MESSAGES[i]

@@ -2,7 +2,7 @@
 # shipped default (the modem's GNSS). Obd.__getattr__ binds it when the attribute is read (a
 # closure over the Obd: the co-processor's GNSS source, gnss.coproc.CoprocGnss, reads it once and
 # keeps it, so this small module stays alive with that source only); the module leaves sys.modules.
-from obdii.elm import ObdError, eol
+from obdii.elm import ElmError, eol
 
 
 def bind(obd):
@@ -22,6 +22,6 @@ def bind(obd):
             if buf.find(b"$GNIFO", s, e) == s:
                 return bytes(buf[s:e]).decode()
             s = e + 1
-        raise ObdError(b"ATGPS", link.text(), "no $GNIFO line in reply")
+        raise ElmError(b"ATGPS", link.text(), "no $GNIFO line in reply")
 
     return coproc_gnss

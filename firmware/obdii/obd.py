@@ -38,7 +38,7 @@
 import sys
 
 from core.errors import lookup
-from obdii.elm import ElmError, ObdError, eol, hex_bytes
+from obdii.elm import ElmError, eol, hex_bytes
 
 _cache = {}  # pid -> entry, or 0 for a PID not in the table (at most 32: the configured ones)
 
@@ -140,7 +140,7 @@ class Obd:
 
     async def read_pid(self, pid):
         """Current value of mode-01 `pid`, scaled per the PID table (decode; raw integer for PIDs not in the
-        table). Raises ElmNoData (unsupported PID), ElmTimeout, ObdError. A failure counts in
+        table). Raises ElmError: code "NO DATA" (unsupported PID), "TIMEOUT", "BAD REPLY"... A failure counts in
         errors and error_total (obdii/adapter.py and diag.py count theirs the same way)."""
         cmd = self.cmd
         cmd[2] = b"0123456789ABCDEF"[pid >> 4]
@@ -158,11 +158,11 @@ class Obd:
                     try:
                         v = decode(pid, line, 2, k - 2)
                     except ValueError as ex:
-                        raise ObdError(cmd, link.text(), str(ex))
+                        raise ElmError(cmd, link.text(), str(ex))
                     self.errors = 0
                     return v
                 s = e + 1
-            raise ObdError(cmd, link.text(), "no 41 %02X in reply" % pid)
+            raise ElmError(cmd, link.text(), "no 41 %02X in reply" % pid)
         except ElmError:
             self.errors += 1
             self.error_total += 1
@@ -187,4 +187,4 @@ class Obd:
                 except ValueError:  # '-', '1.2.3': line noise, not a voltage
                     break
             s = e + 1
-        raise ObdError(b"ATRV", link.text(), "no voltage in reply")
+        raise ElmError(b"ATRV", link.text(), "no voltage in reply")

@@ -85,6 +85,20 @@ def dp_of(key):
     return None if e is None else e[1]
 
 
+def dp_table(n):
+    """telelogger.record.dp_of's table (built once, on the device while this module is loaded for it):
+    the decimal places of keys 0..n-1 (n even), two a byte: key k in the low (k even) or high (k odd)
+    4 bits of byte k >> 1, 15 for a key not in KEYS; the last byte is UNKNOWN_FLOAT_DP."""
+    d = bytearray(n // 2 + 1)
+    for k in range(n // 2):
+        d[k] = 0xFF
+    for k in KEYS:
+        s = (k & 1) << 2
+        d[k >> 1] = (d[k >> 1] & (0xF0 >> s)) | (KEYS[k][1] << s)
+    d[-1] = UNKNOWN_FLOAT_DP
+    return d
+
+
 def key_of(name):
     """Inverse of name_of; raises KeyError for a name that is neither in the table nor k<hex>.
     (For tools and tests: the device never calls it, so it keeps no reverse table.)"""

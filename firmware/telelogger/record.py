@@ -134,19 +134,12 @@ _dps = None  # type: bytearray | None
 
 def dp_of(key):
     """Decimal places of a known key (keys.KEYS), or None for unknown keys. The table is read
-    once into a bytearray (_dps above) and keys.py is unloaded again."""
+    once into a bytearray (_dps above: keys.dp_table builds it) and keys.py is unloaded again."""
     global _dps
     if _dps is None:
         from telelogger import keys
 
-        d = bytearray(_NKEYS // 2 + 1)
-        for k in range(_NKEYS // 2):
-            d[k] = 0xFF
-        for k in keys.KEYS:
-            s = (k & 1) << 2
-            d[k >> 1] = (d[k >> 1] & (0xF0 >> s)) | (keys.KEYS[k][1] << s)
-        d[-1] = keys.UNKNOWN_FLOAT_DP
-        _dps = d
+        _dps = keys.dp_table(_NKEYS)
         del keys
         unload("keys")
     dp = (_dps[key >> 1] >> ((key & 1) << 2)) & 15 if 0 <= key < _NKEYS else 15

@@ -15,7 +15,7 @@ from binascii import crc32  # every port we run on has it (ESP32, unix, CPython)
 import os
 
 from core.compat import const
-from core.unload import forget
+from core.errors import lookup
 from telelogger.tasks import text
 
 # const(): inlined, no name on the heap. The record header (FORMAT.md): magic, u16 length, u32 seq, u32 CRC32.
@@ -28,8 +28,9 @@ _MAX_RECORD = const(8192)  # records are a few hundred bytes; the length field a
 _FILES = ".seg seg.tmp state state.tmp".split()
 
 
-class StoreError(Exception):
-    pass
+# A record too large to store (append). ValueError itself, not a class of its own (a class costs ~140 bytes of
+# resident heap): no except site tells it apart (the loop counts any failed append).
+StoreError = ValueError
 
 
 class PosixFS:
@@ -65,19 +66,15 @@ class Store:
     segment_bytes: int
     fs: "Any"  # PosixFS or a test's object with the same methods (PosixFS.open's type: text modes only)
     recovered: int
+    next_seq: int
     _segs: list
     _bad: dict
 
     def __init__(self, root, max_bytes, segment_bytes, fs=None):
         # the fields (documented in telelogger/storeopen.py) and the folder's contents: boot only,
-        # forgotten again once the queue is open
-        from telelogger import storeopen
-
-        try:
-            storeopen.open_store(self, root, max_bytes, segment_bytes, fs or PosixFS(), [_HDR] + _FILES)
-        finally:
-            del storeopen
-            forget("telelogger.storeopen")
+        # imported for the call and forgotten again once the queue is open
+        lookup("telelogger.storeopen", "open_store", self, root, max_bytes, segment_bytes, fs or PosixFS(),
+               [_HDR] + _FILES)
 
     # ------------------------------------------------------------ paths and state
     def _p(self, name):
@@ -124,12 +121,8 @@ class Store:
         return seq, payload
 
     # ------------------------------------------------------------ API
-    @property
-    def next_seq(self):
-        return self._next
-
     def pending(self):
-        return self._next - 1 - self.acked
+        return self.next_seq - 1 - self.acked
 
     def size(self):
         t = 0
@@ -159,11 +152,11 @@ class Store:
         elif not segs or self._roll or (segs[-1][1] > 0 and segs[-1][1] + need > self.segment_bytes):
             self.close()
             self._roll = False
-            segs.append([self._next, 0])
+            segs.append([self.next_seq, 0])
         seg = segs[-1]
         if self._f is None:
             self._f = self.fs.open(self._p(seg[0]), "ab")
-        seq = self._next
+        seq = self.next_seq
         h = bytearray(_HDR)  # the header (FORMAT.md): magic, u16 length, u32 seq, u32 CRC of bytes 0..6 + payload
         h[0] = _MAGIC
         h[1] = n & 0xFF
@@ -184,7 +177,7 @@ class Store:
                 self._f = None
             raise
         seg[1] += need
-        self._next = seq + 1
+        self.next_seq = seq + 1
         return seq
 
     def sync(self):
@@ -202,7 +195,7 @@ class Store:
         """Full: drops the oldest segment, delivered or not (counted in .dropped). A method of its own:
         scripts/soak.py's TrackStore overrides it to record what was dropped."""
         first = self._segs[0][0]
-        end = self._segs[1][0] - 1 if len(self._segs) > 1 else self._next - 1
+        end = self._segs[1][0] - 1 if len(self._segs) > 1 else self.next_seq - 1
         lost = end - max(first - 1, self.acked)
         if lost > 0:
             self.dropped += lost
@@ -214,10 +207,16 @@ class Store:
         self._bad.pop(first, None)
         self._cursor = None
 
-    def _delete_acked(self):
+    def ack(self, seq):
+        """Marks every record <= seq delivered (one state write), deletes fully acked segments (also
+        one an earlier ack failed to remove; ack(0) at open does only that: telelogger/storeopen.py)."""
+        upto = min(seq, self.next_seq - 1)
+        if upto > self.acked:
+            self.acked = upto
+            self._write_state()
         while self._segs:
             first = self._segs[0][0]
-            end = self._segs[1][0] - 1 if len(self._segs) > 1 else self._next - 1
+            end = self._segs[1][0] - 1 if len(self._segs) > 1 else self.next_seq - 1
             if end > self.acked:
                 break
             if len(self._segs) == 1:
@@ -226,15 +225,6 @@ class Store:
             self._segs.pop(0)
             self._bad.pop(first, None)
             self._cursor = None
-
-    def ack(self, seq):
-        """Marks every record <= seq delivered (one state write), deletes fully acked segments."""
-        upto = min(seq, self._next - 1)
-        if upto <= self.acked:
-            return
-        self.acked = upto
-        self._write_state()
-        self._delete_acked()
 
     def peek(self, n):
         """Up to n (seq, record) oldest first, seq > acked. Damaged records are skipped (counted
@@ -246,7 +236,7 @@ class Store:
         cur = self._cursor
         for idx in range(len(self._segs)):
             first, size = self._segs[idx]
-            end = self._segs[idx + 1][0] - 1 if idx + 1 < len(self._segs) else self._next - 1
+            end = self._segs[idx + 1][0] - 1 if idx + 1 < len(self._segs) else self.next_seq - 1
             if end <= self.acked:
                 continue
             off, prev = 0, first - 1
@@ -269,7 +259,7 @@ class Store:
                             return out
                     off += _HDR + len(payload)
                     prev = seq
-        if not out and self._next - 1 > self.acked:
+        if not out and self.next_seq - 1 > self.acked:
             # everything left is unreadable: count it as delivered so pending() reaches 0
-            self.ack(self._next - 1)
+            self.ack(self.next_seq - 1)
         return out

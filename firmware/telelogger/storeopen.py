@@ -24,7 +24,7 @@ def open_store(self, root, max_bytes, segment_bytes, fs, names):
     self.recovered = 0  # torn bytes cut at open
     self._segs = []  # [first_seq, size] oldest first; the last one is the active segment
     self._f = None  # open append handle of the active segment
-    self._next = 1
+    self.next_seq = 1  # the seq the next append gets (read by tools and tests; only the store writes it)
     self._cursor = None  # (first_seq of segment, offset, seq at offset) for peek
     self._bad = {}  # first_seq -> offset of a damaged record found by peek (read stops there)
     self._roll = False  # a write failed in the active segment: the next append starts a new one
@@ -66,8 +66,8 @@ def open_store(self, root, max_bytes, segment_bytes, fs, names):
     elif segs:
         self.acked = segs[0] - 1
     self._segs = [[s, fs.stat(self._p(s))[6]] for s in segs]
-    self._next = _tail(self, fs, hdr, seg_tmp) + 1
-    self._delete_acked()
+    self.next_seq = _tail(self, fs, hdr, seg_tmp) + 1
+    self.ack(0)  # the acked segments deleted (no state written: nothing newly acked)
     if st is None:
         self._write_state()
 
