@@ -16,7 +16,7 @@ LOG ?=
 TEST_WORKERS ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv test test-mpy lint typecheck build validate deploy repl logs check doctor sim bench soak fuzz clean
+.PHONY: venv test test-mpy lint typecheck build validate deploy repl logs check doctor sim bench census soak fuzz clean
 
 $(VENV)/.installed: requirements-dev.txt scripts/setup_host.sh
 	bash scripts/setup_host.sh $(VENV)
@@ -69,6 +69,10 @@ sim: venv
 
 bench: build
 	$(PY) scripts/bench.py
+
+## where the live heap goes, by kind of object (a diagnostic 32-bit MicroPython, built once into build/mpdiag)
+census: venv
+	$(PY) scripts/heapcensus.py
 
 ## the long soaks: the fault soak on virtual time (CPython), then 10 minutes of real time with the
 ## firmware under MicroPython against the simulators and 120 random faults (MP_SOAK_S/MP_SOAK_FAULTS)

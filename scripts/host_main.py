@@ -71,7 +71,8 @@ def _start(argv):
     async def probe():
         # FM_HEAPPROF=S (MicroPython): every S seconds, after gc.collect(), one {"heapprof": ...} line with the
         # live heap, the interned names (FM_QSTRS=1: each one) and the loaded modules (scripts/bench.py's 'heap'
-        # attribution); FM_HEAPMAP=1: the heap's block map too
+        # attribution); FM_HEAPMAP=1: the heap's block map too, FM_HEAPMAP=2: the census of scripts/heapcensus.py's
+        # diagnostic interpreter instead
         while True:
             await asyncio.sleep(float(data[0]))
             gc.collect()
@@ -79,7 +80,7 @@ def _start(argv):
                 gc.mem_alloc(), gc.mem_free(), json.dumps(sorted(sys.modules))))
             micropython.qstr_info(1 if data[1] else 0)
             if data[2]:
-                micropython.mem_info(1)
+                micropython.mem_info(int(data[2]))
 
     print('{"start": {"device_id": %s, "store": %s, "impl": %s}}' % (
         json.dumps(cfg.get("device_id")), json.dumps(store), json.dumps(sys.implementation.name)))

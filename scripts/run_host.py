@@ -35,8 +35,9 @@ DEFAULT_HEAP = "96K"
 
 
 def micropython_bin():
-    """The venv's interpreter first (`make venv` builds the 32-bit one there), else one on PATH."""
-    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    """$FM_MPBIN (scripts/heapcensus.py's diagnostic build), else the venv's interpreter (`make venv` builds the
+    32-bit one there), else one on PATH."""
+    exe = os.environ.get("FM_MPBIN") or os.path.join(os.path.dirname(sys.executable), "micropython")
     if os.path.exists(exe):
         return exe
     return shutil.which("micropython")
