@@ -80,7 +80,7 @@ def device_main(restart_delay_ms=10000):
     """ESP32 entry (main.py): /board.json, /config.json (+ /secrets.json), queue in /queue.
     A configuration error waits for a fixed file (load_config_waiting); any other error is printed,
     kept in /last_error.txt, and the board resets after restart_delay_ms."""
-    box = [None]  # the board once made (the error path resets through it)
+    box = [None]  # type: list  # the board once made (the error path resets through it)
     try:
         # the boot in a frame of its own (_boot), gone before the run: this frame lives as long as the loop, and
         # its dead value-stack slots would keep what the boot handled (the board's description, the config)
