@@ -66,15 +66,22 @@ async def _event(t, d):
         return
     ev = {"event": "dtc", "id": t.device_id, "ts": d[_AT][0], "boot": t.boot, "uptime_ms": d[_AT][1],
           "vin": t.vin, "stored": now[0], "pending": now[1]}  # FORMAT.md "Events"
+    if await _send(t, json.dumps(ev).encode()):
+        d[_SENT] = now
+
+
+async def _send(t, ev):
+    """Publishes the event's bytes -> whether it went out (a function of its own: each one's bytecode
+    is one allocation)."""
     try:
         async with t.lock:
-            await t.pub.publish(t.t_status[:-6] + "event", json.dumps(ev).encode(), 1)
+            await t.pub.publish(t.t_status[:-6] + "event", ev, 1)
     except MemoryError:
         raise
     except Exception as e:  # kept: tried again at the next check
         t.note("warn", "dtc event not sent: %s", e)
-        return
-    d[_SENT] = now
+        return False
+    return True
 
 
 async def check(t):
