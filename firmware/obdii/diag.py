@@ -194,15 +194,11 @@ async def dtcs(obd, mode=3):
     out = []
     msg = bytearray(_MSG_MAX)
     m = iso_tp_payload(obd.link.buf, n, sid, msg)
-    if m >= 0:
-        if m < 1 or msg[0] != sid:
-            _fail(obd)
-            raise ElmError(cmd, obd.link.text(), "no %02X message in reply" % sid)
-        return decode_dtcs(msg, 0, m, out)
-    if not _dtc_lines(obd.link.buf, n, sid, msg, out):
+    # a multi-frame reply must be a sid message; else one message per line, one of them a sid one
+    if not (m >= 1 and msg[0] == sid if m >= 0 else _dtc_lines(obd.link.buf, n, sid, msg, out)):
         _fail(obd)
         raise ElmError(cmd, obd.link.text(), "no %02X message in reply" % sid)
-    return out
+    return decode_dtcs(msg, 0, m, out) if m >= 0 else out
 
 
 def _dtc_lines(buf, n, sid, msg, out):

@@ -98,6 +98,12 @@ async def check(t):
     except Exception as e:
         t.note("debug", "DTCs not read: %s", e)
         d[_DUE] = t.now() + min(iv, _VIN_RETRY_MS)
+    return _wait(t, d)
+
+
+def _wait(t, d):
+    """check's result: ms until the codes are due, sooner for a missing VIN or an unsent event (a
+    function of its own: each one's bytecode is one allocation)."""
     wait = d[_DUE] - t.now()
     if t.vin is None:
         wait = min(wait, _VIN_RETRY_MS << min(max(d[_TRIES] - 1, 0), 6))
