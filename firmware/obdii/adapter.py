@@ -99,7 +99,7 @@ async def init(obd, protocol=0):
     # answers none of ATZ x3 and ATE0 is reported here, as the ATZ timeout.
     obd.gnss_started = False
     obd.banner = None
-    silent = await _reset(obd)
+    silent = await reset(obd)
     for cmd in (b"ATE0", b"ATH0"):
         try:
             await obd.link.query(cmd, obd.short_ms)
@@ -114,7 +114,8 @@ async def init(obd, protocol=0):
     return await discover(obd)
 
 
-async def _reset(obd):
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+async def reset(obd):
     """init's ATZ, up to 3 times (a function of its own: each function's bytecode is one allocation)
     -> None when the adapter answered (something), else the last timeout."""
     silent = None
@@ -143,7 +144,7 @@ async def discover(obd):
         cmd[3] = 48
         try:
             n = await obd.link.query_raw(cmd, obd.long_ms)
-            if not _bitmap(obd, n, base):
+            if not supported(obd, n, base):
                 raise ElmError(cmd, obd.link.text(), "no 41 %02X bitmap in reply" % base)
         except ElmError:  # counted as Obd.read_pid counts a failed read (errors: consecutive, error_total: all)
             obd.errors += 1
@@ -156,7 +157,7 @@ async def discover(obd):
     return len(supported_pids(obd))
 
 
-def _bitmap(obd, n, base):
+def supported(obd, n, base):
     """discover's reply of one bitmap (several ECUs: OR-ed into obd.supported) -> whether a line
     had it."""
     buf = obd.link.buf

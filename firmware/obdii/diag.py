@@ -63,13 +63,14 @@ def iso_tp_payload(buf, n, sid, out):
       elm327-emulator:    "0B 43 01 33 41 23 03" / "00 80 01 D2 AB 00 00" (length byte first)
     Writes the message bytes (from the service byte, padding cut to the length) into out
     and returns their count; returns -1 if the reply is not in a multi-frame form."""
-    w = _colon_form(buf, n, out)
+    w = framer(buf, n, out)
     if w is not None:
         return w
-    return _length_form(buf, n, sid, out)
+    return compact(buf, n, sid, out)
 
 
-def _colon_form(buf, n, out):
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+def framer(buf, n, out):
     """iso_tp_payload's ELM327 form (a function of its own: each function's bytecode is one
     allocation) -> the count, -1 (bad hex), or None when no line has "N:"."""
     total = -1
@@ -102,7 +103,7 @@ def _colon_form(buf, n, out):
     return w
 
 
-def _length_form(buf, n, sid, out):
+def compact(buf, n, sid, out):
     """iso_tp_payload's emulator form: the first line starts with a length byte followed by the
     service byte -> the count, or -1."""
     e = eol(buf, 0, n)
@@ -137,7 +138,7 @@ async def vin(obd, tries=2):
     for _ in range(tries):
         try:
             n = await obd.link.query_raw(b"0902", obd.long_ms)
-            v = _vin_reply(obd.link.buf, n, obd.line, msg)
+            v = _vin(obd.link.buf, n, obd.line, msg)
             obd.errors = 0
             return v
         except ValueError as ex:
@@ -150,18 +151,18 @@ async def vin(obd, tries=2):
     raise last
 
 
-def _vin_reply(buf, n, line, msg):
+def _vin(buf, n, line, msg):
     """vin's reply (n bytes of buf) -> the VIN; raises ValueError. (Functions of their own: each
     function's bytecode is one allocation.)"""
     m = iso_tp_payload(buf, n, 0x49, msg)
     if m < 0:  # one message per line
-        m = _vin_lines(buf, n, line, msg)
+        m = lines(buf, n, line, msg)
     if m < 3 or msg[0] != 0x49 or msg[1] != 0x02:
         raise ValueError("no 49 02 message in reply")
     return decode_vin(msg, 3, m)
 
 
-def _vin_lines(buf, n, line, msg):
+def lines(buf, n, line, msg):
     """The K-line form: the messages (lines starting 49) joined into msg, the lines after the first
     without their 3 header bytes -> the length."""
     m = 0
@@ -195,13 +196,13 @@ async def dtcs(obd, mode=3):
     msg = bytearray(_MSG_MAX)
     m = iso_tp_payload(obd.link.buf, n, sid, msg)
     # a multi-frame reply must be a sid message; else one message per line, one of them a sid one
-    if not (m >= 1 and msg[0] == sid if m >= 0 else _dtc_lines(obd.link.buf, n, sid, msg, out)):
+    if not (m >= 1 and msg[0] == sid if m >= 0 else split(obd.link.buf, n, sid, msg, out)):
         _fail(obd)
         raise ElmError(cmd, obd.link.text(), "no %02X message in reply" % sid)
     return decode_dtcs(msg, 0, m, out) if m >= 0 else out
 
 
-def _dtc_lines(buf, n, sid, msg, out):
+def split(buf, n, sid, msg, out):
     """dtcs' one message per line (several ECUs, or legacy 3-DTC frames): their codes appended to
     out -> whether a line was a sid message."""
     s = 0

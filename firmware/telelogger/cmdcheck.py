@@ -68,11 +68,12 @@ def check_args(cmd, args, schemas=SCHEMAS):
             if schema[k][3]:  # required
                 raise CommandError("args.%s: required for %s" % (k, cmd))
             continue
-        out[k] = _arg(k, schema[k], args[k])
+        out[k] = value(k, schema[k], args[k])
     return out
 
 
-def _arg(k, spec, v):
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+def value(k, spec, v):
     """One argument's value checked against its schema entry (type, lo, hi, required) -> the value
     (a target normalised). A function of its own: each one's bytecode is one allocation."""
     t, lo, hi, _ = spec
@@ -187,8 +188,8 @@ def check(h, body):
     if h.stats["counter_error"]:
         raise CommandError(h.stats["counter_error"])
     d = parse_body(body)
-    cmd, schemas = _cmd(h, d)
-    n, ts, chal, nonce = _members(d)
+    cmd, schemas = command(h, d)
+    n, ts, chal, nonce = _fields(d)
     args = d.get("args", {})
     if not isinstance(args, dict):
         raise CommandError("args: expected an object")
@@ -205,7 +206,7 @@ def check(h, body):
     return cmd, args, fields
 
 
-def _cmd(h, d):
+def command(h, d):
     """check's first step: known members, a known command this device supports -> (cmd, schemas)."""
     for k in d:
         if k not in _MEMBERS:
@@ -219,7 +220,7 @@ def _cmd(h, d):
     return cmd, schemas
 
 
-def _members(d):
+def _fields(d):
     """check's second step: the forms of n, ts, chal and nonce -> (n, ts, chal, nonce)."""
     n, ts, chal, nonce = d.get("n"), d.get("ts"), d.get("chal"), d.get("nonce")
     if not _int(n, 1, MAX_N):

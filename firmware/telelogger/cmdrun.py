@@ -59,7 +59,7 @@ async def _answer(t, h, built):
     while t.cmdq:
         payload = t.cmdq.pop(0)
         t.counters["cmds"] += 1
-        reply, refused = await _handle(t, h, built, payload)
+        reply, refused = await command(t, h, built, payload)
         if refused:
             now = t.now()
             last = getattr(t, "refused_reply_ms", None)  # when a refused command last got a reply
@@ -67,13 +67,14 @@ async def _answer(t, h, built):
                 t.counters["cmds_unanswered"] += 1
                 continue
             t.refused_reply_ms = now
-        await _send(t, reply)
+        await send(t, reply)
         if t.reboot_req:
             await reboot(t)
     return True
 
 
-async def _send(t, reply):
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+async def send(t, reply):
     try:
         async with t.lock:
             await t.pub.publish(t.t_cmd[:-3] + "reply", reply, 1)  # <prefix>/<id>/reply
@@ -83,7 +84,7 @@ async def _send(t, reply):
         t.note("warn", "reply not sent: %s", e)
 
 
-async def _handle(t, h, built, payload):
+async def command(t, h, built, payload):
     """One command message -> (reply bytes, refused: whether the handler rejected it)."""
     if h is None:
         return b'{"ok":false,"error":"commands disabled (commands.enabled is false or no secrets.hmac_key)"}', True

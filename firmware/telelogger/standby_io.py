@@ -77,12 +77,12 @@ async def enter(t):
     t.note("info", "standby: %s V, stationary %d s", sb.voltage, (t.now() - sb.last_motion_ms) // 1000)
     t.counters["standby"] += 1
     t.state = FLUSH
-    await _flush(t)
+    await flush(t)
     t.net_allowed = False
     await _disconnect(t)
     await _power(t, False)
     t.state = STANDBY
-    v = await _asleep(t, sb)
+    v = await sleep(t, sb)
     c = t.counters
     c["wakes"] = c.get("wakes", 0) + 1  # (counted from the first: not a boot name)
     await _power(t, True)
@@ -93,7 +93,8 @@ async def enter(t):
     t.note("info", "awake: %s V", v)
 
 
-async def _flush(t):
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+async def flush(t):
     """enter's first step: the record of the samples so far, the queue sent, the standby status."""
     from telelogger.status import publish_status
 
@@ -113,7 +114,7 @@ async def _flush(t):
         t.note("warn", "standby status: %s", e)
 
 
-async def _asleep(t, sb):
+async def sleep(t, sb):
     """enter's sleep: light sleep polling the battery, heartbeats, until the voltage says the engine
     runs -> the last voltage read."""
     from telelogger.sampler import read_voltage

@@ -6,7 +6,8 @@ import json
 from telelogger.tasks import K_BATTERY, K_SIGNAL, RUN, acall, unload
 
 
-def _counts(t):
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+def counters(t):
     c = t.counters
     return {
         "id": t.device_id, "state": t.state, "standby": t.state != RUN, "uptime_ms": t.now(),
@@ -19,7 +20,7 @@ def _counts(t):
 
 def status(t):
     """The status message's members (in two dicts: each function's bytecode is one allocation)."""
-    st = _counts(t)
+    st = counters(t)
     st.update({
         "signal": t.last.get(K_SIGNAL), "voltage": t.last.get(K_BATTERY),
         "utc": t.utc_offset_ms is not None,
@@ -52,7 +53,7 @@ async def tick(t, first):
                 # the build connected and published a status (PUBACK): otaboot.mark_healthy() (imported,
                 # called, dropped) ends a trial; t.ota_info is read again for the status
                 first = False
-                _healthy(t)
+                mark_healthy(t)
         except MemoryError:
             raise
         except Exception as e:
@@ -65,7 +66,7 @@ async def tick(t, first):
     return first
 
 
-def _healthy(t):
+def mark_healthy(t):
     """tick's mark of the build as healthy (a function of its own: each one's bytecode is one allocation)."""
     from telelogger import otaboot
 

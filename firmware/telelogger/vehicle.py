@@ -66,11 +66,12 @@ async def _event(t, d):
         return
     ev = {"event": "dtc", "id": t.device_id, "ts": d[_AT][0], "boot": t.boot, "uptime_ms": d[_AT][1],
           "vin": t.vin, "stored": now[0], "pending": now[1]}  # FORMAT.md "Events"
-    if await _send(t, json.dumps(ev).encode()):
+    if await send(t, json.dumps(ev).encode()):
         d[_SENT] = now
 
 
-async def _send(t, ev):
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+async def send(t, ev):
     """Publishes the event's bytes -> whether it went out (a function of its own: each one's bytecode
     is one allocation)."""
     try:
@@ -98,10 +99,10 @@ async def check(t):
     except Exception as e:
         t.note("debug", "DTCs not read: %s", e)
         d[_DUE] = t.now() + min(iv, _VIN_RETRY_MS)
-    return _wait(t, d)
+    return due_ms(t, d)
 
 
-def _wait(t, d):
+def due_ms(t, d):
     """check's result: ms until the codes are due, sooner for a missing VIN or an unsent event (a
     function of its own: each one's bytecode is one allocation)."""
     wait = d[_DUE] - t.now()
