@@ -99,18 +99,7 @@ async def init(obd, protocol=0):
     # answers none of ATZ x3 and ATE0 is reported here, as the ATZ timeout.
     obd.gnss_started = False
     obd.banner = None
-    silent = None
-    for _ in range(3):
-        try:
-            lines = await obd.link.query(b"ATZ", obd.reset_ms)
-            obd.banner = lines[-1] if lines else ""
-            silent = None
-            break
-        except ElmError as e:
-            if e.code != "TIMEOUT":
-                silent = None  # it answered (something): the reset happened
-                break
-            silent = e
+    silent = await reset(obd)
     for cmd in (b"ATE0", b"ATH0"):
         try:
             await obd.link.query(cmd, obd.short_ms)
@@ -123,6 +112,24 @@ async def init(obd, protocol=0):
         if "OK" not in await obd.link.query(cmd, obd.short_ms):
             raise ElmError(cmd, obd.link.text(), "expected OK")
     return await discover(obd)
+
+
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+async def reset(obd):
+    """init's ATZ, up to 3 times (a function of its own: each function's bytecode is one allocation)
+    -> None when the adapter answered (something), else the last timeout."""
+    silent = None
+    for _ in range(3):
+        try:
+            lines = await obd.link.query(b"ATZ", obd.reset_ms)
+            obd.banner = lines[-1] if lines else ""
+            return None
+        except ElmError as e:
+            if e.code != "TIMEOUT":
+                return None  # it answered (something): the reset happened
+            silent = e
+    return silent
+
 
 async def discover(obd):
     """Read the supported-PID bitmaps 0100, 0120, ... (each chained while its last
@@ -137,19 +144,7 @@ async def discover(obd):
         cmd[3] = 48
         try:
             n = await obd.link.query_raw(cmd, obd.long_ms)
-            buf = obd.link.buf
-            line = obd.line
-            got = False
-            s = 0
-            while s < n:
-                e = eol(buf, s, n)
-                k = hex_bytes(buf, s, e, line, 0)
-                if k >= 6 and line[0] == 0x41 and line[1] == base:
-                    for j in range(4):
-                        sup[(base >> 3) + j] |= line[2 + j]
-                    got = True
-                s = e + 1
-            if not got:
+            if not supported(obd, n, base):
                 raise ElmError(cmd, obd.link.text(), "no 41 %02X bitmap in reply" % base)
         except ElmError:  # counted as Obd.read_pid counts a failed read (errors: consecutive, error_total: all)
             obd.errors += 1
@@ -160,6 +155,25 @@ async def discover(obd):
         base += 0x20
     obd.errors = 0
     return len(supported_pids(obd))
+
+
+def supported(obd, n, base):
+    """discover's reply of one bitmap (several ECUs: OR-ed into obd.supported) -> whether a line
+    had it."""
+    buf = obd.link.buf
+    line = obd.line
+    sup = obd.supported
+    got = False
+    s = 0
+    while s < n:
+        e = eol(buf, s, n)
+        k = hex_bytes(buf, s, e, line, 0)
+        if k >= 6 and line[0] == 0x41 and line[1] == base:
+            for j in range(4):
+                sup[(base >> 3) + j] |= line[2 + j]
+            got = True
+        s = e + 1
+    return got
 
 
 def supported_pids(obd):

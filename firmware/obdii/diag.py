@@ -63,6 +63,16 @@ def iso_tp_payload(buf, n, sid, out):
       elm327-emulator:    "0B 43 01 33 41 23 03" / "00 80 01 D2 AB 00 00" (length byte first)
     Writes the message bytes (from the service byte, padding cut to the length) into out
     and returns their count; returns -1 if the reply is not in a multi-frame form."""
+    w = framer(buf, n, out)
+    if w is not None:
+        return w
+    return compact(buf, n, sid, out)
+
+
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+def framer(buf, n, out):
+    """iso_tp_payload's ELM327 form (a function of its own: each function's bytecode is one
+    allocation) -> the count, -1 (bad hex), or None when no line has "N:"."""
     total = -1
     w = 0
     s = 0
@@ -86,11 +96,16 @@ def iso_tp_payload(buf, n, sid, out):
                     return -1
                 total = (total << 4) | v
         s = e + 1
-    if colon:
-        if 0 <= total < w:
-            w = total
-        return w
-    # emulator form: first line starts with a length byte followed by the service byte
+    if not colon:
+        return None
+    if 0 <= total < w:
+        w = total
+    return w
+
+
+def compact(buf, n, sid, out):
+    """iso_tp_payload's emulator form: the first line starts with a length byte followed by the
+    service byte -> the count, or -1."""
     e = eol(buf, 0, n)
     if e >= n:
         return -1
@@ -123,25 +138,7 @@ async def vin(obd, tries=2):
     for _ in range(tries):
         try:
             n = await obd.link.query_raw(b"0902", obd.long_ms)
-            buf = obd.link.buf
-            m = iso_tp_payload(buf, n, 0x49, msg)
-            if m < 0:  # one message per line
-                line = obd.line
-                m = 0
-                s = 0
-                while s < n:
-                    e = eol(buf, s, n)
-                    k = hex_bytes(buf, s, e, line, 0)
-                    if k >= 1 and line[0] == 0x49:
-                        j = 0 if m == 0 else 3
-                        while j < k and m < _MSG_MAX:
-                            msg[m] = line[j]
-                            m += 1
-                            j += 1
-                    s = e + 1
-            if m < 3 or msg[0] != 0x49 or msg[1] != 0x02:
-                raise ValueError("no 49 02 message in reply")
-            v = decode_vin(msg, 3, m)
+            v = _vin(obd.link.buf, n, obd.line, msg)
             obd.errors = 0
             return v
         except ValueError as ex:
@@ -152,6 +149,36 @@ async def vin(obd, tries=2):
     if last is None:
         raise ElmError(b"0902", "", "no attempt made (tries=%d)" % tries)
     raise last
+
+
+def _vin(buf, n, line, msg):
+    """vin's reply (n bytes of buf) -> the VIN; raises ValueError. (Functions of their own: each
+    function's bytecode is one allocation.)"""
+    m = iso_tp_payload(buf, n, 0x49, msg)
+    if m < 0:  # one message per line
+        m = lines(buf, n, line, msg)
+    if m < 3 or msg[0] != 0x49 or msg[1] != 0x02:
+        raise ValueError("no 49 02 message in reply")
+    return decode_vin(msg, 3, m)
+
+
+def lines(buf, n, line, msg):
+    """The K-line form: the messages (lines starting 49) joined into msg, the lines after the first
+    without their 3 header bytes -> the length."""
+    m = 0
+    s = 0
+    while s < n:
+        e = eol(buf, s, n)
+        k = hex_bytes(buf, s, e, line, 0)
+        if k >= 1 and line[0] == 0x49:
+            j = 0 if m == 0 else 3
+            while j < k and m < _MSG_MAX:
+                msg[m] = line[j]
+                m += 1
+                j += 1
+        s = e + 1
+    return m
+
 
 async def dtcs(obd, mode=3):
     """Stored (mode 3), pending (7) or permanent (0x0A) DTCs as ["P0133", ...].
@@ -168,25 +195,27 @@ async def dtcs(obd, mode=3):
     out = []
     msg = bytearray(_MSG_MAX)
     m = iso_tp_payload(obd.link.buf, n, sid, msg)
-    if m >= 0:
-        if m < 1 or msg[0] != sid:
-            _fail(obd)
-            raise ElmError(cmd, obd.link.text(), "no %02X message in reply" % sid)
-        return decode_dtcs(msg, 0, m, out)
-    buf = obd.link.buf
+    # a multi-frame reply must be a sid message; else one message per line, one of them a sid one
+    if not (m >= 1 and msg[0] == sid if m >= 0 else split(obd.link.buf, n, sid, msg, out)):
+        _fail(obd)
+        raise ElmError(cmd, obd.link.text(), "no %02X message in reply" % sid)
+    return decode_dtcs(msg, 0, m, out) if m >= 0 else out
+
+
+def split(buf, n, sid, msg, out):
+    """dtcs' one message per line (several ECUs, or legacy 3-DTC frames): their codes appended to
+    out -> whether a line was a sid message."""
     s = 0
     found = False
-    while s < n:  # one message per line (several ECUs, or legacy 3-DTC frames)
+    while s < n:
         e = eol(buf, s, n)
         k = hex_bytes(buf, s, e, msg, 0)
         if k >= 1 and msg[0] == sid:
             found = True
             decode_dtcs(msg, 0, k, out)
         s = e + 1
-    if not found:
-        _fail(obd)
-        raise ElmError(cmd, obd.link.text(), "no %02X message in reply" % sid)
-    return out
+    return found
+
 
 def _fail(obd):
     """Count a failed OBD read, as Obd.read_pid does (errors: consecutive, error_total: all)."""

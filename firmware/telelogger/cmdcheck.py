@@ -64,32 +64,35 @@ def check_args(cmd, args, schemas=SCHEMAS):
         if k not in schema:
             raise CommandError("args.%s: unknown argument for %s" % (k, cmd))
     for k in schema:
-        t, lo, hi, req = schema[k]
         if k not in args:
-            if req:
+            if schema[k][3]:  # required
                 raise CommandError("args.%s: required for %s" % (k, cmd))
             continue
-        v = args[k]
-        if t == "int":
-            if not _int(v, lo, hi):
-                raise CommandError("args.%s: expected an integer between %d and %d, got %s" % (k, lo, hi, json.dumps(v)))
-            out[k] = v
-        elif t == "target":
-            out[k] = _check_target(v)
-        elif t == "str":
-            lo = lo or 0
-            if not isinstance(v, str) or not lo <= len(v) <= hi:
-                raise CommandError("args.%s: expected a string of %d..%d characters" % (k, lo, hi))
-            out[k] = v
-        elif t == "bool":
-            if not isinstance(v, bool):
-                raise CommandError("args.%s: expected true or false, got %s" % (k, json.dumps(v)))
-            out[k] = v
-        elif t == "obj":
-            if not isinstance(v, dict) or not lo <= len(v) <= hi:
-                raise CommandError("args.%s: expected an object of %d..%d members" % (k, lo, hi))
-            out[k] = v
+        out[k] = value(k, schema[k], args[k])
     return out
+
+
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+def value(k, spec, v):
+    """One argument's value checked against its schema entry (type, lo, hi, required) -> the value
+    (a target normalised). A function of its own: each one's bytecode is one allocation."""
+    t, lo, hi, _ = spec
+    if t == "int":
+        if not _int(v, lo, hi):
+            raise CommandError("args.%s: expected an integer between %d and %d, got %s" % (k, lo, hi, json.dumps(v)))
+    elif t == "target":
+        return _check_target(v)
+    elif t == "str":
+        lo = lo or 0
+        if not isinstance(v, str) or not lo <= len(v) <= hi:
+            raise CommandError("args.%s: expected a string of %d..%d characters" % (k, lo, hi))
+    elif t == "bool":
+        if not isinstance(v, bool):
+            raise CommandError("args.%s: expected true or false, got %s" % (k, json.dumps(v)))
+    elif t == "obj":
+        if not isinstance(v, dict) or not lo <= len(v) <= hi:
+            raise CommandError("args.%s: expected an object of %d..%d members" % (k, lo, hi))
+    return v
 
 
 def parse_body(body):
@@ -180,28 +183,13 @@ def _fresh(h, n, ts, chal):
 
 def check(h, body):
     """Authentic body bytes -> (cmd, args, reply fields); raises CommandError. Stores n before
-    returning (so the same payload again is a replay), or refuses if it cannot."""
+    returning (so the same payload again is a replay), or refuses if it cannot. (In steps: each
+    function's bytecode is one allocation, on a heap that has more room in small pieces.)"""
     if h.stats["counter_error"]:
         raise CommandError(h.stats["counter_error"])
     d = parse_body(body)
-    for k in d:
-        if k not in _MEMBERS:
-            raise CommandError("unknown member %s" % json.dumps(k))
-    cmd = d.get("cmd")
-    schemas = h.schemas or SCHEMAS
-    if not isinstance(cmd, str) or cmd not in schemas:
-        raise CommandError("unknown cmd %s" % json.dumps(cmd))
-    if cmd not in h.handlers:
-        raise CommandError("cmd %s not supported by this device" % cmd)
-    n, ts, chal, nonce = d.get("n"), d.get("ts"), d.get("chal"), d.get("nonce")
-    if not _int(n, 1, MAX_N):
-        raise CommandError("n: expected an integer 1..%d above the last accepted one" % MAX_N)
-    if ts is not None and not _int(ts, 0, 1 << 40):
-        raise CommandError("ts: expected unix seconds (integer)")
-    if chal is not None and not isinstance(chal, str):
-        raise CommandError("chal: expected the string of a reply")
-    if nonce is not None and (not isinstance(nonce, str) or not 0 < len(nonce) <= _MAX_NONCE):
-        raise CommandError("nonce: expected a string of 1..%d characters" % _MAX_NONCE)
+    cmd, schemas = command(h, d)
+    n, ts, chal, nonce = _fields(d)
     args = d.get("args", {})
     if not isinstance(args, dict):
         raise CommandError("args: expected an object")
@@ -216,3 +204,31 @@ def check(h, body):
     if nonce is not None:
         fields["nonce"] = nonce
     return cmd, args, fields
+
+
+def command(h, d):
+    """check's first step: known members, a known command this device supports -> (cmd, schemas)."""
+    for k in d:
+        if k not in _MEMBERS:
+            raise CommandError("unknown member %s" % json.dumps(k))
+    cmd = d.get("cmd")
+    schemas = h.schemas or SCHEMAS
+    if not isinstance(cmd, str) or cmd not in schemas:
+        raise CommandError("unknown cmd %s" % json.dumps(cmd))
+    if cmd not in h.handlers:
+        raise CommandError("cmd %s not supported by this device" % cmd)
+    return cmd, schemas
+
+
+def _fields(d):
+    """check's second step: the forms of n, ts, chal and nonce -> (n, ts, chal, nonce)."""
+    n, ts, chal, nonce = d.get("n"), d.get("ts"), d.get("chal"), d.get("nonce")
+    if not _int(n, 1, MAX_N):
+        raise CommandError("n: expected an integer 1..%d above the last accepted one" % MAX_N)
+    if ts is not None and not _int(ts, 0, 1 << 40):
+        raise CommandError("ts: expected unix seconds (integer)")
+    if chal is not None and not isinstance(chal, str):
+        raise CommandError("chal: expected the string of a reply")
+    if nonce is not None and (not isinstance(nonce, str) or not 0 < len(nonce) <= _MAX_NONCE):
+        raise CommandError("nonce: expected a string of 1..%d characters" % _MAX_NONCE)
+    return n, ts, chal, nonce

@@ -55,26 +55,11 @@ async def run(t):
 
 
 async def _answer(t, h, built):
+    # (in steps: each function's bytecode is one allocation, on a heap that has more room in small pieces)
     while t.cmdq:
         payload = t.cmdq.pop(0)
         t.counters["cmds"] += 1
-        refused = True
-        if h is None:
-            reply = b'{"ok":false,"error":"commands disabled (commands.enabled is false or no secrets.hmac_key)"}'
-        else:
-            if built:  # a config_set of commands.window_s applies from the next message on
-                h.window_ms = t.cmd_cfg[2] * 1000
-            stats = getattr(h, "stats", None)  # CommandHandler counts what it rejects
-            before = stats["rejected"] if stats else None
-            try:
-                reply = h.handle(payload)
-                if isawait(reply):
-                    reply = await reply
-                refused = stats is not None and stats["rejected"] != before
-            except MemoryError:
-                raise
-            except Exception as e:
-                reply = json.dumps({"ok": False, "error": str(e)}).encode()
+        reply, refused = await command(t, h, built, payload)
         if refused:
             now = t.now()
             last = getattr(t, "refused_reply_ms", None)  # when a refused command last got a reply
@@ -82,13 +67,37 @@ async def _answer(t, h, built):
                 t.counters["cmds_unanswered"] += 1
                 continue
             t.refused_reply_ms = now
-        try:
-            async with t.lock:
-                await t.pub.publish(t.t_cmd[:-3] + "reply", reply, 1)  # <prefix>/<id>/reply
-        except MemoryError:
-            raise
-        except Exception as e:
-            t.note("warn", "reply not sent: %s", e)
+        await send(t, reply)
         if t.reboot_req:
             await reboot(t)
     return True
+
+
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+async def send(t, reply):
+    try:
+        async with t.lock:
+            await t.pub.publish(t.t_cmd[:-3] + "reply", reply, 1)  # <prefix>/<id>/reply
+    except MemoryError:
+        raise
+    except Exception as e:
+        t.note("warn", "reply not sent: %s", e)
+
+
+async def command(t, h, built, payload):
+    """One command message -> (reply bytes, refused: whether the handler rejected it)."""
+    if h is None:
+        return b'{"ok":false,"error":"commands disabled (commands.enabled is false or no secrets.hmac_key)"}', True
+    if built:  # a config_set of commands.window_s applies from the next message on
+        h.window_ms = t.cmd_cfg[2] * 1000
+    stats = getattr(h, "stats", None)  # CommandHandler counts what it rejects
+    before = stats["rejected"] if stats else None
+    try:
+        reply = h.handle(payload)
+        if isawait(reply):
+            reply = await reply
+        return reply, stats is not None and stats["rejected"] != before
+    except MemoryError:
+        raise
+    except Exception as e:
+        return json.dumps({"ok": False, "error": str(e)}).encode(), True

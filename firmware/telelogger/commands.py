@@ -85,32 +85,18 @@ class CommandHandler:
         return self._reply({"ok": False, "error": msg})
 
     async def handle(self, payload):
-        """Payload bytes of a cmd message -> reply bytes (publish them on <prefix>/<id>/reply)."""
+        """Payload bytes of a cmd message -> reply bytes (publish them on <prefix>/<id>/reply). (In
+        steps: each function's bytecode is one allocation, on a heap that has more room in small pieces.)"""
         self._re = None
         try:
-            body, mac = split(payload)
-            self._re = mac[:16].decode()
-            verify(self._pads, self._req, body, mac)
-            # authentic from here on
-            from telelogger import cmdcheck
-
-            try:
-                cmd, args, fields = cmdcheck.check(self, body)
-            finally:
-                unload("cmdcheck")
+            cmd, args, fields = self.check(payload)
         except CommandError as e:
             return self._error(str(e))
         self.stats["accepted"] += 1
         try:
             result = await self.handlers[cmd](args)
         except Exception as e:  # authentic, but it failed (or refused a value): say why, keep running
-            self.stats["failed"] += 1
-            fields["ok"] = False
-            fields["error"] = "%s failed: %s" % (cmd, e)
-            for a in ("key", "expected"):  # a refused config value (ConfigError) names both
-                if getattr(e, a, None) is not None:
-                    fields[a] = getattr(e, a)
-            return self._reply(fields)
+            return self.failed(cmd, fields, e)
         fields["ok"] = True
         fields["result"] = result if result is not None else {}
         try:
@@ -118,3 +104,28 @@ class CommandHandler:
         except (TypeError, ValueError) as e:
             fields.pop("result")
             return self._error("%s: result not JSON-serialisable (%s)" % (cmd, e))
+
+    # (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+    def check(self, payload):
+        """The MAC checked, then the body (cmdcheck.py, loaded for it) -> (cmd, args, reply fields);
+        raises CommandError."""
+        body, mac = split(payload)
+        self._re = mac[:16].decode()
+        verify(self._pads, self._req, body, mac)
+        # authentic from here on
+        from telelogger import cmdcheck
+
+        try:
+            return cmdcheck.check(self, body)
+        finally:
+            unload("cmdcheck")
+
+    def failed(self, cmd, fields, e):
+        """The reply of an authentic command whose handler raised e."""
+        self.stats["failed"] += 1
+        fields["ok"] = False
+        fields["error"] = "%s failed: %s" % (cmd, e)
+        for a in ("key", "expected"):  # a refused config value (ConfigError) names both
+            if getattr(e, a, None) is not None:
+                fields[a] = getattr(e, a)
+        return self._reply(fields)

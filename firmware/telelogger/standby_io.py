@@ -71,14 +71,33 @@ async def _disconnect(t):
 
 
 async def enter(t):
-    """Engine off: flush what we can, modem off properly, sleep until the voltage rises."""
-    from telelogger.sampler import read_voltage
-    from telelogger.status import publish_status
-
+    """Engine off: flush what we can, modem off properly, sleep until the voltage rises. (In steps:
+    each function's bytecode is one allocation, on a heap that has more room in small pieces.)"""
     sb = t.standby
     t.note("info", "standby: %s V, stationary %d s", sb.voltage, (t.now() - sb.last_motion_ms) // 1000)
     t.counters["standby"] += 1
     t.state = FLUSH
+    await flush(t)
+    t.net_allowed = False
+    await _disconnect(t)
+    await _power(t, False)
+    t.state = STANDBY
+    v = await sleep(t, sb)
+    c = t.counters
+    c["wakes"] = c.get("wakes", 0) + 1  # (counted from the first: not a boot name)
+    await _power(t, True)
+    sb.last_motion_ms = t.now()  # the motion timer restarts: no standby again at once
+    sb.low_since_ms = None
+    t.net_allowed = True
+    t.state = RUN
+    t.note("info", "awake: %s V", v)
+
+
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+async def flush(t):
+    """enter's first step: the record of the samples so far, the queue sent, the standby status."""
+    from telelogger.status import publish_status
+
     try:
         t.build_record()
     except MemoryError:
@@ -93,10 +112,13 @@ async def enter(t):
         raise
     except Exception as e:
         t.note("warn", "standby status: %s", e)
-    t.net_allowed = False
-    await _disconnect(t)
-    await _power(t, False)
-    t.state = STANDBY
+
+
+async def sleep(t, sb):
+    """enter's sleep: light sleep polling the battery, heartbeats, until the voltage says the engine
+    runs -> the last voltage read."""
+    from telelogger.sampler import read_voltage
+
     last_hb = t.now()
     v = None
     while True:
@@ -107,18 +129,10 @@ async def enter(t):
         if v is not None:
             sb.battery(v, t.now())
         if v is not None and v >= sb.voltage_wake:  # the alternator charges: the engine runs
-            break
+            return v
         if sb.heartbeat_ms and t.now() - last_hb >= sb.heartbeat_ms:
             last_hb = t.now()
             await heartbeat(t, v)
-    c = t.counters
-    c["wakes"] = c.get("wakes", 0) + 1  # (counted from the first: not a boot name)
-    await _power(t, True)
-    sb.last_motion_ms = t.now()  # the motion timer restarts: no standby again at once
-    sb.low_since_ms = None
-    t.net_allowed = True
-    t.state = RUN
-    t.note("info", "awake: %s V", v)
 
 
 async def heartbeat(t, v):

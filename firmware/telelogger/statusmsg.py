@@ -6,7 +6,8 @@ import json
 from telelogger.tasks import K_BATTERY, K_SIGNAL, RUN, acall, unload
 
 
-def status(t):
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+def counters(t):
     c = t.counters
     return {
         "id": t.device_id, "state": t.state, "standby": t.state != RUN, "uptime_ms": t.now(),
@@ -14,13 +15,21 @@ def status(t):
         "unsaved_dropped": c.get("unsaved_dropped", 0), "store_errors": c.get("store_errors", 0),
         "records": c["records"], "sent": c["sent"], "reconnects": c["reconnects"],
         "send_errors": c["send_errors"], "obd_errors": c["obd_errors"],
+    }
+
+
+def status(t):
+    """The status message's members (in two dicts: each function's bytecode is one allocation)."""
+    st = counters(t)
+    st.update({
         "signal": t.last.get(K_SIGNAL), "voltage": t.last.get(K_BATTERY),
         "utc": t.utc_offset_ms is not None,
         "pid_errors": dict(("%02X" % p.pid, p.errors) for p in t.pids if p.errors),
-        "mem_errors": c["mem_errors"], "last_reset": t.last_reset,
+        "mem_errors": t.counters["mem_errors"], "last_reset": t.last_reset,
         "vin": getattr(t, "vin", None), "cfg": getattr(t, "cfg_note", None),  # vehicle.py, cfgcmd.py
         "ota": getattr(t, "ota_info", None),  # otaboot.info(): {ver, slot, trial, failed} (loopinit.ota_info, healthy())
-    }
+    })
+    return st
 
 
 async def publish_status(t, data=None):
@@ -44,19 +53,7 @@ async def tick(t, first):
                 # the build connected and published a status (PUBACK): otaboot.mark_healthy() (imported,
                 # called, dropped) ends a trial; t.ota_info is read again for the status
                 first = False
-                from telelogger import otaboot
-
-                root = getattr(t, "ota_root", "/")
-                try:
-                    if otaboot.mark_healthy(root):
-                        t.note("info", "ota: version %d marked healthy", t.ota_info["ver"] if t.ota_info else 0)
-                    t.ota_trial_ms = None
-                    t.ota_info = otaboot.info(root)
-                except OSError as e:
-                    t.note("error", "ota: mark_healthy: %s", e)
-                finally:
-                    otaboot = None
-                    unload("otaboot")
+                mark_healthy(t)
         except MemoryError:
             raise
         except Exception as e:
@@ -67,6 +64,23 @@ async def tick(t, first):
         t.reboot_req = True
         await reboot(t)
     return first
+
+
+def mark_healthy(t):
+    """tick's mark of the build as healthy (a function of its own: each one's bytecode is one allocation)."""
+    from telelogger import otaboot
+
+    root = getattr(t, "ota_root", "/")
+    try:
+        if otaboot.mark_healthy(root):
+            t.note("info", "ota: version %d marked healthy", t.ota_info["ver"] if t.ota_info else 0)
+        t.ota_trial_ms = None
+        t.ota_info = otaboot.info(root)
+    except OSError as e:
+        t.note("error", "ota: mark_healthy: %s", e)
+    finally:
+        otaboot = None
+        unload("otaboot")
 
 
 async def reboot(t):

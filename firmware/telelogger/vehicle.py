@@ -66,15 +66,23 @@ async def _event(t, d):
         return
     ev = {"event": "dtc", "id": t.device_id, "ts": d[_AT][0], "boot": t.boot, "uptime_ms": d[_AT][1],
           "vin": t.vin, "stored": now[0], "pending": now[1]}  # FORMAT.md "Events"
+    if await send(t, json.dumps(ev).encode()):
+        d[_SENT] = now
+
+
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+async def send(t, ev):
+    """Publishes the event's bytes -> whether it went out (a function of its own: each one's bytecode
+    is one allocation)."""
     try:
         async with t.lock:
-            await t.pub.publish(t.t_status[:-6] + "event", json.dumps(ev).encode(), 1)
+            await t.pub.publish(t.t_status[:-6] + "event", ev, 1)
     except MemoryError:
         raise
     except Exception as e:  # kept: tried again at the next check
         t.note("warn", "dtc event not sent: %s", e)
-        return
-    d[_SENT] = now
+        return False
+    return True
 
 
 async def check(t):
@@ -91,6 +99,12 @@ async def check(t):
     except Exception as e:
         t.note("debug", "DTCs not read: %s", e)
         d[_DUE] = t.now() + min(iv, _VIN_RETRY_MS)
+    return due_ms(t, d)
+
+
+def due_ms(t, d):
+    """check's result: ms until the codes are due, sooner for a missing VIN or an unsent event (a
+    function of its own: each one's bytecode is one allocation)."""
     wait = d[_DUE] - t.now()
     if t.vin is None:
         wait = min(wait, _VIN_RETRY_MS << min(max(d[_TRIES] - 1, 0), 6))
