@@ -7,8 +7,8 @@
 # Nothing here sleeps in place of waiting for the modem: every wait is on a reply, bounded by a
 # timeout, and every failure is an exception naming the command, the code and its meaning.
 # The input side (reader task, URC dispatch) is at/reader.py; rare paths (resync after a timeout,
-# results owed to cancelled callers, RDY) are at/recover.py, the errors with their words (error
-# decoding, the engine's own failures) at/fail.py (smaller: every ERROR loads it), loaded when needed.
+# results owed to cancelled callers, RDY, error decoding, the engine's own failures and their
+# words) are at/recover.py, loaded when needed.
 #
 # Secrets: the engine knows which commands carry credentials (MQTT/APN user and password, the SIM
 # PIN) and which data bodies are certificates or keys; they reach neither the AT log nor any
@@ -23,7 +23,6 @@ import asyncio
 from at import reader  # the module the engine's classes come from (see __getattr__)
 from at.reader import ATError, ATReader, Reply, Waiter, response_prefix
 from core.compat import const, sleep_ms, wait_for_ms
-from core.errors import lookup
 
 _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a 10 KB upload
 
@@ -95,8 +94,8 @@ class ATEngine(ATReader):
             if w.line is None and w.error is None:
                 try:
                     await wait_for_ms(w.ev.wait(), rt)
-                except asyncio.TimeoutError:  # an ATTimeout, counted (its words: at/fail.py)
-                    raise lookup("at.fail", "failed", self, 0, cmd, w.prefix.strip(), rt)
+                except asyncio.TimeoutError:  # an ATTimeout, counted (its words: at/recover.py)
+                    raise self._rare("failed", 0, cmd, w.prefix.strip(), rt)
                 except BaseException:  # cancelled while the result is owed: the module is still busy
                     self._rare("keep_owed", w, rt)
                     w = None
@@ -105,7 +104,7 @@ class ATEngine(ATReader):
                 raise w.error
             line = w.line
             if line is None:  # the event is set only with a line or an error
-                raise lookup("at.fail", "failed", self, 4, cmd, w.prefix.strip())
+                raise self._rare("failed", 4, cmd, w.prefix.strip())
             r.result = line[len(w.prefix) :].strip()
             return r
         finally:
@@ -138,7 +137,7 @@ class ATEngine(ATReader):
                             await wait_for_ms(self._prompt.wait(), ms)
                         except asyncio.TimeoutError:
                             self._resync = True  # a late reply must not complete the next command
-                            raise lookup("at.fail", "failed", self, 1, cmd, ms)
+                            raise self._rare("failed", 1, cmd, ms)
                         if r.final is None:
                             self.framer.echo = data  # its echo (ATE1) is skipped
                             mv = memoryview(data)
@@ -153,13 +152,13 @@ class ATEngine(ATReader):
                             # never written and the module may still be waiting for it. Success here would
                             # e.g. publish an empty payload; fail, and re-synchronise before the next command.
                             self._resync = True
-                            raise lookup("at.fail", "failed", self, 3, cmd, r.final)  # an ATNoPrompt
+                            raise self._rare("failed", 3, cmd, r.final)  # an ATNoPrompt
                     if r.final is None:
                         try:
                             await wait_for_ms(self._done.wait(), timeout_ms)
                         except asyncio.TimeoutError:
                             self._resync = True
-                            raise lookup("at.fail", "failed", self, 2, cmd, timeout_ms)
+                            raise self._rare("failed", 2, cmd, timeout_ms)
                 finally:
                     self.pending = None
                     self.prefix = None
@@ -172,7 +171,7 @@ class ATEngine(ATReader):
                     raise f
                 if f is not None and (f == "ERROR" or f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:")):
                     self.stats["errors"] += 1
-                    raise lookup("at.fail", "final_error", self, r, waiter)  # the error, its code and meaning (at/fail.py)
+                    raise self._rare("final_error", r, waiter)  # the error, its code and meaning (at/recover.py)
                 # else OK, or a caller-given terminator: the command succeeded
         except Exception as e:  # handed to the caller: a task's own exception would go unretrieved
             state[0] = e

@@ -1,13 +1,24 @@
 # The AT engine's rare paths: re-synchronising after a timeout, results owed to cancelled callers,
-# the module rebooting (RDY) and a reader task that ended (the engine's errors with their words:
-# at/fail.py, smaller, loaded for every ERROR). Imported through core.errors.lookup when one of
-# them happens and dropped again, so their bytecode is not resident on the ESP32.
+# the module rebooting (RDY) and a reader task that ended. Imported through core.errors.lookup
+# when one of them happens and dropped again, so their bytecode is not resident on the ESP32.
 # Every function takes the ATEngine first. Its names come through at.engine, which holds the reader
 # module it was built with: the same classes as the engine's even if at.reader left sys.modules.
 import asyncio
 
-from at.engine import ATError, ATTimeout, ModemRebooted, Reply, Waiter
+from at.engine import (
+    ATCommandError,
+    ATError,
+    ATNoPrompt,
+    ATTimeout,
+    CMEError,
+    CMSError,
+    ModemRebooted,
+    Reply,
+    Waiter,
+    response_prefix,
+)
 from core.compat import const, wait_for_ms
+from core.errors import lookup
 
 _SYNC_MS = const(3000)  # how long sync() waits for its own reply
 
@@ -71,31 +82,26 @@ async def sync(at):
         at.stream.write(cmd.encode() + b"\r")
         if at.log:
             at._log("command", cmd)
-        await _sync_wait(at, r, p, t0)
+        while True:
+            left = _SYNC_MS - at.clock.since(t0)
+            if left <= 0:
+                at._resync = True
+                return
+            try:
+                await wait_for_ms(at._done.wait(), left)
+            except asyncio.TimeoutError:
+                at._resync = True
+                return
+            if isinstance(r.final, ATError):  # rebooted: nothing late can come any more
+                return
+            if r.value(p) is not None or r.final != "OK":
+                return  # our reply (ERROR: a module without CMEE; then the stream is quiet too)
+            r.final = None  # a late OK of the timed-out command: keep waiting for ours
+            r.lines = []
+            at._done.clear()
     finally:
         at.pending = None
         at.prefix = None
-
-
-async def _sync_wait(at, r, p, t0):
-    """sync()'s wait for its own reply (its own function: each stays a small block)."""
-    while True:
-        left = _SYNC_MS - at.clock.since(t0)
-        if left <= 0:
-            at._resync = True
-            return
-        try:
-            await wait_for_ms(at._done.wait(), left)
-        except asyncio.TimeoutError:
-            at._resync = True
-            return
-        if isinstance(r.final, ATError):  # rebooted: nothing late can come any more
-            return
-        if r.value(p) is not None or r.final != "OK":
-            return  # our reply (ERROR: a module without CMEE; then the stream is quiet too)
-        r.final = None  # a late OK of the timed-out command: keep waiting for ours
-        r.lines = []
-        at._done.clear()
 
 
 def rebooted(at):
@@ -112,6 +118,67 @@ def rebooted(at):
         if w.owner is not None and w.line is None:
             w.error = ModemRebooted(w.owner.cmd, msg="the modem rebooted (RDY) before the result")
             w.ev.set()
+
+
+# The engine's own failures (ATEngine.cmd, _run_exchange), by number: the class and the words
+_FAILED = (
+    "OK, but no %s result within %d ms",  # 0 ATTimeout: the deferred result
+    "no '>' prompt within %d ms",  # 1 ATTimeout
+    "no final result within %d ms",  # 2 ATTimeout
+    "final result %s before the '>' prompt: data not sent",  # 3 ATNoPrompt
+    "result %s signalled without a line",  # 4 ATError
+)
+
+
+def failed(at, k, cmd, *a):
+    """The exception of the engine's failure k (_FAILED) for cmd; a timeout (0..2) is counted."""
+    if k < 3:
+        at.stats["timeouts"] += 1
+        c = ATTimeout
+    else:
+        c = ATNoPrompt if k == 3 else ATError
+    return c(cmd, msg=_FAILED[k] % a)
+
+
+def final_error(at, r, w):
+    """The exception for a final ERROR / +CME ERROR / +CMS ERROR of r (code and meaning looked up)."""
+    f = r.final
+    cmd = r.cmd
+    if f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:"):
+        return cme_error(r, f)
+    if f == "ERROR":
+        # '+CMD: 0,<err>' then ERROR: the deferred result's line, else the command's own lines
+        code, meaning, pfx, text = None, None, response_prefix(cmd), None
+        if w is not None and w.line is not None:
+            text, pfx = w.line[len(w.prefix) :], w.prefix
+        else:
+            for ln in r.lines:
+                if pfx and ln.startswith(pfx):
+                    text = ln[len(pfx) :]
+                elif ln.startswith("+IP ERROR:"):
+                    code, meaning, text = "IP", ln[10:].strip(), None
+        if text is not None:  # the last number: '<idx>,<err>' or '<err>'
+            try:
+                code = int(text[text.rfind(",") + 1 :].strip())
+            except ValueError:
+                code = None
+        if isinstance(code, int):
+            meaning = at.meaning(pfx, code) if at.meaning else "error %s" % code
+        return ATCommandError(cmd, code, meaning, r.lines, "ERROR")
+
+
+def cme_error(r, f):
+    """final_error's +CME ERROR / +CMS ERROR (its own function: each stays a small block)."""
+    code = f[11:].strip()
+    try:
+        code = int(code)
+    except ValueError:  # a text (AT+CMEE=2 on some firmware)
+        pass
+    if f.startswith("+CMS ERROR:"):
+        return CMSError(r.cmd, code, "message service error", r.lines, f[:10])
+    # the 3GPP text of a numeric code: table at/cme.py, read on demand
+    meaning = (lookup("at.cme", "meaning", code) or "CME error %s" % code) if isinstance(code, int) else code
+    return CMEError(r.cmd, code, meaning, r.lines, f[:10])
 
 
 async def wait_urc(at, prefix, timeout_ms):

@@ -87,7 +87,12 @@ async def sim_ready(self):
     cmd, p, pin_state = "AT+CPIN?|+CPIN:|SIM PIN".split("|")  # the query, its reply, the state asking for the PIN
     kind = "sim"  # ModemError.kind of every error here
     while True:
-        state = await _cpin(self, cmd, p)
+        state = None
+        try:
+            state = ((await self.at.cmd(cmd, timeout_ms=self.t)).value(p) or "").strip()
+        except CMEError as e:
+            if not (e.code == 14 or "busy" in str(e.meaning).lower()):
+                raise ModemError("SIM not usable: %s" % (e.meaning or e), e.code, e.meaning, kind=kind)
         if state == codes.CPIN_READY:
             self.info[kind] = state
             return
@@ -99,17 +104,6 @@ async def sim_ready(self):
         if c.diff(c.ticks_ms(), t0) >= _cfg(self, "sim_timeout_ms"):
             raise ModemError("SIM not ready after %d ms (state %s)" % (_cfg(self, "sim_timeout_ms"), state or "busy"), kind=kind)
         await c.sleep_ms(_cfg(self, "poll_ms"))
-
-
-async def _cpin(self, cmd, p):
-    """sim_ready's AT+CPIN? (its own function: each stays a small block): the state, None while
-    the SIM is busy."""
-    try:
-        return ((await self.at.cmd(cmd, timeout_ms=self.t)).value(p) or "").strip()
-    except CMEError as e:
-        if not (e.code == 14 or "busy" in str(e.meaning).lower()):
-            raise ModemError("SIM not usable: %s" % (e.meaning or e), e.code, e.meaning, kind="sim")
-    return None
 
 
 async def _enter_pin(self, pin_sent):

@@ -347,22 +347,18 @@ def at_error(self, op, result, e):
         raise e
     if isinstance(e, ATTimeout):
         return CmqttError(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
-    code = _at_code(op, result, e)
+    prefix = "+%s: " % op
+    code = e.code if isinstance(e, ATCommandError) and isinstance(e.code, int) else None
+    if code is None:
+        for ln in getattr(e, "lines", None) or ():
+            if ln.startswith(prefix):
+                code = parse_code(ln[len(prefix) :])
+                break
+    if code is None and result is not None:
+        code = parse_code(getattr(e, "result", None))
     if code is None:
         return CmqttError(op, 1, "%s answered ERROR" % e.cmd if isinstance(e, ATCommandError) else str(e))
     return CmqttError(op, code)
-
-def _at_code(op, result, e):
-    """at_error's <err>: the ATCommandError's, its '+<op>: ' line's, or the deferred result's (or None)."""
-    code = e.code if isinstance(e, ATCommandError) and isinstance(e.code, int) else None
-    prefix = "+%s: " % op
-    for ln in (getattr(e, "lines", None) or ()) if code is None else ():
-        if ln.startswith(prefix):
-            code = parse_code(ln[len(prefix) :])
-            break
-    if code is None and result is not None:
-        code = parse_code(getattr(e, "result", None))
-    return code
 
 def arg_error(b, what, limit=0):
     """The CmqttArgError for a topic (what: "topic", "will topic") or a payload (what None, at most

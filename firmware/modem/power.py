@@ -105,15 +105,29 @@ class ModemPower:
         to `tries` presses of pulse_ms, each followed by up to boot_wait_ms for RDY / an answer.
         True when the modem answers; False when it never did. self.reason says which, in words
         (with what to check); self.last has the figures."""
-        # a silent modem's probes time out: each next one resyncs first, and the wait for RDY listens
-        # (at.recover's), each timeout is worded (at.fail's): imported once (after the first silent
-        # probe) for the whole wait, not per probe (less heap churn)
+        # a silent modem's probes time out: each next one resyncs first, and the wait for RDY listens:
+        # both are at.recover's, imported once (after the first silent probe) for the whole wait, not
+        # per probe (less heap churn)
         import sys
 
-        held = [m for m in ("at.recover", "at.fail") if m not in sys.modules]
+        had = "at.recover" in sys.modules
         try:
             t = self.t
-            on, n, ms = await self._presses(t)
+            c = self.clock
+            t0 = c.ticks_ms()
+            self.pin.value(0)  # key released (its idle level) before anything else
+            on = False
+            for _ in range(t["already_on_probes"]):
+                on = await self.probe()
+                if on:
+                    break
+                __import__("at.recover")
+            n = 0  # presses
+            while not on and n < t["tries"]:
+                n += 1
+                await self.pulse(t["pulse_ms"])
+                on = await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"])
+            ms = c.diff(c.ticks_ms(), t0)
             if on:
                 self.last = dict(zip(("already_on", "pulses", "ms"), (n == 0, n, ms)))
                 self.reason = "modem on after %d press(es) of the power key (%d ms)" % (n, ms) if n else "modem already on (%d ms)" % ms
@@ -129,30 +143,10 @@ class ModemPower:
                 self.log.error("%s", self.reason)
             return False
         finally:
-            if held:
+            if not had:
                 from core.unload import forget
 
-                for m in held:
-                    forget(m)
-
-    async def _presses(self, t):
-        """ensure_on's probes and presses (its own function: each stays a small block): (on, presses, ms)."""
-        c = self.clock
-        t0 = c.ticks_ms()
-        self.pin.value(0)  # key released (its idle level) before anything else
-        on = False
-        for _ in range(t["already_on_probes"]):
-            on = await self.probe()
-            if on:
-                break
-            __import__("at.recover")
-            __import__("at.fail")
-        n = 0  # presses
-        while not on and n < t["tries"]:
-            n += 1
-            await self.pulse(t["pulse_ms"])
-            on = await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"])
-        return on, n, c.diff(c.ticks_ms(), t0)
+                forget("at.recover")
 
     async def power_on(self):
         """ensure_on() that raises ModemPowerError(reason) instead of returning False; returns self.last."""
