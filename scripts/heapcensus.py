@@ -7,6 +7,7 @@ tables, other raw data).
 
     python scripts/heapcensus.py                      # entry path (--gnss modem, no AT log), 256K, census at 25 s
     python scripts/heapcensus.py --heap 128K --at 20 --sim-args "--cut-network 10:10"
+    python scripts/heapcensus.py --strings             # and the text of every str object (not interned)
 
 The diagnostic interpreter is built once into build/mpdiag (~1-2 min; needs gcc-multilib like make venv's);
 the tests and make sim never use it. Figures are the ESP32's word size; they are what the heap holds, so
@@ -102,12 +103,15 @@ def main(argv=None):
     ap.add_argument("--sim-args", default="--gnss modem --no-at-log", help="more scripts/sim.py arguments")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "census-run"))
     ap.add_argument("--log", help="only read the census of this firmware.log (no run)")
+    ap.add_argument("--strings", action="store_true", help="list the str objects (length, first 40 characters)")
     a = ap.parse_args(argv)
     if a.log:
         with open(a.log) as f:
             return report(f.read(), a)
     exe = build(os.path.join(ROOT, "build", "mpdiag"))
     env = dict(os.environ, FM_MPBIN=exe, FM_HEAPPROF=str(a.at), FM_HEAPMAP="2")
+    if a.strings:
+        env["FM_CENSUS_STR"] = "1"
     cmd = [sys.executable, os.path.join(ROOT, "scripts", "sim.py"), "--duration", str(int(a.at + 3)),
            "--heap", a.heap, "--out", a.out] + shlex.split(a.sim_args)
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,6 +129,12 @@ def report(text, a):
         if not k.startswith("rawhist"):
             print("  %-24s %5d  %7d  %4.1f%%" % (k, c, b, 100.0 * b / total))
     print("classes on the heap (%d): %s" % (len(classes), " ".join(classes)))
+    if getattr(a, "strings", False):
+        end = text.rfind("CENSUS raw(other)")  # the last census only: from its probe line to its kind lines
+        strs = re.findall(r"^CENSUS_STR (\d+) (.*)$", text[max(0, text.rfind('{"heapprof"', 0, end)):end], re.M)
+        print("str objects (%d), longest first:" % len(strs))
+        for n, t in sorted(strs, key=lambda x: -int(x[0])):
+            print("  %5s %r" % (n, t))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,18 @@
 // function's), the name pools and the names' text, child tables, dict tables, a module's constant table;
 // the rest is "raw(other)" (instance member tables, list arrays, str and bytearray data...). The heap's
 // classes are listed one by one ("CENSUS class NAME"). Lines: "CENSUS <kind> <count> <bytes>".
+#include <stdlib.h>
 #include "py/objfun.h"
 #include "py/qstr.h"
+#include "py/objstr.h"
+#include "py/objlist.h"
+#include "py/objtype.h"
+#include "py/objarray.h"
 extern char __executable_start;
 extern char _end;
 #define CEN_NT 400
-static uint8_t cen_mark[1 << 16]; // 0 raw, 1 bytecode, 2 qstr pool, 3 qstr chunk, 4 child table, 5 dict/map table, 6 const table
+static uint8_t cen_mark[1 << 16]; // 0 raw, 1 bytecode, 2 qstr pool, 3 qstr chunk, 4 child table, 5 dict/map table, 6 const table,
+// 7 instance member table, 8 list/tuple items, 9 str/bytes data, 10 bytearray data
 static const void *cen_types[CEN_NT];
 static size_t cen_cnt[CEN_NT], cen_bytes[CEN_NT];
 static size_t cen_len(mp_state_mem_area_t *area, size_t bl) {
@@ -78,9 +84,17 @@ void gc_census(const mp_print_t *print) {
             }
         } else if (t == &mp_type_dict) {
             cen_mark_ptr(area, ((mp_obj_dict_t *)ptr)->map.table, 5);
+        } else if (t == &mp_type_list) {
+            cen_mark_ptr(area, ((mp_obj_list_t *)ptr)->items, 8);
+        } else if (t == &mp_type_str || t == &mp_type_bytes) {
+            cen_mark_ptr(area, ((mp_obj_str_t *)ptr)->data, 9);
+        } else if (t == &mp_type_bytearray) {
+            cen_mark_ptr(area, ((mp_obj_array_t *)ptr)->items, 10);
+        } else if (cen_in_heap(area, t)) { // a class made by Python code: its instances are mp_obj_instance_t
+            cen_mark_ptr(area, ((mp_obj_instance_t *)ptr)->members.table, 7);
         }
     }
-    size_t rb[7] = {0}, rc[7] = {0};
+    size_t rb[11] = {0}, rc[11] = {0};
     size_t hist[8] = {0};
     for (size_t bl = 0; bl < total; bl++) {
         if (ATB_GET_KIND(area, bl) != AT_HEAD) {
@@ -92,6 +106,10 @@ void gc_census(const mp_print_t *print) {
         if (cen_is_type(area, t)) {
             if (t == &mp_type_type) {
                 mp_printf(print, "CENSUS class %s\n", qstr_str(((mp_obj_type_t *)ptr)->name));
+            }
+            if (t == &mp_type_str && getenv("FM_CENSUS_STR")) { // the text of each str object (scratch)
+                mp_obj_str_t *o = (mp_obj_str_t *)ptr;
+                mp_printf(print, "CENSUS_STR %u %.*s\n", (uint)o->len, (int)(o->len < 40 ? o->len : 40), o->data);
             }
             size_t i;
             for (i = 0; i < nt && cen_types[i] != t; i++) {
@@ -117,8 +135,8 @@ void gc_census(const mp_print_t *print) {
             }
         }
     }
-    static const char *kn[7] = {"raw(other)", "bytecode", "qstr_pool", "qstr_chunk", "child_table", "map_table", "const_table"};
-    for (int k = 0; k < 7; k++) {
+    static const char *kn[11] = {"raw(other)", "bytecode", "qstr_pool", "qstr_chunk", "child_table", "map_table", "const_table", "instance_members", "list_items", "str_data", "bytearray_data"};
+    for (int k = 0; k < 11; k++) {
         mp_printf(print, "CENSUS %s %u %u\n", kn[k], (uint)rc[k], (uint)rb[k]);
     }
     mp_printf(print, "CENSUS rawhist16..2048+ %u %u %u %u %u %u %u %u\n", (uint)hist[0], (uint)hist[1], (uint)hist[2], (uint)hist[3], (uint)hist[4], (uint)hist[5], (uint)hist[6], (uint)hist[7]);
