@@ -3,7 +3,7 @@
 ../shared/micropython, with scripts/heapcensus/census.c added to its garbage collector) runs the entry path
 as `make sim` does, and after a collection in steady state it counts every allocated block: by the type of
 the object (classes by name), or for untyped blocks by what they are (bytecode, names, dict tables, constant
-tables, other raw data).
+tables, instance member tables, list arrays, str text, bytearray data, other raw data).
 
     python scripts/heapcensus.py                      # entry path (--gnss modem, no AT log), 256K, census at 25 s
     python scripts/heapcensus.py --heap 128K --at 20 --sim-args "--cut-network 10:10"
@@ -129,7 +129,7 @@ def report(text, a):
         if not k.startswith("rawhist"):
             print("  %-24s %5d  %7d  %4.1f%%" % (k, c, b, 100.0 * b / total))
     print("classes on the heap (%d): %s" % (len(classes), " ".join(classes)))
-    if getattr(a, "strings", False):
+    if a.strings:
         end = text.rfind("CENSUS raw(other)")  # the last census only: from its probe line to its kind lines
         strs = re.findall(r"^CENSUS_STR (\d+) (.*)$", text[max(0, text.rfind('{"heapprof"', 0, end)):end], re.M)
         print("str objects (%d), longest first:" % len(strs))

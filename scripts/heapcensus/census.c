@@ -2,9 +2,10 @@
 // (never the one the tests run), reached as micropython.mem_info(2). One pass over the GC heap after a
 // collection: every allocated block is counted under the type of the object it holds (classes by name, so
 // instances of each firmware class show up), or, for the untyped blocks, under what points at it: bytecode (a
-// function's), the name pools and the names' text, child tables, dict tables, a module's constant table;
-// the rest is "raw(other)" (instance member tables, list arrays, str and bytearray data...). The heap's
-// classes are listed one by one ("CENSUS class NAME"). Lines: "CENSUS <kind> <count> <bytes>".
+// function's), the name pools and the names' text, child tables, dict tables, a module's constant table,
+// instance member tables, list arrays, str/bytes text, bytearray data; the rest is "raw(other)". The heap's
+// classes are listed one by one ("CENSUS class NAME"). Lines: "CENSUS <kind> <count> <bytes>"; with
+// FM_CENSUS_STR set in the environment also "CENSUS_STR <len> <first 40 characters>" for each str object.
 #include <stdlib.h>
 #include "py/objfun.h"
 #include "py/qstr.h"
@@ -16,7 +17,7 @@ extern char __executable_start;
 extern char _end;
 #define CEN_NT 400
 static uint8_t cen_mark[1 << 16]; // 0 raw, 1 bytecode, 2 qstr pool, 3 qstr chunk, 4 child table, 5 dict/map table, 6 const table,
-// 7 instance member table, 8 list/tuple items, 9 str/bytes data, 10 bytearray data
+// 7 instance member table, 8 list items, 9 str/bytes data, 10 bytearray data
 static const void *cen_types[CEN_NT];
 static size_t cen_cnt[CEN_NT], cen_bytes[CEN_NT];
 static size_t cen_len(mp_state_mem_area_t *area, size_t bl) {
@@ -57,6 +58,7 @@ void gc_census(const mp_print_t *print) {
     mp_state_mem_area_t *area = &MP_STATE_MEM(area);
     size_t total = area->gc_alloc_table_byte_len * BLOCKS_PER_ATB;
     memset(cen_mark, 0, sizeof(cen_mark));
+    bool strs = getenv("FM_CENSUS_STR") != NULL;
     size_t nt = 0;
     for (const qstr_pool_t *pool = MP_STATE_VM(last_pool); pool != NULL; pool = pool->prev) {
         cen_mark_ptr(area, pool, 2);
@@ -107,7 +109,7 @@ void gc_census(const mp_print_t *print) {
             if (t == &mp_type_type) {
                 mp_printf(print, "CENSUS class %s\n", qstr_str(((mp_obj_type_t *)ptr)->name));
             }
-            if (t == &mp_type_str && getenv("FM_CENSUS_STR")) { // the text of each str object (scratch)
+            if (t == &mp_type_str && strs) {
                 mp_obj_str_t *o = (mp_obj_str_t *)ptr;
                 mp_printf(print, "CENSUS_STR %u %.*s\n", (uint)o->len, (int)(o->len < 40 ? o->len : 40), o->data);
             }
