@@ -8,6 +8,7 @@ tables, instance member tables, list arrays, str text, bytearray data, other raw
     python scripts/heapcensus.py                      # entry path (--gnss modem, no AT log), 256K, census at 25 s
     python scripts/heapcensus.py --heap 128K --at 20 --sim-args "--cut-network 10:10"
     python scripts/heapcensus.py --strings             # and the text of every str object (not interned)
+    python scripts/heapcensus.py --objects             # and each instance's member table, the dicts by size
 
 The diagnostic interpreter is built once into build/mpdiag (~1-2 min; needs gcc-multilib like make venv's);
 the tests and make sim never use it. Figures are the ESP32's word size; they are what the heap holds, so
@@ -104,6 +105,8 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "census-run"))
     ap.add_argument("--log", help="only read the census of this firmware.log (no run)")
     ap.add_argument("--strings", action="store_true", help="list the str objects (length, first 40 characters)")
+    ap.add_argument("--objects", action="store_true",
+                    help="list the instances of Python classes (member table slots) and the dicts by table size")
     a = ap.parse_args(argv)
     if a.log:
         with open(a.log) as f:
@@ -112,6 +115,8 @@ def main(argv=None):
     env = dict(os.environ, FM_MPBIN=exe, FM_HEAPPROF=str(a.at), FM_HEAPMAP="2")
     if a.strings:
         env["FM_CENSUS_STR"] = "1"
+    if a.objects:
+        env["FM_CENSUS_OBJ"] = "1"
     cmd = [sys.executable, os.path.join(ROOT, "scripts", "sim.py"), "--duration", str(int(a.at + 3)),
            "--heap", a.heap, "--out", a.out] + shlex.split(a.sim_args)
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -129,9 +134,31 @@ def report(text, a):
         if not k.startswith("rawhist"):
             print("  %-24s %5d  %7d  %4.1f%%" % (k, c, b, 100.0 * b / total))
     print("classes on the heap (%d): %s" % (len(classes), " ".join(classes)))
+    end = text.rfind("CENSUS raw(other)")  # the last census only: from its probe line to its kind lines
+    last = text[max(0, text.rfind('{"heapprof"', 0, end)):end]
+    if getattr(a, "objects", False):
+        # a member table or a dict table of n slots costs 8 * n bytes (rounded up to 16) beside its object
+        inst = re.findall(r"^CENSUS_INST (\S+) (\d+) (\d+)$", last, re.M)
+        by = {}
+        for c, n, u in inst:
+            k = by.setdefault(c, [0, 0, 0])
+            k[0] += 1
+            k[1] += -(-8 * int(n) // 16) * 16
+            k[2] += int(u)
+        print("instances (%d), by class: count, member table bytes, members" % len(inst))
+        for c, (k, b, u) in sorted(by.items(), key=lambda kv: -kv[1][1]):
+            print("  %-22s %4d  %6d  %5d" % (c, k, b, u))
+        dicts = re.findall(r"^CENSUS_DICT (\d+) (\d+)$", last, re.M)
+        sizes = {}
+        for n, u in dicts:
+            k = sizes.setdefault(int(n), [0, 0])
+            k[0] += 1
+            k[1] += int(u)
+        print("dicts (%d), by table slots: slots, count, table bytes, entries" % len(dicts))
+        for n, (k, u) in sorted(sizes.items(), reverse=True):
+            print("  %5d  %4d  %6d  %5d" % (n, k, k * (-(-8 * n // 16) * 16), u))
     if a.strings:
-        end = text.rfind("CENSUS raw(other)")  # the last census only: from its probe line to its kind lines
-        strs = re.findall(r"^CENSUS_STR (\d+) (.*)$", text[max(0, text.rfind('{"heapprof"', 0, end)):end], re.M)
+        strs = re.findall(r"^CENSUS_STR (\d+) (.*)$", last, re.M)
         print("str objects (%d), longest first:" % len(strs))
         for n, t in sorted(strs, key=lambda x: -int(x[0])):
             print("  %5s %r" % (n, t))

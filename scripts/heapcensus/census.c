@@ -5,7 +5,9 @@
 // function's), the name pools and the names' text, child tables, dict tables, a module's constant table,
 // instance member tables, list arrays, str/bytes text, bytearray data; the rest is "raw(other)". The heap's
 // classes are listed one by one ("CENSUS class NAME"). Lines: "CENSUS <kind> <count> <bytes>"; with
-// FM_CENSUS_STR set in the environment also "CENSUS_STR <len> <first 40 characters>" for each str object.
+// FM_CENSUS_STR set in the environment also "CENSUS_STR <len> <first 40 characters>" for each str object; with
+// FM_CENSUS_OBJ "CENSUS_INST <class> <alloc> <used>" for each instance of a Python class (its member table's
+// slots: 8 bytes each on 32-bit) and "CENSUS_DICT <alloc> <used>" for each dict.
 #include <stdlib.h>
 #include "py/objfun.h"
 #include "py/qstr.h"
@@ -59,6 +61,7 @@ void gc_census(const mp_print_t *print) {
     size_t total = area->gc_alloc_table_byte_len * BLOCKS_PER_ATB;
     memset(cen_mark, 0, sizeof(cen_mark));
     bool strs = getenv("FM_CENSUS_STR") != NULL;
+    bool objs = getenv("FM_CENSUS_OBJ") != NULL;
     size_t nt = 0;
     for (const qstr_pool_t *pool = MP_STATE_VM(last_pool); pool != NULL; pool = pool->prev) {
         cen_mark_ptr(area, pool, 2);
@@ -86,6 +89,9 @@ void gc_census(const mp_print_t *print) {
             }
         } else if (t == &mp_type_dict) {
             cen_mark_ptr(area, ((mp_obj_dict_t *)ptr)->map.table, 5);
+            if (objs) {
+                mp_printf(print, "CENSUS_DICT %u %u\n", (uint)((mp_obj_dict_t *)ptr)->map.alloc, (uint)((mp_obj_dict_t *)ptr)->map.used);
+            }
         } else if (t == &mp_type_list) {
             cen_mark_ptr(area, ((mp_obj_list_t *)ptr)->items, 8);
         } else if (t == &mp_type_str || t == &mp_type_bytes) {
@@ -94,6 +100,9 @@ void gc_census(const mp_print_t *print) {
             cen_mark_ptr(area, ((mp_obj_array_t *)ptr)->items, 10);
         } else if (cen_in_heap(area, t)) { // a class made by Python code: its instances are mp_obj_instance_t
             cen_mark_ptr(area, ((mp_obj_instance_t *)ptr)->members.table, 7);
+            if (objs) {
+                mp_printf(print, "CENSUS_INST %s %u %u\n", qstr_str(t->name), (uint)((mp_obj_instance_t *)ptr)->members.alloc, (uint)((mp_obj_instance_t *)ptr)->members.used);
+            }
         }
     }
     size_t rb[11] = {0}, rc[11] = {0};
