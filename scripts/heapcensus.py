@@ -148,6 +148,10 @@ def report(text, a):
         print("instances (%d), by class: count, member table bytes, members" % len(inst))
         for c, (k, b, u) in sorted(by.items(), key=lambda kv: -kv[1][1]):
             print("  %-22s %4d  %6d  %5d" % (c, k, b, u))
+        gens = re.findall(r"^CENSUS_GEN (\S+) (\d+) (\d+)$", last, re.M)
+        print("coroutines (%d), largest first: function, frame slots, bytes" % len(gens))
+        for f, n, b in sorted(gens, key=lambda g: -int(g[2])):
+            print("  %-24s %4s  %5s" % (f, n, b))
         dicts = re.findall(r"^CENSUS_DICT (\d+) (\d+)$", last, re.M)
         sizes = {}
         for n, u in dicts:

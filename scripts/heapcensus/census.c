@@ -7,7 +7,8 @@
 // classes are listed one by one ("CENSUS class NAME"). Lines: "CENSUS <kind> <count> <bytes>"; with
 // FM_CENSUS_STR set in the environment also "CENSUS_STR <len> <first 40 characters>" for each str object; with
 // FM_CENSUS_OBJ "CENSUS_INST <class> <alloc> <used>" for each instance of a Python class (its member table's
-// slots: 8 bytes each on 32-bit) and "CENSUS_DICT <alloc> <used>" for each dict.
+// slots: 8 bytes each on 32-bit), "CENSUS_DICT <alloc> <used>" for each dict and "CENSUS_GEN <function> <n_state>
+// <bytes>" for each coroutine (a generator instance: its frame).
 #include <stdlib.h>
 #include "py/objfun.h"
 #include "py/qstr.h"
@@ -15,6 +16,9 @@
 #include "py/objlist.h"
 #include "py/objtype.h"
 #include "py/objarray.h"
+#include "py/bc.h"
+// py/objgenerator.c's generator instance (its struct is private to that file): the same layout
+typedef struct { mp_obj_base_t base; mp_obj_t pend_exc; mp_code_state_t code_state; } cen_gen_t;
 extern char __executable_start;
 extern char _end;
 #define CEN_NT 400
@@ -87,6 +91,11 @@ void gc_census(const mp_print_t *print) {
                 cen_mark_ptr(area, f->context->constants.qstr_table, 6);
                 cen_mark_ptr(area, f->context->constants.obj_table, 6);
             }
+        } else if (t == &mp_type_gen_instance && objs) {
+            extern qstr mp_obj_fun_bc_get_name(const mp_obj_fun_bc_t *fun);
+            mp_code_state_t *cs = &((cen_gen_t *)ptr)->code_state;
+            mp_printf(print, "CENSUS_GEN %q %u %u\n", mp_obj_fun_bc_get_name(cs->fun_bc), (uint)cs->n_state,
+                (uint)(cen_len(area, bl) * BYTES_PER_BLOCK));
         } else if (t == &mp_type_dict) {
             cen_mark_ptr(area, ((mp_obj_dict_t *)ptr)->map.table, 5);
             if (objs) {
