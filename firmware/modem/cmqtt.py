@@ -29,7 +29,7 @@
 # families is_refused / is_tls / is_peer_refusal modem/code_texts.py's (the module __getattr__).
 import asyncio
 
-from at.engine import ATCommandError, ATError, response_prefix
+from at.engine import ERROR, ATError, response_prefix
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import lookup
 from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP
@@ -247,7 +247,7 @@ class Cmqtt:
 
     async def _cmd(self, op, cmd, data=None, result=None, result_timeout_ms=None, busy_retries=3):
         """Send one CMQTT command (caller holds the lock). Returns the <err> of the deferred
-        result (0) or None for commands without one; raises CmqttError (ModemRebooted as is).
+        result (0) or None for commands without one; raises CmqttError (an ATError REBOOTED as is).
         op: the command's name in errors ('CMQTTPUB'); None: taken from cmd."""
         if op is None:
             op = response_prefix(cmd)[1:-1]  # pyright: ignore[reportOptionalSubscript] - 'AT+CMQTTREL=0' -> 'CMQTTREL'
@@ -255,7 +255,7 @@ class Cmqtt:
         while True:
             await self._gate()
             try:
-                # a final result before the '>' prompt (noise forming 'OK') raises at.engine.ATNoPrompt:
+                # a final result before the '>' prompt (noise forming 'OK') raises an at.engine.ATError NO_PROMPT:
                 # the data was never written, so it must not pass as a topic/payload (error 1)
                 r = await self.at.cmd(cmd, self.cmd_timeout_ms, data, result, (result_timeout_ms or 120000) if result else None)
                 if result is not None:
@@ -270,10 +270,10 @@ class Cmqtt:
                     return code
                 err = CmqttError(op, code)
             except ATError as e:
-                if isinstance(e, ATCommandError) and isinstance(e.code, int):
+                if e.kind == ERROR and isinstance(e.code, int):
                     err = CmqttError(op, e.code)  # an ERROR with its <err>: what at_error gives, without loading it
                 else:
-                    err = lookup(_TEXTS, "at_error", self, op, result, e)  # the CmqttError it means (ModemRebooted raised)
+                    err = lookup(_TEXTS, "at_error", self, op, result, e)  # the CmqttError it means (a REBOOTED one raised)
             if err.code == 11:
                 self._set_down("error 11 (no connection) on %s" % op)
             if err.code == 14 and attempt < busy_retries:
