@@ -22,7 +22,8 @@ _CHUNK = const(256)  # read size
 # Lines the module prints unasked that the engine recognises even with no handler registered,
 # so they never pollute a reply in flight (T-SIM7600X#100, TinyGSM#309, [M] ch.16 URCs). The first
 # four are the boot-time URCs (seed thread; LilyGO T-SIM7600X#100): modem.codes.BOOT_URCS, sliced
-# off this tuple where it is asked for (modem/code_texts.py).
+# off this tuple where it is asked for (modem/code_texts.py); [6:9] are the CMQTT session-down URCs
+# modem.cmqtt handles (its texts are these: one str each, not one per module).
 UNSOLICITED = (
     "RDY",
     "+CPIN: READY",
