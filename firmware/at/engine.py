@@ -16,7 +16,7 @@
 #
 # The transcript log (at.atlog.ATLog, RotatingFile) is a module of its own, imported only when
 # debug.at_log is on; `from at.engine import ATLog` still works (module __getattr__), as do all of
-# at.reader's names (`from at.engine import CMEError`).
+# at.reader's names (`from at.engine import ATError, CME`).
 
 import asyncio
 
@@ -28,7 +28,7 @@ _CHUNK = const(256)  # data-entry write size: keeps the loop responsive during a
 
 
 def __getattr__(name):
-    # at.reader's names (UNSOLICITED, the ATError family; the redaction: at/redact.py) are
+    # at.reader's names (UNSOLICITED, ATError and its kinds; the redaction: at/redact.py) are
     # the engine's public names too, found there on use (a copy of each here would cost a global),
     # in the module this engine was built with (hwcheck may drop at.reader from sys.modules);
     # the transcript log lives in at/atlog.py (imported only when it is used)
@@ -94,7 +94,7 @@ class ATEngine(ATReader):
             if w.line is None and w.error is None:
                 try:
                     await wait_for_ms(w.ev.wait(), rt)
-                except asyncio.TimeoutError:  # an ATTimeout, counted (its words: at/recover.py)
+                except asyncio.TimeoutError:  # an ATError TIMEOUT, counted (its words: at/recover.py)
                     raise self._rare("failed", 0, cmd, w.prefix.strip(), rt)
                 except BaseException:  # cancelled while the result is owed: the module is still busy
                     self._rare("keep_owed", w, rt)
@@ -152,7 +152,7 @@ class ATEngine(ATReader):
                             # never written and the module may still be waiting for it. Success here would
                             # e.g. publish an empty payload; fail, and re-synchronise before the next command.
                             self._resync = True
-                            raise self._rare("failed", 3, cmd, r.final)  # an ATNoPrompt
+                            raise self._rare("failed", 3, cmd, r.final)  # an ATError NO_PROMPT
                     if r.final is None:
                         try:
                             await wait_for_ms(self._done.wait(), timeout_ms)

@@ -1,8 +1,8 @@
 # The AT engine's input side and what it hands back.
 # - What it hands back: the Reply of a command, the exceptions of a failed one (all ATError: `.cmd`
-#   redacted (at/redact.py, on demand), `.code`, `.meaning`, `.lines`), the URC prefixes the engine
-#   knows without a handler. at.engine re-exports every name here
-#   (`from at.engine import ATTimeout` keeps working).
+#   redacted (at/redact.py, on demand), `.kind`, `.code`, `.meaning`, `.lines`), the URC prefixes
+#   the engine knows without a handler. at.engine re-exports every name here
+#   (`from at.engine import ATError, TIMEOUT` works).
 # - The reader: one reader task owns the modem's input stream, frames it (at.lines.Framer) and
 #   hands every line to the command in flight, to a waiter of a deferred result or awaited URC, or
 #   to the URC handler registered for its prefix (also in the middle of a reply). Nothing may end
@@ -22,7 +22,8 @@ _CHUNK = const(256)  # read size
 # Lines the module prints unasked that the engine recognises even with no handler registered,
 # so they never pollute a reply in flight (T-SIM7600X#100, TinyGSM#309, [M] ch.16 URCs). The first
 # four are the boot-time URCs (seed thread; LilyGO T-SIM7600X#100): modem.codes.BOOT_URCS, sliced
-# off this tuple where it is asked for (modem/code_texts.py).
+# off this tuple where it is asked for (modem/code_texts.py); [6:9] are the CMQTT session-down URCs
+# modem.cmqtt handles (its texts are these: one str each, not one per module).
 UNSOLICITED = (
     "RDY",
     "+CPIN: READY",
@@ -36,50 +37,36 @@ UNSOLICITED = (
     "+CPIN: NOT READY",
 )
 
-class ATError(Exception):
-    """Base of the engine's errors: `cmd` (the command line), `code` (int or text or None),
-    `meaning` (what the code means), `lines` (intermediate lines received)."""
+# ATError.kind: which failure it is (data, not a class each: a class costs ~125 bytes of heap). Its
+# name in a text (str() without a msg): the class it once was, at.recover.name.
+TIMEOUT = const(1)  # no reply, prompt or result in time ('ATTimeout')
+ERROR = const(2)  # final result ERROR; code/meaning from a '+CMD: <idx>,<err>' or '+IP ERROR:' line
+CME = const(3)  # +CME ERROR: <n|text>
+CMS = const(4)  # +CMS ERROR: <n>
+NO_PROMPT = const(5)  # a data-entry command completed before its '>' prompt: the data was NOT written
+REBOOTED = const(6)  # the module printed RDY (it rebooted) while a command or a result was pending
 
-    def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None):
+
+class ATError(Exception):
+    """The engine's error: `cmd` (the command line), `kind` (0 or one of the kinds above), `code`
+    (int or text or None), `meaning` (what the code means), `lines` (intermediate lines received)."""
+
+    def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None, kind=0):
         if isinstance(cmd, str) and cmd[:4] == "AT+C":  # its credentials never reach an error text
             cmd = lookup("at.redact", "redact", cmd)  # (every command with credentials is an AT+C...)
         super().__init__(cmd)
         self.cmd = cmd
+        self.kind = kind
         self.code = code
         self.meaning = meaning
         self.lines = lines or []
         self.msg = msg
 
     def __str__(self):
-        s = "%s: %s" % (self.cmd, self.msg or type(self).__name__)
+        s = "%s: %s" % (self.cmd, self.msg or lookup("at.recover", "name", self.kind))
         if self.code is not None:
             s += " (error %s: %s)" % (self.code, self.meaning)
         return s
-
-
-class ATTimeout(ATError):
-    pass
-
-
-class ATCommandError(ATError):
-    """ERROR final result (code/meaning from a '+CMD: <idx>,<err>' or '+IP ERROR:' line when the
-    module sent one)."""
-
-
-class CMEError(ATError):
-    pass
-
-
-class CMSError(ATError):
-    pass
-
-
-class ATNoPrompt(ATError):
-    """A data-entry command completed before its '>' prompt: the data was NOT written."""
-
-
-class ModemRebooted(ATError):
-    """The module printed RDY (it rebooted) while a command or a result was pending."""
 
 
 class Reply:

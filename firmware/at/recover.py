@@ -5,18 +5,7 @@
 # module it was built with: the same classes as the engine's even if at.reader left sys.modules.
 import asyncio
 
-from at.engine import (
-    ATCommandError,
-    ATError,
-    ATNoPrompt,
-    ATTimeout,
-    CMEError,
-    CMSError,
-    ModemRebooted,
-    Reply,
-    Waiter,
-    response_prefix,
-)
+from at.engine import CME, CMS, ERROR, NO_PROMPT, REBOOTED, TIMEOUT, ATError, Reply, Waiter, response_prefix
 from core.compat import const, wait_for_ms
 from core.errors import lookup
 
@@ -51,7 +40,7 @@ async def expire_owed(at, w, ms):
         await wait_for_ms(w.ev.wait(), ms)
         release_owed(at, w)
     except asyncio.TimeoutError:
-        release_owed(at, w, ATTimeout(w.prefix.strip(), msg="owed result not received within %d ms" % ms))
+        release_owed(at, w, ATError(w.prefix.strip(), msg="owed result not received within %d ms" % ms, kind=TIMEOUT))
 
 
 def release_owed(at, w, e=None):
@@ -62,6 +51,11 @@ def release_owed(at, w, e=None):
     w.ev.set()  # wakes whoever waits in owed()
     if w in at._waiters:
         at._waiters.remove(w)
+
+
+def name(kind):
+    """The name of an ATError kind in its text (the class each kind once was): 'ATTimeout'."""
+    return "ATError ATTimeout ATCommandError CMEError CMSError ATNoPrompt ModemRebooted".split()[kind]
 
 
 async def sync(at):
@@ -111,22 +105,22 @@ def rebooted(at):
     r = at.pending
     if r is not None:
         if r.final is None:
-            r.final = ModemRebooted(r.cmd, msg="the modem rebooted (RDY) during the command")
+            r.final = ATError(r.cmd, msg="the modem rebooted (RDY) during the command", kind=REBOOTED)
         at._done.set()
         at._prompt.set()  # a data entry waiting for '>' ends too
     for w in at._waiters:  # deferred results die with the session; plain URC waits go on
         if w.owner is not None and w.line is None:
-            w.error = ModemRebooted(w.owner.cmd, msg="the modem rebooted (RDY) before the result")
+            w.error = ATError(w.owner.cmd, msg="the modem rebooted (RDY) before the result", kind=REBOOTED)
             w.ev.set()
 
 
-# The engine's own failures (ATEngine.cmd, _run_exchange), by number: the class and the words
+# The engine's own failures (ATEngine.cmd, _run_exchange), by number: the kind and the words
 _FAILED = (
-    "OK, but no %s result within %d ms",  # 0 ATTimeout: the deferred result
-    "no '>' prompt within %d ms",  # 1 ATTimeout
-    "no final result within %d ms",  # 2 ATTimeout
-    "final result %s before the '>' prompt: data not sent",  # 3 ATNoPrompt
-    "result %s signalled without a line",  # 4 ATError
+    "OK, but no %s result within %d ms",  # 0 TIMEOUT: the deferred result
+    "no '>' prompt within %d ms",  # 1 TIMEOUT
+    "no final result within %d ms",  # 2 TIMEOUT
+    "final result %s before the '>' prompt: data not sent",  # 3 NO_PROMPT
+    "result %s signalled without a line",  # 4 (kind 0)
 )
 
 
@@ -134,10 +128,10 @@ def failed(at, k, cmd, *a):
     """The exception of the engine's failure k (_FAILED) for cmd; a timeout (0..2) is counted."""
     if k < 3:
         at.stats["timeouts"] += 1
-        c = ATTimeout
+        c = TIMEOUT
     else:
-        c = ATNoPrompt if k == 3 else ATError
-    return c(cmd, msg=_FAILED[k] % a)
+        c = NO_PROMPT if k == 3 else 0
+    return ATError(cmd, msg=_FAILED[k] % a, kind=c)
 
 
 def final_error(at, r, w):
@@ -164,7 +158,7 @@ def final_error(at, r, w):
                 code = None
         if isinstance(code, int):
             meaning = at.meaning(pfx, code) if at.meaning else "error %s" % code
-        return ATCommandError(cmd, code, meaning, r.lines, "ERROR")
+        return ATError(cmd, code, meaning, r.lines, "ERROR", ERROR)
 
 
 def cme_error(r, f):
@@ -175,10 +169,10 @@ def cme_error(r, f):
     except ValueError:  # a text (AT+CMEE=2 on some firmware)
         pass
     if f.startswith("+CMS ERROR:"):
-        return CMSError(r.cmd, code, "message service error", r.lines, f[:10])
+        return ATError(r.cmd, code, "message service error", r.lines, f[:10], CMS)
     # the 3GPP text of a numeric code: table at/cme.py, read on demand
     meaning = (lookup("at.cme", "meaning", code) or "CME error %s" % code) if isinstance(code, int) else code
-    return CMEError(r.cmd, code, meaning, r.lines, f[:10])
+    return ATError(r.cmd, code, meaning, r.lines, f[:10], CME)
 
 
 async def wait_urc(at, prefix, timeout_ms):
@@ -188,7 +182,7 @@ async def wait_urc(at, prefix, timeout_ms):
         try:
             await wait_for_ms(w.ev.wait(), timeout_ms)
         except asyncio.TimeoutError:
-            raise ATTimeout("(waiting for %s)" % prefix, msg="not received within %d ms" % timeout_ms)
+            raise ATError("(waiting for %s)" % prefix, msg="not received within %d ms" % timeout_ms, kind=TIMEOUT)
         if w.error is not None:
             raise w.error
         return w.line

@@ -56,7 +56,9 @@ class DnsCheck:
         except Exception as e:
             lines = getattr(e, "lines", None) or []
             if not [ln for ln in lines if ln.startswith("+CDNSGIP:")]:
-                if type(e).__name__ == "ATTimeout":
+                from at.engine import TIMEOUT
+
+                if getattr(e, "kind", None) == TIMEOUT:  # an ATError of no reply (a NetError's kind is a str)
                     c.add(FAIL, name, "no answer to AT+CDNSGIP for %s within %d s" % (host, max(10000, c.timeout_ms) // 1000),
                           "check the signal and cellular.apn (the network's DNS did not answer); retry")
                     return False

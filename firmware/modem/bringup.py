@@ -15,7 +15,7 @@
 # good): short commands and reply prefixes are written as one longer literal split where they are
 # used ('cmd, p = "AT+CPIN? +CPIN:".split()'), a plain string freed with this module; the helpers
 # are few.
-from at.engine import ATCommandError, ATError, CMEError
+from at.engine import CME, ERROR, ATError
 from modem import codes
 from modem.errors import ModemError
 
@@ -71,8 +71,9 @@ async def identify(self):
         v = (await self.at.cmd(cgmr, timeout_ms=self.t)).value()
         if v:
             self.revision = v.strip()
-    except ATCommandError:
-        pass
+    except ATError as e:
+        if e.kind != ERROR:
+            raise
     self.info["model"] = self.model
     self.info["revision"] = self.revision
     return self.model, self.revision
@@ -90,7 +91,9 @@ async def sim_ready(self):
         state = None
         try:
             state = ((await self.at.cmd(cmd, timeout_ms=self.t)).value(p) or "").strip()
-        except CMEError as e:
+        except ATError as e:
+            if e.kind != CME:
+                raise
             if not (e.code == 14 or "busy" in str(e.meaning).lower()):
                 raise ModemError("SIM not usable: %s" % (e.meaning or e), e.code, e.meaning, kind=kind)
         if state == codes.CPIN_READY:
@@ -116,7 +119,9 @@ async def _enter_pin(self, pin_sent):
         raise ModemError("the SIM still asks for a PIN after entering cellular.sim_pin", kind="sim")
     try:
         await self.at.cmd('AT+CPIN="%s"' % pin, timeout_ms=self.t)
-    except CMEError as e:
+    except ATError as e:
+        if e.kind != CME:
+            raise
         raise ModemError("SIM PIN refused: %s (check cellular.sim_pin)" % e.meaning, e.code, e.meaning, kind="sim")
 
 
@@ -131,7 +136,9 @@ async def set_apn(self, apn=None, user=None, password=None, index=1):
     if user:
         try:
             await self.at.cmd('AT+CGAUTH=%d,1,"%s","%s"' % (index, password or "", user), timeout_ms=self.t)
-        except (ATCommandError, CMEError) as e:
+        except ATError as e:
+            if e.kind not in (ERROR, CME):
+                raise
             raise ModemError("AT+CGAUTH refused for APN user %r: %s" % (user, e), kind="apn")
     return True
 
@@ -146,12 +153,15 @@ async def boot(self):
     await identify(self)
     try:
         await at.cmd(cmee, timeout_ms=self.t)  # verbose +CME ERROR texts; numeric where refused
-    except ATCommandError:
+    except ATError as e:
+        if e.kind != ERROR:
+            raise
         await at.cmd(cmee1, timeout_ms=self.t)
     await sim_ready(self)
     # network time zone updates (NITZ) into the clock, so AT+CCLK? carries network time
     try:
         await at.cmd(ctzu, timeout_ms=self.t)
-    except (ATCommandError, CMEError):
-        pass
+    except ATError as e:
+        if e.kind not in (ERROR, CME):
+            raise
     await set_apn(self)

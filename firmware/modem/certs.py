@@ -10,7 +10,7 @@
 import binascii
 import hashlib
 
-from at.engine import ATCommandError, ATError, CMEError
+from at.engine import CME, ERROR, ATError
 from modem import codes
 from modem.errors import TlsSetupError
 
@@ -67,7 +67,9 @@ async def list_certificates(t):
 async def delete(t, name):
     try:
         await t.at.cmd('AT+CCERTDELE="%s"' % name, timeout_ms=t.t)
-    except (ATCommandError, CMEError) as e:
+    except ATError as e:
+        if e.kind not in (ERROR, CME):
+            raise
         raise _upload_error("AT+CCERTDELE=%s refused: %s" % (name, e))
 
 
@@ -133,7 +135,9 @@ async def _cfg(t, key, ctx, value):
     try:
         await t.at.cmd(cmd, timeout_ms=t.t)
         return True
-    except (ATCommandError, CMEError) as e:
+    except ATError as e:
+        if e.kind not in (ERROR, CME):
+            raise
         if key == "sslversion":
             rev = t.modem.revision if t.modem is not None else "unknown"
             raise TlsSetupError("%s answered ERROR (firmware %s): %s" % (cmd, rev, codes.FIRMWARE_NO_SSL_FIX), kind="unsupported")

@@ -29,10 +29,10 @@
 # families is_refused / is_tls / is_peer_refusal modem/code_texts.py's (the module __getattr__).
 import asyncio
 
-from at.engine import ATCommandError, ATError, response_prefix
+from at.engine import ERROR, UNSOLICITED, ATError, response_prefix
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import lookup
-from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP
+from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP, TEXTS
 from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
     CmqttArgError,
     CmqttError,
@@ -43,13 +43,11 @@ from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's publ
     parse_code,
 )
 
-_TEXTS = "modem.code_texts"
-
 
 def __getattr__(name):
     # the families of <err> codes (is_refused, is_tls, is_peer_refusal): modem/code_texts.py's, for
     # tools and tests (the recovery, net/cellular_rare.py, looks them up there per failure)
-    return lookup(_TEXTS, "attr", name)
+    return lookup(TEXTS, "attr", name)
 _P = const(80)  # 'P' of +CMQTTRXPAYLOAD (+CMQTTRXTOPIC has a 'T' there)
 
 
@@ -95,9 +93,8 @@ class Cmqtt:
         self._rx_reset()
         self._rx_len = (0, 0)
         on = at.on_urc
-        on("+CMQTTCONNLOST:", self._urc_down)
-        on("+CMQTTNONET", self._urc_down)
-        on("+CMQTTPING:", self._urc_down)
+        for p in UNSOLICITED[6:9]:  # +CMQTTNONET, +CMQTTCONNLOST:, +CMQTTPING: (at.reader's texts)
+            on(p, self._urc_down)
         on("+CMQTTRXSTART:", self._urc_rxstart)
         # '+CMQTTRXTOPIC: 0,21': 21 raw bytes follow the line (the number after the last comma)
         on("+CMQTTRXTOPIC:", self._urc_rxpart, body_len=parse_code)
@@ -135,12 +132,12 @@ class Cmqtt:
 
     def _urc_down(self, line, body=None):
         # +CMQTTCONNLOST: <idx>,<cause> / +CMQTTNONET / +CMQTTPING: <idx>,<err>: the session is down
-        if line.startswith("+CMQTTNONET"):
+        if line.startswith(UNSOLICITED[6]):  # +CMQTTNONET
             self.nonet = True
         elif line[line.find(":") + 1 :].split(",")[0].strip() != str(self.idx):
             return  # another client's
         try:
-            why = lookup(_TEXTS, "down_reason", self, line)
+            why = lookup(TEXTS, "down_reason", self, line)
         except Exception:  # noqa: BLE001 - no memory for the words: the session is down all the same
             why = line
         self._set_down(why)
@@ -213,7 +210,7 @@ class Cmqtt:
             self.stats["rx_dropped"] += 1
             if self.log:
                 try:
-                    lookup(_TEXTS, "rx_dropped", self, drop)
+                    lookup(TEXTS, "rx_dropped", self, drop)
                 except Exception:  # noqa: BLE001 - no memory for the words: dropped and counted all the same
                     self.log.warn("incoming message dropped: %s", drop)
             return
@@ -247,7 +244,7 @@ class Cmqtt:
 
     async def _cmd(self, op, cmd, data=None, result=None, result_timeout_ms=None, busy_retries=3):
         """Send one CMQTT command (caller holds the lock). Returns the <err> of the deferred
-        result (0) or None for commands without one; raises CmqttError (ModemRebooted as is).
+        result (0) or None for commands without one; raises CmqttError (an ATError REBOOTED as is).
         op: the command's name in errors ('CMQTTPUB'); None: taken from cmd."""
         if op is None:
             op = response_prefix(cmd)[1:-1]  # pyright: ignore[reportOptionalSubscript] - 'AT+CMQTTREL=0' -> 'CMQTTREL'
@@ -255,7 +252,7 @@ class Cmqtt:
         while True:
             await self._gate()
             try:
-                # a final result before the '>' prompt (noise forming 'OK') raises at.engine.ATNoPrompt:
+                # a final result before the '>' prompt (noise forming 'OK') raises an at.engine.ATError NO_PROMPT:
                 # the data was never written, so it must not pass as a topic/payload (error 1)
                 r = await self.at.cmd(cmd, self.cmd_timeout_ms, data, result, (result_timeout_ms or 120000) if result else None)
                 if result is not None:
@@ -270,10 +267,10 @@ class Cmqtt:
                     return code
                 err = CmqttError(op, code)
             except ATError as e:
-                if isinstance(e, ATCommandError) and isinstance(e.code, int):
+                if e.kind == ERROR and isinstance(e.code, int):
                     err = CmqttError(op, e.code)  # an ERROR with its <err>: what at_error gives, without loading it
                 else:
-                    err = lookup(_TEXTS, "at_error", self, op, result, e)  # the CmqttError it means (ModemRebooted raised)
+                    err = lookup(TEXTS, "at_error", self, op, result, e)  # the CmqttError it means (a REBOOTED one raised)
             if err.code == 11:
                 self._set_down("error 11 (no connection) on %s" % op)
             if err.code == 14 and attempt < busy_retries:
@@ -285,7 +282,7 @@ class Cmqtt:
 
     def _check_up(self, op):
         if not self._connected:  # the error 11 and its words: modem/code_texts.py
-            raise lookup(_TEXTS, "not_up", self, op)
+            raise lookup(TEXTS, "not_up", self, op)
 
     # ------------------------------------------------------------------ publish (the hot path)
     async def publish(self, topic, payload, qos=1, retain=False, timeout_s=60):

@@ -34,7 +34,7 @@ class CmqttError(NetError):
         w = self._w
         if not isinstance(w, tuple):
             c = self.code
-            w = self._w = ("CmqttError", w or "error", None) if c is None else lookup("modem.code_texts", "cmqtt_info", c)
+            w = self._w = ("CmqttError", w or "error", None) if c is None else lookup(codes.TEXTS, "cmqtt_info", c)
         return w[i]
 
     name = property(lambda self: self._word(0))  # pyright: ignore[reportAssignmentType]
@@ -80,7 +80,7 @@ def check_topic(topic, what="topic"):
     """topic as bytes: 1..codes.TOPIC_MAX bytes of UTF-8, else CmqttArgError ("topic" / "utf8")."""
     b = _to_bytes(topic)
     if not 0 < len(b) <= TOPIC_MAX or not _is_utf8(b):
-        raise lookup("modem.code_texts", "arg_error", b, what)  # the words: modem/code_texts.py
+        raise lookup(codes.TEXTS, "arg_error", b, what)  # the words: modem/code_texts.py
     return b
 
 
@@ -89,7 +89,7 @@ def check_payload(payload, utf8=False, limit=None):
     CmqttArgError ("payload" / "utf8")."""
     b = _to_bytes(payload)
     if len(b) > (limit or PAYLOAD_MAX) or (utf8 and not _is_utf8(b)):
-        raise lookup("modem.code_texts", "arg_error", b, None, limit or PAYLOAD_MAX)
+        raise lookup(codes.TEXTS, "arg_error", b, None, limit or PAYLOAD_MAX)
     return b
 
 

@@ -4,7 +4,7 @@
 # none of these strings stays resident on the ESP32. One entry per line. The functions that read
 # the tables are here too: modem.codes hands them out (its __getattr__ -> attr()), and the words of
 # modem.cmqtt's errors and events (at the end).
-from at.engine import ATCommandError, ATTimeout, ModemRebooted
+from at.engine import ERROR, REBOOTED, TIMEOUT
 from modem import codes
 from modem.cmqtt_errors import CmqttArgError, CmqttError, parse_code
 from modem.errors import ModemError
@@ -339,16 +339,16 @@ def attr(name):
 # CmqttError (at_error), a refused topic/payload (arg_error), a dropped incoming message
 # (rx_dropped), a session that went down (down_reason).
 def at_error(self, op, result, e):
-    """The CmqttError a failed AT exchange of `op` means (e: an at.engine.ATError). ModemRebooted
+    """The CmqttError a failed AT exchange of `op` means (e: an at.engine.ATError). A REBOOTED one
     takes the session down and is raised as it is."""
-    if isinstance(e, ModemRebooted):
+    if e.kind == REBOOTED:
         self._set_down("modem rebooted")
         self.started = self.acquired = False
         raise e
-    if isinstance(e, ATTimeout):
+    if e.kind == TIMEOUT:
         return CmqttError(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
     prefix = "+%s: " % op
-    code = e.code if isinstance(e, ATCommandError) and isinstance(e.code, int) else None
+    code = e.code if e.kind == ERROR and isinstance(e.code, int) else None
     if code is None:
         for ln in getattr(e, "lines", None) or ():
             if ln.startswith(prefix):
@@ -357,7 +357,7 @@ def at_error(self, op, result, e):
     if code is None and result is not None:
         code = parse_code(getattr(e, "result", None))
     if code is None:
-        return CmqttError(op, 1, "%s answered ERROR" % e.cmd if isinstance(e, ATCommandError) else str(e))
+        return CmqttError(op, 1, "%s answered ERROR" % e.cmd if e.kind == ERROR else str(e))
     return CmqttError(op, code)
 
 def arg_error(b, what, limit=0):

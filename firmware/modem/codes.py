@@ -37,8 +37,13 @@ CERT_MAX = 10240
 RX_PAYLOAD_CAP = 2048
 RX_TOPIC_CAP = 256
 
+# the table module of the words (imported per use): the one copy of its name for the resident
+# modem modules (a literal this long is a str of its own in every module that spells it)
+TEXTS = "modem.code_texts"
+
+
 def __getattr__(name):
     # the functions that explain a code (cmqtt_info, cmqtt_meaning, cmqtt_hint, connlost_cause,
     # cme_meaning, reg_state) and the whole tables: modem/code_texts.py, imported for the access
     # and dropped again (a function keeps it alive while it runs)
-    return lookup("modem.code_texts", "attr", name)
+    return lookup(TEXTS, "attr", name)

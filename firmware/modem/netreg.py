@@ -10,7 +10,7 @@
 # every reg_poll_ms in case a URC line was lost; the total is capped by reg_timeout_ms.
 import asyncio
 
-from at.engine import ATCommandError, CMEError
+from at.engine import CME, ERROR, ATError
 from core.compat import TimeoutError  # noqa: A004 - asyncio's, on both runtimes
 from core.errors import lookup
 from modem import codes
@@ -76,7 +76,9 @@ async def registration(self):
     for cmd, p, _ in REG_QUERIES:
         try:
             st.append(parse_reg((await self.at.cmd(cmd, timeout_ms=self.t)).value(p)))
-        except (ATCommandError, CMEError):
+        except ATError as e:
+            if e.kind not in (ERROR, CME):
+                raise
             st.append(None)
     return tuple(st)
 
@@ -102,8 +104,9 @@ async def wait_registered(self, timeout_ms=None):
             try:
                 await self.at.cmd(q[2], timeout_ms=self.t)
                 pause = _cfg(self, "reg_poll_ms")  # the module took at least one
-            except (ATCommandError, CMEError):
-                pass
+            except ATError as e:
+                if e.kind not in (ERROR, CME):
+                    raise
         while True:
             ev.clear()  # a URC during the queries below makes the next wait return at once
             st = await registration(self)
@@ -129,7 +132,9 @@ async def cpsi(self):
     """AT+CPSI? -> dict: system, mode, operator, band (where present), rsrp/rsrq/rssi for LTE."""
     try:
         value = (await self.at.cmd("AT+CPSI?", timeout_ms=self.t)).value()
-    except (ATCommandError, CMEError):
+    except ATError as e:
+        if e.kind not in (ERROR, CME):
+            raise
         return None
     d = None
     if value:

@@ -2,7 +2,7 @@
 # and by the loop's signal task until UTC is known, so it is not resident: modem.sim7600.Sim7600
 # imports this module when network_time() is called and drops it again (Sim7600.__getattr__ ->
 # step(), through core.errors.lookup).
-from at.engine import ATCommandError, CMEError
+from at.engine import CME, ERROR, ATError
 
 
 def step(self, name, a):
@@ -38,7 +38,9 @@ async def network_time(self):
     bring-up sends AT+CTZU=1 so that it does)."""
     try:
         r = await self.at.cmd("AT+CCLK?", timeout_ms=self.t)
-    except (ATCommandError, CMEError):
+    except ATError as e:
+        if e.kind not in (ERROR, CME):
+            raise
         return None
     t = parse_cclk(r.value())
     if t is None or t[0] < 2020 or t[0] >= 2080:

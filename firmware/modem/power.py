@@ -9,7 +9,7 @@
 # The pin is a logical pin (board.ActivePin): value(1) = key pressed, whatever the wiring
 # polarity. Whether the modem is on is only ever decided by asking it (`AT`), never by a flag:
 # a modem that already answers is never pressed (a press could switch it off).
-from at.engine import ATError, ATTimeout
+from at.engine import TIMEOUT, ATError
 
 # All timings in one table. Sources: stanleyhuangyc/Freematics @9b0a68d, libraries/FreematicsPlus
 # (FreematicsPlus.cpp xbTogglePower, FreematicsNetwork.cpp CellSIMCOM::begin/end/check; see
@@ -66,10 +66,8 @@ class ModemPower:
         try:
             await self.at.cmd("AT", timeout_ms=timeout_ms or self.t["probe_timeout_ms"])
             return True
-        except ATTimeout:
-            return False
-        except ATError:
-            return True  # it is talking, so it is powered
+        except ATError as e:
+            return e.kind != TIMEOUT  # an answer of any kind: it is talking, so it is powered
 
     async def pulse(self, ms):
         """Press the power key for `ms`, then release it."""
@@ -97,8 +95,9 @@ class ModemPower:
                 continue
             try:
                 await wait_urc("RDY", min(ms, left))
-            except ATTimeout:
-                pass
+            except ATError as e:
+                if e.kind != TIMEOUT:
+                    raise
 
     async def ensure_on(self):
         """The boot call: the key to its idle level, short `AT` probes, and when nothing answers up
@@ -164,13 +163,11 @@ class ModemPower:
         try:
             await self.at.cmd("AT+CPOF", timeout_ms=t["off_cmd_timeout_ms"])
             cpof_ok = True
-        except ATTimeout:
+        except ATError as e:
             cpof_ok = False
-            if not await self.probe():
+            if e.kind == TIMEOUT and not await self.probe():
                 self._log("modem already off")
                 return "already_off"
-        except ATError:
-            cpof_ok = False
         silent = t["off_silence_window_ms"], t["off_probe_interval_ms"]
         if await self._until(False, *silent):
             self._log("modem off (AT+CPOF)")

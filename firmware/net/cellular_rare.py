@@ -9,7 +9,7 @@
 #   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
 import sys
 
-from at.engine import ATError, ModemRebooted
+from at.engine import REBOOTED, ATError
 from core.compat import const
 from core.errors import NetError, NotConnected, lookup
 from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic
@@ -61,7 +61,7 @@ def fatal(e):
 def escalate(pub, e):
     """The recovery level a failure calls for; -1 for a session the broker or the TLS peer refused
     (a CONNECT refusal: not a modem fault, the retry is at the MQTT level)."""
-    if isinstance(e, (ModemRebooted, ModemError)):
+    if isinstance(e, ModemError) or getattr(e, "kind", None) == REBOOTED:  # an ATError's kind is an int (a NetError's a str)
         return _L_MODEM
     code = e.code if isinstance(e, CmqttError) else None
     if code is not None and e.op == "CMQTTCONNECT" and lookup(_TEXTS, "is_peer_refusal", code):

@@ -2,10 +2,10 @@
 # a reader that survives anything, an AT log that turns itself off on a full flash, and no
 # credential, key or incoming payload in the AT log or in any error text.
 
-from at.engine import ATCommandError, ATEngine, ATLog, RotatingFile
+from at.engine import ERROR, ATEngine, ATLog, RotatingFile
 from core.compat import sleep_ms
 from fakemodem import ScriptedModem
-from mptest import araises
+from mptest import araises, araises_at
 
 OK = b"\r\nOK\r\n"
 
@@ -118,7 +118,7 @@ async def _secret_session(echo):
     m.rules['AT+CMQTTCONNECT=0,"tcp://b:1883",60,1,"mqtt-user-x","s3cr3t-Pass"'] = OK + b"\r\n+CMQTTCONNECT: 0,0\r\n"
     await at.cmd('AT+CMQTTCONNECT=0,"tcp://b:1883",60,1,"mqtt-user-x","s3cr3t-Pass"', result="+CMQTTCONNECT: 0,")
     m.rules['AT+CGAUTH=1,1,"apn-Pa55","apn-user-y"'] = b"\r\nERROR\r\n"
-    errors.append(await araises(ATCommandError, at.cmd('AT+CGAUTH=1,1,"apn-Pa55","apn-user-y"')))
+    errors.append(await araises_at(ERROR, at.cmd('AT+CGAUTH=1,1,"apn-Pa55","apn-user-y"')))
     m.rules['AT+CPIN="4711"'] = b"\r\n+CME ERROR: 16\r\n"
     errors.append(await araises(Exception, at.cmd('AT+CPIN="4711"')))
     key = b"-----BEGIN PRIVATE KEY-----\nPRIVATE-KEY-BYTES\n-----END PRIVATE KEY-----\n"
@@ -128,7 +128,7 @@ async def _secret_session(echo):
     at.on_urc("+CMQTTRXPAYLOAD:", lambda ln, b: got.append(b), body_len=lambda ln: int(ln.split(",")[1]), secret=True)
     m.feed(b"\r\n+CMQTTRXPAYLOAD: 0,18\r\ncmd-payload-secret\r\n")
     m.rules['AT+CMQTTCONNECT=0,"tcp://b:1883",60,1,"mqtt-user-x","s3cr3t-Pass"'] = b"\r\n+CMQTTCONNECT: 0,30\r\n\r\nERROR\r\n"
-    errors.append(await araises(ATCommandError, at.cmd('AT+CMQTTCONNECT=0,"tcp://b:1883",60,1,"mqtt-user-x","s3cr3t-Pass"', result="+CMQTTCONNECT: 0,")))
+    errors.append(await araises_at(ERROR, at.cmd('AT+CMQTTCONNECT=0,"tcp://b:1883",60,1,"mqtt-user-x","s3cr3t-Pass"', result="+CMQTTCONNECT: 0,")))
     assert got == [b"cmd-payload-secret"]  # the handler gets the real bytes
     at.stop()
     return "".join(out), errors

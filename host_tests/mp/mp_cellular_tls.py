@@ -4,7 +4,7 @@
 # out from its ERROR to the first AT+CSSLCFG, which names the command, the revision and the fix.
 import sys
 
-from at.engine import ATCommandError
+from at.engine import ERROR, ATError
 from modem.sim7600 import Sim7600
 from modem.errors import TlsSetupError
 from mp_sim7600 import ScriptAT
@@ -63,7 +63,7 @@ async def test_listed_revision_refused_before_anything_is_sent():
 
 async def test_unknown_revision_learns_it_from_the_csslcfg_error():
     rev = "LE20B09SIM7600X-T"
-    at = CertAT({SSLVERSION: ATCommandError(SSLVERSION, msg="ERROR")})
+    at = CertAT({SSLVERSION: ATError(SSLVERSION, msg="ERROR", kind=ERROR)})
     pub = Pub(at, rev)
     sys.modules.pop("modem.tls", None)  # (as on the device: nothing else has it imported)
     e = await araises(TlsSetupError, _tls(pub))

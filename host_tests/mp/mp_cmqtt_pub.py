@@ -44,6 +44,7 @@ async def test_connlost_urc_drives_state():
     m.feed(b"\r\n+CMQTTCONNLOST: 0,1\r\n")
     assert await until(lambda: not mq.connected())
     assert "socket closed passively" in states[-1][1]
+    assert not mq.nonet  # a CONNLOST is no NONET (modem.cmqtt reads both texts off at.reader.UNSOLICITED)
     await mq.connect("broker.local", 1883)
     assert mq.connected()
     m.feed(b"\r\n+CMQTTNONET\r\n")

@@ -1,7 +1,7 @@
 # modem.power: power-key sequencing against a clock-driven modem model (both runtimes).
 import asyncio
 
-from at.engine import ATCommandError, ATTimeout
+from at.engine import ERROR, TIMEOUT, ATError
 from board.host import FakePin
 from modem.power import POWER_TIMING, ModemPower, ModemPowerError
 from mptest import Skip, araises
@@ -83,11 +83,11 @@ class ModemModel:
         self.kinds.add((cmd, timeout_ms))
         if not self.answers():
             await self.clock.sleep_ms(timeout_ms)
-            raise ATTimeout(cmd, msg="no reply within %d ms" % timeout_ms)
+            raise ATError(cmd, msg="no reply within %d ms" % timeout_ms, kind=TIMEOUT)
         await self.clock.sleep_ms(10)
         if cmd == "AT+CPOF":
             if self.cpof == "error":
-                raise ATCommandError(cmd, msg="ERROR")
+                raise ATError(cmd, msg="ERROR", kind=ERROR)
             if self.cpof == "ok":
                 self.off_at = self.clock.t + self.off_delay_ms
         return object()
@@ -129,7 +129,7 @@ class RdyModel(ModemModel):
             await self.clock.sleep_ms(self.ready_at - t)
             return "RDY"
         await self.clock.sleep_ms(timeout_ms)
-        raise ATTimeout("(waiting for RDY)", msg="not received within %d ms" % timeout_ms)
+        raise ATError("(waiting for RDY)", msg="not received within %d ms" % timeout_ms, kind=TIMEOUT)
 
 
 def bound_on(T):

@@ -2,7 +2,7 @@
 # AT+CTZU=1, CCLK time zones, one error class with .kind, the bring-up module dropped after use.
 import sys
 
-from at.engine import ATCommandError, Reply
+from at.engine import CME, ERROR, ATError, Reply
 from core.compat import Clock
 from modem.sim7600 import ModemError, Sim7600
 from mptest import Skip, araises
@@ -63,7 +63,7 @@ async def test_creg_denied_while_lte_searches_waits_and_times_out_not_denied():
 
 
 async def test_denied_only_when_every_reporting_domain_is_denied():
-    at = modem_at(3, 3, 3, **{"AT+CGREG?": ATCommandError("AT+CGREG?", msg="ERROR")})
+    at = modem_at(3, 3, 3, **{"AT+CGREG?": ATError("AT+CGREG?", msg="ERROR", kind=ERROR)})
     e = await araises(ModemError, Sim7600(at, Clock(), FAST).bring_up())
     assert e.kind == "reg_denied" and e.code == 3, (e.kind, e.code)
     assert "denied (CREG 3, CGREG None, CEREG 3)" in str(e), str(e)
@@ -81,7 +81,7 @@ def test_reg_verdict_table():
 
 
 async def test_bring_up_asks_for_network_time_zone_updates():
-    at = modem_at(1, 1, 1, **{"AT+CTZU=1": ATCommandError("AT+CTZU=1", msg="ERROR")})
+    at = modem_at(1, 1, 1, **{"AT+CTZU=1": ATError("AT+CTZU=1", msg="ERROR", kind=ERROR)})
     await Sim7600(at, Clock(), FAST).bring_up()  # an older firmware refusing CTZU is not fatal
     assert "AT+CTZU=1" in at.sent and at.sent.index("AT+CTZU=1") < at.sent.index("AT+CREG?"), at.sent
 
@@ -101,7 +101,7 @@ async def test_bringup_module_is_dropped_after_each_step():
     assert "netreg" not in sys.modules["modem"].__dict__
     for p in ("+CREG:", "+CGREG:", "+CEREG:"):
         assert at.urcs[p] is None, p  # no handler of the dropped module left in the engine
-    e = await araises(ModemError, Sim7600(ScriptAT({"AT": ATCommandError("AT", msg="ERROR")}), Clock(), FAST).wait_ready(50))
+    e = await araises(ModemError, Sim7600(ScriptAT({"AT": ATError("AT", msg="ERROR", kind=ERROR)}), Clock(), FAST).wait_ready(50))
     assert e.kind == "not_responding" and "modem.bringup" not in sys.modules
 
 
@@ -172,13 +172,11 @@ async def test_sim_errors_are_modem_errors_with_kind_sim():
 
 
 async def test_sim_pin_is_entered_once_and_a_refusal_names_the_key():
-    from at.engine import CMEError
-
     cfg = dict(FAST, sim_pin="1234")
     at = modem_at(1, 1, 1, **{"AT+CPIN?": ["+CPIN: SIM PIN"]})  # still asking after the PIN went in
     e = await araises(ModemError, Sim7600(at, Clock(), cfg).sim_ready())
     assert e.kind == "sim" and "still asks for a PIN" in str(e) and at.sent.count('AT+CPIN="1234"') == 1, at.sent
-    bad = CMEError('AT+CPIN="1234"', 16, "incorrect password")
+    bad = ATError('AT+CPIN="1234"', 16, "incorrect password", kind=CME)
     at = modem_at(1, 1, 1, **{"AT+CPIN?": ["+CPIN: SIM PIN"], 'AT+CPIN="1234"': bad})
     e = await araises(ModemError, Sim7600(at, Clock(), cfg).sim_ready())
     assert e.kind == "sim" and e.code == 16 and "SIM PIN refused: incorrect password" in str(e), str(e)

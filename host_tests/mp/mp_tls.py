@@ -2,7 +2,7 @@
 # fatal, the set-up module (modem.certs) loaded only while it runs.
 import sys
 
-from at.engine import CMEError
+from at.engine import CME, ATError
 from modem.tls import Tls, TlsSetupError
 from mp_sim7600 import ScriptAT
 from mptest import Skip, araises
@@ -61,7 +61,7 @@ async def test_ca_gives_authmode_1_and_mutual_gives_2():
 
 async def test_sni_refused_is_a_warning_and_tls_goes_on():
     sni = 'AT+CSSLCFG="enableSNI",0,1'
-    at = ScriptAT({sni: CMEError(sni, 4, "operation not supported")})
+    at = ScriptAT({sni: ATError(sni, 4, "operation not supported", kind=CME)})
     log = Log()
     t = Tls(at, log=log)
     assert await t.configure(0, ca="ca-1.pem") == 1
@@ -71,10 +71,10 @@ async def test_sni_refused_is_a_warning_and_tls_goes_on():
 
 async def test_other_csslcfg_refusals_stay_fatal_and_sslversion_means_no_ssl():
     c = 'AT+CSSLCFG="cacert",0,"ca-1.pem"'
-    e = await araises(TlsSetupError, Tls(ScriptAT({c: CMEError(c, 4, "operation not supported")})).configure(0, ca="ca-1.pem"))
+    e = await araises(TlsSetupError, Tls(ScriptAT({c: ATError(c, 4, "operation not supported", kind=CME)})).configure(0, ca="ca-1.pem"))
     assert e.kind == "config" and "cacert" in str(e)
     c = 'AT+CSSLCFG="sslversion",0,4'
-    e = await araises(TlsSetupError, Tls(ScriptAT({c: CMEError(c, 4, "operation not supported")})).configure(0, ca="ca-1.pem"))
+    e = await araises(TlsSetupError, Tls(ScriptAT({c: ATError(c, 4, "operation not supported", kind=CME)})).configure(0, ca="ca-1.pem"))
     assert e.kind == "unsupported"
     assert "modem.certs" not in sys.modules
 

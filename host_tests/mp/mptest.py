@@ -45,6 +45,15 @@ async def araises(exc, aw):
     raise AssertionError("%s not raised" % exc.__name__)
 
 
+async def araises_at(kind, aw):
+    """aw raises an at.engine.ATError of this kind (at.engine.TIMEOUT, ERROR, CME, ...): returned."""
+    from at.engine import ATError
+
+    e = await araises(ATError, aw)
+    assert e.kind == kind, "ATError of kind %r, not %r: %s" % (e.kind, kind, e)
+    return e
+
+
 def main(modname):
     import gc
 

@@ -5,7 +5,7 @@ import gc
 import json
 import sys
 
-from at.engine import ATCommandError, ATEngine, ATTimeout, CMEError, ModemRebooted
+from at.engine import CME, ERROR, REBOOTED, TIMEOUT, ATEngine, ATError
 from core.stream import SerialPath
 
 
@@ -49,17 +49,23 @@ async def main(path):
     try:
         await at.cmd("AT+CMQTTSTART", result="+CMQTTSTART:", timeout_ms=5000)
         out("start_again", None)
-    except ATCommandError as e:
+    except ATError as e:
+        if e.kind != ERROR:
+            raise
         out("start_again", [e.code, e.meaning])
     try:
         await at.cmd("AT+CMQTTTOPIC=0,5", data=b"a/b/c")
         out("topic_unacquired", None)
-    except ATCommandError as e:
+    except ATError as e:
+        if e.kind != ERROR:
+            raise
         out("topic_unacquired", [e.code, e.meaning])
     try:
         await at.cmd('AT+CPIN="1234"')
         out("cme", None)
-    except CMEError as e:
+    except ATError as e:
+        if e.kind != CME:
+            raise
         out("cme", [e.code, e.meaning])
     rx = []
     at.on_urc("+CMQTTRXTOPIC:", None, body_len=lambda ln: int(ln.split(",")[1]))
@@ -71,14 +77,18 @@ async def main(path):
     try:
         await at.cmd("AT+XSILENT", timeout_ms=300)
         out("timeout", None)
-    except ATTimeout as e:
+    except ATError as e:
+        if e.kind != TIMEOUT:
+            raise
         out("timeout", str(e))
     r = await at.cmd("AT+CSQ", timeout_ms=3000)
     out("after_timeout", r.lines)
     try:
         await at.cmd("AT+XREBOOT", timeout_ms=3000)
         out("reboot", None)
-    except ModemRebooted as e:
+    except ATError as e:
+        if e.kind != REBOOTED:
+            raise
         out("reboot", str(e))
     await at.wait_urc("PB DONE", 10000)
     r = await at.cmd("ATI")
