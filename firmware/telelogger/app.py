@@ -22,9 +22,10 @@ _T_RESETTING = const(23)
 def __getattr__(name):
     if name == "drop_modules":  # core.unload.drop, kept importable from here
         return drop
-    if name in ("load_config_waiting", "note_error", "preload_resident", "load_config_cached", "save_config_cache",
-                "assemble"):
-        m = "telelogger.appasm" if name == "assemble" else "telelogger.appboot"
+    # the names forwarded, as one string (a tuple of them: one str object per name over 10 characters, resident),
+    # and the module named from this one's name (telelogger.appasm / telelogger.appboot: no str constants)
+    if name in "load_config_waiting note_error preload_resident load_config_cached save_config_cache assemble".split():
+        m = __name__ + ("asm" if name == "assemble" else "boot")
         v = getattr(__import__(m, None, None, ("_",)), name)
         forget(m)
         return v
@@ -82,9 +83,14 @@ def device_main(restart_delay_ms=10000):
     kept in /last_error.txt, and the board resets after restart_delay_ms."""
     box = [None]  # type: list  # the board once made (the error path resets through it)
     try:
-        # the boot in a frame of its own (_boot), gone before the run: this frame lives as long as the loop, and
-        # its dead value-stack slots would keep what the boot handled (the board's description, the config)
-        t = asyncio.run(_boot(box))
+        # the boot in a frame of its own (appboot.boot, boot only: it forgets its module), gone before the run: this
+        # frame lives as long as the loop, and its dead value-stack slots would keep what the boot handled (the
+        # board's description, the config)
+        from telelogger import appboot
+
+        coro = appboot.boot(box, run)
+        appboot = None
+        t = asyncio.run(coro)
         if t is not None and t.reset_reason is not None:
             print(text(_T_RESETTING) % t.reset_reason)
             box[0].reset()  # the reason is in /queue/last_reset: the next boot's status carries it
@@ -96,17 +102,3 @@ def device_main(restart_delay_ms=10000):
         if not stopped(e, box[0], restart_delay_ms):
             raise  # no board: nothing can reset us; leave the REPL usable
 
-
-def _boot(box):
-    """device_main's boot: the resident modules, the board (into box), the validated config -> run()'s coroutine."""
-    from board import load_board, make_board
-    from telelogger import appboot
-
-    appboot.preload_resident("/config.json")  # what stays imported first, packed at the heap's bottom
-    box[0] = board = make_board(load_board(None))
-    # the validated config's cache beside the queue (configcache.cache_path("/queue"), written by make deploy)
-    cfg = appboot.load_config_waiting(cache="/queue_cfg.json", restart=board.reset)
-    appboot.ensure_dir("/queue")
-    del appboot
-    forget("telelogger.appboot")
-    return run(board, cfg, store_root="/queue")  # (run() lets go of the config once the loop is built)

@@ -237,6 +237,21 @@ def load_config_waiting(cfg_path="/config.json", sec_path="/secrets.json", poll_
             sleep_ms(poll_ms)
 
 
+def boot(box, run):
+    """app.device_main's boot: the resident modules, the board (into box), the validated config -> the coroutine
+    run(board, cfg, ...) (telelogger.app's). This module is forgotten before it returns."""
+    from board import load_board, make_board
+    from core.unload import forget
+
+    preload_resident("/config.json")  # what stays imported first, packed at the heap's bottom
+    box[0] = board = make_board(load_board(None))
+    # the validated config's cache beside the queue (configcache.cache_path("/queue"), written by make deploy)
+    cfg = load_config_waiting(cache="/queue_cfg.json", restart=board.reset)
+    ensure_dir("/queue")
+    forget(__name__)
+    return run(board, cfg, store_root="/queue")  # (run() lets go of the config once the loop is built)
+
+
 def stopped(e, board, restart_delay_ms, error_path="/last_error.txt"):
     """device_main's end after an error `e`: printed and kept in error_path; with a board, it resets
     after restart_delay_ms (-> True: the reset does not return on the device); without one -> False
