@@ -15,7 +15,8 @@ from core.errors import lookup
 
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
-# The ELM327 reply messages and what they mean: obdii/elmtext.py, read when a reply line may be one.
+# The ELM327 reply messages and what they mean: obdii/elmtext.py, read when a reply line may be one;
+# this module's own error texts are there too (elmtext.text(n, ...), looked up when one is raised).
 
 
 class ElmError(Exception):
@@ -122,7 +123,7 @@ class ElmLink:
             lc = len(cmd)
             tx = self._tx
             if lc + 1 > len(tx):
-                raise ValueError("command too long: %r" % (cmd,))
+                raise ValueError(lookup("obdii.elmtext", "text", 0, cmd))
             for i in range(lc):
                 tx[i] = cmd[i]
             tx[lc] = 13
@@ -207,9 +208,9 @@ class ElmLink:
                         w += 1
             self.n = w
             if not done:
-                raise ElmError(cmd, self.text(), b"TIMEOUT", "no '>' prompt in %d ms" % limit)
+                raise ElmError(cmd, self.text(), b"TIMEOUT", lookup("obdii.elmtext", "text", 1, limit))
             if overflow:
-                raise ElmError(cmd, self.text(), b"OVERFLOW", "reply longer than %d bytes" % size)
+                raise ElmError(cmd, self.text(), b"OVERFLOW", lookup("obdii.elmtext", "text", 2, size))
             p = 0
             while p < w:
                 e = eol(buf, p, w)
