@@ -84,3 +84,19 @@ def test_lookup_leaves_no_module_behind():
     sys.modules.pop("telelogger.texts", None)
     assert tasks.text(9) == "empty record"
     assert "telelogger.texts" not in sys.modules
+
+
+def test_obdii_texts_each_used_with_the_arguments_it_formats():
+    """obdii/elmtext.py TEXTS (obdii/elm.py's and obd.py's own errors): each number used, each use
+    `lookup(<elmtext>, "text", n, a, b)` given as many arguments as text n has % conversions."""
+    from obdii import elmtext
+
+    used = set()
+    for f in ("elm.py", "obd.py"):
+        src = open(os.path.join(ROOT, "firmware", "obdii", f)).read()
+        for m in re.finditer(r'"text", (\d+)', src):
+            n = int(m.group(1))
+            commas, _ = _commas(src, src.rfind("(", 0, m.start()) + 1)
+            assert commas - 2 == _conversions(elmtext.TEXTS[n]), "%s: text %d %r" % (f, n, elmtext.TEXTS[n])
+            used.add(n)
+    assert used == set(range(len(elmtext.TEXTS)))

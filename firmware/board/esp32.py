@@ -11,7 +11,9 @@ class Board(BoardBase):
     machine.UART in a core.stream.UartStream), _make_pin, _make_wdt, and the methods mac(), wlan(),
     buzzer(on), light_sleep(ms), deep_sleep(ms), reset_cause(), reset() (through BoardBase.__getattr__)."""
 
-    _more = "board.esp32_more"  # the module of this board's rare methods and hooks (board.rare)
+    # board.rare: this board's rare methods and hooks are module _more + "_more"'s (board.esp32_more; a module's
+    # name is an interned name, that literal would be a str constant)
+    _more = __name__
 
     def __init__(self, desc, clock=None, machine=None, network=None):
         BoardBase.__init__(self, desc, clock)

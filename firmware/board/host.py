@@ -83,7 +83,9 @@ class HostBoard(BoardBase):
     methods mac(), fake_pin(role, key="pin"), wlan(), buzzer(on), light_sleep(ms), deep_sleep(ms),
     reset_cause(), reset() (through BoardBase.__getattr__)."""
 
-    _more = "board.host_more"  # the module of this board's rare methods and hooks (board.rare)
+    # board.rare: this board's rare methods and hooks are module _more + "_more"'s (board.host_more; a module's
+    # name is an interned name, that literal would be a str constant)
+    _more = __name__
 
     def __init__(self, desc, modem=None, obd=None, gps=None, clock=None, mac=b"\x24\x0a\xc4\x00\x00\x01", adc_raw=None,
                  wlan=None, power_key=None):

@@ -18,8 +18,8 @@ def method(board, name):
         return _desc(board)
     f = METHODS.get(name)
     if f is None:
-        more = getattr(board, "_more", None)  # the board class's module of rare methods (esp32_more, host_more)
-        f = more and lookup(more, "get", name)
+        more = getattr(board, "_more", None)  # the board class's module: its rare methods are <module>_more's
+        f = more and lookup(more + "_more", "get", name)  # (esp32_more, host_more)
         if f is None:
             raise AttributeError(name)
     return lambda *a: f(board, *a)
@@ -31,7 +31,7 @@ def hook(board, name, *a):
     f = getattr(board, name, None)  # (BoardBase.__getattr__ refuses "_" names: None)
     if f is not None:
         return f(*a)
-    return lookup(board._more, "get", name)(board, *a)
+    return lookup(board._more + "_more", "get", name)(board, *a)
 
 
 def attr(name):

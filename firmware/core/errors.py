@@ -25,7 +25,7 @@ class NetError(Exception):
     def __str__(self):
         s = self.msg
         if self.code is not None:
-            s = "%s (error %s: %s)" % (s, self.code, self.meaning)
+            s += " (error %s: %s)" % (self.code, self.meaning)  # (a shorter str constant than "%s (error ...")
         if self.name:
             s = "%s [%s]" % (s, self.name)
         if self.hint:

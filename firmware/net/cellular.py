@@ -39,7 +39,8 @@ from net.publisher import Publisher
 _L_SERVICE = const(2)
 _L_MODEM = const(3)
 
-# the rare half, "net.cellular_rare", is imported per call (a long literal: not an interned name)
+# the rare half, net.cellular_rare, is imported per call: named __name__ + "_rare" (a long literal would be a
+# str constant of this module; "_rare" is a name already, at.engine's)
 
 
 class CellularPublisher(Publisher):
@@ -101,7 +102,7 @@ class CellularPublisher(Publisher):
                 raise
             except (NetError, ATError) as e:
                 tries += 1
-                lookup("net.cellular_rare", "failed", self, e, tries)  # raises e unless a fresh session may help
+                lookup(__name__ + "_rare", "failed", self, e, tries)  # raises e unless a fresh session may help
 
     async def publish(self, topic, payload, qos=1):
         # limits and UTF-8 before anything is sent (raises CmqttArgError, a ValueError)
@@ -122,12 +123,20 @@ class CellularPublisher(Publisher):
         #   disconnect()            DISC, REL, STOP (best effort: each error is expected when the
         #                           session is gone)
         if name in ("_connect", "subscribe", "unsubscribe"):
-            m = "net.cellular_rare"
+            m = __name__ + "_rare"
         elif name == "disconnect":
             m = "net.cellular_setup"
         else:
             raise AttributeError(name)
         return lambda *a: lookup(m, "connect" if name == "_connect" else name, self, *a)
+
+
+if 1 - 1:  # (folded away by mpy-cross: pyright reads the import)
+    from typing import Callable
+
+# (declared, not assigned: the module's __getattr__ gives it. The identifier makes the literal below an
+# interned name, the name net/cellular_setup.py's from_config has anyway, not a str constant)
+from_config: "Callable[..., CellularPublisher]"
 
 
 def __getattr__(name):

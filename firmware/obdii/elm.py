@@ -15,7 +15,9 @@ from core.errors import lookup
 
 SHORT_TIMEOUT_MS = 1000  # FreematicsOBD.h OBD_TIMEOUT_SHORT
 LONG_TIMEOUT_MS = 10000  # OBD_TIMEOUT_LONG: granted again when "..." (SEARCHING...) arrives
-# The ELM327 reply messages and what they mean: obdii/elmtext.py, read when a reply line may be one.
+# The ELM327 reply messages and what they mean: obdii/elmtext.py, read when a reply line may be one;
+# this module's own error texts are there too (elmtext.text(n, ...), looked up when one is raised). Named
+# __name__ + "text" (obdii.elmtext): no str constant of that name here.
 
 
 class ElmError(Exception):
@@ -122,7 +124,7 @@ class ElmLink:
             lc = len(cmd)
             tx = self._tx
             if lc + 1 > len(tx):
-                raise ValueError("command too long: %r" % (cmd,))
+                raise ValueError(lookup(__name__ + "text", "text", 0, cmd))
             for i in range(lc):
                 tx[i] = cmd[i]
             tx[lc] = 13
@@ -207,9 +209,9 @@ class ElmLink:
                         w += 1
             self.n = w
             if not done:
-                raise ElmError(cmd, self.text(), b"TIMEOUT", "no '>' prompt in %d ms" % limit)
+                raise ElmError(cmd, self.text(), b"TIMEOUT", lookup(__name__ + "text", "text", 1, limit))
             if overflow:
-                raise ElmError(cmd, self.text(), b"OVERFLOW", "reply longer than %d bytes" % size)
+                raise ElmError(cmd, self.text(), b"OVERFLOW", lookup(__name__ + "text", "text", 2, size))
             p = 0
             while p < w:
                 e = eol(buf, p, w)
@@ -217,7 +219,7 @@ class ElmLink:
                 if buf[p] in (60, 63, 65, 66, 67, 68, 69, 70, 76, 78, 83, 85) and hex_bytes(buf, p, e, chunk, 0) < 0:
                     # (code, meaning, row) of the first line that is an ELM message, or None: from
                     # obdii/elmtext.py, imported for the lookup and dropped again
-                    t = lookup("obdii.elmtext", "error", self.text())
+                    t = lookup(__name__ + "text", "error", self.text())
                     if t is not None:
                         raise ElmError(cmd, self.text(), t[0], t[1])
                     break

@@ -30,6 +30,17 @@ MESSAGES = (
     "?                 = command not understood",
 )
 
+# The texts of obdii/elm.py's and obdii/obd.py's own errors (rare paths: text(n, ...) when one is raised,
+# so they are no str objects of those resident modules)
+TEXTS = (
+    "command too long: %r",  # 0 elm.py query_raw
+    "no '>' prompt in %d ms",  # 1 elm.py: TIMEOUT
+    "reply longer than %d bytes",  # 2 elm.py: OVERFLOW
+    "PID %02X (%s) needs %d data bytes, reply has %d",  # 3 obd.py decode
+    "no 41 %02X in reply",  # 4 obd.py read_pid
+    "no voltage in reply",  # 5 obd.py battery_voltage
+)
+
 
 def meaning(code):
     """What the ELM message `code` means ("adapter message" for one not in the table)."""
@@ -37,6 +48,11 @@ def meaning(code):
         if row[:18].rstrip() == code:
             return row[20:]
     return "adapter message"
+
+
+def text(n, *a):
+    """TEXTS[n] % a."""
+    return TEXTS[n] % a
 
 
 def error(text):

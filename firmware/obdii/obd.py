@@ -68,7 +68,7 @@ def decode(pid, data, off, n):
             raw = (raw << 8) | data[off + i]
         return raw
     if n < e[2]:
-        raise ValueError("PID %02X (%s) needs %d data bytes, reply has %d" % (pid, e[0], e[2], n))
+        raise ValueError(lookup("obdii.elmtext", "text", 3, pid, e[0], e[2], n))
     kind = e[3]
     if kind == 0:
         raw = data[off]
@@ -111,15 +111,16 @@ class Obd:
         lookup("obdii.adapter", "new", self, a, k)
 
     def __getattr__(self, name):
-        if name == "coproc_gnss":  # bound now (obdii/gnifo.py): its source reads it once and polls it every second
-            return lookup("obdii.gnifo", "bind", self)
-        if name in ("vin", "dtcs"):
-            m = "obdii.diag"
-        elif name in ("init", "discover", "supported_pids", "read_pids", "device_type", "gnss_on", "gnss_off",
-                      "low_power", "wake"):
-            m = "obdii.adapter"
-        else:
+        # the rare attributes by module (gnifo / diag / adapter) in one string: a tuple of names would be a
+        # str object per name on the heap for as long as this module is loaded
+        m = (" coproc_gnss / vin dtcs / init discover supported_pids read_pids device_type gnss_on gnss_off"
+             " low_power wake ")
+        i = m.find(" " + name + " ")
+        if i < 0 or "/" in name or " " in name:
             raise AttributeError(name)
+        if i == 0:  # coproc_gnss, bound now (obdii/gnifo.py): its source reads it once and polls it every second
+            return lookup("obdii.gnifo", "bind", self)
+        m = "obdii.diag" if i < m.rfind("/") else "obdii.adapter"
 
         def fn(*a, **k):
             f = getattr(__import__(m, None, None, ("_",)), name)
@@ -162,7 +163,7 @@ class Obd:
                     self.errors = 0
                     return v
                 s = e + 1
-            raise ElmError(cmd, link.text(), "no 41 %02X in reply" % pid)
+            raise ElmError(cmd, link.text(), lookup("obdii.elmtext", "text", 4, pid))
         except ElmError:
             self.errors += 1
             self.error_total += 1
@@ -187,4 +188,4 @@ class Obd:
                 except ValueError:  # '-', '1.2.3': line noise, not a voltage
                     break
             s = e + 1
-        raise ElmError(b"ATRV", link.text(), "no voltage in reply")
+        raise ElmError(b"ATRV", link.text(), lookup("obdii.elmtext", "text", 5))

@@ -138,7 +138,8 @@ class Telelogger:
             raise AttributeError(name)
 
         def op(*a):
-            f = getattr(__import__("telelogger." + m, None, None, ("_",)), name)
+            f = getattr(__import__("telelogger" + "." + m, None, None, ("_",)), name)  # (two names: "telelogger."
+            # would be a str constant of this module)
             unload(m)  # the call holds the function (and its module's globals) for as long as it runs
             return f(self, *a)
 

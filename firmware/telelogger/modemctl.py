@@ -31,7 +31,7 @@ class ModemCtl:
         a power loss switching it off: press the key until it answers -> True, or False, the
         publisher's recovery goes on: ModemPower.ensure_on), coroutine functions of the modem's power
         key, a modem.power.ModemPower made at the first call. One lookup instead of three wrappers."""
-        if name not in ("power_off", "power_on", "wake"):
+        if name not in "power_off power_on wake".split():  # (one str: a tuple holds a str object per name)
             raise AttributeError(name)
 
         async def op():

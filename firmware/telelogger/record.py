@@ -45,7 +45,7 @@ def __getattr__(name):
     """_read_sample and get_svarint, the reading of a record's samples: telelogger/encjson.py's (the
     device reads samples back only for a JSON batch), kept importable from here (telelogger/decode.py,
     encode.py, tests)."""
-    if name in ("_read_sample", "get_svarint"):
+    if name in "_read_sample get_svarint".split():  # (one str: a tuple holds a str object per name)
         from telelogger import encjson
 
         return getattr(encjson, name)

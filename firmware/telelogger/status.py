@@ -16,7 +16,7 @@ _T_TASK_SILENT = const(20)  # the log text (telelogger/texts.py, looked up when 
 def __getattr__(name):
     """status.status, publish_status, reboot: telelogger/statusmsg.py's, imported for the caller and
     dropped from sys.modules again (the function keeps what it needs for as long as the caller does)."""
-    if name not in ("status", "publish_status", "reboot"):
+    if name not in "status publish_status reboot".split():  # (one str: a tuple holds a str per name)
         raise AttributeError(name)
     from telelogger import statusmsg
 

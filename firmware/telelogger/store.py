@@ -23,9 +23,10 @@ _MAGIC = const(0xA7)
 _HDR = const(11)
 _T_RECORD_SIZE = const(21)  # the error text (telelogger/texts.py, looked up when raised: tasks.text)
 _MAX_RECORD = const(8192)  # records are a few hundred bytes; the length field allows 65535
-# The file names in root, one string split once (heap strs, no interned names): the segments'
-# suffix, a segment's copy while its torn tail is cut, the state and its replacement copy.
-_FILES = ".seg seg.tmp state state.tmp".split()
+# The file names in root (a constant tuple: its items are heap strs, or the names that exist already when this
+# module loads, and intern none; a string split at import kept that string too): the segments' suffix, a
+# segment's copy while its torn tail is cut, the state and its replacement copy.
+_FILES = (".seg", "seg.tmp", "state", "state.tmp")
 
 
 # A record too large to store (append). ValueError itself, not a class of its own (a class costs ~140 bytes of
@@ -73,8 +74,9 @@ class Store:
     def __init__(self, root, max_bytes, segment_bytes, fs=None):
         # the fields (documented in telelogger/storeopen.py) and the folder's contents: boot only,
         # imported for the call and forgotten again once the queue is open
-        lookup("telelogger.storeopen", "open_store", self, root, max_bytes, segment_bytes, fs or PosixFS(),
-               [_HDR] + _FILES)
+        # (__name__ + "open": telelogger.storeopen, no str constant of that name here)
+        lookup(__name__ + "open", "open_store", self, root, max_bytes, segment_bytes, fs or PosixFS(),
+               (_HDR,) + _FILES)
 
     # ------------------------------------------------------------ paths and state
     def _p(self, name):

@@ -46,7 +46,7 @@ def unload(name):
     so that its heap can be collected: out of sys.modules and off the package."""
     from core.unload import forget
 
-    forget("telelogger." + name)
+    forget("telelogger" + "." + name)  # (two names: "telelogger." would be a str constant of this module)
 
 
 # ---- memory faults
