@@ -76,26 +76,32 @@ async def sync(at):
         at.stream.write(cmd.encode() + b"\r")
         if at.log:
             at._log("command", cmd)
-        while True:
-            left = _SYNC_MS - at.clock.since(t0)
-            if left <= 0:
-                at._resync = True
-                return
-            try:
-                await wait_for_ms(at._done.wait(), left)
-            except asyncio.TimeoutError:
-                at._resync = True
-                return
-            if isinstance(r.final, ATError):  # rebooted: nothing late can come any more
-                return
-            if r.value(p) is not None or r.final != "OK":
-                return  # our reply (ERROR: a module without CMEE; then the stream is quiet too)
-            r.final = None  # a late OK of the timed-out command: keep waiting for ours
-            r.lines = []
-            at._done.clear()
+        await wait(at, r, p, t0)
     finally:
         at.pending = None
         at.prefix = None
+
+
+async def wait(at, r, p, t0):
+    """sync()'s wait for its own reply r (its prefix p), from t0 (its own function: each stays a
+    small block)."""
+    while True:
+        left = _SYNC_MS - at.clock.since(t0)
+        if left <= 0:
+            at._resync = True
+            return
+        try:
+            await wait_for_ms(at._done.wait(), left)
+        except asyncio.TimeoutError:
+            at._resync = True
+            return
+        if isinstance(r.final, ATError):  # rebooted: nothing late can come any more
+            return
+        if r.value(p) is not None or r.final != "OK":
+            return  # our reply (ERROR: a module without CMEE; then the stream is quiet too)
+        r.final = None  # a late OK of the timed-out command: keep waiting for ours
+        r.lines = []
+        at._done.clear()
 
 
 def rebooted(at):
@@ -137,28 +143,34 @@ def failed(at, k, cmd, *a):
 def final_error(at, r, w):
     """The exception for a final ERROR / +CME ERROR / +CMS ERROR of r (code and meaning looked up)."""
     f = r.final
-    cmd = r.cmd
     if f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:"):
         return cme_error(r, f)
     if f == "ERROR":
-        # '+CMD: 0,<err>' then ERROR: the deferred result's line, else the command's own lines
-        code, meaning, pfx, text = None, None, response_prefix(cmd), None
-        if w is not None and w.line is not None:
-            text, pfx = w.line[len(w.prefix) :], w.prefix
-        else:
-            for ln in r.lines:
-                if pfx and ln.startswith(pfx):
-                    text = ln[len(pfx) :]
-                elif ln.startswith("+IP ERROR:"):
-                    code, meaning, text = "IP", ln[10:].strip(), None
-        if text is not None:  # the last number: '<idx>,<err>' or '<err>'
-            try:
-                code = int(text[text.rfind(",") + 1 :].strip())
-            except ValueError:
-                code = None
+        code, meaning, pfx = number(r, w)
         if isinstance(code, int):
             meaning = at.meaning(pfx, code) if at.meaning else "error %s" % code
-        return ATError(cmd, code, meaning, r.lines, "ERROR", ERROR)
+        return ATError(r.cmd, code, meaning, r.lines, "ERROR", ERROR)
+
+
+def number(r, w):
+    """final_error's <err> of a plain ERROR (its own function: each stays a small block): (code,
+    meaning, prefix). '+CMD: 0,<err>' then ERROR: the deferred result's line, else the command's own
+    lines (an '+IP ERROR:' line: code 'IP', its text the meaning)."""
+    code, meaning, pfx, text = None, None, response_prefix(r.cmd), None
+    if w is not None and w.line is not None:
+        text, pfx = w.line[len(w.prefix) :], w.prefix
+    else:
+        for ln in r.lines:
+            if pfx and ln.startswith(pfx):
+                text = ln[len(pfx) :]
+            elif ln.startswith("+IP ERROR:"):
+                code, meaning, text = "IP", ln[10:].strip(), None
+    if text is not None:  # the last number: '<idx>,<err>' or '<err>'
+        try:
+            code = int(text[text.rfind(",") + 1 :].strip())
+        except ValueError:
+            code = None
+    return code, meaning, pfx
 
 
 def cme_error(r, f):

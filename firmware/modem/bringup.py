@@ -88,14 +88,7 @@ async def sim_ready(self):
     cmd, p, pin_state = "AT+CPIN?|+CPIN:|SIM PIN".split("|")  # the query, its reply, the state asking for the PIN
     kind = "sim"  # ModemError.kind of every error here
     while True:
-        state = None
-        try:
-            state = ((await self.at.cmd(cmd, timeout_ms=self.t)).value(p) or "").strip()
-        except ATError as e:
-            if e.kind != CME:
-                raise
-            if not (e.code == 14 or "busy" in str(e.meaning).lower()):
-                raise ModemError("SIM not usable: %s" % (e.meaning or e), e.code, e.meaning, kind=kind)
+        state = await query(self, cmd, p)
         if state == codes.CPIN_READY:
             self.info[kind] = state
             return
@@ -107,6 +100,19 @@ async def sim_ready(self):
         if c.diff(c.ticks_ms(), t0) >= _cfg(self, "sim_timeout_ms"):
             raise ModemError("SIM not ready after %d ms (state %s)" % (_cfg(self, "sim_timeout_ms"), state or "busy"), kind=kind)
         await c.sleep_ms(_cfg(self, "poll_ms"))
+
+
+async def query(self, cmd, p):
+    """sim_ready's AT+CPIN? (its own function: each stays a small block; its name is one the
+    firmware interns already): the state, None while the SIM is busy."""
+    try:
+        return ((await self.at.cmd(cmd, timeout_ms=self.t)).value(p) or "").strip()
+    except ATError as e:
+        if e.kind != CME:
+            raise
+        if not (e.code == 14 or "busy" in str(e.meaning).lower()):
+            raise ModemError("SIM not usable: %s" % (e.meaning or e), e.code, e.meaning, kind="sim")
+    return None
 
 
 async def _enter_pin(self, pin_sent):

@@ -54,26 +54,35 @@ async def accq_refused(self, accq, e):
     if e.code != 19 and (e.code not in (1, 12) or not self.accq_version):
         raise e
     if e.code == 19:  # a client left acquired: DISC/REL, then again
-        for c, res in (
-            ("AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
-            ("AT+CMQTTREL=%d" % self.idx, None),
-        ):
-            try:
-                await self._cmd(None, c, result=res, busy_retries=1)
-            except CmqttError:
-                pass
-        try:
-            await self._cmd(None, accq if self.accq_version else accq[:-2])
+        e = await again(self, accq)
+        if e is None:
             return
-        except CmqttError as e2:
-            if e2.code not in (1, 12) or not self.accq_version:
-                raise
-            e = e2
     # ERROR / invalid parameter: this firmware does not know the 4th argument
     self.accq_version = False
     if self.log:
         self.log.warn("AT+CMQTTACCQ refused the MQTT version argument (%s): retrying without it", e)
     await self._cmd(None, accq[:-2])
+
+
+async def again(self, accq):
+    """accq_refused's answer to 19 (its own function: each stays a small block; its name is one the
+    firmware interns already): DISC/REL, then ACCQ again; None when it took, the error when it
+    refused the version argument."""
+    for c, res in (
+        ("AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
+        ("AT+CMQTTREL=%d" % self.idx, None),
+    ):
+        try:
+            await self._cmd(None, c, result=res, busy_retries=1)
+        except CmqttError:
+            pass
+    try:
+        await self._cmd(None, accq if self.accq_version else accq[:-2])
+        return None
+    except CmqttError as e2:
+        if e2.code not in (1, 12) or not self.accq_version:
+            raise
+        return e2
 
 
 async def stop(self):

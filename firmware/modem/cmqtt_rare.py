@@ -43,28 +43,40 @@ async def acquire(self, client_id, tls=False):
     (DISC/REL, then ACCQ again). Older module firmware: ACCQ without the version argument (ERROR or
     12 for it: then 3.1.1 is its only protocol, remembered), and no checkUTF8 setting (logged; the
     module keeps its default)."""
-    cid = _to_bytes(client_id)
-    if not 1 <= len(cid) <= codes.CLIENT_ID_MAX or b'"' in cid:
-        raise CmqttArgError("client id must be 1..%d bytes without '\"'" % codes.CLIENT_ID_MAX)
     # the last argument, 4: MQTT 3.1.1; accq[:-2] is the command without it
-    accq = 'AT+CMQTTACCQ=%d,"%s",%d,4' % (self.idx, str(cid, "utf-8"), 1 if tls else 0)
+    accq = command(self, client_id, tls)
     async with self._lock:
         try:
             await self._cmd(None, accq if self.accq_version else accq[:-2])
         except CmqttError as e:
             await lookup("modem.cmqtt_ops", "accq_refused", self, accq, e)  # a stale client, an older firmware
         self.acquired = True
-        try:
-            await self._cmd(None, 'AT+CMQTTCFG="checkUTF8",%d,%d' % (self.idx, 1 if self.check_utf8 else 0))
-        except CmqttError as e:
-            if e.code not in (1, 12, 13):
-                raise
-            if self.log:
-                self.log.warn("AT+CMQTTCFG=\"checkUTF8\" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)", e)
+        await check_utf8(self)
 
-async def connect(self, host, port=1883, keepalive=60, clean=True, user=None, password=None, ssl_ctx=None, timeout_ms=120000):
-    """AT+CMQTTSSLCFG (re-issued every time: DISC and failed connects clear it) then
-    AT+CMQTTCONNECT, returning only after `+CMQTTCONNECT: <idx>,0`."""
+
+# acquire's and connect's steps, each its own function (each stays a small block of bytecode; their
+# names are names the firmware interns already)
+def command(self, client_id, tls):
+    """acquire's AT+CMQTTACCQ line, with the version argument."""
+    cid = _to_bytes(client_id)
+    if not 1 <= len(cid) <= codes.CLIENT_ID_MAX or b'"' in cid:
+        raise CmqttArgError("client id must be 1..%d bytes without '\"'" % codes.CLIENT_ID_MAX)
+    return 'AT+CMQTTACCQ=%d,"%s",%d,4' % (self.idx, str(cid, "utf-8"), 1 if tls else 0)
+
+
+async def check_utf8(self):
+    """acquire's checkUTF8 setting (the lock is held)."""
+    try:
+        await self._cmd(None, 'AT+CMQTTCFG="checkUTF8",%d,%d' % (self.idx, 1 if self.check_utf8 else 0))
+    except CmqttError as e:
+        if e.code not in (1, 12, 13):
+            raise
+        if self.log:
+            self.log.warn("AT+CMQTTCFG=\"checkUTF8\" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)", e)
+
+
+def line(self, host, port, keepalive, clean, user, password):
+    """connect's AT+CMQTTCONNECT line."""
     addr = "tcp://%s:%d" % (host, port)
     if not 9 <= len(addr) <= 256:
         raise CmqttArgError("server address %r must be 9..256 characters" % addr)
@@ -73,6 +85,13 @@ async def connect(self, host, port=1883, keepalive=60, clean=True, user=None, pa
         cmd += ',"%s"' % user
         if password is not None:
             cmd += ',"%s"' % password
+    return cmd
+
+
+async def connect(self, host, port=1883, keepalive=60, clean=True, user=None, password=None, ssl_ctx=None, timeout_ms=120000):
+    """AT+CMQTTSSLCFG (re-issued every time: DISC and failed connects clear it) then
+    AT+CMQTTCONNECT, returning only after `+CMQTTCONNECT: <idx>,0`."""
+    cmd = line(self, host, port, keepalive, clean, user, password)
     async with self._lock:
         if ssl_ctx is not None:
             await self._cmd("CMQTTSSLCFG", "AT+CMQTTSSLCFG=%d,%d" % (self.idx, ssl_ctx))

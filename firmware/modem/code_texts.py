@@ -1,9 +1,8 @@
-# SIM7600 error and state texts (SIMCom SIM7500_SIM7600 Series AT Command Manual V3.00: ch.16
-# MQTT(S) §16.3.1, ch.10 SSL). A table module read on demand: modem.codes' functions import it
-# through core.errors.lookup when an error or a state has to be explained, and drop it again, so
-# none of these strings stays resident on the ESP32. One entry per line. The functions that read
-# the tables are here too: modem.codes hands them out (its __getattr__ -> attr()), and the words of
-# modem.cmqtt's errors and events (at the end).
+# SIM7600 error and state texts (SIMCom SIM7500_SIM7600 Series AT Command Manual V3.00: ch.16 MQTT(S) §16.3.1,
+# ch.10 SSL). A table module read on demand: modem.codes' functions import it through core.errors.lookup when an
+# error or a state has to be explained, and drop it again, so none of these strings stays resident on the ESP32.
+# One entry per line. The functions that read the tables are here too: modem.codes hands them out (its
+# __getattr__ -> attr()), and the words of modem.cmqtt's errors and events (at the end).
 from at.engine import ERROR, REBOOTED, TIMEOUT
 from modem import codes
 from modem.cmqtt_errors import CmqttArgError, CmqttError, parse_code
@@ -290,10 +289,9 @@ def reg_error(st, verdict, timeout_ms):
     )
 
 
-# Families of <err> codes: the broker's CONNACK refusals (27..31), TLS
-# failures (32 handshake, 33 certificate not set, 34 SSL session), and the peer refusing the
-# session at all: 15 "require connection fail" is what a broker asking for a client certificate
-# it does not trust (mosquitto require_certificate) gives.
+# Families of <err> codes: the broker's CONNACK refusals (27..31), TLS failures (32 handshake, 33 certificate
+# not set, 34 SSL session), and the peer refusing the session at all: 15 "require connection fail" is what a
+# broker asking for a client certificate it does not trust (mosquitto require_certificate) gives.
 def is_refused(code):
     return code is not None and 27 <= code <= 31
 
@@ -335,30 +333,32 @@ def attr(name):
 
 
 # ---------------------------------------------------------------------------------------------
-# The words of modem.cmqtt's errors and events, built when one happens: a failed AT exchange as a
-# CmqttError (at_error), a refused topic/payload (arg_error), a dropped incoming message
-# (rx_dropped), a session that went down (down_reason).
+# The words of modem.cmqtt's errors and events, built when one happens: a failed AT exchange as a CmqttError
+# (at_error, number), a refused topic/payload (arg_error), a dropped message (rx_dropped), a session down (down_reason).
 def at_error(self, op, result, e):
-    """The CmqttError a failed AT exchange of `op` means (e: an at.engine.ATError). A REBOOTED one
-    takes the session down and is raised as it is."""
+    """The CmqttError a failed AT exchange of `op` means (e: an ATError); a REBOOTED one takes the session down, raised."""
     if e.kind == REBOOTED:
         self._set_down("modem rebooted")
         self.started = self.acquired = False
         raise e
     if e.kind == TIMEOUT:
         return CmqttError(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
-    prefix = "+%s: " % op
+    n = number(op, result, e)
+    if n is None:
+        return CmqttError(op, 1, "%s answered ERROR" % e.cmd if e.kind == ERROR else str(e))
+    return CmqttError(op, n)
+
+def number(op, result, e):
+    """at_error's <err> (its own function: a small block): the ERROR's, its '+<op>: ' line's, the result's."""
     code = e.code if e.kind == ERROR and isinstance(e.code, int) else None
-    if code is None:
-        for ln in getattr(e, "lines", None) or ():
-            if ln.startswith(prefix):
-                code = parse_code(ln[len(prefix) :])
-                break
+    prefix = "+%s: " % op
+    for ln in (getattr(e, "lines", None) or ()) if code is None else ():
+        if ln.startswith(prefix):
+            code = parse_code(ln[len(prefix) :])
+            break
     if code is None and result is not None:
         code = parse_code(getattr(e, "result", None))
-    if code is None:
-        return CmqttError(op, 1, "%s answered ERROR" % e.cmd if e.kind == ERROR else str(e))
-    return CmqttError(op, code)
+    return code
 
 def arg_error(b, what, limit=0):
     """The CmqttArgError for a topic (what: "topic", "will topic") or a payload (what None, at most

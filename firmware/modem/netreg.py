@@ -97,35 +97,49 @@ async def wait_registered(self, timeout_ms=None):
         self.info["reg_urc"] = (line[1:i], parse_reg(line[i + 1 :].strip()))
         ev.set()
 
-    pause = _cfg(self, "poll_ms")
     try:
-        for q in REG_QUERIES:
-            self.at.on_urc(q[1], on_urc)
-            try:
-                await self.at.cmd(q[2], timeout_ms=self.t)
-                pause = _cfg(self, "reg_poll_ms")  # the module took at least one
-            except ATError as e:
-                if e.kind not in (ERROR, CME):
-                    raise
-        while True:
-            ev.clear()  # a URC during the queries below makes the next wait return at once
-            st = await registration(self)
-            self.info["reg"] = st
-            v = reg_verdict(*st)
-            if v == "ok":
-                return
-            left = timeout_ms - c.diff(c.ticks_ms(), t0)
-            if v == "denied" or left <= 0:
-                raise lookup("modem.code_texts", "reg_error", st, v, timeout_ms)  # its words: on demand
-            try:
-                await c.wait_for_ms(ev.wait(), min(pause, left))
-            except TimeoutError:
-                pass
+        await wait(self, ev, await urcs(self, on_urc), timeout_ms, t0)
     finally:
         # the URC handler closes over this module: 'known, ignore' (None) again when the wait ends,
         # so nothing of the bring-up stays referenced from the engine
         for q in REG_QUERIES:
             self.at.on_urc(q[1], None)
+
+
+# wait_registered's steps, each its own function (each stays a small block of bytecode; their names
+# and arguments are names the firmware interns already)
+async def urcs(self, on_urc):
+    """The +CxREG URCs on (=1): the pause between re-queries (reg_poll_ms; poll_ms if the module
+    refuses them all)."""
+    pause = _cfg(self, "poll_ms")
+    for q in REG_QUERIES:
+        self.at.on_urc(q[1], on_urc)
+        try:
+            await self.at.cmd(q[2], timeout_ms=self.t)
+            pause = _cfg(self, "reg_poll_ms")  # the module took at least one
+        except ATError as e:
+            if e.kind not in (ERROR, CME):
+                raise
+    return pause
+
+
+async def wait(self, ev, poll, timeout_ms, t0):
+    """The loop: query, verdict, wait for a URC (ev) or the pause (poll ms)."""
+    c = self.clock
+    while True:
+        ev.clear()  # a URC during the queries below makes the next wait return at once
+        st = await registration(self)
+        self.info["reg"] = st
+        v = reg_verdict(*st)
+        if v == "ok":
+            return
+        left = timeout_ms - c.diff(c.ticks_ms(), t0)
+        if v == "denied" or left <= 0:
+            raise lookup("modem.code_texts", "reg_error", st, v, timeout_ms)  # its words: on demand
+        try:
+            await c.wait_for_ms(ev.wait(), min(poll, left))
+        except TimeoutError:
+            pass
 
 
 async def cpsi(self):

@@ -112,21 +112,7 @@ class ModemPower:
         had = "at.recover" in sys.modules
         try:
             t = self.t
-            c = self.clock
-            t0 = c.ticks_ms()
-            self.pin.value(0)  # key released (its idle level) before anything else
-            on = False
-            for _ in range(t["already_on_probes"]):
-                on = await self.probe()
-                if on:
-                    break
-                __import__("at.recover")
-            n = 0  # presses
-            while not on and n < t["tries"]:
-                n += 1
-                await self.pulse(t["pulse_ms"])
-                on = await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"])
-            ms = c.diff(c.ticks_ms(), t0)
+            on, n, ms = await wake(self, t)
             if on:
                 self.last = dict(zip(("already_on", "pulses", "ms"), (n == 0, n, ms)))
                 self.reason = "modem on after %d press(es) of the power key (%d ms)" % (n, ms) if n else "modem already on (%d ms)" % ms
@@ -168,20 +154,47 @@ class ModemPower:
             if e.kind == TIMEOUT and not await self.probe():
                 self._log("modem already off")
                 return "already_off"
-        silent = t["off_silence_window_ms"], t["off_probe_interval_ms"]
-        if await self._until(False, *silent):
-            self._log("modem off (AT+CPOF)")
-            return "cpof"
-        if cpof_ok:
-            raise ModemPowerError(
-                "modem answered OK to AT+CPOF but still answers AT after %d ms; the power key was not pressed "
-                "(a press during its shutdown can switch it back on)%s" % (t["off_silence_window_ms"], self._pin_name())
-            )
-        await self.pulse(t["off_pulse_ms"])
-        if await self._until(False, *silent):
-            self._log("modem off (power-key press)")
-            return "pulse"
+        return await off(self, t, cpof_ok)
+
+
+# ModemPower's steps as functions of this module (each stays a small block of bytecode; their names
+# and arguments are names the firmware interns already, and none is a method)
+async def wake(self, t):
+    """ensure_on's probes and key presses (t: the timings): (on, presses, ms)."""
+    c = self.clock
+    t0 = c.ticks_ms()
+    self.pin.value(0)  # key released (its idle level) before anything else
+    on = False
+    for _ in range(t["already_on_probes"]):
+        on = await self.probe()
+        if on:
+            break
+        __import__("at.recover")
+    n = 0  # presses
+    while not on and n < t["tries"]:
+        n += 1
+        await self.pulse(t["pulse_ms"])
+        on = await self._until(True, t["boot_wait_ms"], t["rdy_slice_ms"])
+    return on, n, c.diff(c.ticks_ms(), t0)
+
+
+async def off(self, t, ok):
+    """power_off after AT+CPOF (ok: it answered OK): the wait for silence, the long press when that
+    is safe."""
+    silent = t["off_silence_window_ms"], t["off_probe_interval_ms"]
+    if await self._until(False, *silent):
+        self._log("modem off (AT+CPOF)")
+        return "cpof"
+    if ok:
         raise ModemPowerError(
-            "modem still answers AT after AT+CPOF (failed) and a %d ms power-key press%s"
-            % (t["off_pulse_ms"], self._pin_name())
+            "modem answered OK to AT+CPOF but still answers AT after %d ms; the power key was not pressed "
+            "(a press during its shutdown can switch it back on)%s" % (t["off_silence_window_ms"], self._pin_name())
         )
+    await self.pulse(t["off_pulse_ms"])
+    if await self._until(False, *silent):
+        self._log("modem off (power-key press)")
+        return "pulse"
+    raise ModemPowerError(
+        "modem still answers AT after AT+CPOF (failed) and a %d ms power-key press%s"
+        % (t["off_pulse_ms"], self._pin_name())
+    )

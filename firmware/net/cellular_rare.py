@@ -75,21 +75,10 @@ def escalate(pub, e):
 
 async def session(pub, level):
     # each stage completed lowers the level the next connect needs to start from (pub._need = min(..));
-    # an RDY or a failure raises it again
-    mq = pub.mq
+    # an RDY or a failure raises it again. Each stage its own function (modem, acquire): each stays a
+    # small block of bytecode, and their names are the attributes' already interned
     if level >= _L_MODEM:
-        try:
-            await pub.modem.bring_up()
-        except ModemError as e:
-            if pub.power_on is None or getattr(e, "kind", None) != "not_responding":
-                raise
-            if pub.log:
-                pub.log.warn("modem does not answer (%s): pressing its power key", e)
-            await pub.power_on()  # after a power loss the module is off: AT alone never wakes it
-            await pub.modem.bring_up()
-        if pub.tls:
-            await lookup("net.cellular_setup", "tls", pub)  # certificates and the SSL context
-        pub._need = min(pub._need, _L_SERVICE)  # registered: a later failure need not register again
+        await modem(pub)
     elif pub.tls and not pub.cert_names and pub.certs:
         await lookup("net.cellular_setup", "tls", pub)
     # the CMQTT connect path (start, acquire, connect, the subscribes after): modem/cmqtt_rare.py
@@ -98,6 +87,32 @@ async def session(pub, level):
     __import__("modem.cmqtt_rare")
     clock = pub.clock
     t0 = clock.ticks_ms()
+    await acquire(pub, level)
+    pub._need = min(pub._need, _L_CONNECT)
+    await pub.mq.connect(pub.host, pub.port, pub.keepalive, pub.clean, pub.user, pub.password,
+                         ssl_ctx=pub.ssl_ctx if pub.tls else None)
+    pub.stats["connect_ms"] = clock.diff(clock.ticks_ms(), t0)
+
+
+async def modem(pub):
+    """session's L_MODEM stage: the full bring-up (a power-key press when the module is off), TLS."""
+    try:
+        await pub.modem.bring_up()
+    except ModemError as e:
+        if pub.power_on is None or getattr(e, "kind", None) != "not_responding":
+            raise
+        if pub.log:
+            pub.log.warn("modem does not answer (%s): pressing its power key", e)
+        await pub.power_on()  # after a power loss the module is off: AT alone never wakes it
+        await pub.modem.bring_up()
+    if pub.tls:
+        await lookup("net.cellular_setup", "tls", pub)  # certificates and the SSL context
+    pub._need = min(pub._need, _L_SERVICE)  # registered: a later failure need not register again
+
+
+async def acquire(pub, level):
+    """session's L_SERVICE and L_ACQUIRE stages: the service (re)started, the client acquired, its will."""
+    mq = pub.mq
     if level >= _L_SERVICE and mq.started:
         await getattr(mq, _OPS[0])()  # reset_service
     elif level >= _L_SERVICE or not mq.started:
@@ -112,10 +127,6 @@ async def session(pub, level):
         await mq.acquire(pub.client_id, tls=pub.tls)
         if pub.will:
             await getattr(mq, _OPS[1])(*pub.will)  # set_will
-    pub._need = min(pub._need, _L_CONNECT)
-    await mq.connect(pub.host, pub.port, pub.keepalive, pub.clean, pub.user, pub.password,
-                     ssl_ctx=pub.ssl_ctx if pub.tls else None)
-    pub.stats["connect_ms"] = clock.diff(clock.ticks_ms(), t0)
 
 
 def refused(pub, e):
@@ -147,8 +158,7 @@ async def _connect(pub):
     try:
         attempt = 0
         level = pub._need
-        clock = pub.clock
-        t0 = clock.ticks_ms()
+        t0 = pub.clock.ticks_ms()
         while True:
             try:
                 await session(pub, level)
@@ -156,41 +166,62 @@ async def _connect(pub):
             except (NetError, ATError) as e:
                 if not had:
                     forget("modem.cmqtt_rare")  # not through the backoff and the next attempt's bring-up
-                pub._error(e)
-                lvl = escalate(pub, e)
-                refusal = lvl < 0
-                if refusal:
-                    refused(pub, e)
-                if fatal(e):
-                    raise
                 attempt += 1
-                if pub.log and not refusal:
-                    pub.log.warn("connect attempt %d (level %d) failed: %s", attempt, level, e)
-                spent = clock.diff(clock.ticks_ms(), t0)
-                if attempt >= pub.max_attempts or spent >= pub.connect_budget_ms:
-                    raise NotConnected("MQTT connect failed after %d attempts in %d s: %s" % (attempt, spent // 1000, e),
-                                       getattr(e, "code", None), getattr(e, "meaning", None))
-                if refusal:
-                    level = _L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
-                else:
-                    level = min(max(level + 1, lvl), _L_MODEM)
-                    if level > pub._need:
-                        pub._need = level
-                await clock.sleep_ms(backoff_ms(attempt, pub.backoff_ms, pub.backoff_max_ms, pub.rng))
-        pub._need = _L_CONNECT
-        st = pub.stats
-        if st["connects"]:  # connected before: this one is a reconnect
-            st["reconnects"] += 1
-        st["connects"] += 1
-        subs = pub._subs
-        if len(subs) == 1:
-            await pub.mq.subscribe(subs[0][0], subs[0][1])
-        elif subs:
-            for i in range(0, len(subs), 10):  # at most ten topics per SUBSCRIBE
-                await getattr(pub.mq, _OPS[2])(subs[i : i + 10])  # subscribe_many
+                level = await again(pub, e, attempt, level, t0)
+        await up(pub)
     finally:
         if not had:
             forget("modem.cmqtt_rare")
+
+
+# _connect's steps, each its own function (each stays a small block of bytecode; their names and
+# arguments are names the firmware interns already: tries is the attempt's number)
+async def again(pub, e, tries, level, t0):
+    """_connect's answer to its failed attempt number `tries` (at `level`): raises when retrying
+    cannot help or the attempts / the budget are used up, else waits the backoff and returns the
+    level of the next attempt."""
+    pub._error(e)
+    lvl = escalate(pub, e)
+    refusal = lvl < 0
+    if refusal:
+        refused(pub, e)
+    if fatal(e):
+        raise e
+    if pub.log and not refusal:
+        pub.log.warn("connect attempt %d (level %d) failed: %s", tries, level, e)
+    check(pub, e, tries, t0)
+    if refusal:
+        level = _L_ACQUIRE  # REL/ACCQ + CONNECT: no STOP/START, no registration
+    else:
+        level = min(max(level + 1, lvl), _L_MODEM)
+        if level > pub._need:
+            pub._need = level
+    await pub.clock.sleep_ms(backoff_ms(tries, pub.backoff_ms, pub.backoff_max_ms, pub.rng))
+    return level
+
+
+def check(pub, e, tries, t0):
+    """again's bound: NotConnected when the attempts or the time budget are used up."""
+    clock = pub.clock
+    spent = clock.diff(clock.ticks_ms(), t0)
+    if tries >= pub.max_attempts or spent >= pub.connect_budget_ms:
+        raise NotConnected("MQTT connect failed after %d attempts in %d s: %s" % (tries, spent // 1000, e),
+                           getattr(e, "code", None), getattr(e, "meaning", None))
+
+
+async def up(pub):
+    """_connect's end: the session is up; counted, and the remembered topics subscribed again."""
+    pub._need = _L_CONNECT
+    st = pub.stats
+    if st["connects"]:  # connected before: this one is a reconnect
+        st["reconnects"] += 1
+    st["connects"] += 1
+    subs = pub._subs
+    if len(subs) == 1:
+        await pub.mq.subscribe(subs[0][0], subs[0][1])
+    elif subs:
+        for i in range(0, len(subs), 10):  # at most ten topics per SUBSCRIBE
+            await getattr(pub.mq, _OPS[2])(subs[i : i + 10])  # subscribe_many
 
 
 def failed(pub, e, tries):

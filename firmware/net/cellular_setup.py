@@ -152,7 +152,6 @@ def from_config(cfg, log=None):
     b = cfg.get("broker", {})
     cell = cfg.get("cellular", {})
     tls = bool(b.get("tls"))
-    mcfg = {"apn": cell.get("apn"), "sim_pin": cell.get("sim_pin"), "apn_user": cfg.get("apn_user"), "apn_pass": cfg.get("apn_pass")}
     return {
         "client_id": cfg.get("device_id", "freematics"),
         "host": b.get("host", "localhost"),
@@ -164,9 +163,15 @@ def from_config(cfg, log=None):
         "password": cfg.get("mqtt_pass") or None,
         "ssl_ctx": cell.get("ssl_ctx", 0),
         "certs": read_certs(cfg.get("certs")) if tls else None,
-        "modem_cfg": mcfg,
+        "modem_cfg": modem_cfg(cfg),
         "log": log,
     }
+
+
+def modem_cfg(cfg):
+    # from_config's bring-up settings (its own function: each stays a small block; its name is the key's)
+    cell = cfg.get("cellular", {})
+    return {"apn": cell.get("apn"), "sim_pin": cell.get("sim_pin"), "apn_user": cfg.get("apn_user"), "apn_pass": cfg.get("apn_pass")}
 
 
 def get(name):
