@@ -4,14 +4,9 @@
 # One entry per line. The functions that read the tables are here too: modem.codes hands them out (its
 # __getattr__ -> attr()), and the words of modem.cmqtt's errors and events (at the end).
 # Few module globals (its dict table is one block: 37 slots for up to 37 names): what one function alone uses is
-# imported there; at.reader's ATError kinds as const() (no global, the same values there).
-from core.compat import const
+# imported there (at.reader's ATError kinds too).
 from modem import codes
 from modem.cmqtt_errors import CmqttError, parse_code
-
-_TIMEOUT = const(1)
-_ERROR = const(2)
-_REBOOTED = const(6)
 
 # CMQTT <err> codes 0..35 ([M] §16.3.1; 35 is from the A76XX manual, treated as possible): line n = code n,
 # in chunks of at most ~200 bytes (a line table may be a tuple of chunks: no 766-byte block on a fragmented heap)
@@ -339,20 +334,24 @@ def attr(name):
 # (at_error, number), a refused topic/payload (arg_error), a dropped message (rx_dropped), a session down (down_reason).
 def at_error(self, op, result, e):
     """The CmqttError a failed AT exchange of `op` means (e: an ATError); a REBOOTED one takes the session down, raised."""
-    if e.kind == _REBOOTED:
+    from at.engine import ERROR, REBOOTED, TIMEOUT
+
+    if e.kind == REBOOTED:
         self._set_down("modem rebooted")
         self.started = self.acquired = False
         raise e
-    if e.kind == _TIMEOUT:
+    if e.kind == TIMEOUT:
         return CmqttError(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
     n = number(op, result, e)
     if n is None:
-        return CmqttError(op, 1, "%s answered ERROR" % e.cmd if e.kind == _ERROR else str(e))
+        return CmqttError(op, 1, "%s answered ERROR" % e.cmd if e.kind == ERROR else str(e))
     return CmqttError(op, n)
 
 def number(op, result, e):
     """at_error's <err> (its own function: a small block): the ERROR's, its '+<op>: ' line's, the result's."""
-    code = e.code if e.kind == _ERROR and isinstance(e.code, int) else None
+    from at.engine import ERROR
+
+    code = e.code if e.kind == ERROR and isinstance(e.code, int) else None
     prefix = "+%s: " % op
     for ln in (getattr(e, "lines", None) or ()) if code is None else ():
         if ln.startswith(prefix):
