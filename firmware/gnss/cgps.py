@@ -1,8 +1,8 @@
 # The SIM7600 GNSS's set-up and switching, the rare path of gnss.modem.ModemGnss (its construction, and
 # switching at boot, after a module restart, standby; its explicit read when the reports stop): imported
 # for the call and dropped again on the device.
+# (its 12 module globals fit a dict table of 12 slots, one block: what one function alone uses is imported there)
 from core.compat import const
-from gnss.fields import FieldReader
 from gnss.fix import GnssError, GnssSource
 
 # SIM7600 AT manual: AT+CVAUXV takes millivolts (1700..3050; the "61" form is the SIM5360's)
@@ -17,6 +17,8 @@ def init(src, at, a, k):
 def _init(self, at, fix=None, jump_filter=True, interval_s=1, antenna_power=True, timeout_ms=3000, retry_ms=10000,
          clock=None, log=None):
     """ModemGnss.__init__ (its arguments and defaults: gnss/modem.py)."""
+    from gnss.fields import FieldReader
+
     GnssSource.__init__(self, fix, jump_filter, clock, log)
     self.at = at
     self.interval_s = interval_s
@@ -41,11 +43,7 @@ async def enable(src):
     t = src.timeout_ms
     src._boots = src._st.get("reboots", 0)
     if src.antenna_power:
-        for c in ("AT+CVAUXV=%d" % _ANTENNA_MV, "AT+CVAUXS=1"):
-            try:
-                await at.cmd(c, timeout_ms=t)
-            except Exception:
-                pass  # not every SIM7600 firmware has these; the GNSS still works on passive antennas
+        await antenna_power(src)
     try:
         await at.cmd("AT+CGPS=1,1", timeout_ms=t)
     except Exception as e:
@@ -56,6 +54,15 @@ async def enable(src):
     await at.cmd("AT+CGPSINFO=%d" % src.interval_s, timeout_ms=t)
     src.running = True
     src.enables += 1
+
+
+async def antenna_power(src):
+    """enable's active antenna supply (a function of its own: each one's bytecode is one allocation)."""
+    for c in ("AT+CVAUXV=%d" % _ANTENNA_MV, "AT+CVAUXS=1"):
+        try:
+            await src.at.cmd(c, timeout_ms=src.timeout_ms)
+        except Exception:
+            pass  # not every SIM7600 firmware has these; the GNSS still works on passive antennas
 
 
 async def off(src):

@@ -6,20 +6,20 @@
 # release, reset, will, disconnect, state query, several topics, unsubscribe) are in
 # modem/cmqtt_ops.py, the words for errors in modem/code_texts.py. Every function takes the Cmqtt
 # first and takes its lock where the operation needs it.
+# (few module globals: its dict table is one block, 8 bytes a slot, 17 slots for up to 17 names; what one
+# function alone uses is imported there)
 import sys
 
 from core.errors import lookup
-from modem import codes
-from modem.cmqtt_errors import CmqttArgError, CmqttError, _to_bytes, check_topic
+from modem.cmqtt_errors import CmqttArgError, CmqttError
 from modem.errors import hold
 
-_SELF = sys.modules[__name__]
 
 def call(self, name, a, k):
     """Cmqtt.<name>(*a, **k) for the methods that live here (modem.cmqtt._CONNECT). An operation
     (a coroutine) keeps this module imported while it runs (modem.errors.hold)."""
     r = globals()[name](self, *a, **k)
-    return r if name == "rx_in_flight" else hold(_SELF, r)
+    return r if name == "rx_in_flight" else hold(sys.modules[__name__], r)
 
 def rx_in_flight(self):
     return not self._rx_idle.is_set()
@@ -58,6 +58,9 @@ async def acquire(self, client_id, tls=False):
 # names are names the firmware interns already)
 def command(self, client_id, tls):
     """acquire's AT+CMQTTACCQ line, with the version argument."""
+    from modem import codes
+    from modem.cmqtt_errors import _to_bytes
+
     cid = _to_bytes(client_id)
     if not 1 <= len(cid) <= codes.CLIENT_ID_MAX or b'"' in cid:
         raise CmqttArgError("client id must be 1..%d bytes without '\"'" % codes.CLIENT_ID_MAX)
@@ -103,6 +106,8 @@ async def connect(self, host, port=1883, keepalive=60, clean=True, user=None, pa
 
 async def subscribe(self, topic, qos=1):
     """One topic: AT+CMQTTSUB=<idx>,<len>,<qos> with the topic at the prompt."""
+    from modem.cmqtt_errors import check_topic
+
     t = check_topic(topic)
     async with self._lock:
         self._check_up("CMQTTSUB")

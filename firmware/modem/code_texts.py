@@ -3,14 +3,10 @@
 # error or a state has to be explained, and drop it again, so none of these strings stays resident on the ESP32.
 # One entry per line. The functions that read the tables are here too: modem.codes hands them out (its
 # __getattr__ -> attr()), and the words of modem.cmqtt's errors and events (at the end).
-from at.engine import ERROR, REBOOTED, TIMEOUT
+# Few module globals (its dict table is one block: 37 slots for up to 37 names): what one function alone uses is
+# imported there (at.reader's ATError kinds too).
 from modem import codes
-from modem.cmqtt_errors import CmqttArgError, CmqttError, parse_code
-from modem.errors import ModemError
-
-# Limits of [M] ch.16 that only host tools and tests read (modem.codes.<name>)
-CMQTT_ERROR_COUNT = 36  # <err> 0..35
-RX_CHUNK_MAX = 1500  # +CMQTTRXTOPIC / +CMQTTRXPAYLOAD: chunks of at most this many bytes
+from modem.cmqtt_errors import CmqttError, parse_code
 
 # CMQTT <err> codes 0..35 ([M] §16.3.1; 35 is from the A76XX manual, treated as possible): line n = code n,
 # in chunks of at most ~200 bytes (a line table may be a tuple of chunks: no 766-byte block on a fragmented heap)
@@ -273,6 +269,7 @@ _TABLES = {
 def reg_error(st, verdict, timeout_ms):
     """modem/netreg.py wait_registered's ModemError for the stats `st` (CREG, CGREG, CEREG):
     'reg_denied' (verdict 'denied') or 'reg_timeout' after timeout_ms."""
+    from modem.errors import ModemError
     if verdict == "denied":
         return ModemError(
             "network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed "
@@ -322,8 +319,8 @@ def attr(name):
         from core.errors import lookup
 
         return lookup("at.cme", "table")
-    if name in ("CMQTT_ERROR_COUNT", "RX_CHUNK_MAX"):
-        return globals()[name]
+    if name in ("CMQTT_ERROR_COUNT", "RX_CHUNK_MAX"):  # limits of [M] ch.16 only host tools and tests read:
+        return 36 if name == "CMQTT_ERROR_COUNT" else 1500  # <err> 0..35; RXTOPIC/RXPAYLOAD chunks at most
     if name in ("BOOT_URCS", "UNSOLICITED"):
         from at import engine
 
@@ -337,6 +334,8 @@ def attr(name):
 # (at_error, number), a refused topic/payload (arg_error), a dropped message (rx_dropped), a session down (down_reason).
 def at_error(self, op, result, e):
     """The CmqttError a failed AT exchange of `op` means (e: an ATError); a REBOOTED one takes the session down, raised."""
+    from at.engine import ERROR, REBOOTED, TIMEOUT
+
     if e.kind == REBOOTED:
         self._set_down("modem rebooted")
         self.started = self.acquired = False
@@ -350,6 +349,8 @@ def at_error(self, op, result, e):
 
 def number(op, result, e):
     """at_error's <err> (its own function: a small block): the ERROR's, its '+<op>: ' line's, the result's."""
+    from at.engine import ERROR
+
     code = e.code if e.kind == ERROR and isinstance(e.code, int) else None
     prefix = "+%s: " % op
     for ln in (getattr(e, "lines", None) or ()) if code is None else ():
@@ -363,6 +364,7 @@ def number(op, result, e):
 def arg_error(b, what, limit=0):
     """The CmqttArgError for a topic (what: "topic", "will topic") or a payload (what None, at most
     `limit` bytes) that check_topic / check_payload refused."""
+    from modem.cmqtt_errors import CmqttArgError
     n = len(b)
     if what is None:
         if n > limit:

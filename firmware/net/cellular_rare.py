@@ -7,14 +7,15 @@
 #   L_ACQUIRE  DISC/REL, ACCQ, CFG, WILL + L_CONNECT  (client wedged: 14 after retries, 19, 20)
 #   L_SERVICE  DISC/REL/STOP, START + L_ACQUIRE       (+CMQTTNONET, 9, 23, timeouts)
 #   L_MODEM    full bring-up + TLS + L_SERVICE        (RDY: the module rebooted)
+# (few module globals: its dict table is one block, 8 bytes a slot, 29 slots for up to 29 names; what one
+# function alone uses is imported there)
 import sys
 
-from at.engine import REBOOTED, ATError
+from at.engine import ATError
 from core.compat import const
-from core.errors import NetError, NotConnected, lookup
-from modem.cmqtt_errors import CmqttArgError, CmqttError, check_topic
-from modem.errors import ModemError, TlsSetupError, hold
-from net.publisher import backoff_ms
+from core.errors import lookup
+from modem.cmqtt_errors import CmqttError
+from modem.errors import ModemError, hold
 
 # the recovery levels (net/cellular.py's header; const(): no interned names, the same values there)
 _L_CONNECT = const(0)
@@ -32,6 +33,8 @@ _OPS = ("reset_service", "set_will", "subscribe_many")
 
 async def _subscribe(pub, topic, qos):
     """CellularPublisher.subscribe."""
+    from modem.cmqtt_errors import check_topic
+
     check_topic(topic)
     known = pub._remember(topic, qos)
     mq = pub.mq
@@ -52,6 +55,9 @@ async def unsubscribe(pub, topic):
 
 def fatal(e):
     """Retrying cannot fix it: the configuration must change (credentials, certificates, ...)."""
+    from modem.cmqtt_errors import CmqttArgError
+    from modem.errors import TlsSetupError
+
     if isinstance(e, (TlsSetupError, CmqttArgError)):
         return True
     # the code families: modem/code_texts.py's (the words of e are read from there when it is logged)
@@ -61,6 +67,8 @@ def fatal(e):
 def escalate(pub, e):
     """The recovery level a failure calls for; -1 for a session the broker or the TLS peer refused
     (a CONNECT refusal: not a modem fault, the retry is at the MQTT level)."""
+    from at.engine import REBOOTED
+
     if isinstance(e, ModemError) or getattr(e, "kind", None) == REBOOTED:  # an ATError's kind is an int (a NetError's a str)
         return _L_MODEM
     code = e.code if isinstance(e, CmqttError) else None
@@ -137,21 +145,19 @@ def refused(pub, e):
         pub.log.warn("MQTT CONNECT: %s", msg)
 
 
-_SELF = sys.modules[__name__]
-
-
 # The coroutines CellularPublisher awaits keep this module imported while they run (modem.errors.hold):
 # what they look up here again (a nested connect, a failed subscribe) reuses it.
 def connect(pub):
-    return hold(_SELF, _connect(pub))
+    return hold(sys.modules[__name__], _connect(pub))
 
 
 def subscribe(pub, topic, qos=1):
-    return hold(_SELF, _subscribe(pub, topic, qos))
+    return hold(sys.modules[__name__], _subscribe(pub, topic, qos))
 
 
 async def _connect(pub):
     """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
+    from core.errors import NetError
     from core.unload import forget
 
     had = "modem.cmqtt_rare" in sys.modules  # (session loads it; forgotten again unless someone else had it)
@@ -180,6 +186,8 @@ async def again(pub, e, tries, level, t0):
     """_connect's answer to its failed attempt number `tries` (at `level`): raises when retrying
     cannot help or the attempts / the budget are used up, else waits the backoff and returns the
     level of the next attempt."""
+    from net.publisher import backoff_ms
+
     pub._error(e)
     lvl = escalate(pub, e)
     refusal = lvl < 0
@@ -202,6 +210,8 @@ async def again(pub, e, tries, level, t0):
 
 def check(pub, e, tries, t0):
     """again's bound: NotConnected when the attempts or the time budget are used up."""
+    from core.errors import NotConnected
+
     clock = pub.clock
     spent = clock.diff(clock.ticks_ms(), t0)
     if tries >= pub.max_attempts or spent >= pub.connect_budget_ms:

@@ -2,21 +2,16 @@
 # ISO-TP multi-frame reassembly they need and the decoding of their bytes. Obd.vin()/dtcs() import
 # this for the call (dropped from sys.modules afterwards on the device); obdii/dtc.py keeps the
 # decoders' old module name for tools, with dtc_code (text -> raw code: tools only).
-from core.compat import const, hexval
-from obdii.elm import ElmError, eol, hex_bytes
+# (few module globals: its dict table is one block, 17 slots for up to 17 names; what one function alone
+# uses is imported there; dtc_str, for tools only, is obdii/dtc.py's)
+from core.compat import const
+from obdii.elm import eol, hex_bytes
 
 _MSG_MAX = const(256)  # an assembled message (a VIN is 20 bytes, 0x7F DTCs fit 256)
 _VIN_LEN = const(17)
 
 
 # -- decoding (inputs: the assembled reply payload, bytes from the service byte on) -----------------
-def dtc_str(code):
-    """A 16-bit raw DTC -> "P0133" (obdii.dtc.dtc_code is the inverse). SAE J2012: the two top bits
-    select the system letter (P C B U), then a digit 0-3 and three hex digits: the low 14 bits as
-    four hex digits."""
-    return "%c%04X" % (b"PCBU"[code >> 14], code & 0x3FFF)
-
-
 def decode_dtcs(payload, off, end, out=None):
     """Append the DTCs in payload[off:end] (payload[off] is the service byte 0x43/0x47/0x4A)
     to `out` (a list, created when None) and return it.
@@ -37,7 +32,7 @@ def decode_dtcs(payload, off, end, out=None):
     while i + 1 < end:
         code = (payload[i] << 8) | payload[i + 1]
         if code:
-            out.append(dtc_str(code))
+            out.append("%c%04X" % (b"PCBU"[code >> 14], code & 0x3FFF))  # obdii.dtc.dtc_str
         i += 2
     return out
 
@@ -62,17 +57,8 @@ def iso_tp_payload(buf, n, sid, out):
       ELM327:             "014" / "0: 49 02 01 57 50 30" / "1: ..." (length line + "N:" lines)
       elm327-emulator:    "0B 43 01 33 41 23 03" / "00 80 01 D2 AB 00 00" (length byte first)
     Writes the message bytes (from the service byte, padding cut to the length) into out
-    and returns their count; returns -1 if the reply is not in a multi-frame form."""
-    w = framer(buf, n, out)
-    if w is not None:
-        return w
-    return compact(buf, n, sid, out)
-
-
-# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
-def framer(buf, n, out):
-    """iso_tp_payload's ELM327 form (a function of its own: each function's bytecode is one
-    allocation) -> the count, -1 (bad hex), or None when no line has "N:"."""
+    and returns their count; returns -1 if the reply is not in a multi-frame form. The ELM327 form
+    here, the emulator's (no line has "N:") in compact."""
     total = -1
     w = 0
     s = 0
@@ -89,18 +75,30 @@ def framer(buf, n, out):
                 return -1
             w += k
         elif w == 0 and total < 0 and e - s <= 3:
-            total = 0
-            for i in range(s, e):
-                v = hexval(buf[i])
-                if v < 0:
-                    return -1
-                total = (total << 4) | v
+            total = count(buf, s, e)
+            if total < 0:
+                return -1
         s = e + 1
     if not colon:
-        return None
+        return compact(buf, n, sid, out)
     if 0 <= total < w:
         w = total
     return w
+
+
+# (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
+def count(buf, s, e):
+    """iso_tp_payload's length line (hex digits, "014") -> the length, or -1 (not hex). (Functions of
+    their own: each function's bytecode is one allocation.)"""
+    from core.compat import hexval
+
+    total = 0
+    for i in range(s, e):
+        v = hexval(buf[i])
+        if v < 0:
+            return -1
+        total = (total << 4) | v
+    return total
 
 
 def compact(buf, n, sid, out):
@@ -133,16 +131,16 @@ async def vin(obd, tries=2):
     """Vehicle identification number (0902): CAN multi-frame ("014" / "0: 49 02 01 ...")
     or single-line-per-message (K-line: "49 02 01 00 00 00 57" / "49 02 02 ...": every line
     starting with 49 is one message, the lines after the first lose their 3 header bytes)."""
+    from obdii.elm import ElmError
+
     last = None
     msg = bytearray(_MSG_MAX)
     for _ in range(tries):
         try:
             n = await obd.link.query_raw(b"0902", obd.long_ms)
-            v = _vin(obd.link.buf, n, obd.line, msg)
+            v = _vin(obd, n, msg)
             obd.errors = 0
             return v
-        except ValueError as ex:
-            last = ElmError(b"0902", obd.link.text(), str(ex))
         except ElmError as ex:
             last = ex
         _fail(obd)
@@ -151,15 +149,21 @@ async def vin(obd, tries=2):
     raise last
 
 
-def _vin(buf, n, line, msg):
-    """vin's reply (n bytes of buf) -> the VIN; raises ValueError. (Functions of their own: each
-    function's bytecode is one allocation.)"""
+def _vin(obd, n, msg):
+    """vin's reply (n bytes of obd.link.buf) -> the VIN; raises ElmError. (Functions of their own:
+    each function's bytecode is one allocation.)"""
+    from obdii.elm import ElmError
+
+    buf = obd.link.buf
     m = iso_tp_payload(buf, n, 0x49, msg)
     if m < 0:  # one message per line
-        m = lines(buf, n, line, msg)
-    if m < 3 or msg[0] != 0x49 or msg[1] != 0x02:
-        raise ValueError("no 49 02 message in reply")
-    return decode_vin(msg, 3, m)
+        m = lines(buf, n, obd.line, msg)
+    try:
+        if m < 3 or msg[0] != 0x49 or msg[1] != 0x02:
+            raise ValueError("no 49 02 message in reply")
+        return decode_vin(msg, 3, m)
+    except ValueError as ex:
+        raise ElmError(b"0902", obd.link.text(), str(ex))
 
 
 def lines(buf, n, line, msg):
@@ -183,8 +187,9 @@ def lines(buf, n, line, msg):
 async def dtcs(obd, mode=3):
     """Stored (mode 3), pending (7) or permanent (0x0A) DTCs as ["P0133", ...].
     NO DATA means none stored."""
+    from obdii.elm import ElmError
+
     cmd = ("%02X" % mode).encode()
-    sid = 0x40 | mode
     try:
         n = await obd.link.query_raw(cmd, obd.long_ms)
     except ElmError as e:
@@ -192,11 +197,18 @@ async def dtcs(obd, mode=3):
             return []
         _fail(obd)
         raise
+    return decode(obd, n, cmd, 0x40 | mode)
+
+
+def decode(obd, n, cmd, sid):
+    """dtcs' reply (n bytes of obd.link.buf) -> the codes; raises ElmError (a function of its own)."""
     out = []
     msg = bytearray(_MSG_MAX)
     m = iso_tp_payload(obd.link.buf, n, sid, msg)
     # a multi-frame reply must be a sid message; else one message per line, one of them a sid one
     if not (m >= 1 and msg[0] == sid if m >= 0 else split(obd.link.buf, n, sid, msg, out)):
+        from obdii.elm import ElmError
+
         _fail(obd)
         raise ElmError(cmd, obd.link.text(), "no %02X message in reply" % sid)
     return decode_dtcs(msg, 0, m, out) if m >= 0 else out
