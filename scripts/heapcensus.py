@@ -82,6 +82,8 @@ def parse(text):
         return None, None
     classes = []
     for ln in reversed(text[:i].splitlines()):
+        if ln.startswith(("CENSUS_STR ", "CENSUS_INST ", "CENSUS_DICT ", "CENSUS_GEN ")):
+            continue  # (--strings, --objects: printed in the same pass)
         m = re.match(r"^CENSUS class (\S*)$", ln)
         if not m:
             break
@@ -135,7 +137,8 @@ def report(text, a):
             print("  %-24s %5d  %7d  %4.1f%%" % (k, c, b, 100.0 * b / total))
     print("classes on the heap (%d): %s" % (len(classes), " ".join(classes)))
     end = text.rfind("CENSUS raw(other)")  # the last census only: from its probe line to its kind lines
-    last = text[max(0, text.rfind('{"heapprof"', 0, end)):end]
+    # (a line that starts with it: the probe's own line is a str object too, listed with --strings)
+    last = text[max(0, text.rfind('\n{"heapprof"', 0, end)):end]
     if getattr(a, "objects", False):
         # a member table or a dict table of n slots costs 8 * n bytes (rounded up to 16) beside its object
         inst = re.findall(r"^CENSUS_INST (\S+) (\d+) (\d+)$", last, re.M)
