@@ -5,7 +5,7 @@
 # module it was built with: the same classes as the engine's even if at.reader left sys.modules.
 import asyncio
 
-from at.engine import CME, CMS, ERROR, NO_PROMPT, REBOOTED, TIMEOUT, ATError, Reply, Waiter, response_prefix
+from at import engine  # (its names as engine.X: one global, not ten: the module's globals table is one block)
 from core.compat import const, wait_for_ms
 from core.errors import lookup
 
@@ -40,14 +40,14 @@ async def expire_owed(at, w, ms):
         await wait_for_ms(w.ev.wait(), ms)
         release_owed(at, w)
     except asyncio.TimeoutError:
-        release_owed(at, w, ATError(w.prefix.strip(), msg="owed result not received within %d ms" % ms, kind=TIMEOUT))
+        release_owed(at, w, engine.ATError(w.prefix.strip(), msg="owed result not received within %d ms" % ms, kind=engine.TIMEOUT))
 
 
 def release_owed(at, w, e=None):
     if w in at._owed:
         at._owed.remove(w)
     if w.line is None and w.error is None:
-        w.error = e or ATError(w.prefix.strip(), msg="no result owed")
+        w.error = e or engine.ATError(w.prefix.strip(), msg="no result owed")
     w.ev.set()  # wakes whoever waits in owed()
     if w in at._waiters:
         at._waiters.remove(w)
@@ -66,7 +66,7 @@ async def sync(at):
     (and syncs again after its own timeout)."""
     at._resync = False
     cmd, p = "AT+CMEE? +CMEE:".split()
-    r = Reply(cmd)
+    r = engine.Reply(cmd)
     at.pending = r
     at.prefix = p
     at.terminators = None
@@ -95,7 +95,7 @@ async def wait(at, r, p, t0):
         except asyncio.TimeoutError:
             at._resync = True
             return
-        if isinstance(r.final, ATError):  # rebooted: nothing late can come any more
+        if isinstance(r.final, engine.ATError):  # rebooted: nothing late can come any more
             return
         if r.value(p) is not None or r.final != "OK":
             return  # our reply (ERROR: a module without CMEE; then the stream is quiet too)
@@ -111,12 +111,12 @@ def rebooted(at):
     r = at.pending
     if r is not None:
         if r.final is None:
-            r.final = ATError(r.cmd, msg="the modem rebooted (RDY) during the command", kind=REBOOTED)
+            r.final = engine.ATError(r.cmd, msg="the modem rebooted (RDY) during the command", kind=engine.REBOOTED)
         at._done.set()
         at._prompt.set()  # a data entry waiting for '>' ends too
     for w in at._waiters:  # deferred results die with the session; plain URC waits go on
         if w.owner is not None and w.line is None:
-            w.error = ATError(w.owner.cmd, msg="the modem rebooted (RDY) before the result", kind=REBOOTED)
+            w.error = engine.ATError(w.owner.cmd, msg="the modem rebooted (RDY) before the result", kind=engine.REBOOTED)
             w.ev.set()
 
 
@@ -134,10 +134,10 @@ def failed(at, k, cmd, *a):
     """The exception of the engine's failure k (_FAILED) for cmd; a timeout (0..2) is counted."""
     if k < 3:
         at.stats["timeouts"] += 1
-        c = TIMEOUT
+        c = engine.TIMEOUT
     else:
-        c = NO_PROMPT if k == 3 else 0
-    return ATError(cmd, msg=_FAILED[k] % a, kind=c)
+        c = engine.NO_PROMPT if k == 3 else 0
+    return engine.ATError(cmd, msg=_FAILED[k] % a, kind=c)
 
 
 def final_error(at, r, w):
@@ -149,14 +149,14 @@ def final_error(at, r, w):
         code, meaning, pfx = number(r, w)
         if isinstance(code, int):
             meaning = at.meaning(pfx, code) if at.meaning else "error %s" % code
-        return ATError(r.cmd, code, meaning, r.lines, "ERROR", ERROR)
+        return engine.ATError(r.cmd, code, meaning, r.lines, "ERROR", engine.ERROR)
 
 
 def number(r, w):
     """final_error's <err> of a plain ERROR (its own function: each stays a small block): (code,
     meaning, prefix). '+CMD: 0,<err>' then ERROR: the deferred result's line, else the command's own
     lines (an '+IP ERROR:' line: code 'IP', its text the meaning)."""
-    code, meaning, pfx, text = None, None, response_prefix(r.cmd), None
+    code, meaning, pfx, text = None, None, engine.response_prefix(r.cmd), None
     if w is not None and w.line is not None:
         text, pfx = w.line[len(w.prefix) :], w.prefix
     else:
@@ -181,20 +181,20 @@ def cme_error(r, f):
     except ValueError:  # a text (AT+CMEE=2 on some firmware)
         pass
     if f.startswith("+CMS ERROR:"):
-        return ATError(r.cmd, code, "message service error", r.lines, f[:10], CMS)
+        return engine.ATError(r.cmd, code, "message service error", r.lines, f[:10], engine.CMS)
     # the 3GPP text of a numeric code: table at/cme.py, read on demand
     meaning = (lookup("at.cme", "meaning", code) or "CME error %s" % code) if isinstance(code, int) else code
-    return ATError(r.cmd, code, meaning, r.lines, f[:10], CME)
+    return engine.ATError(r.cmd, code, meaning, r.lines, f[:10], engine.CME)
 
 
 async def wait_urc(at, prefix, timeout_ms):
-    w = Waiter(prefix)
+    w = engine.Waiter(prefix)
     at._waiters.append(w)
     try:
         try:
             await wait_for_ms(w.ev.wait(), timeout_ms)
         except asyncio.TimeoutError:
-            raise ATError("(waiting for %s)" % prefix, msg="not received within %d ms" % timeout_ms, kind=TIMEOUT)
+            raise engine.ATError("(waiting for %s)" % prefix, msg="not received within %d ms" % timeout_ms, kind=engine.TIMEOUT)
         if w.error is not None:
             raise w.error
         return w.line
