@@ -113,14 +113,16 @@ class Obd:
     def __getattr__(self, name):
         # the rare attributes by module (gnifo / diag / adapter) in one string: a tuple of names would be a
         # str object per name on the heap for as long as this module is loaded
-        m = (" coproc_gnss / vin dtcs / init discover supported_pids read_pids device_type gnss_on gnss_off"
-             " low_power wake ")
-        i = m.find(" " + name + " ")
-        if i < 0 or "/" in name or " " in name:
-            raise AttributeError(name)
+        groups = ("coproc_gnss/vin dtcs/init discover supported_pids read_pids device_type gnss_on gnss_off"
+                  " low_power wake").split("/")
+        i = 0
+        while name not in groups[i].split():
+            i += 1
+            if i == len(groups):
+                raise AttributeError(name)
         if i == 0:  # coproc_gnss, bound now (obdii/gnifo.py): its source reads it once and polls it every second
             return lookup("obdii.gnifo", "bind", self)
-        m = "obdii.diag" if i < m.rfind("/") else "obdii.adapter"
+        m = "obdii.diag" if i == 1 else "obdii.adapter"
 
         def fn(*a, **k):
             f = getattr(__import__(m, None, None, ("_",)), name)
