@@ -3,7 +3,7 @@
 # this for the call (dropped from sys.modules afterwards on the device); obdii/dtc.py keeps the
 # decoders' old module name for tools, with dtc_code (text -> raw code: tools only).
 # (few module globals: its dict table is one block, 17 slots for up to 17 names; what one function alone
-# uses is imported there; dtc_str, for tools only, is obdii/dtc.py's)
+# uses is imported there)
 from core.compat import const
 from obdii.elm import eol, hex_bytes
 
@@ -12,6 +12,13 @@ _VIN_LEN = const(17)
 
 
 # -- decoding (inputs: the assembled reply payload, bytes from the service byte on) -----------------
+def dtc_str(code):
+    """A 16-bit raw DTC -> "P0133" (obdii.dtc.dtc_code is the inverse). SAE J2012: the two top bits
+    select the system letter (P C B U), then a digit 0-3 and three hex digits: the low 14 bits as
+    four hex digits."""
+    return "%c%04X" % (b"PCBU"[code >> 14], code & 0x3FFF)
+
+
 def decode_dtcs(payload, off, end, out=None):
     """Append the DTCs in payload[off:end] (payload[off] is the service byte 0x43/0x47/0x4A)
     to `out` (a list, created when None) and return it.
@@ -32,7 +39,7 @@ def decode_dtcs(payload, off, end, out=None):
     while i + 1 < end:
         code = (payload[i] << 8) | payload[i + 1]
         if code:
-            out.append("%c%04X" % (b"PCBU"[code >> 14], code & 0x3FFF))  # obdii.dtc.dtc_str
+            out.append(dtc_str(code))
         i += 2
     return out
 

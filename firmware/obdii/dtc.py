@@ -1,14 +1,7 @@
-# DTC text for tools: dtc_str and dtc_code (its inverse), and the DTC and VIN decoders under their old
+# DTC text for tools: dtc_code (the inverse of dtc_str), and the DTC and VIN decoders under their old
 # module name. The decoders live in obdii/diag.py beside the reads that use them; the firmware never
 # loads this module.
-from obdii.diag import decode_dtcs, decode_vin  # noqa: F401 - re-exported
-
-
-def dtc_str(code):
-    """A 16-bit raw DTC -> "P0133" (dtc_code is the inverse; obdii.diag.decode_dtcs formats the same). SAE
-    J2012: the two top bits select the system letter (P C B U), then a digit 0-3 and three hex digits: the
-    low 14 bits as four hex digits."""
-    return "%c%04X" % (b"PCBU"[code >> 14], code & 0x3FFF)
+from obdii.diag import decode_dtcs, decode_vin, dtc_str  # noqa: F401 - re-exported
 
 
 def dtc_code(text):
