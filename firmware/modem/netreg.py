@@ -135,7 +135,7 @@ async def wait(self, ev, poll, timeout_ms, t0):
             return
         left = timeout_ms - c.diff(c.ticks_ms(), t0)
         if v == "denied" or left <= 0:
-            raise lookup("modem.code_texts", "reg_error", st, v, timeout_ms)  # its words: on demand
+            raise lookup(codes.TEXTS, "reg_error", st, v, timeout_ms)  # its words: on demand
         try:
             await c.wait_for_ms(ev.wait(), min(poll, left))
         except TimeoutError:

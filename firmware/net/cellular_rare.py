@@ -14,6 +14,7 @@ import sys
 from at.engine import ATError
 from core.compat import const
 from core.errors import lookup
+from modem import codes  # codes.TEXTS: the module of the families of CMQTT <err> codes
 from modem.cmqtt_errors import CmqttError
 from modem.errors import ModemError, hold
 
@@ -23,7 +24,6 @@ _L_ACQUIRE = const(1)
 _L_SERVICE = const(2)
 _L_MODEM = const(3)
 
-_TEXTS = "modem.code_texts"  # the families of CMQTT <err> codes (a long literal: no interned name)
 
 # Cmqtt's rare operations this module calls (modem/cmqtt_ops.py, through Cmqtt.__getattr__), by name:
 # the strings of a constant tuple intern no name (mq.set_will would, whenever this module loads, while
@@ -61,7 +61,7 @@ def fatal(e):
     if isinstance(e, (TlsSetupError, CmqttArgError)):
         return True
     # the code families: modem/code_texts.py's (the words of e are read from there when it is logged)
-    return isinstance(e, CmqttError) and lookup(_TEXTS, "is_config_refusal", e.code)
+    return isinstance(e, CmqttError) and lookup(codes.TEXTS, "is_config_refusal", e.code)
 
 
 def escalate(pub, e):
@@ -72,7 +72,7 @@ def escalate(pub, e):
     if isinstance(e, ModemError) or getattr(e, "kind", None) == REBOOTED:  # an ATError's kind is an int (a NetError's a str)
         return _L_MODEM
     code = e.code if isinstance(e, CmqttError) else None
-    if code is not None and e.op == "CMQTTCONNECT" and lookup(_TEXTS, "is_peer_refusal", code):
+    if code is not None and e.op == "CMQTTCONNECT" and lookup(codes.TEXTS, "is_peer_refusal", code):
         return -1
     if pub.mq.nonet or code in (9, 17, 23):
         return _L_SERVICE
