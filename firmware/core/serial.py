@@ -15,12 +15,15 @@ class SerialPath:
         self._f = open(path, "r+b", buffering=0) if _is_cpython() else open(path, "r+b")
         if raw:
             _set_raw(self._f)
-        self._poll = select.poll()
-        self._poll.register(self._f, select.POLLIN)
+        poll = select.poll()
+        poll.register(self._f, select.POLLIN)
+        # MicroPython's ipoll reuses one result tuple (no list per look: the readers look every few ms); CPython's poll
+        self._poll = getattr(poll, "ipoll", None) or poll.poll
         self._pollin = select.POLLIN
+        self.buf = bytearray(1)  # MicroPython reads a byte at a time into it (a slice would be a memoryview per byte)
 
     def _readable(self):
-        for ev in self._poll.poll(0):
+        for ev in self._poll(0):
             # entries are (obj, flags) tuples on both runtimes
             if ev[1] & self._pollin:
                 return True
@@ -40,14 +43,14 @@ class SerialPath:
             buf[:n] = data
             return n
         # MicroPython: a blocking readinto on a pty returns what is there (>= 1 byte)
-        n = self._f.readinto(memoryview(buf)[:1]) or 0
-        # drain whatever else is ready without blocking
-        mv = memoryview(buf)
-        while n < len(buf) and self._readable():
-            k = self._f.readinto(mv[n : n + 1]) or 0
-            if not k:
+        # (a readinto of more would block until all of it came): then whatever else is ready, without blocking
+        b = self.buf
+        n = 0
+        while n < len(buf) and (n == 0 or self._readable()):
+            if not self._f.readinto(b):
                 break
-            n += k
+            buf[n] = b[0]
+            n += 1
         return n
 
     def write(self, data):
