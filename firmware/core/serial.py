@@ -42,8 +42,8 @@ class SerialPath:
             n = len(data)
             buf[:n] = data
             return n
-        # MicroPython: a blocking readinto on a pty returns what is there (>= 1 byte)
-        # (a readinto of more would block until all of it came): then whatever else is ready, without blocking
+        # MicroPython: a stream's readinto fills the whole buffer, so a longer one would block until all of it came;
+        # one byte at a time instead, the first (poll said it is there), then each while poll says one more is
         b = self.buf
         n = 0
         while n < len(buf) and (n == 0 or self._readable()):
