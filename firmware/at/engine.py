@@ -171,7 +171,7 @@ class ATEngine(ATReader):
                     raise f
                 if f is not None and (f == "ERROR" or f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:")):
                     self.stats["errors"] += 1
-                    raise self._rare("final_error", r, waiter)  # the error, its code and meaning (at/recover.py)
+                    raise self._rare("final_error", r, waiter)  # the error, its code and meaning (at/fail.py)
                 # else OK, or a caller-given terminator: the command succeeded
         except Exception as e:  # handed to the caller: a task's own exception would go unretrieved
             state[0] = e

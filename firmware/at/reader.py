@@ -38,7 +38,7 @@ UNSOLICITED = (
 )
 
 # ATError.kind: which failure it is (data, not a class each: a class costs ~125 bytes of heap). Its
-# name in a text (str() without a msg): the class it once was, at.recover.name.
+# name in a text (str() without a msg): the class it once was, at.fail.name.
 TIMEOUT = const(1)  # no reply, prompt or result in time ('ATTimeout')
 ERROR = const(2)  # final result ERROR; code/meaning from a '+CMD: <idx>,<err>' or '+IP ERROR:' line
 CME = const(3)  # +CME ERROR: <n|text>
@@ -52,8 +52,10 @@ class ATError(Exception):
     (int or text or None), `meaning` (what the code means), `lines` (intermediate lines received)."""
 
     def __init__(self, cmd, code=None, meaning=None, lines=None, msg=None, kind=0):
-        if isinstance(cmd, str) and cmd[:4] == "AT+C":  # its credentials never reach an error text
-            cmd = lookup("at.redact", "redact", cmd)  # (every command with credentials is an AT+C...)
+        # its credentials never reach an error text: every command with credentials is an AT+C...=
+        # (AT+CPIN? failing with SIM busy after a boot does not load at.redact)
+        if isinstance(cmd, str) and cmd[:4] == "AT+C" and "=" in cmd:
+            cmd = lookup("at.redact", "redact", cmd)
         super().__init__(cmd)
         self.cmd = cmd
         self.kind = kind
@@ -63,7 +65,7 @@ class ATError(Exception):
         self.msg = msg
 
     def __str__(self):
-        s = "%s: %s" % (self.cmd, self.msg or lookup("at.recover", "name", self.kind))
+        s = "%s: %s" % (self.cmd, self.msg or lookup("at.fail", "name", self.kind))
         if self.code is not None:
             s += " (error %s: %s)" % (self.code, self.meaning)
         return s
@@ -180,8 +182,9 @@ class ATReader:
         u.append([prefix, fn, body_len, secret])
 
     def _rare(self, fn, *args):
-        # a rare path (at/recover.py): its code is loaded for the call only
-        return lookup("at.recover", fn, self, *args)
+        # a rare path, its code loaded for the call only: an error's exception ("failed", "final_error":
+        # at/fail.py), else a recovery (at/recover.py)
+        return lookup("at.fail" if fn[0] == "f" else "at.recover", fn, self, *args)
 
     # -- the transcript log (at.atlog.ATLog): it must never take the engine down ----------------
     def _log(self, name, *args):

@@ -1,5 +1,5 @@
 # The AT engine's rare paths: re-synchronising after a timeout, results owed to cancelled callers,
-# the module rebooting (RDY) and a reader task that ended. Imported through core.errors.lookup
+# the module rebooting (RDY) and a reader task that ended (the errors themselves: at/fail.py). Imported through core.errors.lookup
 # when one of them happens and dropped again, so their bytecode is not resident on the ESP32.
 # Every function takes the ATEngine first. Its names come through at.engine, which holds the reader
 # module it was built with: the same classes as the engine's even if at.reader left sys.modules.
@@ -7,7 +7,6 @@ import asyncio
 
 from at import engine  # (its names as engine.X: one global, not ten: the module's globals table is one block)
 from core.compat import const, wait_for_ms
-from core.errors import lookup
 
 _SYNC_MS = const(3000)  # how long sync() waits for its own reply
 
@@ -51,11 +50,6 @@ def release_owed(at, w, e=None):
     w.ev.set()  # wakes whoever waits in owed()
     if w in at._waiters:
         at._waiters.remove(w)
-
-
-def name(kind):
-    """The name of an ATError kind in its text (the class each kind once was): 'ATTimeout'."""
-    return "ATError ATTimeout ATCommandError CMEError CMSError ATNoPrompt ModemRebooted".split()[kind]
 
 
 async def sync(at):
@@ -118,73 +112,6 @@ def rebooted(at):
         if w.owner is not None and w.line is None:
             w.error = engine.ATError(w.owner.cmd, msg="the modem rebooted (RDY) before the result", kind=engine.REBOOTED)
             w.ev.set()
-
-
-# The engine's own failures (ATEngine.cmd, _run_exchange), by number: the kind and the words
-_FAILED = (
-    "OK, but no %s result within %d ms",  # 0 TIMEOUT: the deferred result
-    "no '>' prompt within %d ms",  # 1 TIMEOUT
-    "no final result within %d ms",  # 2 TIMEOUT
-    "final result %s before the '>' prompt: data not sent",  # 3 NO_PROMPT
-    "result %s signalled without a line",  # 4 (kind 0)
-)
-
-
-def failed(at, k, cmd, *a):
-    """The exception of the engine's failure k (_FAILED) for cmd; a timeout (0..2) is counted."""
-    if k < 3:
-        at.stats["timeouts"] += 1
-        c = engine.TIMEOUT
-    else:
-        c = engine.NO_PROMPT if k == 3 else 0
-    return engine.ATError(cmd, msg=_FAILED[k] % a, kind=c)
-
-
-def final_error(at, r, w):
-    """The exception for a final ERROR / +CME ERROR / +CMS ERROR of r (code and meaning looked up)."""
-    f = r.final
-    if f.startswith("+CME ERROR:") or f.startswith("+CMS ERROR:"):
-        return cme_error(r, f)
-    if f == "ERROR":
-        code, meaning, pfx = number(r, w)
-        if isinstance(code, int):
-            meaning = at.meaning(pfx, code) if at.meaning else "error %s" % code
-        return engine.ATError(r.cmd, code, meaning, r.lines, "ERROR", engine.ERROR)
-
-
-def number(r, w):
-    """final_error's <err> of a plain ERROR (its own function: each stays a small block): (code,
-    meaning, prefix). '+CMD: 0,<err>' then ERROR: the deferred result's line, else the command's own
-    lines (an '+IP ERROR:' line: code 'IP', its text the meaning)."""
-    code, meaning, pfx, text = None, None, engine.response_prefix(r.cmd), None
-    if w is not None and w.line is not None:
-        text, pfx = w.line[len(w.prefix) :], w.prefix
-    else:
-        for ln in r.lines:
-            if pfx and ln.startswith(pfx):
-                text = ln[len(pfx) :]
-            elif ln.startswith("+IP ERROR:"):
-                code, meaning, text = "IP", ln[10:].strip(), None
-    if text is not None:  # the last number: '<idx>,<err>' or '<err>'
-        try:
-            code = int(text[text.rfind(",") + 1 :].strip())
-        except ValueError:
-            code = None
-    return code, meaning, pfx
-
-
-def cme_error(r, f):
-    """final_error's +CME ERROR / +CMS ERROR (its own function: each stays a small block)."""
-    code = f[11:].strip()
-    try:
-        code = int(code)
-    except ValueError:  # a text (AT+CMEE=2 on some firmware)
-        pass
-    if f.startswith("+CMS ERROR:"):
-        return engine.ATError(r.cmd, code, "message service error", r.lines, f[:10], engine.CMS)
-    # the 3GPP text of a numeric code: table at/cme.py, read on demand
-    meaning = (lookup("at.cme", "meaning", code) or "CME error %s" % code) if isinstance(code, int) else code
-    return engine.ATError(r.cmd, code, meaning, r.lines, f[:10], engine.CME)
 
 
 async def wait_urc(at, prefix, timeout_ms):

@@ -105,11 +105,11 @@ class ModemPower:
         True when the modem answers; False when it never did. self.reason says which, in words
         (with what to check); self.last has the figures."""
         # a silent modem's probes time out: each next one resyncs first, and the wait for RDY listens:
-        # both are at.recover's, imported once (after the first silent probe) for the whole wait, not
-        # per probe (less heap churn)
+        # at.recover's and the timeout's exception at.fail's, both imported once (after the first silent
+        # probe) for the whole wait, not per probe (less heap churn)
         import sys
 
-        had = "at.recover" in sys.modules
+        had = [m for m in ("at.recover", "at.fail") if m in sys.modules]
         try:
             t = self.t
             on, n, ms = await wake(self, t)
@@ -128,10 +128,11 @@ class ModemPower:
                 self.log.error("%s", self.reason)
             return False
         finally:
-            if not had:
-                from core.unload import forget
+            from core.unload import forget
 
-                forget("at.recover")
+            for m in ("at.recover", "at.fail"):
+                if m not in had:
+                    forget(m)
 
     async def power_on(self):
         """ensure_on() that raises ModemPowerError(reason) instead of returning False; returns self.last."""
@@ -170,6 +171,7 @@ async def wake(self, t):
         if on:
             break
         __import__("at.recover")
+        __import__("at.fail")
     n = 0  # presses
     while not on and n < t["tries"]:
         n += 1
