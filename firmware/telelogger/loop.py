@@ -12,7 +12,7 @@ import asyncio
 
 from core.compat import const
 from net.publisher import backoff_ms
-from telelogger.tasks import FLUSH, RUN, STANDBY, fault, guarded, text, unload  # noqa: F401 - the run states, importable from here too
+from telelogger.tasks import FLUSH, RUN, STANDBY, fault, guarded, text, turn, unload  # noqa: F401 - the run states, importable from here too
 
 # const(): inlined by MicroPython, no name on the heap (tests use the documented values).
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
@@ -309,18 +309,23 @@ class Telelogger:
     async def connect(self):
         """Connects the publisher, counts it, subscribes the command (and OTA) topics. Resident: the
         first connect is the boot's peak (the bring-up's modules in flight)."""
+        mine = await turn(self)  # the bring-up's modules not on top of the OBD start's (tasks.turn)
         try:
-            await self.pub.connect()
-        except Exception:
-            self.counters["connect_errors"] += 1
-            raise
-        if self.counters["connects"]:
-            self.counters["reconnects"] += 1
-        self.counters["connects"] += 1
-        self.pub.on_message(self.on_message)
-        await self.pub.subscribe(self.t_cmd, 1)
-        if self.t_ota:  # OTA chunks (FORMAT.md "OTA updates"): only with commands on and a key
-            await self.pub.subscribe(self.t_ota, 1)
+            try:
+                await self.pub.connect()
+            except Exception:
+                self.counters["connect_errors"] += 1
+                raise
+            if self.counters["connects"]:
+                self.counters["reconnects"] += 1
+            self.counters["connects"] += 1
+            self.pub.on_message(self.on_message)
+            await self.pub.subscribe(self.t_cmd, 1)
+            if self.t_ota:  # OTA chunks (FORMAT.md "OTA updates"): only with commands on and a key
+                await self.pub.subscribe(self.t_ota, 1)
+        finally:
+            if mine:
+                self.rare.release()
         self.note("info", _T_CONNECTED, self.store.pending())
 
     async def send_batch(self):

@@ -134,6 +134,7 @@ def _state(t, reset_path):
     t.cmdq = []  # command messages not answered yet (at most 4)
     t.cmd_run = None  # the task answering them (Telelogger.cmd_task), while there are any
     t.lock = asyncio.Lock()
+    t.rare = asyncio.Lock()  # one heavy job at a time (telelogger/tasks.py turn)
     t.beats = {}
     t.tasks = []
     t.otaq = []  # chunk messages not staged yet (at most loop.OTAQ_MAX)

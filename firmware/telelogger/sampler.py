@@ -6,7 +6,7 @@
 # is still a handled fault of its own (tasks.fault, under the job's name) that leaves the other
 # job's state as it was.
 from core.compat import const
-from telelogger.tasks import K_BATTERY, K_SIGNAL, RUN, acall, fault, isawait, unload
+from telelogger.tasks import K_BATTERY, K_SIGNAL, RUN, acall, fault, isawait, turn, unload
 
 # const(): inlined by MicroPython; the _names are not even kept as globals (no name on the heap)
 _MAX_OBD_ROUNDS_FAILED = const(3)  # like the official MAX_OBD_ERRORS: re-init the link after this
@@ -66,6 +66,7 @@ async def obd_task(t):
         if now >= due:
             ms = _VEHICLE_MS
             if t.counters["obd_reads"]:
+                mine = await turn(t)  # one heavy job at a time (tasks.turn)
                 try:  # imported per check, dropped after (its state lives on t)
                     from telelogger import vehicle
 
@@ -80,6 +81,8 @@ async def obd_task(t):
                 finally:
                     vehicle = None
                     unload("vehicle")
+                    if mine:
+                        t.rare.release()
             due = t.now() + ms
             continue
         if t.state != RUN:
@@ -88,7 +91,8 @@ async def obd_task(t):
             continue
         if not up:
             # the link's (re)initialisation and which PIDs the vehicle supports: telelogger/obdinit.py,
-            # imported for it and forgotten again
+            # imported for it (once its turn came: tasks.turn) and forgotten again
+            mine = await turn(t)
             from telelogger import obdinit
 
             why = None
@@ -101,6 +105,8 @@ async def obd_task(t):
             finally:
                 del obdinit
                 unload("obdinit")
+                if mine:
+                    t.rare.release()
             if why is not None:
                 t.note("warn", _T_OBD_INIT, why)
                 why = None

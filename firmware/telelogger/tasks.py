@@ -29,6 +29,28 @@ async def acall(fn, *args):
     return r
 
 
+# ---- one heavy job at a time
+# The jobs that import several rare modules and hold them across awaits (the publisher's connect: its
+# recovery, the modem bring-up and registration, the MQTT session; the OBD link's initialisation; the
+# vehicle checks) take turns through t.rare (an asyncio.Lock), so that the heap holds one of them at a
+# time, not the sum: at a cold start all three come due in the same seconds. A job waits at most
+# _TURN_MS for its turn, then goes ahead without it (a connect held up by a long registration wait
+# does not stop the OBD reads from starting).
+_TURN_MS = const(10000)
+
+
+async def turn(t):
+    """Waits (at most _TURN_MS) for t.rare -> True: it holds it (the caller releases it when its job
+    ends: t.rare.release()), False: it went ahead without it."""
+    from core.compat import TimeoutError, wait_for_ms  # noqa: A004 - asyncio's, as compat has it
+
+    try:
+        await wait_for_ms(t.rare.acquire(), _TURN_MS)
+        return True
+    except TimeoutError:
+        return False
+
+
 def text(n):
     """Text number n of telelogger/texts.py (the resident modules' error and log texts), imported for
     the lookup and forgotten again."""
