@@ -87,6 +87,24 @@ class CellularPublisher(Publisher):
     def connected(self):
         return self.mq._connected
 
+    async def _connect(self):
+        """Publisher.connect's: a connect that needs the modem brought up (the first, one after RDY) has
+        that bring-up and the TLS set-up done here, the rest (and any failure of these: its recovery, as
+        its first attempt) by net/cellular_rare.py's connect. So the bring-up's modules are not loaded on
+        top of that module: the first connect is the boot's heap peak."""
+        e = None
+        if self._need >= _L_MODEM:
+            try:
+                await self.modem.bring_up()
+                if self.tls:
+                    await lookup("net.cellular_setup", "tls", self)  # certificates and the SSL context
+                self._need = _L_SERVICE  # registered (as net/cellular_rare.py's modem stage)
+            except MemoryError:
+                raise  # the loop's handled fault
+            except Exception as x:  # noqa: BLE001 - net/cellular_rare.py tells what it is and what follows
+                e = x
+        await lookup(__name__ + "_rare", "connect", self, e)
+
     # ------------------------------------------------------------------ publish / subscribe
     async def _with_retry(self, op, *args):
         tries = 0
@@ -114,21 +132,19 @@ class CellularPublisher(Publisher):
     def __getattr__(self, name):
         # the rare operations: functions of net/cellular_rare.py (disconnect: net/cellular_setup.py's)
         # taking the publisher first, imported for the call and dropped again:
-        #   _connect()              bring the session up: escalating recovery with backoff
-        #                           (Publisher.connect is single-flight): cellular_rare.connect
         #   subscribe(topic, qos)   remember the topic (re-subscribed after every reconnect) and subscribe
         #                           now; a topic the session already has at this QoS is not sent again,
         #                           so callers may subscribe on every connect
         #   unsubscribe(topic)
         #   disconnect()            DISC, REL, STOP (best effort: each error is expected when the
         #                           session is gone)
-        if name in ("_connect", "subscribe", "unsubscribe"):
+        if name in ("subscribe", "unsubscribe"):
             m = __name__ + "_rare"
         elif name == "disconnect":
             m = "net.cellular_setup"
         else:
             raise AttributeError(name)
-        return lambda *a: lookup(m, "connect" if name == "_connect" else name, self, *a)
+        return lambda *a: lookup(m, name, self, *a)
 
 
 if 1 - 1:  # (folded away by mpy-cross: pyright reads the import)

@@ -81,12 +81,12 @@ def escalate(pub, e):
     return _L_SERVICE if isinstance(e, ATError) else _L_CONNECT
 
 
-async def session(pub, level):
+async def session(pub, level, e=None):
     # each stage completed lowers the level the next connect needs to start from (pub._need = min(..));
     # an RDY or a failure raises it again. Each stage its own function (modem, acquire): each stays a
     # small block of bytecode, and their names are the attributes' already interned
     if level >= _L_MODEM:
-        await modem(pub)
+        await modem(pub, e)
     elif pub.tls and not pub.cert_names and pub.certs:
         await lookup("net.cellular_setup", "tls", pub)
     # the CMQTT connect path (start, acquire, connect, the subscribes after): modem/cmqtt_rare.py
@@ -102,9 +102,12 @@ async def session(pub, level):
     pub.stats["connect_ms"] = clock.diff(clock.ticks_ms(), t0)
 
 
-async def modem(pub):
-    """session's L_MODEM stage: the full bring-up (a power-key press when the module is off), TLS."""
+async def modem(pub, e=None):
+    """session's L_MODEM stage: the full bring-up (a power-key press when the module is off), TLS. e: the
+    bring-up (or TLS set-up) net.cellular's connect tried first failed with e; it is this stage's failure."""
     try:
+        if e is not None:
+            raise e
         await pub.modem.bring_up()
     except ModemError as e:
         if pub.power_on is None or getattr(e, "kind", None) != "not_responding":
@@ -147,16 +150,17 @@ def refused(pub, e):
 
 # The coroutines CellularPublisher awaits keep this module imported while they run (modem.errors.hold):
 # what they look up here again (a nested connect, a failed subscribe) reuses it.
-def connect(pub):
-    return hold(sys.modules[__name__], _connect(pub))
+def connect(pub, e=None):
+    return hold(sys.modules[__name__], _connect(pub, e))
 
 
 def subscribe(pub, topic, qos=1):
     return hold(sys.modules[__name__], _subscribe(pub, topic, qos))
 
 
-async def _connect(pub):
-    """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight)."""
+async def _connect(pub, e=None):
+    """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight). e: the
+    failure of the bring-up net.cellular's connect did before (its first attempt's, at L_MODEM)."""
     from core.errors import NetError
     from core.unload import forget
 
@@ -167,13 +171,14 @@ async def _connect(pub):
         t0 = pub.clock.ticks_ms()
         while True:
             try:
-                await session(pub, level)
+                first, e = e, None  # (the bring-up's failure counts for the first attempt only)
+                await session(pub, level, first)
                 break
-            except (NetError, ATError) as e:
+            except (NetError, ATError) as x:
                 if not had:
                     forget("modem.cmqtt_rare")  # not through the backoff and the next attempt's bring-up
                 attempt += 1
-                level = await again(pub, e, attempt, level, t0)
+                level = await again(pub, x, attempt, level, t0)
         await up(pub)
     finally:
         if not had:

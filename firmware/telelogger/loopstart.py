@@ -19,7 +19,7 @@ def start(t):
         tl.append(asyncio.create_task(guarded(t, name, fn, arg)))
 
     task("record", t.record_task)
-    task("send", t.sender_task)
+    task("send", t.sender_task)  # before the OBD task: the connect takes the first turn (tasks.turn), the modem is on
     task("wdt", status.wdt_task, t)
     if t.obd is not None and t.dtc_ms is not None:
         task("obd", sampler.obd_task, t)

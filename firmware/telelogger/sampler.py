@@ -65,8 +65,10 @@ async def obd_task(t):
             continue
         if now >= due:
             ms = _VEHICLE_MS
-            if t.counters["obd_reads"]:
-                mine = await turn(t)  # one heavy job at a time (tasks.turn)
+            # not while another heavy job runs (the connect, tasks.turn): the PID reads do not wait for one,
+            # the check comes again after _VEHICLE_MS
+            if t.counters["obd_reads"] and not t.rare.locked():
+                await t.rare.acquire()  # (free: at once)
                 try:  # imported per check, dropped after (its state lives on t)
                     from telelogger import vehicle
 
@@ -81,8 +83,7 @@ async def obd_task(t):
                 finally:
                     vehicle = None
                     unload("vehicle")
-                    if mine:
-                        t.rare.release()
+                    t.rare.release()
             due = t.now() + ms
             continue
         if t.state != RUN:
