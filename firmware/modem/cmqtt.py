@@ -22,17 +22,18 @@
 # messages), the constructor, the callback setters and the command plumbing. The connect path
 # (start, acquire, connect, subscribe) is in modem/cmqtt_rare.py, the rare operations (stop, release,
 # reset_service, set_will, disconnect, query_connected, subscribe_many, unsubscribe) in
-# modem/cmqtt_ops.py, the classification of a failed command and the words for a refused
-# argument, a session that went down or a message that was dropped in modem/code_texts.py: each
-# imported for the call (Cmqtt.__getattr__, core.errors.lookup) and dropped again. check_topic,
-# check_payload, CmqttError and CmqttArgError are modem/cmqtt_errors.py's, re-exported here; the code
-# families is_refused / is_tls / is_peer_refusal modem/code_texts.py's (the module __getattr__).
+# modem/cmqtt_ops.py, the classification of a failed command, the errors of a refused argument and
+# a command without a session and the words of a dropped message in modem/code_events.py, why a
+# session went down in modem/code_texts.py: each imported for the call (Cmqtt.__getattr__,
+# core.errors.lookup) and dropped again. check_topic, check_payload, CmqttError and CmqttArgError are
+# modem/cmqtt_errors.py's, re-exported here; the code families is_refused / is_tls / is_peer_refusal
+# modem/code_events.py's (the module __getattr__).
 import asyncio
 
 from at.engine import ERROR, UNSOLICITED, ATError, response_prefix
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import lookup
-from modem.codes import PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP, TEXTS
+from modem.codes import EVENTS, PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP, TEXTS
 from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
     CmqttArgError,
     CmqttError,
@@ -45,8 +46,8 @@ from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's publ
 
 
 def __getattr__(name):
-    # the families of <err> codes (is_refused, is_tls, is_peer_refusal): modem/code_texts.py's, for
-    # tools and tests (the recovery, net/cellular_rare.py, looks them up there per failure)
+    # the families of <err> codes (is_refused, is_tls, is_peer_refusal: modem/code_events.py's), for tools
+    # and tests (the recovery, net/cellular_rare.py, looks them up there per failure), through modem/code_texts.py
     return lookup(TEXTS, "attr", name)
 _P = const(80)  # 'P' of +CMQTTRXPAYLOAD (+CMQTTRXTOPIC has a 'T' there)
 
@@ -151,7 +152,7 @@ class Cmqtt:
     # _rx_buf (bytearrays of the announced sizes, allocated once), _rx_pos (bytes so far), _rx_len
     # (announced; -1 unknown: assembled up to the caps and not checked at RXEND). Any error
     # (MemoryError included) drops the message and leaves no state; the RX gate (_rx_idle) reopens
-    # at RXEND. _rx_drop: why it is dropped, (n, args...) worded by code_texts.rx_dropped.
+    # at RXEND. _rx_drop: why it is dropped, (n, args...) worded by code_events.rx_dropped.
     def _rx_reset(self, drop=None):
         self._rx_buf = [None, None]
         self._rx_pos = [0, 0]
@@ -210,7 +211,7 @@ class Cmqtt:
             self.stats["rx_dropped"] += 1
             if self.log:
                 try:
-                    lookup(TEXTS, "rx_dropped", self, drop)
+                    lookup(EVENTS, "rx_dropped", self, drop)
                 except Exception:  # noqa: BLE001 - no memory for the words: dropped and counted all the same
                     self.log.warn("incoming message dropped: %s", drop)
             return
@@ -270,7 +271,7 @@ class Cmqtt:
                 if e.kind == ERROR and isinstance(e.code, int):
                     err = CmqttError(op, e.code)  # an ERROR with its <err>: what at_error gives, without loading it
                 else:
-                    err = lookup(TEXTS, "at_error", self, op, result, e)  # the CmqttError it means (a REBOOTED one raised)
+                    err = lookup(EVENTS, "at_error", self, op, result, e)  # the CmqttError it means (a REBOOTED one raised)
             if err.code == 11:
                 self._set_down("error 11 (no connection) on %s" % op)
             if err.code == 14 and attempt < busy_retries:
@@ -281,8 +282,8 @@ class Cmqtt:
             raise err
 
     def _check_up(self, op):
-        if not self._connected:  # the error 11 and its words: modem/code_texts.py
-            raise lookup(TEXTS, "not_up", self, op)
+        if not self._connected:  # the error 11: modem/code_events.py
+            raise lookup(EVENTS, "not_up", self, op)
 
     # ------------------------------------------------------------------ publish (the hot path)
     async def publish(self, topic, payload, qos=1, retain=False, timeout_s=60):

@@ -9,7 +9,7 @@ from modem.codes import PAYLOAD_MAX, TOPIC_MAX
 # read, not when the error is made: an error that is only classified by its code (the recovery's
 # escalate, an expected failure) loads no texts, and one that is logged loads them after the
 # command's rare modules are gone (the texts are not resident). One class: callers test .code or
-# the family predicates (is_refused, is_tls, is_peer_refusal: modem/code_texts.py's, reached as
+# the family predicates (is_refused, is_tls, is_peer_refusal: modem/code_events.py's, reached as
 # modem.cmqtt.<name>).
 
 
@@ -80,7 +80,7 @@ def check_topic(topic, what="topic"):
     """topic as bytes: 1..codes.TOPIC_MAX bytes of UTF-8, else CmqttArgError ("topic" / "utf8")."""
     b = _to_bytes(topic)
     if not 0 < len(b) <= TOPIC_MAX or not _is_utf8(b):
-        raise lookup(codes.TEXTS, "arg_error", b, what)  # the words: modem/code_texts.py
+        raise lookup(codes.EVENTS, "arg_error", b, what)  # the error: modem/code_events.py
     return b
 
 
@@ -89,7 +89,7 @@ def check_payload(payload, utf8=False, limit=None):
     CmqttArgError ("payload" / "utf8")."""
     b = _to_bytes(payload)
     if len(b) > (limit or PAYLOAD_MAX) or (utf8 and not _is_utf8(b)):
-        raise lookup(codes.TEXTS, "arg_error", b, None, limit or PAYLOAD_MAX)
+        raise lookup(codes.EVENTS, "arg_error", b, None, limit or PAYLOAD_MAX)
     return b
 
 

@@ -2,11 +2,12 @@
 # ch.10 SSL). A table module read on demand: modem.codes' functions import it through core.errors.lookup when an
 # error or a state has to be explained, and drop it again, so none of these strings stays resident on the ESP32.
 # One entry per line. The functions that read the tables are here too: modem.codes hands them out (its
-# __getattr__ -> attr()), and the words of modem.cmqtt's errors and events (at the end).
+# __getattr__ -> attr()), and the words of a session that went down (at the end; the errors and events of
+# modem.cmqtt and the code families are modem/code_events.py's).
 # Few module globals (its dict table is one block: 37 slots for up to 37 names): what one function alone uses is
 # imported there (at.reader's ATError kinds too).
 from modem import codes
-from modem.cmqtt_errors import CmqttError, parse_code
+from modem.cmqtt_errors import parse_code
 
 # CMQTT <err> codes 0..35 ([M] §16.3.1; 35 is from the A76XX manual, treated as possible): line n = code n,
 # in chunks of at most ~200 bytes (a line table may be a tuple of chunks: no 766-byte block on a fragmented heap)
@@ -286,33 +287,15 @@ def reg_error(st, verdict, timeout_ms):
     )
 
 
-# Families of <err> codes: the broker's CONNACK refusals (27..31), TLS failures (32 handshake, 33 certificate
-# not set, 34 SSL session), and the peer refusing the session at all: 15 "require connection fail" is what a
-# broker asking for a client certificate it does not trust (mosquitto require_certificate) gives.
-def is_refused(code):
-    return code is not None and 27 <= code <= 31
-
-
-def is_tls(code):
-    return code is not None and 32 <= code <= 34
-
-
-def is_config_refusal(code):
-    """A CONNACK refusal or a TLS failure: the configuration must change (net/cellular_rare.py's fatal)."""
-    return is_refused(code) or is_tls(code)
-
-
-def is_peer_refusal(code):
-    """The broker or the TLS peer refused the session: not a modem fault (keep it registered)."""
-    return code == 15 or (code is not None and 27 <= code <= 34)
-
-
 def attr(name):
     """modem.codes.<name> for what is not resident there: a function of this module, or a whole
     table (built on each access)."""
-    if name in ("cmqtt_info", "cmqtt_meaning", "cmqtt_hint", "connlost_cause", "cme_meaning", "reg_state", "is_refused",
-                "is_tls", "is_peer_refusal"):
+    if name in ("cmqtt_info", "cmqtt_meaning", "cmqtt_hint", "connlost_cause", "cme_meaning", "reg_state"):
         return globals()[name]
+    if name in ("is_refused", "is_tls", "is_peer_refusal"):  # (the families: modem/code_events.py's, forgotten again)
+        from core.errors import lookup
+
+        return lookup(codes.EVENTS, "family", name)
     if name in _TABLES:
         return get(_TABLES[name])
     if name == "CME_ERRORS":
@@ -330,67 +313,8 @@ def attr(name):
 
 
 # ---------------------------------------------------------------------------------------------
-# The words of modem.cmqtt's errors and events, built when one happens: a failed AT exchange as a CmqttError
-# (at_error, number), a refused topic/payload (arg_error), a dropped message (rx_dropped), a session down (down_reason).
-def at_error(self, op, result, e):
-    """The CmqttError a failed AT exchange of `op` means (e: an ATError); a REBOOTED one takes the session down, raised."""
-    from at.engine import ERROR, REBOOTED, TIMEOUT
-
-    if e.kind == REBOOTED:
-        self._set_down("modem rebooted")
-        self.started = self.acquired = False
-        raise e
-    if e.kind == TIMEOUT:
-        return CmqttError(op, 17, "no reply from the modem to %s (%s)" % (e.cmd, e.msg))
-    n = number(op, result, e)
-    if n is None:
-        return CmqttError(op, 1, "%s answered ERROR" % e.cmd if e.kind == ERROR else str(e))
-    return CmqttError(op, n)
-
-def number(op, result, e):
-    """at_error's <err> (its own function: a small block): the ERROR's, its '+<op>: ' line's, the result's."""
-    from at.engine import ERROR
-
-    code = e.code if e.kind == ERROR and isinstance(e.code, int) else None
-    prefix = "+%s: " % op
-    for ln in (getattr(e, "lines", None) or ()) if code is None else ():
-        if ln.startswith(prefix):
-            code = parse_code(ln[len(prefix) :])
-            break
-    if code is None and result is not None:
-        code = parse_code(getattr(e, "result", None))
-    return code
-
-def arg_error(b, what, limit=0):
-    """The CmqttArgError for a topic (what: "topic", "will topic") or a payload (what None, at most
-    `limit` bytes) that check_topic / check_payload refused."""
-    from modem.cmqtt_errors import CmqttArgError
-    n = len(b)
-    if what is None:
-        if n > limit:
-            return CmqttArgError("payload is %d bytes, the SIM7600 allows at most %d" % (n, limit), "payload")
-        return CmqttArgError("payload is not valid UTF-8 and checkUTF8 is on (set check_utf8=False for binary)", "utf8")
-    if not n:
-        return CmqttArgError("%s is empty (1..%d bytes)" % (what, codes.TOPIC_MAX), "topic")
-    if n > codes.TOPIC_MAX:
-        return CmqttArgError("%s is %d bytes, the SIM7600 allows 1..%d" % (what, n, codes.TOPIC_MAX), "topic")
-    return CmqttArgError("%s is not valid UTF-8 (MQTT topics must be)" % what, "utf8")
-
-_RX_DROP = (
-    "announced topic %d / payload %d bytes, more than this firmware accepts (%d / %d)",
-    "out of memory for a %d-byte message",
-    "more bytes than announced",
-    "over %d bytes (length not announced)",
-    "out of memory",
-    "no +CMQTTRXSTART",
-    "length mismatch: topic %d/%d payload %d/%d",
-)
-
-def rx_dropped(self, drop):
-    """Log why an incoming message was dropped; drop: (n, args...) from Cmqtt's RX handlers."""
-    args = drop[1:] + ((codes.RX_TOPIC_CAP, codes.RX_PAYLOAD_CAP) if drop[0] == 0 else ())
-    self.log.warn("incoming message dropped: %s", _RX_DROP[drop[0]] % args if args else _RX_DROP[drop[0]])
-
+# The words of a session that went down (down_reason); the errors themselves (a failed AT exchange, a refused
+# topic or payload, a dropped message) are modem/code_events.py's: they need none of the tables above.
 def down_reason(self, line):
     """Why the session went down, from its URC line."""
     if line.startswith("+CMQTTNONET"):
@@ -399,8 +323,3 @@ def down_reason(self, line):
     if line.startswith("+CMQTTCONNLOST"):
         return "connection lost (cause %s: %s)" % (code, connlost_cause(code))
     return "keep-alive ping failed (error %s: %s)" % (code, cmqtt_meaning(code or 0))
-
-
-def not_up(self, op):
-    """Cmqtt._check_up's error: op needs a session and there is none."""
-    return CmqttError(op, 11, "not connected (%s)" % (self.last_down or "never connected"))

@@ -37,9 +37,11 @@ CERT_MAX = 10240
 RX_PAYLOAD_CAP = 2048
 RX_TOPIC_CAP = 256
 
-# the table module of the words (imported per use): the one copy of its name for the resident
-# modem modules (a literal this long is a str of its own in every module that spells it)
+# the table module of the words and the one of modem.cmqtt's errors and events (imported per use): the one
+# copy of each name for the resident modem modules (a literal this long is a str of its own in every module
+# that spells it)
 TEXTS = "modem.code_texts"
+EVENTS = "modem.code_events"
 
 
 def __getattr__(name):

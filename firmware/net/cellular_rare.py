@@ -14,7 +14,7 @@ import sys
 from at.engine import ATError
 from core.compat import const
 from core.errors import lookup
-from modem import codes  # codes.TEXTS: the module of the families of CMQTT <err> codes
+from modem import codes  # the families of CMQTT <err> codes
 from modem.cmqtt_errors import CmqttError
 from modem.errors import ModemError, hold
 
@@ -60,8 +60,8 @@ def fatal(e):
 
     if isinstance(e, (TlsSetupError, CmqttArgError)):
         return True
-    # the code families: modem/code_texts.py's (the words of e are read from there when it is logged)
-    return isinstance(e, CmqttError) and lookup(codes.TEXTS, "is_config_refusal", e.code)
+    # the code families: modem/code_events.py's (the words of e are modem/code_texts.py's, read when it is logged)
+    return isinstance(e, CmqttError) and lookup(codes.EVENTS, "is_config_refusal", e.code)
 
 
 def escalate(pub, e):
@@ -72,7 +72,7 @@ def escalate(pub, e):
     if isinstance(e, ModemError) or getattr(e, "kind", None) == REBOOTED:  # an ATError's kind is an int (a NetError's a str)
         return _L_MODEM
     code = e.code if isinstance(e, CmqttError) else None
-    if code is not None and e.op == "CMQTTCONNECT" and lookup(codes.TEXTS, "is_peer_refusal", code):
+    if code is not None and e.op == "CMQTTCONNECT" and lookup(codes.EVENTS, "is_peer_refusal", code):
         return -1
     if pub.mq.nonet or code in (9, 17, 23):
         return _L_SERVICE
