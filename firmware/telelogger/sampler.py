@@ -94,17 +94,17 @@ async def obd_task(t):
             # the link's (re)initialisation and which PIDs the vehicle supports: telelogger/obdinit.py,
             # imported for it (once its turn came: tasks.turn) and forgotten again
             mine = await turn(t)
-            from telelogger import obdinit
-
-            why = None
+            why = obdinit = None
             try:
+                from telelogger import obdinit  # (in the try: a MemoryError here releases the turn too)
+
                 await obdinit.init(t)
             except MemoryError:
                 raise
             except Exception as e:
                 why = str(e)
             finally:
-                del obdinit
+                obdinit = None
                 unload("obdinit")
                 if mine:
                     t.rare.release()
