@@ -87,6 +87,15 @@ class CellularPublisher(Publisher):
     def connected(self):
         return self.mq._connected
 
+    async def bring_up(self):
+        """The modem's bring-up and, with TLS, the certificates and the SSL context: registered, a later
+        failure need not register again (the next connect starts from L_SERVICE at most). _connect's first
+        step, and net/cellular_rare.py's modem stage."""
+        await self.modem.bring_up()
+        if self.tls:
+            await lookup("net.cellular_setup", "tls", self)  # certificates and the SSL context
+        self._need = min(self._need, _L_SERVICE)
+
     async def _connect(self):
         """Publisher.connect's: a connect that needs the modem brought up (the first, one after RDY) has
         that bring-up and the TLS set-up done here, the rest (and any failure of these: its recovery, as
@@ -95,10 +104,7 @@ class CellularPublisher(Publisher):
         e = None
         if self._need >= _L_MODEM:
             try:
-                await self.modem.bring_up()
-                if self.tls:
-                    await lookup("net.cellular_setup", "tls", self)  # certificates and the SSL context
-                self._need = _L_SERVICE  # registered (as net/cellular_rare.py's modem stage)
+                await self.bring_up()
             except MemoryError:
                 raise  # the loop's handled fault
             except Exception as x:  # noqa: BLE001 - net/cellular_rare.py tells what it is and what follows

@@ -108,17 +108,14 @@ async def modem(pub, e=None):
     try:
         if e is not None:
             raise e
-        await pub.modem.bring_up()
+        await pub.bring_up()  # (the bring-up, TLS, the level: net.cellular's)
     except ModemError as e:
         if pub.power_on is None or getattr(e, "kind", None) != "not_responding":
             raise
         if pub.log:
             pub.log.warn("modem does not answer (%s): pressing its power key", e)
         await pub.power_on()  # after a power loss the module is off: AT alone never wakes it
-        await pub.modem.bring_up()
-    if pub.tls:
-        await lookup("net.cellular_setup", "tls", pub)  # certificates and the SSL context
-    pub._need = min(pub._need, _L_SERVICE)  # registered: a later failure need not register again
+        await pub.bring_up()
 
 
 async def acquire(pub, level):
