@@ -142,6 +142,15 @@ class Cmqtt:
         except Exception:  # noqa: BLE001 - no memory for the words: the session is down all the same
             why = line
         self._set_down(why)
+        # A PUB/SUB/UNSUB/DISC result this client still waits for ends here: no PUBACK comes on a closed
+        # session (the module reports the op's failure before the URC, as in the seed thread, or never, as the
+        # simulator). Its caller gets error 11 now, not after the result's timeout (up to 190 s for a PUB).
+        s = " %d," % self.idx
+        for w in self.at._waiters:
+            p = w.prefix
+            if w.owner is not None and w.line is None and w.error is None and p[:6] == "+CMQTT" and p.endswith(s):
+                w.error = CmqttError(p[1 : p.find(":")], 11, why)
+                w.ev.set()
 
     def connected(self):
         return self._connected

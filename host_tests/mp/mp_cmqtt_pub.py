@@ -53,6 +53,31 @@ async def test_connlost_urc_drives_state():
     at.stop()
 
 
+async def test_connlost_ends_the_wait_for_a_pub_result():
+    # the broker went away with a QoS 1 PUB in flight: no PUBACK can come on the closed session. The module
+    # answers the op's failure first (the seed thread's '+CMQTTUNSUB: 0,6' before CONNLOST) or not at all
+    # (the simulator); without that answer the publish must still end with the session, not after 70 s
+    import asyncio
+
+    m, at, mq = setup()
+    await up(m, mq)
+    m.hold.add("CMQTTPUB")
+    t = asyncio.create_task(mq.publish("fleet/1/data", b"x", 1))
+    assert await until(lambda: m.owed)  # the PUB went out (OK), its result is held
+    m.connected = False
+    del m.owed["CMQTTPUB"]  # dropped with the session: never sent
+    m.feed(b"\r\n+CMQTTCONNLOST: 0,1\r\n")
+    assert await until(t.done, 1000), "the publish still waits for a result the closed session cannot give"
+    e = await araises(C.CmqttError, t)
+    assert e.code == 11 and e.op == "CMQTTPUB" and "socket closed passively" in str(e)
+    assert not mq.connected()
+    m.hold.discard("CMQTTPUB")
+    await mq.connect("broker.local", 1883)  # nothing left owed: the reconnect and the next publish go through
+    await mq.publish("fleet/1/data", b"y", 1)
+    assert m.pubs[-1] == (b"fleet/1/data", b"y", 1)
+    at.stop()
+
+
 async def test_connlost_for_other_client_is_ignored():
     m, at, mq = setup()
     await up(m, mq)
