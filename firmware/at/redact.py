@@ -5,7 +5,8 @@
 # Commands whose arguments from the k-th on (0-based) are credentials: (prefix, k).
 # AT+CMQTTCONNECT=<idx>,"<addr>",<keepalive>,<clean>[,"<user>"[,"<pass>"]]; AT+CGAUTH=<cid>,
 # <type>,"<passwd>","<user>" (the order differs between manuals: both are hidden); AT+CPIN="<pin>"[,"<new>"].
-# Every prefix starts with "AT+C": ATError.__init__ looks here only for such a command.
+# Every prefix starts with "AT+C" and the firmware quotes each credential: ATError.__init__ looks here only
+# for an AT+C... command with a '"' in it.
 SECRET_ARGS = (("AT+CMQTTCONNECT=", 4), ("AT+CGAUTH=", 2), ("AT+CPIN=", 0))
 REDACTED = "<redacted>"
 

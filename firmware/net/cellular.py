@@ -109,6 +109,7 @@ class CellularPublisher(Publisher):
                 raise  # the loop's handled fault
             except Exception as x:  # noqa: BLE001 - net/cellular_rare.py tells what it is and what follows
                 e = x
+                getattr(x, "name", 0)  # (as in _with_retry)
         await lookup(__name__ + "_rare", "connect", self, e)
 
     # ------------------------------------------------------------------ publish / subscribe
@@ -126,6 +127,7 @@ class CellularPublisher(Publisher):
                 raise
             except (NetError, ATError) as e:
                 tries += 1
+                getattr(e, "name", 0)  # a CmqttError's words: read now, not on top of net/cellular_rare.py
                 lookup(__name__ + "_rare", "failed", self, e, tries)  # raises e unless a fresh session may help
 
     async def publish(self, topic, payload, qos=1):

@@ -1,8 +1,9 @@
 # The OBD-II mode 01 PID table: the one place where names, units, sizes and scaling live. Data only,
-# and not imported on the device: obdii.obd (entry) reads a PID's row from this module's file (.py or
-# .mpy: the rows are stored there verbatim) the first time that PID is used, 128 bytes at a time, and
-# caches it parsed, so only the rows of the configured PIDs stay in RAM (as small tuples). Without
-# the file (a frozen image) it imports the module for the lookup (row) and drops it again.
+# and not imported on the device: obdii.obd (entry, obdii/pidrow.py) reads a PID's row from this
+# module's file (.py or .mpy: the rows are stored there verbatim) the first time that PID is used,
+# with core/rows.py (200 bytes at a time), and caches it parsed, so only the rows of the configured
+# PIDs stay in RAM (as small tuples). Without the file (a frozen image) core/rows.py imports the
+# module for the lookup (its TABLE) and drops it again.
 #
 # One line per PID:  PID name unit bytes formula mul/div offset
 #   formula picks the reply bytes that make the raw integer (A is the first data byte

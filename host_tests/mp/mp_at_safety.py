@@ -147,3 +147,29 @@ async def test_no_secret_in_the_at_log_or_any_error():
         assert "+CMQTTRXPAYLOAD: 0,18\r\n******************" in text
         assert "bytes redacted>" in text and 'AT+CCERTDOWN="k.pem"' in text
         assert errors[1].code == 16 and "AT+CPIN=<redacted>" in str(errors[1])
+
+
+async def test_only_a_command_that_can_hold_credentials_loads_the_redaction():
+    # every command with credentials quotes them (at/redact.py): an error of AT+CMQTTREL=0 (a recovery's) or
+    # of AT+CPIN? (SIM busy after a boot) is made without at.redact; AT+CPIN="..." is still redacted
+    from at import redact
+    from core.unload import forget
+
+    calls = []
+    real = redact.redact
+    redact.redact = lambda cmd: calls.append(cmd) or real(cmd)  # (imported: ATError's lookup uses this one)
+    try:
+        m, at = _setup()
+        m.rules["AT+CMQTTREL=0"] = b"\r\n+CMQTTREL: 0,11\r\n\r\nERROR\r\n"
+        m.rules["AT+CPIN?"] = b"\r\n+CME ERROR: 14\r\n"
+        m.rules['AT+CPIN="4711"'] = b"\r\n+CME ERROR: 16\r\n"
+        e1 = await araises(Exception, at.cmd("AT+CMQTTREL=0"))
+        e2 = await araises(Exception, at.cmd("AT+CPIN?"))
+        e3 = await araises(Exception, at.cmd('AT+CPIN="4711"'))
+        at.stop()
+    finally:
+        redact.redact = real
+        forget("at.redact")
+    assert calls == ['AT+CPIN="4711"'], calls
+    assert e1.cmd == "AT+CMQTTREL=0" and e2.cmd == "AT+CPIN?"
+    assert "4711" not in str(e3) and e3.cmd == "AT+CPIN=<redacted>"

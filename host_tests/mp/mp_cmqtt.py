@@ -51,6 +51,40 @@ def test_error_texts_are_not_resident():
     assert codes.reg_state(5) == "registered, roaming" and codes.connlost_cause(1) == "socket closed passively"
 
 
+def test_error_texts_come_from_the_table_file_and_the_frozen_fallback_agrees():
+    # modem/code_table.py is never imported for a word: its lines are read from its file beside modem.codes
+    # (.py or .mpy: core/rows.py). A frozen image has no such file: the table is imported for the lookup and
+    # dropped again. Both give the same words, for every code and for codes that have none.
+    import sys
+
+    def all_words():
+        return ([codes.cmqtt_info(c) for c in range(-1, 38)] + [codes.connlost_cause(c) for c in range(5)]
+                + [codes.reg_state(s) for s in range(10)] + [codes.cmqtt_hint(c) for c in (3, 5, 11, 99)])
+
+    read = all_words()
+    assert "modem.code_table" not in sys.modules and "core.rows" not in sys.modules
+    assert read[4] == ("SockConnectFail", "sock connect fail", read[4][2]) and "tcp://" in read[4][2]
+    assert read[0][0] == read[38][0] == "UnknownError" and read[36][1] == "disconnect from server failed"  # -1, 37: none
+    assert codes.connlost_cause(3) == "network closed" and codes.connlost_cause(4) == "unknown cause 4"
+    fix = codes.FIRMWARE_NO_SSL_FIX  # (two lines of the table, one text)
+    assert fix.startswith("this SIM7600 firmware cannot do MQTT over SSL") and "port with SIMCom's tool" in fix, fix
+    read.append(fix)
+    here = codes.__file__
+    codes.__file__ = "/nonexistent/modem/codes.py"
+    try:
+        assert all_words() + [codes.FIRMWARE_NO_SSL_FIX] == read
+    finally:
+        codes.__file__ = here
+    assert "modem.code_table" not in sys.modules
+    from modem import code_table
+
+    try:  # every line fits the 200-byte window core/rows.py reads
+        assert all(len(ln.encode()) < 190 for c in code_table.TABLE for ln in c.split("\n"))
+        assert all(c[:1] == "\n" and c[-1:] == "\n" for c in code_table.TABLE)  # each line after a newline
+    finally:
+        del sys.modules["modem.code_table"]
+
+
 def _kind(kind, fn, *a):
     e = raises(C.CmqttArgError, fn, *a)
     assert isinstance(e, ValueError) and e.kind == kind, (kind, e.kind, str(e))
