@@ -24,6 +24,9 @@ seed thread are silent (documented so firmware authors know what the simulator e
   - SUBACK with a failure code -> +CMQTTSUB: <idx>,1. PUB not acknowledged within pub_timeout -> 17.
     No CONNACK within optimeout (AT+CMQTTCFG, default 120 s, scaled) -> +CMQTTCONNECT: <idx>,17.
   - CONNLOST cause: 1 when the broker closes the socket; fault injection may pick 1/2/3.
+  - A PUB/SUB/UNSUB/DISC result still owed when the session is lost is never sent (the seed thread shows a real
+    module sending the op's failure, '+CMQTTUNSUB: 0,6', before its CONNLOST; never sending it is the stricter case:
+    the client must end its wait on the URC alone).
 """
 
 import os
