@@ -7,7 +7,7 @@
 # dropped again. This module too is imported for one lookup (core.errors.lookup) and dropped.
 from core.compat import const
 
-_BUF = const(200)  # the longest line (key included) is shorter (host_tests/test_texts.py checks the tables)
+_BUF = const(200)  # the longest line (key included) is shorter (host_tests/mp/mp_cmqtt.py and mp_obd.py check)
 
 
 def find(path, mod, keys, ok=None):

@@ -1,9 +1,9 @@
 # The errors and events of modem.cmqtt, made when one happens: a failed AT exchange as a CmqttError (at_error,
 # number), a command without a session (not_up), a refused topic or payload (arg_error), a dropped incoming
-# message (rx_dropped), and the families of <err> codes the recovery asks about. A table module read on demand like modem/code_texts.py (core.errors.lookup of
-# modem.codes.EVENTS) and apart from it: none of these needs the texts of the codes (a CmqttError looks its
-# words up there only when it is shown), so a failed command during a network cut loads ~2 KB, not the ~9 KB
-# of the tables.
+# message (rx_dropped), and the families of <err> codes the recovery asks about. A module read on demand like
+# modem/code_texts.py (core.errors.lookup of modem.codes.EVENTS) and apart from it: none of these needs the words
+# of the codes (a CmqttError looks them up there only when it is shown), so a failed command during a network cut
+# loads ~2 KB and no texts.
 from modem import codes
 from modem.cmqtt_errors import CmqttError, parse_code
 
@@ -23,6 +23,7 @@ def at_error(self, op, result, e):
         return CmqttError(op, 1, "%s answered ERROR" % e.cmd if e.kind == ERROR else str(e))
     return CmqttError(op, n)
 
+
 def number(op, result, e):
     """at_error's <err> (its own function: a small block): the ERROR's, its '+<op>: ' line's, the result's."""
     from at.engine import ERROR
@@ -37,10 +38,12 @@ def number(op, result, e):
         code = parse_code(getattr(e, "result", None))
     return code
 
+
 def arg_error(b, what, limit=0):
     """The CmqttArgError for a topic (what: "topic", "will topic") or a payload (what None, at most
     `limit` bytes) that check_topic / check_payload refused."""
     from modem.cmqtt_errors import CmqttArgError
+
     n = len(b)
     if what is None:
         if n > limit:
@@ -52,6 +55,7 @@ def arg_error(b, what, limit=0):
         return CmqttArgError("%s is %d bytes, the SIM7600 allows 1..%d" % (what, n, codes.TOPIC_MAX), "topic")
     return CmqttArgError("%s is not valid UTF-8 (MQTT topics must be)" % what, "utf8")
 
+
 _RX_DROP = (
     "announced topic %d / payload %d bytes, more than this firmware accepts (%d / %d)",
     "out of memory for a %d-byte message",
@@ -61,6 +65,7 @@ _RX_DROP = (
     "no +CMQTTRXSTART",
     "length mismatch: topic %d/%d payload %d/%d",
 )
+
 
 def rx_dropped(self, drop):
     """Log why an incoming message was dropped; drop: (n, args...) from Cmqtt's RX handlers."""
@@ -92,7 +97,7 @@ def is_config_refusal(code):
 
 def is_peer_refusal(code):
     """The broker or the TLS peer refused the session: not a modem fault (keep it registered)."""
-    return code == 15 or (code is not None and 27 <= code <= 34)
+    return code == 15 or is_config_refusal(code)
 
 
 def family(name):

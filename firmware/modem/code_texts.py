@@ -33,9 +33,9 @@ def word(table, code):
 def cmqtt_info(code):
     """(name, meaning, hint) of CMQTT <err> `code`: the name is the table's N line or the meaning in
     CamelCase ('sock connect fail' -> 'SockConnectFail'), a distinct one per code."""
-    if not isinstance(code, int) or code < 0:
-        return ("UnknownError", "unknown CMQTT error %s" % code, None)
-    m, n, h = words("E%d" % code, "N%d" % code, "H%d" % code)
+    m = None
+    if isinstance(code, int) and code >= 0:
+        m, n, h = words("E%d" % code, "N%d" % code, "H%d" % code)
     if m is None:
         return ("UnknownError", "unknown CMQTT error %s" % code, None)
     if n:

@@ -120,9 +120,9 @@ A6 odometer                  km    4 A*2^24+B*2^16+C*256+D 1/10      0
 
 
 def row(pid):
-    """The text of `pid`'s row ("0C rpm  rpm  2 A*256+B 1/4  0"), or None. obdii.obd reads the rows from this
-    module's file instead (they are stored verbatim in its .py and its .mpy) and imports the module only when
-    there is no such file (a frozen image); it parses and caches them."""
+    """The text of `pid`'s row ("0C rpm  rpm  2 A*256+B 1/4  0"), or None: for tools and tests. obdii.obd reads
+    the rows from this module's file instead (core/rows.py: they are stored verbatim in its .py and its .mpy),
+    and only its TABLE when there is no such file (a frozen image); it parses and caches them."""
     if not 0 <= pid < 256:
         return None
     t = TABLE[pid >> 5]
