@@ -20,10 +20,10 @@
 # warning says what was refused and what to check. Each completed stage lowers the level the next
 # connect starts from, so a refusal right after a full bring-up does not cause another one.
 #
-# RAM: resident are the publish path and the URC hooks. The construction (the settings), the
-# connect with its escalation (session, the levels, the backoff, the advice for a refusal),
-# subscribe/unsubscribe and what a failed publish or subscribe leads to run in
-# net/cellular_rare.py, imported for the call and dropped again (core.errors.lookup); the
+# RAM: resident are the publish path and the URC hooks. The connect (the session's stages from the
+# level asked for) and subscribe/unsubscribe run in net/cellular_rare.py, what a failure leads to (the
+# escalation, the backoff and its bounds, the advice for a refusal, a failed publish or subscribe) in
+# net/cellular_fail.py, each imported for the call and dropped again (core.errors.lookup); the
 # boot-time build (from_config, read_certs: the module __getattr__), the TLS set-up (with its
 # driver, modem.tls, made for the call) and the disconnect in net/cellular_setup.py, the same way.
 from at.engine import ATError
@@ -39,8 +39,8 @@ from net.publisher import Publisher
 _L_SERVICE = const(2)
 _L_MODEM = const(3)
 
-# the rare half, net.cellular_rare, is imported per call: named __name__ + "_rare" (a long literal would be a
-# str constant of this module; "_rare" is a name already, at.engine's)
+# the rare halves, net.cellular_rare and net.cellular_fail, are imported per call: named __name__ + "_rare" /
+# "_fail" (a long literal would be a str constant of this module; "_rare" is a name already, at.engine's)
 
 
 class CellularPublisher(Publisher):
@@ -127,8 +127,8 @@ class CellularPublisher(Publisher):
                 raise
             except (NetError, ATError) as e:
                 tries += 1
-                getattr(e, "name", 0)  # a CmqttError's words: read now, not on top of net/cellular_rare.py
-                lookup(__name__ + "_rare", "failed", self, e, tries)  # raises e unless a fresh session may help
+                getattr(e, "name", 0)  # a CmqttError's words: read now, not on top of net/cellular_fail.py
+                lookup(__name__ + "_fail", "failed", self, e, tries)  # raises e unless a fresh session may help
 
     async def publish(self, topic, payload, qos=1):
         # limits and UTF-8 before anything is sent (raises CmqttArgError, a ValueError)

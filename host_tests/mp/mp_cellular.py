@@ -106,18 +106,20 @@ def test_recovery_levels_agree_in_every_module():
 
     if sys.implementation.name == "micropython":
         raise Skip("const() names are not module attributes on MicroPython")
-    from net import cellular, cellular_rare, cellular_setup
+    from net import cellular, cellular_fail, cellular_rare, cellular_setup
 
-    levels = [cellular_rare._L_CONNECT, cellular_rare._L_ACQUIRE, cellular_rare._L_SERVICE, cellular_rare._L_MODEM]
-    assert levels == [0, 1, 2, 3]
-    assert cellular._L_SERVICE == cellular_setup._L_SERVICE == cellular_rare._L_SERVICE
-    assert cellular._L_MODEM == cellular_setup._L_MODEM == cellular_rare._L_MODEM
+    for m in (cellular_rare, cellular_fail):
+        assert [m._L_CONNECT, m._L_ACQUIRE, m._L_SERVICE, m._L_MODEM] == [0, 1, 2, 3], m
+    assert cellular._L_SERVICE == cellular_setup._L_SERVICE == cellular_rare._L_SERVICE == cellular_fail._L_SERVICE
+    assert cellular._L_MODEM == cellular_setup._L_MODEM == cellular_rare._L_MODEM == cellular_fail._L_MODEM
 
 
 async def test_a_connect_loads_the_cmqtt_connect_path_once_and_drops_it():
     """START, ACCQ, CFG, CONNECT and the SUBSCRIBE after it run on one copy of modem.cmqtt_rare
     (one load per connect, not one per command: each load's allocations on a fragmented heap),
-    and neither it nor net.cellular_rare stays imported once the connect ended, failed or not."""
+    and neither it nor net.cellular_rare stays imported once the connect ended, failed or not. A
+    connect that works never loads the failure half (net.cellular_fail); one that fails has it
+    only while a failure is handled."""
     import sys
 
     m, at, _ = setup()
@@ -129,11 +131,14 @@ async def test_a_connect_loads_the_cmqtt_connect_path_once_and_drops_it():
     def spy(c):
         if c.startswith("AT+CMQTT"):
             seen.append((c.split("=")[0], sys.modules.get("modem.cmqtt_rare")))
+            fail.append("net.cellular_fail" in sys.modules)
         return cmd(c)
 
+    fail = []
     m._command = spy
     assert "modem.cmqtt_rare" not in sys.modules
     rare = "net.cellular_rare" in sys.modules  # (imported by a test above on CPython: kept then)
+    had = "net.cellular_fail" in sys.modules  # (the same)
     await pub.connect()
     assert pub.connected() and m.subs, m.cmds
     ops = [s[0] for s in seen]
@@ -141,9 +146,12 @@ async def test_a_connect_loads_the_cmqtt_connect_path_once_and_drops_it():
     mods = [s[1] for s in seen]
     assert mods[0] is not None and all(x is mods[0] for x in mods), ops
     assert "modem.cmqtt_rare" not in sys.modules and ("net.cellular_rare" in sys.modules) == rare
-    # a connect that fails lets go of it as well
+    assert fail and (had or not any(fail) and "net.cellular_fail" not in sys.modules), fail
+    # a connect that fails lets go of it as well, and of the failure half
     pub.mq._set_down("test")
     m.connect_code = 9
+    del fail[:]
     await araises(NotConnected, pub.connect())
     assert "modem.cmqtt_rare" not in sys.modules and ("net.cellular_rare" in sys.modules) == rare
+    assert had or ("net.cellular_fail" not in sys.modules and not any(fail)), fail
     at.stop()
