@@ -102,6 +102,8 @@ class CellularPublisher(Publisher):
         its first attempt) by net/cellular_rare.py's connect. So the bring-up's modules are not loaded on
         top of that module: the first connect is the boot's heap peak."""
         e = None
+        if self.mq.nonet and self._need < _L_SERVICE:  # after +CMQTTNONET the service needs STOP/START: a bare
+            self._need = _L_SERVICE  # CONNECT would fail (9, network not opened) and cost an attempt
         if self._need >= _L_MODEM:
             try:
                 await self.bring_up()
@@ -116,10 +118,7 @@ class CellularPublisher(Publisher):
     async def _with_retry(self, op, *args):
         tries = 0
         while True:
-            mq = self.mq
-            if not mq._connected:  # up first (as net/cellular_rare.py's subscribe)
-                if mq.nonet and self._need < _L_SERVICE:
-                    self._need = _L_SERVICE
+            if not self.mq._connected:  # up first (as net/cellular_rare.py's subscribe)
                 await self.connect()
             try:
                 return await op(*args)

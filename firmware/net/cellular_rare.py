@@ -38,11 +38,8 @@ async def _subscribe(pub, topic, qos):
 
     check_topic(topic)
     known = pub._remember(topic, qos)
-    mq = pub.mq
-    if not mq._connected:  # up first, as CellularPublisher._with_retry: the connect subscribes every
-        if mq.nonet and pub._need < _L_SERVICE:  # remembered topic, this one included
-            pub._need = _L_SERVICE
-        await pub.connect()
+    if not pub.mq._connected:  # up first, as CellularPublisher._with_retry: the connect subscribes every
+        await pub.connect()  # remembered topic, this one included
     elif not known:
         await pub._with_retry(pub.mq.subscribe, topic, qos)
 
@@ -62,13 +59,16 @@ async def session(pub, level, e=None):
         await modem(pub, e)
     elif pub.tls and not pub.cert_names and pub.certs:
         await lookup("net.cellular_setup", "tls", pub)
+    clock = pub.clock
+    t0 = clock.ticks_ms()
+    # the service's reset and a wedged client's release (modem/cmqtt_ops.py's) before the connect path is
+    # loaded, not on top of it: with both, a recovery from +CMQTTNONET was the network cut's heap peak
+    start = await reset(pub, level)
     # the CMQTT connect path (start, acquire, connect, the subscribes after): modem/cmqtt_rare.py
     # loaded once for all of them instead of once per call (each load's transient allocations, on a
     # heap fragmented by the bring-up); _connect forgets it when the session is up or the attempt failed
     __import__("modem.cmqtt_rare")
-    clock = pub.clock
-    t0 = clock.ticks_ms()
-    await acquire(pub, level)
+    await acquire(pub, level, start)
     pub._need = min(pub._need, _L_CONNECT)
     await pub.mq.connect(pub.host, pub.port, pub.keepalive, pub.clean, pub.user, pub.password,
                          ssl_ctx=pub.ssl_ctx if pub.tls else None)
@@ -91,16 +91,32 @@ async def modem(pub, e=None):
         await pub.bring_up()
 
 
-async def acquire(pub, level):
-    """session's L_SERVICE and L_ACQUIRE stages: the service (re)started, the client acquired, its will."""
+async def reset(pub, level):
+    """session's L_SERVICE and L_ACQUIRE stages that need no modem/cmqtt_rare.py: a started service reset
+    (DISC/REL/STOP, START), then an acquired client released (L_ACQUIRE). -> True when the service needs its
+    START first (not started yet, or L_SERVICE on a stopped one): acquire starts it, then releases."""
     mq = pub.mq
     if level >= _L_SERVICE and mq.started:
         await getattr(mq, _OPS[0])()  # reset_service
     elif level >= _L_SERVICE or not mq.started:
+        return True
+    pub._need = min(pub._need, _L_ACQUIRE)
+    if level >= _L_ACQUIRE and mq.acquired:
+        try:
+            await mq.release()
+        except CmqttError:
+            pass
+    return False
+
+
+async def acquire(pub, level, start):
+    """session's next stages: the service started (`start`: reset's answer), the client acquired, its will."""
+    mq = pub.mq
+    if start:
         await mq.start()  # cleans up a stale service (23 / 19) left from before a reset
     pub._need = min(pub._need, _L_ACQUIRE)
     if level >= _L_ACQUIRE or not mq.acquired:
-        if mq.acquired:
+        if start and mq.acquired:  # (else reset() released it)
             try:
                 await mq.release()
             except CmqttError:

@@ -2,7 +2,7 @@
 # net.cellular escalation on both runtimes against cmqttfake.FakeCmqtt (issue 10 §13): a CONNECT
 # refused by the broker or the TLS peer is not a modem fault: no new bring-up (registration), no
 # STOP/START, a backoff at the MQTT level and a message that says what to check.
-from cmqttfake import setup
+from cmqttfake import setup, until
 from core.errors import NotConnected
 from modem import cmqtt as C
 from mptest import Skip, araises
@@ -61,6 +61,26 @@ async def test_a_modem_fault_still_escalates():
     m.connect_code = 9  # network not opened: the service must restart
     await araises(NotConnected, pub.connect())
     assert "AT+CMQTTSTOP" in m.cmds and len(ups) >= 2, (ups, m.cmds)
+    at.stop()
+
+
+async def test_after_nonet_the_next_connect_restarts_the_service_first():
+    """+CMQTTNONET leaves the service needing STOP/START: the loop's next connect (pub.connect(), not
+    a failed publish) starts at that level instead of spending an attempt on a CONNECT that fails."""
+    m, at, _ = setup()
+    pub, ups = _pub(at)
+    await pub.connect()
+    assert pub.connected()
+    m.connected = False
+    m.feed(b"\r\n+CMQTTNONET\r\n")
+    assert await until(lambda: not pub.connected())
+    errors, n = pub.stats["errors"], len(m.cmds)
+    await pub.connect()
+    assert pub.connected()
+    ops = [c.split("=")[0] for c in m.cmds[n:] if c.startswith("AT+CMQTT")]
+    assert "AT+CMQTTSTOP" in ops and "AT+CMQTTCONNECT" not in ops[: ops.index("AT+CMQTTSTOP")], ops
+    assert ops.index("AT+CMQTTSTOP") < ops.index("AT+CMQTTSTART") < ops.index("AT+CMQTTCONNECT"), ops
+    assert pub.stats["errors"] == errors and len(ups) == 1, (pub.stats, ups)  # no failed attempt, no registration
     at.stop()
 
 
