@@ -111,13 +111,14 @@ class Cmqtt:
         self._state_cb = cb
 
     def __getattr__(self, name):
-        # the connect path and the setters (modem/cmqtt_rare.py), the rare operations
-        # (modem/cmqtt_ops.py): imported when one is called, not when it is looked up (so that
+        # the connect path and the setters (modem/cmqtt_rare.py), the service's stop/reset/REL
+        # (modem/cmqtt_svc.py), the rare operations (modem/cmqtt_ops.py): imported when one is called, not when it is looked up (so that
         # `(mq.release, mq.stop)` holds no copy of the module)
         if name in ("start", "acquire", "connect", "subscribe", "rx_in_flight"):
             mod = "modem.cmqtt_rare"
-        elif name in ("subscribe_many", "unsubscribe", "stop", "release", "reset_service", "set_will", "disconnect",
-                      "query_connected"):
+        elif name in ("stop", "release", "reset_service"):
+            mod = "modem.cmqtt_svc"
+        elif name in ("subscribe_many", "unsubscribe", "set_will", "disconnect", "query_connected"):
             mod = "modem.cmqtt_ops"
         else:
             raise AttributeError(name)

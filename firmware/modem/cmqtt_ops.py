@@ -1,5 +1,6 @@
-# The rare operations of the modem's MQTT client (modem.cmqtt.Cmqtt): service clean-up and restart,
-# the recovery of a refused ACCQ (cmqtt_rare's acquire), stop/release/disconnect, the will, several topics per SUBSCRIBE, UNSUBSCRIBE, the state query.
+# The rare operations of the modem's MQTT client (modem.cmqtt.Cmqtt): the recovery of a refused ACCQ
+# (cmqtt_rare's acquire), disconnect, the will, several topics per SUBSCRIBE, UNSUBSCRIBE, the state query
+# (the service's clean-up, stop, reset and REL are modem/cmqtt_svc.py's).
 # Cmqtt reaches them through Cmqtt.__getattr__ -> call() and core.errors.lookup: the module is
 # imported for the call and dropped again (an operation keeps it imported while it runs:
 # modem.errors.hold), so none of it is resident on the ESP32. Every function takes the Cmqtt first
@@ -14,37 +15,9 @@ _SELF = sys.modules[__name__]
 
 
 def call(self, name, a, k):
-    """Cmqtt.<name>(*a, **k) for the operations that live here (modem.cmqtt._OPS)."""
+    """Cmqtt.<name>(*a, **k) for the operations that live here (modem.cmqtt.Cmqtt.__getattr__)."""
     return hold(_SELF, globals()[name](self, *a, **k))
 
-
-async def cleanup(self):
-    """Best effort: leave the modem's MQTT service stopped. Errors are expected here."""
-    # they are ignored, so nothing words them: a CmqttError looks its words up only when they are
-    # read, and the engine's at.meaning, which would load modem/code_texts.py for the ERROR after
-    # '+CMQTTDISC: 0,11' (a meaning _cmd drops: it makes the CmqttError from the code), is off
-    # meanwhile (every CMQTT command waits for this lock; other commands' meaning is 'error <code>'
-    # either way)
-    at = self.at
-    meaning, at.meaning = at.meaning, None
-    try:
-        for cmd, res in (
-            ("AT+CMQTTDISC=%d,60" % self.idx, "+CMQTTDISC: %d," % self.idx),
-            ("AT+CMQTTREL=%d" % self.idx, None),
-            ("AT+CMQTTSTOP", "+CMQTTSTOP: "),
-        ):
-            try:
-                self.disc_in_flight = res is not None and res.startswith("+CMQTTDISC")
-                await self._cmd(None, cmd, result=res, result_timeout_ms=70000, busy_retries=1)
-            except CmqttError:
-                pass
-            finally:
-                self.disc_in_flight = False
-    finally:
-        at.meaning = meaning
-    self._connected = False
-    self.acquired = False
-    self.started = False
 
 async def accq_refused(self, accq, e):
     """modem/cmqtt_rare.py acquire()'s AT+CMQTTACCQ failed with e (the lock is held): a client left
@@ -84,24 +57,6 @@ async def again(self, accq):
             raise
         return e2
 
-
-async def stop(self):
-    async with self._lock:
-        await self._cmd(None, "AT+CMQTTSTOP", result="+CMQTTSTOP: ")
-        self.started = False
-
-async def reset_service(self):
-    """DISC/REL/STOP then START: recovery after +CMQTTNONET or a wedged client."""
-    async with self._lock:
-        await cleanup(self)
-        await self._cmd(None, "AT+CMQTTSTART", result="+CMQTTSTART: ")
-        self.started = True
-        self.nonet = False
-
-async def release(self):
-    async with self._lock:
-        await self._cmd(None, "AT+CMQTTREL=%d" % self.idx)
-        self.acquired = False
 
 async def set_will(self, topic, message, qos=1):
     t = check_topic(topic, "will topic")

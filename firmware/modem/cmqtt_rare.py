@@ -2,9 +2,9 @@
 # stale service), ACCQ (its recoveries: modem/cmqtt_ops.py), CONNECT, SUBSCRIBE (the constructor and the callback
 # setters are resident: they run on the boot peak). Cmqtt reaches these through Cmqtt.__getattr__ -> call() and core.errors.lookup:
 # the module is imported for the call and dropped again, so none of it is resident on the ESP32;
-# an operation keeps it imported while it runs (modem.errors.hold). The rare operations (stop,
-# release, reset, will, disconnect, state query, several topics, unsubscribe) are in
-# modem/cmqtt_ops.py, the words for errors in modem/code_texts.py. Every function takes the Cmqtt
+# an operation keeps it imported while it runs (modem.errors.hold). The service's stop, reset and
+# release are modem/cmqtt_svc.py's, the rare operations (will, disconnect, state query, several
+# topics, unsubscribe) modem/cmqtt_ops.py's, the words for errors in modem/code_texts.py. Every function takes the Cmqtt
 # first and takes its lock where the operation needs it.
 # (few module globals: its dict table is one block, 8 bytes a slot, 17 slots for up to 17 names; what one
 # function alone uses is imported there)
@@ -32,7 +32,7 @@ async def start(self):
         except CmqttError as e:
             if e.code not in (19, 23):
                 raise
-            await lookup("modem.cmqtt_ops", "cleanup", self)  # DISC, REL, STOP
+            await lookup("modem.cmqtt_svc", "cleanup", self)  # DISC, REL, STOP
             await self._cmd(None, "AT+CMQTTSTART", None, "+CMQTTSTART: ")
         self.started = True
         self.nonet = False

@@ -1,7 +1,7 @@
 # The modem layer's two error families (NetError's code, meaning and kind) and hold(), which keeps
 # a rare module loaded while its coroutine runs.
 # A module of its own so that the resident drivers (sim7600, tls, cmqtt) and the modules they
-# import per use (bringup, certs, cmqtt_rare, cmqtt_ops; net's cellular_rare) share them without
+# import per use (bringup, certs, cmqtt_rare, cmqtt_svc, cmqtt_ops; net's cellular_rare) share them without
 # an import circle.
 from core.errors import NetError
 

@@ -26,9 +26,10 @@ _L_SERVICE = const(2)
 _L_MODEM = const(3)
 
 
-# Cmqtt's rare operations this module calls (modem/cmqtt_ops.py, through Cmqtt.__getattr__), by name:
+# Cmqtt's rare operations this module calls (modem/cmqtt_svc.py's reset, modem/cmqtt_ops.py's will and several
+# topics, through Cmqtt.__getattr__), by name:
 # the strings of a constant tuple intern no name (mq.set_will would, whenever this module loads, while
-# cmqtt_ops itself is loaded only when one of them runs); getattr(mq, _OPS[i]) is mq.<name>
+# their modules are loaded only when one of them runs); getattr(mq, _OPS[i]) is mq.<name>
 _OPS = ("reset_service", "set_will", "subscribe_many")
 
 
@@ -61,7 +62,7 @@ async def session(pub, level, e=None):
         await lookup("net.cellular_setup", "tls", pub)
     clock = pub.clock
     t0 = clock.ticks_ms()
-    # the service's reset and a wedged client's release (modem/cmqtt_ops.py's) before the connect path is
+    # the service's reset and a wedged client's release (modem/cmqtt_svc.py's) before the connect path is
     # loaded, not on top of it: with both, a recovery from +CMQTTNONET was the network cut's heap peak
     start = await reset(pub, level)
     # the CMQTT connect path (start, acquire, connect, the subscribes after): modem/cmqtt_rare.py

@@ -66,7 +66,11 @@ async def test_a_modem_fault_still_escalates():
 
 async def test_after_nonet_the_next_connect_restarts_the_service_first():
     """+CMQTTNONET leaves the service needing STOP/START: the loop's next connect (pub.connect(), not
-    a failed publish) starts at that level instead of spending an attempt on a CONNECT that fails."""
+    a failed publish) starts at that level instead of spending an attempt on a CONNECT that fails. The
+    service's reset loads modem.cmqtt_svc alone: neither the rare operations (modem.cmqtt_ops) nor the
+    connect path (modem.cmqtt_rare) beside it."""
+    import sys
+
     m, at, _ = setup()
     pub, ups = _pub(at)
     await pub.connect()
@@ -75,8 +79,22 @@ async def test_after_nonet_the_next_connect_restarts_the_service_first():
     m.feed(b"\r\n+CMQTTNONET\r\n")
     assert await until(lambda: not pub.connected())
     errors, n = pub.stats["errors"], len(m.cmds)
+    seen = {}
+    cmd = m._command
+
+    def spy(c):
+        k = c.split("=")[0]
+        if k in ("AT+CMQTTSTOP", "AT+CMQTTSTART") and k not in seen:
+            seen[k] = [x for x in ("modem.cmqtt_svc", "modem.cmqtt_ops", "modem.cmqtt_rare") if x in sys.modules]
+        return cmd(c)
+
+    had = "modem.cmqtt_ops" in sys.modules  # (a CPython test that imported it keeps it)
+    m._command = spy
     await pub.connect()
+    m._command = cmd
     assert pub.connected()
+    want = ["modem.cmqtt_svc"] + (["modem.cmqtt_ops"] if had else [])
+    assert seen == {"AT+CMQTTSTOP": want, "AT+CMQTTSTART": want}, seen
     ops = [c.split("=")[0] for c in m.cmds[n:] if c.startswith("AT+CMQTT")]
     assert "AT+CMQTTSTOP" in ops and "AT+CMQTTCONNECT" not in ops[: ops.index("AT+CMQTTSTOP")], ops
     assert ops.index("AT+CMQTTSTOP") < ops.index("AT+CMQTTSTART") < ops.index("AT+CMQTTCONNECT"), ops
