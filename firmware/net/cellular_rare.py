@@ -157,6 +157,9 @@ async def _connect(pub, e=None):
                 if not had:
                     forget("modem.cmqtt_rare")  # not through the backoff and the next attempt's bring-up
                 attempt += 1
+                # a CmqttError's words (modem/code_texts.py, for its log line and last_error) read now, with the
+                # connect path gone, not on top of the failure half: that was the network cut's memory fault at 104K
+                getattr(x, "name", 0)
                 # its answer: raised, or the backoff waited and the next level (net/cellular_fail.py, for the call)
                 level = await lookup("net.cellular_fail", "again", pub, x, attempt, level, t0)
         await up(pub)

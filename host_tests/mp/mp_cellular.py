@@ -102,6 +102,37 @@ async def test_after_nonet_the_next_connect_restarts_the_service_first():
     at.stop()
 
 
+async def test_a_failed_attempt_has_its_words_read_before_the_failure_half_runs():
+    """A CmqttError's words (modem/code_texts.py) are read by the connect when its attempt failed,
+    with the CMQTT connect path gone and before net.cellular_fail is loaded, not on top of it (at
+    104K the network cut's recovery ran out of memory there)."""
+    import sys
+
+    from core.unload import forget
+    from net import cellular_fail
+
+    had = "net.cellular_fail" in sys.modules
+    m, at, _ = setup()
+    pub, ups = _pub(at)
+    m.connect_code = 9
+    real = cellular_fail.again
+    seen = []
+
+    async def spy(pub_, e, *a):
+        seen.append((e.code, isinstance(e._w, tuple), "modem.cmqtt_rare" in sys.modules))
+        return await real(pub_, e, *a)
+
+    cellular_fail.again = spy
+    try:
+        await araises(NotConnected, pub.connect())
+    finally:
+        cellular_fail.again = real
+        if not had:
+            forget("net.cellular_fail")
+    assert seen and all(w and not rare for _, w, rare in seen), seen
+    at.stop()
+
+
 async def test_a_silent_module_gets_its_power_key_pressed_by_the_recovery():
     """After a power loss the module is off: AT alone never wakes it (it used to send AT for ever)."""
     from modem.errors import ModemError
