@@ -106,10 +106,8 @@ def failed(pub, e, tries):
     if isinstance(e, CmqttError) and e.code in (2, 12, 18, 22):
         raise e  # the modem refused this one message (bad UTF-8, parameter, length)
     mq = pub.mq
-    lvl = escalate(pub, e)  # (a refusal's -1 raises no level, as L_CONNECT)
-    if mq.nonet and lvl < _L_SERVICE:
-        lvl = _L_SERVICE
-    if lvl > pub._need:
+    lvl = escalate(pub, e)  # (a refusal's -1 raises no level, as L_CONNECT; after a NONET net.cellular's connect
+    if lvl > pub._need:  # starts at L_SERVICE whatever is asked here)
         pub._need = lvl
     if mq._connected:
         # still "up" per the URCs but the command failed: force a fresh session

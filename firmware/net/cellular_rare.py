@@ -62,8 +62,8 @@ async def session(pub, level, e=None):
         await lookup("net.cellular_setup", "tls", pub)
     clock = pub.clock
     t0 = clock.ticks_ms()
-    # the service's reset and a wedged client's release (modem/cmqtt_svc.py's) before the connect path is
-    # loaded, not on top of it: with both, a recovery from +CMQTTNONET was the network cut's heap peak
+    # the service's reset (modem/cmqtt_svc.py's) before the connect path is loaded, not on top of it: with
+    # both, a recovery from +CMQTTNONET was the network cut's heap peak
     start = await reset(pub, level)
     # the CMQTT connect path (start, acquire, connect, the subscribes after): modem/cmqtt_rare.py
     # loaded once for all of them instead of once per call (each load's transient allocations, on a
@@ -93,21 +93,13 @@ async def modem(pub, e=None):
 
 
 async def reset(pub, level):
-    """session's L_SERVICE and L_ACQUIRE stages that need no modem/cmqtt_rare.py: a started service reset
-    (DISC/REL/STOP, START), then an acquired client released (L_ACQUIRE). -> True when the service needs its
-    START first (not started yet, or L_SERVICE on a stopped one): acquire starts it, then releases."""
+    """session's L_SERVICE stage on a started service: its reset (DISC/REL/STOP, START; modem/cmqtt_svc.py, no
+    modem/cmqtt_rare.py needed). -> True when the service still needs its START (acquire's)."""
     mq = pub.mq
     if level >= _L_SERVICE and mq.started:
         await getattr(mq, _OPS[0])()  # reset_service
-    elif level >= _L_SERVICE or not mq.started:
-        return True
-    pub._need = min(pub._need, _L_ACQUIRE)
-    if level >= _L_ACQUIRE and mq.acquired:
-        try:
-            await mq.release()
-        except CmqttError:
-            pass
-    return False
+        return False
+    return level >= _L_SERVICE or not mq.started
 
 
 async def acquire(pub, level, start):
@@ -117,7 +109,7 @@ async def acquire(pub, level, start):
         await mq.start()  # cleans up a stale service (23 / 19) left from before a reset
     pub._need = min(pub._need, _L_ACQUIRE)
     if level >= _L_ACQUIRE or not mq.acquired:
-        if start and mq.acquired:  # (else reset() released it)
+        if mq.acquired:
             try:
                 await mq.release()
             except CmqttError:
