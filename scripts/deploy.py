@@ -340,6 +340,9 @@ def deploy(a):
     say("connecting to %s" % a.port)
     remotes = [r for _, r in files]
     shadows = [r[:-4] + ".py" for r in remotes if r.endswith(".mpy")]  # a stale .py would win over the .mpy
+    # an earlier build's empty package __init__ (scripts/build.py writes none now): it would cost a name for nothing
+    pkgs = sorted({r.rsplit("/", 1)[0] for r in remotes if r.endswith(".mpy") and "/" in r})
+    shadows += [p + "/__init__" + x for p in pkgs if p + "/__init__.mpy" not in remotes for x in (".mpy", ".py")]
     if a.frozen:  # the filesystem comes first on sys.path: any module copy there would shadow the frozen one
         mods = [r for _, r in plan(a.build, board_path, a.board, None, None) if r.endswith(".mpy")]
         shadows = mods + [r[:-4] + ".py" for r in mods]
