@@ -18,9 +18,9 @@
 # - Older module firmware: AT+CMQTTACCQ refusing the 4th (MQTT version) argument is retried
 #   without it; AT+CMQTTCFG="checkUTF8" refused is logged and skipped.
 #
-# RAM: what stays resident is the publish path, the URC handlers (session state, incoming
-# messages), the constructor, the callback setters and the command plumbing. The connect path
-# (start, acquire, connect, subscribe) is in modem/cmqtt_rare.py, the rare operations (stop, release,
+# RAM: what stays resident is the publish path, the URC handlers of the session state, the one of
+# incoming messages (which imports modem/cmqtt_rx.py per line), the constructor, the callback setters
+# and the command plumbing. The connect path (start, acquire, connect, subscribe) is in modem/cmqtt_rare.py, the rare operations (stop, release,
 # reset_service, set_will, disconnect, query_connected, subscribe_many, unsubscribe) in
 # modem/cmqtt_ops.py, the classification of a failed command, the errors of a refused argument and
 # a command without a session and the words of a dropped message in modem/code_events.py, why a
@@ -33,7 +33,7 @@ import asyncio
 from at.engine import ERROR, UNSOLICITED, ATError, response_prefix
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import lookup
-from modem.codes import EVENTS, PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, RX_PAYLOAD_CAP, RX_TOPIC_CAP, TEXTS
+from modem.codes import EVENTS, PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, TEXTS
 from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
     CmqttArgError,
     CmqttError,
@@ -49,7 +49,7 @@ def __getattr__(name):
     # the families of <err> codes (is_refused, is_tls, is_peer_refusal: modem/code_events.py's), for tools
     # and tests (the recovery, net/cellular_rare.py, looks them up there per failure), through modem/code_texts.py
     return lookup(TEXTS, "attr", name)
-_P = const(80)  # 'P' of +CMQTTRXPAYLOAD (+CMQTTRXTOPIC has a 'T' there)
+_E = const(69)  # line[8]: 'E' of +CMQTTRXEND
 
 
 class Cmqtt:
@@ -88,7 +88,7 @@ class Cmqtt:
         self.last_down = self._state_cb = self._msg_cb = None
         self.accq_version = True
         self.stats = {"busy_retries": 0, "rx": 0, "rx_dropped": 0}
-        # incoming (the RX handlers below): [topic, payload] buffers, positions, announced lengths
+        # incoming (modem/cmqtt_rx.py): [topic, payload] buffers, positions, announced lengths
         self._rx_idle = asyncio.Event()  # set while no incoming message burst is in flight
         self._rx_idle.set()
         self._rx_reset()
@@ -96,11 +96,12 @@ class Cmqtt:
         on = at.on_urc
         for p in UNSOLICITED[6:9]:  # +CMQTTNONET, +CMQTTCONNLOST:, +CMQTTPING: (at.reader's texts)
             on(p, self._urc_down)
-        on("+CMQTTRXSTART:", self._urc_rxstart)
+        rx = self._urc_rx
+        on("+CMQTTRXSTART:", rx)
         # '+CMQTTRXTOPIC: 0,21': 21 raw bytes follow the line (the number after the last comma)
-        on("+CMQTTRXTOPIC:", self._urc_rxpart, body_len=parse_code)
-        on("+CMQTTRXPAYLOAD:", self._urc_rxpart, body_len=parse_code, secret=True)
-        on("+CMQTTRXEND:", self._urc_rxend)
+        on("+CMQTTRXTOPIC:", rx, body_len=parse_code)
+        on("+CMQTTRXPAYLOAD:", rx, body_len=parse_code, secret=True)
+        on("+CMQTTRXEND:", rx)
         if at.meaning is None:  # the engine's default: 'error <code>'
             at.meaning = _at_meaning
 
@@ -157,81 +158,27 @@ class Cmqtt:
         return self._connected
 
     # ------------------------------------------------------------------ incoming messages
-    # +CMQTTRXSTART: <idx>,<topic_len>,<payload_len>, +CMQTTRXTOPIC / +CMQTTRXPAYLOAD chunks read by
-    # byte count, +CMQTTRXEND. The message in flight is two parts, [topic, payload] (index 0, 1):
-    # _rx_buf (bytearrays of the announced sizes, allocated once), _rx_pos (bytes so far), _rx_len
-    # (announced; -1 unknown: assembled up to the caps and not checked at RXEND). Any error
-    # (MemoryError included) drops the message and leaves no state; the RX gate (_rx_idle) reopens
-    # at RXEND. _rx_drop: why it is dropped, (n, args...) worded by code_events.rx_dropped.
+    # +CMQTTRXSTART: <idx>,<topic_len>,<payload_len>, +CMQTTRXTOPIC / +CMQTTRXPAYLOAD chunks read by byte
+    # count, +CMQTTRXEND: put together by modem/cmqtt_rx.py, imported for each line (a message is rare). The
+    # message in flight: _rx_buf, _rx_pos, _rx_len, _rx_drop (that module's header); the RX gate: _rx_idle.
     def _rx_reset(self, drop=None):
         self._rx_buf = [None, None]
         self._rx_pos = [0, 0]
         self._rx_drop = drop
 
-    def _urc_rxstart(self, line, body=None):
-        self._rx_idle.clear()
-        self._rx_reset()
+    def _urc_rx(self, line, body=None):
         try:
-            parts = line.split(":", 1)[1].split(",")
-            tl = int(parts[1])
-            pl = int(parts[2])
-        except (IndexError, ValueError):
-            tl = pl = -1
-        self._rx_len = (tl, pl)
-        if tl > RX_TOPIC_CAP or pl > RX_PAYLOAD_CAP:
-            self._rx_drop = (0, tl, pl)
-            return
-        try:
-            self._rx_buf = [bytearray(tl if tl > 0 else 0), bytearray(pl if pl > 0 else 0)]
-        except MemoryError:
-            self._rx_reset((1, pl))
-
-    def _urc_rxpart(self, line, body=None):
-        # +CMQTTRXTOPIC: / +CMQTTRXPAYLOAD: <idx>,<n>, n raw bytes: copied where the part so far ends
-        i = 1 if ord(line[8]) == _P else 0
-        buf = self._rx_buf[i]
-        if not body or self._rx_drop is not None or buf is None:
-            return
-        pos = self._rx_pos[i]
-        end = pos + len(body)
-        try:
-            if self._rx_len[i] >= 0:
-                if end > len(buf):
-                    return self._rx_reset((2,))
-                buf[pos:end] = body
+            m = lookup("modem.cmqtt_rx", "urc", self, line, body)
+        except Exception:  # noqa: BLE001 - no memory to handle the line (or a defect): the message is dropped
+            m = None
+            self._rx_reset((4,))  # ('out of memory')
+            if ord(line[8]) == _E:  # its end: counted, and the gate opens
+                self._rx_idle.set()
+                self.stats["rx_dropped"] += 1
             else:
-                cap = RX_PAYLOAD_CAP if i else RX_TOPIC_CAP
-                if end > cap:
-                    return self._rx_reset((3, cap))
-                buf.extend(body)
-        except MemoryError:
-            return self._rx_reset((4,))
-        self._rx_pos[i] = end
-
-    def _urc_rxend(self, line, body=None):
-        (t, p), (tpos, ppos), drop = self._rx_buf, self._rx_pos, self._rx_drop
-        tl, pl = self._rx_len
-        self._rx_reset()
-        self._rx_idle.set()
-        if drop is None and t is None:
-            drop = (5,)
-        if drop is None and ((tl >= 0 and tpos != tl) or (pl >= 0 and ppos != pl)):
-            drop = (6, tpos, tl, ppos, pl)
-        if drop is not None:
-            self.stats["rx_dropped"] += 1
-            if self.log:
-                try:
-                    lookup(EVENTS, "rx_dropped", self, drop)
-                except Exception:  # noqa: BLE001 - no memory for the words: dropped and counted all the same
-                    self.log.warn("incoming message dropped: %s", drop)
-            return
-        self.stats["rx"] += 1
-        if self._msg_cb:
-            try:
-                topic = str(t, "utf-8")  # pyright: ignore[reportArgumentType] - not None: checked above
-            except UnicodeError:
-                topic = repr(bytes(t))  # pyright: ignore[reportArgumentType]
-            self._msg_cb(topic, bytes(p))  # pyright: ignore[reportArgumentType]
+                self._rx_idle.clear()
+        if m and self._msg_cb:
+            self._msg_cb(*m)  # (topic: str, payload: bytes), with modem/cmqtt_rx.py gone again
 
     # ------------------------------------------------------------------ command plumbing
     async def _gate(self):

@@ -12,7 +12,7 @@ import asyncio
 
 from core.compat import const
 from net.publisher import backoff_ms
-from telelogger.tasks import FLUSH, RUN, STANDBY, fault, guarded, text, turn, unload  # noqa: F401 - the run states, importable from here too
+from telelogger.tasks import FLUSH, RUN, STANDBY, fault, text, turn, unload  # noqa: F401 - the run states, importable from here too
 
 # const(): inlined by MicroPython, no name on the heap (tests use the documented values).
 # Record less often while parked (official DATA_INTERVAL_TABLE {1000, 2000, 5000} ms over
@@ -21,9 +21,6 @@ _STATIONARY_TIERS = const(((60000, 5), (10000, 2)))
 
 # Records kept in RAM while the flash refuses writes (full): beyond this the oldest is dropped, counted.
 _UNSAVED_MAX = const(16)
-
-# OTA chunk messages queued for Telelogger.msg_task: beyond this they are dropped (counted: ota_dropped)
-_OTAQ_MAX = const(3)
 
 # the log texts (telelogger/texts.py, looked up when one is written: note), by number
 _T_STORE_FAILED = const(15)
@@ -127,10 +124,10 @@ class Telelogger:
     def __getattr__(self, name):
         """The loop's operations that do not run per sample: functions of a module imported for the
         call and forgotten again, taking the Telelogger first (as obdii.Obd's rare methods do) --
-        drain(ms) (standby, the host runner's end), msg_task(ota=False) (the commands or OTA chunks
-        on_message queued), refuse_utc(...) (set_utc's warning): telelogger/loopnet.py; start(),
+        drain(ms) (standby, the host runner's end), on_message(topic, payload) (the publisher's callback:
+        an incoming message queued), msg_task(ota=False) (the commands or OTA chunks on_message queued), refuse_utc(...) (set_utc's warning): telelogger/loopnet.py; start(),
         run(duration_ms=None): telelogger/loopstart.py. Any other name: AttributeError."""
-        if name in ("drain", "msg_task", "refuse_utc"):
+        if name in ("drain", "on_message", "msg_task", "refuse_utc"):
             m = "loopnet"
         elif name in ("start", "run"):
             m = "loopstart"
@@ -383,19 +380,6 @@ class Telelogger:
                 await self.sleep(wait)
                 continue
             await self.sleep(min(200, self.batch_age_ms))
-
-    def on_message(self, topic, payload):
-        if topic == self.t_cmd and len(self.cmdq) < 4:
-            self.cmdq.append(bytes(payload))
-            if self.cmd_run is None:
-                self.cmd_run = asyncio.create_task(guarded(self, "cmd", self.msg_task))
-        elif topic == self.t_ota and self.t_ota:
-            if len(self.otaq) >= _OTAQ_MAX:
-                self.counters["ota_dropped"] += 1  # QoS 1: the sender re-sends what ota_status lists
-                return
-            self.otaq.append(bytes(payload))
-            if self.ota_run is None:
-                self.ota_run = asyncio.create_task(guarded(self, "ota", self.msg_task, True))
 
     # ---- run ----
     def stop(self):

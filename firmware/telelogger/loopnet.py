@@ -3,7 +3,13 @@
 # the boot's peak, with the bring-up's modules in flight, and this module would add to it): reached as methods through
 # Telelogger.__getattr__, which imports this module for the call and forgets it again, so none of
 # this code stays on the heap between calls. Each function takes the Telelogger first.
-from telelogger.tasks import unload
+import asyncio
+
+from core.compat import const
+from telelogger.tasks import guarded, unload
+
+# OTA chunk messages queued for msg_task: beyond this they are dropped (counted: ota_dropped)
+_OTAQ_MAX = const(3)
 
 
 async def drain(t, ms):
@@ -19,6 +25,22 @@ async def drain(t, ms):
         except Exception as e:
             t.note("warn", "drain: sending failed: %s", e)
             await t.sleep(t.backoff_min_ms)
+
+
+def on_message(t, topic, payload):
+    """The publisher's callback (from the modem's reader task: it queues, it does not wait): a command
+    (t.t_cmd) or an OTA chunk (t.t_ota) queued for msg_task, which is started when none runs."""
+    if topic == t.t_cmd and len(t.cmdq) < 4:
+        t.cmdq.append(bytes(payload))
+        if t.cmd_run is None:
+            t.cmd_run = asyncio.create_task(guarded(t, "cmd", t.msg_task))
+    elif topic == t.t_ota and t.t_ota:
+        if len(t.otaq) >= _OTAQ_MAX:
+            t.counters["ota_dropped"] += 1  # QoS 1: the sender re-sends what ota_status lists
+            return
+        t.otaq.append(bytes(payload))
+        if t.ota_run is None:
+            t.ota_run = asyncio.create_task(guarded(t, "ota", t.msg_task, True))
 
 
 async def msg_task(t, ota=False):

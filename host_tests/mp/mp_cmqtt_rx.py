@@ -25,6 +25,57 @@ async def test_incoming_message_with_crlf_over_1500_bytes():
     at.stop()
 
 
+async def test_the_receive_path_is_loaded_per_line_and_gone_when_the_message_is_delivered():
+    # RAM: modem/cmqtt_rx.py puts a message together, imported for each RX line and dropped after it; the
+    # callback runs with it gone (the command it brings then has that heap)
+    import sys
+
+    m, at, mq = setup()
+    got = []
+    mq.on_message(lambda t, p: got.append((t, p, "modem.cmqtt_rx" in sys.modules)))
+    await up(m, mq)
+    assert "modem.cmqtt_rx" not in sys.modules
+    head, tail = m.rx_message("cmd/dev1", b"hello", split=True)
+    m.feed(head)
+    assert await until(lambda: mq.rx_in_flight())
+    assert "modem.cmqtt_rx" not in sys.modules  # between two lines of a message too
+    m.feed(tail)
+    assert await until(lambda: len(got) == 1)
+    assert got == [("cmd/dev1", b"hello", False)] and "modem.cmqtt_rx" not in sys.modules
+    at.stop()
+
+
+async def test_no_memory_for_the_receive_path_drops_the_message_and_opens_the_gate():
+    # the import of modem/cmqtt_rx.py failing (no heap for it) at each line of a message: dropped and counted
+    # once, the RX gate open again at its end; the next message is delivered
+    import sys
+
+    class NoRoom:
+        def urc(self, c, line, body):
+            raise MemoryError("test")
+
+    m, at, mq = setup()
+    got = []
+    mq.on_message(lambda t, p: got.append((t, p)))
+    await up(m, mq)
+    sys.modules["modem.cmqtt_rx"] = NoRoom()  # (what lookup imports: a module in sys.modules is used as is)
+    try:
+        head, tail = m.rx_message("cmd/dev1", b"lost", split=True)
+        m.feed(head)
+        assert await until(lambda: mq.rx_in_flight())
+        m.feed(tail)
+        assert await until(lambda: mq.stats["rx_dropped"] == 1)
+        assert not mq.rx_in_flight() and got == [] and mq.stats["rx"] == 0
+    finally:
+        del sys.modules["modem.cmqtt_rx"]
+    m.feed(m.rx_message("cmd/dev1", b"ok"))
+    assert await until(lambda: got == [("cmd/dev1", b"ok")])
+    assert mq.stats["rx_dropped"] == 1 and mq.stats["rx"] == 1
+    await mq.publish("t", b"x")  # at once: the gate is open
+    assert m.busy_hits == 0
+    at.stop()
+
+
 async def test_sub_while_rx_burst_in_flight_waits_for_rxend():
     # the seed's second failure: SUB sent while the modem was busy -> 0,14. Here a retained
     # message streams in; the SUB must wait for +CMQTTRXEND.

@@ -106,7 +106,7 @@ async def test_refusal_is_the_error_reply_and_queue_is_bounded():
         r = _replies(pub)[-1]
         assert not r["ok"] and r["error"] == "no update in progress", r
         assert _gone("otacmd", "otaboot", "ota")
-        OTAQ_MAX = 3  # loop._OTAQ_MAX: chunk messages queued at most
+        OTAQ_MAX = 3  # loopnet._OTAQ_MAX: chunk messages queued at most
 
         for _ in range(OTAQ_MAX + 2):  # a burst before the task runs: the rest dropped and counted
             pub.inject(OTA_T, b"FOC1xxxxxx")
