@@ -94,4 +94,4 @@ def end(c):
         topic = str(t, "utf-8")  # pyright: ignore[reportArgumentType] - not None: checked above
     except UnicodeError:
         topic = repr(bytes(t))  # pyright: ignore[reportArgumentType]
-    return topic, bytes(p)  # pyright: ignore[reportArgumentType]
+    return topic, bytes(p)
