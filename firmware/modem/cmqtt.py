@@ -26,7 +26,7 @@
 # a command without a session and the words of a dropped message in modem/code_events.py, why a
 # session went down in modem/code_texts.py: each imported for the call (Cmqtt.__getattr__,
 # core.errors.lookup) and dropped again. check_topic, check_payload, CmqttError and CmqttArgError are
-# modem/cmqtt_errors.py's, re-exported here; the code families is_refused / is_tls / is_peer_refusal
+# modem/errors.py's, re-exported here; the code families is_refused / is_tls / is_peer_refusal
 # modem/code_events.py's (the module __getattr__).
 import asyncio
 
@@ -34,7 +34,7 @@ from at.engine import ERROR, UNSOLICITED, ATError, response_prefix
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import lookup
 from modem.codes import EVENTS, PUB_TIMEOUT_MAX, PUB_TIMEOUT_MIN, TEXTS
-from modem.cmqtt_errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
+from modem.errors import (  # noqa: F401 - re-exported: modem.cmqtt's public names
     CmqttArgError,
     CmqttError,
     _at_meaning,

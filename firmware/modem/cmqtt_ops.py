@@ -8,8 +8,7 @@
 import sys
 
 from modem import codes
-from modem.cmqtt_errors import CmqttArgError, CmqttError, check_payload, check_topic, parse_code
-from modem.errors import hold
+from modem.errors import CmqttArgError, CmqttError, check_payload, check_topic, hold, parse_code
 
 _SELF = sys.modules[__name__]
 

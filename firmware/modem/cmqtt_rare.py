@@ -11,8 +11,7 @@
 import sys
 
 from core.errors import lookup
-from modem.cmqtt_errors import CmqttArgError, CmqttError
-from modem.errors import hold
+from modem.errors import CmqttArgError, CmqttError, hold
 
 
 def call(self, name, a, k):
@@ -59,7 +58,7 @@ async def acquire(self, client_id, tls=False):
 def command(self, client_id, tls):
     """acquire's AT+CMQTTACCQ line, with the version argument."""
     from modem import codes
-    from modem.cmqtt_errors import _to_bytes
+    from modem.errors import _to_bytes
 
     cid = _to_bytes(client_id)
     if not 1 <= len(cid) <= codes.CLIENT_ID_MAX or b'"' in cid:
@@ -106,7 +105,7 @@ async def connect(self, host, port=1883, keepalive=60, clean=True, user=None, pa
 
 async def subscribe(self, topic, qos=1):
     """One topic: AT+CMQTTSUB=<idx>,<len>,<qos> with the topic at the prompt."""
-    from modem.cmqtt_errors import check_topic
+    from modem.errors import check_topic
 
     t = check_topic(topic)
     async with self._lock:

@@ -8,8 +8,7 @@
 # modem.errors.hold). Every function takes the Cmqtt first and takes its lock where the operation needs it.
 import sys
 
-from modem.cmqtt_errors import CmqttError
-from modem.errors import hold
+from modem.errors import CmqttError, hold
 
 _SELF = sys.modules[__name__]
 

@@ -5,7 +5,7 @@
 # of the codes (a CmqttError looks them up there only when it is shown), so a failed command during a network cut
 # loads ~2 KB and no texts.
 from modem import codes
-from modem.cmqtt_errors import CmqttError, parse_code
+from modem.errors import CmqttError, parse_code
 
 
 def at_error(self, op, result, e):
@@ -42,7 +42,7 @@ def number(op, result, e):
 def arg_error(b, what, limit=0):
     """The CmqttArgError for a topic (what: "topic", "will topic") or a payload (what None, at most
     `limit` bytes) that check_topic / check_payload refused."""
-    from modem.cmqtt_errors import CmqttArgError
+    from modem.errors import CmqttArgError
 
     n = len(b)
     if what is None:

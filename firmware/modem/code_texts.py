@@ -7,7 +7,7 @@
 # Few module globals (its dict table is one block): what one function alone uses is imported there.
 from core.errors import lookup
 from modem import codes
-from modem.cmqtt_errors import parse_code
+from modem.errors import parse_code
 
 
 def words(*keys):

@@ -12,8 +12,7 @@ from at.engine import ATError
 from core.compat import const
 from core.errors import lookup
 from modem import codes  # the families of CMQTT <err> codes
-from modem.cmqtt_errors import CmqttError
-from modem.errors import ModemError
+from modem.errors import CmqttError, ModemError
 
 # the recovery levels (net/cellular.py's header; const(): no interned names, the same values there)
 _L_CONNECT = const(0)
@@ -24,7 +23,7 @@ _L_MODEM = const(3)
 
 def fatal(e):
     """Retrying cannot fix it: the configuration must change (credentials, certificates, ...)."""
-    from modem.cmqtt_errors import CmqttArgError
+    from modem.errors import CmqttArgError
     from modem.errors import TlsSetupError
 
     if isinstance(e, (TlsSetupError, CmqttArgError)):

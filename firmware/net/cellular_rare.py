@@ -16,8 +16,7 @@ import sys
 from at.engine import ATError
 from core.compat import const
 from core.errors import lookup
-from modem.cmqtt_errors import CmqttError
-from modem.errors import ModemError, hold
+from modem.errors import CmqttError, ModemError, hold
 
 # the recovery levels (net/cellular.py's header; const(): no interned names, the same values there)
 _L_CONNECT = const(0)
@@ -35,7 +34,7 @@ _OPS = ("reset_service", "set_will", "subscribe_many")
 
 async def _subscribe(pub, topic, qos):
     """CellularPublisher.subscribe."""
-    from modem.cmqtt_errors import check_topic
+    from modem.errors import check_topic
 
     check_topic(topic)
     known = pub._remember(topic, qos)

@@ -6,7 +6,7 @@
 from at.engine import ATError
 from core.compat import DEFAULT_CLOCK, const
 from core.errors import NetError, lookup
-from modem.cmqtt_errors import CmqttError
+from modem.errors import CmqttError
 from net.publisher import jitter_pick
 
 _L_SERVICE = const(2)  # net/cellular.py's recovery levels (const(): no interned name; the same values there)

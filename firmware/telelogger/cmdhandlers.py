@@ -66,7 +66,7 @@ def handlers(t):
 
     def rare(mod, fn):
         # a command whose code is imported per call and dropped after (never resident): config_get/
-        # config_set (telelogger/cfgcmd.py), dtc_read/dtc_clear (telelogger/vehicle.py), ota_*
+        # config_set (telelogger/cfgcmd.py), dtc_read/dtc_clear (telelogger/dtccmd.py), ota_*
         # (telelogger/otacmd.py: it drops otaboot, and telelogger.ota when no update is staged; a
         # refusal raises ValueError(reason), the error reply; ota_commit sets t.reboot_req: cmdrun.run
         # reboots once the reply is sent)
@@ -82,6 +82,6 @@ def handlers(t):
 
     return {"ping": ping, "status": stat, "set_interval": set_interval, "flush": flush, "reboot": reboot,
             "config_get": rare("cfgcmd", "get"), "config_set": rare("cfgcmd", "put"),
-            "dtc_read": rare("vehicle", "read"), "dtc_clear": rare("vehicle", "clear"),
+            "dtc_read": rare("dtccmd", "read"), "dtc_clear": rare("dtccmd", "clear"),
             "ota_begin": rare("otacmd", "ota_begin"), "ota_status": rare("otacmd", "ota_status"),
             "ota_commit": rare("otacmd", "ota_commit"), "ota_abort": rare("otacmd", "ota_abort")}

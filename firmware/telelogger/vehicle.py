@@ -2,9 +2,10 @@
 # the ECU gave none) and carried in the status (t.vin); the stored (mode 03) and pending (mode 07)
 # trouble codes, read when the ECU first answers and then every obd.dtc_interval_s, published as a
 # "dtc" event on <prefix>/<id>/event whenever they differ from the last event of this boot (the first
-# read of a boot is always published). Commands dtc_read / dtc_clear (FORMAT.md "Commands").
-# Imported per check by sampler.obd_task and per command by cmdhandlers, and dropped after: the
-# state lives on the telelogger (t.vin, t.dtc), never in this module. Few names: each one a module
+# read of a boot is always published). The commands dtc_read / dtc_clear (FORMAT.md "Commands") are
+# telelogger/dtccmd.py's, which uses this module's steps. Imported per check by sampler.obd_task and per
+# command by dtccmd, and dropped after: the state lives on the telelogger (t.vin, t.dtc), never in this
+# module. Few names: each one a module
 # interns stays in RAM for good (ARCHITECTURE.md "RAM").
 import json
 
@@ -23,7 +24,7 @@ _SENT = const(4)
 _AT = const(5)
 
 
-def _state(t):
+def state(t):
     """-> (t.dtc, the obd link or None: none, or obd.enabled is false (t.dtc_ms None))."""
     d = getattr(t, "dtc", None)
     if d is None:
@@ -32,7 +33,7 @@ def _state(t):
     return d, t.obd if t.obd is not None and hasattr(t.obd, "dtcs") and t.dtc_ms is not None else None
 
 
-async def _read(t, d, o, codes=True):
+async def read(t, d, o, codes=True):
     """The VIN while unknown (a failure is counted, not raised), then (codes) both code lists, and
     the event when they changed. Raises on a link error reading the codes. (Three functions: each
     one's bytecode is one allocation, on a heap that has more room in small pieces.)"""
@@ -88,12 +89,12 @@ async def send(t, ev):
 async def check(t):
     """One periodic check (the ECU answers): VIN while unknown, codes when due, an unsent event.
     -> ms until the next check."""
-    d, o = _state(t)
+    d, o = state(t)
     iv = t.dtc_ms  # obd.dtc_interval_s (telelogger/loopinit.py; config_set changes it live)
     if t.state != RUN or o is None:
         return iv
     try:
-        await _read(t, d, o, t.now() >= d[_DUE])
+        await read(t, d, o, t.now() >= d[_DUE])
     except MemoryError:
         raise
     except Exception as e:
@@ -113,23 +114,6 @@ def due_ms(t, d):
     return max(1000, wait)
 
 
-async def read(t, args):
-    """dtc_read: reads the codes (and a missing VIN) now -> {"vin", "stored", "pending"}."""
-    d, o = _state(t)
-    await _read(t, d, o)
+def result(t, d):
+    """The codes and the VIN as telelogger/dtccmd.py's replies give them."""
     return {"vin": t.vin, "stored": d[_STORED], "pending": d[_PENDING]}
-
-
-async def clear(t, args):
-    """dtc_clear {"confirm": true}: OBD mode 04, then the codes read again -> {"cleared": true, ...}."""
-    if args.get("confirm") is not True:
-        raise ValueError('refused: dtc_clear erases the stored and pending codes, freeze frames and readiness '
-                         'monitors of the ECU: send args {"confirm": true}')
-    d, o = _state(t)
-    if o is not None:
-        # mode 04; its positive answer starts 44 (the mode + 0x40). "%02X": a format the run has (no new names)
-        lines = await o.link.query("%02X" % 4, o.long_ms)
-        if not [1 for ln in lines if ln.replace(" ", "").startswith("%02X" % (4 + 0x40))]:
-            raise ValueError("the ECU did not confirm mode 04 (reply %s)" % json.dumps("|".join(lines)))
-    await _read(t, d, o)
-    return {"cleared": True, "vin": t.vin, "stored": d[_STORED], "pending": d[_PENDING]}

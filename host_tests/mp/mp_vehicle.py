@@ -135,7 +135,7 @@ async def test_dtc_read_and_clear_commands():
     assert r[3]["ok"] and r[3]["result"] == {"vin": VIN, "stored": [], "pending": [], "cleared": True}, r[3]
     ev = _events(pub)
     assert ev[-1]["stored"] == [] and ev[-1]["pending"] == [], ev
-    assert "telelogger.vehicle" not in sys.modules
+    assert "telelogger.vehicle" not in sys.modules and "telelogger.dtccmd" not in sys.modules
 
 
 async def test_without_obd_the_commands_say_why():
