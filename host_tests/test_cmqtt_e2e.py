@@ -294,6 +294,6 @@ def test_bring_up_denied_and_missing_pin_are_clear():
     assert csq_to_dbm(0) == -113 and csq_to_dbm(31) == -51 and csq_to_dbm(99) is None
     assert parse_cclk('"20/08/06,11:50:12+40"') == (2020, 8, 6, 11, 50, 12, 40)
     assert parse_cclk('"21/01/02,03:04:05-08"')[6] == -8
-    from core.unload import forget
+    from core.errors import forget
 
     forget("modem.nettime")  # imported per call by the firmware: a test of this worker checks it is not left loaded

@@ -88,7 +88,7 @@ def boot(argv):
         for v in errors[:-1]:
             print("run_host: config %s: %s" % (path, v), file=sys.stderr)
         _fail("config %s: %s" % (path, errors[-1]))
-    from core.unload import forget
+    from core.errors import forget
 
     del appboot
     for s in ("telelogger.appboot", "telelogger.config", "telelogger.configerror"):

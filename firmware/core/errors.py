@@ -1,8 +1,11 @@
-# The error bases every layer shares, and the on-demand lookup of error texts.
+# The error bases every layer shares, the on-demand lookup of error texts, and forgetting the modules
+# imported for one job (forget, drop: below).
 #
 # RAM: error meanings and hints are data in small table modules (at/cme.py, modem/cmqtt_text.py)
 # that are imported only when an error happens and removed from sys.modules straight after, so
 # their strings do not stay resident on the ESP32.
+
+import sys
 
 
 class NetError(Exception):
@@ -40,14 +43,36 @@ class NotConnected(NetError):
 def lookup(mod, fn, *args):
     """mod.fn(*args) with `mod` (a table module) imported for the call and dropped afterwards:
     neither sys.modules nor its package keeps it, so its strings are freed by the next collect."""
-    import sys
-
     had = mod in sys.modules
     m = __import__(mod, None, None, (fn,))
     try:
         return getattr(m, fn)(*args)
     finally:
         if not had:
-            from core.unload import forget
-
             forget(mod)
+
+
+# ---- forgetting modules that were imported for one job (boot, validation, a bring-up, a table lookup),
+# so their bytecode can be collected: on a stock ESP32 every imported .mpy lives in the heap. The one
+# place that knows how: out of sys.modules AND off the parent package (MicroPython keeps a submodule as
+# an attribute of its package, which alone would keep it alive). Here, not in a module of their own: a
+# resident module costs ~150 bytes by itself.
+
+
+def forget(name):
+    """Forget module `name` (dotted): sys.modules and the attribute its parent package holds."""
+    sys.modules.pop(name, None)
+    parent, _, attr = name.rpartition(".")
+    pkg = sys.modules.get(parent) if parent else None
+    if pkg is not None and getattr(pkg, attr, None) is not None:
+        try:
+            delattr(pkg, attr)
+        except (AttributeError, TypeError):
+            pass
+
+
+def drop(prefix, keep=()):
+    """Forget the modules named prefix* that are not in keep."""
+    for name in list(sys.modules):  # a copy: forget() changes sys.modules
+        if name.startswith(prefix) and name not in keep:
+            forget(name)

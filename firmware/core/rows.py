@@ -65,7 +65,7 @@ def _imported(mod, keys, ok):
         return [_in(m.TABLE, "\n" + k.decode(), ok) for k in keys]
     finally:
         if not had:
-            from core.unload import forget
+            from core.errors import forget
 
             forget(mod)
 

@@ -23,7 +23,7 @@ def __getattr__(name):
         if w[i] == name:
             v = getattr(__import__(w[i + 1], None, None, (name,)), name)
             if sys.implementation.name == "micropython":
-                from core.unload import forget
+                from core.errors import forget
 
                 forget("gnss.sources")
             return v

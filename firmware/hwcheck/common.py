@@ -63,8 +63,8 @@ def cfg_get(cfg, section, key, default=None):
 
 
 def drop_module(name):
-    """Forget a module: sys.modules and the attribute its parent package holds (core.unload.forget)."""
-    from core.unload import forget
+    """Forget a module: sys.modules and the attribute its parent package holds (core.errors.forget)."""
+    from core.errors import forget
 
     forget(name)
 

@@ -24,7 +24,7 @@ async def hold(mod, coro):
     instead of loading a second one. Forgotten again at the end, unless someone else put it back."""
     import sys
 
-    from core.unload import forget
+    from core.errors import forget
 
     name = mod.__name__
     mine = name not in sys.modules

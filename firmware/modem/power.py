@@ -128,7 +128,7 @@ class ModemPower:
                 self.log.error("%s", self.reason)
             return False
         finally:
-            from core.unload import forget
+            from core.errors import forget
 
             for m in ("at.recover", "at.fail"):
                 if m not in had:

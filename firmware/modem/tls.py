@@ -12,7 +12,7 @@
 # the module refuses is a warning, not a failure (tls.sni says whether it took).
 # Errors: one class, TlsSetupError, .kind 'unsupported' (firmware without SSL), 'upload',
 # 'config', 'no_ca'. cert_name, check_pem, ROLES, AUTH_* are read from modem/certs.py on access.
-from core.unload import forget
+from core.errors import forget
 from modem.errors import TlsSetupError
 
 def __getattr__(name):  # cert_name, check_pem, ROLES, AUTH_*, _is_scheme_name: tools and tests

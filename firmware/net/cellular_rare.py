@@ -132,7 +132,7 @@ async def _connect(pub, e=None):
     """Bring the session up: escalating recovery with backoff (Publisher.connect is single-flight). e: the
     failure of the bring-up net.cellular's connect did before (its first attempt's, at L_MODEM)."""
     from core.errors import NetError
-    from core.unload import forget
+    from core.errors import forget
 
     had = "modem.cmqtt_rare" in sys.modules  # (session loads it; forgotten again unless someone else had it)
     try:

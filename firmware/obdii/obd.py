@@ -127,7 +127,7 @@ class Obd:
         def fn(*a, **k):
             f = getattr(__import__(m, None, None, ("_",)), name)
             if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it
-                from core.unload import forget  # alive (the function holds its module's globals for the call)
+                from core.errors import forget  # alive (the function holds its module's globals for the call)
 
                 forget(m)
             return f(self, *a, **k)

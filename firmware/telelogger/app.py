@@ -11,7 +11,7 @@
 import asyncio
 
 from core.compat import const
-from core.unload import drop, forget
+from core.errors import drop, forget
 from telelogger.tasks import text
 
 # the texts it prints (telelogger/texts.py, looked up when printed: tasks.text), by number
@@ -20,7 +20,7 @@ _T_RESETTING = const(23)
 
 
 def __getattr__(name):
-    if name == "drop_modules":  # core.unload.drop, kept importable from here
+    if name == "drop_modules":  # core.errors.drop, kept importable from here
         return drop
     # the names forwarded, as one string (a tuple of them: one str object per name over 10 characters, resident),
     # and the module named from this one's name (telelogger.appasm / telelogger.appboot: no str constants)

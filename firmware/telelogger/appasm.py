@@ -4,7 +4,7 @@
 # stays importable (forwarded here).
 from gc import collect
 
-from core.unload import drop, forget
+from core.errors import drop, forget
 
 
 async def power_on(board, at, clock, log):

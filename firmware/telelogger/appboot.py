@@ -8,7 +8,7 @@ import json
 import sys
 
 from core.compat import const
-from core.unload import drop
+from core.errors import drop
 
 _VERSION = const(1)  # the config cache format's "v" (telelogger/configcache.py)
 # the collector runs after every 4 KB allocated (gc.threshold), not only when an allocation fails: objects that stay are
@@ -59,7 +59,7 @@ def modules(cfg):
     # "role: modules", one line each, in one string: a short module name as a literal would be an
     # interned name even where that module is never loaded (net.wifi on a cellular device)
     roles = {}
-    for ln in ("telelogger: core.unload telelogger.store telelogger.record telelogger.status telelogger.sampler "
+    for ln in ("telelogger: core.errors telelogger.store telelogger.record telelogger.sampler "
                "telelogger.standby telelogger.loop telelogger.app\n"  # always
                "cellular: at.engine net.cellular telelogger.modemctl\n"
                "wifi: net.wifi\n"
@@ -249,7 +249,7 @@ def boot(box, run):
     """app.device_main's boot: the resident modules, the board (into box), the validated config -> the coroutine
     run(board, cfg, ...) (telelogger.app's). This module is forgotten before it returns."""
     from board import load_board, make_board
-    from core.unload import forget
+    from core.errors import forget
 
     preload_resident("/config.json")  # what stays imported first, packed at the heap's bottom
     box[0] = board = make_board(load_board(None))

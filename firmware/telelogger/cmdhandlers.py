@@ -1,7 +1,7 @@
 # What a remote command does to the running telelogger `t` (commands.CommandHandler checks the
 # signature and the argument types first). Imported with the first command message.
 from core.compat import const
-from telelogger.status import status
+from core.errors import lookup
 from telelogger.tasks import unload
 
 # (set_interval target, the Telelogger attribute it sets): const() pairs, no name on the heap
@@ -30,7 +30,7 @@ def handlers(t):
         return {"pong": True, "uptime_ms": t.now()}
 
     async def stat(args=None):
-        return status(t)
+        return lookup("telelogger.statusmsg", "status", t)
 
     async def set_interval(args):
         target = args["target"]

@@ -6,7 +6,7 @@
 import json
 
 from core.compat import const
-from telelogger.status import reboot  # the reboot after a reply (status.py: a build on trial uses it too)
+from core.errors import lookup
 from telelogger.tasks import isawait, unload
 
 # Refused messages (unauthenticated, replayed, malformed, or commands off) get at most one reply per
@@ -69,7 +69,7 @@ async def _answer(t, h, built):
             t.refused_reply_ms = now
         await send(t, reply)
         if t.reboot_req:
-            await reboot(t)
+            await lookup("telelogger.statusmsg", "reboot", t)  # (statusmsg: a build on trial reboots so too)
     return True
 
 

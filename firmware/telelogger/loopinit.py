@@ -1,7 +1,7 @@
 # The telelogger loop's boot half (telelogger/loop.py is what runs every sample): building a
 # Telelogger from the validated config, the boot counter and the reason the previous boot reset
 # itself (starting its tasks: telelogger/loopstart.py, loaded apart: the start comes after the
-# publisher's build, and this module would be loaded again for it). Imported for one call and forgotten again (core.unload.forget), so it
+# publisher's build, and this module would be loaded again for it). Imported for one call and forgotten again (core.errors.forget), so it
 # must leave nothing of its own behind: the tasks it starts run functions of resident modules.
 import asyncio
 

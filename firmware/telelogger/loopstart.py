@@ -3,7 +3,7 @@
 # comes after the cellular publisher's build, on a heap that boot has fragmented, and needs only this.
 import asyncio
 
-from telelogger.tasks import guarded
+from telelogger.tasks import guarded, wdt_task
 
 
 def start(t):
@@ -11,7 +11,7 @@ def start(t):
     costs ~460 bytes while it runs, so the vehicle checks run in the OBD task, the signal poll and the
     status with the battery's poll (telelogger/sampler.py) and the GNSS samples and the standby rules
     in the record task (Telelogger.record_task): their faults still carry their own names."""
-    from telelogger import sampler, status
+    from telelogger import sampler
 
     tl = t.tasks
 
@@ -20,7 +20,7 @@ def start(t):
 
     task("record", t.record_task)
     task("send", t.sender_task)  # before the OBD task: the connect takes the first turn (tasks.turn), the modem is on
-    task("wdt", status.wdt_task, t)
+    task("wdt", wdt_task, t)
     if t.obd is not None and t.dtc_ms is not None:
         task("obd", sampler.obd_task, t)
     if t.gnss is not None and hasattr(t.gnss, "run"):

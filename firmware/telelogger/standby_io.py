@@ -1,5 +1,6 @@
 # What standby does (the rules that decide when: standby.py): flush, status, modem and GNSS off,
 # light sleep polling the battery, heartbeats, wake. Imported on entry, unloaded after waking.
+from core.errors import lookup
 from telelogger.tasks import FLUSH, RUN, STANDBY, isawait
 
 STANDBY_POLL_MS = 5000  # official: poll ATRV every 5 s while asleep
@@ -96,8 +97,6 @@ async def enter(t):
 # (the step helpers here bear names the firmware interns anyway: a new name would stay in RAM for good)
 async def flush(t):
     """enter's first step: the record of the samples so far, the queue sent, the standby status."""
-    from telelogger.status import publish_status
-
     try:
         t.build_record()
     except MemoryError:
@@ -107,7 +106,7 @@ async def flush(t):
     await t.drain(t.flush_ms)
     try:
         if t.pub.connected():
-            await publish_status(t, {"standby": True})
+            await lookup("telelogger.statusmsg", "publish_status", t, {"standby": True})
     except MemoryError:
         raise
     except Exception as e:
@@ -137,14 +136,12 @@ async def sleep(t, sb):
 
 async def heartbeat(t, v):
     """While asleep: modem up, say we are alive, send what is queued, modem down."""
-    from telelogger.status import publish_status
-
     c = t.counters
     c["heartbeats"] = c.get("heartbeats", 0) + 1
     await _power(t, True)
     try:
         await t.connect()
-        await publish_status(t, {"standby": True, "heartbeat": True, "voltage": v})
+        await lookup("telelogger.statusmsg", "publish_status", t, {"standby": True, "heartbeat": True, "voltage": v})
         await t.drain(t.flush_ms)
     except MemoryError:
         raise

@@ -1,7 +1,7 @@
 # What the telelogger's modules share, so none of them imports another for it: the run states, the
 # sample keys both the sampler and the status read, calling a function that may be sync or async,
-# forgetting a module imported for one job, and running a task with MemoryError as a handled fault
-# (guarded, fault: below).
+# forgetting a module imported for one job, running a task with MemoryError as a handled fault
+# (guarded, fault: below), and the watchdog task (wdt_task).
 import gc
 
 from core.compat import const
@@ -68,7 +68,7 @@ def text(n):
 def unload(name):
     """Forgets module telelogger.<name> (imported for one job: validation, a key table, standby)
     so that its heap can be collected: out of sys.modules and off the package."""
-    from core.unload import forget
+    from core.errors import forget
 
     forget("telelogger" + "." + name)  # (two names: "telelogger." would be a str constant of this module)
 
@@ -149,3 +149,25 @@ async def fault(t, name, e=None):
         r = fn(reason) if t.reset_cb is not None else fn()
         if isawait(r):
             await r
+
+
+# A task silent for longer than this stops the watchdog feeding (the board's WDT then resets): the
+# record task (which also runs the standby rules and the GNSS samples) 120 s, the sender 900 s (it may legitimately sit in
+# CellularPublisher.connect()'s bounded retries for minutes), any other task 300 s (wdt_task).
+_T_TASK_SILENT = const(20)  # the log text (telelogger/texts.py, looked up when written: Telelogger.note)
+
+
+# ---- the watchdog (here, not in a module of its own: a resident module costs ~150 bytes by itself)
+async def wdt_task(t):
+    while True:
+        now = t.now()
+        fresh = True
+        if t.state == RUN:
+            for name in t.beats:
+                if now - t.beats[name] > (900000 if name == "send" else 120000 if name == "record" else 300000):  # the limits above
+                    fresh = False
+                    t.note("error", _T_TASK_SILENT, name, now - t.beats[name])
+        if fresh and t.wdt is not None:
+            t.wdt.feed()
+            t.counters["wdt_feeds"] += 1
+        await t.sleep(t.wdt_ms)

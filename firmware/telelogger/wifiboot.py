@@ -2,7 +2,7 @@
 # telelogger.assembly calls publisher() through core.errors.lookup (imported for the call and
 # forgotten), so a cellular boot never loads this module and never interns its names (the WiFi keys
 # and keywords below would otherwise be interned names for good on every cellular device).
-from core.unload import drop
+from core.errors import drop
 
 
 def publisher(board, cfg, clock, log=None):

@@ -120,7 +120,7 @@ def test_preload_imports_the_resident_modules_and_builds_the_codecs_table():
     # and the record codec's table of decimal places is built then too, with telelogger.keys dropped again
     import sys
 
-    from core.unload import forget
+    from core.errors import forget
     from telelogger import appboot
 
     d = _dir("preload")

@@ -153,7 +153,7 @@ async def test_only_a_command_that_can_hold_credentials_loads_the_redaction():
     # every command with credentials quotes them (at/redact.py): an error of AT+CMQTTREL=0 (a recovery's) or
     # of AT+CPIN? (SIM busy after a boot) is made without at.redact; AT+CPIN="..." is still redacted
     from at import redact
-    from core.unload import forget
+    from core.errors import forget
 
     calls = []
     real = redact.redact

@@ -317,7 +317,7 @@ def test_boot_only_board_code_leaves_no_module_behind():
     import sys
 
     import board
-    from core.unload import forget
+    from core.errors import forget
 
     forget("board.desc")
     b = board.make_board(load_board("oneplus-b"), argv=["--modem", "/dev/null"])

@@ -108,7 +108,7 @@ async def test_a_failed_attempt_has_its_words_read_before_the_failure_half_runs(
     104K the network cut's recovery ran out of memory there)."""
     import sys
 
-    from core.unload import forget
+    from core.errors import forget
     from net import cellular_fail
 
     had = "net.cellular_fail" in sys.modules

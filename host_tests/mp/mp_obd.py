@@ -591,7 +591,7 @@ async def test_low_power_and_wake():
 async def test_vin_and_dtc_modules_are_loaded_for_the_call_only():
     import sys
 
-    from core.unload import forget
+    from core.errors import forget
 
     for m in ("obdii.pidtable", "obdii.elmtext"):  # (this file's table tests import them: as on the device,
         forget(m)  # nothing has them imported)
@@ -655,7 +655,7 @@ def test_table_lookups_need_no_large_block_and_do_not_import_the_pid_table():
     import sys
 
     from core.errors import lookup
-    from core.unload import forget
+    from core.errors import forget
     from obdii import obd
 
     def meaning(code):  # as obdii.elm reads it when an error happens: the table imported for the call

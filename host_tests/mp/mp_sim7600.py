@@ -87,7 +87,7 @@ async def test_bring_up_asks_for_network_time_zone_updates():
 
 
 async def test_bringup_module_is_dropped_after_each_step():
-    from core.unload import forget
+    from core.errors import forget
 
     forget("modem.bringup")
     forget("modem.netreg")  # test_reg_verdict_table imports it
@@ -110,7 +110,7 @@ async def test_bring_up_has_one_half_loaded_at_a_time():
     # on: two step calls, each importing its own half for the call (core.errors.lookup drops it
     # again), the second only after the first returned, so a bring-up's peak is one half
     import modem.sim7600 as S
-    from core.unload import forget
+    from core.errors import forget
 
     forget("modem.bringup")
     forget("modem.netreg")  # test_reg_verdict_table imports it
@@ -184,7 +184,7 @@ async def test_sim_pin_is_entered_once_and_a_refusal_names_the_key():
 
 
 async def test_cclk_time_zone_is_quarter_hours_and_utc_conversion_subtracts_it():
-    from core.unload import forget
+    from core.errors import forget
     from modem.nettime import parse_cclk
 
     forget("modem.nettime")  # the parser alone is what this test needs (Sim7600 imports the module per call)
@@ -219,7 +219,7 @@ async def test_bring_up_leaves_no_bytecode_resident():
         raise Skip("heap figures are MicroPython's")
     import gc
 
-    from core.unload import forget
+    from core.errors import forget
 
     forget("modem.bringup")  # an earlier test may have imported it (as a module of the package, too)
     # warm up: the names (qstrs) a first bring-up interns stay for the interpreter's life, and the

@@ -99,7 +99,7 @@ async def test_tls_set_up_leaves_no_bytecode_resident():
         raise Skip("heap figures are MicroPython's")
     import gc
 
-    from core.unload import forget
+    from core.errors import forget
 
     forget("modem.certs")
     t = Tls(ScriptAT({"AT+CCERTLIST": ['+CCERTLIST: "ca-00000000.pem"']}))
