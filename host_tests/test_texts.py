@@ -9,7 +9,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TL = os.path.join(ROOT, "firmware", "telelogger")
-USERS = ("record.py", "encjson.py", "loop.py", "sampler.py", "status.py", "store.py", "app.py")
+USERS = ("record.py", "encjson.py", "loop.py", "sampler.py", "tasks.py", "store.py", "app.py")
 ENTRY = re.compile(r'^\s*(".*"),  # (\d+) (\w+)$', re.M)
 CONST = re.compile(r"^(_T_\w+) = const\((\d+)\)", re.M)
 

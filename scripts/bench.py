@@ -544,7 +544,7 @@ def bench_entry(quick):
     """Smallest -X heapsize for the real entry path (bisection over `make sim`-style runs on the 32-bit interpreter)."""
     seconds = 15 if quick else 30
     lo, hi = 64, 320
-    step = 32 if quick else 8
+    step = 32 if quick else 4  # (4 KB: the edge moves in steps of 2-4 KB now)
     reps = 1 if quick else 2
     tried = []
     tmp = tempfile.mkdtemp(prefix="bench-entry-")
