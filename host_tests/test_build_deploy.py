@@ -117,6 +117,40 @@ def test_build_cli_prints_table_and_fails_clearly(tmp_path):
     assert not (tmp_path / "o2").exists()  # nothing half-built
 
 
+def test_build_shares_long_strings_as_interned_names(tmp_path):
+    """A literal longer than 10 characters that two modules have (or code names) is one interned name on the
+    device: the same object in both modules (`is`), where mpy-cross would make a str object in each; a
+    literal of one module that no code names stays a str object (freed with its module); the compiled
+    code is what the source says, and a compile error names the source's own line."""
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "a.py").write_text('"""doc"""\nA = "connect_errors"\nONLY = "only_here_literal"\nN = "read_voltage"\n'
+                                      'def f():\n    return {"connect_errors": 1}["connect_errors"]\n')
+    (src / "pkg" / "b.py").write_text('def read_voltage():\n    return 3\nF = read_voltage\nB = "connect_errors"\nK = "+CME ERROR:"\n')
+    index = build.firmware_index(str(src))
+    assert index == {"connect_errors", "read_voltage"}
+    assert build.device_source("x = 'read_voltage'\n", index).startswith("if 0: read_voltage  #")
+    assert build.device_source("x = 'short'\n", index) == "x = 'short'\n"
+    out = tmp_path / "out"
+    build.build(str(src), str(out))
+    code = ("import pkg.a as a, pkg.b as b\n"
+            "print(a.A is b.B, a.f(), a.N is b.F.__name__, a.ONLY, b.K, b.F())\n")  # (a name here would be interned first)
+    env = dict(os.environ, MICROPYPATH=str(out) + ":.frozen")
+    p = subprocess.run([micropython_bin(), "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert p.stdout.split() == ["True", "1", "True", "only_here_literal", "+CME", "ERROR:", "3"], p.stdout + p.stderr
+    plain = tmp_path / "plain" / "pkg"  # the control: the same sources compiled as they are share nothing
+    plain.mkdir(parents=True)
+    for m in ("a", "b"):
+        subprocess.run(build.mpy_cross_cmd(build.find_mpy_cross(), str(src / "pkg" / (m + ".py")), str(plain / (m + ".mpy")),
+                                           "pkg/%s.mpy" % m), check=True)
+    env["MICROPYPATH"] = str(plain.parent) + ":.frozen"
+    p = subprocess.run([micropython_bin(), "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert p.stdout.split()[:3] == ["False", "1", "False"], p.stdout + p.stderr
+    (src / "pkg" / "c.py").write_text('X = "connect_errors"\ndef g(:\n')
+    with pytest.raises(build.BuildError, match="line 2"):
+        build.build(str(src), str(tmp_path / "o2"))
+
+
 def test_mpy_build_imports_under_host_micropython(fw_build):
     out, _ = fw_build
     code = (

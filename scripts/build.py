@@ -22,8 +22,18 @@ device `telelogger/loop.mpy`: `make deploy` puts the tree at the filesystem's ro
 sys.path's ''), and the .mpy carries its source name (`-s`) as another name. `source_name(rel)` makes
 the two the same string, so each module costs one interned name instead of two (~75 modules: ~2 KB
 of heap and 75 qstr-pool entries on the device; tracebacks name the .mpy that ran).
+
+Strings: mpy-cross keeps a string literal of more than 10 characters as a str object of the module
+(16 bytes and a data block on the device, one per module that has it), unless that string is already
+an interned name when the compiler reaches the literal (py/parse.c, MICROPY_ALLOC_PARSE_INTERN_STRING_LEN).
+`device_source` names such strings first, in an `if 0:` line the compiler drops, so that a counter
+key like "connect_errors" is one shared name instead of a str object in each module (`intern_index`
+says which: see there).
 """
 import argparse
+import ast
+import io
+import keyword
 import os
 import shutil
 import subprocess
@@ -49,6 +59,71 @@ def empty_package_init(rel, path):
         return False
     with open(path, "rb") as f:
         return not f.read().strip()
+
+
+_INTERN_OVER = 10  # py/parse.c: literals up to this long are interned anyway
+
+
+def string_literals(text):
+    """The values of the plain string literals of a module's source (no bytes, no f-strings), in order."""
+    import tokenize
+
+    out = []
+    for tok in _tokens(text):
+        if tok.type == tokenize.STRING and tok.string.lstrip("rRuU")[:1] in "'\"":
+            v = ast.literal_eval(tok.string)
+            if isinstance(v, str):
+                out.append(v)
+    return out
+
+
+def _tokens(text):
+    """The tokens of a module's source; none of a source that does not tokenize (mpy-cross reports it)."""
+    import tokenize
+
+    try:
+        return list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return []
+
+
+def _internable(v):
+    return len(v) > _INTERN_OVER and v.isidentifier() and not keyword.iskeyword(v)
+
+
+def intern_index(texts):
+    """Of the modules' sources `texts`, the string literals worth interning: longer than 10 characters,
+    spelled like a name (only a name can be declared in the `if 0:` line), and either a name somewhere in
+    the firmware (interned on the device whenever that module is loaded) or a literal of two or more
+    modules (one name instead of a str object in each). A string only one module has and no code names
+    stays a str object: in a module imported for one job it is freed with the module, where an
+    interned name would stay for good."""
+    import tokenize
+
+    names, seen = set(), {}
+    for text in texts:
+        for tok in _tokens(text):
+            if tok.type == tokenize.NAME:
+                names.add(tok.string)
+        for v in set(filter(_internable, string_literals(text))):
+            seen[v] = seen.get(v, 0) + 1
+    return frozenset(v for v, n in seen.items() if v in names or n > 1)
+
+
+def device_source(text, index):
+    """A module's source as it is compiled for the device: its strings of `index` named first (above)."""
+    first = sorted(set(v for v in string_literals(text) if v in index))
+    return ("if 0: %s  # scripts/build.py device_source\n" % ", ".join(first) + text) if first else text
+
+
+def firmware_index(src):
+    """intern_index of every module under src that is compiled (not boot.py, main.py)."""
+    texts = []
+    for rel, path in sources(src):
+        if rel not in SOURCE_ONLY:
+            with open(path) as f:
+                texts.append(f.read())
+    return intern_index(texts)
 
 
 def mpy_cross_cmd(exe, src_path, out_path, name, march=None):
@@ -86,6 +161,7 @@ def build(src=None, out=None, march="xtensawin", mpy_cross=None):
     src = src or os.path.join(ROOT, "firmware")
     out = out or os.path.join(ROOT, "build", "firmware")
     exe = mpy_cross or find_mpy_cross()
+    index = firmware_index(src)
     tmp = out + ".tmp%d" % os.getpid()
     shutil.rmtree(tmp, ignore_errors=True)
     rows = []
@@ -100,9 +176,16 @@ def build(src=None, out=None, march="xtensawin", mpy_cross=None):
                 shutil.copyfile(path, dst)
             else:
                 dst = os.path.join(tmp, rel[:-3] + ".mpy")
-                cmd = mpy_cross_cmd(exe, path, dst, source_name(rel), march)
+                with open(path) as f:
+                    text = device_source(f.read(), index)
+                with open(dst + ".py", "w") as f:
+                    f.write(text)
+                cmd = mpy_cross_cmd(exe, dst + ".py", dst, source_name(rel), march)
                 p = subprocess.run(cmd, capture_output=True, text=True)
-                if p.returncode != 0:
+                os.remove(dst + ".py")
+                if p.returncode != 0:  # the error as the source has it (its line numbers)
+                    p = subprocess.run(mpy_cross_cmd(exe, path, dst, source_name(rel), march), capture_output=True,
+                                       text=True)
                     raise BuildError("mpy-cross failed on %s:\n%s" % (rel, (p.stderr or p.stdout).strip()))
             rows.append((rel, os.path.getsize(path), os.path.getsize(dst), os.path.relpath(dst, tmp)))
         # swap in the new build only when every module compiled
