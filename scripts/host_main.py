@@ -39,29 +39,36 @@ class _Log:
         return p
 
 
-def main(argv):
+def main(argv=None):
+    """argv None: FM_HOST_ARGV (scripts/run_host.py's, one argument per line), else sys.argv[1:]."""
     import asyncio
 
     # the boot in a frame of its own (_start) that is gone before the run: a long-lived frame's dead value-stack
-    # slots would keep what the boot handled (the config, the boot module's functions) on the heap for good
-    asyncio.run(_start(argv))
+    # slots would keep what the boot handled (the config, the boot module's functions, the arguments: a list in
+    # a box that _start empties, not a local of this frame) on the heap for good
+    asyncio.run(_start([argv]))
     print(json.dumps({"done": True}))
 
 
-def _start(argv):
+def _start(box):
     """The boot (host_boot) and the coroutine that runs the telelogger."""
     import asyncio
     import os
 
     import host_boot
 
+    argv = box.pop()
+    if argv is None:
+        argv = os.getenv("FM_HOST_ARGV")
+        argv = argv.split("\n") if argv else sys.argv[1:]
     app, board, cfg, store, duration_ms, drain_ms, progress_ms = host_boot.boot(argv)
+    argv = None
     del host_boot
     sys.modules.pop("host_boot", None)  # boot only: its code leaves the heap
     getenv = getattr(os, "getenv", None) or (lambda s: None)
 
-    # FM_HEAPPROF=S, FM_QSTRS, FM_HEAPMAP (one string split: no names)
-    data = [getenv(s) for s in "FM_HEAPPROF FM_QSTRS FM_HEAPMAP".split()]
+    # FM_HEAPPROF=S, FM_QSTRS, FM_HEAPMAP, FM_HEAPMAP_MIN (one string split: no names)
+    data = [getenv(s) for s in "FM_HEAPPROF FM_QSTRS FM_HEAPMAP FM_HEAPMAP_MIN".split()]
     try:
         import gc
         import micropython
@@ -72,14 +79,15 @@ def _start(argv):
         # FM_HEAPPROF=S (MicroPython): every S seconds, after gc.collect(), one {"heapprof": ...} line with the
         # live heap, the interned names (FM_QSTRS=1: each one) and the loaded modules (scripts/bench.py's 'heap'
         # attribution); FM_HEAPMAP=1: the heap's block map too, FM_HEAPMAP=2: the census of scripts/heapcensus.py's
-        # diagnostic interpreter instead
+        # diagnostic interpreter instead; FM_HEAPMAP_MIN=B: the map or census only of a heap holding B bytes or more
+        # (the peaks: a census takes long)
         while True:
             await asyncio.sleep(float(data[0]))
             gc.collect()
             print('{"heapprof": {"alloc": %d, "free": %d, "modules": %s}}' % (
                 gc.mem_alloc(), gc.mem_free(), json.dumps(sorted(sys.modules))))
             micropython.qstr_info(1 if data[1] else 0)
-            if data[2]:
+            if data[2] and gc.mem_alloc() >= int(data[3] or 0):
                 micropython.mem_info(int(data[2]))
 
     print('{"start": {"device_id": %s, "store": %s, "impl": %s}}' % (
@@ -110,7 +118,5 @@ def _start(argv):
 
 
 if __name__ == "__main__":
-    import os
-
     # scripts/run_host.py passes the arguments in FM_HOST_ARGV (argv strings would be interned names)
-    main(os.getenv("FM_HOST_ARGV").split("\n") if os.getenv("FM_HOST_ARGV") else sys.argv[1:])
+    main()
