@@ -37,8 +37,9 @@ async def publish_status(t, data=None):
     st = status(t)
     if data:
         st.update(data)
+    st = json.dumps(st).encode()  # (the dict is let go of before the publish's AT exchanges)
     async with t.lock:
-        await t.pub.publish(t.t_status, json.dumps(st).encode(), 1)
+        await t.pub.publish(t.t_status, st, 1)
     t.counters["status"] += 1
 
 
@@ -51,9 +52,13 @@ async def tick(t, first):
             await publish_status(t)
             if first:
                 # the build connected and published a status (PUBACK): otaboot.mark_healthy() (imported,
-                # called, dropped) ends a trial; t.ota_info is read again for the status
+                # called, dropped) ends a trial; t.ota_info is read again for the status. A build known not to
+                # be on trial (this boot's otaboot.info, loopinit.ota_info) has nothing to end: otaboot is not
+                # imported (the first status was the run's highest heap peak with it)
                 first = False
-                mark_healthy(t)
+                i = t.ota_info
+                if i is None or i.get("trial"):
+                    mark_healthy(t)
         except MemoryError:
             raise
         except Exception as e:

@@ -159,6 +159,44 @@ async def test_first_acked_status_marks_the_build_healthy():
         K.rmtree(root)
 
 
+async def test_first_status_of_a_build_not_on_trial_leaves_otaboot_alone():
+    """otaboot.mark_healthy has nothing to end on a build this boot knows is not on trial (its info says
+    trial 0): the first status does not import otaboot (the run's highest heap peak was that status with
+    it). With no info (a flash otaboot.info could not read) it is asked as before."""
+    calls = []
+
+    class FakeOtaboot:  # stands in for telelogger.otaboot (statusmsg.mark_healthy imports it)
+        TRIAL_S = 600
+
+        @staticmethod
+        def mark_healthy(root):
+            calls.append(root)
+            return False
+
+        @staticmethod
+        def info(root):
+            return {"ver": 0, "slot": "-", "trial": 0, "failed": None}
+
+    saved = sys.modules.pop("telelogger.otaboot", None)
+    try:
+        for info, want in (({"ver": 3, "slot": "a", "trial": 0, "failed": None}, 0), (None, 1)):
+            del calls[:]
+            t, clk, pub, store, obd = make(_cfg())
+            t.ota_info = info
+            t.start()
+            sys.modules["telelogger.otaboot"] = FakeOtaboot  # (statusmsg forgets it after its call)
+            await clk.advance(25000)  # statuses at 10 s and 20 s, both acked
+            st = [json.loads(p) for tp, p, q in pub.sent if tp == "fm/TEST01/status"]
+            assert len(st) == 2 and st[0]["ota"] == info, st
+            assert len(calls) == want, (info, calls)
+            await stop(t, clk)
+            sys.modules.pop("telelogger.otaboot", None)
+    finally:
+        sys.modules.pop("telelogger.otaboot", None)
+        if saved is not None:
+            sys.modules["telelogger.otaboot"] = saved
+
+
 async def test_build_on_trial_never_healthy_is_reset():
     root = K.tmpdir()
     try:
