@@ -7,7 +7,9 @@
 from core.compat import const
 from obdii.elm import eol, hex_bytes
 
-_MSG_MAX = const(256)  # an assembled message (a VIN is 20 bytes, 0x7F DTCs fit 256)
+# an assembled message is made as long as its reply allows, at most one byte per two characters of the text
+# (bytearray(n // 2 + 1): 3 bytes for "43 00", ~33 for a CAN VIN, 193 for a full 384-byte reply buffer), not
+# 256 bytes per read on the heap of the VIN/DTC check, whose highest peak it was part of
 _VIN_LEN = const(17)
 
 
@@ -141,11 +143,10 @@ async def vin(obd, tries=2):
     from obdii.elm import ElmError
 
     last = None
-    msg = bytearray(_MSG_MAX)
     for _ in range(tries):
         try:
             n = await obd.link.query_raw(b"0902", obd.long_ms)
-            v = _vin(obd, n, msg)
+            v = _vin(obd, n, bytearray(n // 2 + 1))
             obd.errors = 0
             return v
         except ElmError as ex:
@@ -183,7 +184,7 @@ def lines(buf, n, line, msg):
         k = hex_bytes(buf, s, e, line, 0)
         if k >= 1 and line[0] == 0x49:
             j = 0 if m == 0 else 3
-            while j < k and m < _MSG_MAX:
+            while j < k and m < len(msg):
                 msg[m] = line[j]
                 m += 1
                 j += 1
@@ -210,7 +211,7 @@ async def dtcs(obd, mode=3):
 def decode(obd, n, cmd, sid):
     """dtcs' reply (n bytes of obd.link.buf) -> the codes; raises ElmError (a function of its own)."""
     out = []
-    msg = bytearray(_MSG_MAX)
+    msg = bytearray(n // 2 + 1)
     m = iso_tp_payload(obd.link.buf, n, sid, msg)
     # a multi-frame reply must be a sid message; else one message per line, one of them a sid one
     if not (m >= 1 and msg[0] == sid if m >= 0 else split(obd.link.buf, n, sid, msg, out)):
