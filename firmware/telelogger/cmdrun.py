@@ -69,7 +69,7 @@ async def _answer(t, h, built):
             t.refused_reply_ms = now
         await send(t, reply)
         if t.reboot_req:
-            await lookup("telelogger.statusmsg", "reboot", t)  # (statusmsg: a build on trial reboots so too)
+            await lookup("telelogger.reboot", "reboot", t)  # (a build on trial past its deadline reboots so too)
     return True
 
 

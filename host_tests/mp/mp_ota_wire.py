@@ -162,10 +162,10 @@ async def test_first_acked_status_marks_the_build_healthy():
 async def test_first_status_of_a_build_not_on_trial_leaves_otaboot_alone():
     """otaboot.mark_healthy has nothing to end on a build this boot knows is not on trial (its info says
     trial 0): the first status does not import otaboot (the run's highest heap peak was that status with
-    it). With no info (a flash otaboot.info could not read) it is asked as before."""
+    it), nor telelogger/reboot.py. With no info (a flash otaboot.info could not read) it is asked as before."""
     calls = []
 
-    class FakeOtaboot:  # stands in for telelogger.otaboot (statusmsg.mark_healthy imports it)
+    class FakeOtaboot:  # stands in for telelogger.otaboot (telelogger/reboot.py's healthy imports it)
         TRIAL_S = 600
 
         @staticmethod
@@ -184,11 +184,12 @@ async def test_first_status_of_a_build_not_on_trial_leaves_otaboot_alone():
             t, clk, pub, store, obd = make(_cfg())
             t.ota_info = info
             t.start()
-            sys.modules["telelogger.otaboot"] = FakeOtaboot  # (statusmsg forgets it after its call)
+            sys.modules["telelogger.otaboot"] = FakeOtaboot  # (reboot.healthy forgets it after its call)
             await clk.advance(25000)  # statuses at 10 s and 20 s, both acked
             st = [json.loads(p) for tp, p, q in pub.sent if tp == "fm/TEST01/status"]
             assert len(st) == 2 and st[0]["ota"] == info, st
             assert len(calls) == want, (info, calls)
+            assert "telelogger.reboot" not in sys.modules and "telelogger.statusmsg" not in sys.modules
             await stop(t, clk)
             sys.modules.pop("telelogger.otaboot", None)
     finally:
