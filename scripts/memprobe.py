@@ -33,7 +33,10 @@ def entry_modules():
     finally:
         sys.path.pop(0)
     out = ["core.compat"]
-    for m in modules({"gnss": {"source": "modem"}}):
+    ms = modules({"gnss": {"source": "modem"}})
+    if "net.cellular" in ms:
+        out.append("~telelogger.names")  # as preload_resident: imported (its names interned) and forgotten first
+    for m in ms:
         if m not in out:
             out.append(m)
     return out
@@ -52,11 +55,18 @@ base = gc.mem_alloc()
 prev = base
 micropython.qstr_info(names)
 for m in mods:
+    drop = m[:1] == "~"  # "~name": imported, then forgotten (sys.modules and its package), as the boot does
+    m = m.lstrip("~")
     try:
         __import__(m)
     except Exception as e:
         print("ERR %s %r" % (m, e))
         break
+    if drop:
+        del sys.modules[m]
+        p, _, a = m.rpartition(".")
+        if p in sys.modules:
+            delattr(sys.modules[p], a)
     gc.collect()
     a = gc.mem_alloc()
     print("MOD %s %d" % (m, a - prev))

@@ -48,7 +48,7 @@ async def run(board, cfg, duration_ms=None, store_root="/queue", on_progress=Non
         t, at = await appasm.assemble(board, box, store_root=store_root, log=log)
     finally:
         appasm = None  # (a local: it would keep the module's code alive)
-        forget("telelogger.appasm")
+        forget(__name__ + "asm")  # telelogger.appasm (a literal of it would be a str object of this module)
     t.start()
     t0 = t.now()
     try:

@@ -96,6 +96,13 @@ def preload_resident(cfg_path):
     except (OSError, ValueError, AttributeError):
         return []
     done = []
+    if "net.cellular" in names:
+        # the module names that the cellular device's resident modules have as literals made interned names
+        # before those load (telelogger/names.py: its .mpy's names, then it is forgotten)
+        from core.errors import forget
+
+        __import__("telelogger.names")
+        forget("telelogger.names")
     for m in names:
         if m not in sys.modules:
             __import__(m)
