@@ -14,8 +14,9 @@
 # Names (MicroPython interns every identifier and every string literal of <= 10 characters, for
 # good): short commands and reply prefixes are written as one longer literal split where they are
 # used ('cmd, p = "AT+CPIN? +CPIN:".split()'), a plain string freed with this module; the helpers
-# are few.
+# are few. The failures' messages are modem/code_table.py's M lines (codes.TEXTS msg, read when one happens).
 from at.engine import CME, ERROR, ATError
+from core.errors import lookup
 from modem import codes
 from modem.errors import ModemError
 
@@ -54,7 +55,7 @@ async def wait_ready(self, timeout_ms=None):
         except ATError as e:  # timeout, garbage, ERROR while booting, reboot
             last = e
         if c.diff(c.ticks_ms(), t0) >= timeout_ms:
-            raise ModemError("modem did not answer AT within %d ms (last: %s)" % (timeout_ms, last), kind="not_responding")
+            raise ModemError(lookup(codes.TEXTS, "msg", 0, (timeout_ms, last)), kind="not_responding")
         await c.sleep_ms(_cfg(self, "poll_ms"))
 
 
@@ -96,9 +97,9 @@ async def sim_ready(self):
             await _enter_pin(self, pin_sent)
             pin_sent = True
         elif state:
-            raise ModemError("SIM is locked (%s): needs a PUK or unlock on another phone" % state, kind=kind)
+            raise ModemError(lookup(codes.TEXTS, "msg", 1, (state,)), kind=kind)
         if c.diff(c.ticks_ms(), t0) >= _cfg(self, "sim_timeout_ms"):
-            raise ModemError("SIM not ready after %d ms (state %s)" % (_cfg(self, "sim_timeout_ms"), state or "busy"), kind=kind)
+            raise ModemError(lookup(codes.TEXTS, "msg", 2, (_cfg(self, "sim_timeout_ms"), state or "busy")), kind=kind)
         await c.sleep_ms(_cfg(self, "poll_ms"))
 
 
@@ -111,7 +112,7 @@ async def query(self, cmd, p):
         if e.kind != CME:
             raise
         if not (e.code == 14 or "busy" in str(e.meaning).lower()):
-            raise ModemError("SIM not usable: %s" % (e.meaning or e), e.code, e.meaning, kind="sim")
+            raise ModemError(lookup(codes.TEXTS, "msg", 3, (e.meaning or e,)), e.code, e.meaning, kind="sim")
     return None
 
 
@@ -120,15 +121,15 @@ async def _enter_pin(self, pin_sent):
     small block)."""
     pin = _cfg(self, "sim_pin")
     if not pin:
-        raise ModemError("the SIM asks for a PIN and config cellular.sim_pin is empty", kind="sim")
+        raise ModemError(lookup(codes.TEXTS, "msg", 4), kind="sim")
     if pin_sent:
-        raise ModemError("the SIM still asks for a PIN after entering cellular.sim_pin", kind="sim")
+        raise ModemError(lookup(codes.TEXTS, "msg", 5), kind="sim")
     try:
         await self.at.cmd('AT+CPIN="%s"' % pin, timeout_ms=self.t)
     except ATError as e:
         if e.kind != CME:
             raise
-        raise ModemError("SIM PIN refused: %s (check cellular.sim_pin)" % e.meaning, e.code, e.meaning, kind="sim")
+        raise ModemError(lookup(codes.TEXTS, "msg", 6, (e.meaning,)), e.code, e.meaning, kind="sim")
 
 
 async def set_apn(self, apn=None, user=None, password=None, index=1):
@@ -145,7 +146,7 @@ async def set_apn(self, apn=None, user=None, password=None, index=1):
         except ATError as e:
             if e.kind not in (ERROR, CME):
                 raise
-            raise ModemError("AT+CGAUTH refused for APN user %r: %s" % (user, e), kind="apn")
+            raise ModemError(lookup(codes.TEXTS, "msg", 7, (user, e)), kind="apn")
     return True
 
 

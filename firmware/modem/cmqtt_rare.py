@@ -62,7 +62,7 @@ def command(self, client_id, tls):
 
     cid = _to_bytes(client_id)
     if not 1 <= len(cid) <= codes.CLIENT_ID_MAX or b'"' in cid:
-        raise CmqttArgError("client id must be 1..%d bytes without '\"'" % codes.CLIENT_ID_MAX)
+        raise CmqttArgError(lookup(codes.TEXTS, "msg", 8, (codes.CLIENT_ID_MAX,)))
     return 'AT+CMQTTACCQ=%d,"%s",%d,4' % (self.idx, str(cid, "utf-8"), 1 if tls else 0)
 
 
@@ -74,14 +74,16 @@ async def check_utf8(self):
         if e.code not in (1, 12, 13):
             raise
         if self.log:
-            self.log.warn("AT+CMQTTCFG=\"checkUTF8\" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)", e)
+            self.log.warn(lookup("modem.code_texts", "msg", 9), e)  # (modem/code_table.py's M9)
 
 
 def line(self, host, port, keepalive, clean, user, password):
     """connect's AT+CMQTTCONNECT line."""
     addr = "tcp://%s:%d" % (host, port)
     if not 9 <= len(addr) <= 256:
-        raise CmqttArgError("server address %r must be 9..256 characters" % addr)
+        from modem import codes
+
+        raise CmqttArgError(lookup(codes.TEXTS, "msg", 10, (addr,)))
     cmd = 'AT+CMQTTCONNECT=%d,"%s",%d,%d' % (self.idx, addr, keepalive, 1 if clean else 0)
     if user is not None:
         cmd += ',"%s"' % user

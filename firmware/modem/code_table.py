@@ -12,6 +12,8 @@
 #   R  +CREG/+CGREG/+CEREG <stat>: the registration state
 #   F  what to do about a module firmware that refuses the SSL settings (F0 and F1: one text in two lines)
 #   G  registration failed: G0 denied (%s: the stats of CREG, CGREG, CEREG), G1 not registered in time
+#   M  the messages of the bring-up's and the connect's rare failures (modem/code_texts.py msg: the bring-up's
+#      steps, modem/bringup.py; the CMQTT client's, modem/cmqtt_rare.py; the recovery's, net/cellular_rare.py)
 # A line is at most 190 bytes (core/rows.py reads 200 at a time; host_tests/mp/mp_cmqtt.py checks).
 # get() gives a whole table (host tools and tests: modem.codes.CMQTT_ERRORS and the like).
 TABLE = (
@@ -117,6 +119,20 @@ F0=this SIM7600 firmware cannot do MQTT over SSL (AT+CSSLCFG refused): upgrade t
 F1=with SIMCom's tool (e.g. LE11B03SIM7600A-H or newer), or use plain MQTT / the WiFi transport
 G0=network registration denied (CREG %s, CGREG %s, CEREG %s): the SIM/plan is not allowed on this network; check the SIM is activated for data
 G1=not registered after %d ms (CREG %s, CGREG %s, CEREG %s: %s); check antenna and coverage
+""",
+    """
+M0=modem did not answer AT within %d ms (last: %s)
+M1=SIM is locked (%s): needs a PUK or unlock on another phone
+M2=SIM not ready after %d ms (state %s)
+M3=SIM not usable: %s
+M4=the SIM asks for a PIN and config cellular.sim_pin is empty
+M5=the SIM still asks for a PIN after entering cellular.sim_pin
+M6=SIM PIN refused: %s (check cellular.sim_pin)
+M7=AT+CGAUTH refused for APN user %r: %s
+M8=client id must be 1..%d bytes without '"'
+M9=AT+CMQTTCFG="checkUTF8" refused (%s): this module firmware keeps its default; it may refuse non-UTF-8 payloads (error 2)
+M10=server address %r must be 9..256 characters
+M11=modem does not answer (%s): pressing its power key
 """,
 )
 

@@ -30,6 +30,22 @@ def word(table, code):
     return words("%s%d" % (table, code))[0]
 
 
+def msg(n, args=None):
+    """Message M<n> of modem/code_table.py (a rare failure of the bring-up or the connect: read from flash when
+    it happens, not carried by the modules of every bring-up), formatted with the tuple `args`; without
+    args the template itself (for a log call that formats). A table that cannot be read gives the number
+    and the arguments instead of the words."""
+    try:
+        t = words("M%d" % n)[0]
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - the failure being reported matters more than its words
+        t = None
+    if t is None:
+        return "M%d %r" % (n, args)
+    return t if args is None else t % args
+
+
 def cmqtt_info(code):
     """(name, meaning, hint) of CMQTT <err> `code`: the name is the table's N line or the meaning in
     CamelCase ('sock connect fail' -> 'SockConnectFail'), a distinct one per code."""

@@ -86,7 +86,7 @@ async def modem(pub, e=None):
         if pub.power_on is None or getattr(e, "kind", None) != "not_responding":
             raise
         if pub.log:
-            pub.log.warn("modem does not answer (%s): pressing its power key", e)
+            pub.log.warn(lookup("modem.code_texts", "msg", 11), e)  # (modem/code_table.py's M11)
         await pub.power_on()  # after a power loss the module is off: AT alone never wakes it
         await pub.bring_up()
 

@@ -85,6 +85,37 @@ def test_error_texts_come_from_the_table_file_and_the_frozen_fallback_agrees():
         del sys.modules["modem.code_table"]
 
 
+def test_failure_messages_are_read_from_the_table_when_one_happens():
+    # the bring-up's and the connect's rare failures (modem/code_table.py's M lines, code_texts.msg): formatted
+    # with the arguments their raise gives, the template alone for a log call that formats, a number without
+    # a line as the number and the arguments (the failure still raised, not an error about its words), and
+    # the same words from the imported table where there is no file (a frozen image)
+    import sys
+
+    from core.errors import lookup
+
+    def msg(*a):
+        return lookup(codes.TEXTS, "msg", *a)
+
+    assert msg(0, (30000, "timeout")) == "modem did not answer AT within 30000 ms (last: timeout)"
+    assert msg(4) == "the SIM asks for a PIN and config cellular.sim_pin is empty"
+    assert msg(6, ("incorrect password",)) == "SIM PIN refused: incorrect password (check cellular.sim_pin)"
+    assert msg(8, (23,)) == "client id must be 1..23 bytes without '\"'"
+    assert msg(10, ("tcp://x:1",)) == "server address 'tcp://x:1' must be 9..256 characters"
+    t = msg(9)
+    assert t.startswith('AT+CMQTTCFG="checkUTF8" refused (%s)') and t % ("12",) != t, t
+    assert msg(11) % ("x",) == "modem does not answer (x): pressing its power key"
+    assert "modem.code_texts" not in sys.modules and "modem.code_table" not in sys.modules
+    assert msg(99, (1,)) == "M99 (1,)"  # no such line
+    here = codes.__file__
+    codes.__file__ = "/nonexistent/modem/codes.py"  # (the import fallback still finds the lines)
+    try:
+        assert msg(2, (20000, "busy")) == "SIM not ready after 20000 ms (state busy)"
+    finally:
+        codes.__file__ = here
+        sys.modules.pop("modem.code_table", None)
+
+
 def _kind(kind, fn, *a):
     e = raises(C.CmqttArgError, fn, *a)
     assert isinstance(e, ValueError) and e.kind == kind, (kind, e.kind, str(e))
