@@ -101,6 +101,8 @@ class CmqttArgError(ValueError):
 def _to_bytes(data):
     if isinstance(data, str):
         return data.encode()
+    if isinstance(data, memoryview):  # (a status's JSON text on MicroPython, telelogger/statusmsg.py: no copy)
+        return data
     return bytes(data)
 
 

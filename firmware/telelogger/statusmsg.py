@@ -39,7 +39,11 @@ async def publish_status(t, data=None):
     st = status(t)
     if data:
         st.update(data)
-    st = json.dumps(st).encode()  # (the dict is let go of before the publish's AT exchanges)
+    st = json.dumps(st)  # (the dict is let go of before the publish's AT exchanges)
+    try:  # MicroPython: the text's UTF-8 bytes as they are: one block of its length, not a second during an encode
+        st = memoryview(st)  # pyright: ignore[reportArgumentType] - a str is a buffer on MicroPython
+    except TypeError:  # CPython (a str has no buffer)
+        st = st.encode()
     async with t.lock:
         await t.pub.publish(t.t_status, st, 1)
     t.counters["status"] += 1

@@ -20,6 +20,26 @@ async def test_publish_sends_exact_bytes_at_each_qos():
     at.stop()
 
 
+async def test_a_text_published_as_its_buffer_goes_out_as_its_utf8_bytes():
+    # telelogger/statusmsg.py hands a status's JSON text over as memoryview(text) on MicroPython (no second
+    # copy of it for an encode): the PAYLOAD length and the bytes are its UTF-8 bytes, as for the encoded text
+    from modem.errors import _to_bytes
+
+    text = '{"cfg": "r\u00e9seau \u2713", "id": "CAR01"}'
+    want = text.encode()
+    try:
+        buf = memoryview(text)
+    except TypeError:  # CPython: a str has no buffer (statusmsg encodes it there)
+        buf = memoryview(want)
+    assert _to_bytes(buf) is buf  # not copied
+    m, at, mq = setup()
+    await up(m, mq)
+    await mq.publish("fleet/1/status", buf, 1)
+    assert m.pubs == [(b"fleet/1/status", want, 1)], m.pubs
+    assert "AT+CMQTTPAYLOAD=0,%d" % len(want) in m.cmds and len(want) > len(text), m.cmds
+    at.stop()
+
+
 async def test_pub_error_result_and_no_connection():
     m, at, mq = setup()
     await up(m, mq)
