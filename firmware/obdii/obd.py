@@ -125,9 +125,10 @@ class Obd:
         m = "obdii.diag" if i == 1 else "obdii.adapter"
 
         def fn(*a, **k):
+            had = m in sys.modules  # (a caller that imported it for several calls forgets it itself)
             f = getattr(__import__(m, None, None, ("_",)), name)
-            if sys.implementation.name == "micropython":  # off the package too: its attribute keeps it
-                from core.errors import forget  # alive (the function holds its module's globals for the call)
+            if not had and sys.implementation.name == "micropython":  # off the package too: its attribute
+                from core.errors import forget  # keeps it alive (the function holds its module's globals for the call)
 
                 forget(m)
             return f(self, *a, **k)

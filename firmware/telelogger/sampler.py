@@ -274,13 +274,17 @@ async def poll_task(t):
                 # statusmsg.tick's two jobs: a status to publish (RUN, connected), a build on trial past
                 # its deadline; neither: nothing imported (an outage, the bring-up at boot)
                 if (t.state == RUN and t.pub.connected()) or (trial is not None and now >= trial):
-                    from telelogger import statusmsg
-
+                    # not beside another heavy job (a vehicle check, the OBD start, a connect: tasks.turn)
+                    mine = await turn(t)
                     try:
+                        from telelogger import statusmsg  # (in the try: a MemoryError here releases the turn too)
+
                         first = await statusmsg.tick(t, first)
                     finally:
                         statusmsg = None
                         unload("statusmsg")
+                        if mine:
+                            t.rare.release()
                 st = t.now() + t.status_ms
         except MemoryError as e:
             await fault(t, name, e)

@@ -32,10 +32,10 @@ async def acall(fn, *args):
 # ---- one heavy job at a time
 # The jobs that import several rare modules and hold them across awaits (the publisher's connect: its
 # recovery, the modem bring-up and registration, the MQTT session; the OBD link's initialisation; the
-# vehicle checks) take turns through t.rare (an asyncio.Lock), so that the heap holds one of them at a
-# time, not the sum: at a cold start all three come due in the same seconds. The connect comes first
-# (the modem is on and ready: telelogger/loopstart.py starts the sender before the OBD task). The OBD
-# link's start and the connect wait at most _TURN_MS for their turn, then go ahead without it (a connect
+# vehicle checks; a status interval's message) take turns through t.rare (an asyncio.Lock), so that the heap
+# holds one of them at a time, not the sum: at a cold start all three come due in the same seconds. The connect
+# comes first (the modem is on and ready: telelogger/loopstart.py starts the sender before the OBD task). The
+# OBD link's start, the connect and the status wait at most _TURN_MS for their turn, then go ahead without it (a connect
 # held up by a long registration wait does not keep the OBD reads from starting for longer); a vehicle
 # check that finds another job running comes back later (telelogger/sampler.py).
 _TURN_MS = const(10000)

@@ -10,6 +10,7 @@
 import json
 
 from core.compat import const
+from core.errors import forget
 from telelogger.tasks import RUN
 
 _VIN_RETRY_MS = const(60000)  # first retry of a VIN the ECU did not give; doubles up to the DTC interval
@@ -39,13 +40,21 @@ async def read(t, d, o, codes=True):
     one's bytecode is one allocation, on a heap that has more room in small pieces.)"""
     if o is None:
         raise ValueError("no OBD link (obd.enabled is false or the board has no co-processor)")
-    if t.vin is None:
-        await _vin(t, d, o)
-    if codes:
-        d[_STORED] = await o.dtcs(3)
-        d[_PENDING] = await o.dtcs(7)
-        d[_AT] = (t.utc_ms(), t.now())
-        d[_DUE] = t.now() + t.dtc_ms
+    # obdii/diag.py loaded once for the VIN and both code reads (Obd.vin/dtcs import it per call otherwise: three
+    # loads of it in a few seconds, each on the heap until a collection), forgotten after
+    from obdii import diag  # noqa: F401
+
+    try:
+        if t.vin is None:
+            await _vin(t, d, o)
+        if codes:
+            d[_STORED] = await o.dtcs(3)
+            d[_PENDING] = await o.dtcs(7)
+            d[_AT] = (t.utc_ms(), t.now())
+            d[_DUE] = t.now() + t.dtc_ms
+    finally:
+        diag = None  # noqa: F841 - (a local: it would keep the module's code alive)
+        forget("obdii.diag")
     if d[_STORED] is not None:
         await _event(t, d)
 

@@ -244,6 +244,28 @@ async def test_status_memory_fault_is_its_own():
     assert bat.at == list(range(0, 21000, 2000)), bat.at  # intervals.battery_ms 2000, unchanged
 
 
+async def test_a_status_waits_for_the_heavy_job_running():
+    """A status interval takes its turn (tasks.turn) like the vehicle check, the OBD start and the connect: with
+    another job holding t.rare its message is not built beside that job's modules but once the job ends (the
+    turn's bound, _TURN_MS, is asyncio's own timer: not on this test's clock)."""
+    import json
+
+    t, clk, obd = _setup()
+    t.start()
+    await clk.advance(5000)
+    await t.rare.acquire()  # a heavy job (say a vehicle check) from 5 s to 13 s
+    await clk.advance(8000)  # the status due at 10 s waits
+    sts = [json.loads(p) for tp, p, q in t.pub.sent if tp == "fm/TEST01/status"]
+    assert sts == [] and t.counters["status"] == 0, sts
+    t.rare.release()
+    await clk.advance(100)
+    sts = [json.loads(p) for tp, p, q in t.pub.sent if tp == "fm/TEST01/status"]
+    assert len(sts) == 1 and 13000 <= sts[0]["uptime_ms"] <= 13100 and not t.rare.locked(), sts
+    await clk.advance(10000)
+    assert t.counters["status"] == 2  # the next one on time again
+    await stop(t, clk)
+
+
 async def test_no_status_module_while_there_is_nothing_to_publish():
     """While the publisher is down (an outage, the bring-up at boot) a status interval imports nothing:
     statusmsg.tick runs only with a status to publish or a build on trial past its deadline."""

@@ -593,8 +593,8 @@ async def test_vin_and_dtc_modules_are_loaded_for_the_call_only():
 
     from core.errors import forget
 
-    for m in ("obdii.pidtable", "obdii.elmtext"):  # (this file's table tests import them: as on the device,
-        forget(m)  # nothing has them imported)
+    for m in ("obdii.pidtable", "obdii.elmtext", "obdii.diag", "obdii.adapter"):  # (this file's table tests
+        forget(m)  # import them: as on the device, nothing has them imported; a caller's own import is kept)
     fake, link = _link(CAR)
     obd = Obd(link)
     await obd.dtcs()
@@ -608,6 +608,9 @@ async def test_vin_and_dtc_modules_are_loaded_for_the_call_only():
 async def test_rare_methods_are_attributes_of_obd_and_unknown_names_are_not():
     import sys
 
+    from core.errors import forget
+
+    forget("obdii.adapter")  # (imported by earlier tests: as on the device, not loaded)
     fake, link = _link(CAR)
     obd = Obd(link)
     # what standby and the sampler probe with getattr/hasattr: only the real methods are there

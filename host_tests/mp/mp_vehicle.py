@@ -84,6 +84,32 @@ async def test_vin_and_codes_at_start_then_events_only_on_change():
     assert pubs and pubs[-1]["vin"] == VIN
 
 
+async def test_one_load_of_the_diagnostics_serves_a_whole_check():
+    """The VIN and both code reads of a check find obdii/diag.py loaded once for the check (Obd.vin/dtcs import it
+    per call otherwise), and it is gone again after the check."""
+    seen = []
+
+    class SeenObd(DiagObd):
+        async def vin(self, tries=2):
+            seen.append(sys.modules.get("obdii.diag"))
+            return await DiagObd.vin(self, tries)
+
+        async def dtcs(self, mode=3):
+            seen.append(sys.modules.get("obdii.diag"))
+            return await DiagObd.dtcs(self, mode)
+
+    from core.errors import forget
+
+    forget("obdii.diag")
+    obd = SeenObd()
+    t, clk, pub, store, _ = make(_conf(60), obd=obd)
+    t.start()
+    await clk.advance(12000)
+    await stop(t, clk)
+    assert len(seen) == 3 and seen[0] is not None and seen[0] is seen[1] is seen[2], seen
+    assert "obdii.diag" not in sys.modules and "telelogger.vehicle" not in sys.modules
+
+
 async def test_vin_retried_when_the_ecu_gave_none():
     from telelogger import status
 
