@@ -74,7 +74,9 @@ async def check_utf8(self):
         if e.code not in (1, 12, 13):
             raise
         if self.log:
-            self.log.warn(lookup("modem.code_texts", "msg", 9), e)  # (modem/code_table.py's M9)
+            from modem import codes
+
+            self.log.warn(lookup(codes.TEXTS, "msg", 9), e)  # (the template of modem/code_table.py's M9)
 
 
 def line(self, host, port, keepalive, clean, user, password):

@@ -86,7 +86,9 @@ async def modem(pub, e=None):
         if pub.power_on is None or getattr(e, "kind", None) != "not_responding":
             raise
         if pub.log:
-            pub.log.warn(lookup("modem.code_texts", "msg", 11), e)  # (modem/code_table.py's M11)
+            from modem import codes
+
+            pub.log.warn(lookup(codes.TEXTS, "msg", 11), e)  # (the template of modem/code_table.py's M11)
         await pub.power_on()  # after a power loss the module is off: AT alone never wakes it
         await pub.bring_up()
 

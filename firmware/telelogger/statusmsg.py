@@ -64,11 +64,11 @@ async def tick(t, first):
                 first = False
                 i = t.ota_info
                 if i is None or i.get("trial"):
-                    await lookup(__name__[:-9] + "reboot", "healthy", t)
+                    await lookup(__name__.replace("statusmsg", "reboot"), "healthy", t)
         except MemoryError:
             raise
         except Exception as e:
             t.note("debug", "status not published: %s", e)
     if t.ota_trial_ms is not None and t.now() >= t.ota_trial_ms:  # on trial, never healthy: reset
-        await lookup(__name__[:-9] + "reboot", "expired", t)
+        await lookup(__name__.replace("statusmsg", "reboot"), "expired", t)  # (telelogger.reboot: no str constant)
     return first

@@ -41,9 +41,8 @@ async def read(t, d, o, codes=True):
     if o is None:
         raise ValueError("no OBD link (obd.enabled is false or the board has no co-processor)")
     # obdii/diag.py loaded once for the VIN and both code reads (Obd.vin/dtcs import it per call otherwise: three
-    # loads of it in a few seconds, each on the heap until a collection), forgotten after
-    from obdii import diag  # noqa: F401
-
+    # loads of it in a few seconds, each on the heap until a collection), forgotten after (no local holds it)
+    __import__("obdii.diag")
     try:
         if t.vin is None:
             await _vin(t, d, o)
@@ -53,7 +52,6 @@ async def read(t, d, o, codes=True):
             d[_AT] = (t.utc_ms(), t.now())
             d[_DUE] = t.now() + t.dtc_ms
     finally:
-        diag = None  # noqa: F841 - (a local: it would keep the module's code alive)
         forget("obdii.diag")
     if d[_STORED] is not None:
         await _event(t, d)
